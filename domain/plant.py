@@ -1,0 +1,225 @@
+"""The plant model: lines, machines, endpoints, shift calendar, reasons, tariff.
+
+Pydantic models, validated when the plant file is loaded (``config.loader``). Pure:
+reading files and environment happens in ``config``, never here.
+"""
+
+from __future__ import annotations
+
+from datetime import time
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from domain.model import Signal, State
+
+Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LossCategory(StrEnum):
+    """Six Big Losses (plus planned and external) a downtime reason belongs to."""
+
+    EQUIPMENT_FAILURE = "equipment_failure"
+    SETUP_ADJUSTMENT = "setup_adjustment"
+    SMALL_STOP = "small_stop"
+    REDUCED_SPEED = "reduced_speed"
+    PLANNED = "planned"
+    STARVED_BLOCKED = "starved_blocked"  # stopped by another machine
+    UNEXPLAINED = "unexplained"
+
+
+class TimestampSource(StrEnum):
+    SOURCE = "source"
+    SERVER = "server"
+    ARRIVAL = "arrival"
+
+
+class Security(Strict):
+    policy: Literal[
+        "None", "Basic256Sha256", "Aes128_Sha256_RsaOaep", "Aes256_Sha256_RsaPss"
+    ] = "None"
+    mode: Literal["None", "Sign", "SignAndEncrypt"] = "None"
+    certificate: str | None = None  # path to the client certificate (DER or PEM)
+    private_key: str | None = None  # path to the client private key (PEM)
+    server_certificate: str | None = None
+    username: str | None = None
+    password_env: str | None = None  # name of the environment variable holding the password
+
+
+class Endpoint(Strict):
+    url: str = Field(pattern=r"^opc\.tcp://")
+    timestamp: TimestampSource = TimestampSource.SOURCE
+    publishing_interval_ms: int = Field(default=500, ge=10, le=60_000)
+    sampling_interval_ms: int = Field(default=0, ge=0, le=60_000)  # 0: fastest the server can
+    queue_size: int = Field(default=1000, ge=1, le=100_000)
+    security: Security = Security()
+
+
+class StateMap(Strict):
+    """Raw PLC state values (integers or strings) to canonical states."""
+
+    values: dict[str, State]
+    default: State = State.UNKNOWN  # for raw values not listed
+
+    @field_validator("values", mode="before")
+    @classmethod
+    def _keys_as_text(cls, v: object) -> object:
+        if isinstance(v, dict):
+            return {str(k): val for k, val in v.items()}
+        return v
+
+    def map(self, raw: object) -> State:
+        if isinstance(raw, float) and raw.is_integer():
+            raw = int(raw)
+        return self.values.get(str(raw), self.default)
+
+
+# PackML (ISA-TR88.00.02) StateCurrent numbers.
+PACKML = StateMap(
+    values={
+        "0": State.UNKNOWN,  # Undefined
+        "1": State.IDLE,  # Clearing
+        "2": State.IDLE,  # Stopped
+        "3": State.IDLE,  # Starting
+        "4": State.IDLE,  # Idle
+        "5": State.STARVED,  # Suspended: external cause (upstream/downstream)
+        "6": State.RUNNING,  # Execute
+        "7": State.IDLE,  # Stopping
+        "8": State.FAULT,  # Aborting
+        "9": State.FAULT,  # Aborted
+        "10": State.FAULT,  # Holding: internal cause
+        "11": State.FAULT,  # Held
+        "12": State.FAULT,  # Unholding
+        "13": State.STARVED,  # Suspending
+        "14": State.STARVED,  # Unsuspending
+        "15": State.IDLE,  # Resetting
+        "16": State.IDLE,  # Completing
+        "17": State.IDLE,  # Complete
+    }
+)
+
+# OPC 40001-1 Machinery: MachineryItemState by name and by number.
+MACHINERY_ITEM_STATE = StateMap(
+    values={
+        "NotAvailable": State.UNKNOWN,
+        "OutOfService": State.FAULT,
+        "Executing": State.RUNNING,
+        "NotExecuting": State.IDLE,
+        "0": State.UNKNOWN,
+        "1": State.FAULT,
+        "2": State.RUNNING,
+        "3": State.IDLE,
+    }
+)
+
+BUILTIN_STATE_MAPS = {"packml": PACKML, "machinery": MACHINERY_ITEM_STATE}
+
+
+class Machine(Strict):
+    id: Identifier
+    name: str = ""
+    endpoint: Identifier  # key into Plant.endpoints
+    ideal_cycle_time_s: float = Field(gt=0)
+    state_map: str = "packml"  # "packml", "machinery" or a key of Plant.state_maps
+    nodes: dict[Signal, str] = Field(default_factory=dict)  # signal -> OPC UA node id
+    counter_bits: int | None = Field(default=None, ge=8, le=64)  # rollover width of counters
+    meter_rollover_kwh: float | None = Field(default=None, gt=0)
+    # Simulator hints (ignored by the collector): power draw per state.
+    power_running_kw: float = Field(default=10.0, ge=0)
+    power_idle_kw: float = Field(default=2.0, ge=0)
+    reject_rate: float = Field(default=0.01, ge=0, le=1)
+
+    @field_validator("nodes")
+    @classmethod
+    def _no_collector_signals(cls, v: dict[Signal, str]) -> dict[Signal, str]:
+        for signal in v:
+            if signal in (Signal.HEARTBEAT, Signal.LINK):
+                raise ValueError(f"{signal} is written by the collector, not read from a node")
+        return v
+
+
+class Line(Strict):
+    id: Identifier
+    name: str = ""
+    output_machine: Identifier
+    target_oee: float = Field(default=0.85, gt=0, le=1)
+    machines: list[Machine] = Field(min_length=1)
+
+    def machine(self, machine_id: str) -> Machine | None:
+        return next((m for m in self.machines if m.id == machine_id), None)
+
+
+class Break(Strict):
+    name: str = "break"
+    start: time
+    end: time
+
+
+class Shift(Strict):
+    name: Identifier
+    start: time
+    end: time  # may be <= start: the shift crosses midnight
+    breaks: list[Break] = Field(default_factory=list)
+    weekdays: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4, 5, 6])  # Monday=0
+
+    @field_validator("weekdays")
+    @classmethod
+    def _weekday_range(cls, v: list[int]) -> list[int]:
+        if any(d < 0 or d > 6 for d in v):
+            raise ValueError("weekdays are 0 (Monday) to 6 (Sunday)")
+        return v
+
+
+class Reason(Strict):
+    text: str
+    category: LossCategory
+    planned: bool = False
+
+
+class TariffPeriod(Strict):
+    start: time
+    end: time  # may be <= start: crosses midnight
+    price_per_kwh: float = Field(ge=0)
+    name: str = ""
+
+
+class Tariff(Strict):
+    currency: str = "CNY"
+    default_price_per_kwh: float = Field(default=0.7, ge=0)
+    periods: list[TariffPeriod] = Field(default_factory=list)
+
+
+class Retention(Strict):
+    stream_days: float = Field(default=8, gt=0)
+    minute_rollup_days: float = Field(default=35, gt=0)
+    hour_rollup_days: float = Field(default=400, gt=0)
+    downtime_days: float = Field(default=400, gt=0)
+
+
+class Plant(Strict):
+    name: str
+    timezone: str = "Asia/Shanghai"
+    endpoints: dict[Identifier, Endpoint]
+    lines: list[Line] = Field(min_length=1)
+    shifts: list[Shift] = Field(min_length=1)
+    reasons: dict[int, Reason] = Field(default_factory=dict)
+    state_maps: dict[Identifier, StateMap] = Field(default_factory=dict)
+    tariff: Tariff = Tariff()
+    co2_kg_per_kwh: float = Field(default=0.5703, ge=0)  # China grid average, 2022
+    micro_stop_threshold_s: float = Field(default=120, ge=0)
+    gap_timeout_s: float = Field(default=30, gt=0)  # silence after which state is unknown
+    heartbeat_s: float = Field(default=5, gt=0)
+    retention: Retention = Retention()
+
+    def line(self, line_id: str) -> Line | None:
+        return next((line for line in self.lines if line.id == line_id), None)
+
+    def state_map_for(self, machine: Machine) -> StateMap:
+        if machine.state_map in self.state_maps:
+            return self.state_maps[machine.state_map]
+        return BUILTIN_STATE_MAPS[machine.state_map]

