@@ -58,15 +58,18 @@ class Totals:
     co2_kg: float = 0.0
     stops: int = 0  # unplanned stops (not micro-stops) that started in the interval
     state_s: dict[str, float] = field(default_factory=dict)  # seconds per canonical state
+    # kWh per quarter hour (key: quarter start, epoch seconds) for peak demand, the
+    # highest 15-minute average kW = max(kWh) * 4; summing machines sums per quarter.
+    quarter_kwh: dict[float, float] = field(default_factory=dict)
 
     def __add__(self, other: Totals) -> Totals:
         out = Totals()
         for f in fields(Totals):
-            if f.name == "state_s":
-                merged = dict(self.state_s)
-                for k, v in other.state_s.items():
+            if f.name in ("state_s", "quarter_kwh"):
+                merged = dict(getattr(self, f.name))
+                for k, v in getattr(other, f.name).items():
                     merged[k] = merged.get(k, 0.0) + v
-                out.state_s = merged
+                setattr(out, f.name, merged)
             else:
                 setattr(out, f.name, getattr(self, f.name) + getattr(other, f.name))
         return out
