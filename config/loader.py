@@ -25,13 +25,19 @@ class PlantConfigError(Exception):
         super().__init__("\n".join(lines))
 
 
-def _key_path(loc: tuple[int | str, ...]) -> str:
+def _key_path(loc: tuple[int | str, ...], data: object) -> str:
+    """``lines[0].machines[2].nodes.state``: list positions in brackets, mapping keys dotted."""
     out = ""
+    node = data
     for part in loc:
-        if isinstance(part, int):
+        if part == "[key]":  # pydantic's marker: the key itself is what is wrong
+            continue
+        if isinstance(node, list) and isinstance(part, int):
             out += f"[{part}]"
+            node = node[part] if 0 <= part < len(node) else None
         else:
             out += f".{part}" if out else str(part)
+            node = node.get(part, node.get(str(part))) if isinstance(node, dict) else None
     return out or "(top level)"
 
 
@@ -56,7 +62,7 @@ def parse_plant(text: str, path: Path | str = "<plant>") -> Plant:
     try:
         plant = Plant.model_validate(data)
     except ValidationError as exc:
-        problems = [(_key_path(err["loc"]), err["msg"]) for err in exc.errors()]
+        problems = [(_key_path(err["loc"], data), err["msg"].removeprefix("Value error, ")) for err in exc.errors()]
         raise PlantConfigError(path, problems) from exc
     problems = cross_check(plant)
     if problems:

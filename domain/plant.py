@@ -52,12 +52,19 @@ class Security(Strict):
 
 
 class Endpoint(Strict):
-    url: str = Field(pattern=r"^opc\.tcp://")
+    url: str
     timestamp: TimestampSource = TimestampSource.SOURCE
     publishing_interval_ms: int = Field(default=500, ge=10, le=60_000)
     sampling_interval_ms: int = Field(default=0, ge=0, le=60_000)  # 0: fastest the server can
     queue_size: int = Field(default=1000, ge=1, le=100_000)
     security: Security = Security()
+
+    @field_validator("url")
+    @classmethod
+    def _opc_tcp(cls, v: str) -> str:
+        if not v.startswith("opc.tcp://") or len(v) <= len("opc.tcp://"):
+            raise ValueError(f"must be an OPC UA endpoint like opc.tcp://host:4840/path, got {v!r}")
+        return v
 
 
 class StateMap(Strict):

@@ -1,0 +1,256 @@
+"""Smart-factory operations dashboard: entry point.
+
+    python app.py                 run everything: embedded Redis (unless REDIS_URL),
+                                  demo plant simulator, collector, rollup worker, dashboard
+    python app.py check           validate a plant file and exit
+    python app.py simulate        only the OPC UA plant simulator
+    python app.py replay FILE     replay a scenario file through the simulator's nodes
+    python app.py collect         only the OPC UA -> Redis collector
+    python app.py worker          only the rollup worker (per-minute/hour KPIs)
+    python app.py dashboard       only the dashboard and HTTP API
+
+Every part takes --plant FILE (default: $PLANT_FILE, else the demo plant) and reads
+REDIS_URL. For production under gunicorn: ``gunicorn 'app:create_server()'``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("app")
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from config.settings import Settings
+
+    return Settings.from_env(
+        plant_path=args.plant,
+        host=getattr(args, "host", None),
+        port=getattr(args, "port", None),
+        data_dir=Path(args.data_dir) if getattr(args, "data_dir", None) else None,
+    )
+
+
+def _redis_client(url: str) -> Any:
+    import redis
+
+    return redis.Redis.from_url(url)
+
+
+def create_dash(settings: Any) -> Any:
+    """The Dash app with the HTTP API on its Flask server."""
+    from api import create_api_blueprint
+    from components.app_factory import create_app
+    from store.reader import PlantReader
+
+    if not settings.redis_url:
+        raise SystemExit("REDIS_URL is not set: the dashboard needs the Redis the collectors write to")
+
+    def reader_factory() -> PlantReader:
+        return PlantReader(_redis_client(settings.redis_url), settings.plant)
+
+    app = create_app(settings, reader_factory)
+    app.server.register_blueprint(create_api_blueprint(app.server.config["PLANT_READER"]))
+    return app
+
+
+def create_server() -> Any:
+    """WSGI app for gunicorn: ``gunicorn -w 4 -b 0.0.0.0:8050 'app:create_server()'``."""
+    from config.settings import Settings
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return create_dash(Settings.from_env()).server
+
+
+def _run_async_in_thread(name: str, factory: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> Callable[[], None]:
+    """Run ``factory(stop)`` in its own event loop thread; returns a function that stops it."""
+    ready = threading.Event()
+    holder: dict[str, Any] = {}
+
+    async def main() -> None:
+        holder["loop"] = asyncio.get_running_loop()
+        holder["stop"] = asyncio.Event()
+        ready.set()
+        await factory(holder["stop"])
+
+    def target() -> None:
+        try:
+            asyncio.run(main())
+        except Exception:
+            log.exception("%s stopped with an error", name)
+
+    thread = threading.Thread(target=target, name=name, daemon=True)
+    thread.start()
+    ready.wait(10)
+
+    def stop() -> None:
+        loop = holder.get("loop")
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(holder["stop"].set)
+        thread.join(10)
+
+    return stop
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    plant = settings.plant
+    machines = sum(len(line.machines) for line in plant.lines)
+    print(f"{settings.plant_path}: OK - {plant.name}: {len(plant.lines)} lines, {machines} machines, "
+          f"{len(plant.endpoints)} endpoints, {len(plant.shifts)} shifts, time zone {plant.timezone}")
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from collectors.simulator import run_simulator
+
+    settings = _settings(args)
+    asyncio.run(run_simulator(settings, seed=args.seed, speed=args.speed))
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from collectors.simulator import replay_scenario
+
+    settings = _settings(args)
+    asyncio.run(replay_scenario(settings, Path(args.scenario), speed=args.speed))
+    return 0
+
+
+def cmd_collect(args: argparse.Namespace) -> int:
+    from collectors.collector import run_collector
+
+    settings = _settings(args)
+    if not settings.redis_url:
+        raise SystemExit("REDIS_URL is not set: the collector needs a Redis to write to")
+    asyncio.run(run_collector(settings))
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from store.rollup import run_worker
+
+    settings = _settings(args)
+    if not settings.redis_url:
+        raise SystemExit("REDIS_URL is not set: the rollup worker needs the Redis the collectors write to")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        run_worker(_redis_client(settings.redis_url), settings.plant, stop)
+    except KeyboardInterrupt:
+        stop.set()
+    return 0
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    app = create_dash(settings)
+    print(f"Dashboard: http://{settings.host}:{settings.port}/", flush=True)
+    app.run(host=settings.host, port=settings.port, debug=False)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Everything in one process: the demo on a machine with only Python."""
+    from dataclasses import replace
+
+    from collectors.collector import run_collector
+    from collectors.simulator import run_simulator
+    from store.embedded import EmbeddedRedis
+    from store.rollup import run_worker
+
+    settings = _settings(args)
+    embedded = None
+    if not settings.redis_url:
+        embedded = EmbeddedRedis(settings.data_dir / "redis")
+        settings = replace(settings, redis_url=embedded.start())
+    stoppers: list[Callable[[], None]] = []
+    try:
+        async def plant_side(stop: asyncio.Event) -> None:
+            async with asyncio.TaskGroup() as tg:
+                if not args.no_simulator:
+                    tg.create_task(run_simulator(settings, seed=args.seed, speed=1.0, stop=stop))
+                    await asyncio.sleep(1.0)
+                tg.create_task(run_collector(settings, stop=stop))
+
+        stoppers.append(_run_async_in_thread("plant", plant_side))
+        worker_stop = threading.Event()
+        worker = threading.Thread(
+            target=run_worker, args=(_redis_client(settings.redis_url), settings.plant, worker_stop),
+            name="rollup-worker", daemon=True,
+        )
+        worker.start()
+        stoppers.append(lambda: (worker_stop.set(), worker.join(10)))
+        app = create_dash(settings)
+        print(f"\n  Dashboard:  http://{settings.host}:{settings.port}/\n"
+              f"  Wall:       http://{settings.host}:{settings.port}/wall?rotate=15\n"
+              f"  HTTP API:   http://{settings.host}:{settings.port}/api/lines\n"
+              f"  Redis:      {settings.redis_url}\n", flush=True)
+        app.run(host=settings.host, port=settings.port, debug=False)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for stop in reversed(stoppers):
+            stop()
+        if embedded is not None:
+            embedded.stop()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--plant", help="plant file (default: $PLANT_FILE or config/demo_plant.yaml)")
+    parser.add_argument("--log-level", default="INFO")
+    sub = parser.add_subparsers(dest="command")
+
+    def add(name: str, func: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("--plant", default=argparse.SUPPRESS, help="plant file")
+        p.set_defaults(func=func)
+        return p
+
+    run = add("run", cmd_run, "everything (the default)")
+    for p in (run, add("dashboard", cmd_dashboard, "dashboard and HTTP API only")):
+        p.add_argument("--host")
+        p.add_argument("--port", type=int)
+    run.add_argument("--data-dir", help="embedded Redis and buffer files (default: ./var)")
+    run.add_argument("--seed", type=int, default=7)
+    run.add_argument("--no-simulator", action="store_true", help="collect from real PLCs instead of the demo")
+    add("check", cmd_check, "validate a plant file")
+    sim = add("simulate", cmd_simulate, "OPC UA plant simulator only")
+    sim.add_argument("--seed", type=int, default=7)
+    sim.add_argument("--speed", type=float, default=1.0, help="simulated seconds per real second")
+    rep = add("replay", cmd_replay, "replay a scenario file through the simulator")
+    rep.add_argument("scenario")
+    rep.add_argument("--speed", type=float, default=60.0)
+    add("collect", cmd_collect, "OPC UA -> Redis collector only")
+    add("worker", cmd_worker, "rollup worker only")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from config.loader import PlantConfigError
+
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    func = getattr(args, "func", None)
+    if func is None:
+        args.command, args.host, args.port, args.data_dir, args.seed, args.no_simulator = "run", None, None, None, 7, False
+        func = cmd_run
+    try:
+        return func(args)
+    except PlantConfigError as exc:
+        print(f"plant file error:\n{exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
