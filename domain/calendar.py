@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from domain.plant import Shift
@@ -126,7 +126,8 @@ def merge(intervals: Iterable[Interval]) -> list[Interval]:
 
 
 def clip(intervals: Iterable[Interval], start: float, end: float) -> list[Interval]:
-    return [(max(s, start), min(e, end)) for s, e in intervals if s < end and e > start]
+    """The parts of ``intervals`` inside [start, end); never an empty interval."""
+    return [(max(s, start), min(e, end)) for s, e in intervals if max(s, start) < min(e, end)]
 
 
 def subtract(base: Iterable[Interval], cut: Iterable[Interval]) -> list[Interval]:
@@ -167,4 +168,4 @@ def intersect(a: Sequence[Interval], b: Sequence[Interval]) -> list[Interval]:
 
 
 def utc(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, timezone.utc)
+    return datetime.fromtimestamp(ts, UTC)

@@ -1,82 +1,261 @@
 """The incremental engine: one machine's events in time order -> closed minutes and stops.
 
-INTERFACE STUB, to be implemented (owner: the core engine work). The rollup worker
-(``store``) feeds events and stores what ``close_until`` returns; a query computes the
-open edge with ``partial`` from a carry restored from Redis plus the raw events since.
-Pure: time is always passed in, never read from the clock.
+The rollup worker (``store``) feeds events and stores what ``close_until`` returns; a
+query computes the open edge with ``partial`` from a carry restored from Redis plus the
+raw events since. Pure: time is always passed in, never read from the clock.
+
+**Why minute rollups are raw.** Whether a stop is a micro-stop (a performance loss) or
+down time (an availability loss), planned or not, and which loss category it has depends
+on the whole stop: its end and its reason, which may arrive minutes after the stop
+started. Minutes close while a stop is ongoing and are never rewritten. So a minute
+stores only what is known when it closes: ``stopped_s``, the known not-running seconds
+inside planned operation time (plus ``state_s`` per state), and leaves the classified
+fields (``domain.totals.CLASSIFIED_FIELDS``) at 0. For a window, ``window_totals`` sums
+the minutes and splits their ``stopped_s`` with the Stop records overlapping the window
+(``domain.downtime.classify_totals``): each stop's seconds inside planned operation time
+and inside the window go to the bucket of the whole stop, classified as of ``now`` (an
+ongoing stop is classified as if it ended at ``now``). The result equals the totals
+computed directly from the raw events over the same window (``totals_from_events``;
+tested with random event sequences and windows).
+
+Timeline rules (unknown, gaps, stops, reasons, counters, energy): ``domain.timeline``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from typing import Any
 
+from domain.calendar import Interval
+from domain.downtime import LOSS_FIELDS, classify_stop, classify_totals, has_planned_time, set_classified
 from domain.model import Event, State
 from domain.plant import Line, Machine, Plant
-from domain.totals import Totals
+from domain.timeline import (
+    MINUTE_S,
+    MachineContext,
+    MinuteRollup,
+    Stop,
+    Timeline,
+    add_count,
+    add_meter_energy,
+    add_time,
+    floor_minute,
+    is_stopped,
+)
+from domain.totals import Totals, sum_totals
+
+__all__ = ["MachineAccumulator", "MinuteRollup", "Stop", "totals_from_events", "window_totals"]
+
+CARRY_VERSION = 1
 
 
-@dataclass(frozen=True, slots=True)
-class MinuteRollup:
-    minute_start: float  # epoch seconds, a multiple of 60
-    totals: Totals
+class _MinuteSink:
+    """Adds the timeline's reports to the accumulator's open minute."""
 
+    def __init__(self, acc: MachineAccumulator) -> None:
+        self._acc = acc
 
-@dataclass(frozen=True, slots=True)
-class Stop:
-    """A period in which the machine was not running (and the state was known).
+    def segment(self, start: float, end: float, state: State, power_kw: float | None,
+                stop_start: float | None) -> None:
+        add_time(self._acc._open, self._acc._ctx, start, end, state, power_kw)
 
-    ``end`` is None while the stop is ongoing. ``reason`` is the last non-zero reason
-    code seen during the stop (0: none). Classification (planned, micro-stop, loss
-    category, reason text) is done with the plant config by ``domain.downtime``.
-    """
+    def count(self, at: float, good: int, reject: int) -> None:
+        add_count(self._acc._open, self._acc._ctx, at, good, reject)
 
-    line: str
-    machine: str
-    start: float
-    end: float | None
-    state: State
-    reason: int
-
-    def duration(self, now: float) -> float:
-        return (self.end if self.end is not None else now) - self.start
+    def meter(self, at: float, kwh: float, running: bool) -> None:
+        add_meter_energy(self._acc._open, self._acc._ctx, at, kwh, running)
 
 
 class MachineAccumulator:
     """Consumes one machine's events in time order and closes whole minutes.
 
     * ``feed(event)``: an event of this machine (any signal). Events older than the
-      open minute's start are late: they still update counters/meters baselines but
-      do not reopen closed minutes.
+      time already processed are late: they are applied at that time (their counts and
+      energy land in the open minute, nothing is lost) and closed minutes are never
+      reopened; readings older than the last of their signal are ignored.
+      An event beyond the open minute closes the minutes before it (returned by the
+      next ``close_until``).
     * ``close_until(t)``: closes every whole minute ending at or before ``t`` and
       returns their rollups (also minutes with no events: state carries on, or becomes
-      unknown after ``plant.gap_timeout_s`` of silence).
-    * ``partial(t)``: totals of the open minute from its start to ``t`` (no closing).
-    * ``drain_stops()``: stops that ended since the last call. ``current_stop()``.
-    * ``carry()`` / ``MachineAccumulator(..., carry=...)``: JSON-serialisable state.
+      unknown after ``plant.gap_timeout_s`` of silence). Rollups are raw: see the
+      module docstring and ``window_totals``.
+    * ``partial(t)``: totals from the open minute's start to ``t`` (no closing).
+    * ``drain_stops()``: stops that ended since the last call. ``current_stop()``: the
+      ongoing stop as of the time processed. ``stops_at(t)``: both, as of ``t``.
+    * ``carry()`` / ``MachineAccumulator(..., carry=...)``: JSON-serialisable state;
+      restoring it continues with identical results (``start`` is then ignored).
     """
 
-    def __init__(self, plant: Plant, line: Line, machine: Machine, start: float, carry: dict | None = None) -> None:
-        raise NotImplementedError
+    def __init__(self, plant: Plant, line: Line, machine: Machine, start: float,
+                 carry: dict[str, Any] | None = None) -> None:
+        self._ctx = MachineContext.of(plant, line, machine)
+        self._sink = _MinuteSink(self)
+        if carry is None:
+            self._cursor = floor_minute(start)
+            self._open = Totals()
+            self._ready: list[MinuteRollup] = []
+            self._timeline = Timeline(self._ctx, self._cursor)
+        else:
+            self._restore(carry)
 
     @property
     def cursor(self) -> float:
         """Start of the open minute."""
-        raise NotImplementedError
+        return self._cursor
+
+    @property
+    def processed_until(self) -> float:
+        """Time up to which events and silence have been applied (>= cursor)."""
+        return self._timeline.t
 
     def feed(self, event: Event) -> None:
-        raise NotImplementedError
+        if event.machine != self._ctx.machine.id or event.line != self._ctx.line.id:
+            raise ValueError(f"event of {event.line}/{event.machine} fed to {self._ctx.line.id}/{self._ctx.machine.id}")
+        self._advance(max(event.ts, self._timeline.t))
+        self._timeline.apply(event, self._sink)
 
     def close_until(self, t: float) -> list[MinuteRollup]:
-        raise NotImplementedError
+        boundary = floor_minute(t)
+        if boundary > self._cursor:
+            self._advance(boundary)
+        ready, self._ready = self._ready, []
+        return ready
 
     def partial(self, t: float) -> Totals:
-        raise NotImplementedError
+        """Totals from ``cursor`` to ``t`` (also across minute ends), without closing.
+        A ``t`` before the time already processed gives the totals up to that time."""
+        clone = self._clone()
+        clone._ready = []
+        clone._advance(max(t, clone._timeline.t))
+        return sum_totals(m.totals for m in clone._ready) + clone._open
 
     def drain_stops(self) -> list[Stop]:
-        raise NotImplementedError
+        stops, self._timeline.finished = self._timeline.finished, []
+        return stops
 
     def current_stop(self) -> Stop | None:
-        raise NotImplementedError
+        return self._timeline.current_stop()
 
-    def carry(self) -> dict:
-        raise NotImplementedError
+    def stops_at(self, t: float) -> list[Stop]:
+        """Stops not drained yet plus the ongoing one, as of ``t`` (without changing state):
+        silence between the time processed and ``t`` may have ended the ongoing stop."""
+        clone = self._clone()
+        clone._advance(max(t, clone._timeline.t))
+        current = clone.current_stop()
+        return clone.drain_stops() + ([current] if current is not None else [])
+
+    def carry(self) -> dict[str, Any]:
+        return {
+            "v": CARRY_VERSION,
+            "machine": self._ctx.machine.id,
+            "cursor": self._cursor,
+            "open": self._open.to_dict(),
+            "ready": [[m.minute_start, m.totals.to_dict()] for m in self._ready],
+            "timeline": self._timeline.to_dict(),
+        }
+
+    # internals
+
+    def _restore(self, carry: dict[str, Any]) -> None:
+        if carry.get("v") != CARRY_VERSION or carry.get("machine") != self._ctx.machine.id:
+            raise ValueError(f"carry of {carry.get('machine')!r} (version {carry.get('v')!r}) does not fit "
+                             f"{self._ctx.machine.id!r} (version {CARRY_VERSION})")
+        self._cursor = float(carry["cursor"])
+        self._open = Totals.from_dict(carry["open"])
+        self._ready = [MinuteRollup(float(start), Totals.from_dict(data)) for start, data in carry["ready"]]
+        self._timeline = Timeline(self._ctx, self._cursor)
+        self._timeline.restore(carry["timeline"])
+
+    def _clone(self) -> MachineAccumulator:
+        clone = MachineAccumulator.__new__(MachineAccumulator)
+        clone._ctx = self._ctx  # shares the calendar cache
+        clone._sink = _MinuteSink(clone)
+        clone._restore(self.carry())
+        return clone
+
+    def _advance(self, t: float) -> None:
+        """Processes time up to ``t``, closing every minute that ends on the way."""
+        while t >= self._cursor + MINUTE_S:
+            self._timeline.advance(self._cursor + MINUTE_S, self._sink)
+            self._ready.append(MinuteRollup(self._cursor, self._open))
+            self._cursor += MINUTE_S
+            self._open = Totals()
+        self._timeline.advance(t, self._sink)
+
+
+def window_totals(minutes: Iterable[Totals | MinuteRollup], stops: Iterable[Stop], plant: Plant,
+                  start: float, end: float, now: float) -> Totals:
+    """Totals of a window from its raw minute rollups (and ``partial`` for the open edge)
+    plus the Stop records overlapping it (ended ones and the ongoing one)."""
+    raw = sum_totals(m.totals if isinstance(m, MinuteRollup) else m for m in minutes)
+    return classify_totals(raw, stops, plant, start, end, now)
+
+
+class _WindowSink:
+    """Adds the timeline's reports inside [start, end) to one Totals, remembering which
+    stop each stopped second belongs to, so it can be classified when the stop is known."""
+
+    def __init__(self, ctx: MachineContext, start: float, end: float, open_edge: bool) -> None:
+        self.ctx = ctx
+        self.start = start
+        self.end = end
+        self.open_edge = open_edge  # the window runs to now: readings at now are in it
+        self.totals = Totals()
+        self.stopped: list[tuple[float, Interval]] = []  # (stop start, clipped segment)
+
+    def segment(self, start: float, end: float, state: State, power_kw: float | None,
+                stop_start: float | None) -> None:
+        a, b = max(start, self.start), min(end, self.end)
+        if b <= a:
+            return
+        add_time(self.totals, self.ctx, a, b, state, power_kw)
+        if is_stopped(state) and stop_start is not None:
+            self.stopped.append((stop_start, (a, b)))
+
+    def _inside(self, at: float) -> bool:
+        return self.start <= at < self.end or (self.open_edge and at == self.end)
+
+    def count(self, at: float, good: int, reject: int) -> None:
+        if self._inside(at):
+            add_count(self.totals, self.ctx, at, good, reject)
+
+    def meter(self, at: float, kwh: float, running: bool) -> None:
+        if self._inside(at):
+            add_meter_energy(self.totals, self.ctx, at, kwh, running)
+
+
+def totals_from_events(events: Iterable[Event], plant: Plant, line: Line, machine: Machine,
+                       start: float, end: float, now: float, origin: float | None = None) -> tuple[Totals, list[Stop]]:
+    """Totals of [start, min(end, now)) computed in one pass from raw events, and all stops.
+
+    The reference the minute rollups must agree with, and a way to recompute any window
+    from the raw stream. ``origin``: where the timeline starts (state unknown until the
+    first event); default: the minute of ``start``. Events after ``now`` are ignored;
+    readings at exactly ``now`` count when the window runs to ``now`` (as in ``partial``).
+    """
+    ctx = MachineContext.of(plant, line, machine)
+    edge = min(end, now)
+    sink = _WindowSink(ctx, start, edge, open_edge=end >= now)
+    timeline = Timeline(ctx, floor_minute(start if origin is None else origin))
+    for event in events:
+        if event.ts > now:
+            continue
+        timeline.advance(max(event.ts, timeline.t), sink)
+        timeline.apply(event, sink)
+    timeline.advance(max(now, timeline.t), sink)
+    current = timeline.current_stop()
+    stops = timeline.finished + ([current] if current is not None else [])
+    classes = {stop.start: classify_stop(stop, plant, now) for stop in stops}
+    buckets = dict.fromkeys(LOSS_FIELDS, 0.0)
+    for stop_start, (a, b) in sink.stopped:
+        buckets[classes[stop_start].loss_field] += ctx.calendar.seconds(a, b)
+    counted = sum(1 for s in stops if classes[s.start].is_availability_loss and start <= s.start < edge
+                  and has_planned_time(s, plant, now))
+    return set_classified(sink.totals, buckets, counted), stops
+
+
+def replay(acc: MachineAccumulator, events: Sequence[Event], until: float) -> list[MinuteRollup]:
+    """Feeds events (in time order) and closes minutes up to ``until``: backfills, tests."""
+    for event in events:
+        acc.feed(event)
+    return acc.close_until(until)

@@ -6,7 +6,22 @@ only at the end (``domain.kpi.kpis``), so combining never averages percentages.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
+
+# Filled from Stop records for a whole window (``domain.downtime.classify_totals``);
+# 0 in the raw minute rollups the engine closes. See ``domain.engine`` for why.
+CLASSIFIED_FIELDS = (
+    "planned_down_s",
+    "planned_busy_s",
+    "micro_stop_s",
+    "down_s",
+    "failure_s",
+    "setup_s",
+    "starved_blocked_s",
+    "unexplained_s",
+    "stops",
+)
 
 
 @dataclass(slots=True)
@@ -15,21 +30,31 @@ class Totals:
 
     Definitions (see README "Definitions"):
     * ``calendar_s``: all time in the window.
-    * ``planned_operation_s``: shift time minus breaks (planned busy time before
-      planned stops taken at the machine).
+    * ``planned_operation_s``: shift time minus breaks, from the shift calendar.
+    * ``stopped_s``: known not-running time (any state but RUNNING and UNKNOWN) inside
+      planned operation time. Raw: the engine knows it the moment it happens.
     * ``planned_down_s``: planned stops inside planned operation time (PLANNED_STOP
       state, or a stop whose reason is marked planned).
     * ``planned_busy_s`` = planned_operation_s - planned_down_s  (ISO 22400 PBT).
-    * ``run_s``: RUNNING inside planned busy time.
+    * ``run_s``: RUNNING inside planned operation time.
     * ``micro_stop_s``: unplanned stops shorter than the micro-stop threshold and
-      without a reason: a performance loss, so part of actual production time.
-    * ``down_s``: other unplanned stops inside planned busy time (availability loss).
-    * ``unknown_s``: no data inside planned busy time; neither run nor down.
+      without a reason (or with a performance-loss reason): a performance loss, so part
+      of actual production time.
+    * ``down_s``: other unplanned stops inside planned busy time (availability loss)
+      = failure_s + setup_s + starved_blocked_s + unexplained_s.
+    * ``unknown_s``: no data inside planned operation time; neither run nor down.
+      planned_operation_s = run_s + stopped_s + unknown_s;
+      stopped_s = planned_down_s + micro_stop_s + down_s;
       planned_busy_s = run_s + micro_stop_s + down_s + unknown_s.
-    * ``unplanned_run_s``: running outside planned busy time (shown, not counted).
-    * ``*_count``: parts counted inside planned busy time; ``ideal_time_s`` is the
+    * ``unplanned_run_s``: running outside planned operation time (shown, not counted).
+    * ``*_count``: parts counted inside planned operation time; ``ideal_time_s`` is the
       sum of ideal cycle time x total count (so machines with different cycle times add).
+      Parts counted outside it (no shift, breaks) go to ``unplanned_*_count`` only.
     * energy over the whole window (a machine draws power on breaks too).
+
+    The fields in ``CLASSIFIED_FIELDS`` depend on whole stops (their end and reason);
+    the engine's minute rollups leave them 0 and ``domain.downtime.classify_totals``
+    fills them for a window from the Stop records overlapping it.
     """
 
     calendar_s: float = 0.0
@@ -56,7 +81,10 @@ class Totals:
     energy_not_running_kwh: float = 0.0
     energy_cost: float = 0.0
     co2_kg: float = 0.0
-    stops: int = 0  # unplanned stops (not micro-stops) that started in the interval
+    stops: int = 0  # unplanned stops (not micro-stops) that started in the interval and lost planned time
+    stopped_s: float = 0.0  # raw: known not-running time inside planned operation time
+    unplanned_good_count: int = 0  # good parts counted outside planned operation time
+    unplanned_reject_count: int = 0  # rejects counted outside planned operation time
     state_s: dict[str, float] = field(default_factory=dict)  # seconds per canonical state
     # kWh per quarter hour (key: quarter start, epoch seconds) for peak demand, the
     # highest 15-minute average kW = max(kWh) * 4; summing machines sums per quarter.
@@ -74,10 +102,35 @@ class Totals:
                 setattr(out, f.name, getattr(self, f.name) + getattr(other, f.name))
         return out
 
+    def copy(self) -> Totals:
+        return Totals() + self
+
     def to_dict(self) -> dict[str, object]:
-        return asdict(self)
+        """JSON-ready: quarter keys become text (JSON object keys are always strings)."""
+        data = asdict(self)
+        data["quarter_kwh"] = {_quarter_key(q): kwh for q, kwh in self.quarter_kwh.items()}
+        return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, object]) -> Totals:
+    def from_dict(cls, data: Mapping[str, object]) -> Totals:
+        """Inverse of ``to_dict`` (also after a JSON round trip); unknown keys are ignored."""
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})  # type: ignore[arg-type]
+        values = {k: v for k, v in data.items() if k in known}
+        quarters = values.pop("quarter_kwh", None) or {}
+        states = values.pop("state_s", None) or {}
+        out = cls(**values)  # type: ignore[arg-type]
+        out.quarter_kwh = {float(q): float(kwh) for q, kwh in quarters.items()}  # type: ignore[attr-defined]
+        out.state_s = {str(s): float(sec) for s, sec in states.items()}  # type: ignore[attr-defined]
+        return out
+
+
+def sum_totals(items: Iterable[Totals]) -> Totals:
+    """Sum of many totals (an empty iterable gives zeros)."""
+    out = Totals()
+    for item in items:
+        out = out + item
+    return out
+
+
+def _quarter_key(quarter: float) -> str:
+    return str(int(quarter)) if float(quarter).is_integer() else repr(float(quarter))

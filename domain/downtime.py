@@ -1,0 +1,318 @@
+"""Stops classified with the plant config: loss buckets, the downtime list, Pareto, MTBF/MTTR.
+
+Classification of one stop (``classify_stop``), in this order:
+
+1. **Planned**: the stop's state is PLANNED_STOP, or its reason is marked ``planned``
+   (or has category ``planned``). Planned down time leaves planned busy time.
+2. **Performance loss by reason**: a reason with category ``small_stop`` or
+   ``reduced_speed`` makes the stop a performance loss (counted with micro-stops).
+3. **Micro-stop (small stop)**: no reason code, not a CHANGEOVER, and shorter than
+   ``plant.micro_stop_threshold_s`` (wall-clock duration of the whole stop; an ongoing
+   stop counts as if it ended at ``now``, so it turns from micro-stop into down time
+   when it outlasts the threshold). A performance loss, part of actual production time.
+4. **Availability loss** (down time), category from the reason if the code is in the
+   plant file, else from the state: FAULT -> equipment_failure, CHANGEOVER ->
+   setup_adjustment, STARVED/BLOCKED -> starved_blocked, IDLE -> unexplained.
+   A code missing from the plant file is kept and shown as "Unknown reason <code>".
+
+Only a stop's time inside planned operation time (shifts minus breaks) is a loss: a
+machine standing still on a break or between shifts loses nothing. Stop records of one
+machine that overlap (duplicates, a stale "ongoing" copy) are merged first: each second
+belongs to the earliest stop that covers it, and an ongoing stop ends at the latest
+where the machine's next stop starts. So losses never exceed the time they occur in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from domain.calendar import Interval, intersect, planned_busy_intervals, total
+from domain.energy import zone
+from domain.model import State
+from domain.plant import LossCategory, Plant
+from domain.timeline import Stop
+from domain.totals import Totals
+
+# Where the seconds of a stop go in Totals, by loss category.
+_FIELD_OF = {
+    LossCategory.PLANNED: "planned_down_s",
+    LossCategory.SMALL_STOP: "micro_stop_s",
+    LossCategory.REDUCED_SPEED: "micro_stop_s",
+    LossCategory.EQUIPMENT_FAILURE: "failure_s",
+    LossCategory.SETUP_ADJUSTMENT: "setup_s",
+    LossCategory.STARVED_BLOCKED: "starved_blocked_s",
+    LossCategory.UNEXPLAINED: "unexplained_s",
+}
+LOSS_FIELDS = ("planned_down_s", "micro_stop_s", "failure_s", "setup_s", "starved_blocked_s", "unexplained_s")
+AVAILABILITY_FIELDS = ("failure_s", "setup_s", "starved_blocked_s", "unexplained_s")
+_PERFORMANCE = (LossCategory.SMALL_STOP, LossCategory.REDUCED_SPEED)
+_STATE_CATEGORY = {
+    State.FAULT: LossCategory.EQUIPMENT_FAILURE,
+    State.CHANGEOVER: LossCategory.SETUP_ADJUSTMENT,
+    State.STARVED: LossCategory.STARVED_BLOCKED,
+    State.BLOCKED: LossCategory.STARVED_BLOCKED,
+    State.PLANNED_STOP: LossCategory.PLANNED,
+}
+NO_REASON_TEXT = "No reason"
+SMALL_STOP_GROUP = "small_stops"
+NO_REASON_GROUP = "no_reason"
+
+
+@dataclass(frozen=True, slots=True)
+class StopClass:
+    """How one stop counts: category, planned, micro-stop (performance loss), reason text."""
+
+    category: LossCategory
+    planned: bool
+    micro: bool
+    reason_text: str
+
+    @property
+    def loss_field(self) -> str:
+        return _FIELD_OF[self.category]
+
+    @property
+    def is_availability_loss(self) -> bool:
+        return not self.planned and not self.micro
+
+
+def reason_text(plant: Plant, code: int) -> str:
+    if not code:
+        return NO_REASON_TEXT
+    reason = plant.reasons.get(code)
+    return reason.text if reason is not None else f"Unknown reason {code}"
+
+
+def classify_stop(stop: Stop, plant: Plant, now: float) -> StopClass:
+    """Rules: module docstring."""
+    reason = plant.reasons.get(stop.reason) if stop.reason else None
+    text = reason_text(plant, stop.reason)
+    planned_reason = reason is not None and (reason.planned or reason.category == LossCategory.PLANNED)
+    if stop.state == State.PLANNED_STOP or planned_reason:
+        return StopClass(LossCategory.PLANNED, True, False, text)
+    if reason is not None and reason.category in _PERFORMANCE:
+        return StopClass(reason.category, False, True, text)
+    if not stop.reason and stop.state != State.CHANGEOVER and stop.duration(now) < plant.micro_stop_threshold_s:
+        return StopClass(LossCategory.SMALL_STOP, False, True, text)
+    category = reason.category if reason is not None else _STATE_CATEGORY.get(stop.state, LossCategory.UNEXPLAINED)
+    return StopClass(category, False, False, text)
+
+
+def stop_end(stop: Stop, now: float) -> float:
+    return stop.end if stop.end is not None else max(now, stop.start)
+
+
+def planned_intervals(plant: Plant, start: float, end: float) -> list[Interval]:
+    return planned_busy_intervals(plant.shifts, zone(plant.timezone), start, end) if end > start else []
+
+
+def has_planned_time(stop: Stop, plant: Plant, now: float) -> bool:
+    """Whether any of the stop's life lies in planned operation time (counted as a stop)."""
+    return total(planned_intervals(plant, stop.start, stop_end(stop, now))) > 0
+
+
+def claimed_spans(stops: Iterable[Stop], start: float, end: float, now: float) -> list[tuple[Stop, Interval]]:
+    """Each stop with the part of [start, end) it alone covers (overlaps merged per machine)."""
+    best: dict[tuple[str, str, float], Stop] = {}
+    for stop in stops:
+        key = (stop.line, stop.machine, stop.start)
+        known = best.get(key)
+        if known is None or _more_final(stop, known):
+            best[key] = stop
+    by_machine: dict[tuple[str, str], list[Stop]] = {}
+    for stop in best.values():
+        by_machine.setdefault((stop.line, stop.machine), []).append(stop)
+    out: list[tuple[Stop, Interval]] = []
+    for machine_stops in by_machine.values():
+        machine_stops.sort(key=lambda s: s.start)
+        claimed_until = float("-inf")
+        for i, stop in enumerate(machine_stops):
+            stop_to = stop_end(stop, now)
+            if stop.end is None and i + 1 < len(machine_stops):
+                stop_to = min(stop_to, machine_stops[i + 1].start)
+            a, b = max(stop.start, claimed_until, start), min(stop_to, end)
+            if b > a:
+                out.append((stop, (a, b)))
+            claimed_until = max(claimed_until, stop_to)
+    out.sort(key=lambda item: (item[0].start, item[0].machine))
+    return out
+
+
+def _more_final(candidate: Stop, known: Stop) -> bool:
+    if known.end is None:
+        return True
+    return candidate.end is not None and candidate.end > known.end
+
+
+def set_classified(raw: Totals, buckets: dict[str, float], stops: int) -> Totals:
+    """Totals with the stop-dependent fields set from loss buckets (seconds per field)."""
+    out = raw.copy()
+    for name in LOSS_FIELDS:
+        setattr(out, name, buckets.get(name, 0.0))
+    out.down_s = sum(buckets.get(name, 0.0) for name in AVAILABILITY_FIELDS)
+    out.planned_busy_s = out.planned_operation_s - out.planned_down_s
+    out.stops = stops
+    return out
+
+
+def classify_totals(raw: Totals, stops: Iterable[Stop], plant: Plant, start: float, end: float,
+                    now: float) -> Totals:
+    """Splits the window's known not-running time (``stopped_s``) into loss buckets.
+
+    ``raw``: sums of raw minute rollups of the window (classified fields in it are
+    ignored and recomputed, so classifying twice with the same stops is harmless).
+    ``stops``: the Stop records of the same machine(s) overlapping [start, end).
+    The minutes are the truth for how long the machine stood; the stops say how to split
+    it: time no stop record claims counts as unexplained down time, and if the records
+    claim more than the minutes saw (inconsistent data), their split is scaled down.
+    """
+    edge = min(end, now)
+    planned = planned_intervals(plant, start, edge)
+    buckets = dict.fromkeys(LOSS_FIELDS, 0.0)
+    counted = 0
+    for stop, span in claimed_spans(stops, start, edge, now):
+        cls = classify_stop(stop, plant, now)
+        buckets[cls.loss_field] += total(intersect([span], planned))
+        if cls.is_availability_loss and start <= stop.start < edge and has_planned_time(stop, plant, now):
+            counted += 1
+    _reconcile(buckets, raw.stopped_s)
+    return set_classified(raw, buckets, counted)
+
+
+def _reconcile(buckets: dict[str, float], stopped_s: float) -> None:
+    claimed = sum(buckets.values())
+    if claimed > stopped_s:
+        factor = stopped_s / claimed if claimed > 0 else 0.0
+        for name in buckets:
+            buckets[name] *= factor
+    else:
+        buckets["unexplained_s"] += stopped_s - claimed
+
+
+# --- The downtime report -------------------------------------------------------------
+
+
+def downtime_report(stops: Sequence[Stop], plant: Plant, start: float, end: float, now: float,
+                    run_s: float | None = None) -> dict[str, Any]:
+    """Downtime list, Pareto by reason (duration and count), per machine, MTBF and MTTR.
+
+    ``lost_s`` of a stop is its time inside planned operation time and inside the window
+    (the loss it caused there); Pareto, per-machine sums and MTTR use it. Planned stops
+    are listed but are not losses. ``run_s`` (from the window's Totals) gives MTBF.
+    Definitions: README "Definitions" and ``reliability``.
+    """
+    edge = min(end, now)
+    planned = planned_intervals(plant, start, edge)
+    events = [_event(stop, span, plant, planned, now) for stop, span in claimed_spans(stops, start, edge, now)]
+    losses = [e for e in events if not e["planned"] and e["lost_s"] > 0]
+    return {
+        "window": {"start": start, "end": end},
+        "micro_stop_threshold_s": plant.micro_stop_threshold_s,
+        "events": events,
+        "pareto": {
+            "by_duration": pareto(losses, plant, by="duration"),
+            "by_count": pareto(losses, plant, by="count"),
+        },
+        "by_machine": _by_machine(losses),
+        "summary": {
+            "stops": sum(1 for e in losses if not e["micro"]),
+            "micro_stops": sum(1 for e in losses if e["micro"]),
+            "planned_stops": sum(1 for e in events if e["planned"]),
+            "down_s": sum(e["lost_s"] for e in losses if not e["micro"]),
+            "micro_stop_s": sum(e["lost_s"] for e in losses if e["micro"]),
+            "planned_down_s": sum(e["lost_s"] for e in events if e["planned"]),
+        },
+        **reliability(losses, run_s),
+    }
+
+
+def _event(stop: Stop, span: Interval, plant: Plant, planned: list[Interval], now: float) -> dict[str, Any]:
+    cls = classify_stop(stop, plant, now)
+    return {
+        "line": stop.line,
+        "machine": stop.machine,
+        "start": stop.start,
+        "end": stop.end,
+        "ongoing": stop.end is None,
+        "duration_s": stop.duration(now),
+        "in_window_s": span[1] - span[0],
+        "lost_s": total(intersect([span], planned)),
+        "state": str(stop.state),
+        "reason": stop.reason,
+        "reason_text": cls.reason_text,
+        "category": str(cls.category),
+        "planned": cls.planned,
+        "micro": cls.micro,
+    }
+
+
+def _group(event: dict[str, Any]) -> str:
+    if event["reason"]:
+        return str(event["reason"])
+    return SMALL_STOP_GROUP if event["micro"] else NO_REASON_GROUP
+
+
+def _group_label(group: str, event: dict[str, Any], plant: Plant) -> str:
+    if group == SMALL_STOP_GROUP:
+        return f"Small stops (no reason, < {plant.micro_stop_threshold_s:g} s)"
+    if group == NO_REASON_GROUP:
+        return NO_REASON_TEXT
+    return str(event["reason_text"])
+
+
+def pareto(losses: Sequence[dict[str, Any]], plant: Plant, by: str) -> list[dict[str, Any]]:
+    """Loss events grouped by reason code ('no_reason' and 'small_stops' for stops
+    without a code), sorted by total lost time (``by="duration"``) or by count."""
+    groups: dict[str, dict[str, Any]] = {}
+    for event in losses:
+        key = _group(event)
+        row = groups.setdefault(key, {
+            "group": key,
+            "reason": event["reason"] or None,
+            "label": _group_label(key, event, plant),
+            "category": event["category"],
+            "count": 0,
+            "duration_s": 0.0,
+        })
+        row["count"] += 1
+        row["duration_s"] += event["lost_s"]
+    metric = "duration_s" if by == "duration" else "count"
+    other = "count" if by == "duration" else "duration_s"
+    rows = sorted(groups.values(), key=lambda r: (-r[metric], -r[other], r["group"]))
+    grand = sum(r[metric] for r in rows)
+    running = 0.0
+    for row in rows:
+        running += row[metric]
+        row["share"] = row[metric] / grand if grand else 0.0
+        row["cumulative_share"] = running / grand if grand else 0.0
+    return rows
+
+
+def _by_machine(losses: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for event in losses:
+        row = rows.setdefault((event["line"], event["machine"]), {
+            "line": event["line"], "machine": event["machine"], "count": 0, "duration_s": 0.0})
+        row["count"] += 1
+        row["duration_s"] += event["lost_s"]
+    return sorted(rows.values(), key=lambda r: (-r["duration_s"], -r["count"], r["line"], r["machine"]))
+
+
+def reliability(losses: Sequence[dict[str, Any]], run_s: float | None) -> dict[str, Any]:
+    """MTBF = run time / failures, MTTR = failure down time / failures.
+
+    Failures: equipment-failure stops (not planned, not micro) with lost time in the
+    window; their down time is clipped to the window and to planned operation time.
+    """
+    failures = [e for e in losses if e["category"] == LossCategory.EQUIPMENT_FAILURE and not e["micro"]]
+    failure_down_s = sum(e["lost_s"] for e in failures)
+    n = len(failures)
+    return {
+        "failures": n,
+        "failure_down_s": failure_down_s,
+        "run_s": run_s,
+        "mtbf_s": run_s / n if n and run_s is not None else None,
+        "mttr_s": failure_down_s / n if n else None,
+    }

@@ -1,0 +1,429 @@
+"""One machine's events -> a timeline of states, stops, part counts and energy.
+
+``Timeline`` interprets events in time order and reports what happened to a sink:
+time segments with one effective state, count deltas and meter deltas. The engine's
+sink cuts them into minutes; ``domain.engine.totals_from_events`` adds them over a
+window in one go. Both share these rules (README "Definitions"):
+
+* **Effective state** at time t is UNKNOWN when the collector's link is down (LINK
+  "down" until the next good STATE event or LINK "up"), when the machine has been
+  silent (no event of any signal, HEARTBEAT included) for ``plant.gap_timeout_s`` or
+  longer, before its first state event, or when its last STATE event had a Bad status
+  (a Bad reading means we do not know, so it is not ignored). Otherwise it is the last
+  STATE value. Unknown time is neither running nor down.
+* **Silence starts at last_heard + gap_timeout_s**, not at last_heard: until the
+  timeout passes the machine is presumed to carry on, and minutes that close during
+  those seconds are never rewritten. The first event after the silence ends it; the
+  machine is back in its last known state (the collector re-reads every node on
+  reconnect and a changed state arrives as an event).
+* **Stops**: a stop is a maximal period of known not-running states (any state but
+  RUNNING and UNKNOWN). A change between not-running states continues the stop,
+  except into or out of PLANNED_STOP, which starts a new stop (planned and unplanned
+  time must not share a record). ``Stop.state`` is the first state of the stop other
+  than IDLE, or IDLE if there was none: IDLE means "stopped, cause unknown", so the
+  first specific state (FAULT, CHANGEOVER, STARVED, ...) tells the cause. Unknown time
+  ends a stop; a stop after it is a new one. Zero-length stops are dropped.
+* **Reasons**: a non-zero REASON during a stop sets the stop's reason (the last one
+  wins). A non-zero REASON while not stopped is held for a stop starting within
+  ``REASON_LEAD_S`` (PLCs write the fault code and the state in different scans); a 0
+  clears it. Reasons arriving after a stop ended do not change it.
+* **Counts and meter energy** are attributed at the reading's time (see
+  ``domain.counters`` for resets and rollover). Meter energy counts as "not running"
+  when the effective state up to the reading was not RUNNING. A machine whose plant
+  entry has no energy-meter node but a power node gets its energy by integrating
+  ``power_kw`` (held until the next reading, not while the machine is unheard).
+* **Late events** (older than the time already processed) are applied at the
+  processed time; readings and states older than the last one of their signal are
+  ignored (already included).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+from domain.calendar import Interval, clip, planned_busy_intervals, total
+from domain.counters import CumulativeCounter, reading
+from domain.energy import QUARTER_S, co2_kg, cost_of_interval, price_at, quarter_start, zone
+from domain.model import Event, Signal, State
+from domain.plant import Line, Machine, Plant
+from domain.totals import Totals
+
+REASON_LEAD_S = 2.0
+MINUTE_S = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class MinuteRollup:
+    minute_start: float  # epoch seconds, a multiple of 60
+    totals: Totals
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """A period in which the machine was not running (and the state was known).
+
+    ``end`` is None while the stop is ongoing. ``reason`` is the last non-zero reason
+    code seen during the stop (0: none). Classification (planned, micro-stop, loss
+    category, reason text) is done with the plant config by ``domain.downtime``.
+    """
+
+    line: str
+    machine: str
+    start: float
+    end: float | None
+    state: State
+    reason: int
+
+    def duration(self, now: float) -> float:
+        return (self.end if self.end is not None else now) - self.start
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"line": self.line, "machine": self.machine, "start": self.start, "end": self.end,
+                "state": str(self.state), "reason": self.reason}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Stop:
+        return cls(data["line"], data["machine"], float(data["start"]),
+                   None if data["end"] is None else float(data["end"]), State(data["state"]), int(data["reason"]))
+
+
+def is_stopped(state: State) -> bool:
+    return state not in (State.RUNNING, State.UNKNOWN)
+
+
+def floor_minute(t: float) -> float:
+    return math.floor(t / MINUTE_S) * MINUTE_S
+
+
+class PlannedCalendar:
+    """Planned operation time (shifts minus breaks), cached in UTC blocks.
+
+    The engine asks for every segment of every minute; the calendar itself walks
+    days and time-zone conversions, so blocks of a few hours are computed once.
+    """
+
+    BLOCK_S = 6 * 3600.0
+    MAX_BLOCKS = 64
+
+    def __init__(self, plant: Plant) -> None:
+        self._shifts = plant.shifts
+        self._tz = zone(plant.timezone)
+        self._blocks: dict[float, list[Interval]] = {}
+
+    def _block(self, block_start: float) -> list[Interval]:
+        cached = self._blocks.get(block_start)
+        if cached is None:
+            if len(self._blocks) >= self.MAX_BLOCKS:
+                self._blocks.clear()
+            cached = planned_busy_intervals(self._shifts, self._tz, block_start, block_start + self.BLOCK_S)
+            self._blocks[block_start] = cached
+        return cached
+
+    def intervals(self, start: float, end: float) -> list[Interval]:
+        """Planned operation intervals within [start, end), sorted, not overlapping."""
+        out: list[Interval] = []
+        block = math.floor(start / self.BLOCK_S) * self.BLOCK_S
+        while block < end:
+            out.extend(clip(self._block(block), start, end))
+            block += self.BLOCK_S
+        return out
+
+    def seconds(self, start: float, end: float) -> float:
+        return total(self.intervals(start, end))
+
+    def is_planned(self, at: float) -> bool:
+        block = math.floor(at / self.BLOCK_S) * self.BLOCK_S
+        return any(s <= at < e for s, e in self._block(block))
+
+
+@dataclass(frozen=True)
+class MachineContext:
+    """A machine with what the plant file says about it, looked up once."""
+
+    plant: Plant
+    line: Line
+    machine: Machine
+    tz: ZoneInfo
+    calendar: PlannedCalendar = field(compare=False)
+    uses_meter: bool  # energy from the kWh meter (else integrated power)
+
+    @classmethod
+    def of(cls, plant: Plant, line: Line, machine: Machine) -> MachineContext:
+        nodes = machine.nodes
+        uses_meter = Signal.ENERGY in nodes or Signal.POWER not in nodes
+        return cls(plant, line, machine, zone(plant.timezone), PlannedCalendar(plant), uses_meter)
+
+    @property
+    def counter_modulus(self) -> int | None:
+        bits = self.machine.counter_bits
+        return None if bits is None else 2**bits
+
+
+# --- Adding what happened to Totals (shared by minutes and whole windows) ------------
+
+
+def add_time(totals: Totals, ctx: MachineContext, start: float, end: float, state: State,
+             power_kw: float | None) -> None:
+    """Time [start, end) in one effective state (and, without a meter, one power)."""
+    if end <= start:
+        return
+    duration = end - start
+    planned = ctx.calendar.seconds(start, end)
+    totals.calendar_s += duration
+    totals.planned_operation_s += planned
+    key = str(state)
+    totals.state_s[key] = totals.state_s.get(key, 0.0) + duration
+    if state == State.RUNNING:
+        totals.run_s += planned
+        totals.unplanned_run_s += duration - planned
+    elif state == State.UNKNOWN:
+        totals.unknown_s += planned
+    else:
+        totals.stopped_s += planned
+    if power_kw:
+        add_power_energy(totals, ctx, start, end, power_kw, state == State.RUNNING)
+
+
+def add_power_energy(totals: Totals, ctx: MachineContext, start: float, end: float, power_kw: float,
+                     running: bool) -> None:
+    """Constant power over [start, end), split by quarter hour and tariff period."""
+    a = start
+    while a < end:
+        quarter = quarter_start(a)
+        b = min(end, quarter + QUARTER_S)
+        kwh = power_kw * (b - a) / 3600.0
+        add_energy(totals, ctx, kwh, running, quarter, cost_of_interval(ctx.plant.tariff, ctx.tz, kwh, a, b))
+        a = b
+
+
+def add_meter_energy(totals: Totals, ctx: MachineContext, at: float, kwh: float, running: bool) -> None:
+    add_energy(totals, ctx, kwh, running, quarter_start(at), kwh * price_at(ctx.plant.tariff, ctx.tz, at))
+
+
+def add_energy(totals: Totals, ctx: MachineContext, kwh: float, running: bool, quarter: float, cost: float) -> None:
+    totals.energy_kwh += kwh
+    if not running:
+        totals.energy_not_running_kwh += kwh
+    totals.energy_cost += cost
+    totals.co2_kg += co2_kg(kwh, ctx.plant.co2_kg_per_kwh)
+    totals.quarter_kwh[quarter] = totals.quarter_kwh.get(quarter, 0.0) + kwh
+
+
+def add_count(totals: Totals, ctx: MachineContext, at: float, good: int, reject: int) -> None:
+    """Parts counted at ``at``: in OEE only inside planned operation time."""
+    if ctx.calendar.is_planned(at):
+        totals.good_count += good
+        totals.reject_count += reject
+        totals.total_count += good + reject
+        totals.ideal_time_s += ctx.machine.ideal_cycle_time_s * (good + reject)
+        totals.reject_ideal_time_s += ctx.machine.ideal_cycle_time_s * reject
+    else:
+        totals.unplanned_good_count += good
+        totals.unplanned_reject_count += reject
+
+
+# --- The interpreter -----------------------------------------------------------------
+
+
+class TimelineSink(Protocol):
+    def segment(self, start: float, end: float, state: State, power_kw: float | None,
+                stop_start: float | None) -> None: ...
+
+    def count(self, at: float, good: int, reject: int) -> None: ...
+
+    def meter(self, at: float, kwh: float, running: bool) -> None: ...
+
+
+@dataclass(slots=True)
+class _OpenStop:
+    start: float
+    state: State
+    reason: int
+
+
+def _parse_state(value: object) -> State:
+    try:
+        return State(str(value))
+    except ValueError:
+        return State.UNKNOWN
+
+
+def _reason_code(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    return None
+
+
+class Timeline:
+    """Interprets one machine's events in time order (rules: module docstring).
+
+    ``t`` is the time processed so far. The caller advances to an event's time, then
+    applies it: ``advance(max(event.ts, t))`` and ``apply(event)``.
+    """
+
+    def __init__(self, ctx: MachineContext, t0: float) -> None:
+        self.ctx = ctx
+        self.t = t0
+        self.state = State.UNKNOWN  # last STATE reading (UNKNOWN after a Bad one)
+        self.state_ts: float | None = None
+        self.link_down = False
+        self.last_heard: float | None = None
+        self.power_kw: float | None = None
+        self.effective = State.UNKNOWN
+        self.stop: _OpenStop | None = None
+        self.pending_reason: tuple[int, float] | None = None
+        self.finished: list[Stop] = []
+        modulus = ctx.counter_modulus
+        self.good = CumulativeCounter(modulus)
+        self.reject = CumulativeCounter(modulus)
+        self.meter = CumulativeCounter(ctx.machine.meter_rollover_kwh)
+
+    # time
+
+    def heard_until(self) -> float | None:
+        return None if self.last_heard is None else self.last_heard + self.ctx.plant.gap_timeout_s
+
+    def effective_at(self, at: float) -> State:
+        heard_until = self.heard_until()
+        if self.link_down or heard_until is None or at >= heard_until:
+            return State.UNKNOWN
+        return self.state
+
+    def advance(self, until: float, sink: TimelineSink) -> None:
+        """Reports [t, until) to the sink, cut where silence turns the state unknown."""
+        while self.t < until:
+            self._refresh(self.t)
+            end = until
+            heard_until = self.heard_until()
+            if heard_until is not None and self.t < heard_until < until:
+                end = heard_until
+            heard = not self.link_down and heard_until is not None and self.t < heard_until
+            power = self.power_kw if heard and not self.ctx.uses_meter else None
+            sink.segment(self.t, end, self.effective, power, self.stop.start if self.stop else None)
+            self.t = end
+        self._refresh(self.t)
+
+    # events
+
+    def apply(self, event: Event, sink: TimelineSink) -> None:
+        """Applies an event at the processed time ``t`` (the caller advanced to it)."""
+        at = self.t
+        self.last_heard = at
+        signal = event.signal
+        if signal == Signal.STATE:
+            self._apply_state(event)
+        elif signal == Signal.LINK:
+            if event.is_good and str(event.value).lower() in ("up", "down"):
+                self.link_down = str(event.value).lower() == "down"
+        elif signal == Signal.REASON:
+            self._apply_reason(event, at)
+        elif signal in (Signal.GOOD, Signal.REJECT):
+            counter = self.good if signal == Signal.GOOD else self.reject
+            delta = int(round(counter.update(event.value, event.ts, event.is_good)))
+            if delta:
+                sink.count(at, delta if signal == Signal.GOOD else 0, delta if signal == Signal.REJECT else 0)
+        elif signal == Signal.ENERGY:
+            kwh = float(self.meter.update(event.value, event.ts, event.is_good))
+            if kwh and self.ctx.uses_meter:
+                sink.meter(at, kwh, self.effective == State.RUNNING)
+        elif signal == Signal.POWER:
+            self.power_kw = reading(event.value) if event.is_good else None
+        self._refresh(at)
+
+    def _apply_state(self, event: Event) -> None:
+        if self.state_ts is not None and event.ts < self.state_ts:
+            return  # older than the state we have
+        self.state_ts = event.ts
+        if event.is_good:
+            self.state = _parse_state(event.value)
+            self.link_down = False
+        else:
+            self.state = State.UNKNOWN
+
+    def _apply_reason(self, event: Event, at: float) -> None:
+        code = _reason_code(event.value) if event.is_good else None
+        if code is None:
+            return
+        if self.stop is not None:
+            if code:
+                self.stop.reason = code
+        else:
+            self.pending_reason = (code, at) if code else None
+
+    # stops
+
+    def _refresh(self, at: float) -> None:
+        new = self.effective_at(at)
+        if new == self.effective:
+            return
+        self.effective = new
+        stop = self.stop
+        planned_changed = stop is not None and (new == State.PLANNED_STOP) != (stop.state == State.PLANNED_STOP)
+        if stop is not None and (not is_stopped(new) or planned_changed):
+            if at > stop.start:
+                self.finished.append(self._record(stop, at))
+            self.stop = None
+        if is_stopped(new):
+            if self.stop is None:
+                self.stop = _OpenStop(at, new, self._take_pending_reason(at))
+            elif self.stop.state == State.IDLE:
+                self.stop.state = new
+
+    def _take_pending_reason(self, at: float) -> int:
+        pending, self.pending_reason = self.pending_reason, None
+        if pending is not None and at - pending[1] <= REASON_LEAD_S:
+            return pending[0]
+        return 0
+
+    def _record(self, stop: _OpenStop, end: float | None) -> Stop:
+        return Stop(self.ctx.line.id, self.ctx.machine.id, stop.start, end, stop.state, stop.reason)
+
+    def current_stop(self) -> Stop | None:
+        """The ongoing stop as of ``t`` (end None)."""
+        return None if self.stop is None else self._record(self.stop, None)
+
+    # carry
+
+    def to_dict(self) -> dict[str, Any]:
+        stop = self.stop
+        return {
+            "t": self.t,
+            "state": str(self.state),
+            "state_ts": self.state_ts,
+            "link_down": self.link_down,
+            "heard": self.last_heard,
+            "power": self.power_kw,
+            "eff": str(self.effective),
+            "stop": None if stop is None else [stop.start, str(stop.state), stop.reason],
+            "pending": None if self.pending_reason is None else list(self.pending_reason),
+            "finished": [s.to_dict() for s in self.finished],
+            "good": self.good.to_dict(),
+            "reject": self.reject.to_dict(),
+            "meter": self.meter.to_dict(),
+        }
+
+    def restore(self, data: dict[str, Any]) -> None:
+        self.t = float(data["t"])
+        self.state = State(data["state"])
+        self.state_ts = data["state_ts"]
+        self.link_down = bool(data["link_down"])
+        self.last_heard = data["heard"]
+        self.power_kw = data["power"]
+        self.effective = State(data["eff"])
+        stop = data["stop"]
+        self.stop = None if stop is None else _OpenStop(float(stop[0]), State(stop[1]), int(stop[2]))
+        pending = data["pending"]
+        self.pending_reason = None if pending is None else (int(pending[0]), float(pending[1]))
+        self.finished = [Stop.from_dict(s) for s in data["finished"]]
+        self.good.restore(data["good"])
+        self.reject.restore(data["reject"])
+        self.meter.restore(data["meter"])

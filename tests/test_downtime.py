@@ -1,0 +1,184 @@
+"""Stop classification, merging overlapping records, the downtime report, MTBF and MTTR."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from domain.downtime import claimed_spans, classify_stop, classify_totals, downtime_report
+from domain.engine import Stop
+from domain.model import State
+from domain.plant import LossCategory
+from domain.totals import Totals
+from tests.core_support import T0, make_plant
+
+PLANT = make_plant()  # planned 24/7 (UTC), threshold 120 s
+F, S, SB, U, SM, P = (LossCategory.EQUIPMENT_FAILURE, LossCategory.SETUP_ADJUSTMENT, LossCategory.STARVED_BLOCKED,
+                      LossCategory.UNEXPLAINED, LossCategory.SMALL_STOP, LossCategory.PLANNED)
+
+
+def stop(start: float, end: float | None, state: State = State.IDLE, reason: int = 0, machine: str = "M1") -> Stop:
+    return Stop("L1", machine, T0 + start, None if end is None else T0 + end, state, reason)
+
+
+@pytest.mark.parametrize("state, reason, seconds, category, planned, micro, text", [
+    (State.IDLE, 0, 60, SM, False, True, "No reason"),
+    (State.IDLE, 0, 119.9, SM, False, True, "No reason"),
+    (State.IDLE, 0, 120, U, False, False, "No reason"),  # at the threshold: down time
+    (State.FAULT, 0, 30, SM, False, True, "No reason"),  # a short jam is a small stop
+    (State.FAULT, 0, 300, F, False, False, "No reason"),
+    (State.CHANGEOVER, 0, 30, S, False, False, "No reason"),  # a changeover is never a small stop
+    (State.STARVED, 0, 300, SB, False, False, "No reason"),
+    (State.BLOCKED, 0, 30, SM, False, True, "No reason"),
+    (State.PLANNED_STOP, 0, 30, P, True, False, "No reason"),
+    (State.IDLE, 4, 30, P, True, False, "Maintenance"),  # planned reason
+    (State.FAULT, 6, 3000, P, True, False, "Team meeting"),  # planned flag beats the category
+    (State.IDLE, 1, 30, F, False, False, "Jam"),  # a reason makes it more than a small stop
+    (State.IDLE, 5, 600, SM, False, True, "Slow feeder"),  # a performance-loss reason
+    (State.FAULT, 99, 300, F, False, False, "Unknown reason 99"),  # code not in the plant file
+    (State.IDLE, 99, 30, U, False, False, "Unknown reason 99"),
+])
+def test_classify_stop(state: State, reason: int, seconds: float, category: LossCategory, planned: bool, micro: bool,
+                       text: str) -> None:
+    cls = classify_stop(stop(0, seconds, state, reason), PLANT, now=T0 + 10_000)
+    assert (cls.category, cls.planned, cls.micro, cls.reason_text) == (category, planned, micro, text)
+
+
+def test_an_ongoing_stop_is_classified_as_if_it_ended_now() -> None:
+    ongoing = stop(0, None)
+    assert classify_stop(ongoing, PLANT, now=T0 + 60).micro
+    assert not classify_stop(ongoing, PLANT, now=T0 + 200).micro
+
+
+def raw(stopped: float, window: float = 600) -> Totals:
+    return Totals(calendar_s=window, planned_operation_s=window, run_s=window - stopped, stopped_s=stopped)
+
+
+@pytest.mark.parametrize("threshold, micro_s, down_s", [(120, 0, 200), (300, 200, 0)])
+def test_the_micro_stop_threshold_moves_loss_between_availability_and_performance(
+        threshold: float, micro_s: float, down_s: float) -> None:
+    plant = make_plant(micro_stop_threshold_s=threshold)
+    totals = classify_totals(raw(200), [stop(100, 300)], plant, T0, T0 + 600, T0 + 600)
+    assert (totals.micro_stop_s, totals.down_s, totals.unexplained_s) == (micro_s, down_s, down_s)
+    assert totals.stops == (1 if down_s else 0)
+
+
+def test_classified_fields_add_up() -> None:
+    stops = [stop(0, 50, State.FAULT, 1), stop(60, 90, State.CHANGEOVER), stop(100, 130, State.IDLE),
+             stop(200, 400, State.PLANNED_STOP), stop(400, 560, State.STARVED)]
+    totals = classify_totals(raw(50 + 30 + 30 + 200 + 160), stops, PLANT, T0, T0 + 600, T0 + 600)
+    assert (totals.failure_s, totals.setup_s, totals.micro_stop_s, totals.planned_down_s, totals.starved_blocked_s) == (
+        50, 30, 30, 200, 160)
+    assert totals.down_s == 50 + 30 + 160
+    assert totals.planned_busy_s == 600 - 200
+    assert totals.stops == 3  # failure, changeover, starved: not the micro-stop, not the planned one
+
+
+def test_overlapping_stop_records_are_merged_so_availability_cannot_go_negative() -> None:
+    stops = [stop(0, 100, State.FAULT, 1), stop(50, 150, State.FAULT, 1), stop(60, 70, State.IDLE, 2)]
+    totals = classify_totals(raw(150), stops, PLANT, T0, T0 + 600, T0 + 600)
+    assert totals.down_s == 150
+    assert totals.run_s + totals.down_s <= totals.planned_busy_s
+
+
+def test_a_stale_ongoing_copy_of_a_stop_yields_to_the_ended_one_and_to_later_stops() -> None:
+    stops = [stop(0, None, State.FAULT, 1), stop(0, 100, State.FAULT, 1),  # same stop, before and after it ended
+             stop(200, None, State.IDLE), stop(300, 400, State.FAULT, 1)]  # never closed, then a newer stop
+    spans = claimed_spans(stops, T0, T0 + 600, T0 + 600)
+    assert [(s.end, span) for s, span in spans] == [
+        (T0 + 100, (T0, T0 + 100)), (None, (T0 + 200, T0 + 300)), (T0 + 400, (T0 + 300, T0 + 400))]
+
+
+def test_stops_of_different_machines_are_not_merged() -> None:
+    spans = claimed_spans([stop(0, 100), stop(0, 100, machine="M2")], T0, T0 + 600, T0 + 600)
+    assert len(spans) == 2
+
+
+def test_stopped_time_no_record_claims_is_unexplained_and_overclaims_are_scaled() -> None:
+    missing = classify_totals(raw(100), [stop(0, 40, State.FAULT, 1)], PLANT, T0, T0 + 600, T0 + 600)
+    assert (missing.failure_s, missing.unexplained_s, missing.down_s) == (40, 60, 100)
+    over = classify_totals(raw(50), [stop(0, 100, State.FAULT, 1)], PLANT, T0, T0 + 600, T0 + 600)
+    assert (over.failure_s, over.down_s) == (50, 50)
+
+
+def test_classifying_twice_with_the_same_stops_changes_nothing() -> None:
+    stops = [stop(0, 300, State.FAULT, 1), stop(400, 450)]
+    once = classify_totals(raw(350), stops, PLANT, T0, T0 + 600, T0 + 600)
+    assert classify_totals(once, stops, PLANT, T0, T0 + 600, T0 + 600) == once
+
+
+def test_a_stop_bridging_a_break_loses_only_planned_time() -> None:
+    plant = make_plant(shifts=[{"name": "s", "start": "00:00", "end": "00:00",
+                                "breaks": [{"start": "00:05", "end": "00:15"}]}])
+    bridge = stop(240, 960)  # 00:04 to 00:16: 12 minutes, 2 of them planned
+    totals = classify_totals(Totals(planned_operation_s=1200 - 600, stopped_s=120), [bridge], plant, T0, T0 + 1200,
+                             T0 + 1200)
+    assert (totals.unexplained_s, totals.micro_stop_s) == (120, 0)  # 12 min long: not a small stop
+    report = downtime_report([bridge], plant, T0, T0 + 1200, T0 + 1200)
+    assert report["events"][0]["lost_s"] == 120 and report["events"][0]["in_window_s"] == 720
+
+
+def test_a_stop_only_on_a_break_is_neither_a_loss_nor_counted() -> None:
+    plant = make_plant(shifts=[{"name": "s", "start": "00:00", "end": "00:00",
+                                "breaks": [{"start": "00:05", "end": "00:15"}]}])
+    totals = classify_totals(Totals(), [stop(310, 800)], plant, T0, T0 + 1200, T0 + 1200)
+    assert (totals.down_s, totals.stops) == (0, 0)
+
+
+# --- the report ----------------------------------------------------------------------
+
+REPORT_STOPS = [
+    stop(0, 600, State.FAULT, 1),  # 600 s jam
+    stop(1000, 1300, State.FAULT, 1),  # 300 s jam
+    stop(2000, 2900, State.CHANGEOVER, 2),  # 900 s changeover
+    stop(3000, 3060),  # 60 s small stop
+    stop(3100, 3130),  # 30 s small stop
+    stop(3200, 3500),  # 300 s without a reason
+    stop(4000, 5000, State.PLANNED_STOP),  # planned: listed, not a loss
+    stop(5500, 5530, State.IDLE, 0, machine="M2"),
+    stop(6000, None, State.FAULT, 99),  # ongoing, unknown code
+]
+NOW = T0 + 6300
+
+
+def test_downtime_report_pareto_by_duration_and_count() -> None:
+    report = downtime_report(REPORT_STOPS, PLANT, T0, T0 + 7200, NOW, run_s=3600.0)
+    by_duration = [(r["group"], r["count"], r["duration_s"]) for r in report["pareto"]["by_duration"]]
+    assert by_duration == [("1", 2, 900), ("2", 1, 900), ("99", 1, 300), ("no_reason", 1, 300),
+                           ("small_stops", 3, 120)]
+    by_count = [(r["group"], r["count"]) for r in report["pareto"]["by_count"]]
+    assert by_count == [("small_stops", 3), ("1", 2), ("2", 1), ("99", 1), ("no_reason", 1)]
+    rows = report["pareto"]["by_duration"]
+    assert rows[0]["share"] == pytest.approx(900 / 2520)
+    assert rows[-1]["cumulative_share"] == pytest.approx(1.0)
+    assert rows[0]["label"] == "Jam" and rows[2]["label"] == "Unknown reason 99"
+    assert rows[4]["label"] == "Small stops (no reason, < 120 s)"
+
+
+def test_downtime_report_events_summary_and_reliability() -> None:
+    report = downtime_report(REPORT_STOPS, PLANT, T0, T0 + 7200, NOW, run_s=3600.0)
+    assert len(report["events"]) == len(REPORT_STOPS)
+    ongoing = report["events"][-1]
+    assert (ongoing["ongoing"], ongoing["end"], ongoing["duration_s"], ongoing["category"]) == (
+        True, None, 300, "equipment_failure")
+    assert report["summary"] == {"stops": 5, "micro_stops": 3, "planned_stops": 1, "down_s": 2400,
+                                 "micro_stop_s": 120, "planned_down_s": 1000}
+    # failures: the two jams and the ongoing unknown-code fault (category from its state)
+    assert (report["failures"], report["failure_down_s"]) == (3, 1200)
+    assert report["mtbf_s"] == 1200 and report["mttr_s"] == 400
+    assert report["by_machine"][0] == {"line": "L1", "machine": "M1", "count": 7, "duration_s": 2520 - 30}
+    json.dumps(report)  # JSON-ready
+
+
+def test_downtime_report_clips_to_the_window() -> None:
+    report = downtime_report(REPORT_STOPS, PLANT, T0 + 300, T0 + 1100, NOW)
+    assert [e["lost_s"] for e in report["events"]] == [300, 100]
+    assert report["events"][0]["duration_s"] == 600  # the whole stop, for the list
+    assert (report["failures"], report["mtbf_s"], report["mttr_s"]) == (2, None, 200)
+
+
+def test_an_empty_report() -> None:
+    report = downtime_report([], PLANT, T0, T0 + 60, T0 + 60, run_s=60.0)
+    assert report["events"] == [] and report["pareto"] == {"by_duration": [], "by_count": []}
+    assert (report["mtbf_s"], report["mttr_s"]) == (None, None)
