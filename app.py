@@ -28,6 +28,13 @@ from typing import Any
 log = logging.getLogger("app")
 
 
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # asyncua logs every address-space detail at INFO; the product's own lines are what matter.
+    logging.getLogger("asyncua").setLevel(logging.WARNING)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
+
 def _settings(args: argparse.Namespace) -> Any:
     from config.settings import Settings
 
@@ -66,7 +73,7 @@ def create_server() -> Any:
     """WSGI app for gunicorn: ``gunicorn -w 4 -b 0.0.0.0:8050 'app:create_server()'``."""
     from config.settings import Settings
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _configure_logging("INFO")
     return create_dash(Settings.from_env()).server
 
 
@@ -240,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     from config.loader import PlantConfigError
 
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _configure_logging(args.log_level)
     func = getattr(args, "func", None)
     if func is None:
         args.command, args.host, args.port, args.data_dir, args.seed, args.no_simulator = "run", None, None, None, 7, False
