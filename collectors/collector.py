@@ -1,0 +1,437 @@
+"""The collector: subscribes to every configured node on every OPC UA endpoint and
+writes canonical events to Redis through ``RedisSink`` (and so through the contract).
+
+Per endpoint (all endpoints concurrently, in an ``asyncio.TaskGroup``):
+
+* connect with the endpoint's security (policy, mode, certificate, key; username with the
+  password from the environment variable named by ``password_env``);
+* one subscription with the endpoint's publishing interval, one monitored item per node
+  with its sampling interval and a queue of ``queue_size`` values, ``DiscardOldest``:
+  changes faster than the publishing interval are queued on the server and all arrive, in
+  order; if a queue ever overflows, the oldest go and the latest value stays (a counter
+  loses no production, only intermediate values);
+* every notification becomes an ``Event`` (see ``collectors.mapping``);
+* a ``hb`` event per machine every ``plant.heartbeat_s`` while the session is healthy, a
+  ``link`` "up"/"down" event per machine when the connection is made or lost (and "down"
+  on shutdown): the engine treats link down or silence as unknown time;
+* on a lost connection: reconnect with capped exponential backoff and subscribe again,
+  logging the loss and the recovery once each;
+* a watchdog rebuilds a subscription that went silent (no data and no keep-alive for
+  ``watchdog_factor`` keep-alive intervals); if that fails, the session is rebuilt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+import time
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from asyncua import Client, ua
+from asyncua.crypto import security_policies
+from asyncua.ua.uaerrors import UaError
+
+from collectors.buffer import StoreAndForwardBuffer
+from collectors.mapping import Binding, bindings_for, status_name, to_event
+from collectors.redis_io import async_redis
+from collectors.sink import Backoff, RedisSink
+from collectors.subscription import ItemSubscription
+from config.settings import Settings
+from domain.model import GOOD_STATUS, Event, Signal
+from domain.plant import Endpoint, Plant
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CollectorOptions:
+    reconnect_initial_s: float = 0.5
+    reconnect_max_s: float = 30.0
+    connect_timeout_s: float = 15.0
+    request_timeout_s: float = 4.0  # per OPC UA request
+    health_check_s: float = 1.0  # asyncua's probe of the server state
+    keepalive_s: float | None = None  # default: min(plant.heartbeat_s, 10)
+    watchdog_factor: float = 3.0  # silent for this many keep-alive intervals: rebuild
+    items_per_call: int = 1000  # monitored items per CreateMonitoredItems request
+    session_timeout_ms: int = 60_000
+    redis_retry_initial_s: float = 0.25  # while Redis is unreachable: first retry after this
+    redis_retry_max_s: float = 10.0  # ... doubling up to this
+
+
+@dataclass
+class EndpointStats:
+    connects: int = 0
+    notifications: int = 0
+    outages: int = 0
+    rebuilds: int = 0  # silent subscriptions rebuilt by the watchdog
+
+
+class SessionLost(Exception):
+    """The OPC UA session or its subscription is gone; reconnect."""
+
+
+async def first_completed(*aws: Awaitable[object]) -> None:
+    """Run awaitables until the first one ends; cancel the rest; re-raise its error."""
+    tasks = [asyncio.ensure_future(a) for a in aws]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    for task in done:
+        task.result()
+
+
+def _certificate_uri(path: str) -> str | None:
+    """The application URI in a certificate's subjectAltName (servers check it)."""
+    from cryptography import x509
+
+    data = Path(path).read_bytes()
+    try:
+        cert = x509.load_pem_x509_certificate(data) if b"-----BEGIN" in data else x509.load_der_x509_certificate(data)
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (ValueError, x509.ExtensionNotFound):
+        return None
+    uris = names.get_values_for_type(x509.UniformResourceIdentifier)
+    return uris[0] if uris else None
+
+
+class EndpointCollector:
+    """One endpoint's session loop: connect, subscribe, forward, reconnect."""
+
+    def __init__(
+        self,
+        plant: Plant,
+        name: str,
+        endpoint: Endpoint,
+        sink: RedisSink,
+        options: CollectorOptions,
+        env: Mapping[str, str],
+    ) -> None:
+        self.plant = plant
+        self.name = name
+        self.endpoint = endpoint
+        self.sink = sink
+        self.options = options
+        self.bindings = bindings_for(plant, name)
+        self.by_handle = {i + 1: b for i, b in enumerate(self.bindings)}
+        self.machines = sorted({(b.line, b.machine) for b in self.bindings})
+        self.password = self._password(env)
+        self.stats = EndpointStats()
+        self.connected = asyncio.Event()
+        self._silence_s = 10.0
+        self._lost_reason = ""
+        self._refused_nodes: set[str] = set()
+        self._outage_since: float | None = None
+        self._attempts = 0
+        self._reported_bad_nodes: set[str] = set()
+
+    def _password(self, env: Mapping[str, str]) -> str | None:
+        sec = self.endpoint.security
+        if not sec.username:
+            return None
+        if not sec.password_env or sec.password_env not in env:
+            raise ValueError(
+                f"endpoint {self.name}: the password for user {sec.username!r} is read from the environment "
+                f"variable {sec.password_env!r}, which is not set"
+            )
+        return env[sec.password_env]
+
+    # --- the session loop ------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Collect until cancelled."""
+        backoff = Backoff(self.options.reconnect_initial_s, self.options.reconnect_max_s)
+        try:
+            while True:
+                try:
+                    await self._session(backoff)
+                    reason = "session ended"
+                except (SessionLost, OSError, TimeoutError, UaError) as exc:
+                    reason = str(exc) or type(exc).__name__
+                except Exception as exc:  # asyncua raises a few other types on broken connections
+                    reason = f"{type(exc).__name__}: {exc}"
+                    log.debug("endpoint %s: session error", self.name, exc_info=True)
+                self._lost(reason)
+                await asyncio.sleep(backoff.next_delay())
+        finally:
+            if self.connected.is_set():
+                self._link("down")
+                self.connected.clear()
+
+    def _lost(self, reason: str) -> None:
+        self._attempts += 1
+        if self.connected.is_set():
+            self.connected.clear()
+            self._outage_since = time.monotonic()
+            self._attempts = 1
+            self.stats.outages += 1
+            self._link("down")
+            log.warning("endpoint %s (%s): connection lost (%s); reconnecting with backoff up to %g s",
+                        self.name, self.endpoint.url, reason, self.options.reconnect_max_s)
+        elif self._attempts == 1:
+            log.warning("endpoint %s (%s): cannot connect (%s); retrying with backoff up to %g s",
+                        self.name, self.endpoint.url, reason, self.options.reconnect_max_s)
+        else:
+            log.debug("endpoint %s: attempt %d failed: %s", self.name, self._attempts, reason)
+
+    def _up(self, subscribed: int) -> None:
+        if self._outage_since is not None:
+            log.warning("endpoint %s (%s): reconnected after %.1f s (%d attempts), %d nodes subscribed",
+                        self.name, self.endpoint.url, time.monotonic() - self._outage_since, self._attempts, subscribed)
+        else:
+            log.info("endpoint %s (%s): connected, %d nodes subscribed", self.name, self.endpoint.url, subscribed)
+        self._outage_since = None
+        self._attempts = 0
+        self.stats.connects += 1
+        self.connected.set()
+        self._link("up")
+
+    async def _session(self, backoff: Backoff) -> None:
+        client = self._client()
+        lost = asyncio.Event()
+        self._lost_reason = ""
+
+        async def on_lost(exc: Exception) -> None:
+            lost.set()
+
+        client.connection_lost_callback = on_lost
+        try:
+            async with asyncio.timeout(self.options.connect_timeout_s):
+                await self._configure_security(client)
+                await client.connect()  # closes its socket itself when a step fails
+        except BaseException:
+            client.disconnect_socket()  # but not when the timeout cancels it
+            raise
+        try:
+            sub = self._subscription(client, lost)
+            async with asyncio.timeout(self.options.connect_timeout_s):
+                self._refused(await sub.create())
+            self._silence_s = max(self.options.watchdog_factor * sub.keepalive_s, 1.0)
+            self._up(len(self.bindings) - len(self._refused_nodes))
+            backoff.reset()
+            await first_completed(self._heartbeats(sub), self._watchdog(sub), self._until(lost))
+        finally:
+            await self._close(client, lost.is_set())
+
+    def _client(self) -> Client:
+        client = Client(self.endpoint.url, timeout=self.options.request_timeout_s,
+                        watchdog_intervall=self.options.health_check_s)
+        client.session_timeout = self.options.session_timeout_ms
+        client.name = client.description = f"OEE collector ({self.plant.name})"
+        return client
+
+    async def _configure_security(self, client: Client) -> None:
+        sec = self.endpoint.security
+        if sec.username:
+            client.set_user(sec.username)
+            client.set_password(self.password or "")
+        if sec.policy == "None":
+            return
+        assert sec.certificate and sec.private_key  # checked when the plant file is loaded
+        uri = _certificate_uri(sec.certificate)
+        if uri:
+            client.application_uri = uri
+        policy = getattr(security_policies, f"SecurityPolicy{sec.policy.replace('_', '')}")
+        await client.set_security(
+            policy, certificate=sec.certificate, private_key=sec.private_key,
+            server_certificate=sec.server_certificate, mode=getattr(ua.MessageSecurityMode, sec.mode),
+        )
+
+    async def _until(self, lost: asyncio.Event) -> None:
+        await lost.wait()
+        raise SessionLost(self._lost_reason or "connection lost")
+
+    async def _close(self, client: Client, transport_lost: bool) -> None:
+        try:
+            async with asyncio.timeout(2.0):
+                if transport_lost:
+                    await client.close_session()  # stops asyncua's tasks; the socket is gone already
+                    client.disconnect_socket()
+                else:
+                    await client.disconnect()
+        except Exception:  # tearing down a broken connection: nothing left to save
+            log.debug("endpoint %s: error while closing the session", self.name, exc_info=True)
+            client.disconnect_socket()
+
+    # --- subscription ----------------------------------------------------------------
+
+    def _subscription_parameters(self) -> ua.CreateSubscriptionParameters:
+        interval_ms = float(self.endpoint.publishing_interval_ms)
+        keepalive_s = self.options.keepalive_s or min(self.plant.heartbeat_s, 10.0)
+        keepalive_count = max(1, math.ceil(keepalive_s * 1000 / interval_ms))
+        lifetime_count = max(3 * keepalive_count, math.ceil(60_000 / interval_ms))
+        return ua.CreateSubscriptionParameters(
+            RequestedPublishingInterval=interval_ms,
+            RequestedLifetimeCount=lifetime_count,
+            RequestedMaxKeepAliveCount=keepalive_count,
+            MaxNotificationsPerPublish=0,
+            PublishingEnabled=True,
+            Priority=0,
+        )
+
+    def _item_request(self, handle: int, binding: Binding) -> ua.MonitoredItemCreateRequest:
+        params = ua.MonitoringParameters(
+            ClientHandle=handle,
+            SamplingInterval=float(self.endpoint.sampling_interval_ms),
+            QueueSize=self.endpoint.queue_size,
+            DiscardOldest=True,
+        )
+        item = ua.ReadValueId(NodeId=ua.NodeId.from_string(binding.node_id), AttributeId=ua.AttributeIds.Value)
+        return ua.MonitoredItemCreateRequest(
+            ItemToMonitor=item, MonitoringMode=ua.MonitoringMode.Reporting, RequestedParameters=params
+        )
+
+    def _subscription(self, client: Client, lost: asyncio.Event) -> ItemSubscription:
+        def on_status(status: ua.StatusCode) -> None:
+            if not status.is_good():
+                self._lost_reason = f"server reported {status_name(status)}"
+                lost.set()
+
+        items = [self._item_request(h, b) for h, b in self.by_handle.items()]
+        return ItemSubscription(client.uaclient, self._subscription_parameters(), items, self._on_data, on_status,
+                                self.options.items_per_call)
+
+    def _refused(self, refused: Sequence[tuple[ua.MonitoredItemCreateRequest, ua.StatusCode]]) -> None:
+        """Nodes the server would not monitor: logged once each, and an event with the status."""
+        self._refused_nodes = set()
+        now = time.time()
+        for request, status in refused:
+            binding = self.by_handle[request.RequestedParameters.ClientHandle]
+            self._refused_nodes.add(binding.node_id)
+            name = status_name(status)
+            if binding.node_id not in self._reported_bad_nodes:
+                self._reported_bad_nodes.add(binding.node_id)
+                log.warning("endpoint %s: cannot monitor %s (%s/%s %s): %s",
+                            self.name, binding.node_id, binding.line, binding.machine, binding.signal, name)
+            self.sink.put(Event(binding.line, binding.machine, binding.signal, None, name, now))
+
+    def _on_data(self, items: Sequence[ua.MonitoredItemNotification]) -> None:
+        """One publish response's notifications, in order (called by asyncua's publish loop)."""
+        arrival = time.time()
+        by_handle, source, put = self.by_handle, self.endpoint.timestamp, self.sink.put
+        for item in items:
+            binding = by_handle.get(item.ClientHandle)
+            if binding is not None:
+                put(to_event(binding, item.Value, source, arrival))
+        self.stats.notifications += len(items)
+
+    async def _heartbeats(self, sub: ItemSubscription) -> None:
+        while True:
+            if sub.silent_for() < self._silence_s:
+                now = time.time()
+                for line, machine in self.machines:
+                    self.sink.put(Event(line, machine, Signal.HEARTBEAT, None, GOOD_STATUS, now))
+            await asyncio.sleep(self.plant.heartbeat_s)
+
+    async def _watchdog(self, sub: ItemSubscription) -> None:
+        while True:
+            await asyncio.sleep(min(1.0, self._silence_s / 4))
+            silent = sub.silent_for()
+            if silent < self._silence_s:
+                continue
+            self.stats.rebuilds += 1
+            log.warning("endpoint %s: subscription silent for %.1f s (no data, no keep-alive); rebuilding it",
+                        self.name, silent)
+            try:
+                async with asyncio.timeout(self.options.connect_timeout_s):
+                    self._refused(await sub.rebuild())
+            except Exception as exc:
+                raise SessionLost(f"rebuilding the silent subscription failed: {exc!r}") from exc
+
+    def _link(self, value: str) -> None:
+        now = time.time()
+        for line, machine in self.machines:
+            self.sink.put(Event(line, machine, Signal.LINK, value, GOOD_STATUS, now))
+
+
+class Collector:
+    """All endpoints of a plant, each in its own task."""
+
+    def __init__(self, plant: Plant, sink: RedisSink, options: CollectorOptions | None = None,
+                 env: Mapping[str, str] | None = None) -> None:
+        self.plant = plant
+        self.sink = sink
+        options = options or CollectorOptions()
+        env = os.environ if env is None else env
+        self.endpoints = {
+            name: EndpointCollector(plant, name, endpoint, sink, options, env)
+            for name, endpoint in plant.endpoints.items()
+        }
+        self.endpoints = {name: ep for name, ep in self.endpoints.items() if ep.bindings}
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Collect until ``stop`` is set (or until cancelled)."""
+        async with asyncio.TaskGroup() as tg:
+            tasks = [tg.create_task(ep.run(), name=f"collector-{name}") for name, ep in self.endpoints.items()]
+            await (stop or asyncio.Event()).wait()
+            for task in tasks:
+                task.cancel()
+
+    async def wait_connected(self, timeout_s: float = 30.0, names: Iterable[str] | None = None) -> None:
+        """Until every (named) endpoint has a session and its subscription."""
+        waiting: Sequence[EndpointCollector] = [self.endpoints[n] for n in (names or self.endpoints)]
+        async with asyncio.timeout(timeout_s):
+            for ep in waiting:
+                await ep.connected.wait()
+
+
+class _ConnectionDropNoise(logging.Filter):
+    """asyncua's publish loop logs a traceback when the connection drops under it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        dropped = record.exc_info is not None and isinstance(record.exc_info[1], ConnectionError)
+        return not (dropped and record.getMessage().startswith("Publish iteration crashed"))
+
+
+def quiet_asyncua_logging(level: int = logging.WARNING) -> None:
+    """For entry points that configure logging: asyncua logs every session step at INFO
+    and a traceback (ERROR) when a server goes away; the collector already logs each loss
+    and each recovery once. Raises asyncua's level to ``level`` and drops that traceback."""
+    logging.getLogger("asyncua").setLevel(level)
+    logging.getLogger("asyncua.client.ua_session.UaSession").addFilter(_ConnectionDropNoise())
+
+
+def make_sink(settings: Settings, options: CollectorOptions | None = None) -> RedisSink:
+    """The Redis sink with its store-and-forward buffer under ``settings.data_dir``."""
+    options = options or CollectorOptions()
+    buffer = StoreAndForwardBuffer(
+        settings.data_dir / "buffer", settings.buffer_memory_events, settings.buffer_disk_bytes
+    )
+    client = async_redis(settings.redis_url)
+    return RedisSink(
+        client, buffer, retention_s=settings.plant.retention.stream_days * 86400,
+        retry_initial_s=options.redis_retry_initial_s, retry_max_s=options.redis_retry_max_s,
+    )
+
+
+async def run_collector(
+    settings: Settings,
+    stop: asyncio.Event | None = None,
+    *,
+    options: CollectorOptions | None = None,
+    env: Mapping[str, str] | None = None,
+    started: asyncio.Future[Collector] | None = None,
+) -> None:
+    """Collect every endpoint of ``settings.plant`` into ``settings.redis_url`` until ``stop``.
+
+    ``started`` (optional) receives the running ``Collector`` (tests use it to wait for
+    the subscriptions and read statistics).
+    """
+    sink = make_sink(settings, options)
+    collector = Collector(settings.plant, sink, options, env)
+    if started is not None:
+        started.set_result(collector)
+    try:
+        async with asyncio.TaskGroup() as tg:
+            sink_task = tg.create_task(sink.run(), name="redis-sink")
+            await collector.run(stop)
+            sink_task.cancel()
+    finally:
+        await sink.close()
+        await sink.client.aclose()

@@ -1,0 +1,244 @@
+"""Writes canonical events to Redis in pipelined batches, through the stream contract.
+
+One pipeline per batch: per line, an ``XADD <plant:{line}:events> MINID ~ <now - retention> *``
+per event and one ``HSET <plant:{line}:live>`` with the batch's latest value of every
+(machine, signal), run in Redis by a small Lua script (see ``_WRITE_SCRIPT``). A batch is
+written when ``batch_max`` events are waiting or ``flush_interval_s`` after the first one
+arrived.
+
+While Redis is unreachable, batches go to the store-and-forward buffer and the sink
+retries with capped exponential backoff. Once Redis answers, the buffer is forwarded in
+order before anything newer (new events queue behind it), so readers see every
+(machine, signal) in the order the collector received it. Delivery is at least once: a
+batch cut off in the middle by a dying Redis is written again (all values are
+idempotent: cumulative counters, states, levels).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import redis.asyncio
+from redis.exceptions import RedisError
+
+from collectors.buffer import StoreAndForwardBuffer
+from domain.contract import FIELDS, encode_event, encode_live, events_key, live_key
+from domain.model import Event
+
+log = logging.getLogger(__name__)
+
+# The writes of one line in one batch, done in Redis: XADD <stream> MINID ~ <minid> * <fields>
+# for every entry, then HSET <live> of the batch's latest value per field. Passing a
+# batch as one JSON argument keeps the client's work per event small (redis-py packs
+# and parses every argument and reply in Python); the names and the encoding of the
+# fields come from ``domain.contract``. Runs atomically: a batch of a line is stored
+# whole or not at all.
+_WRITE_SCRIPT = """
+local minid, names = ARGV[1], cjson.decode(ARGV[2])
+local entries, live = cjson.decode(ARGV[3]), cjson.decode(ARGV[4])
+local args = {KEYS[1], 'MINID', '~', minid, '*'}
+for _, entry in ipairs(entries) do
+  for i = 1, #names do
+    args[4 + 2 * i] = names[i]
+    args[5 + 2 * i] = entry[i]
+  end
+  redis.call('XADD', unpack(args))
+end
+for i = 1, #live, 1000 do
+  redis.call('HSET', KEYS[2], unpack(live, i, math.min(i + 999, #live)))
+end
+return #entries
+"""
+_FIELD_NAMES = json.dumps(list(FIELDS))
+
+
+@dataclass(slots=True)
+class SinkStats:
+    written: int = 0  # events stored in Redis
+    batches: int = 0  # pipelines executed
+    buffered: int = 0  # events that went through the store-and-forward buffer
+    outages: int = 0
+
+
+class Backoff:
+    """Capped exponential delays: initial, 2x, 4x, ... up to ``cap`` seconds."""
+
+    def __init__(self, initial_s: float, cap_s: float) -> None:
+        self.initial_s = initial_s
+        self.cap_s = cap_s
+        self.attempts = 0
+
+    def next_delay(self) -> float:
+        delay = min(self.initial_s * float(2**self.attempts), self.cap_s)
+        self.attempts += 1
+        return delay
+
+    def reset(self) -> None:
+        self.attempts = 0
+
+
+class RedisSink:
+    """The collector's only way to Redis. ``put`` never blocks and never raises."""
+
+    def __init__(
+        self,
+        client: redis.asyncio.Redis,
+        buffer: StoreAndForwardBuffer,
+        *,
+        retention_s: float,
+        batch_max: int = 2000,
+        flush_interval_s: float = 0.01,
+        drain_chunk: int = 5000,
+        retry_initial_s: float = 0.25,
+        retry_max_s: float = 10.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.client = client
+        self.buffer = buffer
+        self.retention_ms = int(retention_s * 1000)
+        self.batch_max = batch_max
+        self.flush_interval_s = flush_interval_s
+        self.drain_chunk = drain_chunk
+        self.clock = clock
+        self.stats = SinkStats()
+        self._pending: list[Event] = []
+        self._wake = asyncio.Event()
+        self._backoff = Backoff(retry_initial_s, retry_max_s)
+        self._retry_at = 0.0  # monotonic time of the next attempt while Redis is down
+        self._down_since: float | None = None
+        self._keys: dict[str, tuple[str, str]] = {}
+
+    def put(self, event: Event) -> None:
+        self._pending.append(event)
+        if len(self._pending) == 1 or len(self._pending) >= self.batch_max:
+            self._wake.set()
+
+    @property
+    def pending(self) -> int:
+        """Events not yet in Redis (waiting for the next batch or in the buffer)."""
+        return len(self._pending) + len(self.buffer)
+
+    async def run(self) -> None:
+        """Write batches until cancelled."""
+        while True:
+            await self._wait_for_work()
+            await self.flush()
+
+    async def _wait_for_work(self) -> None:
+        if not self._pending:
+            timeout = self._retry_at - time.monotonic() if len(self.buffer) else None
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout)
+            except TimeoutError:
+                return
+        self._wake.clear()
+        if len(self._pending) < self.batch_max:
+            await asyncio.sleep(self.flush_interval_s)
+
+    async def flush(self) -> None:
+        """Write what is waiting: the buffer first (if Redis is back), then new events."""
+        batch, self._pending = self._pending, []
+        if len(self.buffer) or self._down_since is not None:
+            self.buffer.extend(batch)
+            self.stats.buffered += len(batch)
+            batch = []
+            if self._down_since is not None and time.monotonic() < self._retry_at:
+                return
+            await self._forward_buffer()
+            return
+        if not batch:
+            return
+        try:
+            written = await self._try_write(batch)
+        except asyncio.CancelledError:
+            self.buffer.extend(batch)  # shutting down mid-write: keep it (at least once)
+            raise
+        if not written:
+            self.buffer.extend(batch)
+            self.stats.buffered += len(batch)
+
+    async def _forward_buffer(self) -> None:
+        while len(self.buffer):
+            chunk = self.buffer.peek(self.drain_chunk)
+            if not await self._try_write(chunk):
+                return
+            self.buffer.pop(len(chunk))
+            await asyncio.sleep(0)  # let the OPC UA side run between chunks
+
+    async def _try_write(self, events: Sequence[Event]) -> bool:
+        try:
+            await self.write(events)
+        except (RedisError, OSError) as exc:
+            self._mark_down(exc)
+            return False
+        self._mark_up()
+        return True
+
+    def _mark_down(self, exc: BaseException) -> None:
+        if self._down_since is None:
+            self._down_since = time.monotonic()
+            self.stats.outages += 1
+            log.warning("Redis unreachable (%s); buffering events until it is back", exc)
+        self._retry_at = time.monotonic() + self._backoff.next_delay()
+
+    def _mark_up(self) -> None:
+        if self._down_since is not None:
+            log.warning(
+                "Redis reachable again after %.1f s; forwarding %d buffered events",
+                time.monotonic() - self._down_since, len(self.buffer),
+            )
+            self._down_since = None
+            self._backoff.reset()
+
+    def _keys_for(self, line: str) -> tuple[str, str]:
+        keys = self._keys.get(line)
+        if keys is None:
+            keys = self._keys[line] = (events_key(line), live_key(line))
+        return keys
+
+    async def write(self, events: Sequence[Event]) -> None:
+        """One pipeline: per line, its events' XADDs (MINID ~ trimming) and one HSET."""
+        if not events:
+            return
+        minid = str(max(int(self.clock() * 1000) - self.retention_ms, 0))
+        per_line: dict[str, tuple[list[list[str]], dict[str, str]]] = {}
+        for event in events:
+            entries, _ = per_line.get(event.line) or per_line.setdefault(event.line, ([], {}))
+            entries.append(list(encode_event(event).values()))
+        latest: set[tuple[str, str, str]] = set()
+        for event in reversed(events):  # the live hash takes the last event of each signal
+            key = (event.line, event.machine, event.signal)
+            if key not in latest:
+                latest.add(key)
+                field, value = encode_live(event)
+                per_line[event.line][1][field] = value
+        pipe = self.client.pipeline(transaction=False)
+        for line, (entries, live) in per_line.items():
+            stream, live_hash = self._keys_for(line)
+            pipe.execute_command(
+                "EVAL", _WRITE_SCRIPT, 2, stream, live_hash, minid, _FIELD_NAMES,
+                json.dumps(entries, separators=(",", ":"), ensure_ascii=False),
+                json.dumps([x for pair in live.items() for x in pair], separators=(",", ":"), ensure_ascii=False),
+            )
+        await pipe.execute()
+        self.stats.written += len(events)
+        self.stats.batches += 1
+
+    async def close(self, timeout_s: float = 5.0) -> None:
+        """Last flush (to Redis, or to the buffer if Redis does not answer), then close the buffer."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                self._retry_at = 0.0
+                await self.flush()
+        except TimeoutError:
+            log.warning("Redis did not take the last batch within %.0f s; it stays in the buffer", timeout_s)
+        self.buffer.extend(self._pending)
+        self._pending = []
+        if len(self.buffer):
+            log.info("store-and-forward: %d events kept for the next start", len(self.buffer))
+        self.buffer.close()

@@ -1,0 +1,469 @@
+"""The collector end to end: a real asyncua server (the simulator) -> collector -> a real Redis,
+read back through the stream contract."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+import redis
+from asyncua import ua
+from asyncua.crypto.cert_gen import setup_self_signed_certificate
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from collectors.buffer import StoreAndForwardBuffer
+from collectors.collector import Collector, CollectorOptions, quiet_asyncua_logging, run_collector
+from collectors.redis_io import async_redis
+from collectors.scenario import load_scenario, replay_scenario
+from collectors.simulator import PlantSimulator, retarget
+from collectors.sink import RedisSink
+from config.loader import DEMO_PLANT, load_plant
+from config.settings import Settings
+from domain.contract import decode_event, decode_live, events_key, live_key
+from domain.model import Event, Signal, State
+from domain.plant import Plant, Security, TimestampSource
+from tests.support import RedisServer, free_port
+
+EXAMPLE_SCENARIO = Path(__file__).resolve().parent.parent / "collectors" / "scenarios" / "bw1_st70_shift_a.csv"
+FAST = CollectorOptions(reconnect_initial_s=0.1, reconnect_max_s=0.5, redis_retry_initial_s=0.1,
+                        redis_retry_max_s=0.5, connect_timeout_s=5.0)
+
+
+@pytest.fixture(scope="module")
+def demo() -> Plant:
+    return load_plant(DEMO_PLANT)
+
+
+def fast_plant(demo: Plant, lines: Iterable[str] | None = None, **endpoint_fields: object) -> Plant:
+    """The demo plant on a free port, publishing every 50 ms, heartbeats every 0.5 s."""
+    fields = {"publishing_interval_ms": 50, **endpoint_fields}
+    plant = retarget(demo, f"opc.tcp://127.0.0.1:{free_port()}/liuzhou/", **fields)
+    keep = [line for line in plant.lines if lines is None or line.id in lines]
+    return plant.model_copy(update={"heartbeat_s": 0.5, "lines": keep})
+
+
+@asynccontextmanager
+async def collecting(plant: Plant, redis_url: str, data_dir: Path, options: CollectorOptions = FAST,
+                     env: dict[str, str] | None = None) -> AsyncIterator[Collector]:
+    settings = Settings(plant_path=DEMO_PLANT, plant=plant, redis_url=redis_url, data_dir=data_dir)
+    stop = asyncio.Event()
+    started: asyncio.Future[Collector] = asyncio.get_running_loop().create_future()
+    task = asyncio.create_task(run_collector(settings, stop, options=options, env=env or {}, started=started))
+    collector = await started
+    try:
+        await collector.wait_connected(10)
+        yield collector
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+
+def stream(client: redis.Redis, line: str) -> list[Event]:
+    return [decode_event(line, fields) for _, fields in client.xrange(events_key(line))]
+
+
+def values(events: list[Event], machine: str, signal: Signal) -> list[object]:
+    return [e.value for e in events if e.machine == machine and e.signal == signal]
+
+
+async def until(predicate: Callable[[], bool], timeout_s: float = 10.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+COUNTED = (("good", Signal.GOOD), ("reject", Signal.REJECT), ("energy_kwh", Signal.ENERGY))
+
+
+def caught_up(client: redis.Redis, sim: PlantSimulator, allow_missing: bool = False) -> Callable[[], bool]:
+    """True once the last good, reject and kWh of every machine in Redis are the simulator's
+    (``allow_missing``: a Redis restarted empty may have no event yet for a counter that
+    has not changed since)."""
+    def check() -> bool:
+        totals = sim.totals()
+        for line in sim.plant.lines:
+            events = stream(client, line.id)
+            for m in line.machines:
+                for field, signal in COUNTED:
+                    seen = values(events, m.id, signal)[-1:]
+                    if seen != [getattr(totals[(line.id, m.id)], field)] and (seen or not allow_missing):
+                        return False
+        return True
+    return check
+
+
+def initial_values_in(client: redis.Redis, plant: Plant) -> Callable[[], bool]:
+    """True once the live hash has every node's value plus hb and link, for every machine."""
+    return lambda: all(client.hlen(live_key(line.id)) == 8 * len(line.machines) for line in plant.lines)
+
+
+def collapse(items: list[object]) -> list[object]:
+    return [v for i, v in enumerate(items) if i == 0 or v != items[i - 1]]
+
+
+# --- end to end --------------------------------------------------------------------------
+
+
+def test_counts_in_redis_equal_the_simulators(demo: Plant, redis_client: redis.Redis, redis_url: str,
+                                              tmp_path: Path) -> None:
+    plant = fast_plant(demo)
+
+    async def scenario() -> PlantSimulator:
+        async with (
+            PlantSimulator(plant, seed=11, speed=900, autorun=False, record=True) as sim,
+            collecting(plant, redis_url, tmp_path) as collector,
+        ):
+            await until(initial_values_in(redis_client, plant), what="initial values")
+            sim.start_plant()
+            await asyncio.sleep(3.0)
+            await sim.stop_plant()
+            await until(caught_up(redis_client, sim), what="collector to catch up")
+            assert collector.endpoints["demo"].stats.connects == 1
+        return sim
+
+    sim = asyncio.run(scenario())
+    totals = sim.totals()
+    assert sum(t.good for t in totals.values()) > 50
+    for line in plant.lines:
+        events = stream(redis_client, line.id)
+        live = {(e.machine, e.signal): e for e in (decode_live(line.id, f, v) for f, v in
+                                                   redis_client.hgetall(live_key(line.id)).items())}
+        for m in line.machines:
+            for signal in (Signal.GOOD, Signal.REJECT, Signal.ENERGY, Signal.STATE, Signal.REASON):
+                written = [v for v, _ in sim.history(line.id, m.id, signal)]
+                if signal == Signal.STATE:
+                    state_map = plant.state_map_for(m)
+                    written = [str(state_map.map(v)) for v in written]
+                # Every value since the initial one, in order, none missing.
+                assert collapse(values(events, m.id, signal)) == collapse(written), f"{line.id}/{m.id} {signal}"
+            assert live[(m.id, Signal.GOOD)].value == totals[(line.id, m.id)].good
+            assert live[(m.id, Signal.ENERGY)].value == totals[(line.id, m.id)].energy_kwh
+            assert values(events, m.id, Signal.LINK) == ["up", "down"]  # connected, then shut down
+            assert len(values(events, m.id, Signal.HEARTBEAT)) >= 4  # every 0.5 s for 3 s and more
+        assert all(e.is_good for e in events)
+        # Source timestamps of production events are simulated time (900x): far ahead of now.
+        assert max(e.ts for e in events if e.signal == Signal.GOOD) > time.time() + 1000
+
+
+def test_survives_an_opc_ua_server_restart(demo: Plant, redis_client: redis.Redis, redis_url: str,
+                                           tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    plant = fast_plant(demo, lines=["BW1"])
+    caplog.set_level(logging.INFO, logger="collectors")
+
+    async def scenario() -> PlantSimulator:
+        async with (
+            PlantSimulator(plant, seed=5, speed=900, record=True) as sim,
+            collecting(plant, redis_url, tmp_path) as collector,
+        ):
+            endpoint = collector.endpoints["demo"]
+            await asyncio.sleep(1.0)
+            await sim.stop_server()
+            await until(lambda: not endpoint.connected.is_set(), what="loss noticed")
+            await asyncio.sleep(1.5)  # the plant keeps producing, the server is gone
+            before = sim.totals()[("BW1", "ST10")].good
+            await sim.start_server()
+            await until(lambda: endpoint.stats.connects == 2, what="reconnect")
+            await asyncio.sleep(1.0)
+            await sim.stop_plant()
+            await until(caught_up(redis_client, sim), what="collector to catch up")
+            assert endpoint.stats.outages == 1
+            assert sim.totals()[("BW1", "ST10")].good > before
+        return sim
+
+    sim = asyncio.run(scenario())
+    events = stream(redis_client, "BW1")
+    for m in plant.lines[0].machines:
+        goods = values(events, m.id, Signal.GOOD)
+        assert goods == sorted(goods) and goods[-1] == sim.totals()[("BW1", m.id)].good
+        assert values(events, m.id, Signal.LINK) == ["up", "down", "up", "down"]
+    messages = [r.getMessage() for r in caplog.records if r.name.startswith("collectors")]
+    assert sum("connection lost" in msg for msg in messages) == 1
+    assert sum("reconnected after" in msg for msg in messages) == 1
+    assert not any("cannot connect" in msg for msg in messages)
+
+
+def test_a_redis_outage_loses_nothing(demo: Plant, restartable_redis: RedisServer, tmp_path: Path,
+                                      caplog: pytest.LogCaptureFixture) -> None:
+    plant = fast_plant(demo, lines=["BW1", "BR1"])
+    client = redis.Redis.from_url(restartable_redis.url)
+    client.config_set("save", "3600 1")  # Redis saves on SIGTERM and loads it again on start
+    caplog.set_level(logging.WARNING, logger="collectors.sink")
+
+    async def scenario() -> tuple[PlantSimulator, RedisSink, int]:
+        async with (
+            PlantSimulator(plant, seed=8, speed=900, autorun=False, record=True) as sim,
+            collecting(plant, restartable_redis.url, tmp_path) as collector,
+        ):
+            await until(initial_values_in(client, plant), what="initial values")
+            sim.start_plant()
+            await asyncio.sleep(1.0)
+            restartable_redis.stop()
+            await asyncio.sleep(2.5)  # keep producing into the store-and-forward buffer
+            in_buffer = len(collector.sink.buffer)
+            restartable_redis.start()
+            await asyncio.sleep(1.0)
+            await sim.stop_plant()
+            await until(caught_up(client, sim), what="buffered events forwarded")
+            return sim, collector.sink, in_buffer
+
+    sim, sink, in_buffer = asyncio.run(scenario())
+    assert in_buffer > 100
+    assert sink.stats.outages == 1 and sink.stats.buffered >= in_buffer and len(sink.buffer) == 0
+    for line in plant.lines:
+        events = stream(client, line.id)
+        for m in line.machines:
+            for signal in (Signal.GOOD, Signal.REJECT, Signal.ENERGY, Signal.POWER, Signal.STATE):
+                written = [v for v, _ in sim.history(line.id, m.id, signal)]
+                if signal == Signal.STATE:
+                    written = [str(plant.state_map_for(m).map(v)) for v in written]
+                seen = values(events, m.id, signal)
+                # Everything since the subscription's initial value, in order, none missing.
+                assert collapse(seen) == collapse(written), f"{line.id}/{m.id} {signal}"
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("Redis unreachable" in msg for msg in messages) == 1
+    assert sum("Redis reachable again" in msg for msg in messages) == 1
+    client.close()
+
+
+def test_bad_values_are_recorded_with_a_bad_status(demo: Plant, redis_client: redis.Redis, redis_url: str,
+                                                   tmp_path: Path) -> None:
+    plant = fast_plant(demo, lines=["BW1"])
+    # PLCs that show a counter as text or as a float.
+    node_types = {"ns=2;s=BW1.ST20.good": ua.VariantType.String, "ns=2;s=BW1.ST30.good": ua.VariantType.Double}
+
+    async def scenario() -> None:
+        async with (
+            PlantSimulator(plant, autorun=False, node_types=node_types) as sim,
+            collecting(plant, redis_url, tmp_path),
+        ):
+            await sim.write("BW1", "ST10", Signal.ENERGY, float("nan"))
+            await sim.write("BW1", "ST10", Signal.POWER, float("inf"))
+            await sim.write("BW1", "ST10", Signal.GOOD, None, status="BadSensorFailure")
+            await sim.write("BW1", "ST10", Signal.REJECT, 7, status="UncertainLastUsableValue")
+            await sim.write("BW1", "ST10", Signal.STATE, 6)
+            await sim.write("BW1", "ST20", Signal.GOOD, "12 pcs")
+            await sim.write("BW1", "ST30", Signal.GOOD, 2**31)
+            await sim.write("BW1", "ST30", Signal.GOOD, 4.5)
+            await until(lambda: len(values(stream(redis_client, "BW1"), "ST30", Signal.GOOD)) >= 3,
+                        what="the last write")
+
+    asyncio.run(scenario())
+    events = stream(redis_client, "BW1")
+
+    def last(machine: str, signal: Signal) -> Event:
+        return [e for e in events if e.machine == machine and e.signal == signal][-1]
+
+    energy = last("ST10", Signal.ENERGY)
+    assert energy.status == "BadValue" and math.isnan(energy.value) and not energy.is_good  # type: ignore[arg-type]
+    assert last("ST10", Signal.POWER).status == "BadValue"
+    assert (last("ST10", Signal.GOOD).status, last("ST10", Signal.GOOD).value) == ("BadSensorFailure", "")
+    assert (last("ST10", Signal.REJECT).status, last("ST10", Signal.REJECT).value) == ("UncertainLastUsableValue", 7)
+    assert not last("ST10", Signal.REJECT).is_good
+    assert (last("ST10", Signal.STATE).value, last("ST10", Signal.STATE).status) == (State.RUNNING, "Good")
+    assert (last("ST20", Signal.GOOD).status, last("ST20", Signal.GOOD).value) == ("BadValue", "12 pcs")
+    st30 = [e for e in events if e.machine == "ST30" and e.signal == Signal.GOOD][-2:]
+    assert [e.status for e in st30] == ["Good", "BadValue"] and st30[0].value == 2**31
+
+
+def test_changes_faster_than_the_publishing_interval_all_arrive_in_order(
+        demo: Plant, redis_client: redis.Redis, redis_url: str, tmp_path: Path) -> None:
+    plant = fast_plant(demo, lines=["CM1"], publishing_interval_ms=500, queue_size=1000)
+
+    async def scenario() -> None:
+        async with PlantSimulator(plant, autorun=False) as sim, collecting(plant, redis_url, tmp_path):
+            await sim.write("CM1", "OP20", Signal.STATE, 0)
+            started = time.monotonic()
+            for i in range(1, 301):
+                await sim.write("CM1", "OP10", Signal.GOOD, i)
+                await sim.write("CM1", "OP20", Signal.GOOD, i)
+                await sim.write("CM1", "OP20", Signal.STATE, 6 if i % 2 else 5)
+            assert time.monotonic() - started < 0.5  # all within one publishing interval
+            await until(lambda: values(stream(redis_client, "CM1"), "OP20", Signal.GOOD)[-1:] == [300],
+                        what="all changes")
+
+    asyncio.run(scenario())
+    events = stream(redis_client, "CM1")
+    assert values(events, "OP10", Signal.GOOD) == list(range(0, 301))
+    assert values(events, "OP20", Signal.GOOD) == list(range(0, 301))
+    states = values(events, "OP20", Signal.STATE)
+    assert states[-301:] == [State.UNKNOWN] + [State.RUNNING, State.STARVED] * 150
+
+
+def test_timestamp_modes(demo: Plant, redis_client: redis.Redis, redis_url: str, tmp_path: Path) -> None:
+    base = fast_plant(demo, lines=["BW1"])
+    ep = base.endpoints["demo"]
+    endpoints = {mode.value: ep.model_copy(update={"timestamp": mode}) for mode in TimestampSource}
+    line = base.lines[0]
+    machines = [m.model_copy(update={"endpoint": mode})
+                for m, mode in zip(line.machines[:3], ["source", "server", "arrival"], strict=True)]
+    plant = base.model_copy(update={"endpoints": endpoints,
+                                    "lines": [line.model_copy(update={"machines": machines})]})
+    source_ts, server_ts = 1_600_000_000.25, 1_650_000_000.5
+
+    async def scenario() -> float:
+        async with PlantSimulator(plant, autorun=False) as sim, collecting(plant, redis_url, tmp_path) as collector:
+            assert set(collector.endpoints) == {"source", "server", "arrival"}
+            written_at = time.time()
+            for machine in ("ST10", "ST20", "ST30"):
+                await sim.write("BW1", machine, Signal.GOOD, 5, source_ts=source_ts, server_ts=server_ts)
+            await until(lambda: len([e for e in stream(redis_client, "BW1")
+                                     if e.signal == Signal.GOOD and e.value == 5]) == 3, what="writes")
+            return written_at
+
+    written_at = asyncio.run(scenario())
+    ts = {e.machine: e.ts for e in stream(redis_client, "BW1") if e.signal == Signal.GOOD and e.value == 5}
+    assert ts["ST10"] == source_ts
+    assert ts["ST20"] == server_ts
+    assert written_at <= ts["ST30"] < written_at + 2
+
+
+def test_watchdog_rebuilds_a_silent_subscription(demo: Plant, redis_client: redis.Redis, redis_url: str,
+                                                 tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    plant = fast_plant(demo, lines=["CM1"])
+    caplog.set_level(logging.WARNING, logger="collectors.collector")
+
+    async def scenario() -> Collector:
+        async with PlantSimulator(plant, autorun=False) as sim, collecting(plant, redis_url, tmp_path) as collector:
+            assert sim.stall_subscriptions() == 1
+            await sim.write("CM1", "OP10", Signal.GOOD, 1)  # queued on the hung subscription
+            await until(lambda: collector.endpoints["demo"].stats.rebuilds == 1, what="watchdog")
+            await sim.write("CM1", "OP10", Signal.GOOD, 2)
+            await until(lambda: values(stream(redis_client, "CM1"), "OP10", Signal.GOOD)[-1:] == [2],
+                        what="data after the rebuild")
+            return collector
+
+    collector = asyncio.run(scenario())
+    endpoint = collector.endpoints["demo"]
+    assert endpoint.stats.connects == 1 and endpoint.stats.outages == 0  # same session
+    assert sum("silent" in r.getMessage() and "rebuilding" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_unknown_nodes_are_reported_and_the_rest_collected(demo: Plant, redis_client: redis.Redis,
+                                                           redis_url: str, tmp_path: Path) -> None:
+    plant = fast_plant(demo, lines=["CM1"])
+    served = plant
+    line = plant.lines[0]
+    op10 = line.machines[0]
+    wrong = op10.model_copy(update={"nodes": {**op10.nodes, Signal.REASON: "ns=2;s=CM1.OP10.no_such_node"}})
+    plant = plant.model_copy(update={"lines": [line.model_copy(update={"machines": [wrong, *line.machines[1:]]})]})
+
+    async def scenario() -> None:
+        async with PlantSimulator(served, autorun=False) as sim, collecting(plant, redis_url, tmp_path):
+            await sim.write("CM1", "OP10", Signal.GOOD, 3)
+            await until(lambda: values(stream(redis_client, "CM1"), "OP10", Signal.GOOD)[-1:] == [3],
+                        what="good count")
+
+    asyncio.run(scenario())
+    reasons = [e for e in stream(redis_client, "CM1") if e.machine == "OP10" and e.signal == Signal.REASON]
+    assert [e.status for e in reasons] == ["BadNodeIdUnknown"]
+
+
+def test_stream_is_trimmed_to_the_retention(demo: Plant, redis_client: redis.Redis, redis_url: str,
+                                            tmp_path: Path) -> None:
+    days = demo.retention.stream_days
+
+    async def scenario() -> None:
+        client = async_redis(redis_url)
+        now = time.time()
+        old = RedisSink(client, StoreAndForwardBuffer(tmp_path / "a"), retention_s=days * 86400)
+        await old.write([Event("BW1", "ST10", Signal.GOOD, i, "Good", now) for i in range(1000)])
+        # The same sink days later: entries older than the retention go (whole listpack nodes).
+        await asyncio.sleep(0.3)
+        later = RedisSink(client, StoreAndForwardBuffer(tmp_path / "b"), retention_s=days * 86400,
+                          clock=lambda: time.time() + days * 86400 - 0.15)
+        await later.write([Event("BW1", "ST10", Signal.GOOD, 1000, "Good", now)])
+        await client.aclose()
+
+    asyncio.run(scenario())
+    assert redis_client.xlen(events_key("BW1")) < 150
+    assert stream(redis_client, "BW1")[-1].value == 1000
+
+
+def test_connects_with_encryption_and_a_password_from_the_environment(
+        demo: Plant, redis_client: redis.Redis, redis_url: str, tmp_path: Path) -> None:
+    async def certificates() -> tuple[Path, Path, Path, Path]:
+        paths = []
+        for who, usage in (("server", ExtendedKeyUsageOID.SERVER_AUTH), ("client", ExtendedKeyUsageOID.CLIENT_AUTH)):
+            key, cert = tmp_path / f"{who}-key.pem", tmp_path / f"{who}-cert.der"
+            await setup_self_signed_certificate(key, cert, f"urn:test:{who}", "localhost", [usage],
+                                                {"commonName": who})
+            paths += [cert, key]
+        return paths[0], paths[1], paths[2], paths[3]
+
+    server_cert, server_key, client_cert, client_key = asyncio.run(certificates())
+    security = Security(policy="Basic256Sha256", mode="SignAndEncrypt", certificate=str(client_cert),
+                        private_key=str(client_key), username="collector", password_env="OPCUA_PASSWORD")
+    plant = fast_plant(demo, lines=["CM1"], security=security)
+
+    with pytest.raises(ValueError, match="OPCUA_PASSWORD"):
+        Collector(plant, None, env={})  # type: ignore[arg-type]
+
+    async def scenario() -> None:
+        async with (
+            PlantSimulator(plant, autorun=False, certificate=server_cert, private_key=server_key,
+                           users={"collector": "s3cret"}) as sim,
+            collecting(plant, redis_url, tmp_path, env={"OPCUA_PASSWORD": "s3cret"}) as collector,
+        ):
+            client = collector.endpoints["demo"]
+            await sim.write("CM1", "OP30", Signal.GOOD, 9)
+            await until(lambda: values(stream(redis_client, "CM1"), "OP30", Signal.GOOD)[-1:] == [9],
+                        what="value over the encrypted channel")
+            assert client.stats.connects == 1
+
+    asyncio.run(scenario())
+
+
+def test_a_replayed_shift_arrives_with_its_own_times(demo: Plant, redis_client: redis.Redis, redis_url: str,
+                                                      tmp_path: Path) -> None:
+    plant = fast_plant(demo, lines=["BW1"])
+    rows = load_scenario(EXAMPLE_SCENARIO, plant)
+    last_good = [r for r in rows if r.signal == Signal.GOOD][-1]
+    settings = Settings(plant_path=DEMO_PLANT, plant=plant, redis_url=redis_url, data_dir=tmp_path / "replay")
+
+    async def scenario() -> int:
+        stop, start = asyncio.Event(), asyncio.Event()
+        replaying = asyncio.create_task(
+            replay_scenario(settings, EXAMPLE_SCENARIO, speed=8 * 3600, stop=stop, start=start))  # 8 h in 1 s
+        async with collecting(plant, redis_url, tmp_path):
+            start.set()
+            await until(lambda: values(stream(redis_client, "BW1"), "ST70", Signal.GOOD)[-1:] == [last_good.value],
+                        what="the whole shift")
+            stop.set()
+            return await replaying
+
+    assert asyncio.run(scenario()) == len(rows)
+    events = stream(redis_client, "BW1")
+    goods = [(e.value, e.ts) for e in events if e.machine == "ST70" and e.signal == Signal.GOOD and e.is_good]
+    assert goods == [(r.value, r.time) for r in rows if r.signal == Signal.GOOD]
+    # Machines the scenario does not play have no value: unknown, not running.
+    st10 = {e.status for e in events if e.machine == "ST10" and e.signal == Signal.STATE}
+    assert st10 == {"BadWaitingForInitialData"}
+
+
+def test_quiet_asyncua_logging_drops_only_the_connection_drop_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    session_log = logging.getLogger("asyncua.client.ua_session.UaSession")
+    asyncua_log = logging.getLogger("asyncua")
+    before = (asyncua_log.level, list(session_log.filters))
+    try:
+        quiet_asyncua_logging()
+        with caplog.at_level(logging.INFO):
+            for exc in (ConnectionError("Connection is closed"), ValueError("a real bug")):
+                try:
+                    raise exc
+                except Exception:
+                    session_log.exception("Publish iteration crashed; retrying in 1s")
+            session_log.info("create_subscription success")
+        assert [(r.levelname, r.exc_info[1].__class__.__name__) for r in caplog.records if r.exc_info] == [
+            ("ERROR", "ValueError")]
+        assert not any(r.getMessage().startswith("create_subscription") for r in caplog.records)
+    finally:
+        asyncua_log.setLevel(before[0])
+        session_log.filters[:] = before[1]
