@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from time import gmtime, strftime
 
 from domain.model import Event, Signal
 
@@ -120,3 +121,199 @@ def decode_live(line: str, field: bytes | str, raw: bytes | str) -> Event:
     signal = Signal(signal_text)
     value, status = decode_value(signal, value_text, status)
     return Event(line, machine, signal, value, status, int(ts_ms) / 1000.0)
+
+
+# --- Rollups (written by ``store.rollup``, read by ``store.reader``) ------------------
+#
+# All keys carry the line's hash tag, so one MULTI/EXEC covers a line's writes.
+#
+# * ``plant:{<line>}:min:<machine>:<YYYYMMDDHH>`` - hash, the closed minutes of one
+#   machine in the UTC hour still filling: field = minute of the hour ("0".."59"), value
+#   = rollup text. When the hour's last minute closes, the same transaction replaces it by
+# * ``plant:{<line>}:min60:<machine>:<YYYYMMDDHH>`` - string, the hour's minute rollups
+#   as 60 lines (line i = minute i, empty when there is none): compact whatever the
+#   length of the texts. Both expire ``retention.minute_rollup_days`` after the hour.
+# * ``plant:{<line>}:hour:<machine>:<YYYYMMDD>`` - hash, the closed hours of one machine
+#   in one UTC day: field = hour of the day ("0".."23"), value = rollup text.
+#   Expires ``retention.hour_rollup_days`` after the day.
+# * ``plant:{<line>}:stops`` - sorted set of stops, score = start (epoch s), member =
+#   ``<machine>|<start ms>|<end ms or empty while ongoing>|<state>|<reason code>``.
+# * ``plant:{<line>}:states`` - sorted set of effective-state changes (the timeline, same
+#   rules as the KPIs: ``domain.timeline``), score = time (epoch s), member =
+#   ``<machine>|<t ms>|<state>``. Reasons come from the stops.
+# * ``plant:{<line>}:rollup`` - hash, the rollup worker's bookkeeping: field
+#   ``c:<machine>`` = JSON carry (``id`` last stream id applied, ``w`` watermark = start
+#   of the open minute, ``acc`` engine carry, ``since`` [state, time of the change], ...);
+#   ``ver`` (write counter), ``beat``
+#   (worker's last pass, epoch s), ``max_stop_s`` (longest closed stop, for range reads).
+# * ``plant:{<line>}:rollup:lease`` - string, the id of the rollup worker that owns the
+#   line (one at a time), with a TTL it renews every pass.
+#
+# Rollup text: ``<scalars>;<states>;<quarters>``, empty trailing sections omitted.
+# Scalars are the ``ROLLUP_FIELDS`` of ``domain.totals.Totals`` in that order, comma
+# separated, zero written as empty, 7 significant digits. States: ``<code><seconds>``
+# comma separated (``STATE_CODES``; longer names stand for themselves; the seconds are
+# left out when the state lasted the whole ``calendar_s``). Quarters:
+# ``<offset s from the rollup start>:<kWh>``; omitted when all energy falls in the
+# quarter containing the start, ``-`` when there is energy but no quarter breakdown.
+
+ROLLUP_FIELDS = (  # append only once data is stored: rollups are positional
+    "calendar_s", "planned_operation_s", "run_s", "stopped_s", "unknown_s", "unplanned_run_s",
+    "total_count", "good_count", "reject_count", "ideal_time_s", "reject_ideal_time_s",
+    "energy_kwh", "energy_not_running_kwh", "energy_cost", "co2_kg",
+    "unplanned_good_count", "unplanned_reject_count",
+    # classified from whole stops for a window (domain.totals.CLASSIFIED_FIELDS): 0 in
+    # raw rollups, so last, where trailing empty values are left out
+    "planned_down_s", "planned_busy_s", "micro_stop_s", "down_s", "failure_s", "setup_s",
+    "starved_blocked_s", "unexplained_s", "stops",
+)
+ROLLUP_INT_FIELDS = frozenset(
+    {"total_count", "good_count", "reject_count", "stops", "unplanned_good_count", "unplanned_reject_count"}
+)
+STATE_CODES = {
+    "running": "r", "idle": "i", "starved": "s", "blocked": "b", "fault": "f",
+    "changeover": "c", "planned_stop": "p", "unknown": "u",
+}
+_STATE_NAMES = {code: name for name, code in STATE_CODES.items()}
+QUARTER_S = 900
+_ENERGY_INDEX = ROLLUP_FIELDS.index("energy_kwh")
+
+
+def _utc_stamp(ts: float, fmt: str) -> str:
+    return strftime(fmt, gmtime(ts))
+
+
+def minute_rollup_key(line: str, machine: str, hour_start: float) -> str:
+    return f"{line_tag(line)}:min:{machine}:{_utc_stamp(hour_start, '%Y%m%d%H')}"
+
+
+def closed_minutes_key(line: str, machine: str, hour_start: float) -> str:
+    return f"{line_tag(line)}:min60:{machine}:{_utc_stamp(hour_start, '%Y%m%d%H')}"
+
+
+def join_minutes(texts: Mapping[int, str]) -> str:
+    """The minute rollups of an hour as one text (line i = minute i)."""
+    return "\n".join(texts.get(i, "") for i in range(60)).rstrip("\n")
+
+
+def split_minutes(raw: bytes | str | None) -> dict[int, str]:
+    return {i: text for i, text in enumerate(_text(raw).split("\n")) if text} if raw else {}
+
+
+def hour_rollup_key(line: str, machine: str, day_start: float) -> str:
+    return f"{line_tag(line)}:hour:{machine}:{_utc_stamp(day_start, '%Y%m%d')}"
+
+
+def stops_key(line: str) -> str:
+    return f"{line_tag(line)}:stops"
+
+
+def states_key(line: str) -> str:
+    return f"{line_tag(line)}:states"
+
+
+def rollup_state_key(line: str) -> str:
+    return f"{line_tag(line)}:rollup"
+
+
+def rollup_lease_key(line: str) -> str:
+    return f"{line_tag(line)}:rollup:lease"
+
+
+def carry_field(machine: str) -> str:
+    return f"c:{machine}"
+
+
+def format_number(value: float) -> str:
+    """Shortest text for a rollup number: '' for zero, integers without a point, else 7
+    significant digits (a 1e-7 relative error, far below any meter's)."""
+    if value == 0 or math.isnan(value):
+        return ""
+    if float(value).is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    text = f"{value:.7g}"
+    if "e" in text:
+        text = f"{value:.7f}".rstrip("0").rstrip(".")
+    if text in ("", "0", "-0"):
+        return ""
+    if text.startswith("0."):
+        return text[1:]
+    if text.startswith("-0."):
+        return "-" + text[2:]
+    return text
+
+
+def encode_rollup(scalars: list[float], states: Mapping[str, float], quarters: Mapping[float, float],
+                  start: float) -> str:
+    """Rollup text of one minute or hour starting at ``start`` (see the format above)."""
+    values = [format_number(v) for v in scalars]
+    while values and not values[-1]:
+        values.pop()
+    whole = values[0] if values else ""
+    state_text = ",".join(
+        STATE_CODES.get(name, name) + ("" if text == whole else text)
+        for name, seconds in sorted(states.items())
+        if (text := format_number(seconds))
+    )
+    sections = [",".join(values), state_text, _encode_quarters(quarters, scalars[_ENERGY_INDEX], start)]
+    while len(sections) > 1 and not sections[-1]:
+        sections.pop()
+    return ";".join(sections)
+
+
+def _encode_quarters(quarters: Mapping[float, float], energy_kwh: float, start: float) -> str:
+    kept = {q: kwh for q, kwh in quarters.items() if format_number(kwh)}
+    energy_text = format_number(energy_kwh)
+    if not kept:
+        return "-" if energy_text else ""
+    home = start - start % QUARTER_S
+    if len(kept) == 1 and home in kept and format_number(kept[home]) == energy_text:
+        return ""
+    return ",".join(f"{round(q - start)}:{format_number(kwh)}" for q, kwh in sorted(kept.items()))
+
+
+def decode_rollup(text: str, start: float) -> tuple[list[float], dict[str, float], dict[float, float]]:
+    """Scalars (in ``ROLLUP_FIELDS`` order), seconds per state and kWh per quarter start."""
+    sections = text.split(";")
+    scalars = [float(v) if v else 0.0 for v in sections[0].split(",")] if sections[0] else []
+    scalars.extend([0.0] * (len(ROLLUP_FIELDS) - len(scalars)))
+    states: dict[str, float] = {}
+    if len(sections) > 1 and sections[1]:
+        for item in sections[1].split(","):
+            cut = next((i for i, ch in enumerate(item) if _is_number_start(ch)), len(item))
+            name = _STATE_NAMES.get(item[:cut], item[:cut])
+            states[name] = float(item[cut:]) if cut < len(item) else scalars[0]
+    quarters: dict[float, float] = {}
+    quarter_text = sections[2] if len(sections) > 2 else ""
+    if quarter_text and quarter_text != "-":
+        for item in quarter_text.split(","):
+            offset, kwh = item.split(":")
+            quarters[float(start + int(offset))] = float(kwh)
+    elif not quarter_text and scalars[_ENERGY_INDEX]:
+        quarters[float(start - start % QUARTER_S)] = scalars[_ENERGY_INDEX]
+    return scalars[: len(ROLLUP_FIELDS)], states, quarters
+
+
+def _is_number_start(ch: str) -> bool:
+    return ch.isdigit() or ch in ".-"
+
+
+def encode_stop_member(machine: str, start: float, end: float | None, state: str, reason: int) -> str:
+    end_text = "" if end is None else str(round(end * 1000))
+    return f"{machine}|{round(start * 1000)}|{end_text}|{state}|{reason}"
+
+
+def decode_stop_member(raw: bytes | str) -> tuple[str, float, float | None, str, int]:
+    """machine, start, end (None while ongoing), state, reason of a stops-set member."""
+    machine, start_ms, end_ms, state, reason = _text(raw).split("|")
+    return machine, int(start_ms) / 1000.0, (int(end_ms) / 1000.0 if end_ms else None), state, int(reason)
+
+
+def encode_state_member(machine: str, t: float, state: str) -> str:
+    return f"{machine}|{round(t * 1000)}|{state}"
+
+
+def decode_state_member(raw: bytes | str) -> tuple[str, float, str]:
+    """machine, time, state of a state-change member."""
+    machine, t_ms, state = _text(raw).split("|")
+    return machine, int(t_ms) / 1000.0, state

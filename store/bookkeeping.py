@@ -1,0 +1,47 @@
+"""The rollup worker's bookkeeping of a line (``domain.contract.rollup_state_key``), as
+the readers see it: each machine's carry (watermark, last stream id applied, ...)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from store.rollup import NO_ID
+
+log = logging.getLogger(__name__)
+
+
+def _text(raw: bytes | str) -> str:
+    return raw.decode() if isinstance(raw, bytes) else raw
+
+
+@dataclass(frozen=True, slots=True)
+class LineSnapshot:
+    """The worker's bookkeeping of one line as read at one moment."""
+
+    carries: dict[str, dict[str, Any]]  # machine -> carry record
+    beat: float | None
+    max_stop_s: float
+
+    def watermark(self, machine: str) -> float | None:
+        carry = self.carries.get(machine)
+        return None if carry is None else float(carry["w"])
+
+    def last_id(self, machine: str) -> str:
+        carry = self.carries.get(machine)
+        return NO_ID if carry is None else str(carry.get("id") or NO_ID)
+
+
+def snapshot_of(raw: dict[Any, Any]) -> LineSnapshot:
+    data = {_text(k): v for k, v in (raw or {}).items()}
+    carries = {}
+    for key, value in data.items():
+        if key.startswith("c:"):
+            try:
+                carries[key[2:]] = json.loads(value)
+            except ValueError:
+                log.warning("unreadable carry %s", key)
+    beat = data.get("beat")
+    return LineSnapshot(carries, float(beat) if beat else None, float(data.get("max_stop_s") or 0.0))

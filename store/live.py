@@ -1,0 +1,195 @@
+"""Live state and health: what the collectors' live hashes and the worker's bookkeeping
+say right now (``PlantReader.lines`` and ``PlantReader.health``)."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import redis
+
+from domain import contract, downtime
+from domain.model import Event, Signal, State
+from domain.plant import Line, Plant
+from store.bookkeeping import LineSnapshot, snapshot_of
+from store.rollup import GROUP, stream_id_tuple
+
+_STATES = frozenset(state.value for state in State)
+WORKER_SILENT_S = 60.0  # a worker not heard from for this long is not ok
+
+
+def _text(raw: bytes | str) -> str:
+    return raw.decode() if isinstance(raw, bytes) else raw
+
+
+# --- live state -------------------------------------------------------------------------
+
+def lines_now(redis_client: redis.Redis, plant: Plant, now: float) -> dict[str, Any]:
+    """Every line with its machines' live state."""
+    with redis_client.pipeline(transaction=False) as pipe:
+        for line in plant.lines:
+            pipe.hgetall(contract.live_key(line.id))
+            pipe.hgetall(contract.rollup_state_key(line.id))
+        replies = pipe.execute()
+    out = []
+    for i, line in enumerate(plant.lines):
+        live = live_events(line, replies[2 * i])
+        snapshot = snapshot_of(replies[2 * i + 1])
+        machines = [machine_now(plant, line, m.id, live.get(m.id, {}), snapshot, now) for m in line.machines]
+        out.append({
+            "id": line.id,
+            "name": line.name or line.id,
+            "output_machine": line.output_machine,
+            "target_oee": line.target_oee,
+            "last_data": max((m["last_data"] for m in machines if m["last_data"] is not None), default=None),
+            "machines": machines,
+        })
+    return {"now": now, "gap_timeout_s": plant.gap_timeout_s, "lines": out}
+
+
+def live_events(line: Line, raw: dict[Any, Any] | None) -> dict[str, dict[str, Event]]:
+    """machine -> signal -> latest event, from a live hash."""
+    by_machine: dict[str, dict[str, Event]] = {}
+    for field, value in (raw or {}).items():
+        try:
+            event = contract.decode_live(line.id, field, value)
+        except ValueError:
+            continue
+        by_machine.setdefault(event.machine, {})[str(event.signal)] = event
+    return by_machine
+
+
+def machine_now(plant: Plant, line: Line, machine_id: str, live: dict[str, Event], snapshot: LineSnapshot,
+                now: float) -> dict[str, Any]:
+    """State (unknown when stale, link down or bad), since when, reason, counters, power."""
+    machine = line.machine(machine_id)
+    assert machine is not None
+    last = max((e.ts for e in live.values()), default=None)
+    stale = last is None or now - last > plant.gap_timeout_s
+    link = live.get(str(Signal.LINK))
+    state_event = live.get(str(Signal.STATE))
+    state = str(state_event.value) if state_event is not None and state_event.is_good else State.UNKNOWN.value
+    if stale or (link is not None and str(link.value).lower() == "down") or state not in _STATES:
+        state = State.UNKNOWN.value
+    reason = _number(live.get(str(Signal.REASON)))
+    return {
+        "id": machine_id,
+        "name": machine.name or machine_id,
+        "state": state,
+        "since": _since(plant, snapshot, machine_id, state, state_event, last, now),
+        "reason": reason_info(plant, int(reason)) if reason and state != State.RUNNING else None,
+        "good": _number(live.get(str(Signal.GOOD))),
+        "reject": _number(live.get(str(Signal.REJECT))),
+        "power_kw": _number(live.get(str(Signal.POWER))),
+        "energy_kwh": _number(live.get(str(Signal.ENERGY))),
+        "last_data": last,
+        "stale": stale,
+        "link": None if link is None else str(link.value),
+    }
+
+
+def _since(plant: Plant, snapshot: LineSnapshot, machine: str, state: str, state_event: Event | None,
+           last: float | None, now: float) -> float | None:
+    """When the shown state began: the worker's last recorded change if it agrees, else
+    the live evidence (the state event's time, or silence since last data + timeout)."""
+    carry = snapshot.carries.get(machine) or {}
+    recorded = carry.get("since") or [None, None]
+    if recorded[0] == state and recorded[1] is not None:
+        return float(recorded[1])
+    if state == State.UNKNOWN and last is not None and now - last > plant.gap_timeout_s:
+        return last + plant.gap_timeout_s
+    return None if state_event is None else float(state_event.ts)
+
+
+def reason_info(plant: Plant, code: int) -> dict[str, Any]:
+    reason = plant.reasons.get(code)
+    return {
+        "code": code,
+        "text": downtime.reason_text(plant, code),
+        "category": None if reason is None else str(reason.category),
+        "planned": bool(reason and reason.planned),
+    }
+
+
+def _number(event: Event | None) -> float | int | None:
+    if event is None or not event.is_good or not isinstance(event.value, int | float):
+        return None
+    return event.value if math.isfinite(event.value) else None
+
+
+# --- health ------------------------------------------------------------------------------
+
+def health(redis_client: redis.Redis, plant: Plant, now: float) -> dict[str, Any]:
+    """Redis reachable; per line: the collectors' last data, the worker's heartbeat and lag.
+    Never raises for Redis errors: they are the answer."""
+    started = time.perf_counter()
+    try:
+        redis_client.ping()
+        latency_ms = (time.perf_counter() - started) * 1000.0
+        lines = [line_health(redis_client, plant, line, now) for line in plant.lines]
+    except redis.RedisError as exc:
+        return {"ok": False, "now": now, "redis": {"ok": False, "error": str(exc)}, "lines": []}
+    ok = all(line["ok"] for line in lines)
+    return {"ok": ok, "now": now, "redis": {"ok": True, "latency_ms": round(latency_ms, 3)}, "lines": lines}
+
+
+def line_health(redis_client: redis.Redis, plant: Plant, line: Line, now: float) -> dict[str, Any]:
+    stream = contract.events_key(line.id)
+    with redis_client.pipeline(transaction=False) as pipe:
+        pipe.hgetall(contract.live_key(line.id))
+        pipe.hgetall(contract.rollup_state_key(line.id))
+        pipe.xrevrange(stream, count=1)
+        pipe.execute_command("XINFO", "GROUPS", stream)  # type: ignore[no-untyped-call]
+        pipe.xlen(stream)
+        live_raw, state_raw, newest, groups, length = pipe.execute(raise_on_error=False)
+    live = live_events(line, live_raw if isinstance(live_raw, dict) else {})
+    last_data = max((e.ts for events in live.values() for e in events.values()), default=None)
+    worker = worker_health(snapshot_of(state_raw if isinstance(state_raw, dict) else {}), newest, groups, now)
+    fresh = last_data is not None and now - last_data <= plant.gap_timeout_s
+    return {
+        "id": line.id,
+        "ok": fresh and worker["ok"],
+        "last_data": last_data,
+        "last_data_age_s": None if last_data is None else now - last_data,
+        "stream_length": length if isinstance(length, int) else None,
+        "worker": worker,
+    }
+
+
+def worker_health(snapshot: LineSnapshot, newest: Any, groups: Any, now: float) -> dict[str, Any]:
+    """Heartbeat age, entries not yet delivered to the worker (as seconds of arrival time),
+    pending (delivered, not acknowledged) and how far behind now its closed minutes are."""
+    group = _group_info(groups, GROUP)
+    newest_id = _text(newest[0][0]) if isinstance(newest, list) and newest else None
+    delivered = group.get("last-delivered-id")
+    backlog_s = 0.0
+    if newest_id and delivered and stream_id_tuple(newest_id) > stream_id_tuple(delivered):
+        backlog_s = (stream_id_tuple(newest_id)[0] - stream_id_tuple(delivered)[0]) / 1000.0
+    watermarks = [float(c["w"]) for c in snapshot.carries.values()]
+    closed_until = min(watermarks) if watermarks else None
+    beat_age = None if snapshot.beat is None else now - snapshot.beat
+    return {
+        "ok": beat_age is not None and beat_age < WORKER_SILENT_S and backlog_s < WORKER_SILENT_S,
+        "beat": snapshot.beat,
+        "beat_age_s": beat_age,
+        "pending": group.get("pending"),
+        "undelivered_s": backlog_s,
+        "closed_until": closed_until,
+        "closed_lag_s": None if closed_until is None else now - closed_until,
+    }
+
+
+def _group_info(groups: Any, name: str) -> dict[str, Any]:
+    """XINFO GROUPS (a list of flat lists or of dicts, by protocol) -> the named group."""
+    if not isinstance(groups, list):
+        return {}
+    for group in groups:
+        if isinstance(group, dict):
+            info = {_text(k): (_text(v) if isinstance(v, bytes) else v) for k, v in group.items()}
+        else:
+            info = {_text(group[i]): (_text(group[i + 1]) if isinstance(group[i + 1], bytes) else group[i + 1])
+                    for i in range(0, len(group), 2)}
+        if info.get("name") == name:
+            return info
+    return {}

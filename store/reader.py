@@ -1,0 +1,554 @@
+"""The one query API: the HTTP API and the dashboard both read through ``PlantReader``,
+so they always agree. Every method takes ``now`` explicitly and returns JSON-ready dicts.
+
+How a window [start, end) of a machine is computed:
+
+* **Closed minutes** (before the machine's watermark, the start of its open minute):
+  stored rollups, hourly ones for whole hours, minute ones for the rest
+  (``store.rollups``). Cost grows with the window's hours, not with the event rate.
+* **The open edge** (watermark to ``end``): the machine's carry restored from Redis,
+  plus the stream entries the worker has not applied yet, through
+  ``MachineAccumulator.partial`` - so the numbers are live to the second.
+* **Stops** overlapping the window from the stops set (closed ones) and, for the open
+  edge, from the restored accumulator; then ``domain.kpi`` / ``domain.downtime``
+  classify and compute.
+
+Resolution: windows are whole minutes at the start (``start`` is floored to its minute);
+the end is exact when it lies in the open edge (a window ending now), else floored to
+its minute too. ``end`` is capped at ``now``.
+
+No module-level state: caches of parsed closed rollups live on the instance (one per
+process under gunicorn).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+from bisect import bisect_right
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import redis
+
+from domain import contract, downtime, kpi
+from domain.engine import MachineAccumulator
+from domain.model import State
+from domain.plant import Line, Plant
+from domain.timeline import Stop
+from domain.totals import Totals
+from store import live
+from store.bookkeeping import LineSnapshot, snapshot_of
+from store.cache import LruCache
+from store.rollup import first_minute, floor_to, stream_id_tuple, usable_event
+from store.rollups import MachineRequest, RollupReads
+from store.sums import RollupSum
+from store.windows import MAX_WINDOW_DAYS, Window, WindowError, parse_time, resolve_window
+
+__all__ = ["PlantReader", "UnknownLine", "UnknownMachine", "Window", "WindowError", "parse_time", "resolve_window"]
+
+log = logging.getLogger(__name__)
+
+MINUTE_S = 60.0
+DAY_S = 86400.0
+MAX_BUCKETS = 5000
+
+
+def _text(raw: bytes | str) -> str:
+    return raw.decode() if isinstance(raw, bytes) else raw
+
+
+class UnknownLine(LookupError):
+    pass
+
+
+class UnknownMachine(LookupError):
+    pass
+
+
+@dataclass(slots=True)
+class Edge:
+    """The open edge of one machine: a restored accumulator fed the newer events."""
+
+    acc: MachineAccumulator
+
+
+class PlantReader:
+    """Read-only queries over what the collectors and the rollup worker wrote."""
+
+    def __init__(self, redis_client: redis.Redis, plant: Plant, *, cache_days: int = 4096, cache_hours: int = 512,
+                 cache_stop_days: int = 2048, max_edge_events: int = 200_000) -> None:
+        self.redis = redis_client
+        self.plant = plant
+        self.tz = ZoneInfo(plant.timezone)
+        self.rollups = RollupReads(redis_client, cache_days=cache_days, cache_hours=cache_hours)
+        self._stop_days: LruCache[tuple[str, float, frozenset[str]], list[Stop]] = LruCache(cache_stop_days)
+        self.max_edge_events = max_edge_events
+        self._warned: set[str] = set()
+
+    # --- lookups --------------------------------------------------------------------
+
+    def line(self, line_id: str) -> Line:
+        line = self.plant.line(line_id)
+        if line is None:
+            raise UnknownLine(f"unknown line {line_id!r}")
+        return line
+
+    def _machine_ids(self, line: Line, machine: str | None) -> list[str]:
+        if machine is None:
+            return [m.id for m in line.machines]
+        if line.machine(machine) is None:
+            raise UnknownMachine(f"unknown machine {machine!r} in line {line.id!r}")
+        return [machine]
+
+    def resolve_window(self, start_param: str | None, end_param: str | None, now: float) -> Window:
+        return resolve_window(self.plant, start_param, end_param, now)
+
+    # --- live state and health ---------------------------------------------------------------
+
+    def lines(self, now: float) -> dict[str, Any]:
+        """Every line with its machines' live state: state (unknown when no data for
+        ``gap_timeout_s``, link down or a bad reading), since when, reason, counters, power."""
+        return live.lines_now(self.redis, self.plant, now)
+
+    def health(self, now: float) -> dict[str, Any]:
+        """Redis reachable; per line the collectors' last data and the rollup worker's lag."""
+        return live.health(self.redis, self.plant, now)
+
+
+    # --- KPIs ---------------------------------------------------------------------------
+
+    def machine_kpis(self, line: str, machine: str, start: float, end: float, now: float) -> dict[str, Any]:
+        cfg = self.line(line)
+        ids = self._machine_ids(cfg, machine)
+        window, totals, stops = self._window_data(cfg, ids, start, end, now)
+        report = kpi.kpis(totals[machine], stops, self.plant, window[0], window[1], now)
+        return {"line": line, "machine": machine, "window": _window_dict(window, now, self.tz), **_report_dict(report)}
+
+    def line_kpis(self, line: str, start: float, end: float, now: float, *, machines: bool = False) -> dict[str, Any]:
+        """The line's KPIs: the output machine's time and counts, all machines' energy.
+        ``machines=True`` adds each machine's own KPIs (classifying every machine's stops
+        costs about as much again per machine)."""
+        cfg = self.line(line)
+        window, totals, stops = self._window_data(cfg, self._machine_ids(cfg, None), start, end, now)
+        report = kpi.line_kpis(totals, stops, self.plant, cfg, window[0], window[1], now)
+        out = {
+            "line": line,
+            "output_machine": cfg.output_machine,
+            "target_oee": cfg.target_oee,
+            "window": _window_dict(window, now, self.tz),
+            **_report_dict(report),
+        }
+        if machines:
+            out["machines"] = [
+                {"id": m.id, "name": m.name or m.id,
+                 **_report_dict(kpi.kpis(totals[m.id], [s for s in stops if s.machine == m.id], self.plant,
+                                         window[0], window[1], now))}
+                for m in cfg.machines
+            ]
+        return out
+
+    def kpi_series(self, line: str, start: float, end: float, step_s: float, now: float,
+                   machine: str | None = None) -> dict[str, Any]:
+        """KPIs per bucket (e.g. OEE per hour) for the line (or one machine)."""
+        cfg = self.line(line)
+        ids = self._machine_ids(cfg, machine)
+        window = self._window(start, end, now, ids, None)
+        bounds = _bounds(window, step_s, self.tz)
+        sums, stops, window = self._bucket_data(cfg, ids, bounds, now)
+        bounds = [*bounds[:-1], window.end]
+        own = machine or cfg.output_machine  # a line's time comes from its output machine
+        by_bucket = _stops_by_bucket([s for s in stops if s.machine == own], bounds, now)
+        buckets = []
+        for i, (a, b) in enumerate(itertools.pairwise(bounds)):
+            if b <= a:
+                continue  # the end was floored onto the last bucket's start
+            totals = {m: sums[m][i].to_totals() for m in ids}
+            if machine is None:
+                report = kpi.line_kpis(totals, by_bucket[i], self.plant, cfg, a, b, now)
+            else:
+                report = kpi.kpis(totals[machine], by_bucket[i], self.plant, a, b, now)
+            buckets.append({"start": a, "end": b, **_report_dict(report)})
+        return {"line": line, "machine": machine, "step_s": _step(step_s), "window": _window_dict(window, now, self.tz),
+                "buckets": buckets}
+
+    # --- downtime and energy -----------------------------------------------------------------
+
+    def downtime(self, line: str, start: float, end: float, now: float) -> dict[str, Any]:
+        """Stops of the line's machines: list, Pareto by duration and count, per machine,
+        MTBF/MTTR (run time from the same window's totals)."""
+        cfg = self.line(line)
+        window, totals, stops = self._window_data(cfg, self._machine_ids(cfg, None), start, end, now)
+        run_s = sum(t.run_s for t in totals.values())
+        report = downtime.downtime_report(stops, self.plant, window[0], window[1], now, run_s=run_s)
+        return {"line": line, **report, "window": _window_dict(window, now, self.tz)}
+
+    def energy(self, line: str, start: float, end: float, now: float) -> dict[str, Any]:
+        """Energy of the line and per machine: kWh, per (good) unit, not-running share,
+        peak 15-min demand, cost and CO2."""
+        cfg = self.line(line)
+        window, totals, _ = self._window_data(cfg, self._machine_ids(cfg, None), start, end, now, with_stops=False)
+        # energy and counts do not depend on how stops are classified
+        line_totals = kpi.with_energy_of(totals[cfg.output_machine], list(totals.values()))
+        line_report = kpi.report(line_totals, self.plant, window[0], window[1], now)
+        machines = []
+        for m in cfg.machines:
+            report = kpi.report(totals[m.id], self.plant, window[0], window[1], now)
+            machines.append({"id": m.id, "name": m.name or m.id, **_clean(report.energy())})
+        quarters = line_report.totals.quarter_kwh
+        return {
+            "line": line,
+            "window": _window_dict(window, now, self.tz),
+            "co2_kg_per_kwh": self.plant.co2_kg_per_kwh,
+            **_clean(line_report.energy()),
+            "good_count": line_report.totals.good_count,
+            "total_count": line_report.totals.total_count,
+            "quarters": [[q, kwh * 4.0] for q, kwh in sorted(quarters.items())],  # [start, average kW]
+            "machines": machines,
+        }
+
+    def power_series(self, line: str, start: float, end: float, step_s: float, now: float) -> dict[str, Any]:
+        """Average kW per machine per bucket (from the energy in the rollups)."""
+        cfg = self.line(line)
+        ids = self._machine_ids(cfg, None)
+        window = self._window(start, end, now, ids, None)
+        bounds = _bounds(window, step_s, self.tz)
+        sums, _, window = self._bucket_data(cfg, ids, bounds, now, with_stops=False)
+        spans = [min(b, window[1]) - a for a, b in itertools.pairwise(bounds)]
+        energy = contract.ROLLUP_FIELDS.index("energy_kwh")
+        machines = {m: [_kw(s.scalars[energy], span) for s, span in zip(sums[m], spans, strict=True)] for m in ids}
+        return {"line": line, "step_s": _step(step_s), "window": _window_dict(window, now, self.tz),
+                "starts": list(bounds[:-1]), "machines": machines}
+
+    # --- timeline -----------------------------------------------------------------------
+
+    def timeline(self, line: str, start: float, end: float, now: float) -> dict[str, Any]:
+        """Per machine, the effective-state segments [start, end, state, reason] of the
+        window (same rules as the KPIs); stops give the reasons."""
+        cfg = self.line(line)
+        ids = self._machine_ids(cfg, None)
+        end = min(end, now)
+        if end <= start:
+            raise WindowError("end must be after start")
+        changes = self._states_at(line, ids, start)
+        inside: Any = self.redis.zrangebyscore(contract.states_key(line), f"({start}", end)
+        for raw in inside:
+            machine, t, state = contract.decode_state_member(raw)
+            if machine in changes:
+                changes[machine].append((t, state))
+        snapshot = self._snapshot(line)
+        stops = self._stops(cfg, ids, snapshot, {}, start, end, now)
+        segments = {m: _segments(changes[m], start, end, [s for s in stops if s.machine == m], now) for m in ids}
+        return {"line": line, "window": _window_dict(Window(start, end, ""), now, self.tz),
+                "machines": [{"id": m, "segments": segments[m]} for m in ids]}
+
+    def _states_at(self, line: str, machines: list[str], at: float, page: int = 500,
+                   max_pages: int = 10) -> dict[str, list[tuple[float, str]]]:
+        """Each machine's last state change at or before ``at`` (walking back page by page)."""
+        found: dict[str, list[tuple[float, str]]] = {m: [] for m in machines}
+        missing = set(machines)
+        for n in range(max_pages):
+            members: Any = self.redis.zrevrangebyscore(contract.states_key(line), at, "-inf", start=n * page,
+                                                       num=page)
+            for raw in members:
+                machine, t, state = contract.decode_state_member(raw)
+                if machine in missing:
+                    found[machine].append((t, state))
+                    missing.discard(machine)
+            if not missing or len(members) < page:
+                break
+        return found
+
+    # --- the data behind a window -----------------------------------------------------------
+
+    def _window(self, start: float, end: float, now: float, machines: Sequence[str],
+                snapshot: LineSnapshot | None) -> Window:
+        if not (math.isfinite(start) and math.isfinite(end)):
+            raise WindowError("start and end must be finite")
+        end = min(end, now)
+        start = floor_to(start, MINUTE_S)
+        if end <= start:
+            raise WindowError("end must be after start")
+        if end - start > MAX_WINDOW_DAYS * 86400.0 + MINUTE_S:
+            raise WindowError(f"window longer than {MAX_WINDOW_DAYS} days")
+        if snapshot is not None and end != floor_to(end, MINUTE_S):
+            closed = [w for m in machines if (w := snapshot.watermark(m)) is not None and w > end]
+            if closed:
+                end = floor_to(end, MINUTE_S)  # inside closed minutes: minute resolution
+                if end <= start:
+                    raise WindowError("window shorter than a minute inside closed minutes")
+        return Window(start, end, "")
+
+    def _window_data(self, line: Line, machines: list[str], start: float, end: float, now: float,
+                     with_stops: bool = True) -> tuple[Window, dict[str, Totals], list[Stop]]:
+        window = self._window(start, end, now, machines, None)
+        sums, stops, window = self._bucket_data(line, machines, [window.start, window.end], now, with_stops)
+        return window, {m: sums[m][0].to_totals() for m in machines}, stops
+
+    def _bucket_data(self, line: Line, machines: list[str], bounds: list[float], now: float,
+                     with_stops: bool = True) -> tuple[dict[str, list[RollupSum]], list[Stop], Window]:
+        snapshot = self._snapshot(line.id)
+        window = self._window(bounds[0], bounds[-1], now, machines, snapshot)
+        bounds = [*bounds[:-1], window.end]
+        requests = [MachineRequest(m, w, bounds) for m in machines if (w := snapshot.watermark(m)) is not None]
+        sums = self.rollups.bucket_sums(line.id, requests)
+        for m in machines:
+            sums.setdefault(m, [RollupSum() for _ in range(len(bounds) - 1)])
+        edges = self._edges(line, snapshot, [m for m in machines if _needs_edge(snapshot, m, window.end)], now)
+        for machine, edge in edges.items():
+            _add_edge(sums[machine], edge.acc, bounds)
+        stops = self._stops(line, machines, snapshot, edges, window.start, window.end, now) if with_stops else []
+        return sums, stops, window
+
+    def _snapshot(self, line_id: str) -> LineSnapshot:
+        return snapshot_of(self.redis.hgetall(contract.rollup_state_key(line_id)))
+
+    def _edges(self, line: Line, snapshot: LineSnapshot, machines: list[str], now: float) -> dict[str, Edge]:
+        """Restored accumulators fed the stream entries the worker has not applied yet."""
+        if not machines:
+            return {}
+        known = [snapshot.last_id(m) for m in machines if m in snapshot.carries]
+        after = min(known, key=stream_id_tuple) if known else None  # machines without carry: from there on
+        entries = self._stream_after(line.id, after)
+        edges: dict[str, Edge] = {}
+        for m in machines:
+            carry = snapshot.carries.get(m)
+            cfg = line.machine(m)
+            assert cfg is not None
+            if carry is not None:
+                edges[m] = Edge(MachineAccumulator(self.plant, line, cfg, float(carry["w"]), carry=carry["acc"]))
+        wanted = set(machines)
+        for entry_id, fields in entries:
+            event = usable_event(line, fields, now, 0.0)  # nothing after now counts
+            if event is None or isinstance(event, str) or event.machine not in wanted:
+                continue
+            if stream_id_tuple(entry_id) <= stream_id_tuple(snapshot.last_id(event.machine)):
+                continue
+            edge = edges.get(event.machine)
+            if edge is None:
+                cfg = line.machine(event.machine)
+                assert cfg is not None
+                edge = edges[event.machine] = Edge(MachineAccumulator(
+                    self.plant, line, cfg, first_minute(self.plant, event.ts, now)))
+            edge.acc.feed(event)
+        return edges
+
+    def _stream_after(self, line_id: str, after: str | None) -> list[tuple[str, dict[bytes, bytes]]]:
+        entries: Any = self.redis.xrange(contract.events_key(line_id), min="-" if after is None else f"({after}",
+                                         count=self.max_edge_events)
+        if len(entries) >= self.max_edge_events and line_id not in self._warned:
+            self._warned.add(line_id)
+            log.warning("line %s: more than %d events not yet rolled up (is the rollup worker running?); "
+                        "the open edge uses the first %d", line_id, self.max_edge_events, self.max_edge_events)
+        return [(_text(entry_id), fields) for entry_id, fields in entries]
+
+    def _stops(self, line: Line, machines: Sequence[str], snapshot: LineSnapshot, edges: dict[str, Edge],
+               start: float, end: float, now: float) -> list[Stop]:
+        """Stops of the machines overlapping [start, end): closed ones from the stops set;
+        the ongoing one from the stops set, or from the open edge where it was computed."""
+        wanted = set(machines)
+        ongoing = {m: contract.decode_stop_member(c["stop"])[1] for m, c in snapshot.carries.items() if c.get("stop")}
+        lookback = max([snapshot.max_stop_s, *(start - s for m, s in ongoing.items() if m in wanted)])
+        lo = start - lookback - 1.0
+        out: list[Stop] = []
+        for stop in self._stored_stops(line.id, lo, end, snapshot, ongoing):
+            if stop.machine not in wanted or not lo <= stop.start < end:
+                continue
+            if stop.end is None and stop.machine in edges:
+                continue  # the open edge knows it better
+            if _overlaps(stop, start, end, now):
+                out.append(stop)
+        for edge in edges.values():
+            out.extend(s for s in edge.acc.stops_at(end) if _overlaps(s, start, end, now))
+        return out
+
+    def _stored_stops(self, line_id: str, lo: float, hi: float, snapshot: LineSnapshot,
+                      ongoing: dict[str, float]) -> list[Stop]:
+        """Members of the stops set with start in about [lo, hi). UTC days before every
+        machine's watermark and every ongoing stop never change: they are parsed once."""
+        final_until = min([*(float(c["w"]) for c in snapshot.carries.values()), *ongoing.values()], default=-math.inf)
+        machines = frozenset(snapshot.carries)  # a machine seen for the first time may bring older stops
+        days: list[float] = []
+        day = floor_to(lo, DAY_S)
+        while day < hi and day + DAY_S <= final_until:
+            days.append(day)
+            day += DAY_S
+        live_from = max(day, lo)
+        out: list[Stop] = []
+        missing = []
+        for d in days:
+            cached = self._stop_days.get((line_id, d, machines))
+            if cached is None:
+                missing.append(d)
+            else:
+                out.extend(cached)
+        if not missing and live_from >= hi:
+            return out
+        key = contract.stops_key(line_id)
+        with self.redis.pipeline(transaction=False) as pipe:
+            for d in missing:
+                pipe.zrangebyscore(key, d, f"({d + DAY_S}")
+            if live_from < hi:
+                pipe.zrangebyscore(key, live_from, f"({hi}")
+            replies = pipe.execute()
+        for d, members in zip(missing, replies, strict=False):
+            parsed = [stop for raw in members if (stop := _stop_of(line_id, raw)) is not None]
+            self._stop_days.put((line_id, d, machines), parsed)
+            out.extend(parsed)
+        if live_from < hi:
+            out.extend(stop for raw in replies[-1] if (stop := _stop_of(line_id, raw)) is not None)
+        return out
+
+
+# --- helpers (pure) -------------------------------------------------------------------------
+
+def _needs_edge(snapshot: LineSnapshot, machine: str, end: float) -> bool:
+    watermark = snapshot.watermark(machine)
+    return watermark is None or end > watermark
+
+
+def _add_edge(sums: list[RollupSum], acc: MachineAccumulator, bounds: Sequence[float]) -> None:
+    """Adds the open edge [max(start, watermark), end) to the buckets."""
+    start, end = bounds[0], bounds[-1]
+    if acc.cursor < start:
+        acc.close_until(start)
+    for rollup in acc.close_until(end):
+        if start <= rollup.minute_start < end:
+            sums[_bucket(bounds, rollup.minute_start)].add(RollupSum.from_totals(rollup.totals))
+    if end > acc.cursor >= start:
+        sums[_bucket(bounds, acc.cursor)].add(RollupSum.from_totals(acc.partial(end)))
+
+
+def _bucket(bounds: Sequence[float], t: float) -> int:
+    return min(max(bisect_right(bounds, t) - 1, 0), len(bounds) - 2)
+
+
+def _bounds(window: Window, step_s: float, tz: ZoneInfo) -> list[float]:
+    """Bucket boundaries on the plant's local clock grid (whole hours, quarter hours,
+    local days, ...); the first and last bucket may be partial."""
+    step = _step(step_s)
+    if math.ceil((window.end - window.start) / step) + 1 > MAX_BUCKETS:
+        raise WindowError(f"step: {step:g} s makes more than {MAX_BUCKETS} buckets")
+    grid = _local_days(window, tz, int(step // DAY_S)) if step % DAY_S == 0 else _local_grid(window, tz, step)
+    return [window.start, *(t for t in grid if window.start < t < window.end), window.end]
+
+
+def _local_grid(window: Window, tz: ZoneInfo, step: float) -> list[float]:
+    midnight = datetime.fromtimestamp(window.start, tz).replace(hour=0, minute=0, second=0, microsecond=0)
+    origin = midnight.timestamp()
+    first = origin + math.ceil((window.start - origin) / step) * step
+    return [first + i * step for i in range(math.ceil((window.end - first) / step) + 1)]
+
+
+def _local_days(window: Window, tz: ZoneInfo, days: int) -> list[float]:
+    """Local midnights every ``days`` days (as long as the local days really are)."""
+    day = datetime.fromtimestamp(window.start, tz).date()
+    out = []
+    while True:
+        day += timedelta(days=days)
+        at = datetime.combine(day, datetime.min.time(), tzinfo=tz).timestamp()
+        out.append(at)
+        if at >= window.end:
+            return out
+
+
+def _step(step_s: float) -> float:
+    """Buckets are whole minutes."""
+    if not math.isfinite(step_s) or step_s < MINUTE_S:
+        raise WindowError("step: at least 60 seconds")
+    return float(round(step_s / MINUTE_S) * MINUTE_S)
+
+
+def _stops_by_bucket(stops: Iterable[Stop], bounds: Sequence[float], now: float) -> list[list[Stop]]:
+    """The stops overlapping each bucket (a long stop is in every bucket it spans)."""
+    out: list[list[Stop]] = [[] for _ in range(len(bounds) - 1)]
+    for stop in stops:
+        stop_end = stop.end if stop.end is not None else max(now, stop.start)
+        first = max(bisect_right(bounds, stop.start) - 1, 0)
+        for i in range(first, len(out)):
+            if bounds[i] >= stop_end:
+                break
+            if _overlaps(stop, bounds[i], bounds[i + 1], now):
+                out[i].append(stop)
+    return out
+
+
+def _overlaps(stop: Stop, start: float, end: float, now: float) -> bool:
+    stop_end = stop.end if stop.end is not None else max(now, stop.start)
+    return stop.start < end and stop_end > start
+
+
+def _stop_of(line: str, raw: bytes | str) -> Stop | None:
+    try:
+        machine, start, end, state, reason = contract.decode_stop_member(raw)
+        return Stop(line, machine, start, end, State(state), reason)
+    except ValueError:
+        return None
+
+
+def _segments(changes: list[tuple[float, str]], start: float, end: float, stops: Iterable[Stop],
+              now: float) -> list[list[Any]]:
+    """[start, end, state, reason] segments from state changes; a segment inside a stop
+    takes the stop's reason. Before the first change the state is unknown."""
+    out: list[list[Any]] = []
+    points = sorted(changes)
+    current = (start, State.UNKNOWN.value)
+    for t, state in points:
+        if t <= start:
+            current = (start, state)
+            continue
+        if t >= end:
+            break
+        if state != current[1]:
+            out.append([current[0], t, current[1], 0])
+            current = (t, state)
+    if end > current[0]:
+        out.append([current[0], end, current[1], 0])
+    stop_list = sorted(stops, key=lambda s: s.start)
+    for seg in out:
+        seg[3] = _reason_at(stop_list, seg[0], seg[1], now) if seg[2] not in (State.RUNNING, State.UNKNOWN) else 0
+    return [seg for seg in out if seg[1] > seg[0]]
+
+
+def _reason_at(stops: Sequence[Stop], a: float, b: float, now: float) -> int:
+    for stop in stops:
+        stop_end = stop.end if stop.end is not None else max(now, stop.start)
+        if stop.start < b and stop_end > a:
+            return stop.reason
+    return 0
+
+
+def _kw(kwh: float, span_s: float) -> float | None:
+    return kwh * 3600.0 / span_s if span_s > 0 else None
+
+
+def _window_dict(window: Window | tuple[float, float], now: float, tz: ZoneInfo) -> dict[str, Any]:
+    start, end = window[0], window[1]
+    return {"start": start, "end": end, "now": now, "live": end >= now,
+            "start_iso": _iso(start, tz), "end_iso": _iso(end, tz)}
+
+
+def _iso(ts: float, tz: ZoneInfo) -> str:
+    return datetime.fromtimestamp(ts, tz).isoformat(timespec="seconds")
+
+
+def _report_dict(report: kpi.KpiReport) -> dict[str, Any]:
+    data = report.to_dict()
+    data.pop("window", None)
+    cleaned: dict[str, Any] = _clean(data)
+    return cleaned
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe: non-finite floats become None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value

@@ -1,0 +1,186 @@
+"""The HTTP API on a Flask app with the blueprint: status codes, JSON, odd inputs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+import redis
+from flask import Flask
+from flask.testing import FlaskClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from api import create_api_blueprint
+from api.openapi import openapi_spec
+from domain.model import Event
+from store.reader import PlantReader
+from tests.history import line_history, write_events
+from tests.store_support import HOUR, RECENT, run_worker_until_drained, two_machine_plant
+
+START = RECENT + 5 * HOUR  # 13:00 in Shanghai: during shift A (06:00-14:00)
+END = RECENT + 7 * HOUR
+NOW = END + 5
+PLANT = two_machine_plant()
+
+
+def iso(ts: float) -> str:
+    from datetime import datetime
+
+    return datetime.fromtimestamp(ts, UTC).isoformat()
+
+
+def make_app(reader_or_factory: Any, now: float = NOW) -> Flask:
+    app = Flask(__name__)
+    app.register_blueprint(create_api_blueprint(reader_or_factory, clock=lambda: now))
+    return app
+
+
+@pytest.fixture
+def client(redis_client: redis.Redis) -> Iterator[FlaskClient]:
+    events: list[Event] = line_history(PLANT, "L1", START, END, seed=9, power_every_s=5.0)
+    write_events(redis_client, events)
+    run_worker_until_drained(redis_client, PLANT, NOW)
+    reader = PlantReader(redis_client, PLANT)
+    yield make_app(lambda: reader).test_client()
+
+
+def test_lines(client: FlaskClient) -> None:
+    response = client.get("/api/lines")
+    assert response.status_code == 200 and response.is_json
+    body = response.get_json()
+    assert [m["id"] for m in body["lines"][0]["machines"]] == ["M1", "M2"]
+
+
+def test_kpis_default_to_the_current_shift(client: FlaskClient) -> None:
+    body = client.get("/api/lines/L1/kpis").get_json()
+    assert body["window"]["label"].endswith(" B")  # 15:05 in Shanghai: shift B since 14:00
+    assert body["window"]["start"] == RECENT + 6 * HOUR and body["window"]["end"] == NOW
+    assert body["window"]["start_iso"].endswith("14:00:00+08:00")
+    assert body["total_count"] > 0 and 0 < body["oee"] < 1
+    assert [m["id"] for m in body["machines"]] == ["M1", "M2"]
+
+
+def test_kpis_for_an_explicit_window(client: FlaskClient) -> None:
+    start = quote(iso(START + HOUR))
+    end = quote(iso(START + 1.5 * HOUR))
+    response = client.get(f"/api/lines/L1/kpis?start={start}&end={end}")
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    assert body["window"]["start"] == START + HOUR and body["window"]["end"] == START + 1.5 * HOUR
+    assert body["calendar_s"] == pytest.approx(1800)
+
+
+def test_machine_kpis_downtime_energy(client: FlaskClient) -> None:
+    machine = client.get("/api/lines/L1/machines/M1/kpis?start=today")
+    assert machine.status_code == 200 and machine.get_json()["machine"] == "M1"
+    assert machine.get_json()["window"]["label"] == "today"
+    down = client.get("/api/lines/L1/downtime?range=today").get_json()
+    assert down["events"] and down["pareto"]["by_duration"] and "mtbf_s" in down
+    energy = client.get("/api/lines/L1/energy").get_json()
+    assert energy["kwh"] > 0 and energy["currency"] == "EUR" and len(energy["machines"]) == 2
+
+
+def test_health(client: FlaskClient) -> None:
+    response = client.get("/api/health")
+    assert response.status_code == 200 and response.get_json()["ok"] is True
+
+
+def test_health_is_503_when_not_ok(redis_client: redis.Redis) -> None:
+    app = make_app(PlantReader(redis_client, PLANT))  # nothing collected yet
+    response = app.test_client().get("/api/health")
+    assert response.status_code == 503 and response.get_json()["ok"] is False
+
+
+def test_openapi(client: FlaskClient) -> None:
+    body = client.get("/api/openapi.json").get_json()
+    assert body["openapi"].startswith("3.1")
+    assert set(body["paths"]) >= {"/api/lines", "/api/lines/{line}/kpis", "/api/lines/{line}/machines/{machine}/kpis",
+                                  "/api/lines/{line}/downtime", "/api/lines/{line}/energy", "/api/health"}
+    refs = _refs(body)
+    assert refs and all(ref.removeprefix("#/components/schemas/") in body["components"]["schemas"] for ref in refs)
+
+
+def _refs(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        return [node["$ref"]] if "$ref" in node else [r for v in node.values() for r in _refs(v)]
+    if isinstance(node, list):
+        return [r for v in node for r in _refs(v)]
+    return []
+
+
+BAD = [
+    ("/api/lines/L1/kpis?start=x", 400, "start: not an ISO 8601 time with offset: 'x'"),
+    ("/api/lines/L1/kpis?start=2026-01-01T07:00:00", 400, "has no UTC offset"),
+    (f"/api/lines/L1/kpis?start={quote(iso(START))}&end={quote(iso(START - 60))}", 400, "end must be after start"),
+    (f"/api/lines/L1/kpis?start={quote(iso(NOW - 500 * 86400))}", 400, "window longer than 400 days"),
+    ("/api/lines/L1/kpis?end=2026-01-01T07:00:00Z", 400, "start: required when end is given"),
+    ("/api/lines/L1/kpis?start=yesterday&end=2026-01-01T07:00:00Z", 400, "end: not allowed"),
+    ("/api/lines/L9/kpis", 404, "unknown line 'L9'"),
+    ("/api/lines/L9/downtime", 404, "unknown line 'L9'"),
+    ("/api/lines/L9/energy", 404, "unknown line 'L9'"),
+    ("/api/lines/L1/machines/M9/kpis", 404, "unknown machine 'M9' in line 'L1'"),
+    ("/api/lines/L9/machines/M1/kpis", 404, "unknown line 'L9'"),
+    ("/api/nothing/here", 404, "no such endpoint"),
+    ("/api/lines/L1/kpis?start=%00", 400, "start:"),
+]
+
+
+@pytest.mark.parametrize(("url", "status", "message"), BAD)
+def test_bad_requests_answer_json_errors(client: FlaskClient, url: str, status: int, message: str) -> None:
+    response = client.get(url)
+    assert response.status_code == status
+    assert message in response.get_json()["error"]
+
+
+def test_wrong_method_is_a_json_error(client: FlaskClient) -> None:
+    response = client.post("/api/lines")
+    assert response.status_code in (404, 405) and "error" in response.get_json()
+
+
+def test_errors_become_500_json_and_redis_outages_503() -> None:
+    class Broken(PlantReader):
+        def __init__(self) -> None:
+            super().__init__(redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2,
+                                         retry=Retry(NoBackoff(), 0)), PLANT)
+
+        def lines(self, now: float) -> dict[str, Any]:
+            raise RuntimeError("boom")
+
+    app = make_app(Broken())
+    client = app.test_client()
+    response = client.get("/api/lines")
+    assert response.status_code == 500 and response.get_json() == {"error": "internal error"}
+    response = client.get("/api/lines/L1/kpis")
+    assert response.status_code == 503 and response.get_json() == {"error": "data store unavailable"}
+    assert client.get("/api/health").status_code == 503
+
+
+odd_text = st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=40)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(line=st.one_of(st.just("L1"), odd_text),
+       start=st.one_of(st.none(), odd_text, st.sampled_from(
+           ["shift", "7d", "2026-01-01T00:00:00+08:00", "1e309", "-1", "2026-W01", "NaN"])),
+       end=st.one_of(st.none(), odd_text),
+       path=st.sampled_from(["kpis", "downtime", "energy", "machines/M1/kpis", "machines/%2e%2e/kpis"]))
+def test_nothing_a_client_sends_breaks_the_server(client: FlaskClient, line: str, start: str | None,
+                                                  end: str | None, path: str) -> None:
+    params = {k: v for k, v in (("start", start), ("end", end)) if v is not None}
+    response = client.get(f"/api/lines/{quote(line, safe='')}/{path}", query_string=params)
+    assert response.status_code in (200, 400, 404), response.get_data()
+    assert response.is_json
+    body = response.get_json()
+    assert ("error" in body) == (response.status_code != 200)
+
+
+def test_the_spec_is_json_serialisable() -> None:
+    import json
+
+    assert json.loads(json.dumps(openapi_spec()))["info"]["title"]

@@ -1,0 +1,718 @@
+"""Dashboard components: pure builders with hand-made reader answers, callbacks called as
+plain functions inside the app's request context, and the app's served HTML and assets."""
+
+from __future__ import annotations
+
+import random
+import re
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import plotly.graph_objects as go
+import pytest
+from dash import Patch
+from dash._callback_context import context_value
+from dash._utils import AttributeDict
+
+from components import (
+    app_factory,
+    data,
+    downtime_panel,
+    energy_panel,
+    line_page,
+    live,
+    machine_page,
+    oee_panel,
+    overview,
+    ranges,
+    theme,
+    wall,
+)
+from config.loader import DEMO_PLANT, load_plant
+from config.settings import Settings
+
+PLANT = load_plant(DEMO_PLANT)
+TZ = ZoneInfo(PLANT.timezone)
+# Wednesday 25 Nov 2026, 10:32 plant time: shift A, 3 h 32 min in (15 min tea break taken).
+NOW = datetime(2026, 11, 25, 10, 32, tzinfo=TZ).timestamp()
+
+
+# --- a reader that answers with hand-made dicts ------------------------------------------
+
+class SampleReader:
+    """Answers like ``store.reader.PlantReader`` with fixed, hand-made numbers.
+
+    BW1: ST30 in fault (weld fault) for 12.5 min, line OEE 79 %, ahead of target.
+    CM1: all running but performance 72 %: running slow (yellow).
+    BR1: roughing mill in a roll change (changeover).
+    """
+
+    KPIS = {
+        "BW1": (0.88, 0.91, 0.99),
+        "CM1": (0.95, 0.72, 0.985),
+        "BR1": (0.81, 0.93, 0.994),
+    }
+    GOOD = {"BW1": 215, "CM1": 40, "BR1": 96}
+
+    def __init__(self, plant: Any = PLANT, stale: set[str] | None = None) -> None:
+        self.plant = plant
+        self.stale = stale or set()
+        self.calls: list[tuple[Any, ...]] = []
+
+    # live
+    def lines(self, now: float) -> dict[str, Any]:
+        self.calls.append(("lines", now))
+        out = []
+        for line in self.plant.lines:
+            machines = []
+            for i, m in enumerate(line.machines):
+                state, since, reason, text = "running", now - 1800 - 60 * i, 0, None
+                if (line.id, m.id) == ("BW1", "ST30"):
+                    state, since, reason, text = "fault", now - 754, 2, "Weld fault (gun / transformer)"
+                if (line.id, m.id) == ("BR1", "BR-RM"):
+                    state, since, reason, text = "changeover", now - 1260, 10, "Roll change"
+                stale = line.id in self.stale
+                machines.append({
+                    "id": m.id, "name": m.name, "state": "unknown" if stale else state, "since": since,
+                    "reason": {"code": reason, "text": text, "category": None, "planned": False} if reason else None,
+                    "good": 1000 + i, "reject": 3,
+                    "power_kw": m.power_running_kw if state == "running" else m.power_idle_kw,
+                    "energy_kwh": 5000.0 + i, "last_data": now - (1500 if stale else 1), "stale": stale,
+                })
+            out.append({"id": line.id, "name": line.name, "machines": machines})
+        return {"lines": out}
+
+    def _kpis(self, line: str, start: float, end: float, good: int) -> dict[str, Any]:
+        a, p, q = self.KPIS[line]
+        pbt = max(0.0, end - start)
+        total = round(good / q)
+        return {
+            "availability": a, "performance": p, "quality": q, "oee": a * p * q, "teep": a * p * q * 0.9,
+            "planned_busy_s": pbt, "run_s": pbt * a * 0.97, "down_s": pbt * (1 - a), "unknown_s": 0.0,
+            "micro_stop_s": pbt * a * 0.03, "total_count": total, "good_count": good, "reject_count": total - good,
+            "losses": {},
+            "energy": {"kwh": 812.5, "avg_kw": 230.1, "peak_kw": 301.0, "kwh_per_unit": 3.71,
+                       "kwh_per_good_unit": 3.78, "not_running_kwh": 96.0, "not_running_share": 0.118,
+                       "cost": 612.0, "currency": "CNY", "co2_kg": 463.4},
+            "flags": {"performance_over_100": p > 1, "micro_stop_threshold_s": 120},
+            "window": {"start": start, "end": end},
+        }
+
+    def line_kpis(self, line: str, start: float, end: float, now: float) -> dict[str, Any]:
+        self.calls.append(("line_kpis", line, start, end, now))
+        return self._kpis(line, start, end, self.GOOD[line])
+
+    def machine_kpis(self, line: str, machine: str, start: float, end: float, now: float) -> dict[str, Any]:
+        self.calls.append(("machine_kpis", line, machine, start, end, now))
+        return self._kpis(line, start, end, self.GOOD[line])
+
+    def downtime(self, line: str, start: float, end: float, now: float) -> dict[str, Any]:
+        self.calls.append(("downtime", line, start, end, now))
+        events = [
+            {"machine": "ST30" if line == "BW1" else self.plant.line(line).machines[1].id, "start": now - 754,
+             "end": None, "duration_s": 754, "reason": 2, "reason_text": "Weld fault (gun / transformer)",
+             "category": "equipment_failure", "planned": False},
+            {"machine": self.plant.line(line).machines[0].id, "start": start + 1800, "end": start + 2400,
+             "duration_s": 600, "reason": 1, "reason_text": "Tip dress / electrode change",
+             "category": "setup_adjustment", "planned": False},
+            {"machine": self.plant.line(line).machines[2].id, "start": start + 3600, "end": start + 3900,
+             "duration_s": 300, "reason": 0, "reason_text": None, "category": "unexplained", "planned": False},
+            {"machine": self.plant.line(line).machines[2].id, "start": start + 5000, "end": start + 5200,
+             "duration_s": 200, "reason": 1, "reason_text": "Tip dress / electrode change",
+             "category": "setup_adjustment", "planned": False},
+        ]
+        by_reason: dict[str, dict[str, Any]] = {}
+        for e in events:
+            e.update(ongoing=e["end"] is None, lost_s=e["duration_s"], micro=False, line=line)
+            group = str(e["reason"]) if e["reason"] else "no_reason"
+            row = by_reason.setdefault(group, {"group": group, "reason": e["reason"] or None,
+                                               "label": e["reason_text"] or "No reason",
+                                               "category": e["category"], "duration_s": 0.0, "count": 0})
+            row["duration_s"] += e["duration_s"]
+            row["count"] += 1
+        rows = list(by_reason.values())
+        return {
+            "micro_stop_threshold_s": 120,
+            "events": events,
+            "pareto": {"by_duration": sorted(rows, key=lambda r: -r["duration_s"]),
+                       "by_count": sorted(rows, key=lambda r: (-r["count"], -r["duration_s"]))},
+            "summary": {"stops": 4, "micro_stops": 0, "planned_stops": 0, "down_s": 1854.0, "micro_stop_s": 0.0},
+            "mtbf_s": 2400.0, "mttr_s": 463.5,
+        }
+
+    def energy(self, line: str, start: float, end: float, now: float) -> dict[str, Any]:
+        return self._kpis(line, start, end, self.GOOD[line])["energy"]
+
+    def health(self, now: float) -> dict[str, Any]:
+        return {"ok": True}
+
+    def kpi_series(self, line: str, start: float, end: float, step_s: float, now: float,
+                   machine: str | None = None) -> dict[str, Any]:
+        self.calls.append(("kpi_series", line, start, end, step_s, now, machine))
+        rng = random.Random(f"{line}{machine}{start}")
+        points = []
+        t = start - start % step_s
+        while t < end:
+            oee = rng.uniform(0.6, 0.95)
+            good = rng.randint(40, 70)
+            points.append({"start": t, "end": t + step_s, "oee": oee, "availability": oee ** 0.5,
+                           "performance": oee ** 0.3, "quality": 0.99, "good_count": good, "reject_count": 1,
+                           "energy": {"kwh": good * 3.5, "kwh_per_good_unit": rng.uniform(3.2, 4.4)}})
+            t += step_s
+        return {"step_s": step_s, "buckets": points}
+
+    def timeline(self, line: str, start: float, end: float, now: float) -> dict[str, Any]:
+        self.calls.append(("timeline", line, start, end, now))
+        out = {}
+        for m in self.plant.line(line).machines:
+            rng = random.Random(f"{line}{m.id}")
+            segs, t = [], start
+            while t < end:
+                length = rng.uniform(600, 2400)
+                state = rng.choice(["running"] * 6 + ["fault", "idle", "starved", "changeover"])
+                segs.append([t, min(end, t + length), state, 2 if state == "fault" else 0])
+                t += length
+            out[m.id] = segs
+        return {"line": line, "machines": [{"id": k, "segments": v} for k, v in out.items()]}
+
+    def power_series(self, line: str, start: float, end: float, step_s: float, now: float) -> dict[str, Any]:
+        self.calls.append(("power_series", line, start, end, step_s, now))
+        first = start - start % step_s
+        starts = [first + i * step_s for i in range(int((end - first) // step_s) + 1) if first + i * step_s < end]
+        out = {}
+        for m in self.plant.line(line).machines:
+            rng = random.Random(f"{m.id}{step_s}")
+            out[m.id] = [round(m.power_running_kw * rng.uniform(0.5, 1.0), 2) for _ in starts]
+        return {"step_s": step_s, "starts": starts, "machines": out}
+
+
+class FailingReader(SampleReader):
+    def lines(self, now: float) -> dict[str, Any]:
+        import redis
+
+        raise redis.ConnectionError("Connection refused")
+
+
+def make_app(reader: Any = None, now: float = NOW) -> Any:
+    settings = Settings(plant_path=DEMO_PLANT, plant=PLANT, redis_url=None)
+    return app_factory.create_app(settings, lambda: reader or SampleReader(), clock=lambda: now)
+
+
+@pytest.fixture
+def app() -> Any:
+    return make_app()
+
+
+def run_callback(app: Any, func: Any, *args: Any, outputs_list: Any = None, triggered: str | None = None) -> Any:
+    """Call a callback as a plain function, inside the app's request and callback context."""
+    with app.server.test_request_context("/"):
+        token = context_value.set(AttributeDict(
+            outputs_list=outputs_list or [],
+            triggered_inputs=[{"prop_id": f"{triggered}.n_intervals", "value": 1}] if triggered else [],
+            inputs_list=[], states_list=[], updated_props={},
+        ))
+        try:
+            return func(*args)
+        finally:
+            context_value.reset(token)
+
+
+# --- formatting ------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("value", "text"), [
+    (0.7479, "74.8\u2009%"), (1.043, "104.3\u2009%"), (None, theme.DASH), (float("nan"), theme.DASH), (0, "0.0\u2009%"),
+])
+def test_pct_shows_over_100_and_never_invents_zero(value: Any, text: str) -> None:
+    assert theme.pct(value) == text
+
+
+@pytest.mark.parametrize(("seconds", "text"), [
+    (45, "45 s"), (754, "12 min"), (3 * 3600 + 5 * 60, "3 h 05 min"), (2 * 86400 + 4 * 3600, "2 d 4 h"),
+    (None, theme.DASH),
+])
+def test_duration(seconds: Any, text: str) -> None:
+    assert theme.duration(seconds) == text
+
+
+def test_since_text_uses_plant_local_time() -> None:
+    assert theme.since_text(NOW - 600, NOW, PLANT.timezone) == "no data since 10:22"
+    assert theme.since_text(NOW - 86400, NOW, PLANT.timezone) == "no data since 24 Nov 10:32"
+
+
+# --- live view models --------------------------------------------------------------------
+
+def machines(*states: tuple[str, str, float], stale: bool = False) -> dict[str, Any]:
+    return {"machines": [{"id": mid, "state": st, "since": since, "stale": stale, "last_data": NOW - 5}
+                         for mid, st, since in states]}
+
+
+@pytest.mark.parametrize(("states", "performance", "planned_now", "status", "blamed"), [
+    ([("A", "running", 0), ("B", "running", 0)], 0.9, True, theme.RUNNING, "B"),
+    ([("A", "running", 0), ("B", "running", 0)], 0.6, True, theme.POOR, "B"),
+    ([("A", "fault", 50), ("B", "idle", 10)], 0.9, True, theme.DOWN, "A"),
+    ([("A", "starved", 10), ("B", "idle", 50)], 0.9, True, theme.DOWN, "B"),
+    ([("A", "changeover", 10), ("B", "running", 0)], 0.9, True, theme.CHANGEOVER, "A"),
+    ([("A", "changeover", 10), ("B", "fault", 90)], 0.9, True, theme.DOWN, "B"),
+    ([("A", "idle", 10), ("B", "idle", 10)], None, False, theme.PLANNED, "A"),
+    ([("A", "planned_stop", 10), ("B", "running", 0)], 0.9, True, theme.RUNNING, "B"),
+    ([("A", "unknown", 10), ("B", "unknown", 0)], 0.9, True, theme.NO_DATA, None),
+])
+def test_line_status(states: list[tuple[str, str, float]], performance: float | None, planned_now: bool,
+                     status: str, blamed: str | None) -> None:
+    got = live.line_status(machines(*states), "B", performance, planned_now)
+    assert got["status"] == status
+    assert got["machine"] == blamed
+
+
+def test_stale_machines_are_no_data_with_the_last_time() -> None:
+    got = live.line_status(machines(("A", "running", 0), stale=True), "A", 0.9, True)
+    assert got["status"] == theme.NO_DATA
+    assert got["since"] == NOW - 5
+
+
+@pytest.mark.parametrize(("output", "elapsed", "expected_target", "delta", "text"), [
+    (200, 3 * 3600, 183, 17, "+17 ahead"),   # 10800 s / 50 s x 0.85 = 183.6
+    (150, 3 * 3600, 183, -33, "\u221233 behind"),
+    (None, 3600, 61, None, theme.DASH),
+])
+def test_pace_against_target_over_planned_time_elapsed(output: int | None, elapsed: float, expected_target: int,
+                                                       delta: int | None, text: str) -> None:
+    p = live.pace(output, 50.0, 0.85, elapsed, 7 * 3600)
+    assert p.target_so_far == expected_target
+    assert p.target_shift == 428
+    assert p.delta == delta
+    assert p.text == text
+
+
+def test_top_reason_prefers_unplanned_longest() -> None:
+    raw = {"pareto": {"by_duration": [
+        {"reason": 40, "label": "Planned maintenance", "duration_s": 5000, "planned": True},
+        {"reason": 2, "label": "Weld fault", "duration_s": 900},
+        {"reason": 1, "label": "Tip dress", "duration_s": 300},
+    ]}}
+    assert live.top_reason(raw) == ("Weld fault", 900)
+    assert live.top_reason({"pareto": {"by_duration": []}}) == ("No stops", None)
+
+
+def test_shift_context_counts_breaks_out() -> None:
+    shift = data.shift_context(PLANT, NOW)
+    assert shift.name == "A"
+    assert shift.planned_s == 8 * 3600 - 3600  # 15 + 30 + 15 min of breaks
+    assert shift.planned_elapsed_s == 3 * 3600 + 32 * 60 - 15 * 60
+    assert shift.planned_now
+
+
+# --- wall ------------------------------------------------------------------------------
+
+def test_wall_tile_texts_from_a_line_view() -> None:
+    reader = SampleReader()
+    cfg = PLANT.line("BW1")
+    shift = data.shift_context(PLANT, NOW)
+    view = live.line_view(cfg, reader.lines(NOW)["lines"][0], reader.line_kpis("BW1", shift.start, NOW, NOW),
+                          reader.downtime("BW1", shift.start, NOW, NOW), shift, NOW, PLANT.timezone)
+    texts = wall.tile_texts(view)
+    assert view["status"] == theme.DOWN
+    assert texts["status"] == "Down"
+    assert texts["for"] == "12 min"
+    assert texts["reason"] == "ST30: Weld fault (gun / transformer)"
+    assert texts["oee"] == "79"  # 0.88 x 0.91 x 0.99 = 0.7928
+    assert texts["a"] == "88\u2009%"
+    # 11820 s planned elapsed (07:00-10:32 less a 15 min tea break) / 50 s x 0.85 = 200.9
+    assert texts["output"] == "215" and texts["target"] == "200"
+    assert texts["pace"] == "+15 ahead"
+    assert texts["kwh_per_good"] == "3.78\u2009kWh"
+    assert "pace-ahead" in wall.tile_class(view) and "andon-down" in wall.tile_class(view)
+
+
+def test_wall_layout_rotation_and_single_line() -> None:
+    all_lines = wall.layout(PLANT, rotate="15")
+    assert "wall-single" in str(all_lines)  # rotating: one big tile at a time
+    store = find(all_lines, wall.VIEW)
+    assert store.data["rotate"] == 15 and store.data["lines"] == ["BW1", "CM1", "BR1"]
+    assert find(all_lines, wall.ROTATE_TICK).disabled is False
+    stacked = wall.layout(PLANT)
+    assert find(stacked, wall.ROTATE_TICK).disabled is True
+    assert "wall-rows-3" in str(stacked)
+    one = wall.layout(PLANT, line="CM1")
+    assert find(one, wall.VIEW).data["lines"] == ["CM1"]
+    assert "No line" in str(wall.layout(PLANT, line="XX"))
+
+
+def test_wall_refresh_callback_fills_every_field(app: Any) -> None:
+    field_ids = [{"id": wall.field_id(line, f), "property": "children"} for line in ("BW1", "CM1", "BR1")
+                 for f in wall.FIELDS]
+    tile_ids = [{"id": {"type": wall.TILE, "line": line}, "property": "className"} for line in ("BW1", "CM1", "BR1")]
+    view = {"lines": ["BW1", "CM1", "BR1"]}
+    fields, tiles, clock, last_ok = run_callback(app, wall.refresh, 1, view,
+                                                 outputs_list=[field_ids, tile_ids, {}, {}])
+    assert len(fields) == len(field_ids)
+    by_id = {(o["id"]["line"], o["id"]["field"]): v for o, v in zip(field_ids, fields, strict=True)}
+    assert by_id[("BW1", "status")] == "Down"
+    assert by_id[("CM1", "status")] == "Running slow"
+    assert by_id[("BR1", "status")] == "Changeover"
+    assert by_id[("BR1", "reason")] == "BR-RM: Roll change"
+    assert "andon-poor" in tiles[1]
+    assert clock == "Shift A  \u00b7  10:32"
+    assert last_ok == {"at": NOW}
+
+
+def test_wall_shows_no_data_since_when_collectors_stop() -> None:
+    app = make_app(SampleReader(stale={"CM1"}))
+    field_ids = [{"id": wall.field_id("CM1", f), "property": "children"} for f in ("status", "nodata", "oee")]
+    tile_ids = [{"id": {"type": wall.TILE, "line": "CM1"}, "property": "className"}]
+    fields, tiles, _, _ = run_callback(app, wall.refresh, 1, {"lines": ["CM1"]}, outputs_list=[field_ids, tile_ids])
+    assert fields[0] == "No data"
+    assert fields[1] == "no data since 10:07"
+    assert "andon-nodata" in tiles[0]
+
+
+def test_wall_keeps_last_numbers_to_the_watchdog_when_redis_is_down() -> None:
+    from dash.exceptions import PreventUpdate
+
+    app = make_app(FailingReader())
+    with pytest.raises(PreventUpdate):
+        run_callback(app, wall.refresh, 1, {"lines": ["BW1"]}, outputs_list=[[], []])
+
+
+# --- overview --------------------------------------------------------------------------
+
+def test_overview_cards_link_to_lines_and_update_in_place(app: Any) -> None:
+    page = overview.layout(PLANT)
+    hrefs = re.findall(r"href='(/line/[^']+)'", str(page))
+    assert {"/line/BW1", "/line/CM1", "/line/BR1"} <= set(hrefs)
+    field_ids = [{"id": {"type": overview.FIELD, "line": "BW1", "field": f}} for f in ("oee", "top_reason", "kw")]
+    cards = [{"id": {"type": overview.CARD, "line": "BW1"}}]
+    bars = [{"id": {"type": overview.BAR, "line": "BW1"}}]
+    fields, classes, styles, shift, _ = run_callback(app, overview.refresh, 1, {"lines": ["BW1"]},
+                                                     outputs_list=[field_ids, cards, bars])
+    assert fields[0] == "79.3\u2009%"
+    assert fields[1] == "Tip dress / electrode change"  # 800 s over the weld fault's 754 s
+    power = sum(m.power_running_kw for m in PLANT.line("BW1").machines if m.id != "ST30") + 9
+    assert fields[2] == theme.kw(power)
+    assert classes == ["ov-card andon-down"]
+    assert styles[0]["width"].endswith("%")
+
+
+# --- ranges and URL --------------------------------------------------------------------
+
+@pytest.mark.parametrize(("search", "params", "choice"), [
+    ("", {"start": "shift", "end": None}, "shift"),
+    ("?start=7d", {"start": "7d", "end": None}, "7d"),
+    ("?start=7d&end=2026-01-01T00:00%2B08:00", {"start": "7d", "end": None}, "7d"),
+    ("?start=2026-11-24T07:00%2B08:00&end=2026-11-24T15:00%2B08:00",
+     {"start": "2026-11-24T07:00+08:00", "end": "2026-11-24T15:00+08:00"}, "custom"),
+])
+def test_range_params_round_trip_through_the_url(search: str, params: dict[str, Any], choice: str) -> None:
+    got = ranges.params_from_search(search)
+    assert got == params
+    assert ranges.choice_for(got) == choice
+    assert ranges.params_from_search(ranges.search_for(got)) == got
+
+
+def test_custom_range_input_becomes_iso_with_plant_offset() -> None:
+    assert data.local_input_to_iso("2026-11-24T07:00", PLANT.timezone) == "2026-11-24T07:00+08:00"
+    assert data.iso_to_local_input("2026-11-23T23:00Z", PLANT.timezone) == "2026-11-24T07:00"
+
+
+@pytest.mark.parametrize(("start", "hours"), [("shift", 3 + 32 / 60), ("last_shift", 8), ("yesterday", 24),
+                                               ("7d", 168), ("today", 10 + 32 / 60)])
+def test_named_windows_resolve_like_the_api(start: str, hours: float) -> None:
+    window = data.resolve_window(PLANT, start, None, NOW)
+    assert window.end - window.start == pytest.approx(hours * 3600)
+    assert window.label.startswith(data.NAMED_RANGES[start])
+
+
+def test_range_bar_writes_the_view_into_the_url(app: Any) -> None:
+    with app.server.test_request_context("/"):
+        token = context_value.set(AttributeDict(triggered_inputs=[{"prop_id": f"{ranges.RANGE}.value"}],
+                                                updated_props={}))
+        try:
+            search, params, _, box = ranges.sync("7d", None, "?foo=1", None, None, {"start": "shift", "end": None})
+            assert search == "?foo=1&start=7d"
+            assert params == {"start": "7d", "end": None}
+            assert "d-none" in box
+        finally:
+            context_value.reset(token)
+        token = context_value.set(AttributeDict(triggered_inputs=[{"prop_id": f"{ranges.APPLY}.n_clicks"}],
+                                                updated_props={}))
+        try:
+            search, params, _, _ = ranges.sync("custom", 1, "", "2026-11-24T07:00", "2026-11-24T15:00", params)
+        finally:
+            context_value.reset(token)
+    assert params == {"start": "2026-11-24T07:00+08:00", "end": "2026-11-24T15:00+08:00"}
+    assert ranges.params_from_search(search) == params
+
+
+def test_router_pages(app: Any) -> None:
+    page = app_factory.page_for
+    assert find(page(PLANT, "/", ""), overview.ROOT) is not None
+    assert find(page(PLANT, "/wall", "?rotate=10"), wall.VIEW).data["rotate"] == 10
+    assert find(page(PLANT, "/wall/BR1", ""), wall.VIEW).data["lines"] == ["BR1"]
+    line = page(PLANT, "/line/BW1", "?start=7d")
+    assert find(line, ranges.WINDOW).data == {"start": "7d", "end": None}
+    assert find(line, oee_panel.LINE).data == "BW1"
+    assert find(page(PLANT, "/line/BW1/machine/ST20", ""), machine_page.IDS).data == {"line": "BW1",
+                                                                                       "machine": "ST20"}
+    assert "Page not found" in str(page(PLANT, "/nope/x/y", ""))
+
+
+def test_machine_links_keep_the_range() -> None:
+    ids = [{"line": "BW1", "machine": "ST10"}]
+    assert line_page.machine_hrefs(ids, "?start=7d") == ["/line/BW1/machine/ST10?start=7d"]
+
+
+# --- line page panels ------------------------------------------------------------------
+
+def test_kpi_tiles_flag_performance_over_100() -> None:
+    kpis = SampleReader()._kpis("BW1", 0, 3600, 100)
+    kpis["performance"] = 1.07
+    kpis["flags"]["performance_over_100"] = True
+    text = str(oee_panel.kpi_tiles(kpis, 0.85))
+    assert "107.0" in text
+    assert "over 100 %: check the ideal cycle time" in text
+    assert "kpi-flag" in text
+
+
+def test_threshold_note_names_the_micro_stop_threshold() -> None:
+    note = oee_panel.threshold_note({"flags": {"micro_stop_threshold_s": 300}, "micro_stop_s": 420}, 120)
+    assert note.startswith("Micro-stop threshold 5 min")
+    assert "Small stops in range: 7 min" in note
+
+
+def test_waterfall_from_the_readers_steps() -> None:
+    k = {"losses": {"waterfall": [
+        {"step": "planned_busy_time", "kind": "total", "seconds": 25200},
+        {"step": "unknown", "kind": "excluded", "seconds": 0},
+        {"step": "availability_losses", "kind": "loss", "seconds": 2820},
+        {"step": "performance_losses", "kind": "loss", "seconds": 3109},
+        {"step": "quality_losses", "kind": "loss", "seconds": 423},
+        {"step": "fully_productive_time", "kind": "total", "seconds": 18848},
+    ]}}
+    steps = oee_panel.waterfall_steps(k)
+    assert steps[0] == ("Planned busy time", 7.0)
+    assert steps[2] == ("Availability losses", -2820 / 3600)
+    assert sum(v for _, v in steps[:-1]) == pytest.approx(steps[-1][1])
+    fig = oee_panel.waterfall_figure(steps)
+    assert list(fig.data[0].measure) == ["absolute", "relative", "relative", "relative", "relative", "total"]
+
+
+def test_waterfall_from_kpis_ends_at_fully_productive_time() -> None:
+    k = {"planned_busy_s": 25200, "down_s": 2820, "unknown_s": 0, "run_s": 22380, "micro_stop_s": 0,
+         "performance": 0.8611, "quality": 0.978, "oee": 0.7479}
+    steps = oee_panel.waterfall_steps(k)
+    assert steps[0] == ("Planned busy time", 7.0)
+    start = steps[0][1]
+    losses = sum(v for _, v in steps[1:-1])
+    assert start + losses == pytest.approx(steps[-1][1], abs=0.02)  # the bars add up
+
+
+def test_hourly_figure_marks_hours_below_target() -> None:
+    points = [{"start": NOW - 7200, "oee": 0.9}, {"start": NOW - 3600, "oee": 0.5}, {"start": NOW, "oee": None}]
+    fig = oee_panel.hourly_figure(points, 0.85, PLANT.timezone)
+    bar = fig.data[0]
+    assert list(bar.y) == [90.0, 50.0, None]
+    assert bar.marker.color[0] == theme.ANDON_COLOURS[theme.RUNNING]
+    assert bar.marker.color[1] == theme.ANDON_COLOURS[theme.DOWN]
+    assert any(s.y0 == 85.0 for s in fig.layout.shapes)  # the target line
+
+
+def test_oee_panel_patches_on_live_ticks(app: Any) -> None:
+    full = run_callback(app, oee_panel.refresh, {"start": "shift", "end": None}, None, "BW1",
+                        triggered=ranges.WINDOW)
+    assert isinstance(full[2], go.Figure)
+    tick = run_callback(app, oee_panel.refresh, {"start": "shift", "end": None}, 5, "BW1", triggered=ranges.TICK)
+    assert isinstance(tick[2], Patch) and isinstance(tick[3], Patch)
+    from dash.exceptions import PreventUpdate
+
+    with pytest.raises(PreventUpdate):  # a closed window does not refresh
+        run_callback(app, oee_panel.refresh, {"start": "yesterday", "end": None}, 5, "BW1", triggered=ranges.TICK)
+
+
+def test_shift_table_and_csv(app: Any) -> None:
+    with app.server.test_request_context("/"):
+        window = data.resolve_window(PLANT, "yesterday", None, NOW)
+        rows = oee_panel.shift_rows(oee_panel.shift_kpis("BW1", window, NOW))
+    assert [r["shift"].split()[-1] for r in rows] == ["C", "A", "B", "C"]  # C of the day before crosses midnight
+    csv = oee_panel.shifts_csv(rows)
+    assert csv.splitlines()[0] == "shift,availability,performance,quality,oee,good_count,reject_count,down_s"
+    assert len(csv.splitlines()) == 5
+
+
+def test_pareto_sorted_with_cumulative_share_and_reason_codes() -> None:
+    rows = data.pareto_rows(SampleReader().downtime("BW1", NOW - 7200, NOW, NOW), "duration")
+    fig = downtime_panel.pareto_figure(rows, "duration")
+    assert list(fig.data[0].customdata) == ["1", "2", "no_reason"]  # 800 s, 754 s, 300 s
+    assert list(fig.data[0].x) == ["Tip dress / electrode change", "Weld fault (gun / transformer)", "No reason"]
+    assert list(fig.data[0].y) == [13.3, 12.6, 5.0]
+    assert fig.data[1].y[-1] == 100.0
+    assert downtime_panel.reason_from_click({"points": [{"customdata": "2"}]}) == "2"
+
+
+def test_stops_list_ongoing_first_and_filtered_by_reason() -> None:
+    events = SampleReader().downtime("BW1", NOW - 7200, NOW, NOW)["events"]
+    ordered = downtime_panel.ordered_stops(events)
+    assert ordered[0]["end"] is None
+    assert [e["start"] for e in ordered[1:]] == sorted((e["start"] for e in ordered[1:]), reverse=True)
+    assert {e["reason"] for e in downtime_panel.ordered_stops(events, "1")} == {1}
+    assert {e["machine"] for e in downtime_panel.ordered_stops(events, "no_reason")} == {"ST30"}
+    table = str(downtime_panel.stops_table(ordered, NOW, PLANT.timezone))
+    assert "ongoing" in table and "Weld fault" in table
+    csv = downtime_panel.stops_csv(ordered, PLANT.timezone)
+    assert csv.splitlines()[1].startswith("ST30,2026-11-25 10:19:26,,")
+
+
+def test_timeline_one_trace_per_state() -> None:
+    st10 = [[NOW - 600, NOW - 300, "running", 0], [NOW - 300, NOW, "fault", 2]]
+    raw = {"machines": [{"id": "ST10", "segments": st10}, {"id": "ST20", "segments": [[NOW - 600, NOW, "running", 0]]}]}
+    segs = data.normalise_timeline(raw, data.reason_texts(PLANT))
+    assert segs["ST10"][1]["reason_text"] == "Weld fault (gun / transformer)"
+    fig = downtime_panel.timeline_figure(segs, ["ST10", "ST20"], PLANT.timezone)
+    names = [t.name for t in fig.data]
+    assert names == ["Running", "Fault"]
+    assert list(fig.data[0].y) == ["ST10", "ST20"]
+    assert fig.data[1].x[0] == 300_000  # ms
+
+
+def test_energy_extends_the_power_chart_on_ticks(app: Any) -> None:
+    params = {"start": "shift", "end": None}
+    tiles, fig, extend, _, held = run_callback(app, energy_panel.refresh, params, None, "BW1", None,
+                                               triggered=ranges.WINDOW)
+    assert isinstance(fig, go.Figure) and len(fig.data) == 7
+    assert held["last_t"] <= NOW - 60
+    later = make_app(now=NOW + 120)
+    _, fig2, extend2, _, held2 = run_callback(later, energy_panel.refresh, params, 3, "BW1", held,
+                                              triggered=ranges.TICK)
+    assert fig2 is not None and not isinstance(fig2, go.Figure)  # no_update: the figure stays
+    update, indices, max_points = extend2
+    assert indices == list(range(7)) and max_points == energy_panel.MAX_POINTS
+    assert all(len(xs) == 2 for xs in update["x"])  # two new whole minutes
+    assert held2["last_t"] == held["last_t"] + 120
+    assert "812" in str(tiles) and "CNY" in str(tiles) and "11.8" in str(tiles)
+
+
+def test_machine_page_callback(app: Any) -> None:
+    out = run_callback(app, machine_page.refresh, {"start": "shift", "end": None}, None,
+                       {"line": "BW1", "machine": "ST30"}, triggered=ranges.WINDOW)
+    live_card = str(out[0])
+    assert "Fault for 12 min" in live_card and "Weld fault" in live_card
+    assert "ongoing" in str(out[6])
+
+
+# --- the app: served HTML, assets, callbacks per app ------------------------------------
+
+def test_served_html_references_no_external_url(app: Any) -> None:
+    client = app.server.test_client()
+    html_text = client.get("/").get_data(as_text=True)
+    external = re.findall(r"""(?:src|href)=["'](https?:)?//""", html_text)
+    assert external == [], external
+    assert not re.search(r"https?://", html_text.replace("http://www.w3.org", ""))
+    css = re.findall(r'href="([^"]+\.css[^"]*)"', html_text)
+    assert any("00-bootstrap" in c for c in css) and any("10-dashboard" in c for c in css)
+    for url in css + re.findall(r'src="([^"]+\.js[^"]*)"', html_text):
+        resp = client.get(url)
+        assert resp.status_code == 200, url
+        body = resp.get_data(as_text=True)
+        assert not re.search(r"url\(\s*['\"]?https?://", body), url  # no web fonts or images from outside
+    font = client.get("/assets/fonts/inter-latin-wght-normal.woff2")
+    assert font.status_code == 200 and font.data[:4] == b"wOF2"
+
+
+def test_every_app_gets_the_panel_callbacks() -> None:
+    first, second = make_app(), make_app()
+    for a in (first, second):
+        client = a.server.test_client()
+        client.get("/")
+        deps = client.get("/_dash-dependencies").get_json()
+        outputs = " ".join(d["output"] for d in deps)
+        assert wall.CLOCK in outputs and oee_panel.TILES in outputs and app_factory.PAGE in outputs
+        assert ranges.WINDOW in outputs and ranges.LABEL in outputs
+    assert len(first.server.test_client().get("/_dash-dependencies").get_json()) == len(deps)
+
+
+def test_router_callback_over_http(app: Any) -> None:
+    client = app.server.test_client()
+    client.get("/")
+    body = {"output": f"{app_factory.PAGE}.children", "outputs": {"id": app_factory.PAGE, "property": "children"},
+            "inputs": [{"id": app_factory.URL, "property": "pathname", "value": "/wall/BW1"}],
+            "state": [{"id": app_factory.URL, "property": "search", "value": "?rotate=5"}],
+            "changedPropIds": [f"{app_factory.URL}.pathname"]}
+    resp = client.post("/_dash-update-component", json=body)
+    assert resp.status_code == 200
+    assert wall.VIEW in resp.get_data(as_text=True)
+
+
+def test_reader_is_on_the_server_config(app: Any) -> None:
+    assert isinstance(app.server.config[data.READER_KEY], SampleReader)
+    assert app.server.config[data.PLANT_KEY] is PLANT
+
+
+# --- helpers ---------------------------------------------------------------------------
+
+def find(component: Any, target_id: Any) -> Any:
+    """The component with ``id == target_id`` in a layout tree (None if absent)."""
+    if getattr(component, "id", None) == target_id:
+        return component
+    children = getattr(component, "children", None)
+    if children is None:
+        return None
+    for child in children if isinstance(children, list | tuple) else [children]:
+        got = find(child, target_id)
+        if got is not None:
+            return got
+    return None
+
+
+def test_downloads_send_the_tables_as_csv(app: Any) -> None:
+    params = {"start": "shift", "end": None}
+    stops = run_callback(app, downtime_panel.download_stops, 1, params, "BW1", "1")
+    assert stops["filename"] == "BW1-stops-shift.csv"
+    lines = stops["content"].splitlines()
+    assert lines[0].startswith("machine,start_local,end_local")
+    assert len(lines) == 3  # the two tip-dress stops only
+    shifts = run_callback(app, oee_panel.download_shifts, 1, {"start": "yesterday", "end": None}, "BW1")
+    assert shifts["filename"] == "BW1-shifts-yesterday.csv" and len(shifts["content"].splitlines()) == 5
+
+
+def test_pareto_click_filters_the_stops_list(app: Any) -> None:
+    with app.server.test_request_context("/"):
+        token = context_value.set(AttributeDict(
+            triggered_inputs=[{"prop_id": f"{downtime_panel.PARETO_COUNT}.clickData"}], updated_props={}))
+        try:
+            group = downtime_panel.select_reason(None, {"points": [{"customdata": "no_reason"}]}, None)
+        finally:
+            context_value.reset(token)
+    assert group == "no_reason"
+    out = run_callback(app, downtime_panel.refresh, {"start": "shift", "end": None}, None, group, "BW1",
+                       triggered=downtime_panel.FILTER)
+    table, label = str(out[4]), out[5]
+    assert label == "only: no reason"
+    assert "Tip dress" not in table and "ST30" in table
+
+
+def test_timeline_click_opens_the_machine_page() -> None:
+    assert downtime_panel.open_machine({"points": [{"y": "ST40"}]}, "BW1") == "/line/BW1/machine/ST40"
+
+
+def test_wall_with_a_real_reader_on_seeded_redis(redis_url: str) -> None:
+    """The live view models over a real PlantReader (data rolled up by the real worker)."""
+    from tests.test_browser import seed_plant
+
+    reader, now = seed_plant(redis_url, PLANT, hours=1.0)
+    app = make_app(reader, now)
+    field_ids = [{"id": wall.field_id(line.id, f), "property": "children"} for line in PLANT.lines
+                 for f in ("oee", "status", "reason", "output")]
+    tile_ids = [{"id": {"type": wall.TILE, "line": line.id}, "property": "className"} for line in PLANT.lines]
+    fields, tiles, _, last_ok = run_callback(app, wall.refresh, 1, {"lines": [ln.id for ln in PLANT.lines]},
+                                             outputs_list=[field_ids, tile_ids])
+    shift = data.shift_context(PLANT, now)
+    got = {(o["id"]["line"], o["id"]["field"]): v for o, v in zip(field_ids, fields, strict=True)}
+    for line in PLANT.lines:
+        kpis = reader.line_kpis(line.id, shift.start, min(now, shift.end), now)
+        assert got[(line.id, "oee")] == theme.pct_number(kpis["oee"])
+        assert got[(line.id, "output")] == theme.count(kpis["good_count"])
+        if shift.planned_now:  # the seed leaves one machine per line in a fault
+            assert got[(line.id, "status")] == "Down"
+            assert ": " in got[(line.id, "reason")]  # "<machine>: <reason text>"
+    assert all("andon-" in t for t in tiles)
+    assert last_ok == {"at": now}

@@ -1,0 +1,298 @@
+"""PlantReader against a real Redis filled by the rollup worker: every answer equals the
+computation from the raw events; windows; live state; health."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+import redis
+
+from config.loader import DEMO_PLANT, load_plant
+from domain import contract, downtime, kpi
+from domain.model import Event, Signal
+from domain.totals import Totals
+from store.reader import PlantReader, UnknownLine, UnknownMachine, WindowError, resolve_window
+from tests.history import line_history, write_events
+from tests.store_support import HOUR, RECENT, assert_close, reference, run_worker_until_drained, two_machine_plant
+
+START = RECENT + 1.5 * HOUR + 7.25
+END = RECENT + 7.25 * HOUR
+NOW = END + 30
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+@pytest.fixture(scope="module")
+def plant() -> Any:
+    return two_machine_plant()
+
+
+@pytest.fixture(scope="module")
+def events(plant: Any) -> list[Event]:
+    return line_history(plant, "L1", START, END, seed=5, power_every_s=2.0, mean_run_s=400.0)
+
+
+@pytest.fixture
+def reader(redis_client: redis.Redis, plant: Any, events: list[Event]) -> PlantReader:
+    write_events(redis_client, events)
+    run_worker_until_drained(redis_client, plant, NOW)
+    return PlantReader(redis_client, plant)
+
+
+def reference_all(plant: Any, events: list[Event], start: float, end: float, now: float = NOW
+                  ) -> tuple[dict[str, Totals], list[Any]]:
+    totals, stops = {}, []
+    for machine in ("M1", "M2"):
+        totals[machine], machine_stops = reference(plant, events, machine, start, end, now, origin=START)
+        stops.extend(machine_stops)
+    return totals, stops
+
+
+# --- windows ----------------------------------------------------------------------------
+
+def shanghai(text: str) -> float:
+    return datetime.fromisoformat(text).replace(tzinfo=SHANGHAI).timestamp()
+
+
+DEMO = load_plant(DEMO_PLANT)
+AT = shanghai("2026-03-10T02:30:00")  # during shift C (23:00-07:00), which started yesterday
+
+WINDOW_CASES = [
+    (None, None, shanghai("2026-03-09T23:00:00"), AT, "2026-03-09 C"),
+    ("shift", None, shanghai("2026-03-09T23:00:00"), AT, "2026-03-09 C"),
+    ("last_shift", None, shanghai("2026-03-09T15:00:00"), shanghai("2026-03-09T23:00:00"), "2026-03-09 B"),
+    ("today", None, shanghai("2026-03-10T00:00:00"), AT, "today"),
+    ("yesterday", None, shanghai("2026-03-09T00:00:00"), shanghai("2026-03-10T00:00:00"), "yesterday"),
+    ("7d", None, AT - 7 * 86400, AT, "7d"),
+    ("30d", None, AT - 30 * 86400, AT, "30d"),
+    ("2026-03-09T07:00:00+08:00", "2026-03-09T15:00:00+08:00", shanghai("2026-03-09T07:00:00"),
+     shanghai("2026-03-09T15:00:00"), ""),
+    ("2026-03-09T07:00:00Z", None, shanghai("2026-03-09T15:00:00"), AT, ""),
+    ("2026-03-09T07:00:00 08:00", None, shanghai("2026-03-09T07:00:00"), AT, ""),  # '+' not URL-encoded
+    ("2026-03-09T07:00:00+08:00", "2027-01-01T00:00:00+08:00", shanghai("2026-03-09T07:00:00"), AT, ""),
+]
+
+
+@pytest.mark.parametrize(("start", "end", "want_start", "want_end", "label"), WINDOW_CASES)
+def test_windows(start: str | None, end: str | None, want_start: float, want_end: float, label: str) -> None:
+    window = resolve_window(DEMO, start, end, AT)
+    assert (window.start, window.end, window.label) == (want_start, want_end, label)
+
+
+BAD_WINDOWS = [
+    ("x", None, "start: not an ISO 8601 time with offset: 'x'"),
+    ("2026-03-09T07:00:00", None, "start: '2026-03-09T07:00:00' has no UTC offset"),
+    ("2026-03-09", None, "has no UTC offset"),
+    ("2026-03-09T07:00:00+08:00", "later", "end: not an ISO 8601 time with offset: 'later'"),
+    ("2026-03-09T07:00:00+08:00", "2026-03-09T06:00:00+08:00", "end must be after start"),
+    ("2026-03-09T07:00:00+08:00", "2026-03-09T07:00:00+08:00", "end must be after start"),
+    ("2024-01-01T00:00:00+08:00", None, "window longer than 400 days"),
+    ("2027-01-01T00:00:00+08:00", None, "start is in the future"),
+    (None, "2026-03-09T07:00:00+08:00", "start: required when end is given"),
+    ("today", "2026-03-09T07:00:00+08:00", "end: not allowed with the named range 'today'"),
+    ("9999-12-31T23:59:59-23:59", None, "start is in the future"),
+    ("0001-01-01T00:00:00+14:00", None, "window longer than 400 days"),
+    ("2026-03-09T07:00:00+08:00" * 10, None, "start: not an ISO 8601 time with offset"),
+]
+
+
+@pytest.mark.parametrize(("start", "end", "message"), BAD_WINDOWS)
+def test_bad_windows_say_what_is_wrong(start: str | None, end: str | None, message: str) -> None:
+    with pytest.raises(WindowError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        resolve_window(DEMO, start, end, AT)
+
+
+# --- KPIs, downtime, energy ---------------------------------------------------------------
+
+def test_line_kpis_equal_the_raw_computation(reader: PlantReader, plant: Any, events: list[Event]) -> None:
+    start, end = RECENT + 2 * HOUR + 600, NOW
+    got = reader.line_kpis("L1", start, end, NOW, machines=True)
+    totals, stops = reference_all(plant, events, start, end)
+    expected = kpi.line_kpis(totals, stops, plant, plant.lines[0], start, end, NOW).to_dict()
+    expected.pop("window")
+    assert_close(got, expected)
+    assert got["output_machine"] == "M2"
+    assert got["window"]["start"] == start and got["window"]["end"] == NOW and got["window"]["live"]
+    for machine in got["machines"]:
+        own = [s for s in stops if s.machine == machine["id"]]
+        expected_machine = kpi.kpis(totals[machine["id"]], own, plant, start, end, NOW).to_dict()
+        expected_machine.pop("window")
+        assert_close(machine, expected_machine, machine["id"])
+
+
+def test_downtime_equals_the_raw_computation(reader: PlantReader, plant: Any, events: list[Event]) -> None:
+    start, end = RECENT + 2 * HOUR, RECENT + 6.5 * HOUR
+    got = reader.downtime("L1", start, end, NOW)
+    totals, stops = reference_all(plant, events, start, end)
+    run_s = sum(t.run_s for t in totals.values())
+    expected = downtime.downtime_report(stops, plant, start, end, NOW, run_s=run_s)
+    expected.pop("window")
+    assert len(expected["events"]) > 10
+    assert_close(got, expected)
+
+
+def test_energy_adds_machines_and_matches_raw(reader: PlantReader, plant: Any, events: list[Event]) -> None:
+    start, end = RECENT + 2 * HOUR, RECENT + 6.5 * HOUR
+    got = reader.energy("L1", start, end, NOW)
+    totals, _ = reference_all(plant, events, start, end)
+    assert got["kwh"] == pytest.approx(sum(t.energy_kwh for t in totals.values()), rel=1e-6)
+    assert [m["kwh"] for m in got["machines"]] == pytest.approx([totals["M1"].energy_kwh, totals["M2"].energy_kwh],
+                                                                rel=1e-6)
+    assert got["peak_kw"] == pytest.approx(max(kw for _, kw in got["quarters"]))
+    assert got["kwh_per_good_unit"] == pytest.approx(got["kwh"] / totals["M2"].good_count)
+
+
+def test_a_window_ending_in_closed_minutes_is_floored_to_the_minute(reader: PlantReader, plant: Any,
+                                                                    events: list[Event]) -> None:
+    got = reader.machine_kpis("L1", "M1", RECENT + 2 * HOUR + 10.5, RECENT + 3 * HOUR + 59.9, NOW)
+    assert (got["window"]["start"], got["window"]["end"]) == (RECENT + 2 * HOUR, RECENT + 3 * HOUR)
+    assert got["calendar_s"] == pytest.approx(3600)
+
+
+def test_kpi_series_buckets_add_up_to_the_window(reader: PlantReader) -> None:
+    start, end = RECENT + 1.75 * HOUR, RECENT + 6.6 * HOUR
+    series = reader.kpi_series("L1", start, end, 3600, NOW)
+    whole = reader.line_kpis("L1", start, end, NOW)
+    buckets = series["buckets"]
+    assert [b["start"] for b in buckets] == [start] + [RECENT + h * HOUR for h in range(2, 7)], "on the clock"
+    assert buckets[-1]["end"] == end
+    for name in ("good_count", "total_count", "run_s", "planned_operation_s", "calendar_s"):
+        assert sum(b[name] for b in buckets) == pytest.approx(whole[name], abs=1e-3), name
+    third = reader.line_kpis("L1", buckets[2]["start"], buckets[2]["end"], NOW)
+    assert buckets[2]["oee"] == pytest.approx(third["oee"])
+    machine = reader.kpi_series("L1", start, end, 1800, NOW, machine="M1")
+    assert len(machine["buckets"]) == 11  # 01:45-02:00, 9 half hours, 06:30-06:36
+    m1 = reader.machine_kpis("L1", "M1", start, end, NOW)
+    assert sum(b["good_count"] for b in machine["buckets"]) == m1["good_count"]
+
+
+def test_power_series_is_the_energy_per_bucket(reader: PlantReader) -> None:
+    start, end = RECENT + 2 * HOUR, RECENT + 5 * HOUR
+    series = reader.power_series("L1", start, end, 900, NOW)
+    energy = reader.energy("L1", start, end, NOW)
+    assert len(series["starts"]) == 12
+    days = reader.power_series("L1", RECENT - 86400, NOW, 86400, NOW)
+    local_midnight = RECENT - 8 * HOUR  # Asia/Shanghai
+    assert days["starts"] == [RECENT - 86400, local_midnight]
+    for m in energy["machines"]:
+        kwh = sum(kw * 900 / 3600 for kw in series["machines"][m["id"]])
+        assert kwh == pytest.approx(m["kwh"], rel=1e-6)
+        assert all(kw > 0 for kw in series["machines"][m["id"]])
+
+
+def test_timeline_segments_match_the_state_seconds(reader: PlantReader, plant: Any, events: list[Event]) -> None:
+    start, end = RECENT + 2 * HOUR + 300, RECENT + 6 * HOUR + 900
+    got = reader.timeline("L1", start, end, NOW)
+    totals, stops = reference_all(plant, events, start, end)
+    for machine in got["machines"]:
+        segments = machine["segments"]
+        assert segments[0][0] == start and segments[-1][1] == end
+        assert all(a[1] == b[0] for a, b in itertools.pairwise(segments)), "contiguous"
+        seconds: dict[str, float] = {}
+        for a, b, state, _ in segments:
+            seconds[state] = seconds.get(state, 0.0) + b - a
+        expected = {k: v for k, v in totals[machine["id"]].state_s.items() if v}
+        assert seconds == pytest.approx(expected, abs=1e-3), machine["id"]
+        reasons = {seg[3] for seg in segments if seg[2] == "fault"}
+        assert reasons and reasons <= {s.reason for s in stops}
+
+
+def test_cached_answers_equal_fresh_ones(reader: PlantReader, redis_client: redis.Redis, plant: Any) -> None:
+    start = RECENT + 1.6 * HOUR
+    first = reader.line_kpis("L1", start, NOW, NOW)
+    second = reader.line_kpis("L1", start, NOW, NOW)
+    fresh = PlantReader(redis_client, plant).line_kpis("L1", start, NOW, NOW)
+    assert first == second == fresh
+    assert reader.rollups.hours.hits > 0, "finished hours are parsed once"
+
+
+def test_unknown_line_and_machine(reader: PlantReader) -> None:
+    with pytest.raises(UnknownLine):
+        reader.line_kpis("L9", START, NOW, NOW)
+    with pytest.raises(UnknownMachine):
+        reader.machine_kpis("L1", "M9", START, NOW, NOW)
+    with pytest.raises(WindowError):
+        reader.line_kpis("L1", NOW, START, NOW)
+
+
+def test_a_machine_that_never_sent_data(redis_client: redis.Redis, events: list[Event]) -> None:
+    from tests.core_support import machine_config, make_plant
+
+    plant = make_plant(lines=[{"id": "L1", "output_machine": "M3", "machines": [
+        machine_config("M1", ideal=20.0), machine_config("M2", ideal=25.0), machine_config("M3")]}])
+    write_events(redis_client, events)
+    run_worker_until_drained(redis_client, plant, NOW)
+    got = PlantReader(redis_client, plant).line_kpis("L1", START, NOW, NOW, machines=True)
+    assert got["oee"] is None and got["good_count"] == 0
+    assert [m["id"] for m in got["machines"]] == ["M1", "M2", "M3"]
+    assert got["machines"][0]["good_count"] > 0
+
+
+# --- live state and health -------------------------------------------------------------------
+
+def test_lines_show_live_state(reader: PlantReader, redis_client: redis.Redis, events: list[Event]) -> None:
+    at = max(e.ts for e in events) + 1
+    got = reader.lines(at)
+    line = got["lines"][0]
+    assert line["id"] == "L1" and [m["id"] for m in line["machines"]] == ["M1", "M2"]
+    last_state = {e.machine: e for e in events if e.signal == Signal.STATE}
+    for machine in line["machines"]:
+        assert machine["state"] == last_state[machine["id"]].value
+        assert machine["stale"] is False
+        assert machine["since"] is not None and machine["since"] <= at
+        assert machine["last_data"] == max(e.ts for e in events if e.machine == machine["id"])
+    stale = reader.lines(NOW + 3600)["lines"][0]["machines"][0]
+    assert stale["stale"] is True and stale["state"] == "unknown"
+    fault = Event("L1", "M1", Signal.STATE, "fault", "Good", NOW)
+    reason = Event("L1", "M1", Signal.REASON, 3, "Good", NOW + 1)
+    for event in (fault, reason):
+        redis_client.hset(contract.live_key("L1"), *contract.encode_live(event))
+    m1 = reader.lines(NOW + 2)["lines"][0]["machines"][0]
+    assert m1["state"] == "fault" and m1["since"] == NOW
+    assert m1["reason"] == {"code": 3, "text": "No material", "category": "starved_blocked", "planned": False}
+
+
+def test_health(reader: PlantReader) -> None:
+    at = END + 5
+    got = reader.health(at)
+    assert got["redis"]["ok"] is True
+    line = got["lines"][0]
+    assert line["last_data_age_s"] == pytest.approx(5, abs=3)
+    assert line["worker"]["pending"] == 0 and line["worker"]["undelivered_s"] == 0
+    assert line["worker"]["closed_lag_s"] < 120
+    assert got["ok"] is True
+    assert reader.health(NOW + 3600)["ok"] is False, "no data for an hour"
+
+
+def test_health_when_redis_is_down(restartable_redis: Any, plant: Any) -> None:
+    client = redis.Redis.from_url(restartable_redis.url, socket_timeout=1, socket_connect_timeout=1)
+    reader = PlantReader(client, plant)
+    assert reader.health(NOW)["redis"]["ok"] is True
+    restartable_redis.stop()
+    got = reader.health(NOW)
+    assert got["ok"] is False and got["redis"]["ok"] is False and got["redis"]["error"]
+    with pytest.raises(redis.ConnectionError):
+        reader.line_kpis("L1", START, NOW, NOW)
+    client.close()
+
+
+def test_no_module_level_state() -> None:
+    import store.bookkeeping
+    import store.live
+    import store.reader
+    import store.rollups
+
+    for module in (store.reader, store.rollups, store.live, store.bookkeeping):
+        for name, value in vars(module).items():
+            assert not isinstance(value, dict | list | set) or name.isupper() or name.startswith("__") \
+                or isinstance(value, frozenset), f"{module.__name__}.{name}"
+
+
+def test_floors_never_round_a_window_to_nothing(reader: PlantReader) -> None:
+    with pytest.raises(WindowError):
+        reader.machine_kpis("L1", "M1", RECENT + 2 * HOUR + 10, RECENT + 2 * HOUR + 50, NOW)
+    assert math.isfinite(reader.machine_kpis("L1", "M1", NOW - 10, NOW, NOW)["calendar_s"])

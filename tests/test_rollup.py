@@ -1,0 +1,346 @@
+"""The rollup worker against a real Redis: rollups equal the raw computation, a restart
+resumes without counting anything twice, retention, the rollup text format."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from domain import contract
+from domain.model import Event, Signal, State
+from domain.totals import Totals
+from store.reader import PlantReader
+from store.rollup import LineConflict, RollupWorker, WorkerOptions, apply_retention
+from store.rollups import read_minute_rollups
+from store.sums import RollupSum, missing_totals_fields
+from tests.history import line_history, write_events
+from tests.store_support import HOUR, RECENT, assert_close, reference_kpis, run_worker_until_drained, two_machine_plant
+
+ROOT = Path(__file__).resolve().parent.parent
+START = RECENT + 1.5 * HOUR + 7.25  # mid-minute, mid-hour: 01:30 UTC = 09:30 in Shanghai, before a break
+END = RECENT + 7.25 * HOUR  # after the shift change at 06:00 UTC (14:00 local)
+NOW = END + 30
+
+
+@pytest.fixture(scope="module")
+def plant() -> Any:
+    return two_machine_plant()
+
+
+@pytest.fixture(scope="module")
+def events(plant: Any) -> list[Event]:
+    return line_history(plant, "L1", START, END, seed=11, power_every_s=2.0, mean_run_s=400.0)
+
+
+def rollup_dump(client: redis.Redis) -> dict[bytes, Any]:
+    """Everything the worker wrote except its bookkeeping hash."""
+    out: dict[bytes, Any] = {}
+    for key in client.scan_iter(match=b"plant:*"):
+        kind = client.type(key)
+        if kind == b"hash" and not key.endswith((b":rollup", b":live")):
+            out[key] = client.hgetall(key)
+        elif kind == b"zset":
+            out[key] = client.zrange(key, 0, -1, withscores=True)
+    return out
+
+
+WINDOWS = [
+    (START, NOW),  # everything, ending in the open edge
+    (RECENT + 2 * HOUR, RECENT + 5 * HOUR),  # whole hours, across the break
+    (RECENT + 1.75 * HOUR, RECENT + 6.5 * HOUR),  # minutes + hours + minutes, across the shift change
+    (RECENT + 3 * HOUR + 120, RECENT + 3 * HOUR + 1800),  # inside one hour
+    (RECENT + 5.9 * HOUR, RECENT + 6.1 * HOUR),  # around the shift change
+]
+
+
+def test_rollups_equal_the_raw_computation(redis_client: redis.Redis, plant: Any, events: list[Event]) -> None:
+    write_events(redis_client, events)
+    run_worker_until_drained(redis_client, plant, NOW)
+    reader = PlantReader(redis_client, plant)
+    for start, end in WINDOWS:
+        for machine in ("M1", "M2"):
+            got = reader.machine_kpis("L1", machine, start, end, NOW)
+            window_start = math.floor(start / 60) * 60
+            expected = reference_kpis(plant, events, machine, window_start, end, NOW, origin=START)
+            assert expected["total_count"] > 0 or end - start < HOUR
+            assert_close(got, expected, f"{machine} {start - RECENT}..{end - RECENT}")
+
+
+def test_live_worker_and_open_edge_agree_with_raw_at_every_step(redis_client: redis.Redis, plant: Any,
+                                                                events: list[Event]) -> None:
+    """Events arrive in time; the worker runs now and then; queries end at now (open edge)."""
+    clock = [START]
+    worker = RollupWorker(redis_client, plant, options=WorkerOptions(grace_s=5), clock=lambda: clock[0])
+    reader = PlantReader(redis_client, plant)
+    sent = 0
+    checks = 0
+    for step_end in [START + 37, START + 1000.5, RECENT + 2 * HOUR + 3, RECENT + 3.5 * HOUR, END - 61.7, NOW]:
+        batch = [e for e in events[sent:] if e.ts < step_end]
+        write_events(redis_client, batch)
+        sent += len(batch)
+        clock[0] = step_end
+        worker.drain()
+        # more events arrive after the worker's pass: the reader must pick them from the stream
+        late = [e for e in events[sent:] if e.ts < step_end + 20]
+        write_events(redis_client, late)
+        sent += len(late)
+        now = step_end + 20
+        for machine in ("M1", "M2"):
+            got = reader.machine_kpis("L1", machine, START, now, now)
+            expected = reference_kpis(plant, events, machine, math.floor(START / 60) * 60, now, now, origin=START)
+            assert_close(got, expected)
+            checks += 1
+    assert checks == 12
+
+
+def test_hour_rollups_equal_the_sum_of_their_minutes(redis_client: redis.Redis, plant: Any,
+                                                     events: list[Event]) -> None:
+    write_events(redis_client, events)
+    run_worker_until_drained(redis_client, plant, NOW)
+    hour = RECENT + 3 * HOUR
+    day = math.floor(hour / 86400) * 86400
+    stored = redis_client.hget(contract.hour_rollup_key("L1", "M1", day), str(int((hour - day) // HOUR)))
+    assert stored is not None
+    assert not redis_client.exists(contract.minute_rollup_key("L1", "M1", hour)), "closed: one string"
+    minutes = read_minute_rollups(redis_client, "L1", "M1", hour)
+    assert sorted(minutes) == list(range(60))
+    total = RollupSum()
+    for part in minutes.values():
+        total.add(part)
+    assert_close(RollupSum.decode(stored, hour).to_totals().to_dict(), total.to_totals().to_dict(), tol=1e-4)
+
+
+def test_stops_and_their_reasons_are_stored(redis_client: redis.Redis, plant: Any, events: list[Event]) -> None:
+    write_events(redis_client, events)
+    run_worker_until_drained(redis_client, plant, NOW)
+    stops = [contract.decode_stop_member(m) for m in redis_client.zrange(contract.stops_key("L1"), 0, -1)]
+    assert len(stops) > 10
+    assert {s[0] for s in stops} == {"M1", "M2"}
+    assert any(s[4] for s in stops), "some stops carry a reason code"
+    assert sum(1 for s in stops if s[2] is None) <= 2, "at most one ongoing stop per machine"
+    for _, start, end, _, _ in stops:
+        assert end is None or end > start
+
+
+# --- exactly once: restarts, crashes, redelivery --------------------------------------
+
+
+def test_redelivered_entries_never_count_twice(redis_client: redis.Redis, plant: Any, events: list[Event]) -> None:
+    write_events(redis_client, events)
+    run_worker_until_drained(redis_client, plant, NOW)
+    before = rollup_dump(redis_client)
+    # rewind the group: every entry is delivered again to a fresh worker
+    redis_client.xgroup_setid(contract.events_key("L1"), "rollup", "0")
+    run_worker_until_drained(redis_client, plant, NOW)
+    assert rollup_dump(redis_client) == before
+
+
+def test_entries_read_by_a_crashed_worker_are_processed_after_restart(redis_client: redis.Redis, plant: Any,
+                                                                      events: list[Event]) -> None:
+    half = len(events) // 2
+    write_events(redis_client, events[:half])
+    run_worker_until_drained(redis_client, plant, events[half].ts, batch_count=500)
+    write_events(redis_client, events[half:])
+    # a worker reads a batch and dies before writing anything: the entries stay pending
+    got = redis_client.xreadgroup("rollup", "rollup", {contract.events_key("L1"): ">"}, count=700)
+    assert len(got[0][1]) == 700
+    run_worker_until_drained(redis_client, plant, NOW, batch_count=500)
+    assert redis_client.xpending(contract.events_key("L1"), "rollup")["pending"] == 0
+    reader = PlantReader(redis_client, plant)
+    for machine in ("M1", "M2"):
+        expected = reference_kpis(plant, events, machine, math.floor(START / 60) * 60, NOW, NOW, origin=START)
+        assert_close(reader.machine_kpis("L1", machine, START, NOW, NOW), expected)
+
+
+def test_a_line_has_one_worker_at_a_time_and_another_takes_over(redis_client: redis.Redis, plant: Any,
+                                                                 events: list[Event]) -> None:
+    write_events(redis_client, events)
+    options = WorkerOptions(batch_count=300, lease_ms=300)
+    first = RollupWorker(redis_client, plant, options=options, clock=lambda: NOW)
+    second = RollupWorker(redis_client, plant, options=options, clock=lambda: NOW)
+    first.process_once()  # its own pending entries: none
+    for _ in range(10):
+        assert first.process_once() > 0
+        assert second.process_once() == 0, "the line is the first worker's"
+    time.sleep(0.4)  # the first stops (hangs, dies): its lease runs out
+    second.drain()
+    assert first.process_once() == 0, "a worker that lost its lease writes nothing"
+    second.close()
+    reader = PlantReader(redis_client, plant)
+    for machine in ("M1", "M2"):
+        expected = reference_kpis(plant, events, machine, math.floor(START / 60) * 60, NOW, NOW, origin=START)
+        assert_close(reader.machine_kpis("L1", machine, START, NOW, NOW), expected)
+
+
+def test_a_worker_that_lost_its_lease_cannot_commit(redis_client: redis.Redis, plant: Any,
+                                                    events: list[Event]) -> None:
+    write_events(redis_client, events[:5000])
+    lease = contract.rollup_lease_key("L1")
+    steal = [False]
+
+    def clock() -> float:  # called between reading a batch and committing it
+        if steal[0]:
+            redis_client.set(lease, "someone-else")  # e.g. a pause longer than the lease
+        return NOW
+
+    worker = RollupWorker(redis_client, plant, options=WorkerOptions(batch_count=300), clock=clock)
+    worker.process_once()  # its own pending entries: none
+    assert worker.process_once() > 0
+    version = redis_client.hget(contract.rollup_state_key("L1"), "ver")
+    steal[0] = True
+    with pytest.raises(LineConflict):
+        worker.process_once()
+    steal[0] = False
+    assert worker.process_once() == 0
+    assert redis_client.hget(contract.rollup_state_key("L1"), "ver") == version, "nothing written"
+    assert redis_client.xpending(contract.events_key("L1"), "rollup")["pending"] == 300, "left for the owner"
+
+
+_WORKER_SCRIPT = """
+import sys, threading
+sys.path.insert(0, {root!r})
+import redis
+from store.rollup import WorkerOptions, run_worker
+from tests.store_support import two_machine_plant
+run_worker(redis.Redis.from_url({url!r}), two_machine_plant(), threading.Event(), now=lambda: {now!r},
+           options=WorkerOptions(batch_count=100, block_ms=50, lease_ms=500))
+"""
+
+
+def test_killed_worker_resumes_without_losing_or_doubling(redis_client: redis.Redis, redis_url: str, plant: Any,
+                                                          events: list[Event]) -> None:
+    write_events(redis_client, events)
+    script = _WORKER_SCRIPT.format(root=str(ROOT), url=redis_url, now=NOW)
+    proc = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while int(redis_client.hget(contract.rollup_state_key("L1"), "ver") or 0) < 20:
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.01)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    pending = redis_client.xinfo_groups(contract.events_key("L1"))[0]
+    assert pending["last-delivered-id"] != redis_client.xrevrange(contract.events_key("L1"), count=1)[0][0], \
+        "killed mid-way"
+    run_worker_until_drained(redis_client, plant, NOW)
+    reader = PlantReader(redis_client, plant)
+    for machine in ("M1", "M2"):
+        expected = reference_kpis(plant, events, machine, math.floor(START / 60) * 60, NOW, NOW, origin=START)
+        assert_close(reader.machine_kpis("L1", machine, START, NOW, NOW), expected)
+
+
+# --- the timer, odd entries -----------------------------------------------------------------
+
+
+def test_minutes_close_without_events_and_silence_turns_unknown(redis_client: redis.Redis, plant: Any) -> None:
+    t0 = RECENT + 3 * HOUR
+    events = [Event("L1", "M1", Signal.STATE, "running", "Good", t0 + 1),
+              Event("L1", "M1", Signal.GOOD, 5, "Good", t0 + 2)]
+    write_events(redis_client, events)
+    clock = [t0 + 10]
+    worker = RollupWorker(redis_client, plant, options=WorkerOptions(grace_s=5), clock=lambda: clock[0])
+    worker.drain()
+    clock[0] = t0 + 10 * 60 + 6  # no events for ten minutes
+    assert worker.process_once() == 0
+    minutes = read_minute_rollups(redis_client, "L1", "M1", t0)
+    assert sorted(minutes) == list(range(10))
+    last = minutes[9].to_totals()
+    assert last.state_s == {"unknown": 60.0}, "silent longer than gap_timeout_s: unknown"
+    changes = [contract.decode_state_member(m) for m in redis_client.zrange(contract.states_key("L1"), 0, -1)]
+    assert [(c[1], c[2]) for c in changes] == [(t0, "unknown"), (t0 + 1, "running"), (t0 + 2 + 30, "unknown")]
+
+
+def test_garbage_entries_and_unknown_machines_are_acknowledged_and_skipped(redis_client: redis.Redis,
+                                                                           plant: Any) -> None:
+    stream = contract.events_key("L1")
+    t0 = RECENT + 3 * HOUR
+    redis_client.xadd(stream, {"hello": "world"})
+    redis_client.xadd(stream, {"m": "M9", "s": "state", "v": "running", "q": "Good", "t": str(int(t0 * 1000))})
+    redis_client.xadd(stream, {"m": "M1", "s": "nonsense", "v": "1", "q": "Good", "t": str(int(t0 * 1000))})
+    redis_client.xadd(stream, {"m": "M1", "s": "good", "v": "many", "q": "Good", "t": str(int(t0 * 1000))})
+    redis_client.xadd(stream, {"m": "M1", "s": "state", "v": "running", "q": "Good", "t": str(int(t0 * 1000) + 5)})
+    redis_client.xadd(stream, {"m": "M1", "s": "state", "v": "running", "q": "Good", "t": str(10**16)})
+    worker = run_worker_until_drained(redis_client, plant, t0 + 300)
+    assert redis_client.xpending(stream, "rollup")["pending"] == 0
+    assert set(worker.lines["L1"].machines) == {"M1"}
+    assert len(read_minute_rollups(redis_client, "L1", "M1", t0)) == 4
+
+
+def test_retention_drops_old_rollups_stops_and_state_changes(redis_client: redis.Redis) -> None:
+    plant = two_machine_plant(retention={"minute_rollup_days": 1, "hour_rollup_days": 2, "downtime_days": 1.5})
+    now = time.time()
+    old = line_history(plant, "L1", now - 2.6 * 86400, now - 2.5 * 86400, seed=3, power_every_s=10)
+    new = line_history(plant, "L1", now - 3 * HOUR, now - 2 * HOUR, seed=4, power_every_s=10)
+    write_events(redis_client, old + new)
+    run_worker_until_drained(redis_client, plant, now)
+    apply_retention(redis_client, plant, now)
+    keys = [k.decode() for k in redis_client.keys("plant:*")]
+    minute_keys = [k for k in keys if ":min:" in k or ":min60:" in k]
+    hour_keys = [k for k in keys if ":hour:" in k]
+    assert minute_keys and all(redis_client.ttl(k) <= 86400 + 2 * HOUR for k in minute_keys)
+    old_hour = math.floor((now - 2.55 * 86400) / HOUR) * HOUR
+    assert read_minute_rollups(redis_client, "L1", "M1", old_hour) == {}, "minutes older than a day are gone"
+    assert read_minute_rollups(redis_client, "L1", "M1", math.floor((now - 2.5 * HOUR) / HOUR) * HOUR)
+    assert hour_keys and all(0 < redis_client.ttl(k) <= 3 * 86400 for k in hour_keys)
+    oldest_stop = redis_client.zrange(contract.stops_key("L1"), 0, 0, withscores=True)[0][1]
+    assert oldest_stop >= now - 1.5 * 86400
+    oldest_change = redis_client.zrange(contract.states_key("L1"), 0, 0, withscores=True)[0][1]
+    assert oldest_change >= now - 86400
+
+
+# --- the rollup text ------------------------------------------------------------------------
+
+
+def test_every_totals_field_is_stored() -> None:
+    assert missing_totals_fields() == set()
+
+
+numbers = st.one_of(st.just(0.0), st.integers(0, 10**6).map(float),
+                    st.floats(0, 1e6, allow_nan=False).map(lambda v: round(v, 6)))
+
+
+@settings(max_examples=200, deadline=None)
+@given(scalars=st.lists(numbers, min_size=len(contract.ROLLUP_FIELDS), max_size=len(contract.ROLLUP_FIELDS)),
+       states=st.dictionaries(st.sampled_from([s.value for s in State] + ["custom_state"]), numbers, max_size=4),
+       quarters=st.dictionaries(st.sampled_from([0, 900, 1800, 2700]), numbers, max_size=4),
+       start=st.sampled_from([1_700_000_000.0, 1_700_000_060.0, 1_700_000_100.0]))
+def test_rollup_text_round_trips(scalars: list[float], states: dict[str, float], quarters: dict[int, float],
+                                 start: float) -> None:
+    hour = start - start % 3600
+    original = RollupSum(scalars, states, {hour + q: kwh for q, kwh in quarters.items()})
+    text = original.encode(start)
+    back = RollupSum.decode(text, start)
+    assert back.scalars == pytest.approx(original.scalars, rel=1e-6, abs=1e-6)  # 7 significant digits
+    assert back.states == pytest.approx({k: v for k, v in states.items() if v}, rel=1e-6, abs=1e-6)
+    energy = scalars[contract.ROLLUP_FIELDS.index("energy_kwh")]
+    kept = {q: v for q, v in original.quarters.items() if v}
+    if kept or not energy:
+        assert back.quarters == pytest.approx(kept, rel=1e-6, abs=1e-6)
+
+
+def test_a_running_minute_is_short() -> None:
+    totals = Totals(calendar_s=60, planned_operation_s=60, run_s=60, total_count=1, good_count=1,
+                    ideal_time_s=55, energy_kwh=0.2, energy_cost=0.124, co2_kg=0.11406,
+                    state_s={"running": 60.0}, quarter_kwh={1_700_000_100.0: 0.2})
+    text = RollupSum.from_totals(totals).encode(1_700_000_160.0)
+    assert len(text) <= 64, text  # fits Redis' compact hash encoding
+    assert RollupSum.decode(text, 1_700_000_160.0).to_totals() == totals
+
+
+def test_the_carry_stays_small(redis_client: redis.Redis, plant: Any, events: list[Event]) -> None:
+    write_events(redis_client, events)
+    run_worker_until_drained(redis_client, plant, NOW)
+    carries = [v for k, v in redis_client.hgetall(contract.rollup_state_key("L1")).items() if k.startswith(b"c:")]
+    assert len(carries) == 2 and all(len(c) < 3000 for c in carries), [len(c) for c in carries]
