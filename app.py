@@ -1,7 +1,10 @@
 """Smart-factory operations dashboard: entry point.
 
     python app.py                 run everything: embedded Redis (unless REDIS_URL),
-                                  demo plant simulator, collector, rollup worker, dashboard
+                                  demo plant simulator, collector, rollup worker, dashboard;
+                                  into empty streams it first writes the last 24 h of the
+                                  simulated plant, so shifts and days have data at once
+                                  (python app.py run --history-hours N: N h; 0: none)
     python app.py check           validate a plant file and exit
     python app.py simulate        only the OPC UA plant simulator
     python app.py replay FILE     replay a scenario file through the simulator's nodes
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
@@ -26,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("app")
+
+DEMO_HISTORY_HOURS = 24.0  # today, the last shift and most of yesterday
 
 
 def _configure_logging(level: str) -> None:
@@ -77,7 +83,9 @@ def create_server() -> Any:
     return create_dash(Settings.from_env()).server
 
 
-def _run_async_in_thread(name: str, factory: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> Callable[[], None]:
+def _run_async_in_thread(
+    name: str, factory: Callable[[asyncio.Event], Coroutine[Any, Any, None]]
+) -> Callable[[], None]:
     """Run ``factory(stop)`` in its own event loop thread; returns a function that stops it."""
     ready = threading.Event()
     holder: dict[str, Any] = {}
@@ -107,6 +115,31 @@ def _run_async_in_thread(name: str, factory: Callable[[asyncio.Event], Coroutine
     return stop
 
 
+async def _wait_for_endpoints(plant: Any, timeout_s: float) -> None:
+    """Until every endpoint's TCP port accepts (the simulator's servers take a few seconds)."""
+    from urllib.parse import urlsplit
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    for endpoint in plant.endpoints.values():
+        parts = urlsplit(endpoint.url)
+        while loop.time() < deadline:
+            try:
+                _, writer = await asyncio.open_connection(parts.hostname, parts.port or 4840)
+                writer.close()
+                await writer.wait_closed()
+                break
+            except OSError:
+                await asyncio.sleep(0.2)
+
+
+def _run_quietly(coro: Coroutine[Any, Any, Any]) -> int:
+    """asyncio.run that ends on Ctrl-C without a traceback (cancellation shuts the parts down)."""
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(coro)
+    return 0
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     settings = _settings(args)
     plant = settings.plant
@@ -120,16 +153,14 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from collectors.simulator import run_simulator
 
     settings = _settings(args)
-    asyncio.run(run_simulator(settings, seed=args.seed, speed=args.speed))
-    return 0
+    return _run_quietly(run_simulator(settings, seed=args.seed, speed=args.speed))
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
     from collectors.simulator import replay_scenario
 
     settings = _settings(args)
-    asyncio.run(replay_scenario(settings, Path(args.scenario), speed=args.speed))
-    return 0
+    return _run_quietly(replay_scenario(settings, Path(args.scenario), speed=args.speed))
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
@@ -138,8 +169,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if not settings.redis_url:
         raise SystemExit("REDIS_URL is not set: the collector needs a Redis to write to")
-    asyncio.run(run_collector(settings))
-    return 0
+    return _run_quietly(run_collector(settings))
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -181,11 +211,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         settings = replace(settings, redis_url=embedded.start())
     stoppers: list[Callable[[], None]] = []
     try:
+        history = None if args.no_simulator else _demo_history(settings, args.history_hours, args.seed)
+        models = history.models if history is not None else None
+
         async def plant_side(stop: asyncio.Event) -> None:
             async with asyncio.TaskGroup() as tg:
                 if not args.no_simulator:
-                    tg.create_task(run_simulator(settings, seed=args.seed, speed=1.0, stop=stop))
-                    await asyncio.sleep(1.0)
+                    tg.create_task(run_simulator(settings, seed=args.seed, speed=1.0, stop=stop, models=models))
+                    await _wait_for_endpoints(settings.plant, timeout_s=20.0)
                 tg.create_task(run_collector(settings, stop=stop))
 
         stoppers.append(_run_async_in_thread("plant", plant_side))
@@ -212,6 +245,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo_history(settings: Any, hours: float, seed: int) -> Any:
+    """The simulated plant's last ``hours`` written into empty streams (None if they hold data)."""
+    from collectors.backfill import demo_history
+
+    client = _redis_client(settings.redis_url)
+    try:
+        return demo_history(client, settings.plant, hours, seed)
+    except ValueError as exc:
+        raise SystemExit(f"--history-hours: {exc}") from None
+    finally:
+        client.close()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--plant", help="plant file (default: $PLANT_FILE or config/demo_plant.yaml)")
@@ -231,6 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--data-dir", help="embedded Redis and buffer files (default: ./var)")
     run.add_argument("--seed", type=int, default=7)
     run.add_argument("--no-simulator", action="store_true", help="collect from real PLCs instead of the demo")
+    run.add_argument("--history-hours", type=float, default=DEMO_HISTORY_HOURS, metavar="N",
+                     help="when the plant's streams are empty, first write the simulated plant's last N hours "
+                          f"(default {DEMO_HISTORY_HOURS:g}; 0: none; not with --no-simulator)")
     add("check", cmd_check, "validate a plant file")
     sim = add("simulate", cmd_simulate, "OPC UA plant simulator only")
     sim.add_argument("--seed", type=int, default=7)
@@ -246,14 +295,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from config.loader import PlantConfigError
 
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "func", None) is None:  # no subcommand: run everything
+        args = parser.parse_args([*argv, "run"])
     _configure_logging(args.log_level)
-    func = getattr(args, "func", None)
-    if func is None:
-        args.command, args.host, args.port, args.data_dir, args.seed, args.no_simulator = "run", None, None, None, 7, False
-        func = cmd_run
     try:
-        return func(args)
+        return int(args.func(args))
     except PlantConfigError as exc:
         print(f"plant file error:\n{exc}", file=sys.stderr)
         return 2

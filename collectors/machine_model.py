@@ -31,7 +31,7 @@ otherwise (each with a little noise) and wraps at ``meter_rollover_kwh``.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from zoneinfo import ZoneInfo
@@ -162,6 +162,24 @@ def calendar_segments(plant: Plant, tz: ZoneInfo, start: float, end: float) -> l
 
 def _unplanned_kind(plant: Plant, tz: ZoneInfo, at: float) -> Calendar:
     return Calendar.BREAK if shift_at(plant.shifts, tz, at) is not None else Calendar.OFF
+
+
+def start_models(
+    plant: Plant, start: float, seed: int, meter_period_s: float = METER_PERIOD_S,
+    endpoints: Collection[str] | None = None,
+) -> dict[tuple[str, str], MachineModel]:
+    """Every machine's model (or those on ``endpoints``), started at ``start``: the
+    simulator and the demo history start them this one way, so a seed gives one plant."""
+    tz = ZoneInfo(plant.timezone)
+    kind = calendar_segments(plant, tz, start, start + 1e-3)[0][2]
+    models: dict[tuple[str, str], MachineModel] = {}
+    for line in plant.lines:
+        for machine in line.machines:
+            if endpoints is None or machine.endpoint in endpoints:
+                model = MachineModel(plant, line.id, machine, start, seed, meter_period_s=meter_period_s)
+                model.start(kind)
+                models[(line.id, machine.id)] = model
+    return models
 
 
 class MachineModel:

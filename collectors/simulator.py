@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo
 from asyncua import Server, ua
 from asyncua.crypto.permission_rules import User, UserRole
 
-from collectors.machine_model import MachineModel, Phase, Write, calendar_segments, raw_state_for
+from collectors.machine_model import MachineModel, Phase, Write, calendar_segments, raw_state_for, start_models
 from config.settings import Settings
 from domain.model import Signal
 from domain.plant import Machine, Plant
@@ -131,6 +131,7 @@ class PlantSimulator:
         private_key: Path | None = None,
         users: Mapping[str, str] | None = None,
         initial_status: str = "Good",
+        models: Mapping[tuple[str, str], MachineModel] | None = None,
     ) -> None:
         """
         :param endpoints: names of the plant endpoints to serve (default: all machines).
@@ -143,6 +144,10 @@ class PlantSimulator:
         :param certificate, private_key: serve Basic256Sha256 Sign/SignAndEncrypt only.
         :param users: username -> password; anonymous access is refused when given.
         :param initial_status: status of the nodes' first values (e.g. "BadWaitingForInitialData").
+        :param models: machine models to continue from (``collectors.backfill.DemoHistory``), by
+            (line, machine); the served ones are caught up to ``start`` without writing what
+            they do meanwhile, so counters and meters go on from their values. Default: new
+            models started at ``start``.
         """
         self.plant = plant
         selected = set(endpoints) if endpoints is not None else set(plant.endpoints)
@@ -162,12 +167,13 @@ class PlantSimulator:
         self._initial_status = initial_status
         self._t = time.time() if start is None else start
         meter_period = max(10.0, speed * tick_s)
-        self.models: dict[tuple[str, str], MachineModel] = {}
-        for line in plant.lines:
-            for machine in line.machines:
-                if machine.endpoint in selected:
-                    model = MachineModel(plant, line.id, machine, self._t, seed, meter_period_s=meter_period)
-                    self.models[(line.id, machine.id)] = model
+        self.models: dict[tuple[str, str], MachineModel]
+        if models is None:
+            self.models = start_models(plant, self._t, seed, meter_period, selected)
+        else:
+            self.models = {key: model for key, model in models.items() if model.machine.endpoint in selected}
+            for model in self.models.values():
+                model.meter_period_s = meter_period
         self._nodes = self._plan_nodes()
         self._values: dict[NodeKey, ua.DataValue] = {}
         self._history: dict[NodeKey, list[tuple[object, float]]] = {}
@@ -196,9 +202,10 @@ class PlantSimulator:
         return nodes
 
     def _start_models(self) -> None:
-        kind = calendar_segments(self.plant, self.tz, self._t, self._t + 1e-3)[0][2]
+        """The nodes' first values: the models' state at the start time."""
         for (line_id, machine_id), model in self.models.items():
-            model.start(kind)
+            if model.t < self._t:
+                model.advance(calendar_segments(self.plant, self.tz, model.t, self._t))
             for write in model.snapshot():
                 node = self._nodes[(line_id, machine_id, write.signal)]
                 self._remember((line_id, machine_id, write.signal),
