@@ -1,0 +1,119 @@
+"""``create_app(settings, reader_factory)``: the Dash app, its router and its assets.
+
+Called at the entry point (``app.py``); the caller registers the HTTP API blueprint on
+``app.server``. The reader, plant and clock go on ``app.server.config`` (see
+``components.data``), never into module globals: each gunicorn worker builds its own.
+
+Everything the browser loads is served by this app (Dash's own JS with
+``serve_locally``; Bootstrap 5 CSS, the Inter font and our CSS/JS from ``assets/``):
+factory networks are often offline.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+from dash import Dash, Input, Output, State, dcc, html
+from dash import _callback as dash_callback_registry
+
+from components import data, downtime_panel, energy_panel, line_page, machine_page, oee_panel, overview, ranges, wall
+from domain.plant import Plant
+
+log = logging.getLogger(__name__)
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+URL = "url"
+PAGE = "page"
+PANEL_MODULES = (wall, overview, line_page, ranges, oee_panel, downtime_panel, energy_panel, machine_page)
+
+
+def _take_panel_callbacks() -> tuple[tuple[tuple[str, Any], ...], tuple[Any, ...]]:
+    """The callbacks our panels declared with ``dash.callback``.
+
+    ``dash.callback`` collects into process-wide lists that the first app to serve a
+    request empties. A process may build several apps (tests, the API's tests), so we
+    take our panels' callbacks out of those lists once, at import, and give every app
+    made by ``create_app`` its own copy. Read-only after import.
+    """
+    namespace = "oee"  # assets/dashboard.js
+    spec_keep, keys = [], []
+    for spec in list(dash_callback_registry.GLOBAL_CALLBACK_LIST):
+        entry = dash_callback_registry.GLOBAL_CALLBACK_MAP.get(spec["output"], {})
+        func = entry.get("callback")
+        module = getattr(func, "__module__", None)
+        clientside = (spec.get("clientside_function") or {}).get("namespace") == namespace
+        if (module or "").startswith(f"{__package__}.") or clientside:
+            spec_keep.append(spec)
+            keys.append(spec["output"])
+    callbacks = tuple((k, dash_callback_registry.GLOBAL_CALLBACK_MAP.pop(k)) for k in keys if
+                      k in dash_callback_registry.GLOBAL_CALLBACK_MAP)
+    for spec in spec_keep:
+        dash_callback_registry.GLOBAL_CALLBACK_LIST.remove(spec)
+    return callbacks, tuple(spec_keep)
+
+
+_PANEL_CALLBACKS = _take_panel_callbacks()
+
+
+def create_app(settings: Any, reader_factory: Callable[[], Any], clock: Callable[[], float] = time.time) -> Dash:
+    """The dashboard. ``reader_factory()`` returns a ``store.reader.PlantReader``;
+    ``clock`` gives epoch seconds (tests pin it to seeded data)."""
+    app = Dash(
+        __name__,
+        assets_folder=str(ASSETS),
+        serve_locally=True,
+        title=settings.plant.name,
+        update_title=None,
+        suppress_callback_exceptions=True,
+        meta_tags=[{"name": "viewport", "content": "width=device-width, initial-scale=1"}],
+    )
+    app.server.config.update({
+        data.READER_KEY: reader_factory(),
+        data.PLANT_KEY: settings.plant,
+        data.CLOCK_KEY: clock,
+    })
+    app.layout = root_layout
+    callbacks, specs = _PANEL_CALLBACKS
+    # deep copies: serving a request rewrites parts of these in place (per app)
+    app.callback_map.update({k: copy.deepcopy(v) for k, v in callbacks})
+    app._callback_list.extend(copy.deepcopy(s) for s in specs)
+    app.callback(Output(PAGE, "children"), Input(URL, "pathname"), State(URL, "search"))(route)
+    return app
+
+
+def root_layout() -> html.Div:
+    return html.Div([dcc.Location(id=URL, refresh=False), html.Div(id=PAGE)])
+
+
+def route(pathname: str | None, search: str | None) -> Any:
+    return page_for(data.plant(), pathname or "/", search or "")
+
+
+def page_for(plant: Plant, pathname: str, search: str) -> Any:
+    """The page for a URL (pure): path segments name the line/machine, the query the view."""
+    query = {k: v[-1] for k, v in parse_qs(search.lstrip("?")).items()}
+    parts = [p for p in pathname.strip("/").split("/") if p]
+    if not parts:
+        return overview.layout(plant)
+    if parts[0] == "wall" and len(parts) <= 2:
+        return wall.layout(plant, line=parts[1] if len(parts) == 2 else None, **query)
+    if parts[0] == "line" and len(parts) == 2:
+        return line_page.layout(plant, parts[1], query)
+    if parts[0] == "line" and len(parts) == 4 and parts[2] == "machine":
+        return machine_page.layout(plant, parts[1], parts[3], query)
+    return not_found(pathname)
+
+
+def not_found(pathname: str) -> html.Div:
+    return html.Div(className="container py-5", children=[
+        html.H1("Page not found", className="h3"),
+        html.P(f"Nothing at {pathname}."),
+        dcc.Link("Back to the overview", href="/"),
+    ])
+

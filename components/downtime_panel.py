@@ -1,0 +1,301 @@
+"""Downtime panel of the line page: state timeline per machine, Pareto of stop reasons
+by duration and by count, and the stops list (ongoing first) with CSV download.
+
+Click a Pareto bar to list the stops behind it; click a machine's row of the timeline
+to open the machine's page (the range in the query string carries over).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import dash_bootstrap_components as dbc
+import pandas as pd
+import plotly.graph_objects as go
+from dash import Input, Output, State, callback, ctx, dcc, html, no_update
+from dash.exceptions import PreventUpdate
+
+from components import data, ranges, theme
+from domain.downtime import NO_REASON_GROUP, SMALL_STOP_GROUP
+from domain.model import State as MachineState
+
+LINE = "dt-line"
+TIMELINE = "dt-timeline"
+PARETO_DURATION = "dt-pareto-duration"
+PARETO_COUNT = "dt-pareto-count"
+STOPS = "dt-stops"
+FILTER = "dt-filter"  # store: selected reason code or None
+FILTER_LABEL = "dt-filter-label"
+CLEAR = "dt-clear"
+SUMMARY = "dt-summary"
+CSV = "dt-csv"
+DOWNLOAD = "dt-download"
+
+MAX_ROWS = 200
+NO_REASON = "no reason"
+SMALL_STOPS = "small stops"
+
+
+def layout(line: str) -> html.Section:
+    return html.Section(className="panel", id="panel-downtime", children=[
+        dcc.Store(id=LINE, data=line),
+        dcc.Store(id=FILTER, data=None),
+        html.H2("Downtime", className="panel-title"),
+        html.Div(id=SUMMARY, className="kpi-tiles"),
+        dcc.Graph(id=TIMELINE, config={"displayModeBar": False}, className="fig"),
+        dbc.Row([
+            dbc.Col(dcc.Graph(id=PARETO_DURATION, config={"displayModeBar": False}, className="fig"), lg=6),
+            dbc.Col(dcc.Graph(id=PARETO_COUNT, config={"displayModeBar": False}, className="fig"), lg=6),
+        ]),
+        html.Div(className="d-flex align-items-center gap-2 mt-2 flex-wrap", children=[
+            html.H3("Stops", className="h6 mb-0"),
+            html.Span(id=FILTER_LABEL, className="text-body-secondary"),
+            dbc.Button("Show all", id=CLEAR, size="sm", color="link"),
+            dbc.Button("Download CSV", id=CSV, size="sm", color="secondary", outline=True, className="ms-auto"),
+        ]),
+        dcc.Download(id=DOWNLOAD),
+        html.Div(id=STOPS, className="table-responsive stops"),
+    ])
+
+
+# --- pure builders --------------------------------------------------------------------
+
+def _local(ts: float, zone: ZoneInfo) -> str:
+    return pd.Timestamp(ts, unit="s", tz="UTC").tz_convert(zone).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def timeline_figure(segments: dict[str, list[dict[str, Any]]], machines: list[str], tz: str, dark: bool = False,
+                    height: int | None = None, title: str = "State timeline (click a machine to open it)") -> go.Figure:
+    """One row per machine, one bar trace per state (so the legend names the colours)."""
+    zone = ZoneInfo(tz)
+    by_state: dict[MachineState, dict[str, list[Any]]] = {}
+    for machine in machines:
+        for seg in segments.get(machine, []):
+            state = theme.state_of(seg.get("state"))
+            end = seg.get("end")
+            if end is None or not theme.is_number(seg.get("start")):
+                continue
+            trace = by_state.setdefault(state, {"base": [], "x": [], "y": [], "text": []})
+            trace["base"].append(_local(seg["start"], zone))
+            trace["x"].append((float(end) - float(seg["start"])) * 1000)
+            trace["y"].append(machine)
+            reason = seg.get("reason_text") or ""
+            trace["text"].append(f"{theme.STATE_LABELS[state]} {theme.duration(float(end) - seg['start'])}"
+                                 + (f"<br>{reason}" if reason else ""))
+    fig = go.Figure()
+    for state in MachineState:
+        if state not in by_state:
+            continue
+        t = by_state[state]
+        fig.add_bar(base=t["base"], x=t["x"], y=t["y"], orientation="h", name=theme.STATE_LABELS[state],
+                    marker_color=theme.STATE_COLOURS[state], hovertext=t["text"], hoverinfo="text+y",
+                    marker_line_width=0)
+    fig.update_layout(template=theme.DARK if dark else theme.LIGHT, uirevision="keep", barmode="overlay",
+                      height=height or max(180, 60 + 34 * len(machines)),
+                      title={"text": title, "x": 0}, xaxis={"type": "date"},
+                      legend={"orientation": "h", "x": 1, "xanchor": "right", "y": 1.0, "yanchor": "bottom"},
+                      yaxis={"categoryorder": "array", "categoryarray": list(reversed(machines)), "title": None})
+    return fig
+
+
+def pareto_figure(rows: list[dict[str, Any]], by: str, dark: bool = False) -> go.Figure:
+    """Bars sorted high to low and the cumulative share; customdata is the reason code."""
+    key = "duration_s" if by == "duration" else "count"
+    rows = sorted(rows, key=lambda r: r.get(key) or 0, reverse=True)
+    labels = [str(r.get("label") or r.get("reason_text") or r.get("text")
+                  or (f"Reason {r['reason']}" if r.get("reason") else NO_REASON)) for r in rows]
+    values = [(r.get(key) or 0) / (60 if by == "duration" else 1) for r in rows]
+    total = sum(values) or 1
+    cumulative, running = [], 0.0
+    for v in values:
+        running += v
+        cumulative.append(round(running / total * 100, 1))
+    colours = [theme.ANDON_COLOURS[theme.PLANNED if r.get("planned") else theme.DOWN] for r in rows]
+    fig = go.Figure()
+    fig.add_bar(x=labels, y=[round(v, 1) for v in values], marker_color=colours,
+                customdata=[r.get("group") or str(r.get("reason") or NO_REASON_GROUP) for r in rows],
+                name="min" if by == "duration" else "stops",
+                hovertemplate="%{x}<br>%{y}" + (" min" if by == "duration" else " stops") + "<extra></extra>")
+    fig.add_scatter(x=labels, y=cumulative, yaxis="y2", mode="lines+markers", name="cumulative %",
+                    line={"color": "#6c757d"}, hovertemplate="%{y:.0f} %<extra></extra>")
+    fig.update_layout(template=theme.DARK if dark else theme.LIGHT, uirevision="keep", height=320, showlegend=False,
+                      title={"text": f"Stop reasons by {'duration (min)' if by == 'duration' else 'count'}", "x": 0},
+                      yaxis2={"overlaying": "y", "side": "right", "range": [0, 105], "showgrid": False,
+                              "tickvals": [0, 50, 80, 100], "ticksuffix": " %"},
+                      xaxis={"tickangle": -25, "automargin": True}, margin={"r": 56})
+    return fig
+
+
+def event_group(event: dict[str, Any]) -> str:
+    """The Pareto group of a stop, as ``domain.downtime`` groups them."""
+    if event.get("reason"):
+        return str(event["reason"])
+    return SMALL_STOP_GROUP if event.get("micro") else NO_REASON_GROUP
+
+
+def ordered_stops(events: list[dict[str, Any]], group: str | None = None) -> list[dict[str, Any]]:
+    """Ongoing stops first, then newest first; optionally only one Pareto group."""
+    if group is not None:
+        events = [e for e in events if event_group(e) == group]
+    return sorted(events, key=lambda e: (e.get("end") is not None, -(e.get("start") or 0)))
+
+
+def stops_table(events: list[dict[str, Any]], now: float, tz: str, machine_href: str | None = None) -> Any:
+    if not events:
+        return html.P("No stops in this range.", className="text-body-secondary")
+    zone = ZoneInfo(tz)
+    head = html.Thead(html.Tr([html.Th(h) for h in ("Machine", "Start", "End", "Duration", "Reason", "Category")]))
+    body = []
+    for e in events[:MAX_ROWS]:
+        ongoing = e.get("end") is None
+        duration = e.get("duration_s")
+        if ongoing and theme.is_number(e.get("start")):
+            duration = now - float(e["start"])
+        machine = str(e.get("machine", ""))
+        cell = dcc.Link(machine, href=f"{machine_href}/{machine}") if machine_href else machine
+        body.append(html.Tr(className="stop-ongoing" if ongoing else ("stop-planned" if e.get("planned") else ""),
+                            children=[
+            html.Td(cell),
+            html.Td(_local(e["start"], zone)[5:16] if theme.is_number(e.get("start")) else theme.DASH),
+            html.Td(html.Span("ongoing", className="badge text-bg-danger") if ongoing
+                    else _local(e["end"], zone)[5:16]),
+            html.Td(theme.duration(duration)),
+            html.Td(e.get("reason_text") or (f"Reason {e['reason']}" if e.get("reason") else NO_REASON)),
+            html.Td(("Small stop" if e.get("micro") else
+                     theme.LOSS_LABELS.get(str(e.get("category")), e.get("category") or theme.DASH))
+                    + (" (planned)" if e.get("planned") else "")),
+        ]))
+    more = [html.P(f"{len(events) - MAX_ROWS} more in the CSV download.", className="text-body-secondary")] \
+        if len(events) > MAX_ROWS else []
+    return html.Div([dbc.Table([head, html.Tbody(body)], size="sm", hover=True, className="stops-table"), *more])
+
+
+def stops_csv(events: list[dict[str, Any]], tz: str) -> str:
+    zone = ZoneInfo(tz)
+    rows = [{
+        "machine": e.get("machine"),
+        "start_local": _local(e["start"], zone) if theme.is_number(e.get("start")) else "",
+        "end_local": _local(e["end"], zone) if theme.is_number(e.get("end")) else "",
+        "start_utc_epoch_s": e.get("start"), "end_utc_epoch_s": e.get("end"),
+        "duration_s": e.get("duration_s"), "lost_s": e.get("lost_s"), "reason": e.get("reason"),
+        "reason_text": e.get("reason_text"), "category": e.get("category"), "planned": e.get("planned"),
+        "micro": e.get("micro"),
+    } for e in events]
+    columns = ["machine", "start_local", "end_local", "start_utc_epoch_s", "end_utc_epoch_s", "duration_s", "lost_s",
+               "reason", "reason_text", "category", "planned", "micro"]
+    return pd.DataFrame(rows, columns=columns).to_csv(index=False)
+
+
+def summary_tiles(raw: dict[str, Any], threshold_s: float) -> list[Any]:
+    summary = raw.get("summary")
+    if summary is None:
+        unplanned = [e for e in data.downtime_events(raw) if not e.get("planned") and not e.get("micro")]
+        summary = {"stops": len(unplanned), "down_s": sum(float(e.get("duration_s") or 0) for e in unplanned)}
+    micro = (f", {theme.count(summary['micro_stops'])} small stops ({theme.duration(summary.get('micro_stop_s'))})"
+             if summary.get("micro_stops") else "")
+    items = [
+        ("Unplanned stops", theme.count(summary.get("stops")), f"{theme.duration(summary.get('down_s'))} lost{micro}"),
+        ("MTBF", theme.duration(raw.get("mtbf_s")), "mean time between failures"),
+        ("MTTR", theme.duration(raw.get("mttr_s")), "mean time to repair"),
+        ("Micro-stop threshold", theme.duration(threshold_s), "shorter stops without a reason: small stops"),
+    ]
+    return [html.Div(className="kpi-tile", children=[html.Div(n, className="kpi-name"),
+                                                     html.Div(v, className="kpi-value"),
+                                                     html.Div(s, className="kpi-sub")]) for n, v, s in items]
+
+
+# --- callbacks ------------------------------------------------------------------------
+
+@callback(
+    Output(SUMMARY, "children"),
+    Output(TIMELINE, "figure"),
+    Output(PARETO_DURATION, "figure"),
+    Output(PARETO_COUNT, "figure"),
+    Output(STOPS, "children"),
+    Output(FILTER_LABEL, "children"),
+    Input(ranges.WINDOW, "data"),
+    Input(ranges.TICK, "n_intervals"),
+    Input(FILTER, "data"),
+    State(LINE, "data"),
+)
+def refresh(params: dict[str, Any], _n: int | None, reason: str | None, line: str) -> tuple[Any, ...]:
+    p = data.plant()
+    cfg = p.line(line)
+    if cfg is None:
+        raise PreventUpdate
+    at = data.now()
+    window = ranges.resolve(params, at)
+    if ctx.triggered_id == ranges.TICK and not window.live:
+        raise PreventUpdate
+    try:
+        raw = data.downtime(line, window.start, window.end, at)
+        segments = data.normalise_timeline(data.timeline(line, window.start, window.end, at), data.reason_texts(p))
+    except data.DataUnavailable:
+        raise PreventUpdate from None
+    events = data.downtime_events(raw)
+    machines = [m.id for m in cfg.machines]
+    label = ""
+    if reason is not None:
+        texts = {event_group(e): e.get("reason_text") for e in events}
+        label = f"only: {texts.get(reason) or (SMALL_STOPS if reason == SMALL_STOP_GROUP else NO_REASON)}"
+    threshold = float(raw.get("micro_stop_threshold_s", p.micro_stop_threshold_s))
+    return (
+        summary_tiles(raw, threshold),
+        timeline_figure(segments, machines, p.timezone),
+        pareto_figure(data.pareto_rows(raw, "duration"), "duration"),
+        pareto_figure(data.pareto_rows(raw, "count"), "count"),
+        stops_table(ordered_stops(events, reason), at, p.timezone, machine_href=f"/line/{line}/machine"),
+        label,
+    )
+
+
+@callback(
+    Output(FILTER, "data"),
+    Input(PARETO_DURATION, "clickData"),
+    Input(PARETO_COUNT, "clickData"),
+    Input(CLEAR, "n_clicks"),
+    prevent_initial_call=True,
+)
+def select_reason(by_duration: dict[str, Any] | None, by_count: dict[str, Any] | None, _clear: int | None) -> Any:
+    """Pareto bar clicked -> its reason code filters the stops list."""
+    clicked = {PARETO_DURATION: by_duration, PARETO_COUNT: by_count}.get(ctx.triggered_id)
+    if not clicked:
+        return None
+    return reason_from_click(clicked)
+
+
+def reason_from_click(click: dict[str, Any]) -> str | None:
+    """The Pareto group (reason code as text, or no_reason / small_stops) of a clicked bar."""
+    points = click.get("points") or []
+    if not points or points[0].get("customdata") is None:
+        return None
+    return str(points[0]["customdata"])
+
+
+@callback(
+    Output(ranges.URL, "pathname"),
+    Input(TIMELINE, "clickData"),
+    State(LINE, "data"),
+    prevent_initial_call=True,
+)
+def open_machine(click: dict[str, Any] | None, line: str) -> Any:
+    points = (click or {}).get("points") or []
+    if not points or not points[0].get("y"):
+        return no_update
+    return f"/line/{line}/machine/{points[0]['y']}"
+
+
+@callback(
+    Output(DOWNLOAD, "data"),
+    Input(CSV, "n_clicks"),
+    State(ranges.WINDOW, "data"),
+    State(LINE, "data"),
+    State(FILTER, "data"),
+    prevent_initial_call=True,
+)
+def download_stops(_clicks: int, params: dict[str, Any], line: str, reason: str | None) -> dict[str, Any]:
+    at = data.now()
+    window = ranges.resolve(params, at)
+    events = ordered_stops(data.downtime_events(data.downtime(line, window.start, window.end, at)), reason)
+    return dcc.send_string(stops_csv(events, data.plant().timezone), f"{line}-stops-{params.get('start', 'range')}.csv")

@@ -1,0 +1,176 @@
+"""Energy panel of the line page: kW per machine over time, kWh per good part per hour,
+energy used while not running, cost and CO2.
+
+The kW chart is the big one: in a live window each 2 s refresh sends only the new
+points (``extendData``), never the whole figure again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import dash_bootstrap_components as dbc
+import pandas as pd
+import plotly.graph_objects as go
+from dash import Input, Output, State, callback, ctx, dcc, html, no_update
+from dash.exceptions import PreventUpdate
+
+from components import data, ranges, theme
+
+LINE = "en-line"
+TILES = "en-tiles"
+POWER = "en-power"
+PER_GOOD = "en-per-good"
+POWER_STATE = "en-power-state"  # store: what the kW chart holds: {"params", "machines", "last_t", "step"}
+
+MAX_POINTS = 2000  # per machine in the kW chart
+
+
+def layout(line: str) -> html.Section:
+    return html.Section(className="panel", id="panel-energy", children=[
+        dcc.Store(id=LINE, data=line),
+        dcc.Store(id=POWER_STATE),
+        html.H2("Energy", className="panel-title"),
+        html.Div(id=TILES, className="kpi-tiles"),
+        dbc.Row([
+            dbc.Col(dcc.Graph(id=POWER, config={"displayModeBar": False}, className="fig"), lg=7),
+            dbc.Col(dcc.Graph(id=PER_GOOD, config={"displayModeBar": False}, className="fig"), lg=5),
+        ]),
+    ])
+
+
+# --- pure builders --------------------------------------------------------------------
+
+def power_step(window: data.Window) -> int:
+    """About 500-700 points per machine whatever the range."""
+    span = window.end - window.start
+    for step in (60, 300, 900, 3600):
+        if span / step <= 800:
+            return step
+    return 3600
+
+
+def local_times(times: list[float], tz: str) -> list[str]:
+    zone = ZoneInfo(tz)
+    return [pd.Timestamp(t, unit="s", tz="UTC").tz_convert(zone).strftime("%Y-%m-%d %H:%M:%S") for t in times]
+
+
+def power_figure(series: dict[str, list[tuple[float, float | None]]], machines: list[str], tz: str,
+                 dark: bool = False, title: str = "Power per machine (kW, stacked)") -> go.Figure:
+    """Stacked kW per machine: the top edge is the line's draw."""
+    fig = go.Figure()
+    for machine in machines:
+        points = series.get(machine, [])
+        fig.add_scatter(x=local_times([t for t, _ in points], tz), y=[kw for _, kw in points], name=machine,
+                        mode="lines", stackgroup="kw", line={"width": 1},
+                        hovertemplate=f"{machine} %{{y:.1f}} kW<extra></extra>")
+    fig.update_layout(template=theme.DARK if dark else theme.LIGHT, uirevision="keep", height=320,
+                      title={"text": title, "x": 0}, yaxis={"title": "kW"},
+                      xaxis={"type": "date"})
+    return fig
+
+
+def new_points(series: dict[str, list[tuple[float, float | None]]], machines: list[str], after: float, tz: str
+               ) -> tuple[dict[str, list[list[Any]]], list[int], float] | None:
+    """``extendData`` for points later than ``after`` (None when there are none)."""
+    xs, ys, last = [], [], after
+    for machine in machines:
+        fresh = [(t, kw) for t, kw in series.get(machine, []) if t > after]
+        xs.append(local_times([t for t, _ in fresh], tz))
+        ys.append([kw for _, kw in fresh])
+        if fresh:
+            last = max(last, fresh[-1][0])
+    if last <= after:
+        return None
+    return {"x": xs, "y": ys}, list(range(len(machines))), last
+
+
+def complete(series: dict[str, list[tuple[float, float | None]]], step: int, at: float
+             ) -> dict[str, list[tuple[float, float | None]]]:
+    """Only buckets that have ended: a live chart never shows a half-filled last point."""
+    return {m: [(t, kw) for t, kw in pts if t + step <= at] for m, pts in series.items()}
+
+
+def point_value(point: dict[str, Any], key: str) -> Any:
+    energy = point.get("energy")
+    if isinstance(energy, dict) and key in energy:
+        return energy[key]
+    return point.get(key)
+
+
+def per_good_figure(points: list[dict[str, Any]], tz: str, step_s: int, dark: bool = False) -> go.Figure:
+    ys = [point_value(p, "kwh_per_good_unit") for p in points]
+    fig = go.Figure(go.Bar(x=local_times([p["start"] for p in points], tz), y=ys,
+                           xperiod=step_s * 1000, xperiodalignment="middle",
+                           marker_color=theme.ANDON_COLOURS[theme.CHANGEOVER],
+                           hovertemplate="%{x}<br>%{y:.2f} kWh per good part<extra></extra>"))
+    fig.update_layout(template=theme.DARK if dark else theme.LIGHT, uirevision="keep", height=320, showlegend=False,
+                      title={"text": f"kWh per good part, per {'hour' if step_s <= 3600 else 'day'}", "x": 0},
+                      yaxis={"title": "kWh / part", "rangemode": "tozero"}, xaxis={"type": "date"})
+    return fig
+
+
+def energy_tiles(kpis: dict[str, Any], fallback_currency: str) -> list[Any]:
+    e = kpis.get("energy") or {}
+    currency = e.get("currency") or fallback_currency
+    items = [
+        ("Energy", theme.number(e.get("kwh"), 0, "kWh"), f"avg {theme.kw(e.get('avg_kw'))}"),
+        ("Peak demand", theme.kw(e.get("peak_kw")), "highest 15-min average"),
+        ("kWh per good part", theme.number(e.get("kwh_per_good_unit"), 2),
+         f"per part {theme.number(e.get('kwh_per_unit'), 2)}"),
+        ("While not running", theme.number(e.get("not_running_kwh"), 0, "kWh"),
+         f"{theme.pct(e.get('not_running_share'))} of the energy"),
+        ("Cost", theme.number(e.get("cost"), 0, currency), "time-of-use tariff"),
+        ("CO\u2082", theme.number(e.get("co2_kg"), 0, "kg"), "grid emission factor"),
+    ]
+    return [html.Div(className="kpi-tile", children=[html.Div(n, className="kpi-name"),
+                                                     html.Div(v, className="kpi-value"),
+                                                     html.Div(s, className="kpi-sub")]) for n, v, s in items]
+
+
+# --- callbacks ------------------------------------------------------------------------
+
+@callback(
+    Output(TILES, "children"),
+    Output(POWER, "figure"),
+    Output(POWER, "extendData"),
+    Output(PER_GOOD, "figure"),
+    Output(POWER_STATE, "data"),
+    Input(ranges.WINDOW, "data"),
+    Input(ranges.TICK, "n_intervals"),
+    State(LINE, "data"),
+    State(POWER_STATE, "data"),
+)
+def refresh(params: dict[str, Any], _n: int | None, line: str, held: dict[str, Any] | None) -> tuple[Any, ...]:
+    p = data.plant()
+    cfg = p.line(line)
+    if cfg is None:
+        raise PreventUpdate
+    at = data.now()
+    window = ranges.resolve(params, at)
+    ticking = ctx.triggered_id == ranges.TICK
+    if ticking and not window.live:
+        raise PreventUpdate
+    machines = [m.id for m in cfg.machines]
+    step = power_step(window)
+    extend = ticking and held is not None and held.get("params") == params and held.get("step") == step
+    try:
+        kpis = data.line_kpis(line, window.start, window.end, at)
+        bucket = ranges.step_for(window)
+        points = data.normalise_series(data.kpi_series(line, window.start, window.end, bucket, at))
+        since = held["last_t"] if extend else window.start
+        series = complete(data.normalise_power(data.power_series(line, since, window.end, step, at)), step, at)
+    except data.DataUnavailable:
+        raise PreventUpdate from None
+    tiles = energy_tiles(kpis, p.tariff.currency)
+    per_good = per_good_figure(points, p.timezone, bucket)
+    if extend:
+        got = new_points(series, machines, held["last_t"], p.timezone)
+        if got is None:
+            return tiles, no_update, no_update, per_good, no_update
+        update, indices, last = got
+        return tiles, no_update, (update, indices, MAX_POINTS), per_good, {**held, "last_t": last}
+    last = max((pts[-1][0] for pts in series.values() if pts), default=window.start)
+    state = {"params": params, "machines": machines, "last_t": last, "step": step}
+    return tiles, power_figure(series, machines, p.timezone), no_update, per_good, state

@@ -1,0 +1,59 @@
+"""Line page ``/line/<line>``: the range bar and three panels (OEE, downtime, energy).
+
+The page itself only places things; each panel module owns its layout and callbacks.
+``?start=...&end=...`` in the URL holds the range (see ``components.ranges``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dash_bootstrap_components as dbc
+from dash import ALL, Input, Output, callback, dcc, html
+
+from components import downtime_panel, energy_panel, oee_panel, ranges
+from components.overview import nav
+from domain.plant import Plant
+
+MACHINE_LINK = "line-machine-link"  # {"type": MACHINE_LINK, "line": id, "machine": id}
+
+
+def layout(plant: Plant, line: str, query: dict[str, str]) -> html.Div:
+    cfg = plant.line(line)
+    if cfg is None:
+        return html.Div([nav(plant), dbc.Container(html.P(f"No line {line!r} in this plant."))])
+    search = ranges.search_for(ranges.params_from_query(query))
+    return html.Div(className="line-page", **{"data-bs-theme": "light"}, children=[
+        nav(plant, f"/line/{line}"),
+        dbc.Container(fluid=True, children=[
+            html.Div(className="page-head", children=[
+                html.Div([dcc.Link("Overview", href="/"), " / ", html.Span(cfg.id)], className="crumbs"),
+                html.H1(cfg.name or cfg.id, className="h4 mb-2"),
+                html.Div(className="machine-chips", children=[
+                    dcc.Link(m.id, href=f"/line/{line}/machine/{m.id}{search}", title=m.name,
+                             id={"type": MACHINE_LINK, "line": line, "machine": m.id},
+                             className="btn btn-outline-secondary btn-sm")
+                    for m in cfg.machines
+                ]),
+            ]),
+            ranges.layout(query, plant.timezone),
+            oee_panel.layout(line),
+            downtime_panel.layout(line),
+            energy_panel.layout(line),
+        ]),
+    ])
+
+
+def machine_hrefs(link_ids: list[dict[str, str]], search: str | None) -> list[str]:
+    return [f"/line/{i['line']}/machine/{i['machine']}{search or ''}" for i in link_ids]
+
+
+@callback(
+    Output({"type": MACHINE_LINK, "line": ALL, "machine": ALL}, "href"),
+    Input(ranges.URL, "search"),
+    Input({"type": MACHINE_LINK, "line": ALL, "machine": ALL}, "id"),
+    prevent_initial_call=True,
+)
+def keep_range_in_links(search: str | None, ids: list[dict[str, Any]]) -> list[str]:
+    """Machine links carry the range the user is looking at."""
+    return machine_hrefs(ids, search)

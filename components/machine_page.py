@@ -1,0 +1,134 @@
+"""Machine page ``/line/<line>/machine/<machine>``: live state, KPIs, state timeline,
+signals (kW, parts per hour) and the machine's stops, over the range in the URL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dash_bootstrap_components as dbc
+import plotly.graph_objects as go
+from dash import Input, Output, State, callback, ctx, dcc, html
+from dash.exceptions import PreventUpdate
+
+from components import data, downtime_panel, energy_panel, live, oee_panel, ranges, theme
+from components.overview import nav
+from domain.plant import Plant
+
+IDS = "mc-ids"  # store: {"line", "machine"}
+LIVE = "mc-live"
+TILES = "mc-tiles"
+NOTE = "mc-note"
+TIMELINE = "mc-timeline"
+POWER = "mc-power"
+PARTS = "mc-parts"
+STOPS = "mc-stops"
+
+
+def layout(plant: Plant, line: str, machine: str, query: dict[str, str]) -> html.Div:
+    cfg = plant.line(line)
+    mcfg = cfg.machine(machine) if cfg else None
+    if cfg is None or mcfg is None:
+        return html.Div([nav(plant), dbc.Container(html.P(f"No machine {machine!r} on line {line!r}."))])
+    search = ranges.search_for(ranges.params_from_query(query))
+    graph = {"config": {"displayModeBar": False}, "className": "fig"}
+    return html.Div(className="machine-page", **{"data-bs-theme": "light"}, children=[
+        dcc.Store(id=IDS, data={"line": line, "machine": machine}),
+        nav(plant, f"/line/{line}"),
+        dbc.Container(fluid=True, children=[
+            html.Div(className="page-head", children=[
+                html.Div([dcc.Link("Overview", href="/"), " / ", dcc.Link(cfg.id, href=f"/line/{line}{search}"),
+                          " / ", html.Span(mcfg.id)], className="crumbs"),
+                html.H1(f"{mcfg.id} \u00b7 {mcfg.name}" if mcfg.name else mcfg.id, className="h4 mb-2"),
+                html.Div(f"Ideal cycle time {mcfg.ideal_cycle_time_s:g} s", className="text-body-secondary small"),
+            ]),
+            html.Div(id=LIVE, className="machine-live"),
+            ranges.layout(query, plant.timezone),
+            html.Section(className="panel", children=[
+                html.H2("KPIs", className="panel-title"),
+                html.Div(id=TILES, className="kpi-tiles"),
+                html.Div(id=NOTE, className="panel-note"),
+                dcc.Graph(id=TIMELINE, **graph),
+                dbc.Row([dbc.Col(dcc.Graph(id=POWER, **graph), lg=6), dbc.Col(dcc.Graph(id=PARTS, **graph), lg=6)]),
+                html.H3("Stops", className="h6 mt-2"),
+                html.Div(id=STOPS, className="table-responsive stops"),
+            ]),
+        ]),
+    ])
+
+
+def live_card(machine: dict[str, Any] | None, now: float, tz: str) -> Any:
+    if not machine:
+        return html.Div("No live data for this machine.", className=f"live-card andon-{theme.NO_DATA}")
+    state = theme.state_of(machine.get("state"))
+    stale = not live.machine_is_live(machine)
+    status = theme.NO_DATA if stale else theme.STATE_ANDON[state]
+    since = machine.get("since")
+    head = theme.since_text(live.last_data([machine]), now, tz) if stale else \
+        f"{theme.STATE_LABELS[state]} for {theme.duration(now - since) if theme.is_number(since) else theme.DASH}"
+    reason = "" if stale or state == state.RUNNING else live.reason_text(machine)
+    facts = [("Power", theme.kw(machine.get("power_kw"))), ("Good counter", theme.count(machine.get("good"))),
+             ("Reject counter", theme.count(machine.get("reject"))),
+             ("Energy meter", theme.number(machine.get("energy_kwh"), 1, "kWh"))]
+    return html.Div(className=f"live-card andon-{status}", children=[
+        html.Div([html.Span(head, className="live-state"), html.Span(reason, className="live-reason")]),
+        html.Div([html.Span([html.Span(k, className="live-key"), v], className="live-fact") for k, v in facts],
+                 className="live-facts"),
+    ])
+
+
+def parts_figure(points: list[dict[str, Any]], tz: str, step_s: int) -> go.Figure:
+    xs = energy_panel.local_times([p["start"] for p in points], tz)
+    fig = go.Figure()
+    fig.add_bar(x=xs, y=[p.get("good_count") for p in points], name="good", xperiod=step_s * 1000,
+                xperiodalignment="middle",
+                marker_color=theme.ANDON_COLOURS[theme.RUNNING])
+    fig.add_bar(x=xs, y=[p.get("reject_count") for p in points], name="rejects", xperiod=step_s * 1000,
+                xperiodalignment="middle",
+                marker_color=theme.ANDON_COLOURS[theme.DOWN])
+    fig.update_layout(template=theme.LIGHT, uirevision="keep", barmode="stack", height=300, xaxis={"type": "date"},
+                      title={"text": f"Parts per {'hour' if step_s <= 3600 else 'day'}", "x": 0})
+    return fig
+
+
+@callback(
+    Output(LIVE, "children"),
+    Output(TILES, "children"),
+    Output(NOTE, "children"),
+    Output(TIMELINE, "figure"),
+    Output(POWER, "figure"),
+    Output(PARTS, "figure"),
+    Output(STOPS, "children"),
+    Input(ranges.WINDOW, "data"),
+    Input(ranges.TICK, "n_intervals"),
+    State(IDS, "data"),
+)
+def refresh(params: dict[str, Any], _n: int | None, ids: dict[str, str]) -> tuple[Any, ...]:
+    p = data.plant()
+    line, machine = ids["line"], ids["machine"]
+    at = data.now()
+    window = ranges.resolve(params, at)
+    if ctx.triggered_id == ranges.TICK and not window.live:
+        raise PreventUpdate
+    step = ranges.step_for(window)
+    pstep = energy_panel.power_step(window)
+    try:
+        lines = {ln["id"]: ln for ln in data.live_lines(at)}
+        kpis = data.machine_kpis(line, machine, window.start, window.end, at)
+        segments = data.normalise_timeline(data.timeline(line, window.start, window.end, at), data.reason_texts(p))
+        power = data.normalise_power(data.power_series(line, window.start, window.end, pstep, at))
+        points = data.normalise_series(data.kpi_series(line, window.start, window.end, step, at, machine=machine))
+        events = [e for e in data.downtime_events(data.downtime(line, window.start, window.end, at))
+                  if e.get("machine") == machine]
+    except data.DataUnavailable:
+        raise PreventUpdate from None
+    live_machine = next((m for m in lines.get(line, {}).get("machines", []) if m.get("id") == machine), None)
+    return (
+        live_card(live_machine, at, p.timezone),
+        oee_panel.kpi_tiles(kpis),
+        oee_panel.threshold_note(kpis, p.micro_stop_threshold_s),
+        downtime_panel.timeline_figure(segments, [machine], p.timezone, height=170, title="State timeline"),
+        energy_panel.power_figure(energy_panel.complete(power, pstep, at), [machine], p.timezone,
+                                  title="Power (kW, average per bucket)"),
+        parts_figure(points, p.timezone, step),
+        downtime_panel.stops_table(downtime_panel.ordered_stops(events), at, p.timezone),
+    )

@@ -1,0 +1,293 @@
+"""OEE panel of the line page: A/P/Q/OEE tiles, OEE per hour against the line's target,
+the loss waterfall, and the shift comparison table with CSV download.
+
+Live windows refresh every 2 s; the hourly chart and the waterfall are then patched
+(``dash.Patch``: only the y values travel), not rebuilt.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import dash_bootstrap_components as dbc
+import pandas as pd
+import plotly.graph_objects as go
+from dash import Input, Output, Patch, State, callback, ctx, dcc, html, no_update
+from dash.exceptions import PreventUpdate
+
+from components import data, ranges, theme
+from domain import calendar
+
+TILES = "oee-tiles"
+HOURLY = "oee-hourly"
+WATERFALL = "oee-waterfall"
+THRESHOLD = "oee-threshold"
+SHIFTS = "oee-shifts"
+SHIFTS_CSV = "oee-shifts-csv"
+SHIFTS_DOWNLOAD = "oee-shifts-download"
+LINE = "oee-line"  # store: the line id
+
+MAX_SHIFTS = 93  # a month of three shifts
+
+
+def layout(line: str) -> html.Section:
+    return html.Section(className="panel", id="panel-oee", children=[
+        dcc.Store(id=LINE, data=line),
+        html.H2("OEE", className="panel-title"),
+        html.Div(id=TILES, className="kpi-tiles"),
+        html.Div(id=THRESHOLD, className="panel-note"),
+        dbc.Row([
+            dbc.Col(dcc.Graph(id=HOURLY, config={"displayModeBar": False}, className="fig"), lg=7),
+            dbc.Col(dcc.Graph(id=WATERFALL, config={"displayModeBar": False}, className="fig"), lg=5),
+        ]),
+        html.Div(className="d-flex align-items-center justify-content-between mt-3", children=[
+            html.H3("Shifts in this range", className="h6 mb-0"),
+            dbc.Button("Download CSV", id=SHIFTS_CSV, size="sm", color="secondary", outline=True),
+        ]),
+        dcc.Download(id=SHIFTS_DOWNLOAD),
+        html.Div(id=SHIFTS, className="table-responsive"),
+    ])
+
+
+# --- pure builders --------------------------------------------------------------------
+
+def kpi_tiles(kpis: dict[str, Any], target_oee: float | None = None) -> list[Any]:
+    flags = kpis.get("flags") or {}
+    over = bool(flags.get("performance_over_100"))
+    tiles = [
+        ("OEE", kpis.get("oee"), f"target {theme.pct(target_oee, 0)}" if target_oee else "A \u00d7 P \u00d7 Q", ""),
+        ("Availability", kpis.get("availability"),
+         f"run {theme.duration(kpis.get('run_s'))} of {theme.duration(kpis.get('planned_busy_s'))} planned", ""),
+        ("Performance", kpis.get("performance"),
+         "over 100 %: check the ideal cycle time" if over else f"{theme.count(kpis.get('total_count'))} parts",
+         "kpi-flag" if over else ""),
+        ("Quality", kpis.get("quality"),
+         f"{theme.count(kpis.get('good_count'))} good, {theme.count(kpis.get('reject_count'))} rejects", ""),
+        ("TEEP", kpis.get("teep"), "OEE over all calendar time", ""),
+    ]
+    out = []
+    for name, value, sub, extra in tiles:
+        cls = "kpi-tile " + extra
+        if name == "OEE" and target_oee and theme.is_number(value):
+            cls += " kpi-good" if value >= target_oee else " kpi-bad"
+        out.append(html.Div(className=cls, children=[
+            html.Div(name, className="kpi-name"),
+            html.Div(theme.pct(value), className="kpi-value"),
+            html.Div(sub, className="kpi-sub"),
+        ]))
+    return out
+
+
+def threshold_note(kpis: dict[str, Any], default_s: float) -> str:
+    flags = kpis.get("flags") or {}
+    threshold = flags.get("micro_stop_threshold_s", default_s)
+    micro = kpis.get("micro_stop_s")
+    unknown = kpis.get("unknown_s")
+    parts = [f"Micro-stop threshold {theme.duration(threshold)}: unexplained stops shorter than this count as "
+             f"small stops (performance), longer ones as downtime (availability)."]
+    if theme.is_number(micro):
+        parts.append(f"Small stops in range: {theme.duration(micro)}.")
+    if theme.is_number(unknown) and unknown > 0:
+        parts.append(f"No data for {theme.duration(unknown)} of planned time (neither run nor down).")
+    return " ".join(parts)
+
+
+def hourly_points(series: Any) -> list[dict[str, Any]]:
+    return data.normalise_series(series)
+
+
+def hourly_xy(points: list[dict[str, Any]], tz: str) -> tuple[list[str], list[float | None]]:
+    zone = ZoneInfo(tz)
+    xs = [pd.Timestamp(p["start"], unit="s", tz="UTC").tz_convert(zone).strftime("%Y-%m-%d %H:%M") for p in points]
+    ys = [round(p["oee"] * 100, 1) if theme.is_number(p.get("oee")) else None for p in points]
+    return xs, ys
+
+
+def hourly_colours(ys: list[float | None], target_oee: float) -> list[str]:
+    return [theme.ANDON_COLOURS[theme.RUNNING] if y is not None and y >= target_oee * 100 else
+            theme.ANDON_COLOURS[theme.DOWN] for y in ys]
+
+
+def hourly_figure(points: list[dict[str, Any]], target_oee: float, tz: str, step_s: int = 3600,
+                  dark: bool = False) -> go.Figure:
+    xs, ys = hourly_xy(points, tz)
+    fig = go.Figure(go.Bar(x=xs, y=ys, marker_color=hourly_colours(ys, target_oee), name="OEE",
+                           xperiod=step_s * 1000, xperiodalignment="middle",
+                           hovertemplate="%{x}<br>OEE %{y:.1f} %<extra></extra>"))
+    fig.add_hline(y=target_oee * 100, line_dash="dash", line_color="#6c757d",
+                  annotation_text=f"target {target_oee * 100:.0f} %", annotation_position="top left")
+    fig.update_layout(template=theme.DARK if dark else theme.LIGHT, uirevision="keep", height=300,
+                      title={"text": f"OEE per {'hour' if step_s <= 3600 else 'day'}", "x": 0},
+                      yaxis={"title": "%", "rangemode": "tozero"}, xaxis={"type": "date"}, showlegend=False)
+    return fig
+
+
+STEP_LABELS = {
+    "planned_busy_time": "Planned busy time",
+    "unknown": "No data",
+    "availability_losses": "Availability losses",
+    "performance_losses": "Performance losses",
+    "quality_losses": "Quality losses",
+    "fully_productive_time": "Fully productive",
+}
+
+
+SHORT_LABELS = {
+    "Planned busy time": "Planned",
+    "Availability losses": "Availability",
+    "Performance losses": "Performance",
+    "Quality losses": "Quality",
+    "Fully productive": "Productive",
+}
+
+
+def waterfall_steps(kpis: dict[str, Any]) -> list[tuple[str, float]]:
+    """(label, signed hours) from planned busy time through the losses to fully
+    productive time. The reader's ``losses.waterfall`` (``domain.kpi``) lists totals
+    and losses as positive seconds; losses and excluded time become negative steps."""
+    given = (kpis.get("losses") or {}).get("waterfall")
+    if given:
+        steps = []
+        for item in given:
+            name = str(item.get("step") or item.get("label") or item.get("name") or "")
+            seconds = float(item.get("seconds") or 0)
+            sign = -1.0 if item.get("kind") in ("loss", "excluded") else 1.0
+            steps.append((STEP_LABELS.get(name, name.replace("_", " ").capitalize()), sign * seconds / 3600))
+        return steps
+    pbt = float(kpis.get("planned_busy_s") or 0)
+    unknown = float(kpis.get("unknown_s") or 0)
+    apt = float(kpis.get("run_s") or 0) + float(kpis.get("micro_stop_s") or 0)
+    perf = float(kpis.get("performance") or 0)
+    quality = float(kpis.get("quality") or 0)
+    ideal = apt * perf
+    return [
+        ("Planned busy time", pbt / 3600),
+        ("No data", -unknown / 3600),
+        ("Availability losses", -float(kpis.get("down_s") or 0) / 3600),
+        ("Performance losses", -(apt - ideal) / 3600),
+        ("Quality losses", -ideal * (1 - quality) / 3600),
+        ("Fully productive", ideal * quality / 3600),
+    ]
+
+
+def waterfall_figure(steps: list[tuple[str, float]], dark: bool = False) -> go.Figure:
+    measures = ["absolute"] + ["relative"] * (len(steps) - 2) + ["total"] if len(steps) >= 2 else ["absolute"]
+    fig = go.Figure(go.Waterfall(
+        x=[SHORT_LABELS.get(s[0], s[0]) for s in steps], y=[round(s[1], 3) for s in steps], measure=measures,
+        customdata=[s[0] for s in steps],
+        decreasing={"marker": {"color": theme.ANDON_COLOURS[theme.DOWN]}},
+        increasing={"marker": {"color": theme.ANDON_COLOURS[theme.RUNNING]}},
+        totals={"marker": {"color": theme.ANDON_COLOURS[theme.CHANGEOVER]}},
+        connector={"line": {"color": "#adb5bd"}},
+        hovertemplate="%{customdata}: %{y:.2f} h<extra></extra>",
+    ))
+    fig.update_layout(template=theme.DARK if dark else theme.LIGHT, uirevision="keep", height=300, showlegend=False,
+                      title={"text": "Where the planned time went (hours)", "x": 0}, yaxis={"title": "h"},
+                      xaxis={"tickangle": -30, "automargin": True})
+    return fig
+
+
+def shift_rows(shift_kpis: list[tuple[Any, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """One row per shift instance: the same numbers the API gives for that window."""
+    rows = []
+    for inst, k in shift_kpis:
+        rows.append({
+            "shift": inst.label,
+            "availability": k.get("availability"),
+            "performance": k.get("performance"),
+            "quality": k.get("quality"),
+            "oee": k.get("oee"),
+            "good_count": k.get("good_count"),
+            "reject_count": k.get("reject_count"),
+            "down_s": k.get("down_s"),
+        })
+    return rows
+
+
+def shift_table(rows: list[dict[str, Any]], target_oee: float | None = None) -> Any:
+    if not rows:
+        return html.P("No shift in this range.", className="text-body-secondary")
+    head = html.Thead(html.Tr([html.Th(h) for h in ("Shift", "A", "P", "Q", "OEE", "Good", "Rejects", "Down")]))
+    body = []
+    for r in rows:
+        oee_cls = ""
+        if target_oee and theme.is_number(r["oee"]):
+            oee_cls = "text-success fw-semibold" if r["oee"] >= target_oee else "text-danger fw-semibold"
+        body.append(html.Tr([
+            html.Td(r["shift"]), html.Td(theme.pct(r["availability"])), html.Td(theme.pct(r["performance"])),
+            html.Td(theme.pct(r["quality"])), html.Td(theme.pct(r["oee"]), className=oee_cls),
+            html.Td(theme.count(r["good_count"])), html.Td(theme.count(r["reject_count"])),
+            html.Td(theme.duration(r["down_s"])),
+        ]))
+    return dbc.Table([head, html.Tbody(body)], size="sm", hover=True, striped=True, className="shift-table")
+
+
+def shifts_csv(rows: list[dict[str, Any]]) -> str:
+    return pd.DataFrame(rows, columns=["shift", "availability", "performance", "quality", "oee", "good_count",
+                                       "reject_count", "down_s"]).to_csv(index=False)
+
+
+# --- data + callbacks -----------------------------------------------------------------
+
+def shift_kpis(line: str, window: data.Window, at: float) -> list[tuple[Any, dict[str, Any]]]:
+    p = data.plant()
+    shifts = calendar.shifts_overlapping(p.shifts, ZoneInfo(p.timezone), window.start, window.end)
+    shifts = [s for s in shifts if s.start < at][-MAX_SHIFTS:]
+    return [(s, data.line_kpis(line, max(s.start, window.start), min(s.end, window.end, at), at)) for s in shifts]
+
+
+@callback(
+    Output(TILES, "children"),
+    Output(THRESHOLD, "children"),
+    Output(HOURLY, "figure"),
+    Output(WATERFALL, "figure"),
+    Output(SHIFTS, "children"),
+    Input(ranges.WINDOW, "data"),
+    Input(ranges.TICK, "n_intervals"),
+    State(LINE, "data"),
+)
+def refresh(params: dict[str, Any], _n: int | None, line: str) -> tuple[Any, ...]:
+    p = data.plant()
+    cfg = p.line(line)
+    if cfg is None:
+        raise PreventUpdate
+    at = data.now()
+    window = ranges.resolve(params, at)
+    ticking = ctx.triggered_id == ranges.TICK
+    if ticking and not window.live:
+        raise PreventUpdate
+    try:
+        kpis = data.line_kpis(line, window.start, window.end, at)
+        step = ranges.step_for(window)
+        points = hourly_points(data.kpi_series(line, window.start, window.end, step, at))
+        steps = waterfall_steps(kpis)
+        table = no_update if ticking else shift_table(shift_rows(shift_kpis(line, window, at)), cfg.target_oee)
+    except data.DataUnavailable:
+        raise PreventUpdate from None
+    if ticking:
+        hourly: Any = Patch()
+        xs, ys = hourly_xy(points, p.timezone)
+        hourly["data"][0]["x"] = xs
+        hourly["data"][0]["y"] = ys
+        hourly["data"][0]["marker"]["color"] = hourly_colours(ys, cfg.target_oee)
+        water: Any = Patch()
+        water["data"][0]["y"] = [round(s[1], 3) for s in steps]
+    else:
+        hourly = hourly_figure(points, cfg.target_oee, p.timezone, step)
+        water = waterfall_figure(steps)
+    return kpi_tiles(kpis, cfg.target_oee), threshold_note(kpis, p.micro_stop_threshold_s), hourly, water, table
+
+
+@callback(
+    Output(SHIFTS_DOWNLOAD, "data"),
+    Input(SHIFTS_CSV, "n_clicks"),
+    State(ranges.WINDOW, "data"),
+    State(LINE, "data"),
+    prevent_initial_call=True,
+)
+def download_shifts(_clicks: int, params: dict[str, Any], line: str) -> dict[str, Any]:
+    at = data.now()
+    window = ranges.resolve(params, at)
+    rows = shift_rows(shift_kpis(line, window, at))
+    return dcc.send_string(shifts_csv(rows), f"{line}-shifts-{params.get('start', 'range')}.csv")

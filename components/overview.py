@@ -1,0 +1,170 @@
+"""Overview ``/`` for tablets: every line as a card; tap a card to open the line.
+
+Light theme, 768-1920 px wide, touch targets no smaller than a thumb. Cards update
+in place every 2 s (pattern-matching outputs on text, classes and the output bar).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dash_bootstrap_components as dbc
+from dash import ALL, ClientsideFunction, Input, Output, State, callback, clientside_callback, ctx, dcc, html
+from dash.exceptions import PreventUpdate
+
+from components import data, theme
+from components.wall import OFFLINE_AFTER_MS, REFRESH_MS
+from domain.plant import Line, Plant
+
+ROOT = "ov-root"
+TICK = "ov-tick"
+VIEW = "ov-view"
+LAST_OK = "ov-last-ok"
+LAST_SEEN = "ov-last-seen"
+BANNER = "ov-banner"
+SHIFT = "ov-shift"
+CARD = "ov-card"  # {"type": CARD, "line": id}
+BAR = "ov-bar"  # {"type": BAR, "line": id}
+FIELD = "ov-field"  # {"type": FIELD, "line": id, "field": name}
+
+
+def _f(line: str, name: str, children: Any = theme.DASH, className: str = "") -> html.Span:
+    return html.Span(children, id={"type": FIELD, "line": line, "field": name}, className=className)
+
+
+def nav(plant: Plant, active: str = "/") -> dbc.Navbar:
+    links = [("/", "Overview")] + [(f"/line/{ln.id}", ln.id) for ln in plant.lines] + [("/wall", "Wall screen")]
+    return dbc.Navbar(
+        dbc.Container([
+            dcc.Link(plant.name, href="/", className="navbar-brand"),
+            dbc.Nav([dbc.NavItem(dcc.Link(text, href=href,
+                                          className="nav-link active" if href == active else "nav-link"))
+                     for href, text in links], className="ms-auto flex-wrap"),
+        ], fluid=True),
+        color="dark", dark=True, className="mb-3 app-nav",
+    )
+
+
+def card(line: Line) -> dbc.Col:
+    lid = line.id
+    return dbc.Col(
+        dcc.Link(href=f"/line/{lid}", className="ov-link", children=dbc.Card(
+            id={"type": CARD, "line": lid},
+            className=f"ov-card andon-{theme.NO_DATA}",
+            children=[
+                html.Div(className="ov-head", children=[
+                    html.Div([html.Span(lid, className="ov-id"), html.Span(line.name, className="ov-name")]),
+                    html.Div([_f(lid, "status", "\u2026", "ov-status"), _f(lid, "for", "", "ov-for")],
+                             className="ov-badge"),
+                ]),
+                dbc.CardBody([
+                    html.Div(_f(lid, "reason", "", "ov-reason"), className="ov-reason-row"),
+                    html.Div(className="ov-kpis", children=[
+                        html.Div([html.Div("OEE", className="ov-label"), _f(lid, "oee", theme.DASH, "ov-oee"),
+                                  html.Div(["target ", theme.pct(line.target_oee, 0)], className="ov-sub")]),
+                        html.Div(className="ov-apq", children=[
+                            html.Div([html.Span(k, className="ov-label"), _f(lid, k.lower())]) for k in ("A", "P", "Q")
+                        ]),
+                    ]),
+                    html.Div(className="ov-output", children=[
+                        html.Div([html.Span("Output ", className="ov-label"),
+                                  _f(lid, "output", theme.DASH, "fw-semibold"),
+                                  " / ", _f(lid, "target"), " ", _f(lid, "pace", "", "ov-pace")]),
+                        html.Div(html.Div(id={"type": BAR, "line": lid}, className="ov-bar-fill"), className="ov-bar"),
+                    ]),
+                    html.Div(className="ov-foot", children=[
+                        html.Div([html.Span("Power ", className="ov-label"), _f(lid, "kw")]),
+                        html.Div([html.Span("Top stop this shift ", className="ov-label"), _f(lid, "top_reason")]),
+                    ]),
+                    _f(lid, "nodata", "", "ov-nodata"),
+                ]),
+            ],
+        )),
+        xs=12, md=6, xl=4, className="mb-3",
+    )
+
+
+def layout(plant: Plant, **_query: Any) -> html.Div:
+    return html.Div(id=ROOT, className="overview", **{"data-bs-theme": "light"}, children=[
+        dcc.Interval(id=TICK, interval=REFRESH_MS),
+        dcc.Store(id=VIEW, data={"lines": [ln.id for ln in plant.lines], "tz": plant.timezone,
+                                  "offline_after_ms": OFFLINE_AFTER_MS, "refresh_ms": REFRESH_MS,
+                                  "root_class": "overview"}),
+        dcc.Store(id=LAST_OK),
+        dcc.Store(id=LAST_SEEN),
+        nav(plant, "/"),
+        dbc.Container(fluid=True, children=[
+            html.Div(className="d-flex justify-content-between align-items-baseline", children=[
+                html.H1("Lines", className="h4 mb-3"),
+                html.Span(id=SHIFT, className="text-body-secondary"),
+            ]),
+            html.Div(id=BANNER, className="wall-banner d-none"),
+            dbc.Row([card(ln) for ln in plant.lines]),
+        ]),
+    ])
+
+
+def card_texts(view: dict[str, Any]) -> dict[str, str]:
+    return {
+        "status": view["status_label"],
+        "for": view["for"],
+        "reason": (f"{view['machine']}: {view['reason']}" if view.get("machine") and view.get("reason")
+                   else view.get("reason") or "\u00a0"),
+        "oee": theme.pct(view.get("oee")),
+        "a": theme.pct(view.get("availability")),
+        "p": theme.pct(view.get("performance")) + (" \u26a0 over 100 %" if view.get("performance_over_100") else ""),
+        "q": theme.pct(view.get("quality")),
+        "output": theme.count(view.get("output")),
+        "target": theme.count(view.get("target_so_far")),
+        "pace": f"({view['pace_text']})" if view.get("pace") is not None else "",
+        "kw": theme.kw(view.get("kw")),
+        "top_reason": view.get("top_reason") or theme.DASH,
+        "nodata": view.get("no_data_text") or view.get("stale_text") or "",
+    }
+
+
+def bar_style(view: dict[str, Any]) -> dict[str, str]:
+    """Output as a share of the whole shift's target; colour by pace."""
+    out, target = view.get("output"), view.get("target_shift")
+    share = min(1.0, out / target) if theme.is_number(out) and theme.is_number(target) and target > 0 else 0.0
+    behind = theme.is_number(view.get("pace")) and view["pace"] < 0
+    colour = theme.ANDON_COLOURS[theme.DOWN if behind else theme.RUNNING]
+    return {"width": f"{share * 100:.1f}%", "background": colour}
+
+
+@callback(
+    Output({"type": FIELD, "line": ALL, "field": ALL}, "children"),
+    Output({"type": CARD, "line": ALL}, "className"),
+    Output({"type": BAR, "line": ALL}, "style"),
+    Output(SHIFT, "children"),
+    Output(LAST_OK, "data"),
+    Input(TICK, "n_intervals"),
+    State(VIEW, "data"),
+)
+def refresh(_n: int | None, view: dict[str, Any]) -> tuple[Any, ...]:
+    try:
+        views, at = data.line_views(view["lines"])
+    except data.DataUnavailable:
+        raise PreventUpdate from None
+    by_line = {v["line"]: v for v in views}
+    texts = {lid: card_texts(v) for lid, v in by_line.items()}
+    fields = [texts.get(o["id"]["line"], {}).get(o["id"]["field"], theme.DASH) for o in ctx.outputs_list[0]]
+    cards = [f"ov-card andon-{by_line[o['id']['line']]['status']}" if o["id"]["line"] in by_line else "ov-card"
+             for o in ctx.outputs_list[1]]
+    bars = [bar_style(by_line.get(o["id"]["line"], {})) for o in ctx.outputs_list[2]]
+    p = data.plant()
+    shift = data.shift_context(p, at)
+    return fields, cards, bars, f"Shift {shift.label} \u00b7 {theme.clock(at, p.timezone)}", {"at": at}
+
+
+clientside_callback(ClientsideFunction("oee", "seen"), Output(LAST_SEEN, "data"), Input(LAST_OK, "data"))
+clientside_callback(
+    ClientsideFunction("oee", "watchdog"),
+    Output(BANNER, "children"),
+    Output(BANNER, "className"),
+    Output(ROOT, "className"),
+    Input(TICK, "n_intervals"),
+    State(LAST_SEEN, "data"),
+    State(LAST_OK, "data"),
+    State(VIEW, "data"),
+)

@@ -1,0 +1,217 @@
+"""Andon colours, number formats and Plotly templates shared by every page.
+
+Pure: no Dash callbacks, no data access. Colours live in the CSS too
+(``assets/10-dashboard.css``); keep the two in step.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import plotly.graph_objects as go
+
+from domain.model import State
+
+# Andon statuses a line or machine can show (a view concept, not a machine state).
+RUNNING = "running"
+POOR = "poor"  # running, but performance low
+DOWN = "down"
+CHANGEOVER = "changeover"
+PLANNED = "planned"
+NO_DATA = "nodata"
+
+ANDON_COLOURS = {
+    RUNNING: "#1f9d55",
+    POOR: "#f2c12e",
+    DOWN: "#d64545",
+    CHANGEOVER: "#2f6fd6",
+    PLANNED: "#8a9099",
+    NO_DATA: "#3b4048",
+}
+ANDON_LABELS = {
+    RUNNING: "Running",
+    POOR: "Running slow",
+    DOWN: "Down",
+    CHANGEOVER: "Changeover",
+    PLANNED: "Planned stop",
+    NO_DATA: "No data",
+}
+
+# Canonical machine state -> andon status (before the running-poorly check).
+STATE_ANDON = {
+    State.RUNNING: RUNNING,
+    State.IDLE: DOWN,
+    State.STARVED: DOWN,
+    State.BLOCKED: DOWN,
+    State.FAULT: DOWN,
+    State.CHANGEOVER: CHANGEOVER,
+    State.PLANNED_STOP: PLANNED,
+    State.UNKNOWN: NO_DATA,
+}
+STATE_LABELS = {
+    State.RUNNING: "Running",
+    State.IDLE: "Idle",
+    State.STARVED: "Starved",
+    State.BLOCKED: "Blocked",
+    State.FAULT: "Fault",
+    State.CHANGEOVER: "Changeover",
+    State.PLANNED_STOP: "Planned stop",
+    State.UNKNOWN: "No data",
+}
+# Timeline colours per canonical state: andon colour, with idle/starved/blocked in
+# shades of red/orange so a timeline still tells them apart.
+STATE_COLOURS = {
+    State.RUNNING: ANDON_COLOURS[RUNNING],
+    State.IDLE: "#e8833a",
+    State.STARVED: "#c9a227",
+    State.BLOCKED: "#b07cc6",
+    State.FAULT: ANDON_COLOURS[DOWN],
+    State.CHANGEOVER: ANDON_COLOURS[CHANGEOVER],
+    State.PLANNED_STOP: ANDON_COLOURS[PLANNED],
+    State.UNKNOWN: "#5b616b",
+}
+
+LOSS_LABELS = {
+    "equipment_failure": "Equipment failure",
+    "setup_adjustment": "Setup & adjustment",
+    "small_stop": "Small stops",
+    "reduced_speed": "Reduced speed",
+    "planned": "Planned",
+    "starved_blocked": "Starved / blocked",
+    "unexplained": "Unexplained",
+    "production_rejects": "Production rejects",
+    "startup_rejects": "Startup rejects",
+    "quality": "Quality loss",
+    "unknown": "No data",
+}
+
+DASH = "\u2014"  # shown where a value is unknown: never a made-up zero
+MINUS = "\u2212"
+THIN_SPACE = "\u2009"
+
+FONT_STACK = ('"Inter Variable", system-ui, -apple-system, "Segoe UI", Roboto, "Noto Sans", "Liberation Sans", '
+              "sans-serif")
+
+
+def state_of(value: object) -> State:
+    try:
+        return State(str(value))
+    except ValueError:
+        return State.UNKNOWN
+
+
+def is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def pct(value: object, digits: int = 1) -> str:
+    """0..1 ratio as a percentage; values over 100 % are shown as they are, not clamped."""
+    if not is_number(value):
+        return DASH
+    return f"{float(value) * 100:.{digits}f}{THIN_SPACE}%"  # type: ignore[arg-type]
+
+
+def pct_number(value: object) -> str:
+    """Whole percent without the sign, for the huge wall digits."""
+    if not is_number(value):
+        return DASH
+    return f"{float(value) * 100:.0f}"  # type: ignore[arg-type]
+
+
+def count(value: object) -> str:
+    if not is_number(value):
+        return DASH
+    return f"{round(float(value)):,}".replace(",", THIN_SPACE)  # type: ignore[arg-type]
+
+
+def signed_count(value: object) -> str:
+    if not is_number(value):
+        return DASH
+    n = round(float(value))  # type: ignore[arg-type]
+    return f"+{count(n)}" if n > 0 else (f"{MINUS}{count(-n)}" if n < 0 else "\u00b10")
+
+
+def number(value: object, digits: int = 1, unit: str = "") -> str:
+    if not is_number(value):
+        return DASH
+    text = f"{float(value):,.{digits}f}".replace(",", THIN_SPACE)  # type: ignore[arg-type]
+    return f"{text}{THIN_SPACE}{unit}" if unit else text
+
+
+def significant(value: object, unit: str = "") -> str:
+    """Three significant digits or so: 0.842, 3.84, 14.6, 293 (a wall column stays narrow)."""
+    if not is_number(value):
+        return DASH
+    v = abs(float(value))  # type: ignore[arg-type]
+    return number(value, 2 if v < 10 else 1 if v < 100 else 0, unit)
+
+
+def kw(value: object) -> str:
+    if not is_number(value):
+        return DASH
+    v = float(value)  # type: ignore[arg-type]
+    return number(v / 1000, 2, "MW") if abs(v) >= 10_000 else number(v, 0 if abs(v) >= 100 else 1, "kW")
+
+
+def duration(seconds: object) -> str:
+    """Human duration: 45 s, 12 min, 3 h 05 min, 2 d 4 h."""
+    if not is_number(seconds):
+        return DASH
+    s = max(0, int(float(seconds)))  # type: ignore[arg-type]
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min"
+    if s < 86400:
+        return f"{s // 3600} h {s % 3600 // 60:02d} min"
+    return f"{s // 86400} d {s % 86400 // 3600} h"
+
+
+def clock(ts: object, tz: str) -> str:
+    """HH:MM in plant local time."""
+    if not is_number(ts):
+        return DASH
+    return datetime.fromtimestamp(float(ts), ZoneInfo(tz)).strftime("%H:%M")  # type: ignore[arg-type]
+
+
+def local_datetime(ts: object, tz: str, seconds: bool = False) -> str:
+    if not is_number(ts):
+        return DASH
+    fmt = "%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M"
+    return datetime.fromtimestamp(float(ts), ZoneInfo(tz)).strftime(fmt)  # type: ignore[arg-type]
+
+
+def since_text(last_ts: object, now: float, tz: str) -> str:
+    """'no data since 14:32' (with the date when it is not today in plant time)."""
+    if not is_number(last_ts):
+        return "no data"
+    zone = ZoneInfo(tz)
+    then = datetime.fromtimestamp(float(last_ts), zone)  # type: ignore[arg-type]
+    if then.date() != datetime.fromtimestamp(now, zone).date():
+        return f"no data since {then:%d %b %H:%M}"
+    return f"no data since {then:%H:%M}"
+
+
+def figure_template(dark: bool) -> go.layout.Template:
+    """One Plotly look for the app: dark on walls, light on tablets and desks."""
+    fg = "#e6e8eb" if dark else "#212529"
+    grid = "#343a40" if dark else "#e9ecef"
+    return go.layout.Template(
+        layout=go.Layout(
+            font={"family": FONT_STACK, "color": fg, "size": 13},
+            paper_bgcolor="rgba(0,0,0,0)",
+            plot_bgcolor="rgba(0,0,0,0)",
+            xaxis={"gridcolor": grid, "zerolinecolor": grid, "linecolor": grid},
+            yaxis={"gridcolor": grid, "zerolinecolor": grid, "linecolor": grid},
+            colorway=["#2f6fd6", "#1f9d55", "#e8833a", "#b07cc6", "#c9a227", "#17a2b8", "#d64545", "#6c757d"],
+            margin={"l": 56, "r": 16, "t": 36, "b": 40},
+            legend={"orientation": "h", "y": -0.18},
+            hoverlabel={"font": {"family": FONT_STACK}},
+        )
+    )
+
+
+LIGHT = figure_template(dark=False)
+DARK = figure_template(dark=True)

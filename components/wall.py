@@ -1,0 +1,226 @@
+"""Wall screen: ``/wall`` (every line) and ``/wall/<line>``; ``?rotate=N`` shows one line
+at a time, N seconds each. Dark, full screen at 1920x1080, read from 5 m.
+
+Live without reloading: a 2 s interval asks for the numbers, which land in place
+(text children and tile classes via pattern-matching outputs, no re-render). If
+the server cannot be reached, a client-side watchdog greys the numbers and says
+"no data since HH:MM" until answers come back; rotation also runs in the browser.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from dash import ALL, ClientsideFunction, Input, Output, State, callback, clientside_callback, ctx, dcc, html
+from dash.exceptions import PreventUpdate
+
+from components import data, theme
+from components.live import POOR_PERFORMANCE
+from domain.plant import Line, Plant
+
+log = logging.getLogger(__name__)
+
+ROOT = "wall-root"
+TICK = "wall-tick"
+ROTATE_TICK = "wall-rotate-tick"
+VIEW = "wall-view"
+LAST_OK = "wall-last-ok"
+LAST_SEEN = "wall-last-seen"
+BANNER = "wall-banner"
+CLOCK = "wall-clock"
+TILE = "wall-tile"  # {"type": TILE, "line": id}
+FIELD = "wall-field"  # {"type": FIELD, "line": id, "field": name}
+
+REFRESH_MS = 2000
+OFFLINE_AFTER_MS = 7000  # three missed refreshes and a bit
+
+FIELDS = ("status", "for", "reason", "oee", "target_oee", "a", "p", "q", "output", "target", "pace",
+          "target_shift", "kw", "kwh_per_good", "nodata", "stale")
+
+
+def field_id(line: str, name: str) -> dict[str, str]:
+    return {"type": FIELD, "line": line, "field": name}
+
+
+def _f(line: str, name: str, children: Any = "", className: str = "") -> html.Span:
+    return html.Span(children, id=field_id(line, name), className=className)
+
+
+def tile(line: Line) -> html.Div:
+    """One line's tile; the live callback fills the fields in place."""
+    lid = line.id
+    return html.Div(
+        id={"type": TILE, "line": lid},
+        className=f"wall-tile andon-{theme.NO_DATA}",
+        children=[
+            html.Div(className="wall-state", children=[
+                html.Div([html.Span(lid, className="wall-line-id"), html.Span(line.name, className="wall-line-name")],
+                         className="wall-line"),
+                html.Div([_f(lid, "status", "\u2026", "wall-status"), _f(lid, "for", "", "wall-for")],
+                         className="wall-status-row"),
+                _f(lid, "reason", "", "wall-reason"),
+                _f(lid, "stale", "", "wall-stale"),
+            ]),
+            html.Div(className="wall-cell wall-oee", children=[
+                html.Div("OEE", className="wall-label"),
+                html.Div([_f(lid, "oee", theme.DASH, "wall-num-xl"), html.Span("%", className="wall-unit")]),
+                html.Div(["target ", _f(lid, "target_oee", theme.pct(line.target_oee, 0))], className="wall-sub"),
+            ]),
+            html.Div(className="wall-cell wall-apq", children=[
+                html.Div([html.Span(k, className="wall-apq-key"), _f(lid, k.lower(), theme.DASH, "wall-num-m")],
+                         className="wall-apq-row")
+                for k in ("A", "P", "Q")
+            ]),
+            html.Div(className="wall-cell wall-output", children=[
+                html.Div("Output / target", className="wall-label"),
+                html.Div([_f(lid, "output", theme.DASH, "wall-num-l"), html.Span(" / ", className="wall-slash"),
+                          _f(lid, "target", theme.DASH, "wall-num-target")]),
+                html.Div([_f(lid, "pace", "", "wall-pace")]),
+                html.Div(["shift target ", _f(lid, "target_shift", theme.DASH)], className="wall-sub"),
+            ]),
+            html.Div(className="wall-cell wall-energy", children=[
+                html.Div("Power now", className="wall-label"),
+                _f(lid, "kw", theme.DASH, "wall-num-m"),
+                html.Div("kWh per good part", className="wall-label mt-2"),
+                _f(lid, "kwh_per_good", theme.DASH, "wall-num-m"),
+            ]),
+            _f(lid, "nodata", "", "wall-nodata"),
+        ],
+    )
+
+
+def layout(plant: Plant, line: str | None = None, rotate: str | None = None, **_query: Any) -> html.Div:
+    lines = [plant.line(line)] if line else list(plant.lines)
+    if lines == [None]:
+        return html.Div(f"No line {line!r} in this plant.", className="wall wall-missing", **{"data-bs-theme": "dark"})
+    rotate_s = _rotate_seconds(rotate) if len(lines) > 1 else 0
+    single = len(lines) == 1 or rotate_s > 0
+    return html.Div(
+        id=ROOT,
+        className="wall",
+        **{"data-bs-theme": "dark"},
+        children=[
+            dcc.Interval(id=TICK, interval=REFRESH_MS),
+            dcc.Interval(id=ROTATE_TICK, interval=max(rotate_s, 1) * 1000, disabled=rotate_s == 0),
+            dcc.Store(id=VIEW, data={"lines": [ln.id for ln in lines if ln], "rotate": rotate_s,
+                                      "tz": plant.timezone, "offline_after_ms": OFFLINE_AFTER_MS,
+                                      "refresh_ms": REFRESH_MS, "root_class": "wall"}),
+            dcc.Store(id=LAST_OK),
+            dcc.Store(id=LAST_SEEN),
+            html.Header(className="wall-header", children=[
+                html.Span(plant.name, className="wall-plant"),
+                html.Span(id=CLOCK, className="wall-clock"),
+            ]),
+            html.Div(id=BANNER, className="wall-banner d-none"),
+            html.Main([tile(ln) for ln in lines if ln],
+                      className=f"wall-grid {'wall-single' if single else f'wall-rows-{len(lines)}'}"),
+        ],
+    )
+
+
+def _rotate_seconds(rotate: str | None) -> int:
+    try:
+        return max(0, min(3600, int(float(rotate or 0))))
+    except ValueError:
+        return 0
+
+
+def tile_texts(view: dict[str, Any]) -> dict[str, str]:
+    """The text of every field of one tile (pure: a ``live.line_view`` dict in)."""
+    p_flag = " \u26a0" if view.get("performance_over_100") else ""
+    return {
+        "status": view["status_label"],
+        "for": view["for"],
+        "reason": (f"{view['machine']}: {view['reason']}" if view.get("machine") and view.get("reason")
+                   else view.get("reason") or ""),
+        "oee": theme.pct_number(view.get("oee")),
+        "target_oee": theme.pct(view.get("target_oee"), 0),
+        "a": _pct_sign(view.get("availability")),
+        "p": _pct_sign(view.get("performance")) + p_flag,
+        "q": _pct_sign(view.get("quality")),
+        "output": theme.count(view.get("output")),
+        "target": theme.count(view.get("target_so_far")),
+        "pace": view.get("pace_text") or "",
+        "target_shift": theme.count(view.get("target_shift")),
+        "kw": theme.kw(view.get("kw")),
+        "kwh_per_good": theme.significant(view.get("kwh_per_good"), "kWh"),
+        "nodata": view.get("no_data_text") or "",
+        "stale": view.get("stale_text") or "",
+    }
+
+
+def _pct_sign(value: Any) -> str:
+    text = theme.pct_number(value)
+    return text if text == theme.DASH else f"{text}{theme.THIN_SPACE}%"
+
+
+def tile_class(view: dict[str, Any]) -> str:
+    classes = ["wall-tile", f"andon-{view['status']}"]
+    pace = view.get("pace")
+    if theme.is_number(pace):
+        classes.append("pace-ahead" if pace >= 0 else "pace-behind")
+    if view.get("performance_over_100"):
+        classes.append("perf-over")
+    if theme.is_number(view.get("performance")) and view["performance"] < POOR_PERFORMANCE:
+        classes.append("perf-low")
+    return " ".join(classes)
+
+
+def outputs_for(views: list[dict[str, Any]], field_ids: list[dict[str, Any]], tile_ids: list[dict[str, Any]]
+                ) -> tuple[list[str], list[str]]:
+    """Values in the order Dash lists the matched outputs (ALL wildcards)."""
+    texts = {v["line"]: tile_texts(v) for v in views}
+    classes = {v["line"]: tile_class(v) for v in views}
+    fields = [texts.get(i["line"], {}).get(i["field"], theme.DASH) for i in field_ids]
+    tiles = [classes.get(i["line"], f"wall-tile andon-{theme.NO_DATA}") for i in tile_ids]
+    return fields, tiles
+
+
+def clock_text(shift_label: str, now: float, tz: str) -> str:
+    return f"Shift {shift_label.split(' ')[-1]}  \u00b7  {theme.clock(now, tz)}"
+
+
+@callback(
+    Output({"type": FIELD, "line": ALL, "field": ALL}, "children"),
+    Output({"type": TILE, "line": ALL}, "className"),
+    Output(CLOCK, "children"),
+    Output(LAST_OK, "data"),
+    Input(TICK, "n_intervals"),
+    State(VIEW, "data"),
+)
+def refresh(_n: int | None, view: dict[str, Any]) -> tuple[Any, ...]:
+    try:
+        views, at = data.line_views(view["lines"])
+    except data.DataUnavailable:
+        raise PreventUpdate from None  # the browser's watchdog shows "no data since"
+    p = data.plant()
+    field_ids = [o["id"] for o in ctx.outputs_list[0]]
+    tile_ids = [o["id"] for o in ctx.outputs_list[1]]
+    fields, tiles = outputs_for(views, field_ids, tile_ids)
+    shift = data.shift_context(p, at)
+    return fields, tiles, clock_text(shift.label, at, p.timezone), {"at": at}
+
+
+# Rotation, the connection watchdog and its clock live in assets/dashboard.js.
+clientside_callback(
+    ClientsideFunction("oee", "rotate"),
+    Output({"type": TILE, "line": ALL}, "style"),
+    Input(ROTATE_TICK, "n_intervals"),
+    State(VIEW, "data"),
+)
+clientside_callback(
+    ClientsideFunction("oee", "seen"),
+    Output(LAST_SEEN, "data"),
+    Input(LAST_OK, "data"),
+)
+clientside_callback(
+    ClientsideFunction("oee", "watchdog"),
+    Output(BANNER, "children"),
+    Output(BANNER, "className"),
+    Output(ROOT, "className"),
+    Input(TICK, "n_intervals"),
+    State(LAST_SEEN, "data"),
+    State(LAST_OK, "data"),
+    State(VIEW, "data"),
+)
