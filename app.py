@@ -52,10 +52,19 @@ def _settings(args: argparse.Namespace) -> Any:
     )
 
 
-def _redis_client(url: str) -> Any:
+def _redis_client(url: str, *, interactive: bool = False) -> Any:
+    """A Redis client. ``interactive`` (the dashboard and API): short timeouts and one quick
+    retry, so a Redis outage shows as "no data" within seconds instead of hanging screens."""
     import redis
 
-    return redis.Redis.from_url(url)
+    if not interactive:
+        return redis.Redis.from_url(url, health_check_interval=30)
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    return redis.Redis.from_url(
+        url, socket_timeout=2.0, socket_connect_timeout=1.0, retry=Retry(NoBackoff(), 1), health_check_interval=30
+    )
 
 
 def create_dash(settings: Any) -> Any:
@@ -68,7 +77,7 @@ def create_dash(settings: Any) -> Any:
         raise SystemExit("REDIS_URL is not set: the dashboard needs the Redis the collectors write to")
 
     def reader_factory() -> PlantReader:
-        return PlantReader(_redis_client(settings.redis_url), settings.plant)
+        return PlantReader(_redis_client(settings.redis_url, interactive=True), settings.plant)
 
     app = create_app(settings, reader_factory)
     app.server.register_blueprint(create_api_blueprint(app.server.config["PLANT_READER"]))
