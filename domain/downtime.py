@@ -24,11 +24,12 @@ where the machine's next stop starts. So losses never exceed the time they occur
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from domain.calendar import Interval, intersect, planned_busy_intervals, total
+from domain.calendar import Interval, planned_busy_intervals, total
 from domain.energy import zone
 from domain.model import State
 from domain.plant import LossCategory, Plant
@@ -113,6 +114,47 @@ def has_planned_time(stop: Stop, plant: Plant, now: float) -> bool:
     return total(planned_intervals(plant, stop.start, stop_end(stop, now))) > 0
 
 
+class PlannedIndex:
+    """Planned operation time of one span of time, built once and asked for many stops.
+
+    The calendar walks days and time-zone conversions, and a month has thousands of
+    stops: each lookup here is a bisect into the span's planned intervals instead.
+    ``seconds(a, b)`` adds the same pieces, in the same order, as intersecting [a, b)
+    with ``planned_intervals(plant, a, b)`` (the union of planned intervals is the same
+    whatever span it was computed over), so the sums are bit for bit the same.
+    """
+
+    __slots__ = ("_intervals", "_ends")
+
+    def __init__(self, plant: Plant, start: float, end: float) -> None:
+        self._intervals = planned_intervals(plant, start, end)
+        self._ends = [e for _, e in self._intervals]
+
+    def seconds(self, a: float, b: float) -> float:
+        """Planned seconds in [a, b) (which must lie inside the span the index covers)."""
+        intervals = self._intervals
+        out: float = 0  # as sum(): an int 0 when nothing is planned
+        for i in range(bisect_right(self._ends, a), len(intervals)):
+            s, e = intervals[i]
+            if s >= b:
+                break
+            lo, hi = max(a, s), min(b, e)
+            if lo < hi:
+                out += hi - lo
+        return out
+
+    def any_in(self, a: float, b: float) -> bool:
+        return self.seconds(a, b) > 0
+
+
+def _counted_index(spans: Sequence[tuple[Stop, Interval]], plant: Plant, start: float, edge: float,
+                   now: float) -> PlannedIndex:
+    """Planned time from ``start`` to the end of the last stop that may be counted (a stop
+    that started in the window counts if any of its life, also after the window, is planned)."""
+    ends = [stop_end(stop, now) for stop, _ in spans if start <= stop.start < edge]
+    return PlannedIndex(plant, start, max([edge, *ends]))
+
+
 def claimed_spans(stops: Iterable[Stop], start: float, end: float, now: float) -> list[tuple[Stop, Interval]]:
     """Each stop with the part of [start, end) it alone covers (overlaps merged per machine)."""
     best: dict[tuple[str, str, float], Stop] = {}
@@ -169,13 +211,14 @@ def classify_totals(raw: Totals, stops: Iterable[Stop], plant: Plant, start: flo
     claim more than the minutes saw (inconsistent data), their split is scaled down.
     """
     edge = min(end, now)
-    planned = planned_intervals(plant, start, edge)
+    spans = claimed_spans(stops, start, edge, now)
+    planned = _counted_index(spans, plant, start, edge, now)
     buckets = dict.fromkeys(LOSS_FIELDS, 0.0)
     counted = 0
-    for stop, span in claimed_spans(stops, start, edge, now):
+    for stop, (a, b) in spans:
         cls = classify_stop(stop, plant, now)
-        buckets[cls.loss_field] += total(intersect([span], planned))
-        if cls.is_availability_loss and start <= stop.start < edge and has_planned_time(stop, plant, now):
+        buckets[cls.loss_field] += planned.seconds(a, b)
+        if cls.is_availability_loss and start <= stop.start < edge and planned.any_in(stop.start, stop_end(stop, now)):
             counted += 1
     _reconcile(buckets, raw.stopped_s)
     return set_classified(raw, buckets, counted)
@@ -204,7 +247,7 @@ def downtime_report(stops: Sequence[Stop], plant: Plant, start: float, end: floa
     Definitions: README "Definitions" and ``reliability``.
     """
     edge = min(end, now)
-    planned = planned_intervals(plant, start, edge)
+    planned = PlannedIndex(plant, start, edge)
     events = [_event(stop, span, plant, planned, now) for stop, span in claimed_spans(stops, start, edge, now)]
     losses = [e for e in events if not e["planned"] and e["lost_s"] > 0]
     return {
@@ -228,7 +271,7 @@ def downtime_report(stops: Sequence[Stop], plant: Plant, start: float, end: floa
     }
 
 
-def _event(stop: Stop, span: Interval, plant: Plant, planned: list[Interval], now: float) -> dict[str, Any]:
+def _event(stop: Stop, span: Interval, plant: Plant, planned: PlannedIndex, now: float) -> dict[str, Any]:
     cls = classify_stop(stop, plant, now)
     return {
         "line": stop.line,
@@ -238,7 +281,7 @@ def _event(stop: Stop, span: Interval, plant: Plant, planned: list[Interval], no
         "ongoing": stop.end is None,
         "duration_s": stop.duration(now),
         "in_window_s": span[1] - span[0],
-        "lost_s": total(intersect([span], planned)),
+        "lost_s": planned.seconds(*span),
         "state": str(stop.state),
         "reason": stop.reason,
         "reason_text": cls.reason_text,
@@ -268,14 +311,16 @@ def pareto(losses: Sequence[dict[str, Any]], plant: Plant, by: str) -> list[dict
     groups: dict[str, dict[str, Any]] = {}
     for event in losses:
         key = _group(event)
-        row = groups.setdefault(key, {
-            "group": key,
-            "reason": event["reason"] or None,
-            "label": _group_label(key, event, plant),
-            "category": event["category"],
-            "count": 0,
-            "duration_s": 0.0,
-        })
+        row = groups.get(key)
+        if row is None:
+            row = groups[key] = {
+                "group": key,
+                "reason": event["reason"] or None,
+                "label": _group_label(key, event, plant),
+                "category": event["category"],
+                "count": 0,
+                "duration_s": 0.0,
+            }
         row["count"] += 1
         row["duration_s"] += event["lost_s"]
     metric = "duration_s" if by == "duration" else "count"
@@ -293,8 +338,10 @@ def pareto(losses: Sequence[dict[str, Any]], plant: Plant, by: str) -> list[dict
 def _by_machine(losses: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     for event in losses:
-        row = rows.setdefault((event["line"], event["machine"]), {
-            "line": event["line"], "machine": event["machine"], "count": 0, "duration_s": 0.0})
+        key = (event["line"], event["machine"])
+        row = rows.get(key)
+        if row is None:
+            row = rows[key] = {"line": event["line"], "machine": event["machine"], "count": 0, "duration_s": 0.0}
         row["count"] += 1
         row["duration_s"] += event["lost_s"]
     return sorted(rows.values(), key=lambda r: (-r["duration_s"], -r["count"], r["line"], r["machine"]))

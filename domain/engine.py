@@ -24,6 +24,7 @@ Timeline rules (unknown, gaps, stops, reasons, counters, energy): ``domain.timel
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from domain.calendar import Interval
@@ -82,13 +83,19 @@ class MachineAccumulator:
     * ``partial(t)``: totals from the open minute's start to ``t`` (no closing).
     * ``drain_stops()``: stops that ended since the last call. ``current_stop()``: the
       ongoing stop as of the time processed. ``stops_at(t)``: both, as of ``t``.
+    * ``edge(t)``: ``partial(t)`` and ``stops_at(t)`` together (one copy of the state).
     * ``carry()`` / ``MachineAccumulator(..., carry=...)``: JSON-serialisable state;
       restoring it continues with identical results (``start`` is then ignored).
+    * ``context``: the machine's ``MachineContext`` (its shift-calendar cache) from an
+      earlier accumulator of the same plant, line and machine; a reader that restores
+      accumulators on every query passes it so the calendar is not rebuilt each time.
     """
 
     def __init__(self, plant: Plant, line: Line, machine: Machine, start: float,
-                 carry: dict[str, Any] | None = None) -> None:
-        self._ctx = MachineContext.of(plant, line, machine)
+                 carry: dict[str, Any] | None = None, *, context: MachineContext | None = None) -> None:
+        if context is not None and (context.line.id, context.machine.id) != (line.id, machine.id):
+            raise ValueError(f"context of {context.line.id}/{context.machine.id} given for {line.id}/{machine.id}")
+        self._ctx = context if context is not None else MachineContext.of(plant, line, machine)
         self._sink = _MinuteSink(self)
         if carry is None:
             self._cursor = floor_minute(start)
@@ -124,10 +131,7 @@ class MachineAccumulator:
     def partial(self, t: float) -> Totals:
         """Totals from ``cursor`` to ``t`` (also across minute ends), without closing.
         A ``t`` before the time already processed gives the totals up to that time."""
-        clone = self._clone()
-        clone._ready = []
-        clone._advance(max(t, clone._timeline.t))
-        return sum_totals(m.totals for m in clone._ready) + clone._open
+        return self.edge(t)[0]
 
     def drain_stops(self) -> list[Stop]:
         stops, self._timeline.finished = self._timeline.finished, []
@@ -139,10 +143,16 @@ class MachineAccumulator:
     def stops_at(self, t: float) -> list[Stop]:
         """Stops not drained yet plus the ongoing one, as of ``t`` (without changing state):
         silence between the time processed and ``t`` may have ended the ongoing stop."""
+        return self.edge(t)[1]
+
+    def edge(self, t: float) -> tuple[Totals, list[Stop]]:
+        """``partial(t)`` and ``stops_at(t)`` from one pass (a query needs both)."""
         clone = self._clone()
+        clone._ready = []
         clone._advance(max(t, clone._timeline.t))
+        totals = sum_totals(m.totals for m in clone._ready) + clone._open
         current = clone.current_stop()
-        return clone.drain_stops() + ([current] if current is not None else [])
+        return totals, clone.drain_stops() + ([current] if current is not None else [])
 
     def carry(self) -> dict[str, Any]:
         return {
@@ -167,10 +177,14 @@ class MachineAccumulator:
         self._timeline.restore(carry["timeline"])
 
     def _clone(self) -> MachineAccumulator:
+        """An independent copy (what a ``carry()`` round trip gives, without the dicts)."""
         clone = MachineAccumulator.__new__(MachineAccumulator)
         clone._ctx = self._ctx  # shares the calendar cache
         clone._sink = _MinuteSink(clone)
-        clone._restore(self.carry())
+        clone._cursor = self._cursor
+        clone._open = _copy_totals(self._open)
+        clone._ready = list(self._ready)  # closed rollups are never changed
+        clone._timeline = self._timeline.copy()
         return clone
 
     def _advance(self, t: float) -> None:
@@ -181,6 +195,11 @@ class MachineAccumulator:
             self._cursor += MINUTE_S
             self._open = Totals()
         self._timeline.advance(t, self._sink)
+
+
+def _copy_totals(totals: Totals) -> Totals:
+    """A copy that shares nothing mutable (``Totals.copy`` adds to zeros: slower)."""
+    return replace(totals, state_s=dict(totals.state_s), quarter_kwh=dict(totals.quarter_kwh))
 
 
 def window_totals(minutes: Iterable[Totals | MinuteRollup], stops: Iterable[Stop], plant: Plant,

@@ -40,7 +40,7 @@ window in one go. Both share these rules (README "Definitions"):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
@@ -410,6 +410,27 @@ class Timeline:
             "reject": self.reject.to_dict(),
             "meter": self.meter.to_dict(),
         }
+
+    def copy(self) -> Timeline:
+        """An independent copy: the same as ``restore(to_dict())`` on a new Timeline, without
+        the dicts. A new attribute must be added here as well as to the carry."""
+        out = Timeline.__new__(Timeline)
+        out.ctx = self.ctx
+        out.t = self.t
+        out.state = self.state
+        out.state_ts = self.state_ts
+        out.link_down = self.link_down
+        out.last_heard = self.last_heard
+        out.power_kw = self.power_kw
+        out.effective = self.effective
+        stop = self.stop
+        out.stop = None if stop is None else _OpenStop(stop.start, stop.state, stop.reason)
+        out.pending_reason = self.pending_reason
+        out.finished = list(self.finished)  # Stop records are frozen
+        out.good = replace(self.good)
+        out.reject = replace(self.reject)
+        out.meter = replace(self.meter)
+        return out
 
     def restore(self, data: dict[str, Any]) -> None:
         self.t = float(data["t"])

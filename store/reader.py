@@ -8,10 +8,12 @@ How a window [start, end) of a machine is computed:
   (``store.rollups``). Cost grows with the window's hours, not with the event rate.
 * **The open edge** (watermark to ``end``): the machine's carry restored from Redis,
   plus the stream entries the worker has not applied yet, through
-  ``MachineAccumulator.partial`` - so the numbers are live to the second.
+  ``MachineAccumulator.edge`` (partial totals and stops in one pass) - so the numbers
+  are live to the second.
 * **Stops** overlapping the window from the stops set (closed ones) and, for the open
   edge, from the restored accumulator; then ``domain.kpi`` / ``domain.downtime``
-  classify and compute.
+  classify and compute. Only the machines whose stops a query classifies are turned
+  into ``Stop`` records (a line's KPIs: its output machine's).
 
 Resolution: windows are whole minutes at the start (``start`` is floored to its minute);
 the end is exact when it lies in the open edge (a window ending now), else floored to
@@ -28,7 +30,7 @@ import logging
 import math
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -38,8 +40,8 @@ import redis
 from domain import contract, downtime, kpi
 from domain.engine import MachineAccumulator
 from domain.model import State
-from domain.plant import Line, Plant
-from domain.timeline import Stop
+from domain.plant import Line, Machine, Plant
+from domain.timeline import MachineContext, Stop
 from domain.totals import Totals
 from store import live
 from store.bookkeeping import LineSnapshot, snapshot_of
@@ -72,9 +74,11 @@ class UnknownMachine(LookupError):
 
 @dataclass(slots=True)
 class Edge:
-    """The open edge of one machine: a restored accumulator fed the newer events."""
+    """The open edge of one machine: a restored accumulator fed the newer events, and
+    (once ``_add_edge`` ran) its stops as of the window's end."""
 
     acc: MachineAccumulator
+    stops: list[Stop] = field(default_factory=list)
 
 
 class PlantReader:
@@ -86,9 +90,11 @@ class PlantReader:
         self.plant = plant
         self.tz = ZoneInfo(plant.timezone)
         self.rollups = RollupReads(redis_client, cache_days=cache_days, cache_hours=cache_hours)
-        self._stop_days: LruCache[tuple[str, float, frozenset[str]], list[Stop]] = LruCache(cache_stop_days)
+        self._stop_days: LruCache[tuple[str, float, frozenset[str]], _StopsByMachine] = LruCache(cache_stop_days)
         self.max_edge_events = max_edge_events
         self._warned: set[str] = set()
+        # per machine: the shift-calendar cache the restored accumulators share
+        self._contexts: dict[tuple[str, str], MachineContext] = {}
 
     # --- lookups --------------------------------------------------------------------
 
@@ -125,7 +131,7 @@ class PlantReader:
     def machine_kpis(self, line: str, machine: str, start: float, end: float, now: float) -> dict[str, Any]:
         cfg = self.line(line)
         ids = self._machine_ids(cfg, machine)
-        window, totals, stops = self._window_data(cfg, ids, start, end, now)
+        window, totals, stops = self._window_data(cfg, ids, start, end, now, stops_of=ids)
         report = kpi.kpis(totals[machine], stops, self.plant, window[0], window[1], now)
         return {"line": line, "machine": machine, "window": _window_dict(window, now, self.tz), **_report_dict(report)}
 
@@ -134,7 +140,10 @@ class PlantReader:
         ``machines=True`` adds each machine's own KPIs (classifying every machine's stops
         costs about as much again per machine)."""
         cfg = self.line(line)
-        window, totals, stops = self._window_data(cfg, self._machine_ids(cfg, None), start, end, now)
+        ids = self._machine_ids(cfg, None)
+        # the line's time comes from its output machine: only its stops are classified
+        stops_of = ids if machines else [cfg.output_machine]
+        window, totals, stops = self._window_data(cfg, ids, start, end, now, stops_of=stops_of)
         report = kpi.line_kpis(totals, stops, self.plant, cfg, window[0], window[1], now)
         out = {
             "line": line,
@@ -144,10 +153,12 @@ class PlantReader:
             **_report_dict(report),
         }
         if machines:
+            by_machine: dict[str, list[Stop]] = {m: [] for m in ids}
+            for stop in stops:
+                by_machine[stop.machine].append(stop)
             out["machines"] = [
                 {"id": m.id, "name": m.name or m.id,
-                 **_report_dict(kpi.kpis(totals[m.id], [s for s in stops if s.machine == m.id], self.plant,
-                                         window[0], window[1], now))}
+                 **_report_dict(kpi.kpis(totals[m.id], by_machine[m.id], self.plant, window[0], window[1], now))}
                 for m in cfg.machines
             ]
         return out
@@ -159,10 +170,10 @@ class PlantReader:
         ids = self._machine_ids(cfg, machine)
         window = self._window(start, end, now, ids, None)
         bounds = _bounds(window, step_s, self.tz)
-        sums, stops, window = self._bucket_data(cfg, ids, bounds, now)
-        bounds = [*bounds[:-1], window.end]
         own = machine or cfg.output_machine  # a line's time comes from its output machine
-        by_bucket = _stops_by_bucket([s for s in stops if s.machine == own], bounds, now)
+        sums, stops, window = self._bucket_data(cfg, ids, bounds, now, stops_of=[own])
+        bounds = [*bounds[:-1], window.end]
+        by_bucket = _stops_by_bucket(stops, bounds, now)
         buckets = []
         for i, (a, b) in enumerate(itertools.pairwise(bounds)):
             if b <= a:
@@ -182,7 +193,8 @@ class PlantReader:
         """Stops of the line's machines: list, Pareto by duration and count, per machine,
         MTBF/MTTR (run time from the same window's totals)."""
         cfg = self.line(line)
-        window, totals, stops = self._window_data(cfg, self._machine_ids(cfg, None), start, end, now)
+        ids = self._machine_ids(cfg, None)
+        window, totals, stops = self._window_data(cfg, ids, start, end, now, stops_of=ids)
         run_s = sum(t.run_s for t in totals.values())
         report = downtime.downtime_report(stops, self.plant, window[0], window[1], now, run_s=run_s)
         return {"line": line, **report, "window": _window_dict(window, now, self.tz)}
@@ -191,7 +203,7 @@ class PlantReader:
         """Energy of the line and per machine: kWh, per (good) unit, not-running share,
         peak 15-min demand, cost and CO2."""
         cfg = self.line(line)
-        window, totals, _ = self._window_data(cfg, self._machine_ids(cfg, None), start, end, now, with_stops=False)
+        window, totals, _ = self._window_data(cfg, self._machine_ids(cfg, None), start, end, now)
         # energy and counts do not depend on how stops are classified
         line_totals = kpi.with_energy_of(totals[cfg.output_machine], list(totals.values()))
         line_report = kpi.report(line_totals, self.plant, window[0], window[1], now)
@@ -217,7 +229,7 @@ class PlantReader:
         ids = self._machine_ids(cfg, None)
         window = self._window(start, end, now, ids, None)
         bounds = _bounds(window, step_s, self.tz)
-        sums, _, window = self._bucket_data(cfg, ids, bounds, now, with_stops=False)
+        sums, _, window = self._bucket_data(cfg, ids, bounds, now)
         spans = [min(b, window[1]) - a for a, b in itertools.pairwise(bounds)]
         energy = contract.ROLLUP_FIELDS.index("energy_kwh")
         machines = {m: [_kw(s.scalars[energy], span) for s, span in zip(sums[m], spans, strict=True)] for m in ids}
@@ -284,13 +296,15 @@ class PlantReader:
         return Window(start, end, "")
 
     def _window_data(self, line: Line, machines: list[str], start: float, end: float, now: float,
-                     with_stops: bool = True) -> tuple[Window, dict[str, Totals], list[Stop]]:
+                     stops_of: Sequence[str] = ()) -> tuple[Window, dict[str, Totals], list[Stop]]:
         window = self._window(start, end, now, machines, None)
-        sums, stops, window = self._bucket_data(line, machines, [window.start, window.end], now, with_stops)
+        sums, stops, window = self._bucket_data(line, machines, [window.start, window.end], now, stops_of)
         return window, {m: sums[m][0].to_totals() for m in machines}, stops
 
     def _bucket_data(self, line: Line, machines: list[str], bounds: list[float], now: float,
-                     with_stops: bool = True) -> tuple[dict[str, list[RollupSum]], list[Stop], Window]:
+                     stops_of: Sequence[str] = ()) -> tuple[dict[str, list[RollupSum]], list[Stop], Window]:
+        """Bucket sums of ``machines`` and the stops of ``stops_of`` (some of them) overlapping
+        the window (none: energy does not depend on stops)."""
         snapshot = self._snapshot(line.id)
         window = self._window(bounds[0], bounds[-1], now, machines, snapshot)
         bounds = [*bounds[:-1], window.end]
@@ -300,8 +314,10 @@ class PlantReader:
             sums.setdefault(m, [RollupSum() for _ in range(len(bounds) - 1)])
         edges = self._edges(line, snapshot, [m for m in machines if _needs_edge(snapshot, m, window.end)], now)
         for machine, edge in edges.items():
-            _add_edge(sums[machine], edge.acc, bounds)
-        stops = self._stops(line, machines, snapshot, edges, window.start, window.end, now) if with_stops else []
+            _add_edge(sums[machine], edge, bounds)
+        stops: list[Stop] = []
+        if stops_of:
+            stops = self._stops(line, machines, snapshot, edges, window.start, window.end, now, stops_of)
         return sums, stops, window
 
     def _snapshot(self, line_id: str) -> LineSnapshot:
@@ -320,7 +336,8 @@ class PlantReader:
             cfg = line.machine(m)
             assert cfg is not None
             if carry is not None:
-                edges[m] = Edge(MachineAccumulator(self.plant, line, cfg, float(carry["w"]), carry=carry["acc"]))
+                edges[m] = Edge(MachineAccumulator(self.plant, line, cfg, float(carry["w"]), carry=carry["acc"],
+                                                   context=self._context(line, cfg)))
         wanted = set(machines)
         for entry_id, fields in entries:
             event = usable_event(line, fields, now, 0.0)  # nothing after now counts
@@ -333,9 +350,16 @@ class PlantReader:
                 cfg = line.machine(event.machine)
                 assert cfg is not None
                 edge = edges[event.machine] = Edge(MachineAccumulator(
-                    self.plant, line, cfg, first_minute(self.plant, event.ts, now)))
+                    self.plant, line, cfg, first_minute(self.plant, event.ts, now), context=self._context(line, cfg)))
             edge.acc.feed(event)
         return edges
+
+    def _context(self, line: Line, machine: Machine) -> MachineContext:
+        key = (line.id, machine.id)
+        context = self._contexts.get(key)
+        if context is None:
+            context = self._contexts[key] = MachineContext.of(self.plant, line, machine)
+        return context
 
     def _stream_after(self, line_id: str, after: str | None) -> list[tuple[str, dict[bytes, bytes]]]:
         entries: Any = self.redis.xrange(contract.events_key(line_id), min="-" if after is None else f"({after}",
@@ -347,29 +371,33 @@ class PlantReader:
         return [(_text(entry_id), fields) for entry_id, fields in entries]
 
     def _stops(self, line: Line, machines: Sequence[str], snapshot: LineSnapshot, edges: dict[str, Edge],
-               start: float, end: float, now: float) -> list[Stop]:
-        """Stops of the machines overlapping [start, end): closed ones from the stops set;
-        the ongoing one from the stops set, or from the open edge where it was computed."""
+               start: float, end: float, now: float, stops_of: Sequence[str] | None = None) -> list[Stop]:
+        """Stops of ``stops_of`` (default: all ``machines``) overlapping [start, end): closed
+        ones from the stops set; the ongoing one from the stops set, or from the open edge
+        where it was computed. How far back to look depends on all ``machines``."""
         wanted = set(machines)
+        own = wanted if stops_of is None else set(stops_of)
         ongoing = {m: contract.decode_stop_member(c["stop"])[1] for m, c in snapshot.carries.items() if c.get("stop")}
         lookback = max([snapshot.max_stop_s, *(start - s for m, s in ongoing.items() if m in wanted)])
         lo = start - lookback - 1.0
         out: list[Stop] = []
-        for stop in self._stored_stops(line.id, lo, end, snapshot, ongoing):
-            if stop.machine not in wanted or not lo <= stop.start < end:
+        for stop in self._stored_stops(line.id, lo, end, snapshot, ongoing, own):
+            if not lo <= stop.start < end:
                 continue
             if stop.end is None and stop.machine in edges:
                 continue  # the open edge knows it better
             if _overlaps(stop, start, end, now):
                 out.append(stop)
-        for edge in edges.values():
-            out.extend(s for s in edge.acc.stops_at(end) if _overlaps(s, start, end, now))
+        for machine, edge in edges.items():  # their stops as of ``end``: ``_add_edge``
+            if machine in own:
+                out.extend(s for s in edge.stops if _overlaps(s, start, end, now))
         return out
 
     def _stored_stops(self, line_id: str, lo: float, hi: float, snapshot: LineSnapshot,
-                      ongoing: dict[str, float]) -> list[Stop]:
-        """Members of the stops set with start in about [lo, hi). UTC days before every
-        machine's watermark and every ongoing stop never change: they are parsed once."""
+                      ongoing: dict[str, float], wanted: set[str]) -> list[Stop]:
+        """Members of the stops set of the ``wanted`` machines with start in about [lo, hi),
+        each machine's in stored order. UTC days before every machine's watermark and every
+        ongoing stop never change: they are parsed once (kept by machine)."""
         final_until = min([*(float(c["w"]) for c in snapshot.carries.values()), *ongoing.values()], default=-math.inf)
         machines = frozenset(snapshot.carries)  # a machine seen for the first time may bring older stops
         days: list[float] = []
@@ -378,30 +406,29 @@ class PlantReader:
             days.append(day)
             day += DAY_S
         live_from = max(day, lo)
-        out: list[Stop] = []
+        found: list[_StopsByMachine | None] = []
         missing = []
         for d in days:
             cached = self._stop_days.get((line_id, d, machines))
             if cached is None:
                 missing.append(d)
-            else:
-                out.extend(cached)
-        if not missing and live_from >= hi:
-            return out
-        key = contract.stops_key(line_id)
-        with self.redis.pipeline(transaction=False) as pipe:
-            for d in missing:
-                pipe.zrangebyscore(key, d, f"({d + DAY_S}")
+            found.append(cached)  # None: parsed below
+        if missing or live_from < hi:
+            key = contract.stops_key(line_id)
+            with self.redis.pipeline(transaction=False) as pipe:
+                for d in missing:
+                    pipe.zrangebyscore(key, d, f"({d + DAY_S}")
+                if live_from < hi:
+                    pipe.zrangebyscore(key, live_from, f"({hi}")
+                replies = iter(pipe.execute())
+            for i, d in enumerate(days):
+                if found[i] is None:
+                    found[i] = _StopsByMachine(line_id, next(replies))
+                    self._stop_days.put((line_id, d, machines), found[i])
             if live_from < hi:
-                pipe.zrangebyscore(key, live_from, f"({hi}")
-            replies = pipe.execute()
-        for d, members in zip(missing, replies, strict=False):
-            parsed = [stop for raw in members if (stop := _stop_of(line_id, raw)) is not None]
-            self._stop_days.put((line_id, d, machines), parsed)
-            out.extend(parsed)
-        if live_from < hi:
-            out.extend(stop for raw in replies[-1] if (stop := _stop_of(line_id, raw)) is not None)
-        return out
+                found.append(_StopsByMachine(line_id, next(replies)))
+        return [stop for by_machine in found if by_machine is not None
+                for m in sorted(wanted) for stop in by_machine.of(m)]
 
 
 # --- helpers (pure) -------------------------------------------------------------------------
@@ -411,16 +438,19 @@ def _needs_edge(snapshot: LineSnapshot, machine: str, end: float) -> bool:
     return watermark is None or end > watermark
 
 
-def _add_edge(sums: list[RollupSum], acc: MachineAccumulator, bounds: Sequence[float]) -> None:
-    """Adds the open edge [max(start, watermark), end) to the buckets."""
+def _add_edge(sums: list[RollupSum], edge: Edge, bounds: Sequence[float]) -> None:
+    """Adds the open edge [max(start, watermark), end) to the buckets; keeps the edge's
+    stops as of ``end`` (the same pass gives both)."""
     start, end = bounds[0], bounds[-1]
+    acc = edge.acc
     if acc.cursor < start:
         acc.close_until(start)
     for rollup in acc.close_until(end):
         if start <= rollup.minute_start < end:
             sums[_bucket(bounds, rollup.minute_start)].add(RollupSum.from_totals(rollup.totals))
+    partial, edge.stops = acc.edge(end)
     if end > acc.cursor >= start:
-        sums[_bucket(bounds, acc.cursor)].add(RollupSum.from_totals(acc.partial(end)))
+        sums[_bucket(bounds, acc.cursor)].add(RollupSum.from_totals(partial))
 
 
 def _bucket(bounds: Sequence[float], t: float) -> int:
@@ -482,9 +512,35 @@ def _overlaps(stop: Stop, start: float, end: float, now: float) -> bool:
     return stop.start < end and stop_end > start
 
 
-def _stop_of(line: str, raw: bytes | str) -> Stop | None:
+class _StopsByMachine:
+    """Stops-set members by machine, in stored order. Each machine's ``Stop`` records are
+    made when first asked for: a line's KPIs need only its output machine's."""
+
+    __slots__ = ("_line", "_decoded", "_stops")
+
+    def __init__(self, line: str, members: Iterable[bytes | str]) -> None:
+        self._line = line
+        self._decoded: dict[str, list[tuple[str, float, float | None, str, int]]] = {}
+        self._stops: dict[str, list[Stop]] = {}
+        for raw in members:
+            try:
+                parts = contract.decode_stop_member(raw)
+            except ValueError:
+                continue
+            self._decoded.setdefault(parts[0], []).append(parts)
+
+    def of(self, machine: str) -> list[Stop]:
+        stops = self._stops.get(machine)
+        if stops is None:  # (two threads may both build it: the same list either way)
+            decoded = self._decoded.get(machine, ())
+            stops = [stop for parts in decoded if (stop := _stop(self._line, parts)) is not None]
+            self._stops[machine] = stops
+        return stops
+
+
+def _stop(line: str, parts: tuple[str, float, float | None, str, int]) -> Stop | None:
+    machine, start, end, state, reason = parts
     try:
-        machine, start, end, state, reason = contract.decode_stop_member(raw)
         return Stop(line, machine, start, end, State(state), reason)
     except ValueError:
         return None

@@ -5,13 +5,23 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from domain.downtime import claimed_spans, classify_stop, classify_totals, downtime_report
+from domain.calendar import intersect, total
+from domain.downtime import (
+    PlannedIndex,
+    claimed_spans,
+    classify_stop,
+    classify_totals,
+    downtime_report,
+    planned_intervals,
+)
 from domain.engine import Stop
 from domain.model import State
 from domain.plant import LossCategory
 from domain.totals import Totals
-from tests.core_support import T0, make_plant
+from tests.core_support import T0, local, make_plant
 
 PLANT = make_plant()  # planned 24/7 (UTC), threshold 120 s
 F, S, SB, U, SM, P = (LossCategory.EQUIPMENT_FAILURE, LossCategory.SETUP_ADJUSTMENT, LossCategory.STARVED_BLOCKED,
@@ -182,3 +192,25 @@ def test_an_empty_report() -> None:
     report = downtime_report([], PLANT, T0, T0 + 60, T0 + 60, run_s=60.0)
     assert report["events"] == [] and report["pareto"] == {"by_duration": [], "by_count": []}
     assert (report["mtbf_s"], report["mttr_s"]) == (None, None)
+
+
+SHIFT_PLANT = make_plant(timezone="Europe/Berlin", shifts=[
+    {"name": "early", "start": "06:00", "end": "14:00", "breaks": [{"start": "09:00", "end": "09:15"}]},
+    {"name": "late", "start": "14:00", "end": "22:00", "weekdays": [0, 1, 2, 3, 4]},
+    {"name": "night", "start": "22:00", "end": "06:00", "breaks": [{"start": "02:00", "end": "02:30"}],
+     "weekdays": [0, 2, 4]},
+])
+DST_SPAN = (local("Europe/Berlin", "2024-03-28T00:00"), local("Europe/Berlin", "2024-04-03T00:00"))
+
+
+@settings(max_examples=200, deadline=None)
+@given(a=st.integers(0, 6 * 86_400_000), length=st.integers(0, 2 * 86_400_000))
+def test_planned_index_adds_up_exactly_what_the_calendar_gives(a: int, length: int) -> None:
+    """Bit for bit (not approximately): classify_totals used to intersect each stop with
+    the calendar computed for just that stop."""
+    index = PlannedIndex(SHIFT_PLANT, *DST_SPAN)
+    start = DST_SPAN[0] + a / 1000
+    end = min(start + length / 1000, DST_SPAN[1])
+    expected = total(intersect([(start, end)], planned_intervals(SHIFT_PLANT, start, end))) if end > start else 0
+    assert index.seconds(start, end) == expected
+    assert index.any_in(start, end) == (expected > 0)

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from domain.engine import MachineAccumulator, MinuteRollup, Stop, replay, totals_from_events, window_totals
 from domain.kpi import kpis
 from domain.model import Event, Signal, State
+from domain.timeline import MachineContext
 from domain.totals import Totals, sum_totals
 from tests.core_support import T0, assert_totals_close, ev, heartbeats, machine_config, make_plant
 
@@ -196,6 +197,17 @@ def test_carry_of_another_machine_is_refused() -> None:
         MachineAccumulator(plant, line, line.machines[1], T0, carry=carry)
 
 
+def test_a_shared_context_of_another_machine_is_refused() -> None:
+    plant = make_plant(machines=[machine_config("M1"), machine_config("M2")])
+    line = plant.lines[0]
+    context = MachineContext.of(plant, line, line.machines[0])
+    shared = MachineAccumulator(plant, line, line.machines[0], T0, context=context)
+    own = MachineAccumulator(plant, line, line.machines[0], T0)
+    assert shared.close_until(T0 + 120) == own.close_until(T0 + 120)
+    with pytest.raises(ValueError):
+        MachineAccumulator(plant, line, line.machines[1], T0, context=context)
+
+
 def test_window_totals_classify_a_stop_whose_reason_came_minutes_later() -> None:
     acc = accumulator()
     acc.feed(ev(Signal.STATE, "idle", T0 + 30))
@@ -356,6 +368,9 @@ def test_carry_round_trip_at_any_point_gives_identical_results(machine_index: in
                                          carry=json.loads(json.dumps(resumed.carry())))
         straight.feed(event)
         resumed.feed(event)
+    before = straight.carry()
+    assert straight.edge(now) == (resumed.partial(now), resumed.stops_at(now))
+    assert straight.carry() == before  # edge() works on a copy of the state
     assert resumed.partial(now) == straight.partial(now)
     assert resumed.stops_at(now) == straight.stops_at(now)
     assert resumed.close_until(now) == straight.close_until(now)
