@@ -10,6 +10,15 @@ How a window [start, end) of a machine is computed:
   plus the stream entries the worker has not applied yet, through
   ``MachineAccumulator.edge`` (partial totals and stops in one pass) - so the numbers
   are live to the second.
+* **No data** (before the machine's first minute): what neither covers. The worker
+  starts a machine's rollups at the minute of its first event and from then on closes
+  every minute, with or without events (silence becomes UNKNOWN there), so the only
+  part of a window its rollups and edge can miss is a leading one: "today" when the
+  collector started at 13:00, a week on a plant installed two days ago, a machine
+  that never sent anything. Each bucket's missing seconds (its length minus the
+  calendar time summed into it) are added as calendar time in the UNKNOWN state whose
+  planned part (one shift-calendar computation per query) is planned busy and unknown
+  time, without counts or energy (``_add_no_data``): no data is neither run nor down.
 * **Stops** overlapping the window from the stops set (closed ones) and, for the open
   edge, from the restored accumulator; then ``domain.kpi`` / ``domain.downtime``
   classify and compute. Only the machines whose stops a query classifies are turned
@@ -58,6 +67,9 @@ log = logging.getLogger(__name__)
 MINUTE_S = 60.0
 DAY_S = 86400.0
 MAX_BUCKETS = 5000
+# stored rollups cover whole minutes and the edge runs to the window's end: anything
+# missing is whole minutes (or the whole window), never a rounding residue
+NO_DATA_TOLERANCE_S = 1e-3
 
 
 def _text(raw: bytes | str) -> str:
@@ -315,6 +327,7 @@ class PlantReader:
         edges = self._edges(line, snapshot, [m for m in machines if _needs_edge(snapshot, m, window.end)], now)
         for machine, edge in edges.items():
             _add_edge(sums[machine], edge, bounds)
+        _add_no_data(sums, bounds, self.plant)
         stops: list[Stop] = []
         if stops_of:
             stops = self._stops(line, machines, snapshot, edges, window.start, window.end, now, stops_of)
@@ -451,6 +464,34 @@ def _add_edge(sums: list[RollupSum], edge: Edge, bounds: Sequence[float]) -> Non
     partial, edge.stops = acc.edge(end)
     if end > acc.cursor >= start:
         sums[_bucket(bounds, acc.cursor)].add(RollupSum.from_totals(partial))
+
+
+def _add_no_data(sums: dict[str, list[RollupSum]], bounds: Sequence[float], plant: Plant) -> None:
+    """Adds to every bucket the time its rollups and open edge do not cover, as unknown.
+
+    Relies on the rollup worker's invariant: from a machine's first minute on, every
+    minute is closed and stored (also without events: a silence in the middle is
+    already stored as UNKNOWN minutes), and the open edge runs from the watermark to
+    the window's end. So only a leading gap matters: a machine's uncovered time is
+    [window start, first minute) (the whole window if it has no data at all), and in
+    each bucket the missing seconds lie at the bucket's start. The amounts come from
+    the calendar time actually summed, so every bucket's calendar time adds up to its
+    length and nothing counts twice; were the invariant broken (minute rollups past
+    their retention, a worker restarted without its bookkeeping), only where in its
+    bucket the missing time lies, so how much of it was planned, would be approximated.
+    Cost: a subtraction per machine and bucket; the shift calendar is walked once, over
+    the span of all gaps, and only when there is one."""
+    gaps: list[tuple[RollupSum, float, float]] = []
+    for parts in sums.values():
+        for part, (a, b) in zip(parts, itertools.pairwise(bounds), strict=True):
+            missing = (b - a) - part.calendar_s
+            if missing > NO_DATA_TOLERANCE_S:
+                gaps.append((part, a, a + missing))
+    if not gaps:
+        return
+    planned = downtime.PlannedIndex(plant, min(a for _, a, _ in gaps), max(b for _, _, b in gaps))
+    for part, a, b in gaps:
+        part.add(RollupSum.no_data(b - a, planned.seconds(a, b)))
 
 
 def _bucket(bounds: Sequence[float], t: float) -> int:

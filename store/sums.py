@@ -10,9 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 
 from domain.contract import ROLLUP_FIELDS, ROLLUP_INT_FIELDS, decode_rollup, encode_rollup
+from domain.model import State
 from domain.totals import Totals
 
 _INT_INDEXES = tuple(i for i, name in enumerate(ROLLUP_FIELDS) if name in ROLLUP_INT_FIELDS)
+_CALENDAR = ROLLUP_FIELDS.index("calendar_s")
+_PLANNED = ROLLUP_FIELDS.index("planned_operation_s")
+_UNKNOWN = ROLLUP_FIELDS.index("unknown_s")
 _DICT_FIELDS = {"state_s", "quarter_kwh"}
 
 
@@ -38,6 +42,20 @@ class RollupSum:
         )
 
     @classmethod
+    def no_data(cls, calendar_s: float, planned_s: float) -> RollupSum:
+        """Time that no rollup covers (before a machine's first minute): calendar time in
+        the UNKNOWN state whose planned part is unknown time - what the engine closes
+        for a minute without data (``domain.timeline.add_time``). No counts, no energy.
+        Planned busy time follows when the window is classified (PBT = planned
+        operation time - planned down time)."""
+        out = cls()
+        out.scalars[_CALENDAR] = calendar_s
+        out.scalars[_PLANNED] = planned_s
+        out.scalars[_UNKNOWN] = planned_s
+        out.states[State.UNKNOWN.value] = calendar_s
+        return out
+
+    @classmethod
     def decode(cls, text: bytes | str, start: float) -> RollupSum:
         scalars, states, quarters = decode_rollup(text.decode() if isinstance(text, bytes) else text, start)
         return cls(scalars, states, quarters)
@@ -61,6 +79,10 @@ class RollupSum:
         for q, kwh in other.quarters.items():
             quarters[q] = quarters.get(q, 0.0) + kwh
         return self
+
+    @property
+    def calendar_s(self) -> float:
+        return self.scalars[_CALENDAR]
 
     def is_empty(self) -> bool:
         return not any(self.scalars) and not self.states and not self.quarters

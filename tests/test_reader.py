@@ -296,3 +296,172 @@ def test_floors_never_round_a_window_to_nothing(reader: PlantReader) -> None:
     with pytest.raises(WindowError):
         reader.machine_kpis("L1", "M1", RECENT + 2 * HOUR + 10, RECENT + 2 * HOUR + 50, NOW)
     assert math.isfinite(reader.machine_kpis("L1", "M1", NOW - 10, NOW, NOW)["calendar_s"])
+
+
+# --- windows that begin before a machine's first data ------------------------------------
+# The worker starts a machine's rollups at the minute of its first event; the time of a
+# window before that has no rollups at all. It is calendar time, and its planned part is
+# planned busy time nobody knows anything about: unknown (README "Definitions").
+
+def test_windows_before_the_first_event_equal_the_raw_computation(reader: PlantReader, plant: Any,
+                                                                   events: list[Event]) -> None:
+    """From 4 h before the history starts (random histories: stops, silences, link drops in
+    the middle) to now; the reference's timeline starts at the window (unknown until the
+    first event)."""
+    start = RECENT - 2.5 * HOUR  # local 05:30, shift A (06:00-14:00) starts inside the gap
+    got = reader.line_kpis("L1", start, NOW, NOW, machines=True)
+    totals, stops = reference_all_from(plant, events, start, NOW, origin=start)
+    expected = kpi.line_kpis(totals, stops, plant, plant.lines[0], start, NOW, NOW).to_dict()
+    expected.pop("window")
+    assert_close(got, expected)
+    assert got["calendar_s"] == pytest.approx(NOW - start)
+    gap_planned = 3600 * 3.5 + 7.25  # 06:00 local (= RECENT - 2 h) to the first event, no break in it
+    assert got["unknown_s"] >= gap_planned
+    for machine in got["machines"]:
+        assert machine["unknown_s"] >= gap_planned
+    assert got["teep"] == pytest.approx(got["oee"] * got["known_planned_busy_s"] / got["calendar_s"])
+    series = reader.kpi_series("L1", start, NOW, 3600, NOW)
+    for name in ("calendar_s", "planned_operation_s", "planned_busy_s", "unknown_s", "run_s", "good_count"):
+        assert sum(b[name] for b in series["buckets"]) == pytest.approx(got[name], abs=1e-3), name
+    first = series["buckets"][0]  # 05:30-06:00 local: no data, nothing planned
+    assert (first["calendar_s"], first["planned_busy_s"], first["unknown_s"]) == (1800, 0, 0)
+    assert all(b["calendar_s"] == pytest.approx(b["end"] - b["start"]) for b in series["buckets"])
+    energy = reader.energy("L1", start, NOW, NOW)
+    assert energy["kwh"] == pytest.approx(sum(t.energy_kwh for t in totals.values()), rel=1e-6)
+    assert energy["avg_kw"] == pytest.approx(energy["kwh"] / ((NOW - start) / 3600))
+
+
+def reference_all_from(plant: Any, events: list[Event], start: float, end: float, origin: float
+                       ) -> tuple[dict[str, Totals], list[Any]]:
+    totals, stops = {}, []
+    for machine in ("M1", "M2"):
+        totals[machine], machine_stops = reference(plant, events, machine, start, end, NOW, origin=origin)
+        stops.extend(machine_stops)
+    return totals, stops
+
+
+def test_a_window_entirely_before_the_first_event(reader: PlantReader) -> None:
+    start, end = RECENT - 3 * HOUR, RECENT  # local 05:00-08:00: shift A from 06:00
+    got = reader.machine_kpis("L1", "M2", start, end, NOW)
+    assert (got["calendar_s"], got["planned_operation_s"], got["planned_busy_s"]) == (3 * 3600, 7200, 7200)
+    assert (got["unknown_s"], got["known_planned_busy_s"], got["good_count"]) == (7200, 0, 0)
+    assert got["oee"] is None and got["teep"] == 0
+    assert got["energy"]["kwh"] == 0
+    timeline = reader.timeline("L1", start, end, NOW)
+    assert [m["segments"] for m in timeline["machines"]] == [[[start, end, "unknown", 0]]] * 2
+
+
+# Hand-computed: the demo plant's shift A only, 07:00-15:00 local with breaks 09:30-09:45,
+# 11:30-12:00 and 13:30-13:45. M2 (output, ideal cycle 45 s) is first heard at 10:00:00
+# local and runs; it is silent from 10:19:50 (last heartbeat) to 10:40:00, so unknown from
+# 10:20:20 (gap timeout 30 s). A part and a meter reading (+0.1 kWh) every minute at :30.
+# M1 has no data until 12:10, and the worker has not applied its events yet (open edge only).
+
+def _hand_plant() -> Any:
+    from tests.core_support import machine_config, make_plant
+
+    shifts = [{"name": "A", "start": "07:00", "end": "15:00", "breaks": [
+        {"start": "09:30", "end": "09:45"}, {"start": "11:30", "end": "12:00"}, {"start": "13:30", "end": "13:45"}]}]
+    machines = [machine_config("M1", ideal=30.0), machine_config("M2", ideal=45.0)]
+    return make_plant(shifts=shifts, timezone="Asia/Shanghai",
+                      lines=[{"id": "L1", "output_machine": "M2", "machines": machines}])
+
+
+def _local(hh: int, mm: int = 0, ss: float = 0.0) -> float:
+    """Local time (Asia/Shanghai) on the local day of RECENT (a UTC midnight = 08:00 local)."""
+    return RECENT + (hh - 8) * HOUR + mm * 60 + ss
+
+
+HAND_NOW = _local(12, 30)
+
+
+def _hand_events(machine: str, first: float, silent: tuple[float, float] | None = None) -> list[Event]:
+    def event(signal: Signal, value: object, ts: float) -> Event:
+        return Event("L1", machine, signal, value, "Good", ts)  # type: ignore[arg-type]
+
+    out = [event(Signal.STATE, "running", first), event(Signal.GOOD, 0, first), event(Signal.ENERGY, 100.0, first)]
+    t, n = first + 10, 0
+    while t < HAND_NOW:
+        if silent is None or not silent[0] <= t < silent[1]:
+            out.append(event(Signal.HEARTBEAT, None, t))
+            if (t - first) % 60 == 30:
+                n += 1
+                out.append(event(Signal.GOOD, n, t))
+                out.append(event(Signal.ENERGY, round(100.0 + 0.1 * n, 4), t))
+        t += 10
+    return out
+
+
+@pytest.fixture
+def hand_reader(redis_client: redis.Redis) -> PlantReader:
+    plant = _hand_plant()
+    write_events(redis_client, _hand_events("M2", _local(10), silent=(_local(10, 20), _local(10, 40))))
+    run_worker_until_drained(redis_client, plant, HAND_NOW)
+    write_events(redis_client, _hand_events("M1", _local(12, 10)))  # not rolled up yet
+    reader = PlantReader(redis_client, plant)
+    snapshot = reader._snapshot("L1")
+    assert snapshot.watermark("M1") is None and snapshot.watermark("M2") == _local(12, 29)
+    return reader
+
+
+def test_hand_computed_window_before_the_first_event(hand_reader: PlantReader) -> None:
+    start, end = _local(7), _local(11)
+    got = hand_reader.machine_kpis("L1", "M2", start, end, HAND_NOW)
+    assert got["calendar_s"] == 240 * 60
+    assert got["planned_operation_s"] == got["planned_busy_s"] == 225 * 60  # 07:00-11:00 minus the tea break
+    leading = 165 * 60  # 07:00-10:00 minus the tea break 09:30-09:45
+    silence = 19 * 60 + 40  # 10:20:20-10:40:00
+    assert got["unknown_s"] == pytest.approx(leading + silence)
+    assert got["run_s"] == pytest.approx(1220 + 1200)  # 10:00:00-10:20:20, 10:40-11:00
+    assert got["known_planned_busy_s"] == pytest.approx(2420)
+    assert (got["down_s"], got["micro_stop_s"], got["good_count"]) == (0, 0, 40)
+    assert got["oee"] == pytest.approx(40 * 45 / 2420)
+    assert got["teep"] == pytest.approx(40 * 45 / 14400)  # 0.125
+    assert got["teep"] == pytest.approx(got["oee"] * got["known_planned_busy_s"] / got["calendar_s"])
+    assert got["energy"]["kwh"] == pytest.approx(4.0)
+    assert got["energy"]["avg_kw"] == pytest.approx(1.0)  # 4 kWh over the 4 h window
+    _, totals, _ = hand_reader._window_data(hand_reader.line("L1"), ["M2"], start, end, HAND_NOW)
+    assert totals["M2"].state_s == pytest.approx({"unknown": 10800 + silence, "running": 2420})
+    timeline = hand_reader.timeline("L1", start, end, HAND_NOW)["machines"][1]
+    assert timeline["id"] == "M2"
+    assert timeline["segments"] == [[start, _local(10), "unknown", 0], [_local(10), _local(10, 20, 20), "running", 0],
+                                    [_local(10, 20, 20), _local(10, 40), "unknown", 0],
+                                    [_local(10, 40), end, "running", 0]]
+
+
+def test_hand_computed_today_with_an_edge_only_machine(hand_reader: PlantReader) -> None:
+    start = _local(0)  # "today": the collector started at 10:00 (M2) and 12:10 (M1)
+    got = hand_reader.line_kpis("L1", start, HAND_NOW, HAND_NOW, machines=True)
+    planned = (330 - 15 - 30) * 60  # 07:00-12:30 minus tea and meal
+    silence = 19 * 60 + 40
+    assert got["calendar_s"] == pytest.approx(12.5 * 3600)
+    assert got["planned_busy_s"] == pytest.approx(planned)
+    assert got["unknown_s"] == pytest.approx(165 * 60 + silence)
+    assert got["run_s"] == pytest.approx(1220 + 3000 + 1800)  # 10:00-10:20:20, 10:40-11:30, 12:00-12:30
+    assert got["unplanned_run_s"] == pytest.approx(1800)  # the meal break
+    assert (got["good_count"], got["unplanned_good_count"]) == (100, 30)
+    assert got["oee"] == pytest.approx(100 * 45 / 6020)
+    assert got["teep"] == pytest.approx(100 * 45 / 45000)  # 0.1, not ~ the OEE
+    m1, m2 = got["machines"]
+    assert m2["unknown_s"] == got["unknown_s"]
+    assert m1["calendar_s"] == pytest.approx(12.5 * 3600)
+    assert m1["planned_busy_s"] == pytest.approx(planned)
+    assert m1["unknown_s"] == pytest.approx((310 - 45) * 60)  # 07:00-12:10 minus tea and meal
+    assert m1["run_s"] == pytest.approx(1200) and m1["good_count"] == 20  # 12:10:30 ... 12:29:30
+    assert m1["oee"] == pytest.approx(20 * 30 / 1200)
+
+    series = hand_reader.kpi_series("L1", start, HAND_NOW, 3600, HAND_NOW)
+    rows = [[round(b[k], 6) for k in ("calendar_s", "planned_busy_s", "unknown_s", "run_s")]
+            for b in series["buckets"]]
+    assert rows == ([[3600, 0, 0, 0]] * 7 + [  # 00:00-07:00: nothing planned
+        [3600, 3600, 3600, 0], [3600, 3600, 3600, 0], [3600, 2700, 2700, 0],  # 07-10: no data
+        [3600, 3600, silence, 2420], [3600, 1800, 0, 1800], [1800, 1800, 0, 1800]])
+    m1_series = hand_reader.kpi_series("L1", start, HAND_NOW, 3600, HAND_NOW, machine="M1")
+    assert [b["unknown_s"] for b in m1_series["buckets"]][7:] == pytest.approx([3600, 3600, 2700, 3600, 1800, 600])
+    assert [b["run_s"] for b in m1_series["buckets"]][-1] == pytest.approx(1200)
+
+    energy = hand_reader.energy("L1", start, HAND_NOW, HAND_NOW)
+    assert [m["kwh"] for m in energy["machines"]] == pytest.approx([2.0, 13.0])  # 20 and 130 readings
+    assert energy["kwh"] == pytest.approx(15.0)
+    assert energy["avg_kw"] == pytest.approx(15.0 / 12.5)  # over the whole window, not the 2.5 h with data
+    assert energy["machines"][1]["avg_kw"] == pytest.approx(13.0 / 12.5)
