@@ -169,7 +169,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from collectors.simulator import replay_scenario
 
     settings = _settings(args)
-    return _run_quietly(replay_scenario(settings, Path(args.scenario), speed=args.speed))
+    shift = "none" if args.keep_times else args.shift
+    return _run_quietly(replay_scenario(settings, Path(args.scenario), speed=args.speed, shift=shift))
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
@@ -295,7 +296,14 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--speed", type=float, default=1.0, help="simulated seconds per real second")
     rep = add("replay", cmd_replay, "replay a scenario file through the simulator")
     rep.add_argument("scenario")
-    rep.add_argument("--speed", type=float, default=60.0)
+    rep.add_argument("--speed", type=float, default=60.0, help="scenario seconds per real second (default 60)")
+    when = rep.add_mutually_exclusive_group()
+    when.add_argument("--shift", choices=("exact", "days"), default="exact",
+                      help="move the scenario in time so that no row is played before its time: 'exact' "
+                           "(default): it ends when the replay ends (at --speed 1 it plays live); 'days': by "
+                           "whole days of the plant's calendar, to the last day on which it ends by then "
+                           "(its local clock times, shifts and breaks stay as they are)")
+    when.add_argument("--keep-times", action="store_true", help="play the rows with the file's own times")
     add("collect", cmd_collect, "OPC UA -> Redis collector only")
     add("worker", cmd_worker, "rollup worker only")
     return parser

@@ -11,9 +11,15 @@ Per endpoint (all endpoints concurrently, in an ``asyncio.TaskGroup``):
   order; if a queue ever overflows, the oldest go and the latest value stays (a counter
   loses no production, only intermediate values);
 * every notification becomes an ``Event`` (see ``collectors.mapping``);
+* each notification's events sorted by time (stable: a notification lists each node's
+  values together, so values of different nodes that changed within one publishing
+  interval would otherwise be out of time order);
 * a ``hb`` event per machine every ``plant.heartbeat_s`` while the session is healthy, a
   ``link`` "up"/"down" event per machine when the connection is made or lost (and "down"
-  on shutdown): the engine treats link down or silence as unknown time;
+  on shutdown): the engine treats link down or silence as unknown time. With ``source``
+  or ``server`` timestamps these are stamped in the time base of the machine's data (see
+  ``collectors.timebase``), and "up" waits for the machine's first data; with
+  ``arrival`` timestamps they carry the wall clock;
 * on a lost connection: reconnect with capped exponential backoff and subscribe again,
   logging the loss and the recovery once each;
 * a watchdog rebuilds a subscription that went silent (no data and no keep-alive for
@@ -29,6 +35,7 @@ import os
 import time
 from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from pathlib import Path
 
 from asyncua import Client, ua
@@ -40,11 +47,14 @@ from collectors.mapping import Binding, bindings_for, status_name, to_event
 from collectors.redis_io import async_redis
 from collectors.sink import Backoff, RedisSink
 from collectors.subscription import ItemSubscription
+from collectors.timebase import MachineKey, TimeBase
 from config.settings import Settings
 from domain.model import GOOD_STATUS, Event, Signal
-from domain.plant import Endpoint, Plant
+from domain.plant import Endpoint, Plant, TimestampSource
 
 log = logging.getLogger(__name__)
+
+_BY_TIME = attrgetter("ts")
 
 
 @dataclass(frozen=True)
@@ -130,6 +140,14 @@ class EndpointCollector:
         self._outage_since: float | None = None
         self._attempts = 0
         self._reported_bad_nodes: set[str] = set()
+        # The time base of hb/link (None: the wall clock, for ``arrival`` timestamps).
+        self._timebase = None if endpoint.timestamp is TimestampSource.ARRIVAL else TimeBase()
+        self._sub: ItemSubscription | None = None
+        self._fresh: set[int] = set()  # handles whose initial value has not arrived yet
+        self._fresh_since = 0.0
+        self._waiting: set[MachineKey] = set()  # machines whose "link up" waits for their first data
+        self._held: dict[MachineKey, list[tuple[Binding, str]]] = {}  # refused nodes of waiting machines
+        self._up_at = 0.0
 
     def _password(self, env: Mapping[str, str]) -> str | None:
         sec = self.endpoint.security
@@ -190,7 +208,13 @@ class EndpointCollector:
         self._attempts = 0
         self.stats.connects += 1
         self.connected.set()
-        self._link("up")
+        self._up_at = time.monotonic()
+        if self._timebase is None:
+            self._link("up")
+            return
+        monitored = {(b.line, b.machine) for b in self.bindings if b.node_id not in self._refused_nodes}
+        for key in sorted(self._waiting - monitored):  # no data will come: up now
+            self._link_up(key, self._timebase.stamp(key, self._heard()))
 
     async def _session(self, backoff: Backoff) -> None:
         client = self._client()
@@ -209,7 +233,11 @@ class EndpointCollector:
             client.disconnect_socket()  # but not when the timeout cancels it
             raise
         try:
-            sub = self._subscription(client, lost)
+            sub = self._sub = self._subscription(client, lost)
+            if self._timebase is not None:
+                self._fresh, self._fresh_since = set(self.by_handle), time.monotonic()
+                self._waiting = set(self.machines)
+                self._held = {}
             async with asyncio.timeout(self.options.connect_timeout_s):
                 self._refused(await sub.create())
             self._silence_s = max(self.options.watchdog_factor * sub.keepalive_s, 1.0)
@@ -300,34 +328,85 @@ class EndpointCollector:
     def _refused(self, refused: Sequence[tuple[ua.MonitoredItemCreateRequest, ua.StatusCode]]) -> None:
         """Nodes the server would not monitor: logged once each, and an event with the status."""
         self._refused_nodes = set()
-        now = time.time()
         for request, status in refused:
-            binding = self.by_handle[request.RequestedParameters.ClientHandle]
+            handle = request.RequestedParameters.ClientHandle
+            binding = self.by_handle[handle]
+            self._fresh.discard(handle)
             self._refused_nodes.add(binding.node_id)
             name = status_name(status)
             if binding.node_id not in self._reported_bad_nodes:
                 self._reported_bad_nodes.add(binding.node_id)
                 log.warning("endpoint %s: cannot monitor %s (%s/%s %s): %s",
                             self.name, binding.node_id, binding.line, binding.machine, binding.signal, name)
-            self.sink.put(Event(binding.line, binding.machine, binding.signal, None, name, now))
+            key = (binding.line, binding.machine)
+            if self._timebase is None:
+                ts = time.time()
+            elif key in self._waiting:  # written with its "link up"
+                self._held.setdefault(key, []).append((binding, name))
+                continue
+            else:
+                ts = self._timebase.stamp(key, self._heard())
+            self.sink.put(Event(binding.line, binding.machine, binding.signal, None, name, ts))
 
     def _on_data(self, items: Sequence[ua.MonitoredItemNotification]) -> None:
-        """One publish response's notifications, in order (called by asyncua's publish loop)."""
+        """One publish response's notifications (called by asyncua's publish loop): their
+        events sorted by time (stable) go to the sink, after the "link up" of machines
+        heard for the first time in this session."""
         arrival = time.time()
-        by_handle, source, put = self.by_handle, self.endpoint.timestamp, self.sink.put
-        for item in items:
-            binding = by_handle.get(item.ClientHandle)
-            if binding is not None:
-                put(to_event(binding, item.Value, source, arrival))
+        by_handle, source = self.by_handle, self.endpoint.timestamp
+        events: list[Event] = []
+        append = events.append
+        fresh = self._fresh
+        initial: set[int] | None = None
+        if fresh:  # the first values after (re)subscribing: initial values, not changes
+            initial = set()
+            for item in items:
+                handle = item.ClientHandle
+                binding = by_handle.get(handle)
+                if binding is not None:
+                    event = to_event(binding, item.Value, source, arrival)
+                    append(event)
+                    if handle in fresh:
+                        fresh.discard(handle)
+                        initial.add(id(event))
+        else:
+            for item in items:
+                binding = by_handle.get(item.ClientHandle)
+                if binding is not None:
+                    append(to_event(binding, item.Value, source, arrival))
         self.stats.notifications += len(items)
+        timebase = self._timebase
+        if timebase is not None and events:  # arrival timestamps are all equal: already in order
+            events.sort(key=_BY_TIME)
+            ups = timebase.observe(events, arrival, initial, self._waiting)
+            for key, ts in ups.items():
+                self._link_up(key, ts)
+        self.sink.put_all(events)
 
     async def _heartbeats(self, sub: ItemSubscription) -> None:
         while True:
             if sub.silent_for() < self._silence_s:
-                now = time.time()
-                for line, machine in self.machines:
-                    self.sink.put(Event(line, machine, Signal.HEARTBEAT, None, GOOD_STATUS, now))
+                self._beat(sub)
             await asyncio.sleep(self.plant.heartbeat_s)
+
+    def _beat(self, sub: ItemSubscription) -> None:
+        timebase, put = self._timebase, self.sink.put
+        if timebase is None:
+            now = time.time()
+            for line, machine in self.machines:
+                put(Event(line, machine, Signal.HEARTBEAT, None, GOOD_STATUS, now))
+            return
+        heard = sub.heard_until()
+        now = time.monotonic()
+        # A server that never sent some initial values: go on without them.
+        if self._fresh and now - self._fresh_since >= self._silence_s:
+            self._fresh.clear()
+        if self._waiting and now - self._up_at >= self._silence_s:
+            for key in sorted(self._waiting):
+                self._link_up(key, timebase.stamp(key, heard))
+        for key in self.machines:
+            if key not in self._waiting:
+                put(Event(key[0], key[1], Signal.HEARTBEAT, None, GOOD_STATUS, timebase.stamp(key, heard)))
 
     async def _watchdog(self, sub: ItemSubscription) -> None:
         while True:
@@ -338,16 +417,41 @@ class EndpointCollector:
             self.stats.rebuilds += 1
             log.warning("endpoint %s: subscription silent for %.1f s (no data, no keep-alive); rebuilding it",
                         self.name, silent)
+            if self._timebase is not None:  # the new items send their initial values again
+                self._fresh, self._fresh_since = set(self.by_handle), time.monotonic()
             try:
                 async with asyncio.timeout(self.options.connect_timeout_s):
                     self._refused(await sub.rebuild())
             except Exception as exc:
                 raise SessionLost(f"rebuilding the silent subscription failed: {exc!r}") from exc
 
+    def _heard(self) -> float:
+        """Wall time up to which the server's data has arrived (``ItemSubscription.heard_until``)."""
+        return self._sub.heard_until() if self._sub is not None else time.time()
+
+    def _link_up(self, key: MachineKey, ts: float) -> None:
+        """A waiting machine's "link up" and the events of its refused nodes, at ``ts``."""
+        self._waiting.discard(key)
+        line, machine = key
+        self.sink.put(Event(line, machine, Signal.LINK, "up", GOOD_STATUS, ts))
+        for binding, status in self._held.pop(key, ()):
+            self.sink.put(Event(line, machine, binding.signal, None, status, ts))
+
     def _link(self, value: str) -> None:
-        now = time.time()
-        for line, machine in self.machines:
-            self.sink.put(Event(line, machine, Signal.LINK, value, GOOD_STATUS, now))
+        """``link`` ``value`` for every machine. With a time base (only "down": "up" is
+        ``_link_up``) only for the machines whose "up" was written."""
+        timebase = self._timebase
+        if timebase is None:
+            now = time.time()
+            for line, machine in self.machines:
+                self.sink.put(Event(line, machine, Signal.LINK, value, GOOD_STATUS, now))
+            return
+        heard = self._heard()
+        for key in self.machines:
+            if key not in self._waiting:
+                self.sink.put(Event(key[0], key[1], Signal.LINK, value, GOOD_STATUS, timebase.stamp(key, heard)))
+        self._waiting.clear()
+        self._held.clear()
 
 
 class Collector:

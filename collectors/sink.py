@@ -118,6 +118,16 @@ class RedisSink:
         if len(self._pending) == 1 or len(self._pending) >= self.batch_max:
             self._wake.set()
 
+    def put_all(self, events: Sequence[Event]) -> None:
+        """``put`` of each event, in order."""
+        if not events:
+            return
+        pending = self._pending
+        first = not pending
+        pending.extend(events)
+        if first or len(pending) >= self.batch_max:
+            self._wake.set()
+
     @property
     def pending(self) -> int:
         """Events not yet in Redis (waiting for the next batch or in the buffer)."""

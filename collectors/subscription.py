@@ -43,6 +43,7 @@ class ItemSubscription:
         self.subscription_id: int | None = None
         self.revised: ua.CreateSubscriptionResult | None = None
         self.last_publish = time.monotonic()  # data or keep-alive
+        self.last_publish_wall = time.time()  # the same, wall clock
 
     @property
     def keepalive_s(self) -> float:
@@ -52,6 +53,18 @@ class ItemSubscription:
             return float(self.params.RequestedPublishingInterval * self.params.RequestedMaxKeepAliveCount) / 1000
         return float(r.RevisedPublishingInterval * r.RevisedMaxKeepAliveCount) / 1000
 
+    @property
+    def publishing_interval_s(self) -> float:
+        r = self.revised
+        interval = r.RevisedPublishingInterval if r is not None else self.params.RequestedPublishingInterval
+        return float(interval) / 1000
+
+    def heard_until(self) -> float:
+        """Wall time up to which every value the server had queued has arrived, give or
+        take a publishing interval for the server's sampling (a value may enter its queue
+        a little after its SourceTimestamp): the last publish response minus one interval."""
+        return self.last_publish_wall - self.publishing_interval_s
+
     def silent_for(self) -> float:
         return time.monotonic() - self.last_publish
 
@@ -59,7 +72,7 @@ class ItemSubscription:
         """Create the subscription and its items. Returns the items the server refused."""
         self.revised = await self.uaclient.create_subscription(self.params, self._on_publish)
         self.subscription_id = self.revised.SubscriptionId
-        self.last_publish = time.monotonic()
+        self.last_publish, self.last_publish_wall = time.monotonic(), time.time()
         refused = []
         for start in range(0, len(self.items), self.items_per_call):
             chunk = self.items[start:start + self.items_per_call]
@@ -90,7 +103,7 @@ class ItemSubscription:
     def _on_publish(self, result: ua.PublishResult) -> None:
         if result.SubscriptionId != self.subscription_id:
             return  # from a subscription deleted (or being replaced) since
-        self.last_publish = time.monotonic()
+        self.last_publish, self.last_publish_wall = time.monotonic(), time.time()
         for notification in result.NotificationMessage.NotificationData or ():
             if isinstance(notification, ua.DataChangeNotification):
                 self.on_data(notification.MonitoredItems)

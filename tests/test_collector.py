@@ -23,9 +23,11 @@ from collectors.redis_io import async_redis
 from collectors.scenario import load_scenario, replay_scenario
 from collectors.simulator import PlantSimulator, retarget
 from collectors.sink import RedisSink
+from collectors.timebase import TimeBase
 from config.loader import DEMO_PLANT, load_plant
 from config.settings import Settings
 from domain.contract import decode_event, decode_live, events_key, live_key
+from domain.engine import totals_from_events
 from domain.model import Event, Signal, State
 from domain.plant import Plant, Security, TimestampSource
 from tests.support import RedisServer, free_port
@@ -297,6 +299,36 @@ def test_changes_faster_than_the_publishing_interval_all_arrive_in_order(
     assert states[-301:] == [State.UNKNOWN] + [State.RUNNING, State.STARVED] * 150
 
 
+def test_values_of_different_nodes_are_written_in_time_order(demo: Plant, redis_client: redis.Redis,
+                                                              redis_url: str, tmp_path: Path) -> None:
+    """A notification lists each node's queued values together; the collector writes a
+    machine's events in time order all the same (a stable sort per notification)."""
+    plant = fast_plant(demo, lines=["CM1"], publishing_interval_ms=500, queue_size=1000)
+    base = math.floor(time.time()) - 60  # whole seconds: the times below are whole milliseconds
+
+    async def scenario() -> None:
+        async with PlantSimulator(plant, autorun=False) as sim, collecting(plant, redis_url, tmp_path):
+            for signal in (Signal.GOOD, Signal.STATE, Signal.REASON):  # unlike the first values below
+                await sim.write("CM1", "OP20", signal, 0, source_ts=base)
+            started = time.monotonic()
+            for i in range(1, 101):  # good, state, reason, good, state, reason, ... 1 ms apart
+                at = base + i * 0.003
+                await sim.write("CM1", "OP20", Signal.GOOD, i, source_ts=at)
+                await sim.write("CM1", "OP20", Signal.STATE, 6 if i % 2 else 5, source_ts=at + 0.001)
+                await sim.write("CM1", "OP20", Signal.REASON, i, source_ts=at + 0.002)
+            assert time.monotonic() - started < 0.5  # within one publishing interval: one notification
+            await until(lambda: values(stream(redis_client, "CM1"), "OP20", Signal.REASON)[-1:] == [100],
+                        what="all changes")
+
+    asyncio.run(scenario())
+    signals = (Signal.GOOD, Signal.STATE, Signal.REASON)
+    written = [e for e in stream(redis_client, "CM1") if e.machine == "OP20" and base < e.ts < base + 1
+               and e.signal in signals]
+    assert [(e.signal, round(e.ts * 1000)) for e in written] == [
+        (signal, round((base + i * 0.003 + k * 0.001) * 1000))
+        for i in range(1, 101) for k, signal in enumerate(signals)]
+
+
 def test_timestamp_modes(demo: Plant, redis_client: redis.Redis, redis_url: str, tmp_path: Path) -> None:
     base = fast_plant(demo, lines=["BW1"])
     ep = base.endpoints["demo"]
@@ -318,11 +350,16 @@ def test_timestamp_modes(demo: Plant, redis_client: redis.Redis, redis_url: str,
                                      if e.signal == Signal.GOOD and e.value == 5]) == 3, what="writes")
             return written_at
 
+    started = time.time()
     written_at = asyncio.run(scenario())
-    ts = {e.machine: e.ts for e in stream(redis_client, "BW1") if e.signal == Signal.GOOD and e.value == 5}
+    events = stream(redis_client, "BW1")
+    ts = {e.machine: e.ts for e in events if e.signal == Signal.GOOD and e.value == 5}
     assert ts["ST10"] == source_ts
     assert ts["ST20"] == server_ts
     assert written_at <= ts["ST30"] < written_at + 2
+    # Arrival timestamps: the collector's own events carry the wall clock too.
+    own = [e.ts for e in events if e.machine == "ST30" and e.signal in (Signal.HEARTBEAT, Signal.LINK)]
+    assert own and all(started <= t <= time.time() for t in own)
 
 
 def test_watchdog_rebuilds_a_silent_subscription(demo: Plant, redis_client: redis.Redis, redis_url: str,
@@ -431,7 +468,7 @@ def test_a_replayed_shift_arrives_with_its_own_times(demo: Plant, redis_client: 
     async def scenario() -> int:
         stop, start = asyncio.Event(), asyncio.Event()
         replaying = asyncio.create_task(
-            replay_scenario(settings, EXAMPLE_SCENARIO, speed=8 * 3600, stop=stop, start=start))  # 8 h in 1 s
+            replay_scenario(settings, EXAMPLE_SCENARIO, speed=2 * 3600, stop=stop, start=start))  # 8 h in 4 s
         async with collecting(plant, redis_url, tmp_path):
             start.set()
             await until(lambda: values(stream(redis_client, "BW1"), "ST70", Signal.GOOD)[-1:] == [last_good.value],
@@ -446,6 +483,109 @@ def test_a_replayed_shift_arrives_with_its_own_times(demo: Plant, redis_client: 
     # Machines the scenario does not play have no value: unknown, not running.
     st10 = {e.status for e in events if e.machine == "ST10" and e.signal == Signal.STATE}
     assert st10 == {"BadWaitingForInitialData"}
+    # The collector's own events are in the scenario's time (2025), not today's: "link up"
+    # at the first row (the nodes' initial values carry its time), heartbeats after it and
+    # never ahead of the data; every machine's events in time order.
+    first, last = rows[0].time, rows[-1].time
+    for machine in ("ST10", "ST70"):
+        mine = [e for e in events if e.machine == machine]
+        assert (mine[0].signal, mine[0].value, mine[0].ts) == (Signal.LINK, "up", first)
+        assert [e.ts for e in mine] == sorted(e.ts for e in mine), machine
+        beats = [e.ts for e in mine if e.signal == Signal.HEARTBEAT]
+        assert beats and first <= beats[0] and beats[-1] < last + 60, machine
+    # Readings every 15 s (gap_timeout_s / 2) keep the machine heard all shift: the
+    # heartbeats, every heartbeat_s of wall time, cannot at 7200x.
+    # Up to the "link down" (the collector stopped right after the last row), in
+    # the scenario's time too.
+    line = plant.line("BW1")
+    st70 = line.machine("ST70")  # type: ignore[union-attr]
+    mine = [e for e in events if e.machine == "ST70"]
+    down = mine[-1]
+    assert (down.signal, down.value) == (Signal.LINK, "down") and last <= down.ts < last + 60
+    totals, _ = totals_from_events(mine, plant, line, st70, first, down.ts, down.ts)  # type: ignore[arg-type]
+    assert totals.unknown_s == 0 and totals.run_s > 5 * 3600
+
+
+# --- the time base of hb and link ------------------------------------------------------------
+
+
+def ev(machine: str, signal: Signal, value: object, ts: float) -> Event:
+    return Event("L1", machine, signal, value, "Good", ts)
+
+
+def test_timebase_follows_the_clock_of_the_data_changes_not_the_initial_values() -> None:
+    a, b = ("L1", "A"), ("L1", "B")
+    assert TimeBase().stamp(a, 1000.0) == 1000.0  # nothing known: the wall clock
+    tb = TimeBase()
+    # Initial values carry each node's last change (long ago for a quiet node): only a lower
+    # bound of the PLC's clock. "link up" at the newest of them.
+    initial = [ev("A", Signal.STATE, "idle", 100.0), ev("A", Signal.GOOD, 7, 460.0)]
+    assert tb.observe(initial, 1000.0, {id(e) for e in initial}, waiting={a, b}) == {a: 460.0}
+    assert tb.stamp(a, 1010.0) == 470.0
+    assert tb.stamp(b, 1010.0) == 470.0  # no data of its own: the endpoint's bound
+    # A change: this clock is 500 s behind the wall clock (latency included).
+    tb.observe([ev("A", Signal.GOOD, 8, 520.0)], 1020.0)
+    assert tb.offset(a) == -500.0 and tb.stamp(a, 1030.0) == 530.0
+    assert tb.stamp(b, 1030.0) == 530.0  # no change of its own: the endpoint's offset
+    # B (another PLC behind the same server) runs 900 s behind: from now on its own clock,
+    # but never earlier than what was written for it (monotonic per machine).
+    tb.observe([ev("B", Signal.GOOD, 1, 140.0)], 1040.0)
+    assert (tb.offset(a), tb.offset(b)) == (-500.0, -900.0)
+    assert tb.stamp(b, 1050.0) == 530.0
+    assert tb.stamp(b, 1440.0) == 540.0
+    # A notification delivered late makes the estimate fall back: stamps stay monotonic.
+    tb.observe([ev("A", Signal.GOOD, 9, 600.0)], 1200.0)
+    assert tb.stamp(a, 1201.0) == 601.0
+    assert tb.stamp(a, 1150.0) == 601.0
+
+
+def test_timebase_link_up_never_starts_a_machine_ahead_of_its_data() -> None:
+    a = ("L1", "A")
+    tb = TimeBase()
+    # The first notification holds the initial values and changes made since subscribing
+    # (a replay that began at once): "link up" at the earliest change, not at the newest
+    # data (that would make the changes before it late); the initial values older than it
+    # are applied at its time.
+    events = [ev("A", Signal.REASON, 0, 50.0), ev("A", Signal.GOOD, 1, 90.0), ev("A", Signal.STATE, "running", 100.0),
+              ev("A", Signal.GOOD, 2, 115.0), ev("A", Signal.GOOD, 3, 130.0)]
+    assert tb.observe(events, 2000.0, {id(e) for e in events[:3]}, waiting={a}) == {a: 115.0}
+    assert tb.offset(a) == 130.0 - 2000.0 and tb.last[a] == 130.0
+    assert tb.stamp(a, 2005.0) == 135.0  # the link goes down
+    # Reconnected: the clock is known, "link up" at its now, never before the "down".
+    again = [ev("A", Signal.STATE, "running", 100.0)]
+    assert tb.observe(again, 2001.5, {id(again[0])}, waiting={a}) == {a: 135.0}
+    again = [ev("A", Signal.STATE, "running", 100.0)]
+    assert tb.observe(again, 2100.0, {id(again[0])}, waiting={a}) == {a: 230.0}
+    assert tb.observe([ev("A", Signal.GOOD, 4, 240.0)], 2110.0) == {}  # not waiting: nothing
+
+
+def test_heartbeats_and_links_follow_a_plc_clock_an_hour_behind(demo: Plant, redis_client: redis.Redis,
+                                                                 redis_url: str, tmp_path: Path) -> None:
+    plant = fast_plant(demo, lines=["BW1"])
+    skew = -3600.0
+
+    async def scenario() -> tuple[float, float]:
+        started = time.time()
+        async with PlantSimulator(plant, seed=3, start=started + skew) as sim:  # its clock: an hour behind
+            async with collecting(plant, redis_url, tmp_path):
+                await asyncio.sleep(0.5)
+                for n in range(1, 6):
+                    await sim.write("BW1", "ST10", Signal.REASON, n)  # at the simulator's clock
+                    await asyncio.sleep(0.3)
+                await until(lambda: values(stream(redis_client, "BW1"), "ST10", Signal.REASON)[-1:] == [5],
+                            what="the last reason")
+            return started, time.time()
+
+    started, ended = asyncio.run(scenario())
+    events = stream(redis_client, "BW1")
+    for m in plant.lines[0].machines:
+        mine = [e for e in events if e.machine == m.id]
+        own = [e for e in mine if e.signal in (Signal.HEARTBEAT, Signal.LINK)]
+        assert [e.value for e in own if e.signal == Signal.LINK] == ["up", "down"]
+        assert len(own) >= 4, m.id  # heartbeats every 0.5 s
+        # Stamped with the PLC's clock, never ahead of it (nor of the data).
+        assert all(started + skew - 1 <= e.ts <= ended + skew for e in own), m.id
+        assert mine[0].signal == Signal.LINK and [e.ts for e in mine] == sorted(e.ts for e in mine), m.id
 
 
 def test_quiet_asyncua_logging_drops_only_the_connection_drop_traceback(caplog: pytest.LogCaptureFixture) -> None:

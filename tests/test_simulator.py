@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 from datetime import datetime
@@ -13,9 +14,20 @@ import pytest
 from asyncua import Client, ua
 
 from collectors.machine_model import Calendar, MachineModel, Phase, calendar_segments, raw_state_for
-from collectors.scenario import ScenarioError, load_scenario, parse_scenario, replay
+from collectors.scenario import (
+    ScenarioError,
+    ScenarioRow,
+    generate_scenario,
+    load_scenario,
+    longest_gaps,
+    parse_scenario,
+    replay,
+    replay_scenario,
+    shift_rows,
+)
 from collectors.simulator import PlantSimulator, retarget
 from config.loader import DEMO_PLANT, load_plant
+from config.settings import Settings
 from domain.calendar import shifts_overlapping
 from domain.model import Signal, State
 from domain.plant import MACHINERY_ITEM_STATE, Plant
@@ -196,6 +208,25 @@ def test_example_scenario_is_one_shift_of_bw1_st70(demo: Plant) -> None:
                                         Signal.POWER, Signal.REASON}
     goods = [r.value for r in rows if r.signal == Signal.GOOD]
     assert goods == list(range(len(goods)))
+    # Played faster than real time there are no heartbeats between its rows: the meter,
+    # read every gap_timeout_s / 2, keeps the machine heard.
+    assert longest_gaps(rows) == {("BW1", "ST70"): demo.gap_timeout_s / 2}
+
+
+def test_generated_scenarios_read_the_meter_every_half_gap_timeout(demo: Plant) -> None:
+    start = local(demo, 2025, 3, 3, 9)
+    rows = generate_scenario(demo, "CM1", "OP20", start, start + 3600, seed=2)
+    energy = [r.time for r in rows if r.signal == Signal.ENERGY]
+    assert max(b - a for a, b in zip(energy, energy[1:], strict=False)) <= demo.gap_timeout_s / 2
+    sparse = generate_scenario(demo, "CM1", "OP20", start, start + 3600, seed=2, meter_period_s=60)
+    assert len([r for r in sparse if r.signal == Signal.ENERGY]) < len(energy) / 3
+
+
+def test_longest_gaps_count_only_rows_a_collector_hears() -> None:
+    rows = [ScenarioRow(t, "L", "M", signal, value) for t, signal, value in (
+        (0.0, Signal.STATE, 6), (10.0, Signal.ENERGY, 1.0), (40.0, Signal.STATE, 6),  # no change: not reported
+        (50.0, Signal.ENERGY, 1.5), (52.0, Signal.ENERGY, 1.5))]
+    assert longest_gaps(rows) == {("L", "M"): 40.0}
 
 
 @pytest.mark.parametrize(
@@ -244,3 +275,142 @@ def test_scenario_rows_play_in_time_order_with_their_times(demo: Plant) -> None:
 
     seen = asyncio.run(scenario())
     assert seen[1:] == [(r.value, r.time) for r in rows if r.signal == Signal.GOOD]
+
+
+def test_replay_warns_when_rows_are_further_apart_than_the_gap_timeout(
+        plant: Plant, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "sparse.csv"
+    path.write_text("time,line,machine,signal,value\n"
+                    "2025-03-03T09:00:00+08:00,BW1,ST70,energy_kwh,1.0\n"
+                    "2025-03-03T09:01:00+08:00,BW1,ST70,energy_kwh,1.1\n"
+                    "2025-03-03T09:01:10+08:00,BW1,ST60,energy_kwh,1.1\n", encoding="utf-8")
+    settings = Settings(plant_path=DEMO_PLANT, plant=plant, redis_url=None)
+    caplog.set_level(logging.WARNING, logger="collectors.scenario")
+    assert asyncio.run(replay_scenario(settings, path, speed=600, lead_in_s=0, linger_s=0)) == 3
+    warnings = [r.getMessage() for r in caplog.records if r.name == "collectors.scenario"]
+    assert len(warnings) == 1 and "BW1/ST70 (60 s)" in warnings[0] and "ST60" not in warnings[0]
+    caplog.clear()
+    dense = tmp_path / "dense.csv"
+    dense.write_text("".join(path.read_text(encoding="utf-8").splitlines(keepends=True)[:2]) +
+                     "2025-03-03T09:00:30+08:00,BW1,ST70,energy_kwh,1.1\n", encoding="utf-8")
+    assert asyncio.run(replay_scenario(settings, dense, speed=600, lead_in_s=0, linger_s=0)) == 2
+    assert not [r for r in caplog.records if r.name == "collectors.scenario"]
+
+
+# --- moving a scenario in time -----------------------------------------------------------------
+
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def shift_a(day: tuple[int, int, int], tz: ZoneInfo = SHANGHAI) -> list[ScenarioRow]:
+    """Rows from 07:00:00.250 to 15:00 local (a shift), one every 30 min, and one at 11:11:11.111."""
+    start = datetime(*day, 7, tzinfo=tz).timestamp()
+    times = sorted([start + 0.25 + 1800 * i for i in range(16)] + [start + 4 * 3600 + 671.111, start + 8 * 3600])
+    return [ScenarioRow(round(t, 3), "BW1", "ST70", Signal.GOOD, i) for i, t in enumerate(times)]
+
+
+def played_at(rows: list[ScenarioRow], i: int, starts_at: float, speed: float) -> float:
+    return starts_at + (rows[i].time - rows[0].time) / speed
+
+
+def test_shift_exact_ends_the_scenario_when_the_replay_ends() -> None:
+    rows = shift_a((2025, 3, 3))
+    starts_at = 1_795_600_000.123456
+    for speed in (480.0, 60.0, 1.0, 0.5):
+        moved = shift_rows(rows, SHANGHAI, speed=speed, starts_at=starts_at, shift="exact")
+        delta = moved[0].time - rows[0].time
+        assert [m.time for m in moved] == [pytest.approx(r.time + delta, abs=1e-6) for r in rows]
+        assert round(delta * 1000) == pytest.approx(delta * 1000, abs=1e-3)  # whole milliseconds
+        # Never a row played before its time; at speed >= 1 the last one at the end of the
+        # replay, slower than real time the first one at its start.
+        assert all(m.time <= played_at(rows, i, starts_at, speed) + 1e-6 for i, m in enumerate(moved))
+        edge = -1 if speed >= 1 else 0
+        assert moved[edge].time == pytest.approx(played_at(rows, edge % len(rows), starts_at, speed), abs=1e-3)
+    live = shift_rows(rows, SHANGHAI, speed=1.0, starts_at=starts_at, shift="exact")
+    assert live[0].time == pytest.approx(starts_at, abs=1e-3)  # speed 1: it plays live
+
+
+def test_shift_days_keeps_the_local_clock_times() -> None:
+    rows = shift_a((2025, 3, 3))
+    at = datetime(2026, 11, 25, 16, 0, tzinfo=SHANGHAI).timestamp()  # after today's shift A
+    moved = shift_rows(rows, SHANGHAI, speed=480, starts_at=at, shift="days")
+    assert datetime.fromtimestamp(moved[0].time, SHANGHAI) == datetime(2026, 11, 25, 7, 0, 0, 250000, tzinfo=SHANGHAI)
+    assert [datetime.fromtimestamp(m.time, SHANGHAI).time() for m in moved] == [
+        datetime.fromtimestamp(r.time, SHANGHAI).time() for r in rows]
+    # 8 h at 480x take a minute: at 14:59 the replay ends at 15:00, with the shift; at
+    # 14:58 it would end before the shift does: yesterday's.
+    for hhmm, day in (((14, 59, 1), 25), ((14, 58, 59), 24), ((9, 0, 0), 24)):
+        at = datetime(2026, 11, 25, *hhmm, tzinfo=SHANGHAI).timestamp()
+        moved = shift_rows(rows, SHANGHAI, speed=480, starts_at=at, shift="days")
+        assert datetime.fromtimestamp(moved[0].time, SHANGHAI).date() == datetime(2026, 11, day).date(), hhmm
+        assert moved[-1].time <= at + 8 * 3600 / 480
+    # A scenario dated after the replay moves back.
+    future = shift_rows(shift_a((2027, 1, 1)), SHANGHAI, speed=480, starts_at=at, shift="days")
+    assert datetime.fromtimestamp(future[0].time, SHANGHAI).date() == datetime(2026, 11, 24).date()
+    assert shift_rows(rows, SHANGHAI, speed=480, starts_at=at, shift="none") == rows
+
+
+def test_shift_days_across_daylight_saving_keeps_the_local_clock() -> None:
+    berlin = ZoneInfo("Europe/Berlin")
+    rows = shift_a((2025, 1, 15), berlin)  # winter time, +01:00
+    at = datetime(2025, 7, 1, 18, 0, tzinfo=berlin).timestamp()  # summer time, +02:00
+    moved = shift_rows(rows, berlin, speed=60, starts_at=at, shift="days")
+    local = [datetime.fromtimestamp(m.time, berlin) for m in moved]
+    assert local[0] == datetime(2025, 7, 1, 7, 0, 0, 250000, tzinfo=berlin)
+    assert [t.time() for t in local] == [datetime.fromtimestamp(r.time, berlin).time() for r in rows]
+    assert all(m.time <= played_at(rows, i, at, 60) for i, m in enumerate(moved))
+
+
+def test_replay_plays_a_moved_scenario_with_its_moved_times(plant: Plant, tmp_path: Path) -> None:
+    path = tmp_path / "hour.csv"
+    path.write_text("time,line,machine,signal,value\n" + "".join(
+        f"2025-03-03T09:{m:02d}:00+08:00,BW1,ST70,good,{m}\n" for m in range(0, 60, 6)), encoding="utf-8")
+    rows = load_scenario(path, plant)
+    settings = Settings(plant_path=DEMO_PLANT, plant=plant, redis_url=None)
+
+    async def scenario() -> tuple[list[tuple[int, float]], float, float]:
+        seen: list[tuple[int, float]] = []
+        start, stop = asyncio.Event(), asyncio.Event()
+        began = time.time()
+        replaying = asyncio.create_task(
+            replay_scenario(settings, path, speed=3600, stop=stop, start=start, shift="exact"))
+        for _ in range(100):  # until the server is up
+            client = Client(plant.endpoints["demo"].url)
+            try:
+                await client.connect()
+                break
+            except OSError:
+                await asyncio.sleep(0.1)
+        try:
+            sub = await client.create_subscription(20, None, queue_maxsize=0)
+            await sub.subscribe_data_change(client.get_node("ns=2;s=BW1.ST70.good"), queuesize=100)
+            start.set()
+            while len(seen) < len(rows) + 1:  # the initial value and every row
+                ev = await asyncio.wait_for(sub.__anext__(), 5)
+                dv = ev.data.monitored_item.Value  # type: ignore[union-attr]
+                seen.append((dv.Value.Value, dv.SourceTimestamp.timestamp()))
+                assert dv.SourceTimestamp.timestamp() <= time.time()  # never in the future
+        finally:
+            await client.disconnect()
+            stop.set()
+        assert await replaying == len(rows)
+        return seen, began, time.time()
+
+    seen, began, ended = asyncio.run(scenario())
+    delta = seen[1][1] - rows[0].time
+    assert [(v, round(t - delta, 3)) for v, t in seen[1:]] == [(r.value, r.time) for r in rows]
+    assert began <= seen[-1][1] <= ended  # ends when the replay ends (the server started first)
+    assert seen[0][1] == pytest.approx(seen[1][1], abs=1e-3)  # the initial value at the first row's time
+
+
+def test_replay_command_line_options() -> None:
+    from app import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["replay", "x.csv", "--speed", "480"])
+    assert (args.scenario, args.speed, args.shift, args.keep_times) == ("x.csv", 480.0, "exact", False)
+    assert parser.parse_args(["replay", "x.csv", "--shift", "days"]).shift == "days"
+    assert parser.parse_args(["replay", "x.csv", "--keep-times"]).keep_times
+    with pytest.raises(SystemExit):
+        parser.parse_args(["replay", "x.csv", "--shift", "days", "--keep-times"])
