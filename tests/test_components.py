@@ -690,6 +690,50 @@ def test_pareto_click_filters_the_stops_list(app: Any) -> None:
     assert "Tip dress" not in table and "ST30" in table
 
 
+class StopsAtNow(SampleReader):
+    """The same stops whatever the clock says (the ongoing one started at NOW - 754 s)."""
+
+    def downtime(self, line: str, start: float, end: float, now: float) -> dict[str, Any]:
+        return super().downtime(line, start, end, NOW)
+
+
+def _at(value: Any, location: list[Any]) -> Any:
+    for step in location:
+        value = value[step]
+    return value
+
+
+def test_downtime_tick_patches_only_what_goes_on_while_the_stops_stay() -> None:
+    params, reader = {"start": "shift", "end": None}, StopsAtNow()
+    full = run_callback(make_app(reader, NOW), downtime_panel.refresh, params, None, None, "BW1", None,
+                        triggered=ranges.WINDOW)
+    assert isinstance(full[1], go.Figure) and full[6]["key"] and full[7] == []
+    cell = {"type": downtime_panel.ONGOING, "row": 0}
+    assert "'row': 0" in str(full[4]) and "'row': 1" not in str(full[4])  # ST30's weld fault: the one ongoing
+    outputs = [[]] * 7 + [[{"id": cell, "property": "children"}]]
+    tick = run_callback(make_app(reader, NOW + 60), downtime_panel.refresh, params, 7, None, "BW1", full[6],
+                        triggered=ranges.TICK, outputs_list=outputs)
+    summary, timeline, by_duration, by_count, stops, label, sent, durations = tick
+    assert isinstance(timeline, Patch) and isinstance(by_duration, Patch)
+    assert all(v is downtime_panel.no_update for v in (by_count, stops, label, sent))
+    assert durations == ["13 min"]  # 754 s + 60 s
+    assert "ongoing" not in str(summary)  # the tiles: sent whole (small)
+    figure = full[1].to_plotly_json()
+    moved = 0
+    for op in timeline.to_plotly_json()["operations"]:
+        before = _at(figure, op["location"])  # the index is there in what the browser holds
+        if op["location"][2] == "x":  # an open segment: 60 s longer
+            assert op["params"]["value"] == before + 60_000
+            moved += 1
+    assert moved == len(reader.plant.line("BW1").machines)  # every machine's last segment is open
+
+    changed = run_callback(make_app(reader, NOW + 60), downtime_panel.refresh, params, 7, None, "BW1",
+                           {"key": "what the browser held before a stop began"}, triggered=ranges.TICK,
+                           outputs_list=outputs)
+    assert isinstance(changed[1], go.Figure) and isinstance(changed[3], go.Figure)
+    assert changed[6] == full[6]  # same stops and segments as the full render at NOW
+
+
 def test_timeline_click_opens_the_machine_page() -> None:
     assert downtime_panel.open_machine({"points": [{"y": "ST40"}]}, "BW1") == "/line/BW1/machine/ST40"
 
