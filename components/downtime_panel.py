@@ -283,9 +283,7 @@ def summary_tiles(raw: dict[str, Any], threshold_s: float) -> list[Any]:
         ("MTTR", theme.duration(raw.get("mttr_s")), "mean time to repair"),
         ("Micro-stop threshold", theme.duration(threshold_s), "shorter stops without a reason: small stops"),
     ]
-    return [html.Div(className="kpi-tile", children=[html.Div(n, className="kpi-name"),
-                                                     html.Div(v, className="kpi-value"),
-                                                     html.Div(s, className="kpi-sub")]) for n, v, s in items]
+    return [theme.kpi_tile(n, v, s) for n, v, s in items]
 
 
 # --- callbacks ------------------------------------------------------------------------
@@ -307,15 +305,7 @@ def summary_tiles(raw: dict[str, Any], threshold_s: float) -> list[Any]:
 )
 def refresh(params: dict[str, Any], _n: int | None, reason: str | None, line: str,
             sent: dict[str, Any] | None = None) -> tuple[Any, ...]:
-    p = data.plant()
-    cfg = p.line(line)
-    if cfg is None:
-        raise PreventUpdate
-    at = data.now()
-    window = ranges.resolve(params, at)
-    ticking = ctx.triggered_id == ranges.TICK
-    if ticking and not window.live:
-        raise PreventUpdate
+    p, cfg, window, at, ticking = ranges.panel_context(params, line)
     try:
         raw = data.downtime(line, window.start, window.end, at)
         segments = data.normalise_timeline(data.timeline(line, window.start, window.end, at), data.reason_texts(p))

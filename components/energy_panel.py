@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import dash_bootstrap_components as dbc
 import pandas as pd
 import plotly.graph_objects as go
-from dash import Input, Output, State, callback, ctx, dcc, html, no_update
+from dash import Input, Output, State, callback, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
 from components import data, ranges, theme
@@ -124,9 +124,7 @@ def energy_tiles(kpis: dict[str, Any], fallback_currency: str) -> list[Any]:
         ("Cost", theme.number(e.get("cost"), 0, currency), "time-of-use tariff"),
         ("CO\u2082", theme.number(e.get("co2_kg"), 0, "kg"), "grid emission factor"),
     ]
-    return [html.Div(className="kpi-tile", children=[html.Div(n, className="kpi-name"),
-                                                     html.Div(v, className="kpi-value"),
-                                                     html.Div(s, className="kpi-sub")]) for n, v, s in items]
+    return [theme.kpi_tile(n, v, s) for n, v, s in items]
 
 
 # --- callbacks ------------------------------------------------------------------------
@@ -143,15 +141,7 @@ def energy_tiles(kpis: dict[str, Any], fallback_currency: str) -> list[Any]:
     State(POWER_STATE, "data"),
 )
 def refresh(params: dict[str, Any], _n: int | None, line: str, held: dict[str, Any] | None) -> tuple[Any, ...]:
-    p = data.plant()
-    cfg = p.line(line)
-    if cfg is None:
-        raise PreventUpdate
-    at = data.now()
-    window = ranges.resolve(params, at)
-    ticking = ctx.triggered_id == ranges.TICK
-    if ticking and not window.live:
-        raise PreventUpdate
+    p, cfg, window, at, ticking = ranges.panel_context(params, line)
     machines = [m.id for m in cfg.machines]
     step = power_step(window)
     extend = ticking and held is not None and held.get("params") == params and held.get("step") == step

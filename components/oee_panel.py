@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import dash_bootstrap_components as dbc
 import pandas as pd
 import plotly.graph_objects as go
-from dash import Input, Output, Patch, State, callback, ctx, dcc, html, no_update
+from dash import Input, Output, Patch, State, callback, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
 from components import data, ranges, theme
@@ -68,14 +68,9 @@ def kpi_tiles(kpis: dict[str, Any], target_oee: float | None = None) -> list[Any
     ]
     out = []
     for name, value, sub, extra in tiles:
-        cls = "kpi-tile " + extra
         if name == "OEE" and target_oee and theme.is_number(value):
-            cls += " kpi-good" if value >= target_oee else " kpi-bad"
-        out.append(html.Div(className=cls, children=[
-            html.Div(name, className="kpi-name"),
-            html.Div(theme.pct(value), className="kpi-value"),
-            html.Div(sub, className="kpi-sub"),
-        ]))
+            extra += " kpi-good" if value >= target_oee else " kpi-bad"
+        out.append(theme.kpi_tile(name, theme.pct(value), sub, extra))
     return out
 
 
@@ -248,15 +243,7 @@ def shift_kpis(line: str, window: data.Window, at: float) -> list[tuple[Any, dic
     State(LINE, "data"),
 )
 def refresh(params: dict[str, Any], _n: int | None, line: str) -> tuple[Any, ...]:
-    p = data.plant()
-    cfg = p.line(line)
-    if cfg is None:
-        raise PreventUpdate
-    at = data.now()
-    window = ranges.resolve(params, at)
-    ticking = ctx.triggered_id == ranges.TICK
-    if ticking and not window.live:
-        raise PreventUpdate
+    p, cfg, window, at, ticking = ranges.panel_context(params, line)
     try:
         kpis = data.line_kpis(line, window.start, window.end, at)
         step = ranges.step_for(window)

@@ -15,6 +15,7 @@ from urllib.parse import parse_qs, urlencode
 
 import dash_bootstrap_components as dbc
 from dash import Input, Output, State, callback, ctx, dcc, html, no_update
+from dash.exceptions import PreventUpdate
 
 from components import data, theme
 
@@ -133,6 +134,22 @@ def resolve(params: dict[str, Any] | None, at: float) -> data.Window:
         return data.resolve_window(data.plant(), params.get("start"), params.get("end"), at)
     except ValueError:
         return data.resolve_window(data.plant(), data.DEFAULT_RANGE, None, at)
+
+
+def panel_context(params: dict[str, Any] | None, line: str) -> tuple[Any, Any, data.Window, float, bool]:
+    """What every line-panel refresh starts from: plant, line config, window, now, and
+    whether this is an interval tick. Stops the update for an unknown line and for ticks
+    of a closed (not live) window, which has nothing new to show."""
+    p = data.plant()
+    cfg = p.line(line)
+    if cfg is None:
+        raise PreventUpdate
+    at = data.now()
+    window = resolve(params, at)
+    ticking = ctx.triggered_id == TICK
+    if ticking and not window.live:
+        raise PreventUpdate
+    return p, cfg, window, at, ticking
 
 
 def step_for(window: data.Window) -> int:

@@ -11,6 +11,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import plotly.graph_objects as go
+from dash import html
 
 from domain.model import State
 
@@ -215,3 +216,12 @@ def figure_template(dark: bool) -> go.layout.Template:
 
 LIGHT = figure_template(dark=False)
 DARK = figure_template(dark=True)
+
+
+def kpi_tile(name: str, value: object, sub: object, extra_class: str = "") -> html.Div:
+    """One figure tile of the line and machine pages (name, big value, small print)."""
+    return html.Div(className=f"kpi-tile {extra_class}".strip(), children=[
+        html.Div(name, className="kpi-name"),
+        html.Div(value, className="kpi-value"),
+        html.Div(sub, className="kpi-sub"),
+    ])
