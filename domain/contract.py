@@ -224,6 +224,25 @@ def carry_field(machine: str) -> str:
     return f"c:{machine}"
 
 
+def checkpoints_key(line: str, machine: str) -> str:
+    """Hash: the worker's state of one machine at whole hours (field = hour start, epoch
+    s; value = JSON carry), kept for the stream's retention: late data rewinds to one."""
+    return f"{line_tag(line)}:ckpt:{machine}"
+
+
+def flags_key(line: str) -> str:
+    """Sorted set of implausible readings (score = event time, epoch s; member = JSON
+    ``{"m": machine, "s": signal, "t": time, "k": kind, "v": rejected value or delta}``)."""
+    return f"{line_tag(line)}:flags"
+
+
+def data_loss_key(line: str) -> str:
+    """Hash written when the rollup worker finds its bookkeeping gone although it had
+    data (Redis lost its data): ``from``, ``to`` (epoch s, the affected range) and
+    ``detected`` (epoch s)."""
+    return f"{line_tag(line)}:lost"
+
+
 def format_number(value: float) -> str:
     """Shortest text for a rollup number: '' for zero, integers without a point, else 7
     significant digits (a 1e-7 relative error, far below any meter's)."""
