@@ -13,7 +13,8 @@ from domain import contract, downtime
 from domain.model import Event, Signal, State
 from domain.plant import Line, Plant
 from store.bookkeeping import LineSnapshot, snapshot_of
-from store.rollup import GROUP, stream_id_tuple
+from store.durability import durability_of
+from store.rollup import GROUP
 
 _STATES = frozenset(state.value for state in State)
 WORKER_SILENT_S = 60.0  # a worker not heard from for this long is not ok
@@ -121,7 +122,9 @@ def _number(event: Event | None) -> float | int | None:
 # --- health ------------------------------------------------------------------------------
 
 def health(redis_client: redis.Redis, plant: Plant, now: float) -> dict[str, Any]:
-    """Redis reachable; per line: the collectors' last data, the worker's heartbeat and lag.
+    """Redis reachable; per line: the collectors' last data, the worker's heartbeat and lag,
+    and data the worker found lost; whether Redis keeps its data at all (``durability``,
+    reported beside ``ok``: a Redis without persistence works until it restarts).
     Never raises for Redis errors: they are the answer."""
     started = time.perf_counter()
     try:
@@ -129,12 +132,17 @@ def health(redis_client: redis.Redis, plant: Plant, now: float) -> dict[str, Any
         latency_ms = (time.perf_counter() - started) * 1000.0
         lines = [line_health(redis_client, plant, line, now) for line in plant.lines]
     except redis.RedisError as exc:
-        return {"ok": False, "now": now, "redis": {"ok": False, "error": str(exc)}, "lines": []}
+        return {"ok": False, "status": "redis_down", "now": now, "redis": {"ok": False, "error": str(exc)},
+                "lines": [], "durability": None}
     ok = all(line["ok"] for line in lines)
-    return {"ok": ok, "now": now, "redis": {"ok": True, "latency_ms": round(latency_ms, 3)}, "lines": lines}
+    status = "data_lost" if any(line["data_loss"] for line in lines) else "ok" if ok else "degraded"
+    return {"ok": ok, "status": status, "now": now, "redis": {"ok": True, "latency_ms": round(latency_ms, 3)},
+            "lines": lines, "durability": durability_of(redis_client).to_dict()}
 
 
 def line_health(redis_client: redis.Redis, plant: Plant, line: Line, now: float) -> dict[str, Any]:
+    """One line; not ok when its data is old, its worker is behind or silent, or a data-loss
+    record exists (``status`` says which; ``data_loss`` has the affected range)."""
     stream = contract.events_key(line.id)
     with redis_client.pipeline(transaction=False) as pipe:
         pipe.hgetall(contract.live_key(line.id))
@@ -142,14 +150,24 @@ def line_health(redis_client: redis.Redis, plant: Plant, line: Line, now: float)
         pipe.xrevrange(stream, count=1)
         pipe.execute_command("XINFO", "GROUPS", stream)  # type: ignore[no-untyped-call]
         pipe.xlen(stream)
-        live_raw, state_raw, newest, groups, length = pipe.execute(raise_on_error=False)
+        pipe.hgetall(contract.data_loss_key(line.id))
+        pipe.time()
+        live_raw, state_raw, newest, groups, length, loss_raw, server_time = pipe.execute(raise_on_error=False)
     live = live_events(line, live_raw if isinstance(live_raw, dict) else {})
     last_data = max((e.ts for events in live.values() for e in events.values()), default=None)
-    worker = worker_health(snapshot_of(state_raw if isinstance(state_raw, dict) else {}), newest, groups, now)
+    oldest_waiting = _oldest_undelivered(redis_client, stream, newest, _group_info(groups, GROUP))
+    server_now = server_time[0] + server_time[1] / 1e6 if isinstance(server_time, tuple | list) else now
+    worker = worker_health(snapshot_of(state_raw if isinstance(state_raw, dict) else {}), groups, now,
+                           oldest_waiting=oldest_waiting, server_now=server_now)
     fresh = last_data is not None and now - last_data <= plant.gap_timeout_s
+    loss = data_loss_of(loss_raw if isinstance(loss_raw, dict) else {})
+    status = ("data_lost" if loss else "no_data" if last_data is None else "stale" if not fresh
+              else "worker_behind" if not worker["ok"] else "ok")
     return {
         "id": line.id,
-        "ok": fresh and worker["ok"],
+        "ok": status == "ok",
+        "status": status,
+        "data_loss": loss,
         "last_data": last_data,
         "last_data_age_s": None if last_data is None else now - last_data,
         "stream_length": length if isinstance(length, int) else None,
@@ -157,16 +175,46 @@ def line_health(redis_client: redis.Redis, plant: Plant, line: Line, now: float)
     }
 
 
-def worker_health(snapshot: LineSnapshot, newest: Any, groups: Any, now: float) -> dict[str, Any]:
-    """Heartbeat age, entries not yet delivered to the worker (as seconds of arrival time),
+def data_loss_of(raw: dict[Any, Any]) -> dict[str, float | None] | None:
+    """The worker's data-loss record (``contract.data_loss_key``): the affected range and
+    when it was found; None when there is none."""
+    if not raw:
+        return None
+    fields = {_text(k): _text(v) for k, v in raw.items()}
+
+    def number(name: str) -> float | None:
+        try:
+            value = float(fields[name])
+        except (KeyError, ValueError):
+            return None
+        return value if math.isfinite(value) else None
+
+    return {"from": number("from"), "to": number("to"), "detected": number("detected")}
+
+
+def _oldest_undelivered(redis_client: redis.Redis, stream: str, newest: Any, group: dict[str, Any]) -> str | None:
+    """The id of the oldest entry the worker's group has not been given yet (None: none
+    waits). A group that has delivered nothing (``0-0``) or does not exist yet waits for
+    the whole stream; one whose last id was trimmed away waits for the stream's first."""
+    newest_id = _text(newest[0][0]) if isinstance(newest, list) and newest else None
+    delivered = str(group.get("last-delivered-id") or "0-0")
+    if newest_id is None or _id_tuple(newest_id) <= _id_tuple(delivered):
+        return None
+    first = redis_client.xrange(stream, min=f"({delivered}", count=1)
+    return _text(first[0][0]) if first else None
+
+
+def worker_health(snapshot: LineSnapshot, groups: Any, now: float, *,
+                  oldest_waiting: str | None = None, server_now: float | None = None) -> dict[str, Any]:
+    """Heartbeat age, how long the oldest entry not yet delivered to the worker has waited
+    (``undelivered_s``, by Redis's clock, which stamped the entry ids; 0 when none waits),
     pending (delivered, not acknowledged) and how far behind now its closed minutes are."""
     group = _group_info(groups, GROUP)
-    newest_id = _text(newest[0][0]) if isinstance(newest, list) and newest else None
-    delivered = group.get("last-delivered-id")
     backlog_s = 0.0
-    if newest_id and delivered and stream_id_tuple(newest_id) > stream_id_tuple(delivered):
-        backlog_s = (stream_id_tuple(newest_id)[0] - stream_id_tuple(delivered)[0]) / 1000.0
-    watermarks = [float(c["w"]) for c in snapshot.carries.values()]
+    if oldest_waiting is not None:
+        waited_from = _id_tuple(oldest_waiting)[0] / 1000.0
+        backlog_s = max(0.0, (now if server_now is None else server_now) - waited_from)
+    watermarks = [float(c["w"]) for c in snapshot.carries.values() if c.get("w") is not None]
     closed_until = min(watermarks) if watermarks else None
     beat_age = None if snapshot.beat is None else now - snapshot.beat
     return {
@@ -174,10 +222,16 @@ def worker_health(snapshot: LineSnapshot, newest: Any, groups: Any, now: float) 
         "beat": snapshot.beat,
         "beat_age_s": beat_age,
         "pending": group.get("pending"),
-        "undelivered_s": backlog_s,
+        "undelivered_s": round(backlog_s, 3),
         "closed_until": closed_until,
         "closed_lag_s": None if closed_until is None else now - closed_until,
     }
+
+
+def _id_tuple(stream_id: str) -> tuple[int, int]:
+    """A stream id ``ms-seq`` as a comparable pair."""
+    ms, _, seq = stream_id.partition("-")
+    return int(ms), int(seq or 0)
 
 
 def _group_info(groups: Any, name: str) -> dict[str, Any]:
