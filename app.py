@@ -67,6 +67,14 @@ def _redis_client(url: str, *, interactive: bool = False) -> Any:
     )
 
 
+def check_at_start(redis_url: str | None, part: str) -> None:
+    """Warn once in the log when the Redis this part is given could lose data (store.durability)."""
+    from store.durability import check_at_start as check
+
+    if redis_url:
+        check(redis_url, part)
+
+
 def create_dash(settings: Any) -> Any:
     """The Dash app with the HTTP API on its Flask server."""
     from api import create_api_blueprint
@@ -89,7 +97,9 @@ def create_server() -> Any:
     from config.settings import Settings
 
     _configure_logging("INFO")
-    return create_dash(Settings.from_env()).server
+    settings = Settings.from_env()
+    check_at_start(settings.redis_url, "dashboard")
+    return create_dash(settings).server
 
 
 def _run_async_in_thread(
@@ -179,6 +189,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if not settings.redis_url:
         raise SystemExit("REDIS_URL is not set: the collector needs a Redis to write to")
+    check_at_start(settings.redis_url, "collector")
     return _run_quietly(run_collector(settings))
 
 
@@ -188,6 +199,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if not settings.redis_url:
         raise SystemExit("REDIS_URL is not set: the rollup worker needs the Redis the collectors write to")
+    check_at_start(settings.redis_url, "rollup worker")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
@@ -200,6 +212,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_dashboard(args: argparse.Namespace) -> int:
     settings = _settings(args)
     app = create_dash(settings)
+    check_at_start(settings.redis_url, "dashboard")
     print(f"Dashboard: http://{settings.host}:{settings.port}/", flush=True)
     app.run(host=settings.host, port=settings.port, debug=False)
     return 0
@@ -219,6 +232,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not settings.redis_url:
         embedded = EmbeddedRedis(settings.data_dir / "redis")
         settings = replace(settings, redis_url=embedded.start())
+    check_at_start(settings.redis_url, "collector, rollup worker and dashboard")
     stoppers: list[Callable[[], None]] = []
     try:
         history = None if args.no_simulator else _demo_history(settings, args.history_hours, args.seed)
