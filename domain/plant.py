@@ -18,7 +18,15 @@ Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: an infinite retention or cycle time passed validation and
+    # crashed the collector later (OverflowError); every number in a plant file is finite.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+DAY_S = 86_400.0
+MAX_PRICE_PER_KWH = 1_000.0  # any currency: far above any tariff, catches typos and overflow
+MAX_POWER_KW = 1_000_000.0  # a 1 GW machine is a typo
+ReasonCode = Annotated[int, Field(ge=0, le=2**31 - 1)]  # PLC reason codes: non-negative DINT
 
 
 class LossCategory(StrEnum):
@@ -49,6 +57,9 @@ class Security(Strict):
     server_certificate: str | None = None
     username: str | None = None
     password_env: str | None = None  # name of the environment variable holding the password
+    # A password crosses the network only with mode SignAndEncrypt; true allows it otherwise
+    # (test servers only: config.loader refuses it without this).
+    allow_unencrypted_password: bool = False
 
 
 class Endpoint(Strict):
@@ -131,14 +142,14 @@ class Machine(Strict):
     id: Identifier
     name: str = ""
     endpoint: Identifier  # key into Plant.endpoints
-    ideal_cycle_time_s: float = Field(gt=0)
+    ideal_cycle_time_s: float = Field(gt=0, le=DAY_S)
     state_map: str = "packml"  # "packml", "machinery" or a key of Plant.state_maps
     nodes: dict[Signal, str] = Field(default_factory=dict)  # signal -> OPC UA node id
     counter_bits: int | None = Field(default=None, ge=8, le=64)  # rollover width of counters
-    meter_rollover_kwh: float | None = Field(default=None, gt=0)
+    meter_rollover_kwh: float | None = Field(default=None, gt=0, le=1e15)
     # Simulator hints (ignored by the collector): power draw per state.
-    power_running_kw: float = Field(default=10.0, ge=0)
-    power_idle_kw: float = Field(default=2.0, ge=0)
+    power_running_kw: float = Field(default=10.0, ge=0, le=MAX_POWER_KW)
+    power_idle_kw: float = Field(default=2.0, ge=0, le=MAX_POWER_KW)
     reject_rate: float = Field(default=0.01, ge=0, le=1)
 
     @field_validator("nodes")
@@ -191,21 +202,22 @@ class Reason(Strict):
 class TariffPeriod(Strict):
     start: time
     end: time  # may be <= start: crosses midnight
-    price_per_kwh: float = Field(ge=0)
+    price_per_kwh: float = Field(ge=0, le=MAX_PRICE_PER_KWH)
     name: str = ""
 
 
 class Tariff(Strict):
     currency: str = "CNY"
-    default_price_per_kwh: float = Field(default=0.7, ge=0)
+    default_price_per_kwh: float = Field(default=0.7, ge=0, le=MAX_PRICE_PER_KWH)
     periods: list[TariffPeriod] = Field(default_factory=list)
 
 
 class Retention(Strict):
-    stream_days: float = Field(default=8, gt=0)
-    minute_rollup_days: float = Field(default=35, gt=0)
-    hour_rollup_days: float = Field(default=400, gt=0)
-    downtime_days: float = Field(default=400, gt=0)
+    # at most a century: longer is a typo, and huge values overflow datetime arithmetic
+    stream_days: float = Field(default=8, gt=0, le=36_500)
+    minute_rollup_days: float = Field(default=35, gt=0, le=36_500)
+    hour_rollup_days: float = Field(default=400, gt=0, le=36_500)
+    downtime_days: float = Field(default=400, gt=0, le=36_500)
 
 
 class Plant(Strict):
@@ -214,13 +226,13 @@ class Plant(Strict):
     endpoints: dict[Identifier, Endpoint]
     lines: list[Line] = Field(min_length=1)
     shifts: list[Shift] = Field(min_length=1)
-    reasons: dict[int, Reason] = Field(default_factory=dict)
+    reasons: dict[ReasonCode, Reason] = Field(default_factory=dict)
     state_maps: dict[Identifier, StateMap] = Field(default_factory=dict)
     tariff: Tariff = Tariff()
-    co2_kg_per_kwh: float = Field(default=0.5703, ge=0)  # China grid average, 2022
-    micro_stop_threshold_s: float = Field(default=120, ge=0)
-    gap_timeout_s: float = Field(default=30, gt=0)  # silence after which state is unknown
-    heartbeat_s: float = Field(default=5, gt=0)
+    co2_kg_per_kwh: float = Field(default=0.5703, ge=0, le=10)  # China grid average, 2022
+    micro_stop_threshold_s: float = Field(default=120, ge=0, le=DAY_S)
+    gap_timeout_s: float = Field(default=30, ge=1, le=DAY_S)  # silence after which state is unknown
+    heartbeat_s: float = Field(default=5, ge=0.1, le=3600)  # 1e-9 would busy-loop the collector
     retention: Retention = Retention()
 
     def line(self, line_id: str) -> Line | None:
