@@ -102,7 +102,7 @@ def page_for(plant: Plant, pathname: str, search: str) -> Any:
     if not parts:
         return overview.layout(plant)
     if parts[0] == "wall" and len(parts) <= 2:
-        return wall.layout(plant, line=parts[1] if len(parts) == 2 else None, **query)
+        return wall.layout(plant, parts[1] if len(parts) == 2 else None, query.get("rotate"))
     if parts[0] == "line" and len(parts) == 2:
         return line_page.layout(plant, parts[1], query)
     if parts[0] == "line" and len(parts) == 4 and parts[2] == "machine":

@@ -4,8 +4,13 @@ by duration and by count, and the stops list (ongoing first) with CSV download.
 Click a Pareto bar to list the stops behind it; click a machine's row of the timeline
 to open the machine's page (the range in the query string carries over).
 
-Live windows refresh every 2 s. While the stops and the timeline's segments stay what
-the browser already shows (``structure_key``, held in the ``SENT`` store), a tick only
+The filter is in the URL (``?reason=<group>``), so the list, its CSV and a bookmark
+agree; machine links keep the range.
+
+``draw`` sends everything when the range or filter changes (or a draw went missing);
+in a live window ``update`` follows every 2 s (``ranges.Live``). While the stops and the
+timeline's segments stay what the browser already shows (``structure_key``, held in the
+``LIVE.drawn`` store), a tick only
 moves what is ongoing: the open segments' ends and the Pareto by duration travel as
 ``dash.Patch``, the ongoing stops' durations go to their own cells (``ONGOING``); the
 rest is sent whole only when a stop starts, ends or changes. The stops list is the heavy
@@ -20,6 +25,7 @@ import hashlib
 import json
 from datetime import datetime
 from typing import Any
+from urllib.parse import parse_qs, urlencode
 from zoneinfo import ZoneInfo
 
 import dash_bootstrap_components as dbc
@@ -43,19 +49,20 @@ CLEAR = "dt-clear"
 SUMMARY = "dt-summary"
 CSV = "dt-csv"
 DOWNLOAD = "dt-download"
-SENT = "dt-sent"  # store: {"key": structure_key of what the browser shows}
 ONGOING = "dt-ongoing"  # {"type": ONGOING, "row": i}: the duration cell of an ongoing stop (row i)
+LIVE = ranges.Live("dt")
+REASON_PARAM = "reason"  # ?reason=<Pareto group>: the stops list's filter, in the URL
 
 MAX_ROWS = 200
 NO_REASON = "no reason"
 SMALL_STOPS = "small stops"
 
 
-def layout(line: str) -> html.Section:
+def layout(line: str, reason: str | None = None) -> html.Section:
     return html.Section(className="panel", id="panel-downtime", children=[
         dcc.Store(id=LINE, data=line),
-        dcc.Store(id=FILTER, data=None),
-        dcc.Store(id=SENT),
+        dcc.Store(id=FILTER, data=reason),
+        *LIVE.stores(),
         html.H2("Downtime", className="panel-title"),
         html.Div(id=SUMMARY, className="kpi-tiles"),
         dcc.Graph(id=TIMELINE, config={"displayModeBar": False}, className="fig"),
@@ -199,7 +206,7 @@ def ordered_stops(events: list[dict[str, Any]], group: str | None = None) -> lis
 
 
 def stops_table(events: list[dict[str, Any]], now: float, tz: str, machine_href: str | None = None,
-                live_cells: bool = False) -> Any:
+                live_cells: bool = False, search: str = "") -> Any:
     """Ongoing stops first (``ordered_stops``); ``live_cells``: their durations in ``ONGOING`` cells."""
     if not events:
         return html.P("No stops in this range.", className="text-body-secondary")
@@ -209,7 +216,7 @@ def stops_table(events: list[dict[str, Any]], now: float, tz: str, machine_href:
     for i, e in enumerate(events[:MAX_ROWS]):
         ongoing = e.get("end") is None
         machine = str(e.get("machine", ""))
-        cell = dcc.Link(machine, href=f"{machine_href}/{machine}") if machine_href else machine
+        cell = dcc.Link(machine, href=f"{machine_href}/{machine}{search}") if machine_href else machine
         body.append(html.Tr(className="stop-ongoing" if ongoing else ("stop-planned" if e.get("planned") else ""),
                             children=[
             html.Td(cell),
@@ -277,16 +284,59 @@ def summary_tiles(raw: dict[str, Any], threshold_s: float) -> list[Any]:
         summary = {"stops": len(unplanned), "down_s": sum(float(e.get("duration_s") or 0) for e in unplanned)}
     micro = (f", {theme.count(summary['micro_stops'])} small stops ({theme.duration(summary.get('micro_stop_s'))})"
              if summary.get("micro_stops") else "")
+    # The line's OEE is its output machine's; these add up every machine's stops, and say so.
     items = [
-        ("Unplanned stops", theme.count(summary.get("stops")), f"{theme.duration(summary.get('down_s'))} lost{micro}"),
-        ("MTBF", theme.duration(raw.get("mtbf_s")), "mean time between failures"),
-        ("MTTR", theme.duration(raw.get("mttr_s")), "mean time to repair"),
+        ("Unplanned stops, all machines", theme.count(summary.get("stops")),
+         f"{theme.duration(summary.get('down_s'))} lost, summed over machines{micro}"),
+        ("MTBF, all machines", theme.duration(raw.get("mtbf_s")), "mean time between failures"),
+        ("MTTR, all machines", theme.duration(raw.get("mttr_s")), "mean time to repair"),
         ("Micro-stop threshold", theme.duration(threshold_s), "shorter stops without a reason: small stops"),
     ]
     return [theme.kpi_tile(n, v, s) for n, v, s in items]
 
 
 # --- callbacks ------------------------------------------------------------------------
+
+def _view(params: dict[str, Any], reason: str | None, line: str) -> dict[str, Any] | None:
+    """What the panel shows for a range and a filter (None for a range the API refuses)."""
+    p, cfg, window, at, _error = ranges.panel_context(params, line)
+    if window is None:
+        return None
+    try:
+        raw = data.downtime(line, window.start, window.end, at)
+        segments = data.normalise_timeline(data.timeline(line, window.start, window.end, at), data.reason_texts(p))
+    except data.DataUnavailable:
+        raise PreventUpdate from None
+    events = data.downtime_events(raw)
+    open_from = window.end - 1  # segments and stops reaching the window's end are still going on
+    return {
+        "plant": p, "window": window, "at": at, "raw": raw, "segments": segments, "open_from": open_from,
+        "machines": [m.id for m in cfg.machines], "stops": ordered_stops(events, reason), "events": events,
+        "threshold": float(raw.get("micro_stop_threshold_s", p.micro_stop_threshold_s)),
+        "key": structure_key(params, reason, events, segments, open_from),
+    }
+
+
+def filter_label(reason: str | None, events: list[dict[str, Any]]) -> str:
+    if reason is None:
+        return ""
+    texts = {event_group(e): e.get("reason_text") for e in events}
+    return f"only: {texts.get(reason) or (SMALL_STOPS if reason == SMALL_STOP_GROUP else NO_REASON)}"
+
+
+def _full(v: dict[str, Any], params: dict[str, Any], reason: str | None, line: str) -> tuple[Any, ...]:
+    p = v["plant"]
+    return (
+        summary_tiles(v["raw"], v["threshold"]),
+        timeline_figure(v["segments"], v["machines"], p.timezone),
+        pareto_figure(data.pareto_rows(v["raw"], "duration"), "duration"),
+        pareto_figure(data.pareto_rows(v["raw"], "count"), "count"),
+        stops_table(v["stops"], v["at"], p.timezone, machine_href=f"/line/{line}/machine",
+                    live_cells=True, search=ranges.search_for(params)),
+        filter_label(reason, v["events"]),
+        ranges.drawn(params, v["window"], key=v["key"], reason=reason),
+    )
+
 
 @callback(
     Output(SUMMARY, "children"),
@@ -295,53 +345,63 @@ def summary_tiles(raw: dict[str, Any], threshold_s: float) -> list[Any]:
     Output(PARETO_COUNT, "figure"),
     Output(STOPS, "children"),
     Output(FILTER_LABEL, "children"),
-    Output(SENT, "data"),
-    Output({"type": ONGOING, "row": ALL}, "children"),
+    Output(LIVE.drawn, "data"),
     Input(ranges.WINDOW, "data"),
-    Input(ranges.TICK, "n_intervals"),
     Input(FILTER, "data"),
+    Input(LIVE.redraw, "data"),
     State(LINE, "data"),
-    State(SENT, "data"),
 )
-def refresh(params: dict[str, Any], _n: int | None, reason: str | None, line: str,
-            sent: dict[str, Any] | None = None) -> tuple[Any, ...]:
-    p, cfg, window, at, ticking = ranges.panel_context(params, line)
-    try:
-        raw = data.downtime(line, window.start, window.end, at)
-        segments = data.normalise_timeline(data.timeline(line, window.start, window.end, at), data.reason_texts(p))
-    except data.DataUnavailable:
-        raise PreventUpdate from None
-    events = data.downtime_events(raw)
-    machines = [m.id for m in cfg.machines]
-    threshold = float(raw.get("micro_stop_threshold_s", p.micro_stop_threshold_s))
-    open_from = window.end - 1  # segments and stops reaching the window's end are still going on
-    key = structure_key(params, reason, events, segments, open_from)
-    stops = ordered_stops(events, reason)
-    if ticking and (sent or {}).get("key") == key:
+def draw(params: dict[str, Any], reason: str | None, _redraw: Any, line: str) -> tuple[Any, ...]:
+    """Everything, whatever asked first (the page's first request, a new range or filter, a redraw)."""
+    v = _view(params, reason, line)
+    if v is None:
+        _p, _cfg, _w, _at, error = ranges.panel_context(params, line)
+        empty = theme.empty_figure()
+        return ranges.refused(str(error)), empty, empty, empty, "", "", ranges.drawn(params, None, reason=reason)
+    return _full(v, params, reason, line)
+
+
+@callback(
+    Output(SUMMARY, "children", allow_duplicate=True),
+    Output(TIMELINE, "figure", allow_duplicate=True),
+    Output(PARETO_DURATION, "figure", allow_duplicate=True),
+    Output(PARETO_COUNT, "figure", allow_duplicate=True),
+    Output(STOPS, "children", allow_duplicate=True),
+    Output(FILTER_LABEL, "children", allow_duplicate=True),
+    Output(LIVE.drawn, "data", allow_duplicate=True),
+    Output({"type": ONGOING, "row": ALL}, "children"),
+    Input(LIVE.pulse, "data"),
+    Input(ranges.WINDOW, "data"),
+    Input(FILTER, "data"),
+    State(LIVE.drawn, "data"),
+    State(LINE, "data"),
+    prevent_initial_call=True,
+)
+def update(_pulse: Any, params: dict[str, Any], reason: str | None, held: dict[str, Any] | None,
+           line: str) -> tuple[Any, ...]:
+    """A live window's tick. While the stops and segments are what the browser holds
+    (``structure_key``), only what goes on moves (patches, the ongoing cells); otherwise
+    everything is sent again. A new range or filter also triggers this (and stops here):
+    that drops any update still on its way for the old view."""
+    ranges.live_context(params, held, line)
+    if (held or {}).get("reason") != reason:
+        raise PreventUpdate
+    v = _view(params, reason, line)
+    if v is None:
+        raise PreventUpdate
+    if (held or {}).get("key") == v["key"]:
+        p = v["plant"]
         return (
-            summary_tiles(raw, threshold),
-            timeline_patch(timeline_traces(segments, machines, p.timezone, open_from)),
-            pareto_patch(data.pareto_rows(raw, "duration"), "duration"),
+            summary_tiles(v["raw"], v["threshold"]),
+            timeline_patch(timeline_traces(v["segments"], v["machines"], p.timezone, v["open_from"])),
+            pareto_patch(data.pareto_rows(v["raw"], "duration"), "duration"),
             no_update,  # counts change only with the stops
             no_update,
             no_update,
             no_update,
-            ongoing_durations(stops, _ongoing_cells(), at),
+            ongoing_durations(v["stops"], _ongoing_cells(), v["at"]),
         )
-    label = ""
-    if reason is not None:
-        texts = {event_group(e): e.get("reason_text") for e in events}
-        label = f"only: {texts.get(reason) or (SMALL_STOPS if reason == SMALL_STOP_GROUP else NO_REASON)}"
-    return (
-        summary_tiles(raw, threshold),
-        timeline_figure(segments, machines, p.timezone),
-        pareto_figure(data.pareto_rows(raw, "duration"), "duration"),
-        pareto_figure(data.pareto_rows(raw, "count"), "count"),
-        stops_table(stops, at, p.timezone, machine_href=f"/line/{line}/machine", live_cells=True),
-        label,
-        {"key": key},
-        [no_update] * len(_ongoing_cells()),  # the new table has its own cells
-    )
+    return (*_full(v, params, reason, line), [no_update] * len(_ongoing_cells()))  # new table, new cells
 
 
 def _ongoing_cells() -> list[dict[str, Any]]:
@@ -350,19 +410,45 @@ def _ongoing_cells() -> list[dict[str, Any]]:
     return [o["id"] for o in outputs[-1]] if len(outputs) == 8 else []
 
 
+def reason_query(search: str | None) -> str | None:
+    """The Pareto filter in the address bar (``?reason=<group>``)."""
+    values = parse_qs((search or "").lstrip("?")).get(REASON_PARAM)
+    return values[-1] if values else None
+
+
+def search_with_reason(search: str | None, reason: str | None) -> str:
+    query = {k: v[-1] for k, v in parse_qs((search or "").lstrip("?")).items() if k != REASON_PARAM}
+    if reason is not None:
+        query[REASON_PARAM] = reason
+    return "?" + urlencode(query) if query else ""
+
+
 @callback(
-    Output(FILTER, "data"),
+    Output(ranges.URL, "search", allow_duplicate=True),
     Input(PARETO_DURATION, "clickData"),
     Input(PARETO_COUNT, "clickData"),
     Input(CLEAR, "n_clicks"),
+    State(ranges.URL, "search"),
     prevent_initial_call=True,
 )
-def select_reason(by_duration: dict[str, Any] | None, by_count: dict[str, Any] | None, _clear: int | None) -> Any:
-    """Pareto bar clicked -> its reason code filters the stops list."""
+def select_reason(by_duration: dict[str, Any] | None, by_count: dict[str, Any] | None, _clear: int | None,
+                  search: str | None) -> Any:
+    """Pareto bar clicked -> its reason code into the URL, which filters the stops list
+    (``filter_from_url``): the table, the CSV and a bookmark agree."""
     clicked = {PARETO_DURATION: by_duration, PARETO_COUNT: by_count}.get(ctx.triggered_id)
-    if not clicked:
-        return None
-    return reason_from_click(clicked)
+    reason = reason_from_click(clicked) if clicked else None
+    new = search_with_reason(search, reason)
+    return new if new != (search or "") else no_update
+
+
+@callback(
+    Output(FILTER, "data"),
+    Input(ranges.URL, "search"),
+    State(FILTER, "data"),
+)
+def filter_from_url(search: str | None, current: str | None) -> Any:
+    reason = reason_query(search)
+    return reason if reason != current else no_update
 
 
 def reason_from_click(click: dict[str, Any]) -> str | None:
@@ -374,16 +460,19 @@ def reason_from_click(click: dict[str, Any]) -> str | None:
 
 
 @callback(
-    Output(ranges.URL, "pathname"),
+    Output(ranges.URL, "href"),
     Input(TIMELINE, "clickData"),
     State(LINE, "data"),
+    State(ranges.WINDOW, "data"),
     prevent_initial_call=True,
 )
-def open_machine(click: dict[str, Any] | None, line: str) -> Any:
+def open_machine(click: dict[str, Any] | None, line: str, params: dict[str, Any] | None = None) -> Any:
+    """A machine's row of the timeline clicked: its page, over the same range."""
     points = (click or {}).get("points") or []
     if not points or not points[0].get("y"):
         return no_update
-    return f"/line/{line}/machine/{points[0]['y']}"
+    search = ranges.search_for(params) if params else ""
+    return f"/line/{line}/machine/{points[0]['y']}{search}"
 
 
 @callback(
@@ -395,7 +484,15 @@ def open_machine(click: dict[str, Any] | None, line: str) -> Any:
     prevent_initial_call=True,
 )
 def download_stops(_clicks: int, params: dict[str, Any], line: str, reason: str | None) -> dict[str, Any]:
+    """The stops the table lists (same range, same filter), all of them."""
     at = data.now()
-    window = ranges.resolve(params, at)
+    window, _error = ranges.resolve_or_error(params, at)
+    if window is None:
+        raise PreventUpdate
     events = ordered_stops(data.downtime_events(data.downtime(line, window.start, window.end, at)), reason)
-    return dcc.send_string(stops_csv(events, data.plant().timezone), f"{line}-stops-{params.get('start', 'range')}.csv")
+    suffix = f"-reason-{reason}" if reason is not None else ""
+    return dcc.send_string(stops_csv(events, data.plant().timezone),
+                           f"{line}-stops-{params.get('start', 'range')}{suffix}.csv")
+
+
+LIVE.register()

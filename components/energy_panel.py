@@ -1,8 +1,9 @@
 """Energy panel of the line page: kW per machine over time, kWh per good part per hour,
 energy used while not running, cost and CO2.
 
-The kW chart is the big one: in a live window each 2 s refresh sends only the new
-points (``extendData``), never the whole figure again.
+The kW chart is the big one: ``draw`` sends it once per range; in a live window each
+2 s ``update`` sends only the new points (``extendData``) and patches the per-part bars,
+never the whole figures again (``ranges.Live``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from zoneinfo import ZoneInfo
 import dash_bootstrap_components as dbc
 import pandas as pd
 import plotly.graph_objects as go
-from dash import Input, Output, State, callback, dcc, html, no_update
+from dash import Input, Output, Patch, State, callback, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
 from components import data, ranges, theme
@@ -23,6 +24,7 @@ TILES = "en-tiles"
 POWER = "en-power"
 PER_GOOD = "en-per-good"
 POWER_STATE = "en-power-state"  # store: what the kW chart holds: {"params", "machines", "last_t", "step"}
+LIVE = ranges.Live("en")
 
 MAX_POINTS = 2000  # per machine in the kW chart
 
@@ -31,6 +33,7 @@ def layout(line: str) -> html.Section:
     return html.Section(className="panel", id="panel-energy", children=[
         dcc.Store(id=LINE, data=line),
         dcc.Store(id=POWER_STATE),
+        *LIVE.stores(),
         html.H2("Energy", className="panel-title"),
         html.Div(id=TILES, className="kpi-tiles"),
         dbc.Row([
@@ -129,38 +132,86 @@ def energy_tiles(kpis: dict[str, Any], fallback_currency: str) -> list[Any]:
 
 # --- callbacks ------------------------------------------------------------------------
 
+def per_good_patch(points: list[dict[str, Any]], tz: str) -> Any:
+    """The bars of ``per_good_figure``, as a patch of its data."""
+    patch: Any = Patch()
+    patch["data"][0]["x"] = local_times([p["start"] for p in points], tz)
+    patch["data"][0]["y"] = [point_value(p, "kwh_per_good_unit") for p in points]
+    return patch
+
+
 @callback(
     Output(TILES, "children"),
     Output(POWER, "figure"),
-    Output(POWER, "extendData"),
     Output(PER_GOOD, "figure"),
     Output(POWER_STATE, "data"),
+    Output(LIVE.drawn, "data"),
     Input(ranges.WINDOW, "data"),
-    Input(ranges.TICK, "n_intervals"),
+    Input(LIVE.redraw, "data"),
     State(LINE, "data"),
-    State(POWER_STATE, "data"),
 )
-def refresh(params: dict[str, Any], _n: int | None, line: str, held: dict[str, Any] | None) -> tuple[Any, ...]:
-    p, cfg, window, at, ticking = ranges.panel_context(params, line)
+def draw(params: dict[str, Any], _redraw: Any, line: str) -> tuple[Any, ...]:
+    """Everything, whatever asked first (the page's first request, a new range, a redraw)."""
+    p, cfg, window, at, error = ranges.panel_context(params, line)
+    if window is None:
+        empty = theme.empty_figure()
+        return ranges.refused(str(error)), empty, empty, None, ranges.drawn(params, None)
     machines = [m.id for m in cfg.machines]
     step = power_step(window)
-    extend = ticking and held is not None and held.get("params") == params and held.get("step") == step
     try:
         kpis = data.line_kpis(line, window.start, window.end, at)
         bucket = ranges.step_for(window)
         points = data.normalise_series(data.kpi_series(line, window.start, window.end, bucket, at))
-        since = held["last_t"] if extend else window.start
+        series = complete(data.normalise_power(data.power_series(line, window.start, window.end, step, at)), step, at)
+    except data.DataUnavailable:
+        raise PreventUpdate from None  # the browser asks again (ranges.REDRAW_AFTER_MS)
+    last = max((pts[-1][0] for pts in series.values() if pts), default=window.start)
+    state = {"params": params, "machines": machines, "last_t": last, "step": step}
+    return (energy_tiles(kpis, p.tariff.currency), power_figure(series, machines, p.timezone),
+            per_good_figure(points, p.timezone, bucket), state, ranges.drawn(params, window))
+
+
+@callback(
+    Output(TILES, "children", allow_duplicate=True),
+    Output(POWER, "figure", allow_duplicate=True),
+    Output(POWER, "extendData"),
+    Output(PER_GOOD, "figure", allow_duplicate=True),
+    Output(POWER_STATE, "data", allow_duplicate=True),
+    Input(LIVE.pulse, "data"),
+    Input(ranges.WINDOW, "data"),
+    State(LIVE.drawn, "data"),
+    State(LINE, "data"),
+    State(POWER_STATE, "data"),
+    prevent_initial_call=True,
+)
+def update(_pulse: Any, params: dict[str, Any], held: dict[str, Any] | None, line: str,
+           power: dict[str, Any] | None) -> tuple[Any, ...]:
+    """A live window's tick: new kW points only, the per-part bars patched. A new range
+    also triggers this (and stops here): that drops any update still on its way for the old one."""
+    p, cfg, window, at = ranges.live_context(params, held, line)
+    machines = [m.id for m in cfg.machines]
+    step = power_step(window)
+    extend = bool(power) and (power or {}).get("params") == params and (power or {}).get("step") == step \
+        and (power or {}).get("machines") == machines
+    since = float(power["last_t"]) if extend and power else window.start
+    try:
+        kpis = data.line_kpis(line, window.start, window.end, at)
+        bucket = ranges.step_for(window)
+        points = data.normalise_series(data.kpi_series(line, window.start, window.end, bucket, at))
         series = complete(data.normalise_power(data.power_series(line, since, window.end, step, at)), step, at)
     except data.DataUnavailable:
         raise PreventUpdate from None
     tiles = energy_tiles(kpis, p.tariff.currency)
-    per_good = per_good_figure(points, p.timezone, bucket)
-    if extend:
-        got = new_points(series, machines, held["last_t"], p.timezone)
-        if got is None:
-            return tiles, no_update, no_update, per_good, no_update
-        update, indices, last = got
-        return tiles, no_update, (update, indices, MAX_POINTS), per_good, {**held, "last_t": last}
-    last = max((pts[-1][0] for pts in series.values() if pts), default=window.start)
-    state = {"params": params, "machines": machines, "last_t": last, "step": step}
-    return tiles, power_figure(series, machines, p.timezone), no_update, per_good, state
+    per_good = per_good_patch(points, p.timezone)
+    if not extend:  # the range grew into a coarser bucket size: the kW chart is drawn again
+        last = max((pts[-1][0] for pts in series.values() if pts), default=window.start)
+        state = {"params": params, "machines": machines, "last_t": last, "step": step}
+        return tiles, power_figure(series, machines, p.timezone), no_update, per_good, state
+    got = new_points(series, machines, since, p.timezone)
+    if got is None:
+        return tiles, no_update, no_update, per_good, no_update
+    new, indices, last = got
+    return tiles, no_update, (new, indices, MAX_POINTS), per_good, {**(power or {}), "last_t": last}
+
+
+LIVE.register()

@@ -12,7 +12,7 @@ import dash_bootstrap_components as dbc
 from dash import ALL, Input, Output, callback, dcc, html
 
 from components import downtime_panel, energy_panel, oee_panel, ranges
-from components.overview import nav
+from components.overview import LINE_LINK, nav
 from domain.plant import Plant
 
 MACHINE_LINK = "line-machine-link"  # {"type": MACHINE_LINK, "line": id, "machine": id}
@@ -22,9 +22,10 @@ def layout(plant: Plant, line: str, query: dict[str, str]) -> html.Div:
     cfg = plant.line(line)
     if cfg is None:
         return html.Div([nav(plant), dbc.Container(html.P(f"No line {line!r} in this plant."))])
-    search = ranges.search_for(ranges.params_from_query(query))
+    params = ranges.params_from_query(query, plant.timezone)
+    search = ranges.search_for(params)
     return html.Div(className="line-page", **{"data-bs-theme": "light"}, children=[
-        nav(plant, f"/line/{line}"),
+        nav(plant, f"/line/{line}", search),
         dbc.Container(fluid=True, children=[
             html.Div(className="page-head", children=[
                 html.Div([dcc.Link("Overview", href="/"), " / ", html.Span(cfg.id)], className="crumbs"),
@@ -38,7 +39,7 @@ def layout(plant: Plant, line: str, query: dict[str, str]) -> html.Div:
             ]),
             ranges.layout(query, plant.timezone),
             oee_panel.layout(line),
-            downtime_panel.layout(line),
+            downtime_panel.layout(line, query.get(downtime_panel.REASON_PARAM)),
             energy_panel.layout(line),
         ]),
     ])
@@ -46,6 +47,11 @@ def layout(plant: Plant, line: str, query: dict[str, str]) -> html.Div:
 
 def machine_hrefs(link_ids: list[dict[str, str]], search: str | None) -> list[str]:
     return [f"/line/{i['line']}/machine/{i['machine']}{search or ''}" for i in link_ids]
+
+
+def range_search(search: str | None) -> str:
+    """The range part of the query string (a link to another page keeps the range only)."""
+    return ranges.search_for(ranges.params_from_search(search))
 
 
 @callback(
@@ -56,4 +62,15 @@ def machine_hrefs(link_ids: list[dict[str, str]], search: str | None) -> list[st
 )
 def keep_range_in_links(search: str | None, ids: list[dict[str, Any]]) -> list[str]:
     """Machine links carry the range the user is looking at."""
-    return machine_hrefs(ids, search)
+    return machine_hrefs(ids, range_search(search))
+
+
+@callback(
+    Output({"type": LINE_LINK, "line": ALL, "place": ALL}, "href"),
+    Input(ranges.URL, "search"),
+    Input({"type": LINE_LINK, "line": ALL, "place": ALL}, "id"),
+    prevent_initial_call=True,
+)
+def keep_range_in_line_links(search: str | None, ids: list[dict[str, Any]]) -> list[str]:
+    """Links to line pages (the navigation bar, the machine page's crumbs) carry the range too."""
+    return [f"/line/{i['line']}{range_search(search)}" for i in ids]

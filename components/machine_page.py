@@ -7,11 +7,11 @@ from typing import Any
 
 import dash_bootstrap_components as dbc
 import plotly.graph_objects as go
-from dash import Input, Output, State, callback, ctx, dcc, html
+from dash import Input, Output, State, callback, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
 from components import data, downtime_panel, energy_panel, live, oee_panel, ranges, theme
-from components.overview import nav
+from components.overview import LINE_LINK, nav
 from domain.plant import Plant
 
 IDS = "mc-ids"  # store: {"line", "machine"}
@@ -22,6 +22,7 @@ TIMELINE = "mc-timeline"
 POWER = "mc-power"
 PARTS = "mc-parts"
 STOPS = "mc-stops"
+LIVE_IDS = ranges.Live("mc")
 
 
 def layout(plant: Plant, line: str, machine: str, query: dict[str, str]) -> html.Div:
@@ -29,14 +30,17 @@ def layout(plant: Plant, line: str, machine: str, query: dict[str, str]) -> html
     mcfg = cfg.machine(machine) if cfg else None
     if cfg is None or mcfg is None:
         return html.Div([nav(plant), dbc.Container(html.P(f"No machine {machine!r} on line {line!r}."))])
-    search = ranges.search_for(ranges.params_from_query(query))
+    search = ranges.search_for(ranges.params_from_query(query, plant.timezone))
     graph = {"config": {"displayModeBar": False}, "className": "fig"}
     return html.Div(className="machine-page", **{"data-bs-theme": "light"}, children=[
         dcc.Store(id=IDS, data={"line": line, "machine": machine}),
-        nav(plant, f"/line/{line}"),
+        *LIVE_IDS.stores(),
+        nav(plant, f"/line/{line}", search),
         dbc.Container(fluid=True, children=[
             html.Div(className="page-head", children=[
-                html.Div([dcc.Link("Overview", href="/"), " / ", dcc.Link(cfg.id, href=f"/line/{line}{search}"),
+                html.Div([dcc.Link("Overview", href="/"), " / ", dcc.Link(cfg.id, href=f"/line/{line}{search}",
+                                                                    id={"type": LINE_LINK, "line": line,
+                                                                        "place": "crumbs"}),
                           " / ", html.Span(mcfg.id)], className="crumbs"),
                 html.H1(f"{mcfg.id} \u00b7 {mcfg.name}" if mcfg.name else mcfg.id, className="h4 mb-2"),
                 html.Div(f"Ideal cycle time {mcfg.ideal_cycle_time_s:g} s", className="text-body-secondary small"),
@@ -90,25 +94,15 @@ def parts_figure(points: list[dict[str, Any]], tz: str, step_s: int) -> go.Figur
     return fig
 
 
-@callback(
-    Output(LIVE, "children"),
-    Output(TILES, "children"),
-    Output(NOTE, "children"),
-    Output(TIMELINE, "figure"),
-    Output(POWER, "figure"),
-    Output(PARTS, "figure"),
-    Output(STOPS, "children"),
-    Input(ranges.WINDOW, "data"),
-    Input(ranges.TICK, "n_intervals"),
-    State(IDS, "data"),
-)
-def refresh(params: dict[str, Any], _n: int | None, ids: dict[str, str]) -> tuple[Any, ...]:
+def view(params: dict[str, Any], ids: dict[str, str]) -> tuple[Any, ...]:
+    """The page's seven outputs for a range, and its ``ranges.Live`` drawn record."""
     p = data.plant()
     line, machine = ids["line"], ids["machine"]
     at = data.now()
-    window = ranges.resolve(params, at)
-    if ctx.triggered_id == ranges.TICK and not window.live:
-        raise PreventUpdate
+    window, error = ranges.resolve_or_error(params, at)
+    if window is None:
+        empty = theme.empty_figure()
+        return (no_update, ranges.refused(str(error)), "", empty, empty, empty, "", ranges.drawn(params, None))
     step = ranges.step_for(window)
     pstep = energy_panel.power_step(window)
     try:
@@ -131,4 +125,51 @@ def refresh(params: dict[str, Any], _n: int | None, ids: dict[str, str]) -> tupl
                                   title="Power (kW, average per bucket)"),
         parts_figure(points, p.timezone, step),
         downtime_panel.stops_table(downtime_panel.ordered_stops(events), at, p.timezone),
+        ranges.drawn(params, window),
     )
+
+
+@callback(
+    Output(LIVE, "children"),
+    Output(TILES, "children"),
+    Output(NOTE, "children"),
+    Output(TIMELINE, "figure"),
+    Output(POWER, "figure"),
+    Output(PARTS, "figure"),
+    Output(STOPS, "children"),
+    Output(LIVE_IDS.drawn, "data"),
+    Input(ranges.WINDOW, "data"),
+    Input(LIVE_IDS.redraw, "data"),
+    State(IDS, "data"),
+)
+def draw(params: dict[str, Any], _redraw: Any, ids: dict[str, str]) -> tuple[Any, ...]:
+    """Everything, whatever asked first (the page's first request, a new range, a redraw)."""
+    return view(params, ids)
+
+
+@callback(
+    Output(LIVE, "children", allow_duplicate=True),
+    Output(TILES, "children", allow_duplicate=True),
+    Output(NOTE, "children", allow_duplicate=True),
+    Output(TIMELINE, "figure", allow_duplicate=True),
+    Output(POWER, "figure", allow_duplicate=True),
+    Output(PARTS, "figure", allow_duplicate=True),
+    Output(STOPS, "children", allow_duplicate=True),
+    Input(LIVE_IDS.pulse, "data"),
+    Input(ranges.WINDOW, "data"),
+    State(LIVE_IDS.drawn, "data"),
+    State(IDS, "data"),
+    prevent_initial_call=True,
+)
+def update(_pulse: Any, params: dict[str, Any], held: dict[str, Any] | None, ids: dict[str, str]) -> tuple[Any, ...]:
+    """A live window's tick: the page again (one machine: small). A new range also
+    triggers this (and stops here): that drops any update still on its way for the old one."""
+    if ctx.triggered_id != LIVE_IDS.pulse or not ranges.is_drawn(held, params) or not (held or {}).get("live"):
+        raise PreventUpdate
+    out = view(params, ids)
+    if not out[-1].get("live"):
+        raise PreventUpdate
+    return out[:-1]
+
+
+LIVE_IDS.register()

@@ -1,8 +1,9 @@
 """OEE panel of the line page: A/P/Q/OEE tiles, OEE per hour against the line's target,
 the loss waterfall, and the shift comparison table with CSV download.
 
-Live windows refresh every 2 s; the hourly chart and the waterfall are then patched
-(``dash.Patch``: only the y values travel), not rebuilt.
+``draw`` sends everything when the range changes (or a draw went missing); in a live
+window ``update`` follows every 2 s and patches the hourly chart and the waterfall
+(``dash.Patch``: only the values travel) of the figures ``draw`` made (``ranges.Live``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from zoneinfo import ZoneInfo
 import dash_bootstrap_components as dbc
 import pandas as pd
 import plotly.graph_objects as go
-from dash import Input, Output, Patch, State, callback, dcc, html, no_update
+from dash import Input, Output, Patch, State, callback, dcc, html
 from dash.exceptions import PreventUpdate
 
 from components import data, ranges, theme
@@ -27,6 +28,7 @@ SHIFTS = "oee-shifts"
 SHIFTS_CSV = "oee-shifts-csv"
 SHIFTS_DOWNLOAD = "oee-shifts-download"
 LINE = "oee-line"  # store: the line id
+LIVE = ranges.Live("oee")
 
 MAX_SHIFTS = 93  # a month of three shifts
 
@@ -34,6 +36,7 @@ MAX_SHIFTS = 93  # a month of three shifts
 def layout(line: str) -> html.Section:
     return html.Section(className="panel", id="panel-oee", children=[
         dcc.Store(id=LINE, data=line),
+        *LIVE.stores(),
         html.H2("OEE", className="panel-title"),
         html.Div(id=TILES, className="kpi-tiles"),
         html.Div(id=THRESHOLD, className="panel-note"),
@@ -238,32 +241,57 @@ def shift_kpis(line: str, window: data.Window, at: float) -> list[tuple[Any, dic
     Output(HOURLY, "figure"),
     Output(WATERFALL, "figure"),
     Output(SHIFTS, "children"),
+    Output(LIVE.drawn, "data"),
     Input(ranges.WINDOW, "data"),
-    Input(ranges.TICK, "n_intervals"),
+    Input(LIVE.redraw, "data"),
     State(LINE, "data"),
 )
-def refresh(params: dict[str, Any], _n: int | None, line: str) -> tuple[Any, ...]:
-    p, cfg, window, at, ticking = ranges.panel_context(params, line)
+def draw(params: dict[str, Any], _redraw: Any, line: str) -> tuple[Any, ...]:
+    """Everything, whatever asked first (the page's first request, a new range, a redraw)."""
+    p, cfg, window, at, error = ranges.panel_context(params, line)
+    if window is None:
+        empty = theme.empty_figure()
+        return ranges.refused(str(error)), "", empty, empty, "", ranges.drawn(params, None)
     try:
         kpis = data.line_kpis(line, window.start, window.end, at)
         step = ranges.step_for(window)
         points = hourly_points(data.kpi_series(line, window.start, window.end, step, at))
-        steps = waterfall_steps(kpis)
-        table = no_update if ticking else shift_table(shift_rows(shift_kpis(line, window, at)), cfg.target_oee)
+        table = shift_table(shift_rows(shift_kpis(line, window, at)), cfg.target_oee)
+    except data.DataUnavailable:
+        raise PreventUpdate from None  # the browser asks again (ranges.REDRAW_AFTER_MS)
+    return (kpi_tiles(kpis, cfg.target_oee), threshold_note(kpis, p.micro_stop_threshold_s),
+            hourly_figure(points, cfg.target_oee, p.timezone, step), waterfall_figure(waterfall_steps(kpis)), table,
+            ranges.drawn(params, window))
+
+
+@callback(
+    Output(TILES, "children", allow_duplicate=True),
+    Output(THRESHOLD, "children", allow_duplicate=True),
+    Output(HOURLY, "figure", allow_duplicate=True),
+    Output(WATERFALL, "figure", allow_duplicate=True),
+    Input(LIVE.pulse, "data"),
+    Input(ranges.WINDOW, "data"),
+    State(LIVE.drawn, "data"),
+    State(LINE, "data"),
+    prevent_initial_call=True,
+)
+def update(_pulse: Any, params: dict[str, Any], held: dict[str, Any] | None, line: str) -> tuple[Any, ...]:
+    """A live window's tick: patch the figures the browser holds. A new range also
+    triggers this (and stops here): that drops any update still on its way for the old one."""
+    p, cfg, window, at = ranges.live_context(params, held, line)
+    try:
+        kpis = data.line_kpis(line, window.start, window.end, at)
+        points = hourly_points(data.kpi_series(line, window.start, window.end, ranges.step_for(window), at))
     except data.DataUnavailable:
         raise PreventUpdate from None
-    if ticking:
-        hourly: Any = Patch()
-        xs, ys = hourly_xy(points, p.timezone)
-        hourly["data"][0]["x"] = xs
-        hourly["data"][0]["y"] = ys
-        hourly["data"][0]["marker"]["color"] = hourly_colours(ys, cfg.target_oee)
-        water: Any = Patch()
-        water["data"][0]["y"] = [round(s[1], 3) for s in steps]
-    else:
-        hourly = hourly_figure(points, cfg.target_oee, p.timezone, step)
-        water = waterfall_figure(steps)
-    return kpi_tiles(kpis, cfg.target_oee), threshold_note(kpis, p.micro_stop_threshold_s), hourly, water, table
+    hourly: Any = Patch()
+    xs, ys = hourly_xy(points, p.timezone)
+    hourly["data"][0]["x"] = xs
+    hourly["data"][0]["y"] = ys
+    hourly["data"][0]["marker"]["color"] = hourly_colours(ys, cfg.target_oee)
+    water: Any = Patch()
+    water["data"][0]["y"] = [round(s[1], 3) for s in waterfall_steps(kpis)]
+    return kpi_tiles(kpis, cfg.target_oee), threshold_note(kpis, p.micro_stop_threshold_s), hourly, water
 
 
 @callback(
@@ -275,6 +303,11 @@ def refresh(params: dict[str, Any], _n: int | None, line: str) -> tuple[Any, ...
 )
 def download_shifts(_clicks: int, params: dict[str, Any], line: str) -> dict[str, Any]:
     at = data.now()
-    window = ranges.resolve(params, at)
+    window, _error = ranges.resolve_or_error(params, at)
+    if window is None:
+        raise PreventUpdate
     rows = shift_rows(shift_kpis(line, window, at))
     return dcc.send_string(shifts_csv(rows), f"{line}-shifts-{params.get('start', 'range')}.csv")
+
+
+LIVE.register()

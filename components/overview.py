@@ -26,20 +26,28 @@ SHIFT = "ov-shift"
 CARD = "ov-card"  # {"type": CARD, "line": id}
 BAR = "ov-bar"  # {"type": BAR, "line": id}
 FIELD = "ov-field"  # {"type": FIELD, "line": id, "field": name}
+LINE_LINK = "line-link"  # {"type": LINE_LINK, "line": id, "place": "nav" | "crumbs"}: keeps the range (line_page)
 
 
 def _f(line: str, name: str, children: Any = theme.DASH, className: str = "") -> html.Span:
     return html.Span(children, id={"type": FIELD, "line": line, "field": name}, className=className)
 
 
-def nav(plant: Plant, active: str = "/") -> dbc.Navbar:
-    links = [("/", "Overview")] + [(f"/line/{ln.id}", ln.id) for ln in plant.lines] + [("/wall", "Wall screen")]
+def nav(plant: Plant, active: str = "/", search: str = "") -> dbc.Navbar:
+    """The app's bar; on line and machine pages (``search``: their range) line links keep the range."""
+    def link(href: str, text: str, line: str | None = None) -> Any:
+        cls = "nav-link active" if href == active else "nav-link"
+        if line is None or not search:
+            return dcc.Link(text, href=href, className=cls)
+        return dcc.Link(text, href=f"{href}{search}", className=cls,
+                        id={"type": LINE_LINK, "line": line, "place": "nav"})
+
+    items = [link("/", "Overview")] + [link(f"/line/{ln.id}", ln.id, ln.id) for ln in plant.lines]
+    items.append(link("/wall", "Wall screen"))
     return dbc.Navbar(
         dbc.Container([
             dcc.Link(plant.name, href="/", className="navbar-brand"),
-            dbc.Nav([dbc.NavItem(dcc.Link(text, href=href,
-                                          className="nav-link active" if href == active else "nav-link"))
-                     for href, text in links], className="ms-auto flex-wrap"),
+            dbc.Nav([dbc.NavItem(i) for i in items], className="ms-auto flex-wrap"),
         ], fluid=True),
         color="dark", dark=True, className="mb-3 app-nav",
     )

@@ -5,16 +5,29 @@
 offset is given): the same parameters as the HTTP API, so a view can be bookmarked
 and its numbers compared with ``/api``. The URL is the one source of truth; the
 ``WINDOW`` store carries the parameters to the panels, which resolve them at each
-refresh (a live window's end moves with the clock).
+refresh (a live window's end moves with the clock). A range the API would refuse is
+shown with the API's own message, never silently replaced by another.
+
+Drawing and live updates are two callbacks per panel (``Live``). The draw sends whole
+figures when the view changes (range, filter) or a draw went missing; the live update
+patches what the browser already holds. They are separate so a 2 s tick can never
+replace a slow first draw: dash-renderer drops the older of two requests of one
+callback, and on a slow tablet the first draw used to lose against the timer, leaving
+``Patch`` updates for figures that did not exist. The browser decides when to ask
+(``assets/dashboard.js``, ``oee.panelTick``): a live update only once the panel has
+drawn this range and only while the range reaches now (past ranges never poll), a
+redraw when a draw has not arrived for ``REDRAW_AFTER_MS``.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
 import dash_bootstrap_components as dbc
-from dash import Input, Output, State, callback, ctx, dcc, html, no_update
+from dash import ClientsideFunction, Input, Output, State, callback, clientside_callback, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
 from components import data, theme
@@ -31,17 +44,84 @@ URL = "range-url"  # the page's own view of the address bar (the root's is only 
 
 CUSTOM = "custom"
 LIVE_REFRESH_MS = 2000
+REDRAW_AFTER_MS = 12000  # a draw not arrived by then was lost (dropped request, server error): ask again
 
 
-def params_from_query(query: dict[str, str]) -> dict[str, str | None]:
+@dataclass(frozen=True, slots=True)
+class Live:
+    """The stores of one panel's draw / live-update pair (see the module docstring).
+
+    ``drawn``: what the browser shows, written by the draw (``{"params", "live", ...}``);
+    ``pulse``: the live update's trigger; ``redraw``: the draw's second trigger;
+    ``wait``: since when the browser has waited for a draw (browser clock)."""
+
+    prefix: str
+
+    @property
+    def drawn(self) -> str:
+        return f"{self.prefix}-drawn"
+
+    @property
+    def pulse(self) -> str:
+        return f"{self.prefix}-pulse"
+
+    @property
+    def redraw(self) -> str:
+        return f"{self.prefix}-redraw"
+
+    @property
+    def wait(self) -> str:
+        return f"{self.prefix}-wait"
+
+    def stores(self) -> list[dcc.Store]:
+        return [dcc.Store(id=i) for i in (self.drawn, self.pulse, self.redraw, self.wait)]
+
+    def register(self) -> None:
+        """The browser-side gate between the 2 s timer and this panel's callbacks."""
+        clientside_callback(
+            ClientsideFunction("oee", "panelTick"),
+            Output(self.pulse, "data"),
+            Output(self.redraw, "data"),
+            Output(self.wait, "data"),
+            Input(TICK, "n_intervals"),
+            State(self.drawn, "data"),
+            State(WINDOW, "data"),
+            State(self.wait, "data"),
+            prevent_initial_call=True,
+        )
+
+
+def drawn(params: dict[str, Any] | None, window: data.Window | None, **extra: Any) -> dict[str, Any]:
+    """The ``Live.drawn`` record of a draw: a closed window (or a refused one) never pulses."""
+    return {"params": params, "live": bool(window and window.live), "redraw_after_ms": REDRAW_AFTER_MS, **extra}
+
+
+def is_drawn(held: dict[str, Any] | None, params: dict[str, Any] | None) -> bool:
+    """The browser holds a draw of these parameters (a live update may patch it)."""
+    return bool(held) and held.get("params") == params  # type: ignore[union-attr]
+
+
+def local_or_iso(text: str | None, tz: str | None) -> str | None:
+    """A time without an offset is plant local time (as in the custom-range inputs): give
+    it the plant's offset. Anything else stays as it is, for the API's checks to judge."""
+    if not text or not tz or text in data.NAMED_RANGES:
+        return text
+    try:
+        parsed = datetime.fromisoformat(text.strip())
+    except ValueError:
+        return text
+    return data.local_input_to_iso(text.strip(), tz) if parsed.tzinfo is None else text
+
+
+def params_from_query(query: dict[str, str], tz: str | None = None) -> dict[str, str | None]:
     start = query.get("start") or data.DEFAULT_RANGE
     end = query.get("end") or None
-    return {"start": start, "end": end if start not in data.NAMED_RANGES else None}
+    return {"start": local_or_iso(start, tz), "end": local_or_iso(end, tz) if start not in data.NAMED_RANGES else None}
 
 
-def params_from_search(search: str | None) -> dict[str, str | None]:
+def params_from_search(search: str | None, tz: str | None = None) -> dict[str, str | None]:
     query = {k: v[-1] for k, v in parse_qs((search or "").lstrip("?")).items()}
-    return params_from_query(query)
+    return params_from_query(query, tz)
 
 
 def search_for(params: dict[str, str | None], keep: dict[str, str] | None = None) -> str:
@@ -57,8 +137,11 @@ def choice_for(params: dict[str, str | None]) -> str:
     return params["start"] if params["start"] in data.NAMED_RANGES else CUSTOM  # type: ignore[return-value]
 
 
+RANGE_LIVE = Live("range")
+
+
 def layout(query: dict[str, str], tz: str) -> html.Div:
-    params = params_from_query(query)
+    params = params_from_query(query, tz)
     choice = choice_for(params)
     options = [{"label": label, "value": value} for value, label in data.NAMED_RANGES.items()]
     options.append({"label": "Custom", "value": CUSTOM})
@@ -66,18 +149,20 @@ def layout(query: dict[str, str], tz: str) -> html.Div:
         dcc.Location(id=URL, refresh=False),
         dcc.Store(id=WINDOW, data=params),
         dcc.Interval(id=TICK, interval=LIVE_REFRESH_MS),
+        *RANGE_LIVE.stores(),
         dbc.RadioItems(
             id=RANGE, options=options, value=choice, inline=True,
             className="btn-group flex-wrap", inputClassName="btn-check",
             labelClassName="btn btn-outline-primary", labelCheckedClassName="active",
         ),
-        html.Div(id=CUSTOM_BOX, className="range-custom" + ("" if choice == CUSTOM else " d-none"), children=[
-            dcc.Input(id=CUSTOM_START, type="datetime-local", value=data.iso_to_local_input(params["start"], tz),
-                      className="form-control form-control-sm"),
-            html.Span("to"),
-            dcc.Input(id=CUSTOM_END, type="datetime-local", value=data.iso_to_local_input(params.get("end"), tz),
-                      className="form-control form-control-sm"),
-            dbc.Button("Apply", id=APPLY, size="sm", color="primary"),
+        html.Div(id=CUSTOM_BOX, className=_box_class(choice), children=[
+            html.Label(["From", dcc.Input(id=CUSTOM_START, type="datetime-local", step=60,
+                                          value=data.iso_to_local_input(params["start"], tz),
+                                          className="form-control form-control-sm")], className="range-input"),
+            html.Label(["to", dcc.Input(id=CUSTOM_END, type="datetime-local", step=60,
+                                        value=data.iso_to_local_input(params.get("end"), tz),
+                                        className="form-control form-control-sm")], className="range-input"),
+            dbc.Button("Apply", id=APPLY, color="primary"),
         ]),
         html.Span(id=LABEL, className="range-label text-body-secondary"),
     ])
@@ -102,7 +187,7 @@ def sync(choice: str, _apply: int | None, search: str | None, custom_start: str 
     keep = {k: v[-1] for k, v in parse_qs((search or "").lstrip("?")).items()}
     trigger = ctx.triggered_id
     if trigger == URL:
-        params = params_from_search(search)
+        params = params_from_search(search, data.plant().timezone)
         if params == current:
             return no_update, no_update, no_update, no_update
         choice = choice_for(params)
@@ -128,28 +213,47 @@ def _box_class(choice: str) -> str:
 
 
 def resolve(params: dict[str, Any] | None, at: float) -> data.Window:
-    """The window for the stored parameters; a bad custom range falls back to this shift."""
+    """The window for the stored parameters; raises ``ValueError`` (the API's
+    ``WindowError``, same message) for a range the API would refuse."""
     params = params or {"start": data.DEFAULT_RANGE, "end": None}
+    return data.resolve_window(data.plant(), params.get("start"), params.get("end"), at)
+
+
+def resolve_or_error(params: dict[str, Any] | None, at: float) -> tuple[data.Window | None, str | None]:
     try:
-        return data.resolve_window(data.plant(), params.get("start"), params.get("end"), at)
-    except ValueError:
-        return data.resolve_window(data.plant(), data.DEFAULT_RANGE, None, at)
+        return resolve(params, at), None
+    except ValueError as exc:
+        return None, str(exc)
 
 
-def panel_context(params: dict[str, Any] | None, line: str) -> tuple[Any, Any, data.Window, float, bool]:
-    """What every line-panel refresh starts from: plant, line config, window, now, and
-    whether this is an interval tick. Stops the update for an unknown line and for ticks
-    of a closed (not live) window, which has nothing new to show."""
+def refused(message: str) -> html.Div:
+    """What a panel shows instead of figures for a range the API refuses."""
+    return html.Div(f"Bad range: {message}", className="alert alert-warning mb-0 range-error")
+
+
+def panel_context(params: dict[str, Any] | None, line: str) -> tuple[Any, Any, data.Window | None, float, str | None]:
+    """What every line-panel callback starts from: plant, line config, window (None for a
+    refused range), now, and the API's message for a refused range. Stops the update
+    for an unknown line."""
     p = data.plant()
     cfg = p.line(line)
     if cfg is None:
         raise PreventUpdate
     at = data.now()
-    window = resolve(params, at)
-    ticking = ctx.triggered_id == TICK
-    if ticking and not window.live:
+    window, error = resolve_or_error(params, at)
+    return p, cfg, window, at, error
+
+
+def live_context(params: dict[str, Any] | None, held: dict[str, Any] | None, line: str
+                 ) -> tuple[Any, Any, data.Window, float]:
+    """A live update's preamble: nothing to do unless the browser holds a draw of this
+    live range (the browser's gate checks too; this is the server's own word)."""
+    if not is_drawn(held, params) or not (held or {}).get("live"):
         raise PreventUpdate
-    return p, cfg, window, at, ticking
+    p, cfg, window, at, error = panel_context(params, line)
+    if window is None or not window.live:
+        raise PreventUpdate
+    return p, cfg, window, at
 
 
 def step_for(window: data.Window) -> int:
@@ -157,10 +261,27 @@ def step_for(window: data.Window) -> int:
     return 3600 if window.end - window.start <= 2 * 86400 else 86400
 
 
-@callback(Output(LABEL, "children"), Input(WINDOW, "data"), Input(TICK, "n_intervals"))
-def show_window(params: dict[str, Any], _n: int | None) -> str:
-    at = data.now()
-    window = resolve(params, at)
-    tz = data.plant().timezone
+def window_text(window: data.Window, tz: str) -> str:
+    """The range in words: a named range's name and its span (a custom range is its span)."""
     span = f"{theme.local_datetime(window.start, tz)} \u2192 {theme.local_datetime(window.end, tz)}"
-    return f"{window.label}: {span}" + (" (live)" if window.live else "")
+    named = "\u2192" not in window.label
+    return (f"{window.label}: {span}" if named else span) + (" (live)" if window.live else "")
+
+
+@callback(
+    Output(LABEL, "children"),
+    Output(LABEL, "className"),
+    Output(RANGE_LIVE.drawn, "data"),
+    Input(WINDOW, "data"),
+    Input(RANGE_LIVE.pulse, "data"),
+    Input(RANGE_LIVE.redraw, "data"),
+)
+def show_window(params: dict[str, Any], _pulse: Any, _redraw: Any) -> tuple[Any, ...]:
+    at = data.now()
+    window, error = resolve_or_error(params, at)
+    if window is None:
+        return f"Bad range: {error}", "range-label range-error alert alert-warning", drawn(params, None)
+    return window_text(window, data.plant().timezone), "range-label text-body-secondary", drawn(params, window)
+
+
+RANGE_LIVE.register()

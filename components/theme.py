@@ -218,6 +218,14 @@ LIGHT = figure_template(dark=False)
 DARK = figure_template(dark=True)
 
 
+def empty_figure(dark: bool = False) -> go.Figure:
+    """A blank chart of the page's look (instead of Plotly's default axes -1..6)."""
+    fig = go.Figure()
+    fig.update_layout(template=DARK if dark else LIGHT, height=300, xaxis={"visible": False},
+                      yaxis={"visible": False})
+    return fig
+
+
 def kpi_tile(name: str, value: object, sub: object, extra_class: str = "") -> html.Div:
     """One figure tile of the line and machine pages (name, big value, small print)."""
     return html.Div(className=f"kpi-tile {extra_class}".strip(), children=[

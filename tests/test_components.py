@@ -410,6 +410,26 @@ def test_range_params_round_trip_through_the_url(search: str, params: dict[str, 
     assert ranges.params_from_search(ranges.search_for(got)) == got
 
 
+@pytest.mark.parametrize(("query", "params"), [
+    ({"start": "2026-12-01T07:00"}, {"start": "2026-12-01T07:00+08:00", "end": None}),
+    ({"start": "2026-12-01T07:00", "end": "2026-12-01T15:30"},
+     {"start": "2026-12-01T07:00+08:00", "end": "2026-12-01T15:30+08:00"}),
+    ({"start": "2026-12-01T07:00Z"}, {"start": "2026-12-01T07:00Z", "end": None}),  # an offset stays
+    ({"start": "garbage"}, {"start": "garbage", "end": None}),  # left for the API's check to refuse
+    ({"start": "yesterday", "end": "2026-12-01T07:00"}, {"start": "yesterday", "end": None}),
+])
+def test_a_time_without_offset_in_the_url_is_plant_local(query: dict[str, str], params: dict[str, Any]) -> None:
+    assert ranges.params_from_query(query, PLANT.timezone) == params
+
+
+def test_window_label_says_the_range_once() -> None:
+    custom = data.resolve_window(PLANT, "2026-11-24T07:00+08:00", "2026-11-24T15:00+08:00", NOW)
+    assert ranges.window_text(custom, PLANT.timezone) == "2026-11-24 07:00 \u2192 2026-11-24 15:00"
+    shift = data.resolve_window(PLANT, "shift", None, NOW)
+    assert ranges.window_text(shift, PLANT.timezone) == \
+        "This shift (2026-11-25 A): 2026-11-25 07:00 \u2192 2026-11-25 10:32 (live)"
+
+
 def test_custom_range_input_becomes_iso_with_plant_offset() -> None:
     assert data.local_input_to_iso("2026-11-24T07:00", PLANT.timezone) == "2026-11-24T07:00+08:00"
     assert data.iso_to_local_input("2026-11-23T23:00Z", PLANT.timezone) == "2026-11-24T07:00"
@@ -517,17 +537,43 @@ def test_hourly_figure_marks_hours_below_target() -> None:
     assert any(s.y0 == 85.0 for s in fig.layout.shapes)  # the target line
 
 
-def test_oee_panel_patches_on_live_ticks(app: Any) -> None:
-    full = run_callback(app, oee_panel.refresh, {"start": "shift", "end": None}, None, "BW1",
-                        triggered=ranges.WINDOW)
-    assert isinstance(full[2], go.Figure)
-    tick = run_callback(app, oee_panel.refresh, {"start": "shift", "end": None}, 5, "BW1", triggered=ranges.TICK)
-    assert isinstance(tick[2], Patch) and isinstance(tick[3], Patch)
+def test_oee_panel_draws_first_then_patches_on_live_ticks(app: Any) -> None:
     from dash.exceptions import PreventUpdate
 
-    with pytest.raises(PreventUpdate):  # a closed window does not refresh
-        run_callback(app, oee_panel.refresh, {"start": "yesterday", "end": None}, 5, "BW1", triggered=ranges.TICK)
+    shift = {"start": "shift", "end": None}
+    with pytest.raises(PreventUpdate):  # nothing drawn yet: a live update has nothing to patch
+        run_callback(app, oee_panel.update, 1, shift, None, "BW1", triggered=oee_panel.LIVE.pulse)
+    full = run_callback(app, oee_panel.draw, shift, None, "BW1", triggered=ranges.WINDOW)
+    assert isinstance(full[2], go.Figure) and isinstance(full[3], go.Figure)
+    held = full[5]
+    assert held["params"] == shift and held["live"] is True
+    tick = run_callback(app, oee_panel.update, 1, shift, held, "BW1", triggered=oee_panel.LIVE.pulse)
+    assert isinstance(tick[2], Patch) and isinstance(tick[3], Patch)
+    assert str(tick[0]) == str(full[0])  # same clock, same tiles
+    with pytest.raises(PreventUpdate):  # the browser holds another range: the draw for this one will come
+        run_callback(app, oee_panel.update, 1, {"start": "7d", "end": None}, held, "BW1",
+                     triggered=oee_panel.LIVE.pulse)
+    # a past range is drawn whole, once, and says it is not live (so the browser never polls it)
+    past = run_callback(app, oee_panel.draw, {"start": "yesterday", "end": None}, None, "BW1",
+                        triggered=ranges.WINDOW)
+    assert isinstance(past[2], go.Figure) and past[5]["live"] is False
+    with pytest.raises(PreventUpdate):
+        run_callback(app, oee_panel.update, 1, {"start": "yesterday", "end": None}, past[5], "BW1",
+                     triggered=oee_panel.LIVE.pulse)
 
+
+@pytest.mark.parametrize(("params", "message"), [
+    ({"start": "garbage", "end": None}, "start: not an ISO 8601 time with offset: 'garbage'"),
+    ({"start": "2026-11-25T09:00+08:00", "end": "2026-11-25T08:00+08:00"}, "end must be after start"),
+])
+def test_a_refused_range_shows_the_apis_message(app: Any, params: dict[str, Any], message: str) -> None:
+    out = run_callback(app, oee_panel.draw, params, None, "BW1", triggered=ranges.WINDOW)
+    assert str(out[0]).count(f"Bad range: {message}") == 1
+    assert out[5] == ranges.drawn(params, None)  # drawn (the browser does not ask again), not live
+    label = run_callback(app, ranges.show_window, params, None, None, triggered=ranges.WINDOW)
+    assert label[0] == f"Bad range: {message}" and "range-error" in label[1]
+    dt = run_callback(app, downtime_panel.draw, params, None, None, "BW1", triggered=ranges.WINDOW)
+    assert f"Bad range: {message}" in str(dt[0])
 
 def test_shift_table_and_csv(app: Any) -> None:
     with app.server.test_request_context("/"):
@@ -576,28 +622,30 @@ def test_timeline_one_trace_per_state() -> None:
 
 def test_energy_extends_the_power_chart_on_ticks(app: Any) -> None:
     params = {"start": "shift", "end": None}
-    tiles, fig, extend, _, held = run_callback(app, energy_panel.refresh, params, None, "BW1", None,
-                                               triggered=ranges.WINDOW)
+    tiles, fig, _, held, drawn = run_callback(app, energy_panel.draw, params, None, "BW1", triggered=ranges.WINDOW)
     assert isinstance(fig, go.Figure) and len(fig.data) == 7
-    assert held["last_t"] <= NOW - 60
+    assert held["last_t"] <= NOW - 60 and drawn["live"] is True
     later = make_app(now=NOW + 120)
-    _, fig2, extend2, _, held2 = run_callback(later, energy_panel.refresh, params, 3, "BW1", held,
-                                              triggered=ranges.TICK)
-    assert fig2 is not None and not isinstance(fig2, go.Figure)  # no_update: the figure stays
+    _, fig2, extend2, per_good, held2 = run_callback(later, energy_panel.update, 3, params, drawn, "BW1", held,
+                                                     triggered=energy_panel.LIVE.pulse)
+    assert fig2 is energy_panel.no_update  # the figure stays
+    assert isinstance(per_good, Patch)
     update, indices, max_points = extend2
     assert indices == list(range(7)) and max_points == energy_panel.MAX_POINTS
     assert all(len(xs) == 2 for xs in update["x"])  # two new whole minutes
     assert held2["last_t"] == held["last_t"] + 120
     assert "812" in str(tiles) and "CNY" in str(tiles) and "11.8" in str(tiles)
 
-
 def test_machine_page_callback(app: Any) -> None:
-    out = run_callback(app, machine_page.refresh, {"start": "shift", "end": None}, None,
+    out = run_callback(app, machine_page.draw, {"start": "shift", "end": None}, None,
                        {"line": "BW1", "machine": "ST30"}, triggered=ranges.WINDOW)
     live_card = str(out[0])
     assert "Fault for 12 min" in live_card and "Weld fault" in live_card
     assert "ongoing" in str(out[6])
-
+    assert out[7]["live"] is True
+    tick = run_callback(app, machine_page.update, 1, {"start": "shift", "end": None}, out[7],
+                        {"line": "BW1", "machine": "ST30"}, triggered=machine_page.LIVE_IDS.pulse)
+    assert len(tick) == 7 and str(tick[0]) == live_card
 
 # --- the app: served HTML, assets, callbacks per app ------------------------------------
 
@@ -666,7 +714,7 @@ def find(component: Any, target_id: Any) -> Any:
 def test_downloads_send_the_tables_as_csv(app: Any) -> None:
     params = {"start": "shift", "end": None}
     stops = run_callback(app, downtime_panel.download_stops, 1, params, "BW1", "1")
-    assert stops["filename"] == "BW1-stops-shift.csv"
+    assert stops["filename"] == "BW1-stops-shift-reason-1.csv"
     lines = stops["content"].splitlines()
     assert lines[0].startswith("machine,start_local,end_local")
     assert len(lines) == 3  # the two tip-dress stops only
@@ -674,21 +722,38 @@ def test_downloads_send_the_tables_as_csv(app: Any) -> None:
     assert shifts["filename"] == "BW1-shifts-yesterday.csv" and len(shifts["content"].splitlines()) == 5
 
 
-def test_pareto_click_filters_the_stops_list(app: Any) -> None:
+def test_pareto_click_filters_the_stops_list_through_the_url(app: Any) -> None:
     with app.server.test_request_context("/"):
         token = context_value.set(AttributeDict(
             triggered_inputs=[{"prop_id": f"{downtime_panel.PARETO_COUNT}.clickData"}], updated_props={}))
         try:
-            group = downtime_panel.select_reason(None, {"points": [{"customdata": "no_reason"}]}, None)
+            search = downtime_panel.select_reason(None, {"points": [{"customdata": "no_reason"}]}, None,
+                                                  "?start=yesterday")
         finally:
             context_value.reset(token)
+    assert search == "?start=yesterday&reason=no_reason"
+    group = downtime_panel.filter_from_url(search, None)
     assert group == "no_reason"
-    out = run_callback(app, downtime_panel.refresh, {"start": "shift", "end": None}, None, group, "BW1",
+    assert downtime_panel.filter_from_url(search, group) is downtime_panel.no_update
+    assert downtime_panel.search_with_reason(search, None) == "?start=yesterday"
+    out = run_callback(app, downtime_panel.draw, {"start": "shift", "end": None}, group, None, "BW1",
                        triggered=downtime_panel.FILTER)
     table, label = str(out[4]), out[5]
     assert label == "only: no reason"
     assert "Tip dress" not in table and "ST30" in table
+    assert out[6]["reason"] == group
+    # the bookmarked filter is the page's filter
+    page = app_factory.page_for(PLANT, "/line/BW1", "?start=yesterday&reason=2")
+    assert find(page, downtime_panel.FILTER).data == "2"
 
+
+def test_stops_table_machine_links_keep_the_range(app: Any) -> None:
+    params = {"start": "yesterday", "end": None}
+    out = run_callback(app, downtime_panel.draw, params, None, None, "BW1", triggered=ranges.WINDOW)
+    hrefs = re.findall(r"href='([^']+)'", str(out[4]))
+    assert hrefs and all(h.startswith("/line/BW1/machine/") and h.endswith("?start=yesterday") for h in hrefs)
+    assert downtime_panel.open_machine({"points": [{"y": "ST40"}]}, "BW1", params) == \
+        "/line/BW1/machine/ST40?start=yesterday"
 
 class StopsAtNow(SampleReader):
     """The same stops whatever the clock says (the ongoing one started at NOW - 754 s)."""
@@ -705,14 +770,14 @@ def _at(value: Any, location: list[Any]) -> Any:
 
 def test_downtime_tick_patches_only_what_goes_on_while_the_stops_stay() -> None:
     params, reader = {"start": "shift", "end": None}, StopsAtNow()
-    full = run_callback(make_app(reader, NOW), downtime_panel.refresh, params, None, None, "BW1", None,
+    full = run_callback(make_app(reader, NOW), downtime_panel.draw, params, None, None, "BW1",
                         triggered=ranges.WINDOW)
-    assert isinstance(full[1], go.Figure) and full[6]["key"] and full[7] == []
+    assert isinstance(full[1], go.Figure) and full[6]["key"] and full[6]["live"]
     cell = {"type": downtime_panel.ONGOING, "row": 0}
     assert "'row': 0" in str(full[4]) and "'row': 1" not in str(full[4])  # ST30's weld fault: the one ongoing
     outputs = [[]] * 7 + [[{"id": cell, "property": "children"}]]
-    tick = run_callback(make_app(reader, NOW + 60), downtime_panel.refresh, params, 7, None, "BW1", full[6],
-                        triggered=ranges.TICK, outputs_list=outputs)
+    tick = run_callback(make_app(reader, NOW + 60), downtime_panel.update, 7, params, None, full[6], "BW1",
+                        triggered=downtime_panel.LIVE.pulse, outputs_list=outputs)
     summary, timeline, by_duration, by_count, stops, label, sent, durations = tick
     assert isinstance(timeline, Patch) and isinstance(by_duration, Patch)
     assert all(v is downtime_panel.no_update for v in (by_count, stops, label, sent))
@@ -727,15 +792,20 @@ def test_downtime_tick_patches_only_what_goes_on_while_the_stops_stay() -> None:
             moved += 1
     assert moved == len(reader.plant.line("BW1").machines)  # every machine's last segment is open
 
-    changed = run_callback(make_app(reader, NOW + 60), downtime_panel.refresh, params, 7, None, "BW1",
-                           {"key": "what the browser held before a stop began"}, triggered=ranges.TICK,
-                           outputs_list=outputs)
+    changed = run_callback(make_app(reader, NOW + 60), downtime_panel.update, 7, params, None,
+                           {**full[6], "key": "what the browser held before a stop began"}, "BW1",
+                           triggered=downtime_panel.LIVE.pulse, outputs_list=outputs)
     assert isinstance(changed[1], go.Figure) and isinstance(changed[3], go.Figure)
     assert changed[6] == full[6]  # same stops and segments as the full render at NOW
+    from dash.exceptions import PreventUpdate
 
+    with pytest.raises(PreventUpdate):  # the filter changed: its draw comes, no live update for the old one
+        run_callback(make_app(reader, NOW + 60), downtime_panel.update, 7, params, "1", full[6], "BW1",
+                     triggered=downtime_panel.LIVE.pulse, outputs_list=outputs)
 
 def test_timeline_click_opens_the_machine_page() -> None:
-    assert downtime_panel.open_machine({"points": [{"y": "ST40"}]}, "BW1") == "/line/BW1/machine/ST40"
+    assert downtime_panel.open_machine({"points": [{"y": "ST40"}]}, "BW1", {"start": "shift", "end": None}) == \
+        "/line/BW1/machine/ST40?start=shift"
 
 
 def test_wall_with_a_real_reader_on_seeded_redis(redis_url: str) -> None:
