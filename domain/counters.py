@@ -22,16 +22,24 @@ their difference. Raw differences go wrong in three ways, and each has a rule:
 
 The first good reading is the baseline (delta 0): a counter's absolute value says
 nothing about the current window.
+
+* **Implausible jumps.** ``apply`` takes a ceiling ``limit(elapsed_s)`` on the delta
+  over the event time since the previous reading (``domain.plausibility``). A larger
+  delta (a plausible-looking wrap included) is not counted and is returned as rejected;
+  the reading becomes the new baseline, so the next normal reading counts from it and a
+  return to the old range afterwards is a reset (0), as above.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 WRAP_PLAUSIBLE_FRACTION = 1 / 16
 
 Number = int | float
+DeltaLimit = Callable[[float], float]  # elapsed event time (s) -> the largest plausible delta
 
 
 def counter_delta(previous: Number | None, value: Number, modulus: Number | None) -> Number:
@@ -66,12 +74,21 @@ class CumulativeCounter:
 
     def update(self, value: object, ts: float, good: bool = True) -> Number:
         """Delta since the previous reading; 0 for ignored readings (see module doc)."""
+        return self.apply(value, ts, good)[0]
+
+    def apply(self, value: object, ts: float, good: bool = True,
+              limit: DeltaLimit | None = None) -> tuple[Number, Number]:
+        """(counted delta, rejected delta): a delta above ``limit(elapsed)`` is rejected
+        (not counted; the reading still becomes the baseline). Both 0 for ignored readings."""
         number = reading(value) if good else None
         if number is None or (self.last_ts is not None and ts < self.last_ts):
-            return 0
+            return 0, 0
         delta = counter_delta(self.last, number, self.modulus)
+        elapsed = 0.0 if self.last_ts is None else ts - self.last_ts
         self.last, self.last_ts = number, ts
-        return delta
+        if delta and limit is not None and delta > limit(elapsed):
+            return 0, delta
+        return delta, 0
 
     def to_dict(self) -> dict[str, Number | None]:
         return {"last": self.last, "ts": self.last_ts}

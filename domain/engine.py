@@ -31,6 +31,7 @@ from domain.calendar import Interval
 from domain.downtime import LOSS_FIELDS, classify_stop, classify_totals, has_planned_time, set_classified
 from domain.model import Event, State
 from domain.plant import Line, Machine, Plant
+from domain.plausibility import Flag
 from domain.timeline import (
     MINUTE_S,
     MachineContext,
@@ -66,6 +67,9 @@ class _MinuteSink:
     def meter(self, at: float, kwh: float, running: bool) -> None:
         add_meter_energy(self._acc._open, self._acc._ctx, at, kwh, running)
 
+    def flag(self, flag: Flag) -> None:
+        self._acc._flags.append(flag)
+
 
 class MachineAccumulator:
     """Consumes one machine's events in time order and closes whole minutes.
@@ -81,6 +85,8 @@ class MachineAccumulator:
       unknown after ``plant.gap_timeout_s`` of silence). Rollups are raw: see the
       module docstring and ``window_totals``.
     * ``partial(t)``: totals from the open minute's start to ``t`` (no closing).
+    * ``drain_flags()``: implausible readings (``domain.plausibility``) since the last
+      call, in the order fed; carried like the stops until drained.
     * ``drain_stops()``: stops that ended since the last call. ``current_stop()``: the
       ongoing stop as of the time processed. ``stops_at(t)``: both, as of ``t``.
     * ``edge(t)``: ``partial(t)`` and ``stops_at(t)`` together (one copy of the state).
@@ -97,6 +103,7 @@ class MachineAccumulator:
             raise ValueError(f"context of {context.line.id}/{context.machine.id} given for {line.id}/{machine.id}")
         self._ctx = context if context is not None else MachineContext.of(plant, line, machine)
         self._sink = _MinuteSink(self)
+        self._flags: list[Flag] = []
         if carry is None:
             self._cursor = floor_minute(start)
             self._open = Totals()
@@ -133,6 +140,10 @@ class MachineAccumulator:
         A ``t`` before the time already processed gives the totals up to that time."""
         return self.edge(t)[0]
 
+    def drain_flags(self) -> list[Flag]:
+        flags, self._flags = self._flags, []
+        return flags
+
     def drain_stops(self) -> list[Stop]:
         stops, self._timeline.finished = self._timeline.finished, []
         return stops
@@ -162,6 +173,7 @@ class MachineAccumulator:
             "open": self._open.to_dict(),
             "ready": [[m.minute_start, m.totals.to_dict()] for m in self._ready],
             "timeline": self._timeline.to_dict(),
+            "flags": [f.to_dict() for f in self._flags],
         }
 
     # internals
@@ -175,6 +187,7 @@ class MachineAccumulator:
         self._ready = [MinuteRollup(float(start), Totals.from_dict(data)) for start, data in carry["ready"]]
         self._timeline = Timeline(self._ctx, self._cursor)
         self._timeline.restore(carry["timeline"])
+        self._flags = [Flag.from_dict(f) for f in carry.get("flags", ())]
 
     def _clone(self) -> MachineAccumulator:
         """An independent copy (what a ``carry()`` round trip gives, without the dicts)."""
@@ -185,6 +198,7 @@ class MachineAccumulator:
         clone._open = _copy_totals(self._open)
         clone._ready = list(self._ready)  # closed rollups are never changed
         clone._timeline = self._timeline.copy()
+        clone._flags = list(self._flags)  # Flag records are frozen
         return clone
 
     def _advance(self, t: float) -> None:
@@ -241,6 +255,9 @@ class _WindowSink:
     def meter(self, at: float, kwh: float, running: bool) -> None:
         if self._inside(at):
             add_meter_energy(self.totals, self.ctx, at, kwh, running)
+
+    def flag(self, flag: Flag) -> None:
+        pass  # totals only: flags are the accumulator's (``drain_flags``)
 
 
 def totals_from_events(events: Iterable[Event], plant: Plant, line: Line, machine: Machine,

@@ -147,6 +147,9 @@ class Machine(Strict):
     nodes: dict[Signal, str] = Field(default_factory=dict)  # signal -> OPC UA node id
     counter_bits: int | None = Field(default=None, ge=8, le=64)  # rollover width of counters
     meter_rollover_kwh: float | None = Field(default=None, gt=0, le=1e15)
+    # the most the machine can draw: higher kW readings and faster meter growth are
+    # implausible (domain.plausibility); None: the plant's ``plausibility.max_power_kw``
+    max_power_kw: float | None = Field(default=None, gt=0)
     # Simulator hints (ignored by the collector): power draw per state.
     power_running_kw: float = Field(default=10.0, ge=0, le=MAX_POWER_KW)
     power_idle_kw: float = Field(default=2.0, ge=0, le=MAX_POWER_KW)
@@ -220,6 +223,17 @@ class Retention(Strict):
     downtime_days: float = Field(default=400, gt=0, le=36_500)
 
 
+class Plausibility(Strict):
+    """Ceilings on what a machine can produce between two readings (``domain.plausibility``):
+    a counter may add ``counter_factor`` x elapsed / ideal cycle time + ``counter_slack_parts``
+    parts, a meter ``max_power_kw`` x elapsed + ``meter_slack_kwh``; more is flagged, not counted."""
+
+    counter_factor: float = Field(default=3.0, ge=1)
+    counter_slack_parts: float = Field(default=10, ge=0)
+    max_power_kw: float = Field(default=10_000, gt=0)  # plant-wide default of Machine.max_power_kw
+    meter_slack_kwh: float = Field(default=1.0, ge=0)
+
+
 class Plant(Strict):
     name: str
     timezone: str = "Asia/Shanghai"
@@ -234,6 +248,7 @@ class Plant(Strict):
     gap_timeout_s: float = Field(default=30, ge=1, le=DAY_S)  # silence after which state is unknown
     heartbeat_s: float = Field(default=5, ge=0.1, le=3600)  # 1e-9 would busy-loop the collector
     retention: Retention = Retention()
+    plausibility: Plausibility = Plausibility()
 
     def line(self, line_id: str) -> Line | None:
         return next((line for line in self.lines if line.id == line_id), None)

@@ -32,6 +32,11 @@ window in one go. Both share these rules (README "Definitions"):
   when the effective state up to the reading was not RUNNING. A machine whose plant
   entry has no energy-meter node but a power node gets its energy by integrating
   ``power_kw`` (held until the next reading, not while the machine is unheard).
+* **Implausible readings** (``domain.plausibility``): a counter or meter delta larger
+  than the machine can make over the event time since the previous reading, and a kW
+  reading above its maximum power, are not counted (a kW reading is not held for
+  integration: the previous one stays) and are reported to the sink as a ``Flag``.
+  Such a reading still counts as hearing the machine.
 * **Late events** (older than the time already processed) are applied at the
   processed time; readings and states older than the last one of their signal are
   ignored (already included).
@@ -49,6 +54,7 @@ from domain.counters import CumulativeCounter, reading
 from domain.energy import QUARTER_S, co2_kg, cost_of_interval, price_at, quarter_start, zone
 from domain.model import Event, Signal, State
 from domain.plant import Line, Machine, Plant
+from domain.plausibility import IMPLAUSIBLE_DELTA, IMPLAUSIBLE_POWER, Flag, Limits
 from domain.totals import Totals
 
 REASON_LEAD_S = 2.0
@@ -149,12 +155,14 @@ class MachineContext:
     tz: ZoneInfo
     calendar: PlannedCalendar = field(compare=False)
     uses_meter: bool  # energy from the kWh meter (else integrated power)
+    limits: Limits  # what the machine can plausibly produce (domain.plausibility)
 
     @classmethod
     def of(cls, plant: Plant, line: Line, machine: Machine) -> MachineContext:
         nodes = machine.nodes
         uses_meter = Signal.ENERGY in nodes or Signal.POWER not in nodes
-        return cls(plant, line, machine, zone(plant.timezone), PlannedCalendar(plant), uses_meter)
+        return cls(plant, line, machine, zone(plant.timezone), PlannedCalendar(plant), uses_meter,
+                   Limits.of(plant, machine))
 
     @property
     def counter_modulus(self) -> int | None:
@@ -235,6 +243,9 @@ class TimelineSink(Protocol):
     def count(self, at: float, good: int, reject: int) -> None: ...
 
     def meter(self, at: float, kwh: float, running: bool) -> None: ...
+
+    def flag(self, flag: Flag) -> None:
+        """An implausible reading that was not counted (a sink summing totals ignores it)."""
 
 
 @dataclass(slots=True)
@@ -328,16 +339,32 @@ class Timeline:
             self._apply_reason(event, at)
         elif signal in (Signal.GOOD, Signal.REJECT):
             counter = self.good if signal == Signal.GOOD else self.reject
-            delta = int(round(counter.update(event.value, event.ts, event.is_good)))
+            counted, rejected = counter.apply(event.value, event.ts, event.is_good, self.ctx.limits.max_parts)
+            delta = int(round(counted))
             if delta:
                 sink.count(at, delta if signal == Signal.GOOD else 0, delta if signal == Signal.REJECT else 0)
+            if rejected:
+                sink.flag(self._flag(event, IMPLAUSIBLE_DELTA, rejected))
         elif signal == Signal.ENERGY:
-            kwh = float(self.meter.update(event.value, event.ts, event.is_good))
+            counted, rejected = self.meter.apply(event.value, event.ts, event.is_good, self.ctx.limits.max_kwh)
+            kwh = float(counted)
             if kwh and self.ctx.uses_meter:
                 sink.meter(at, kwh, self.effective == State.RUNNING)
+            if rejected:
+                sink.flag(self._flag(event, IMPLAUSIBLE_DELTA, rejected))
         elif signal == Signal.POWER:
-            self.power_kw = reading(event.value) if event.is_good else None
+            self._apply_power(event, sink)
         self._refresh(at)
+
+    def _apply_power(self, event: Event, sink: TimelineSink) -> None:
+        kw = reading(event.value) if event.is_good else None
+        if kw is not None and not self.ctx.limits.power_ok(kw):
+            sink.flag(self._flag(event, IMPLAUSIBLE_POWER, kw))  # the previous reading stays
+            return
+        self.power_kw = kw
+
+    def _flag(self, event: Event, kind: str, value: int | float) -> Flag:
+        return Flag(self.ctx.line.id, self.ctx.machine.id, str(event.signal), event.ts, kind, value)
 
     def _apply_state(self, event: Event) -> None:
         if self.state_ts is not None and event.ts < self.state_ts:
