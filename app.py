@@ -257,7 +257,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"\n  Dashboard:  http://{settings.host}:{settings.port}/\n"
               f"  Wall:       http://{settings.host}:{settings.port}/wall?rotate=15\n"
               f"  HTTP API:   http://{settings.host}:{settings.port}/api/lines\n"
-              f"  Redis:      {settings.redis_url}\n", flush=True)
+              f"  Redis:      {settings.redis_url.split('@')[-1]}\n", flush=True)  # never the password
         app.run(host=settings.host, port=settings.port, debug=False)
     except KeyboardInterrupt:
         pass
