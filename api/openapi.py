@@ -155,14 +155,29 @@ _SCHEMAS: dict[str, Any] = {
         "type": "object",
         "properties": {
             "ok": {"type": "boolean"}, "now": EPOCH,
+            "status": {"type": "string", "enum": ["ok", "data_lost", "degraded", "redis_down"]},
             "redis": {"type": "object", "properties": {"ok": {"type": "boolean"}, "latency_ms": {"type": "number"},
                                                          "error": {"type": "string"}}},
+            "durability": {"type": ["object", "null"], "description": "does Redis keep its data (not part of ok)",
+                           "properties": {
+                "ok": {"type": "boolean"}, "checked": {"type": "boolean"},
+                "source": {"type": "string", "enum": ["config", "info", "none"]},
+                "persistent": {"type": ["boolean", "null"]}, "aof": {"type": ["boolean", "null"]},
+                "aof_fsync": {"type": ["string", "null"]}, "rdb_save": {"type": ["string", "null"]},
+                "eviction_policy": {"type": ["string", "null"]}, "maxmemory_bytes": {"type": ["integer", "null"]},
+                "error": {"type": ["string", "null"]}, "warnings": {"type": "array", "items": {"type": "string"}}}},
             "lines": {"type": "array", "items": {"type": "object", "properties": {
-                "id": {"type": "string"}, "ok": {"type": "boolean"}, "last_data": {"type": ["number", "null"]},
+                "id": {"type": "string"}, "ok": {"type": "boolean"},
+                "status": {"type": "string", "enum": ["ok", "data_lost", "no_data", "stale", "worker_behind"]},
+                "data_loss": {"type": ["object", "null"], "description": "the rollup worker found its bookkeeping "
+                              "gone while data existed: figures in [from, to] are incomplete",
+                              "properties": {"from": NUMBER_OR_NULL, "to": NUMBER_OR_NULL, "detected": NUMBER_OR_NULL}},
+                "last_data": {"type": ["number", "null"]},
                 "last_data_age_s": NUMBER_OR_NULL, "stream_length": {"type": ["integer", "null"]},
                 "worker": {"type": "object", "properties": {
                     "ok": {"type": "boolean"}, "beat": NUMBER_OR_NULL, "beat_age_s": NUMBER_OR_NULL,
-                    "pending": {"type": ["integer", "null"]}, "undelivered_s": {"type": "number"},
+                    "pending": {"type": ["integer", "null"]}, "undelivered_s": {
+                        "type": "number", "description": "age of the oldest entry not yet delivered (0: none)"},
                     "closed_until": NUMBER_OR_NULL, "closed_lag_s": NUMBER_OR_NULL}}}}},
         },
     },
