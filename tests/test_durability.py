@@ -349,3 +349,18 @@ def test_embedded_data_directory_stays_out_of_git() -> None:
     root = Path(__file__).resolve().parent.parent
     ignored = subprocess.run(["git", "check-ignore", "-q", "var/redis/appendonly.aof"], cwd=root, check=False)
     assert ignored.returncode == 0
+
+
+def test_the_openapi_description_names_every_health_field(rolled_up: redis.Redis) -> None:
+    from api.openapi import openapi_spec
+
+    schema = openapi_spec()["components"]["schemas"]["Health"]["properties"]
+    rolled_up.hset(contract.data_loss_key("L1"), mapping={"from": "1", "to": "2", "detected": "3"})
+    body = api(rolled_up).get("/api/health").get_json()
+    line_schema = schema["lines"]["items"]["properties"]
+    assert set(body) <= set(schema)
+    assert set(body["durability"]) <= set(schema["durability"]["properties"])
+    assert set(body["lines"][0]) <= set(line_schema)
+    assert set(body["lines"][0]["worker"]) <= set(line_schema["worker"]["properties"])
+    assert set(body["lines"][0]["data_loss"]) == set(line_schema["data_loss"]["properties"])
+    assert body["status"] in schema["status"]["enum"] and body["lines"][0]["status"] in line_schema["status"]["enum"]
