@@ -85,7 +85,24 @@ _SCHEMAS: dict[str, Any] = {
     },
     "MachineKpis": {
         "allOf": [_ref("Kpis"), {"type": "object", "properties": {
-            "line": {"type": "string"}, "machine": {"type": "string"}, "window": _ref("Window")}}],
+            "line": {"type": "string"}, "machine": {"type": "string"}, "window": _ref("Window"),
+            "flags": {"type": "object", "properties": {
+                "implausible": {"type": "array", "items": _ref("Flag"),
+                                "description": "readings not counted because the machine cannot have made them, "
+                                               "in the window, newest first, at most 100"}}}}}],
+    },
+    "Flag": {
+        "type": "object",
+        "description": "An implausible reading: a counter or meter delta above what the machine can make in the "
+                       "time since the previous reading, or a kW reading above its maximum power. Not counted.",
+        "properties": {
+            "machine": {"type": "string"},
+            "signal": {"type": "string", "enum": ["good", "reject", "energy_kwh", "power_kw"]},
+            "time": {"type": "string", "description": "event time, ISO 8601 in the plant's time zone"},
+            "ts": EPOCH,
+            "kind": {"type": "string", "enum": ["implausible_delta", "implausible_power"]},
+            "value": {"type": ["number", "null"], "description": "the rejected delta (parts, kWh) or reading (kW)"},
+        },
     },
     "LineKpis": {
         "allOf": [_ref("Kpis"), {"type": "object", "properties": {

@@ -17,11 +17,13 @@ of one line on one shard.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from time import gmtime, strftime
 
 from domain.model import Event, Signal
+from domain.plausibility import Flag
 
 PREFIX = "plant"
 FIELDS = ("m", "s", "v", "q", "t")
@@ -234,6 +236,28 @@ def flags_key(line: str) -> str:
     """Sorted set of implausible readings (score = event time, epoch s; member = JSON
     ``{"m": machine, "s": signal, "t": time, "k": kind, "v": rejected value or delta}``)."""
     return f"{line_tag(line)}:flags"
+
+
+def encode_flag_member(flag: Flag) -> str:
+    """Member of the flags set for a flag (score: ``flag.ts``). Compact JSON with sorted
+    keys and the time in whole milliseconds: a flag produced again (a rewind, a replay)
+    is the same member, so the set holds it once."""
+    value = flag.value if math.isfinite(flag.value) else None  # JSON has no inf/NaN
+    return json.dumps({"m": flag.machine, "s": flag.signal, "t": round(flag.ts, 3), "k": flag.kind, "v": value},
+                      sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def decode_flag_member(line: str, raw: bytes | str) -> Flag:
+    """The flag of a flags-set member. Raises ValueError on a member that is not one."""
+    try:
+        data = json.loads(_text(raw))
+        value = data["v"]
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise ValueError("v: not a number")
+        return Flag(line, str(data["m"]), str(data["s"]), float(data["t"]), str(data["k"]),
+                    math.nan if value is None else value)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"not a flag: {raw!r}") from exc
 
 
 def data_loss_key(line: str) -> str:

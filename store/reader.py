@@ -50,6 +50,7 @@ from domain import contract, downtime, kpi
 from domain.engine import MachineAccumulator
 from domain.model import State
 from domain.plant import Line, Machine, Plant
+from domain.plausibility import Flag
 from domain.timeline import MachineContext, Stop
 from domain.totals import Totals
 from store import live
@@ -67,6 +68,7 @@ log = logging.getLogger(__name__)
 MINUTE_S = 60.0
 DAY_S = 86400.0
 MAX_BUCKETS = 5000
+MAX_FLAGS = 100  # implausible readings listed per answer
 # stored rollups cover whole minutes and the edge runs to the window's end: anything
 # missing is whole minutes (or the whole window), never a rounding residue
 NO_DATA_TOLERANCE_S = 1e-3
@@ -145,7 +147,9 @@ class PlantReader:
         ids = self._machine_ids(cfg, machine)
         window, totals, stops = self._window_data(cfg, ids, start, end, now, stops_of=ids)
         report = kpi.kpis(totals[machine], stops, self.plant, window[0], window[1], now)
-        return {"line": line, "machine": machine, "window": _window_dict(window, now, self.tz), **_report_dict(report)}
+        out = {"line": line, "machine": machine, "window": _window_dict(window, now, self.tz), **_report_dict(report)}
+        out["flags"] = {**out.get("flags", {}), "implausible": self.flags(line, machine, window[0], window[1], now)}
+        return out
 
     def line_kpis(self, line: str, start: float, end: float, now: float, *, machines: bool = False) -> dict[str, Any]:
         """The line's KPIs: the output machine's time and counts, all machines' energy.
@@ -286,6 +290,34 @@ class PlantReader:
             if not missing or len(members) < page:
                 break
         return found
+
+    # --- implausible readings -----------------------------------------------------------
+
+    def flags(self, line: str, machine: str | None, start: float, end: float, now: float, *,
+              limit: int = MAX_FLAGS, page: int = 500, max_pages: int = 20) -> list[dict[str, Any]]:
+        """Readings the rollups did not count because the machine cannot have made them
+        (``domain.plausibility``), of one machine (or the line's), with event time in
+        [start, min(end, now)): newest first, at most ``limit`` (a sensor gone mad flags
+        every reading; the newest say what is going on)."""
+        cfg = self.line(line)
+        wanted = set(self._machine_ids(cfg, machine))
+        end = min(end, now)
+        out: list[dict[str, Any]] = []
+        key = contract.flags_key(line)
+        for n in range(max_pages):
+            members: Any = self.redis.zrevrangebyscore(key, f"({end}", start, start=n * page, num=page)
+            for raw in members:
+                try:
+                    flag = contract.decode_flag_member(line, raw)
+                except ValueError:
+                    continue
+                if flag.machine in wanted:
+                    out.append(_flag_dict(flag, self.tz))
+                    if len(out) >= limit:
+                        return out
+            if len(members) < page:
+                break
+        return out
 
     # --- the data behind a window -----------------------------------------------------------
 
@@ -631,6 +663,11 @@ def _window_dict(window: Window | tuple[float, float], now: float, tz: ZoneInfo)
 
 def _iso(ts: float, tz: ZoneInfo) -> str:
     return datetime.fromtimestamp(ts, tz).isoformat(timespec="seconds")
+
+
+def _flag_dict(flag: Flag, tz: ZoneInfo) -> dict[str, Any]:
+    return {"machine": flag.machine, "signal": flag.signal, "time": _iso(flag.ts, tz), "ts": flag.ts,
+            "kind": flag.kind, "value": flag.value if math.isfinite(flag.value) else None}
 
 
 def _report_dict(report: kpi.KpiReport) -> dict[str, Any]:

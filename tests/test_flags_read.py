@@ -1,0 +1,100 @@
+"""Implausible-reading flags: stored as the contract says, read back by the reader and the API."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+import pytest
+import redis
+from flask import Flask
+
+from api import create_api_blueprint
+from api.openapi import openapi_spec
+from domain import contract
+from domain.plausibility import IMPLAUSIBLE_DELTA, IMPLAUSIBLE_POWER, Flag
+from store.reader import PlantReader
+from tests.store_support import HOUR, RECENT, two_machine_plant
+
+PLANT = two_machine_plant()  # Asia/Shanghai: +08:00
+START = RECENT + 5 * HOUR  # 13:00 local
+NOW = START + HOUR
+
+FLAGS = [
+    Flag("L1", "M1", "good", START - 1, IMPLAUSIBLE_DELTA, 500),  # before the window
+    Flag("L1", "M1", "good", START, IMPLAUSIBLE_DELTA, 3_999_999_891),
+    Flag("L1", "M2", "power_kw", START + 60, IMPLAUSIBLE_POWER, 1e308),
+    Flag("L1", "M1", "energy_kwh", START + 90.25, IMPLAUSIBLE_DELTA, 1e308),
+    Flag("L1", "M1", "reject", NOW, IMPLAUSIBLE_DELTA, 70_000),  # at now: after the window
+]
+
+
+def store(client: redis.Redis, flags: list[Flag]) -> None:
+    """What the rollup worker does with ``MachineAccumulator.drain_flags()``."""
+    client.zadd(contract.flags_key("L1"), {contract.encode_flag_member(f): f.ts for f in flags})
+
+
+@pytest.mark.parametrize("flag", FLAGS)
+def test_flag_members_round_trip(flag: Flag) -> None:
+    assert contract.decode_flag_member("L1", contract.encode_flag_member(flag).encode()) == flag
+
+
+@pytest.mark.parametrize("raw", [b"", b"{}", b"[1]", b'{"m": "M1", "s": "good", "t": 1, "k": "x", "v": "big"}',
+                                 b"M1|good|1"])
+def test_what_is_not_a_flag_member_is_refused(raw: bytes) -> None:
+    with pytest.raises(ValueError):
+        contract.decode_flag_member("L1", raw)
+
+
+def test_a_flag_produced_again_is_the_same_member(redis_client: redis.Redis) -> None:
+    store(redis_client, FLAGS)
+    store(redis_client, [Flag("L1", "M1", "good", START + 0.0001, IMPLAUSIBLE_DELTA, 3_999_999_891)])  # same ms
+    assert redis_client.zcard(contract.flags_key("L1")) == len(FLAGS)
+
+
+def test_reader_lists_a_machines_flags_in_the_window_newest_first(redis_client: redis.Redis) -> None:
+    store(redis_client, FLAGS)
+    redis_client.zadd(contract.flags_key("L1"), {"not a flag": START + 10})
+    reader = PlantReader(redis_client, PLANT)
+    assert reader.flags("L1", "M1", START, NOW + HOUR, NOW) == [
+        {"machine": "M1", "signal": "energy_kwh", "time": f"{_local_date()}T13:01:30+08:00", "ts": START + 90.25, "kind": "implausible_delta", "value": 1e308},
+        {"machine": "M1", "signal": "good", "time": f"{_local_date()}T13:00:00+08:00", "ts": START,
+         "kind": "implausible_delta", "value": 3_999_999_891},
+    ]
+    assert [f["machine"] for f in reader.flags("L1", None, START, NOW, NOW)] == ["M1", "M2", "M1"]
+    assert [f["ts"] for f in reader.flags("L1", None, START, NOW, NOW, limit=1)] == [START + 90.25]
+    assert reader.flags("L1", "M2", START + 61, NOW, NOW) == []
+
+
+def test_flags_are_found_past_other_machines_flags(redis_client: redis.Redis) -> None:
+    store(redis_client, [Flag("L1", "M2", "good", START + i, IMPLAUSIBLE_DELTA, 99) for i in range(30)])
+    store(redis_client, [Flag("L1", "M1", "good", START - 5, IMPLAUSIBLE_DELTA, 77)])
+    reader = PlantReader(redis_client, PLANT)
+    assert [f["value"] for f in reader.flags("L1", "M1", START - 60, NOW, NOW, page=7)] == [77]
+
+
+def test_machine_kpis_answer_carries_the_flags(redis_client: redis.Redis) -> None:
+    store(redis_client, FLAGS)
+    app = Flask(__name__)
+    app.register_blueprint(create_api_blueprint(PlantReader(redis_client, PLANT), clock=lambda: NOW))
+    start = quote(f"{_local_date()}T13:00:00+08:00")
+    response = app.test_client().get(f"/api/lines/L1/machines/M1/kpis?start={start}")
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    assert [(f["signal"], f["value"]) for f in body["flags"]["implausible"]] == [("energy_kwh", 1e308),
+                                                                                  ("good", 3_999_999_891)]
+    assert body["flags"]["performance_over_100"] is False  # the KPI flags are still there
+    assert body["good_count"] == 0 and body["energy"]["kwh"] == 0  # flags never count
+
+
+def test_openapi_describes_the_flags() -> None:
+    schemas = openapi_spec()["components"]["schemas"]
+    machine = schemas["MachineKpis"]["allOf"][1]["properties"]
+    assert machine["flags"]["properties"]["implausible"]["items"] == {"$ref": "#/components/schemas/Flag"}
+    assert set(schemas["Flag"]["properties"]) == {"machine", "signal", "time", "ts", "kind", "value"}
+
+
+def _local_date() -> str:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    return datetime.fromtimestamp(START, ZoneInfo("Asia/Shanghai")).date().isoformat()
