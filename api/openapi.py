@@ -97,11 +97,14 @@ _SCHEMAS: dict[str, Any] = {
                        "time since the previous reading, or a kW reading above its maximum power. Not counted.",
         "properties": {
             "machine": {"type": "string"},
-            "signal": {"type": "string", "enum": ["good", "reject", "energy_kwh", "power_kw"]},
-            "time": {"type": "string", "description": "event time, ISO 8601 in the plant's time zone"},
+            "signal": {"type": "string", "description": "good, reject, energy_kwh, power_kw (any for timestamps)"},
+            "time": {"type": "string", "description": "event time (a timestamp flag: arrival), ISO 8601 in the "
+                                                      "plant's time zone"},
             "ts": EPOCH,
-            "kind": {"type": "string", "enum": ["implausible_delta", "implausible_power"]},
-            "value": {"type": ["number", "null"], "description": "the rejected delta (parts, kWh) or reading (kW)"},
+            "kind": {"type": "string", "description": "implausible_delta, implausible_power, or a timestamp flag"},
+            "value": {"type": ["number", "string", "null"],
+                      "description": "the rejected delta (parts, kWh) or reading (kW); for a timestamp flag the "
+                                     "event's bad timestamp"},
         },
     },
     "LineKpis": {

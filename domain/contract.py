@@ -242,7 +242,9 @@ def encode_flag_member(flag: Flag) -> str:
     """Member of the flags set for a flag (score: ``flag.ts``). Compact JSON with sorted
     keys and the time in whole milliseconds: a flag produced again (a rewind, a replay)
     is the same member, so the set holds it once."""
-    value = flag.value if math.isfinite(flag.value) else None  # JSON has no inf/NaN
+    value = flag.value
+    if isinstance(value, float) and not math.isfinite(value):
+        value = None  # JSON has no inf/NaN
     return json.dumps({"m": flag.machine, "s": flag.signal, "t": round(flag.ts, 3), "k": flag.kind, "v": value},
                       sort_keys=True, separators=(",", ":"), allow_nan=False)
 
@@ -252,10 +254,9 @@ def decode_flag_member(line: str, raw: bytes | str) -> Flag:
     try:
         data = json.loads(_text(raw))
         value = data["v"]
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
-            raise ValueError("v: not a number")
-        return Flag(line, str(data["m"]), str(data["s"]), float(data["t"]), str(data["k"]),
-                    math.nan if value is None else value)
+        if isinstance(value, bool) or not isinstance(value, int | float | str | None):
+            raise ValueError("v: not a number, text or null")
+        return Flag(line, str(data["m"]), str(data["s"]), float(data["t"]), str(data["k"]), value)
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"not a flag: {raw!r}") from exc
 

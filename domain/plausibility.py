@@ -45,14 +45,15 @@ class Flag:
     """One implausible reading: not counted, recorded so people can see and trust that.
 
     ``ts`` is the reading's event time (epoch s); ``value`` the rejected delta (parts or
-    kWh) for ``implausible_delta``, the rejected reading (kW) for ``implausible_power``."""
+    kWh) for ``implausible_delta``, the rejected reading (kW) for ``implausible_power``
+    (other kinds, such as the store's timestamp flags, may carry text or nothing)."""
 
     line: str
     machine: str
     signal: str
     ts: float
     kind: str
-    value: int | float
+    value: int | float | str | None
 
     def to_dict(self) -> dict[str, Any]:
         return {"line": self.line, "machine": self.machine, "signal": self.signal, "ts": self.ts,

@@ -296,23 +296,26 @@ class PlantReader:
     def flags(self, line: str, machine: str | None, start: float, end: float, now: float, *,
               limit: int = MAX_FLAGS, page: int = 500, max_pages: int = 20) -> list[dict[str, Any]]:
         """Readings the rollups did not count because the machine cannot have made them
-        (``domain.plausibility``), of one machine (or the line's), with event time in
-        [start, min(end, now)): newest first, at most ``limit`` (a sensor gone mad flags
-        every reading; the newest say what is going on)."""
+        (``domain.plausibility``), and events the worker did not use for their timestamp,
+        of one machine (or the line's), scored in [start, min(end, now)): newest first, at
+        most ``limit`` (a sensor gone mad flags every reading; the newest say what is going
+        on). ``time`` is the score: the event time, or for a timestamp flag the arrival
+        (its bad timestamp is the value)."""
         cfg = self.line(line)
         wanted = set(self._machine_ids(cfg, machine))
         end = min(end, now)
         out: list[dict[str, Any]] = []
         key = contract.flags_key(line)
         for n in range(max_pages):
-            members: Any = self.redis.zrevrangebyscore(key, f"({end}", start, start=n * page, num=page)
-            for raw in members:
+            members: Any = self.redis.zrevrangebyscore(key, f"({end}", start, start=n * page, num=page,
+                                                       withscores=True)
+            for raw, score in members:
                 try:
                     flag = contract.decode_flag_member(line, raw)
                 except ValueError:
                     continue
                 if flag.machine in wanted:
-                    out.append(_flag_dict(flag, self.tz))
+                    out.append(_flag_dict(flag, float(score), self.tz))
                     if len(out) >= limit:
                         return out
             if len(members) < page:
@@ -665,9 +668,10 @@ def _iso(ts: float, tz: ZoneInfo) -> str:
     return datetime.fromtimestamp(ts, tz).isoformat(timespec="seconds")
 
 
-def _flag_dict(flag: Flag, tz: ZoneInfo) -> dict[str, Any]:
-    return {"machine": flag.machine, "signal": flag.signal, "time": _iso(flag.ts, tz), "ts": flag.ts,
-            "kind": flag.kind, "value": flag.value if math.isfinite(flag.value) else None}
+def _flag_dict(flag: Flag, at: float, tz: ZoneInfo) -> dict[str, Any]:
+    value = flag.value if not isinstance(flag.value, float) or math.isfinite(flag.value) else None
+    return {"machine": flag.machine, "signal": flag.signal, "time": _iso(at, tz), "ts": at, "kind": flag.kind,
+            "value": value}
 
 
 def _report_dict(report: kpi.KpiReport) -> dict[str, Any]:

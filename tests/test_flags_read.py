@@ -38,7 +38,7 @@ def test_flag_members_round_trip(flag: Flag) -> None:
     assert contract.decode_flag_member("L1", contract.encode_flag_member(flag).encode()) == flag
 
 
-@pytest.mark.parametrize("raw", [b"", b"{}", b"[1]", b'{"m": "M1", "s": "good", "t": 1, "k": "x", "v": "big"}',
+@pytest.mark.parametrize("raw", [b"", b"{}", b"[1]", b'{"m": "M1", "s": "good", "t": 1, "k": "x", "v": [1]}',
                                  b"M1|good|1"])
 def test_what_is_not_a_flag_member_is_refused(raw: bytes) -> None:
     with pytest.raises(ValueError):
@@ -56,7 +56,8 @@ def test_reader_lists_a_machines_flags_in_the_window_newest_first(redis_client: 
     redis_client.zadd(contract.flags_key("L1"), {"not a flag": START + 10})
     reader = PlantReader(redis_client, PLANT)
     assert reader.flags("L1", "M1", START, NOW + HOUR, NOW) == [
-        {"machine": "M1", "signal": "energy_kwh", "time": f"{_local_date()}T13:01:30+08:00", "ts": START + 90.25, "kind": "implausible_delta", "value": 1e308},
+        {"machine": "M1", "signal": "energy_kwh", "time": f"{_local_date()}T13:01:30+08:00", "ts": START + 90.25,
+         "kind": "implausible_delta", "value": 1e308},
         {"machine": "M1", "signal": "good", "time": f"{_local_date()}T13:00:00+08:00", "ts": START,
          "kind": "implausible_delta", "value": 3_999_999_891},
     ]
@@ -70,6 +71,15 @@ def test_flags_are_found_past_other_machines_flags(redis_client: redis.Redis) ->
     store(redis_client, [Flag("L1", "M1", "good", START - 5, IMPLAUSIBLE_DELTA, 77)])
     reader = PlantReader(redis_client, PLANT)
     assert [f["value"] for f in reader.flags("L1", "M1", START - 60, NOW, NOW, page=7)] == [77]
+
+
+def test_a_flag_is_listed_at_its_score(redis_client: redis.Redis) -> None:
+    """A timestamp flag of the worker is scored at its arrival; its bad timestamp is the value."""
+    member = '{"m":"M2","s":"hb","t":4102444800.0,"k":"future_timestamp","v":4102444800.0}'
+    redis_client.zadd(contract.flags_key("L1"), {member: START + 30})
+    assert PlantReader(redis_client, PLANT).flags("L1", "M2", START, NOW, NOW) == [
+        {"machine": "M2", "signal": "hb", "time": f"{_local_date()}T13:00:30+08:00", "ts": START + 30,
+         "kind": "future_timestamp", "value": 4102444800.0}]
 
 
 def test_machine_kpis_answer_carries_the_flags(redis_client: redis.Redis) -> None:
