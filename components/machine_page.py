@@ -1,5 +1,6 @@
 """Machine page ``/line/<line>/machine/<machine>``: live state, KPIs, state timeline,
-signals (kW, parts per hour) and the machine's stops, over the range in the URL."""
+signals (kW, parts per hour), the machine's stops and its flags (readings not counted
+because the machine cannot have made them), over the range in the URL."""
 
 from __future__ import annotations
 
@@ -23,6 +24,12 @@ POWER = "mc-power"
 PARTS = "mc-parts"
 STOPS = "mc-stops"
 LIVE_IDS = ranges.Live("mc")
+FLAG_SIGNALS = {"good": ("Good counter", "parts"), "reject": ("Reject counter", "parts"),
+                "energy_kwh": ("Energy meter", "kWh"), "power_kw": ("Power", "kW")}
+FLAG_KINDS = {"implausible_delta": "Implausible jump (not counted)",
+              "implausible_power": "Above maximum power (not used)",
+              "future_timestamp": "Timestamp in the future (not used)",
+              "old_timestamp": "Timestamp too old (not used)"}
 
 
 def layout(plant: Plant, line: str, machine: str, query: dict[str, str]) -> html.Div:
@@ -94,6 +101,34 @@ def parts_figure(points: list[dict[str, Any]], tz: str, step_s: int) -> go.Figur
     return fig
 
 
+def flags_list(flags: list[dict[str, Any]], tz: str) -> Any:
+    """The machine's flags (newest first, as the reader lists them): when, which signal,
+    what was rejected. Shown so a figure that looks low can be trusted or explained."""
+    if not flags:
+        return html.Div()
+    head = html.Thead(html.Tr([html.Th(h) for h in ("Time", "Signal", "Rejected", "Kind")]))
+    rows = []
+    for f in flags:
+        label, unit = FLAG_SIGNALS.get(str(f.get("signal")), (str(f.get("signal", "")), ""))
+        rows.append(html.Tr([html.Td(theme.local_datetime(f.get("ts"), tz, seconds=True)), html.Td(label),
+                             html.Td(rejected_text(f.get("value"), unit)),
+                             html.Td(FLAG_KINDS.get(str(f.get("kind")), str(f.get("kind", ""))))]))
+    return html.Div(className="machine-flags", children=[
+        html.H3("Flags", className="h6 mt-3"),
+        dbc.Table([head, html.Tbody(rows)], size="sm", hover=True, className="flags-table"),
+    ])
+
+
+def rejected_text(value: object, unit: str) -> str:
+    """A rejected delta or reading: exact up to billions (3 999 999 891 parts), else 1e+308."""
+    if not theme.is_number(value):
+        return theme.DASH if value is None else str(value)
+    v = float(value)  # type: ignore[arg-type]
+    if abs(v) >= 1e12:
+        return f"{v:.3g} {unit}".strip()
+    return f"{theme.count(v) if v.is_integer() else theme.number(v, 2)} {unit}".strip()
+
+
 def view(params: dict[str, Any], ids: dict[str, str]) -> tuple[Any, ...]:
     """The page's seven outputs for a range, and its ``ranges.Live`` drawn record."""
     p = data.plant()
@@ -124,7 +159,8 @@ def view(params: dict[str, Any], ids: dict[str, str]) -> tuple[Any, ...]:
         energy_panel.power_figure(energy_panel.complete(power, pstep, at), [machine], p.timezone,
                                   title="Power (kW, average per bucket)"),
         parts_figure(points, p.timezone, step),
-        downtime_panel.stops_table(downtime_panel.ordered_stops(events), at, p.timezone),
+        html.Div([downtime_panel.stops_table(downtime_panel.ordered_stops(events), at, p.timezone),
+                  flags_list((kpis.get("flags") or {}).get("implausible") or [], p.timezone)]),
         ranges.drawn(params, window),
     )
 

@@ -6,10 +6,12 @@ from urllib.parse import quote
 
 import pytest
 import redis
+from dash import html
 from flask import Flask
 
 from api import create_api_blueprint
 from api.openapi import openapi_spec
+from components import machine_page
 from domain import contract
 from domain.plausibility import IMPLAUSIBLE_DELTA, IMPLAUSIBLE_POWER, Flag
 from store.reader import PlantReader
@@ -108,3 +110,27 @@ def _local_date() -> str:
     from zoneinfo import ZoneInfo
 
     return datetime.fromtimestamp(START, ZoneInfo("Asia/Shanghai")).date().isoformat()
+
+
+# --- the machine page's list ---------------------------------------------------------
+
+@pytest.mark.parametrize("value, unit, text", [
+    (3_999_999_891, "parts", "3\u2009999\u2009999\u2009891 parts"),
+    (1e308, "kWh", "1e+308 kWh"),
+    (2.5, "kWh", "2.50 kWh"),
+    (120.0, "kW", "120 kW"),
+    (None, "", "\u2014"),
+    ("inf", "", "inf"),
+])
+def test_rejected_values_read_well(value: object, unit: str, text: str) -> None:
+    assert machine_page.rejected_text(value, unit) == text
+
+
+def test_machine_page_lists_flags_with_time_signal_rejected_and_kind() -> None:
+    flags = [{"machine": "M1", "signal": "energy_kwh", "ts": START + 90, "kind": "implausible_delta", "value": 1e308},
+             {"machine": "M1", "signal": "hb", "ts": START, "kind": "future_timestamp", "value": 4102444800.0}]
+    table = str(machine_page.flags_list(flags, "Asia/Shanghai"))
+    assert "Flags" in table
+    assert f"{_local_date()} 13:01:30" in table and "Energy meter" in table and "1e+308 kWh" in table
+    assert "Implausible jump (not counted)" in table and "Timestamp in the future" in table
+    assert str(machine_page.flags_list([], "Asia/Shanghai")) == str(html.Div())
