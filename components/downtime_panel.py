@@ -34,7 +34,7 @@ import plotly.graph_objects as go
 from dash import ALL, Input, Output, Patch, State, callback, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
-from components import data, ranges, theme
+from components import data, export, ranges, theme
 from domain.downtime import NO_REASON_GROUP, SMALL_STOP_GROUP
 from domain.model import State as MachineState
 
@@ -274,7 +274,7 @@ def stops_csv(events: list[dict[str, Any]], tz: str) -> str:
     } for e in events]
     columns = ["machine", "start_local", "end_local", "start_utc_epoch_s", "end_utc_epoch_s", "duration_s", "lost_s",
                "reason", "reason_text", "category", "planned", "micro"]
-    return pd.DataFrame(rows, columns=columns).to_csv(index=False)
+    return export.csv_text(pd.DataFrame(rows, columns=columns))
 
 
 def summary_tiles(raw: dict[str, Any], threshold_s: float) -> list[Any]:

@@ -17,7 +17,7 @@ import plotly.graph_objects as go
 from dash import Input, Output, Patch, State, callback, dcc, html
 from dash.exceptions import PreventUpdate
 
-from components import data, ranges, theme
+from components import data, export, ranges, theme
 from domain import calendar
 
 TILES = "oee-tiles"
@@ -222,8 +222,8 @@ def shift_table(rows: list[dict[str, Any]], target_oee: float | None = None) -> 
 
 
 def shifts_csv(rows: list[dict[str, Any]]) -> str:
-    return pd.DataFrame(rows, columns=["shift", "availability", "performance", "quality", "oee", "good_count",
-                                       "reject_count", "down_s"]).to_csv(index=False)
+    return export.csv_text(pd.DataFrame(rows, columns=["shift", "availability", "performance", "quality", "oee",
+                                                       "good_count", "reject_count", "down_s"]))
 
 
 # --- data + callbacks -----------------------------------------------------------------
