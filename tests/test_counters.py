@@ -85,3 +85,46 @@ def test_deltas_are_never_negative_and_add_up_to_the_parts_made(start: int, step
     # a reset from the top 1/16 of the range looks exactly like a wrap: the only
     # ambiguity, worth at most 4,096 parts per reset
     assert made <= counted <= made + 4096 * steps.count(-1)
+
+
+# --- a ceiling on the delta (domain.plausibility supplies it) -------------------------
+
+def five_plus_one_per_s(elapsed_s: float) -> float:
+    return 5 + elapsed_s
+
+
+@pytest.mark.parametrize("readings, expected", [
+    # (value, t) ... -> (counted, rejected) per reading
+    ([(100, 0), (110, 5)], [(0, 0), (10, 0)]),  # at the ceiling (5 + 5): counted
+    ([(100, 0), (111, 5)], [(0, 0), (0, 11)]),  # one above: rejected
+    ([(100, 0), (105, 0)], [(0, 0), (5, 0)]),  # same instant: the slack alone
+    ([(100, 0), (5000, 1), (5003, 2)], [(0, 0), (0, 4900), (3, 0)]),  # re-baselined: counts from 5000
+    ([(100, 0), (5000, 1), (101, 2)], [(0, 0), (0, 4900), (0, 0)]),  # back to the old range: a reset
+    ([(65530, 0), (4, 5)], [(0, 0), (10, 0)]),  # a plausible wrap still counts
+    ([(65000, 0), (20, 5)], [(0, 0), (0, 556)]),  # a wrap too big for the time: rejected
+    ([(100, 0), (90, 1)], [(0, 0), (0, 0)]),  # a reset is not a flag
+    ([(100, 10), (900, 9)], [(0, 0), (0, 0)]),  # older than the last reading: ignored
+])
+def test_deltas_above_the_ceiling_are_rejected(readings: list[tuple[int, float]],
+                                                expected: list[tuple[int, int]]) -> None:
+    counter = CumulativeCounter(modulus=2**16)
+    assert [counter.apply(v, t, limit=five_plus_one_per_s) for v, t in readings] == expected
+
+
+def test_without_a_ceiling_apply_is_update() -> None:
+    counter = CumulativeCounter()
+    assert [counter.apply(v, t) for v, t in [(0, 0), (10**12, 1)]] == [(0, 0), (10**12, 0)]
+
+
+@given(steps=st.lists(st.tuples(st.integers(0, 10**9), st.floats(0, 100)), max_size=40))
+def test_a_counted_delta_never_exceeds_the_ceiling(steps: list[tuple[int, float]]) -> None:
+    counter = CumulativeCounter(modulus=2**32)
+    t = 0.0
+    for value, dt in steps:
+        t += dt
+        before = counter.last_ts
+        counted, rejected = counter.apply(value, t, limit=five_plus_one_per_s)
+        elapsed = 0.0 if before is None else t - before
+        assert counted <= five_plus_one_per_s(elapsed) and not (counted and rejected)
+        assert rejected == 0 or rejected > five_plus_one_per_s(elapsed)
+        assert counter.last == value  # whatever happened, the reading is the baseline

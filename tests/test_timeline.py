@@ -7,6 +7,7 @@ import pytest
 from domain.engine import Stop, totals_from_events
 from domain.model import Event, State
 from domain.plant import Plant
+from domain.plausibility import IMPLAUSIBLE_DELTA, IMPLAUSIBLE_POWER, Flag
 from domain.timeline import REASON_LEAD_S, MachineContext, Timeline
 from domain.totals import Totals
 from tests.core_support import T0, ev, heartbeats, machine_config, make_plant
@@ -123,6 +124,7 @@ def test_late_events_apply_at_the_processed_time_and_stale_states_are_ignored() 
         def segment(self, *args: object) -> None: ...
         def count(self, *args: object) -> None: ...
         def meter(self, *args: object) -> None: ...
+        def flag(self, *args: object) -> None: ...
 
     for event in [ev("state", "running", T0 + 10), ev("state", "idle", T0 + 20), ev("state", "fault", T0 + 15)]:
         timeline.advance(max(event.ts, timeline.t), Null())
@@ -199,3 +201,66 @@ def test_power_crossing_a_quarter_hour_is_split_between_quarters() -> None:
     events = [ev("state", "running", T0 + 840), ev("power_kw", 36.0, T0 + 840), *heartbeats(T0 + 850, T0 + 960)]
     totals, _ = run(events, start=T0, end=T0 + 960, plant=plant)
     assert totals.quarter_kwh == pytest.approx({T0: 0.6, T0 + 900: 0.6})
+
+
+# --- implausible readings ------------------------------------------------------------
+
+class Recorder:
+    """A sink that keeps what the timeline reports about readings."""
+
+    def __init__(self) -> None:
+        self.counts: list[tuple[float, int, int]] = []
+        self.meters: list[tuple[float, float]] = []
+        self.flags: list[Flag] = []
+
+    def segment(self, *args: object) -> None: ...
+
+    def count(self, at: float, good: int, reject: int) -> None:
+        self.counts.append((at, good, reject))
+
+    def meter(self, at: float, kwh: float, running: bool) -> None:
+        self.meters.append((at, kwh))
+
+    def flag(self, flag: Flag) -> None:
+        self.flags.append(flag)
+
+
+def feed(events: list[Event], plant: Plant = PLANT) -> Recorder:
+    ctx = MachineContext.of(plant, plant.lines[0], plant.lines[0].machines[0])
+    timeline, sink = Timeline(ctx, T0), Recorder()
+    for event in events:
+        timeline.advance(max(event.ts, timeline.t), sink)
+        timeline.apply(event, sink)
+    return sink
+
+
+@pytest.mark.parametrize("events, counts, flags", [
+    # ideal cycle 1 s: 3 x 10 s + 10 = 40 parts in 10 s
+    ([ev("good", 100, T0), ev("good", 140, T0 + 10)], [(T0 + 10, 40, 0)], []),
+    ([ev("good", 100, T0), ev("good", 141, T0 + 10)], [], [Flag("L1", "M1", "good", T0 + 10, IMPLAUSIBLE_DELTA, 41)]),
+    ([ev("reject", 0, T0), ev("reject", 11, T0)], [], [Flag("L1", "M1", "reject", T0, IMPLAUSIBLE_DELTA, 11)]),
+    # flagged at its own event time even when applied late (at the time processed)
+    ([ev("good", 100, T0 + 20), ev("hb", None, T0 + 30), ev("good", 50_000, T0 + 25), ev("good", 50_003, T0 + 26)],
+     [(T0 + 30, 3, 0)], [Flag("L1", "M1", "good", T0 + 25, IMPLAUSIBLE_DELTA, 49_900)]),
+    # a Bad reading is ignored, not flagged
+    ([ev("good", 100, T0), ev("good", 10**9, T0 + 1, status="BadSensorFailure")], [], []),
+])
+def test_the_timeline_reports_implausible_counts_as_flags(events: list[Event], counts: list[tuple[float, int, int]],
+                                                         flags: list[Flag]) -> None:
+    sink = feed(events)
+    assert (sink.counts, sink.flags) == (counts, flags)
+
+
+def test_an_implausible_meter_delta_and_power_reading_are_flagged_not_used() -> None:
+    plant = make_plant(machines=[machine_config("M1", max_power_kw=360)])  # 0.1 kWh per s, + 1 kWh slack
+    sink = feed([ev("energy_kwh", 10.0, T0), ev("energy_kwh", 13.0, T0 + 20), ev("energy_kwh", 16.1, T0 + 40),
+                 ev("power_kw", 360.0, T0 + 40), ev("power_kw", 360.5, T0 + 41)], plant)
+    assert sink.meters == [(T0 + 20, 3.0)]  # 1 + 20 x 0.1 = 3 kWh allowed in 20 s
+    assert sink.flags == [Flag("L1", "M1", "energy_kwh", T0 + 40, IMPLAUSIBLE_DELTA, pytest.approx(3.1)),
+                          Flag("L1", "M1", "power_kw", T0 + 41, IMPLAUSIBLE_POWER, 360.5)]
+
+
+def test_the_window_sink_ignores_flags() -> None:
+    totals, _ = run([ev("state", "running", T0), ev("good", 0, T0 + 1), ev("good", 10**9, T0 + 2),
+                     ev("good", 10**9 + 2, T0 + 3)])
+    assert totals.good_count == 2
