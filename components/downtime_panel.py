@@ -217,11 +217,13 @@ def stops_table(events: list[dict[str, Any]], now: float, tz: str, machine_href:
         ongoing = e.get("end") is None
         machine = str(e.get("machine", ""))
         cell = dcc.Link(machine, href=f"{machine_href}/{machine}{search}") if machine_href else machine
-        body.append(html.Tr(className="stop-ongoing" if ongoing else ("stop-planned" if e.get("planned") else ""),
+        andon = stop_andon(e)
+        body.append(html.Tr(className=(f"stop-ongoing stop-{andon}" if ongoing else
+                                       ("stop-planned" if e.get("planned") else "")),
                             children=[
             html.Td(cell),
             html.Td(_local(e["start"], zone)[5:16] if theme.is_number(e.get("start")) else theme.DASH),
-            html.Td(html.Span("ongoing", className="badge text-bg-danger") if ongoing
+            html.Td(html.Span("ongoing", className=f"badge andon-badge andon-{andon}") if ongoing
                     else _local(e["end"], zone)[5:16]),
             html.Td(stop_duration(e, now), id={"type": ONGOING, "row": i}) if ongoing and live_cells else
             html.Td(stop_duration(e, now)),
@@ -233,6 +235,13 @@ def stops_table(events: list[dict[str, Any]], now: float, tz: str, machine_href:
     more = [html.P(f"{len(events) - MAX_ROWS} more in the CSV download.", className="text-body-secondary")] \
         if len(events) > MAX_ROWS else []
     return html.Div([dbc.Table([head, html.Tbody(body)], size="sm", hover=True, className="stops-table"), *more])
+
+
+def stop_andon(event: dict[str, Any]) -> str:
+    """The andon colour of a stop, as the wall shows its machine: setup is a changeover (blue)."""
+    if event.get("planned"):
+        return theme.PLANNED
+    return theme.CHANGEOVER if event.get("category") == "setup_adjustment" else theme.DOWN
 
 
 def stop_duration(event: dict[str, Any], now: float) -> str:

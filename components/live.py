@@ -110,7 +110,7 @@ def line_status(line: dict[str, Any], output_machine: str, performance: float | 
     culprit = blamable[0] if blamable else None
     if culprit is not None:
         state = theme.state_of(culprit.get("state"))
-        status = theme.STATE_ANDON[state]
+        status = theme.andon_of(state, reason_of(culprit))
         if status == theme.DOWN and reason_of(culprit).get("planned"):
             status = theme.PLANNED  # e.g. planned maintenance booked on the machine
         if not planned_now and status == theme.DOWN:
@@ -166,7 +166,7 @@ def line_view(cfg: Line, live: dict[str, Any], kpis: dict[str, Any] | None, down
         "status": status["status"],
         "status_label": _status_label(status, planned_now),
         "machine": status.get("machine"),
-        "for": theme.duration(now - float(since)) if theme.is_number(since) and not no_data else "",
+        "for": since_for(since, now, tz) if not no_data else "",
         "reason": status.get("reason") or "",
         "no_data": no_data,
         "no_data_text": theme.since_text(since, now, tz) if no_data else "",
@@ -189,6 +189,13 @@ def line_view(cfg: Line, live: dict[str, Any], kpis: dict[str, Any] | None, down
         "top_reason_s": top_s,
         "shift": shift.label,
     }
+
+
+def since_for(since: object, now: float, tz: str) -> str:
+    """'since 10:18 · 14 min': when the state began (plant time) and how long it has lasted."""
+    if not theme.is_number(since):
+        return ""
+    return f"since {theme.clock(since, tz)} \u00b7 {theme.duration(now - float(since))}"  # type: ignore[arg-type]
 
 
 def _status_label(status: dict[str, Any], planned_now: bool) -> str:

@@ -72,10 +72,11 @@ def live_card(machine: dict[str, Any] | None, now: float, tz: str) -> Any:
         return html.Div("No live data for this machine.", className=f"live-card andon-{theme.NO_DATA}")
     state = theme.state_of(machine.get("state"))
     stale = not live.machine_is_live(machine)
-    status = theme.NO_DATA if stale else theme.STATE_ANDON[state]
+    status = theme.NO_DATA if stale else theme.andon_of(state, live.reason_of(machine))
     since = machine.get("since")
+    label = theme.ANDON_LABELS[status] if status == theme.CHANGEOVER else theme.STATE_LABELS[state]
     head = theme.since_text(live.last_data([machine]), now, tz) if stale else \
-        f"{theme.STATE_LABELS[state]} for {theme.duration(now - since) if theme.is_number(since) else theme.DASH}"
+        f"{label} {live.since_for(since, now, tz) or theme.DASH}"
     reason = "" if stale or state == state.RUNNING else live.reason_text(machine)
     facts = [("Power", theme.kw(machine.get("power_kw"))), ("Good counter", theme.count(machine.get("good"))),
              ("Reject counter", theme.count(machine.get("reject"))),

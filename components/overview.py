@@ -88,7 +88,7 @@ def card(line: Line) -> dbc.Col:
                 ]),
             ],
         )),
-        xs=12, md=6, xl=4, className="mb-3",
+        xs=12, md=6, lg=4, className="mb-3",
     )
 
 

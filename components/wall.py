@@ -1,5 +1,6 @@
 """Wall screen: ``/wall`` (every line) and ``/wall/<line>``; ``?rotate=N`` shows one line
-at a time, N seconds each. Dark, full screen at 1920x1080, read from 5 m.
+at a time, N seconds each, above a strip with every line's state (a line that goes down
+is seen at once, not when its turn comes). Dark, full screen at 1920x1080, read from 5 m.
 
 Live without reloading: a 2 s interval asks for the numbers, which land in place
 (text children and tile classes via pattern-matching outputs, no re-render). If
@@ -31,12 +32,13 @@ BANNER = "wall-banner"
 CLOCK = "wall-clock"
 TILE = "wall-tile"  # {"type": TILE, "line": id}
 FIELD = "wall-field"  # {"type": FIELD, "line": id, "field": name}
+STRIP = "wall-strip-chip"  # {"type": STRIP, "line": id}: a line's state in the rotating wall's strip
 
 REFRESH_MS = 2000
 OFFLINE_AFTER_MS = 7000  # three missed refreshes and a bit
 
 FIELDS = ("status", "for", "reason", "oee", "target_oee", "a", "p", "q", "output", "target", "pace",
-          "target_shift", "kw", "kwh_per_good", "nodata", "stale")
+          "target_shift", "kw", "kwh_per_good", "nodata", "stale", "strip")
 
 
 def field_id(line: str, name: str) -> dict[str, str]:
@@ -90,6 +92,15 @@ def tile(line: Line) -> html.Div:
     )
 
 
+def strip(lines: list[Line]) -> html.Div:
+    """Every line's state, always in view on a rotating wall."""
+    return html.Div(className="wall-strip", children=[
+        html.Div(id={"type": STRIP, "line": ln.id}, className=f"wall-chip andon-{theme.NO_DATA}", children=[
+            html.Span(ln.id, className="wall-chip-id"), _f(ln.id, "strip", "\u2026", "wall-chip-state"),
+        ]) for ln in lines
+    ])
+
+
 def layout(plant: Plant, line: str | None = None, rotate: str | None = None, **_query: Any) -> html.Div:
     lines = [plant.line(line)] if line else list(plant.lines)
     if lines == [None]:
@@ -115,6 +126,7 @@ def layout(plant: Plant, line: str | None = None, rotate: str | None = None, **_
             html.Div(id=BANNER, className="wall-banner d-none"),
             html.Main([tile(ln) for ln in lines if ln],
                       className=f"wall-grid {'wall-single' if single else f'wall-rows-{len(lines)}'}"),
+            *([strip([ln for ln in lines if ln])] if rotate_s > 0 else []),
         ],
     )
 
@@ -147,6 +159,7 @@ def tile_texts(view: dict[str, Any]) -> dict[str, str]:
         "kwh_per_good": theme.significant(view.get("kwh_per_good"), "kWh"),
         "nodata": view.get("no_data_text") or "",
         "stale": view.get("stale_text") or "",
+        "strip": f"{view['status_label']} {view['for']}".strip(),
     }
 
 
@@ -177,6 +190,11 @@ def outputs_for(views: list[dict[str, Any]], field_ids: list[dict[str, Any]], ti
     return fields, tiles
 
 
+def chip_classes(views: list[dict[str, Any]], chip_ids: list[dict[str, Any]]) -> list[str]:
+    status = {v["line"]: v["status"] for v in views}
+    return [f"wall-chip andon-{status.get(i['line'], theme.NO_DATA)}" for i in chip_ids]
+
+
 def clock_text(shift_label: str, now: float, tz: str) -> str:
     return f"Shift {shift_label.split(' ')[-1]}  \u00b7  {theme.clock(now, tz)}"
 
@@ -186,6 +204,7 @@ def clock_text(shift_label: str, now: float, tz: str) -> str:
     Output({"type": TILE, "line": ALL}, "className"),
     Output(CLOCK, "children"),
     Output(LAST_OK, "data"),
+    Output({"type": STRIP, "line": ALL}, "className"),
     Input(TICK, "n_intervals"),
     State(VIEW, "data"),
 )
@@ -198,8 +217,9 @@ def refresh(_n: int | None, view: dict[str, Any]) -> tuple[Any, ...]:
     field_ids = [o["id"] for o in ctx.outputs_list[0]]
     tile_ids = [o["id"] for o in ctx.outputs_list[1]]
     fields, tiles = outputs_for(views, field_ids, tile_ids)
+    chips = chip_classes(views, [o["id"] for o in ctx.outputs_list[4]] if len(ctx.outputs_list) > 4 else [])
     shift = data.shift_context(p, at)
-    return fields, tiles, clock_text(shift.label, at, p.timezone), {"at": at}
+    return fields, tiles, clock_text(shift.label, at, p.timezone), {"at": at}, chips
 
 
 # Rotation, the connection watchdog and its clock live in assets/dashboard.js.

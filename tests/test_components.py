@@ -31,6 +31,7 @@ from components import (
 )
 from config.loader import DEMO_PLANT, load_plant
 from config.settings import Settings
+from domain.model import State
 
 PLANT = load_plant(DEMO_PLANT)
 TZ = ZoneInfo(PLANT.timezone)
@@ -227,6 +228,43 @@ def test_pct_shows_over_100_and_never_invents_zero(value: Any, text: str) -> Non
     assert theme.pct(value) == text
 
 
+@pytest.mark.parametrize(("kw", "text"), [
+    (None, theme.DASH), (85.24, "85.2\u2009kW"), (812.4, "812\u2009kW"), (999.4, "999\u2009kW"),
+    (999.6, "1.00\u2009MW"), (6897, "6.90\u2009MW"), (10_540, "10.54\u2009MW"),
+])
+def test_one_unit_rule_for_power(kw: Any, text: str) -> None:
+    assert theme.kw(kw) == text
+
+
+@pytest.mark.parametrize(("state", "reason", "andon"), [
+    (State.IDLE, {"code": 20, "category": "setup_adjustment"}, theme.CHANGEOVER),  # PackML Stopped + changeover
+    (State.IDLE, {"code": 30, "category": "starved_blocked"}, theme.DOWN),
+    (State.IDLE, None, theme.DOWN),
+    (State.CHANGEOVER, None, theme.CHANGEOVER),
+    (State.FAULT, {"code": 2, "category": "equipment_failure"}, theme.DOWN),
+])
+def test_changeover_is_blue_however_the_plc_says_it(state: State, reason: Any, andon: str) -> None:
+    assert theme.andon_of(state, reason) == andon
+
+
+def test_andon_text_contrast_is_at_least_4_5() -> None:
+    def luminance(colour: str) -> float:
+        def channel(c: float) -> float:
+            return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+
+        r, g, b = (int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5))
+        return 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b)
+
+    def ratio(a: str, b: str) -> float:
+        hi, lo = sorted((luminance(a), luminance(b)), reverse=True)
+        return (hi + 0.05) / (lo + 0.05)
+
+    text = {theme.RUNNING: "#ffffff", theme.DOWN: "#ffffff", theme.CHANGEOVER: "#ffffff", theme.NO_DATA: "#ffffff",
+            theme.POOR: "#17140a", theme.PLANNED: "#101214"}  # as assets/screens.css sets them
+    for status, colour in theme.ANDON_COLOURS.items():
+        assert ratio(colour, text[status]) >= 4.5, status
+
+
 @pytest.mark.parametrize(("seconds", "text"), [
     (45, "45 s"), (754, "12 min"), (3 * 3600 + 5 * 60, "3 h 05 min"), (2 * 86400 + 4 * 3600, "2 d 4 h"),
     (None, theme.DASH),
@@ -314,7 +352,7 @@ def test_wall_tile_texts_from_a_line_view() -> None:
     texts = wall.tile_texts(view)
     assert view["status"] == theme.DOWN
     assert texts["status"] == "Down"
-    assert texts["for"] == "12 min"
+    assert texts["for"] == "since 10:19 \u00b7 12 min"  # "down since 10:19 · 12 min"
     assert texts["reason"] == "ST30: Weld fault (gun / transformer)"
     assert texts["oee"] == "79"  # 0.88 x 0.91 x 0.99 = 0.7928
     assert texts["a"] == "88\u2009%"
@@ -331,7 +369,13 @@ def test_wall_layout_rotation_and_single_line() -> None:
     store = find(all_lines, wall.VIEW)
     assert store.data["rotate"] == 15 and store.data["lines"] == ["BW1", "CM1", "BR1"]
     assert find(all_lines, wall.ROTATE_TICK).disabled is False
+    for line in PLANT.lines:  # every line's state stays in view while the big tile rotates
+        assert find(all_lines, {"type": wall.STRIP, "line": line.id}) is not None
+    views = [{"line": "BW1", "status": theme.DOWN}, {"line": "CM1", "status": theme.RUNNING}]
+    assert wall.chip_classes(views, [{"line": "CM1"}, {"line": "BR1"}]) == ["wall-chip andon-running",
+                                                                            "wall-chip andon-nodata"]
     stacked = wall.layout(PLANT)
+    assert find(stacked, {"type": wall.STRIP, "line": "BW1"}) is None
     assert find(stacked, wall.ROTATE_TICK).disabled is True
     assert "wall-rows-3" in str(stacked)
     one = wall.layout(PLANT, line="CM1")
@@ -344,7 +388,7 @@ def test_wall_refresh_callback_fills_every_field(app: Any) -> None:
                  for f in wall.FIELDS]
     tile_ids = [{"id": {"type": wall.TILE, "line": line}, "property": "className"} for line in ("BW1", "CM1", "BR1")]
     view = {"lines": ["BW1", "CM1", "BR1"]}
-    fields, tiles, clock, last_ok = run_callback(app, wall.refresh, 1, view,
+    fields, tiles, clock, last_ok, _chips = run_callback(app, wall.refresh, 1, view,
                                                  outputs_list=[field_ids, tile_ids, {}, {}])
     assert len(fields) == len(field_ids)
     by_id = {(o["id"]["line"], o["id"]["field"]): v for o, v in zip(field_ids, fields, strict=True)}
@@ -361,7 +405,7 @@ def test_wall_shows_no_data_since_when_collectors_stop() -> None:
     app = make_app(SampleReader(stale={"CM1"}))
     field_ids = [{"id": wall.field_id("CM1", f), "property": "children"} for f in ("status", "nodata", "oee")]
     tile_ids = [{"id": {"type": wall.TILE, "line": "CM1"}, "property": "className"}]
-    fields, tiles, _, _ = run_callback(app, wall.refresh, 1, {"lines": ["CM1"]}, outputs_list=[field_ids, tile_ids])
+    fields, tiles, _, _, _ = run_callback(app, wall.refresh, 1, {"lines": ["CM1"]}, outputs_list=[field_ids, tile_ids])
     assert fields[0] == "No data"
     assert fields[1] == "no data since 10:07"
     assert "andon-nodata" in tiles[0]
@@ -475,6 +519,10 @@ def test_router_pages(app: Any) -> None:
     assert find(page(PLANT, "/line/BW1/machine/ST20", ""), machine_page.IDS).data == {"line": "BW1",
                                                                                        "machine": "ST20"}
     assert "Page not found" in str(page(PLANT, "/nope/x/y", ""))
+    # any query string: parameters named like the router's own arguments too
+    assert find(page(PLANT, "/wall/BW1", "?line=CM1&rotate=x"), wall.VIEW).data["lines"] == ["BW1"]
+    assert find(page(PLANT, "/wall", "?plant=x&line=BW1"), wall.VIEW).data["lines"] == ["BW1", "CM1", "BR1"]
+    assert find(page(PLANT, "/", "?plant=x"), overview.ROOT) is not None
 
 
 def test_machine_links_keep_the_range() -> None:
@@ -640,7 +688,7 @@ def test_machine_page_callback(app: Any) -> None:
     out = run_callback(app, machine_page.draw, {"start": "shift", "end": None}, None,
                        {"line": "BW1", "machine": "ST30"}, triggered=ranges.WINDOW)
     live_card = str(out[0])
-    assert "Fault for 12 min" in live_card and "Weld fault" in live_card
+    assert "Fault since 10:19 \u00b7 12 min" in live_card and "Weld fault" in live_card
     assert "ongoing" in str(out[6])
     assert out[7]["live"] is True
     tick = run_callback(app, machine_page.update, 1, {"start": "shift", "end": None}, out[7],
@@ -817,7 +865,7 @@ def test_wall_with_a_real_reader_on_seeded_redis(redis_url: str) -> None:
     field_ids = [{"id": wall.field_id(line.id, f), "property": "children"} for line in PLANT.lines
                  for f in ("oee", "status", "reason", "output")]
     tile_ids = [{"id": {"type": wall.TILE, "line": line.id}, "property": "className"} for line in PLANT.lines]
-    fields, tiles, _, last_ok = run_callback(app, wall.refresh, 1, {"lines": [ln.id for ln in PLANT.lines]},
+    fields, tiles, _, last_ok, _ = run_callback(app, wall.refresh, 1, {"lines": [ln.id for ln in PLANT.lines]},
                                              outputs_list=[field_ids, tile_ids])
     shift = data.shift_context(PLANT, now)
     got = {(o["id"]["line"], o["id"]["field"]): v for o, v in zip(field_ids, fields, strict=True)}
