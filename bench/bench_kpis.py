@@ -4,7 +4,7 @@
 
 A line of 8 machines with 1-second data (power every second, a part counter every
 cycle, state changes and reasons) is simulated for one day and run through the rollup
-worker's own code (``LineWorker.apply`` + ``write_batch``) into Redis; that day's
+worker's own code (``LineWorker.receive``/``close`` + ``write_batch``) into Redis; that day's
 rollups, stops and state changes are then copied to the days before it, so a month of
 history exists. ``line_kpis`` is timed over 1 h, 12 h, 7 d and 30 d windows ending now
 (median of N calls, warm cache, and the first call of a fresh reader), beside the same
@@ -33,8 +33,8 @@ from domain import contract, kpi  # noqa: E402
 from domain.engine import totals_from_events  # noqa: E402
 from domain.model import Event  # noqa: E402
 from domain.plant import Plant  # noqa: E402
+from store.line_worker import LineWorker, WorkerOptions, read_stored, write_batch  # noqa: E402
 from store.reader import PlantReader  # noqa: E402
-from store.rollup import LineWorker, WorkerOptions, closing_hours, read_stored_minutes, write_batch  # noqa: E402
 from tests.history import line_history  # noqa: E402
 from tests.support import RedisServer, external_redis_url  # noqa: E402
 
@@ -72,9 +72,15 @@ def roll_up_day(client: redis.Redis, plant: Plant, events: list[Event], now: flo
         part = events[i:i + chunk]
         entries = [(f"{round(e.ts * 1000)}-{n}", contract.encode_event(e)) for n, e in enumerate(part, i)]
         last = part[-1].ts if part else now
-        batch = worker.apply(entries, min(last, now) if part else now, backlog=bool(part))  # type: ignore[arg-type]
+        at = min(last, now) if part else now
+        batch, late = worker.receive(entries, at)
+        assert not late, "the simulated day is in time order"
+        if not part:  # the end of the day's data: let silence close every machine up to now
+            for progress in worker.machines.values():
+                progress.seen = -math.inf
+        worker.close(at, bool(part), batch)
         batch.ack_ids.clear()  # no consumer group here
-        stored = read_stored_minutes(client, LINE, closing_hours(batch))
+        stored = read_stored(client, worker, batch)
         with client.pipeline(transaction=True) as pipe:
             write_batch(pipe, worker, batch, now, worker.options, stored)
             pipe.execute()

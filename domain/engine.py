@@ -29,7 +29,7 @@ from typing import Any
 
 from domain.calendar import Interval
 from domain.downtime import LOSS_FIELDS, classify_stop, classify_totals, has_planned_time, set_classified
-from domain.model import Event, State
+from domain.model import Event, Signal, State
 from domain.plant import Line, Machine, Plant
 from domain.plausibility import Flag
 from domain.timeline import (
@@ -46,7 +46,7 @@ from domain.timeline import (
 )
 from domain.totals import Totals, sum_totals
 
-__all__ = ["MachineAccumulator", "MinuteRollup", "Stop", "totals_from_events", "window_totals"]
+__all__ = ["MachineAccumulator", "MinuteRollup", "Stop", "feed_order", "totals_from_events", "window_totals"]
 
 CARRY_VERSION = 1
 
@@ -127,6 +127,13 @@ class MachineAccumulator:
             raise ValueError(f"event of {event.line}/{event.machine} fed to {self._ctx.line.id}/{self._ctx.machine.id}")
         self._advance(max(event.ts, self._timeline.t))
         self._timeline.apply(event, self._sink)
+
+    def advance_to(self, t: float) -> None:
+        """Processes time (silence) up to ``t`` exactly; minutes that end on the way are
+        closed (returned by the next ``close_until``). Event-time workers advance to their
+        watermark, so an event at or after it is never late."""
+        if t > self._timeline.t:
+            self._advance(t)
 
     def close_until(self, t: float) -> list[MinuteRollup]:
         boundary = floor_minute(t)
@@ -273,7 +280,7 @@ def totals_from_events(events: Iterable[Event], plant: Plant, line: Line, machin
     edge = min(end, now)
     sink = _WindowSink(ctx, start, edge, open_edge=end >= now)
     timeline = Timeline(ctx, floor_minute(start if origin is None else origin))
-    for event in events:
+    for event in sorted(events, key=feed_order):
         if event.ts > now:
             continue
         timeline.advance(max(event.ts, timeline.t), sink)
@@ -288,6 +295,21 @@ def totals_from_events(events: Iterable[Event], plant: Plant, line: Line, machin
     counted = sum(1 for s in stops if classes[s.start].is_availability_loss and start <= s.start < edge
                   and has_planned_time(s, plant, now))
     return set_classified(sink.totals, buckets, counted), stops
+
+
+# Readings of an instant belong to the time up to it (a meter reading taken as the state
+# changes is energy of the old state), so the state comes last; a reason before the state
+# it explains.
+_FEED_ORDER = (Signal.HEARTBEAT, Signal.LINK, Signal.GOOD, Signal.REJECT, Signal.ENERGY, Signal.POWER,
+               Signal.REASON, Signal.STATE)
+_SIGNAL_RANK = {signal: rank for rank, signal in enumerate(_FEED_ORDER)}
+
+
+def feed_order(event: Event) -> tuple[float, int]:
+    """The order events are fed in: event time, then signal (fixed), so that events of
+    one instant give the same result whatever order they arrived in. Sort stably with
+    this key: readings of one signal at one instant keep their arrival order."""
+    return event.ts, _SIGNAL_RANK.get(event.signal, len(_SIGNAL_RANK))
 
 
 def replay(acc: MachineAccumulator, events: Sequence[Event], until: float) -> list[MinuteRollup]:

@@ -8,7 +8,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from store.rollup import NO_ID
+from store.progress import NO_ID
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +24,7 @@ class LineSnapshot:
     carries: dict[str, dict[str, Any]]  # machine -> carry record
     beat: float | None
     max_stop_s: float
+    amend: int = 0  # rewinds so far: stored rollups before a watermark changed when this grew
 
     def watermark(self, machine: str) -> float | None:
         carry = self.carries.get(machine)
@@ -44,4 +45,5 @@ def snapshot_of(raw: dict[Any, Any]) -> LineSnapshot:
             except ValueError:
                 log.warning("unreadable carry %s", key)
     beat = data.get("beat")
-    return LineSnapshot(carries, float(beat) if beat else None, float(data.get("max_stop_s") or 0.0))
+    return LineSnapshot(carries, float(beat) if beat else None, float(data.get("max_stop_s") or 0.0),
+                        int(data.get("amend") or 0))

@@ -47,8 +47,8 @@ from zoneinfo import ZoneInfo
 import redis
 
 from domain import contract, downtime, kpi
-from domain.engine import MachineAccumulator
-from domain.model import State
+from domain.engine import MachineAccumulator, feed_order
+from domain.model import Event, State
 from domain.plant import Line, Machine, Plant
 from domain.plausibility import Flag
 from domain.timeline import MachineContext, Stop
@@ -56,7 +56,8 @@ from domain.totals import Totals
 from store import live
 from store.bookkeeping import LineSnapshot, snapshot_of
 from store.cache import LruCache
-from store.rollup import first_minute, floor_to, stream_id_tuple, usable_event
+from store.line_worker import first_minute, usable_event
+from store.progress import floor_to, pending_events, stream_id_tuple
 from store.rollups import MachineRequest, RollupReads
 from store.sums import RollupSum
 from store.windows import MAX_WINDOW_DAYS, Window, WindowError, parse_time, resolve_window
@@ -107,6 +108,7 @@ class PlantReader:
         self._stop_days: LruCache[tuple[str, float, frozenset[str]], _StopsByMachine] = LruCache(cache_stop_days)
         self.max_edge_events = max_edge_events
         self._warned: set[str] = set()
+        self._amend_seen: dict[str, int] = {}
         # per machine: the shift-calendar cache the restored accumulators share
         self._contexts: dict[tuple[str, str], MachineContext] = {}
 
@@ -369,7 +371,14 @@ class PlantReader:
         return sums, stops, window
 
     def _snapshot(self, line_id: str) -> LineSnapshot:
-        return snapshot_of(self.redis.hgetall(contract.rollup_state_key(line_id)))
+        snapshot = snapshot_of(self.redis.hgetall(contract.rollup_state_key(line_id)))
+        if self._amend_seen.setdefault(line_id, snapshot.amend) != snapshot.amend:
+            # late data rewrote stored rollups and stops: what was cached as final may have changed
+            self._amend_seen[line_id] = snapshot.amend
+            self.rollups.days.clear()
+            self.rollups.hours.clear()
+            self._stop_days.clear()
+        return snapshot
 
     def _edges(self, line: Line, snapshot: LineSnapshot, machines: list[str], now: float) -> dict[str, Edge]:
         """Restored accumulators fed the stream entries the worker has not applied yet."""
@@ -387,19 +396,30 @@ class PlantReader:
                 edges[m] = Edge(MachineAccumulator(self.plant, line, cfg, float(carry["w"]), carry=carry["acc"],
                                                    context=self._context(line, cfg)))
         wanted = set(machines)
+        # events the worker holds back for its watermark, then those it has not read yet
+        waiting: dict[str, list[Event]] = {m: pending_events(line, m, snapshot.carries[m])
+                                           for m in machines if m in snapshot.carries}
         for entry_id, fields in entries:
             event = usable_event(line, fields, now, 0.0)  # nothing after now counts
             if event is None or isinstance(event, str) or event.machine not in wanted:
                 continue
             if stream_id_tuple(entry_id) <= stream_id_tuple(snapshot.last_id(event.machine)):
                 continue
-            edge = edges.get(event.machine)
+            waiting.setdefault(event.machine, []).append(event)
+        for m, events in waiting.items():
+            events = [e for e in events if e.ts <= now]
+            if not events:
+                continue
+            events.sort(key=feed_order)
+            edge = edges.get(m)
             if edge is None:
-                cfg = line.machine(event.machine)
+                cfg = line.machine(m)
                 assert cfg is not None
-                edge = edges[event.machine] = Edge(MachineAccumulator(
-                    self.plant, line, cfg, first_minute(self.plant, event.ts, now), context=self._context(line, cfg)))
-            edge.acc.feed(event)
+                edge = edges[m] = Edge(MachineAccumulator(
+                    self.plant, line, cfg, first_minute(self.plant, events[0].ts, now),
+                    context=self._context(line, cfg)))
+            for event in events:
+                edge.acc.feed(event)  # one older than the worker processed is applied at that time
         return edges
 
     def _context(self, line: Line, machine: Machine) -> MachineContext:

@@ -28,7 +28,7 @@ from domain.model import Event, Signal, State
 from domain.plant import Plant
 from domain.timeline import Stop
 from domain.totals import sum_totals
-from store.rollup import RollupWorker
+from store.rollup import RollupWorker, WorkerOptions
 from store.rollups import read_minute_rollups
 
 HOUR = 3600.0
@@ -130,8 +130,11 @@ def test_history_gives_plausible_kpis_with_the_break_not_counted_as_down(plant: 
 
 def test_rollup_worker_turns_the_history_into_rollups(redis_client: redis.Redis, plant: Plant,
                                                         events: list[Event]) -> None:
-    worker = RollupWorker(redis_client, plant, clock=lambda: NOW + 10)
+    clock = [NOW]
+    worker = RollupWorker(redis_client, plant, options=WorkerOptions(silence_s=5), clock=lambda: clock[0])
     assert worker.drain() == len(events)
+    clock[0] = NOW + 10  # nothing new: the silent machines close on the clock
+    assert worker.drain() == 0
     worker.close()
     hours = [START - START % HOUR + i * HOUR for i in range(3)]
     for machine in plant.lines[0].machines:

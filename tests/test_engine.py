@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from domain.engine import MachineAccumulator, MinuteRollup, Stop, replay, totals_from_events, window_totals
+from domain.engine import MachineAccumulator, MinuteRollup, Stop, feed_order, replay, totals_from_events, window_totals
 from domain.kpi import kpis
 from domain.model import Event, Signal, State
 from domain.timeline import MachineContext
@@ -296,7 +296,7 @@ def run_engine(events: list[Event], machine_index: int, now: float, closes: list
     acc = MachineAccumulator(PROP_PLANT, line, machine, PROP_START)
     minutes: list[MinuteRollup] = []
     stops: list[Stop] = []
-    for i, event in enumerate(events):
+    for i, event in enumerate(sorted(events, key=feed_order)):  # the order the worker feeds
         if closes[i % len(closes)]:
             minutes += acc.close_until(event.ts)
             stops += acc.drain_stops()

@@ -3,6 +3,7 @@ resumes without counting anything twice, retention, the rollup text format."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import signal
@@ -272,10 +273,16 @@ def test_garbage_entries_and_unknown_machines_are_acknowledged_and_skipped(redis
     redis_client.xadd(stream, {"m": "M1", "s": "good", "v": "many", "q": "Good", "t": str(int(t0 * 1000))})
     redis_client.xadd(stream, {"m": "M1", "s": "state", "v": "running", "q": "Good", "t": str(int(t0 * 1000) + 5)})
     redis_client.xadd(stream, {"m": "M1", "s": "state", "v": "running", "q": "Good", "t": str(10**16)})
-    worker = run_worker_until_drained(redis_client, plant, t0 + 300)
+    clock = [t0 + 280]
+    worker = RollupWorker(redis_client, plant, clock=lambda: clock[0])
+    worker.drain()
+    clock[0] = t0 + 300  # nothing more arrived: the machine's minutes close on the clock
+    worker.process_once()
     assert redis_client.xpending(stream, "rollup")["pending"] == 0
     assert set(worker.lines["L1"].machines) == {"M1"}
     assert len(read_minute_rollups(redis_client, "L1", "M1", t0)) == 4
+    flags = [json.loads(m) for m in redis_client.zrange(contract.flags_key("L1"), 0, -1)]
+    assert [(f["m"], f["k"], f["v"]) for f in flags] == [("M1", "future_timestamp", 10**13)]
 
 
 def test_retention_drops_old_rollups_stops_and_state_changes(redis_client: redis.Redis) -> None:
