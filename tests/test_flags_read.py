@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -13,9 +14,12 @@ from api import create_api_blueprint
 from api.openapi import openapi_spec
 from components import machine_page
 from domain import contract
+from domain.model import Event
 from domain.plausibility import IMPLAUSIBLE_DELTA, IMPLAUSIBLE_POWER, Flag
 from store.reader import PlantReader
-from tests.store_support import HOUR, RECENT, two_machine_plant
+from tests.core_support import ev
+from tests.history import write_events
+from tests.store_support import HOUR, RECENT, run_worker_until_drained, two_machine_plant
 
 PLANT = two_machine_plant()  # Asia/Shanghai: +08:00
 START = RECENT + 5 * HOUR  # 13:00 local
@@ -134,3 +138,46 @@ def test_machine_page_lists_flags_with_time_signal_rejected_and_kind() -> None:
     assert f"{_local_date()} 13:01:30" in table and "Energy meter" in table and "1e+308 kWh" in table
     assert "Implausible jump (not counted)" in table and "Timestamp in the future" in table
     assert str(machine_page.flags_list([], "Asia/Shanghai")) == str(html.Div())
+
+
+# --- through the rollup worker (real Redis) --------------------------------------------
+
+def _machine_history(glitches: bool) -> list[Event]:
+    """M1 running 10 min from START: a part every 60 s, the meter every 60 s (+0.1 kWh);
+    with ``glitches``, a good counter reading of 4e9 and a meter reading of 1e308 between
+    two equal readings (nothing made or used meanwhile)."""
+    events = [ev("state", "running", START, line="L1")]
+    good, kwh = 100, 500.0
+    for i in range(11):
+        t = START + 60 * i
+        events += [ev("good", good, t), ev("energy_kwh", round(kwh, 3), t), ev("hb", None, t + 30)]
+        if i == 4:
+            events += [ev("good", good, t + 10)] + ([ev("good", 4_000_000_000, t + 5)] if glitches else [])
+            events += [ev("energy_kwh", round(kwh, 3), t + 10)] + ([ev("energy_kwh", 1e308, t + 5)] if glitches else [])
+        good, kwh = good + 1, kwh + 0.1
+    return sorted(events, key=lambda e: e.ts)
+
+
+def _machine_answer(client: redis.Redis, glitches: bool) -> dict[str, Any]:
+    client.flushdb()
+    write_events(client, _machine_history(glitches))
+    now = START + 900
+    run_worker_until_drained(client, PLANT, now)
+    app = Flask(__name__)
+    app.register_blueprint(create_api_blueprint(PlantReader(client, PLANT), clock=lambda: now))
+    start = quote(f"{_local_date()}T13:00:00+08:00")
+    body: dict[str, Any] = app.test_client().get(f"/api/lines/L1/machines/M1/kpis?start={start}").get_json()
+    return body
+
+
+def test_glitches_through_the_worker_are_flagged_and_change_nothing_else(redis_client: redis.Redis) -> None:
+    clean = _machine_answer(redis_client, glitches=False)
+    dirty = _machine_answer(redis_client, glitches=True)
+    assert clean["good_count"] == dirty["good_count"] == 10
+    assert clean["energy"]["kwh"] == pytest.approx(1.0) and dirty["energy"] == pytest.approx(clean["energy"])
+    assert dirty["oee"] == pytest.approx(clean["oee"])
+    assert clean["flags"]["implausible"] == []
+    assert sorted((f["signal"], f["ts"], f["kind"], f["value"]) for f in dirty["flags"]["implausible"]) == [
+        ("energy_kwh", START + 245, "implausible_delta", pytest.approx(1e308)),
+        ("good", START + 245, "implausible_delta", 4_000_000_000 - 104),
+    ]
