@@ -184,13 +184,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
-    from collectors.collector import run_collector
+    from collectors.collector import quiet_asyncua_logging, run_collector
 
     settings = _settings(args)
     if not settings.redis_url:
         raise SystemExit("REDIS_URL is not set: the collector needs a Redis to write to")
     check_at_start(settings.redis_url, "collector")
-    return _run_quietly(run_collector(settings))
+    quiet_asyncua_logging()
+    return _run_quietly(run_collector(settings, handle_signals=True))
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -222,7 +223,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     """Everything in one process: the demo on a machine with only Python."""
     from dataclasses import replace
 
-    from collectors.collector import run_collector
+    from collectors.collector import quiet_asyncua_logging, run_collector
     from collectors.simulator import run_simulator
     from store.embedded import EmbeddedRedis
     from store.rollup import run_worker
@@ -243,6 +244,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 if not args.no_simulator:
                     tg.create_task(run_simulator(settings, seed=args.seed, speed=1.0, stop=stop, models=models))
                     await _wait_for_endpoints(settings.plant, timeout_s=20.0)
+                quiet_asyncua_logging()
                 tg.create_task(run_collector(settings, stop=stop))
 
         stoppers.append(_run_async_in_thread("plant", plant_side))

@@ -1,15 +1,19 @@
 """Store-and-forward buffer: events the collector could not write to Redis yet.
 
-Events leave in the order they came in. They are kept in memory first; past
-``memory_events`` they go to append-only segment files under ``directory``
-(``seg-<n>.jsonl``, one event per line as a JSON array ``[line, m, s, v, q, t]`` in the
-stream contract's encoding), so an outage of hours loses nothing. ``close()`` writes the
-memory part to disk as well, and a new buffer opened on the same directory continues
-where the old one stopped (a read cursor is kept in ``cursor.json``).
+Events leave in the order they came in. Every event put in is written ahead to
+append-only segment files under ``directory`` at once (``seg-<n>.jsonl``, one event per
+line as a JSON array ``[line, m, s, v, q, t]`` in the stream contract's encoding), not
+kept in memory first: a collector killed during a Redis outage (``kill -9``, a power cut
+of the process) loses nothing it had handed to the buffer, and an outage of hours fits.
+A new buffer opened on the same directory continues where the old one stopped: a read
+cursor (``cursor.json``) is saved whenever events are removed, so what was forwarded is
+not sent again (at most the chunk in flight when the process died), and a record torn
+by a crash in the middle of a write is cut off.
 
 Past ``disk_bytes`` the buffer drops, says so in the log, and from then on keeps only the
-latest event of every (line, machine, signal): cumulative counters and meters lose no
-production, only intermediate values. It stays in that mode until it has been emptied.
+latest event of every (line, machine, signal), in memory: cumulative counters and meters
+lose no production, only intermediate values. It stays in that mode until it has been
+emptied; ``close()`` writes those latest events to disk as well.
 
 Readers take events with ``peek(n)`` and remove them with ``pop(n)`` once Redis has
 stored them, so delivery is at least once.
@@ -20,7 +24,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import islice
@@ -33,7 +36,7 @@ from domain.model import Event
 log = logging.getLogger(__name__)
 
 _CURSOR_FILE = "cursor.json"
-_FIRST_SEGMENT = 1_000_000_000  # room to prepend segments below the first one
+_FIRST_SEGMENT = 1_000_000_000
 
 
 def encode_line(event: Event) -> bytes:
@@ -147,23 +150,6 @@ class _DiskQueue:
                 self._enter(self.segments[0])
         self._writer = self._path(self.segments[-1]).open("ab")
 
-    def prepend(self, lines: Sequence[bytes]) -> None:
-        """Write events that come before everything on disk (the memory part on close)."""
-        if not lines:
-            return
-        if not self.segments:
-            self.append(lines)
-            return
-        number = self.segments[0] - 1
-        data = b"".join(lines)
-        self._path(number).write_bytes(data)
-        self.segments.insert(0, number)
-        if self.read_segment is not None and self.read_segment != number:
-            self._resume[self.read_segment] = self.read_offset
-        self._enter(number)
-        self.count += len(lines)
-        self.bytes += len(data)
-
     def read(self, n: int) -> list[_DiskRecord]:
         """The next ``n`` records from the cursor, without moving it."""
         out: list[_DiskRecord] = []
@@ -255,18 +241,15 @@ class _DiskQueue:
 
 
 class StoreAndForwardBuffer:
-    """Events waiting for Redis: memory, then disk, then (past the disk bound) latest values."""
+    """Events waiting for Redis: on disk, then (past the disk bound) latest values."""
 
     def __init__(
         self,
         directory: Path | str,
-        memory_events: int = 100_000,
         disk_bytes: int = 2 * 1024**3,
         segment_bytes: int = 64 * 1024**2,
     ) -> None:
-        self.memory_events = memory_events
         self.disk_bytes = disk_bytes
-        self._memory: deque[Event] = deque()
         self._disk = _DiskQueue(Path(directory), segment_bytes)
         self._latest: dict[tuple[str, str, str], Event] = {}
         self._peeked_disk: list[_DiskRecord] = []
@@ -278,11 +261,11 @@ class StoreAndForwardBuffer:
             log.info("store-and-forward: %d events from a previous run are waiting in %s", self._disk.count, directory)
 
     def __len__(self) -> int:
-        return len(self._memory) + self._disk.count + len(self._latest)
+        return self._disk.count + len(self._latest)
 
     @property
-    def memory_count(self) -> int:
-        return len(self._memory)
+    def directory(self) -> Path:
+        return self._disk.dir
 
     @property
     def disk_count(self) -> int:
@@ -300,19 +283,15 @@ class StoreAndForwardBuffer:
         self.extend((event,))
 
     def extend(self, events: Iterable[Event]) -> None:
+        """Write ``events`` to disk now (written, not synced: they survive the process, not
+        the machine)."""
         batch = list(events)
         if not batch:
             return
         if self._latest:
             self._keep_latest(batch)
             return
-        room = max(self.memory_events - len(self._memory), 0) if self._disk.count == 0 else 0
-        self._memory.extend(batch[:room])
-        if len(batch) > room:
-            self._spill(batch[room:])
-
-    def _spill(self, events: list[Event]) -> None:
-        lines = [encode_line(e) for e in events]
+        lines = [encode_line(e) for e in batch]
         free = self.disk_bytes - self._disk.bytes
         fits = 0
         for raw in lines:
@@ -320,17 +299,14 @@ class StoreAndForwardBuffer:
                 break
             free -= len(raw)
             fits += 1
-        if self._disk.count == 0 and fits:
-            log.info("store-and-forward: memory part full (%d events), spilling to %s",
-                     len(self._memory), self._disk.dir)
         self._disk.append(lines[:fits])
-        if fits < len(events):
+        if fits < len(batch):
             log.warning(
                 "store-and-forward: disk bound of %d bytes reached; dropping events and keeping only the "
                 "latest value of every machine signal until Redis has taken the backlog",
                 self.disk_bytes,
             )
-            self._keep_latest(events[fits:])
+            self._keep_latest(batch[fits:])
 
     def _keep_latest(self, events: list[Event]) -> None:
         for event in events:
@@ -341,9 +317,8 @@ class StoreAndForwardBuffer:
 
     def peek(self, n: int) -> list[Event]:
         """The oldest ``n`` events (fewer if the buffer holds fewer), not removed."""
-        out = list(islice(self._memory, n))
-        self._peeked_disk = self._disk.read(n - len(out))
-        out.extend(r.event for r in self._peeked_disk)
+        self._peeked_disk = self._disk.read(n)
+        out = [r.event for r in self._peeked_disk]
         self._peeked_latest = []
         if len(out) < n and len(self._peeked_disk) == self._disk.count:
             self._peeked_latest = list(islice(self._latest.values(), n - len(out)))
@@ -355,10 +330,6 @@ class StoreAndForwardBuffer:
         """Remove the first ``n`` events of the last ``peek`` (they were forwarded)."""
         if n > self._peeked:
             raise ValueError(f"pop({n}) after a peek of {self._peeked} events")
-        from_memory = min(n, len(self._memory))
-        for _ in range(from_memory):
-            self._memory.popleft()
-        n -= from_memory
         records, self._peeked_disk = self._peeked_disk[:n], self._peeked_disk[n:]
         self._disk.commit(records)
         n -= len(records)
@@ -376,9 +347,8 @@ class StoreAndForwardBuffer:
             self._dropped_reported = self.dropped
 
     def close(self) -> None:
-        """Put everything on disk, so a buffer opened on the same directory resumes."""
-        self._disk.prepend([encode_line(e) for e in self._memory])
-        self._memory.clear()
+        """Put everything on disk (the latest values kept past the disk bound), so a
+        buffer opened on the same directory resumes."""
         self._disk.append([encode_line(e) for e in self._latest.values()])
         self._latest.clear()
         self._disk.close()

@@ -20,20 +20,35 @@ Per endpoint (all endpoints concurrently, in an ``asyncio.TaskGroup``):
   or ``server`` timestamps these are stamped in the time base of the machine's data (see
   ``collectors.timebase``), and "up" waits for the machine's first data; with
   ``arrival`` timestamps they carry the wall clock;
+* a value whose time is further ahead of the collector's clock than
+  ``CollectorOptions.max_future_s``, or a change older than the stream's retention, is
+  written with status ``BadTimestampFuture`` / ``BadTimestampTooOld`` (its own time and
+  value kept) and never moves the time base (so neither heartbeats nor links), nor the
+  live hash ("last data", "since"); initial values after subscribing carry the time of
+  their node's last change and may be old (an idle machine's state, weeks unchanged);
 * on a lost connection: reconnect with capped exponential backoff and subscribe again,
-  logging the loss and the recovery once each;
+  logging the loss and the recovery once each (one WARNING line each, no traceback);
 * a watchdog rebuilds a subscription that went silent (no data and no keep-alive for
   ``watchdog_factor`` keep-alive intervals); if that fails, the session is rebuilt.
+
+``run_collector`` stops on SIGTERM or SIGINT (``handle_signals``) within about
+``CollectorOptions.shutdown_s``: "link down" for every machine, a last write to Redis if
+it answers, and whatever Redis has not taken stays in the store-and-forward files for the
+next start (they are written ahead while Redis is down, so even ``kill -9`` loses at most
+about ``RedisSink.journal_after_s`` of events).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import logging
 import math
 import os
+import signal
 import time
-from collections.abc import Awaitable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
 from pathlib import Path
@@ -49,6 +64,7 @@ from collectors.sink import Backoff, RedisSink
 from collectors.subscription import ItemSubscription
 from collectors.timebase import MachineKey, TimeBase
 from config.settings import Settings
+from domain.contract import TIMESTAMP_FUTURE, TIMESTAMP_TOO_OLD
 from domain.model import GOOD_STATUS, Event, Signal
 from domain.plant import Endpoint, Plant, TimestampSource
 
@@ -70,6 +86,8 @@ class CollectorOptions:
     session_timeout_ms: int = 60_000
     redis_retry_initial_s: float = 0.25  # while Redis is unreachable: first retry after this
     redis_retry_max_s: float = 10.0  # ... doubling up to this
+    max_future_s: float = 300.0  # values stamped further ahead of the collector's clock: BadTimestampFuture
+    shutdown_s: float = 4.0  # on stop: close the sessions and write the last batch within about this
 
 
 @dataclass
@@ -148,6 +166,8 @@ class EndpointCollector:
         self._waiting: set[MachineKey] = set()  # machines whose "link up" waits for their first data
         self._held: dict[MachineKey, list[tuple[Binding, str]]] = {}  # refused nodes of waiting machines
         self._up_at = 0.0
+        self._retention_s = plant.retention.stream_days * 86400.0
+        self._reported_times: set[tuple[str, str, str]] = set()  # (machine, signal, status) logged
 
     def _password(self, env: Mapping[str, str]) -> str | None:
         sec = self.endpoint.security
@@ -277,7 +297,7 @@ class EndpointCollector:
 
     async def _close(self, client: Client, transport_lost: bool) -> None:
         try:
-            async with asyncio.timeout(2.0):
+            async with asyncio.timeout(self.options.shutdown_s / 2):
                 if transport_lost:
                     await client.close_session()  # stops asyncua's tasks; the socket is gone already
                     client.disconnect_socket()
@@ -378,10 +398,43 @@ class EndpointCollector:
         timebase = self._timebase
         if timebase is not None and events:  # arrival timestamps are all equal: already in order
             events.sort(key=_BY_TIME)
-            ups = timebase.observe(events, arrival, initial, self._waiting)
+            trusted = events
+            if (events[-1].ts > arrival + self.options.max_future_s
+                    or events[0].ts < arrival - self._retention_s):
+                events, trusted = self._flag_times(events, arrival, initial)
+            ups = timebase.observe(trusted, arrival, initial, self._waiting)
             for key, ts in ups.items():
                 self._link_up(key, ts)
         self.sink.put_all(events)
+
+    def _flag_times(self, events: list[Event], arrival: float,
+                    initial: set[int] | None) -> tuple[list[Event], list[Event]]:
+        """``events`` with a Bad status on those whose time cannot be right, and those
+        whose time can (for the time base). An initial value is old when its node has not
+        changed for long: only changes are too old."""
+        latest, oldest = arrival + self.options.max_future_s, arrival - self._retention_s
+        out: list[Event] = []
+        trusted: list[Event] = []
+        for event in events:
+            if event.ts > latest:
+                status = TIMESTAMP_FUTURE
+            elif event.ts < oldest and (initial is None or id(event) not in initial):
+                status = TIMESTAMP_TOO_OLD
+            else:
+                out.append(event)
+                trusted.append(event)
+                continue
+            out.append(dataclasses.replace(event, status=status))
+            self._report_time(event, status, arrival)
+        return out, trusted
+
+    def _report_time(self, event: Event, status: str, arrival: float) -> None:
+        key = (event.machine, str(event.signal), status)
+        level = logging.DEBUG if key in self._reported_times else logging.WARNING
+        self._reported_times.add(key)
+        log.log(level, "endpoint %s: %s/%s %s stamped %+.0f s from the collector's clock: written as %s "
+                "(tolerance +%g s, retention %g days)", self.name, event.line, event.machine, event.signal,
+                event.ts - arrival, status, self.options.max_future_s, self._retention_s / 86400)
 
     async def _heartbeats(self, sub: ItemSubscription) -> None:
         while True:
@@ -486,32 +539,57 @@ class Collector:
 
 
 class _ConnectionDropNoise(logging.Filter):
-    """asyncua's publish loop logs a traceback when the connection drops under it."""
+    """asyncua's session logs a traceback (ERROR) when the connection drops under its
+    publish loop, and a WARNING when the collector closes the session of a connection
+    that is gone: the collector's own "connection lost" line says it once."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
         dropped = record.exc_info is not None and isinstance(record.exc_info[1], ConnectionError)
-        return not (dropped and record.getMessage().startswith("Publish iteration crashed"))
+        if dropped and message.startswith("Publish iteration crashed"):
+            return False
+        return not message.startswith("close_session was called but connection is closed")
 
 
 def quiet_asyncua_logging(level: int = logging.WARNING) -> None:
     """For entry points that configure logging: asyncua logs every session step at INFO
     and a traceback (ERROR) when a server goes away; the collector already logs each loss
-    and each recovery once. Raises asyncua's level to ``level`` and drops that traceback."""
+    and each recovery once. Raises asyncua's level to ``level`` and drops that noise
+    (idempotent)."""
     logging.getLogger("asyncua").setLevel(level)
-    logging.getLogger("asyncua.client.ua_session.UaSession").addFilter(_ConnectionDropNoise())
+    session_log = logging.getLogger("asyncua.client.ua_session.UaSession")
+    if not any(isinstance(f, _ConnectionDropNoise) for f in session_log.filters):
+        session_log.addFilter(_ConnectionDropNoise())
 
 
 def make_sink(settings: Settings, options: CollectorOptions | None = None) -> RedisSink:
     """The Redis sink with its store-and-forward buffer under ``settings.data_dir``."""
     options = options or CollectorOptions()
-    buffer = StoreAndForwardBuffer(
-        settings.data_dir / "buffer", settings.buffer_memory_events, settings.buffer_disk_bytes
-    )
+    buffer = StoreAndForwardBuffer(settings.data_dir / "buffer", settings.buffer_disk_bytes)
     client = async_redis(settings.redis_url)
     return RedisSink(
         client, buffer, retention_s=settings.plant.retention.stream_days * 86400,
         retry_initial_s=options.redis_retry_initial_s, retry_max_s=options.redis_retry_max_s,
     )
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
+    """SIGTERM and SIGINT set ``stop`` (the run loop then shuts down in order) while inside."""
+    loop = asyncio.get_running_loop()
+
+    def on_signal(signum: signal.Signals) -> None:
+        log.info("%s received: stopping the collector", signum.name)
+        stop.set()
+
+    handled = (signal.SIGTERM, signal.SIGINT)
+    for signum in handled:
+        loop.add_signal_handler(signum, on_signal, signum)
+    try:
+        yield
+    finally:
+        for signum in handled:
+            loop.remove_signal_handler(signum)
 
 
 async def run_collector(
@@ -521,21 +599,29 @@ async def run_collector(
     options: CollectorOptions | None = None,
     env: Mapping[str, str] | None = None,
     started: asyncio.Future[Collector] | None = None,
+    handle_signals: bool = False,
 ) -> None:
-    """Collect every endpoint of ``settings.plant`` into ``settings.redis_url`` until ``stop``.
+    """Collect every endpoint of ``settings.plant`` into ``settings.redis_url`` until ``stop``
+    (or, with ``handle_signals``, SIGTERM or SIGINT: for the main thread of a process).
 
-    ``started`` (optional) receives the running ``Collector`` (tests use it to wait for
-    the subscriptions and read statistics).
+    Stopping takes about ``options.shutdown_s`` at most, Redis up or down. ``started``
+    (optional) receives the running ``Collector`` (tests use it to wait for the
+    subscriptions and read statistics).
     """
+    options = options or CollectorOptions()
+    stop = stop or asyncio.Event()
     sink = make_sink(settings, options)
     collector = Collector(settings.plant, sink, options, env)
     if started is not None:
         started.set_result(collector)
-    try:
-        async with asyncio.TaskGroup() as tg:
-            sink_task = tg.create_task(sink.run(), name="redis-sink")
-            await collector.run(stop)
-            sink_task.cancel()
-    finally:
-        await sink.close()
-        await sink.client.aclose()
+    with _stop_on_signals(stop) if handle_signals else contextlib.nullcontext():
+        try:
+            async with asyncio.TaskGroup() as tg:
+                sink_task = tg.create_task(sink.run(), name="redis-sink")
+                await collector.run(stop)
+                sink_task.cancel()
+        finally:
+            await sink.close(timeout_s=options.shutdown_s / 2)
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(0.5):
+                    await sink.client.aclose()

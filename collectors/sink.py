@@ -6,12 +6,19 @@ per event and one ``HSET <plant:{line}:live>`` with the batch's latest value of 
 written when ``batch_max`` events are waiting or ``flush_interval_s`` after the first one
 arrived.
 
-While Redis is unreachable, batches go to the store-and-forward buffer and the sink
-retries with capped exponential backoff. Once Redis answers, the buffer is forwarded in
-order before anything newer (new events queue behind it), so readers see every
-(machine, signal) in the order the collector received it. Delivery is at least once: a
-batch cut off in the middle by a dying Redis is written again (all values are
-idempotent: cumulative counters, states, levels).
+While Redis is unreachable, batches go to the store-and-forward buffer, which writes
+them to disk at once, and the sink retries with capped exponential backoff. Once Redis
+answers, the buffer is forwarded in order before anything newer (new events queue behind
+it), so readers see every (machine, signal) in the order the collector received it. A
+write that takes longer than ``journal_after_s`` (a Redis that hangs rather than refuses)
+puts its batch and everything waiting behind it into the buffer too, so no event stays
+only in memory for longer than about that: a collector killed during an outage loses at
+most that much. Delivery is at least once: a batch cut off in the middle by a dying
+Redis is written again (all values are idempotent: cumulative counters, states, levels).
+
+Events whose timestamp the collector flagged (``contract.BAD_TIMESTAMP_STATUSES``) go to
+the stream but not to the live hash: a time 70 years ahead must not become a machine's
+"last data".
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ import redis.asyncio
 from redis.exceptions import RedisError
 
 from collectors.buffer import StoreAndForwardBuffer
-from domain.contract import FIELDS, encode_event, encode_live, events_key, live_key
+from domain.contract import BAD_TIMESTAMP_STATUSES, FIELDS, encode_event, encode_live, events_key, live_key
 from domain.model import Event
 
 log = logging.getLogger(__name__)
@@ -96,6 +103,7 @@ class RedisSink:
         drain_chunk: int = 5000,
         retry_initial_s: float = 0.25,
         retry_max_s: float = 10.0,
+        journal_after_s: float = 0.5,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.client = client
@@ -104,6 +112,7 @@ class RedisSink:
         self.batch_max = batch_max
         self.flush_interval_s = flush_interval_s
         self.drain_chunk = drain_chunk
+        self.journal_after_s = journal_after_s
         self.clock = clock
         self.stats = SinkStats()
         self._pending: list[Event] = []
@@ -141,9 +150,12 @@ class RedisSink:
 
     async def _wait_for_work(self) -> None:
         if not self._pending:
-            timeout = self._retry_at - time.monotonic() if len(self.buffer) else None
+            delay = self._retry_at - time.monotonic() if len(self.buffer) else None
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a
+                # cancellation that arrives as the timeout expires, so shutdown hung.
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
             except TimeoutError:
                 return
         self._wake.clear()
@@ -154,31 +166,72 @@ class RedisSink:
         """Write what is waiting: the buffer first (if Redis is back), then new events."""
         batch, self._pending = self._pending, []
         if len(self.buffer) or self._down_since is not None:
-            self.buffer.extend(batch)
-            self.stats.buffered += len(batch)
-            batch = []
+            self._to_buffer(batch)
             if self._down_since is not None and time.monotonic() < self._retry_at:
                 return
             await self._forward_buffer()
             return
         if not batch:
             return
+        await self._write_direct(batch)
+
+    def _to_buffer(self, events: Sequence[Event]) -> None:
+        self.buffer.extend(events)
+        self.stats.buffered += len(events)
+
+    def journal(self) -> None:
+        """Events waiting for the next batch go to the buffer (and so to disk) now."""
+        batch, self._pending = self._pending, []
+        self._to_buffer(batch)
+
+    async def _write_direct(self, batch: list[Event]) -> None:
+        """The buffer is empty and Redis up: write ``batch`` straight away. If Redis is slow
+        to answer, ``batch`` goes to the buffer first (it is then the buffer's head, so it
+        is removed from there once written)."""
+        journaled = False
+
+        def on_slow() -> None:
+            nonlocal journaled
+            if not journaled:
+                self._to_buffer(batch)
+                journaled = True
+            self.journal()
+
         try:
-            written = await self._try_write(batch)
+            written = await self._watched_write(batch, on_slow)
         except asyncio.CancelledError:
-            self.buffer.extend(batch)  # shutting down mid-write: keep it (at least once)
+            if not journaled:
+                self._to_buffer(batch)  # shutting down mid-write: keep it (at least once)
             raise
-        if not written:
-            self.buffer.extend(batch)
-            self.stats.buffered += len(batch)
+        if not journaled:
+            if not written:
+                self._to_buffer(batch)
+            return
+        if written:  # it was put in first: the buffer's head
+            self.buffer.pop(len(self.buffer.peek(len(batch))))
 
     async def _forward_buffer(self) -> None:
         while len(self.buffer):
             chunk = self.buffer.peek(self.drain_chunk)
-            if not await self._try_write(chunk):
+            if not await self._watched_write(chunk, self.journal):
                 return
             self.buffer.pop(len(chunk))
             await asyncio.sleep(0)  # let the OPC UA side run between chunks
+
+    async def _watched_write(self, events: Sequence[Event], on_slow: Callable[[], None]) -> bool:
+        """``_try_write``, calling ``on_slow`` every ``journal_after_s`` while it has not
+        finished (events keep arriving in the meantime)."""
+        task = asyncio.ensure_future(self._try_write(events))
+        try:
+            while True:
+                done, _ = await asyncio.wait((task,), timeout=self.journal_after_s)
+                if done:
+                    return task.result()
+                on_slow()
+        finally:
+            if not task.done():
+                task.cancel()
+                await asyncio.wait((task,))
 
     async def _try_write(self, events: Sequence[Event]) -> bool:
         try:
@@ -223,7 +276,7 @@ class RedisSink:
         latest: set[tuple[str, str, str]] = set()
         for event in reversed(events):  # the live hash takes the last event of each signal
             key = (event.line, event.machine, event.signal)
-            if key not in latest:
+            if key not in latest and event.status not in BAD_TIMESTAMP_STATUSES:
                 latest.add(key)
                 field, value = encode_live(event)
                 per_line[event.line][1][field] = value
@@ -239,16 +292,18 @@ class RedisSink:
         self.stats.written += len(events)
         self.stats.batches += 1
 
-    async def close(self, timeout_s: float = 5.0) -> None:
-        """Last flush (to Redis, or to the buffer if Redis does not answer), then close the buffer."""
-        try:
-            async with asyncio.timeout(timeout_s):
-                self._retry_at = 0.0
-                await self.flush()
-        except TimeoutError:
-            log.warning("Redis did not take the last batch within %.0f s; it stays in the buffer", timeout_s)
-        self.buffer.extend(self._pending)
-        self._pending = []
+    async def close(self, timeout_s: float = 2.0) -> None:
+        """Last flush within ``timeout_s`` (to Redis if it answers; while it is down no new
+        attempt is made), then what is left goes to the buffer's files, so the next start
+        sends it."""
+        if self._down_since is None:
+            try:
+                async with asyncio.timeout(timeout_s):
+                    await self.flush()
+            except TimeoutError:
+                log.warning("Redis did not take the last batch within %.0f s; it stays in the buffer", timeout_s)
+        self.journal()
         if len(self.buffer):
-            log.info("store-and-forward: %d events kept for the next start", len(self.buffer))
+            log.info("store-and-forward: %d events kept in %s for the next start", len(self.buffer),
+                     self.buffer.directory)
         self.buffer.close()

@@ -33,6 +33,14 @@ _INT_SIGNALS = {Signal.GOOD, Signal.REJECT, Signal.REASON}
 _FLOAT_SIGNALS = {Signal.ENERGY, Signal.POWER}
 
 
+# Statuses the collector writes on an event whose timestamp it cannot trust (further
+# ahead of its clock than its tolerance, or older than the stream's retention): the value
+# is recorded, its time never moves heartbeats, link events, watermarks or "since".
+TIMESTAMP_FUTURE = "BadTimestampFuture"
+TIMESTAMP_TOO_OLD = "BadTimestampTooOld"
+BAD_TIMESTAMP_STATUSES = frozenset({TIMESTAMP_FUTURE, TIMESTAMP_TOO_OLD})
+
+
 def line_tag(line: str) -> str:
     return f"{PREFIX}:{{{line}}}"
 

@@ -78,7 +78,7 @@ def machine_now(plant: Plant, line: Line, machine_id: str, live: dict[str, Event
         "id": machine_id,
         "name": machine.name or machine_id,
         "state": state,
-        "since": _since(plant, snapshot, machine_id, state, state_event, last, now),
+        "since": _since(plant, state, state_event, link, last, now),
         "reason": reason_info(plant, int(reason)) if reason and state != State.RUNNING else None,
         "good": _number(live.get(str(Signal.GOOD))),
         "reject": _number(live.get(str(Signal.REJECT))),
@@ -90,16 +90,27 @@ def machine_now(plant: Plant, line: Line, machine_id: str, live: dict[str, Event
     }
 
 
-def _since(plant: Plant, snapshot: LineSnapshot, machine: str, state: str, state_event: Event | None,
-           last: float | None, now: float) -> float | None:
-    """When the shown state began: the worker's last recorded change if it agrees, else
-    the live evidence (the state event's time, or silence since last data + timeout)."""
-    carry = snapshot.carries.get(machine) or {}
-    recorded = carry.get("since") or [None, None]
-    if recorded[0] == state and recorded[1] is not None:
-        return float(recorded[1])
-    if state == State.UNKNOWN and last is not None and now - last > plant.gap_timeout_s:
-        return last + plant.gap_timeout_s
+def _since(plant: Plant, state: str, state_event: Event | None, link: Event | None, last: float | None,
+           now: float) -> float | None:
+    """When the shown state began, from the data, not from when the data arrived or was
+    processed:
+
+    * a state read from the live state event: that event's time, the state change's
+      source timestamp. A re-read of the unchanged value (a collector reconnect or
+      restart subscribes again) carries the same time, so "since" survives it; the
+      worker's recorded change does not (the link gap is unknown time to it, so its
+      state "began again" at the reconnect: "DOWN 1 min" for a fault 3.5 min old).
+    * unknown because silent: the last data + ``gap_timeout_s``; because the link is
+      down: the "link down"; because the state is bad or not a state: that state event.
+
+    Events whose time the collector flagged (``BadTimestampFuture``...) never reach the
+    live hash, so they cannot move it either.
+    """
+    if state == State.UNKNOWN:
+        if last is not None and now - last > plant.gap_timeout_s:
+            return last + plant.gap_timeout_s
+        if link is not None and str(link.value).lower() == "down":
+            return float(link.ts)
     return None if state_event is None else float(state_event.ts)
 
 

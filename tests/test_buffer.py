@@ -1,4 +1,4 @@
-"""The store-and-forward buffer: order, memory -> disk spill, the drop policy, reopen."""
+"""The store-and-forward buffer: written ahead to disk, order, the drop policy, reopen, crash."""
 
 from __future__ import annotations
 
@@ -30,30 +30,17 @@ def files(directory: Path) -> list[str]:
     return sorted(p.name for p in directory.glob("seg-*.jsonl"))
 
 
-def test_memory_only_keeps_order(tmp_path: Path) -> None:
-    buf = StoreAndForwardBuffer(tmp_path, memory_events=100)
-    buf.extend(ev(i) for i in range(50))
-    assert (len(buf), buf.memory_count, buf.disk_count) == (50, 50, 0)
-    assert buf.peek(3) == [ev(0), ev(1), ev(2)]
-    assert drain(buf) == [ev(i) for i in range(50)]
-    assert files(tmp_path) == []
-
-
-def test_spills_to_disk_past_the_memory_bound_and_keeps_order(tmp_path: Path) -> None:
-    buf = StoreAndForwardBuffer(tmp_path, memory_events=10)
+def test_every_event_is_written_ahead_to_disk_in_order(tmp_path: Path) -> None:
+    buf = StoreAndForwardBuffer(tmp_path)
     buf.extend(ev(i) for i in range(25))
-    assert (buf.memory_count, buf.disk_count) == (10, 15)
-    assert files(tmp_path)
-    # Memory drains first; newer events keep going behind what is on disk.
+    assert (len(buf), buf.disk_count) == (25, 25)
+    assert sum(p.stat().st_size for p in tmp_path.glob("seg-*.jsonl")) == buf.disk_bytes_used > 0
     got = buf.peek(12)
     buf.pop(12)
-    buf.extend(ev(i) for i in range(25, 30))
-    assert buf.memory_count == 0 and buf.disk_count == 18
+    buf.extend(ev(i) for i in range(25, 30))  # newer events go behind what is waiting
+    assert buf.disk_count == 18
     assert got + drain(buf) == [ev(i) for i in range(30)]
     assert files(tmp_path) == [] and not (tmp_path / "cursor.json").exists()
-    # Empty again: back to memory first.
-    buf.append(ev(99))
-    assert (buf.memory_count, buf.disk_count) == (1, 0)
 
 
 def test_values_survive_the_file_format(tmp_path: Path) -> None:
@@ -67,41 +54,38 @@ def test_values_survive_the_file_format(tmp_path: Path) -> None:
         Event("BW1", "ST10", Signal.REASON, 31, "Good", 7.0),
         Event("CM1", "OP10 \"ü\"", Signal.STATE, "a,b\nc", "Good", 8.0),
     ]
-    buf = StoreAndForwardBuffer(tmp_path, memory_events=0)
+    buf = StoreAndForwardBuffer(tmp_path)
     buf.extend(events)
     assert buf.disk_count == len(events)
     assert drain(buf) == events
 
 
 def test_reopen_resumes_after_what_was_forwarded(tmp_path: Path) -> None:
-    buf = StoreAndForwardBuffer(tmp_path, memory_events=5, segment_bytes=300)
+    buf = StoreAndForwardBuffer(tmp_path, segment_bytes=300)
     buf.extend(ev(i) for i in range(40))
     buf.peek(12)
-    buf.pop(12)  # 5 from memory, 7 from disk
+    buf.pop(12)
     buf.extend(ev(i) for i in range(40, 45))
     buf.close()
-    again = StoreAndForwardBuffer(tmp_path, memory_events=5, segment_bytes=300)
+    again = StoreAndForwardBuffer(tmp_path, segment_bytes=300)
     assert len(again) == 33
     assert drain(again, chunk=5) == [ev(i) for i in range(12, 45)]
 
 
-def test_close_writes_the_memory_part_before_what_is_on_disk(tmp_path: Path) -> None:
-    buf = StoreAndForwardBuffer(tmp_path, memory_events=10, segment_bytes=200)
-    buf.extend(ev(i) for i in range(30))
-    buf.peek(3)
-    buf.pop(3)  # memory now holds 3..9, disk 10..29
-    buf.close()
-    again = StoreAndForwardBuffer(tmp_path, memory_events=10)
-    assert again.memory_count == 0 and again.disk_count == 27
-    got = again.peek(4)
-    again.pop(4)
-    again.close()  # and once more, with a partly read prepended segment
-    third = StoreAndForwardBuffer(tmp_path, memory_events=10)
-    assert got + drain(third) == [ev(i) for i in range(3, 30)]
+def test_a_killed_process_loses_nothing_it_handed_over_and_resends_nothing_forwarded(tmp_path: Path) -> None:
+    buf = StoreAndForwardBuffer(tmp_path, segment_bytes=200)
+    buf.extend(ev(i) for i in range(10))
+    buf.extend(ev(i) for i in range(10, 30))
+    buf.peek(7)
+    buf.pop(7)  # forwarded
+    buf.peek(5)  # in flight when the process dies: sent again
+    del buf  # no close(): as if killed
+    again = StoreAndForwardBuffer(tmp_path, segment_bytes=200)
+    assert drain(again, chunk=4) == [ev(i) for i in range(7, 30)]
 
 
 def test_crash_without_close_keeps_the_disk_part_and_cuts_a_torn_record(tmp_path: Path) -> None:
-    buf = StoreAndForwardBuffer(tmp_path, memory_events=0)
+    buf = StoreAndForwardBuffer(tmp_path)
     buf.extend(ev(i) for i in range(10))
     buf.peek(4)
     buf.pop(4)
@@ -109,18 +93,18 @@ def test_crash_without_close_keeps_the_disk_part_and_cuts_a_torn_record(tmp_path
     segment = tmp_path / files(tmp_path)[-1]
     with segment.open("ab") as f:
         f.write(encode_line(ev(10))[:-9])  # a record cut off in the middle
-    again = StoreAndForwardBuffer(tmp_path, memory_events=0)
+    again = StoreAndForwardBuffer(tmp_path)
     assert drain(again) == [ev(i) for i in range(4, 10)]
 
 
 def test_a_damaged_record_is_skipped_not_fatal(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    buf = StoreAndForwardBuffer(tmp_path, memory_events=0)
+    buf = StoreAndForwardBuffer(tmp_path)
     buf.extend(ev(i) for i in range(3))
     segment = tmp_path / files(tmp_path)[-1]
     with segment.open("ab") as f:
         f.write(b'{"not": "an event"}\n')
     buf.close()
-    again = StoreAndForwardBuffer(tmp_path, memory_events=0)
+    again = StoreAndForwardBuffer(tmp_path)
     again.extend(ev(i) for i in range(3, 6))
     assert len(again) == 7
     with caplog.at_level(logging.ERROR, logger="collectors.buffer"):
@@ -133,8 +117,8 @@ def test_drops_past_the_disk_bound_but_keeps_the_latest_value_of_every_signal(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     record = len(encode_line(ev(100)))
-    buf = StoreAndForwardBuffer(tmp_path, memory_events=4, disk_bytes=record * 6)
-    early = [ev(100 + i) for i in range(10)]  # 4 in memory, 6 on disk
+    buf = StoreAndForwardBuffer(tmp_path, disk_bytes=record * 10)
+    early = [ev(100 + i) for i in range(10)]  # fills the disk
     late = [ev(200 + i, machine=m, signal=s) for i in range(30) for m in ("ST10", "ST20")
             for s in (Signal.GOOD, Signal.STATE)]
     with caplog.at_level(logging.WARNING, logger="collectors.buffer"):
@@ -153,7 +137,7 @@ def test_drops_past_the_disk_bound_but_keeps_the_latest_value_of_every_signal(
 
 
 def test_latest_value_updated_between_peek_and_pop_is_not_lost(tmp_path: Path) -> None:
-    buf = StoreAndForwardBuffer(tmp_path, memory_events=0, disk_bytes=1)
+    buf = StoreAndForwardBuffer(tmp_path, disk_bytes=1)
     buf.extend([ev(1), ev(2)])  # nothing fits on disk: latest only
     assert buf.peek(10) == [ev(2)]
     buf.append(ev(3))  # arrives while ev(2) is being forwarded
@@ -170,7 +154,7 @@ def test_pop_needs_a_peek(tmp_path: Path) -> None:
 
 
 def test_rotates_segments_and_deletes_forwarded_ones(tmp_path: Path) -> None:
-    buf = StoreAndForwardBuffer(tmp_path, memory_events=0, segment_bytes=250)
+    buf = StoreAndForwardBuffer(tmp_path, segment_bytes=250)
     buf.extend(ev(i) for i in range(30))
     assert len(files(tmp_path)) > 3
     before = len(files(tmp_path))
@@ -185,18 +169,21 @@ ops = st.lists(
         st.tuples(st.just("extend"), st.integers(0, 30)),
         st.tuples(st.just("forward"), st.integers(1, 25)),
         st.tuples(st.just("reopen"), st.just(0)),
+        st.tuples(st.just("crash"), st.just(0)),
     ),
     max_size=25,
 )
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(ops=ops, memory=st.integers(0, 12), segment=st.sampled_from([120, 400, 10_000]))
+@given(ops=ops, segment=st.sampled_from([120, 400, 10_000]))
 def test_any_sequence_forwards_everything_once_in_order(
-    tmp_path_factory: pytest.TempPathFactory, ops: list[tuple[str, int]], memory: int, segment: int
+    tmp_path_factory: pytest.TempPathFactory, ops: list[tuple[str, int]], segment: int
 ) -> None:
+    """Extend, forward, close and reopen, or die without closing (``kill -9``): every
+    event is forwarded exactly once, in order."""
     directory = tmp_path_factory.mktemp("buf")
-    buf = StoreAndForwardBuffer(directory, memory_events=memory, segment_bytes=segment)
+    buf = StoreAndForwardBuffer(directory, segment_bytes=segment)
     sent: list[Event] = []
     forwarded: list[Event] = []
     n = 0
@@ -211,8 +198,9 @@ def test_any_sequence_forwards_everything_once_in_order(
             buf.pop(len(got))
             forwarded.extend(got)
         else:
-            buf.close()
-            buf = StoreAndForwardBuffer(directory, memory_events=memory, segment_bytes=segment)
+            if op == "reopen":
+                buf.close()
+            buf = StoreAndForwardBuffer(directory, segment_bytes=segment)
         assert len(buf) == len(sent) - len(forwarded)
     forwarded.extend(drain(buf))
     assert forwarded == sent
