@@ -22,7 +22,9 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import subprocess
 import sys
 import threading
 from collections.abc import Callable, Coroutine
@@ -32,6 +34,7 @@ from typing import Any
 log = logging.getLogger("app")
 
 DEMO_HISTORY_HOURS = 24.0  # today, the last shift and most of yesterday
+COMMANDS = ("run", "dashboard", "check", "simulate", "replay", "collect", "worker")
 
 
 def _configure_logging(level: str) -> None:
@@ -226,7 +229,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     from collectors.collector import quiet_asyncua_logging, run_collector
     from collectors.simulator import run_simulator
     from store.embedded import EmbeddedRedis
-    from store.rollup import run_worker
 
     settings = _settings(args)
     embedded = None
@@ -248,13 +250,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                 tg.create_task(run_collector(settings, stop=stop))
 
         stoppers.append(_run_async_in_thread("plant", plant_side))
-        worker_stop = threading.Event()
-        worker = threading.Thread(
-            target=run_worker, args=(_redis_client(settings.redis_url), settings.plant, worker_stop),
-            name="rollup-worker", daemon=True,
-        )
-        worker.start()
-        stoppers.append(lambda: (worker_stop.set(), worker.join(10)))
+        # its own process: catching up the history must not starve the screens of the GIL
+        worker = subprocess.Popen([sys.executable, __file__, "worker", "--plant", str(settings.plant_path),
+                                   "--log-level", args.log_level], env={**os.environ, "REDIS_URL": settings.redis_url})
+        stoppers.append(lambda: (worker.terminate(), worker.wait(15)))
         app = create_dash(settings)
         print(f"\n  Dashboard:  http://{settings.host}:{settings.port}/\n"
               f"  Wall:       http://{settings.host}:{settings.port}/wall?rotate=15\n"
@@ -293,6 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     def add(name: str, func: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text)
         p.add_argument("--plant", default=argparse.SUPPRESS, help="plant file")
+        p.add_argument("--log-level", default=argparse.SUPPRESS)
         p.set_defaults(func=func)
         return p
 
@@ -330,9 +330,9 @@ def main(argv: list[str] | None = None) -> int:
 
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
+    if not set(argv) & {*COMMANDS, "-h", "--help"}:  # no subcommand: run everything, with run's flags
+        argv = ["run", *argv]
     args = parser.parse_args(argv)
-    if getattr(args, "func", None) is None:  # no subcommand: run everything
-        args = parser.parse_args([*argv, "run"])
     _configure_logging(args.log_level)
     try:
         return int(args.func(args))

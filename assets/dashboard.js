@@ -2,8 +2,68 @@
  *
  * They run in the browser so a wall keeps rotating and can say "no data since HH:MM"
  * while the server is unreachable (restart, network drop); when answers come back
- * the server callbacks fill the numbers in again, no reload needed.
+ * the server callbacks fill the numbers in again, no reload needed. When the callbacks
+ * are late but the server answers /api/health, the banner says what it is doing instead
+ * ("catching up history (n %)" while the rollup worker works through a backlog): a
+ * screen never claims the server is down when it answers.
  */
+
+/* plotly.js for dcc.Graph: the vendored partial bundle (components/delivery.py), not the
+ * full 4.8 MB one. dash-renderer sets window._dashPlotlyJSURL at start; this keeps ours. */
+(function () {
+  var me = document.currentScript && document.currentScript.src;
+  if (!me) { return; }
+  var url = me.replace(/dashboard\.js(\?.*)?$/, 'vendor/plotly-finance-4.1.0.min.js');
+  try {
+    Object.defineProperty(window, '_dashPlotlyJSURL', {
+      configurable: true, get: function () { return url; }, set: function () {}
+    });
+  } catch (e) { /* keep Dash's default */ }
+})();
+
+/* What /api/health last said, asked for only while callbacks are late. */
+var oeeHealth = {asked: 0, answered: 0, ok: null, lag: null, maxLag: null, catchingUp: false};
+
+/* The rollup worker is catching up when a line's closed minutes lag this far behind. */
+var CATCHING_UP_LAG_S = 300;
+/* A server that takes longer than this for /api/health is taken as not answering. */
+var HEALTH_TIMEOUT_MS = 20000;
+
+function oeeAskHealth(view) {
+  var now = Date.now();
+  if (oeeHealth.pending || now - oeeHealth.asked < 2000) { return; }
+  oeeHealth.asked = now;
+  oeeHealth.pending = true;
+  var base = '/';
+  try { base = JSON.parse(document.getElementById('_dash-config').textContent).requests_pathname_prefix; }
+  catch (e) { /* the root */ }
+  var ctrl = window.AbortController ? new AbortController() : null;
+  var timer = setTimeout(function () { if (ctrl) { ctrl.abort(); } }, HEALTH_TIMEOUT_MS);
+  fetch(base + 'api/health', {cache: 'no-store', signal: ctrl ? ctrl.signal : undefined})
+    .then(function (r) { return r.json(); })
+    .then(function (h) {
+      oeeHealth.answered = Date.now();
+      oeeHealth.ok = true;
+      var lags = (h.lines || []).map(function (l) {
+        var w = l.worker || {};
+        return Math.max(w.closed_lag_s || 0, w.undelivered_s || 0);
+      });
+      var lag = lags.length ? Math.max.apply(null, lags) : 0;
+      oeeHealth.lag = lag;
+      oeeHealth.catchingUp = lag > CATCHING_UP_LAG_S;
+      oeeHealth.maxLag = oeeHealth.catchingUp ? Math.max(oeeHealth.maxLag || 0, lag) : null;
+    })
+    .catch(function () { oeeHealth.ok = false; oeeHealth.catchingUp = false; })
+    .then(function () { clearTimeout(timer); oeeHealth.pending = false; });
+}
+
+/* Progress of the catch-up, from the largest lag seen since this page opened. */
+function oeeCatchUpPercent(lag, maxLag) {
+  if (!maxLag || maxLag <= CATCHING_UP_LAG_S) { return 0; }
+  var done = (maxLag - lag) / (maxLag - CATCHING_UP_LAG_S);
+  return Math.max(0, Math.min(99, Math.floor(done * 100)));
+}
+
 window.dash_clientside = Object.assign({}, window.dash_clientside, {
   oee: {
     /* One style per tile: with ?rotate=N only the current line's tile is shown. */
@@ -21,14 +81,25 @@ window.dash_clientside = Object.assign({}, window.dash_clientside, {
       return lastOk ? Date.now() : window.dash_clientside.no_update;
     },
 
-    /* Banner text, banner class, root class. Offline when no answer for a while. */
+    /* Banner text, banner class, root class. When callbacks are late, ask /api/health:
+     * an answer means the server is up (catching up, or slow), no answer means it is down. */
     watchdog: function (n, lastSeen, lastOk, view) {
       var base = (view && view.root_class) || 'wall';
       var limit = (view && view.offline_after_ms) || 7000;
       var waited = lastSeen ? Date.now() - lastSeen : (n || 0) * ((view && view.refresh_ms) || 2000);
+      if (waited > limit / 2 || oeeHealth.catchingUp) {
+        oeeAskHealth(view);
+      }
+      var fresh = oeeHealth.answered && (oeeHealth.pending || Date.now() - oeeHealth.answered < limit);
+      if (oeeHealth.catchingUp && fresh) {
+        var pct = oeeCatchUpPercent(oeeHealth.lag, oeeHealth.maxLag);
+        return ['catching up history (' + pct + ' %) \u2014 figures fill in as it goes', 'wall-banner catching-up',
+                base + ' catching-up'];
+      }
       if (waited <= limit) {
         return ['', 'wall-banner d-none', base];
       }
+      var answering = oeeHealth.ok && fresh;
       var text = 'no data';
       if (lastOk && lastOk.at) {
         try {
@@ -39,6 +110,12 @@ window.dash_clientside = Object.assign({}, window.dash_clientside, {
         } catch (e) {
           text = 'no data since ' + new Date(lastOk.at * 1000).toTimeString().slice(0, 5);
         }
+      }
+      if (answering) {
+        return [text + ' \u2014 server busy, waiting for figures', 'wall-banner catching-up', base + ' catching-up'];
+      }
+      if (oeeHealth.pending && oeeHealth.ok !== false) {
+        return [text + ' \u2014 waiting for the server', 'wall-banner catching-up', base + ' catching-up'];
       }
       return [text + ' \u2014 server not answering, retrying', 'wall-banner', base + ' offline'];
     }

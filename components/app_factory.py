@@ -5,8 +5,9 @@ Called at the entry point (``app.py``); the caller registers the HTTP API bluepr
 ``components.data``), never into module globals: each gunicorn worker builds its own.
 
 Everything the browser loads is served by this app (Dash's own JS with
-``serve_locally``; Bootstrap 5 CSS, the Inter font and our CSS/JS from ``assets/``):
-factory networks are often offline.
+``serve_locally``; Bootstrap 5 CSS, the Inter font, a partial plotly.js and our CSS/JS
+from ``assets/``): factory networks are often offline. ``components.delivery`` keeps it
+light (compression, caching, only the bundles a page uses).
 """
 
 from __future__ import annotations
@@ -22,7 +23,18 @@ from urllib.parse import parse_qs
 from dash import Dash, Input, Output, State, dcc, html
 from dash import _callback as dash_callback_registry
 
-from components import data, downtime_panel, energy_panel, line_page, machine_page, oee_panel, overview, ranges, wall
+from components import (
+    data,
+    delivery,
+    downtime_panel,
+    energy_panel,
+    line_page,
+    machine_page,
+    oee_panel,
+    overview,
+    ranges,
+    wall,
+)
 from domain.plant import Plant
 
 log = logging.getLogger(__name__)
@@ -64,9 +76,11 @@ _PANEL_CALLBACKS = _take_panel_callbacks()
 def create_app(settings: Any, reader_factory: Callable[[], Any], clock: Callable[[], float] = time.time) -> Dash:
     """The dashboard. ``reader_factory()`` returns a ``store.reader.PlantReader``;
     ``clock`` gives epoch seconds (tests pin it to seeded data)."""
-    app = Dash(
+    app = delivery.LightDash(
         __name__,
         assets_folder=str(ASSETS),
+        assets_path_ignore=["vendor"],  # served, never listed in a page: dcc.Graph loads plotly.js when needed
+        add_log_handler=False,  # the entry point's logging prints "Dash is running" once
         serve_locally=True,
         title=settings.plant.name,
         update_title=None,
@@ -84,6 +98,7 @@ def create_app(settings: Any, reader_factory: Callable[[], Any], clock: Callable
     app.callback_map.update({k: copy.deepcopy(v) for k, v in callbacks})
     app._callback_list.extend(copy.deepcopy(s) for s in specs)
     app.callback(Output(PAGE, "children"), Input(URL, "pathname"), State(URL, "search"))(route)
+    delivery.install(app)  # compression, immutable caching of fingerprinted files
     return app
 
 

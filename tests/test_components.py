@@ -710,7 +710,7 @@ def test_served_html_references_no_external_url(app: Any) -> None:
         assert resp.status_code == 200, url
         body = resp.get_data(as_text=True)
         assert not re.search(r"url\(\s*['\"]?https?://", body), url  # no web fonts or images from outside
-    font = client.get("/assets/fonts/inter-latin-wght-normal.woff2")
+    font = client.get("/assets/fonts/inter-5.3.0-latin-wght-normal.woff2")
     assert font.status_code == 200 and font.data[:4] == b"wOF2"
 
 
