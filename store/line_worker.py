@@ -77,6 +77,8 @@ def usable_event(line: Line, fields: Mapping[Any, Any] | None, now: float, max_f
         return f"bad-entry:{exc}"
     if line.machine(event.machine) is None:
         return f"machine:{event.machine}"
+    if event.status in contract.BAD_TIMESTAMP_STATUSES:  # the collector did not trust its time
+        return f"{'future' if event.status == contract.TIMESTAMP_FUTURE else 'old'}:{event.machine}"
     if not math.isfinite(event.ts) or event.ts > now + max_future_s:
         return f"future:{event.machine}"
     if event.ts < now - max_age_s:
@@ -143,12 +145,9 @@ class LineWorker:
         self.max_stop_s = 0.0
         self.read_pending = True
         self._warned: set[str] = set()
-
-    @property
-    def max_age_s(self) -> float:
-        """Events older than this at arrival are not used: the stream no longer holds what
-        a rewind to them would need (an hour of margin for the checkpoint before them)."""
-        return max(self.plant.retention.stream_days * DAY_S - 2 * HOUR_S, HOUR_S)
+        # Events older than this at arrival are not used: the stream no longer holds what a
+        # rewind to them would need (an hour of margin for the checkpoint before them).
+        self.max_age_s = max(plant.retention.stream_days * DAY_S - 2 * HOUR_S, HOUR_S)
 
     def load(self, raw: dict[bytes | str, bytes | str]) -> bool:
         """Restores state from the line's bookkeeping hash. True when that hash is gone

@@ -251,8 +251,8 @@ class RollupWorker:
     def _process_line(self, worker: LineWorker, entries: list[tuple[str, dict[bytes, bytes] | None]],
                       now: float, backlog: bool) -> None:
         batch, late = worker.receive(entries, now)
-        for machine_id, oldest in late.items():
-            self._rewind(worker, machine_id, oldest, batch)
+        if late:
+            self._rewind(worker, late, batch)
         worker.close(now, backlog, batch)
         if batch.has_writes():
             self._commit(worker, batch, now)
@@ -261,37 +261,54 @@ class RollupWorker:
             self.redis.hset(contract.rollup_state_key(worker.line.id), "beat", repr(now))
             self._last_beat[worker.line.id] = now
 
-    def _rewind(self, worker: LineWorker, machine_id: str, oldest: float, batch: LineBatch) -> None:
-        """Rewinds a machine that got late data to the checkpoint before it (or to its
-        new origin) and reads its events since back from the stream."""
-        progress = worker.machines[machine_id]
+    def _rewind(self, worker: LineWorker, late: dict[str, float], batch: LineBatch) -> None:
+        """Rewinds each machine that got late data to the checkpoint before its oldest late
+        event (or to its new origin), with its events since read back from the stream (one
+        read for all of them)."""
         line_id = worker.line.id
-        key = contract.checkpoints_key(line_id, machine_id)
-        hours = sorted(float(_text(f)) for f in self.redis.hkeys(key))
-        usable = [h for h in hours if progress.origin <= h <= oldest]
-        checkpoint = None
-        if usable:
-            raw = self.redis.hget(key, str(int(usable[-1])))
-            checkpoint = json.loads(raw) if raw else None
-        since = usable[-1] if checkpoint is not None else min(progress.origin, floor_to(oldest, 60))
-        events = self._events_since(worker, machine_id, since, batch.last_id)
-        worker.rewind(machine_id, since, checkpoint, events, batch)
+        with self.redis.pipeline(transaction=False) as pipe:
+            for machine_id in late:
+                pipe.hkeys(contract.checkpoints_key(line_id, machine_id))
+            hour_lists = pipe.execute()
+        starts: dict[str, tuple[float, str | None]] = {}
+        for (machine_id, oldest), fields in zip(late.items(), hour_lists, strict=True):
+            progress = worker.machines[machine_id]
+            usable = [h for h in (float(_text(f)) for f in fields) if progress.origin <= h <= oldest]
+            if usable:
+                starts[machine_id] = (max(usable), str(int(max(usable))))
+            else:
+                starts[machine_id] = (min(progress.origin, floor_to(oldest, 60)), None)
+        with self.redis.pipeline(transaction=False) as pipe:
+            for machine_id, (_, field) in starts.items():
+                pipe.hget(contract.checkpoints_key(line_id, machine_id), field or "none")
+            raws = pipe.execute()
+        since = {m: start for m, (start, _) in starts.items()}
+        events = self._events_since(worker, since, batch.last_id)
+        for (machine_id, (start, field)), raw in zip(starts.items(), raws, strict=True):
+            checkpoint = json.loads(raw) if field is not None and raw else None
+            if field is not None and checkpoint is None:  # gone meanwhile (retention): start from scratch
+                start = min(worker.machines[machine_id].origin, start)
+            worker.rewind(machine_id, start, checkpoint, events[machine_id], batch)
 
-    def _events_since(self, worker: LineWorker, machine_id: str, since: float, upto: str) -> list[Event]:
-        """The machine's usable events from ``since`` (event time) in entries up to ``upto``.
-        An event reaches Redis after it happened (up to ``max_future_s`` before, for a
-        clock ahead), so entries from ``since - max_future_s`` on hold them all."""
+    def _events_since(self, worker: LineWorker, since: dict[str, float], upto: str) -> dict[str, list[Event]]:
+        """Each machine's usable events from its ``since`` (event time) in the entries up to
+        ``upto``. An event reaches Redis after it happened (up to ``max_future_s`` before,
+        for a clock ahead), so entries from ``since - max_future_s`` on hold them all."""
         stream = contract.events_key(worker.line.id)
-        low = f"{max(0, math.floor((since - self.options.max_future_s) * 1000))}-0"
-        out: list[Event] = []
+        low = f"{max(0, math.floor((min(since.values()) - self.options.max_future_s) * 1000))}-0"
+        out: dict[str, list[Event]] = {m: [] for m in since}
         page = self.options.reread_page
+        line = worker.line
         while True:
             entries: Any = self.redis.xrange(stream, min=low, max=upto, count=page)
             for entry_id, fields in entries:
-                got = usable_event(worker.line, fields, arrival_s(_text(entry_id)), self.options.max_future_s,
+                machine = _text(fields.get(b"m", b"")) if fields else ""
+                if machine not in since:
+                    continue
+                got = usable_event(line, fields, arrival_s(_text(entry_id)), self.options.max_future_s,
                                    worker.max_age_s)
-                if isinstance(got, Event) and got.machine == machine_id and got.ts >= since:
-                    out.append(got)
+                if isinstance(got, Event) and got.ts >= since[machine]:
+                    out[machine].append(got)
             if len(entries) < page:
                 return out
             low = f"({_text(entries[-1][0])}"

@@ -197,13 +197,15 @@ def test_a_future_timestamp_is_flagged_and_moves_nothing(redis_client: redis.Red
             Event("L1", "M1", Signal.GOOD, 1, "Good", t0 + 1)]
     write_events(redis_client, good)
     write_events(redis_client, [Event("L1", "M1", Signal.HEARTBEAT, None, "Good", t0 + 70 * 365 * 86400.0)])
+    write_events(redis_client, [Event("L1", "M1", Signal.STATE, State.FAULT.value, contract.TIMESTAMP_FUTURE,
+                                      t0 + 3600)])  # the collector's verdict on a PLC clock ahead
     write_events(redis_client, [Event("L1", "M1", Signal.GOOD, 3, "Good", t0 + 2)])
     worker = RollupWorker(redis_client, plant, options=OPTIONS, clock=lambda: t0 + 3)
     worker.drain()
     progress = worker.lines["L1"].machines["M1"]
     assert progress.newest == t0 + 2, "the far-future heartbeat must not move the watermark"
     flags = redis_client.zrange(contract.flags_key("L1"), 0, -1)
-    assert len(flags) == 1 and b"future_timestamp" in flags[0]
+    assert len(flags) == 2 and all(b"future_timestamp" in f for f in flags)
     kpis = PlantReader(redis_client, plant).machine_kpis("L1", "M1", t0, t0 + 3, t0 + 3)
     assert kpis["good_count"] + kpis["unplanned_good_count"] == 2
 
