@@ -8,17 +8,18 @@
  */
 window.dash_clientside = window.dash_clientside || {};
 window.dash_clientside.oee = Object.assign({}, window.dash_clientside.oee, {
-  /* -> [pulse, redraw, wait] */
-  panelTick: function (n, drawn, params, wait) {
+  /* -> [pulse, redraw, wait]; viewFilter (optional): a filter that is part of the view */
+  panelTick: function (n, drawn, params, wait, viewFilter) {
     var nu = window.dash_clientside.no_update;
     var same = function (a, b) {
       return Boolean(a) && Boolean(b) && (a.start || null) === (b.start || null) && (a.end || null) === (b.end || null);
     };
-    if (drawn && same(drawn.params, params)) {
+    var filter = viewFilter === undefined ? null : viewFilter;
+    if (drawn && same(drawn.params, params) && (drawn.filter === undefined ? null : drawn.filter) === filter) {
       return [drawn.live ? n : nu, nu, wait ? null : nu];
     }
     var now = Date.now();
-    var key = JSON.stringify([params && params.start, params && params.end]);
+    var key = JSON.stringify([params && params.start, params && params.end, filter]);
     if (!wait || wait.key !== key) {
       return [nu, nu, {key: key, since: now}];
     }

@@ -52,6 +52,7 @@ DOWNLOAD = "dt-download"
 ONGOING = "dt-ongoing"  # {"type": ONGOING, "row": i}: the duration cell of an ongoing stop (row i)
 LIVE = ranges.Live("dt")
 REASON_PARAM = "reason"  # ?reason=<Pareto group>: the stops list's filter, in the URL
+URL = "dt-url"  # the panel's own hold on the address bar (the range bar's is ranges.URL; one writer per property)
 
 MAX_ROWS = 200
 NO_REASON = "no reason"
@@ -61,6 +62,7 @@ SMALL_STOPS = "small stops"
 def layout(line: str, reason: str | None = None) -> html.Section:
     return html.Section(className="panel", id="panel-downtime", children=[
         dcc.Store(id=LINE, data=line),
+        dcc.Location(id=URL, refresh=False),
         dcc.Store(id=FILTER, data=reason),
         *LIVE.stores(),
         html.H2("Downtime", className="panel-title"),
@@ -343,7 +345,7 @@ def _full(v: dict[str, Any], params: dict[str, Any], reason: str | None, line: s
         stops_table(v["stops"], v["at"], p.timezone, machine_href=f"/line/{line}/machine",
                     live_cells=True, search=ranges.search_for(params)),
         filter_label(reason, v["events"]),
-        ranges.drawn(params, v["window"], key=v["key"], reason=reason),
+        ranges.drawn(params, v["window"], reason, key=v["key"]),
     )
 
 
@@ -355,46 +357,37 @@ def _full(v: dict[str, Any], params: dict[str, Any], reason: str | None, line: s
     Output(STOPS, "children"),
     Output(FILTER_LABEL, "children"),
     Output(LIVE.drawn, "data"),
+    Output({"type": ONGOING, "row": ALL}, "children"),
     Input(ranges.WINDOW, "data"),
     Input(FILTER, "data"),
     Input(LIVE.redraw, "data"),
+    Input(LIVE.pulse, "data"),
     State(LINE, "data"),
+    State(LIVE.drawn, "data"),
 )
+def refresh(params: dict[str, Any], reason: str | None, redraw: Any, pulse: Any, line: str,
+            held: dict[str, Any] | None) -> tuple[Any, ...]:
+    if ranges.is_live_tick(LIVE, held, params, reason):
+        return update(pulse, params, reason, held, line)
+    return (*draw(params, reason, redraw, line), [no_update] * len(_ongoing_cells()))  # a new table: new cells
+
+
 def draw(params: dict[str, Any], reason: str | None, _redraw: Any, line: str) -> tuple[Any, ...]:
     """Everything, whatever asked first (the page's first request, a new range or filter, a redraw)."""
     v = _view(params, reason, line)
     if v is None:
         _p, _cfg, _w, _at, error = ranges.panel_context(params, line)
         empty = theme.empty_figure()
-        return ranges.refused(str(error)), empty, empty, empty, "", "", ranges.drawn(params, None, reason=reason)
+        return ranges.refused(str(error)), empty, empty, empty, "", "", ranges.drawn(params, None, reason)
     return _full(v, params, reason, line)
 
 
-@callback(
-    Output(SUMMARY, "children", allow_duplicate=True),
-    Output(TIMELINE, "figure", allow_duplicate=True),
-    Output(PARETO_DURATION, "figure", allow_duplicate=True),
-    Output(PARETO_COUNT, "figure", allow_duplicate=True),
-    Output(STOPS, "children", allow_duplicate=True),
-    Output(FILTER_LABEL, "children", allow_duplicate=True),
-    Output(LIVE.drawn, "data", allow_duplicate=True),
-    Output({"type": ONGOING, "row": ALL}, "children"),
-    Input(LIVE.pulse, "data"),
-    Input(ranges.WINDOW, "data"),
-    Input(FILTER, "data"),
-    State(LIVE.drawn, "data"),
-    State(LINE, "data"),
-    prevent_initial_call=True,
-)
 def update(_pulse: Any, params: dict[str, Any], reason: str | None, held: dict[str, Any] | None,
            line: str) -> tuple[Any, ...]:
     """A live window's tick. While the stops and segments are what the browser holds
     (``structure_key``), only what goes on moves (patches, the ongoing cells); otherwise
-    everything is sent again. A new range or filter also triggers this (and stops here):
-    that drops any update still on its way for the old view."""
-    ranges.live_context(params, held, line)
-    if (held or {}).get("reason") != reason:
-        raise PreventUpdate
+    everything is sent again."""
+    ranges.live_context(params, held, line, reason)
     v = _view(params, reason, line)
     if v is None:
         raise PreventUpdate
@@ -433,11 +426,11 @@ def search_with_reason(search: str | None, reason: str | None) -> str:
 
 
 @callback(
-    Output(ranges.URL, "search", allow_duplicate=True),
+    Output(URL, "search"),
     Input(PARETO_DURATION, "clickData"),
     Input(PARETO_COUNT, "clickData"),
     Input(CLEAR, "n_clicks"),
-    State(ranges.URL, "search"),
+    State(URL, "search"),
     prevent_initial_call=True,
 )
 def select_reason(by_duration: dict[str, Any] | None, by_count: dict[str, Any] | None, _clear: int | None,
@@ -452,7 +445,7 @@ def select_reason(by_duration: dict[str, Any] | None, by_count: dict[str, Any] |
 
 @callback(
     Output(FILTER, "data"),
-    Input(ranges.URL, "search"),
+    Input(URL, "search"),
     State(FILTER, "data"),
 )
 def filter_from_url(search: str | None, current: str | None) -> Any:
@@ -504,4 +497,4 @@ def download_stops(_clicks: int, params: dict[str, Any], line: str, reason: str 
                            f"{line}-stops-{params.get('start', 'range')}{suffix}.csv")
 
 
-LIVE.register()
+LIVE.register(FILTER)

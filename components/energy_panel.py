@@ -143,13 +143,25 @@ def per_good_patch(points: list[dict[str, Any]], tz: str) -> Any:
 @callback(
     Output(TILES, "children"),
     Output(POWER, "figure"),
+    Output(POWER, "extendData"),
     Output(PER_GOOD, "figure"),
     Output(POWER_STATE, "data"),
     Output(LIVE.drawn, "data"),
     Input(ranges.WINDOW, "data"),
     Input(LIVE.redraw, "data"),
+    Input(LIVE.pulse, "data"),
     State(LINE, "data"),
+    State(LIVE.drawn, "data"),
+    State(POWER_STATE, "data"),
 )
+def refresh(params: dict[str, Any], redraw: Any, pulse: Any, line: str, held: dict[str, Any] | None,
+            power: dict[str, Any] | None) -> tuple[Any, ...]:
+    if ranges.is_live_tick(LIVE, held, params):
+        return (*update(pulse, params, held, line, power), no_update)
+    tiles, fig, per_good, state, drawn = draw(params, redraw, line)
+    return tiles, fig, no_update, per_good, state, drawn
+
+
 def draw(params: dict[str, Any], _redraw: Any, line: str) -> tuple[Any, ...]:
     """Everything, whatever asked first (the page's first request, a new range, a redraw)."""
     p, cfg, window, at, error = ranges.panel_context(params, line)
@@ -171,23 +183,10 @@ def draw(params: dict[str, Any], _redraw: Any, line: str) -> tuple[Any, ...]:
             per_good_figure(points, p.timezone, bucket), state, ranges.drawn(params, window))
 
 
-@callback(
-    Output(TILES, "children", allow_duplicate=True),
-    Output(POWER, "figure", allow_duplicate=True),
-    Output(POWER, "extendData"),
-    Output(PER_GOOD, "figure", allow_duplicate=True),
-    Output(POWER_STATE, "data", allow_duplicate=True),
-    Input(LIVE.pulse, "data"),
-    Input(ranges.WINDOW, "data"),
-    State(LIVE.drawn, "data"),
-    State(LINE, "data"),
-    State(POWER_STATE, "data"),
-    prevent_initial_call=True,
-)
 def update(_pulse: Any, params: dict[str, Any], held: dict[str, Any] | None, line: str,
            power: dict[str, Any] | None) -> tuple[Any, ...]:
-    """A live window's tick: new kW points only, the per-part bars patched. A new range
-    also triggers this (and stops here): that drops any update still on its way for the old one."""
+    """A live window's tick: new kW points only, the per-part bars patched (tiles, kW figure,
+    kW extendData, per-part figure, power state)."""
     p, cfg, window, at = ranges.live_context(params, held, line)
     machines = [m.id for m in cfg.machines]
     step = power_step(window)

@@ -8,7 +8,7 @@ from typing import Any
 
 import dash_bootstrap_components as dbc
 import plotly.graph_objects as go
-from dash import Input, Output, State, callback, ctx, dcc, html, no_update
+from dash import Input, Output, State, callback, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
 from components import data, downtime_panel, energy_panel, live, oee_panel, ranges, theme
@@ -177,31 +177,25 @@ def view(params: dict[str, Any], ids: dict[str, str]) -> tuple[Any, ...]:
     Output(LIVE_IDS.drawn, "data"),
     Input(ranges.WINDOW, "data"),
     Input(LIVE_IDS.redraw, "data"),
+    Input(LIVE_IDS.pulse, "data"),
     State(IDS, "data"),
+    State(LIVE_IDS.drawn, "data"),
 )
+def refresh(params: dict[str, Any], redraw: Any, pulse: Any, ids: dict[str, str], held: dict[str, Any] | None
+            ) -> tuple[Any, ...]:
+    if ranges.is_live_tick(LIVE_IDS, held, params):
+        return (*update(pulse, params, held, ids), no_update)
+    return draw(params, redraw, ids)
+
+
 def draw(params: dict[str, Any], _redraw: Any, ids: dict[str, str]) -> tuple[Any, ...]:
     """Everything, whatever asked first (the page's first request, a new range, a redraw)."""
     return view(params, ids)
 
 
-@callback(
-    Output(LIVE, "children", allow_duplicate=True),
-    Output(TILES, "children", allow_duplicate=True),
-    Output(NOTE, "children", allow_duplicate=True),
-    Output(TIMELINE, "figure", allow_duplicate=True),
-    Output(POWER, "figure", allow_duplicate=True),
-    Output(PARTS, "figure", allow_duplicate=True),
-    Output(STOPS, "children", allow_duplicate=True),
-    Input(LIVE_IDS.pulse, "data"),
-    Input(ranges.WINDOW, "data"),
-    State(LIVE_IDS.drawn, "data"),
-    State(IDS, "data"),
-    prevent_initial_call=True,
-)
 def update(_pulse: Any, params: dict[str, Any], held: dict[str, Any] | None, ids: dict[str, str]) -> tuple[Any, ...]:
-    """A live window's tick: the page again (one machine: small). A new range also
-    triggers this (and stops here): that drops any update still on its way for the old one."""
-    if ctx.triggered_id != LIVE_IDS.pulse or not ranges.is_drawn(held, params) or not (held or {}).get("live"):
+    """A live window's tick: the page again (one machine: small)."""
+    if not ranges.is_drawn(held, params) or not (held or {}).get("live"):
         raise PreventUpdate
     out = view(params, ids)
     if not out[-1].get("live"):

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import dash_bootstrap_components as dbc
 import pandas as pd
 import plotly.graph_objects as go
-from dash import Input, Output, Patch, State, callback, dcc, html
+from dash import Input, Output, Patch, State, callback, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
 from components import data, export, ranges, theme
@@ -244,8 +244,17 @@ def shift_kpis(line: str, window: data.Window, at: float) -> list[tuple[Any, dic
     Output(LIVE.drawn, "data"),
     Input(ranges.WINDOW, "data"),
     Input(LIVE.redraw, "data"),
+    Input(LIVE.pulse, "data"),
     State(LINE, "data"),
+    State(LIVE.drawn, "data"),
 )
+def refresh(params: dict[str, Any], redraw: Any, pulse: Any, line: str, held: dict[str, Any] | None
+            ) -> tuple[Any, ...]:
+    if ranges.is_live_tick(LIVE, held, params):
+        return (*update(pulse, params, held, line), no_update, no_update)
+    return draw(params, redraw, line)
+
+
 def draw(params: dict[str, Any], _redraw: Any, line: str) -> tuple[Any, ...]:
     """Everything, whatever asked first (the page's first request, a new range, a redraw)."""
     p, cfg, window, at, error = ranges.panel_context(params, line)
@@ -264,20 +273,8 @@ def draw(params: dict[str, Any], _redraw: Any, line: str) -> tuple[Any, ...]:
             ranges.drawn(params, window))
 
 
-@callback(
-    Output(TILES, "children", allow_duplicate=True),
-    Output(THRESHOLD, "children", allow_duplicate=True),
-    Output(HOURLY, "figure", allow_duplicate=True),
-    Output(WATERFALL, "figure", allow_duplicate=True),
-    Input(LIVE.pulse, "data"),
-    Input(ranges.WINDOW, "data"),
-    State(LIVE.drawn, "data"),
-    State(LINE, "data"),
-    prevent_initial_call=True,
-)
 def update(_pulse: Any, params: dict[str, Any], held: dict[str, Any] | None, line: str) -> tuple[Any, ...]:
-    """A live window's tick: patch the figures the browser holds. A new range also
-    triggers this (and stops here): that drops any update still on its way for the old one."""
+    """A live window's tick: patch the figures the browser holds (tiles, note, hourly, waterfall)."""
     p, cfg, window, at = ranges.live_context(params, held, line)
     try:
         kpis = data.line_kpis(line, window.start, window.end, at)

@@ -8,15 +8,16 @@ and its numbers compared with ``/api``. The URL is the one source of truth; the
 refresh (a live window's end moves with the clock). A range the API would refuse is
 shown with the API's own message, never silently replaced by another.
 
-Drawing and live updates are two callbacks per panel (``Live``). The draw sends whole
-figures when the view changes (range, filter) or a draw went missing; the live update
-patches what the browser already holds. They are separate so a 2 s tick can never
-replace a slow first draw: dash-renderer drops the older of two requests of one
-callback, and on a slow tablet the first draw used to lose against the timer, leaving
-``Patch`` updates for figures that did not exist. The browser decides when to ask
-(``assets/dashboard.js``, ``oee.panelTick``): a live update only once the panel has
-drawn this range and only while the range reaches now (past ranges never poll), a
-redraw when a draw has not arrived for ``REDRAW_AFTER_MS``.
+Every panel draws whole figures when the view changes (range, filter) or a draw went
+missing, and patches what the browser already holds on a live tick (``Live``). The
+browser decides when to ask (``assets/screens.js``, ``oee.panelTick``): a live update
+only once the panel holds a draw of the view on screen, and only while the range
+reaches now (past ranges never poll); a redraw when a draw has not arrived for
+``REDRAW_AFTER_MS``. The 2 s timer used to trigger the panels directly: dash-renderer
+drops the older of two requests of one callback, so on a slow tablet the first draw lost
+against the timer, and the tick's ``Patch`` met a figure that did not exist. Now a tick
+can only follow a draw, and a request that replaces a pending one draws in its place
+(the server draws whenever the browser's ``drawn`` record is not the view asked for).
 """
 
 from __future__ import annotations
@@ -76,8 +77,9 @@ class Live:
     def stores(self) -> list[dcc.Store]:
         return [dcc.Store(id=i) for i in (self.drawn, self.pulse, self.redraw, self.wait)]
 
-    def register(self) -> None:
-        """The browser-side gate between the 2 s timer and this panel's callbacks."""
+    def register(self, view_filter: str | None = None) -> None:
+        """The browser-side gate between the 2 s timer and this panel's callback;
+        ``view_filter``: a store whose value is part of the view (the drawn ``filter``)."""
         clientside_callback(
             ClientsideFunction("oee", "panelTick"),
             Output(self.pulse, "data"),
@@ -87,18 +89,28 @@ class Live:
             State(self.drawn, "data"),
             State(WINDOW, "data"),
             State(self.wait, "data"),
+            *([State(view_filter, "data")] if view_filter else []),
             prevent_initial_call=True,
         )
 
 
-def drawn(params: dict[str, Any] | None, window: data.Window | None, **extra: Any) -> dict[str, Any]:
+def drawn(params: dict[str, Any] | None, window: data.Window | None, view_filter: Any = None,
+          **extra: Any) -> dict[str, Any]:
     """The ``Live.drawn`` record of a draw: a closed window (or a refused one) never pulses."""
-    return {"params": params, "live": bool(window and window.live), "redraw_after_ms": REDRAW_AFTER_MS, **extra}
+    return {"params": params, "filter": view_filter, "live": bool(window and window.live),
+            "redraw_after_ms": REDRAW_AFTER_MS, **extra}
 
 
-def is_drawn(held: dict[str, Any] | None, params: dict[str, Any] | None) -> bool:
-    """The browser holds a draw of these parameters (a live update may patch it)."""
-    return bool(held) and held.get("params") == params  # type: ignore[union-attr]
+def is_drawn(held: dict[str, Any] | None, params: dict[str, Any] | None, view_filter: Any = None) -> bool:
+    """The browser holds a draw of this view (a live update may patch it)."""
+    return bool(held) and held.get("params") == params and held.get("filter") == view_filter  # type: ignore[union-attr]
+
+
+def is_live_tick(live: Live, held: dict[str, Any] | None, params: dict[str, Any] | None,
+                 view_filter: Any = None) -> bool:
+    """This request is a live tick over a draw of the same view: patch. Anything else
+    (first request, new range or filter, a redraw, a tick that replaced a pending draw): draw."""
+    return ctx.triggered_id == live.pulse and is_drawn(held, params, view_filter)
 
 
 def local_or_iso(text: str | None, tz: str | None) -> str | None:
@@ -244,11 +256,11 @@ def panel_context(params: dict[str, Any] | None, line: str) -> tuple[Any, Any, d
     return p, cfg, window, at, error
 
 
-def live_context(params: dict[str, Any] | None, held: dict[str, Any] | None, line: str
+def live_context(params: dict[str, Any] | None, held: dict[str, Any] | None, line: str, view_filter: Any = None
                  ) -> tuple[Any, Any, data.Window, float]:
     """A live update's preamble: nothing to do unless the browser holds a draw of this
-    live range (the browser's gate checks too; this is the server's own word)."""
-    if not is_drawn(held, params) or not (held or {}).get("live"):
+    live view (the browser's gate checks too; this is the server's own word)."""
+    if not is_drawn(held, params, view_filter) or not (held or {}).get("live"):
         raise PreventUpdate
     p, cfg, window, at, error = panel_context(params, line)
     if window is None or not window.live:

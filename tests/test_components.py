@@ -591,12 +591,20 @@ def test_oee_panel_draws_first_then_patches_on_live_ticks(app: Any) -> None:
     shift = {"start": "shift", "end": None}
     with pytest.raises(PreventUpdate):  # nothing drawn yet: a live update has nothing to patch
         run_callback(app, oee_panel.update, 1, shift, None, "BW1", triggered=oee_panel.LIVE.pulse)
+    # whatever asks first (here the timer's pulse, before any draw arrived) gets the whole panel
+    first = run_callback(app, oee_panel.refresh, shift, None, 1, "BW1", None, triggered=oee_panel.LIVE.pulse)
+    assert isinstance(first[2], go.Figure) and first[5]["params"] == shift
     full = run_callback(app, oee_panel.draw, shift, None, "BW1", triggered=ranges.WINDOW)
     assert isinstance(full[2], go.Figure) and isinstance(full[3], go.Figure)
     held = full[5]
     assert held["params"] == shift and held["live"] is True
-    tick = run_callback(app, oee_panel.update, 1, shift, held, "BW1", triggered=oee_panel.LIVE.pulse)
+    tick = run_callback(app, oee_panel.refresh, shift, None, 1, "BW1", held, triggered=oee_panel.LIVE.pulse)
     assert isinstance(tick[2], Patch) and isinstance(tick[3], Patch)
+    assert tick[4] is oee_panel.no_update and tick[5] is oee_panel.no_update  # the table and the record stay
+    # a tick that replaced a pending draw of another range: draws that range
+    other = run_callback(app, oee_panel.refresh, {"start": "7d", "end": None}, None, 1, "BW1", held,
+                         triggered=oee_panel.LIVE.pulse)
+    assert isinstance(other[2], go.Figure) and other[5]["params"] == {"start": "7d", "end": None}
     assert str(tick[0]) == str(full[0])  # same clock, same tiles
     with pytest.raises(PreventUpdate):  # the browser holds another range: the draw for this one will come
         run_callback(app, oee_panel.update, 1, {"start": "7d", "end": None}, held, "BW1",
@@ -789,7 +797,7 @@ def test_pareto_click_filters_the_stops_list_through_the_url(app: Any) -> None:
     table, label = str(out[4]), out[5]
     assert label == "only: no reason"
     assert "Tip dress" not in table and "ST30" in table
-    assert out[6]["reason"] == group
+    assert out[6]["filter"] == group
     # the bookmarked filter is the page's filter
     page = app_factory.page_for(PLANT, "/line/BW1", "?start=yesterday&reason=2")
     assert find(page, downtime_panel.FILTER).data == "2"
