@@ -23,6 +23,7 @@ from urllib.parse import parse_qs
 from dash import Dash, Input, Output, State, dcc, html
 from dash import _callback as dash_callback_registry
 
+from api import security
 from components import (
     data,
     delivery,
@@ -99,6 +100,7 @@ def create_app(settings: Any, reader_factory: Callable[[], Any], clock: Callable
     app._callback_list.extend(copy.deepcopy(s) for s in specs)
     app.callback(Output(PAGE, "children"), Input(URL, "pathname"), State(URL, "search"))(route)
     delivery.install(app)  # compression, immutable caching of fingerprinted files
+    security.install(app, getattr(settings, "frame_ancestors", None))  # headers, CSP, 4xx for bad callbacks
     return app
 
 

@@ -4,6 +4,7 @@ file and passed down explicitly. Nothing reads files or environment at import ti
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,9 +23,14 @@ class Settings:
     data_dir: Path = Path("var")  # store-and-forward spill files, embedded Redis files
     buffer_memory_events: int = 100_000  # past this, buffered events spill to disk
     buffer_disk_bytes: int = 2 * 1024**3  # past this, the collector drops (keeps latest values)
+    # Origins allowed to show the dashboard in a frame (a kiosk portal), space separated:
+    # "'self' https://kiosk.plant.example". Empty: no framing at all (api.security).
+    frame_ancestors: str = ""
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, plant_path: str | Path | None = None, **overrides: object) -> Settings:
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, plant_path: str | Path | None = None, **overrides: object
+    ) -> Settings:
         env = os.environ if env is None else env
         path = Path(plant_path or env.get("PLANT_FILE") or DEMO_PLANT)
         values: dict[str, object] = {
@@ -34,6 +40,29 @@ class Settings:
             "host": env.get("HOST", "127.0.0.1"),
             "port": int(env.get("PORT", "8050")),
             "data_dir": Path(env.get("DATA_DIR", "var")),
+            "frame_ancestors": _frame_ancestors(env.get("FRAME_ANCESTORS", "")),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
+
+
+_SOURCE = re.compile(r"'self'|https?://(\*\.)?[A-Za-z0-9.-]+(:\d{1,5})?")
+
+
+def parse_frame_ancestors(value: str | None) -> tuple[str, ...]:
+    """The origins allowed to frame the app: ``'self'`` or ``http(s)://host[:port]``
+    (``*.`` allowed before the host), space separated. Anything else is refused, so a
+    stray ``;`` cannot add directives to the policy."""
+    sources = tuple((value or "").split())
+    bad = [s for s in sources if not _SOURCE.fullmatch(s)]
+    if bad:
+        raise ValueError(f"FRAME_ANCESTORS: {bad[0]!r} is not 'self' or an origin like https://kiosk.example:8443")
+    return sources
+
+
+def _frame_ancestors(value: str) -> str:
+    """FRAME_ANCESTORS, checked at start-up: a typo must not silently allow framing."""
+    try:
+        return " ".join(parse_frame_ancestors(value))
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
