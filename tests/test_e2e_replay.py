@@ -12,15 +12,20 @@ come from the scenario (``collectors/scenarios/e2e_bw1_shift.csv``, its story in
 The scenario is dated 2026-11-23; the test moves it by whole days to three days ago
 (Asia/Shanghai has no daylight saving, so local times stay as they are), because rollup
 keys expire ``minute_rollup_days`` after the hour they hold. The rollup worker runs with
-the wall clock, after the replay, as a worker started on a recorded stream would: the
-collector stamps its own events (``link``, ``hb``) in the time of the data, so the worker
-starts each machine at the scenario's first minute and nothing is applied late.
+the wall clock *during* the 600x replay (it advances each machine in the data's time, so
+the replay's speed does not matter); a last test rolls the same stream up again with a
+worker started after the replay and finds the same rollups.
+
+Nothing here waits on the wall clock: the replay is waited for until its last rows are in
+the stream (with a bound on time without progress only), the worker until its consumer
+group has nothing pending or undelivered.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
@@ -43,16 +48,17 @@ from config.settings import Settings
 from domain.contract import decode_event, events_key
 from domain.model import Event, Signal
 from domain.plant import Plant
-from store.rollup import RollupWorker
+from store.rollup import RollupWorker, WorkerOptions, run_worker
 from tests.support import free_port
 
 SCENARIO = Path(__file__).resolve().parent.parent / "collectors" / "scenarios" / "e2e_bw1_shift.csv"
 TZ = ZoneInfo("Asia/Shanghai")
 DAYS_AGO = 3
-# 65 scenario minutes in 13 s. A NotificationMessage lists each monitored item's values
+# 65 scenario minutes in 6.5 s. A NotificationMessage lists each monitored item's values
 # together; the collector sorts each one by time, so every machine's events are in time
 # order in the stream however many values of a node a publish holds. Checked below.
-SPEED = 300.0
+SPEED = 600.0
+STALL_S = 60.0  # no new stream entry for this long (a loaded machine included): the replay is broken
 FAST = CollectorOptions(reconnect_initial_s=0.1, reconnect_max_s=0.5, connect_timeout_s=5.0)
 
 # The line BW1 of the demo plant cut down to two machines (same ids, nodes, PackML state
@@ -219,9 +225,12 @@ async def play(settings: Settings, path: Path, rows: list[ScenarioRow], client: 
         collector = await asyncio.wait_for(started, 10)
         await collector.wait_connected(10)
         start_replay.set()
-        deadline = time.monotonic() + (rows[-1].time - rows[0].time) / SPEED + 15
+        length, progress_at = -1, time.monotonic()
         while not delivered(client, rows):
-            assert time.monotonic() < deadline, "the collector did not deliver the whole scenario"
+            now_length = int(client.xlen(events_key("BW1")))
+            if now_length != length:
+                length, progress_at = now_length, time.monotonic()
+            assert time.monotonic() - progress_at < STALL_S, "the collector stopped delivering the scenario"
             await asyncio.sleep(0.1)
     finally:
         stop_collector.set()
@@ -261,6 +270,21 @@ def check_every_row_arrived_in_order(client: redis.Redis, plant: Plant, rows: li
         assert times == sorted(times), f"{machine.id}: events reordered"
 
 
+def wait_caught_up(client: redis.Redis, line: str, stall_s: float = STALL_S) -> None:
+    """Until the worker's group has delivered and acknowledged every entry of the line."""
+    last, progress_at = None, time.monotonic()
+    while True:
+        group = next(g for g in client.xinfo_groups(events_key(line)) if g["name"] in (b"rollup", "rollup"))
+        newest = client.xinfo_stream(events_key(line))["last-generated-id"]  # "lag" needs Redis 7
+        state = (newest, group["pending"], group["last-delivered-id"])
+        if group["pending"] == 0 and group["last-delivered-id"] == newest:
+            return
+        if state != last:
+            last, progress_at = state, time.monotonic()
+        assert time.monotonic() - progress_at < stall_s, f"the rollup worker stopped: {state}"
+        time.sleep(0.05)
+
+
 @pytest.fixture(scope="module")
 def api(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FlaskClient, float]]:
     """The API after the scenario went through the whole chain; and 09:00 of its day."""
@@ -274,13 +298,25 @@ def api(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tu
     settings = Settings(plant_path=tmp_path / "plant.yaml", plant=plant, redis_url=redis_url,
                         data_dir=tmp_path / "collector")
 
-    asyncio.run(play(settings, path, rows, client))
-    check_every_row_arrived_in_order(client, plant, rows)
-
-    # The worker with the wall clock, days after the scenario: it starts each machine at
-    # its first event, the collector's "link up" at the scenario's first row.
+    # The worker with the wall clock, running while the scenario plays at 600x: it starts
+    # each machine at its first event, the collector's "link up" at the scenario's first row.
+    stop = threading.Event()
+    worker_client = redis.Redis.from_url(redis_url)
+    during = threading.Thread(target=run_worker, args=(worker_client, plant, stop),
+                              kwargs={"options": WorkerOptions(block_ms=100)}, daemon=True)
+    during.start()
+    try:
+        asyncio.run(play(settings, path, rows, client))
+        check_every_row_arrived_in_order(client, plant, rows)
+        wait_caught_up(client, "BW1")
+    finally:
+        stop.set()
+        during.join(30)
+        worker_client.close()
+    assert not during.is_alive()
+    # days after the scenario the machines are silent: the next pass closes them on the clock
     worker = RollupWorker(client, plant)
-    assert worker.drain() > len(rows)
+    worker.drain()
     worker.close()
 
     app = create_dash(settings)  # the API's clock is the wall clock: days after the scenario
@@ -437,3 +473,42 @@ def test_energy(api: tuple[FlaskClient, float]) -> None:
         "kwh_per_unit": ST60_KWH / ST60_TOTAL, "kwh_per_good_unit": ST60_KWH / ST60_GOOD,
         "cost": ST60_KWH * PEAK_PRICE, "co2_kg": ST60_KWH * CO2_PER_KWH,
     })
+
+
+def rolled_up(client: redis.Redis, until: float) -> dict[bytes, Any]:
+    """The rollups, stops and state changes up to ``until`` (what the worker wrote for
+    readers; later minutes are the clock's silence and depend on when a worker ran)."""
+    out: dict[bytes, Any] = {}
+    for key in client.scan_iter(match=b"plant:*"):
+        kind = client.type(key)
+        stamp = key.rsplit(b":", 1)[-1]
+        if kind == b"zset":
+            out[key] = client.zrangebyscore(key, "-inf", until, withscores=True)
+        elif (b":min" in key or b":hour:" in key) and stamp.isdigit():
+            hour_of = datetime.strptime(stamp.decode(), "%Y%m%d%H" if len(stamp) == 10 else "%Y%m%d")
+            if hour_of.replace(tzinfo=ZoneInfo("UTC")).timestamp() <= until:
+                out[key] = client.hgetall(key) if kind == b"hash" else client.get(key)
+    return out
+
+
+def test_a_worker_started_after_the_replay_writes_the_same_rollups(api: tuple[FlaskClient, float],
+                                                                  redis_url: str, tmp_path: Path) -> None:
+    """Last in this module: it rolls the stream up again from scratch."""
+    client = redis.Redis.from_url(redis_url)
+    try:
+        until = api[1] + 2 * 3600  # the scenario's 65 minutes and then some
+        during = rolled_up(client, until)
+        assert any(b":min60:" in k for k in during)
+        for key in client.scan_iter(match=b"plant:*"):
+            if not key.endswith(b":events"):
+                client.delete(key)
+        client.xgroup_destroy(events_key("BW1"), "rollup")
+        worker = RollupWorker(client, e2e_plant(tmp_path))
+        assert worker.drain() > 0
+        worker.close()
+        after = rolled_up(client, until)
+        assert after.keys() == during.keys()
+        for key in during:
+            assert after[key] == during[key], key
+    finally:
+        client.close()
