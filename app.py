@@ -325,14 +325,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """No subcommand: run everything, and ``run``'s flags work alone (``python app.py --port 8051``)."""
+    if not set(argv) & {*COMMANDS, "-h", "--help"}:
+        argv = ["run", *argv]
+    return build_parser().parse_args(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
     from config.loader import PlantConfigError
 
-    argv = sys.argv[1:] if argv is None else argv
-    parser = build_parser()
-    if not set(argv) & {*COMMANDS, "-h", "--help"}:  # no subcommand: run everything, with run's flags
-        argv = ["run", *argv]
-    args = parser.parse_args(argv)
+    args = parse_args(sys.argv[1:] if argv is None else argv)
     _configure_logging(args.log_level)
     try:
         return int(args.func(args))

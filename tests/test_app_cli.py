@@ -1,0 +1,65 @@
+"""The entry point's command line: ``run``'s flags without the subcommand, and one
+"Dash is running" line when the dashboard starts."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+import app
+from tests.support import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize(("argv", "command", "port", "plant"), [
+    ([], app.cmd_run, None, None),
+    (["--port", "8051"], app.cmd_run, 8051, None),
+    (["--log-level", "DEBUG", "--port", "8051", "--history-hours", "0"], app.cmd_run, 8051, None),
+    (["--plant", "p.yaml", "--port", "1"], app.cmd_run, 1, "p.yaml"),
+    (["run", "--port", "8052"], app.cmd_run, 8052, None),
+    (["--plant", "p.yaml", "run"], app.cmd_run, None, "p.yaml"),
+    (["dashboard", "--port", "8053"], app.cmd_dashboard, 8053, None),
+    (["check", "--plant", "q.yaml"], app.cmd_check, None, "q.yaml"),
+])
+def test_flags_of_run_work_without_the_subcommand(argv: list[str], command: object, port: int | None,
+                                                  plant: str | None) -> None:
+    args = app.parse_args(argv)
+    assert args.func is command
+    assert getattr(args, "port", None) == port
+    assert args.plant == plant
+
+
+def test_commands_list_every_subcommand() -> None:
+    parser = app.build_parser()
+    choices = next(a for a in parser._actions if a.dest == "command").choices  # type: ignore[union-attr]
+    assert set(app.COMMANDS) == set(choices)
+
+
+def test_dashboard_says_it_is_running_once(redis_url: str, tmp_path: Path) -> None:
+    port = free_port()
+    log = tmp_path / "dashboard.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "dashboard", "--port", str(port)],
+                                stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
+                                env={"REDIS_URL": redis_url, "PATH": "/usr/bin:/bin"})
+        try:
+            deadline = time.monotonic() + 90
+            while True:
+                assert proc.poll() is None, log.read_text()
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/_dash-layout", timeout=5).close()
+                    break
+                except OSError:
+                    assert time.monotonic() < deadline, log.read_text()
+                    time.sleep(0.2)
+        finally:
+            proc.terminate()
+            proc.wait(30)
+    text = log.read_text()
+    assert text.count("Dash is running") == 1, text
