@@ -122,6 +122,24 @@ class Write:
     ts: float
 
 
+# The demo plant's lines and the reason codes their machines send (config/demo_plant.yaml
+# groups the codes the same way). Shared codes (changeover 20, waiting 30/31, planned 40/41)
+# go everywhere; a line not listed here (another plant's scenario) uses every code.
+DEMO_LINE_REASONS: dict[str, frozenset[int]] = {
+    "BW1": frozenset({1, 2, 3, 4, 5}),  # body welding: tip dress, weld, robot, fixture, light curtain
+    "CM1": frozenset({6, 7, 8}),  # machining: tool, spindle/coolant, gauge
+    "BR1": frozenset({9, 10, 11, 12}),  # rolling mill: cobble, roll change, hydraulics, shear blade
+}
+
+
+def line_reasons(line_id: str, codes: tuple[int, ...]) -> tuple[int, ...]:
+    """The codes of one category a machine of ``line_id`` may send (all when none is the line's)."""
+    own = DEMO_LINE_REASONS.get(line_id)
+    if own is None:
+        return codes
+    return tuple(c for c in codes if c in own or c >= 20) or codes
+
+
 @dataclass(frozen=True, slots=True)
 class ReasonCodes:
     failures: tuple[int, ...]
@@ -194,9 +212,11 @@ class MachineModel:
         self.rng = random.Random(f"{seed}:{line_id}:{machine.id}")
         self.state_map = plant.state_map_for(machine)
         self.reasons = ReasonCodes.of(plant)
-        # Each machine has its own few failure and setup reasons, as real machines do.
-        self.failure_codes = tuple(self.rng.sample(self.reasons.failures, min(3, len(self.reasons.failures))))
-        setups = self.reasons.setups
+        # Each machine has its own few failure and setup reasons, as real machines do,
+        # and only those of its kind of line (a welding robot reports no cobble).
+        failures = line_reasons(line_id, self.reasons.failures)
+        self.failure_codes = tuple(self.rng.sample(failures, min(3, len(failures))))
+        setups = line_reasons(line_id, self.reasons.setups)
         self.setup_codes = (20,) if 20 in setups else tuple(self.rng.sample(setups, min(2, len(setups))))
         self.counter_modulus: int = 1 << (machine.counter_bits or 32)
         self.t = start

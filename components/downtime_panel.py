@@ -160,7 +160,7 @@ def pareto_series(rows: list[dict[str, Any]], by: str) -> dict[str, list[Any]]:
         "labels": labels,
         "values": [round(v, 1) for v in values],
         "cumulative": cumulative,
-        "colours": [theme.ANDON_COLOURS[theme.PLANNED if r.get("planned") else theme.DOWN] for r in rows],
+        "colours": [theme.ANDON_COLOURS[stop_andon(r)] for r in rows],  # setup: blue, as on the wall
         "groups": [r.get("group") or str(r.get("reason") or NO_REASON_GROUP) for r in rows],
     }
 

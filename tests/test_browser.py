@@ -1,8 +1,14 @@
 """What users see, in headless Chromium: the wall screen, the overview, a line page and a
-machine page at 1920x1080 and 1024x768; the numbers shown equal the HTTP API's (``/api``
-on the same server, both over one PlantReader on a real Redis seeded through the
-stream contract and the rollup worker); no errors in the browser console; the wall
-says "no data since" while the server is gone and recovers by itself.
+machine page at 1920x1080, 1024x768 and 768x1024; the numbers and figures shown equal the
+HTTP API's (``/api`` on the same server, both over one PlantReader on a real Redis seeded
+through the stream contract and the rollup worker); no errors in the browser console; the
+wall says "no data since" while the server is gone and recovers by itself.
+
+Every page is also loaded several times as a slow tablet sees it: Chromium's CPU
+throttled 4x (DevTools ``Emulation.setCPUThrottlingRate``) and 150 ms added to every
+request (``Network.emulateNetworkConditions``); each load must draw every panel fully.
+The seeded history ends at 02:00 plant time, so "yesterday", "last shift", "this shift"
+and a custom range across midnight all hold data.
 
 Screenshots land in $SCREENSHOT_DIR (default ./screenshots); the run's summary names
 the folder. Skipped only where /usr/bin/chromium is missing (CI installs it).
@@ -29,6 +35,10 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 ROOT = Path(__file__).resolve().parent.parent
 SIZES = [(1920, 1080), (1024, 768)]
+ALL_SIZES = [(1920, 1080), (1024, 768), (768, 1024)]
+CPU_SLOWDOWN = 4
+LATENCY_MS = 150
+SLOW = 60.0  # seconds a throttled page may take to show a figure (a loaded CI machine)
 
 pytestmark = [
     pytest.mark.browser,
@@ -98,7 +108,7 @@ def dashboard(redis_url: str) -> Iterator[dict[str, Any]]:
     from api import create_api_blueprint
     from components.app_factory import create_app
 
-    inner, now = seed_plant(redis_url, PLANT)
+    inner, now = seed_plant(redis_url, PLANT, end=history_end(PLANT.timezone))
     reader = SwitchableReader(inner)
     settings = Settings(plant_path=DEMO_PLANT, plant=PLANT, redis_url=redis_url)
     app = create_app(settings, lambda: reader, clock=lambda: now)
@@ -338,14 +348,297 @@ def test_bookmarked_view_and_machine_page(dashboard: dict[str, Any], browser: An
     assert re.search(r"start=today", crumbs)
 
 
+# --- a slow tablet: throttled CPU, network latency; every panel drawn on every load -----
+
+@pytest.fixture
+def slow(browser: Any) -> Iterator[Any]:
+    """The browser as a slow tablet on a busy network, for one test."""
+    browser.execute_cdp_cmd("Network.enable", {})
+    browser.execute_cdp_cmd("Network.emulateNetworkConditions", {
+        "offline": False, "latency": LATENCY_MS, "downloadThroughput": -1, "uploadThroughput": -1})
+    browser.execute_cdp_cmd("Emulation.setCPUThrottlingRate", {"rate": CPU_SLOWDOWN})
+    try:
+        yield browser
+    finally:
+        browser.execute_cdp_cmd("Emulation.setCPUThrottlingRate", {"rate": 1})
+        browser.execute_cdp_cmd("Network.emulateNetworkConditions", {
+            "offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})
+
+
+def figure(driver: Any, graph_id: str) -> list[dict[str, Any]] | None:
+    """The traces Plotly drew in a ``dcc.Graph`` (None until it has drawn)."""
+    return driver.execute_script(  # type: ignore[no-any-return]
+        "var g = document.querySelector('#' + arguments[0] + ' .js-plotly-plot');"
+        "if (!g || !g.data) { return null; }"
+        "return g.data.map(function (t) { return {type: t.type, name: t.name || null,"
+        " x: Array.from(t.x || []), y: Array.from(t.y || [])}; });", graph_id)
+
+
+def texts(driver: Any, selector: str) -> list[str]:
+    """Read in one script: live updates replace elements between two WebDriver calls."""
+    return driver.execute_script(  # type: ignore[no-any-return]
+        "return Array.from(document.querySelectorAll(arguments[0])).map(e => e.innerText.trim())", selector)
+
+
+def no_console_errors(driver: Any) -> None:
+    errors = console_errors(driver)
+    assert not [e for e in errors if "Cannot patch" in e], errors
+    assert errors == []
+
+
+def check_line_page(driver: Any, server: Server, line: str, query: str, timeout: float = SLOW) -> dict[str, Any]:
+    """Every panel of the line page drawn, with the API's numbers for the same range."""
+    from components import downtime_panel, energy_panel, oee_panel
+
+    kpis = api(server, f"/api/lines/{line}/kpis?{query}")
+    stops = api(server, f"/api/lines/{line}/downtime?{query}")
+    energy = api(server, f"/api/lines/{line}/energy?{query}")
+    machines = [m.id for m in PLANT.line(line).machines]  # type: ignore[union-attr]
+    want_tiles = [theme.pct(kpis[k]) for k in ("oee", "availability", "performance", "quality")]
+    wait_for(lambda: texts(driver, "#oee-tiles .kpi-value")[:4] == want_tiles, timeout,
+             what=f"OEE tiles {want_tiles} for {query}")
+    want_steps = [round(s[1], 3) for s in oee_panel.waterfall_steps(kpis)]
+    wait_for(lambda: (figure(driver, "oee-waterfall") or [{}])[0].get("y") == want_steps, timeout,
+             what=f"waterfall {want_steps}")
+    hourly = wait_for(lambda: figure(driver, "oee-hourly"), timeout, what="hourly chart")
+    assert hourly[0]["type"] == "bar" and any(y is not None for y in hourly[0]["y"]), hourly
+    summary = stops["summary"]
+    wait_for(lambda: texts(driver, "#dt-summary .kpi-value")[:1] == [theme.count(summary["stops"])], timeout,
+             what=f"{summary['stops']} unplanned stops")
+    series = downtime_panel.pareto_series(data.pareto_rows(stops, "duration"), "duration")
+    wait_for(lambda: (figure(driver, "dt-pareto-duration") or [{}])[0].get("x") == series["labels"], timeout,
+             what=f"Pareto bars {series['labels']}")
+    assert figure(driver, "dt-pareto-duration")[0]["y"] == series["values"]  # type: ignore[index]
+    timeline = wait_for(lambda: figure(driver, "dt-timeline"), timeout, what="timeline")
+    assert {y for t in timeline for y in t["y"]} == set(machines)
+    rows = min(len(data.downtime_events(stops)), downtime_panel.MAX_ROWS)
+    wait_for(lambda: len(driver.find_elements("css selector", "#dt-stops tbody tr")) == rows, timeout,
+             what=f"{rows} stops listed")
+    want_kwh = theme.number(energy["kwh"], 0, "kWh")
+    wait_for(lambda: texts(driver, "#en-tiles .kpi-value")[:1] == [want_kwh], timeout, what=f"energy {want_kwh}")
+    power = wait_for(lambda: figure(driver, "en-power"), timeout, what="kW chart")
+    assert [t["name"] for t in power] == machines
+    assert energy_panel.MAX_POINTS >= max(len(t["x"]) for t in power) > 0
+    per_good = wait_for(lambda: figure(driver, "en-per-good"), timeout, what="kWh per part chart")
+    assert per_good[0]["type"] == "bar"
+    return {"kpis": kpis, "downtime": stops, "energy": energy}
+
+
+def local_iso(ts: float) -> str:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    return datetime.fromtimestamp(ts, ZoneInfo(PLANT.timezone)).strftime("%Y-%m-%dT%H:%M")
+
+
+LOADS = [(size, i) for i, size in enumerate(ALL_SIZES)]  # each page three times, once at each size
+
+
+@pytest.mark.parametrize(("size", "load"), LOADS, ids=lambda v: f"{v[0]}x{v[1]}" if isinstance(v, tuple) else None)
+def test_throttled_wall(dashboard: dict[str, Any], slow: Any, shots: Path, size: tuple[int, int], load: int) -> None:
+    server = dashboard["server"]
+    open_page(slow, server.url + "/wall", size)
+    for line in PLANT.lines:
+        kpis = api(server, f"/api/lines/{line.id}/kpis?start=shift")
+        want = (theme.pct_number(kpis["oee"]), theme.count(kpis["good_count"]))
+        wait_for(lambda lid=line.id, w=want: (text_of(slow, field("wall-field", lid, "oee")),
+                                              text_of(slow, field("wall-field", lid, "output"))) == w,
+                 SLOW, what=f"{line.id} on the wall")
+        assert text_of(slow, field("wall-field", line.id, "a")) == \
+            f"{theme.pct_number(kpis['availability'])}{theme.THIN_SPACE}%"
+    screenshot(slow, shots, f"slow_wall_{size[0]}x{size[1]}")
+    no_console_errors(slow)
+
+
+@pytest.mark.parametrize(("size", "load"), LOADS, ids=lambda v: f"{v[0]}x{v[1]}" if isinstance(v, tuple) else None)
+def test_throttled_overview_fits_the_screen(dashboard: dict[str, Any], slow: Any, shots: Path,
+                                            size: tuple[int, int], load: int) -> None:
+    server = dashboard["server"]
+    open_page(slow, server.url + "/", size)
+    for line in PLANT.lines:
+        want = theme.pct(api(server, f"/api/lines/{line.id}/kpis?start=shift")["oee"])
+        wait_for(lambda lid=line.id, w=want: text_of(slow, field("ov-field", lid, "oee")) == w, SLOW,
+                 what=f"{line.id} card OEE {want}")
+    screenshot(slow, shots, f"slow_overview_{size[0]}x{size[1]}")
+    if size[0] < 1920:  # a tablet: every line at a glance, no scrolling
+        bottoms = slow.execute_script(
+            "return Array.from(document.querySelectorAll('.ov-card')).map(c => c.getBoundingClientRect().bottom)")
+        assert len(bottoms) == len(PLANT.lines)
+        assert max(bottoms) <= slow.execute_script("return window.innerHeight"), bottoms
+    no_console_errors(slow)
+
+
+RANGES = {
+    "shift": "start=shift",
+    "yesterday": "start=yesterday",
+    "last_shift": "start=last_shift",
+}
+
+
+@pytest.mark.parametrize(("view", "size", "load"), [(view, size, i) for (size, i), view in
+                                                     zip(LOADS, ["shift", "yesterday", "custom"], strict=True)],
+                         ids=lambda v: f"{v[0]}x{v[1]}" if isinstance(v, tuple) else None)
+def test_throttled_line_page_draws_every_panel(dashboard: dict[str, Any], slow: Any, shots: Path, view: str,
+                                               size: tuple[int, int], load: int) -> None:
+    server, now = dashboard["server"], dashboard["now"]
+    line = PLANT.lines[load % len(PLANT.lines)].id
+    # custom: 22:00 to 01:00 plant time (across midnight and a shift change), no offset in the URL
+    start, end = local_iso(now - 4 * 3600), local_iso(now - 3600)
+    query = f"start={start}&end={end}" if view == "custom" else RANGES[view]
+    open_page(slow, f"{server.url}/line/{line}?{query}", size)
+    check_line_page(slow, server, line, f"start={start}%2B08:00&end={end}%2B08:00" if view == "custom" else query)
+    if view != "shift":
+        assert "(live)" not in text_of(slow, "#range-label")
+    if view == "custom":  # read in plant local time, said once
+        label = text_of(slow, "#range-label")
+        assert label.count("\u2192") == 1 and local_iso(now - 4 * 3600).replace("T", " ") in label
+        assert slow.find_element("css selector", "#range-custom-start").size["width"] >= 150
+    screenshot(slow, shots, f"slow_line_{line}_{view}_{size[0]}x{size[1]}")
+    no_console_errors(slow)
+
+
+@pytest.mark.parametrize(("size", "load"), LOADS, ids=lambda v: f"{v[0]}x{v[1]}" if isinstance(v, tuple) else None)
+def test_throttled_machine_page(dashboard: dict[str, Any], slow: Any, shots: Path, size: tuple[int, int],
+                                load: int) -> None:
+    from selenium.webdriver.common.by import By
+
+    server = dashboard["server"]
+    line = PLANT.lines[load % len(PLANT.lines)]
+    machine = line.machines[load].id
+    query = ["start=shift", "start=yesterday", "start=today"][load]
+    open_page(slow, f"{server.url}/line/{line.id}/machine/{machine}?{query}", size)
+    kpis = api(server, f"/api/lines/{line.id}/machines/{machine}/kpis?{query}")
+    want = [theme.pct(kpis[k]) for k in ("oee", "availability", "performance", "quality")]
+    wait_for(lambda: texts(slow, "#mc-tiles .kpi-value")[:4] == want, SLOW, what=f"machine tiles {want}")
+    for graph in ("mc-timeline", "mc-power", "mc-parts"):
+        wait_for(lambda g=graph: figure(slow, g), SLOW, what=graph)
+    assert [t["name"] for t in figure(slow, "mc-power")] == [machine]  # type: ignore[union-attr]
+    wait_for(lambda: text_of(slow, "#mc-live"), SLOW, what="live card")
+    crumbs = slow.find_element(By.CSS_SELECTOR, f".crumbs a[href^='/line/{line.id}?']").get_attribute("href")
+    assert query in crumbs
+    screenshot(slow, shots, f"slow_machine_{line.id}_{machine}_{size[0]}x{size[1]}")
+    no_console_errors(slow)
+
+
+def test_open_yesterdays_bad_shift_by_button_and_custom_range(dashboard: dict[str, Any], slow: Any,
+                                                              shots: Path) -> None:
+    """The engineer's path: this shift -> Yesterday -> a custom range; every step drawn
+    fully, the URL saying what is shown."""
+    from selenium.webdriver.common.by import By
+
+    server, now = dashboard["server"], dashboard["now"]
+    open_page(slow, f"{server.url}/line/BW1", (1024, 768))
+    check_line_page(slow, server, "BW1", "start=shift")
+    label = next(e for e in slow.find_elements(By.CSS_SELECTOR, "#range-choice label") if e.text == "Yesterday")
+    label.click()
+    wait_for(lambda: "start=yesterday" in slow.current_url, SLOW, what="yesterday in the URL")
+    check_line_page(slow, server, "BW1", "start=yesterday")
+
+    start, end = local_iso(now - 4 * 3600), local_iso(now - 3600)
+    custom = next(e for e in slow.find_elements(By.CSS_SELECTOR, "#range-choice label") if e.text == "Custom")
+    custom.click()
+    wait_for(lambda: slow.find_element(By.ID, "range-custom-start").is_displayed(), SLOW, what="custom inputs")
+    for ident, value in (("range-custom-start", start), ("range-custom-end", end)):
+        slow.execute_script(  # what typing does: React sees an input event with the new value
+            "var el = document.getElementById(arguments[0]);"
+            "Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, 'value').set.call(el, arguments[1]);"
+            "el.dispatchEvent(new Event('input', {bubbles: true}));", ident, value)
+    slow.find_element(By.ID, "range-apply").click()
+    wait_for(lambda: "end=" in slow.current_url, SLOW, what="custom range in the URL")
+    query = slow.current_url.split("?", 1)[1]
+    assert ranges_of(query) == {"start": f"{start}+08:00", "end": f"{end}+08:00"}
+    check_line_page(slow, server, "BW1", query)
+    screenshot(slow, shots, "slow_line_BW1_custom_1024x768")
+    no_console_errors(slow)
+
+
+def test_pareto_filter_is_in_the_url_and_the_stops_agree(dashboard: dict[str, Any], slow: Any, shots: Path) -> None:
+    """Click the top stop reason of a custom range: the URL, the label and the stops list
+    say the same; a machine link of the list keeps the range."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    from components import downtime_panel
+
+    server, now = dashboard["server"], dashboard["now"]
+    query = f"start={local_iso(now - 4 * 3600)}%2B08:00&end={local_iso(now - 3600)}%2B08:00"
+    open_page(slow, f"{server.url}/line/BW1?{query}", (1024, 768))
+    got = check_line_page(slow, server, "BW1", query)
+    top = sorted(data.pareto_rows(got["downtime"], "duration"), key=lambda r: r.get("duration_s") or 0,
+                 reverse=True)[0]
+    group = top.get("group") or str(top.get("reason") or "no_reason")
+    bar = slow.find_elements(By.CSS_SELECTOR, "#dt-pareto-duration .bars .point path")[0]
+    ActionChains(slow).move_to_element(bar).perform()  # Plotly clicks the point it hovers
+    wait_for(lambda: slow.find_elements(By.CSS_SELECTOR, "#dt-pareto-duration .hoverlayer .hovertext"), SLOW,
+             what="hover on the top bar")
+    ActionChains(slow).click().perform()
+    wait_for(lambda: f"reason={group}" in slow.current_url, SLOW, what=f"reason={group} in the URL")
+    listed = [e for e in data.downtime_events(got["downtime"]) if downtime_panel.event_group(e) == group]
+    wait_for(lambda: len(slow.find_elements(By.CSS_SELECTOR, "#dt-stops tbody tr")) == len(listed), SLOW,
+             what=f"{len(listed)} stops of reason {group}")
+    assert text_of(slow, "#dt-filter-label") == downtime_panel.filter_label(group, listed)
+    screenshot(slow, shots, "slow_line_BW1_custom_filtered_1024x768", full_page=True)
+    links = [a.get_attribute("href") for a in slow.find_elements(By.CSS_SELECTOR, "#dt-stops tbody a")]
+    assert links and all("start=" in h and "end=" in h and "reason" not in h for h in links)
+    slow.find_elements(By.CSS_SELECTOR, "#dt-stops tbody a")[0].click()
+    wait_for(lambda: "/machine/" in slow.current_url and "end=" in slow.current_url, SLOW, what="the machine page")
+    wait_for(lambda: texts(slow, "#mc-tiles .kpi-value"), SLOW, what="machine tiles")
+    no_console_errors(slow)
+
+
+def ranges_of(query: str) -> dict[str, str]:
+    from urllib.parse import parse_qs
+
+    return {k: v[-1] for k, v in parse_qs(query).items() if k in ("start", "end")}
+
+
+@pytest.mark.parametrize(("url", "message"), [
+    ("/line/BW1?start=garbage", "start: not an ISO 8601 time with offset: 'garbage'"),
+    ("/line/BW1/machine/ST10?start=garbage", "start: not an ISO 8601 time with offset: 'garbage'"),
+])
+def test_a_bad_range_says_what_the_api_says(dashboard: dict[str, Any], browser: Any, url: str,
+                                            message: str) -> None:
+    import json
+    import urllib.error
+    import urllib.request
+
+    server = dashboard["server"]
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(server.url + "/api/lines/BW1/kpis?start=garbage", timeout=10)  # noqa: S310
+    assert json.loads(refused.value.read())["error"] == message
+    open_page(browser, server.url + url, (1024, 768))
+    wait_for(lambda: text_of(browser, "#range-label") == f"Bad range: {message}", what="the API's message")
+    no_console_errors(browser)
+
+
+@pytest.mark.parametrize("path", ["/wall/BW1?line=BW1", "/wall?plant=x", "/line/BW1?line=CM1&x=1", "/?start=7d"])
+def test_the_router_survives_any_query_string(dashboard: dict[str, Any], browser: Any, path: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    open_page(browser, dashboard["server"].url + path, (1024, 768))
+    wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, ".wall-tile, .ov-card, #oee-tiles .kpi-value"),
+             what=f"{path} shows its page")
+    no_console_errors(browser)
+
+
 # --- seeding a real Redis through the stream contract and the rollup worker --------------
 
-def seed_plant(redis_url: str, plant: Any, hours: float = 4.0) -> tuple[Any, float]:
-    """Events for the last ``hours`` written the way collectors write them (stream and
-    live hash, ``domain.contract``), rolled up by the real worker; returns a real
-    PlantReader and the time the data ends. Every machine reports every 10 s (a
-    heartbeat), stops now and then with a reason, and one machine per line is down
-    at the end."""
+def history_end(tz: str, hour: int = 2) -> float:
+    """The last ``hour``:00 plant local time before now: a history ending then spans midnight."""
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    local = datetime.now(ZoneInfo(tz))
+    end = local.replace(hour=hour, minute=0, second=0, microsecond=0)
+    return (end - timedelta(days=1) if end > local else end).timestamp()
+
+
+def seed_plant(redis_url: str, plant: Any, hours: float = 4.0, end: float | None = None) -> tuple[Any, float]:
+    """Events for the ``hours`` before ``end`` (default now) written the way collectors
+    write them (stream and live hash, ``domain.contract``), rolled up by the real worker;
+    returns a real PlantReader and the time the data ends. Every machine reports every
+    10 s (a heartbeat), stops now and then with a reason, and one machine per line is
+    down at the end."""
     import random
 
     import redis as redis_lib
@@ -357,7 +650,7 @@ def seed_plant(redis_url: str, plant: Any, hours: float = 4.0) -> tuple[Any, flo
 
     client = redis_lib.Redis.from_url(redis_url)
     client.flushdb()
-    now = float(int(time.time()))
+    now = float(int(time.time() if end is None else end))
     start = now - hours * 3600
     tick = 10.0
     rng = random.Random(7)
