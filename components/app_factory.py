@@ -93,6 +93,7 @@ def create_app(settings: Any, reader_factory: Callable[[], Any], clock: Callable
         data.PLANT_KEY: settings.plant,
         data.CLOCK_KEY: clock,
     })
+    app.index_string = app.index_string.replace("<html>", '<html lang="en">', 1)  # screen readers, translators
     app.layout = root_layout
     callbacks, specs = _PANEL_CALLBACKS
     # deep copies: serving a request rewrites parts of these in place (per app)

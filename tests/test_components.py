@@ -708,6 +708,7 @@ def test_machine_page_callback(app: Any) -> None:
 def test_served_html_references_no_external_url(app: Any) -> None:
     client = app.server.test_client()
     html_text = client.get("/").get_data(as_text=True)
+    assert '<html lang="en">' in html_text
     external = re.findall(r"""(?:src|href)=["'](https?:)?//""", html_text)
     assert external == [], external
     assert not re.search(r"https?://", html_text.replace("http://www.w3.org", ""))
