@@ -310,7 +310,7 @@ def test_line_page_numbers_range_in_url(dashboard: dict[str, Any], browser: Any,
     kpis = api(server, "/api/lines/BW1/kpis")  # default: this shift
 
     def tile_values() -> list[str]:
-        return [e.text.strip() for e in browser.find_elements(By.CSS_SELECTOR, "#oee-tiles .kpi-value")]
+        return texts(browser, "#oee-tiles .kpi-value")
 
     wait_for(lambda: tile_values()[:4] == [theme.pct(kpis[k]) for k in ("oee", "availability", "performance",
                                                                         "quality")],
@@ -337,7 +337,7 @@ def test_bookmarked_view_and_machine_page(dashboard: dict[str, Any], browser: An
     server = dashboard["server"]
     open_page(browser, server.url + "/line/BW1/machine/ST30?start=today", (1024, 768))
     want = theme.pct(api(server, "/api/lines/BW1/machines/ST30/kpis?start=today")["oee"])
-    wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#mc-tiles .kpi-value")[0].text.strip() == want,
+    wait_for(lambda: texts(browser, "#mc-tiles .kpi-value")[:1] == [want],
              what=f"machine OEE {want}")
     active = browser.find_element(By.CSS_SELECTOR, "#range-choice label.active").text
     assert active == "Today"
@@ -384,6 +384,20 @@ def no_console_errors(driver: Any) -> None:
     errors = console_errors(driver)
     assert not [e for e in errors if "Cannot patch" in e], errors
     assert errors == []
+
+
+TOUCH = (".app-nav a, .range-bar label.btn, .range-bar .btn, .machine-chips a, .panel .btn, .stops-table a, "
+         ".crumbs a, a.ov-link")
+
+
+def small_touch_targets(driver: Any) -> list[str]:
+    """Visible links and buttons a thumb would miss (under 44 x 44 px)."""
+    return driver.execute_script(  # type: ignore[no-any-return]
+        "return Array.from(document.querySelectorAll(arguments[0])).filter(function (e) {"
+        " var r = e.getBoundingClientRect(); return r.width > 0 && (r.height < 44 || r.width < 44); })"
+        ".map(function (e) { var r = e.getBoundingClientRect();"
+        " return e.textContent.trim().slice(0, 20) + ' ' + Math.round(r.width) + 'x' + Math.round(r.height); })",
+        TOUCH)
 
 
 def check_line_page(driver: Any, server: Server, line: str, query: str, timeout: float = SLOW) -> dict[str, Any]:
@@ -447,6 +461,12 @@ def test_throttled_wall(dashboard: dict[str, Any], slow: Any, shots: Path, size:
         assert text_of(slow, field("wall-field", line.id, "a")) == \
             f"{theme.pct_number(kpis['availability'])}{theme.THIN_SPACE}%"
     screenshot(slow, shots, f"slow_wall_{size[0]}x{size[1]}")
+    if size == (1920, 1080):  # the small print, read from 5 m
+        sizes = slow.execute_script(
+            "return Array.from(document.querySelectorAll('.wall-label, .wall-sub, .wall-line-name, .wall-for,"
+            " .wall-reason, .wall-apq-key')).filter(e => e.offsetParent && e.textContent.trim())"
+            ".map(e => parseFloat(getComputedStyle(e).fontSize))")
+        assert sizes and min(sizes) >= 28, sizes
     no_console_errors(slow)
 
 
@@ -460,6 +480,7 @@ def test_throttled_overview_fits_the_screen(dashboard: dict[str, Any], slow: Any
         wait_for(lambda lid=line.id, w=want: text_of(slow, field("ov-field", lid, "oee")) == w, SLOW,
                  what=f"{line.id} card OEE {want}")
     screenshot(slow, shots, f"slow_overview_{size[0]}x{size[1]}")
+    assert small_touch_targets(slow) == []
     if size[0] < 1920:  # a tablet: every line at a glance, no scrolling
         bottoms = slow.execute_script(
             "return Array.from(document.querySelectorAll('.ov-card')).map(c => c.getBoundingClientRect().bottom)")
@@ -494,6 +515,7 @@ def test_throttled_line_page_draws_every_panel(dashboard: dict[str, Any], slow: 
         assert label.count("\u2192") == 1 and local_iso(now - 4 * 3600).replace("T", " ") in label
         assert slow.find_element("css selector", "#range-custom-start").size["width"] >= 150
     screenshot(slow, shots, f"slow_line_{line}_{view}_{size[0]}x{size[1]}")
+    assert small_touch_targets(slow) == []
     no_console_errors(slow)
 
 
