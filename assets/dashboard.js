@@ -29,9 +29,10 @@ var CATCHING_UP_LAG_S = 300;
 /* A server that takes longer than this for /api/health is taken as not answering. */
 var HEALTH_TIMEOUT_MS = 20000;
 
-function oeeAskHealth(view) {
+/* Every `everyMs` at most: 2 s while callbacks are late or the worker catches up, else 10 s. */
+function oeeAskHealth(everyMs) {
   var now = Date.now();
-  if (oeeHealth.pending || now - oeeHealth.asked < 2000) { return; }
+  if (oeeHealth.pending || now - oeeHealth.asked < everyMs) { return; }
   oeeHealth.asked = now;
   oeeHealth.pending = true;
   var base = '/';
@@ -44,6 +45,7 @@ function oeeAskHealth(view) {
     .then(function (h) {
       oeeHealth.answered = Date.now();
       oeeHealth.ok = true;
+      oeeHealth.dbDown = !(h.redis && h.redis.ok);
       var lags = (h.lines || []).map(function (l) {
         var w = l.worker || {};
         return Math.max(w.closed_lag_s || 0, w.undelivered_s || 0);
@@ -87,10 +89,8 @@ window.dash_clientside = Object.assign({}, window.dash_clientside, {
       var base = (view && view.root_class) || 'wall';
       var limit = (view && view.offline_after_ms) || 7000;
       var waited = lastSeen ? Date.now() - lastSeen : (n || 0) * ((view && view.refresh_ms) || 2000);
-      if (waited > limit / 2 || oeeHealth.catchingUp) {
-        oeeAskHealth(view);
-      }
-      var fresh = oeeHealth.answered && (oeeHealth.pending || Date.now() - oeeHealth.answered < limit);
+      oeeAskHealth(waited > limit / 2 || oeeHealth.catchingUp ? 2000 : 10000);
+      var fresh = oeeHealth.answered && (oeeHealth.pending || Date.now() - oeeHealth.answered < 2 * limit);
       if (oeeHealth.catchingUp && fresh) {
         var pct = oeeCatchUpPercent(oeeHealth.lag, oeeHealth.maxLag);
         return ['catching up history (' + pct + ' %) \u2014 figures fill in as it goes', 'wall-banner catching-up',
@@ -110,6 +110,9 @@ window.dash_clientside = Object.assign({}, window.dash_clientside, {
         } catch (e) {
           text = 'no data since ' + new Date(lastOk.at * 1000).toTimeString().slice(0, 5);
         }
+      }
+      if (answering && oeeHealth.dbDown) {
+        return [text + ' \u2014 the server answers, its database does not; retrying', 'wall-banner', base + ' offline'];
       }
       if (answering) {
         return [text + ' \u2014 server busy, waiting for figures', 'wall-banner catching-up', base + ' catching-up'];

@@ -34,6 +34,7 @@ PAGES = {"wall": "/wall", "overview": "/", "line": "/line/BW1", "machine": "/lin
 BUDGETS = {"wall": 600_000, "overview": 600_000, "line": 1_500_000, "machine": 1_500_000}  # bytes, first load
 BROWSER_ACCEPTS = "gzip, deflate, br, zstd"
 YEAR_S = 31536000
+CLOCK_SHIFT_S = {"s": 0.0}  # tests/test_startup_truth.py moves the server's clock on
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +49,9 @@ def server(redis_url: str) -> Iterator[str]:
 
     reader, now = seed_plant(redis_url, PLANT, end=history_end(PLANT.timezone))
     settings = Settings(plant_path=DEMO_PLANT, plant=PLANT, redis_url=redis_url)
-    app = create_app(settings, lambda: reader, clock=lambda: now)
-    app.server.register_blueprint(create_api_blueprint(app.server.config[data.READER_KEY], clock=lambda: now))
+    app = create_app(settings, lambda: reader, clock=lambda: now + CLOCK_SHIFT_S["s"])
+    app.server.register_blueprint(create_api_blueprint(app.server.config[data.READER_KEY],
+                                                       clock=lambda: now + CLOCK_SHIFT_S["s"]))
     httpd = make_server("127.0.0.1", 0, app.server, threaded=True)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
