@@ -229,9 +229,12 @@ def normalise_series(raw: Any) -> list[dict[str, Any]]:
     return sorted(out, key=lambda p: p["start"])
 
 
-def normalise_timeline(raw: Any, reason_texts: dict[int, str] | None = None) -> dict[str, list[dict[str, Any]]]:
+def normalise_timeline(raw: Any, reason_texts: dict[int, str] | None = None,
+                       setup_codes: set[int] | None = None) -> dict[str, list[dict[str, Any]]]:
     """``timeline``: machine id -> segments ``{start, end, state, reason, reason_text}``.
-    The reader sends segments as ``[start, end, state, reason code]``."""
+    The reader sends segments as ``[start, end, state, reason code]``. An idle segment
+    with a setup reason (``setup_codes``) is shown as a changeover, as the andon shows
+    it (``theme.andon_of``)."""
     if isinstance(raw, dict) and "machines" in raw:
         raw = raw["machines"]
     if isinstance(raw, list):
@@ -247,6 +250,8 @@ def normalise_timeline(raw: Any, reason_texts: dict[int, str] | None = None) -> 
             code = seg.get("reason") or 0
             if not seg.get("reason_text") and code and reason_texts:
                 seg = {**seg, "reason_text": reason_texts.get(int(code), f"Reason {code}")}
+            if setup_codes and code and seg.get("state") == "idle" and int(code) in setup_codes:
+                seg = {**seg, "state": "changeover"}
             rows.append(seg)
         out[str(machine)] = rows
     return out
@@ -254,6 +259,11 @@ def normalise_timeline(raw: Any, reason_texts: dict[int, str] | None = None) -> 
 
 def reason_texts(p: Plant) -> dict[int, str]:
     return {code: reason.text for code, reason in p.reasons.items()}
+
+
+def setup_codes(p: Plant) -> set[int]:
+    """Reason codes of setups (changeovers, tool and roll changes): blue on every screen."""
+    return {code for code, reason in p.reasons.items() if str(reason.category) == "setup_adjustment"}
 
 
 def normalise_power(raw: Any) -> dict[str, list[tuple[float, float | None]]]:

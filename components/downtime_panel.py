@@ -315,7 +315,8 @@ def _view(params: dict[str, Any], reason: str | None, line: str) -> dict[str, An
         return None
     try:
         raw = data.downtime(line, window.start, window.end, at)
-        segments = data.normalise_timeline(data.timeline(line, window.start, window.end, at), data.reason_texts(p))
+        segments = data.normalise_timeline(data.timeline(line, window.start, window.end, at), data.reason_texts(p),
+                                           data.setup_codes(p))
     except data.DataUnavailable:
         raise PreventUpdate from None
     events = data.downtime_events(raw)

@@ -670,6 +670,10 @@ def test_timeline_one_trace_per_state() -> None:
     segs = data.normalise_timeline(raw, data.reason_texts(PLANT))
     assert segs["ST10"][1]["reason_text"] == "Weld fault (gun / transformer)"
     fig = downtime_panel.timeline_figure(segs, ["ST10", "ST20"], PLANT.timezone)
+    # PackML Stopped (idle) with a changeover reason: blue, as on the wall
+    setup = data.normalise_timeline({"ST10": [[NOW - 60, NOW, "idle", 20], [NOW - 90, NOW - 60, "idle", 30]]},
+                                    data.reason_texts(PLANT), data.setup_codes(PLANT))
+    assert [s["state"] for s in setup["ST10"]] == ["changeover", "idle"]
     names = [t.name for t in fig.data]
     assert names == ["Running", "Fault"]
     assert list(fig.data[0].y) == ["ST10", "ST20"]
