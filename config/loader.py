@@ -40,10 +40,15 @@ class PlantConfigError(Exception):
     """A plant file that cannot be used. ``str()`` is the message for the user."""
 
     def __init__(self, path: Path | str, problems: list[tuple[str, str]]):
-        self.path = str(path)
-        self.problems = problems
-        lines = [f"{self.path}: {key}: {problem}" for key, problem in problems]
+        self.path = _one_line(str(path))
+        self.problems = [(_one_line(key), _one_line(problem)) for key, problem in problems]
+        lines = [f"{self.path}: {key}: {problem}" for key, problem in self.problems]
         super().__init__("\n".join(lines))
+
+
+def _one_line(text: str) -> str:
+    """One message line per problem, whatever characters the file put into a key or value."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 class _PlantYamlError(Exception):
@@ -55,6 +60,12 @@ class _PlantYamlError(Exception):
         self.key, self.problem = key, problem + where
 
 
+def _shown_key(text: str) -> str:
+    """A key as it can appear in a one-line message: control characters escaped, long keys cut."""
+    text = text if text.isprintable() else repr(text)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def _render_path(parts: list[Any]) -> str:
     out = ""
     for part in parts:
@@ -64,7 +75,7 @@ def _render_path(parts: list[Any]) -> str:
             out += f"[{part}]"
         else:
             text = str(part)
-            text = text if len(text) <= 40 else text[:37] + "..."
+            text = _shown_key(text)
             out += f".{text}" if out else text
     return out or "(top level)"
 
@@ -267,7 +278,7 @@ def _key_path(loc: tuple[int | str, ...], data: object) -> str:
             out += f"[{part}]"
             node = node[part] if 0 <= part < len(node) else None
         else:
-            text = str(part) if len(str(part)) <= 40 else str(part)[:37] + "..."
+            text = _shown_key(str(part))
             out += f".{text}" if out else text
             node = node.get(part, node.get(str(part))) if isinstance(node, dict) else None
     return out or "(top level)"

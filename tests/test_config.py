@@ -537,3 +537,10 @@ def test_python_tags_are_not_constructed() -> None:
         "line 390, column 4",
         "not valid YAML: could not determine a constructor",
     )
+
+
+def test_control_characters_in_a_key_stay_on_one_message_line() -> None:
+    """Found by the property test: a form feed in a key split the message in two."""
+    text = DEMO_TEXT.replace("      - id: ST20\n", '      - "x\\fy": 1\n        id: ST20\n', 1)
+    message = _expect(text, "lines[0].machines[1].'x\\x0cy'", "Extra inputs are not permitted")
+    assert len(message.splitlines()) == 1
