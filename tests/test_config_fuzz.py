@@ -194,7 +194,7 @@ def assert_clear(message: str, file: Path) -> None:
 
 
 @settings(
-    max_examples=250,
+    max_examples=150,
     deadline=CHECK_DEADLINE,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
