@@ -93,6 +93,7 @@ def _guarded(app: Dash, view: Callable[..., Any]) -> Callable[..., Any]:
         try:
             check_callback_request(app, _json_body())
         except BadCallbackRequest as exc:
+            log.info("callback request refused: %s", exc)
             return _bad(str(exc))
         try:
             return view(*args, **kwargs)

@@ -5,6 +5,7 @@ still render in Chromium under the Content-Security-Policy, with no violation re
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from collections.abc import Iterator
@@ -342,9 +343,12 @@ def _wait(predicate: Any, what: str, timeout: float = 60.0) -> Any:
         ("/line/BW1/machine/ST10", ".js-plotly-plot .main-svg"),
     ],
 )
-def test_pages_render_under_the_policy_without_violations(server: Any, chromium: Any, path: str, drawn: str) -> None:
+def test_pages_render_under_the_policy_without_violations(
+    server: Any, chromium: Any, path: str, drawn: str, caplog: pytest.LogCaptureFixture
+) -> None:
     from selenium.webdriver.common.by import By
 
+    caplog.set_level(logging.INFO, logger="api.security")
     chromium.get_log("browser")  # start from a clean console
     chromium.get(server.url + path)
     _wait(lambda: [e for e in chromium.find_elements(By.CSS_SELECTOR, drawn) if e.is_displayed()], f"{drawn} on {path}")
@@ -353,3 +357,5 @@ def test_pages_render_under_the_policy_without_violations(server: Any, chromium:
     assert violations == [], violations
     severe = [e["message"] for e in chromium.get_log("browser") if e["level"] == "SEVERE"]
     assert not [m for m in severe if "Content Security Policy" in m or "Refused" in m], severe
+    refused = [r.getMessage() for r in caplog.records if r.name == "api.security"]
+    assert refused == [], "the guard refused a request the renderer sent"
