@@ -308,11 +308,12 @@ def summary_tiles(raw: dict[str, Any], threshold_s: float) -> list[Any]:
 
 # --- callbacks ------------------------------------------------------------------------
 
-def _view(params: dict[str, Any], reason: str | None, line: str) -> dict[str, Any] | None:
-    """What the panel shows for a range and a filter (None for a range the API refuses)."""
-    p, cfg, window, at, _error = ranges.panel_context(params, line)
+def _view(params: dict[str, Any], reason: str | None, line: str) -> dict[str, Any]:
+    """What the panel shows for a range and a filter (``{"error": message}`` for a range
+    the API refuses)."""
+    p, cfg, window, at, error = ranges.panel_context(params, line)
     if window is None:
-        return None
+        return {"error": str(error)}
     try:
         raw = data.downtime(line, window.start, window.end, at)
         segments = data.normalise_timeline(data.timeline(line, window.start, window.end, at), data.reason_texts(p),
@@ -376,10 +377,9 @@ def refresh(params: dict[str, Any], reason: str | None, redraw: Any, pulse: Any,
 def draw(params: dict[str, Any], reason: str | None, _redraw: Any, line: str) -> tuple[Any, ...]:
     """Everything, whatever asked first (the page's first request, a new range or filter, a redraw)."""
     v = _view(params, reason, line)
-    if v is None:
-        _p, _cfg, _w, _at, error = ranges.panel_context(params, line)
+    if "error" in v:
         empty = theme.empty_figure()
-        return ranges.refused(str(error)), empty, empty, empty, "", "", ranges.drawn(params, None, reason)
+        return ranges.refused(v["error"]), empty, empty, empty, "", "", ranges.drawn(params, None, reason)
     return _full(v, params, reason, line)
 
 
@@ -390,7 +390,7 @@ def update(_pulse: Any, params: dict[str, Any], reason: str | None, held: dict[s
     everything is sent again."""
     ranges.live_context(params, held, line, reason)
     v = _view(params, reason, line)
-    if v is None:
+    if "error" in v:
         raise PreventUpdate
     if (held or {}).get("key") == v["key"]:
         p = v["plant"]
