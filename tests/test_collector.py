@@ -11,6 +11,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -27,15 +28,19 @@ from collectors.sink import RedisSink
 from collectors.timebase import TimeBase
 from config.loader import DEMO_PLANT, load_plant
 from config.settings import Settings
-from domain.contract import decode_event, decode_live, events_key, live_key
+from domain.contract import TIMESTAMP_FUTURE, TIMESTAMP_TOO_OLD, decode_event, decode_live, events_key, live_key
 from domain.engine import totals_from_events
 from domain.model import Event, Signal, State
 from domain.plant import Plant, Security, TimestampSource
+from store.live import lines_now
+from tests.store_support import run_worker_until_drained
 from tests.support import RedisServer, free_port
 
 EXAMPLE_SCENARIO = Path(__file__).resolve().parent.parent / "collectors" / "scenarios" / "bw1_st70_shift_a.csv"
+# watchdog_factor: 5 s of silence (10 keep-alives of 0.5 s) before a rebuild, so that a loaded
+# machine starving the event loop for a second does not rebuild subscriptions (re-reads).
 FAST = CollectorOptions(reconnect_initial_s=0.1, reconnect_max_s=0.5, redis_retry_initial_s=0.1,
-                        redis_retry_max_s=0.5, connect_timeout_s=5.0)
+                        redis_retry_max_s=0.5, connect_timeout_s=5.0, watchdog_factor=10.0)
 # A simulator running 900x faster than the wall clock starts this long ago, so that its
 # source timestamps stay behind the collector's clock (values stamped more than
 # ``CollectorOptions.max_future_s`` ahead are written as BadTimestampFuture).
@@ -630,3 +635,132 @@ def test_quiet_asyncua_logging_drops_only_the_connection_drop_traceback(caplog: 
     finally:
         asyncua_log.setLevel(before[0])
         session_log.filters[:] = before[1]
+
+
+# --- "since" and timestamps that cannot be right -----------------------------------------------
+
+
+def state_of(client: redis.Redis, plant: Plant, machine: str, now: float) -> dict[str, Any]:
+    line = lines_now(client, plant, now)["lines"][0]
+    return next(m for m in line["machines"] if m["id"] == machine)
+
+
+class PlcClock:
+    """A PLC whose clock runs ``speed`` times faster than the wall clock, from ``lead_s``
+    ago, with a power reading changing every 50 ms of wall time: its data (and with it the
+    collector's heartbeats and links) runs on this clock, so minutes pass in seconds."""
+
+    def __init__(self, sim: PlantSimulator, speed: float = 60.0, lead_s: float = 3600.0) -> None:
+        self.sim, self.speed = sim, speed
+        self.t0, self.wall0 = time.time() - lead_s, time.monotonic()
+        self._task = asyncio.create_task(self._readings())
+
+    def now(self) -> float:
+        return self.t0 + (time.monotonic() - self.wall0) * self.speed
+
+    async def _readings(self) -> None:
+        kw = 10.0
+        while True:
+            kw = 10.0 if kw != 10.0 else 10.5
+            if self.sim.server is not None:
+                await self.sim.write("BW1", "ST10", Signal.POWER, kw, source_ts=self.now())
+            await asyncio.sleep(0.05)
+
+    async def until(self, t: float) -> None:
+        await until(lambda: self.now() >= t, what="the PLC's clock")
+
+    async def stop(self) -> None:
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+
+
+def test_since_is_the_state_changes_source_time_and_survives_a_reconnect(
+        demo: Plant, redis_client: redis.Redis, redis_url: str, tmp_path: Path) -> None:
+    """A fault 3.5 min old stays 3.5 min old on the wall after the collector reconnects
+    (the re-read of the unchanged state carries the same source time), with the rollup
+    worker past the reconnect (a link gap is unknown time to it: its own record of the
+    state begins again at the reconnect)."""
+    plant = fast_plant(demo, lines=["BW1"])
+
+    def states_written() -> int:
+        return len([e for e in stream(redis_client, "BW1") if e.machine == "ST10" and e.signal == Signal.STATE])
+
+    async def scenario() -> tuple[float, float, dict[str, Any], dict[str, Any]]:
+        async with (
+            PlantSimulator(plant, autorun=False, start=time.time() - 4000) as sim,
+            collecting(plant, redis_url, tmp_path) as collector,
+        ):
+            endpoint = collector.endpoints["demo"]
+            plc = PlcClock(sim)
+            try:
+                await sim.write("BW1", "ST10", Signal.STATE, 6, source_ts=plc.now())  # running
+                await plc.until(plc.now() + 60)
+                fault_at = round(plc.now(), 3)
+                await sim.write("BW1", "ST10", Signal.STATE, 9, source_ts=fault_at)  # PackML Aborted: fault
+                await plc.until(fault_at + 210)
+                run_worker_until_drained(redis_client, plant, plc.now())
+                before = state_of(redis_client, plant, "ST10", plc.now())
+                written = states_written()
+                await sim.stop_server()
+                await until(lambda: not endpoint.connected.is_set(), what="loss noticed")
+                await sim.start_server()
+                await until(lambda: endpoint.stats.connects == 2, what="reconnect")
+                await until(lambda: states_written() > written, what="the state read again")
+                reconnected_at = plc.now()
+                await plc.until(reconnected_at + 60)
+                run_worker_until_drained(redis_client, plant, plc.now())
+                after = state_of(redis_client, plant, "ST10", plc.now())
+            finally:
+                await plc.stop()
+        return fault_at, reconnected_at, before, after
+
+    fault_at, reconnected_at, before, after = asyncio.run(scenario())
+    assert (before["state"], before["since"]) == ("fault", fault_at)
+    assert (after["state"], after["since"]) == ("fault", fault_at)
+    links = [e for e in stream(redis_client, "BW1") if e.machine == "ST10" and e.signal == Signal.LINK]
+    assert [e.value for e in links] == ["up", "down", "up", "down"]
+    assert fault_at + 210 < links[2].ts <= reconnected_at  # the state did not begin at the reconnect
+
+
+def test_far_future_and_too_old_times_are_written_bad_and_move_nothing(
+        demo: Plant, redis_client: redis.Redis, redis_url: str, tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    plant = fast_plant(demo, lines=["BW1"])
+    caplog.set_level(logging.WARNING, logger="collectors.collector")
+    future = round(time.time() + 70 * 365.25 * 86400, 3)  # a PLC clock 70 years ahead, once
+    too_old = round(time.time() - (plant.retention.stream_days + 1) * 86400, 3)  # a PLC clock reset
+
+    def st10(signal: Signal) -> list[Event]:
+        return [e for e in stream(redis_client, "BW1") if e.machine == "ST10" and e.signal == signal]
+
+    async def scenario() -> tuple[float, dict[str, Any]]:
+        async with PlantSimulator(plant, autorun=False) as sim, collecting(plant, redis_url, tmp_path):
+            await sim.write("BW1", "ST10", Signal.STATE, 6)  # running, now
+            await until(lambda: [e.value for e in st10(Signal.STATE)][-1:] == ["running"], what="running")
+            running_at = st10(Signal.STATE)[-1].ts
+            await sim.write("BW1", "ST10", Signal.STATE, 9, source_ts=future)
+            await sim.write("BW1", "ST10", Signal.GOOD, 4_000_000, source_ts=future)
+            await sim.write("BW1", "ST10", Signal.REASON, 3, source_ts=too_old)
+            await sim.write("BW1", "ST10", Signal.GOOD, 5)  # the clock is right again
+            await until(lambda: [e.value for e in st10(Signal.GOOD) if e.is_good][-1:] == [5],
+                        what="the next good value")
+            beats = len(st10(Signal.HEARTBEAT))
+            await until(lambda: len(st10(Signal.HEARTBEAT)) >= beats + 3, what="heartbeats after it")
+            return running_at, state_of(redis_client, plant, "ST10", time.time())
+
+    running_at, shown = asyncio.run(scenario())
+    ended = time.time()
+    events = [e for e in stream(redis_client, "BW1") if e.machine == "ST10"]
+    flagged = [(e.signal, e.value, e.status, e.ts) for e in events if not e.is_good and e.status.startswith("BadTime")]
+    flagged = list(dict.fromkeys(flagged))  # a rebuilt subscription reads the state again
+    assert flagged == [(Signal.REASON, 3, TIMESTAMP_TOO_OLD, too_old),
+                       (Signal.STATE, "fault", TIMESTAMP_FUTURE, future),
+                       (Signal.GOOD, 4_000_000, TIMESTAMP_FUTURE, future)]
+    # Heartbeats and links stay on the data's clock (here the wall clock), and in time order.
+    own = [e.ts for e in events if e.signal in (Signal.HEARTBEAT, Signal.LINK)]
+    assert own == sorted(own) and own[-1] <= ended
+    # The live state is the last one with a trustworthy time: still running since then.
+    assert (shown["state"], shown["since"], shown["good"]) == ("running", running_at, 5)
+    assert shown["last_data"] <= ended and shown["reason"] is None
+    warned = [r.getMessage() for r in caplog.records if "written as BadTimestamp" in r.getMessage()]
+    assert len(warned) == 3  # once per machine signal and kind
