@@ -10,7 +10,7 @@ from datetime import time
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from domain.model import Signal, State
 
@@ -234,6 +234,84 @@ class Plausibility(Strict):
     meter_slack_kwh: float = Field(default=1.0, ge=0)
 
 
+class AlertKind(StrEnum):
+    """What an alert rule watches (README "Alerts")."""
+
+    STOP = "stop"  # a stop longer than ``minutes``
+    BEHIND_PACE = "behind_pace"  # the line's good parts this shift behind its pace
+    OEE_BELOW = "oee_below"  # the line's OEE over the last hour below ``below``
+    NO_DATA = "no_data"  # nothing heard from a machine for ``seconds``
+    IMPLAUSIBLE = "implausible"  # an implausible reading flagged in the last ``seconds``
+    WORKER_LAG = "worker_lag"  # the rollup worker ``seconds`` behind
+
+
+class Severity(StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    URGENT = "urgent"  # the wall flashes until someone acknowledges
+
+
+class ChannelType(StrEnum):
+    WECOM = "wecom"  # WeCom (企业微信) group robot
+    DINGTALK = "dingtalk"  # DingTalk (钉钉) custom robot, signed with its secret
+    FEISHU = "feishu"  # Feishu (飞书) custom bot, signed with its secret
+    JSON = "json"  # any endpoint taking the alert as JSON (HMAC-SHA256 header with a secret)
+
+
+EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")]
+
+
+class AlertChannel(Strict):
+    """A webhook. Its URL (robots' URLs carry their key) and signing secret are read from
+    the environment variables named here, never written in the plant file."""
+
+    type: ChannelType
+    url_env: EnvName
+    secret_env: EnvName | None = None
+    min_interval_s: float = Field(default=3.0, ge=0, le=3600)  # rate limit: one message per interval
+
+
+class AlertRule(Strict):
+    """One rule. ``line``/``machine`` narrow it (none: every line, every machine);
+    ``channels`` is the escalation order: the first is told when the alert is raised, the
+    next after ``escalate_after_min`` without an acknowledgement, and so on."""
+
+    id: Identifier
+    kind: AlertKind
+    severity: Severity = Severity.WARNING
+    line: Identifier | None = None
+    machine: Identifier | None = None
+    text: str = Field(default="", max_length=200)  # shown before the generated description
+    minutes: float | None = Field(default=None, gt=0, le=DAY_S / 60)  # stop
+    unplanned_only: bool = False  # stop: planned stops and planned reasons never alert
+    category: LossCategory | None = None  # stop: only stops of this loss category
+    parts: int | None = Field(default=None, ge=1, le=10_000_000)  # behind_pace
+    percent: float | None = Field(default=None, gt=0, le=100)  # behind_pace
+    below: float | None = Field(default=None, gt=0, le=1)  # oee_below (0.6 = 60 %)
+    seconds: float | None = Field(default=None, ge=1, le=DAY_S)  # no_data, implausible, worker_lag
+    channels: list[Identifier] = Field(default_factory=list)
+    escalate_after_min: float | None = Field(default=None, gt=0, le=DAY_S / 60)
+
+    @model_validator(mode="after")
+    def _threshold_given(self) -> AlertRule:
+        needed = {AlertKind.STOP: ("minutes",), AlertKind.BEHIND_PACE: ("parts", "percent"),
+                  AlertKind.OEE_BELOW: ("below",), AlertKind.NO_DATA: ("seconds",),
+                  AlertKind.WORKER_LAG: ("seconds",)}.get(self.kind, ())
+        if needed and all(getattr(self, name) is None for name in needed):
+            raise ValueError(f"a {self.kind} rule needs {' or '.join(needed)}")
+        if (self.unplanned_only or self.category is not None) and self.kind != AlertKind.STOP:
+            raise ValueError("unplanned_only and category apply to stop rules only")
+        if self.machine is not None and self.kind in (AlertKind.BEHIND_PACE, AlertKind.OEE_BELOW,
+                                                      AlertKind.WORKER_LAG):
+            raise ValueError(f"a {self.kind} rule is about a line, not a machine")
+        return self
+
+
+class Alerts(Strict):
+    channels: dict[Identifier, AlertChannel] = Field(default_factory=dict)
+    rules: list[AlertRule] = Field(default_factory=list)
+
+
 class Plant(Strict):
     name: str
     timezone: str = "Asia/Shanghai"
@@ -249,6 +327,27 @@ class Plant(Strict):
     heartbeat_s: float = Field(default=5, ge=0.1, le=3600)  # 1e-9 would busy-loop the collector
     retention: Retention = Retention()
     plausibility: Plausibility = Plausibility()
+    alerts: Alerts = Alerts()
+
+    @model_validator(mode="after")
+    def _alert_references(self) -> Plant:
+        seen: set[str] = set()
+        for rule in self.alerts.rules:
+            where = f"alerts.rules[{rule.id}]"
+            if rule.id in seen:
+                raise ValueError(f"{where}: rule id used twice")
+            seen.add(rule.id)
+            line = self.line(rule.line) if rule.line is not None else None
+            if rule.line is not None and line is None:
+                raise ValueError(f"{where}.line: no line {rule.line!r}")
+            if rule.machine is not None and not any(
+                    ln.machine(rule.machine) for ln in ([line] if line is not None else self.lines)):
+                on_line = f" on line {rule.line}" if line is not None else ""
+                raise ValueError(f"{where}.machine: no machine {rule.machine!r}{on_line}")
+            unknown = [name for name in rule.channels if name not in self.alerts.channels]
+            if unknown:
+                raise ValueError(f"{where}.channels: {unknown} not in alerts.channels")
+        return self
 
     def line(self, line_id: str) -> Line | None:
         return next((line for line in self.lines if line.id == line_id), None)
