@@ -719,7 +719,9 @@ def test_since_is_the_state_changes_source_time_and_survives_a_reconnect(
     assert (after["state"], after["since"]) == ("fault", fault_at)
     links = [e for e in stream(redis_client, "BW1") if e.machine == "ST10" and e.signal == Signal.LINK]
     assert [e.value for e in links] == ["up", "down", "up", "down"]
-    assert fault_at + 210 < links[2].ts <= reconnected_at  # the state did not begin at the reconnect
+    # The reconnect ("link up", stamped on the estimate of the PLC's clock) came minutes
+    # after the fault: the state did not begin there.
+    assert fault_at + 120 < links[2].ts <= reconnected_at
 
 
 def test_far_future_and_too_old_times_are_written_bad_and_move_nothing(
