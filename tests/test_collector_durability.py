@@ -21,8 +21,10 @@ import pytest
 import redis
 import yaml
 
-from collectors.buffer import decode_line
+from collectors.buffer import StoreAndForwardBuffer, decode_line
+from collectors.redis_io import async_redis
 from collectors.simulator import PlantSimulator
+from collectors.sink import RedisSink
 from config.loader import DEMO_PLANT, load_plant
 from domain.contract import decode_event, events_key
 from domain.model import Event, Signal
@@ -252,3 +254,37 @@ def test_sigterm_or_sigint_during_a_redis_outage_exits_and_the_next_start_delive
     # The initial value, each change once, in order; the next start re-reads the last one.
     assert goods(events)[:31] == list(range(31)) and set(goods(events)[31:]) <= {30}
     assert links(events) == ["up", "down", "up", "down"]
+
+
+def test_a_redis_that_hangs_gets_the_events_written_ahead(tmp_path: Path) -> None:
+    """A Redis that accepts the connection and never answers (a network cut, a frozen
+    host) holds a write for the client's socket timeout: meanwhile the batch and what
+    arrives behind it go to the files after ``journal_after_s``, not only when it fails."""
+    events = [Event(LINE, MACHINE, Signal.GOOD, i, "Good", 1_796_000_000 + i) for i in range(40)]
+
+    async def scenario() -> tuple[int, int]:
+        silent = await asyncio.start_server(lambda reader, writer: None, "127.0.0.1", 0)
+        port = silent.sockets[0].getsockname()[1]
+        buffer = StoreAndForwardBuffer(tmp_path / "buffer")
+        sink = RedisSink(async_redis(f"redis://127.0.0.1:{port}/0"), buffer, retention_s=86400,
+                         journal_after_s=0.2)
+        running = asyncio.create_task(sink.run())
+        try:
+            sink.put_all(events[:25])
+            await until(lambda: buffer.disk_count == 25, "the unanswered batch on disk")
+            sink.put_all(events[25:])
+            await until(lambda: buffer.disk_count == 40, "what came behind it on disk")
+            on_disk_while_hanging = buffer.disk_count
+            unanswered = sink.stats.written
+        finally:
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)
+            await sink.close(timeout_s=0.5)
+            await sink.client.aclose()
+            silent.close()
+        return on_disk_while_hanging, unanswered
+
+    on_disk, written = asyncio.run(scenario())
+    assert (on_disk, written) == (40, 0)
+    again = StoreAndForwardBuffer(tmp_path / "buffer")
+    assert again.peek(100) == events  # each once, in order
