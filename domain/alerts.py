@@ -135,7 +135,8 @@ def step(open_alerts: Mapping[str, Alert], conditions: Iterable[Condition], rule
             continue
         if cond.active:
             reported[cond.key] = cond
-            _raise_or_update(out, open_alerts.get(cond.key), cond, rule, known_ids, now)
+            if cond.key not in open_alerts:
+                _raise(out, cond, rule, known_ids, now)
         elif cond.ended is not None and cond.since is not None:
             _record_late(out, cond, rule, known_ids, now)
         else:
@@ -147,17 +148,16 @@ def step(open_alerts: Mapping[str, Alert], conditions: Iterable[Condition], rule
             cleared = replace(alert, cleared_at=now)
             out.cleared.append(cleared)
             out.notices.extend(_notices(cleared, rule, "cleared", range(alert.level + 1), now))
-        elif alert.id not in acknowledged:
-            _escalate(out, alert, rule, now)
+            continue
+        current = replace(alert, text=cond.text) if cond is not None and cond.text else alert
+        if alert.id not in acknowledged:
+            current = _escalate(out, current, rule, now)
+        if current != alert:
+            out.updated.append(current)
     return out
 
 
-def _raise_or_update(out: Step, alert: Alert | None, cond: Condition, rule: AlertRule, known_ids: set[str],
-                     now: float) -> None:
-    if alert is not None:
-        if cond.text and cond.text != alert.text:
-            out.updated.append(replace(alert, text=cond.text))
-        return
+def _raise(out: Step, cond: Condition, rule: AlertRule, known_ids: set[str], now: float) -> None:
     since = now if cond.since is None else cond.since
     new = Alert(alert_id(cond.key, since), cond.key, rule.id, cond.line, cond.machine, str(rule.severity),
                 cond.text, since, now)
@@ -177,15 +177,15 @@ def _record_late(out: Step, cond: Condition, rule: AlertRule, known_ids: set[str
         out.late.append(late)
 
 
-def _escalate(out: Step, alert: Alert, rule: AlertRule, now: float) -> None:
+def _escalate(out: Step, alert: Alert, rule: AlertRule, now: float) -> Alert:
     if rule.escalate_after_min is None or alert.level + 1 >= len(rule.channels):
-        return
+        return alert
     last = alert.notified_at if alert.notified_at is not None else alert.raised_at
     if now - last < rule.escalate_after_min * 60.0:
-        return
+        return alert
     escalated = replace(alert, level=alert.level + 1, notified_at=now)
-    out.updated.append(escalated)
     out.notices.extend(_notices(escalated, rule, "escalated", [escalated.level], now))
+    return escalated
 
 
 def _notices(alert: Alert, rule: AlertRule | None, event: str, levels: Iterable[int], now: float) -> list[Notice]:
@@ -342,8 +342,10 @@ def worker_lag_condition(rule: AlertRule, line_health: Mapping[str, Any], now: f
     if worker.get("closed_lag_s") is not None:
         lags.append(float(worker["closed_lag_s"]) - 60.0)  # the open minute is never closed
     lag = max(lags)
-    active = lag > rule.seconds
-    text = f"{_prefix(rule)}{line_health.get('id')}: rollup worker {_minutes(lag)} behind" if active else ""
+    silent = worker.get("beat") is None and line_health.get("last_data") is not None  # data, never a worker
+    active = silent or lag > rule.seconds
+    text = (f"{_prefix(rule)}{line_health.get('id')}: rollup worker "
+            + ("not running" if silent else f"{_minutes(lag)} behind")) if active else ""
     return Condition(rule.id, str(line_health.get("id")), None, active, None, text)
 
 

@@ -276,6 +276,33 @@ def data_loss_key(line: str) -> str:
     return f"{line_tag(line)}:lost"
 
 
+# --- Alerts (``store.alerts``; README "Alerts") --------------------------------------------
+#
+# Plant-wide, under one hash tag so one MULTI/EXEC covers an evaluation's writes.
+#
+# * ``plant:{alerts}:all`` - hash, every alert by id (``domain.alerts.alert_id``), value =
+#   JSON of ``domain.alerts.Alert`` (written by the evaluator only).
+# * ``plant:{alerts}:open`` - hash, alert key (rule|line|machine) -> id of its open alert.
+# * ``plant:{alerts}:log`` - sorted set of alert ids, score = raised (epoch s): the history.
+# * ``plant:{alerts}:ack`` - hash, alert id -> JSON ``{"by", "role", "at", "comment"}``
+#   (written by acknowledgements only, so an evaluation never overwrites one).
+# * ``plant:{alerts}:outbox`` - sorted set of message ids, score = when due (epoch s);
+#   ``plant:{alerts}:outbox:msg`` - hash, message id -> JSON ``{"channel", "notice",
+#   "tries", "first"}``; ``plant:{alerts}:dead`` - list of messages given up (JSON).
+# * ``plant:{alerts}:chan`` - hash, ``<channel>:next`` (epoch s before which nothing is
+#   sent: rate limit and backoff) and ``<channel>:fails`` (failures in a row).
+
+
+def alerts_key(part: str) -> str:
+    """``part``: all, open, log, ack, outbox, outbox:msg, dead or chan (see above)."""
+    if part not in ALERT_PARTS:
+        raise ValueError(f"not an alerts key: {part!r}")
+    return f"{PREFIX}:{{alerts}}:{part}"
+
+
+ALERT_PARTS = frozenset({"all", "open", "log", "ack", "outbox", "outbox:msg", "dead", "chan"})
+
+
 def format_number(value: float) -> str:
     """Shortest text for a rollup number: '' for zero, integers without a point, else 7
     significant digits (a 1e-7 relative error, far below any meter's)."""

@@ -124,9 +124,11 @@ def test_implausible_per_machine() -> None:
     ({"undelivered_s": 130, "beat_age_s": 2, "closed_lag_s": 100}, True),
     ({"undelivered_s": 0, "beat_age_s": 2, "closed_lag_s": 200}, True),  # 140 s past the open minute
     ({"undelivered_s": 0, "beat_age_s": 121, "closed_lag_s": None}, True),
+    ({"undelivered_s": 0, "beat_age_s": None, "beat": None, "closed_lag_s": None}, True),  # never ran
 ])
 def test_worker_lag(worker: dict[str, Any], active: bool) -> None:
-    cond = alerts.worker_lag_condition(rule(kind="worker_lag", seconds=120), {"id": "L1", "worker": worker}, T0)
+    health = {"id": "L1", "worker": {"beat": T0, **worker}, "last_data": T0}
+    cond = alerts.worker_lag_condition(rule(kind="worker_lag", seconds=120), health, T0)
     assert cond.active is active
 
 
