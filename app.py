@@ -11,6 +11,8 @@
     python app.py collect         only the OPC UA -> Redis collector
     python app.py worker          only the rollup worker (per-minute/hour KPIs)
     python app.py dashboard       only the dashboard and HTTP API
+    python app.py alerts          only the alert evaluator and webhook sender
+                                  (python app.py alerts test CHANNEL: a test message)
 
 Every part takes --plant FILE (default: $PLANT_FILE, else the demo plant) and reads
 REDIS_URL. For production under gunicorn: ``gunicorn 'app:create_server()'``.
@@ -34,7 +36,7 @@ from typing import Any
 log = logging.getLogger("app")
 
 DEMO_HISTORY_HOURS = 24.0  # today, the last shift and most of yesterday
-COMMANDS = ("run", "dashboard", "check", "simulate", "replay", "collect", "worker")
+COMMANDS = ("run", "dashboard", "check", "simulate", "replay", "collect", "worker", "alerts")
 
 
 def _configure_logging(level: str) -> None:
@@ -213,6 +215,12 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_alerts(args: argparse.Namespace) -> int:
+    from store.alert_loop import main as alerts_main
+
+    return alerts_main(_settings(args), args.action, args.channel, _redis_client)
+
+
 def cmd_dashboard(args: argparse.Namespace) -> int:
     settings = _settings(args)
     app = create_dash(settings)
@@ -254,6 +262,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         worker = subprocess.Popen([sys.executable, __file__, "worker", "--plant", str(settings.plant_path),
                                    "--log-level", args.log_level], env={**os.environ, "REDIS_URL": settings.redis_url})
         stoppers.append(lambda: (worker.terminate(), worker.wait(15)))
+        alerts = subprocess.Popen([sys.executable, __file__, "alerts", "--plant", str(settings.plant_path),
+                                   "--log-level", args.log_level], env={**os.environ, "REDIS_URL": settings.redis_url})
+        stoppers.append(lambda: (alerts.terminate(), alerts.wait(15)))
         app = create_dash(settings)
         print(f"\n  Dashboard:  http://{settings.host}:{settings.port}/\n"
               f"  Wall:       http://{settings.host}:{settings.port}/wall?rotate=15\n"
@@ -322,6 +333,9 @@ def build_parser() -> argparse.ArgumentParser:
     when.add_argument("--keep-times", action="store_true", help="play the rows with the file's own times")
     add("collect", cmd_collect, "OPC UA -> Redis collector only")
     add("worker", cmd_worker, "rollup worker only")
+    alerts = add("alerts", cmd_alerts, "alert evaluator and webhook sender only; 'alerts test CHANNEL': a test message")
+    alerts.add_argument("action", nargs="?", choices=("run", "test"), default="run")
+    alerts.add_argument("channel", nargs="?", help="with 'test': the channel (a key of alerts.channels)")
     return parser
 
 

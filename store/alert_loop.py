@@ -104,7 +104,7 @@ class Evaluator:
         return step
 
 
-def send_test(redis_client: redis.Redis, plant: Plant, channel_name: str, env: Mapping[str, str],
+def send_test(plant: Plant, channel_name: str, env: Mapping[str, str],
               clock: Callable[[], float] = time.time) -> str:
     """Send one test message now, straight to the webhook (not through the outbox: the
     person at the console wants the answer). Returns what happened, in words."""
@@ -161,3 +161,26 @@ def run_alerts(redis_client: redis.Redis, plant: Plant, stop: threading.Event, e
             log.exception("alert evaluation failed")
         stop.wait(max(0.05, interval_s - (time.monotonic() - started)))
     sender_thread.join(10)
+
+
+def main(settings: Any, action: str | None, channel: str | None, redis_factory: Callable[[str], Any]) -> int:
+    """``python app.py alerts``: evaluator and sender until SIGTERM or Ctrl-C;
+    ``python app.py alerts test CHANNEL``: one test message to a channel."""
+    import os
+    import signal
+
+    if action == "test":
+        if not channel:
+            raise SystemExit("usage: python app.py alerts test CHANNEL")
+        print(send_test(settings.plant, channel, os.environ), flush=True)
+        return 0
+    if not settings.redis_url:
+        raise SystemExit("REDIS_URL is not set: the alert evaluator needs the Redis the collectors write to")
+    client = redis_factory(settings.redis_url)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        run_alerts(client, settings.plant, stop, os.environ)
+    except KeyboardInterrupt:
+        stop.set()
+    return 0

@@ -177,15 +177,15 @@ def _url(client: redis.Redis) -> str:
     return f"redis://{kw['host']}:{kw['port']}/{kw.get('db', 0)}"
 
 
-def test_test_command_sends_and_says_so(redis_client: redis.Redis, hook: Hook) -> None:
+def test_test_command_sends_and_says_so(hook: Hook) -> None:
     p = plant_with("dingtalk", secret=True)
-    said = send_test(redis_client, p, "c", {"HOOK_URL": hook.url, "HOOK_SECRET": SECRET}, clock=lambda: T0)
+    said = send_test(p, "c", {"HOOK_URL": hook.url, "HOOK_SECRET": SECRET}, clock=lambda: T0)
     assert "delivered" in said and SECRET not in said and "robot-key" not in said
     assert "Test message to channel c" in json.loads(hook.requests[0][2])["text"]["content"]
     with pytest.raises(SystemExit, match="set the environment variable HOOK_URL"):
-        send_test(redis_client, p, "c", {})
+        send_test(p, "c", {})
     with pytest.raises(SystemExit, match="no alert channel 'x'"):
-        send_test(redis_client, p, "x", {})
+        send_test(p, "x", {})
     hook.status = 500
     with pytest.raises(SystemExit, match="not delivered: HTTP 500"):
-        send_test(redis_client, p, "c", {"HOOK_URL": hook.url, "HOOK_SECRET": SECRET})
+        send_test(p, "c", {"HOOK_URL": hook.url, "HOOK_SECRET": SECRET})
