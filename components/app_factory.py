@@ -29,6 +29,7 @@ from components import (
     delivery,
     downtime_panel,
     energy_panel,
+    i18n,
     line_page,
     machine_page,
     oee_panel,
@@ -102,6 +103,7 @@ def create_app(settings: Any, reader_factory: Callable[[], Any], clock: Callable
     app.callback(Output(PAGE, "children"), Input(URL, "pathname"), State(URL, "search"))(route)
     delivery.install(app)  # compression, immutable caching of fingerprinted files
     security.install(app, getattr(settings, "frame_ancestors", None))  # headers, CSP, 4xx for bad callbacks
+    i18n.install(app)  # the page's language: ?lang= cookie, <html lang>, title (components.i18n)
     return app
 
 

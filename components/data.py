@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 from flask import current_app
 from redis.exceptions import RedisError
 
+from components.i18n import N_, _, date_time, local
 from domain import calendar
 from domain.plant import Line, Plant
 
@@ -30,13 +31,13 @@ READER_KEY = "PLANT_READER"
 PLANT_KEY = "PLANT"
 CLOCK_KEY = "DASHBOARD_CLOCK"
 
-NAMED_RANGES = {
-    "shift": "This shift",
-    "last_shift": "Last shift",
-    "today": "Today",
-    "yesterday": "Yesterday",
-    "7d": "7 days",
-    "30d": "30 days",
+NAMED_RANGES = {  # English msgids: ``_`` where shown
+    "shift": N_("This shift"),
+    "last_shift": N_("Last shift"),
+    "today": N_("Today"),
+    "yesterday": N_("Yesterday"),
+    "7d": N_("7 days"),
+    "30d": N_("30 days"),
 }
 DEFAULT_RANGE = "shift"
 
@@ -135,6 +136,7 @@ def resolve_window(p: Plant, start_param: str | None, end_param: str | None, at:
 
     got = shared(p, start_param or DEFAULT_RANGE, end_param, at)
     name = NAMED_RANGES.get(start_param or DEFAULT_RANGE)
+    name = _(name) if name else name
     if name:
         label = f"{name} ({got.label})" if got.label and got.label not in NAMED_RANGES else name
     else:
@@ -164,7 +166,7 @@ def iso_to_local_input(text: str | None, tz: str) -> str | None:
 
 
 def _short(ts: float, tz: str) -> str:
-    return datetime.fromtimestamp(ts, ZoneInfo(tz)).strftime("%d %b %H:%M")
+    return date_time(datetime.fromtimestamp(ts, ZoneInfo(tz)), _("dd MMM HH:mm"))
 
 
 # --- shift context for targets and pace ------------------------------------------------
@@ -258,7 +260,8 @@ def normalise_timeline(raw: Any, reason_texts: dict[int, str] | None = None,
 
 
 def reason_texts(p: Plant) -> dict[int, str]:
-    return {code: reason.text for code, reason in p.reasons.items()}
+    """Reason code -> text in the page's language."""
+    return {code: local(reason.text) for code, reason in p.reasons.items()}
 
 
 def setup_codes(p: Plant) -> set[int]:

@@ -35,6 +35,7 @@ from dash import ALL, Input, Output, Patch, State, callback, ctx, dcc, html, no_
 from dash.exceptions import PreventUpdate
 
 from components import data, export, ranges, theme
+from components.i18n import N_, _, current, reason_text
 from domain.downtime import NO_REASON_GROUP, SMALL_STOP_GROUP
 from domain.model import State as MachineState
 
@@ -55,8 +56,8 @@ REASON_PARAM = "reason"  # ?reason=<Pareto group>: the stops list's filter, in t
 URL = "dt-url"  # the panel's own hold on the address bar (the range bar's is ranges.URL; one writer per property)
 
 MAX_ROWS = 200
-NO_REASON = "no reason"
-SMALL_STOPS = "small stops"
+NO_REASON = N_("no reason")
+SMALL_STOPS = N_("small stops")
 
 
 def layout(line: str, reason: str | None = None) -> html.Section:
@@ -65,7 +66,7 @@ def layout(line: str, reason: str | None = None) -> html.Section:
         dcc.Location(id=URL, refresh=False),
         dcc.Store(id=FILTER, data=reason),
         *LIVE.stores(),
-        html.H2("Downtime", className="panel-title"),
+        html.H2(_("Downtime"), className="panel-title"),
         html.Div(id=SUMMARY, className="kpi-tiles"),
         dcc.Graph(id=TIMELINE, config={"displayModeBar": False}, className="fig"),
         dbc.Row([
@@ -73,10 +74,10 @@ def layout(line: str, reason: str | None = None) -> html.Section:
             dbc.Col(dcc.Graph(id=PARETO_COUNT, config={"displayModeBar": False}, className="fig"), lg=6),
         ]),
         html.Div(className="d-flex align-items-center gap-2 mt-2 flex-wrap", children=[
-            html.H3("Stops", className="h6 mb-0"),
+            html.H3(_("Stops"), className="h6 mb-0"),
             html.Span(id=FILTER_LABEL, className="text-body-secondary"),
-            dbc.Button("Show all", id=CLEAR, size="sm", color="link"),
-            dbc.Button("Download CSV", id=CSV, size="sm", color="secondary", outline=True, className="ms-auto"),
+            dbc.Button(_("Show all"), id=CLEAR, size="sm", color="link"),
+            dbc.Button(_("Download CSV"), id=CSV, size="sm", color="secondary", outline=True, className="ms-auto"),
         ]),
         dcc.Download(id=DOWNLOAD),
         html.Div(id=STOPS, className="table-responsive stops"),
@@ -109,23 +110,24 @@ def timeline_traces(segments: dict[str, list[dict[str, Any]]], machines: list[st
             trace["base"].append(_local(seg["start"], zone))
             trace["x"].append((float(end) - float(seg["start"])) * 1000)
             trace["y"].append(machine)
-            reason = seg.get("reason_text") or ""
-            trace["text"].append(f"{theme.STATE_LABELS[state]} {theme.duration(float(end) - seg['start'])}"
+            reason = reason_text(seg.get("reason"), seg.get("reason_text")) if seg.get("reason") else ""
+            trace["text"].append(f"{theme.label(theme.STATE_LABELS, state)} {theme.duration(float(end) - seg['start'])}"
                                  + (f"<br>{reason}" if reason else ""))
     return [(state, by_state[state]) for state in MachineState if state in by_state]
 
 
 def timeline_figure(segments: dict[str, list[dict[str, Any]]], machines: list[str], tz: str, dark: bool = False,
-                    height: int | None = None, title: str = "State timeline (click a machine to open it)") -> go.Figure:
+                    height: int | None = None, title: str | None = None) -> go.Figure:
     """One row per machine, one bar trace per state (so the legend names the colours)."""
     fig = go.Figure()
     for state, t in timeline_traces(segments, machines, tz):
-        fig.add_bar(base=t["base"], x=t["x"], y=t["y"], orientation="h", name=theme.STATE_LABELS[state],
+        fig.add_bar(base=t["base"], x=t["x"], y=t["y"], orientation="h", name=theme.label(theme.STATE_LABELS, state),
                     marker_color=theme.STATE_COLOURS[state], hovertext=t["text"], hoverinfo="text+y",
                     marker_line_width=0)
     fig.update_layout(template=theme.DARK if dark else theme.LIGHT, uirevision="keep", barmode="overlay",
                       height=height or max(180, 60 + 34 * len(machines)),
-                      title={"text": title, "x": 0}, xaxis={"type": "date"},
+                      title={"text": title or _("State timeline (click a machine to open it)"), "x": 0},
+                      xaxis=theme.date_axis(),
                       legend={"orientation": "h", "x": 1, "xanchor": "right", "y": 1.0, "yanchor": "bottom"},
                       yaxis={"categoryorder": "array", "categoryarray": list(reversed(machines)), "title": None})
     return fig
@@ -133,10 +135,10 @@ def timeline_figure(segments: dict[str, list[dict[str, Any]]], machines: list[st
 
 def timeline_patch(traces: list[tuple[MachineState, dict[str, list[Any]]]]) -> Any:
     """The open segments' lengths and hover texts, for the figure built from the same segments."""
-    if not any(t["open"] for _, t in traces):
+    if not any(t["open"] for _state, t in traces):
         return no_update
     patch: Any = Patch()
-    for i, (_, t) in enumerate(traces):
+    for i, (_state, t) in enumerate(traces):
         for j in t["open"]:
             patch["data"][i]["x"][j] = t["x"][j]
             patch["data"][i]["hovertext"][j] = t["text"][j]
@@ -148,8 +150,7 @@ def pareto_series(rows: list[dict[str, Any]], by: str) -> dict[str, list[Any]]:
     codes) and the cumulative share in percent."""
     key = "duration_s" if by == "duration" else "count"
     rows = sorted(rows, key=lambda r: r.get(key) or 0, reverse=True)
-    labels = [str(r.get("label") or r.get("reason_text") or r.get("text")
-                  or (f"Reason {r['reason']}" if r.get("reason") else NO_REASON)) for r in rows]
+    labels = [pareto_label(r) for r in rows]
     values = [(r.get(key) or 0) / (60 if by == "duration" else 1) for r in rows]
     total = sum(values) or 1
     cumulative, running = [], 0.0
@@ -165,17 +166,31 @@ def pareto_series(rows: list[dict[str, Any]], by: str) -> dict[str, list[Any]]:
     }
 
 
+def pareto_label(row: dict[str, Any]) -> str:
+    """A Pareto bar's name: the reader's (English) label, or the reason in the page's language."""
+    given = row.get("label") or row.get("reason_text") or row.get("text")
+    group = str(row.get("group") or row.get("reason") or NO_REASON_GROUP)
+    if current() != "en" and group == SMALL_STOP_GROUP:
+        return _("Small stops")
+    if current() != "en" and group == NO_REASON_GROUP:
+        return _("No reason")
+    if row.get("reason"):
+        return reason_text(row["reason"], given)
+    return str(given or _(NO_REASON))
+
+
 def pareto_figure(rows: list[dict[str, Any]], by: str, dark: bool = False) -> go.Figure:
     """Bars sorted high to low and the cumulative share; customdata is the reason code."""
     s = pareto_series(rows, by)
     fig = go.Figure()
     fig.add_bar(x=s["labels"], y=s["values"], marker_color=s["colours"], customdata=s["groups"],
-                name="min" if by == "duration" else "stops",
-                hovertemplate="%{x}<br>%{y}" + (" min" if by == "duration" else " stops") + "<extra></extra>")
-    fig.add_scatter(x=s["labels"], y=s["cumulative"], yaxis="y2", mode="lines+markers", name="cumulative %",
+                name="min" if by == "duration" else _("stops"),
+                hovertemplate="%{x}<br>%{y} " + ("min" if by == "duration" else _("stops")) + "<extra></extra>")
+    fig.add_scatter(x=s["labels"], y=s["cumulative"], yaxis="y2", mode="lines+markers", name=_("cumulative %"),
                     line={"color": "#6c757d"}, hovertemplate="%{y:.0f} %<extra></extra>")
     fig.update_layout(template=theme.DARK if dark else theme.LIGHT, uirevision="keep", height=320, showlegend=False,
-                      title={"text": f"Stop reasons by {'duration (min)' if by == 'duration' else 'count'}", "x": 0},
+                      title={"text": _("Stop reasons by duration (min)") if by == "duration"
+                             else _("Stop reasons by count"), "x": 0},
                       yaxis2={"overlaying": "y", "side": "right", "range": [0, 105], "showgrid": False,
                               "tickvals": [0, 50, 80, 100], "ticksuffix": " %"},
                       xaxis={"tickangle": -25, "automargin": True}, margin={"r": 56})
@@ -211,9 +226,10 @@ def stops_table(events: list[dict[str, Any]], now: float, tz: str, machine_href:
                 live_cells: bool = False, search: str = "") -> Any:
     """Ongoing stops first (``ordered_stops``); ``live_cells``: their durations in ``ONGOING`` cells."""
     if not events:
-        return html.P("No stops in this range.", className="text-body-secondary")
+        return html.P(_("No stops in this range."), className="text-body-secondary")
     zone = ZoneInfo(tz)
-    head = html.Thead(html.Tr([html.Th(h) for h in ("Machine", "Start", "End", "Duration", "Reason", "Category")]))
+    head = html.Thead(html.Tr([html.Th(h) for h in (_("Machine"), _("Start"), _("End"), _("Duration"), _("Reason"),
+                                                     _("Category"))]))
     body = []
     for i, e in enumerate(events[:MAX_ROWS]):
         ongoing = e.get("end") is None
@@ -225,18 +241,28 @@ def stops_table(events: list[dict[str, Any]], now: float, tz: str, machine_href:
                             children=[
             html.Td(cell),
             html.Td(_local(e["start"], zone)[5:16] if theme.is_number(e.get("start")) else theme.DASH),
-            html.Td(html.Span("ongoing", className=f"badge andon-badge andon-{andon}") if ongoing
+            html.Td(html.Span(_("ongoing"), className=f"badge andon-badge andon-{andon}") if ongoing
                     else _local(e["end"], zone)[5:16]),
             html.Td(stop_duration(e, now), id={"type": ONGOING, "row": i}) if ongoing and live_cells else
             html.Td(stop_duration(e, now)),
-            html.Td(e.get("reason_text") or (f"Reason {e['reason']}" if e.get("reason") else NO_REASON)),
-            html.Td(("Small stop" if e.get("micro") else
-                     theme.LOSS_LABELS.get(str(e.get("category")), e.get("category") or theme.DASH))
-                    + (" (planned)" if e.get("planned") else "")),
+            html.Td(reason_text(e["reason"], e.get("reason_text")) if e.get("reason") else
+                    (e.get("reason_text") or _(NO_REASON))),
+            html.Td(category_text(e)),
         ]))
-    more = [html.P(f"{len(events) - MAX_ROWS} more in the CSV download.", className="text-body-secondary")] \
+    more = [html.P(_("{n} more in the CSV download.").format(n=len(events) - MAX_ROWS),
+                   className="text-body-secondary")] \
         if len(events) > MAX_ROWS else []
     return html.Div([dbc.Table([head, html.Tbody(body)], size="sm", hover=True, className="stops-table"), *more])
+
+
+def category_text(event: dict[str, Any]) -> str:
+    category = str(event.get("category"))
+    if event.get("micro"):
+        text = _("Small stop")
+    else:
+        text = theme.label(theme.LOSS_LABELS, category) if category in theme.LOSS_LABELS else \
+            event.get("category") or theme.DASH
+    return str(text) + (" " + _("(planned)") if event.get("planned") else "")
 
 
 def stop_andon(event: dict[str, Any]) -> str:
@@ -272,7 +298,16 @@ def structure_key(params: Any, group: str | None, events: list[dict[str, Any]],
     return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
 
 
+STOP_COLUMNS = {"machine": N_("Machine"), "start_local": N_("Start (local)"), "end_local": N_("End (local)"),
+                "start_utc_epoch_s": N_("Start (UTC epoch s)"), "end_utc_epoch_s": N_("End (UTC epoch s)"),
+                "duration_s": N_("Duration (s)"), "lost_s": N_("Lost (s)"), "reason": N_("Reason code"),
+                "reason_text": N_("Reason"), "category": N_("Category"), "planned": N_("Planned"),
+                "micro": N_("Small stop")}
+
+
 def stops_csv(events: list[dict[str, Any]], tz: str) -> str:
+    """The stops as CSV; headers and reason texts in the page's language (codes and
+    categories stay as the API gives them)."""
     zone = ZoneInfo(tz)
     rows = [{
         "machine": e.get("machine"),
@@ -280,12 +315,12 @@ def stops_csv(events: list[dict[str, Any]], tz: str) -> str:
         "end_local": _local(e["end"], zone) if theme.is_number(e.get("end")) else "",
         "start_utc_epoch_s": e.get("start"), "end_utc_epoch_s": e.get("end"),
         "duration_s": e.get("duration_s"), "lost_s": e.get("lost_s"), "reason": e.get("reason"),
-        "reason_text": e.get("reason_text"), "category": e.get("category"), "planned": e.get("planned"),
+        "reason_text": reason_text(e["reason"], e.get("reason_text")) if e.get("reason") else e.get("reason_text"),
+        "category": e.get("category"), "planned": e.get("planned"),
         "micro": e.get("micro"),
     } for e in events]
-    columns = ["machine", "start_local", "end_local", "start_utc_epoch_s", "end_utc_epoch_s", "duration_s", "lost_s",
-               "reason", "reason_text", "category", "planned", "micro"]
-    return export.csv_text(pd.DataFrame(rows, columns=columns))
+    frame = pd.DataFrame(rows, columns=list(STOP_COLUMNS))
+    return export.csv_text(frame.rename(columns=export.headers(STOP_COLUMNS)))
 
 
 def summary_tiles(raw: dict[str, Any], threshold_s: float) -> list[Any]:
@@ -293,15 +328,16 @@ def summary_tiles(raw: dict[str, Any], threshold_s: float) -> list[Any]:
     if summary is None:
         unplanned = [e for e in data.downtime_events(raw) if not e.get("planned") and not e.get("micro")]
         summary = {"stops": len(unplanned), "down_s": sum(float(e.get("duration_s") or 0) for e in unplanned)}
-    micro = (f", {theme.count(summary['micro_stops'])} small stops ({theme.duration(summary.get('micro_stop_s'))})"
+    micro = (_(", {n} small stops ({duration})").format(n=theme.count(summary["micro_stops"]),
+                                                        duration=theme.duration(summary.get("micro_stop_s")))
              if summary.get("micro_stops") else "")
     # The line's OEE is its output machine's; these add up every machine's stops, and say so.
     items = [
-        ("Unplanned stops, all machines", theme.count(summary.get("stops")),
-         f"{theme.duration(summary.get('down_s'))} lost, summed over machines{micro}"),
-        ("MTBF, all machines", theme.duration(raw.get("mtbf_s")), "mean time between failures"),
-        ("MTTR, all machines", theme.duration(raw.get("mttr_s")), "mean time to repair"),
-        ("Micro-stop threshold", theme.duration(threshold_s), "shorter stops without a reason: small stops"),
+        (_("Unplanned stops, all machines"), theme.count(summary.get("stops")),
+         _("{duration} lost, summed over machines").format(duration=theme.duration(summary.get("down_s"))) + micro),
+        (_("MTBF, all machines"), theme.duration(raw.get("mtbf_s")), _("mean time between failures")),
+        (_("MTTR, all machines"), theme.duration(raw.get("mttr_s")), _("mean time to repair")),
+        (_("Micro-stop threshold"), theme.duration(threshold_s), _("shorter stops without a reason: small stops")),
     ]
     return [theme.kpi_tile(n, v, s) for n, v, s in items]
 
@@ -334,7 +370,11 @@ def filter_label(reason: str | None, events: list[dict[str, Any]]) -> str:
     if reason is None:
         return ""
     texts = {event_group(e): e.get("reason_text") for e in events}
-    return f"only: {texts.get(reason) or (SMALL_STOPS if reason == SMALL_STOP_GROUP else NO_REASON)}"
+    if reason not in (SMALL_STOP_GROUP, NO_REASON_GROUP):
+        text = reason_text(reason, texts.get(reason))
+    else:
+        text = texts.get(reason) or _(SMALL_STOPS if reason == SMALL_STOP_GROUP else NO_REASON)
+    return _("only: {reason}").format(reason=text)
 
 
 def _full(v: dict[str, Any], params: dict[str, Any], reason: str | None, line: str) -> tuple[Any, ...]:
@@ -494,7 +534,7 @@ def download_stops(_clicks: int, params: dict[str, Any], line: str, reason: str 
         raise PreventUpdate
     events = ordered_stops(data.downtime_events(data.downtime(line, window.start, window.end, at)), reason)
     suffix = f"-reason-{reason}" if reason is not None else ""
-    return dcc.send_string(stops_csv(events, data.plant().timezone),
+    return export.send_csv(stops_csv(events, data.plant().timezone),
                            f"{line}-stops-{params.get('start', 'range')}{suffix}.csv")
 
 

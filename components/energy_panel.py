@@ -18,6 +18,7 @@ from dash import Input, Output, Patch, State, callback, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
 from components import data, ranges, theme
+from components.i18n import _
 
 LINE = "en-line"
 TILES = "en-tiles"
@@ -34,7 +35,7 @@ def layout(line: str) -> html.Section:
         dcc.Store(id=LINE, data=line),
         dcc.Store(id=POWER_STATE),
         *LIVE.stores(),
-        html.H2("Energy", className="panel-title"),
+        html.H2(_("Energy"), className="panel-title"),
         html.Div(id=TILES, className="kpi-tiles"),
         dbc.Row([
             dbc.Col(dcc.Graph(id=POWER, config={"displayModeBar": False}, className="fig"), lg=7),
@@ -60,7 +61,7 @@ def local_times(times: list[float], tz: str) -> list[str]:
 
 
 def power_figure(series: dict[str, list[tuple[float, float | None]]], machines: list[str], tz: str,
-                 dark: bool = False, title: str = "Power per machine (kW, stacked)") -> go.Figure:
+                 dark: bool = False, title: str | None = None) -> go.Figure:
     """Stacked kW per machine: the top edge is the line's draw."""
     fig = go.Figure()
     for machine in machines:
@@ -69,8 +70,8 @@ def power_figure(series: dict[str, list[tuple[float, float | None]]], machines: 
                         mode="lines", stackgroup="kw", line={"width": 1},
                         hovertemplate=f"{machine} %{{y:.1f}} kW<extra></extra>")
     fig.update_layout(template=theme.DARK if dark else theme.LIGHT, uirevision="keep", height=320,
-                      title={"text": title, "x": 0}, yaxis={"title": "kW"},
-                      xaxis={"type": "date"})
+                      title={"text": title or _("Power per machine (kW, stacked)"), "x": 0}, yaxis={"title": "kW"},
+                      xaxis=theme.date_axis())
     return fig
 
 
@@ -107,10 +108,11 @@ def per_good_figure(points: list[dict[str, Any]], tz: str, step_s: int, dark: bo
     fig = go.Figure(go.Bar(x=local_times([p["start"] for p in points], tz), y=ys,
                            xperiod=step_s * 1000, xperiodalignment="middle",
                            marker_color=theme.ANDON_COLOURS[theme.CHANGEOVER],
-                           hovertemplate="%{x}<br>%{y:.2f} kWh per good part<extra></extra>"))
+                           hovertemplate="%{x}<br>%{y:.2f} " + _("kWh per good part") + "<extra></extra>"))
     fig.update_layout(template=theme.DARK if dark else theme.LIGHT, uirevision="keep", height=320, showlegend=False,
-                      title={"text": f"kWh per good part, per {'hour' if step_s <= 3600 else 'day'}", "x": 0},
-                      yaxis={"title": "kWh / part", "rangemode": "tozero"}, xaxis={"type": "date"})
+                      title={"text": _("kWh per good part, per hour") if step_s <= 3600
+                             else _("kWh per good part, per day"), "x": 0},
+                      yaxis={"title": _("kWh / part"), "rangemode": "tozero"}, xaxis=theme.date_axis())
     return fig
 
 
@@ -118,14 +120,14 @@ def energy_tiles(kpis: dict[str, Any], fallback_currency: str) -> list[Any]:
     e = kpis.get("energy") or {}
     currency = e.get("currency") or fallback_currency
     items = [
-        ("Energy", theme.number(e.get("kwh"), 0, "kWh"), f"avg {theme.kw(e.get('avg_kw'))}"),
-        ("Peak demand", theme.kw(e.get("peak_kw")), "highest 15-min average"),
-        ("kWh per good part", theme.number(e.get("kwh_per_good_unit"), 2),
-         f"per part {theme.number(e.get('kwh_per_unit'), 2)}"),
-        ("While not running", theme.number(e.get("not_running_kwh"), 0, "kWh"),
-         f"{theme.pct(e.get('not_running_share'))} of the energy"),
-        ("Cost", theme.number(e.get("cost"), 0, currency), "time-of-use tariff"),
-        ("CO\u2082", theme.number(e.get("co2_kg"), 0, "kg"), "grid emission factor"),
+        (_("Energy"), theme.number(e.get("kwh"), 0, "kWh"), _("avg {kw}").format(kw=theme.kw(e.get("avg_kw")))),
+        (_("Peak demand"), theme.kw(e.get("peak_kw")), _("highest 15-min average")),
+        (_("kWh per good part"), theme.number(e.get("kwh_per_good_unit"), 2),
+         _("per part {kwh}").format(kwh=theme.number(e.get("kwh_per_unit"), 2))),
+        (_("While not running"), theme.number(e.get("not_running_kwh"), 0, "kWh"),
+         _("{pct} of the energy").format(pct=theme.pct(e.get("not_running_share")))),
+        (_("Cost"), theme.number(e.get("cost"), 0, currency), _("time-of-use tariff")),
+        ("CO\u2082", theme.number(e.get("co2_kg"), 0, "kg"), _("grid emission factor")),
     ]
     return [theme.kpi_tile(n, v, s) for n, v, s in items]
 

@@ -13,6 +13,11 @@ import re
 from typing import Any
 
 import pandas as pd
+from dash import dcc
+
+from components.i18n import _, current
+
+BOM = "\ufeff"  # Excel reads a CSV as UTF-8 (Chinese headers and reason texts) only after one
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
@@ -35,3 +40,16 @@ def csv_text(frame: pd.DataFrame) -> str:
         if safe[column].dtype == object or pd.api.types.is_string_dtype(safe[column]):
             safe[column] = safe[column].map(neutralise_csv_cell)
     return safe.to_csv(index=False)
+
+
+def headers(columns: dict[str, str]) -> dict[str, str]:
+    """Column key -> header in the page's language. English keeps the keys (``down_s``), which
+    scripts reading the files already use; other languages get the translated ``columns`` labels."""
+    if current() == "en":
+        return {key: key for key in columns}
+    return {key: _(label) for key, label in columns.items()}
+
+
+def send_csv(text: str, filename: str) -> dict[str, Any]:
+    """A download of ``text`` (from ``csv_text``) with a UTF-8 byte order mark."""
+    return dcc.send_string(BOM + text, filename, type="text/csv")

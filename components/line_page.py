@@ -12,6 +12,7 @@ import dash_bootstrap_components as dbc
 from dash import ALL, Input, Output, callback, dcc, html
 
 from components import downtime_panel, energy_panel, oee_panel, ranges
+from components.i18n import _, local
 from components.overview import LINE_LINK, nav
 from domain.plant import Plant
 
@@ -21,17 +22,17 @@ MACHINE_LINK = "line-machine-link"  # {"type": MACHINE_LINK, "line": id, "machin
 def layout(plant: Plant, line: str, query: dict[str, str]) -> html.Div:
     cfg = plant.line(line)
     if cfg is None:
-        return html.Div([nav(plant), dbc.Container(html.P(f"No line {line!r} in this plant."))])
+        return html.Div([nav(plant), dbc.Container(html.P(_("No line {line} in this plant.").format(line=repr(line))))])
     params = ranges.params_from_query(query, plant.timezone)
     search = ranges.search_for(params)
     return html.Div(className="line-page", **{"data-bs-theme": "light"}, children=[
-        nav(plant, f"/line/{line}", search),
+        nav(plant, f"/line/{line}", search, here=f"/line/{line}"),
         dbc.Container(fluid=True, children=[
             html.Div(className="page-head", children=[
-                html.Div([dcc.Link("Overview", href="/"), " / ", html.Span(cfg.id)], className="crumbs"),
-                html.H1(cfg.name or cfg.id, className="h4 mb-2"),
+                html.Div([dcc.Link(_("Overview"), href="/"), " / ", html.Span(cfg.id)], className="crumbs"),
+                html.H1(local(cfg.name) or cfg.id, className="h4 mb-2"),
                 html.Div(className="machine-chips", children=[
-                    dcc.Link(m.id, href=f"/line/{line}/machine/{m.id}{search}", title=m.name,
+                    dcc.Link(m.id, href=f"/line/{line}/machine/{m.id}{search}", title=local(m.name),
                              id={"type": MACHINE_LINK, "line": line, "machine": m.id},
                              className="btn btn-outline-secondary btn-sm")
                     for m in cfg.machines

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from components import theme
+from components.i18n import _, local
+from components.i18n import reason_text as localised_reason
 from domain.model import State
 from domain.plant import Line
 
@@ -46,8 +48,8 @@ class Pace:
         if d is None:
             return theme.DASH
         if d == 0:
-            return "on target"
-        return f"{theme.signed_count(d)} {'ahead' if d > 0 else 'behind'}"
+            return _("on target")
+        return (_("{n} ahead") if d > 0 else _("{n} behind")).format(n=theme.signed_count(d))
 
 
 def pace(output: int | None, ideal_cycle_time_s: float, target_oee: float, planned_elapsed_s: float,
@@ -77,16 +79,14 @@ def reason_of(machine: dict[str, Any]) -> dict[str, Any]:
 
 def reason_text(machine: dict[str, Any]) -> str:
     reason = reason_of(machine)
-    if reason.get("text"):
-        return str(reason["text"])
-    if reason.get("code"):
-        return f"Reason {reason['code']}"
+    if reason.get("text") or reason.get("code"):
+        return localised_reason(reason.get("code"), reason.get("text"))
     state = theme.state_of(machine.get("state"))
     if state == State.STARVED:
-        return "Starved: waiting for upstream"
+        return _("Starved: waiting for upstream")
     if state == State.BLOCKED:
-        return "Blocked: downstream full"
-    return "No reason given"
+        return _("Blocked: downstream full")
+    return _("No reason given")
 
 
 def last_data(machines: list[dict[str, Any]]) -> float | None:
@@ -133,9 +133,9 @@ def top_reason(downtime: dict[str, Any] | None) -> tuple[str, float | None]:
     pareto = downtime.get("pareto_by_duration") or (downtime.get("pareto") or {}).get("by_duration") or []
     rows = [r for r in pareto if not r.get("planned")] or list(pareto)
     if not rows:
-        return "No stops", None
+        return _("No stops"), None
     top = max(rows, key=lambda r: r.get("duration_s") or r.get("value") or 0)
-    text = top.get("reason_text") or top.get("text") or top.get("label") or f"Reason {top.get('reason')}"
+    text = localised_reason(top.get("reason"), top.get("reason_text") or top.get("text") or top.get("label"))
     return str(text), top.get("duration_s") or top.get("value")
 
 
@@ -162,7 +162,7 @@ def line_view(cfg: Line, live: dict[str, Any], kpis: dict[str, Any] | None, down
     flags = kpis.get("flags") or {}
     return {
         "line": cfg.id,
-        "name": cfg.name or cfg.id,
+        "name": local(cfg.name) or cfg.id,
         "status": status["status"],
         "status_label": _status_label(status, planned_now),
         "machine": status.get("machine"),
@@ -195,13 +195,14 @@ def since_for(since: object, now: float, tz: str) -> str:
     """'since 10:18 · 14 min': when the state began (plant time) and how long it has lasted."""
     if not theme.is_number(since):
         return ""
-    return f"since {theme.clock(since, tz)} \u00b7 {theme.duration(now - float(since))}"  # type: ignore[arg-type]
+    return _("since {time} \u00b7 {duration}").format(
+        time=theme.clock(since, tz), duration=theme.duration(now - float(since)))  # type: ignore[arg-type]
 
 
 def _status_label(status: dict[str, Any], planned_now: bool) -> str:
     if status["status"] == theme.PLANNED and not planned_now:
-        return "Break / no shift"
+        return _("Break / no shift")
     if status["status"] == theme.DOWN and status.get("state"):
         state = theme.state_of(status["state"])
-        return theme.STATE_LABELS[state] if state != State.FAULT else "Down"
-    return theme.ANDON_LABELS[status["status"]]
+        return theme.label(theme.STATE_LABELS, state) if state != State.FAULT else _("Down")
+    return theme.label(theme.ANDON_LABELS, status["status"])

@@ -12,6 +12,7 @@ from dash import Input, Output, State, callback, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
 from components import data, downtime_panel, energy_panel, live, oee_panel, ranges, theme
+from components.i18n import N_, _, local
 from components.overview import LINE_LINK, nav
 from domain.plant import Plant
 
@@ -24,43 +25,45 @@ POWER = "mc-power"
 PARTS = "mc-parts"
 STOPS = "mc-stops"
 LIVE_IDS = ranges.Live("mc")
-FLAG_SIGNALS = {"good": ("Good counter", "parts"), "reject": ("Reject counter", "parts"),
-                "energy_kwh": ("Energy meter", "kWh"), "power_kw": ("Power", "kW")}
-FLAG_KINDS = {"implausible_delta": "Implausible jump (not counted)",
-              "implausible_power": "Above maximum power (not used)",
-              "future_timestamp": "Timestamp in the future (not used)",
-              "old_timestamp": "Timestamp too old (not used)"}
+FLAG_SIGNALS = {"good": (N_("Good counter"), N_("parts")), "reject": (N_("Reject counter"), N_("parts")),
+                "energy_kwh": (N_("Energy meter"), "kWh"), "power_kw": (N_("Power"), "kW")}
+FLAG_KINDS = {"implausible_delta": N_("Implausible jump (not counted)"),
+              "implausible_power": N_("Above maximum power (not used)"),
+              "future_timestamp": N_("Timestamp in the future (not used)"),
+              "old_timestamp": N_("Timestamp too old (not used)")}
 
 
 def layout(plant: Plant, line: str, machine: str, query: dict[str, str]) -> html.Div:
     cfg = plant.line(line)
     mcfg = cfg.machine(machine) if cfg else None
     if cfg is None or mcfg is None:
-        return html.Div([nav(plant), dbc.Container(html.P(f"No machine {machine!r} on line {line!r}."))])
+        return html.Div([nav(plant), dbc.Container(html.P(
+            _("No machine {machine} on line {line}.").format(machine=repr(machine), line=repr(line))))])
     search = ranges.search_for(ranges.params_from_query(query, plant.timezone))
     graph = {"config": {"displayModeBar": False}, "className": "fig"}
     return html.Div(className="machine-page", **{"data-bs-theme": "light"}, children=[
         dcc.Store(id=IDS, data={"line": line, "machine": machine}),
         *LIVE_IDS.stores(),
-        nav(plant, f"/line/{line}", search),
+        nav(plant, f"/line/{line}", search, here=f"/line/{line}/machine/{machine}"),
         dbc.Container(fluid=True, children=[
             html.Div(className="page-head", children=[
-                html.Div([dcc.Link("Overview", href="/"), " / ", dcc.Link(cfg.id, href=f"/line/{line}{search}",
+                html.Div([dcc.Link(_("Overview"), href="/"), " / ", dcc.Link(cfg.id, href=f"/line/{line}{search}",
                                                                     id={"type": LINE_LINK, "line": line,
                                                                         "place": "crumbs"}),
                           " / ", html.Span(mcfg.id)], className="crumbs"),
-                html.H1(f"{mcfg.id} \u00b7 {mcfg.name}" if mcfg.name else mcfg.id, className="h4 mb-2"),
-                html.Div(f"Ideal cycle time {mcfg.ideal_cycle_time_s:g} s", className="text-body-secondary small"),
+                html.H1(f"{mcfg.id} \u00b7 {local(mcfg.name)}" if mcfg.name else mcfg.id, className="h4 mb-2"),
+                html.Div(_("Ideal cycle time {seconds} s").format(seconds=f"{mcfg.ideal_cycle_time_s:g}"),
+                         className="text-body-secondary small"),
             ]),
             html.Div(id=LIVE, className="machine-live"),
             ranges.layout(query, plant.timezone),
             html.Section(className="panel", children=[
-                html.H2("KPIs", className="panel-title"),
+                html.H2(_("KPIs"), className="panel-title"),
                 html.Div(id=TILES, className="kpi-tiles"),
                 html.Div(id=NOTE, className="panel-note"),
                 dcc.Graph(id=TIMELINE, **graph),
                 dbc.Row([dbc.Col(dcc.Graph(id=POWER, **graph), lg=6), dbc.Col(dcc.Graph(id=PARTS, **graph), lg=6)]),
-                html.H3("Stops", className="h6 mt-2"),
+                html.H3(_("Stops"), className="h6 mt-2"),
                 html.Div(id=STOPS, className="table-responsive stops"),
             ]),
         ]),
@@ -69,18 +72,19 @@ def layout(plant: Plant, line: str, machine: str, query: dict[str, str]) -> html
 
 def live_card(machine: dict[str, Any] | None, now: float, tz: str) -> Any:
     if not machine:
-        return html.Div("No live data for this machine.", className=f"live-card andon-{theme.NO_DATA}")
+        return html.Div(_("No live data for this machine."), className=f"live-card andon-{theme.NO_DATA}")
     state = theme.state_of(machine.get("state"))
     stale = not live.machine_is_live(machine)
     status = theme.NO_DATA if stale else theme.andon_of(state, live.reason_of(machine))
     since = machine.get("since")
-    label = theme.ANDON_LABELS[status] if status == theme.CHANGEOVER else theme.STATE_LABELS[state]
+    label = theme.label(theme.ANDON_LABELS, status) if status == theme.CHANGEOVER else \
+        theme.label(theme.STATE_LABELS, state)
     head = theme.since_text(live.last_data([machine]), now, tz) if stale else \
         f"{label} {live.since_for(since, now, tz) or theme.DASH}"
     reason = "" if stale or state == state.RUNNING else live.reason_text(machine)
-    facts = [("Power", theme.kw(machine.get("power_kw"))), ("Good counter", theme.count(machine.get("good"))),
-             ("Reject counter", theme.count(machine.get("reject"))),
-             ("Energy meter", theme.number(machine.get("energy_kwh"), 1, "kWh"))]
+    facts = [(_("Power"), theme.kw(machine.get("power_kw"))), (_("Good counter"), theme.count(machine.get("good"))),
+             (_("Reject counter"), theme.count(machine.get("reject"))),
+             (_("Energy meter"), theme.number(machine.get("energy_kwh"), 1, "kWh"))]
     return html.Div(className=f"live-card andon-{status}", children=[
         html.Div([html.Span(head, className="live-state"), html.Span(reason, className="live-reason")]),
         html.Div([html.Span([html.Span(k, className="live-key"), v], className="live-fact") for k, v in facts],
@@ -91,14 +95,14 @@ def live_card(machine: dict[str, Any] | None, now: float, tz: str) -> Any:
 def parts_figure(points: list[dict[str, Any]], tz: str, step_s: int) -> go.Figure:
     xs = energy_panel.local_times([p["start"] for p in points], tz)
     fig = go.Figure()
-    fig.add_bar(x=xs, y=[p.get("good_count") for p in points], name="good", xperiod=step_s * 1000,
+    fig.add_bar(x=xs, y=[p.get("good_count") for p in points], name=_("good"), xperiod=step_s * 1000,
                 xperiodalignment="middle",
                 marker_color=theme.ANDON_COLOURS[theme.RUNNING])
-    fig.add_bar(x=xs, y=[p.get("reject_count") for p in points], name="rejects", xperiod=step_s * 1000,
+    fig.add_bar(x=xs, y=[p.get("reject_count") for p in points], name=_("rejects"), xperiod=step_s * 1000,
                 xperiodalignment="middle",
                 marker_color=theme.ANDON_COLOURS[theme.DOWN])
-    fig.update_layout(template=theme.LIGHT, uirevision="keep", barmode="stack", height=300, xaxis={"type": "date"},
-                      title={"text": f"Parts per {'hour' if step_s <= 3600 else 'day'}", "x": 0})
+    fig.update_layout(template=theme.LIGHT, uirevision="keep", barmode="stack", height=300, xaxis=theme.date_axis(),
+                      title={"text": _("Parts per hour") if step_s <= 3600 else _("Parts per day"), "x": 0})
     return fig
 
 
@@ -107,15 +111,16 @@ def flags_list(flags: list[dict[str, Any]], tz: str) -> Any:
     what was rejected. Shown so a figure that looks low can be trusted or explained."""
     if not flags:
         return html.Div()
-    head = html.Thead(html.Tr([html.Th(h) for h in ("Time", "Signal", "Rejected", "Kind")]))
+    head = html.Thead(html.Tr([html.Th(h) for h in (_("Time"), _("Signal"), _("Rejected"), _("Kind"))]))
     rows = []
     for f in flags:
         label, unit = FLAG_SIGNALS.get(str(f.get("signal")), (str(f.get("signal", "")), ""))
-        rows.append(html.Tr([html.Td(theme.local_datetime(f.get("ts"), tz, seconds=True)), html.Td(label),
-                             html.Td(rejected_text(f.get("value"), unit)),
-                             html.Td(FLAG_KINDS.get(str(f.get("kind")), str(f.get("kind", ""))))]))
+        kind = FLAG_KINDS.get(str(f.get("kind")))
+        rows.append(html.Tr([html.Td(theme.local_datetime(f.get("ts"), tz, seconds=True)), html.Td(_(label)),
+                             html.Td(rejected_text(f.get("value"), _(unit))),
+                             html.Td(_(kind) if kind else str(f.get("kind", "")))]))
     return html.Div(className="machine-flags", children=[
-        html.H3("Flags", className="h6 mt-3"),
+        html.H3(_("Flags"), className="h6 mt-3"),
         dbc.Table([head, html.Tbody(rows)], size="sm", hover=True, className="flags-table"),
     ])
 
@@ -157,9 +162,9 @@ def view(params: dict[str, Any], ids: dict[str, str]) -> tuple[Any, ...]:
         live_card(live_machine, at, p.timezone),
         oee_panel.kpi_tiles(kpis),
         oee_panel.threshold_note(kpis, p.micro_stop_threshold_s),
-        downtime_panel.timeline_figure(segments, [machine], p.timezone, height=170, title="State timeline"),
+        downtime_panel.timeline_figure(segments, [machine], p.timezone, height=170, title=_("State timeline")),
         energy_panel.power_figure(energy_panel.complete(power, pstep, at), [machine], p.timezone,
-                                  title="Power (kW, average per bucket)"),
+                                  title=_("Power (kW, average per bucket)")),
         parts_figure(points, p.timezone, step),
         html.Div([downtime_panel.stops_table(downtime_panel.ordered_stops(events), at, p.timezone),
                   flags_list((kpis.get("flags") or {}).get("implausible") or [], p.timezone)]),

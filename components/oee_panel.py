@@ -18,6 +18,7 @@ from dash import Input, Output, Patch, State, callback, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
 from components import data, export, ranges, theme
+from components.i18n import N_, _
 from domain import calendar
 
 TILES = "oee-tiles"
@@ -37,7 +38,7 @@ def layout(line: str) -> html.Section:
     return html.Section(className="panel", id="panel-oee", children=[
         dcc.Store(id=LINE, data=line),
         *LIVE.stores(),
-        html.H2("OEE", className="panel-title"),
+        html.H2(_("OEE"), className="panel-title"),
         html.Div(id=TILES, className="kpi-tiles"),
         html.Div(id=THRESHOLD, className="panel-note"),
         dbc.Row([
@@ -45,8 +46,8 @@ def layout(line: str) -> html.Section:
             dbc.Col(dcc.Graph(id=WATERFALL, config={"displayModeBar": False}, className="fig"), lg=5),
         ]),
         html.Div(className="d-flex align-items-center justify-content-between mt-3", children=[
-            html.H3("Shifts in this range", className="h6 mb-0"),
-            dbc.Button("Download CSV", id=SHIFTS_CSV, size="sm", color="secondary", outline=True),
+            html.H3(_("Shifts in this range"), className="h6 mb-0"),
+            dbc.Button(_("Download CSV"), id=SHIFTS_CSV, size="sm", color="secondary", outline=True),
         ]),
         dcc.Download(id=SHIFTS_DOWNLOAD),
         html.Div(id=SHIFTS, className="table-responsive"),
@@ -59,20 +60,26 @@ def kpi_tiles(kpis: dict[str, Any], target_oee: float | None = None) -> list[Any
     flags = kpis.get("flags") or {}
     over = bool(flags.get("performance_over_100"))
     tiles = [
-        ("OEE", kpis.get("oee"), f"target {theme.pct(target_oee, 0)}" if target_oee else "A \u00d7 P \u00d7 Q", ""),
-        ("Availability", kpis.get("availability"),
-         f"run {theme.duration(kpis.get('run_s'))} of {theme.duration(kpis.get('planned_busy_s'))} planned", ""),
-        ("Performance", kpis.get("performance"),
-         "over 100 %: check the ideal cycle time" if over else f"{theme.count(kpis.get('total_count'))} parts",
+        (_("OEE"), kpis.get("oee"), _("target {pct}").format(pct=theme.pct(target_oee, 0)) if target_oee
+         else _("A \u00d7 P \u00d7 Q"), "kpi-oee"),
+        (_("Availability"), kpis.get("availability"),
+         _("run {run} of {planned} planned").format(run=theme.duration(kpis.get("run_s")),
+                                                     planned=theme.duration(kpis.get("planned_busy_s"))), ""),
+        (_("Performance"), kpis.get("performance"),
+         _("over 100 %: check the ideal cycle time") if over
+         else _("{n} parts").format(n=theme.count(kpis.get("total_count"))),
          "kpi-flag" if over else ""),
-        ("Quality", kpis.get("quality"),
-         f"{theme.count(kpis.get('good_count'))} good, {theme.count(kpis.get('reject_count'))} rejects", ""),
-        ("TEEP", kpis.get("teep"), "OEE over all calendar time", ""),
+        (_("Quality"), kpis.get("quality"),
+         _("{good} good, {rejects} rejects").format(good=theme.count(kpis.get("good_count")),
+                                                    rejects=theme.count(kpis.get("reject_count"))), ""),
+        (_("TEEP"), kpis.get("teep"), _("OEE over all calendar time"), ""),
     ]
     out = []
     for name, value, sub, extra in tiles:
-        if name == "OEE" and target_oee and theme.is_number(value):
-            extra += " kpi-good" if value >= target_oee else " kpi-bad"
+        if extra == "kpi-oee":
+            extra = ""
+            if target_oee and theme.is_number(value):
+                extra = "kpi-good" if value >= target_oee else "kpi-bad"
         out.append(theme.kpi_tile(name, theme.pct(value), sub, extra))
     return out
 
@@ -82,12 +89,13 @@ def threshold_note(kpis: dict[str, Any], default_s: float) -> str:
     threshold = flags.get("micro_stop_threshold_s", default_s)
     micro = kpis.get("micro_stop_s")
     unknown = kpis.get("unknown_s")
-    parts = [f"Micro-stop threshold {theme.duration(threshold)}: unexplained stops shorter than this count as "
-             f"small stops (performance), longer ones as downtime (availability)."]
+    parts = [_("Micro-stop threshold {threshold}: unexplained stops shorter than this count as small stops "
+               "(performance), longer ones as downtime (availability).").format(threshold=theme.duration(threshold))]
     if theme.is_number(micro):
-        parts.append(f"Small stops in range: {theme.duration(micro)}.")
+        parts.append(_("Small stops in range: {duration}.").format(duration=theme.duration(micro)))
     if theme.is_number(unknown) and unknown > 0:
-        parts.append(f"No data for {theme.duration(unknown)} of planned time (neither run nor down).")
+        parts.append(_("No data for {duration} of planned time (neither run nor down).").format(
+            duration=theme.duration(unknown)))
     return " ".join(parts)
 
 
@@ -110,33 +118,34 @@ def hourly_colours(ys: list[float | None], target_oee: float) -> list[str]:
 def hourly_figure(points: list[dict[str, Any]], target_oee: float, tz: str, step_s: int = 3600,
                   dark: bool = False) -> go.Figure:
     xs, ys = hourly_xy(points, tz)
-    fig = go.Figure(go.Bar(x=xs, y=ys, marker_color=hourly_colours(ys, target_oee), name="OEE",
+    fig = go.Figure(go.Bar(x=xs, y=ys, marker_color=hourly_colours(ys, target_oee), name=_("OEE"),
                            xperiod=step_s * 1000, xperiodalignment="middle",
-                           hovertemplate="%{x}<br>OEE %{y:.1f} %<extra></extra>"))
+                           hovertemplate="%{x}<br>" + _("OEE") + " %{y:.1f} %<extra></extra>"))
     fig.add_hline(y=target_oee * 100, line_dash="dash", line_color="#6c757d",
-                  annotation_text=f"target {target_oee * 100:.0f} %", annotation_position="top left")
+                  annotation_text=_("target {pct}").format(pct=f"{target_oee * 100:.0f} %"),
+                  annotation_position="top left")
     fig.update_layout(template=theme.DARK if dark else theme.LIGHT, uirevision="keep", height=300,
-                      title={"text": f"OEE per {'hour' if step_s <= 3600 else 'day'}", "x": 0},
-                      yaxis={"title": "%", "rangemode": "tozero"}, xaxis={"type": "date"}, showlegend=False)
+                      title={"text": _("OEE per hour") if step_s <= 3600 else _("OEE per day"), "x": 0},
+                      yaxis={"title": "%", "rangemode": "tozero"}, xaxis=theme.date_axis(), showlegend=False)
     return fig
 
 
 STEP_LABELS = {
-    "planned_busy_time": "Planned busy time",
-    "unknown": "No data",
-    "availability_losses": "Availability losses",
-    "performance_losses": "Performance losses",
-    "quality_losses": "Quality losses",
-    "fully_productive_time": "Fully productive",
+    "planned_busy_time": N_("Planned busy time"),
+    "unknown": N_("No data"),
+    "availability_losses": N_("Availability losses"),
+    "performance_losses": N_("Performance losses"),
+    "quality_losses": N_("Quality losses"),
+    "fully_productive_time": N_("Fully productive"),
 }
 
 
 SHORT_LABELS = {
-    "Planned busy time": "Planned",
-    "Availability losses": "Availability",
-    "Performance losses": "Performance",
-    "Quality losses": "Quality",
-    "Fully productive": "Productive",
+    "Planned busy time": N_("Planned"),
+    "Availability losses": N_("Availability"),
+    "Performance losses": N_("Performance"),
+    "Quality losses": N_("Quality"),
+    "Fully productive": N_("Productive"),
 }
 
 
@@ -172,8 +181,8 @@ def waterfall_steps(kpis: dict[str, Any]) -> list[tuple[str, float]]:
 def waterfall_figure(steps: list[tuple[str, float]], dark: bool = False) -> go.Figure:
     measures = ["absolute"] + ["relative"] * (len(steps) - 2) + ["total"] if len(steps) >= 2 else ["absolute"]
     fig = go.Figure(go.Waterfall(
-        x=[SHORT_LABELS.get(s[0], s[0]) for s in steps], y=[round(s[1], 3) for s in steps], measure=measures,
-        customdata=[s[0] for s in steps],
+        x=[_(SHORT_LABELS.get(s[0], s[0])) for s in steps], y=[round(s[1], 3) for s in steps], measure=measures,
+        customdata=[_(s[0]) for s in steps],
         decreasing={"marker": {"color": theme.ANDON_COLOURS[theme.DOWN]}},
         increasing={"marker": {"color": theme.ANDON_COLOURS[theme.RUNNING]}},
         totals={"marker": {"color": theme.ANDON_COLOURS[theme.CHANGEOVER]}},
@@ -181,7 +190,7 @@ def waterfall_figure(steps: list[tuple[str, float]], dark: bool = False) -> go.F
         hovertemplate="%{customdata}: %{y:.2f} h<extra></extra>",
     ))
     fig.update_layout(template=theme.DARK if dark else theme.LIGHT, uirevision="keep", height=300, showlegend=False,
-                      title={"text": "Where the planned time went (hours)", "x": 0}, yaxis={"title": "h"},
+                      title={"text": _("Where the planned time went (hours)"), "x": 0}, yaxis={"title": "h"},
                       xaxis={"tickangle": -30, "automargin": True})
     return fig
 
@@ -205,8 +214,9 @@ def shift_rows(shift_kpis: list[tuple[Any, dict[str, Any]]]) -> list[dict[str, A
 
 def shift_table(rows: list[dict[str, Any]], target_oee: float | None = None) -> Any:
     if not rows:
-        return html.P("No shift in this range.", className="text-body-secondary")
-    head = html.Thead(html.Tr([html.Th(h) for h in ("Shift", "A", "P", "Q", "OEE", "Good", "Rejects", "Down")]))
+        return html.P(_("No shift in this range."), className="text-body-secondary")
+    head = html.Thead(html.Tr([html.Th(h) for h in (_("Shift"), _("A"), _("P"), _("Q"), _("OEE"), _("Good"),
+                                                     _("Rejects"), _("Down"))]))
     body = []
     for r in rows:
         oee_cls = ""
@@ -221,9 +231,15 @@ def shift_table(rows: list[dict[str, Any]], target_oee: float | None = None) -> 
     return dbc.Table([head, html.Tbody(body)], size="sm", hover=True, striped=True, className="shift-table")
 
 
+SHIFT_COLUMNS = {"shift": N_("Shift"), "availability": N_("Availability"), "performance": N_("Performance"),
+                 "quality": N_("Quality"), "oee": N_("OEE"), "good_count": N_("Good parts"),
+                 "reject_count": N_("Rejects"), "down_s": N_("Down (s)")}
+
+
 def shifts_csv(rows: list[dict[str, Any]]) -> str:
-    return export.csv_text(pd.DataFrame(rows, columns=["shift", "availability", "performance", "quality", "oee",
-                                                       "good_count", "reject_count", "down_s"]))
+    """The shift table as CSV, headers in the page's language (``export.headers``)."""
+    frame = pd.DataFrame(rows, columns=list(SHIFT_COLUMNS))
+    return export.csv_text(frame.rename(columns=export.headers(SHIFT_COLUMNS)))
 
 
 # --- data + callbacks -----------------------------------------------------------------
@@ -304,7 +320,7 @@ def download_shifts(_clicks: int, params: dict[str, Any], line: str) -> dict[str
     if window is None:
         raise PreventUpdate
     rows = shift_rows(shift_kpis(line, window, at))
-    return dcc.send_string(shifts_csv(rows), f"{line}-shifts-{params.get('start', 'range')}.csv")
+    return export.send_csv(shifts_csv(rows), f"{line}-shifts-{params.get('start', 'range')}.csv")
 
 
 LIVE.register()

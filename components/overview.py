@@ -7,13 +7,15 @@ in place every 2 s (pattern-matching outputs on text, classes and the output bar
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qs, urlencode
 
 import dash_bootstrap_components as dbc
 from dash import ALL, ClientsideFunction, Input, Output, State, callback, clientside_callback, ctx, dcc, html
 from dash.exceptions import PreventUpdate
 
-from components import data, theme
-from components.wall import OFFLINE_AFTER_MS, REFRESH_MS
+from components import data, i18n, theme
+from components.i18n import _, local
+from components.wall import OFFLINE_AFTER_MS, REFRESH_MS, apq_keys
 from domain.plant import Line, Plant
 
 ROOT = "ov-root"
@@ -33,8 +35,9 @@ def _f(line: str, name: str, children: Any = theme.DASH, className: str = "") ->
     return html.Span(children, id={"type": FIELD, "line": line, "field": name}, className=className)
 
 
-def nav(plant: Plant, active: str = "/", search: str = "") -> dbc.Navbar:
-    """The app's bar; on line and machine pages (``search``: their range) line links keep the range."""
+def nav(plant: Plant, active: str = "/", search: str = "", here: str | None = None) -> dbc.Navbar:
+    """The app's bar; on line and machine pages (``search``: their range) line links keep the range.
+    ``here``: this page's path, for the language switch (a full load of the same view)."""
     def link(href: str, text: str, line: str | None = None) -> Any:
         cls = "nav-link active" if href == active else "nav-link"
         if line is None or not search:
@@ -42,15 +45,26 @@ def nav(plant: Plant, active: str = "/", search: str = "") -> dbc.Navbar:
         return dcc.Link(text, href=f"{href}{search}", className=cls,
                         id={"type": LINE_LINK, "line": line, "place": "nav"})
 
-    items = [link("/", "Overview")] + [link(f"/line/{ln.id}", ln.id, ln.id) for ln in plant.lines]
-    items.append(link("/wall", "Wall screen"))
+    items = [link("/", _("Overview"))] + [link(f"/line/{ln.id}", ln.id, ln.id) for ln in plant.lines]
+    items.append(link("/wall", _("Wall screen")))
+    items.append(language_switch(here or active, search))
     return dbc.Navbar(
         dbc.Container([
-            dcc.Link(plant.name, href="/", className="navbar-brand"),
+            dcc.Link(local(plant.name), href="/", className="navbar-brand"),
             dbc.Nav([dbc.NavItem(i) for i in items], className="ms-auto flex-wrap"),
         ], fluid=True),
         color="dark", dark=True, className="mb-3 app-nav",
     )
+
+
+def language_switch(path: str, search: str = "") -> html.A:
+    """A link to the same page in the other language: a full load, so the page, its
+    callbacks and the cookie all change together (``components.i18n``)."""
+    other = "en" if i18n.current() != "en" else "zh-CN"
+    query = {k: v[-1] for k, v in parse_qs(search.lstrip("?")).items() if k != i18n.QUERY}
+    query[i18n.QUERY] = other
+    return html.A(i18n.NAMES[other], href=f"{path}?{urlencode(query)}", className="nav-link lang-switch",
+                  lang=other, title=_("Language"))
 
 
 def card(line: Line) -> dbc.Col:
@@ -61,28 +75,29 @@ def card(line: Line) -> dbc.Col:
             className=f"ov-card andon-{theme.NO_DATA}",
             children=[
                 html.Div(className="ov-head", children=[
-                    html.Div([html.Span(lid, className="ov-id"), html.Span(line.name, className="ov-name")]),
+                    html.Div([html.Span(lid, className="ov-id"), html.Span(local(line.name), className="ov-name")]),
                     html.Div([_f(lid, "status", "\u2026", "ov-status"), _f(lid, "for", "", "ov-for")],
                              className="ov-badge"),
                 ]),
                 dbc.CardBody([
                     html.Div(_f(lid, "reason", "", "ov-reason"), className="ov-reason-row"),
                     html.Div(className="ov-kpis", children=[
-                        html.Div([html.Div("OEE", className="ov-label"), _f(lid, "oee", theme.DASH, "ov-oee"),
-                                  html.Div(["target ", theme.pct(line.target_oee, 0)], className="ov-sub")]),
+                        html.Div([html.Div(_("OEE"), className="ov-label"), _f(lid, "oee", theme.DASH, "ov-oee"),
+                                  html.Div([_("target") + " ", theme.pct(line.target_oee, 0)], className="ov-sub")]),
                         html.Div(className="ov-apq", children=[
-                            html.Div([html.Span(k, className="ov-label"), _f(lid, k.lower())]) for k in ("A", "P", "Q")
+                            html.Div([html.Span(k, className="ov-label"), _f(lid, key)]) for key, k in apq_keys()
                         ]),
                     ]),
                     html.Div(className="ov-output", children=[
-                        html.Div([html.Span("Output ", className="ov-label"),
+                        html.Div([html.Span(_("Output") + " ", className="ov-label"),
                                   _f(lid, "output", theme.DASH, "fw-semibold"),
                                   " / ", _f(lid, "target"), " ", _f(lid, "pace", "", "ov-pace")]),
                         html.Div(html.Div(id={"type": BAR, "line": lid}, className="ov-bar-fill"), className="ov-bar"),
                     ]),
                     html.Div(className="ov-foot", children=[
-                        html.Div([html.Span("Power ", className="ov-label"), _f(lid, "kw")]),
-                        html.Div([html.Span("Top stop this shift ", className="ov-label"), _f(lid, "top_reason")]),
+                        html.Div([html.Span(_("Power") + " ", className="ov-label"), _f(lid, "kw")]),
+                        html.Div([html.Span(_("Top stop this shift") + " ", className="ov-label"),
+                                  _f(lid, "top_reason")]),
                     ]),
                     _f(lid, "nodata", "", "ov-nodata"),
                 ]),
@@ -103,7 +118,7 @@ def layout(plant: Plant, **_query: Any) -> html.Div:
         nav(plant, "/"),
         dbc.Container(fluid=True, children=[
             html.Div(className="d-flex justify-content-between align-items-baseline", children=[
-                html.H1("Lines", className="h4 mb-3"),
+                html.H1(_("Lines"), className="h4 mb-3"),
                 html.Span(id=SHIFT, className="text-body-secondary"),
             ]),
             html.Div(id=BANNER, className="wall-banner d-none"),
@@ -120,7 +135,8 @@ def card_texts(view: dict[str, Any]) -> dict[str, str]:
                    else view.get("reason") or "\u00a0"),
         "oee": theme.pct(view.get("oee")),
         "a": theme.pct(view.get("availability")),
-        "p": theme.pct(view.get("performance")) + (" \u26a0 over 100 %" if view.get("performance_over_100") else ""),
+        "p": theme.pct(view.get("performance")) + (" \u26a0 " + _("over 100 %") if view.get("performance_over_100")
+                                                    else ""),
         "q": theme.pct(view.get("quality")),
         "output": theme.count(view.get("output")),
         "target": theme.count(view.get("target_so_far")),
@@ -162,7 +178,8 @@ def refresh(_n: int | None, view: dict[str, Any]) -> tuple[Any, ...]:
     bars = [bar_style(by_line.get(o["id"]["line"], {})) for o in ctx.outputs_list[2]]
     p = data.plant()
     shift = data.shift_context(p, at)
-    return fields, cards, bars, f"Shift {shift.label} \u00b7 {theme.clock(at, p.timezone)}", {"at": at}
+    shift_text = _("Shift {shift}").format(shift=shift.label) + f" \u00b7 {theme.clock(at, p.timezone)}"
+    return fields, cards, bars, shift_text, {"at": at}
 
 
 clientside_callback(ClientsideFunction("oee", "seen"), Output(LAST_SEEN, "data"), Input(LAST_OK, "data"))

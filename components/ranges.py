@@ -32,6 +32,7 @@ from dash import ClientsideFunction, Input, Output, State, callback, clientside_
 from dash.exceptions import PreventUpdate
 
 from components import data, theme
+from components.i18n import _
 
 RANGE = "range-choice"
 CUSTOM_START = "range-custom-start"
@@ -155,8 +156,8 @@ RANGE_LIVE = Live("range")
 def layout(query: dict[str, str], tz: str) -> html.Div:
     params = params_from_query(query, tz)
     choice = choice_for(params)
-    options = [{"label": label, "value": value} for value, label in data.NAMED_RANGES.items()]
-    options.append({"label": "Custom", "value": CUSTOM})
+    options = [{"label": _(label), "value": value} for value, label in data.NAMED_RANGES.items()]
+    options.append({"label": _("Custom"), "value": CUSTOM})
     return html.Div(className="range-bar", children=[
         dcc.Location(id=URL, refresh=False),
         dcc.Store(id=WINDOW, data=params),
@@ -168,13 +169,13 @@ def layout(query: dict[str, str], tz: str) -> html.Div:
             labelClassName="btn btn-outline-primary", labelCheckedClassName="active",
         ),
         html.Div(id=CUSTOM_BOX, className=_box_class(choice), children=[
-            html.Label(["From", dcc.Input(id=CUSTOM_START, type="datetime-local", step=60,
+            html.Label([_("From"), dcc.Input(id=CUSTOM_START, type="datetime-local", step=60,
                                           value=data.iso_to_local_input(params["start"], tz),
                                           className="form-control form-control-sm")], className="range-input"),
-            html.Label(["to", dcc.Input(id=CUSTOM_END, type="datetime-local", step=60,
+            html.Label([_("to"), dcc.Input(id=CUSTOM_END, type="datetime-local", step=60,
                                         value=data.iso_to_local_input(params.get("end"), tz),
                                         className="form-control form-control-sm")], className="range-input"),
-            dbc.Button("Apply", id=APPLY, color="primary"),
+            dbc.Button(_("Apply"), id=APPLY, color="primary"),
         ]),
         html.Span(id=LABEL, className="range-label text-body-secondary"),
     ])
@@ -240,7 +241,7 @@ def resolve_or_error(params: dict[str, Any] | None, at: float) -> tuple[data.Win
 
 def refused(message: str) -> html.Div:
     """What a panel shows instead of figures for a range the API refuses."""
-    return html.Div(f"Bad range: {message}", className="alert alert-warning mb-0 range-error")
+    return html.Div(_("Bad range: {message}").format(message=message), className="alert alert-warning mb-0 range-error")
 
 
 def panel_context(params: dict[str, Any] | None, line: str) -> tuple[Any, Any, data.Window | None, float, str | None]:
@@ -277,7 +278,7 @@ def window_text(window: data.Window, tz: str) -> str:
     """The range in words: a named range's name and its span (a custom range is its span)."""
     span = f"{theme.local_datetime(window.start, tz)} \u2192 {theme.local_datetime(window.end, tz)}"
     named = "\u2192" not in window.label
-    return (f"{window.label}: {span}" if named else span) + (" (live)" if window.live else "")
+    return (f"{window.label}: {span}" if named else span) + (" " + _("(live)") if window.live else "")
 
 
 @callback(
@@ -292,7 +293,8 @@ def show_window(params: dict[str, Any], _pulse: Any, _redraw: Any) -> tuple[Any,
     at = data.now()
     window, error = resolve_or_error(params, at)
     if window is None:
-        return f"Bad range: {error}", "range-label range-error alert alert-warning", drawn(params, None)
+        return (_("Bad range: {message}").format(message=error), "range-label range-error alert alert-warning",
+                drawn(params, None))
     return window_text(window, data.plant().timezone), "range-label text-body-secondary", drawn(params, window)
 
 

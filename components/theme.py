@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 import plotly.graph_objects as go
 from dash import html
 
+from components.i18n import N_, _, current, date_time, decimal
 from domain.model import State
 
 # Andon statuses a line or machine can show (a view concept, not a machine state).
@@ -33,13 +34,14 @@ ANDON_COLOURS = {
     PLANNED: "#8a9099",
     NO_DATA: "#3b4048",
 }
+# Labels are English msgids (N_): translate with ``_`` where shown (``label``).
 ANDON_LABELS = {
-    RUNNING: "Running",
-    POOR: "Running slow",
-    DOWN: "Down",
-    CHANGEOVER: "Changeover",
-    PLANNED: "Planned stop",
-    NO_DATA: "No data",
+    RUNNING: N_("Running"),
+    POOR: N_("Running slow"),
+    DOWN: N_("Down"),
+    CHANGEOVER: N_("Changeover"),
+    PLANNED: N_("Planned stop"),
+    NO_DATA: N_("No data"),
 }
 
 # Canonical machine state -> andon status (before the running-poorly check).
@@ -54,14 +56,14 @@ STATE_ANDON = {
     State.UNKNOWN: NO_DATA,
 }
 STATE_LABELS = {
-    State.RUNNING: "Running",
-    State.IDLE: "Idle",
-    State.STARVED: "Starved",
-    State.BLOCKED: "Blocked",
-    State.FAULT: "Fault",
-    State.CHANGEOVER: "Changeover",
-    State.PLANNED_STOP: "Planned stop",
-    State.UNKNOWN: "No data",
+    State.RUNNING: N_("Running"),
+    State.IDLE: N_("Idle"),
+    State.STARVED: N_("Starved"),
+    State.BLOCKED: N_("Blocked"),
+    State.FAULT: N_("Fault"),
+    State.CHANGEOVER: N_("Changeover"),
+    State.PLANNED_STOP: N_("Planned stop"),
+    State.UNKNOWN: N_("No data"),
 }
 # Timeline colours per canonical state: andon colour, with idle/starved/blocked in
 # shades of red/orange so a timeline still tells them apart.
@@ -77,25 +79,27 @@ STATE_COLOURS = {
 }
 
 LOSS_LABELS = {
-    "equipment_failure": "Equipment failure",
-    "setup_adjustment": "Setup & adjustment",
-    "small_stop": "Small stops",
-    "reduced_speed": "Reduced speed",
-    "planned": "Planned",
-    "starved_blocked": "Starved / blocked",
-    "unexplained": "Unexplained",
-    "production_rejects": "Production rejects",
-    "startup_rejects": "Startup rejects",
-    "quality": "Quality loss",
-    "unknown": "No data",
+    "equipment_failure": N_("Equipment failure"),
+    "setup_adjustment": N_("Setup & adjustment"),
+    "small_stop": N_("Small stops"),
+    "reduced_speed": N_("Reduced speed"),
+    "planned": N_("Planned"),
+    "starved_blocked": N_("Starved / blocked"),
+    "unexplained": N_("Unexplained"),
+    "production_rejects": N_("Production rejects"),
+    "startup_rejects": N_("Startup rejects"),
+    "quality": N_("Quality loss"),
+    "unknown": N_("No data"),
 }
 
 DASH = "\u2014"  # shown where a value is unknown: never a made-up zero
 MINUS = "\u2212"
 THIN_SPACE = "\u2009"
 
-FONT_STACK = ('"Inter Variable", system-ui, -apple-system, "Segoe UI", Roboto, "Noto Sans", "Liberation Sans", '
-              "sans-serif")
+# Inter first, so digits and Latin keep the product's face; Chinese falls through to the
+# system's CJK font (Debian's fonts-noto-cjk, Windows' YaHei, macOS' PingFang), offline.
+FONT_STACK = ('"Inter Variable", "Noto Sans CJK SC", "Source Han Sans SC", "Microsoft YaHei", "PingFang SC", '
+              'system-ui, -apple-system, "Segoe UI", Roboto, "Noto Sans", "Liberation Sans", sans-serif')
 
 
 def state_of(value: object) -> State:
@@ -123,10 +127,15 @@ def pct_number(value: object) -> str:
     return f"{float(value) * 100:.0f}"  # type: ignore[arg-type]
 
 
+def label(labels: dict[object, str], key: object) -> str:
+    """A label of ``ANDON_LABELS``/``STATE_LABELS``/``LOSS_LABELS`` in this request's language."""
+    return _(labels[key])
+
+
 def count(value: object) -> str:
     if not is_number(value):
         return DASH
-    return f"{round(float(value)):,}".replace(",", THIN_SPACE)  # type: ignore[arg-type]
+    return decimal(round(float(value)), 0)  # type: ignore[arg-type]
 
 
 def signed_count(value: object) -> str:
@@ -139,7 +148,7 @@ def signed_count(value: object) -> str:
 def number(value: object, digits: int = 1, unit: str = "") -> str:
     if not is_number(value):
         return DASH
-    text = f"{float(value):,.{digits}f}".replace(",", THIN_SPACE)  # type: ignore[arg-type]
+    text = decimal(float(value), digits)  # type: ignore[arg-type]
     return f"{text}{THIN_SPACE}{unit}" if unit else text
 
 
@@ -172,17 +181,18 @@ def andon_of(state: State, reason: dict[str, object] | None = None) -> str:
 
 
 def duration(seconds: object) -> str:
-    """Human duration: 45 s, 12 min, 3 h 05 min, 2 d 4 h."""
+    """Human duration: 45 s, 12 min, 3 h 05 min, 2 d 4 h (45 秒, 12 分钟, 3 小时 05 分, 2 天 4 小时):
+    short forms of our own, a wall column has no room for Babel's long ones."""
     if not is_number(seconds):
         return DASH
     s = max(0, int(float(seconds)))  # type: ignore[arg-type]
     if s < 60:
-        return f"{s} s"
+        return _("{s} s").format(s=s)
     if s < 3600:
-        return f"{s // 60} min"
+        return _("{m} min").format(m=s // 60)
     if s < 86400:
-        return f"{s // 3600} h {s % 3600 // 60:02d} min"
-    return f"{s // 86400} d {s % 86400 // 3600} h"
+        return _("{h} h {m:02d} min").format(h=s // 3600, m=s % 3600 // 60)
+    return _("{d} d {h} h").format(d=s // 86400, h=s % 86400 // 3600)
 
 
 def clock(ts: object, tz: str) -> str:
@@ -202,12 +212,24 @@ def local_datetime(ts: object, tz: str, seconds: bool = False) -> str:
 def since_text(last_ts: object, now: float, tz: str) -> str:
     """'no data since 14:32' (with the date when it is not today in plant time)."""
     if not is_number(last_ts):
-        return "no data"
+        return _("no data")
     zone = ZoneInfo(tz)
     then = datetime.fromtimestamp(float(last_ts), zone)  # type: ignore[arg-type]
     if then.date() != datetime.fromtimestamp(now, zone).date():
-        return f"no data since {then:%d %b %H:%M}"
-    return f"no data since {then:%H:%M}"
+        return _("no data since {time}").format(time=date_time(then, _("d MMM HH:mm")))
+    return _("no data since {time}").format(time=f"{then:%H:%M}")
+
+
+def date_axis(**extra: object) -> dict[str, object]:
+    """A Plotly date x-axis whose tick labels speak the page's language (Plotly's own month
+    names are English: Chinese pages get 11月24日 and 14:00 instead)."""
+    axis: dict[str, object] = {"type": "date", **extra}
+    if current() != "en":
+        axis["tickformatstops"] = [
+            {"dtickrange": [None, 86_400_000], "value": "%H:%M<br>%-m月%-d日"},
+            {"dtickrange": [86_400_000, None], "value": "%-m月%-d日"},
+        ]
+    return axis
 
 
 def figure_template(dark: bool) -> go.layout.Template:

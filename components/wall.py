@@ -17,6 +17,7 @@ from dash import ALL, ClientsideFunction, Input, Output, State, callback, client
 from dash.exceptions import PreventUpdate
 
 from components import data, theme
+from components.i18n import _, local
 from components.live import POOR_PERFORMANCE
 from domain.plant import Line, Plant
 
@@ -57,39 +58,45 @@ def tile(line: Line) -> html.Div:
         className=f"wall-tile andon-{theme.NO_DATA}",
         children=[
             html.Div(className="wall-state", children=[
-                html.Div([html.Span(lid, className="wall-line-id"), html.Span(line.name, className="wall-line-name")],
-                         className="wall-line"),
+                html.Div([html.Span(lid, className="wall-line-id"),
+                          html.Span(local(line.name), className="wall-line-name")], className="wall-line"),
                 html.Div([_f(lid, "status", "\u2026", "wall-status"), _f(lid, "for", "", "wall-for")],
                          className="wall-status-row"),
                 _f(lid, "reason", "", "wall-reason"),
                 _f(lid, "stale", "", "wall-stale"),
             ]),
             html.Div(className="wall-cell wall-oee", children=[
-                html.Div("OEE", className="wall-label"),
+                html.Div(_("OEE"), className="wall-label"),
                 html.Div([_f(lid, "oee", theme.DASH, "wall-num-xl"), html.Span("%", className="wall-unit")]),
-                html.Div(["target ", _f(lid, "target_oee", theme.pct(line.target_oee, 0))], className="wall-sub"),
+                html.Div([_("target") + " ", _f(lid, "target_oee", theme.pct(line.target_oee, 0))],
+                         className="wall-sub"),
             ]),
             html.Div(className="wall-cell wall-apq", children=[
-                html.Div([html.Span(k, className="wall-apq-key"), _f(lid, k.lower(), theme.DASH, "wall-num-m")],
+                html.Div([html.Span(label, className="wall-apq-key"), _f(lid, k, theme.DASH, "wall-num-m")],
                          className="wall-apq-row")
-                for k in ("A", "P", "Q")
+                for k, label in apq_keys()
             ]),
             html.Div(className="wall-cell wall-output", children=[
-                html.Div("Output / target", className="wall-label"),
+                html.Div(_("Output / target"), className="wall-label"),
                 html.Div([_f(lid, "output", theme.DASH, "wall-num-l"), html.Span(" / ", className="wall-slash"),
                           _f(lid, "target", theme.DASH, "wall-num-target")]),
                 html.Div([_f(lid, "pace", "", "wall-pace")]),
-                html.Div(["shift target ", _f(lid, "target_shift", theme.DASH)], className="wall-sub"),
+                html.Div([_("shift target") + " ", _f(lid, "target_shift", theme.DASH)], className="wall-sub"),
             ]),
             html.Div(className="wall-cell wall-energy", children=[
-                html.Div("Power now", className="wall-label"),
+                html.Div(_("Power now"), className="wall-label"),
                 _f(lid, "kw", theme.DASH, "wall-num-m"),
-                html.Div("kWh per good part", className="wall-label mt-2"),
+                html.Div(_("kWh per good part"), className="wall-label mt-2"),
                 _f(lid, "kwh_per_good", theme.DASH, "wall-num-m"),
             ]),
             _f(lid, "nodata", "", "wall-nodata"),
         ],
     )
+
+
+def apq_keys() -> list[tuple[str, str]]:
+    """The wall's short names of availability, performance and quality (A, P, Q; 时间, 性能, 质量)."""
+    return [("a", _("A")), ("p", _("P")), ("q", _("Q"))]
 
 
 def strip(lines: list[Line]) -> html.Div:
@@ -104,7 +111,8 @@ def strip(lines: list[Line]) -> html.Div:
 def layout(plant: Plant, line: str | None = None, rotate: str | None = None, **_query: Any) -> html.Div:
     lines = [plant.line(line)] if line else list(plant.lines)
     if lines == [None]:
-        return html.Div(f"No line {line!r} in this plant.", className="wall wall-missing", **{"data-bs-theme": "dark"})
+        return html.Div(_("No line {line} in this plant.").format(line=repr(line)), className="wall wall-missing",
+                        **{"data-bs-theme": "dark"})
     rotate_s = _rotate_seconds(rotate) if len(lines) > 1 else 0
     single = len(lines) == 1 or rotate_s > 0
     return html.Div(
@@ -120,7 +128,7 @@ def layout(plant: Plant, line: str | None = None, rotate: str | None = None, **_
             dcc.Store(id=LAST_OK),
             dcc.Store(id=LAST_SEEN),
             html.Header(className="wall-header", children=[
-                html.Span(plant.name, className="wall-plant"),
+                html.Span(local(plant.name), className="wall-plant"),
                 html.Span(id=CLOCK, className="wall-clock"),
             ]),
             html.Div(id=BANNER, className="wall-banner d-none"),
@@ -196,7 +204,7 @@ def chip_classes(views: list[dict[str, Any]], chip_ids: list[dict[str, Any]]) ->
 
 
 def clock_text(shift_label: str, now: float, tz: str) -> str:
-    return f"Shift {shift_label.split(' ')[-1]}  \u00b7  {theme.clock(now, tz)}"
+    return _("Shift {shift}").format(shift=shift_label.split(" ")[-1]) + f"  \u00b7  {theme.clock(now, tz)}"
 
 
 @callback(

@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from domain.model import Signal, State
+from domain.text import DEFAULT_LANGUAGE, Language, LocalText
 
 Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 
@@ -140,7 +141,7 @@ BUILTIN_STATE_MAPS = {"packml": PACKML, "machinery": MACHINERY_ITEM_STATE}
 
 class Machine(Strict):
     id: Identifier
-    name: str = ""
+    name: LocalText = LocalText("")  # a string or {en: ..., zh-CN: ...} (domain.text)
     endpoint: Identifier  # key into Plant.endpoints
     ideal_cycle_time_s: float = Field(gt=0, le=DAY_S)
     state_map: str = "packml"  # "packml", "machinery" or a key of Plant.state_maps
@@ -166,7 +167,7 @@ class Machine(Strict):
 
 class Line(Strict):
     id: Identifier
-    name: str = ""
+    name: LocalText = LocalText("")  # a string or {en: ..., zh-CN: ...} (domain.text)
     output_machine: Identifier
     target_oee: float = Field(default=0.85, gt=0, le=1)
     machines: list[Machine] = Field(min_length=1)
@@ -197,7 +198,7 @@ class Shift(Strict):
 
 
 class Reason(Strict):
-    text: str
+    text: LocalText  # a string or {en: ..., zh-CN: ...}
     category: LossCategory
     planned: bool = False
 
@@ -313,7 +314,8 @@ class Alerts(Strict):
 
 
 class Plant(Strict):
-    name: str
+    name: LocalText
+    language: Language = DEFAULT_LANGUAGE  # the screens' language unless the URL, user or browser ask for another
     timezone: str = "Asia/Shanghai"
     endpoints: dict[Identifier, Endpoint]
     lines: list[Line] = Field(min_length=1)

@@ -170,7 +170,8 @@ def test_wrong_encoding_is_named(tmp_path: Path, raw: bytes, problem: str) -> No
 
 def test_latin1_byte_is_located(tmp_path: Path) -> None:
     file = tmp_path / "plant.yaml"
-    file.write_bytes(DEMO_TEXT.replace("name: Liuzhou", "name: Liuzhou caf\u00e9").encode("latin-1"))
+    text = DEMO_TEXT.replace('name: {en: "Liuzhou demo plant", zh-CN: "柳州演示工厂"}', "name: Liuzhou caf\u00e9")
+    file.write_bytes(text.encode().replace("\u00e9".encode(), b"\xe9"))  # one Latin-1 byte in a UTF-8 file
     with pytest.raises(PlantConfigError) as err:
         load_plant(file)
     assert str(err.value) == f"{file}: line 4, column 18: not UTF-8 (byte 0xe9): save the file as UTF-8"
@@ -517,7 +518,8 @@ def test_deep_block_nesting_names_its_path() -> None:
 
 
 def test_quoted_brackets_do_not_count_as_nesting() -> None:
-    text = DEMO_TEXT.replace("name: Liuzhou demo plant", "name: '" + "[" * 100 + "' # " + "{" * 100)
+    demo_name = 'name: {en: "Liuzhou demo plant", zh-CN: "柳州演示工厂"}'
+    text = DEMO_TEXT.replace(demo_name, "name: '" + "[" * 100 + "' # " + "{" * 100)
     assert parse_plant(text).name == "[" * 100
 
 
