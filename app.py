@@ -13,6 +13,7 @@
     python app.py dashboard       only the dashboard and HTTP API
     python app.py alerts          only the alert evaluator and webhook sender
                                   (python app.py alerts test CHANNEL: a test message)
+    python app.py users|tokens|audit ...   users, API tokens, the audit trail (README "Users, roles ...")
 
 Every part takes --plant FILE (default: $PLANT_FILE, else the demo plant) and reads
 REDIS_URL. For production under gunicorn: ``gunicorn 'app:create_server()'``.
@@ -36,7 +37,8 @@ from typing import Any
 log = logging.getLogger("app")
 
 DEMO_HISTORY_HOURS = 24.0  # today, the last shift and most of yesterday
-COMMANDS = ("run", "dashboard", "check", "simulate", "replay", "collect", "worker", "alerts")
+COMMANDS = ("run", "dashboard", "check", "simulate", "replay", "collect", "worker", "users", "tokens", "audit",
+            "alerts")
 
 
 def _configure_logging(level: str) -> None:
@@ -94,6 +96,9 @@ def create_dash(settings: Any) -> Any:
 
     app = create_app(settings, reader_factory)
     app.server.register_blueprint(create_api_blueprint(app.server.config["PLANT_READER"]))
+    from api.alerts import create_alerts_blueprint  # issue 12: alert history and acknowledgement
+
+    app.server.register_blueprint(create_alerts_blueprint(app.server.config["PLANT_READER"]))
     return app
 
 
@@ -336,6 +341,9 @@ def build_parser() -> argparse.ArgumentParser:
     alerts = add("alerts", cmd_alerts, "alert evaluator and webhook sender only; 'alerts test CHANNEL': a test message")
     alerts.add_argument("action", nargs="?", choices=("run", "test"), default="run")
     alerts.add_argument("channel", nargs="?", help="with 'test': the channel (a key of alerts.channels)")
+    from store.admin import add_parsers  # users, tokens, audit (issue 11)
+
+    add_parsers(add)
     return parser
 
 

@@ -276,6 +276,49 @@ def data_loss_key(line: str) -> str:
     return f"{line_tag(line)}:lost"
 
 
+def classifications_key(line: str) -> str:
+    """Hash: human classifications of the line's stops (field = stop id
+    ``<line>~<machine>~<start ms>``; value = JSON ``{"reason", "comment", "by", "at", "splits"}``)."""
+    return f"{line_tag(line)}:class"
+
+
+def handovers_key(line: str) -> str:
+    """Hash: shift handovers of the line (field = shift start, epoch s; value = JSON)."""
+    return f"{line_tag(line)}:handover"
+
+
+def users_key() -> str:
+    """Set of user names (each user's hash: ``user_key``)."""
+    return f"{PREFIX}:users"
+
+
+def user_key(name: str) -> str:
+    """Hash: ``role``, ``lines`` (comma separated, ``*`` = all), ``pw`` (scrypt), ``disabled``,
+    ``sv`` (session version: a password change or disable ends the user's sessions)."""
+    return f"{PREFIX}:user:{name}"
+
+
+def tokens_key() -> str:
+    """Hash: API tokens by id (the SHA-256 of the token; the token itself is never stored),
+    value = JSON ``{"name", "role", "lines", "created", "disabled"}``."""
+    return f"{PREFIX}:tokens"
+
+
+def login_failures_key(kind: str, value: str) -> str:
+    """Hash ``n``, ``last`` (epoch s): failed logins per user or address (expires)."""
+    return f"{PREFIX}:login:fail:{kind}:{value}"
+
+
+def audit_key() -> str:
+    """List: the hash-chained audit trail, one JSON entry per write (append only)."""
+    return f"{PREFIX}:audit"
+
+
+def audit_head_key() -> str:
+    """Hash ``seq``, ``hash``: the last audit entry (so a removed tail is detected)."""
+    return f"{PREFIX}:audit:head"
+
+
 # --- Alerts (``store.alerts``; README "Alerts") --------------------------------------------
 #
 # Plant-wide, under one hash tag so one MULTI/EXEC covers an evaluation's writes.

@@ -171,6 +171,8 @@ class Line(Strict):
     output_machine: Identifier
     target_oee: float = Field(default=0.85, gt=0, le=1)
     machines: list[Machine] = Field(min_length=1)
+    # the reason codes people may pick for this line's stops (None: the plant's whole list)
+    reasons: list[ReasonCode] | None = None
 
     def machine(self, machine_id: str) -> Machine | None:
         return next((m for m in self.machines if m.id == machine_id), None)
@@ -329,7 +331,16 @@ class Plant(Strict):
     heartbeat_s: float = Field(default=5, ge=0.1, le=3600)  # 1e-9 would busy-loop the collector
     retention: Retention = Retention()
     plausibility: Plausibility = Plausibility()
+    require_login: bool = False  # true: every page and read needs a login too (writes always do)
     alerts: Alerts = Alerts()
+
+    @model_validator(mode="after")
+    def _line_reasons_known(self) -> Plant:
+        for line in self.lines:
+            unknown = [code for code in line.reasons or () if code not in self.reasons]
+            if unknown:
+                raise ValueError(f"lines[{line.id}].reasons: {unknown} not in the plant's reasons")
+        return self
 
     @model_validator(mode="after")
     def _alert_references(self) -> Plant:

@@ -46,6 +46,7 @@ from zoneinfo import ZoneInfo
 
 import redis
 
+from domain import classification as human
 from domain import contract, downtime, kpi
 from domain.engine import MachineAccumulator, feed_order
 from domain.model import Event, State
@@ -56,6 +57,7 @@ from domain.totals import Totals
 from store import live
 from store.bookkeeping import LineSnapshot, snapshot_of
 from store.cache import LruCache
+from store.classifications import Classifications
 from store.line_worker import first_minute, usable_event
 from store.progress import floor_to, pending_events, stream_id_tuple
 from store.rollups import MachineRequest, RollupReads
@@ -111,6 +113,7 @@ class PlantReader:
         self._amend_seen: dict[str, int] = {}
         # per machine: the shift-calendar cache the restored accumulators share
         self._contexts: dict[tuple[str, str], MachineContext] = {}
+        self.classifications = Classifications(redis_client)  # people's reasons override the PLC's
 
     # --- lookups --------------------------------------------------------------------
 
@@ -151,6 +154,7 @@ class PlantReader:
         report = kpi.kpis(totals[machine], stops, self.plant, window[0], window[1], now)
         out = {"line": line, "machine": machine, "window": _window_dict(window, now, self.tz), **_report_dict(report)}
         out["flags"] = {**out.get("flags", {}), "implausible": self.flags(line, machine, window[0], window[1], now)}
+        out.update(human.coverage(stops, self.plant, window[0], window[1], now).to_dict())
         return out
 
     def line_kpis(self, line: str, start: float, end: float, now: float, *, machines: bool = False) -> dict[str, Any]:
@@ -169,6 +173,8 @@ class PlantReader:
             "target_oee": cfg.target_oee,
             "window": _window_dict(window, now, self.tz),
             **_report_dict(report),
+            **human.coverage([s for s in stops if s.machine == cfg.output_machine], self.plant, window[0], window[1],
+                             now).to_dict(),
         }
         if machines:
             by_machine: dict[str, list[Stop]] = {m: [] for m in ids}
@@ -176,7 +182,8 @@ class PlantReader:
                 by_machine[stop.machine].append(stop)
             out["machines"] = [
                 {"id": m.id, "name": m.name or m.id,
-                 **_report_dict(kpi.kpis(totals[m.id], by_machine[m.id], self.plant, window[0], window[1], now))}
+                 **_report_dict(kpi.kpis(totals[m.id], by_machine[m.id], self.plant, window[0], window[1], now)),
+                 **human.coverage(by_machine[m.id], self.plant, window[0], window[1], now).to_dict()}
                 for m in cfg.machines
             ]
         return out
@@ -215,6 +222,8 @@ class PlantReader:
         window, totals, stops = self._window_data(cfg, ids, start, end, now, stops_of=ids)
         run_s = sum(t.run_s for t in totals.values())
         report = downtime.downtime_report(stops, self.plant, window[0], window[1], now, run_s=run_s)
+        _annotate(report["events"], stops, self.plant)
+        report["summary"].update(human.coverage(stops, self.plant, window[0], window[1], now).to_dict())
         return {"line": line, **report, "window": _window_dict(window, now, self.tz)}
 
     def energy(self, line: str, start: float, end: float, now: float) -> dict[str, Any]:
@@ -459,7 +468,7 @@ class PlantReader:
         for machine, edge in edges.items():  # their stops as of ``end``: ``_add_edge``
             if machine in own:
                 out.extend(s for s in edge.stops if _overlaps(s, start, end, now))
-        return out
+        return self.classifications.apply(line.id, out)
 
     def _stored_stops(self, line_id: str, lo: float, hi: float, snapshot: LineSnapshot,
                       ongoing: dict[str, float], wanted: set[str]) -> list[Stop]:
@@ -601,6 +610,19 @@ def _stops_by_bucket(stops: Iterable[Stop], bounds: Sequence[float], now: float)
             if _overlaps(stop, bounds[i], bounds[i + 1], now):
                 out[i].append(stop)
     return out
+
+
+def _annotate(events: list[dict[str, Any]], stops: Iterable[Stop], plant: Plant) -> None:
+    """Each event gets its stop's stable id, the PLC's code and who classified it."""
+    info = {(s.machine, s.start): s for s in stops if isinstance(s, human.ClassifiedStop)}
+    for event in events:
+        stop = info.get((event["machine"], event["start"]))
+        if stop is None:
+            continue
+        event.update({"id": stop.stop_id, "plc_reason": stop.plc_reason,
+                      "plc_reason_text": downtime.reason_text(plant, stop.plc_reason) if stop.plc_reason else None,
+                      "classified": bool(stop.classified_by), "classified_by": stop.classified_by or None,
+                      "comment": stop.comment, "piece": stop.piece})
 
 
 def _overlaps(stop: Stop, start: float, end: float, now: float) -> bool:

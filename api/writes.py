@@ -1,0 +1,397 @@
+"""The operator loop's endpoints: stops with stable ids, classifying and splitting stops,
+shift handovers, the audit trail, and users (for admins). Registered on the dashboard's
+Flask server next to the read API.
+
+The operations themselves (``classify``, ``split``, ...) are plain functions of the
+caller, so the HTTP views and the Dash pages (``components.untagged``,
+``components.handover``) share one set of rules; each write is authorized by
+``domain.roles`` and appended to the audit trail with the value before and after.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import Blueprint, Response, jsonify, request
+from redis.exceptions import RedisError
+
+from api.auth import auth, check, error, requires
+from domain import calendar
+from domain.classification import (
+    Classification,
+    check_comment,
+    check_reason,
+    check_split,
+    grouped_choices,
+    parse_stop_id,
+)
+from domain.roles import Action, Principal, Role, refusal
+from store.classifications import find_stop
+from store.handovers import MAX_NOTE, HandoverError, Handovers
+from store.reader import PlantReader, WindowError, parse_time
+from store.users import UserError
+
+log = logging.getLogger(__name__)
+
+
+class OpError(Exception):
+    """A write that cannot be done: HTTP status and message."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+# --- operations (shared by the API and the pages) ------------------------------------------------
+
+def _allowed(who: Principal, action: Action, line: str) -> None:
+    why = refusal(who, action, line)
+    if why is not None:
+        auth().record(who, "denied", line=line, target=str(action), after=why, ok=False)
+        raise OpError(403, f"forbidden: {why}")
+
+
+def _stop_of(reader: PlantReader, line: str, sid: str, now: float) -> Any:
+    parsed = parse_stop_id(sid)
+    if parsed is None or parsed[0] != line:
+        raise OpError(404, f"no stop {sid!r} on line {line} (ids: <line>~<machine>~<start ms>)")
+    cfg = reader.line(line)
+    if cfg.machine(parsed[1]) is None:
+        raise OpError(404, f"no stop {sid!r} on line {line}: unknown machine")
+    stop = find_stop(reader, line, parsed[1], parsed[2], now)
+    if stop is None:
+        raise OpError(404, f"no stop {sid!r} on line {line}")
+    return stop
+
+
+def classify(reader: PlantReader, who: Principal, line: str, sid: str, reason: Any, comment: Any,
+             now: float) -> dict[str, Any]:
+    """Sets a stop's reason (and comment); keeps an existing split's later parts."""
+    _allowed(who, Action.CLASSIFY, line)
+    cfg = reader.line(line)
+    problem = check_reason(reader.plant, cfg, reason) or check_comment(comment)
+    if problem:
+        raise OpError(400, problem)
+    stop = _stop_of(reader, line, sid, now)
+    before = reader.classifications.get(line, sid)
+    if before is not None and before.by != who.name:
+        _allowed(who, Action.EDIT_OTHERS, line)
+    after = Classification(int(reason), comment if comment is not None else (before.comment if before else ""),
+                           who.name, now, before.splits if before else ())
+    reader.classifications.put(line, sid, after)
+    auth().record(who, "classify", line=line, target=sid,
+                  before=before.to_dict() if before else {"plc_reason": stop.reason}, after=after.to_dict())
+    return {"id": sid, "plc_reason": stop.reason, **after.to_dict()}
+
+
+def split(reader: PlantReader, who: Principal, line: str, sid: str, at: Any, before_reason: Any, after_reason: Any,
+          comment: Any, now: float) -> dict[str, Any]:
+    """Splits a stop at ``at`` into two reasons (replaces an earlier split)."""
+    _allowed(who, Action.CLASSIFY, line)
+    cfg = reader.line(line)
+    problem = (check_reason(reader.plant, cfg, before_reason) or check_reason(reader.plant, cfg, after_reason)
+               or check_comment(comment))
+    if problem:
+        raise OpError(400, problem.replace("reason:", "before/after:"))
+    at_s = _time(at, "at", reader)
+    stop = _stop_of(reader, line, sid, now)
+    problem = check_split(stop, at_s, now)
+    if problem:
+        raise OpError(400, problem)
+    before = reader.classifications.get(line, sid)
+    if before is not None and before.by != who.name:
+        _allowed(who, Action.EDIT_OTHERS, line)
+    after = Classification(int(before_reason), comment if comment is not None else (before.comment if before else ""),
+                           who.name, now, ((at_s, int(after_reason)),))
+    reader.classifications.put(line, sid, after)
+    auth().record(who, "split", line=line, target=sid,
+                  before=before.to_dict() if before else {"plc_reason": stop.reason}, after=after.to_dict())
+    return {"id": sid, "plc_reason": stop.reason, **after.to_dict()}
+
+
+def _time(value: Any, name: str, reader: PlantReader) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    if isinstance(value, str) and len(value) <= 64:
+        try:
+            return parse_time(name, value)
+        except WindowError as exc:
+            raise OpError(400, str(exc)) from None
+    raise OpError(400, f"{name}: epoch seconds or an ISO 8601 time with offset")
+
+
+def _shift(reader: PlantReader, shift_start: str) -> Any:
+    try:
+        start = float(shift_start)
+    except ValueError:
+        raise OpError(404, f"no shift starting at {shift_start!r} (epoch seconds)") from None
+    tz = ZoneInfo(reader.plant.timezone)
+    for inst in calendar.shifts_overlapping(reader.plant.shifts, tz, start - 1, start + 1):
+        if abs(inst.start - start) < 1:
+            return inst
+    raise OpError(404, f"no shift starting at {shift_start}")
+
+
+def _text_field(value: Any, name: str) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str) or len(value) > MAX_NOTE:
+        raise OpError(400, f"{name}: text of at most {MAX_NOTE} characters")
+    return value
+
+
+def handover_note(reader: PlantReader, who: Principal, line: str, shift_start: str, note: Any, open_issues: Any,
+                  now: float) -> dict[str, Any]:
+    _allowed(who, Action.HANDOVER_WRITE, line)
+    reader.line(line)
+    shift = _shift(reader, shift_start)
+    handovers = Handovers(reader.redis)
+    before = handovers.get(line, shift.start)
+    try:
+        after = handovers.write_note(line, shift, _text_field(note, "note"), _text_field(open_issues, "open_issues"),
+                                     who.name, now)
+    except HandoverError as exc:
+        raise OpError(409, str(exc)) from None
+    auth().record(who, "handover_note", line=line, target=shift.label,
+                  before={k: before[k] for k in ("note", "open_issues")} if before else None,
+                  after={k: after[k] for k in ("note", "open_issues")})
+    return after
+
+
+def handover_sign(reader: PlantReader, who: Principal, line: str, shift_start: str, now: float) -> dict[str, Any]:
+    _allowed(who, Action.HANDOVER_SIGN, line)
+    shift = _shift(reader, shift_start)
+    figures = reader.line_kpis(line, shift.start, min(shift.end, now), now)
+    keep = ("availability", "performance", "quality", "oee", "good_count", "reject_count", "down_s",
+            "planned_busy_s", "untagged_coverage", "window")
+    try:
+        after = Handovers(reader.redis).sign(line, shift.start, who.name, {k: figures.get(k) for k in keep}, now)
+    except HandoverError as exc:
+        raise OpError(409, str(exc)) from None
+    auth().record(who, "handover_sign", line=line, target=shift.label, before=None,
+                  after={"signed_by": who.name, "figures": after["figures"]})
+    return after
+
+
+def handover_acknowledge(reader: PlantReader, who: Principal, line: str, shift_start: str,
+                         now: float) -> dict[str, Any]:
+    _allowed(who, Action.HANDOVER_SIGN, line)
+    shift = _shift(reader, shift_start)
+    try:
+        after = Handovers(reader.redis).acknowledge(line, shift.start, who.name, now)
+    except HandoverError as exc:
+        raise OpError(409, str(exc)) from None
+    auth().record(who, "handover_acknowledge", line=line, target=shift.label, after={"acknowledged_by": who.name})
+    return after
+
+
+def untagged_stops(reader: PlantReader, line: str, start: float, end: float, now: float,
+                   untagged: bool) -> dict[str, Any]:
+    """The window's stops with their stable ids (``untagged``: only unplanned down time
+    without a reason, longest first, as the queue shows them)."""
+    report = reader.downtime(line, start, end, now)
+    events = report["events"]
+    if untagged:
+        events = sorted((e for e in events if not e["reason"] and not e["planned"] and not e["micro"]
+                         and e["lost_s"] > 0), key=lambda e: -e["lost_s"])
+    summary = {k: report["summary"].get(k) for k in ("untagged_coverage", "untagged_stops", "untagged_down_s",
+                                                      "tagged_down_s")}
+    return {"line": line, "window": report["window"], "stops": events, **summary}
+
+
+# --- HTTP -----------------------------------------------------------------------------------
+
+def create_writes_blueprint(get_reader: Callable[[], PlantReader]) -> Blueprint:
+    bp = Blueprint("operator_loop", __name__, url_prefix="/api")
+
+    def guarded(view: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return view(*args, **kwargs)
+            except OpError as exc:
+                return error(exc.status, exc.message)
+            except WindowError as exc:
+                return error(400, str(exc))
+            except LookupError as exc:
+                return error(404, str(exc.args[0] if exc.args else exc))
+            except RedisError as exc:
+                log.warning("API %s: Redis unavailable: %s", request.path, exc)
+                return error(503, "data store unavailable")
+        wrapper.__name__ = view.__name__
+        return wrapper
+
+    def body() -> dict[str, Any]:
+        data = request.get_json(silent=True)
+        if not isinstance(data, dict):
+            raise OpError(400, "the body must be a JSON object")
+        return data
+
+    def window(reader: PlantReader, now: float) -> tuple[float, float]:
+        w = reader.resolve_window(request.args.get("start"), request.args.get("end"), now)
+        return w.start, w.end
+
+    @bp.get("/lines/<line>/stops")
+    @guarded
+    def stops(line: str) -> Any:
+        reader, now = get_reader(), auth().clock()
+        reader.line(line)
+        start, end = window(reader, now)
+        return jsonify(_safe(untagged_stops(reader, line, start, end, now, request.args.get("untagged") == "1")))
+
+    @bp.get("/lines/<line>/reasons")
+    @guarded
+    def reasons(line: str) -> Any:
+        reader = get_reader()
+        return jsonify({"line": line, "by_category": grouped_choices(reader.plant, reader.line(line))})
+
+    @bp.put("/lines/<line>/stops/<stop_id>/classification")
+    @guarded
+    @requires(Action.CLASSIFY)
+    def put_classification(line: str, stop_id: str, who: Principal) -> Any:
+        data = body()
+        return jsonify(classify(get_reader(), who, line, stop_id, data.get("reason"), data.get("comment"),
+                                auth().clock()))
+
+    @bp.post("/lines/<line>/stops/<stop_id>/split")
+    @guarded
+    @requires(Action.CLASSIFY)
+    def post_split(line: str, stop_id: str, who: Principal) -> Any:
+        data = body()
+        return jsonify(split(get_reader(), who, line, stop_id, data.get("at"), data.get("before"), data.get("after"),
+                             data.get("comment"), auth().clock()))
+
+    @bp.get("/lines/<line>/handovers")
+    @guarded
+    def list_handovers(line: str) -> Any:
+        reader, now = get_reader(), auth().clock()
+        reader.line(line)
+        start = request.args.get("start")
+        end = request.args.get("end")
+        lo = parse_time("start", start) if start else now - 30 * 86400
+        hi = parse_time("end", end) if end else now + 1
+        return jsonify(_safe({"line": line, "handovers": Handovers(reader.redis).list(line, lo, hi)}))
+
+    @bp.put("/lines/<line>/handovers/<shift_start>")
+    @guarded
+    @requires(Action.HANDOVER_WRITE)
+    def put_handover(line: str, shift_start: str, who: Principal) -> Any:
+        data = body()
+        return jsonify(_safe(handover_note(get_reader(), who, line, shift_start, data.get("note"),
+                                           data.get("open_issues"), auth().clock())))
+
+    @bp.post("/lines/<line>/handovers/<shift_start>/sign")
+    @guarded
+    @requires(Action.HANDOVER_SIGN)
+    def sign_handover(line: str, shift_start: str, who: Principal) -> Any:
+        return jsonify(_safe(handover_sign(get_reader(), who, line, shift_start, auth().clock())))
+
+    @bp.post("/lines/<line>/handovers/<shift_start>/acknowledge")
+    @guarded
+    @requires(Action.HANDOVER_SIGN)
+    def acknowledge_handover(line: str, shift_start: str, who: Principal) -> Any:
+        return jsonify(_safe(handover_acknowledge(get_reader(), who, line, shift_start, auth().clock())))
+
+    @bp.get("/audit")
+    @guarded
+    def audit() -> Any:
+        line = request.args.get("line")
+        result = check(Action.READ_AUDIT, line, write=False)
+        if isinstance(result, Response):
+            return result
+        reader, now = get_reader(), auth().clock()
+        if line is not None:
+            reader.line(line)
+        start = request.args.get("start")
+        end = request.args.get("end")
+        lo = parse_time("start", start) if start else now - 86400
+        hi = parse_time("end", end) if end else now + 1
+        every = [ln.id for ln in reader.plant.lines]
+        if line is not None:
+            lines: set[str] | None = {line}
+        elif result.role == Role.ADMIN:
+            lines = None  # everything, logins and user changes included
+        else:
+            lines = set(result.visible_lines(every))
+        return jsonify(_safe({"entries": auth().audit.query(lo, hi, lines)}))
+
+    @bp.get("/users")
+    @guarded
+    @requires(Action.MANAGE_USERS, None)
+    def list_users(who: Principal) -> Any:
+        return jsonify({"users": [u.public() for u in auth().users.list()]})
+
+    @bp.post("/users")
+    @guarded
+    @requires(Action.MANAGE_USERS, None)
+    def add_user(who: Principal) -> Any:
+        data = body()
+        try:
+            user = auth().users.add(str(data.get("name") or ""), str(data.get("role") or ""),
+                                    str(data.get("lines") or ""), str(data.get("password") or ""))
+        except UserError as exc:
+            raise OpError(400, str(exc)) from None
+        auth().record(who, "user_add", target=user.name, after=user.public())
+        return jsonify(user.public()), 201
+
+    @bp.patch("/users/<name>")
+    @guarded
+    @requires(Action.MANAGE_USERS, None)
+    def change_user(name: str, who: Principal) -> Any:
+        data = body()
+        users = auth().users
+        before = users.get(name)
+        if before is None:
+            raise OpError(404, f"no user {name}")
+        try:
+            if "disabled" in data:
+                users.set_disabled(name, bool(data["disabled"]))
+            if "password" in data:
+                users.set_password(name, str(data["password"]))
+        except UserError as exc:
+            raise OpError(400, str(exc)) from None
+        after = users.get(name)
+        assert after is not None
+        changed = {**after.public(), "password_changed": "password" in data}
+        auth().record(who, "user_change", target=name, before=before.public(), after=changed)
+        return jsonify(after.public())
+
+    return bp
+
+
+def _safe(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_safe(v) for v in value]
+    return value
+
+
+def install_operator_loop(server: Any, reader: Any, plant: Any, clock: Callable[[], float], data_dir: Any,
+                          env: dict[str, str] | None = None) -> None:
+    """Login, sessions, the write endpoints and (with ``REQUIRE_LOGIN``) the login gate on
+    the dashboard's Flask server. ``env``: ``SECRET_KEY``, ``REQUIRE_LOGIN=1``,
+    ``SESSION_COOKIE_SECURE=1`` (behind TLS). A reader without Redis (tests' samples)
+    gets none of it."""
+    import os
+    from pathlib import Path
+
+    from api import auth as api_auth
+
+    if getattr(reader, "redis", None) is None:
+        return
+    env = dict(os.environ) if env is None else env
+    the_auth = api_auth.Auth(reader.redis, plant, clock, require_login=_flag(env.get("REQUIRE_LOGIN")))
+    secret = api_auth.secret_key(Path(data_dir), env)
+    api_auth.install(server, the_auth, secret, secure_cookies=_flag(env.get("SESSION_COOKIE_SECURE")))
+    server.register_blueprint(create_writes_blueprint(lambda: reader))
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")

@@ -1,0 +1,182 @@
+"""Human classifications of stops: a reason (and comment) set by a person overrides the
+PLC's, and a stop may be split at a time into two reasons.
+
+Pure. A stop is named by a stable id derived from (line, machine, start in ms): the
+stop records the worker writes keep their start, so a classification made today still
+applies when last month's window is asked for again. ``apply`` turns the PLC's stops
+into the stops every figure is computed from (``domain.downtime``, ``domain.kpi``):
+the human reason replaces the PLC's in the ``reason`` field, so the Pareto, the loss
+categories, availability and the shift table all re-file the stop at once, for any
+window; the PLC's code stays on the record (``plc_reason``) so screens show both.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from domain.downtime import PlannedIndex, claimed_spans, classify_stop, stop_end
+from domain.plant import Line, Plant, Reason
+from domain.timeline import Stop
+
+SEP = "~"
+MAX_COMMENT = 500
+
+
+def stop_id(line: str, machine: str, start: float) -> str:
+    """Stable id of a stop: ``<line>~<machine>~<start ms>`` (ids use only [A-Za-z0-9_.-])."""
+    return f"{line}{SEP}{machine}{SEP}{round(start * 1000)}"
+
+
+def parse_stop_id(text: str) -> tuple[str, str, float] | None:
+    parts = text.split(SEP)
+    if len(parts) != 3 or not parts[0] or not parts[1] or not parts[2].isdigit() or len(parts[2]) > 16:
+        return None
+    return parts[0], parts[1], int(parts[2]) / 1000.0
+
+
+@dataclass(frozen=True, slots=True)
+class Classification:
+    """What a person said about one stop: ``reason`` from its start, then each split
+    ``(at, reason)`` from ``at`` on (times epoch s, increasing)."""
+
+    reason: int
+    comment: str = ""
+    by: str = ""
+    at: float = 0.0
+    splits: tuple[tuple[float, int], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"reason": self.reason, "comment": self.comment, "by": self.by, "at": self.at,
+                "splits": [[t, r] for t, r in self.splits]}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Classification:
+        splits = tuple((float(t), int(r)) for t, r in data.get("splits") or ())
+        return cls(int(data["reason"]), str(data.get("comment") or ""), str(data.get("by") or ""),
+                   float(data.get("at") or 0.0), splits)
+
+
+@dataclass(frozen=True, slots=True)
+class ClassifiedStop(Stop):
+    """A stop as the figures use it, with what the PLC said and who classified it."""
+
+    plc_reason: int = 0
+    stop_id: str = ""
+    comment: str = ""
+    classified_by: str = ""
+    piece: int = 0  # 0, or 1, 2, ... for the parts of a split stop
+
+
+def apply(stops: Iterable[Stop], classifications: Mapping[str, Classification]) -> list[Stop]:
+    """The stops with human classifications applied (unclassified ones unchanged, as
+    ``ClassifiedStop`` so every stop carries its id and PLC code)."""
+    out: list[Stop] = []
+    for stop in stops:
+        sid = stop_id(stop.line, stop.machine, stop.start)
+        cls = classifications.get(sid)
+        if cls is None:
+            out.append(ClassifiedStop(stop.line, stop.machine, stop.start, stop.end, stop.state, stop.reason,
+                                      plc_reason=stop.reason, stop_id=sid))
+            continue
+        out.extend(_pieces(stop, sid, cls))
+    return out
+
+
+def _pieces(stop: Stop, sid: str, cls: Classification) -> list[Stop]:
+    cuts = [(t, r) for t, r in cls.splits if t > stop.start and (stop.end is None or t < stop.end)]
+    bounds = [(stop.start, cls.reason), *cuts]
+    out: list[Stop] = []
+    for i, (a, reason) in enumerate(bounds):
+        b = bounds[i + 1][0] if i + 1 < len(bounds) else stop.end
+        out.append(ClassifiedStop(stop.line, stop.machine, a, b, stop.state, reason, plc_reason=stop.reason,
+                                  stop_id=sid, comment=cls.comment, classified_by=cls.by,
+                                  piece=i + 1 if cuts else 0))
+    return out
+
+
+def reason_choices(plant: Plant, line: Line) -> dict[int, Reason]:
+    """The reasons a person may pick on ``line``: its own list, else the plant's."""
+    codes = line.reasons if line.reasons is not None else sorted(plant.reasons)
+    return {code: plant.reasons[code] for code in codes if code in plant.reasons}
+
+
+def grouped_choices(plant: Plant, line: Line) -> dict[str, list[tuple[int, str]]]:
+    """The line's reasons grouped by loss category (for pickers), codes in order."""
+    out: dict[str, list[tuple[int, str]]] = {}
+    for code, reason in sorted(reason_choices(plant, line).items()):
+        out.setdefault(str(reason.category), []).append((code, reason.text))
+    return out
+
+
+def check_reason(plant: Plant, line: Line, reason: object) -> str | None:
+    """None if ``reason`` may be chosen on ``line``, else what is wrong."""
+    if isinstance(reason, bool) or not isinstance(reason, int):
+        return "reason: a reason code (integer) is required"
+    if reason not in reason_choices(plant, line):
+        return f"reason: {reason} is not in line {line.id}'s reason list"
+    return None
+
+
+def check_comment(comment: object) -> str | None:
+    if comment is None:
+        return None
+    if not isinstance(comment, str):
+        return "comment: text is required"
+    if len(comment) > MAX_COMMENT:
+        return f"comment: at most {MAX_COMMENT} characters"
+    if any(ord(ch) < 32 and ch not in "\n\t" for ch in comment):
+        return "comment: control characters are not allowed"
+    return None
+
+
+def check_split(stop: Stop, at: float, now: float) -> str | None:
+    """A split time must lie strictly inside the stop (an ongoing one: before now)."""
+    end = stop_end(stop, now)
+    if not math.isfinite(at) or not stop.start < at < end:
+        return "at: the split time must lie inside the stop"
+    return None
+
+
+@dataclass(slots=True)
+class Coverage:
+    """Untagged coverage: the share of unplanned down time (availability losses) whose
+    stop has a reason (from the PLC or a person). None without down time."""
+
+    down_s: float = 0.0
+    tagged_s: float = 0.0
+    untagged_stops: int = 0
+    machines: set[str] = field(default_factory=set)
+
+    @property
+    def share(self) -> float | None:
+        return self.tagged_s / self.down_s if self.down_s > 0 else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"untagged_coverage": self.share, "tagged_down_s": self.tagged_s, "untagged_down_s":
+                self.down_s - self.tagged_s, "untagged_stops": self.untagged_stops}
+
+
+def coverage(stops: Sequence[Stop], plant: Plant, start: float, end: float, now: float) -> Coverage:
+    """Down time in [start, min(end, now)) inside planned operation time, by tagged or not
+    (the same clipping as the downtime report's ``lost_s``)."""
+    edge = min(end, now)
+    out = Coverage()
+    if edge <= start:
+        return out
+    planned = PlannedIndex(plant, start, edge)
+    for stop, span in claimed_spans(stops, start, edge, now):
+        cls = classify_stop(stop, plant, now)
+        if not cls.is_availability_loss:
+            continue
+        lost = planned.seconds(*span)
+        if lost <= 0:
+            continue
+        out.down_s += lost
+        if stop.reason:
+            out.tagged_s += lost
+        else:
+            out.untagged_stops += 1
+    return out

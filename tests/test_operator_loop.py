@@ -1,0 +1,204 @@
+"""The operator loop end to end against a real Redis and the real rollup worker: a person's
+classification re-files a past stop in every figure (Pareto, loss categories, shift
+table, API, CSV), a split divides a stop between two reasons, untagged coverage, the
+stops list with stable ids, handovers. Hand-computed numbers: tests/operator_support.py."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import redis
+
+from components import downtime_panel, oee_panel
+from domain import calendar
+from domain.plant import Plant
+from store.reader import PlantReader
+from tests.operator_support import (
+    FAULT_ID,
+    IDLE,
+    IDLE_ID,
+    NOW,
+    PAST,
+    T,
+    add_users,
+    login,
+    make_app,
+    operator_plant,
+    seed,
+)
+
+
+@pytest.fixture
+def plant() -> Plant:
+    return operator_plant()
+
+
+@pytest.fixture
+def env(redis_client: redis.Redis, plant: Plant, redis_url: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
+    reader = seed(redis_client, plant)
+    app = make_app(reader, plant, tmp_path, redis_url)
+    tokens = add_users(redis_client, plant)
+    yield {"reader": reader, "client": app.server.test_client(), "tokens": tokens}
+
+
+def _pareto(reader: PlantReader) -> dict[str, float]:
+    report = reader.downtime("L1", *PAST, NOW)
+    return {row["group"]: row["duration_s"] for row in report["pareto"]["by_duration"]}
+
+
+def _shift_rows(reader: PlantReader, plant: Plant) -> list[dict[str, Any]]:
+    from zoneinfo import ZoneInfo
+
+    shifts = calendar.shifts_overlapping(plant.shifts, ZoneInfo(plant.timezone), *PAST)
+    return oee_panel.shift_rows([(s, reader.line_kpis("L1", max(s.start, PAST[0]), min(s.end, PAST[1]), NOW))
+                                 for s in shifts])
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_before_any_classification_the_plc_reasons_count(env: dict[str, Any]) -> None:
+    reader = env["reader"]
+    assert _pareto(reader) == {"no_reason": 600.0, "1": 300.0}
+    kpis = reader.line_kpis("L1", *PAST, NOW)
+    assert kpis["losses"]["unexplained"] == 600.0 and kpis["losses"]["equipment_failure"] == 300.0
+    assert kpis["untagged_coverage"] == pytest.approx(300 / 900)
+    assert kpis["untagged_stops"] == 1
+
+
+def test_a_classification_refiles_a_past_stop_everywhere(env: dict[str, Any], plant: Plant) -> None:
+    reader, client = env["reader"], env["client"]
+    rows_before = _shift_rows(reader, plant)
+    operator = _bearer(env["tokens"]["operator", "L1"])
+    answer = client.put(f"/api/lines/L1/stops/{IDLE_ID}/classification", headers=operator,
+                        json={"reason": 3, "comment": "no blanks from the press"})
+    assert answer.status_code == 200, answer.get_json()
+    assert answer.get_json()["plc_reason"] == 0 and answer.get_json()["reason"] == 3
+    # the reader's figures, a past window
+    assert _pareto(reader) == {"3": 600.0, "1": 300.0}
+    kpis = reader.line_kpis("L1", *PAST, NOW)
+    assert kpis["losses"]["starved_blocked"] == 600.0 and kpis["losses"]["unexplained"] == 0.0
+    assert kpis["down_s"] == 900.0  # re-filed, not added
+    assert kpis["untagged_coverage"] == 1.0 and kpis["untagged_stops"] == 0
+    # the shift table: same down time, same availability (starved is still an availability loss)
+    rows_after = _shift_rows(reader, plant)
+    assert [r["down_s"] for r in rows_after] == [r["down_s"] for r in rows_before]
+    # the API
+    api = client.get("/api/lines/L1/downtime", query_string=_iso_window())
+    body = api.get_json()
+    assert {r["group"]: r["duration_s"] for r in body["pareto"]["by_duration"]} == {"3": 600.0, "1": 300.0}
+    event = next(e for e in body["events"] if e["id"] == IDLE_ID)
+    assert (event["reason"], event["plc_reason"], event["category"]) == (3, 0, "starved_blocked")
+    assert event["classified_by"] == "operator-L1" and event["comment"] == "no blanks from the press"
+    api_kpis = client.get("/api/lines/L1/kpis", query_string=_iso_window()).get_json()
+    assert api_kpis["losses"]["starved_blocked"] == 600.0 and api_kpis["untagged_coverage"] == 1.0
+    # the CSVs (stops and shifts) say the same
+    stops = pd.read_csv(io.StringIO(downtime_panel.stops_csv(body["events"], "UTC")))
+    assert stops.loc[stops["start_utc_epoch_s"] == IDLE[0], "category"].tolist() == ["starved_blocked"]
+    shifts = pd.read_csv(io.StringIO(oee_panel.shifts_csv(rows_after)))
+    assert shifts["down_s"].tolist() == [r["down_s"] for r in rows_after]
+
+
+def test_a_planned_reason_moves_the_stop_out_of_availability(env: dict[str, Any], plant: Plant) -> None:
+    """Reason 1 -> a planned reason is not in L1's list; on L2 (plant-wide list) it is."""
+    reader, client, tokens = env["reader"], env["client"], env["tokens"]
+    refused = client.put(f"/api/lines/L1/stops/{IDLE_ID}/classification", headers=_bearer(tokens["operator", "L1"]),
+                         json={"reason": 4})
+    assert refused.status_code == 400 and "not in line L1's reason list" in refused.get_json()["error"]
+    before = reader.line_kpis("L2", *PAST, NOW)
+    sid = f"L2~M9~{round(IDLE[0] * 1000)}"
+    assert client.put(f"/api/lines/L2/stops/{sid}/classification", headers=_bearer(tokens["operator", "L2"]),
+                      json={"reason": 4}).status_code == 200
+    after = reader.line_kpis("L2", *PAST, NOW)
+    assert before["down_s"] == 600.0 and after["down_s"] == 0.0
+    assert after["planned_down_s"] == 600.0
+    assert after["planned_busy_s"] == before["planned_busy_s"] - 600.0
+    assert after["availability"] == 1.0 > before["availability"]
+
+
+def test_a_split_divides_a_stop_between_two_reasons(env: dict[str, Any]) -> None:
+    reader, client = env["reader"], env["client"]
+    at = IDLE[0] + 240
+    answer = client.post(f"/api/lines/L1/stops/{IDLE_ID}/split", headers=_bearer(env["tokens"]["supervisor", "L1"]),
+                         json={"at": at, "before": 1, "after": 2, "comment": "jam, then a changeover"})
+    assert answer.status_code == 200, answer.get_json()
+    assert _pareto(reader) == {"1": 300.0 + 240.0, "2": 360.0}
+    kpis = reader.line_kpis("L1", *PAST, NOW)
+    assert kpis["losses"]["equipment_failure"] == 540.0 and kpis["losses"]["setup_adjustment"] == 360.0
+    pieces = [e for e in reader.downtime("L1", *PAST, NOW)["events"] if e.get("id") == IDLE_ID]
+    assert [(e["start"], e["end"], e["reason"], e["piece"], e["plc_reason"]) for e in pieces] == [
+        (IDLE[0], at, 1, 1, 0), (at, IDLE[1], 2, 2, 0)]
+    for bad in (IDLE[0], IDLE[1], IDLE[1] + 60):
+        supervisor = _bearer(env["tokens"]["supervisor", "L1"])
+        refused = client.post(f"/api/lines/L1/stops/{IDLE_ID}/split", headers=supervisor,
+                              json={"at": bad, "before": 1, "after": 2})
+        assert refused.status_code == 400 and "inside the stop" in refused.get_json()["error"]
+
+
+def test_stops_list_has_stable_ids_and_an_untagged_filter(env: dict[str, Any]) -> None:
+    client = env["client"]
+    every = client.get("/api/lines/L1/stops", query_string=_iso_window()).get_json()
+    assert [e["id"] for e in every["stops"]] == [IDLE_ID, FAULT_ID]
+    untagged = client.get("/api/lines/L1/stops", query_string={**_iso_window(), "untagged": "1"}).get_json()
+    assert [e["id"] for e in untagged["stops"]] == [IDLE_ID]
+    assert untagged["untagged_coverage"] == pytest.approx(1 / 3)
+    reasons = client.get("/api/lines/L1/reasons").get_json()["by_category"]
+    assert reasons == {"equipment_failure": [[1, "Jam"]], "setup_adjustment": [[2, "Changeover"]],
+                       "starved_blocked": [[3, "No material"]], "small_stop": [[5, "Slow feeder"]]}
+
+
+def test_an_operator_may_not_overwrite_someone_elses_classification(env: dict[str, Any]) -> None:
+    client, tokens = env["client"], env["tokens"]
+    url = f"/api/lines/L1/stops/{IDLE_ID}/classification"
+    assert client.put(url, headers=_bearer(tokens["supervisor", "L1"]), json={"reason": 3}).status_code == 200
+    refused = client.put(url, headers=_bearer(tokens["operator", "L1"]), json={"reason": 1})
+    assert refused.status_code == 403 and "edit others" in refused.get_json()["error"]
+    assert env["reader"].classifications.get("L1", IDLE_ID).reason == 3
+
+
+def test_unknown_stops_are_404(env: dict[str, Any]) -> None:
+    client, token = env["client"], env["tokens"]["operator", "L1"]
+    for sid in ("nonsense", f"L1~M1~{round(T * 1000) + 5}", f"L1~NOPE~{round(T * 1000)}", f"L2~M9~{round(T * 1000)}"):
+        answer = client.put(f"/api/lines/L1/stops/{sid}/classification", headers=_bearer(token), json={"reason": 1})
+        assert answer.status_code == 404, sid
+
+
+def test_handover_note_sign_and_acknowledge(env: dict[str, Any]) -> None:
+    client = env["client"]
+    shift_a = str(round(T - 2 * 3600))  # shift A starts at 00:00 UTC
+    csrf = login(client, "supervisor1")
+    note = client.put(f"/api/lines/L1/handovers/{shift_a}", headers={"X-CSRF-Token": csrf},
+                      json={"note": "Press fed late in the 03:00 hour", "open_issues": "check feeder"})
+    assert note.status_code == 200, note.get_json()
+    signed = client.post(f"/api/lines/L1/handovers/{shift_a}/sign", headers={"X-CSRF-Token": csrf})
+    assert signed.status_code == 200
+    frozen = signed.get_json()["figures"]
+    assert frozen["down_s"] == 900.0 and frozen["untagged_coverage"] == pytest.approx(1 / 3)
+    assert client.post(f"/api/lines/L1/handovers/{shift_a}/acknowledge", headers={"X-CSRF-Token": csrf}
+                       ).status_code == 409  # not by the one who signed
+    assert client.put(f"/api/lines/L1/handovers/{shift_a}", headers={"X-CSRF-Token": csrf},
+                      json={"note": "changed"}).status_code == 409  # signed: frozen
+    client.post("/api/logout")
+    csrf = login(client, "supervisor1b")
+    acked = client.post(f"/api/lines/L1/handovers/{shift_a}/acknowledge", headers={"X-CSRF-Token": csrf})
+    assert acked.status_code == 200 and acked.get_json()["acknowledged_by"] == "supervisor1b"
+    history = client.get("/api/lines/L1/handovers", query_string={"start": "2000-01-01T00:00:00Z"}).get_json()
+    assert [(h["signed_by"], h["acknowledged_by"], h["figures"]["down_s"]) for h in history["handovers"]] == [
+        ("supervisor1", "supervisor1b", 900.0)]
+    # a classification after sign-off changes the live figures, not the signed ones
+    client.put(f"/api/lines/L1/stops/{IDLE_ID}/classification", headers={"X-CSRF-Token": csrf}, json={"reason": 3})
+    again = client.get("/api/lines/L1/handovers", query_string={"start": "2000-01-01T00:00:00Z"}).get_json()
+    assert again["handovers"][0]["figures"]["untagged_coverage"] == pytest.approx(1 / 3)
+
+
+def _iso_window() -> dict[str, str]:
+    from datetime import UTC, datetime
+
+    return {"start": datetime.fromtimestamp(PAST[0], UTC).isoformat(),
+            "end": datetime.fromtimestamp(PAST[1], UTC).isoformat()}
