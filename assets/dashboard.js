@@ -41,11 +41,13 @@ function oeeAskHealth(everyMs) {
   var ctrl = window.AbortController ? new AbortController() : null;
   var timer = setTimeout(function () { if (ctrl) { ctrl.abort(); } }, HEALTH_TIMEOUT_MS);
   fetch(base + 'api/health', {cache: 'no-store', signal: ctrl ? ctrl.signal : undefined})
-    .then(function (r) { return r.json(); })
+    .then(function (r) {
+      return r.json().catch(function () { return {}; }).then(function (h) { h.status = r.status; return h; });
+    })
     .then(function (h) {
       oeeHealth.answered = Date.now();
       oeeHealth.ok = true;
-      oeeHealth.dbDown = !(h.redis && h.redis.ok);
+      oeeHealth.dbDown = h.redis ? h.redis.ok === false : h.status >= 500;
       var lags = (h.lines || []).map(function (l) {
         var w = l.worker || {};
         return Math.max(w.closed_lag_s || 0, w.undelivered_s || 0);
