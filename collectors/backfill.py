@@ -40,6 +40,7 @@ from collectors.mapping import GOOD, bindings_for, coerce
 from domain.contract import FIELDS, encode_event, encode_live, events_key, live_key
 from domain.model import Event, Signal
 from domain.plant import Plant
+from store.clients import node_client
 
 log = logging.getLogger(__name__)
 
@@ -192,8 +193,9 @@ def write_line_events(redis_client: redis.Redis, plant: Plant, line_id: str, eve
     for event in events:
         field, value = encode_live(event)
         latest[field] = value
-    xadd = redis_client.register_script(_XADD_SCRIPT)
-    with redis_client.pipeline(transaction=False) as pipe:
+    node = node_client(redis_client, stream)  # the line's node, for a Redis Cluster
+    xadd = node.register_script(_XADD_SCRIPT)
+    with node.pipeline(transaction=False) as pipe:
         for i in range(0, len(events), CHUNK_EVENTS):
             chunk = [[entry_id, *encode_event(event).values()]
                      for entry_id, event in zip(ids[i:i + CHUNK_EVENTS], events[i:i + CHUNK_EVENTS], strict=True)]

@@ -42,6 +42,7 @@ import redis
 from domain import contract
 from domain.model import Event
 from domain.plant import Plant
+from store.clients import is_cluster
 from store.line_worker import (
     LineBatch,
     LineWorker,
@@ -237,15 +238,23 @@ class RollupWorker:
         streams = {contract.events_key(line): ("0" if self.lines[line].read_pending else ">") for line in lines}
         pending = any(v == "0" for v in streams.values())
         block = None if pending or block_ms <= 0 else block_ms
+        if is_cluster(self.redis):  # each line is in its own hash slot: one stream per command
+            return self._read_each(streams, block)
         reply: Any = self.redis.xreadgroup(self.options.group, self.options.consumer, streams,  # type: ignore[arg-type]
                                            count=self.options.batch_count, block=block)
-        by_stream: Any = reply.items() if isinstance(reply, dict) else (reply or [])
+        return _entries_by_line(reply)
+
+    def _read_each(self, streams: dict[str, str], block: int | None) -> dict[
+            str, list[tuple[str, dict[bytes, bytes] | None]]]:
+        """Reads line by line without blocking; when nothing came, waits a little (up to
+        ``block``, at most 100 ms: a blocking read on one line would hold up the others)."""
         out: dict[str, list[tuple[str, dict[bytes, bytes] | None]]] = {}
-        for stream, entries in by_stream:
-            line_id = _line_of_stream(_text(stream))
-            if entries and isinstance(entries[0], list):
-                entries = entries[0]  # the RESP3 shape wraps the entries once more
-            out[line_id] = [(_text(entry_id), fields) for entry_id, fields in entries or [] if entry_id is not None]
+        for stream, position in streams.items():
+            reply: Any = self.redis.xreadgroup(self.options.group, self.options.consumer, {stream: position},
+                                               count=self.options.batch_count)
+            out.update(_entries_by_line(reply))
+        if block and not any(out.values()):
+            time.sleep(min(block, 100) / 1000.0)
         return out
 
     def _process_line(self, worker: LineWorker, entries: list[tuple[str, dict[bytes, bytes] | None]],
@@ -372,6 +381,17 @@ def apply_retention(redis_client: redis.Redis, plant: Plant, now: float) -> None
 
 def _iso(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def _entries_by_line(reply: Any) -> dict[str, list[tuple[str, dict[bytes, bytes] | None]]]:
+    by_stream: Any = reply.items() if isinstance(reply, dict) else (reply or [])
+    out: dict[str, list[tuple[str, dict[bytes, bytes] | None]]] = {}
+    for stream, entries in by_stream:
+        line_id = _line_of_stream(_text(stream))
+        if entries and isinstance(entries[0], list):
+            entries = entries[0]  # the RESP3 shape wraps the entries once more
+        out[line_id] = [(_text(entry_id), fields) for entry_id, fields in entries or [] if entry_id is not None]
+    return out
 
 
 def _line_of_stream(stream: str) -> str:

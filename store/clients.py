@@ -1,0 +1,96 @@
+"""The one place Redis clients are made: a plain server or a Redis Cluster, with timeouts
+per role.
+
+``REDIS_URL`` may point at a single server (``redis://``, ``rediss://``) or at any node of
+a Redis Cluster: ``redis+cluster://host:port/`` (``rediss+cluster://`` with TLS) says so
+explicitly; a plain URL whose server answers ``cluster_enabled:1`` is taken as a cluster
+node too. Every key of a line carries the line as a hash tag (``plant:{<line>}:...``), so a
+line lives in one hash slot: the collector's scripts and pipelines, the worker's
+transactions and the readers' pipelines never span slots within a line.
+
+Roles: ``screen`` (the dashboard and API: short timeouts, one quick retry, so an outage
+shows as "no data" at once), ``worker`` and ``collector`` (longer timeouts: a slow reply is
+better than a retried write).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
+from redis.backoff import ExponentialBackoff
+from redis.cluster import RedisCluster
+from redis.retry import Retry
+
+log = logging.getLogger(__name__)
+
+Role = Literal["screen", "worker", "collector", "tool"]
+CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+
+_TIMEOUTS: dict[str, dict[str, Any]] = {
+    "screen": {"socket_timeout": 2.0, "socket_connect_timeout": 2.0},
+    "worker": {"socket_timeout": 30.0, "socket_connect_timeout": 5.0},
+    "collector": {"socket_timeout": 10.0, "socket_connect_timeout": 5.0},
+    "tool": {"socket_timeout": 10.0, "socket_connect_timeout": 5.0},
+}
+
+
+def is_cluster_url(url: str) -> bool:
+    return urlsplit(url).scheme in CLUSTER_SCHEMES
+
+
+def plain_url(url: str) -> str:
+    """The URL with a ``+cluster`` scheme turned into the ordinary one."""
+    parts = urlsplit(url)
+    scheme = CLUSTER_SCHEMES.get(parts.scheme, parts.scheme)
+    return urlunsplit((scheme, *parts[1:]))
+
+
+def _cluster_enabled(url: str, options: dict[str, Any]) -> bool:
+    probe = redis.Redis.from_url(url, **options)
+    try:
+        return bool(probe.info("cluster").get("cluster_enabled"))
+    except redis.ResponseError:  # INFO refused (ACL): assume a single server
+        return False
+    finally:
+        probe.close()
+
+
+def connect(url: str, role: Role = "tool", **extra: Any) -> Any:
+    """A client for ``url``: ``redis.Redis`` or ``redis.cluster.RedisCluster``.
+
+    The cluster is detected from the scheme, or from the server when ``detect`` is true
+    (the default; it needs the server up: a part that starts before Redis passes
+    ``detect=False`` and uses the scheme alone)."""
+    detect = extra.pop("detect", True)
+    options: dict[str, Any] = {**_TIMEOUTS[role], **extra}
+    if role == "screen":
+        options.setdefault("retry", Retry(ExponentialBackoff(cap=0.2, base=0.05), 1))
+    plain = plain_url(url)
+    cluster = is_cluster_url(url)
+    if not cluster and detect:
+        try:
+            cluster = _cluster_enabled(plain, options)
+        except redis.RedisError:
+            cluster = False
+    if cluster:
+        options.pop("health_check_interval", None)
+        log.info("Redis Cluster at %s", urlsplit(plain).hostname)
+        return RedisCluster.from_url(plain, **options)
+    return redis.Redis.from_url(plain, **options)
+
+
+def is_cluster(client: Any) -> bool:
+    return isinstance(client, RedisCluster)
+
+
+def node_client(client: Any, key: str) -> Any:
+    """The client to pipeline scripts on for ``key``'s hash slot: for a cluster, the plain
+    client of the master holding the slot (redis-py's cluster pipeline refuses EVALSHA;
+    every key of a line shares one slot, so a line's script batch runs on one node); for a
+    single server, the client itself."""
+    if not is_cluster(client):
+        return client
+    return client.get_redis_connection(client.get_node_from_key(key))
