@@ -60,18 +60,12 @@ def _settings(args: argparse.Namespace) -> Any:
 
 
 def _redis_client(url: str, *, interactive: bool = False) -> Any:
-    """A Redis client. ``interactive`` (the dashboard and API): short timeouts and one quick
-    retry, so a Redis outage shows as "no data" within seconds instead of hanging screens."""
-    import redis
+    """A Redis client (a single server or a Redis Cluster: ``store.clients``).
+    ``interactive`` (the dashboard and API): short timeouts and one quick retry, so a Redis
+    outage shows as "no data" within seconds instead of hanging screens."""
+    from store.clients import connect
 
-    if not interactive:
-        return redis.Redis.from_url(url, health_check_interval=30)
-    from redis.backoff import NoBackoff
-    from redis.retry import Retry
-
-    return redis.Redis.from_url(
-        url, socket_timeout=2.0, socket_connect_timeout=1.0, retry=Retry(NoBackoff(), 1), health_check_interval=30
-    )
+    return connect(url, "screen" if interactive else "worker", health_check_interval=30)
 
 
 def check_at_start(redis_url: str | None, part: str) -> None:
