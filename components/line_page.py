@@ -11,7 +11,7 @@ from typing import Any
 import dash_bootstrap_components as dbc
 from dash import ALL, Input, Output, callback, dcc, html
 
-from components import downtime_panel, energy_panel, oee_panel, ranges
+from components import alerts_panel, downtime_panel, energy_panel, oee_panel, ranges
 from components.i18n import _, local
 from components.overview import LINE_LINK, nav
 from domain.plant import Plant
@@ -38,6 +38,7 @@ def layout(plant: Plant, line: str, query: dict[str, str]) -> html.Div:
                     for m in cfg.machines
                 ]),
             ]),
+            alerts_panel.alert_list(line),
             ranges.layout(query, plant.timezone),
             oee_panel.layout(line),
             downtime_panel.layout(line, query.get(downtime_panel.REASON_PARAM)),

@@ -13,7 +13,7 @@ import dash_bootstrap_components as dbc
 from dash import ALL, ClientsideFunction, Input, Output, State, callback, clientside_callback, ctx, dcc, html
 from dash.exceptions import PreventUpdate
 
-from components import data, i18n, theme
+from components import alerts_panel, data, i18n, theme
 from components.i18n import _, local
 from components.wall import OFFLINE_AFTER_MS, REFRESH_MS, apq_keys
 from domain.plant import Line, Plant
@@ -123,6 +123,7 @@ def layout(plant: Plant, **_query: Any) -> html.Div:
             ]),
             html.Div(id=BANNER, className="wall-banner d-none"),
             dbc.Row([card(ln) for ln in plant.lines]),
+            alerts_panel.alert_list(None),
         ]),
     ])
 

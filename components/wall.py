@@ -16,7 +16,7 @@ from typing import Any
 from dash import ALL, ClientsideFunction, Input, Output, State, callback, clientside_callback, ctx, dcc, html
 from dash.exceptions import PreventUpdate
 
-from components import data, theme
+from components import alerts_panel, data, theme
 from components.i18n import _, local
 from components.live import POOR_PERFORMANCE
 from domain.plant import Line, Plant
@@ -132,6 +132,7 @@ def layout(plant: Plant, line: str | None = None, rotate: str | None = None, **_
                 html.Span(id=CLOCK, className="wall-clock"),
             ]),
             html.Div(id=BANNER, className="wall-banner d-none"),
+            alerts_panel.wall_alerts([ln.id for ln in lines if ln], sound=_query.get("sound") == "1"),
             html.Main([tile(ln) for ln in lines if ln],
                       className=f"wall-grid {'wall-single' if single else f'wall-rows-{len(lines)}'}"),
             *([strip([ln for ln in lines if ln])] if rotate_s > 0 else []),

@@ -1,0 +1,150 @@
+"""Alerts on the screens (README "Alerts").
+
+* The wall (``wall_alerts``): every open alert of the wall's lines as a line of text; an
+  unacknowledged urgent one flashes (CSS ``alert-flash``: one flash per second, below
+  the 3 per second of WCAG 2.3.1 and the 2 the issue allows). ``?sound=1`` on the wall's
+  URL beeps while one flashes (``assets/alerts.js``; a kiosk browser must allow autoplay:
+  Chromium ``--autoplay-policy=no-user-gesture-required``).
+* The overview and line pages (``alert_list``): open and recent alerts with an
+  Acknowledge button; who may acknowledge is ``api.alerts.may_acknowledge``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from dash import ALL, Input, Output, State, callback, ctx, dcc, html
+from redis.exceptions import RedisError
+
+from api.alerts import Refused, acknowledge
+from components import data
+from store.alerts import AlertStore
+
+log = logging.getLogger(__name__)
+
+WALL = "alerts-wall"
+WALL_TICK = "alerts-wall-tick"
+WALL_LINES = "alerts-wall-lines"
+LIST = "alerts-list"
+LIST_TICK = "alerts-list-tick"
+LIST_LINE = "alerts-list-line"
+COMMENT = "alerts-comment"
+MESSAGE = "alerts-message"
+ACK = "alert-ack"  # {"type": ACK, "id": alert id}
+
+WALL_REFRESH_MS = 2000
+LIST_REFRESH_MS = 5000
+RECENT_S = 12 * 3600.0  # the list shows alerts of the last 12 h besides the open ones
+LIST_MAX = 30
+
+
+def _store() -> AlertStore:
+    return AlertStore(data.reader().redis)
+
+
+def _alerts(lines: list[str] | None, *, open_only: bool, now: float) -> list[dict[str, Any]]:
+    items = _store().history(now - RECENT_S, now, open_only=open_only)
+    return [a for a in items if lines is None or a["line"] in lines]
+
+
+# --- the wall -------------------------------------------------------------------------------
+
+def wall_alerts(lines: list[str], sound: bool = False) -> html.Div:
+    return html.Div([
+        dcc.Interval(id=WALL_TICK, interval=WALL_REFRESH_MS),
+        dcc.Store(id=WALL_LINES, data=lines),
+        html.Div(id=WALL, className="wall-alerts d-none", **{"data-sound": "1" if sound else "0"}),
+    ])
+
+
+def wall_items(alerts: list[dict[str, Any]]) -> tuple[list[Any], str]:
+    """The wall's alert lines and its class (pure): flashing while an urgent alert waits
+    for an acknowledgement."""
+    shown = [a for a in alerts if a["cleared_at"] is None and a["severity"] != "info"]
+    if not shown:
+        return [], "wall-alerts d-none"
+    items = [html.Div([html.Span(a["line"], className="wall-alert-line"), html.Span(a["text"])],
+                      className=f"wall-alert wall-alert-{a['severity']}" + (" alert-flash" if a["flashing"] else ""))
+             for a in shown]
+    flashing = any(a["flashing"] for a in shown)
+    return items, "wall-alerts" + (" wall-alerts-flashing" if flashing else "")
+
+
+@callback(Output(WALL, "children"), Output(WALL, "className"), Input(WALL_TICK, "n_intervals"),
+          State(WALL_LINES, "data"))
+def wall_refresh(_n: int | None, lines: list[str] | None) -> tuple[Any, str]:
+    try:
+        return wall_items(_alerts(lines, open_only=True, now=data.now()))
+    except (RedisError, OSError) as exc:
+        log.warning("wall alerts: %s", exc)
+        return [], "wall-alerts d-none"
+
+
+# --- the list with acknowledge buttons ------------------------------------------------------
+
+def alert_list(line: str | None) -> html.Section:
+    return html.Section(className="alerts-panel mb-3", children=[
+        dcc.Interval(id=LIST_TICK, interval=LIST_REFRESH_MS),
+        dcc.Store(id=LIST_LINE, data=line),
+        html.H2("Alerts", className="h5 mb-2"),
+        html.Div(id=LIST, className="alerts-list"),
+        dcc.Input(id=COMMENT, type="text", placeholder="Comment (optional)", maxLength=500,
+                  className="form-control form-control-sm alerts-comment"),
+        html.Div(id=MESSAGE, className="alerts-message", role="status"),
+    ])
+
+
+def _when(ts: float | None) -> str:
+    return "" if ts is None else time.strftime("%H:%M", time.localtime(ts))
+
+
+def list_items(alerts: list[dict[str, Any]]) -> list[Any]:
+    """Rows: severity, text, raised, state; an Acknowledge button on open unacknowledged ones (pure)."""
+    if not alerts:
+        return [html.P("No alerts in the last 12 hours.", className="text-body-secondary mb-2")]
+    rows = []
+    for a in alerts[:LIST_MAX]:
+        ack = a.get("ack")
+        if a["late"]:
+            state = "late data, not sent"
+        elif a["cleared_at"] is not None:
+            state = f"cleared {_when(a['cleared_at'])}"
+        else:
+            state = "open"
+        if ack:
+            state += f" · acknowledged by {ack['by']} {_when(ack['at'])}" + (
+                f": {ack['comment']}" if ack.get("comment") else "")
+        button = (html.Button("Acknowledge", id={"type": ACK, "id": a["id"]}, n_clicks=0,
+                              className="btn btn-outline-dark btn-sm alerts-ack")
+                  if a["cleared_at"] is None and not ack and not a["late"] else None)
+        rows.append(html.Div(className=f"alerts-row alerts-{a['severity']}" + (" alert-flash" if a["flashing"] else ""),
+                             children=[html.Span(a["severity"], className="alerts-severity"),
+                                       html.Span(a["text"], className="alerts-text"),
+                                       html.Span(f"{_when(a['raised_at'])} · {state}", className="alerts-state"),
+                                       button]))
+    return rows
+
+
+@callback(Output(LIST, "children"), Output(MESSAGE, "children"), Input(LIST_TICK, "n_intervals"),
+          Input({"type": ACK, "id": ALL}, "n_clicks"), State(LIST_LINE, "data"), State(COMMENT, "value"))
+def list_refresh(_n: int | None, _clicks: list[int | None], line: str | None, comment: str | None
+                 ) -> tuple[Any, str]:
+    message = ""
+    now = data.now()
+    trigger = ctx.triggered_id
+    clicked = isinstance(trigger, dict) and trigger.get("type") == ACK and any(
+        t.get("value") for t in ctx.triggered)
+    try:
+        if clicked:
+            assert isinstance(trigger, dict)
+            try:
+                ack = acknowledge(_store(), str(trigger["id"]), comment or "", now, from_page=True)
+                message = f"Acknowledged by {ack['by']}."
+            except Refused as exc:
+                message = exc.message
+        return list_items(_alerts([line] if line else None, open_only=False, now=now)), message
+    except (RedisError, OSError) as exc:
+        log.warning("alert list: %s", exc)
+        return [html.P("Alerts cannot be read right now.", className="text-body-secondary")], message
