@@ -27,7 +27,8 @@ Per endpoint (all endpoints concurrently, in an ``asyncio.TaskGroup``):
   live hash ("last data", "since"); initial values after subscribing carry the time of
   their node's last change and may be old (an idle machine's state, weeks unchanged);
 * on a lost connection: reconnect with capped exponential backoff and subscribe again,
-  logging the loss and the recovery once each (one WARNING line each, no traceback);
+  logging the loss once (WARNING; with ``quiet_asyncua_logging`` at the entry point, no
+  asyncua traceback) and the recovery once (INFO);
 * a watchdog rebuilds a subscription that went silent (no data and no keep-alive for
   ``watchdog_factor`` keep-alive intervals); if that fails, the session is rebuilt.
 
@@ -220,7 +221,7 @@ class EndpointCollector:
 
     def _up(self, subscribed: int) -> None:
         if self._outage_since is not None:
-            log.warning("endpoint %s (%s): reconnected after %.1f s (%d attempts), %d nodes subscribed",
+            log.info("endpoint %s (%s): reconnected after %.1f s (%d attempts), %d nodes subscribed",
                         self.name, self.endpoint.url, time.monotonic() - self._outage_since, self._attempts, subscribed)
         else:
             log.info("endpoint %s (%s): connected, %d nodes subscribed", self.name, self.endpoint.url, subscribed)
