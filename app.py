@@ -93,9 +93,6 @@ def create_dash(settings: Any) -> Any:
     from api.alerts import create_alerts_blueprint  # issue 12: alert history and acknowledgement
 
     app.server.register_blueprint(create_alerts_blueprint(app.server.config["PLANT_READER"]))
-    from api.alerts import create_alerts_blueprint  # issue 12: alert history and acknowledgement
-
-    app.server.register_blueprint(create_alerts_blueprint(app.server.config["PLANT_READER"]))
     return app
 
 
