@@ -156,6 +156,10 @@ async def _wait_for_endpoints(plant: Any, timeout_s: float) -> None:
                 await asyncio.sleep(0.2)
 
 
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
 def _run_quietly(coro: Coroutine[Any, Any, Any]) -> int:
     """asyncio.run that ends on Ctrl-C without a traceback (cancellation shuts the parts down)."""
     with contextlib.suppress(KeyboardInterrupt):
@@ -243,6 +247,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         embedded = EmbeddedRedis(settings.data_dir / "redis")
         settings = replace(settings, redis_url=embedded.start())
     check_at_start(settings.redis_url, "collector, rollup worker and dashboard")
+    signal.signal(signal.SIGTERM, _interrupt)  # stop as on Ctrl-C: the worker's process too
     stoppers: list[Callable[[], None]] = []
     try:
         history = None if args.no_simulator else _demo_history(settings, args.history_hours, args.seed)

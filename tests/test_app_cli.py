@@ -63,3 +63,51 @@ def test_dashboard_says_it_is_running_once(redis_url: str, tmp_path: Path) -> No
             proc.wait(30)
     text = log.read_text()
     assert text.count("Dash is running") == 1, text
+
+
+def children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def test_sigterm_stops_the_demo_and_its_worker_process(tmp_path: Path) -> None:
+    """The rollup worker runs in its own process under ``python app.py``: a SIGTERM to
+    the demo (systemd, docker stop) must not leave it behind."""
+    import signal
+
+    import yaml
+
+    from config.loader import DEMO_PLANT
+
+    raw = yaml.safe_load(DEMO_PLANT.read_text(encoding="utf-8"))
+    for endpoint in raw["endpoints"].values():
+        endpoint["url"] = f"opc.tcp://127.0.0.1:{free_port()}/test/"  # another demo may hold 4840
+    plant = tmp_path / "plant.yaml"
+    plant.write_text(yaml.safe_dump(raw, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    log = tmp_path / "app.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--plant", str(plant), "--port",
+                                 str(free_port()), "--data-dir", str(tmp_path / "var"), "--history-hours", "0"],
+                                stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+        try:
+            deadline = time.monotonic() + 90
+            while not (workers := [c for c in children(proc.pid) if " worker " in cmdline(c)]):
+                assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+                time.sleep(0.2)
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(60) == 0, log.read_text()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+    deadline = time.monotonic() + 30
+    while any(" worker " in cmdline(w) for w in workers):
+        assert time.monotonic() < deadline, f"worker process left behind: {workers}"
+        time.sleep(0.2)
