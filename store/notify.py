@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 TIMEOUT_S = 5.0
 MAX_BACKOFF_S = 60.0  # a webhook back up is used again within a minute
 GIVE_UP_S = 48 * 3600.0  # a message undeliverable for two days goes to the dead list
+URGENCY = {"urgent": 0, "warning": 1, "info": 2}  # sending order among due messages
 EVENT_WORDS = {"raised": "ALERT", "escalated": "ESCALATED", "cleared": "CLEARED", "test": "TEST"}
 
 
@@ -165,7 +166,9 @@ class Sender:
         now = self.clock()
         sent = 0
         blocked: set[str] = set()
-        for mid, message in self.store.due(now):
+        # urgent first: a rate-limited channel must not hold a stop behind a pile of warnings
+        due = sorted(self.store.due(now), key=lambda item: URGENCY.get(str(item[1]["notice"].get("severity")), 1))
+        for mid, message in due:
             name = str(message.get("channel"))
             channel = self.channels.get(name)
             if channel is None or not channel.on:

@@ -168,3 +168,19 @@ def test_rate_limit_per_channel(redis_client: redis.Redis) -> None:
     clock[0] += 0.1
     assert sender.pass_once() == 1
     assert [b'"text":"n0"' in sent[0], b'"text":"n1"' in sent[1]] == [True, True]
+
+
+def test_urgent_messages_go_first_on_a_rate_limited_channel(redis_client: redis.Redis) -> None:
+    from domain.alerts import Notice
+    from store.notify import Sender, resolve_channels
+
+    p = plant([])
+    store = AlertStore(redis_client)
+    for i in range(3):
+        store.enqueue(Notice(f"w{i}", "chat", "raised", "warning", "L1", None, f"w{i}", T0 + i), T0 + i)
+    store.enqueue(Notice("u", "chat", "raised", "urgent", "L1", "M1", "stop", T0 + 5), T0 + 5)
+    sent: list[dict[str, Any]] = []
+    sender = Sender(store, p, resolve_channels(p, {"CHAT_URL": "http://c"}), clock=lambda: T0 + 6,
+                    transport=lambda url, body, headers: sent.append(__import__("json").loads(body)))
+    assert sender.pass_once() == 1
+    assert sent[0]["alert_id"] == "u"

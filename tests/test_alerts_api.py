@@ -1,0 +1,76 @@
+"""GET /api/alerts and POST /api/alerts/<id>/ack through the real app and the operator
+loop's login (tokens and sessions with CSRF): who may acknowledge which line's alert."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from api.alerts import create_alerts_blueprint
+from domain.alerts import Condition, step
+from domain.plant import AlertRule
+from store.alerts import AlertStore
+from tests.operator_support import NOW, add_users, login, make_app, operator_plant, seed
+
+RULE = AlertRule.model_validate({"id": "r", "kind": "stop", "minutes": 10, "severity": "urgent"})
+
+
+def raise_alert(client: redis.Redis, line: str, machine: str, since: float) -> str:
+    result = step({}, [Condition("r", line, machine, True, since, f"{line} {machine}: stopped")], {"r": RULE},
+                  set(), set(), NOW)
+    AlertStore(client).apply(result, set(), NOW)
+    return result.raised[0].id
+
+
+@pytest.fixture
+def setup(redis_client: redis.Redis, redis_url: str, tmp_path: Path) -> dict[str, Any]:
+    plant = operator_plant()
+    reader = seed(redis_client, plant)
+    tokens = add_users(redis_client, plant)
+    app = make_app(reader, plant, tmp_path, redis_url)
+    app.server.register_blueprint(create_alerts_blueprint(reader, clock=lambda: NOW))
+    return {"client": app.server.test_client(), "tokens": tokens, "redis": redis_client}
+
+
+@pytest.mark.parametrize(("role", "token_line", "status"), [
+    ("operator", "L1", 200), ("supervisor", "L1", 200), ("engineer", "L1", 200),
+    ("operator", "L2", 403),  # not assigned to the alert's line
+    ("admin", "L1", 403),  # manages users, not the floor
+])
+def test_acknowledge_by_token(setup: dict[str, Any], role: str, token_line: str, status: int) -> None:
+    alert_id = raise_alert(setup["redis"], "L1", "M1", NOW - 900)
+    answer = setup["client"].post(f"/api/alerts/{alert_id}/ack", json={"comment": "fitter called"},
+                                  headers={"Authorization": f"Bearer {setup['tokens'][(role, token_line)]}"})
+    assert answer.status_code == status, answer.get_json()
+    ack = AlertStore(setup["redis"]).ack_of(alert_id)
+    if status == 200:
+        assert answer.get_json()["ack"] == ack
+        assert ack is not None and ack["role"] == role and ack["comment"] == "fitter called" and ack["at"] == NOW
+    else:
+        assert ack is None and "forbidden" in answer.get_json()["error"]
+
+
+def test_acknowledge_needs_a_login_and_csrf(setup: dict[str, Any]) -> None:
+    client = setup["client"]
+    alert_id = raise_alert(setup["redis"], "L1", "M1", NOW - 900)
+    assert client.post(f"/api/alerts/{alert_id}/ack", json={}).status_code == 401
+    csrf = login(client, "operator1")
+    assert client.post(f"/api/alerts/{alert_id}/ack", json={}).status_code == 403  # no CSRF header
+    answer = client.post(f"/api/alerts/{alert_id}/ack", json={"comment": "on it"}, headers={"X-CSRF-Token": csrf})
+    assert answer.status_code == 200 and answer.get_json()["ack"]["by"] == "operator1"
+    assert client.post("/api/alerts/nope/ack", json={}, headers={"X-CSRF-Token": csrf}).status_code == 404
+    assert client.post(f"/api/alerts/{alert_id}/ack", json={"comment": 5},
+                       headers={"X-CSRF-Token": csrf}).status_code == 400
+
+
+def test_alert_list(setup: dict[str, Any]) -> None:
+    client = setup["client"]
+    first = raise_alert(setup["redis"], "L1", "M1", NOW - 900)
+    second = raise_alert(setup["redis"], "L2", "M9", NOW - 800)
+    listed = client.get("/api/alerts").get_json()["alerts"]
+    assert {a["id"] for a in listed} == {first, second} and all(a["flashing"] for a in listed)
+    assert [a["id"] for a in client.get("/api/alerts?line=L2&state=open").get_json()["alerts"]] == [second]
+    assert client.get("/api/alerts?start=soon").status_code == 400
