@@ -417,7 +417,7 @@ def write_batch(pipe: Any, worker: LineWorker, batch: LineBatch, now: float, opt
     _write_events_of_time(pipe, line_id, batch)
     for machine_id, checkpoints in batch.checkpoints.items():
         key = contract.checkpoints_key(line_id, machine_id)
-        pipe.hset(key, mapping={str(int(hour)): json.dumps(data, separators=(",", ":"))
+        pipe.hset(key, mapping={str(int(hour)): contract.pack(json.dumps(data, separators=(",", ":")))
                                 for hour, data in checkpoints.items()})
         pipe.expire(key, int(retention.stream_days * DAY_S) + 86400)
     key = contract.rollup_state_key(line_id)

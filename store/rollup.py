@@ -294,7 +294,7 @@ class RollupWorker:
         since = {m: start for m, (start, _) in starts.items()}
         events = self._events_since(worker, since, batch.last_id)
         for (machine_id, (start, field)), raw in zip(starts.items(), raws, strict=True):
-            checkpoint = json.loads(raw) if field is not None and raw else None
+            checkpoint = json.loads(contract.unpack(raw)) if field is not None and raw else None
             if field is not None and checkpoint is None:  # gone meanwhile (retention): start from scratch
                 start = min(worker.machines[machine_id].origin, start)
             worker.rewind(machine_id, start, checkpoint, events[machine_id], batch)
