@@ -184,3 +184,37 @@ def test_urgent_messages_go_first_on_a_rate_limited_channel(redis_client: redis.
                     transport=lambda url, body, headers: sent.append(__import__("json").loads(body)))
     assert sender.pass_once() == 1
     assert sent[0]["alert_id"] == "u"
+
+
+def test_oee_and_pace_rules_from_the_worker_rollups(redis_client: redis.Redis) -> None:
+    """A replayed production: an hour at half speed (OEE 50 %, 41 % behind pace), then an
+    hour at full speed; the rules read the worker's figures through the reader."""
+    from tests.history import write_events
+    from tests.store_support import RECENT, run_worker_until_drained
+
+    t0 = RECENT + 2 * 3600.0
+    p = make_plant(machines=[machine_config("M1", ideal=30.0)], alerts={"channels": CHANNELS, "rules": [
+        {"id": "low_oee", "kind": "oee_below", "below": 0.6, "channels": ["chat"]},
+        {"id": "pace", "kind": "behind_pace", "percent": 20, "channels": ["chat"]}]})
+
+    def hour(start: float, every_s: float, first_count: int) -> list[Event]:
+        events = [Event("L1", "M1", Signal.STATE, "running", "Good", start)] if first_count == 0 else []
+        events += [Event("L1", "M1", Signal.HEARTBEAT, None, "Good", start + s) for s in range(5, 3600, 10)]
+        n, t = first_count, start
+        while t < start + 3600.0:
+            t += every_s
+            n += 1
+            events.append(Event("L1", "M1", Signal.GOOD, n, "Good", t))
+        return sorted(events, key=lambda e: e.ts)
+
+    ev = Evaluator(PlantReader(redis_client, p), AlertStore(redis_client), p, {"chat"})
+    write_events(redis_client, [Event("L1", "M1", Signal.GOOD, 0, "Good", t0), *hour(t0, 60.0, 0)])
+    run_worker_until_drained(redis_client, p, t0 + 3600.0 + 120)
+    step = ev.evaluate(t0 + 3600.0 + 1, force=True)
+    assert sorted(a.rule for a in step.raised) == ["low_oee", "pace"]
+    assert outbox(redis_client) == [("chat", "raised"), ("chat", "raised")]
+
+    write_events(redis_client, hour(t0 + 3600.0, 30.0, 60))
+    run_worker_until_drained(redis_client, p, t0 + 7200.0 + 120)
+    step = ev.evaluate(t0 + 7200.0 + 1, force=True)
+    assert sorted(a.rule for a in step.cleared) == ["low_oee", "pace"]  # OEE 100 %; 180 of 204 parts: 12 % behind
