@@ -218,3 +218,19 @@ def test_oee_and_pace_rules_from_the_worker_rollups(redis_client: redis.Redis) -
     run_worker_until_drained(redis_client, p, t0 + 7200.0 + 120)
     step = ev.evaluate(t0 + 7200.0 + 1, force=True)
     assert sorted(a.rule for a in step.cleared) == ["low_oee", "pace"]  # OEE 100 %; 180 of 204 parts: 12 % behind
+
+
+def test_outage_flush_mid_way_does_not_page(redis_client: redis.Redis) -> None:
+    """A collector flushes 25 min of buffered data after an outage: half-way through, the
+    live hash says "fault for 12 min" but that data is minutes old (the machine is
+    unknown now, not stopped); at the end it says running. Nothing is raised or sent;
+    the 15-min stop is in the history as late once the worker has written it."""
+    ev = evaluator(redis_client, [STOP_RULE])
+    now = T0 + 1500  # the wall clock during the flush
+    write_live(redis_client, "M1", "fault", T0, T0 + 720)  # flushed so far
+    assert ev.evaluate(now, force=True).raised == []
+    write_live(redis_client, "M1", "running", T0 + 900, now - 2)  # the flush is through
+    redis_client.zadd(contract.stops_key("L1"), {contract.encode_stop_member("M1", T0, T0 + 900, "fault", 0): T0})
+    step = ev.evaluate(now + 1, force=True)
+    assert step.raised == [] and step.notices == [] and [a.late for a in step.late] == [True]
+    assert outbox(redis_client) == []
