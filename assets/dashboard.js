@@ -53,12 +53,28 @@ function oeeAskHealth(everyMs) {
         return Math.max(w.closed_lag_s || 0, w.undelivered_s || 0);
       });
       var lag = lags.length ? Math.max.apply(null, lags) : 0;
+      var losses = (h.lines || []).map(function (l) { return l.data_loss; }).filter(Boolean);
+      oeeHealth.lost = losses.length ? {
+        from: Math.min.apply(null, losses.map(function (d) { return d.from || d.detected || 0; })),
+        to: Math.max.apply(null, losses.map(function (d) { return d.to || d.detected || 0; }))
+      } : null;
       oeeHealth.lag = lag;
       oeeHealth.catchingUp = lag > CATCHING_UP_LAG_S;
       oeeHealth.maxLag = oeeHealth.catchingUp ? Math.max(oeeHealth.maxLag || 0, lag) : null;
     })
     .catch(function () { oeeHealth.ok = false; oeeHealth.catchingUp = false; })
     .then(function () { clearTimeout(timer); oeeHealth.pending = false; });
+}
+
+/* A time as the plant reads it (its time zone), with the date when asked. */
+function oeeClock(ts, view, withDate) {
+  try {
+    var options = {timeZone: view.tz, hour: '2-digit', minute: '2-digit', hour12: false};
+    if (withDate) { options.month = '2-digit'; options.day = '2-digit'; }
+    return new Intl.DateTimeFormat('en-GB', options).format(new Date(ts * 1000));
+  } catch (e) {
+    return new Date(ts * 1000).toISOString().slice(withDate ? 5 : 11, 16).replace('T', ' ');
+  }
 }
 
 /* Progress of the catch-up, from the largest lag seen since this page opened. */
@@ -97,6 +113,13 @@ window.dash_clientside = Object.assign({}, window.dash_clientside, {
         var pct = oeeCatchUpPercent(oeeHealth.lag, oeeHealth.maxLag);
         return ['catching up history (' + pct + ' %) \u2014 figures fill in as it goes', 'wall-banner catching-up',
                 base + ' catching-up'];
+      }
+      if (oeeHealth.lost && fresh && waited <= limit) {
+        /* The rollup worker found its bookkeeping gone: Redis lost data. Say so instead of
+         * showing short figures as if they were whole. */
+        return ['Redis lost data: figures from ' + oeeClock(oeeHealth.lost.from, view, true) + ' to ' +
+                oeeClock(oeeHealth.lost.to, view, true) + ' are incomplete (see /api/health)', 'wall-banner data-lost',
+                base];
       }
       if (waited <= limit) {
         return ['', 'wall-banner d-none', base];
