@@ -49,6 +49,17 @@ def _alerts(lines: list[str] | None, *, open_only: bool, now: float) -> list[dic
     return [a for a in items if lines is None or a["line"] in lines]
 
 
+def shift_count(line: str, start: float, end: float) -> int | None:
+    """Alerts of a line in a shift, for the shift table (None: not known)."""
+    client = getattr(data.reader(), "redis", None)
+    if client is None:
+        return None
+    try:
+        return AlertStore(client).count(line, start, end)
+    except (RedisError, OSError):
+        return None
+
+
 # --- the wall -------------------------------------------------------------------------------
 
 def wall_alerts(lines: list[str], sound: bool = False) -> html.Div:

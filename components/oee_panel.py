@@ -17,7 +17,7 @@ import plotly.graph_objects as go
 from dash import Input, Output, Patch, State, callback, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
-from components import data, export, ranges, theme
+from components import alerts_panel, data, export, ranges, theme
 from components.i18n import N_, _
 from domain import calendar
 
@@ -208,6 +208,7 @@ def shift_rows(shift_kpis: list[tuple[Any, dict[str, Any]]]) -> list[dict[str, A
             "good_count": k.get("good_count"),
             "reject_count": k.get("reject_count"),
             "down_s": k.get("down_s"),
+            "alerts": k.get("alerts"),
         })
     return rows
 
@@ -216,7 +217,7 @@ def shift_table(rows: list[dict[str, Any]], target_oee: float | None = None) -> 
     if not rows:
         return html.P(_("No shift in this range."), className="text-body-secondary")
     head = html.Thead(html.Tr([html.Th(h) for h in (_("Shift"), _("A"), _("P"), _("Q"), _("OEE"), _("Good"),
-                                                     _("Rejects"), _("Down"))]))
+                                                     _("Rejects"), _("Down"), "Alerts")]))
     body = []
     for r in rows:
         oee_cls = ""
@@ -226,7 +227,7 @@ def shift_table(rows: list[dict[str, Any]], target_oee: float | None = None) -> 
             html.Td(r["shift"]), html.Td(theme.pct(r["availability"])), html.Td(theme.pct(r["performance"])),
             html.Td(theme.pct(r["quality"])), html.Td(theme.pct(r["oee"]), className=oee_cls),
             html.Td(theme.count(r["good_count"])), html.Td(theme.count(r["reject_count"])),
-            html.Td(theme.duration(r["down_s"])),
+            html.Td(theme.duration(r["down_s"])), html.Td(theme.count(r.get("alerts"))),
         ]))
     return dbc.Table([head, html.Tbody(body)], size="sm", hover=True, striped=True, className="shift-table")
 
@@ -248,7 +249,8 @@ def shift_kpis(line: str, window: data.Window, at: float) -> list[tuple[Any, dic
     p = data.plant()
     shifts = calendar.shifts_overlapping(p.shifts, ZoneInfo(p.timezone), window.start, window.end)
     shifts = [s for s in shifts if s.start < at][-MAX_SHIFTS:]
-    return [(s, data.line_kpis(line, max(s.start, window.start), min(s.end, window.end, at), at)) for s in shifts]
+    return [(s, {**data.line_kpis(line, max(s.start, window.start), min(s.end, window.end, at), at),
+                 "alerts": alerts_panel.shift_count(line, s.start, s.end)}) for s in shifts]
 
 
 @callback(

@@ -112,6 +112,12 @@ class AlertStore:
             out.append({**alert.to_dict(), "ack": ack, "flashing": flashing(alert, ack is not None)})
         return sorted(out, key=lambda a: a["raised_at"], reverse=True)
 
+    def count(self, line: str, start: float, end: float) -> int:
+        """Alerts of ``line`` whose condition began in [start, end) (data time: a shift's
+        alerts, late ones included)."""
+        ids = [_text(v) for v in self.redis.zrangebyscore(self.k["log"], start, end + 86_400.0)]
+        return sum(1 for a in self.get_many(ids) if a.line == line and start <= a.since < end)
+
     def trim(self, now: float) -> int:
         """Forget alerts older than ``HISTORY_DAYS`` (never an open one)."""
         cutoff = now - HISTORY_DAYS * 86_400.0

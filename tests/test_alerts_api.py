@@ -13,6 +13,7 @@ from api.alerts import create_alerts_blueprint
 from domain.alerts import Condition, step
 from domain.plant import AlertRule
 from store.alerts import AlertStore
+from store.reader import PlantReader
 from tests.operator_support import NOW, add_users, login, make_app, operator_plant, seed
 
 RULE = AlertRule.model_validate({"id": "r", "kind": "stop", "minutes": 10, "severity": "urgent"})
@@ -74,3 +75,22 @@ def test_alert_list(setup: dict[str, Any]) -> None:
     assert {a["id"] for a in listed} == {first, second} and all(a["flashing"] for a in listed)
     assert [a["id"] for a in client.get("/api/alerts?line=L2&state=open").get_json()["alerts"]] == [second]
     assert client.get("/api/alerts?start=soon").status_code == 400
+
+
+def test_alert_counts_per_shift_in_the_shift_table(setup: dict[str, Any], redis_client: redis.Redis,
+                                                   tmp_path: Path, redis_url: str) -> None:
+    from components import data, oee_panel
+
+    raise_alert(setup["redis"], "L1", "M1", NOW - 900)
+    raise_alert(setup["redis"], "L1", "M1", NOW - 7 * 3600)  # the shift before (B of the day before)
+    raise_alert(setup["redis"], "L2", "M9", NOW - 800)  # another line
+    plant = operator_plant()
+    app = make_app(PlantReader(redis_client, plant), plant, tmp_path, redis_url)
+    with app.server.test_request_context("/"):
+        window = data.resolve_window(plant, "today", None, NOW)
+        rows = oee_panel.shift_rows(oee_panel.shift_kpis("L1", window, NOW))
+        table = str(oee_panel.shift_table(rows))
+    assert [(r["shift"].split()[-1], r["alerts"]) for r in rows] == [("A", 1)]
+    assert "Alerts" in table
+    assert oee_panel.shifts_csv(rows).splitlines()[0].split(",")[-1] == "down_s"  # the CSV keeps its columns
+    assert AlertStore(redis_client).count("L1", NOW - 8 * 3600, NOW) == 2
