@@ -19,7 +19,7 @@ import json
 import logging
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from domain import contract
@@ -68,7 +68,9 @@ def usable_event(line: Line, fields: Mapping[Any, Any] | None, now: float, max_f
                  max_age_s: float = math.inf) -> Event | str | None:
     """The event of a stream entry, or why it is not used (``kind:machine``), or None for
     an empty entry. ``now``: the reference time (the entry's arrival for the worker, the
-    query's now for readers)."""
+    query's now for readers). A good reading older than ``max_age_s`` is taken as of
+    ``now``: the collector sends a node's value when it subscribes, with the time it last
+    changed, which for an idle machine's state can be weeks ago; it is still true now."""
     if not fields:
         return None
     try:
@@ -82,6 +84,8 @@ def usable_event(line: Line, fields: Mapping[Any, Any] | None, now: float, max_f
     if not math.isfinite(event.ts) or event.ts > now + max_future_s:
         return f"future:{event.machine}"
     if event.ts < now - max_age_s:
+        if event.is_good:  # a first value after subscribing: unchanged since long ago, true now
+            return replace(event, ts=now)
         return f"old:{event.machine}"
     return event
 
@@ -187,8 +191,11 @@ class LineWorker:
                 continue  # applied before this entry was delivered again
             progress.last_id = entry_id
             progress.seen = now
-            fresh.setdefault(event.machine, []).append(event)
             batch.touched.add(event.machine)
+            if progress.is_repeat(event):
+                continue  # a reading re-read after a reconnect: already in the figures
+            progress.remember(event)
+            fresh.setdefault(event.machine, []).append(event)
         late: dict[str, float] = {}
         for machine_id, events in fresh.items():
             progress = self.machines[machine_id]
@@ -212,7 +219,7 @@ class LineWorker:
             new = MachineProgress.from_carry(self.plant, self.line, machine, {**checkpoint, "p": [], "id": NO_ID})
         else:
             new = MachineProgress.new(self.plant, self.line, machine, since)
-        new.last_id, new.seen, new.open_stop = old.last_id, old.seen, None
+        new.last_id, new.seen, new.open_stop, new.last = old.last_id, old.seen, None, old.last
         new.receive(events)
         new.newest = max(new.newest, old.newest)
         previous = batch.rewinds.get(machine_id)

@@ -99,7 +99,10 @@ class MachineProgress:
     accumulator: it records the effective-state changes for the timeline chart with
     exactly the rules the KPIs use. ``origin``: where the machine's rollups start (the
     minute of its oldest event). ``newest``: its newest event time (any signal).
-    ``seen``: the worker's clock when an entry of it last arrived.
+    ``seen``: the worker's clock when an entry of it last arrived. ``last``: per signal,
+    the newest reading received (time, value text, status): the collector keeps each
+    signal in time order, so a reading not newer than it is one seen before (a re-read
+    after a reconnect) and is dropped instead of rewinding the machine.
     """
 
     acc: MachineAccumulator
@@ -113,6 +116,19 @@ class MachineProgress:
     pending: list[Event] = field(default_factory=list)  # sorted by feed_order
     newest: float = -math.inf
     seen: float = -math.inf
+    last: dict[str, list[Any]] = field(default_factory=dict)
+
+    def is_repeat(self, event: Event) -> bool:
+        """A reading this machine already has (see the class docstring)."""
+        last = self.last.get(event.signal)
+        if last is None or event.ts > last[0]:
+            return False
+        return event.ts < last[0] or [contract.encode_value(event.value), event.status] == last[1:]
+
+    def remember(self, event: Event) -> None:
+        last = self.last.get(event.signal)
+        if last is None or event.ts >= last[0]:
+            self.last[event.signal] = [event.ts, contract.encode_value(event.value), event.status]
 
     @classmethod
     def new(cls, plant: Plant, line: Line, machine: Machine, start: float) -> MachineProgress:
@@ -202,6 +218,7 @@ class MachineProgress:
             "p": [encode_pending(e) for e in self.pending],
             "n": None if self.newest == -math.inf else self.newest,
             "seen": None if self.seen == -math.inf else self.seen,
+            "last": self.last,
         }
 
     @classmethod
@@ -219,6 +236,7 @@ class MachineProgress:
         progress.pending = [decode_pending(line.id, machine.id, raw) for raw in data.get("p") or []]
         progress.newest = -math.inf if data.get("n") is None else float(data["n"])
         progress.seen = -math.inf if data.get("seen") is None else float(data["seen"])
+        progress.last = dict(data.get("last") or {})
         return progress
 
 

@@ -231,3 +231,38 @@ def test_a_redis_that_lost_the_bookkeeping_is_reported(redis_client: redis.Redis
     lost = {k.decode(): float(v) for k, v in redis_client.hgetall(contract.data_loss_key("L1")).items()}
     assert lost["from"] == t0 and lost["to"] >= t0 + 300 and lost["detected"] == t0 + 420
     assert any("Redis lost its data" in r.getMessage() for r in caplog.records)
+
+
+def test_a_reading_re_read_after_a_reconnect_changes_nothing_and_rewinds_nothing(redis_client: redis.Redis,
+                                                                                 plant: Any) -> None:
+    t0 = RECENT + 3 * HOUR
+    first = [Event("L1", "M1", Signal.STATE, State.IDLE.value, "Good", t0),
+             Event("L1", "M1", Signal.GOOD, 7, "Good", t0 + 1)]
+    write_events(redis_client, first + [Event("L1", "M1", Signal.HEARTBEAT, None, "Good", t0 + 5 * i)
+                                        for i in range(1, 30)])
+    clock = [t0 + 150]
+    worker = RollupWorker(redis_client, plant, options=OPTIONS, clock=lambda: clock[0])
+    worker.drain()
+    before = stored(redis_client)
+    write_events(redis_client, first)  # the collector reconnected and read every node again
+    clock[0] = t0 + 151
+    worker.drain()
+    assert redis_client.hget(contract.rollup_state_key("L1"), "amend") is None, "no rewind"
+    assert stored(redis_client) == before
+
+
+def test_a_first_value_older_than_the_streams_counts_as_of_its_arrival(redis_client: redis.Redis,
+                                                                        plant: Any) -> None:
+    """An idle machine's state last changed weeks ago: it is its state now, not a flag."""
+    ancient = RECENT - 40 * 86400.0
+    write_events(redis_client, [Event("L1", "M2", Signal.STATE, State.IDLE.value, "Good", ancient)])
+    arrived = float(redis_client.xrange(contract.events_key("L1"))[-1][0].decode().split("-")[0]) / 1000
+    clock = [arrived + 1]
+    worker = RollupWorker(redis_client, plant, options=OPTIONS, clock=lambda: clock[0])
+    worker.drain()
+    clock[0] = arrived + 40  # silent since: closed on the clock, the reading fed
+    worker.drain()
+    progress = worker.lines["L1"].machines["M2"]
+    assert progress.origin == math.floor(arrived / 60) * 60
+    assert progress.acc.carry()["timeline"]["state"] == "idle"
+    assert redis_client.zcard(contract.flags_key("L1")) == 0
