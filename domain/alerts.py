@@ -301,8 +301,11 @@ def oee_condition(rule: AlertRule, line: Line, hour_kpis: Mapping[str, Any]) -> 
     return Condition(rule.id, line.id, None, active, None, text if active else "")
 
 
-def no_data_conditions(rule: AlertRule, plant: Plant, lines_now: Mapping[str, Any], now: float) -> list[Condition]:
-    """Nothing heard from a machine for ``seconds`` (wall clock: silence has no data time)."""
+def no_data_conditions(rule: AlertRule, plant: Plant, lines_now: Mapping[str, Any], now: float,
+                       watching_since: float | None = None) -> list[Condition]:
+    """Nothing heard from a machine for ``seconds`` (wall clock: silence has no data time).
+    A machine never heard from counts from ``watching_since`` (the evaluator's start), so
+    a plant starting up is not a wall of alerts."""
     assert rule.seconds is not None
     live = {line["id"]: {m["id"]: m for m in line["machines"]} for line in lines_now.get("lines", [])}
     out = []
@@ -310,7 +313,8 @@ def no_data_conditions(rule: AlertRule, plant: Plant, lines_now: Mapping[str, An
         for machine_id in rule_machines(rule, line):
             m = live.get(line.id, {}).get(machine_id, {})
             last = m.get("last_data")
-            active = last is None or now - last > rule.seconds
+            silent_from = last if last is not None else (now if watching_since is None else watching_since)
+            active = now - silent_from > rule.seconds
             text = (f"{_prefix(rule)}{line.id} {m.get('name') or machine_id}: no data"
                     + (f" for {_minutes(now - last)}" if last is not None else "")) if active else ""
             since = None if last is None else last + rule.seconds

@@ -42,6 +42,7 @@ class Evaluator:
         self.rules = {rule.id: rule for rule in plant.alerts.rules}
         self.channels_on = channels_on
         self._last: dict[str, float] = {}
+        self.started: float | None = None  # the first evaluation's time: silence is counted from it
 
     def _due(self, what: str, every_s: float, now: float, force: bool) -> bool:
         if force or now - self._last.get(what, -1e18) >= every_s:
@@ -52,6 +53,8 @@ class Evaluator:
     def conditions(self, now: float, *, force: bool = False) -> list[Condition]:
         """What the rules find at ``now`` (``force``: every rule, whatever its pace)."""
         kinds = alerts.kinds_needed(self.rules.values())
+        if self.started is None:
+            self.started = now
         out: list[Condition] = []
         lines_now: Mapping[str, Any] = {}
         if kinds & {AlertKind.STOP, AlertKind.NO_DATA}:
@@ -71,7 +74,7 @@ class Evaluator:
                                                                        now)["events"]
                 out += alerts.stop_conditions(rule, self.plant, lines_now, late_stops)
             elif rule.kind == AlertKind.NO_DATA:
-                out += alerts.no_data_conditions(rule, self.plant, lines_now, now)
+                out += alerts.no_data_conditions(rule, self.plant, lines_now, now, self.started)
             elif rule.kind == AlertKind.WORKER_LAG and health is not None:
                 out += [alerts.worker_lag_condition(rule, health[line.id], now) for line in lines if line.id in health]
             elif rule.kind == AlertKind.BEHIND_PACE and slow:

@@ -105,10 +105,13 @@ def test_oee_last_hour(oee: float | None, busy_s: float, result: bool | None) ->
     assert (None if cond is None else cond.active) is result
 
 
-@pytest.mark.parametrize(("last", "now", "active"), [(T0, T0 + 60, False), (T0, T0 + 61, True), (None, T0, True)])
+@pytest.mark.parametrize(("last", "now", "active"), [
+    (T0, T0 + 60, False), (T0, T0 + 61, True),
+    (None, T0 + 60, False), (None, T0 + 61, True),  # never heard from: counted from the evaluator's start, T0
+])
 def test_no_data(last: float | None, now: float, active: bool) -> None:
     found = alerts.no_data_conditions(rule(kind="no_data", seconds=60, machine="M1"), plant_with([]),
-                                      live("fault", T0, last), now)
+                                      live("fault", T0, last), now, watching_since=T0)
     assert [(c.machine, c.active) for c in found] == [("M1", active)]
 
 
