@@ -210,6 +210,116 @@ def _get(summary: str, schema: str, params: list[dict[str, Any]],
     return {"get": {"summary": summary, "parameters": params, "responses": responses}}
 
 
+# --- the operator loop (issue 11; api.writes): writes need a login (cookie + CSRF header) or a token ---
+
+_AUTH_ERRORS = {
+    "401": _json(_ref("Error"), "no credentials (or an invalid/revoked token): log in or send a Bearer token"),
+    "403": _json(_ref("Error"), "the role or the line is not allowed, or the CSRF token is missing"),
+}
+_STOP_ID = {"name": "stop_id", "in": "path", "required": True, "schema": {"type": "string"},
+            "description": "stable stop id <line>~<machine>~<start epoch ms> (the stops list gives it)"}
+_SHIFT_START = {"name": "shift_start", "in": "path", "required": True, "schema": {"type": "integer"},
+                "description": "the shift instance's start, epoch seconds"}
+_SECURITY = [{"bearer": []}, {"session": []}]
+
+_SCHEMAS.update({
+    "Reasons": {"type": "object", "properties": {"line": {"type": "string"}, "by_category": {
+        "type": "object", "description": "loss category -> [[code, text], ...]",
+        "additionalProperties": {"type": "array", "items": {"type": "array"}}}}},
+    "Classification": {"type": "object", "properties": {
+        "id": {"type": "string"}, "reason": {"type": "integer"}, "plc_reason": {"type": "integer"},
+        "comment": {"type": "string"}, "by": {"type": "string"}, "at": EPOCH,
+        "splits": {"type": "array", "description": "[time, reason] from which a later part of the stop has that "
+                   "reason", "items": {"type": "array", "items": {"type": "number"}}}}},
+    "Stops": {"type": "object", "properties": {
+        "line": {"type": "string"}, "window": _ref("Window"),
+        "untagged_coverage": {**NUMBER_OR_NULL, "description": "share of unplanned down time with a reason"},
+        "untagged_stops": {"type": "integer"}, "untagged_down_s": {"type": "number"},
+        "stops": {"type": "array", "items": {"type": "object", "properties": {
+            "id": {"type": "string"}, "machine": {"type": "string"}, "start": EPOCH,
+            "end": {"type": ["number", "null"]}, "reason": {"type": "integer", "description": "the reason the "
+                                                            "figures use (a person's, else the PLC's)"},
+            "plc_reason": {"type": "integer"}, "plc_reason_text": {"type": ["string", "null"]},
+            "classified_by": {"type": ["string", "null"]}, "comment": {"type": "string"},
+            "piece": {"type": "integer", "description": "0, or 1, 2 for the parts of a split stop"},
+            "lost_s": {"type": "number"}, "category": {"type": "string"}}}}}},
+    "Handover": {"type": "object", "properties": {
+        "line": {"type": "string"}, "shift": {"type": "string"}, "shift_start": EPOCH, "shift_end": EPOCH,
+        "note": {"type": "string"}, "open_issues": {"type": "string"},
+        "signed_by": {"type": ["string", "null"]}, "signed_at": NUMBER_OR_NULL,
+        "figures": {"type": ["object", "null"], "description": "the shift's line KPIs frozen at sign-off"},
+        "acknowledged_by": {"type": ["string", "null"]}, "acknowledged_at": NUMBER_OR_NULL}},
+    "AuditEntry": {"type": "object", "properties": {
+        "seq": {"type": "integer"}, "ts": EPOCH, "actor": {"type": "string"}, "kind": {"type": "string"},
+        "role": {"type": "string"}, "addr": {"type": ["string", "null"]}, "action": {"type": "string"},
+        "line": {"type": ["string", "null"]}, "target": {"type": ["string", "null"]}, "before": {}, "after": {},
+        "ok": {"type": "boolean"}, "prev": {"type": "string"}, "hash": {"type": "string"}}},
+})
+
+
+def _write(method: str, summary: str, schema: str, params: list[dict[str, Any]],
+           body: dict[str, Any] | None = None) -> dict[str, Any]:
+    op: dict[str, Any] = {"summary": summary, "parameters": params, "security": _SECURITY,
+                          "responses": {"200": _json(_ref(schema), summary), **_ERRORS, **_AUTH_ERRORS,
+                                        "409": _json(_ref("Error"), "not possible now (e.g. already signed)")}}
+    if body is not None:
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+    return {method: op}
+
+
+_WRITE_PATHS: dict[str, Any] = {
+    "/api/lines/{line}/stops": _get("Stops of a window with stable ids, the PLC's and a person's reason "
+                                    "(untagged=1: only unplanned down time without a reason)", "Stops",
+                                    [_LINE, *_WINDOW_PARAMS, {"name": "untagged", "in": "query", "required": False,
+                                                              "schema": {"type": "string", "enum": ["1"]}}]),
+    "/api/lines/{line}/reasons": _get("The reasons a person may pick on the line, by loss category", "Reasons",
+                                      [_LINE]),
+    "/api/lines/{line}/stops/{stop_id}/classification": _write(
+        "put", "Set a stop's reason and comment (operators: their lines, not others' classifications)",
+        "Classification", [_LINE, _STOP_ID],
+        {"type": "object", "required": ["reason"], "properties": {"reason": {"type": "integer"},
+                                                                  "comment": {"type": "string", "maxLength": 500}}}),
+    "/api/lines/{line}/stops/{stop_id}/split": _write(
+        "post", "Split a stop at a time into two reasons", "Classification", [_LINE, _STOP_ID],
+        {"type": "object", "required": ["at", "before", "after"], "properties": {
+            "at": {"type": ["number", "string"], "description": "epoch s or ISO 8601 with offset, inside the stop"},
+            "before": {"type": "integer"}, "after": {"type": "integer"}, "comment": {"type": "string"}}}),
+    "/api/lines/{line}/handovers": _get("Handovers of the line (start/end: ISO times; default the last 30 days)",
+                                        "Handover", [_LINE, *_WINDOW_PARAMS[:2]]),
+    "/api/lines/{line}/handovers/{shift_start}": _write(
+        "put", "Write the shift's handover note (supervisors)", "Handover", [_LINE, _SHIFT_START],
+        {"type": "object", "properties": {"note": {"type": "string"}, "open_issues": {"type": "string"}}}),
+    "/api/lines/{line}/handovers/{shift_start}/sign": _write(
+        "post", "Sign off as the outgoing supervisor: freezes the shift's figures", "Handover",
+        [_LINE, _SHIFT_START]),
+    "/api/lines/{line}/handovers/{shift_start}/acknowledge": _write(
+        "post", "Acknowledge as the incoming supervisor (not the one who signed)", "Handover",
+        [_LINE, _SHIFT_START]),
+    "/api/audit": {"get": {
+        "summary": "The audit trail, newest first (supervisors: their lines; admins: everything)",
+        "security": _SECURITY,
+        "parameters": [*_WINDOW_PARAMS[:2], {"name": "line", "in": "query", "required": False,
+                                             "schema": {"type": "string"}}],
+        "responses": {"200": _json({"type": "object", "properties": {"entries": {"type": "array", "items": _ref(
+            "AuditEntry")}}}, "entries"), **_ERRORS, **_AUTH_ERRORS}}},
+    "/api/login": {"post": {"summary": "Log in (starts a session cookie; answers the CSRF token)",
+                            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                                "type": "object", "properties": {"username": {"type": "string"},
+                                                                 "password": {"type": "string"}}}}}},
+                            "responses": {"200": {"description": "logged in"},
+                                          "401": _json(_ref("Error"), "wrong user name or password"),
+                                          "429": _json(_ref("Error"), "too many failed logins: Retry-After")}}},
+    "/api/logout": {"post": {"summary": "End the session", "responses": {"200": {"description": "logged out"}}}},
+    "/api/session": {"get": {"summary": "Who is logged in, with the CSRF token for writes",
+                             "responses": {"200": {"description": "user, role, lines, csrf"}}}},
+}
+_SECURITY_SCHEMES = {
+    "bearer": {"type": "http", "scheme": "bearer", "description": "API token (python app.py tokens create)"},
+    "session": {"type": "apiKey", "in": "cookie", "name": "plant_session",
+                "description": "after POST /api/login; writes also need the X-CSRF-Token header"},
+}
+
+
 def openapi_spec() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
@@ -233,6 +343,7 @@ def openapi_spec() -> dict[str, Any]:
                                 "Health", [], {"503": _json(_ref("Health"), "something is not ok")}),
             "/api/openapi.json": {"get": {"summary": "This description", "responses": {
                 "200": {"description": "OpenAPI 3.1 document", "content": {"application/json": {}}}}}},
+            **_WRITE_PATHS,
         },
-        "components": {"schemas": _SCHEMAS},
+        "components": {"schemas": _SCHEMAS, "securitySchemes": _SECURITY_SCHEMES},
     }

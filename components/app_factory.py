@@ -29,12 +29,14 @@ from components import (
     delivery,
     downtime_panel,
     energy_panel,
+    handover,
     i18n,
     line_page,
     machine_page,
     oee_panel,
     overview,
     ranges,
+    untagged,
     wall,
 )
 from domain.plant import Plant
@@ -129,6 +131,8 @@ def page_for(plant: Plant, pathname: str, search: str) -> Any:
         return wall.layout(plant, parts[1] if len(parts) == 2 else None, query.get("rotate"))
     if parts[0] == "line" and len(parts) == 2:
         return line_page.layout(plant, parts[1], query)
+    if parts[0] == "line" and len(parts) == 3 and parts[2] in ("untagged", "handover"):
+        return (untagged if parts[2] == "untagged" else handover).layout(plant, parts[1], query)
     if parts[0] == "line" and len(parts) == 4 and parts[2] == "machine":
         return machine_page.layout(plant, parts[1], parts[3], query)
     return not_found(pathname)

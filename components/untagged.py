@@ -1,0 +1,251 @@
+"""The "untagged stops" queue of a line, ``/line/<line>/untagged``: tablet first.
+
+The stops nobody explained (unplanned down time without a reason, longest first) as
+big buttons; tap one, optionally type a comment, tap a reason from the line's list
+(grouped by loss category): it is saved for the logged-in user (``api.writes.classify``:
+the same rules, authorization and audit as the API) and the queue, the coverage and
+the Pareto below redraw from ``PlantReader`` at once. A stop can also be split at a
+local time into two reasons. Without a login the page shows the queue and says to log
+in (the session cookie of ``/login``; Dash's JSON callback requests need no CSRF field:
+a cross-site form cannot send them and the SameSite=Lax cookie does not go with one).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
+
+import dash_bootstrap_components as dbc
+from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
+from dash.exceptions import PreventUpdate
+from flask import current_app
+
+from components import data, theme
+from components.i18n import local
+from components.overview import nav
+from domain.classification import grouped_choices
+from domain.plant import Plant
+
+LINE = "ut-line"
+SELECTED = "ut-selected"
+SAVED = "ut-saved"
+RANGE = "ut-range"
+WHO = "ut-who"
+COVERAGE = "ut-coverage"
+QUEUE = "ut-queue"
+DETAIL = "ut-detail"
+COMMENT = "ut-comment"
+MESSAGE = "ut-message"
+PARETO = "ut-pareto"
+SPLIT_AT = "ut-split-at"
+SPLIT_BEFORE = "ut-split-before"
+SPLIT_AFTER = "ut-split-after"
+SPLIT = "ut-split"
+STOP_BTN = "ut-stop"
+REASON_BTN = "ut-reason"
+RANGES = [("shift", "This shift"), ("last_shift", "Last shift"), ("today", "Today"), ("yesterday", "Yesterday")]
+CATEGORY_LABELS = {"equipment_failure": "Equipment failure", "setup_adjustment": "Setup and adjustment",
+                   "small_stop": "Small stops", "reduced_speed": "Reduced speed", "planned": "Planned",
+                   "starved_blocked": "Starved / blocked", "unexplained": "Other"}
+MAX_QUEUE = 60
+PARETO_ROWS = 8
+
+
+def layout(plant: Plant, line: str, query: dict[str, str]) -> html.Div:
+    cfg = plant.line(line)
+    if cfg is None:
+        return html.Div([nav(plant), dbc.Container(html.P(f"No line {line!r}."))])
+    start = query.get("start") if query.get("start") in dict(RANGES) else "shift"
+    here = f"/line/{line}/untagged"
+    return html.Div(className="untagged-page", children=[
+        dcc.Store(id=LINE, data=line), dcc.Store(id=SELECTED), dcc.Store(id=SAVED, data=0),
+        nav(plant, f"/line/{line}", here=here),
+        dbc.Container(fluid=True, children=[
+            html.Div(className="page-head d-flex flex-wrap align-items-baseline gap-3", children=[
+                html.H1(f"{cfg.id} \u00b7 Untagged stops", className="h4 mb-0"),
+                dcc.Link("Line page", href=f"/line/{line}"),
+                html.Div(id=WHO, className="ms-auto"),
+            ]),
+            dbc.RadioItems(id=RANGE, options=[{"label": t, "value": v} for v, t in RANGES], value=start, inline=True,
+                           className="my-2 ut-ranges", inputClassName="btn-check",
+                           labelClassName="btn btn-outline-secondary btn-lg me-2",
+                           labelCheckedClassName="active"),
+            html.Div(id=COVERAGE, className="mb-2"),
+            dbc.Row([
+                dbc.Col(html.Div(id=QUEUE, className="ut-queue"), md=5),
+                dbc.Col(md=7, children=[
+                    html.Div(id=DETAIL, className="mb-2"),
+                    dbc.Textarea(id=COMMENT, placeholder="Comment (optional)", maxLength=500, className="mb-2",
+                                 style={"minHeight": "44px"}),
+                    html.Div(id=MESSAGE, className="mb-2", role="status"),
+                    html.Div(_reason_buttons(plant, cfg)),
+                    html.Details(className="mt-3", children=[
+                        html.Summary("Split the stop into two reasons", className="py-2"),
+                        dbc.Row(className="g-2 mt-1", children=[
+                            dbc.Col(dbc.Input(id=SPLIT_AT, placeholder="at HH:MM[:SS]", size="lg"), xs=12, md=4),
+                            dbc.Col(dbc.Select(id=SPLIT_BEFORE, options=_options(plant, cfg), size="lg"), xs=6, md=4),
+                            dbc.Col(dbc.Select(id=SPLIT_AFTER, options=_options(plant, cfg), size="lg"), xs=6, md=4),
+                        ]),
+                        dbc.Button("Split", id=SPLIT, color="secondary", size="lg", className="mt-2"),
+                    ]),
+                ]),
+            ]),
+            html.Section(className="panel mt-3", children=[
+                html.H2("Stop reasons by duration", className="h6"), html.Div(id=PARETO, className="ut-pareto")]),
+        ]),
+    ])
+
+
+def _reason_buttons(plant: Plant, cfg: Any) -> list[Any]:
+    out: list[Any] = []
+    for category, reasons in grouped_choices(plant, cfg).items():
+        out.append(html.H3(CATEGORY_LABELS.get(category, category), className="h6 mt-2 mb-1"))
+        out.append(html.Div(className="d-flex flex-wrap gap-2", children=[
+            dbc.Button(local(text), id={"type": REASON_BTN, "code": code}, color="primary", outline=True, size="lg",
+                       className="ut-reason-btn", style={"minHeight": "44px"})
+            for code, text in reasons]))
+    return out
+
+
+def _options(plant: Plant, cfg: Any) -> list[dict[str, Any]]:
+    return [{"label": f"{code} {local(text)}", "value": str(code)}
+            for reasons in grouped_choices(plant, cfg).values() for code, text in reasons]
+
+
+def _clock(ts: float, tz: str) -> str:
+    return datetime.fromtimestamp(ts, ZoneInfo(tz)).strftime("%H:%M:%S")
+
+
+def queue_items(stops: list[dict[str, Any]], tz: str, now: float) -> list[Any]:
+    if not stops:
+        return [html.P("No untagged stops in this range.", className="text-body-secondary ut-empty")]
+    items = []
+    for stop in stops[:MAX_QUEUE]:
+        minutes = (stop["end"] if stop["end"] is not None else now) - stop["start"]
+        text = f"{stop['machine']} \u00b7 {_clock(stop['start'], tz)} \u00b7 {theme.duration(minutes)}"
+        items.append(html.Button(
+            [html.Span(text, className="fw-semibold"), html.Br(),
+             html.Small(f"{stop['state']} \u00b7 PLC: {stop.get('plc_reason_text') or 'no reason'}")],
+            id={"type": STOP_BTN, "id": stop["id"]}, className="btn btn-outline-danger btn-lg w-100 text-start mb-2",
+            style={"minHeight": "44px"}, **{"data-stop": stop["id"]}))
+    return items
+
+
+def pareto_rows(rows: list[dict[str, Any]]) -> list[Any]:
+    if not rows:
+        return [html.P("No down time in this range.", className="text-body-secondary")]
+    return [html.Div(className="d-flex justify-content-between border-bottom py-1 ut-pareto-row",
+                     **{"data-group": row["group"]},
+                     children=[html.Span(local(row["label"])), html.Span(theme.duration(row["duration_s"]))])
+            for row in rows[:PARETO_ROWS]]
+
+
+def _operator_loop() -> Any:
+    """(auth, writes) or None when the app has no user store (a reader without Redis)."""
+    from api import auth, writes
+
+    if current_app.config.get(auth.AUTH_KEY) is None:
+        return None
+    return auth, writes
+
+
+def _who() -> Any:
+    loop = _operator_loop()
+    return loop[0].current_principal() if loop else None
+
+
+@callback(Output(QUEUE, "children"), Output(PARETO, "children"), Output(COVERAGE, "children"),
+          Output(WHO, "children"), Input(RANGE, "value"), Input(SAVED, "data"), State(LINE, "data"))
+def refresh(range_value: str, _saved: Any, line: str) -> tuple[Any, ...]:
+    plant, at = data.plant(), data.now()
+    window = data.resolve_window(plant, range_value or "shift", None, at)
+    loop = _operator_loop()
+    try:
+        if loop is None:
+            raw = data.downtime(line, window.start, window.end, at)
+            stops: dict[str, Any] = {"stops": [], "untagged_coverage": raw["summary"].get("untagged_coverage")}
+        else:
+            stops = loop[1].untagged_stops(data.reader(), line, window.start, window.end, at, untagged=True)
+            raw = data.downtime(line, window.start, window.end, at)
+    except data.DataUnavailable:
+        raise PreventUpdate from None
+    coverage = stops.get("untagged_coverage")
+    cover = html.Span([f"{len(stops['stops'])} untagged \u00b7 coverage ",
+                       html.Strong(theme.pct(coverage) if coverage is not None else "\u2013", id="ut-coverage-value")])
+    who = _who()
+    here = quote(f"/line/{line}/untagged")
+    badge = (html.Span([f"{who.name} ({who.role}) ", html.A("Log out", href="/login", className="ms-1")])
+             if who is not None else html.A("Log in to classify", href=f"/login?next={here}",
+                                            className="btn btn-primary btn-lg", id="ut-login"))
+    return (queue_items(stops["stops"], plant.timezone, at), pareto_rows(raw["pareto"]["by_duration"]), cover, badge)
+
+
+@callback(Output(SELECTED, "data"), Output(DETAIL, "children"), Input({"type": STOP_BTN, "id": ALL}, "n_clicks"),
+          prevent_initial_call=True)
+def select(clicks: list[int | None]) -> tuple[Any, Any]:
+    if not any(clicks) or not isinstance(ctx.triggered_id, dict):
+        raise PreventUpdate
+    sid = str(ctx.triggered_id["id"])
+    machine, start_ms = sid.split("~")[1:]
+    when = _clock(int(start_ms) / 1000.0, data.plant().timezone)
+    return sid, html.Div([html.Span("Selected: "), html.Strong(f"{machine} at {when}", id="ut-selected-label"),
+                          html.Span(" \u2013 tap a reason", className="text-body-secondary")])
+
+
+@callback(Output(MESSAGE, "children"), Output(SAVED, "data"),
+          Input({"type": REASON_BTN, "code": ALL}, "n_clicks"), Input(SPLIT, "n_clicks"),
+          State(SELECTED, "data"), State(COMMENT, "value"), State(SPLIT_AT, "value"), State(SPLIT_BEFORE, "value"),
+          State(SPLIT_AFTER, "value"), State(LINE, "data"), State(SAVED, "data"), prevent_initial_call=True)
+def act(reason_clicks: list[int | None], split_clicks: int | None, selected: str | None, comment: str | None,
+        split_at: str | None, before: str | None, after: str | None, line: str, saved: int | None) -> tuple[Any, Any]:
+    trigger = ctx.triggered_id
+    if trigger is None or (trigger != SPLIT and not any(reason_clicks)) or (trigger == SPLIT and not split_clicks):
+        raise PreventUpdate
+    loop = _operator_loop()
+    who = _who()
+    if loop is None or who is None:
+        return dbc.Alert("Log in to classify stops.", color="warning", className="py-2"), no_update
+    if not selected:
+        return dbc.Alert("Tap a stop first.", color="info", className="py-2"), no_update
+    writes = loop[1]
+    at = data.now()
+    try:
+        if trigger == SPLIT:
+            when = _split_time(selected, split_at, data.plant().timezone)
+            writes.split(data.reader(), who, line, selected, when, _int(before), _int(after), comment, at)
+            text = "Split saved."
+        else:
+            code = int(trigger["code"])  # type: ignore[index]
+            writes.classify(data.reader(), who, line, selected, code, comment, at)
+            text = f"Saved: {local(data.plant().reasons[code].text)}."
+    except writes.OpError as exc:
+        return dbc.Alert(exc.message, color="danger", className="py-2", id="ut-error"), no_update
+    return dbc.Alert(text, color="success", className="py-2", id="ut-ok"), (saved or 0) + 1
+
+
+def _int(value: str | None) -> Any:
+    try:
+        return int(value) if value else None
+    except ValueError:
+        return value
+
+
+def _split_time(sid: str, text: str | None, tz: str) -> float:
+    """A local clock time on the stop's day (the next day if earlier than the stop's start)."""
+    from api.writes import OpError
+
+    start = int(sid.split("~")[2]) / 1000.0
+    try:
+        parts = [int(p) for p in (text or "").strip().split(":")]
+        if not 2 <= len(parts) <= 3:
+            raise ValueError
+        clock = datetime.fromtimestamp(start, ZoneInfo(tz)).replace(hour=parts[0], minute=parts[1],
+                                                                     second=parts[2] if len(parts) == 3 else 0,
+                                                                     microsecond=0)
+    except ValueError:
+        raise OpError(400, "at: a local time like 10:42 or 10:42:30") from None
+    if clock.timestamp() < start:
+        clock += timedelta(days=1)
+    return clock.timestamp()

@@ -1,0 +1,120 @@
+"""An operator on a 1024x768 tablet, in headless Chromium against the real app on a real
+Redis: opens the line's untagged-stops queue, logs in, taps the untagged stop, picks a
+reason, and sees the Pareto and the coverage change; the API agrees. Waits on what the
+page shows, never on fixed sleeps. Skipped only where /usr/bin/chromium is missing."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from components import theme
+from tests.operator_support import IDLE_ID, NOW, PASSWORD, PAST, add_users, make_app, operator_plant, seed
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+TABLET = (1024, 768)
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs /usr/bin/chromium (CI installs it)"),
+]
+
+
+@pytest.fixture
+def server(redis_client: redis.Redis, redis_url: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
+    from werkzeug.serving import make_server
+
+    plant = operator_plant()
+    reader = seed(redis_client, plant)
+    add_users(redis_client, plant)
+    app = make_app(reader, plant, tmp_path, redis_url)
+    httpd = make_server("127.0.0.1", 0, app.server, threaded=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield {"url": f"http://127.0.0.1:{httpd.server_port}", "reader": reader}
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join(10)
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(60)
+    width, height = TABLET
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                           {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": True})
+    driver.execute_cdp_cmd("Emulation.setTouchEmulationEnabled", {"enabled": True, "maxTouchPoints": 5})
+    yield driver
+    driver.quit()
+
+
+def wait_for(predicate: Any, timeout: float = 60.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = predicate()
+        except Exception as exc:  # the element may not be there yet, or was just replaced
+            last = exc
+        if last and not isinstance(last, Exception):
+            return last
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}: {last!r}")
+
+
+def pareto(driver: Any) -> dict[str, str]:
+    rows = driver.execute_script(
+        "return Array.from(document.querySelectorAll('.ut-pareto-row')).map("
+        "r => [r.dataset.group, r.lastElementChild.textContent])")
+    return {group: text for group, text in rows}
+
+
+def test_an_operator_classifies_a_stop_on_a_tablet(server: dict[str, Any], browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+
+    browser.get(f"{server['url']}/line/L1/untagged")
+    before = wait_for(lambda: pareto(browser), what="the Pareto")
+    assert set(before) == {"no_reason", "1"}
+    login = wait_for(lambda: browser.find_element(By.ID, "ut-login"), what="the login link")
+    login.click()
+    wait_for(lambda: browser.find_element(By.ID, "username"), what="the login page").send_keys("operator1")
+    browser.find_element(By.ID, "password").send_keys(PASSWORD)
+    browser.find_element(By.ID, "login-submit").click()
+    wait_for(lambda: browser.current_url.endswith("/line/L1/untagged"), what="back on the queue")
+    stop = wait_for(lambda: browser.find_element(By.CSS_SELECTOR, f'[data-stop="{IDLE_ID}"]'), what="the stop")
+    assert stop.size["height"] >= 44  # a finger, not a mouse
+    wait_for(lambda: "operator1" in browser.find_element(By.ID, "ut-who").text, what="who is logged in")
+    stop.click()
+    wait_for(lambda: browser.find_element(By.ID, "ut-selected-label").text.startswith("M1 at"), what="selection")
+    browser.find_element(By.ID, "ut-comment").send_keys("no blanks")
+    reason = browser.find_element(By.XPATH, "//button[contains(@class, 'ut-reason-btn') and text()='No material']")
+    assert reason.size["height"] >= 44
+    reason.click()
+    wait_for(lambda: browser.find_element(By.ID, "ut-ok").text.startswith("Saved"), what="saved")
+    after = wait_for(lambda: (p := pareto(browser)) and "no_reason" not in p and p, what="the Pareto to change")
+    assert set(after) == {"3", "1"}
+    full = theme.pct(1.0)
+    wait_for(lambda: browser.find_element(By.ID, "ut-coverage-value").text == full, what="coverage 100 %")
+    assert not browser.find_elements(By.CSS_SELECTOR, f'[data-stop="{IDLE_ID}"]')  # out of the queue
+    api = server["reader"].downtime("L1", *PAST, NOW)  # what /api/lines/L1/downtime answers
+    assert {r["group"]: r["duration_s"] for r in api["pareto"]["by_duration"]} == {"3": 600.0, "1": 300.0}
+    severe = [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert not severe
