@@ -40,22 +40,25 @@ RECENT_S = 12 * 3600.0  # the list shows alerts of the last 12 h besides the ope
 LIST_MAX = 30
 
 
-def _store() -> AlertStore:
-    return AlertStore(data.reader().redis)
+def _store() -> AlertStore | None:
+    """The alert store on the reader's Redis (None: a reader without one, as in tests' samples)."""
+    client = getattr(data.reader(), "redis", None)
+    return None if client is None else AlertStore(client)
 
 
 def _alerts(lines: list[str] | None, *, open_only: bool, now: float) -> list[dict[str, Any]]:
-    items = _store().history(now - RECENT_S, now, open_only=open_only)
+    store = _store()
+    items = [] if store is None else store.history(now - RECENT_S, now, open_only=open_only)
     return [a for a in items if lines is None or a["line"] in lines]
 
 
 def shift_count(line: str, start: float, end: float) -> int | None:
     """Alerts of a line in a shift, for the shift table (None: not known)."""
-    client = getattr(data.reader(), "redis", None)
-    if client is None:
+    store = _store()
+    if store is None:
         return None
     try:
-        return AlertStore(client).count(line, start, end)
+        return store.count(line, start, end)
     except (RedisError, OSError):
         return None
 
@@ -150,8 +153,11 @@ def list_refresh(_n: int | None, _clicks: list[int | None], line: str | None, co
     try:
         if clicked:
             assert isinstance(trigger, dict)
+            store = _store()
             try:
-                ack = acknowledge(_store(), str(trigger["id"]), comment or "", now, from_page=True)
+                if store is None:
+                    raise Refused(503, "alerts are not available")
+                ack = acknowledge(store, str(trigger["id"]), comment or "", now, from_page=True)
                 message = f"Acknowledged by {ack['by']}."
             except Refused as exc:
                 message = exc.message
