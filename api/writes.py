@@ -377,7 +377,8 @@ def install_operator_loop(server: Any, reader: Any, plant: Any, clock: Callable[
                           env: dict[str, str] | None = None) -> None:
     """Login, sessions, the write endpoints and (with ``REQUIRE_LOGIN``) the login gate on
     the dashboard's Flask server. ``env``: ``SECRET_KEY``, ``REQUIRE_LOGIN=1``,
-    ``SESSION_COOKIE_SECURE=1`` (behind TLS). A reader without Redis (tests' samples)
+    ``SESSION_COOKIE_SECURE=1`` (behind TLS), ``PROXY_HOPS=1`` (trust that many proxies'
+    X-Forwarded-For/-Proto for the audited address). A reader without Redis (tests' samples)
     gets none of it."""
     import os
     from pathlib import Path
@@ -390,6 +391,11 @@ def install_operator_loop(server: Any, reader: Any, plant: Any, clock: Callable[
     the_auth = api_auth.Auth(reader.redis, plant, clock, require_login=_flag(env.get("REQUIRE_LOGIN")))
     secret = api_auth.secret_key(Path(data_dir), env)
     api_auth.install(server, the_auth, secret, secure_cookies=_flag(env.get("SESSION_COOKIE_SECURE")))
+    hops = int(env.get("PROXY_HOPS") or 0)  # behind a TLS reverse proxy: the client's address from X-Forwarded-For
+    if hops > 0:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        server.wsgi_app = ProxyFix(server.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
     server.register_blueprint(create_writes_blueprint(lambda: reader))
 
 

@@ -124,3 +124,17 @@ def test_the_api_shows_supervisors_their_lines(redis_client: redis.Redis, redis_
     denied = next(e for e in everything if e["action"] == "denied")
     assert denied["line"] == "L2" and denied["ok"] is False and "not assigned to line L2" in denied["after"]
     assert AuditTrail(redis_client).verify().ok
+
+
+def test_behind_a_proxy_the_forwarded_address_is_audited(redis_client: redis.Redis, redis_url: str, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PROXY_HOPS", "1")
+    plant = operator_plant()
+    reader = seed(redis_client, plant)
+    add_users(redis_client, plant)
+    client = make_app(reader, plant, tmp_path, redis_url).server.test_client()
+    answer = client.post("/api/login", json={"username": "operator1", "password": "wrong password"},
+                         headers={"X-Forwarded-For": "10.1.2.3"})
+    assert answer.status_code == 401
+    entry = next(e for e in AuditTrail(redis_client).entries() if isinstance(e, dict) and e["action"] == "login_failed")
+    assert entry["addr"] == "10.1.2.3" and entry["actor"] == "operator1"
