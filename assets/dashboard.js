@@ -101,6 +101,23 @@ window.dash_clientside = Object.assign({}, window.dash_clientside, {
       return lastOk ? Date.now() : window.dash_clientside.no_update;
     },
 
+    /* The line and machine pages' status line: what /api/health says about the figures. */
+    pageStatus: function (n, view) {
+      oeeAskHealth(oeeHealth.catchingUp ? 2000 : 10000);
+      var status = document.getElementById('range-status');
+      var tz = (status && status.dataset && status.dataset.tz) || undefined;  /* the plant's time zone */
+      if (oeeHealth.catchingUp) {
+        var pct = oeeCatchUpPercent(oeeHealth.lag, oeeHealth.maxLag);
+        return ['catching up history (' + pct + ' %) \u2014 figures fill in as it goes', 'wall-banner catching-up'];
+      }
+      if (oeeHealth.lost) {
+        var v = {tz: tz};
+        return ['Redis lost data: figures from ' + oeeClock(oeeHealth.lost.from, v, true) + ' to ' +
+                oeeClock(oeeHealth.lost.to, v, true) + ' are incomplete (see /api/health)', 'wall-banner data-lost'];
+      }
+      return ['', 'wall-banner d-none'];
+    },
+
     /* Banner text, banner class, root class. When callbacks are late, ask /api/health:
      * an answer means the server is up (catching up, or slow), no answer means it is down. */
     watchdog: function (n, lastSeen, lastOk, view) {

@@ -42,6 +42,7 @@ APPLY = "range-apply"
 WINDOW = "range-window"  # store: {"start": param, "end": param | None}
 LABEL = "range-label"
 TICK = "range-tick"  # refresh of live windows
+STATUS = "range-status"  # what /api/health says about the figures (catching up, data lost)
 URL = "range-url"  # the page's own view of the address bar (the root's is only for routing)
 
 CUSTOM = "custom"
@@ -178,7 +179,18 @@ def layout(query: dict[str, str], tz: str) -> html.Div:
             dbc.Button(_("Apply"), id=APPLY, color="primary"),
         ]),
         html.Span(id=LABEL, className="range-label text-body-secondary"),
+        html.Div(id=STATUS, className="wall-banner d-none", **{"data-tz": tz}),
     ])
+
+
+# "catching up history (n %)" and "Redis lost data" from /api/health, as on the wall
+clientside_callback(
+    ClientsideFunction("oee", "pageStatus"),
+    Output(STATUS, "children"),
+    Output(STATUS, "className"),
+    Input(TICK, "n_intervals"),
+    State(WINDOW, "data"),
+)
 
 
 @callback(

@@ -283,6 +283,33 @@ def test_wall_says_no_data_while_the_server_is_gone_and_recovers(dashboard: dict
     browser.get_log("browser")  # failed requests during the outage are expected there
 
 
+def test_screens_say_when_redis_lost_data(dashboard: dict[str, Any], browser: Any, shots: Path,
+                                          redis_url: str) -> None:
+    """The worker's data-loss record (``contract.data_loss_key``) is on the wall and the
+    line page until it is cleared: short figures must not pass for whole ones."""
+    import redis as redis_lib
+
+    from domain import contract
+
+    client = redis_lib.Redis.from_url(redis_url)
+    now = dashboard["now"]
+    key = contract.data_loss_key("BW1")
+    client.hset(key, mapping={"from": repr(now - 7200), "to": repr(now - 600), "detected": repr(now - 590)})
+    try:
+        server = dashboard["server"]
+        for path, banner in (("/wall", "#wall-banner"), ("/line/BW1?start=shift", "#range-status")):
+            open_page(browser, server.url + path, (1920, 1080))
+            text = wait_for(lambda banner=banner: text_of(browser, banner), timeout=30, what=f"{path} banner")
+            assert text.startswith("Redis lost data: figures from "), text
+            assert "are incomplete" in text
+        screenshot(browser, shots, "line_page_data_lost_1920x1080")
+        client.delete(key)
+        wait_for(lambda: text_of(browser, "#range-status") == "", timeout=30, what="banner cleared")
+    finally:
+        client.delete(key)
+        client.close()
+
+
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_overview_cards_and_tap_opens_the_line(dashboard: dict[str, Any], browser: Any, shots: Path,
                                                size: tuple[int, int]) -> None:
