@@ -43,6 +43,9 @@ _WINDOW_PARAMS = [
 
 _LINE = {"name": "line", "in": "path", "required": True, "schema": {"type": "string"}}
 _MACHINE = {"name": "machine", "in": "path", "required": True, "schema": {"type": "string"}}
+_LINE_FILTER = {"name": "line", "in": "query", "required": False, "explode": True,
+                "description": "only these lines (repeat it, or separate ids with commas); 404 for an unknown one",
+                "schema": {"type": "array", "items": {"type": "string"}}}
 
 _SCHEMAS: dict[str, Any] = {
     "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
@@ -330,7 +333,8 @@ def openapi_spec() -> dict[str, Any]:
                            "Times are ISO 8601 with a UTC offset in requests, epoch seconds (and ISO) in answers.",
         },
         "paths": {
-            "/api/lines": _get("Lines with their machines' live state", "Lines", []),
+            "/api/lines": _get("Lines with their machines' live state (all, or those named by ?line=)", "Lines",
+                               [_LINE_FILTER]),
             "/api/lines/{line}/kpis": _get("OEE, availability, performance, quality, TEEP, losses, energy of a line "
                                            "and its machines", "LineKpis", [_LINE, *_WINDOW_PARAMS]),
             "/api/lines/{line}/machines/{machine}/kpis": _get("KPIs of one machine", "MachineKpis",

@@ -65,7 +65,11 @@ def create_api_blueprint(get_reader: Callable[[], PlantReader] | PlantReader,
     @bp.get("/lines")
     @json_errors
     def lines() -> Any:
-        return _ok(reader_of().lines(clock()))
+        reader = reader_of()
+        wanted = [part for value in request.args.getlist("line") for part in value.split(",") if part]
+        for line in wanted:
+            reader.line(line)  # 404 for an unknown line
+        return _ok(reader.lines(clock(), only=wanted or None))
 
     @bp.get("/lines/<line>/kpis")
     @json_errors

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import redis
@@ -26,15 +27,17 @@ def _text(raw: bytes | str) -> str:
 
 # --- live state -------------------------------------------------------------------------
 
-def lines_now(redis_client: redis.Redis, plant: Plant, now: float) -> dict[str, Any]:
-    """Every line with its machines' live state."""
+def lines_now(redis_client: redis.Redis, plant: Plant, now: float,
+              only: Sequence[str] | None = None) -> dict[str, Any]:
+    """Every line (or the lines in ``only``) with its machines' live state."""
+    lines = [line for line in plant.lines if only is None or line.id in only]
     with redis_client.pipeline(transaction=False) as pipe:
-        for line in plant.lines:
+        for line in lines:
             pipe.hgetall(contract.live_key(line.id))
             pipe.hgetall(contract.rollup_state_key(line.id))
         replies = pipe.execute()
     out = []
-    for i, line in enumerate(plant.lines):
+    for i, line in enumerate(lines):
         live = live_events(line, replies[2 * i])
         snapshot = snapshot_of(replies[2 * i + 1])
         machines = [machine_now(plant, line, m.id, live.get(m.id, {}), snapshot, now) for m in line.machines]

@@ -135,10 +135,11 @@ class PlantReader:
 
     # --- live state and health ---------------------------------------------------------------
 
-    def lines(self, now: float) -> dict[str, Any]:
-        """Every line with its machines' live state: state (unknown when no data for
-        ``gap_timeout_s``, link down or a bad reading), since when, reason, counters, power."""
-        return live.lines_now(self.redis, self.plant, now)
+    def lines(self, now: float, only: Sequence[str] | None = None) -> dict[str, Any]:
+        """Every line (or those in ``only``) with its machines' live state: state (unknown
+        when no data for ``gap_timeout_s``, link down or a bad reading), since when, reason,
+        counters, power."""
+        return live.lines_now(self.redis, self.plant, now, only=only)
 
     def health(self, now: float) -> dict[str, Any]:
         """Redis reachable; per line the collectors' last data and the rollup worker's lag."""

@@ -57,6 +57,18 @@ def test_lines(client: FlaskClient) -> None:
     assert [m["id"] for m in body["lines"][0]["machines"]] == ["M1", "M2"]
 
 
+def test_lines_filtered_by_line(client: FlaskClient, redis_client: redis.Redis) -> None:
+    assert [line["id"] for line in client.get("/api/lines?line=L1").get_json()["lines"]] == ["L1"]
+    missing = client.get("/api/lines?line=L1&line=NOPE")
+    assert missing.status_code == 404 and "NOPE" in missing.get_json()["error"]
+    from config.loader import DEMO_PLANT, load_plant
+
+    demo = make_app(PlantReader(redis_client, load_plant(DEMO_PLANT))).test_client()
+    assert [line["id"] for line in demo.get("/api/lines").get_json()["lines"]] == ["BW1", "CM1", "BR1"]
+    assert [line["id"] for line in demo.get("/api/lines?line=BR1,BW1").get_json()["lines"]] == ["BW1", "BR1"]
+    assert [line["id"] for line in demo.get("/api/lines?line=CM1&line=BR1").get_json()["lines"]] == ["CM1", "BR1"]
+
+
 def test_kpis_default_to_the_current_shift(client: FlaskClient) -> None:
     body = client.get("/api/lines/L1/kpis").get_json()
     assert body["window"]["label"].endswith(" B")  # 15:05 in Shanghai: shift B since 14:00
