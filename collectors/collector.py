@@ -64,8 +64,9 @@ from collectors.redis_io import async_redis
 from collectors.sink import Backoff, RedisSink
 from collectors.subscription import ItemSubscription
 from collectors.timebase import MachineKey, TimeBase
+from collectors.trust import ServerValidator, TrustList
 from config.settings import Settings
-from domain.contract import TIMESTAMP_FUTURE, TIMESTAMP_TOO_OLD
+from domain.contract import TIMESTAMP_FUTURE, TIMESTAMP_TOO_OLD, live_field
 from domain.model import GOOD_STATUS, Event, Signal
 from domain.plant import Endpoint, Plant, TimestampSource
 
@@ -159,6 +160,11 @@ class EndpointCollector:
         self._outage_since: float | None = None
         self._attempts = 0
         self._reported_bad_nodes: set[str] = set()
+        self._bad_since: dict[str, float] = {}  # node id -> when first refused
+        self._invalid: list[tuple[int, str]] = []  # (handle, status) of node ids that do not parse
+        self._validator: ServerValidator | None = None
+        self._refused_certificate: str | None = None  # thumbprint reported
+        self._unverified_logged = False
         # The time base of hb/link (None: the wall clock, for ``arrival`` timestamps).
         self._timebase = None if endpoint.timestamp is TimestampSource.ARRIVAL else TimeBase()
         self._sub: ItemSubscription | None = None
@@ -196,6 +202,7 @@ class EndpointCollector:
                 except Exception as exc:  # asyncua raises a few other types on broken connections
                     reason = f"{type(exc).__name__}: {exc}"
                     log.debug("endpoint %s: session error", self.name, exc_info=True)
+                self._certificate_refused()
                 self._lost(reason)
                 await asyncio.sleep(backoff.next_delay())
         finally:
@@ -261,6 +268,7 @@ class EndpointCollector:
                 self._held = {}
             async with asyncio.timeout(self.options.connect_timeout_s):
                 self._refused(await sub.create())
+            self._certificate_accepted()
             self._silence_s = max(self.options.watchdog_factor * sub.keepalive_s, 1.0)
             self._up(len(self.bindings) - len(self._refused_nodes))
             backoff.reset()
@@ -282,6 +290,13 @@ class EndpointCollector:
             client.set_password(self.password or "")
         if sec.policy == "None":
             return
+        if sec.trust_dir:
+            self._validator = ServerValidator(TrustList(sec.trust_dir))
+            client.certificate_validator = self._validator
+        elif not sec.server_certificate and not self._unverified_logged:
+            self._unverified_logged = True
+            log.warning("endpoint %s: no trust_dir and no server_certificate: the server's certificate is not "
+                        "verified (any server at %s is believed)", self.name, self.endpoint.url)
         assert sec.certificate and sec.private_key  # checked when the plant file is loaded
         uri = _certificate_uri(sec.certificate)
         if uri:
@@ -291,6 +306,33 @@ class EndpointCollector:
             policy, certificate=sec.certificate, private_key=sec.private_key,
             server_certificate=sec.server_certificate, mode=getattr(ua.MessageSecurityMode, sec.mode),
         )
+
+    def _certificate_refused(self) -> None:
+        """The server's certificate failed the trust list: say which (once per thumbprint)
+        and how to trust it, in the log and in each line's ``contract.nodes_key``."""
+        rejected = self._validator.rejected if self._validator is not None else None
+        if rejected is None or rejected.thumbprint == self._refused_certificate:
+            return
+        self._refused_certificate = rejected.thumbprint
+        trust = self._validator.trust if self._validator is not None else None
+        hint = (f"compare the thumbprint with the server's own, then: python app.py trust accept {rejected.thumbprint}"
+                f" (or copy the certificate into {trust.trusted_dir if trust else 'trusted/'})")
+        if rejected.status != "BadCertificateUntrusted":
+            hint = "the server's certificate itself is not acceptable (expired, wrong application URI or use)"
+        log.warning("endpoint %s (%s): server certificate refused (%s), SHA-256 thumbprint %s, subject %s; %s",
+                    self.name, self.endpoint.url, rejected.status, rejected.thumbprint,
+                    rejected.cert.subject.rfc4514_string(), hint)
+        for line in sorted({line for line, _ in self.machines}):
+            self.sink.report(line, f"@{self.name}", {"endpoint": self.name, "status": rejected.status,
+                                                     "thumbprint": rejected.thumbprint, "hint": hint,
+                                                     "since": time.time()})
+
+    def _certificate_accepted(self) -> None:
+        if self._refused_certificate is None:
+            return
+        self._refused_certificate = None
+        for line in sorted({line for line, _ in self.machines}):
+            self.sink.report(line, f"@{self.name}", None)
 
     async def _until(self, lost: asyncio.Event) -> None:
         await lost.wait()
@@ -342,23 +384,43 @@ class EndpointCollector:
                 self._lost_reason = f"server reported {status_name(status)}"
                 lost.set()
 
-        items = [self._item_request(h, b) for h, b in self.by_handle.items()]
+        items = []
+        self._invalid = []
+        for handle, binding in self.by_handle.items():
+            try:
+                items.append(self._item_request(handle, binding))
+            except (ValueError, TypeError, UaError):  # checked at load; a plant built in code may still carry one
+                self._invalid.append((handle, "BadNodeIdInvalid"))
         return ItemSubscription(client.uaclient, self._subscription_parameters(), items, self._on_data, on_status,
                                 self.options.items_per_call)
 
     def _refused(self, refused: Sequence[tuple[ua.MonitoredItemCreateRequest, ua.StatusCode]]) -> None:
-        """Nodes the server would not monitor: logged once each, and an event with the status."""
+        """Nodes the server would not monitor (and node ids that do not parse): logged once
+        each (WARNING), an event with the status, and a record in the line's
+        ``contract.nodes_key`` hash for ``/api/health``; the rest of the endpoint is
+        collected. Nodes monitored now lose their record."""
+        rejected = [*self._invalid, *((r.RequestedParameters.ClientHandle, status_name(st)) for r, st in refused)]
         self._refused_nodes = set()
-        for request, status in refused:
-            handle = request.RequestedParameters.ClientHandle
+        bad_handles = set()
+        for handle, name in rejected:
             binding = self.by_handle[handle]
+            bad_handles.add(handle)
             self._fresh.discard(handle)
             self._refused_nodes.add(binding.node_id)
-            name = status_name(status)
             if binding.node_id not in self._reported_bad_nodes:
                 self._reported_bad_nodes.add(binding.node_id)
-                log.warning("endpoint %s: cannot monitor %s (%s/%s %s): %s",
+                self._bad_since[binding.node_id] = time.time()
+                log.warning("endpoint %s: cannot monitor %s (%s/%s %s): %s; the rest of the endpoint is collected",
                             self.name, binding.node_id, binding.line, binding.machine, binding.signal, name)
+            self.sink.report(binding.line, live_field(binding.machine, binding.signal), {
+                "endpoint": self.name, "node_id": binding.node_id, "status": name,
+                "since": self._bad_since[binding.node_id]})
+        for handle, binding in self.by_handle.items():
+            if handle not in bad_handles:
+                self._reported_bad_nodes.discard(binding.node_id)
+                self.sink.report(binding.line, live_field(binding.machine, binding.signal), None)
+        for handle, name in rejected:
+            binding = self.by_handle[handle]
             key = (binding.line, binding.machine)
             if self._timebase is None:
                 ts = time.time()

@@ -16,6 +16,14 @@ only in memory for longer than about that: a collector killed during an outage l
 most that much. Delivery is at least once: a batch cut off in the middle by a dying
 Redis is written again (all values are idempotent: cumulative counters, states, levels).
 
+On a Redis Cluster (``store.clients.connect_async``) each line's script is its own
+``EVAL``, sent to the master holding the line's slot (every key of a line shares it; a
+cluster pipeline refuses scripts, and no command spans lines): a ``MOVED`` answer means
+the script did not run there, so the client's redirect writes each entry once.
+
+What the OPC UA side refuses (a node the server rejects, an untrusted server
+certificate) is kept per line in ``contract.nodes_key`` (``report``), for ``/api/health``.
+
 Events whose timestamp the collector flagged (``contract.BAD_TIMESTAMP_STATUSES``) go to
 the stream but not to the live hash: a time 70 years ahead must not become a machine's
 "last data".
@@ -27,15 +35,24 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import redis.asyncio
 from redis.exceptions import RedisError
 
 from collectors.buffer import StoreAndForwardBuffer
-from domain.contract import BAD_TIMESTAMP_STATUSES, FIELDS, encode_event, encode_live, events_key, live_key
+from domain.contract import (
+    BAD_TIMESTAMP_STATUSES,
+    FIELDS,
+    encode_event,
+    encode_live,
+    events_key,
+    live_key,
+    nodes_key,
+)
 from domain.model import Event
+from store.clients import is_async_cluster
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +138,31 @@ class RedisSink:
         self._retry_at = 0.0  # monotonic time of the next attempt while Redis is down
         self._down_since: float | None = None
         self._keys: dict[str, tuple[str, str]] = {}
+        self._cluster = is_async_cluster(client)
+        self._reports: dict[str, dict[str, str | None]] = {}  # line -> field -> JSON (None: remove)
+
+    def report(self, line: str, field: str, value: Mapping[str, object] | None) -> None:
+        """Record (or with None clear) a problem of the OPC UA side in the line's
+        ``contract.nodes_key`` hash; written with the next batch, kept until Redis takes it."""
+        text = None if value is None else json.dumps(dict(value), separators=(",", ":"), sort_keys=True)
+        self._reports.setdefault(line, {})[field] = text
+        self._wake.set()
+
+    async def _write_reports(self) -> None:
+        """The recorded problems, line by line (one slot each); what fails stays for later."""
+        for line in list(self._reports):
+            fields = self._reports.pop(line)
+            gone = [f for f, v in fields.items() if v is None]
+            kept = {f: v for f, v in fields.items() if v is not None}
+            try:
+                if gone:
+                    await self.client.hdel(nodes_key(line), *gone)
+                if kept:
+                    await self.client.hset(nodes_key(line), mapping=kept)
+            except (RedisError, OSError):
+                for f, v in fields.items():
+                    self._reports.setdefault(line, {}).setdefault(f, v)
+                return
 
     def put(self, event: Event) -> None:
         self._pending.append(event)
@@ -165,6 +207,8 @@ class RedisSink:
     async def flush(self) -> None:
         """Write what is waiting: the buffer first (if Redis is back), then new events."""
         batch, self._pending = self._pending, []
+        if self._reports and self._down_since is None:
+            await self._write_reports()
         if len(self.buffer) or self._down_since is not None:
             self._to_buffer(batch)
             if self._down_since is not None and time.monotonic() < self._retry_at:
@@ -280,15 +324,26 @@ class RedisSink:
                 latest.add(key)
                 field, value = encode_live(event)
                 per_line[event.line][1][field] = value
-        pipe = self.client.pipeline(transaction=False)
+        commands = []
         for line, (entries, live) in per_line.items():
             stream, live_hash = self._keys_for(line)
-            pipe.execute_command(
+            commands.append((
                 "EVAL", _WRITE_SCRIPT, 2, stream, live_hash, minid, _FIELD_NAMES,
                 json.dumps(entries, separators=(",", ":"), ensure_ascii=False),
                 json.dumps([x for pair in live.items() for x in pair], separators=(",", ":"), ensure_ascii=False),
-            )
-        await pipe.execute()
+            ))
+        if self._cluster:
+            # One command per line, each routed to its slot's master, concurrently.
+            results = await asyncio.gather(*(self.client.execute_command(*command) for command in commands),
+                                           return_exceptions=True)
+            for result in results:
+                if isinstance(result, BaseException):
+                    raise result
+        else:
+            pipe = self.client.pipeline(transaction=False)
+            for command in commands:
+                pipe.execute_command(*command)
+            await pipe.execute()
         self.stats.written += len(events)
         self.stats.batches += 1
 

@@ -54,6 +54,15 @@ def live_key(line: str) -> str:
     return f"{line_tag(line)}:live"
 
 
+def nodes_key(line: str) -> str:
+    """Hash written by the collector: what the OPC UA side refuses for this line. Field
+    ``<machine>|<signal>`` (``live_field``) for a node the server rejected, ``@<endpoint>``
+    for an endpoint refused as a whole (an untrusted server certificate); value JSON
+    (``node_id``/``status`` or ``status``/``thumbprint``/``hint``, and ``since``). A field
+    goes when the node or endpoint works again."""
+    return f"{line_tag(line)}:nodes"
+
+
 def live_field(machine: str, signal: Signal | str) -> str:
     return f"{machine}|{signal}"
 

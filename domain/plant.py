@@ -61,6 +61,10 @@ class Security(Strict):
     # A password crosses the network only with mode SignAndEncrypt; true allows it otherwise
     # (test servers only: config.loader refuses it without this).
     allow_unencrypted_password: bool = False
+    # Folder of the server-certificate trust list: ``trusted/`` (accepted) and ``pending/``
+    # (presented, refused until an admin accepts them: ``python app.py trust``); see
+    # ``collectors.trust``. Without it only a pinned ``server_certificate`` is checked.
+    trust_dir: str | None = None
 
 
 class Endpoint(Strict):

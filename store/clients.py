@@ -94,3 +94,33 @@ def node_client(client: Any, key: str) -> Any:
     if not is_cluster(client):
         return client
     return client.get_redis_connection(client.get_node_from_key(key))
+
+
+def connect_async(url: str, role: Role = "collector", **extra: Any) -> Any:
+    """The asyncio flavour of ``connect``: ``redis.asyncio.Redis`` or
+    ``redis.asyncio.cluster.RedisCluster`` (the collector). Detection probes the server
+    synchronously, once, at start; a collector that starts before Redis detects nothing,
+    so on a cluster it should be given the ``redis+cluster://`` scheme."""
+    import redis.asyncio
+    from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+
+    detect = extra.pop("detect", True)
+    options: dict[str, Any] = {**_TIMEOUTS[role], **extra}
+    plain = plain_url(url)
+    cluster = is_cluster_url(url)
+    if not cluster and detect:
+        try:
+            cluster = _cluster_enabled(plain, options)
+        except redis.RedisError:
+            cluster = False
+    if cluster:
+        options.pop("health_check_interval", None)
+        log.info("Redis Cluster at %s", urlsplit(plain).hostname)
+        return AsyncRedisCluster.from_url(plain, **options)
+    return redis.asyncio.Redis.from_url(plain, **options)
+
+
+def is_async_cluster(client: Any) -> bool:
+    from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+
+    return isinstance(client, AsyncRedisCluster)
