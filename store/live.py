@@ -3,6 +3,7 @@ say right now (``PlantReader.lines`` and ``PlantReader.health``)."""
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Sequence
@@ -166,7 +167,9 @@ def line_health(redis_client: redis.Redis, plant: Plant, line: Line, now: float)
         pipe.xlen(stream)
         pipe.hgetall(contract.data_loss_key(line.id))
         pipe.time()
-        live_raw, state_raw, newest, groups, length, loss_raw, server_time = pipe.execute(raise_on_error=False)
+        pipe.hgetall(contract.nodes_key(line.id))
+        live_raw, state_raw, newest, groups, length, loss_raw, server_time, nodes_raw = pipe.execute(
+            raise_on_error=False)
     live = live_events(line, live_raw if isinstance(live_raw, dict) else {})
     last_data = max((e.ts for events in live.values() for e in events.values()), default=None)
     oldest_waiting = _oldest_undelivered(redis_client, stream, newest, _group_info(groups, GROUP))
@@ -186,7 +189,30 @@ def line_health(redis_client: redis.Redis, plant: Plant, line: Line, now: float)
         "last_data_age_s": None if last_data is None else now - last_data,
         "stream_length": length if isinstance(length, int) else None,
         "worker": worker,
+        **collector_problems(nodes_raw if isinstance(nodes_raw, dict) else {}),
     }
+
+
+def collector_problems(raw: dict[Any, Any]) -> dict[str, list[dict[str, Any]]]:
+    """The collector's record of what the OPC UA side refuses (``contract.nodes_key``):
+    ``bad_nodes`` (machine, signal, node id, status, endpoint) and ``refused_endpoints``
+    (an untrusted server certificate: status, SHA-256 thumbprint, how to trust it).
+    They do not make the line unhealthy: the rest of it is collected."""
+    bad_nodes: list[dict[str, Any]] = []
+    endpoints: list[dict[str, Any]] = []
+    for field, value in sorted((_text(f), _text(v)) for f, v in raw.items()):
+        try:
+            record = json.loads(value)
+        except ValueError:
+            continue
+        if not isinstance(record, dict):
+            continue
+        if field.startswith("@"):
+            endpoints.append(record)
+        else:
+            machine, _, signal = field.partition("|")
+            bad_nodes.append({"machine": machine, "signal": signal, **record})
+    return {"bad_nodes": bad_nodes, "refused_endpoints": endpoints}
 
 
 def data_loss_of(raw: dict[Any, Any]) -> dict[str, float | None] | None:
