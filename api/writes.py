@@ -274,7 +274,7 @@ def create_writes_blueprint(get_reader: Callable[[], PlantReader]) -> Blueprint:
         end = request.args.get("end")
         lo = parse_time("start", start) if start else now - 30 * 86400
         hi = parse_time("end", end) if end else now + 1
-        return jsonify(_safe({"line": line, "handovers": Handovers(reader.redis).list(line, lo, hi)}))
+        return jsonify(_safe({"line": line, "handovers": Handovers(reader.redis).history(line, lo, hi)}))
 
     @bp.put("/lines/<line>/handovers/<shift_start>")
     @guarded
@@ -323,7 +323,7 @@ def create_writes_blueprint(get_reader: Callable[[], PlantReader]) -> Blueprint:
     @guarded
     @requires(Action.MANAGE_USERS, None)
     def list_users(who: Principal) -> Any:
-        return jsonify({"users": [u.public() for u in auth().users.list()]})
+        return jsonify({"users": [u.public() for u in auth().users.all()]})
 
     @bp.post("/users")
     @guarded

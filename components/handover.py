@@ -72,7 +72,7 @@ def layout(plant: Plant, line: str, query: dict[str, str]) -> html.Div:
 def _records(line: str, at: float) -> list[dict[str, Any]]:
     from store.handovers import Handovers
 
-    return Handovers(data.reader().redis).list(line, at - HISTORY_DAYS * 86400, at + 1)
+    return Handovers(data.reader().redis).history(line, at - HISTORY_DAYS * 86400, at + 1)
 
 
 def history_table(records: list[dict[str, Any]], tz: str) -> Any:

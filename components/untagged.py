@@ -176,7 +176,9 @@ def refresh(range_value: str, _saved: Any, line: str) -> tuple[Any, ...]:
                        html.Strong(theme.pct(coverage) if coverage is not None else "\u2013", id="ut-coverage-value")])
     who = _who()
     here = quote(f"/line/{line}/untagged")
-    badge = (html.Span([f"{who.name} ({who.role}) ", html.A("Log out", href="/login", className="ms-1")])
+    badge = (html.Form(action="/logout", method="POST", className="d-inline", children=[
+        html.Span(f"{who.name} ({who.role}) "),
+        html.Button("Log out", type="submit", className="btn btn-outline-secondary btn-lg ms-1", id="ut-logout")])
              if who is not None else html.A("Log in to classify", href=f"/login?next={here}",
                                             className="btn btn-primary btn-lg", id="ut-login"))
     return (queue_items(stops["stops"], plant.timezone, at), pareto_rows(raw["pareto"]["by_duration"]), cover, badge)

@@ -75,10 +75,22 @@ def allowed(who: Principal, action: Action, line: str | None = None) -> bool:
     return True
 
 
+WHAT = {
+    Action.CLASSIFY: "classify stops",
+    Action.EDIT_OTHERS: "change a classification someone else made",
+    Action.HANDOVER_WRITE: "write handover notes",
+    Action.HANDOVER_SIGN: "sign or acknowledge handovers",
+    Action.READ_AUDIT: "read the audit trail",
+    Action.EXPORT: "export",
+    Action.MANAGE_REASONS: "manage reason lists",
+    Action.MANAGE_USERS: "manage users and tokens",
+}
+
+
 def refusal(who: Principal, action: Action, line: str | None = None) -> str | None:
     """None when allowed, else the reason in one sentence (the 403's message)."""
     if action not in PERMISSIONS.get(who.role, frozenset()):
-        return f"the role {who.role} may not {action.replace('_', ' ')}"
+        return f"the role {who.role} may not {WHAT[action]}"
     if not allowed(who, action, line):
         return f"{who.name} is not assigned to line {line}"
     return None

@@ -116,7 +116,7 @@ def cmd_users(args: argparse.Namespace) -> int:
         users = Users(client, [line.id for line in plant.lines])
         try:
             if args.action == "list":
-                for u in users.list():
+                for u in users.all():
                     print(f"{u.name}\t{u.role}\t{','.join(u.lines)}\t{'disabled' if u.disabled else 'enabled'}")
                 return 0
             if args.action == "add":

@@ -31,7 +31,7 @@ class Handovers:
         raw: Any = self.redis.hget(contract.handovers_key(line), _field(shift_start))
         return json.loads(raw) if raw is not None else None
 
-    def list(self, line: str, start: float, end: float) -> list[dict[str, Any]]:
+    def history(self, line: str, start: float, end: float) -> list[dict[str, Any]]:
         data: Any = self.redis.hgetall(contract.handovers_key(line))
         out = [json.loads(v) for v in data.values()]
         return sorted((h for h in out if start <= h["shift_start"] < end), key=lambda h: h["shift_start"])

@@ -118,7 +118,7 @@ class Users:
         return User(name, Role(fields["role"]), parse_lines(fields.get("lines", "")), fields.get("disabled") == "1",
                     int(fields.get("sv", "0")))
 
-    def list(self) -> list[User]:
+    def all(self) -> list[User]:
         names: Any = self.redis.smembers(contract.users_key())
         return [u for n in sorted(_text(x) for x in names) if (u := self.get(n)) is not None]
 

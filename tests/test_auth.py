@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import re
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -63,6 +64,28 @@ def test_role_table(role: str, action: Action, line: str | None, expected: bool)
     who = Principal("x", Role(role), ("L1",))
     assert allowed(who, action, line) is expected
     assert (refusal(who, action, line) is None) is expected
+
+
+def test_every_refusal_is_a_sentence() -> None:
+    nobody = Principal("x", Role.OPERATOR, ())
+    for action in Action:
+        message = refusal(nobody, action, "L1")
+        assert message is not None and "_" not in message and message.startswith(("the role", "x is not"))
+
+
+def test_every_operator_loop_route_is_in_the_openapi_document(loop: dict[str, Any]) -> None:
+    from api.openapi import openapi_spec
+
+    paths = openapi_spec()["paths"]
+    mine = [r for r in loop["app"].server.url_map.iter_rules() if r.endpoint.split(".")[0] in ("operator_loop", "auth")
+            and r.rule.startswith("/api/")]
+    assert len(mine) >= 12
+    for rule in mine:
+        path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
+        if path.startswith("/api/users"):
+            continue  # the admins' user management (documented in the README)
+        assert path in paths, path
+        assert set(m.lower() for m in rule.methods - {"HEAD", "OPTIONS"}) <= set(paths[path]), path
 
 
 def test_all_lines_covers_every_line() -> None:
@@ -125,7 +148,7 @@ WRITE_NAMES = ["classify", "split", "handover_note", "handover_sign", "handover_
 def test_write_matrix(loop: dict[str, Any], which: int, role: str, own: bool) -> None:
     """A token of ``role`` assigned to L1 on L1's (own) or L2's (other) endpoint."""
     method, path, body, action = _writes(own)[which]
-    _forget_classifications(loop)  # else an operator after a supervisor meets "edit others"
+    _forget_classifications(loop)  # else an operator after a supervisor may not change it
     client = loop["app"].server.test_client()
     token = loop["tokens"][role, "L1"]
     answer = client.open(path, method=method, json=body, headers={"Authorization": f"Bearer {token}"})
@@ -156,7 +179,8 @@ def test_user_management_is_for_admins(loop: dict[str, Any]) -> None:
     for role in ("operator", "supervisor", "engineer"):
         token = loop["tokens"][role, "L1"]
         refused = client.post("/api/users", json=body, headers={"Authorization": f"Bearer {token}"})
-        assert refused.status_code == 403 and f"the role {role} may not manage users" in refused.get_json()["error"]
+        assert refused.status_code == 403
+        assert f"the role {role} may not manage users and tokens" in refused.get_json()["error"]
     assert client.post("/api/users", json=body).status_code == 401
     admin = {"Authorization": f"Bearer {loop['tokens']['admin', 'L1']}"}
     made = client.post("/api/users", json=body, headers=admin)

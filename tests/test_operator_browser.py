@@ -118,3 +118,40 @@ def test_an_operator_classifies_a_stop_on_a_tablet(server: dict[str, Any], brows
     assert {r["group"]: r["duration_s"] for r in api["pareto"]["by_duration"]} == {"3": 600.0, "1": 300.0}
     severe = [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert not severe
+
+
+def _login(driver: Any, url: str, name: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    driver.delete_all_cookies()
+    driver.get(url)
+    wait_for(lambda: driver.find_element(By.ID, "username"), what="the login page").send_keys(name)
+    driver.find_element(By.ID, "password").send_keys(PASSWORD)
+    driver.find_element(By.ID, "login-submit").click()
+
+
+def test_supervisors_hand_over_a_shift(server: dict[str, Any], browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+
+    def alert() -> str:
+        return str(browser.find_element(By.CSS_SELECTOR, "#ho-message .alert").text)
+
+    _login(browser, f"{server['url']}/login?next=/line/L1/handover", "supervisor1")
+    note = wait_for(lambda: browser.find_element(By.ID, "ho-note"), what="the handover page")
+    note.send_keys("Press fed late at 03:00")
+    browser.find_element(By.ID, "ho-issues").send_keys("check the feeder")
+    browser.find_element(By.ID, "ho-sign").click()
+    wait_for(lambda: alert().startswith("Signed"), what="signed")
+    row = wait_for(lambda: browser.find_element(By.CSS_SELECTOR, ".handover-table tbody tr").text, what="history")
+    assert "Press fed late at 03:00" in row and "supervisor1" in row
+    browser.find_element(By.ID, "ho-ack").click()
+    wait_for(lambda: "not the one who signed" in alert(), what="refused: the signer cannot acknowledge")
+    _login(browser, f"{server['url']}/login?next=/line/L1/handover", "supervisor1b")
+    wait_for(lambda: browser.find_element(By.ID, "ho-ack"), what="the handover page").click()
+    wait_for(lambda: alert() == "Acknowledged.", what="acknowledged")
+    row = wait_for(lambda: (t := browser.find_element(By.CSS_SELECTOR, ".handover-table tbody tr").text)
+                   and "supervisor1b" in t and t, what="the acknowledgement in the history")
+    assert "supervisor1 " in row
+    _login(browser, f"{server['url']}/login?next=/line/L1/handover", "operator1")
+    wait_for(lambda: browser.find_element(By.ID, "ho-save"), what="the handover page").click()
+    wait_for(lambda: "the role operator may not write handover notes" in alert(), what="an operator refused")

@@ -158,7 +158,7 @@ def test_an_operator_may_not_overwrite_someone_elses_classification(env: dict[st
     url = f"/api/lines/L1/stops/{IDLE_ID}/classification"
     assert client.put(url, headers=_bearer(tokens["supervisor", "L1"]), json={"reason": 3}).status_code == 200
     refused = client.put(url, headers=_bearer(tokens["operator", "L1"]), json={"reason": 1})
-    assert refused.status_code == 403 and "edit others" in refused.get_json()["error"]
+    assert refused.status_code == 403 and "someone else made" in refused.get_json()["error"]
     assert env["reader"].classifications.get("L1", IDLE_ID).reason == 3
 
 
