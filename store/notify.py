@@ -65,6 +65,9 @@ def resolve_channels(plant: Plant, env: Mapping[str, str]) -> dict[str, Channel]
         secret = env.get(cfg.secret_env) if cfg.secret_env else None
         if url is None:
             log.info("alert channel %s is off: environment variable %s is not set", name, cfg.url_env)
+        elif urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+            log.warning("alert channel %s is off: %s is not an http(s) URL", name, cfg.url_env)  # never the URL
+            url = None
         elif cfg.type in (ChannelType.DINGTALK, ChannelType.FEISHU) and not secret and cfg.secret_env:
             log.warning("alert channel %s: environment variable %s (signing secret) is not set: sending unsigned",
                         name, cfg.secret_env)

@@ -189,3 +189,11 @@ def test_test_command_sends_and_says_so(hook: Hook) -> None:
     hook.status = 500
     with pytest.raises(SystemExit, match="not delivered: HTTP 500"):
         send_test(p, "c", {"HOOK_URL": hook.url, "HOOK_SECRET": SECRET})
+
+
+def test_only_http_urls_make_a_channel(caplog: pytest.LogCaptureFixture) -> None:
+    p = plant_with("json", secret=False)
+    assert resolve_channels(p, {"HOOK_URL": "https://chat.example/hook?key=k"})["c"].on
+    for url in ("file:///etc/passwd", "ftp://x/y", "no-scheme"):
+        assert not resolve_channels(p, {"HOOK_URL": url})["c"].on
+    assert "passwd" not in caplog.text and "HOOK_URL is not an http(s) URL" in caplog.text
