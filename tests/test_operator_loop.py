@@ -16,8 +16,20 @@ import redis
 
 from components import downtime_panel, oee_panel
 from domain import calendar
+from domain.classification import (
+    Classification,
+    ClassifiedStop,
+    apply,
+    check_comment,
+    coverage,
+    parse_stop_id,
+    stop_id,
+)
+from domain.model import State
 from domain.plant import Plant
+from domain.timeline import Stop
 from store.reader import PlantReader
+from tests.core_support import T0, make_plant
 from tests.operator_support import (
     FAULT_ID,
     IDLE,
@@ -202,3 +214,66 @@ def _iso_window() -> dict[str, str]:
 
     return {"start": datetime.fromtimestamp(PAST[0], UTC).isoformat(),
             "end": datetime.fromtimestamp(PAST[1], UTC).isoformat()}
+
+
+# --- pure: stop ids, applying classifications, coverage ---------------------------------------------
+
+@pytest.mark.parametrize(("line", "machine", "start", "text"), [
+    ("BW1", "ST30", 1795590000.0, "BW1~ST30~1795590000000"),
+    ("L-1", "M.2_a", 1795590000.1234, "L-1~M.2_a~1795590000123"),
+    ("L1", "M1", 0.0, "L1~M1~0"),
+])
+def test_stop_ids_round_trip(line: str, machine: str, start: float, text: str) -> None:
+    assert stop_id(line, machine, start) == text
+    assert parse_stop_id(text) == (line, machine, round(start * 1000) / 1000)
+
+
+@pytest.mark.parametrize("text", ["", "L1~M1", "L1~M1~x", "L1~M1~-5", "~M1~5", "L1~~5", "L1~M1~5~6",
+                                  "L1~M1~" + "9" * 17])
+def test_bad_stop_ids(text: str) -> None:
+    assert parse_stop_id(text) is None
+
+
+@pytest.mark.parametrize(("comment", "ok"), [(None, True), ("", True), ("jam\nagain\t!", True), ("x" * 500, True),
+                                             ("x" * 501, False), ("bell\x07", False), (5, False)])
+def test_comments(comment: object, ok: bool) -> None:
+    assert (check_comment(comment) is None) is ok
+
+
+def _stop(start: float, end: float | None, reason: int = 0, state: State = State.IDLE) -> Stop:
+    return Stop("L1", "M1", start, end, state, reason)
+
+
+@pytest.mark.parametrize(("stop", "cls", "pieces"), [
+    # no classification: unchanged, with its id and PLC code
+    (_stop(100, 200, 7), None, [(100, 200, 7, 0)]),
+    # a reason replaces the PLC's
+    (_stop(100, 200, 7), Classification(3), [(100, 200, 3, 0)]),
+    # a split at 130: two pieces
+    (_stop(100, 200), Classification(1, splits=((130.0, 2),)), [(100, 130, 1, 1), (130, 200, 2, 2)]),
+    # an ongoing stop split: the last piece stays ongoing
+    (_stop(100, None), Classification(1, splits=((130.0, 2),)), [(100, 130, 1, 1), (130, None, 2, 2)]),
+    # a split time outside the stop (the stop was rewritten) is ignored
+    (_stop(100, 200), Classification(1, splits=((250.0, 2),)), [(100, 200, 1, 0)]),
+])
+def test_apply(stop: Stop, cls: Classification | None, pieces: list[tuple[Any, ...]]) -> None:
+    sid = stop_id("L1", "M1", stop.start)
+    got = apply([stop], {sid: cls} if cls else {})
+    assert [(s.start, s.end, s.reason, s.piece) for s in got] == pieces  # type: ignore[attr-defined]
+    assert all(isinstance(s, ClassifiedStop) and s.plc_reason == stop.reason and s.stop_id == sid for s in got)
+
+
+@pytest.mark.parametrize(("stops", "expected"), [
+    ([], (0.0, 0.0, None, 0)),
+    # 600 s idle without a reason (unexplained down time), 300 s with a failure reason
+    ([_stop(T0, T0 + 600), _stop(T0 + 1000, T0 + 1300, 1, State.FAULT)], (900.0, 300.0, 300 / 900, 1)),
+    # a short stop without a reason is a small stop (performance), not down time
+    ([_stop(T0, T0 + 60), _stop(T0 + 1000, T0 + 1300, 1, State.FAULT)], (300.0, 300.0, 1.0, 0)),
+    # planned stops are not unplanned down time
+    ([_stop(T0, T0 + 600, 4), _stop(T0 + 1000, T0 + 1300, 0, State.FAULT)], (300.0, 0.0, 0.0, 1)),
+    # only the part inside the window counts
+    ([_stop(T0 - 300, T0 + 300)], (300.0, 0.0, 0.0, 1)),
+])
+def test_coverage(stops: list[Stop], expected: tuple[float, float, float | None, int]) -> None:
+    got = coverage(stops, make_plant(), T0, T0 + 3600, T0 + 7200)
+    assert (got.down_s, got.tagged_s, got.share, got.untagged_stops) == expected
