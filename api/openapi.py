@@ -316,6 +316,35 @@ _WRITE_PATHS: dict[str, Any] = {
     "/api/session": {"get": {"summary": "Who is logged in, with the CSRF token for writes",
                              "responses": {"200": {"description": "user, role, lines, csrf"}}}},
 }
+# --- alerts (issue 12; api.alerts): the list is a read, an acknowledgement a write ---
+
+_SCHEMAS["Alert"] = {"type": "object", "properties": {
+    "id": {"type": "string", "description": "<rule>|<line>|<machine>|<condition start, epoch ms>"},
+    "rule": {"type": "string"}, "line": {"type": "string"}, "machine": {"type": ["string", "null"]},
+    "severity": {"type": "string", "enum": ["info", "warning", "urgent"]}, "text": {"type": "string"},
+    "since": {**EPOCH, "description": "data time the condition began"}, "raised_at": EPOCH,
+    "level": {"type": "integer", "description": "index of the last channel told (-1: none)"},
+    "notified_at": NUMBER_OR_NULL, "cleared_at": NUMBER_OR_NULL,
+    "late": {"type": "boolean", "description": "found only in late data, its condition had ended: sent nowhere"},
+    "flashing": {"type": "boolean"},
+    "ack": {"type": ["object", "null"], "properties": {"by": {"type": "string"}, "role": {"type": "string"},
+                                                       "at": EPOCH, "comment": {"type": "string"}}}}}
+_ALERT_PATHS: dict[str, Any] = {
+    "/api/alerts": {"get": {
+        "summary": "Alerts raised in a range (default the last 7 days) and every open one, newest first",
+        "parameters": [{"name": name, "in": "query", "required": False, "schema": schema}
+                       for name, schema in (("start", {"type": "number"}), ("end", {"type": "number"}),
+                                            ("line", {"type": "string"}),
+                                            ("state", {"type": "string", "enum": ["open"]}))],
+        "responses": {"200": _json({"type": "object", "properties": {"now": EPOCH, "alerts": {
+            "type": "array", "items": _ref("Alert")}}}, "alerts"), **_ERRORS}}},
+    "/api/alerts/{alert_id}/ack": _write(
+        "post", "Acknowledge an alert (operator, supervisor or engineer of its line): stops the wall's "
+        "flashing and the escalation", "Alert",
+        [{"name": "alert_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+        {"type": "object", "properties": {"comment": {"type": "string", "maxLength": 500}}}),
+}
+
 _SECURITY_SCHEMES = {
     "bearer": {"type": "http", "scheme": "bearer", "description": "API token (python app.py tokens create)"},
     "session": {"type": "apiKey", "in": "cookie", "name": "plant_session",
@@ -348,6 +377,7 @@ def openapi_spec() -> dict[str, Any]:
             "/api/openapi.json": {"get": {"summary": "This description", "responses": {
                 "200": {"description": "OpenAPI 3.1 document", "content": {"application/json": {}}}}}},
             **_WRITE_PATHS,
+            **_ALERT_PATHS,
         },
         "components": {"schemas": _SCHEMAS, "securitySchemes": _SECURITY_SCHEMES},
     }

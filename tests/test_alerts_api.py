@@ -94,3 +94,9 @@ def test_alert_counts_per_shift_in_the_shift_table(setup: dict[str, Any], redis_
     assert "Alerts" in table
     assert oee_panel.shifts_csv(rows).splitlines()[0].split(",")[-1] == "down_s"  # the CSV keeps its columns
     assert AlertStore(redis_client).count("L1", NOW - 8 * 3600, NOW) == 2
+
+
+def test_alert_routes_are_in_the_openapi_document(setup: dict[str, Any]) -> None:
+    spec = setup["client"].get("/api/openapi.json").get_json()
+    assert spec["paths"]["/api/alerts/{alert_id}/ack"]["post"]["security"]
+    assert "Alert" in spec["components"]["schemas"] and "/api/alerts" in spec["paths"]
