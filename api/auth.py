@@ -173,14 +173,16 @@ def login(name: str, password: str) -> tuple[int, str]:
     Returns (HTTP status, message)."""
     a, now, addr = auth(), auth().clock(), client_addr()
     name = name.strip()[:64]
+    # a name that is no user is not written down: people type their password into it
+    actor = name if a.users.get(name) is not None else "(unknown user)"
     wait = a.users.wait_s(name, addr, now)
     if wait > 0:
-        a.record(None, "login_throttled", actor=name or "-", ok=False)
+        a.record(None, "login_throttled", actor=actor, ok=False)
         return 429, f"too many failed logins: try again in {wait:.0f} s"
     user = a.users.authenticate(name, password)
     if user is None:
         a.users.record_failure(name, addr, now)
-        a.record(None, "login_failed", actor=name or "-", ok=False)
+        a.record(None, "login_failed", actor=actor, ok=False)
         return 401, "wrong user name or password (or the user is disabled)"
     a.users.clear_failures(name)
     session.clear()

@@ -332,7 +332,8 @@ def tokens_key() -> str:
 
 
 def login_failures_key(kind: str, value: str) -> str:
-    """Hash ``n``, ``last`` (epoch s): failed logins per user or address (expires)."""
+    """Hash ``n``, ``last`` (epoch s): failed logins per user (``value``: the first 32 hex
+    digits of the SHA-256 of the name tried) or per address (expires)."""
     return f"{PREFIX}:login:fail:{kind}:{value}"
 
 

@@ -175,7 +175,7 @@ class Users:
     def wait_s(self, name: str, addr: str, now: float) -> float:
         """Seconds this login attempt must still wait (0: it may try)."""
         waits = [0.0]
-        for key in (contract.login_failures_key("user", name[:64]), contract.login_failures_key("addr", addr)):
+        for key in (user_failures_key(name), contract.login_failures_key("addr", addr)):
             data: Any = self.redis.hgetall(key)
             n = int(data.get(b"n", 0))
             if n >= FREE_FAILURES:
@@ -184,14 +184,14 @@ class Users:
 
     def record_failure(self, name: str, addr: str, now: float) -> None:
         with self.redis.pipeline(transaction=False) as pipe:
-            for key in (contract.login_failures_key("user", name[:64]), contract.login_failures_key("addr", addr)):
+            for key in (user_failures_key(name), contract.login_failures_key("addr", addr)):
                 pipe.hincrby(key, "n", 1)
                 pipe.hset(key, "last", now)
                 pipe.expire(key, WINDOW_S)
             pipe.execute()
 
     def clear_failures(self, name: str) -> None:
-        self.redis.delete(contract.login_failures_key("user", name[:64]))
+        self.redis.delete(user_failures_key(name))
 
     # --- tokens ------------------------------------------------------------------------
 
@@ -235,6 +235,12 @@ class Users:
         if record.get("disabled"):
             return None
         return Principal(record["name"], Role(record["role"]), tuple(record["lines"]), "token")
+
+
+def user_failures_key(name: str) -> str:
+    """The failed-login counter of a user name, keyed by its hash: a password typed into
+    the name field must not end up in a key name."""
+    return contract.login_failures_key("user", hashlib.sha256(name.encode()).hexdigest()[:32])
 
 
 def failure_delay_s(failures: int) -> float:

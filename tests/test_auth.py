@@ -22,7 +22,7 @@ from api.auth import secret_key
 from domain import contract
 from domain.roles import Action, Principal, Role, allowed, refusal
 from store.audit import AuditTrail
-from store.users import FREE_FAILURES, Users, check_password, failure_delay_s, hash_password
+from store.users import FREE_FAILURES, Users, check_password, failure_delay_s, hash_password, user_failures_key
 from tests.operator_support import (
     IDLE,
     IDLE_ID,
@@ -264,7 +264,7 @@ def test_throttle_expires_with_time(redis_client: redis.Redis) -> None:
     assert users.wait_s("u", "5.6.7.8", 1003.0) == pytest.approx(2.0)  # 4 failures: 2 s after the last
     assert users.wait_s("u", "5.6.7.8", 1005.0) == 0.0
     assert users.wait_s("v", "1.2.3.4", 1004.0) == pytest.approx(1.0)  # the address too
-    assert 0 < redis_client.ttl(contract.login_failures_key("user", "u")) <= 900
+    assert 0 < redis_client.ttl(user_failures_key("u")) <= 900
     users.clear_failures("u")
     assert users.wait_s("u", "5.6.7.8", 1003.0) == 0.0
 
@@ -316,6 +316,7 @@ def test_no_secret_in_logs_redis_or_cli_output(redis_client: redis.Redis, redis_
     client = make_app(reader, plant, tmp_path, redis_url).server.test_client()
     client.post("/api/login", json={"username": "olga", "password": password})
     client.post("/api/login", json={"username": "olga", "password": password + "x"})
+    client.post("/api/login", json={"username": password, "password": "x"})  # the password in the name field
     everything = caplog.text + listed.out + listed.err
     dump = b"".join(_values(redis_client))
     for secret in (password, token, password + "x"):
@@ -325,6 +326,7 @@ def test_no_secret_in_logs_redis_or_cli_output(redis_client: redis.Redis, redis_
 
 def _values(client: redis.Redis) -> Iterator[bytes]:
     for key in client.scan_iter():
+        yield key
         kind = client.type(key)
         if kind == b"string":
             yield client.get(key) or b""
