@@ -248,6 +248,7 @@ class PlantSimulator:
             server.set_security_policy([
                 ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt,
                 ua.SecurityPolicyType.Basic256Sha256_Sign,
+                ua.SecurityPolicyType.Aes256Sha256RsaPss_SignAndEncrypt,
             ])
         else:
             server.set_security_policy([ua.SecurityPolicyType.NoSecurity])

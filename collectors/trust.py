@@ -125,12 +125,14 @@ class ServerValidator:
             await CertificateValidator(CHECKS).validate(cert, app)
         except ServiceError as exc:
             self._refuse(cert, ua.StatusCode(exc.code).name)
-        if thumbprint(cert) in self.trust.trusted_thumbprints():
+        trusted = self.trust.trusted_thumbprints()
+        if thumbprint(cert) in trusted:
             return
-        store = TrustStore([self.trust.trusted_dir], [])
-        await store.load_trust()
-        if _issued_by_trusted_ca(store, cert):
-            return
+        if trusted:  # a CA among them may have issued it (an empty store is an error in cryptography)
+            store = TrustStore([self.trust.trusted_dir], [])
+            await store.load_trust()
+            if _issued_by_trusted_ca(store, cert):
+                return
         self._refuse(cert, "BadCertificateUntrusted")
 
     def _refuse(self, cert: x509.Certificate, status: str) -> None:
