@@ -20,6 +20,7 @@ from redis.exceptions import RedisError
 
 from api.alerts import Refused, acknowledge
 from components import data
+from components.i18n import N_, _
 from store.alerts import AlertStore
 
 log = logging.getLogger(__name__)
@@ -102,12 +103,15 @@ def alert_list(line: str | None) -> html.Section:
     return html.Section(className="alerts-panel mb-3", children=[
         dcc.Interval(id=LIST_TICK, interval=LIST_REFRESH_MS),
         dcc.Store(id=LIST_LINE, data=line),
-        html.H2("Alerts", className="h5 mb-2"),
+        html.H2(_("Alerts"), className="h5 mb-2"),
         html.Div(id=LIST, className="alerts-list"),
-        dcc.Input(id=COMMENT, type="text", placeholder="Comment (optional)", maxLength=500,
+        dcc.Input(id=COMMENT, type="text", placeholder=_("Comment (optional)"), maxLength=500,
                   className="form-control form-control-sm alerts-comment"),
         html.Div(id=MESSAGE, className="alerts-message", role="status"),
     ])
+
+
+SEVERITIES = {"info": N_("info"), "warning": N_("warning"), "urgent": N_("urgent")}  # shown translated (i18n)
 
 
 def _when(ts: float | None) -> str:
@@ -117,24 +121,25 @@ def _when(ts: float | None) -> str:
 def list_items(alerts: list[dict[str, Any]]) -> list[Any]:
     """Rows: severity, text, raised, state; an Acknowledge button on open unacknowledged ones (pure)."""
     if not alerts:
-        return [html.P("No alerts in the last 12 hours.", className="text-body-secondary mb-2")]
+        return [html.P(_("No alerts in the last 12 hours."), className="text-body-secondary mb-2")]
     rows = []
     for a in alerts[:LIST_MAX]:
         ack = a.get("ack")
         if a["late"]:
-            state = "late data, not sent"
+            state = _("late data, not sent")
         elif a["cleared_at"] is not None:
-            state = f"cleared {_when(a['cleared_at'])}"
+            state = _("cleared {time}").format(time=_when(a["cleared_at"]))
         else:
-            state = "open"
+            state = _("open")
         if ack:
-            state += f" · acknowledged by {ack['by']} {_when(ack['at'])}" + (
+            state += " · " + _("acknowledged by {who} {time}").format(who=ack["by"], time=_when(ack["at"])) + (
                 f": {ack['comment']}" if ack.get("comment") else "")
-        button = (html.Button("Acknowledge", id={"type": ACK, "id": a["id"]}, n_clicks=0,
+        button = (html.Button(_("Acknowledge"), id={"type": ACK, "id": a["id"]}, n_clicks=0,
                               className="btn btn-outline-dark btn-sm alerts-ack")
                   if a["cleared_at"] is None and not ack and not a["late"] else None)
         rows.append(html.Div(className=f"alerts-row alerts-{a['severity']}" + (" alert-flash" if a["flashing"] else ""),
-                             children=[html.Span(a["severity"], className="alerts-severity"),
+                             children=[html.Span(_(SEVERITIES.get(a["severity"], a["severity"])),
+                                                 className="alerts-severity"),
                                        html.Span(a["text"], className="alerts-text"),
                                        html.Span(f"{_when(a['raised_at'])} · {state}", className="alerts-state"),
                                        button]))
@@ -158,10 +163,10 @@ def list_refresh(_n: int | None, _clicks: list[int | None], line: str | None, co
                 if store is None:
                     raise Refused(503, "alerts are not available")
                 ack = acknowledge(store, str(trigger["id"]), comment or "", now, from_page=True)
-                message = f"Acknowledged by {ack['by']}."
+                message = _("Acknowledged by {who}.").format(who=ack["by"])
             except Refused as exc:
                 message = exc.message
         return list_items(_alerts([line] if line else None, open_only=False, now=now)), message
     except (RedisError, OSError) as exc:
         log.warning("alert list: %s", exc)
-        return [html.P("Alerts cannot be read right now.", className="text-body-secondary")], message
+        return [html.P(_("Alerts cannot be read right now."), className="text-body-secondary")], message

@@ -34,8 +34,8 @@ import plotly.graph_objects as go
 from dash import ALL, Input, Output, Patch, State, callback, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
-from components import data, export, ranges, theme
-from components.i18n import N_, _, current, reason_text
+from components import data, export, live, ranges, theme
+from components.i18n import N_, _, reason_text
 from domain.downtime import NO_REASON_GROUP, SMALL_STOP_GROUP
 from domain.model import State as MachineState
 
@@ -168,15 +168,7 @@ def pareto_series(rows: list[dict[str, Any]], by: str) -> dict[str, list[Any]]:
 
 def pareto_label(row: dict[str, Any]) -> str:
     """A Pareto bar's name: the reader's (English) label, or the reason in the page's language."""
-    given = row.get("label") or row.get("reason_text") or row.get("text")
-    group = str(row.get("group") or row.get("reason") or NO_REASON_GROUP)
-    if current() != "en" and group == SMALL_STOP_GROUP:
-        return _("Small stops")
-    if current() != "en" and group == NO_REASON_GROUP:
-        return _("No reason")
-    if row.get("reason"):
-        return reason_text(row["reason"], given)
-    return str(given or _(NO_REASON))
+    return live.group_text(row)
 
 
 def pareto_figure(rows: list[dict[str, Any]], by: str, dark: bool = False) -> go.Figure:
@@ -245,8 +237,7 @@ def stops_table(events: list[dict[str, Any]], now: float, tz: str, machine_href:
                     else _local(e["end"], zone)[5:16]),
             html.Td(stop_duration(e, now), id={"type": ONGOING, "row": i}) if ongoing and live_cells else
             html.Td(stop_duration(e, now)),
-            html.Td(reason_text(e["reason"], e.get("reason_text")) if e.get("reason") else
-                    (e.get("reason_text") or _(NO_REASON))),
+            html.Td(live.group_text({**e, "group": event_group(e)})),
             html.Td(category_text(e)),
         ]))
     more = [html.P(_("{n} more in the CSV download.").format(n=len(events) - MAX_ROWS),

@@ -163,6 +163,11 @@ def gettext(message: str) -> str:
     return translations(current()).gettext(message)
 
 
+def pgettext(context: str, message: str) -> str:
+    """``message`` where the same English word needs another translation (``context``)."""
+    return translations(current()).pgettext(context, message)
+
+
 def ngettext(singular: str, plural: str, n: int) -> str:
     return translations(current()).ngettext(singular, plural, n)
 

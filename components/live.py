@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from components import theme
-from components.i18n import _, local
+from components.i18n import _, current, local
 from components.i18n import reason_text as localised_reason
+from domain.downtime import NO_REASON_GROUP, SMALL_STOP_GROUP
 from domain.model import State
 from domain.plant import Line
 
@@ -135,8 +136,22 @@ def top_reason(downtime: dict[str, Any] | None) -> tuple[str, float | None]:
     if not rows:
         return _("No stops"), None
     top = max(rows, key=lambda r: r.get("duration_s") or r.get("value") or 0)
-    text = localised_reason(top.get("reason"), top.get("reason_text") or top.get("text") or top.get("label"))
+    text = group_text(top)
     return str(text), top.get("duration_s") or top.get("value")
+
+
+def group_text(row: dict[str, Any]) -> str:
+    """A Pareto row's name in the page's language: its reason, or 'No reason' / 'Small stops'
+    for the groups without a code (English: the reader's label as it is)."""
+    given = row.get("label") or row.get("reason_text") or row.get("text")
+    group = str(row.get("group") or row.get("reason") or NO_REASON_GROUP)
+    if current() != "en" and group == SMALL_STOP_GROUP:
+        return _("Small stops")
+    if current() != "en" and group == NO_REASON_GROUP:
+        return _("No reason")
+    if row.get("reason"):
+        return localised_reason(row["reason"], given)
+    return str(given or _("No reason"))
 
 
 def line_view(cfg: Line, live: dict[str, Any], kpis: dict[str, Any] | None, downtime: dict[str, Any] | None,

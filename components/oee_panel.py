@@ -217,7 +217,7 @@ def shift_table(rows: list[dict[str, Any]], target_oee: float | None = None) -> 
     if not rows:
         return html.P(_("No shift in this range."), className="text-body-secondary")
     head = html.Thead(html.Tr([html.Th(h) for h in (_("Shift"), _("A"), _("P"), _("Q"), _("OEE"), _("Good"),
-                                                     _("Rejects"), _("Down"), "Alerts")]))
+                                                     _("Rejects"), _("Down"), _("Alerts"))]))
     body = []
     for r in rows:
         oee_cls = ""

@@ -17,7 +17,7 @@ from dash import ALL, ClientsideFunction, Input, Output, State, callback, client
 from dash.exceptions import PreventUpdate
 
 from components import alerts_panel, data, theme
-from components.i18n import _, local
+from components.i18n import _, local, pgettext
 from components.live import POOR_PERFORMANCE
 from domain.plant import Line, Plant
 
@@ -96,7 +96,7 @@ def tile(line: Line) -> html.Div:
 
 def apq_keys() -> list[tuple[str, str]]:
     """The wall's short names of availability, performance and quality (A, P, Q; 时间, 性能, 质量)."""
-    return [("a", _("A")), ("p", _("P")), ("q", _("Q"))]
+    return [("a", pgettext("short key", "A")), ("p", pgettext("short key", "P")), ("q", pgettext("short key", "Q"))]
 
 
 def strip(lines: list[Line]) -> html.Div:
