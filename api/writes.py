@@ -49,7 +49,7 @@ class OpError(Exception):
 
 # --- operations (shared by the API and the pages) ------------------------------------------------
 
-def _allowed(who: Principal, action: Action, line: str) -> None:
+def _allowed(who: Principal, action: Action, line: str | None) -> None:
     why = refusal(who, action, line)
     if why is not None:
         auth().record(who, "denied", line=line, target=str(action), after=why, ok=False)
@@ -188,6 +188,38 @@ def handover_acknowledge(reader: PlantReader, who: Principal, line: str, shift_s
         raise OpError(409, str(exc)) from None
     auth().record(who, "handover_acknowledge", line=line, target=shift.label, after={"acknowledged_by": who.name})
     return after
+
+
+def add_user(who: Principal, name: Any, role: Any, lines: Any, password: Any) -> dict[str, Any]:
+    """An admin adds a user (the password is hashed, never recorded)."""
+    _allowed(who, Action.MANAGE_USERS, None)
+    try:
+        user = auth().users.add(str(name or ""), str(role or ""), str(lines or ""), str(password or ""))
+    except UserError as exc:
+        raise OpError(400, str(exc)) from None
+    auth().record(who, "user_add", target=user.name, after=user.public())
+    return user.public()
+
+
+def change_user_of(who: Principal, name: str, disabled: Any = None, password: Any = None) -> dict[str, Any]:
+    """An admin disables/enables a user or sets a password (either ends their sessions)."""
+    _allowed(who, Action.MANAGE_USERS, None)
+    users = auth().users
+    before = users.get(name)
+    if before is None:
+        raise OpError(404, f"no user {name}")
+    try:
+        if disabled is not None:
+            users.set_disabled(name, bool(disabled))
+        if password is not None:
+            users.set_password(name, str(password))
+    except UserError as exc:
+        raise OpError(400, str(exc)) from None
+    after = users.get(name)
+    assert after is not None
+    auth().record(who, "user_change", target=name, before=before.public(),
+                  after={**after.public(), "password_changed": password is not None})
+    return after.public()
 
 
 def untagged_stops(reader: PlantReader, line: str, start: float, end: float, now: float,
@@ -330,35 +362,14 @@ def create_writes_blueprint(get_reader: Callable[[], PlantReader]) -> Blueprint:
     @requires(Action.MANAGE_USERS, None)
     def add_user(who: Principal) -> Any:
         data = body()
-        try:
-            user = auth().users.add(str(data.get("name") or ""), str(data.get("role") or ""),
-                                    str(data.get("lines") or ""), str(data.get("password") or ""))
-        except UserError as exc:
-            raise OpError(400, str(exc)) from None
-        auth().record(who, "user_add", target=user.name, after=user.public())
-        return jsonify(user.public()), 201
+        return jsonify(add_user(who, data.get("name"), data.get("role"), data.get("lines"), data.get("password"))), 201
 
     @bp.patch("/users/<name>")
     @guarded
     @requires(Action.MANAGE_USERS, None)
     def change_user(name: str, who: Principal) -> Any:
         data = body()
-        users = auth().users
-        before = users.get(name)
-        if before is None:
-            raise OpError(404, f"no user {name}")
-        try:
-            if "disabled" in data:
-                users.set_disabled(name, bool(data["disabled"]))
-            if "password" in data:
-                users.set_password(name, str(data["password"]))
-        except UserError as exc:
-            raise OpError(400, str(exc)) from None
-        after = users.get(name)
-        assert after is not None
-        changed = {**after.public(), "password_changed": "password" in data}
-        auth().record(who, "user_change", target=name, before=before.public(), after=changed)
-        return jsonify(after.public())
+        return jsonify(change_user_of(who, name, data.get("disabled"), data.get("password")))
 
     return bp
 

@@ -25,6 +25,7 @@ from dash import _callback as dash_callback_registry
 
 from api import security
 from components import (
+    admin_users,
     data,
     delivery,
     downtime_panel,
@@ -131,6 +132,8 @@ def page_for(plant: Plant, pathname: str, search: str) -> Any:
         return wall.layout(plant, parts[1] if len(parts) == 2 else None, query.get("rotate"))
     if parts[0] == "line" and len(parts) == 2:
         return line_page.layout(plant, parts[1], query)
+    if parts == ["admin", "users"]:
+        return admin_users.layout(plant)
     if parts[0] == "line" and len(parts) == 3 and parts[2] in ("untagged", "handover"):
         return (untagged if parts[2] == "untagged" else handover).layout(plant, parts[1], query)
     if parts[0] == "line" and len(parts) == 4 and parts[2] == "machine":

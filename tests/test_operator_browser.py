@@ -155,3 +155,31 @@ def test_supervisors_hand_over_a_shift(server: dict[str, Any], browser: Any) -> 
     _login(browser, f"{server['url']}/login?next=/line/L1/handover", "operator1")
     wait_for(lambda: browser.find_element(By.ID, "ho-save"), what="the handover page").click()
     wait_for(lambda: "the role operator may not write handover notes" in alert(), what="an operator refused")
+
+
+def test_an_admin_adds_and_disables_a_user(server: dict[str, Any], browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+
+    def message() -> str:
+        return str(browser.find_element(By.CSS_SELECTOR, "#au-message .alert").text)
+
+    _login(browser, f"{server['url']}/login?next=/admin/users", "admin1")
+    wait_for(lambda: "operator1" in browser.find_element(By.ID, "au-table").text, what="the users")
+    browser.find_element(By.ID, "au-name").send_keys("newop")
+    browser.find_element(By.ID, "au-lines").send_keys("L1")
+    browser.find_element(By.ID, "au-password").send_keys("short")
+    browser.find_element(By.ID, "au-add").click()
+    wait_for(lambda: "10 to 1024 characters" in message(), what="a short password refused")
+    browser.find_element(By.ID, "au-password").send_keys("a long enough password")
+    browser.find_element(By.ID, "au-add").click()
+    wait_for(lambda: message() == "User newop added.", what="added")
+    row = wait_for(lambda: next(r for r in browser.find_elements(By.CSS_SELECTOR, "#au-table tr") if "newop" in r.text),
+                   what="the new user's row")
+    row.find_element(By.TAG_NAME, "button").click()
+    wait_for(lambda: message() == "User newop disabled.", what="disabled")
+    from domain import contract
+
+    assert server["reader"].redis.hget(contract.user_key("newop"), "disabled") == b"1"
+    _login(browser, f"{server['url']}/login?next=/admin/users", "supervisor1")
+    wait_for(lambda: "Forbidden: the role supervisor may not manage users and tokens" in
+             browser.find_element(By.ID, "au-table").text, what="a supervisor refused")
