@@ -360,14 +360,14 @@ def create_writes_blueprint(get_reader: Callable[[], PlantReader]) -> Blueprint:
     @bp.post("/users")
     @guarded
     @requires(Action.MANAGE_USERS, None)
-    def add_user(who: Principal) -> Any:
+    def post_user(who: Principal) -> Any:
         data = body()
         return jsonify(add_user(who, data.get("name"), data.get("role"), data.get("lines"), data.get("password"))), 201
 
     @bp.patch("/users/<name>")
     @guarded
     @requires(Action.MANAGE_USERS, None)
-    def change_user(name: str, who: Principal) -> Any:
+    def patch_user(name: str, who: Principal) -> Any:
         data = body()
         return jsonify(change_user_of(who, name, data.get("disabled"), data.get("password")))
 
