@@ -14,6 +14,7 @@
     python app.py alerts          only the alert evaluator and webhook sender
                                   (python app.py alerts test CHANNEL: a test message)
     python app.py users|tokens|audit ...   users, API tokens, the audit trail (README "Users, roles ...")
+    python app.py trust list|accept THUMBPRINT   OPC UA server certificates (README "OPC UA security")
 
 Every part takes --plant FILE (default: $PLANT_FILE, else the demo plant) and reads
 REDIS_URL. For production under gunicorn: ``gunicorn 'app:create_server()'``.
@@ -38,7 +39,7 @@ log = logging.getLogger("app")
 
 DEMO_HISTORY_HOURS = 24.0  # today, the last shift and most of yesterday
 COMMANDS = ("run", "dashboard", "check", "simulate", "replay", "collect", "worker", "users", "tokens", "audit",
-            "alerts")
+            "alerts", "trust")
 
 
 def _configure_logging(level: str) -> None:
@@ -343,6 +344,9 @@ def build_parser() -> argparse.ArgumentParser:
     from store.admin import add_parsers  # users, tokens, audit (issue 11)
 
     add_parsers(add)
+    from collectors.trust import add_parsers as add_trust_parsers  # OPC UA server certificates (issue 14)
+
+    add_trust_parsers(add)
     return parser
 
 

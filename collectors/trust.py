@@ -19,8 +19,10 @@ its own copy is in ``trusted/``.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -151,3 +153,39 @@ def _issued_by_trusted_ca(store: TrustStore, cert: x509.Certificate) -> bool:
         return store.is_trusted(cert)
     finally:
         quiet.disabled = previous
+
+
+# --- python app.py trust list|accept ----------------------------------------------------
+
+
+def add_parsers(add: Callable[[str, Callable[[argparse.Namespace], int], str], argparse.ArgumentParser]) -> None:
+    trust = add("trust", cmd_trust, "OPC UA server certificates: list the trust lists, accept a pending one")
+    sub = trust.add_subparsers(dest="action", required=True)
+    sub.add_parser("list", help="trusted and pending certificates of every endpoint with a trust_dir")
+    sub.add_parser("accept", help="move a pending certificate to trusted/ (by its SHA-256 thumbprint or a "
+                   "unique prefix)").add_argument("thumbprint")
+
+
+def cmd_trust(args: argparse.Namespace) -> int:
+    from config.settings import Settings
+
+    plant = Settings.from_env(plant_path=args.plant).plant  # --plant, $PLANT_FILE or the demo
+    lists = {name: TrustList(ep.security.trust_dir) for name, ep in plant.endpoints.items() if ep.security.trust_dir}
+    if not lists:
+        print("no endpoint of the plant file has security.trust_dir")
+        return 1
+    if args.action == "list":
+        for name, trust in lists.items():
+            print(f"endpoint {name}: {trust.directory}")
+            for entry in trust.entries():
+                print(f"  {entry.state:8} {entry.thumbprint}  {entry.subject}  valid until {entry.not_after}")
+        return 0
+    for name, trust in lists.items():
+        try:
+            target = trust.accept(args.thumbprint)
+        except LookupError:
+            continue
+        print(f"endpoint {name}: trusted {target} (the collector uses it at its next connection attempt)")
+        return 0
+    print(f"no pending certificate matches {args.thumbprint!r} (python app.py trust list)")
+    return 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import time
 from enum import StrEnum
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -81,6 +82,21 @@ class Endpoint(Strict):
         if not v.startswith("opc.tcp://") or len(v) <= len("opc.tcp://"):
             raise ValueError(f"must be an OPC UA endpoint like opc.tcp://host:4840/path, got {v!r}")
         return v
+
+    @model_validator(mode="after")
+    def _no_security_only_when_said(self) -> Endpoint:
+        """Values and commands crossing a network unsigned and unencrypted is a choice the
+        plant file must make in writing (``security: {policy: None}``); a server on this
+        machine (the demo, a gateway on loopback) is exempt."""
+        if self.security.policy == "None" and "policy" not in self.security.model_fields_set:
+            host = (urlsplit(self.url).hostname or "").lower()
+            if host != "localhost" and not host.startswith("127.") and host != "::1":
+                raise ValueError(
+                    f"{self.url} would be read without any security: set security.policy (e.g. Basic256Sha256 "
+                    "with mode SignAndEncrypt, a certificate, a private_key and a trust_dir), or write "
+                    "security: {policy: None} to accept that"
+                )
+        return self
 
 
 class StateMap(Strict):

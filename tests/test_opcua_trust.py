@@ -134,3 +134,25 @@ def test_accept_needs_exactly_one_pending_match(tmp_path: Path) -> None:
     trust = TrustList(tmp_path / "pki")
     with pytest.raises(LookupError, match="0 pending"):
         trust.accept("abcd")
+
+
+def test_trust_command_lists_and_accepts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import app
+
+    paths = certificates(tmp_path)
+    trust = TrustList(tmp_path / "pki")
+    pending = trust.store_pending(load_certificate(paths["server_cert"]))
+    expected = pending.stem
+    text = DEMO_PLANT.read_text(encoding="utf-8").replace(
+        "    queue_size: 1000\n",
+        "    queue_size: 1000\n    security:\n      policy: Basic256Sha256\n      mode: SignAndEncrypt\n"
+        f"      certificate: {paths['client_cert']}\n      private_key: {paths['client_key']}\n"
+        f"      trust_dir: {trust.directory}\n", 1)
+    plant_file = tmp_path / "plant.yaml"
+    plant_file.write_text(text, encoding="utf-8")
+
+    assert app.main(["--plant", str(plant_file), "trust", "list"]) == 0
+    assert f"pending  {expected}" in capsys.readouterr().out
+    assert app.main(["--plant", str(plant_file), "trust", "accept", "0000"]) == 1
+    assert app.main(["--plant", str(plant_file), "trust", "accept", expected[:16]]) == 0
+    assert [(e.state, e.thumbprint) for e in trust.entries()] == [("trusted", expected)]
