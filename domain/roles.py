@@ -31,17 +31,18 @@ class Action(StrEnum):
     EXPORT = "export"
     MANAGE_REASONS = "manage_reasons"
     MANAGE_USERS = "manage_users"  # users and API tokens
+    ACKNOWLEDGE = "acknowledge"  # acknowledge an alert of a line (api.alerts)
 
 
 # Actions whose scope is a line: the principal must be assigned to it (or to all lines).
 LINE_SCOPED = frozenset({Action.CLASSIFY, Action.EDIT_OTHERS, Action.HANDOVER_WRITE, Action.HANDOVER_SIGN,
-                         Action.READ_AUDIT})
+                         Action.READ_AUDIT, Action.ACKNOWLEDGE})
 
 PERMISSIONS: dict[Role, frozenset[Action]] = {
-    Role.OPERATOR: frozenset({Action.CLASSIFY}),
+    Role.OPERATOR: frozenset({Action.CLASSIFY, Action.ACKNOWLEDGE}),
     Role.SUPERVISOR: frozenset({Action.CLASSIFY, Action.EDIT_OTHERS, Action.HANDOVER_WRITE, Action.HANDOVER_SIGN,
-                                Action.READ_AUDIT, Action.EXPORT}),
-    Role.ENGINEER: frozenset({Action.EXPORT, Action.MANAGE_REASONS}),
+                                Action.READ_AUDIT, Action.EXPORT, Action.ACKNOWLEDGE}),
+    Role.ENGINEER: frozenset({Action.EXPORT, Action.MANAGE_REASONS, Action.ACKNOWLEDGE}),
     Role.ADMIN: frozenset({Action.MANAGE_USERS, Action.READ_AUDIT, Action.EXPORT}),
 }
 # The admin's audit trail covers every line (supervisors see their own lines').
@@ -84,6 +85,7 @@ WHAT = {
     Action.EXPORT: "export",
     Action.MANAGE_REASONS: "manage reason lists",
     Action.MANAGE_USERS: "manage users and tokens",
+    Action.ACKNOWLEDGE: "acknowledge alerts",
 }
 
 

@@ -59,6 +59,10 @@ SHIFT_A = str(round(T - 2 * 3600))
     ("admin", Action.CLASSIFY, "L1", False),
     ("admin", Action.MANAGE_USERS, None, True),
     ("admin", Action.READ_AUDIT, "L2", True),  # the admin sees every line's trail
+    ("operator", Action.ACKNOWLEDGE, "L1", True),  # alerts (api.alerts asks domain.roles)
+    ("operator", Action.ACKNOWLEDGE, "L2", False),
+    ("engineer", Action.ACKNOWLEDGE, "L1", True),
+    ("admin", Action.ACKNOWLEDGE, "L1", False),
 ])
 def test_role_table(role: str, action: Action, line: str | None, expected: bool) -> None:
     who = Principal("x", Role(role), ("L1",))
