@@ -24,6 +24,14 @@
 /* What /api/health last said, asked for only while callbacks are late. */
 var oeeHealth = {asked: 0, answered: 0, ok: null, lag: null, maxLag: null, catchingUp: false};
 
+/* A banner text in the page's language: components/i18n.py client_texts() puts them in the
+ * view store (wall, overview) or the status line's data-texts; {name} placeholders filled. */
+function oeeT(texts, key, fallback, args) {
+  var text = (texts && texts[key]) || fallback;
+  Object.keys(args || {}).forEach(function (k) { text = text.split('{' + k + '}').join(args[k]); });
+  return text;
+}
+
 /* The rollup worker is catching up when a line's closed minutes lag this far behind. */
 var CATCHING_UP_LAG_S = 300;
 /* A server that takes longer than this for /api/health is taken as not answering. */
@@ -106,14 +114,18 @@ window.dash_clientside = Object.assign({}, window.dash_clientside, {
       oeeAskHealth(oeeHealth.catchingUp ? 2000 : 10000);
       var status = document.getElementById('range-status');
       var tz = (status && status.dataset && status.dataset.tz) || undefined;  /* the plant's time zone */
+      var texts = null;
+      try { texts = JSON.parse((status && status.dataset && status.dataset.texts) || 'null'); } catch (e) { texts = null; }
       if (oeeHealth.catchingUp) {
         var pct = oeeCatchUpPercent(oeeHealth.lag, oeeHealth.maxLag);
-        return ['catching up history (' + pct + ' %) \u2014 figures fill in as it goes', 'wall-banner catching-up'];
+        return [oeeT(texts, 'catching_up', 'catching up history ({pct} %) \u2014 figures fill in as it goes', {pct: pct}),
+                'wall-banner catching-up'];
       }
       if (oeeHealth.lost) {
         var v = {tz: tz};
-        return ['Redis lost data: figures from ' + oeeClock(oeeHealth.lost.from, v, true) + ' to ' +
-                oeeClock(oeeHealth.lost.to, v, true) + ' are incomplete (see /api/health)', 'wall-banner data-lost'];
+        return [oeeT(texts, 'lost', 'Redis lost data: figures from {from} to {to} are incomplete (see /api/health)',
+                     {from: oeeClock(oeeHealth.lost.from, v, true), to: oeeClock(oeeHealth.lost.to, v, true)}),
+                'wall-banner data-lost'];
       }
       return ['', 'wall-banner d-none'];
     },
@@ -122,47 +134,52 @@ window.dash_clientside = Object.assign({}, window.dash_clientside, {
      * an answer means the server is up (catching up, or slow), no answer means it is down. */
     watchdog: function (n, lastSeen, lastOk, view) {
       var base = (view && view.root_class) || 'wall';
+      var texts = view && view.texts;
       var limit = (view && view.offline_after_ms) || 7000;
       var waited = lastSeen ? Date.now() - lastSeen : (n || 0) * ((view && view.refresh_ms) || 2000);
       oeeAskHealth(waited > limit / 2 || oeeHealth.catchingUp ? 2000 : 10000);
       var fresh = oeeHealth.answered && (oeeHealth.pending || Date.now() - oeeHealth.answered < 2 * limit);
       if (oeeHealth.catchingUp && fresh) {
         var pct = oeeCatchUpPercent(oeeHealth.lag, oeeHealth.maxLag);
-        return ['catching up history (' + pct + ' %) \u2014 figures fill in as it goes', 'wall-banner catching-up',
-                base + ' catching-up'];
+        return [oeeT(texts, 'catching_up', 'catching up history ({pct} %) \u2014 figures fill in as it goes', {pct: pct}),
+                'wall-banner catching-up', base + ' catching-up'];
       }
       if (oeeHealth.lost && fresh && waited <= limit) {
         /* The rollup worker found its bookkeeping gone: Redis lost data. Say so instead of
          * showing short figures as if they were whole. */
-        return ['Redis lost data: figures from ' + oeeClock(oeeHealth.lost.from, view, true) + ' to ' +
-                oeeClock(oeeHealth.lost.to, view, true) + ' are incomplete (see /api/health)', 'wall-banner data-lost',
-                base];
+        return [oeeT(texts, 'lost', 'Redis lost data: figures from {from} to {to} are incomplete (see /api/health)',
+                     {from: oeeClock(oeeHealth.lost.from, view, true), to: oeeClock(oeeHealth.lost.to, view, true)}),
+                'wall-banner data-lost', base];
       }
       if (waited <= limit) {
         return ['', 'wall-banner d-none', base];
       }
       var answering = oeeHealth.ok && fresh;
-      var text = 'no data';
+      var text = oeeT(texts, 'no_data', 'no data');
       if (lastOk && lastOk.at) {
         try {
           var fmt = new Intl.DateTimeFormat('en-GB', {
             timeZone: view.tz, hour: '2-digit', minute: '2-digit', hour12: false
           });
-          text = 'no data since ' + fmt.format(new Date(lastOk.at * 1000));
+          text = oeeT(texts, 'no_data_since', 'no data since {time}', {time: fmt.format(new Date(lastOk.at * 1000))});
         } catch (e) {
-          text = 'no data since ' + new Date(lastOk.at * 1000).toTimeString().slice(0, 5);
+          text = oeeT(texts, 'no_data_since', 'no data since {time}',
+                      {time: new Date(lastOk.at * 1000).toTimeString().slice(0, 5)});
         }
       }
       if (answering && oeeHealth.dbDown) {
-        return [text + ' \u2014 the server answers, its database does not; retrying', 'wall-banner', base + ' offline'];
+        return [text + ' \u2014 ' + oeeT(texts, 'db_down', 'the server answers, its database does not; retrying'),
+                'wall-banner', base + ' offline'];
       }
       if (answering) {
-        return [text + ' \u2014 server busy, waiting for figures', 'wall-banner catching-up', base + ' catching-up'];
+        return [text + ' \u2014 ' + oeeT(texts, 'busy', 'server busy, waiting for figures'), 'wall-banner catching-up',
+                base + ' catching-up'];
       }
       if (oeeHealth.pending && oeeHealth.ok !== false) {
-        return [text + ' \u2014 waiting for the server', 'wall-banner catching-up', base + ' catching-up'];
+        return [text + ' \u2014 ' + oeeT(texts, 'waiting', 'waiting for the server'), 'wall-banner catching-up',
+                base + ' catching-up'];
       }
-      return [text + ' \u2014 server not answering, retrying', 'wall-banner', base + ' offline'];
+      return [text + ' \u2014 ' + oeeT(texts, 'down', 'server not answering, retrying'), 'wall-banner', base + ' offline'];
     }
   }
 });

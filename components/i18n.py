@@ -180,6 +180,21 @@ def N_(message: str) -> str:  # noqa: N802 - the gettext convention
     return message
 
 
+def client_texts() -> dict[str, str]:
+    """The banners the browser writes itself (``assets/dashboard.js``: the watchdog and the
+    status line), in this request's language; ``{placeholders}`` are filled in there."""
+    return {
+        "catching_up": _("catching up history ({pct} %) \u2014 figures fill in as it goes"),
+        "lost": _("Redis lost data: figures from {from} to {to} are incomplete (see /api/health)"),
+        "no_data": _("no data"),
+        "no_data_since": _("no data since {time}"),
+        "db_down": _("the server answers, its database does not; retrying"),
+        "busy": _("server busy, waiting for figures"),
+        "waiting": _("waiting for the server"),
+        "down": _("server not answering, retrying"),
+    }
+
+
 def local(text: object) -> str:
     """A plant file's name or text (``domain.text.LocalText``) in this request's language."""
     return in_language(text, current())

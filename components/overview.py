@@ -112,7 +112,7 @@ def layout(plant: Plant, **_query: Any) -> html.Div:
         dcc.Interval(id=TICK, interval=REFRESH_MS),
         dcc.Store(id=VIEW, data={"lines": [ln.id for ln in plant.lines], "tz": plant.timezone,
                                   "offline_after_ms": OFFLINE_AFTER_MS, "refresh_ms": REFRESH_MS,
-                                  "root_class": "overview"}),
+                                  "root_class": "overview", "texts": i18n.client_texts()}),
         dcc.Store(id=LAST_OK),
         dcc.Store(id=LAST_SEEN),
         nav(plant, "/"),

@@ -22,6 +22,7 @@ can only follow a draw, and a request that replaces a pending one draws in its p
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -31,7 +32,7 @@ import dash_bootstrap_components as dbc
 from dash import ClientsideFunction, Input, Output, State, callback, clientside_callback, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
-from components import data, theme
+from components import data, i18n, theme
 from components.i18n import _
 
 RANGE = "range-choice"
@@ -179,7 +180,8 @@ def layout(query: dict[str, str], tz: str) -> html.Div:
             dbc.Button(_("Apply"), id=APPLY, color="primary"),
         ]),
         html.Span(id=LABEL, className="range-label text-body-secondary"),
-        html.Div(id=STATUS, className="wall-banner d-none", **{"data-tz": tz}),
+        html.Div(id=STATUS, className="wall-banner d-none",
+                 **{"data-tz": tz, "data-texts": json.dumps(i18n.client_texts(), ensure_ascii=False)}),
     ])
 
 

@@ -17,7 +17,7 @@ from dash import ALL, ClientsideFunction, Input, Output, State, callback, client
 from dash.exceptions import PreventUpdate
 
 from components import alerts_panel, data, theme
-from components.i18n import _, local, pgettext
+from components.i18n import _, client_texts, local, pgettext
 from components.live import POOR_PERFORMANCE
 from domain.plant import Line, Plant
 
@@ -124,7 +124,7 @@ def layout(plant: Plant, line: str | None = None, rotate: str | None = None, **_
             dcc.Interval(id=ROTATE_TICK, interval=max(rotate_s, 1) * 1000, disabled=rotate_s == 0),
             dcc.Store(id=VIEW, data={"lines": [ln.id for ln in lines if ln], "rotate": rotate_s,
                                       "tz": plant.timezone, "offline_after_ms": OFFLINE_AFTER_MS,
-                                      "refresh_ms": REFRESH_MS, "root_class": "wall"}),
+                                      "refresh_ms": REFRESH_MS, "root_class": "wall", "texts": client_texts()}),
             dcc.Store(id=LAST_OK),
             dcc.Store(id=LAST_SEEN),
             html.Header(className="wall-header", children=[

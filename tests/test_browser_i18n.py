@@ -193,6 +193,23 @@ def test_line_page_in_chinese(dashboard: dict[str, Any], zh: Any, shots: Path,  
     assert console_errors(zh) == []
 
 
+def test_wall_says_no_data_in_chinese_and_recovers(dashboard: dict[str, Any], zh: Any) -> None:  # noqa: F811
+    """The browser writes this banner itself (assets/dashboard.js), with the page's texts."""
+    reader = dashboard["reader"]
+    open_page(zh, dashboard["server"].url + "/wall?lang=zh-CN", (1920, 1080))
+    wait_for(lambda: text_of(zh, field("wall-field", "BW1", "oee")) not in ("", theme.DASH), what="numbers")
+    since = theme.clock(dashboard["now"], PLANT.timezone)
+    reader.down = True  # Redis down behind a live server
+    try:
+        banner = wait_for(lambda: text_of(zh, "#wall-banner"), timeout=20, what="the banner")
+        assert banner.startswith(f"自 {since} 起无数据 \u2014 "), banner
+        assert untranslated([{"text": banner}]) == []
+    finally:
+        reader.down = False
+    wait_for(lambda: text_of(zh, "#wall-banner") == "", timeout=20, what="recovery")
+    zh.get_log("browser")  # failed requests during the outage are expected there
+
+
 def test_language_switch_goes_both_ways_and_keeps_the_view(dashboard: dict[str, Any], zh: Any) -> None:  # noqa: F811
     from selenium.webdriver.common.by import By
 
