@@ -32,6 +32,8 @@ LINE = "ut-line"
 SELECTED = "ut-selected"
 SAVED = "ut-saved"
 RANGE = "ut-range"
+SHOW = "ut-show"
+MACHINE = "ut-machine"
 WHO = "ut-who"
 COVERAGE = "ut-coverage"
 QUEUE = "ut-queue"
@@ -58,13 +60,15 @@ def layout(plant: Plant, line: str, query: dict[str, str]) -> html.Div:
     if cfg is None:
         return html.Div([nav(plant), dbc.Container(html.P(f"No line {line!r}."))])
     start = query.get("start") if query.get("start") in dict(RANGES) else "shift"
+    machine = query.get("machine") if cfg.machine(query.get("machine") or "") is not None else None
     here = f"/line/{line}/untagged"
     return html.Div(className="untagged-page", children=[
         dcc.Store(id=LINE, data=line), dcc.Store(id=SELECTED), dcc.Store(id=SAVED, data=0),
+        dcc.Store(id=MACHINE, data=machine),
         nav(plant, f"/line/{line}", here=here),
         dbc.Container(fluid=True, children=[
             html.Div(className="page-head d-flex flex-wrap align-items-baseline gap-3", children=[
-                html.H1(f"{cfg.id} \u00b7 Untagged stops", className="h4 mb-0"),
+                html.H1(f"{cfg.id}{' ' + machine if machine else ''} \u00b7 Untagged stops", className="h4 mb-0"),
                 dcc.Link("Line page", href=f"/line/{line}"),
                 html.Div(id=WHO, className="ms-auto"),
             ]),
@@ -72,6 +76,10 @@ def layout(plant: Plant, line: str, query: dict[str, str]) -> html.Div:
                            className="my-2 ut-ranges", inputClassName="btn-check",
                            labelClassName="btn btn-outline-secondary btn-lg me-2",
                            labelCheckedClassName="active"),
+            dbc.RadioItems(id=SHOW, options=[{"label": "Untagged", "value": "untagged"},
+                                             {"label": "All stops", "value": "all"}],
+                           value="untagged", inline=True, className="mb-2", inputClassName="btn-check",
+                           labelClassName="btn btn-outline-secondary btn-lg me-2", labelCheckedClassName="active"),
             html.Div(id=COVERAGE, className="mb-2"),
             dbc.Row([
                 dbc.Col(html.Div(id=QUEUE, className="ut-queue"), md=5),
@@ -125,10 +133,12 @@ def queue_items(stops: list[dict[str, Any]], tz: str, now: float) -> list[Any]:
     for stop in stops[:MAX_QUEUE]:
         minutes = (stop["end"] if stop["end"] is not None else now) - stop["start"]
         text = f"{stop['machine']} \u00b7 {_clock(stop['start'], tz)} \u00b7 {theme.duration(minutes)}"
+        now_reason = f"{local(stop['reason_text'])} ({stop.get('classified_by')}) \u00b7 " if stop["reason"] else ""
+        colour = "btn-outline-secondary" if stop["reason"] else "btn-outline-danger"
         items.append(html.Button(
             [html.Span(text, className="fw-semibold"), html.Br(),
-             html.Small(f"{stop['state']} \u00b7 PLC: {stop.get('plc_reason_text') or 'no reason'}")],
-            id={"type": STOP_BTN, "id": stop["id"]}, className="btn btn-outline-danger btn-lg w-100 text-start mb-2",
+             html.Small(f"{now_reason}{stop['state']} \u00b7 PLC: {stop.get('plc_reason_text') or 'no reason'}")],
+            id={"type": STOP_BTN, "id": stop["id"]}, className=f"btn {colour} btn-lg w-100 text-start mb-2",
             style={"minHeight": "44px"}, **{"data-stop": stop["id"]}))
     return items
 
@@ -157,8 +167,9 @@ def _who() -> Any:
 
 
 @callback(Output(QUEUE, "children"), Output(PARETO, "children"), Output(COVERAGE, "children"),
-          Output(WHO, "children"), Input(RANGE, "value"), Input(SAVED, "data"), State(LINE, "data"))
-def refresh(range_value: str, _saved: Any, line: str) -> tuple[Any, ...]:
+          Output(WHO, "children"), Input(RANGE, "value"), Input(SHOW, "value"), Input(SAVED, "data"),
+          State(LINE, "data"), State(MACHINE, "data"))
+def refresh(range_value: str, show: str | None, _saved: Any, line: str, machine: str | None) -> tuple[Any, ...]:
     plant, at = data.plant(), data.now()
     window = data.resolve_window(plant, range_value or "shift", None, at)
     loop = _operator_loop()
@@ -171,8 +182,12 @@ def refresh(range_value: str, _saved: Any, line: str) -> tuple[Any, ...]:
             raw = data.downtime(line, window.start, window.end, at)
     except data.DataUnavailable:
         raise PreventUpdate from None
+    untagged = [s for s in stops["stops"] if machine is None or s["machine"] == machine]
+    shown = untagged if show != "all" else [
+        e for e in raw["events"] if e.get("id") and not e["planned"] and not e["micro"] and e["lost_s"] > 0
+        and e.get("piece", 0) <= 1 and (machine is None or e["machine"] == machine)]
     coverage = stops.get("untagged_coverage")
-    cover = html.Span([f"{len(stops['stops'])} untagged \u00b7 coverage ",
+    cover = html.Span([f"{len(untagged)} untagged \u00b7 coverage ",
                        html.Strong(theme.pct(coverage) if coverage is not None else "\u2013", id="ut-coverage-value")])
     who = _who()
     here = quote(f"/line/{line}/untagged")
@@ -181,7 +196,7 @@ def refresh(range_value: str, _saved: Any, line: str) -> tuple[Any, ...]:
         html.Button("Log out", type="submit", className="btn btn-outline-secondary btn-lg ms-1", id="ut-logout")])
              if who is not None else html.A("Log in to classify", href=f"/login?next={here}",
                                             className="btn btn-primary btn-lg", id="ut-login"))
-    return (queue_items(stops["stops"], plant.timezone, at), pareto_rows(raw["pareto"]["by_duration"]), cover, badge)
+    return (queue_items(shown, plant.timezone, at), pareto_rows(raw["pareto"]["by_duration"]), cover, badge)
 
 
 @callback(Output(SELECTED, "data"), Output(DETAIL, "children"), Input({"type": STOP_BTN, "id": ALL}, "n_clicks"),

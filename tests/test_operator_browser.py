@@ -114,6 +114,9 @@ def test_an_operator_classifies_a_stop_on_a_tablet(server: dict[str, Any], brows
     full = theme.pct(1.0)
     wait_for(lambda: browser.find_element(By.ID, "ut-coverage-value").text == full, what="coverage 100 %")
     assert not browser.find_elements(By.CSS_SELECTOR, f'[data-stop="{IDLE_ID}"]')  # out of the queue
+    browser.find_element(By.XPATH, "//label[text()='All stops']").click()  # a supervisor would re-classify here
+    shown = wait_for(lambda: browser.find_element(By.CSS_SELECTOR, f'[data-stop="{IDLE_ID}"]').text, what="all stops")
+    assert "No material (operator1)" in shown and "PLC: no reason" in shown
     api = server["reader"].downtime("L1", *PAST, NOW)  # what /api/lines/L1/downtime answers
     assert {r["group"]: r["duration_s"] for r in api["pareto"]["by_duration"]} == {"3": 600.0, "1": 300.0}
     severe = [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"]
