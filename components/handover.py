@@ -16,6 +16,7 @@ from dash.exceptions import PreventUpdate
 from flask import current_app
 
 from components import data, export, theme
+from components.i18n import N_, _
 from components.overview import nav
 from domain import calendar
 from domain.plant import Plant
@@ -38,31 +39,32 @@ HISTORY_DAYS = 14
 def layout(plant: Plant, line: str, query: dict[str, str]) -> html.Div:
     cfg = plant.line(line)
     if cfg is None:
-        return html.Div([nav(plant), dbc.Container(html.P(f"No line {line!r}."))])
+        return html.Div([nav(plant), dbc.Container(html.P(_("No line {line} in this plant.").format(line=repr(line))))])
     at = data.now()
     tz = ZoneInfo(plant.timezone)
     current = calendar.current_or_last_shift(plant.shifts, tz, at)
     previous = calendar.previous_shift(plant.shifts, tz, at)
-    options = [{"label": f"{s.label} (current or last)" if s is current else s.label, "value": str(round(s.start))}
+    options = [{"label": _("{shift} (current or last)").format(shift=s.label) if s is current else s.label,
+                "value": str(round(s.start))}
                for s in (current, previous)]
     big = {"minHeight": "44px"}
     return html.Div(className="handover-page", children=[
         dcc.Store(id=LINE, data=line), dcc.Store(id=DONE, data=0), dcc.Download(id=DOWNLOAD),
         nav(plant, f"/line/{line}", here=f"/line/{line}/handover"),
         dbc.Container(fluid=True, children=[
-            html.H1(f"{cfg.id} \u00b7 Shift handover", className="h4"),
+            html.H1(f"{cfg.id} \u00b7 " + _("Shift handover"), className="h4"),
             dbc.Select(id=SHIFT, options=options, value=options[0]["value"], size="lg", className="mb-2"),
-            dbc.Textarea(id=NOTE, placeholder="What happened", maxLength=4000, rows=5, className="mb-2"),
-            dbc.Textarea(id=ISSUES, placeholder="Open issues for the next shift", maxLength=4000, rows=3,
+            dbc.Textarea(id=NOTE, placeholder=_("What happened"), maxLength=4000, rows=5, className="mb-2"),
+            dbc.Textarea(id=ISSUES, placeholder=_("Open issues for the next shift"), maxLength=4000, rows=3,
                          className="mb-2"),
             html.Div(className="d-flex flex-wrap gap-2", children=[
-                dbc.Button("Save note", id=SAVE, color="primary", size="lg", style=big),
-                dbc.Button("Sign off (outgoing)", id=SIGN, color="success", size="lg", style=big),
-                dbc.Button("Acknowledge (incoming)", id=ACK, color="secondary", size="lg", style=big),
+                dbc.Button(_("Save note"), id=SAVE, color="primary", size="lg", style=big),
+                dbc.Button(_("Sign off (outgoing)"), id=SIGN, color="success", size="lg", style=big),
+                dbc.Button(_("Acknowledge (incoming)"), id=ACK, color="secondary", size="lg", style=big),
             ]),
             html.Div(id=MESSAGE, className="my-2", role="status"),
             html.Div(className="d-flex align-items-baseline gap-3 mt-3", children=[
-                html.H2("History", className="h6 mb-0"),
+                html.H2(_("History"), className="h6 mb-0"),
                 dbc.Button("CSV", id=CSV, color="link", size="sm")]),
             html.Div(id=HISTORY),
         ]),
@@ -75,16 +77,18 @@ def _records(line: str, at: float) -> list[dict[str, Any]]:
     return Handovers(data.reader().redis).history(line, at - HISTORY_DAYS * 86400, at + 1)
 
 
+HANDOVER_HEADS = (N_("Shift"), N_("Note"), N_("Open issues"), N_("OEE"), N_("Down"), N_("Signed"), N_("Acknowledged"))
+
+
 def history_table(records: list[dict[str, Any]], tz: str) -> Any:
     if not records:
-        return html.P("No handovers yet.", className="text-body-secondary")
+        return html.P(_("No handovers yet."), className="text-body-secondary")
     zone = ZoneInfo(tz)
 
     def when(ts: float | None) -> str:
         return datetime.fromtimestamp(ts, zone).strftime("%m-%d %H:%M") if ts else ""
 
-    head = html.Thead(html.Tr([html.Th(h) for h in ("Shift", "Note", "Open issues", "OEE", "Down", "Signed",
-                                                    "Acknowledged")]))
+    head = html.Thead(html.Tr([html.Th(_(h)) for h in HANDOVER_HEADS]))
     rows = [html.Tr([html.Td(r["shift"]), html.Td(r["note"]), html.Td(r["open_issues"]),
                      html.Td(theme.pct((r.get("figures") or {}).get("oee"))),
                      html.Td(theme.duration((r.get("figures") or {}).get("down_s"))),
@@ -114,7 +118,7 @@ def _loop() -> Any:
           Input(SHIFT, "value"), Input(DONE, "data"), State(LINE, "data"))
 def show(shift_start: str | None, _done: Any, line: str) -> tuple[Any, Any, Any]:
     if _loop() is None:
-        return html.P("Handovers need the plant's database."), "", ""
+        return html.P(_("Handovers need the plant's database.")), "", ""
     records = _records(line, data.now())
     mine = next((r for r in records if str(round(r["shift_start"])) == shift_start), None)
     return (history_table(records, data.plant().timezone), mine["note"] if mine else "",
@@ -129,20 +133,20 @@ def act(_save: Any, _sign: Any, _ack: Any, shift_start: str, note: str | None, i
     loop = _loop()
     who = loop[0].current_principal() if loop else None
     if loop is None or who is None:
-        return dbc.Alert(html.Span(["Log in as a supervisor: ", html.A("log in", href="/login")]),
+        return dbc.Alert(html.Span([_("Log in as a supervisor:") + " ", html.A(_("log in"), href="/login")]),
                          color="warning"), done
     writes, at, reader = loop[1], data.now(), data.reader()
     try:
         if ctx.triggered_id == SAVE:
             writes.handover_note(reader, who, line, shift_start, note or "", issues or "", at)
-            text = "Note saved."
+            text = _("Note saved.")
         elif ctx.triggered_id == SIGN:
             writes.handover_note(reader, who, line, shift_start, note or "", issues or "", at)
             writes.handover_sign(reader, who, line, shift_start, at)
-            text = "Signed: the shift's figures are frozen."
+            text = _("Signed: the shift's figures are frozen.")
         else:
             writes.handover_acknowledge(reader, who, line, shift_start, at)
-            text = "Acknowledged."
+            text = _("Acknowledged.")
     except writes.OpError as exc:
         return dbc.Alert(exc.message, color="danger"), done
     return dbc.Alert(text, color="success"), (done or 0) + 1

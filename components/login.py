@@ -8,25 +8,28 @@ from html import escape
 from typing import Any
 from urllib.parse import quote
 
+from components.i18n import _, current
+
 
 def login_html(next_path: str, message: str, who: Any) -> str:
     already = ""
     if who is not None:
-        already = (f'<p class="text-body-secondary">Logged in as <strong>{escape(who.name)}</strong> '
-                   f'({escape(str(who.role))}). <a href="{escape(next_path)}">Continue</a></p>')
+        already = (f'<p class="text-body-secondary">{escape(_("Logged in as"))} <strong>{escape(who.name)}</strong> '
+                   f'({escape(str(who.role))}). <a href="{escape(next_path)}">{escape(_("Continue"))}</a></p>')
     alert = f'<div class="alert alert-danger" role="alert" id="login-error">{escape(message)}</div>' if message else ""
     return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Log in</title><link rel="stylesheet" href="/assets/00-bootstrap-5.3.9.min.css">
+<html lang="{current()}"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{escape(_("Log in"))}</title><link rel="stylesheet" href="/assets/00-bootstrap-5.3.9.min.css">
 <link rel="stylesheet" href="/assets/10-dashboard.css"></head>
 <body><main class="container py-5" style="max-width: 28rem">
-<h1 class="h3 mb-4">Log in</h1>{already}{alert}
+<h1 class="h3 mb-4">{escape(_("Log in"))}</h1>{already}{alert}
 <form method="post" action="/login?next={escape(quote(next_path))}">
-<div class="mb-3"><label class="form-label" for="username">User name</label>
+<div class="mb-3"><label class="form-label" for="username">{escape(_("User name"))}</label>
 <input class="form-control form-control-lg" id="username" name="username" autocomplete="username" required
  autocapitalize="none" maxlength="64"></div>
-<div class="mb-3"><label class="form-label" for="password">Password</label>
+<div class="mb-3"><label class="form-label" for="password">{escape(_("Password"))}</label>
 <input class="form-control form-control-lg" id="password" name="password" type="password"
  autocomplete="current-password" required maxlength="1024"></div>
-<button class="btn btn-primary btn-lg w-100" id="login-submit" type="submit">Log in</button>
-</form><p class="mt-4"><a href="/">Back to the overview</a></p></main></body></html>"""
+<button class="btn btn-primary btn-lg w-100" id="login-submit" type="submit">{escape(_("Log in"))}</button>
+</form><p class="mt-4"><a href="/">{escape(_("Back to the overview"))}</a></p></main></body></html>"""
