@@ -26,6 +26,7 @@ from dash import _callback as dash_callback_registry
 from api import security
 from components import (
     admin_users,
+    audit_page,
     data,
     delivery,
     downtime_panel,
@@ -134,6 +135,8 @@ def page_for(plant: Plant, pathname: str, search: str) -> Any:
         return line_page.layout(plant, parts[1], query)
     if parts == ["admin", "users"]:
         return admin_users.layout(plant)
+    if parts == ["audit"]:
+        return audit_page.layout(plant)
     if parts[0] == "line" and len(parts) == 3 and parts[2] in ("untagged", "handover"):
         return (untagged if parts[2] == "untagged" else handover).layout(plant, parts[1], query)
     if parts[0] == "line" and len(parts) == 4 and parts[2] == "machine":

@@ -183,6 +183,14 @@ def test_an_admin_adds_and_disables_a_user(server: dict[str, Any], browser: Any)
     from domain import contract
 
     assert server["reader"].redis.hget(contract.user_key("newop"), "disabled") == b"1"
+    browser.get(f"{server['url']}/audit")
+    wait_for(lambda: browser.find_element(By.ID, "audit-ok").text.startswith("Hash chain intact"), what="chain")
+    trail = browser.find_element(By.ID, "audit-table").text
+    assert "user_add" in trail and "user_change" in trail and "newop" in trail
     _login(browser, f"{server['url']}/login?next=/admin/users", "supervisor1")
     wait_for(lambda: "Forbidden: the role supervisor may not manage users and tokens" in
              browser.find_element(By.ID, "au-table").text, what="a supervisor refused")
+    browser.get(f"{server['url']}/audit")  # a supervisor reads the trail of their lines, without the chain check
+    wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, ".audit-table, #audit-table p"), what="the trail")
+    assert not browser.find_elements(By.ID, "audit-ok") and "user_add" not in browser.find_element(
+        By.ID, "audit-table").text
