@@ -18,10 +18,13 @@ import redis
 from redis.cluster import RedisCluster
 
 from collectors.backfill import backfill_demo
+from collectors.buffer import StoreAndForwardBuffer
+from collectors.redis_io import async_redis
 from collectors.simulator import PlantSimulator
+from collectors.sink import RedisSink
 from config.loader import DEMO_PLANT, load_plant
 from domain import contract
-from domain.model import Signal
+from domain.model import Event, Signal
 from domain.plant import Plant
 from store.clients import connect, is_async_cluster, is_cluster
 from store.reader import PlantReader
@@ -143,6 +146,63 @@ def test_simulator_collector_worker_and_reader_through_a_cluster_every_event_onc
                                                              client.hgetall(contract.live_key(line.id)).items())}
             for m in line.machines:
                 assert live[(m.id, Signal.GOOD)] == totals[(line.id, m.id)].good
+    finally:
+        client.flushall(target_nodes=RedisCluster.PRIMARIES)
+        client.close()
+
+
+def migrate_slot(cluster: RedisClusterServers, slot: int, source_port: int, target_port: int) -> None:
+    """Move ``slot`` and its keys from one master to another, as ``redis-cli --cluster reshard`` does."""
+    nodes = {port: redis.Redis(host="127.0.0.1", port=port) for port in cluster.ports}
+    try:
+        ids = {port: client.execute_command("CLUSTER MYID") for port, client in nodes.items()}
+        ids = {port: i.decode() if isinstance(i, bytes) else i for port, i in ids.items()}
+        source, target = nodes[source_port], nodes[target_port]
+        target.execute_command("CLUSTER SETSLOT", slot, "IMPORTING", ids[source_port])
+        source.execute_command("CLUSTER SETSLOT", slot, "MIGRATING", ids[target_port])
+        while keys := source.execute_command("CLUSTER GETKEYSINSLOT", slot, 100):
+            source.execute_command("MIGRATE", "127.0.0.1", target_port, "", 0, 5000, "KEYS", *keys)
+        for client in nodes.values():
+            client.execute_command("CLUSTER SETSLOT", slot, "NODE", ids[target_port])
+    finally:
+        for client in nodes.values():
+            client.close()
+
+
+def test_a_moved_line_is_written_once_on_its_new_master(cluster: RedisClusterServers, tmp_path: Path) -> None:
+    """The sink's client still maps CM1's slot to its old master: that one answers MOVED,
+    the script did not run there, and the redirect writes every entry once on the new one."""
+    client = connect(cluster.url, "worker")
+    client.flushall(target_nodes=RedisCluster.PRIMARIES)
+    now = time.time()
+
+    def batch(start: int) -> list[Event]:
+        return [Event(line, "M1", Signal.GOOD, start + i, "Good", now + (start + i) / 1000)
+                for i in range(100) for line in ("CM1", "BW1")]
+
+    async def scenario() -> tuple[int, int, int]:
+        sink = RedisSink(async_redis(cluster.url), StoreAndForwardBuffer(tmp_path / "buffer"), retention_s=86400)
+        try:
+            await sink.write(batch(0))
+            stream = contract.events_key("CM1")
+            before = sink.client.get_node_from_key(stream).port
+            target = next(port for port in cluster.ports if port != before)
+            migrate_slot(cluster, client.keyslot(stream), before, target)
+            await sink.write(batch(100))
+            after = sink.client.get_node_from_key(stream).port
+            assert after == target != before, "the client learned the new master from a MOVED answer"
+            return sink.stats.written, before, after
+        finally:
+            sink.buffer.close()
+            await sink.client.aclose()
+
+    try:
+        written, _, _ = asyncio.run(scenario())
+        assert written == 400
+        for line in ("CM1", "BW1"):
+            goods = [int(fields[b"v"]) for _, fields in client.xrange(contract.events_key(line))]
+            assert goods == list(range(200)), f"{line}: every entry once, in order"
+            assert client.hget(contract.live_key(line), "M1|good") is not None
     finally:
         client.flushall(target_nodes=RedisCluster.PRIMARIES)
         client.close()
