@@ -614,6 +614,14 @@ class _ConnectionDropNoise(logging.Filter):
         return not message.startswith("close_session was called but connection is closed")
 
 
+class _SessionRefusedNoise(logging.Filter):
+    """asyncua's client logs an ERROR for every refused CreateSession (an untrusted server
+    certificate: once per retry); the collector says it once, with the thumbprint."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("create_session fault response")
+
+
 def quiet_asyncua_logging(level: int = logging.WARNING) -> None:
     """For entry points that configure logging: asyncua logs every session step at INFO
     and a traceback (ERROR) when a server goes away; the collector already logs each loss
@@ -623,6 +631,9 @@ def quiet_asyncua_logging(level: int = logging.WARNING) -> None:
     session_log = logging.getLogger("asyncua.client.ua_session.UaSession")
     if not any(isinstance(f, _ConnectionDropNoise) for f in session_log.filters):
         session_log.addFilter(_ConnectionDropNoise())
+    client_log = logging.getLogger("asyncua.client.client")
+    if not any(isinstance(f, _SessionRefusedNoise) for f in client_log.filters):
+        client_log.addFilter(_SessionRefusedNoise())
 
 
 def make_sink(settings: Settings, options: CollectorOptions | None = None) -> RedisSink:

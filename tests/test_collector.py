@@ -176,14 +176,16 @@ def test_counts_in_redis_equal_the_simulators(demo: Plant, redis_client: redis.R
 def asyncua_quieted() -> Iterator[None]:
     """``quiet_asyncua_logging`` as the entry points install it, undone afterwards."""
     session_log = logging.getLogger("asyncua.client.ua_session.UaSession")
+    client_log = logging.getLogger("asyncua.client.client")
     asyncua_log = logging.getLogger("asyncua")
-    before = (asyncua_log.level, list(session_log.filters))
+    before = (asyncua_log.level, list(session_log.filters), list(client_log.filters))
     try:
         quiet_asyncua_logging()
         yield
     finally:
         asyncua_log.setLevel(before[0])
         session_log.filters[:] = before[1]
+        client_log.filters[:] = before[2]
 
 
 def test_survives_an_opc_ua_server_restart(demo: Plant, redis_client: redis.Redis, redis_url: str,
@@ -636,8 +638,9 @@ def test_heartbeats_and_links_follow_a_plc_clock_an_hour_behind(demo: Plant, red
 
 def test_quiet_asyncua_logging_drops_only_the_connection_drop_traceback(caplog: pytest.LogCaptureFixture) -> None:
     session_log = logging.getLogger("asyncua.client.ua_session.UaSession")
+    client_log = logging.getLogger("asyncua.client.client")
     asyncua_log = logging.getLogger("asyncua")
-    before = (asyncua_log.level, list(session_log.filters))
+    before = (asyncua_log.level, list(session_log.filters), list(client_log.filters))
     try:
         quiet_asyncua_logging()
         with caplog.at_level(logging.INFO):
@@ -649,13 +652,18 @@ def test_quiet_asyncua_logging_drops_only_the_connection_drop_traceback(caplog: 
             session_log.info("create_subscription success")
             session_log.warning("close_session was called but connection is closed")
             session_log.warning("a warning that matters")
+            client_log.error("create_session fault response: %s (%s)", "not trusted", "BadCertificateUntrusted")
+            client_log.error("an error that matters")
         assert [(r.levelname, r.exc_info[1].__class__.__name__) for r in caplog.records if r.exc_info] == [
             ("ERROR", "ValueError")]
         assert not any(r.getMessage().startswith(("create_subscription", "close_session")) for r in caplog.records)
         assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == ["a warning that matters"]
+        assert [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR and not r.exc_info] == [
+            "an error that matters"]
     finally:
         asyncua_log.setLevel(before[0])
         session_log.filters[:] = before[1]
+        client_log.filters[:] = before[2]
 
 
 # --- "since" and timestamps that cannot be right -----------------------------------------------
