@@ -201,7 +201,18 @@ _SCHEMAS: dict[str, Any] = {
                     "ok": {"type": "boolean"}, "beat": NUMBER_OR_NULL, "beat_age_s": NUMBER_OR_NULL,
                     "pending": {"type": ["integer", "null"]}, "undelivered_s": {
                         "type": "number", "description": "age of the oldest entry not yet delivered (0: none)"},
-                    "closed_until": NUMBER_OR_NULL, "closed_lag_s": NUMBER_OR_NULL}}}}},
+                    "closed_until": NUMBER_OR_NULL, "closed_lag_s": NUMBER_OR_NULL}},
+                "bad_nodes": {"type": "array", "description": "nodes the OPC UA server refused (the rest is "
+                              "collected)", "items": {"type": "object", "properties": {
+                                  "machine": {"type": "string"}, "signal": {"type": "string"},
+                                  "node_id": {"type": "string"}, "status": {"type": "string"},
+                                  "endpoint": {"type": "string"}, "since": NUMBER_OR_NULL}}},
+                "refused_endpoints": {"type": "array", "description": "endpoints whose server certificate the "
+                                      "trust list refused: SHA-256 thumbprint and how to trust it",
+                                      "items": {"type": "object", "properties": {
+                                          "endpoint": {"type": "string"}, "status": {"type": "string"},
+                                          "thumbprint": {"type": "string"}, "hint": {"type": "string"},
+                                          "since": NUMBER_OR_NULL}}}}}},
         },
     },
 }
