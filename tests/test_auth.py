@@ -296,6 +296,19 @@ def test_secret_key_is_generated_once_with_0600(tmp_path: Path) -> None:
     assert secret_key(tmp_path / "data", env={"SECRET_KEY": "from-env"}) == "from-env"
 
 
+def test_workers_starting_together_share_one_secret_key(tmp_path: Path) -> None:
+    import threading
+
+    keys: list[str] = []
+    threads = [threading.Thread(target=lambda: keys.append(secret_key(tmp_path, env={}))) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(keys) == 8 and len(set(keys)) == 1 and len(keys[0]) >= 48
+    assert [p.name for p in tmp_path.iterdir()] == ["secret_key"]
+
+
 def test_no_secret_in_logs_redis_or_cli_output(redis_client: redis.Redis, redis_url: str, tmp_path: Path,
                                                caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str],
                                                monkeypatch: pytest.MonkeyPatch) -> None:
