@@ -23,7 +23,7 @@ from dash.exceptions import PreventUpdate
 from flask import current_app
 
 from components import data, theme
-from components.i18n import local
+from components.i18n import N_, _, local
 from components.overview import nav
 from domain.classification import grouped_choices
 from domain.plant import Plant
@@ -47,10 +47,11 @@ SPLIT_AFTER = "ut-split-after"
 SPLIT = "ut-split"
 STOP_BTN = "ut-stop"
 REASON_BTN = "ut-reason"
-RANGES = [("shift", "This shift"), ("last_shift", "Last shift"), ("today", "Today"), ("yesterday", "Yesterday")]
-CATEGORY_LABELS = {"equipment_failure": "Equipment failure", "setup_adjustment": "Setup and adjustment",
-                   "small_stop": "Small stops", "reduced_speed": "Reduced speed", "planned": "Planned",
-                   "starved_blocked": "Starved / blocked", "unexplained": "Other"}
+RANGES = [("shift", N_("This shift")), ("last_shift", N_("Last shift")), ("today", N_("Today")),
+          ("yesterday", N_("Yesterday"))]  # labels: English msgids, translated where shown
+CATEGORY_LABELS = {"equipment_failure": N_("Equipment failure"), "setup_adjustment": N_("Setup and adjustment"),
+                   "small_stop": N_("Small stops"), "reduced_speed": N_("Reduced speed"), "planned": N_("Planned"),
+                   "starved_blocked": N_("Starved / blocked"), "unexplained": N_("Other")}
 MAX_QUEUE = 60
 PARETO_ROWS = 8
 
@@ -58,7 +59,8 @@ PARETO_ROWS = 8
 def layout(plant: Plant, line: str, query: dict[str, str]) -> html.Div:
     cfg = plant.line(line)
     if cfg is None:
-        return html.Div([nav(plant), dbc.Container(html.P(f"No line {line!r}."))])
+        missing = _("No line {line} in this plant.").format(line=repr(line))
+        return html.Div([nav(plant), dbc.Container(html.P(missing))])
     start = query.get("start") if query.get("start") in dict(RANGES) else "shift"
     machine = query.get("machine") if cfg.machine(query.get("machine") or "") is not None else None
     here = f"/line/{line}/untagged"
@@ -68,16 +70,17 @@ def layout(plant: Plant, line: str, query: dict[str, str]) -> html.Div:
         nav(plant, f"/line/{line}", here=here),
         dbc.Container(fluid=True, children=[
             html.Div(className="page-head d-flex flex-wrap align-items-baseline gap-3", children=[
-                html.H1(f"{cfg.id}{' ' + machine if machine else ''} \u00b7 Untagged stops", className="h4 mb-0"),
-                dcc.Link("Line page", href=f"/line/{line}"),
+                html.H1(f"{cfg.id}{' ' + machine if machine else ''} \u00b7 " + _("Untagged stops"),
+                        className="h4 mb-0"),
+                dcc.Link(_("Line page"), href=f"/line/{line}"),
                 html.Div(id=WHO, className="ms-auto"),
             ]),
-            dbc.RadioItems(id=RANGE, options=[{"label": t, "value": v} for v, t in RANGES], value=start, inline=True,
+            dbc.RadioItems(id=RANGE, options=[{"label": _(t), "value": v} for v, t in RANGES], value=start, inline=True,
                            className="my-2 ut-ranges", inputClassName="btn-check",
                            labelClassName="btn btn-outline-secondary btn-lg me-2",
                            labelCheckedClassName="active"),
-            dbc.RadioItems(id=SHOW, options=[{"label": "Untagged", "value": "untagged"},
-                                             {"label": "All stops", "value": "all"}],
+            dbc.RadioItems(id=SHOW, options=[{"label": _("Untagged"), "value": "untagged"},
+                                             {"label": _("All stops"), "value": "all"}],
                            value="untagged", inline=True, className="mb-2", inputClassName="btn-check",
                            labelClassName="btn btn-outline-secondary btn-lg me-2", labelCheckedClassName="active"),
             html.Div(id=COVERAGE, className="mb-2"),
@@ -85,23 +88,23 @@ def layout(plant: Plant, line: str, query: dict[str, str]) -> html.Div:
                 dbc.Col(html.Div(id=QUEUE, className="ut-queue"), md=5),
                 dbc.Col(md=7, children=[
                     html.Div(id=DETAIL, className="mb-2"),
-                    dbc.Textarea(id=COMMENT, placeholder="Comment (optional)", maxLength=500, className="mb-2",
+                    dbc.Textarea(id=COMMENT, placeholder=_("Comment (optional)"), maxLength=500, className="mb-2",
                                  style={"minHeight": "44px"}),
                     html.Div(id=MESSAGE, className="mb-2", role="status"),
                     html.Div(_reason_buttons(plant, cfg)),
                     html.Details(className="mt-3", children=[
-                        html.Summary("Split the stop into two reasons", className="py-2"),
+                        html.Summary(_("Split the stop into two reasons"), className="py-2"),
                         dbc.Row(className="g-2 mt-1", children=[
-                            dbc.Col(dbc.Input(id=SPLIT_AT, placeholder="at HH:MM[:SS]", size="lg"), xs=12, md=4),
+                            dbc.Col(dbc.Input(id=SPLIT_AT, placeholder=_("at HH:MM[:SS]"), size="lg"), xs=12, md=4),
                             dbc.Col(dbc.Select(id=SPLIT_BEFORE, options=_options(plant, cfg), size="lg"), xs=6, md=4),
                             dbc.Col(dbc.Select(id=SPLIT_AFTER, options=_options(plant, cfg), size="lg"), xs=6, md=4),
                         ]),
-                        dbc.Button("Split", id=SPLIT, color="secondary", size="lg", className="mt-2"),
+                        dbc.Button(_("Split"), id=SPLIT, color="secondary", size="lg", className="mt-2"),
                     ]),
                 ]),
             ]),
             html.Section(className="panel mt-3", children=[
-                html.H2("Stop reasons by duration", className="h6"), html.Div(id=PARETO, className="ut-pareto")]),
+                html.H2(_("Stop reasons by duration"), className="h6"), html.Div(id=PARETO, className="ut-pareto")]),
         ]),
     ])
 
@@ -109,7 +112,7 @@ def layout(plant: Plant, line: str, query: dict[str, str]) -> html.Div:
 def _reason_buttons(plant: Plant, cfg: Any) -> list[Any]:
     out: list[Any] = []
     for category, reasons in grouped_choices(plant, cfg).items():
-        out.append(html.H3(CATEGORY_LABELS.get(category, category), className="h6 mt-2 mb-1"))
+        out.append(html.H3(_(CATEGORY_LABELS.get(category, category)), className="h6 mt-2 mb-1"))
         out.append(html.Div(className="d-flex flex-wrap gap-2", children=[
             dbc.Button(local(text), id={"type": REASON_BTN, "code": code}, color="primary", outline=True, size="lg",
                        className="ut-reason-btn", style={"minHeight": "44px"})
@@ -128,7 +131,7 @@ def _clock(ts: float, tz: str) -> str:
 
 def queue_items(stops: list[dict[str, Any]], tz: str, now: float) -> list[Any]:
     if not stops:
-        return [html.P("No untagged stops in this range.", className="text-body-secondary ut-empty")]
+        return [html.P(_("No untagged stops in this range."), className="text-body-secondary ut-empty")]
     items = []
     for stop in stops[:MAX_QUEUE]:
         minutes = (stop["end"] if stop["end"] is not None else now) - stop["start"]
@@ -137,7 +140,8 @@ def queue_items(stops: list[dict[str, Any]], tz: str, now: float) -> list[Any]:
         colour = "btn-outline-secondary" if stop["reason"] else "btn-outline-danger"
         items.append(html.Button(
             [html.Span(text, className="fw-semibold"), html.Br(),
-             html.Small(f"{now_reason}{stop['state']} \u00b7 PLC: {stop.get('plc_reason_text') or 'no reason'}")],
+             html.Small(f"{now_reason}{theme.label(theme.STATE_LABELS, theme.state_of(stop['state']))} \u00b7 "
+                        + _("PLC: {reason}").format(reason=local(stop.get("plc_reason_text")) or _("no reason")))],
             id={"type": STOP_BTN, "id": stop["id"]}, className=f"btn {colour} btn-lg w-100 text-start mb-2",
             style={"minHeight": "44px"}, **{"data-stop": stop["id"]}))
     return items
@@ -145,7 +149,7 @@ def queue_items(stops: list[dict[str, Any]], tz: str, now: float) -> list[Any]:
 
 def pareto_rows(rows: list[dict[str, Any]]) -> list[Any]:
     if not rows:
-        return [html.P("No down time in this range.", className="text-body-secondary")]
+        return [html.P(_("No down time in this range."), className="text-body-secondary")]
     return [html.Div(className="d-flex justify-content-between border-bottom py-1 ut-pareto-row",
                      **{"data-group": row["group"]},
                      children=[html.Span(local(row["label"])), html.Span(theme.duration(row["duration_s"]))])
@@ -187,14 +191,14 @@ def refresh(range_value: str, show: str | None, _saved: Any, line: str, machine:
         e for e in raw["events"] if e.get("id") and not e["planned"] and not e["micro"] and e["lost_s"] > 0
         and e.get("piece", 0) <= 1 and (machine is None or e["machine"] == machine)]
     coverage = stops.get("untagged_coverage")
-    cover = html.Span([f"{len(untagged)} untagged \u00b7 coverage ",
+    cover = html.Span([_("{n} untagged \u00b7 coverage").format(n=len(untagged)) + " ",
                        html.Strong(theme.pct(coverage) if coverage is not None else "\u2013", id="ut-coverage-value")])
     who = _who()
     here = quote(f"/line/{line}/untagged")
     badge = (html.Form(action="/logout", method="POST", className="d-inline", children=[
         html.Span(f"{who.name} ({who.role}) "),
-        html.Button("Log out", type="submit", className="btn btn-outline-secondary btn-lg ms-1", id="ut-logout")])
-             if who is not None else html.A("Log in to classify", href=f"/login?next={here}",
+        html.Button(_("Log out"), type="submit", className="btn btn-outline-secondary btn-lg ms-1", id="ut-logout")])
+             if who is not None else html.A(_("Log in to classify"), href=f"/login?next={here}",
                                             className="btn btn-primary btn-lg", id="ut-login"))
     return (queue_items(shown, plant.timezone, at), pareto_rows(raw["pareto"]["by_duration"]), cover, badge)
 
@@ -207,8 +211,10 @@ def select(clicks: list[int | None]) -> tuple[Any, Any]:
     sid = str(ctx.triggered_id["id"])
     machine, start_ms = sid.split("~")[1:]
     when = _clock(int(start_ms) / 1000.0, data.plant().timezone)
-    return sid, html.Div([html.Span("Selected: "), html.Strong(f"{machine} at {when}", id="ut-selected-label"),
-                          html.Span(" \u2013 tap a reason", className="text-body-secondary")])
+    return sid, html.Div([html.Span(_("Selected:") + " "),
+                          html.Strong(_("{machine} at {time}").format(machine=machine, time=when),
+                                      id="ut-selected-label"),
+                          html.Span(" \u2013 " + _("tap a reason"), className="text-body-secondary")])
 
 
 @callback(Output(MESSAGE, "children"), Output(SAVED, "data"),
@@ -223,20 +229,20 @@ def act(reason_clicks: list[int | None], split_clicks: int | None, selected: str
     loop = _operator_loop()
     who = _who()
     if loop is None or who is None:
-        return dbc.Alert("Log in to classify stops.", color="warning", className="py-2"), no_update
+        return dbc.Alert(_("Log in to classify stops."), color="warning", className="py-2"), no_update
     if not selected:
-        return dbc.Alert("Tap a stop first.", color="info", className="py-2"), no_update
+        return dbc.Alert(_("Tap a stop first."), color="info", className="py-2"), no_update
     writes = loop[1]
     at = data.now()
     try:
         if trigger == SPLIT:
             when = _split_time(selected, split_at, data.plant().timezone)
             writes.split(data.reader(), who, line, selected, when, _int(before), _int(after), comment, at)
-            text = "Split saved."
+            text = _("Split saved.")
         else:
             code = int(trigger["code"])  # type: ignore[index]
             writes.classify(data.reader(), who, line, selected, code, comment, at)
-            text = f"Saved: {local(data.plant().reasons[code].text)}."
+            text = _("Saved: {reason}.").format(reason=local(data.plant().reasons[code].text))
     except writes.OpError as exc:
         return dbc.Alert(exc.message, color="danger", className="py-2", id="ut-error"), no_update
     return dbc.Alert(text, color="success", className="py-2", id="ut-ok"), (saved or 0) + 1
