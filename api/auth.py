@@ -29,6 +29,7 @@ from typing import Any
 from urllib.parse import quote
 
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, redirect, request, session
+from redis.exceptions import RedisError
 
 from domain.plant import Plant
 from domain.roles import Action, Principal, refusal
@@ -211,6 +212,11 @@ def safe_next(target: str | None) -> str:
 
 def create_auth_blueprint() -> Blueprint:
     bp = Blueprint("auth", __name__)
+
+    @bp.errorhandler(RedisError)
+    def redis_down(exc: RedisError) -> Any:
+        log.warning("%s: Redis unavailable: %s", request.path, exc)
+        return error(503, "data store unavailable: try again in a moment")
 
     @bp.post("/api/login")
     def api_login() -> Any:

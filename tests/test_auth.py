@@ -353,3 +353,19 @@ def _values(client: redis.Redis) -> Iterator[bytes]:
             yield from client.lrange(key, 0, -1)
         elif kind == b"set":
             yield from client.smembers(key)
+
+
+def test_logins_and_writes_say_503_while_redis_is_down(restartable_redis: Any, tmp_path: Path) -> None:
+    client = redis.Redis.from_url(restartable_redis.url, socket_timeout=2, socket_connect_timeout=1)
+    plant = operator_plant()
+    reader = seed(client, plant)
+    tokens = add_users(client, plant)
+    web = make_app(reader, plant, tmp_path, restartable_redis.url).server.test_client()
+    restartable_redis.stop()
+    login = web.post("/api/login", json={"username": "operator1", "password": PASSWORD})
+    assert login.status_code == 503 and "data store unavailable" in login.get_json()["error"]
+    write = web.put(f"/api/lines/L1/stops/{IDLE_ID}/classification", json={"reason": 1},
+                    headers={"Authorization": f"Bearer {tokens['operator', 'L1']}"})
+    assert write.status_code == 503 and write.get_json() == {"error": "data store unavailable"}
+    assert web.get("/api/session", headers={"Authorization": f"Bearer {tokens['operator', 'L1']}"}).status_code == 503
+    client.close()
