@@ -296,8 +296,14 @@ def install(server: Flask, the_auth: Auth, secret: str, secure_cookies: bool = F
         if not auth().require_login:
             return None
         path = request.path
-        if path in OPEN_PATHS or path.startswith(OPEN_PREFIXES) or current_principal() is not None:
+        if path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
             return None
+        try:
+            if current_principal() is not None:
+                return None
+        except RedisError as exc:
+            log.warning("%s: Redis unavailable: %s", path, exc)
+            return error(503, "data store unavailable: try again in a moment")
         if path.startswith("/api/") or path.startswith("/_dash"):
             return error(401, "login required: log in at /login, or send Authorization: Bearer <token>")
         return redirect(f"/login?next={quote(path)}", code=303)
