@@ -117,8 +117,23 @@ def test_an_operator_classifies_a_stop_on_a_tablet(server: dict[str, Any], brows
     browser.find_element(By.XPATH, "//label[text()='All stops']").click()  # a supervisor would re-classify here
     shown = wait_for(lambda: browser.find_element(By.CSS_SELECTOR, f'[data-stop="{IDLE_ID}"]').text, what="all stops")
     assert "No material (operator1)" in shown and "PLC: no reason" in shown
+    # split the same stop at 03:04 (4 min in): Jam, then Changeover
+    from selenium.webdriver.support.ui import Select
+
+    def tap(element: Any) -> None:  # below the fold of the emulated screen: scrolled to and clicked by script
+        browser.execute_script("arguments[0].scrollIntoView({block: 'center'}); arguments[0].click()", element)
+
+    tap(browser.find_element(By.CSS_SELECTOR, f'[data-stop="{IDLE_ID}"]'))
+    tap(browser.find_element(By.CSS_SELECTOR, ".untagged-page details summary"))
+    browser.find_element(By.ID, "ut-split-at").send_keys("03:04")
+    Select(browser.find_element(By.ID, "ut-split-before")).select_by_value("1")
+    Select(browser.find_element(By.ID, "ut-split-after")).select_by_value("2")
+    tap(browser.find_element(By.ID, "ut-split"))
+    wait_for(lambda: browser.find_element(By.ID, "ut-ok").text == "Split saved.", what="split saved")
+    split = wait_for(lambda: (p := pareto(browser)) and "2" in p and p, what="the Pareto after the split")
+    assert set(split) == {"1", "2"}
     api = server["reader"].downtime("L1", *PAST, NOW)  # what /api/lines/L1/downtime answers
-    assert {r["group"]: r["duration_s"] for r in api["pareto"]["by_duration"]} == {"3": 600.0, "1": 300.0}
+    assert {r["group"]: r["duration_s"] for r in api["pareto"]["by_duration"]} == {"1": 300.0 + 240.0, "2": 360.0}
     severe = [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert not severe
 
