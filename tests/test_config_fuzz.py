@@ -225,7 +225,8 @@ def test_check_command_in_a_subprocess(tmp_path: Path) -> None:
     assert result.stdout == ""
     assert result.stderr.startswith("plant file error:\n")
     assert_clear(result.stderr.removeprefix("plant file error:\n").rstrip("\n"), bad)
-    assert f"{bad}: deep (line 390): nested deeper than 24 levels" in result.stderr
+    deep_line = DEMO_TEXT.count("\n") + 1  # the line appended above
+    assert f"{bad}: deep (line {deep_line}): nested deeper than 24 levels" in result.stderr
 
     good = subprocess.run(
         [sys.executable, "app.py", "--plant", str(DEMO_PLANT), "check"],
