@@ -430,8 +430,12 @@ def test_downtime_list_pareto_and_reliability(api: tuple[FlaskClient, float]) ->
         ("ST60", at(30.5), at(44.5), "idle", 0, "unexplained", False, False, 0),  # on the break: no loss
         ("ST70", at(50.5), at(54.5), "idle", 20, "setup_adjustment", False, False, 240),
     ]
+    # down time with a reason: the weld fault (360) and the changeover (240); without one:
+    # the starved stop (180) and the break overrun (120), 2 stops: coverage 600 / 900
     assert body["summary"] == {"stops": 4, "micro_stops": 1, "planned_stops": 0, "down_s": 180 + 360 + 120 + 240,
-                               "micro_stop_s": 60, "planned_down_s": 0}
+                               "micro_stop_s": 60, "planned_down_s": 0, "tagged_down_s": 360 + 240,
+                               "untagged_down_s": 180 + 120, "untagged_stops": 2,
+                               "untagged_coverage": approx((360 + 240) / 900)}
     by_duration = [(r["group"], r["count"], r["duration_s"], r["share"], r["cumulative_share"])
                    for r in body["pareto"]["by_duration"]]
     assert by_duration == [
