@@ -4,7 +4,12 @@ writes canonical events to Redis through ``RedisSink`` (and so through the contr
 Per endpoint (all endpoints concurrently, in an ``asyncio.TaskGroup``):
 
 * connect with the endpoint's security (policy, mode, certificate, key; username with the
-  password from the environment variable named by ``password_env``);
+  password from the environment variable named by ``password_env``); with a ``trust_dir``
+  the server's certificate must be in its trust list (``collectors.trust``): a refused
+  one is logged once with its SHA-256 thumbprint and recorded for ``/api/health``;
+* a node the server will not monitor (or whose id does not parse) is logged once, written
+  as an event with the server's status and recorded in ``contract.nodes_key``; the rest
+  of the endpoint is collected;
 * one subscription with the endpoint's publishing interval, one monitored item per node
   with its sampling interval and a queue of ``queue_size`` values, ``DiscardOldest``:
   changes faster than the publishing interval are queued on the server and all arrive, in
