@@ -193,6 +193,19 @@ def test_line_page_in_chinese(dashboard: dict[str, Any], zh: Any, shots: Path,  
     assert console_errors(zh) == []
 
 
+def test_machine_page_in_chinese(dashboard: dict[str, Any], zh: Any, shots: Path) -> None:  # noqa: F811
+    from selenium.webdriver.common.by import By
+
+    open_page(zh, dashboard["server"].url + "/line/BW1/machine/ST30?lang=zh-CN", (1024, 768))
+    wait_for(lambda: len(zh.find_elements(By.CSS_SELECTOR, "#mc-tiles .kpi-value")) >= 4, what="KPI tiles")
+    wait_for(lambda: zh.find_elements(By.CSS_SELECTOR, "#mc-timeline .main-svg .bars"), what="timeline drawn")
+    wait_for(lambda: text_of(zh, "#mc-live"), what="the live card")
+    assert text_of(zh, "h1") == "ST30 \u00b7 点焊工位 30（4 台机器人）"
+    check_page(zh, (1024, 768), ".kpi-tile, .live-card", full_screen=False, cells=".kpi-tile, .panel")
+    screenshot(zh, shots, "machine_BW1_ST30_zh-CN_1024x768", full_page=True)
+    assert console_errors(zh) == []
+
+
 def test_wall_says_no_data_in_chinese_and_recovers(dashboard: dict[str, Any], zh: Any) -> None:  # noqa: F811
     """The browser writes this banner itself (assets/dashboard.js), with the page's texts."""
     reader = dashboard["reader"]
