@@ -140,7 +140,10 @@ class ServerValidator:
     def _refuse(self, cert: x509.Certificate, status: str) -> None:
         self.rejected = UntrustedCertificate(cert, status)
         if status == "BadCertificateUntrusted":
-            self.trust.store_pending(cert)
+            try:
+                self.trust.store_pending(cert)
+            except OSError as exc:  # still refused; the log and health carry the thumbprint
+                log.warning("cannot store the refused certificate under %s: %s", self.trust.pending_dir, exc)
         raise ServiceError(getattr(ua.StatusCodes, status, ua.StatusCodes.BadCertificateInvalid))
 
 
