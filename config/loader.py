@@ -481,6 +481,15 @@ def _security_problems(plant: Plant, base_dir: Path) -> list[tuple[str, str]]:
             problems.append(
                 (where, "a security policy needs mode Sign or SignAndEncrypt, a certificate and a private_key")
             )
+        if sec.policy != "None" and not sec.trust_dir and not sec.server_certificate:
+            problems.append(
+                (
+                    f"{where}.trust_dir",
+                    "a secured connection needs the server's certificate checked: set trust_dir (a trust list, "
+                    "see 'python app.py trust') or server_certificate (pin one); without either, any server at "
+                    "the address would be believed",
+                )
+            )
         if sec.policy == "None" and sec.mode != "None":
             problems.append(
                 (

@@ -488,6 +488,7 @@ def test_unreadable_key_file(tmp_path: Path) -> None:
 def test_password_only_over_an_encrypted_channel(tmp_path: Path, security: dict, ok: bool) -> None:
     if security.get("policy"):
         security["certificate"], security["private_key"] = _pki(tmp_path)
+        security["trust_dir"] = str(tmp_path / "trust")
     text = _security(tmp_path, **security)
     if ok:
         assert parse_plant(text, "p.yaml").endpoints["demo"].security.username == "op"
@@ -497,8 +498,19 @@ def test_password_only_over_an_encrypted_channel(tmp_path: Path, security: dict,
 
 def test_valid_secure_endpoint_loads(tmp_path: Path) -> None:
     cert, key = _pki(tmp_path)
-    text = _security(tmp_path, policy="Aes256_Sha256_RsaPss", mode="SignAndEncrypt", certificate=cert, private_key=key)
+    text = _security(tmp_path, policy="Aes256_Sha256_RsaPss", mode="SignAndEncrypt", certificate=cert, private_key=key,
+                     trust_dir=str(tmp_path / "trust"))
     assert parse_plant(text).endpoints["demo"].security.mode == "SignAndEncrypt"
+
+
+def test_a_secured_endpoint_must_check_the_servers_certificate(tmp_path: Path) -> None:
+    """Encryption with a server nobody verified is encryption to whoever answers."""
+    cert, key = _pki(tmp_path)
+    text = _security(tmp_path, policy="Basic256Sha256", mode="SignAndEncrypt", certificate=cert, private_key=key)
+    _expect(text, "endpoints.demo.security.trust_dir", "any server at the address would be believed")
+    pinned = _security(tmp_path, policy="Basic256Sha256", mode="SignAndEncrypt", certificate=cert, private_key=key,
+                       server_certificate=cert)
+    assert parse_plant(pinned).endpoints["demo"].security.server_certificate == cert
 
 
 def test_3000_deep_map_is_refused_before_parsing() -> None:
