@@ -85,10 +85,14 @@ def live_card(machine: dict[str, Any] | None, now: float, tz: str) -> Any:
     facts = [(_("Power"), theme.kw(machine.get("power_kw"))), (_("Good counter"), theme.count(machine.get("good"))),
              (_("Reject counter"), theme.count(machine.get("reject"))),
              (_("Energy meter"), theme.number(machine.get("energy_kwh"), 1, "kWh"))]
+    refused = [f"{node.get('signal')} ({node.get('node_id') or ''} {node.get('status') or ''})".replace(" )", ")")
+               for node in machine.get("bad_nodes") or []]
     return html.Div(className=f"live-card andon-{status}", children=[
         html.Div([html.Span(head, className="live-state"), html.Span(reason, className="live-reason")]),
         html.Div([html.Span([html.Span(k, className="live-key"), v], className="live-fact") for k, v in facts],
                  className="live-facts"),
+        html.Div([_("Not collected, refused by the OPC UA server:"), " ", "; ".join(refused)],
+                 className="live-refused") if refused else None,
     ])
 
 

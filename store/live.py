@@ -36,12 +36,17 @@ def lines_now(redis_client: redis.Redis, plant: Plant, now: float,
         for line in lines:
             pipe.hgetall(contract.live_key(line.id))
             pipe.hgetall(contract.rollup_state_key(line.id))
+            pipe.hgetall(contract.nodes_key(line.id))
         replies = pipe.execute()
     out = []
     for i, line in enumerate(lines):
-        live = live_events(line, replies[2 * i])
-        snapshot = snapshot_of(replies[2 * i + 1])
+        live = live_events(line, replies[3 * i])
+        snapshot = snapshot_of(replies[3 * i + 1])
+        refused = collector_problems(replies[3 * i + 2] if isinstance(replies[3 * i + 2], dict) else {})["bad_nodes"]
         machines = [machine_now(plant, line, m.id, live.get(m.id, {}), snapshot, now) for m in line.machines]
+        for machine in machines:  # nodes the OPC UA server refuses: that signal is not collected
+            machine["bad_nodes"] = [{k: v for k, v in node.items() if k != "machine"}
+                                    for node in refused if node["machine"] == machine["id"]]
         out.append({
             "id": line.id,
             "name": line.name or line.id,

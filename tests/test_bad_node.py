@@ -74,6 +74,19 @@ def test_a_missing_and_a_malformed_node_are_reported_and_the_rest_collected(
     assert bad == {("OP10", "reason"): (missing, "BadNodeIdUnknown"), ("OP20", "good"): (malformed, "BadNodeIdInvalid")}
     assert line["refused_endpoints"] == []
 
+    # the machine's live state (``/api/lines``, the machine page) names its refused nodes too
+    from components.machine_page import live_card
+    from store.live import lines_now
+
+    machines = {m["id"]: m for m in next(ln for ln in lines_now(redis_client, plant, time.time())["lines"]
+                                          if ln["id"] == "CM1")["machines"]}
+    assert [(n["signal"], n["status"]) for n in machines["OP10"]["bad_nodes"]] == [("reason", "BadNodeIdUnknown")]
+    assert [(n["signal"], n["node_id"]) for n in machines["OP20"]["bad_nodes"]] == [("good", malformed)]
+    assert all(machines[m]["bad_nodes"] == [] for m in machines if m not in ("OP10", "OP20"))
+    card = str(live_card(machines["OP10"], time.time(), plant.timezone))
+    assert "Not collected" in card and "BadNodeIdUnknown" in card
+    assert "Not collected" not in str(live_card(machines["OP30"], time.time(), plant.timezone))
+
 
 def test_a_node_that_works_again_loses_its_record(demo: Plant, redis_client: redis.Redis, redis_url: str,
                                                   tmp_path: Path) -> None:
