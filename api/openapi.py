@@ -172,6 +172,11 @@ _SCHEMAS: dict[str, Any] = {
             "energy_kwh": NUMBER_OR_NULL, "last_data": {"type": ["number", "null"]},
             "stale": {"type": "boolean", "description": "no data for longer than gap_timeout_s"},
             "link": {"type": ["string", "null"]},
+            "bad_nodes": {"type": "array", "description": "this machine's nodes the OPC UA server refuses: those "
+                                                         "signals are not collected",
+                          "items": {"type": "object", "properties": {
+                              "signal": {"type": "string"}, "node_id": {"type": ["string", "null"]},
+                              "status": {"type": "string"}, "since": {"type": ["number", "null"]}}}},
         },
     },
     "Health": {
