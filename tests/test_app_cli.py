@@ -77,6 +77,15 @@ def cmdline(pid: int) -> str:
         return ""
 
 
+def answers(port: int) -> bool:
+    """Whether the dashboard accepts connections (the demo has started)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.settimeout(1.0)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
 def test_sigterm_stops_the_demo_and_its_worker_process(tmp_path: Path) -> None:
     """The rollup worker runs in its own process under ``python app.py``: a SIGTERM to
     the demo (systemd, docker stop) must not leave it behind."""
@@ -92,17 +101,21 @@ def test_sigterm_stops_the_demo_and_its_worker_process(tmp_path: Path) -> None:
     plant = tmp_path / "plant.yaml"
     plant.write_text(yaml.safe_dump(raw, sort_keys=False, allow_unicode=True), encoding="utf-8")
     log = tmp_path / "app.log"
+    port = free_port()
     with log.open("w") as out:
         proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--plant", str(plant), "--port",
-                                 str(free_port()), "--data-dir", str(tmp_path / "var"), "--history-hours", "0"],
+                                 str(port), "--data-dir", str(tmp_path / "var"), "--history-hours", "0"],
                                 stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
         try:
-            deadline = time.monotonic() + 90
-            while not (workers := [c for c in children(proc.pid) if " worker " in cmdline(c)]):
+            deadline = time.monotonic() + 120
+            while not (workers := [c for c in children(proc.pid) if " worker " in cmdline(c)]) or not answers(port):
                 assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
                 time.sleep(0.2)
             proc.send_signal(signal.SIGTERM)
-            assert proc.wait(60) == 0, log.read_text()
+            try:
+                assert proc.wait(90) == 0, log.read_text()
+            except subprocess.TimeoutExpired:
+                pytest.fail("python app.py did not stop on SIGTERM:\n" + log.read_text())
         finally:
             if proc.poll() is None:
                 proc.kill()
