@@ -20,7 +20,7 @@ from redis.exceptions import RedisError
 
 from api.alerts import Refused, acknowledge
 from components import data
-from components.i18n import N_, _
+from components.i18n import N_, _, local, reason_text
 from store.alerts import AlertStore
 
 log = logging.getLogger(__name__)
@@ -74,13 +74,50 @@ def wall_alerts(lines: list[str], sound: bool = False) -> html.Div:
     ])
 
 
+# The alert texts of ``domain.alerts`` (its ``message`` keys), worded on the screens
+MESSAGES = {
+    "stopped": N_("{line} {machine}: stopped {minutes} min"),
+    "stopped_reason": N_("{line} {machine}: stopped {minutes} min ({reason})"),
+    "stopped_late": N_("{line} {machine}: stopped {minutes} min (late data)"),
+    "behind_pace": N_("{line}: {behind} parts behind pace ({share} %)"),
+    "oee_low": N_("{line}: OEE last hour {oee} % (below {below} %)"),
+    "no_data": N_("{line} {machine}: no data"),
+    "no_data_for": N_("{line} {machine}: no data for {minutes} min"),
+    "implausible": N_("{line} {machine}: implausible {signal} ({kind})"),
+    "worker_behind": N_("{line}: rollup worker {minutes} min behind"),
+    "worker_silent": N_("{line}: rollup worker not running"),
+}
+
+
+def alert_text(alert: dict[str, Any]) -> str:
+    """An alert's text in the screen's language (its English ``text`` for one stored
+    before alerts carried their message as data, or with an unknown key)."""
+    message = alert.get("message") or {}
+    template = MESSAGES.get(str(message.get("k")))
+    if template is None:
+        return str(alert.get("text", ""))
+    values = dict(message.get("p") or {})
+    if values.get("machine"):
+        machine = data.plant().line(str(values.get("line"))) if alert.get("line") else None
+        cfg = machine.machine(str(values["machine"])) if machine is not None else None
+        values["machine"] = local(cfg.name) if cfg is not None and cfg.name else values["machine"]
+    if values.get("code") is not None:
+        values["reason"] = reason_text(values["code"], values.get("reason"))
+    try:
+        text = _(template).format(**values)
+    except (KeyError, IndexError, ValueError):
+        return str(alert.get("text", ""))
+    prefix = local(message.get("prefix")) if message.get("prefix") else ""
+    return f"{prefix}: {text}" if prefix else text
+
+
 def wall_items(alerts: list[dict[str, Any]]) -> tuple[list[Any], str]:
     """The wall's alert lines and its class (pure): flashing while an urgent alert waits
     for an acknowledgement."""
     shown = [a for a in alerts if a["cleared_at"] is None and a["severity"] != "info"]
     if not shown:
         return [], "wall-alerts d-none"
-    items = [html.Div([html.Span(a["line"], className="wall-alert-line"), html.Span(a["text"])],
+    items = [html.Div([html.Span(a["line"], className="wall-alert-line"), html.Span(alert_text(a))],
                       className=f"wall-alert wall-alert-{a['severity']}" + (" alert-flash" if a["flashing"] else ""))
              for a in shown]
     flashing = any(a["flashing"] for a in shown)
@@ -140,7 +177,7 @@ def list_items(alerts: list[dict[str, Any]]) -> list[Any]:
         rows.append(html.Div(className=f"alerts-row alerts-{a['severity']}" + (" alert-flash" if a["flashing"] else ""),
                              children=[html.Span(_(SEVERITIES.get(a["severity"], a["severity"])),
                                                  className="alerts-severity"),
-                                       html.Span(a["text"], className="alerts-text"),
+                                       html.Span(alert_text(a), className="alerts-text"),
                                        html.Span(f"{_when(a['raised_at'])} · {state}", className="alerts-state"),
                                        button]))
     return rows

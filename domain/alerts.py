@@ -41,6 +41,7 @@ class Condition:
     since: float | None = None
     text: str = ""
     ended: float | None = None
+    message: dict[str, Any] | None = None  # the text as a key and values, for the screens' languages
 
     @property
     def key(self) -> str:
@@ -77,6 +78,7 @@ class Alert:
     notified_at: float | None = None
     cleared_at: float | None = None
     late: bool = False
+    message: dict[str, Any] | None = None  # ``text`` as {"k": key, "p": values, "prefix": rule text}
 
     def to_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
@@ -149,7 +151,7 @@ def step(open_alerts: Mapping[str, Alert], conditions: Iterable[Condition], rule
             out.cleared.append(cleared)
             out.notices.extend(_notices(cleared, rule, "cleared", range(alert.level + 1), now))
             continue
-        current = replace(alert, text=cond.text) if cond is not None and cond.text else alert
+        current = replace(alert, text=cond.text, message=cond.message) if cond is not None and cond.text else alert
         if alert.id not in acknowledged:
             current = _escalate(out, current, rule, now)
         if current != alert:
@@ -160,7 +162,7 @@ def step(open_alerts: Mapping[str, Alert], conditions: Iterable[Condition], rule
 def _raise(out: Step, cond: Condition, rule: AlertRule, known_ids: set[str], now: float) -> None:
     since = now if cond.since is None else cond.since
     new = Alert(alert_id(cond.key, since), cond.key, rule.id, cond.line, cond.machine, str(rule.severity),
-                cond.text, since, now)
+                cond.text, since, now, message=cond.message)
     if new.id in known_ids:
         return
     if rule.channels:
@@ -172,7 +174,7 @@ def _raise(out: Step, cond: Condition, rule: AlertRule, known_ids: set[str], now
 def _record_late(out: Step, cond: Condition, rule: AlertRule, known_ids: set[str], now: float) -> None:
     assert cond.since is not None and cond.ended is not None
     late = Alert(alert_id(cond.key, cond.since), cond.key, rule.id, cond.line, cond.machine, str(rule.severity),
-                 cond.text, cond.since, now, cleared_at=cond.ended, late=True)
+                 cond.text, cond.since, now, cleared_at=cond.ended, late=True, message=cond.message)
     if late.id not in known_ids:
         out.late.append(late)
 
@@ -218,6 +220,12 @@ def _minutes(seconds: float) -> str:
     return f"{seconds / 60:.0f} min"
 
 
+def _message(rule: AlertRule, key: str, **values: Any) -> dict[str, Any]:
+    """An alert's text as data (the screens word it in their language; the text itself is
+    English, for logs and work-chat messages)."""
+    return {"k": key, "p": values, "prefix": rule.text or ""}
+
+
 def stop_category(state: str, reason: Mapping[str, Any] | None) -> tuple[str, bool]:
     """Loss category and planned flag of a stop: from its reason, else from its state."""
     if reason and reason.get("category"):
@@ -257,7 +265,11 @@ def stop_conditions(rule: AlertRule, plant: Plant, lines_now: Mapping[str, Any],
                 f" ({reason})" if reason else "") if active else ""
             if state == "unknown":  # no data says nothing about the stop: keep what is open
                 continue
-            out.append(Condition(rule.id, line.id, machine_id, active, since if active else None, text))
+            message = _message(rule, "stopped_reason" if reason else "stopped", line=line.id, machine=machine_id,
+                               minutes=round((last - since) / 60), reason=reason or "",
+                               code=(m.get("reason") or {}).get("code")) if active else None
+            out.append(Condition(rule.id, line.id, machine_id, active, since if active else None, text,
+                                 message=message))
         for event in recent_stops.get(line.id, ()):
             if event.get("machine") not in machines or event.get("end") is None:
                 continue
@@ -266,7 +278,10 @@ def stop_conditions(rule: AlertRule, plant: Plant, lines_now: Mapping[str, Any],
             if end - start >= limit and _stop_counts(rule, str(event.get("state")), reason):
                 text = (f"{_prefix(rule)}{line.id} {event['machine']}: stopped {_minutes(end - start)}"
                         + (f" ({event['reason_text']})" if event.get("reason") else "") + " (late data)")
-                out.append(Condition(rule.id, line.id, event["machine"], False, start, text, ended=end))
+                message = _message(rule, "stopped_late", line=line.id, machine=event["machine"],
+                                   minutes=round((end - start) / 60))
+                out.append(Condition(rule.id, line.id, event["machine"], False, start, text, ended=end,
+                                     message=message))
     return out
 
 
@@ -286,7 +301,8 @@ def pace_condition(rule: AlertRule, line: Line, shift_kpis: Mapping[str, Any]) -
     active = behind > 0 and ((rule.parts is not None and behind > rule.parts)
                              or (rule.percent is not None and share > rule.percent))
     text = f"{_prefix(rule)}{line.id}: {behind:.0f} parts behind pace ({share:.0f} %)" if active else ""
-    return Condition(rule.id, line.id, None, active, None, text)
+    message = _message(rule, "behind_pace", line=line.id, behind=round(behind), share=round(share)) if active else None
+    return Condition(rule.id, line.id, None, active, None, text, message=message)
 
 
 def oee_condition(rule: AlertRule, line: Line, hour_kpis: Mapping[str, Any]) -> Condition | None:
@@ -298,7 +314,8 @@ def oee_condition(rule: AlertRule, line: Line, hour_kpis: Mapping[str, Any]) -> 
         return None
     active = float(oee) < rule.below
     text = f"{_prefix(rule)}{line.id}: OEE last hour {100 * oee:.0f} % (below {100 * rule.below:.0f} %)"
-    return Condition(rule.id, line.id, None, active, None, text if active else "")
+    message = _message(rule, "oee_low", line=line.id, oee=round(100 * oee), below=round(100 * rule.below))
+    return Condition(rule.id, line.id, None, active, None, text if active else "", message=message if active else None)
 
 
 def no_data_conditions(rule: AlertRule, plant: Plant, lines_now: Mapping[str, Any], now: float,
@@ -317,8 +334,14 @@ def no_data_conditions(rule: AlertRule, plant: Plant, lines_now: Mapping[str, An
             active = now - silent_from > rule.seconds
             text = (f"{_prefix(rule)}{line.id} {m.get('name') or machine_id}: no data"
                     + (f" for {_minutes(now - last)}" if last is not None else "")) if active else ""
+            message = None
+            if active:
+                message = (_message(rule, "no_data_for", line=line.id, machine=machine_id,
+                                    minutes=round((now - last) / 60)) if last is not None
+                           else _message(rule, "no_data", line=line.id, machine=machine_id))
             since = None if last is None else last + rule.seconds
-            out.append(Condition(rule.id, line.id, machine_id, active, since if active else None, text))
+            out.append(Condition(rule.id, line.id, machine_id, active, since if active else None, text,
+                                 message=message))
     return out
 
 
@@ -329,11 +352,14 @@ def implausible_conditions(rule: AlertRule, line: Line, flags: Sequence[Mapping[
         mine = [f for f in flags if f.get("machine") == machine_id]
         active = bool(mine)
         text = ""
+        message = None
         if active:
             newest = max(mine, key=lambda f: float(f["ts"]))
             text = f"{_prefix(rule)}{line.id} {machine_id}: implausible {newest.get('signal')} ({newest.get('kind')})"
+            message = _message(rule, "implausible", line=line.id, machine=machine_id,
+                               signal=str(newest.get("signal")), kind=str(newest.get("kind")))
         since = min(float(f["ts"]) for f in mine) if active else None
-        out.append(Condition(rule.id, line.id, machine_id, active, since, text))
+        out.append(Condition(rule.id, line.id, machine_id, active, since, text, message=message))
     return out
 
 
@@ -350,7 +376,11 @@ def worker_lag_condition(rule: AlertRule, line_health: Mapping[str, Any], now: f
     active = silent or lag > rule.seconds
     text = (f"{_prefix(rule)}{line_health.get('id')}: rollup worker "
             + ("not running" if silent else f"{_minutes(lag)} behind")) if active else ""
-    return Condition(rule.id, str(line_health.get("id")), None, active, None, text)
+    message = None
+    if active:
+        message = (_message(rule, "worker_silent", line=str(line_health.get("id"))) if silent
+                   else _message(rule, "worker_behind", line=str(line_health.get("id")), minutes=round(lag / 60)))
+    return Condition(rule.id, str(line_health.get("id")), None, active, None, text, message=message)
 
 
 def kinds_needed(rules: Iterable[AlertRule]) -> set[AlertKind]:

@@ -285,3 +285,27 @@ def test_pages_built_in_chinese_hold_no_english(app: Any, path: str) -> None:
     with app.server.test_request_context(path), i18n.use("zh-CN"):
         page = page_for(plant, path.split("?")[0], "?" + path.split("?")[1] if "?" in path else "")
     assert untranslated(visible_strings(page), plant) == []
+
+
+@pytest.mark.parametrize(
+    ("message", "zh"),
+    [
+        ({"k": "stopped_reason", "p": {"line": "BW1", "machine": "ST20", "minutes": 14, "reason": "x", "code": 2},
+          "prefix": ""}, "已停机 14 分钟（"),
+        ({"k": "behind_pace", "p": {"line": "CM1", "behind": 23, "share": 27}, "prefix": ""},
+         "CM1：落后节拍 23 件（27 %）"),
+        ({"k": "worker_silent", "p": {"line": "BR1"}, "prefix": ""}, "BR1：汇总进程未运行"),
+    ],
+)
+def test_alert_texts_are_worded_in_the_screens_language(app: Any, message: dict[str, Any], zh: str) -> None:
+    """The wall's alert lines: the alert's message as data, worded per language; the
+    English text it was stored with is only the fallback."""
+    from components.alerts_panel import alert_text
+
+    alert = {"line": message["p"]["line"], "text": "English as stored", "message": message}
+    with app.server.test_request_context("/wall"), i18n.use("zh-CN"):
+        worded = alert_text(alert)
+        assert zh in worded and untranslated([worded], app.server.config["PLANT"]) == [], worded
+    with app.server.test_request_context("/wall"), i18n.use("en"):
+        assert alert_text(alert) != "English as stored"
+        assert alert_text({"line": "BW1", "text": "English as stored"}) == "English as stored"
