@@ -28,6 +28,13 @@ class RedisClusterServers:
         return f"redis+cluster://127.0.0.1:{self.ports[0]}/0"
 
     def start(self, timeout_s: float = 60.0) -> None:
+        try:
+            self._start(timeout_s)
+        except BaseException:
+            self.stop()  # no servers left behind by a cluster that did not come up
+            raise
+
+    def _start(self, timeout_s: float) -> None:
         for port in self.ports:
             node_dir = self.dir / str(port)
             node_dir.mkdir()
