@@ -31,7 +31,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -157,8 +157,39 @@ async def _wait_for_endpoints(plant: Any, timeout_s: float) -> None:
                 await asyncio.sleep(0.2)
 
 
+class _Signals:
+    """SIGTERM/SIGINT raise KeyboardInterrupt, except while a child process is being
+    started and registered (``deferred``): then the stop waits until it is registered, so
+    no child (the worker, the alert loop) is left behind by a stop during start-up."""
+
+    deferred = False
+    pending = False
+
+
 def _interrupt(*_: object) -> None:
+    if _Signals.deferred:
+        _Signals.pending = True
+        return
     raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _no_stop_while_starting() -> Iterator[None]:
+    _Signals.deferred = True
+    try:
+        yield
+    finally:
+        _Signals.deferred = False
+        if _Signals.pending:
+            _Signals.pending = False
+            raise KeyboardInterrupt
+
+
+def _start_child(args: list[str], env: dict[str, str], stoppers: list[Callable[[], None]]) -> None:
+    """A part of the demo in its own process, stopped (and waited for) with the rest."""
+    with _no_stop_while_starting():
+        child = subprocess.Popen(args, env=env)
+        stoppers.append(lambda: (child.terminate(), child.wait(15)))
 
 
 def _run_quietly(coro: Coroutine[Any, Any, Any]) -> int:
@@ -249,6 +280,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         settings = replace(settings, redis_url=embedded.start())
     check_at_start(settings.redis_url, "collector, rollup worker and dashboard")
     signal.signal(signal.SIGTERM, _interrupt)  # stop as on Ctrl-C: the worker's process too
+    signal.signal(signal.SIGINT, _interrupt)
     stoppers: list[Callable[[], None]] = []
     try:
         history = None if args.no_simulator else _demo_history(settings, args.history_hours, args.seed)
@@ -264,12 +296,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         stoppers.append(_run_async_in_thread("plant", plant_side))
         # its own process: catching up the history must not starve the screens of the GIL
-        worker = subprocess.Popen([sys.executable, __file__, "worker", "--plant", str(settings.plant_path),
-                                   "--log-level", args.log_level], env={**os.environ, "REDIS_URL": settings.redis_url})
-        stoppers.append(lambda: (worker.terminate(), worker.wait(15)))
-        alerts = subprocess.Popen([sys.executable, __file__, "alerts", "--plant", str(settings.plant_path),
-                                   "--log-level", args.log_level], env={**os.environ, "REDIS_URL": settings.redis_url})
-        stoppers.append(lambda: (alerts.terminate(), alerts.wait(15)))
+        env = {**os.environ, "REDIS_URL": settings.redis_url}
+        for part in ("worker", "alerts"):
+            _start_child([sys.executable, __file__, part, "--plant", str(settings.plant_path),
+                          "--log-level", args.log_level], env, stoppers)
         app = create_dash(settings)
         print(f"\n  Dashboard:  http://{settings.host}:{settings.port}/\n"
               f"  Wall:       http://{settings.host}:{settings.port}/wall?rotate=15\n"

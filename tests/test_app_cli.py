@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
@@ -77,6 +78,9 @@ def cmdline(pid: int) -> str:
         return ""
 
 
+PARTS = re.compile(r" (worker|alerts) ")  # the demo's parts in processes of their own
+
+
 def answers(port: int) -> bool:
     """Whether the dashboard accepts connections (the demo has started)."""
     import socket
@@ -108,7 +112,7 @@ def test_sigterm_stops_the_demo_and_its_worker_process(tmp_path: Path) -> None:
                                 stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
         try:
             deadline = time.monotonic() + 120
-            while not (workers := [c for c in children(proc.pid) if " worker " in cmdline(c)]) or not answers(port):
+            while len(workers := [c for c in children(proc.pid) if PARTS.search(cmdline(c))]) < 2 or not answers(port):
                 assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
                 time.sleep(0.2)
             proc.send_signal(signal.SIGTERM)
@@ -121,6 +125,6 @@ def test_sigterm_stops_the_demo_and_its_worker_process(tmp_path: Path) -> None:
                 proc.kill()
                 proc.wait(10)
     deadline = time.monotonic() + 30
-    while any(" worker " in cmdline(w) for w in workers):
-        assert time.monotonic() < deadline, f"worker process left behind: {workers}"
+    while any(PARTS.search(cmdline(w)) for w in workers):
+        assert time.monotonic() < deadline, f"worker or alert process left behind: {workers}"
         time.sleep(0.2)
