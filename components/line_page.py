@@ -19,6 +19,9 @@ from domain.plant import Plant
 MACHINE_LINK = "line-machine-link"  # {"type": MACHINE_LINK, "line": id, "machine": id}
 
 
+TAP = {"minHeight": "44px", "display": "inline-flex", "alignItems": "center"}  # a thumb's target
+
+
 def layout(plant: Plant, line: str, query: dict[str, str]) -> html.Div:
     cfg = plant.line(line)
     if cfg is None:
@@ -37,6 +40,11 @@ def layout(plant: Plant, line: str, query: dict[str, str]) -> html.Div:
                              className="btn btn-outline-secondary btn-sm")
                     for m in cfg.machines
                 ]),
+                html.Div(className="operator-links d-flex flex-wrap gap-2 mt-2", children=[  # issue 11
+                    dcc.Link(_("Untagged stops"), href=f"/line/{line}/untagged", style=TAP,
+                             className="btn btn-sm btn-outline-danger"),
+                    dcc.Link(_("Shift handover"), href=f"/line/{line}/handover", style=TAP,
+                             className="btn btn-sm btn-outline-secondary")]),
             ]),
             alerts_panel.alert_list(line),
             ranges.layout(query, plant.timezone),

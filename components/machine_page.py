@@ -54,6 +54,9 @@ def layout(plant: Plant, line: str, machine: str, query: dict[str, str]) -> html
                 html.H1(f"{mcfg.id} \u00b7 {local(mcfg.name)}" if mcfg.name else mcfg.id, className="h4 mb-2"),
                 html.Div(_("Ideal cycle time {seconds} s").format(seconds=f"{mcfg.ideal_cycle_time_s:g}"),
                          className="text-body-secondary small"),
+                dcc.Link(_("Untagged stops"), href=f"/line/{line}/untagged?machine={machine}",  # issue 11
+                         className="btn btn-sm btn-outline-danger mt-2",
+                         style={"minHeight": "44px", "display": "inline-flex", "alignItems": "center"}),
             ]),
             html.Div(id=LIVE, className="machine-live"),
             ranges.layout(query, plant.timezone),
