@@ -58,16 +58,10 @@ def _cluster_enabled(url: str, options: dict[str, Any]) -> bool:
         probe.close()
 
 
-def connect(url: str, role: Role = "tool", **extra: Any) -> Any:
-    """A client for ``url``: ``redis.Redis`` or ``redis.cluster.RedisCluster``.
-
-    The cluster is detected from the scheme, or from the server when ``detect`` is true
-    (the default; it needs the server up: a part that starts before Redis passes
-    ``detect=False`` and uses the scheme alone)."""
+def _resolve(url: str, role: Role, extra: dict[str, Any]) -> tuple[str, dict[str, Any], bool]:
+    """(plain URL, client options, is a cluster) for ``connect`` and ``connect_async``."""
     detect = extra.pop("detect", True)
     options: dict[str, Any] = {**_TIMEOUTS[role], **extra}
-    if role == "screen":
-        options.setdefault("retry", Retry(ExponentialBackoff(cap=0.2, base=0.05), 1))
     plain = plain_url(url)
     cluster = is_cluster_url(url)
     if not cluster and detect:
@@ -78,6 +72,19 @@ def connect(url: str, role: Role = "tool", **extra: Any) -> Any:
     if cluster:
         options.pop("health_check_interval", None)
         log.info("Redis Cluster at %s", urlsplit(plain).hostname)
+    return plain, options, cluster
+
+
+def connect(url: str, role: Role = "tool", **extra: Any) -> Any:
+    """A client for ``url``: ``redis.Redis`` or ``redis.cluster.RedisCluster``.
+
+    The cluster is detected from the scheme, or from the server when ``detect`` is true
+    (the default; it needs the server up: a part that starts before Redis passes
+    ``detect=False`` and uses the scheme alone)."""
+    if role == "screen":
+        extra.setdefault("retry", Retry(ExponentialBackoff(cap=0.2, base=0.05), 1))
+    plain, options, cluster = _resolve(url, role, extra)
+    if cluster:
         return RedisCluster.from_url(plain, **options)
     return redis.Redis.from_url(plain, **options)
 
@@ -104,18 +111,8 @@ def connect_async(url: str, role: Role = "collector", **extra: Any) -> Any:
     import redis.asyncio
     from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 
-    detect = extra.pop("detect", True)
-    options: dict[str, Any] = {**_TIMEOUTS[role], **extra}
-    plain = plain_url(url)
-    cluster = is_cluster_url(url)
-    if not cluster and detect:
-        try:
-            cluster = _cluster_enabled(plain, options)
-        except redis.RedisError:
-            cluster = False
+    plain, options, cluster = _resolve(url, role, extra)
     if cluster:
-        options.pop("health_check_interval", None)
-        log.info("Redis Cluster at %s", urlsplit(plain).hostname)
         return AsyncRedisCluster.from_url(plain, **options)
     return redis.asyncio.Redis.from_url(plain, **options)
 
