@@ -192,6 +192,7 @@ def line_view(cfg: Line, live: dict[str, Any], kpis: dict[str, Any] | None, down
         "performance": kpis.get("performance"),
         "quality": kpis.get("quality"),
         "performance_over_100": bool(flags.get("performance_over_100")),
+        "untagged": ((downtime or {}).get("summary") or {}).get("untagged_stops"),  # issue 11: the queue's count
         "target_oee": cfg.target_oee,
         "output": p.output,
         "target_so_far": p.target_so_far,

@@ -98,6 +98,7 @@ def card(line: Line) -> dbc.Col:
                         html.Div([html.Span(_("Power") + " ", className="ov-label"), _f(lid, "kw")]),
                         html.Div([html.Span(_("Top stop this shift") + " ", className="ov-label"),
                                   _f(lid, "top_reason")]),
+                        html.Div([html.Span(_("Untagged stops") + " ", className="ov-label"), _f(lid, "untagged")]),
                     ]),
                     _f(lid, "nodata", "", "ov-nodata"),
                 ]),
@@ -144,6 +145,7 @@ def card_texts(view: dict[str, Any]) -> dict[str, str]:
         "pace": f"({view['pace_text']})" if view.get("pace") is not None else "",
         "kw": theme.kw(view.get("kw")),
         "top_reason": view.get("top_reason") or theme.DASH,
+        "untagged": theme.count(view.get("untagged")),
         "nodata": view.get("no_data_text") or view.get("stale_text") or "",
     }
 

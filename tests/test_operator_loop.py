@@ -277,3 +277,22 @@ def test_apply(stop: Stop, cls: Classification | None, pieces: list[tuple[Any, .
 def test_coverage(stops: list[Stop], expected: tuple[float, float, float | None, int]) -> None:
     got = coverage(stops, make_plant(), T0, T0 + 3600, T0 + 7200)
     assert (got.down_s, got.tagged_s, got.share, got.untagged_stops) == expected
+
+
+def test_the_overview_card_counts_what_the_queue_lists(env: dict[str, Any], plant: Plant, redis_url: str,
+                                                       tmp_path: Path) -> None:
+    from components import data, overview
+
+    app = make_app(env["reader"], plant, tmp_path, redis_url)
+    client = env["client"]
+
+    def card_and_queue() -> tuple[str, int]:
+        with app.server.test_request_context("/"):
+            views, _ = data.line_views(["L1"])
+        queue = client.get("/api/lines/L1/stops", query_string={"start": "shift", "untagged": "1"}).get_json()
+        return overview.card_texts(views[0])["untagged"], len(queue["stops"])
+
+    assert card_and_queue() == ("1", 1)
+    client.put(f"/api/lines/L1/stops/{IDLE_ID}/classification", json={"reason": 3},
+               headers=_bearer(env["tokens"]["operator", "L1"]))
+    assert card_and_queue() == ("0", 0)
