@@ -569,6 +569,7 @@ def test_throttled_machine_page(dashboard: dict[str, Any], slow: Any, shots: Pat
     no_console_errors(slow)
 
 
+@pytest.mark.timeout(6 * SLOW)  # several throttled page draws in a row, each up to SLOW
 def test_open_yesterdays_bad_shift_by_button_and_custom_range(dashboard: dict[str, Any], slow: Any,
                                                               shots: Path) -> None:
     """The engineer's path: this shift -> Yesterday -> a custom range; every step drawn
@@ -601,6 +602,7 @@ def test_open_yesterdays_bad_shift_by_button_and_custom_range(dashboard: dict[st
     no_console_errors(slow)
 
 
+@pytest.mark.timeout(6 * SLOW)  # several throttled page draws in a row, each up to SLOW
 def test_pareto_filter_is_in_the_url_and_the_stops_agree(dashboard: dict[str, Any], slow: Any, shots: Path) -> None:
     """Click the top stop reason of a custom range: the URL, the label and the stops list
     say the same; a machine link of the list keeps the range."""
