@@ -262,7 +262,9 @@ def test_a_redis_outage_loses_nothing(demo: Plant, restartable_redis: RedisServe
             sim.start_plant()
             await asyncio.sleep(1.0)
             restartable_redis.stop()
-            await asyncio.sleep(2.5)  # keep producing into the store-and-forward buffer
+            # keep producing into the store-and-forward buffer (a condition, not a time: a
+            # loaded machine produces less per second)
+            await until(lambda: len(collector.sink.buffer) > 100, timeout_s=120, what="events buffered")
             in_buffer = len(collector.sink.buffer)
             restartable_redis.start()
             await asyncio.sleep(1.0)
