@@ -256,7 +256,7 @@ def create_auth_blueprint() -> Blueprint:
 
     @bp.route("/login", methods=["GET", "POST"])
     def login_page() -> Any:
-        from components.login import login_html
+        from components.login import login_html, page_message
 
         target = safe_next(request.values.get("next"))
         if request.method == "GET":
@@ -264,7 +264,7 @@ def create_auth_blueprint() -> Blueprint:
         status, message = login(str(request.form.get("username") or ""), str(request.form.get("password") or ""))
         if status == 200:
             return redirect(target, code=303)
-        return Response(login_html(target, message, None), status=status, mimetype="text/html")
+        return Response(login_html(target, page_message(status, message), None), status=status, mimetype="text/html")
 
     @bp.post("/logout")
     def logout_page() -> Any:

@@ -4,11 +4,24 @@ It posts to itself; ``api.auth`` checks, throttles and audits the attempt."""
 
 from __future__ import annotations
 
+import re
 from html import escape
 from typing import Any
 from urllib.parse import quote
 
 from components.i18n import _, current
+
+
+def page_message(status: int, message: str) -> str:
+    """The login check's answer (English, as the API gives it) in the page's language."""
+    if status == 401:
+        return _("wrong user name or password (or the user is disabled)")
+    if status == 429:
+        wait = re.search(r"(\d+) s", message)
+        return _("too many failed logins: try again in {seconds} s").format(seconds=wait.group(1) if wait else "?")
+    if status == 503:
+        return _("the data store is not answering: try again in a moment")
+    return message
 
 
 def login_html(next_path: str, message: str, who: Any) -> str:

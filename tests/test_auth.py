@@ -369,3 +369,15 @@ def test_logins_and_writes_say_503_while_redis_is_down(restartable_redis: Any, t
     assert write.status_code == 503 and write.get_json() == {"error": "data store unavailable"}
     assert web.get("/api/session", headers={"Authorization": f"Bearer {tokens['operator', 'L1']}"}).status_code == 503
     client.close()
+
+
+def test_the_login_page_says_why_in_its_language(loop: dict[str, Any]) -> None:
+    """The form (not the JSON API, which stays English) words a refused login in the page's
+    language."""
+    client = loop["app"].server.test_client()
+    for lang, expected in (("en", "wrong user name or password"), ("zh-CN", "用户名或密码错误")):
+        page = client.post(f"/login?lang={lang}", data={"username": "engineer1", "password": "not it"},
+                           environ_base={"REMOTE_ADDR": f"10.9.8.{7 if lang == 'en' else 6}"})
+        assert page.status_code == 401 and expected in page.get_data(as_text=True), page.get_data(as_text=True)
+    assert "wrong user name" in client.post("/api/login", json={"username": "engineer1", "password": "x"},
+                                            environ_base={"REMOTE_ADDR": "10.9.8.5"}).get_json()["error"]
