@@ -51,7 +51,7 @@ class RedisServer:
                 break
             except redis.ConnectionError:
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"redis-server did not start on port {self.port}")
+                    raise RuntimeError(f"redis-server did not start on port {self.port}") from None
                 time.sleep(0.05)
         client.close()
 
