@@ -118,8 +118,12 @@ def test_simulator_collector_worker_and_reader_through_a_cluster_every_event_onc
             collecting(plant, cluster.url, tmp_path) as collector,
         ):
             assert is_async_cluster(collector.sink.client)
+            first = sim.totals()
             sim.start_plant()
-            await asyncio.sleep(2.0)
+            # until the plant made a few dozen parts (a condition: a loaded machine is slower)
+            await until(lambda: sum((t.good or 0) - (t0.good or 0) for t, t0 in zip(sim.totals().values(), first.values(),
+                                                                        strict=True)) > 40,
+                        timeout_s=120, what="parts made")
             await sim.stop_plant()
             await until(caught_up(client, sim), what="collector to catch up")
             sink = collector.sink
