@@ -121,9 +121,11 @@ def test_simulator_collector_worker_and_reader_through_a_cluster_every_event_onc
             first = sim.totals()
             sim.start_plant()
             # until the plant made a few dozen parts (a condition: a loaded machine is slower)
-            await until(lambda: sum((t.good or 0) - (t0.good or 0) for t, t0 in zip(sim.totals().values(), first.values(),
-                                                                        strict=True)) > 40,
-                        timeout_s=120, what="parts made")
+            def made() -> int:
+                pairs = zip(sim.totals().values(), first.values(), strict=True)
+                return sum((t.good or 0) - (t0.good or 0) for t, t0 in pairs)
+
+            await until(lambda: made() > 40, timeout_s=120, what="parts made")
             await sim.stop_plant()
             await until(caught_up(client, sim), what="collector to catch up")
             sink = collector.sink
