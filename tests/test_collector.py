@@ -100,10 +100,13 @@ async def until(predicate: Callable[[], bool], timeout_s: float = 60.0, what: st
 COUNTED = (("good", Signal.GOOD), ("reject", Signal.REJECT), ("energy_kwh", Signal.ENERGY))
 
 
-def enough_data(client: redis.Redis, plant: Plant) -> Callable[[], bool]:
-    """True once every line's good-part events span more than 1200 s of plant time and
-    every machine has at least 4 heartbeats in the stream."""
+def enough_data(client: redis.Redis, plant: Plant, sim: PlantSimulator) -> Callable[[], bool]:
+    """True once the plant made more than 60 good parts, every line's good-part events
+    span more than 1200 s of plant time and every machine has at least 4 heartbeats in the
+    stream."""
     def check() -> bool:
+        if sum(t.good or 0 for t in sim.totals().values()) <= 60:
+            return False
         for line in plant.lines:
             events = stream(client, line.id)
             goods = [e.ts for e in events if e.signal == Signal.GOOD]
@@ -157,7 +160,7 @@ def test_counts_in_redis_equal_the_simulators(demo: Plant, redis_client: redis.R
             sim.start_plant()
             # run until the data (not the wall clock: a loaded machine is slow) spans well over
             # 1000 s of plant time and every machine sent a few heartbeats
-            await until(enough_data(redis_client, plant), timeout_s=120, what="20 min of plant time in Redis")
+            await until(enough_data(redis_client, plant, sim), timeout_s=120, what="enough plant time in Redis")
             await sim.stop_plant()
             await until(caught_up(redis_client, sim), what="collector to catch up")
             assert collector.endpoints["demo"].stats.connects == 1
