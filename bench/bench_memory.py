@@ -30,7 +30,7 @@ import redis  # noqa: E402
 from collectors.backfill import start_history, write_line_events  # noqa: E402
 from config.loader import DEMO_PLANT, load_plant  # noqa: E402
 from store.rollup import RollupWorker  # noqa: E402
-from tests.support import RedisServer, external_redis_url  # noqa: E402
+from tests.support import bench_redis  # noqa: E402
 
 
 def family(key: str) -> str:
@@ -90,20 +90,9 @@ def main() -> None:
     parser.add_argument("--hours", type=float, default=24.0)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
-    url = external_redis_url()
-    server = None
-    if url is None:
-        server = RedisServer()
-        server.start()
-        url = server.url
-    client = redis.Redis.from_url(url)
-    client.flushdb()
-    try:
+    with bench_redis() as client:
+        client.flushdb()
         run(client, args.hours, args.seed)
-    finally:
-        client.close()
-        if server is not None:
-            server.cleanup()
 
 
 if __name__ == "__main__":

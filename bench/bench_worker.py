@@ -37,7 +37,7 @@ from domain.plant import Plant  # noqa: E402
 from store.rollup import RollupWorker, WorkerOptions  # noqa: E402
 from tests.core_support import machine_config, make_plant  # noqa: E402
 from tests.history import line_history, write_events  # noqa: E402
-from tests.support import RedisServer, external_redis_url  # noqa: E402
+from tests.support import bench_redis  # noqa: E402
 
 HOUR = 3600.0
 
@@ -105,14 +105,7 @@ def main() -> None:
     parser.add_argument("--machines", type=int, default=100)
     parser.add_argument("--minutes", type=float, default=60.0)
     args = parser.parse_args()
-    url = external_redis_url()
-    server = None
-    if url is None:
-        server = RedisServer()
-        server.start()
-        url = server.url
-    client = redis.Redis.from_url(url)
-    try:
+    with bench_redis() as client:
         plant = bench_plant(args.machines)
         end = float(int(time.time() - 86400) // HOUR * HOUR)
         start = end - args.minutes * 60
@@ -145,10 +138,6 @@ def main() -> None:
         late = count / seconds
         print(f"late flush:  {late:>10,.0f} events/s   ({count:,} in {seconds:.2f} s)  "
               f"{late / raw_rate:.2f}x the raw read")
-    finally:
-        client.close()
-        if server is not None:
-            server.stop()
 
 
 if __name__ == "__main__":

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import redis
@@ -68,3 +70,22 @@ class RedisServer:
 
 def external_redis_url() -> str | None:
     return os.environ.get("REDIS_URL") or None
+
+
+@contextlib.contextmanager
+def bench_redis() -> Iterator[redis.Redis]:
+    """For the benchmarks: a client of REDIS_URL if set (its database is the caller's to
+    flush), else of a private redis-server started here and removed afterwards."""
+    url = external_redis_url()
+    server = None
+    if url is None:
+        server = RedisServer()
+        server.start()
+        url = server.url
+    client = redis.Redis.from_url(url)
+    try:
+        yield client
+    finally:
+        client.close()
+        if server is not None:
+            server.cleanup()
