@@ -26,6 +26,7 @@ from domain import contract
 from domain.engine import Stop
 from domain.model import Event
 from domain.plant import Line, Plant
+from domain.plausibility import Flag
 from store.progress import HOUR_S, NO_ID, Closed, MachineProgress, floor_to, stream_id_tuple
 from store.sums import RollupSum
 
@@ -94,14 +95,9 @@ def flag_member(machine: str, signal: str, t: float, kind: str, value: float | s
     return json.dumps({"m": machine, "s": signal, "t": t, "k": kind, "v": value}, separators=(",", ":"))
 
 
-def _flag_text(flag: Any) -> tuple[str, float]:
-    """Member and score of a flag from the engine (``domain`` type) for the flags set."""
-    encode = getattr(contract, "encode_flag_member", None)
-    if encode is not None:
-        member = encode(flag)
-    else:
-        member = flag_member(flag.machine, str(flag.signal), flag.at, flag.kind, flag.value)
-    return member, float(json.loads(member)["t"])
+def _flag_text(flag: Flag) -> tuple[str, float]:
+    """Member and score of a flag from the engine for the flags set."""
+    return contract.encode_flag_member(flag), flag.ts
 
 
 def _text(raw: bytes | str) -> str:

@@ -176,9 +176,7 @@ class MachineProgress:
             closed.minutes.append(rollup)
             self._add_to_hour(rollup, closed)
         closed.stops.extend(self.acc.drain_stops())
-        drain_flags = getattr(self.acc, "drain_flags", None)
-        if drain_flags is not None:
-            closed.flags.extend(drain_flags())
+        closed.flags.extend(self.acc.drain_flags())
         closed.state_changes.extend(self.changes.changes)
         self.changes.changes = []
 
