@@ -218,9 +218,7 @@ class LineWorker:
         new.last_id, new.seen, new.open_stop, new.last = old.last_id, old.seen, None, old.last
         new.receive(events)
         new.newest = max(new.newest, old.newest)
-        previous = batch.rewinds.get(machine_id)
-        until = max(old.fed_until, previous.until if previous else -math.inf)
-        batch.rewinds[machine_id] = Rewind(min(since, previous.since if previous else math.inf), until)
+        batch.rewinds[machine_id] = Rewind(since, old.fed_until)  # a machine rewinds once per pass
         batch.touched.add(machine_id)
         self.machines[machine_id] = new
         if machine_id not in self._warned:
