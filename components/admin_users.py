@@ -7,13 +7,17 @@ from __future__ import annotations
 from typing import Any
 
 import dash_bootstrap_components as dbc
-from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
+from dash import ALL, Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 from flask import current_app
 
+from components.callbacks import Callbacks
 from components.overview import nav
 from domain.plant import Plant
 from domain.roles import Action, Role, refusal
+
+callbacks = Callbacks()  # this module's callbacks; register(app) puts them on an app
+register = callbacks.register
 
 DONE = "au-done"
 TABLE = "au-table"
@@ -65,7 +69,7 @@ def users_table(users: list[dict[str, Any]]) -> Any:
     return dbc.Table([head, html.Tbody(rows)], size="sm", striped=True)
 
 
-@callback(Output(TABLE, "children"), Input(DONE, "data"))
+@callbacks.callback(Output(TABLE, "children"), Input(DONE, "data"))
 def show(_done: Any) -> Any:
     loop = _loop()
     who = loop[0].current_principal() if loop else None
@@ -77,10 +81,10 @@ def show(_done: Any) -> Any:
     return users_table([u.public() for u in loop[0].auth().users.all()])
 
 
-@callback(Output(MESSAGE, "children"), Output(DONE, "data"), Output(PASSWORD, "value"),
-          Input(ADD, "n_clicks"), Input({"type": TOGGLE, "name": ALL, "to": ALL}, "n_clicks"),
-          State(NAME, "value"), State(ROLE, "value"), State(LINES, "value"), State(PASSWORD, "value"),
-          State(DONE, "data"), prevent_initial_call=True)
+@callbacks.callback(Output(MESSAGE, "children"), Output(DONE, "data"), Output(PASSWORD, "value"),
+                    Input(ADD, "n_clicks"), Input({"type": TOGGLE, "name": ALL, "to": ALL}, "n_clicks"),
+                    State(NAME, "value"), State(ROLE, "value"), State(LINES, "value"), State(PASSWORD, "value"),
+                    State(DONE, "data"), prevent_initial_call=True)
 def act(add: int | None, toggles: list[int | None], name: str | None, role: str | None, lines: str | None,
         password: str | None, done: int | None) -> tuple[Any, Any, Any]:
     trigger = ctx.triggered_id

@@ -15,13 +15,17 @@ import logging
 import time
 from typing import Any
 
-from dash import ALL, Input, Output, State, callback, ctx, dcc, html
+from dash import ALL, Input, Output, State, ctx, dcc, html
 from redis.exceptions import RedisError
 
 from api.alerts import Refused, acknowledge
 from components import data
+from components.callbacks import Callbacks
 from components.i18n import N_, _, local, reason_text
 from store.alerts import AlertStore
+
+callbacks = Callbacks()  # this module's callbacks; register(app) puts them on an app
+register = callbacks.register
 
 log = logging.getLogger(__name__)
 
@@ -124,8 +128,8 @@ def wall_items(alerts: list[dict[str, Any]]) -> tuple[list[Any], str]:
     return items, "wall-alerts" + (" wall-alerts-flashing" if flashing else "")
 
 
-@callback(Output(WALL, "children"), Output(WALL, "className"), Input(WALL_TICK, "n_intervals"),
-          State(WALL_LINES, "data"))
+@callbacks.callback(Output(WALL, "children"), Output(WALL, "className"), Input(WALL_TICK, "n_intervals"),
+                    State(WALL_LINES, "data"))
 def wall_refresh(_n: int | None, lines: list[str] | None) -> tuple[Any, str]:
     try:
         return wall_items(_alerts(lines, open_only=True, now=data.now()))
@@ -183,8 +187,8 @@ def list_items(alerts: list[dict[str, Any]]) -> list[Any]:
     return rows
 
 
-@callback(Output(LIST, "children"), Output(MESSAGE, "children"), Input(LIST_TICK, "n_intervals"),
-          Input({"type": ACK, "id": ALL}, "n_clicks"), State(LIST_LINE, "data"), State(COMMENT, "value"))
+@callbacks.callback(Output(LIST, "children"), Output(MESSAGE, "children"), Input(LIST_TICK, "n_intervals"),
+                    Input({"type": ACK, "id": ALL}, "n_clicks"), State(LIST_LINE, "data"), State(COMMENT, "value"))
 def list_refresh(_n: int | None, _clicks: list[int | None], line: str | None, comment: str | None
                  ) -> tuple[Any, str]:
     message = ""

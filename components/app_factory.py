@@ -12,7 +12,6 @@ light (compression, caching, only the bundles a page uses).
 
 from __future__ import annotations
 
-import copy
 import logging
 import time
 from collections.abc import Callable
@@ -21,11 +20,11 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from dash import Dash, Input, Output, State, dcc, html
-from dash import _callback as dash_callback_registry
 
 from api import security
 from components import (
     admin_users,
+    alerts_panel,
     audit_page,
     data,
     delivery,
@@ -48,35 +47,9 @@ log = logging.getLogger(__name__)
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 URL = "url"
 PAGE = "page"
-PANEL_MODULES = (wall, overview, line_page, ranges, oee_panel, downtime_panel, energy_panel, machine_page)
-
-
-def _take_panel_callbacks() -> tuple[tuple[tuple[str, Any], ...], tuple[Any, ...]]:
-    """The callbacks our panels declared with ``dash.callback``.
-
-    ``dash.callback`` collects into process-wide lists that the first app to serve a
-    request empties. A process may build several apps (tests, the API's tests), so we
-    take our panels' callbacks out of those lists once, at import, and give every app
-    made by ``create_app`` its own copy. Read-only after import.
-    """
-    namespace = "oee"  # assets/dashboard.js
-    spec_keep, keys = [], []
-    for spec in list(dash_callback_registry.GLOBAL_CALLBACK_LIST):
-        entry = dash_callback_registry.GLOBAL_CALLBACK_MAP.get(spec["output"], {})
-        func = entry.get("callback")
-        module = getattr(func, "__module__", None)
-        clientside = (spec.get("clientside_function") or {}).get("namespace") == namespace
-        if (module or "").startswith(f"{__package__}.") or clientside:
-            spec_keep.append(spec)
-            keys.append(spec["output"])
-    callbacks = tuple((k, dash_callback_registry.GLOBAL_CALLBACK_MAP.pop(k)) for k in keys if
-                      k in dash_callback_registry.GLOBAL_CALLBACK_MAP)
-    for spec in spec_keep:
-        dash_callback_registry.GLOBAL_CALLBACK_LIST.remove(spec)
-    return callbacks, tuple(spec_keep)
-
-
-_PANEL_CALLBACKS = _take_panel_callbacks()
+# every page and panel that declares callbacks (components.callbacks): each app registers them all
+PAGE_MODULES = (wall, overview, line_page, ranges, oee_panel, downtime_panel, energy_panel, machine_page,
+                untagged, handover, admin_users, audit_page, alerts_panel)
 
 
 def create_app(settings: Any, reader_factory: Callable[[], Any], clock: Callable[[], float] = time.time) -> Dash:
@@ -100,10 +73,8 @@ def create_app(settings: Any, reader_factory: Callable[[], Any], clock: Callable
     })
     app.index_string = app.index_string.replace("<html>", '<html lang="en">', 1)  # screen readers, translators
     app.layout = root_layout
-    callbacks, specs = _PANEL_CALLBACKS
-    # deep copies: serving a request rewrites parts of these in place (per app)
-    app.callback_map.update({k: copy.deepcopy(v) for k, v in callbacks})
-    app._callback_list.extend(copy.deepcopy(s) for s in specs)
+    for module in PAGE_MODULES:
+        module.register(app)
     app.callback(Output(PAGE, "children"), Input(URL, "pathname"), State(URL, "search"))(route)
     delivery.install(app)  # compression, immutable caching of fingerprinted files
     security.install(app, getattr(settings, "frame_ancestors", None))  # headers, CSP, 4xx for bad callbacks

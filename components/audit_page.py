@@ -10,13 +10,17 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import dash_bootstrap_components as dbc
-from dash import Input, Output, callback, dcc, html
+from dash import Input, Output, dcc, html
 from flask import current_app
 
 from components import data
+from components.callbacks import Callbacks
 from components.overview import nav
 from domain.plant import Plant
 from domain.roles import Action, Role, refusal
+
+callbacks = Callbacks()  # this module's callbacks; register(app) puts them on an app
+register = callbacks.register
 
 TABLE = "audit-table"
 CHAIN = "audit-chain"
@@ -58,7 +62,7 @@ def entries_table(entries: list[dict[str, Any]], tz: str) -> Any:
     return dbc.Table([head, html.Tbody(rows)], size="sm", striped=True, responsive=True, className="audit-table")
 
 
-@callback(Output(TABLE, "children"), Output(CHAIN, "children"), Input(TRIGGER, "data"))
+@callbacks.callback(Output(TABLE, "children"), Output(CHAIN, "children"), Input(TRIGGER, "data"))
 def show(_trigger: Any) -> tuple[Any, Any]:
     from api import auth
 

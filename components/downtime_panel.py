@@ -31,13 +31,17 @@ from zoneinfo import ZoneInfo
 import dash_bootstrap_components as dbc
 import pandas as pd
 import plotly.graph_objects as go
-from dash import ALL, Input, Output, Patch, State, callback, ctx, dcc, html, no_update
+from dash import ALL, Input, Output, Patch, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
 from components import data, export, live, ranges, theme
+from components.callbacks import Callbacks
 from components.i18n import N_, _, reason_text
 from domain.downtime import NO_REASON_GROUP, SMALL_STOP_GROUP
 from domain.model import State as MachineState
+
+callbacks = Callbacks()  # this module's callbacks; register(app) puts them on an app
+register = callbacks.register
 
 LINE = "dt-line"
 TIMELINE = "dt-timeline"
@@ -382,7 +386,7 @@ def _full(v: dict[str, Any], params: dict[str, Any], reason: str | None, line: s
     )
 
 
-@callback(
+@callbacks.callback(
     Output(SUMMARY, "children"),
     Output(TIMELINE, "figure"),
     Output(PARETO_DURATION, "figure"),
@@ -457,7 +461,7 @@ def search_with_reason(search: str | None, reason: str | None) -> str:
     return "?" + urlencode(query) if query else ""
 
 
-@callback(
+@callbacks.callback(
     Output(URL, "search"),
     Input(PARETO_DURATION, "clickData"),
     Input(PARETO_COUNT, "clickData"),
@@ -475,7 +479,7 @@ def select_reason(by_duration: dict[str, Any] | None, by_count: dict[str, Any] |
     return new if new != (search or "") else no_update
 
 
-@callback(
+@callbacks.callback(
     Output(FILTER, "data"),
     Input(URL, "search"),
     State(FILTER, "data"),
@@ -493,7 +497,7 @@ def reason_from_click(click: dict[str, Any]) -> str | None:
     return str(points[0]["customdata"])
 
 
-@callback(
+@callbacks.callback(
     Output(ranges.URL, "href"),
     Input(TIMELINE, "clickData"),
     State(LINE, "data"),
@@ -509,7 +513,7 @@ def open_machine(click: dict[str, Any] | None, line: str, params: dict[str, Any]
     return f"/line/{line}/machine/{points[0]['y']}{search}"
 
 
-@callback(
+@callbacks.callback(
     Output(DOWNLOAD, "data"),
     Input(CSV, "n_clicks"),
     State(ranges.WINDOW, "data"),
@@ -529,4 +533,4 @@ def download_stops(_clicks: int, params: dict[str, Any], line: str, reason: str 
                            f"{line}-stops-{params.get('start', 'range')}{suffix}.csv")
 
 
-LIVE.register(FILTER)
+LIVE.declare(callbacks, FILTER)

@@ -14,11 +14,15 @@ from zoneinfo import ZoneInfo
 import dash_bootstrap_components as dbc
 import pandas as pd
 import plotly.graph_objects as go
-from dash import Input, Output, Patch, State, callback, dcc, html, no_update
+from dash import Input, Output, Patch, State, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
 from components import data, ranges, theme
+from components.callbacks import Callbacks
 from components.i18n import _
+
+callbacks = Callbacks()  # this module's callbacks; register(app) puts them on an app
+register = callbacks.register
 
 LINE = "en-line"
 TILES = "en-tiles"
@@ -142,7 +146,7 @@ def per_good_patch(points: list[dict[str, Any]], tz: str) -> Any:
     return patch
 
 
-@callback(
+@callbacks.callback(
     Output(TILES, "children"),
     Output(POWER, "figure"),
     Output(POWER, "extendData"),
@@ -215,4 +219,4 @@ def update(_pulse: Any, params: dict[str, Any], held: dict[str, Any] | None, lin
     return tiles, no_update, (new, indices, MAX_POINTS), per_good, {**(power or {}), "last_t": last}
 
 
-LIVE.register()
+LIVE.declare(callbacks)

@@ -11,15 +11,19 @@ from zoneinfo import ZoneInfo
 
 import dash_bootstrap_components as dbc
 import pandas as pd
-from dash import Input, Output, State, callback, ctx, dcc, html
+from dash import Input, Output, State, ctx, dcc, html
 from dash.exceptions import PreventUpdate
 from flask import current_app
 
 from components import data, export, theme
+from components.callbacks import Callbacks
 from components.i18n import N_, _
 from components.overview import nav
 from domain import calendar
 from domain.plant import Plant
+
+callbacks = Callbacks()  # this module's callbacks; register(app) puts them on an app
+register = callbacks.register
 
 LINE = "ho-line"
 SHIFT = "ho-shift"
@@ -114,8 +118,8 @@ def _loop() -> Any:
     return (auth, writes) if current_app.config.get(auth.AUTH_KEY) is not None else None
 
 
-@callback(Output(HISTORY, "children"), Output(NOTE, "value"), Output(ISSUES, "value"),
-          Input(SHIFT, "value"), Input(DONE, "data"), State(LINE, "data"))
+@callbacks.callback(Output(HISTORY, "children"), Output(NOTE, "value"), Output(ISSUES, "value"),
+                    Input(SHIFT, "value"), Input(DONE, "data"), State(LINE, "data"))
 def show(shift_start: str | None, _done: Any, line: str) -> tuple[Any, Any, Any]:
     if _loop() is None:
         return html.P(_("Handovers need the plant's database.")), "", ""
@@ -125,9 +129,9 @@ def show(shift_start: str | None, _done: Any, line: str) -> tuple[Any, Any, Any]
             mine["open_issues"] if mine else "")
 
 
-@callback(Output(MESSAGE, "children"), Output(DONE, "data"), Input(SAVE, "n_clicks"), Input(SIGN, "n_clicks"),
-          Input(ACK, "n_clicks"), State(SHIFT, "value"), State(NOTE, "value"), State(ISSUES, "value"),
-          State(LINE, "data"), State(DONE, "data"), prevent_initial_call=True)
+@callbacks.callback(Output(MESSAGE, "children"), Output(DONE, "data"), Input(SAVE, "n_clicks"), Input(SIGN, "n_clicks"),
+                    Input(ACK, "n_clicks"), State(SHIFT, "value"), State(NOTE, "value"), State(ISSUES, "value"),
+                    State(LINE, "data"), State(DONE, "data"), prevent_initial_call=True)
 def act(_save: Any, _sign: Any, _ack: Any, shift_start: str, note: str | None, issues: str | None, line: str,
         done: int | None) -> tuple[Any, Any]:
     loop = _loop()
@@ -152,7 +156,7 @@ def act(_save: Any, _sign: Any, _ack: Any, shift_start: str, note: str | None, i
     return dbc.Alert(text, color="success"), (done or 0) + 1
 
 
-@callback(Output(DOWNLOAD, "data"), Input(CSV, "n_clicks"), State(LINE, "data"), prevent_initial_call=True)
+@callbacks.callback(Output(DOWNLOAD, "data"), Input(CSV, "n_clicks"), State(LINE, "data"), prevent_initial_call=True)
 def download(_clicks: Any, line: str) -> Any:
     if _loop() is None:
         raise PreventUpdate

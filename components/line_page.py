@@ -9,12 +9,16 @@ from __future__ import annotations
 from typing import Any
 
 import dash_bootstrap_components as dbc
-from dash import ALL, Input, Output, callback, dcc, html
+from dash import ALL, Input, Output, dcc, html
 
 from components import alerts_panel, downtime_panel, energy_panel, oee_panel, ranges
+from components.callbacks import Callbacks
 from components.i18n import _, local
 from components.overview import LINE_LINK, nav
 from domain.plant import Plant
+
+callbacks = Callbacks()  # this module's callbacks; register(app) puts them on an app
+register = callbacks.register
 
 MACHINE_LINK = "line-machine-link"  # {"type": MACHINE_LINK, "line": id, "machine": id}
 
@@ -64,7 +68,7 @@ def range_search(search: str | None) -> str:
     return ranges.search_for(ranges.params_from_search(search))
 
 
-@callback(
+@callbacks.callback(
     Output({"type": MACHINE_LINK, "line": ALL, "machine": ALL}, "href"),
     Input(ranges.URL, "search"),
     Input({"type": MACHINE_LINK, "line": ALL, "machine": ALL}, "id"),
@@ -75,7 +79,7 @@ def keep_range_in_links(search: str | None, ids: list[dict[str, Any]]) -> list[s
     return machine_hrefs(ids, range_search(search))
 
 
-@callback(
+@callbacks.callback(
     Output({"type": LINE_LINK, "line": ALL, "place": ALL}, "href"),
     Input(ranges.URL, "search"),
     Input({"type": LINE_LINK, "line": ALL, "place": ALL}, "id"),

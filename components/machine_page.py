@@ -8,13 +8,17 @@ from typing import Any
 
 import dash_bootstrap_components as dbc
 import plotly.graph_objects as go
-from dash import Input, Output, State, callback, dcc, html, no_update
+from dash import Input, Output, State, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
 from components import data, downtime_panel, energy_panel, live, oee_panel, ranges, theme
+from components.callbacks import Callbacks
 from components.i18n import N_, _, local
 from components.overview import LINE_LINK, nav
 from domain.plant import Plant
+
+callbacks = Callbacks()  # this module's callbacks; register(app) puts them on an app
+register = callbacks.register
 
 IDS = "mc-ids"  # store: {"line", "machine"}
 LIVE = "mc-live"
@@ -179,7 +183,7 @@ def view(params: dict[str, Any], ids: dict[str, str]) -> tuple[Any, ...]:
     )
 
 
-@callback(
+@callbacks.callback(
     Output(LIVE, "children"),
     Output(TILES, "children"),
     Output(NOTE, "children"),
@@ -216,4 +220,4 @@ def update(_pulse: Any, params: dict[str, Any], held: dict[str, Any] | None, ids
     return out[:-1]
 
 
-LIVE_IDS.register()
+LIVE_IDS.declare(callbacks)

@@ -14,12 +14,16 @@ from zoneinfo import ZoneInfo
 import dash_bootstrap_components as dbc
 import pandas as pd
 import plotly.graph_objects as go
-from dash import Input, Output, Patch, State, callback, dcc, html, no_update
+from dash import Input, Output, Patch, State, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
 from components import alerts_panel, data, export, ranges, theme
+from components.callbacks import Callbacks
 from components.i18n import N_, _
 from domain import calendar
+
+callbacks = Callbacks()  # this module's callbacks; register(app) puts them on an app
+register = callbacks.register
 
 TILES = "oee-tiles"
 HOURLY = "oee-hourly"
@@ -253,7 +257,7 @@ def shift_kpis(line: str, window: data.Window, at: float) -> list[tuple[Any, dic
                  "alerts": alerts_panel.shift_count(line, s.start, s.end)}) for s in shifts]
 
 
-@callback(
+@callbacks.callback(
     Output(TILES, "children"),
     Output(THRESHOLD, "children"),
     Output(HOURLY, "figure"),
@@ -309,7 +313,7 @@ def update(_pulse: Any, params: dict[str, Any], held: dict[str, Any] | None, lin
     return kpi_tiles(kpis, cfg.target_oee), threshold_note(kpis, p.micro_stop_threshold_s), hourly, water
 
 
-@callback(
+@callbacks.callback(
     Output(SHIFTS_DOWNLOAD, "data"),
     Input(SHIFTS_CSV, "n_clicks"),
     State(ranges.WINDOW, "data"),
@@ -325,4 +329,4 @@ def download_shifts(_clicks: int, params: dict[str, Any], line: str) -> dict[str
     return export.send_csv(shifts_csv(rows), f"{line}-shifts-{params.get('start', 'range')}.csv")
 
 
-LIVE.register()
+LIVE.declare(callbacks)

@@ -10,13 +10,17 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode
 
 import dash_bootstrap_components as dbc
-from dash import ALL, ClientsideFunction, Input, Output, State, callback, clientside_callback, ctx, dcc, html
+from dash import ALL, ClientsideFunction, Input, Output, State, ctx, dcc, html
 from dash.exceptions import PreventUpdate
 
 from components import alerts_panel, data, i18n, theme
+from components.callbacks import Callbacks
 from components.i18n import _, local
 from components.wall import OFFLINE_AFTER_MS, REFRESH_MS, apq_keys
 from domain.plant import Line, Plant
+
+callbacks = Callbacks()  # this module's callbacks; register(app) puts them on an app
+register = callbacks.register
 
 ROOT = "ov-root"
 TICK = "ov-tick"
@@ -159,7 +163,7 @@ def bar_style(view: dict[str, Any]) -> dict[str, str]:
     return {"width": f"{share * 100:.1f}%", "background": colour}
 
 
-@callback(
+@callbacks.callback(
     Output({"type": FIELD, "line": ALL, "field": ALL}, "children"),
     Output({"type": CARD, "line": ALL}, "className"),
     Output({"type": BAR, "line": ALL}, "style"),
@@ -185,8 +189,8 @@ def refresh(_n: int | None, view: dict[str, Any]) -> tuple[Any, ...]:
     return fields, cards, bars, shift_text, {"at": at}
 
 
-clientside_callback(ClientsideFunction("oee", "seen"), Output(LAST_SEEN, "data"), Input(LAST_OK, "data"))
-clientside_callback(
+callbacks.clientside_callback(ClientsideFunction("oee", "seen"), Output(LAST_SEEN, "data"), Input(LAST_OK, "data"))
+callbacks.clientside_callback(
     ClientsideFunction("oee", "watchdog"),
     Output(BANNER, "children"),
     Output(BANNER, "className"),

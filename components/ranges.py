@@ -29,11 +29,15 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode
 
 import dash_bootstrap_components as dbc
-from dash import ClientsideFunction, Input, Output, State, callback, clientside_callback, ctx, dcc, html, no_update
+from dash import ClientsideFunction, Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
 from components import data, i18n, theme
+from components.callbacks import Callbacks
 from components.i18n import _
+
+callbacks = Callbacks()  # this module's callbacks; register(app) puts them on an app
+register = callbacks.register
 
 RANGE = "range-choice"
 CUSTOM_START = "range-custom-start"
@@ -80,10 +84,11 @@ class Live:
     def stores(self) -> list[dcc.Store]:
         return [dcc.Store(id=i) for i in (self.drawn, self.pulse, self.redraw, self.wait)]
 
-    def register(self, view_filter: str | None = None) -> None:
-        """The browser-side gate between the 2 s timer and this panel's callback;
-        ``view_filter``: a store whose value is part of the view (the drawn ``filter``)."""
-        clientside_callback(
+    def declare(self, owner: Callbacks, view_filter: str | None = None) -> None:
+        """The browser-side gate between the 2 s timer and this panel's callback, declared
+        with the panel module's own callbacks (``owner``); ``view_filter``: a store whose
+        value is part of the view (the drawn ``filter``)."""
+        owner.clientside_callback(
             ClientsideFunction("oee", "panelTick"),
             Output(self.pulse, "data"),
             Output(self.redraw, "data"),
@@ -186,7 +191,7 @@ def layout(query: dict[str, str], tz: str) -> html.Div:
 
 
 # "catching up history (n %)" and "Redis lost data" from /api/health, as on the wall
-clientside_callback(
+callbacks.clientside_callback(
     ClientsideFunction("oee", "pageStatus"),
     Output(STATUS, "children"),
     Output(STATUS, "className"),
@@ -195,7 +200,7 @@ clientside_callback(
 )
 
 
-@callback(
+@callbacks.callback(
     Output(URL, "search"),
     Output(WINDOW, "data"),
     Output(RANGE, "value"),
@@ -295,7 +300,7 @@ def window_text(window: data.Window, tz: str) -> str:
     return (f"{window.label}: {span}" if named else span) + (" " + _("(live)") if window.live else "")
 
 
-@callback(
+@callbacks.callback(
     Output(LABEL, "children"),
     Output(LABEL, "className"),
     Output(RANGE_LIVE.drawn, "data"),
@@ -312,4 +317,4 @@ def show_window(params: dict[str, Any], _pulse: Any, _redraw: Any) -> tuple[Any,
     return window_text(window, data.plant().timezone), "range-label text-body-secondary", drawn(params, window)
 
 
-RANGE_LIVE.register()
+RANGE_LIVE.declare(callbacks)

@@ -18,15 +18,19 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import dash_bootstrap_components as dbc
-from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
+from dash import ALL, Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 from flask import current_app
 
 from components import data, theme
+from components.callbacks import Callbacks
 from components.i18n import N_, _, local
 from components.overview import nav
 from domain.classification import grouped_choices
 from domain.plant import Plant
+
+callbacks = Callbacks()  # this module's callbacks; register(app) puts them on an app
+register = callbacks.register
 
 LINE = "ut-line"
 SELECTED = "ut-selected"
@@ -170,9 +174,9 @@ def _who() -> Any:
     return loop[0].current_principal() if loop else None
 
 
-@callback(Output(QUEUE, "children"), Output(PARETO, "children"), Output(COVERAGE, "children"),
-          Output(WHO, "children"), Input(RANGE, "value"), Input(SHOW, "value"), Input(SAVED, "data"),
-          State(LINE, "data"), State(MACHINE, "data"))
+@callbacks.callback(Output(QUEUE, "children"), Output(PARETO, "children"), Output(COVERAGE, "children"),
+                    Output(WHO, "children"), Input(RANGE, "value"), Input(SHOW, "value"), Input(SAVED, "data"),
+                    State(LINE, "data"), State(MACHINE, "data"))
 def refresh(range_value: str, show: str | None, _saved: Any, line: str, machine: str | None) -> tuple[Any, ...]:
     plant, at = data.plant(), data.now()
     window = data.resolve_window(plant, range_value or "shift", None, at)
@@ -203,8 +207,8 @@ def refresh(range_value: str, show: str | None, _saved: Any, line: str, machine:
     return (queue_items(shown, plant.timezone, at), pareto_rows(raw["pareto"]["by_duration"]), cover, badge)
 
 
-@callback(Output(SELECTED, "data"), Output(DETAIL, "children"), Input({"type": STOP_BTN, "id": ALL}, "n_clicks"),
-          prevent_initial_call=True)
+@callbacks.callback(Output(SELECTED, "data"), Output(DETAIL, "children"),
+                    Input({"type": STOP_BTN, "id": ALL}, "n_clicks"), prevent_initial_call=True)
 def select(clicks: list[int | None]) -> tuple[Any, Any]:
     if not any(clicks) or not isinstance(ctx.triggered_id, dict):
         raise PreventUpdate
@@ -217,10 +221,11 @@ def select(clicks: list[int | None]) -> tuple[Any, Any]:
                           html.Span(" \u2013 " + _("tap a reason"), className="text-body-secondary")])
 
 
-@callback(Output(MESSAGE, "children"), Output(SAVED, "data"),
-          Input({"type": REASON_BTN, "code": ALL}, "n_clicks"), Input(SPLIT, "n_clicks"),
-          State(SELECTED, "data"), State(COMMENT, "value"), State(SPLIT_AT, "value"), State(SPLIT_BEFORE, "value"),
-          State(SPLIT_AFTER, "value"), State(LINE, "data"), State(SAVED, "data"), prevent_initial_call=True)
+@callbacks.callback(Output(MESSAGE, "children"), Output(SAVED, "data"),
+                    Input({"type": REASON_BTN, "code": ALL}, "n_clicks"), Input(SPLIT, "n_clicks"),
+                    State(SELECTED, "data"), State(COMMENT, "value"), State(SPLIT_AT, "value"),
+                    State(SPLIT_BEFORE, "value"), State(SPLIT_AFTER, "value"), State(LINE, "data"),
+                    State(SAVED, "data"), prevent_initial_call=True)
 def act(reason_clicks: list[int | None], split_clicks: int | None, selected: str | None, comment: str | None,
         split_at: str | None, before: str | None, after: str | None, line: str, saved: int | None) -> tuple[Any, Any]:
     trigger = ctx.triggered_id

@@ -13,13 +13,17 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from dash import ALL, ClientsideFunction, Input, Output, State, callback, clientside_callback, ctx, dcc, html
+from dash import ALL, ClientsideFunction, Input, Output, State, ctx, dcc, html
 from dash.exceptions import PreventUpdate
 
 from components import alerts_panel, data, theme
+from components.callbacks import Callbacks
 from components.i18n import _, client_texts, local, pgettext
 from components.live import POOR_PERFORMANCE
 from domain.plant import Line, Plant
+
+callbacks = Callbacks()  # this module's callbacks; register(app) puts them on an app
+register = callbacks.register
 
 log = logging.getLogger(__name__)
 
@@ -208,7 +212,7 @@ def clock_text(shift_label: str, now: float, tz: str) -> str:
     return _("Shift {shift}").format(shift=shift_label.split(" ")[-1]) + f"  \u00b7  {theme.clock(now, tz)}"
 
 
-@callback(
+@callbacks.callback(
     Output({"type": FIELD, "line": ALL, "field": ALL}, "children"),
     Output({"type": TILE, "line": ALL}, "className"),
     Output(CLOCK, "children"),
@@ -232,18 +236,18 @@ def refresh(_n: int | None, view: dict[str, Any]) -> tuple[Any, ...]:
 
 
 # Rotation, the connection watchdog and its clock live in assets/dashboard.js.
-clientside_callback(
+callbacks.clientside_callback(
     ClientsideFunction("oee", "rotate"),
     Output({"type": TILE, "line": ALL}, "style"),
     Input(ROTATE_TICK, "n_intervals"),
     State(VIEW, "data"),
 )
-clientside_callback(
+callbacks.clientside_callback(
     ClientsideFunction("oee", "seen"),
     Output(LAST_SEEN, "data"),
     Input(LAST_OK, "data"),
 )
-clientside_callback(
+callbacks.clientside_callback(
     ClientsideFunction("oee", "watchdog"),
     Output(BANNER, "children"),
     Output(BANNER, "className"),

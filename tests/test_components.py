@@ -891,3 +891,28 @@ def test_wall_with_a_real_reader_on_seeded_redis(redis_url: str) -> None:
             assert ": " in got[(line.id, "reason")]  # "<machine>: <reason text>"
     assert all("andon-" in t for t in tiles)
     assert last_ok == {"at": now}
+
+
+def test_callbacks_use_dash_supported_api_only() -> None:
+    """No production module reaches into Dash's private modules, and every page or panel
+    that declares callbacks is registered on each app (``app_factory.PAGE_MODULES``)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    private, declaring = [], set()
+    for path in root.rglob("*.py"):
+        rel = path.relative_to(root)
+        if rel.parts[0] in (".venv", "tests") or "site-packages" in rel.parts:
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            names += [f"{node.module}.{a.name}" for a in node.names] if isinstance(node, ast.ImportFrom) else []
+            private += [f"{rel}: {n}" for n in names if n.startswith("dash.") and "._" in n or n.startswith("dash._")]
+            declares = isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Callbacks"
+            if declares and rel.parts[0] == "components":
+                declaring.add(rel.stem)
+    assert not private
+    assert declaring == {m.__name__.rsplit(".", 1)[-1] for m in app_factory.PAGE_MODULES}
