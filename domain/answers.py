@@ -29,6 +29,8 @@ class Doc:
 
 
 Epoch = Annotated[float, Doc("epoch seconds, UTC")]
+HealthStatus = Literal["ok", "data_lost", "degraded", "redis_down"]
+LineStatus = Literal["ok", "data_lost", "no_data", "stale", "worker_behind"]
 MachineState = Literal["running", "idle", "starved", "blocked", "fault", "changeover", "planned_stop", "unknown"]
 
 
@@ -433,7 +435,7 @@ class CollectorProblems(TypedDict):
 class LineHealth(CollectorProblems):
     id: str
     ok: bool
-    status: Literal["ok", "data_lost", "no_data", "stale", "worker_behind"]
+    status: LineStatus
     data_loss: DataLoss | None
     last_data: float | None
     last_data_age_s: float | None
@@ -445,7 +447,7 @@ class Health(TypedDict):
     """Redis reachable, collectors' last data, rollup worker lag."""
 
     ok: bool
-    status: Literal["ok", "data_lost", "degraded", "redis_down"]
+    status: HealthStatus
     now: Epoch
     redis: RedisHealth
     lines: list[LineHealth]
