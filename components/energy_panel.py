@@ -179,8 +179,8 @@ def draw(params: dict[str, Any], _redraw: Any, line: str) -> tuple[Any, ...]:
     try:
         kpis = data.line_kpis(line, window.start, window.end, at)
         bucket = ranges.step_for(window)
-        points = data.normalise_series(data.kpi_series(line, window.start, window.end, bucket, at))
-        series = complete(data.normalise_power(data.power_series(line, window.start, window.end, step, at)), step, at)
+        points = data.series_points(data.kpi_series(line, window.start, window.end, bucket, at))
+        series = complete(data.power_points(data.power_series(line, window.start, window.end, step, at)), step, at)
     except data.DataUnavailable:
         raise PreventUpdate from None  # the browser asks again (ranges.REDRAW_AFTER_MS)
     last = max((pts[-1][0] for pts in series.values() if pts), default=window.start)
@@ -202,8 +202,8 @@ def update(_pulse: Any, params: dict[str, Any], held: dict[str, Any] | None, lin
     try:
         kpis = data.line_kpis(line, window.start, window.end, at)
         bucket = ranges.step_for(window)
-        points = data.normalise_series(data.kpi_series(line, window.start, window.end, bucket, at))
-        series = complete(data.normalise_power(data.power_series(line, since, window.end, step, at)), step, at)
+        points = data.series_points(data.kpi_series(line, window.start, window.end, bucket, at))
+        series = complete(data.power_points(data.power_series(line, since, window.end, step, at)), step, at)
     except data.DataUnavailable:
         raise PreventUpdate from None
     tiles = energy_tiles(kpis, p.tariff.currency)

@@ -1,7 +1,7 @@
 """What a line shows right now: andon status, the stop's reason, OEE, output vs target.
 
-Pure view models built from the reader's JSON dicts (``lines``, ``line_kpis``,
-``machine_kpis``, ``downtime``), shared by the wall screen and the overview cards so
+Pure view models built from the reader's answers (``domain.answers``: ``Lines``,
+``LineKpis``, ``Downtime``), shared by the wall screen and the overview cards so
 both always agree. Numbers are formatted here once; the pages only place them.
 """
 
@@ -13,6 +13,7 @@ from typing import Any
 from components import theme
 from components.i18n import _, current, local
 from components.i18n import reason_text as localised_reason
+from domain import answers
 from domain.downtime import NO_REASON_GROUP, SMALL_STOP_GROUP
 from domain.model import State
 from domain.plant import Line
@@ -68,14 +69,9 @@ def machine_is_live(machine: dict[str, Any]) -> bool:
     return not machine.get("stale") and theme.state_of(machine.get("state")) != State.UNKNOWN
 
 
-def reason_of(machine: dict[str, Any]) -> dict[str, Any]:
-    """The reader's live reason: ``{"code", "text", "category", "planned"}`` or nothing."""
-    reason = machine.get("reason")
-    if isinstance(reason, dict):
-        return reason
-    if reason:
-        return {"code": reason, "text": machine.get("reason_text"), "planned": False}
-    return {}
+def reason_of(machine: answers.MachineLive) -> answers.LiveReason | dict[str, Any]:
+    """The machine's live reason: ``{"code", "text", "category", "planned"}``, or {} without one."""
+    return machine["reason"] or {}
 
 
 def reason_text(machine: dict[str, Any]) -> str:
@@ -90,10 +86,8 @@ def reason_text(machine: dict[str, Any]) -> str:
     return _("No reason given")
 
 
-def last_data(machines: list[dict[str, Any]]) -> float | None:
-    times = [m.get("last_data") or m.get("last_ts") or m.get("last_data_ts") for m in machines]
-    numbers = [float(t) for t in times if theme.is_number(t)]
-    return max(numbers) if numbers else None
+def last_data(machines: list[answers.MachineLive]) -> float | None:
+    return max((m["last_data"] for m in machines if m["last_data"] is not None), default=None)
 
 
 def line_status(line: dict[str, Any], output_machine: str, performance: float | None, planned_now: bool,
@@ -127,31 +121,33 @@ def line_status(line: dict[str, Any], output_machine: str, performance: float | 
             "reason": None, "state": str(State.RUNNING)}
 
 
-def top_reason(downtime: dict[str, Any] | None) -> tuple[str, float | None]:
-    """The stop reason that cost the most time (unplanned first) in a downtime answer."""
+def top_reason(downtime: answers.Downtime | None) -> tuple[str, float | None]:
+    """The stop reason that cost the most time in a downtime answer (its Pareto rows are
+    the unplanned losses)."""
     if not downtime:
         return theme.DASH, None
-    pareto = downtime.get("pareto_by_duration") or (downtime.get("pareto") or {}).get("by_duration") or []
-    rows = [r for r in pareto if not r.get("planned")] or list(pareto)
+    rows = downtime["pareto"]["by_duration"]
     if not rows:
         return _("No stops"), None
-    top = max(rows, key=lambda r: r.get("duration_s") or r.get("value") or 0)
-    text = group_text(top)
-    return str(text), top.get("duration_s") or top.get("value")
+    top = max(rows, key=lambda r: r["duration_s"])
+    return group_text(top), top["duration_s"]
 
 
-def group_text(row: dict[str, Any]) -> str:
-    """A Pareto row's name in the page's language: its reason, or 'No reason' / 'Small stops'
-    for the groups without a code (English: the reader's label as it is)."""
-    given = row.get("label") or row.get("reason_text") or row.get("text")
-    group = str(row.get("group") or row.get("reason") or NO_REASON_GROUP)
+def group_text(row: answers.ParetoRow) -> str:
+    """A Pareto row's name in the page's language (``group_name``)."""
+    return group_name(row["group"], row["reason"], row["label"])
+
+
+def group_name(group: str, reason: int | None, given: str | None) -> str:
+    """A stop group's name in the page's language: its reason, or 'No reason' / 'Small stops'
+    for the groups without a code (English: the reader's text ``given`` as it is)."""
     if current() != "en" and group == SMALL_STOP_GROUP:
         return _("Small stops")
     if current() != "en" and group == NO_REASON_GROUP:
         return _("No reason")
-    if row.get("reason"):
-        return localised_reason(row["reason"], given)
-    return str(given or _("No reason"))
+    if reason:
+        return localised_reason(reason, given)
+    return given or _("No reason")
 
 
 def line_view(cfg: Line, live: dict[str, Any], kpis: dict[str, Any] | None, downtime: dict[str, Any] | None,

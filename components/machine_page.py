@@ -160,10 +160,10 @@ def view(params: dict[str, Any], ids: dict[str, str]) -> tuple[Any, ...]:
     try:
         lines = {ln["id"]: ln for ln in data.live_lines(at)}
         kpis = data.machine_kpis(line, machine, window.start, window.end, at)
-        segments = data.normalise_timeline(data.timeline(line, window.start, window.end, at), data.reason_texts(p),
+        segments = data.timeline_rows(data.timeline(line, window.start, window.end, at), data.reason_texts(p),
                                            data.setup_codes(p))
-        power = data.normalise_power(data.power_series(line, window.start, window.end, pstep, at))
-        points = data.normalise_series(data.kpi_series(line, window.start, window.end, step, at, machine=machine))
+        power = data.power_points(data.power_series(line, window.start, window.end, pstep, at))
+        points = data.series_points(data.kpi_series(line, window.start, window.end, step, at, machine=machine))
         events = [e for e in data.downtime_events(data.downtime(line, window.start, window.end, at))
                   if e.get("machine") == machine]
     except data.DataUnavailable:

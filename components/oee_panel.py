@@ -104,7 +104,7 @@ def threshold_note(kpis: dict[str, Any], default_s: float) -> str:
 
 
 def hourly_points(series: Any) -> list[dict[str, Any]]:
-    return data.normalise_series(series)
+    return data.series_points(series)
 
 
 def hourly_xy(points: list[dict[str, Any]], tz: str) -> tuple[list[str], list[float | None]]:
