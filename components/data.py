@@ -204,7 +204,9 @@ def line_views(line_ids: list[str] | None = None, at: float | None = None) -> tu
             continue
         kpis = line_kpis(cfg.id, start, end, at)  # a line's counts are its output machine's
         stops = downtime(cfg.id, start, end, at)
-        live = live_by_id.get(cfg.id, {"id": cfg.id, "machines": []})
+        live = live_by_id.get(cfg.id) or answers.LineLive(id=cfg.id, name=cfg.name or cfg.id, machines=[],
+                                                          output_machine=cfg.output_machine,
+                                                          target_oee=cfg.target_oee, last_data=None)
         views.append(line_view(cfg, live, kpis, stops, shift, at, p.timezone))
     return views, at
 

@@ -65,20 +65,20 @@ def pace(output: int | None, ideal_cycle_time_s: float, target_oee: float, plann
     return Pace(output, int(planned_elapsed_s * rate), int(planned_shift_s * rate))
 
 
-def machine_is_live(machine: dict[str, Any]) -> bool:
-    return not machine.get("stale") and theme.state_of(machine.get("state")) != State.UNKNOWN
+def machine_is_live(machine: answers.MachineLive) -> bool:
+    return not machine["stale"] and theme.state_of(machine["state"]) != State.UNKNOWN
 
 
-def reason_of(machine: answers.MachineLive) -> answers.LiveReason | dict[str, Any]:
+def reason_of(machine: answers.MachineLive) -> dict[str, Any]:
     """The machine's live reason: ``{"code", "text", "category", "planned"}``, or {} without one."""
-    return machine["reason"] or {}
+    return dict(machine["reason"] or {})
 
 
-def reason_text(machine: dict[str, Any]) -> str:
+def reason_text(machine: answers.MachineLive) -> str:
     reason = reason_of(machine)
     if reason.get("text") or reason.get("code"):
         return localised_reason(reason.get("code"), reason.get("text"))
-    state = theme.state_of(machine.get("state"))
+    state = theme.state_of(machine["state"])
     if state == State.STARVED:
         return _("Starved: waiting for upstream")
     if state == State.BLOCKED:
@@ -90,21 +90,21 @@ def last_data(machines: list[answers.MachineLive]) -> float | None:
     return max((m["last_data"] for m in machines if m["last_data"] is not None), default=None)
 
 
-def line_status(line: dict[str, Any], output_machine: str, performance: float | None, planned_now: bool,
+def line_status(line: answers.LineLive, output_machine: str, performance: float | None, planned_now: bool,
                 poor_performance: float = POOR_PERFORMANCE) -> dict[str, Any]:
     """Andon status of a line: the worst live machine decides, the output machine's
     pace decides between green and yellow. Outside planned time a stop is grey."""
-    machines = line.get("machines", [])
+    machines = line["machines"]
     live = [m for m in machines if machine_is_live(m)]
     if not live:
         return {"status": theme.NO_DATA, "machine": None, "since": last_data(machines), "reason": None}
-    stopped = [m for m in live if theme.state_of(m.get("state")) != State.RUNNING]
-    running = [m for m in live if theme.state_of(m.get("state")) == State.RUNNING]
-    blamable = [m for m in stopped if theme.state_of(m.get("state")) in _BLAME_ORDER]
-    blamable.sort(key=lambda m: (_BLAME_ORDER[theme.state_of(m.get("state"))], m.get("since") or 0))
+    stopped = [m for m in live if theme.state_of(m["state"]) != State.RUNNING]
+    running = [m for m in live if theme.state_of(m["state"]) == State.RUNNING]
+    blamable = [m for m in stopped if theme.state_of(m["state"]) in _BLAME_ORDER]
+    blamable.sort(key=lambda m: (_BLAME_ORDER[theme.state_of(m["state"])], m["since"] or 0))
     culprit = blamable[0] if blamable else None
     if culprit is not None:
-        state = theme.state_of(culprit.get("state"))
+        state = theme.state_of(culprit["state"])
         status = theme.andon_of(state, reason_of(culprit))
         if status == theme.DOWN and reason_of(culprit).get("planned"):
             status = theme.PLANNED  # e.g. planned maintenance booked on the machine
@@ -113,11 +113,11 @@ def line_status(line: dict[str, Any], output_machine: str, performance: float | 
         if status == theme.PLANNED and running:
             culprit = None  # a machine on a planned stop does not stop the line
         else:
-            return {"status": status, "machine": culprit.get("id"), "since": culprit.get("since"),
+            return {"status": status, "machine": culprit["id"], "since": culprit["since"],
                     "reason": reason_text(culprit), "state": str(state)}
-    out = next((m for m in running if m.get("id") == output_machine), running[0])
+    out = next((m for m in running if m["id"] == output_machine), running[0])
     slow = theme.is_number(performance) and float(performance) < poor_performance  # type: ignore[arg-type]
-    return {"status": theme.POOR if slow else theme.RUNNING, "machine": out.get("id"), "since": out.get("since"),
+    return {"status": theme.POOR if slow else theme.RUNNING, "machine": out["id"], "since": out["since"],
             "reason": None, "state": str(State.RUNNING)}
 
 
@@ -150,27 +150,23 @@ def group_name(group: str, reason: int | None, given: str | None) -> str:
     return given or _("No reason")
 
 
-def line_view(cfg: Line, live: dict[str, Any], kpis: dict[str, Any] | None, downtime: dict[str, Any] | None,
+def line_view(cfg: Line, live: answers.LineLive, kpis: answers.LineKpis | None, downtime: answers.Downtime | None,
               shift: Any, now: float, tz: str) -> dict[str, Any]:
     """Everything a wall tile or an overview card shows for one line, from the reader's
     answers for the current shift (``shift``: ``data.ShiftContext``). A line's counts
     are its output machine's (``domain.kpi``), so output = the line's good count."""
-    kpis = kpis or {}
     planned_now = shift.planned_now
-    energy = kpis.get("energy") or {}
-    status = line_status(live, cfg.output_machine, kpis.get("performance"), planned_now)
+    status = line_status(live, cfg.output_machine, kpis["performance"] if kpis else None, planned_now)
     output_machine = cfg.machine(cfg.output_machine)
-    good = kpis.get("good_count")
-    p = pace(good if theme.is_number(good) else None, output_machine.ideal_cycle_time_s if output_machine else 60.0,
+    p = pace(kpis["good_count"] if kpis else None, output_machine.ideal_cycle_time_s if output_machine else 60.0,
              cfg.target_oee, shift.planned_elapsed_s, shift.planned_s)
-    machines = live.get("machines", [])
-    power = [m.get("power_kw") for m in machines if machine_is_live(m) and theme.is_number(m.get("power_kw"))]
+    machines = live["machines"]
+    power = [m["power_kw"] for m in machines if machine_is_live(m) and m["power_kw"] is not None]
     stale_machines = [m for m in machines if not machine_is_live(m)]
-    stale = [str(m.get("id")) for m in stale_machines]
+    stale = [m["id"] for m in stale_machines]
     top_text, top_s = top_reason(downtime)
     since = status.get("since")
     no_data = status["status"] == theme.NO_DATA
-    flags = kpis.get("flags") or {}
     return {
         "line": cfg.id,
         "name": local(cfg.name) or cfg.id,
@@ -183,12 +179,12 @@ def line_view(cfg: Line, live: dict[str, Any], kpis: dict[str, Any] | None, down
         "no_data_text": theme.since_text(since, now, tz) if no_data else "",
         "stale_text": (f"{', '.join(stale)}: {theme.since_text(last_data(stale_machines), now, tz)}"
                        if stale and not no_data else ""),
-        "oee": kpis.get("oee"),
-        "availability": kpis.get("availability"),
-        "performance": kpis.get("performance"),
-        "quality": kpis.get("quality"),
-        "performance_over_100": bool(flags.get("performance_over_100")),
-        "untagged": ((downtime or {}).get("summary") or {}).get("untagged_stops"),  # issue 11: the queue's count
+        "oee": kpis["oee"] if kpis else None,
+        "availability": kpis["availability"] if kpis else None,
+        "performance": kpis["performance"] if kpis else None,
+        "quality": kpis["quality"] if kpis else None,
+        "performance_over_100": bool(kpis and kpis["flags"]["performance_over_100"]),
+        "untagged": downtime["summary"]["untagged_stops"] if downtime else None,  # issue 11: the queue's count
         "target_oee": cfg.target_oee,
         "output": p.output,
         "target_so_far": p.target_so_far,
@@ -196,7 +192,7 @@ def line_view(cfg: Line, live: dict[str, Any], kpis: dict[str, Any] | None, down
         "pace": p.delta,
         "pace_text": p.text,
         "kw": sum(float(x) for x in power) if power else None,
-        "kwh_per_good": energy.get("kwh_per_good_unit"),
+        "kwh_per_good": kpis["energy"]["kwh_per_good_unit"] if kpis else None,
         "top_reason": top_text,
         "top_reason_s": top_s,
         "shift": shift.label,
