@@ -166,7 +166,7 @@ def pareto_series(rows: list[dict[str, Any]], by: str) -> dict[str, list[Any]]:
         "values": [round(v, 1) for v in values],
         "cumulative": cumulative,
         "colours": [theme.ANDON_COLOURS[stop_andon(r)] for r in rows],  # setup: blue, as on the wall
-        "groups": [r.get("group") or str(r.get("reason") or NO_REASON_GROUP) for r in rows],
+        "groups": [r["group"] for r in rows],
     }
 
 

@@ -178,7 +178,7 @@ def view(params: dict[str, Any], ids: dict[str, str]) -> tuple[Any, ...]:
                                   title=_("Power (kW, average per bucket)")),
         parts_figure(points, p.timezone, step),
         html.Div([downtime_panel.stops_table(downtime_panel.ordered_stops(events), at, p.timezone),
-                  flags_list((kpis.get("flags") or {}).get("implausible") or [], p.timezone)]),
+                  flags_list(kpis["flags"]["implausible"], p.timezone)]),
         ranges.drawn(params, window),
     )
 

@@ -52,10 +52,17 @@ def _window(start: float, end: float, now: float) -> answers.Window:
             "end_iso": _iso(end)}
 
 
-def _losses(down_s: float, micro_s: float) -> answers.Losses:
-    return {"equipment_failure": down_s * 0.6, "setup_adjustment": down_s * 0.4, "small_stops": micro_s,
-            "reduced_speed": 0.0, "production_rejects": 0.0, "startup_rejects": 0.0, "starved_blocked": 0.0,
-            "unexplained": 0.0, "unknown": 0.0, "waterfall": []}
+def _losses(pbt: float, down_s: float, apt: float, ideal_s: float, quality: float) -> answers.Losses:
+    """As ``domain.kpi.KpiReport.losses`` computes them from the figures."""
+    return {"equipment_failure": down_s * 0.6, "setup_adjustment": down_s * 0.4, "small_stops": 0.0,
+            "reduced_speed": apt - ideal_s, "production_rejects": ideal_s * (1 - quality), "startup_rejects": 0.0,
+            "starved_blocked": 0.0, "unexplained": 0.0, "unknown": 0.0,
+            "waterfall": [{"step": "planned_busy_time", "kind": "total", "seconds": pbt},
+                          {"step": "unknown", "kind": "excluded", "seconds": 0.0},
+                          {"step": "availability_losses", "kind": "loss", "seconds": down_s},
+                          {"step": "performance_losses", "kind": "loss", "seconds": apt - ideal_s},
+                          {"step": "quality_losses", "kind": "loss", "seconds": ideal_s * (1 - quality)},
+                          {"step": "fully_productive_time", "kind": "total", "seconds": ideal_s * quality}]}
 
 
 def _coverage(down_s: float) -> answers.Coverage:
@@ -127,7 +134,7 @@ class SampleReader:
             "known_planned_busy_s": pbt, "run_s": pbt * a * 0.97, "down_s": pbt * (1 - a), "unknown_s": 0.0,
             "micro_stop_s": pbt * a * 0.03, "unplanned_run_s": 0.0, "stops": 4, "total_count": total,
             "good_count": good, "reject_count": total - good, "unplanned_good_count": 0, "unplanned_reject_count": 0,
-            "ideal_time_s": pbt * a * p, "losses": _losses(pbt * (1 - a), pbt * a * 0.03),
+            "ideal_time_s": pbt * a * p, "losses": _losses(pbt, pbt * (1 - a), pbt * a, pbt * a * p, q),
             "energy": self._energy(),
             "flags": {"performance_over_100": p > 1, "micro_stop_threshold_s": 120},
         }
@@ -611,7 +618,7 @@ def test_threshold_note_names_the_micro_stop_threshold() -> None:
 
 
 def test_waterfall_from_the_readers_steps() -> None:
-    k = {"losses": {"waterfall": [
+    k: Any = {"losses": {"waterfall": [
         {"step": "planned_busy_time", "kind": "total", "seconds": 25200},
         {"step": "unknown", "kind": "excluded", "seconds": 0},
         {"step": "availability_losses", "kind": "loss", "seconds": 2820},
@@ -627,10 +634,8 @@ def test_waterfall_from_the_readers_steps() -> None:
     assert list(fig.data[0].measure) == ["absolute", "relative", "relative", "relative", "relative", "total"]
 
 
-def test_waterfall_from_kpis_ends_at_fully_productive_time() -> None:
-    k = {"planned_busy_s": 25200, "down_s": 2820, "unknown_s": 0, "run_s": 22380, "micro_stop_s": 0,
-         "performance": 0.8611, "quality": 0.978, "oee": 0.7479}
-    steps = oee_panel.waterfall_steps(k)
+def test_waterfall_ends_at_fully_productive_time() -> None:
+    steps = oee_panel.waterfall_steps(SampleReader().line_kpis("BW1", NOW - 25200, NOW, NOW))
     assert steps[0] == ("Planned busy time", 7.0)
     start = steps[0][1]
     losses = sum(v for _, v in steps[1:-1])
