@@ -64,8 +64,8 @@ def _doc(hint: Any) -> str | None:
         for meta in getattr(hint, "__metadata__", ()):
             if isinstance(meta, answers.Doc):
                 return meta.text
-        args = typing.get_args(hint)
-        if typing.get_origin(hint) not in (typing.NotRequired, typing.Required, typing.Annotated) or not args:
+        args = typing.get_args(hint)  # look through NotRequired[...], Annotated[...] and list[...] (of segments)
+        if typing.get_origin(hint) not in (typing.NotRequired, typing.Required, typing.Annotated, list) or not args:
             return None
         hint = args[0]
 
