@@ -63,10 +63,14 @@ class SampleReader:
         self.calls: list[tuple[Any, ...]] = []
 
     # live
-    def lines(self, now: float) -> dict[str, Any]:
+    def lines(self, now: float, only: list[str] | None = None, *, with_andon: bool = False) -> dict[str, Any]:
+        """``with_andon``: each line's status and pace as ``PlantReader.lines`` adds them
+        (``domain.andon`` over this reader's live state and shift KPIs)."""
         self.calls.append(("lines", now))
         out = []
         for line in self.plant.lines:
+            if only is not None and line.id not in only:
+                continue
             machines = []
             for i, m in enumerate(line.machines):
                 state, since, reason, text = "running", now - 1800 - 60 * i, 0, None
@@ -83,7 +87,13 @@ class SampleReader:
                     "energy_kwh": 5000.0 + i, "last_data": now - (1500 if stale else 1), "stale": stale,
                 })
             out.append({"id": line.id, "name": line.name, "machines": machines})
-        return {"lines": out}
+        if not with_andon:
+            return {"lines": out}
+        shift = andon.shift_context(self.plant, now)
+        for line_now in out:
+            kpis = self.line_kpis(line_now["id"], shift.start, min(now, shift.end), now)
+            line_now.update(andon.line_andon(self.plant.line(line_now["id"]), line_now, kpis, shift).to_dict())
+        return {"lines": out, "shift": shift.to_dict()}
 
     def _kpis(self, line: str, start: float, end: float, good: int) -> dict[str, Any]:
         a, p, q = self.KPIS[line]
@@ -190,7 +200,7 @@ class SampleReader:
 
 
 class FailingReader(SampleReader):
-    def lines(self, now: float) -> dict[str, Any]:
+    def lines(self, now: float, only: list[str] | None = None, *, with_andon: bool = False) -> dict[str, Any]:
         import redis
 
         raise redis.ConnectionError("Connection refused")
@@ -869,6 +879,32 @@ def test_wall_with_a_real_reader_on_seeded_redis(redis_url: str) -> None:
             assert ": " in got[(line.id, "reason")]  # "<machine>: <reason text>"
     assert all("andon-" in t for t in tiles)
     assert last_ok == {"at": now}
+
+
+@pytest.mark.parametrize("stale", [set(), {"CM1"}])
+def test_wall_and_overview_statuses_are_api_lines_on_the_sample(stale: set[str]) -> None:
+    """BW1 down, CM1 running slow (or without data), BR1 in a changeover: the same on the
+    wall, the overview and /api/lines."""
+    from api import create_api_blueprint
+
+    reader = SampleReader(stale=stale)
+    app = make_app(reader)
+    app.server.register_blueprint(create_api_blueprint(reader, clock=lambda: NOW))
+    with app.server.test_client() as client:
+        served = {line["id"]: line for line in client.get("/api/lines").get_json()["lines"]}
+    ids = list(served)
+    tiles = [{"id": {"type": wall.TILE, "line": lid}, "property": "className"} for lid in ids]
+    paces = [{"id": wall.field_id(lid, "pace"), "property": "children"} for lid in ids]
+    wall_paces, wall_tiles, *_ = run_callback(app, wall.refresh, 1, {"lines": ids}, outputs_list=[paces, tiles])
+    cards = [{"id": {"type": overview.CARD, "line": lid}} for lid in ids]
+    _f, ov_cards, *_ = run_callback(app, overview.refresh, 1, {"lines": ids}, outputs_list=[[], cards, []])
+    want = {"BW1": "down", "CM1": "nodata" if stale else "poor", "BR1": "changeover"}
+    assert {lid: line["status"] for lid, line in served.items()} == want
+    assert [t.split()[1] for t in wall_tiles] == [c.split()[1] for c in ov_cards] == [f"andon-{want[i]}" for i in ids]
+    assert served["BW1"]["pace"] == 15 and served["BW1"]["target_so_far"] == 200  # as the wall test computes
+    assert wall_paces == [live.pace_text(andon.Pace(served[i]["output"], served[i]["target_so_far"], None))
+                          for i in ids]
+    assert served["CM1"]["stale"] is bool(stale)
 
 
 def test_wall_and_overview_show_what_api_lines_serves(redis_url: str) -> None:
