@@ -189,8 +189,9 @@ def line_views(line_ids: list[str] | None = None, at: float | None = None) -> tu
     for cfg in p.lines:
         if line_ids is not None and cfg.id not in line_ids:
             continue
-        kpis = line_kpis(cfg.id, start, end, at)  # a line's counts are its output machine's
-        stops = downtime(cfg.id, start, end, at)
+        begun = end > start  # the shift's first instant has no window yet (as PlantReader.andon_now)
+        kpis = line_kpis(cfg.id, start, end, at) if begun else None  # a line's counts: its output machine's
+        stops = downtime(cfg.id, start, end, at) if begun else None
         live = live_by_id.get(cfg.id, {"id": cfg.id, "machines": []})
         views.append(line_view(cfg, live, kpis, stops, shift, at, p.timezone))
     return views, at

@@ -907,6 +907,15 @@ def test_wall_and_overview_statuses_are_api_lines_on_the_sample(stale: set[str])
     assert served["CM1"]["stale"] is bool(stale)
 
 
+def test_the_shifts_first_instant_shows_a_target_of_nothing_yet() -> None:
+    """At 07:00:00 the shift has no window yet: no KPIs are asked for, nothing is expected."""
+    start = datetime(2026, 11, 25, 7, 0, tzinfo=TZ).timestamp()
+    reader = SampleReader()
+    views, _at = run_callback(make_app(reader, start), lambda: data.line_views(["BW1"]))
+    assert (views[0]["output"], views[0]["target_so_far"], views[0]["pace_text"]) == (None, 0, theme.DASH)
+    assert not [c for c in reader.calls if c[0] in ("line_kpis", "downtime")]
+
+
 def test_wall_and_overview_show_what_api_lines_serves(redis_url: str) -> None:
     """Status, output, target so far and pace on the wall's tiles and the overview's cards
     are /api/lines' fields (``domain.andon``, one definition) at the same time, over a real
