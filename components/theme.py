@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import plotly.graph_objects as go
@@ -244,7 +245,7 @@ def empty_figure(dark: bool = False) -> go.Figure:
     return fig
 
 
-def kpi_tile(name: str, value: object, sub: object, extra_class: str = "") -> html.Div:
+def kpi_tile(name: str, value: Any, sub: Any, extra_class: str = "") -> html.Div:
     """One figure tile of the line and machine pages (name, big value, small print)."""
     return html.Div(className=f"kpi-tile {extra_class}".strip(), children=[
         html.Div(name, className="kpi-name"),

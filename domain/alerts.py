@@ -146,13 +146,13 @@ def step(open_alerts: Mapping[str, Alert], conditions: Iterable[Condition], rule
             reported.setdefault(cond.key, cond)
     for key, alert in open_alerts.items():
         rule = rules.get(alert.rule)
-        cond = reported.get(key)
-        if rule is None or (cond is not None and not cond.active):
+        seen = reported.get(key)
+        if rule is None or (seen is not None and not seen.active):
             cleared = replace(alert, cleared_at=now)
             out.cleared.append(cleared)
             out.notices.extend(_notices(cleared, rule, "cleared", range(alert.level + 1), now))
             continue
-        current = replace(alert, text=cond.text, message=cond.message) if cond is not None and cond.text else alert
+        current = replace(alert, text=seen.text, message=seen.message) if seen is not None and seen.text else alert
         if alert.id not in acknowledged:
             current = _escalate(out, current, rule, now)
         if current != alert:

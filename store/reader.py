@@ -48,11 +48,11 @@ import redis
 
 from domain import andon, contract, downtime, kpi
 from domain import classification as human
+from domain.accounting import MachineContext, Stop
 from domain.engine import MachineAccumulator, feed_order
 from domain.model import Event, State
 from domain.plant import Line, Machine, Plant
 from domain.plausibility import Flag
-from domain.timeline import MachineContext, Stop
 from domain.totals import Totals
 from store import live
 from store.bookkeeping import LineSnapshot, snapshot_of
