@@ -7,6 +7,7 @@ Pure: no Dash callbacks, no data access. Colours live in the CSS too
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -115,7 +116,7 @@ def pct_number(value: object) -> str:
     return f"{float(value) * 100:.0f}"  # type: ignore[arg-type]
 
 
-def label(labels: dict[object, str], key: object) -> str:
+def label(labels: Mapping[Any, str], key: object) -> str:
     """A label of ``ANDON_LABELS``/``STATE_LABELS``/``LOSS_LABELS`` in this request's language."""
     return _(labels[key])
 
