@@ -23,10 +23,10 @@ _REF = "#/components/schemas/{model}"
 
 # every answer the API (or the dashboard, through the same reader) gives; their parts are added as they are used
 ANSWERS: tuple[Any, ...] = (
-    answers.Error, answers.Lines, answers.LineKpis, answers.MachineKpis, answers.Downtime, answers.Energy,
-    answers.Health, answers.KpiSeries, answers.PowerSeries, answers.Timeline, answers.Stops, answers.Reasons,
-    answers.Classification, answers.Handover, answers.Handovers, answers.Audit, answers.Login, answers.Logout,
-    answers.Session, answers.Users, answers.User, answers.Alerts, answers.AlertAcknowledged,
+    answers.Error, answers.LinesWithAndon, answers.Lines, answers.LineKpis, answers.MachineKpis, answers.Downtime,
+    answers.Energy, answers.Health, answers.KpiSeries, answers.PowerSeries, answers.Timeline, answers.Stops,
+    answers.Reasons, answers.Classification, answers.Handover, answers.Handovers, answers.Audit, answers.Login,
+    answers.Logout, answers.Session, answers.Users, answers.User, answers.Alerts, answers.AlertAcknowledged,
 )
 
 
@@ -233,7 +233,8 @@ def openapi_spec() -> dict[str, Any]:
                            "Times are ISO 8601 with a UTC offset in requests, epoch seconds (and ISO) in answers.",
         },
         "paths": {
-            "/api/lines": _get("Lines with their machines' live state (all, or those named by ?line=)", "Lines",
+            "/api/lines": _get("Lines with their machines' live state, andon status and pace this shift (all, "
+                               "or those named by ?line=)", "LinesWithAndon",
                                [_LINE_FILTER]),
             "/api/lines/{line}/kpis": _get("OEE, availability, performance, quality, TEEP, losses, energy of a line "
                                            "and its machines", "LineKpis", [_LINE, *_WINDOW_PARAMS]),

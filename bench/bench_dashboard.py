@@ -57,6 +57,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -90,12 +91,12 @@ def say(text: str = "") -> None:
     print(text, flush=True)
 
 
-def pct(values: list[float], q: float) -> float:
+def pct(values: Sequence[float], q: float) -> float:
     """The q-th percentile (nearest rank), NaN for no values."""
     if not values:
         return float("nan")
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
+    return float(ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))])
 
 
 def ms(seconds: float) -> str:
@@ -268,7 +269,8 @@ def _reader(kind: str) -> str:
 
 
 def read_value(driver: Any, kind: str, element: str) -> int | None:
-    return driver.execute_script(f"return ({_reader(kind)})();".replace("arguments[0]", json.dumps(element)))
+    value = driver.execute_script(f"return ({_reader(kind)})();".replace("arguments[0]", json.dumps(element)))
+    return None if value is None else int(value)
 
 
 def watch_for(driver: Any, kind: str, element: str, want: int) -> None:

@@ -374,6 +374,59 @@ class Lines(TypedDict):
     lines: list[LineLive]
 
 
+class ShiftContext(TypedDict):
+    """The current shift (the last one between shifts): the andon's pace is for it."""
+
+    name: str
+    label: str
+    start: Epoch
+    end: Epoch
+    planned_s: Annotated[float, Doc("the shift's planned time: shift minus breaks")]
+    planned_elapsed_s: Annotated[float, Doc("of that, the part up to now")]
+    planned_now: Annotated[bool, Doc("inside the shift and not on a break")]
+
+
+AndonStatus = Literal["running", "poor", "down", "changeover", "planned", "nodata"]
+
+
+class LineAndon(TypedDict):
+    """A line's andon status and pace this shift (``domain.andon.LineAndon``): what the wall shows."""
+
+    status: Annotated[AndonStatus, Doc(
+        "andon status: the worst live machine decides (fault first, then changeover, idle, blocked, starved, "
+        "planned stop; the longest stopped); all running: poor when the shift's performance is below 80 %; a stop "
+        "outside planned time or with a planned reason is planned (and does not stop a line whose other machines "
+        "run); no machine with live data: nodata")]
+    status_machine: Annotated[str | None, Doc("the machine that decides the status (the blamed stopped machine, "
+                                              "else the running output machine)")]
+    status_state: Annotated[str | None, Doc("that machine's state")]
+    status_since: Annotated[float | None, Doc("since when (epoch s); nodata: the line's last data")]
+    status_reason: Annotated[LiveReason | None, Doc("the blamed machine's reason, as MachineLive's")]
+    planned_now: Annotated[bool, Doc("inside the shift and not on a break")]
+    stale: Annotated[bool, Doc("no machine of the line has live data (all silent for longer than gap_timeout_s, "
+                               "link down or state unknown): the screens say 'no data since' last_data")]
+    stale_machines: Annotated[list[str], Doc("the machines without live data")]
+    output: Annotated[int | None, Doc("good parts this shift (the output machine's)")]
+    target_so_far: Annotated[int | None, Doc("planned time elapsed this shift x target_oee / the output machine's "
+                                             "ideal cycle time, whole parts")]
+    target_shift: Annotated[int | None, Doc("the same over the whole shift's planned time")]
+    pace: Annotated[int | None, Doc("output - target_so_far: ahead (+) or behind (-)")]
+    behind_by: Annotated[int | None, Doc("parts short of target_so_far (0 on or ahead)")]
+
+
+class LineWithAndon(LineLive, LineAndon):
+    """A line's live state with its andon status and pace."""
+
+
+class LinesWithAndon(TypedDict):
+    """Lines with their machines' live state, each with its andon status and pace this shift (/api/lines)."""
+
+    now: Epoch
+    gap_timeout_s: float
+    shift: ShiftContext
+    lines: list[LineWithAndon]
+
+
 # --- health --------------------------------------------------------------------------------
 
 class RedisHealth(TypedDict):

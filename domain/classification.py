@@ -17,10 +17,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from domain.accounting import Stop
 from domain.answers import Coverage as CoverageAnswer
 from domain.downtime import PlannedIndex, claimed_spans, classify_stop, stop_end
 from domain.plant import Line, Plant, Reason
-from domain.timeline import Stop
 
 SEP = "~"
 MAX_COMMENT = 500

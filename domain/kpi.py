@@ -36,11 +36,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from domain.accounting import Stop
 from domain.answers import EnergyKpis, Losses
 from domain.downtime import classify_totals
 from domain.energy import peak_kw
 from domain.plant import Line, Plant
-from domain.timeline import Stop
 from domain.totals import Totals, sum_totals
 
 ENERGY_FIELDS = ("energy_kwh", "energy_not_running_kwh", "energy_cost", "co2_kg")

@@ -23,8 +23,8 @@ HISTORY_DAYS = 90.0  # alerts older than this are trimmed from the history
 KNOWN_IDS_S = 3 * 86_400.0  # how far back "raised before" is remembered for a condition seen again
 
 
-def _text(raw: bytes | str) -> str:
-    return raw.decode() if isinstance(raw, bytes) else raw
+def _text(raw: Any) -> str:
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
 def message_id(notice: Notice) -> str:

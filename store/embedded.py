@@ -120,7 +120,7 @@ class EmbeddedRedis:
             return
         client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=5, socket_connect_timeout=1)
         try:
-            if Path(client.config_get("dir").get("dir", "")).resolve() != self.data_dir.resolve():
+            if Path(client.config_get("dir").get("dir") or "").resolve() != self.data_dir.resolve():
                 return
             log.warning("embedded Redis left running on port %d by an earlier run: shutting it down", port)
             client.shutdown()

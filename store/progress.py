@@ -24,10 +24,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from domain import contract
+from domain.accounting import MachineContext
 from domain.engine import MachineAccumulator, MinuteRollup, Stop, feed_order
 from domain.model import Event, Signal, State
 from domain.plant import Line, Machine, Plant
-from domain.timeline import MachineContext, Timeline
+from domain.timeline import Timeline
 from store.sums import RollupSum
 
 HOUR_S = 3600.0

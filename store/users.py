@@ -220,7 +220,7 @@ class Users:
         matches = [_text(k) for k in data if _text(k).startswith(prefix)]
         if len(prefix) < 6 or len(matches) != 1:
             raise UserError("name a token by at least the first 6 characters of its id (python app.py tokens list)")
-        record = json.loads(_text(self.redis.hget(contract.tokens_key(), matches[0])))  # type: ignore[arg-type]
+        record = json.loads(_text(self.redis.hget(contract.tokens_key(), matches[0])))
         record["disabled"] = True
         self.redis.hset(contract.tokens_key(), matches[0], json.dumps(record))
         return matches[0]

@@ -22,11 +22,11 @@ from collectors.backfill import (
 from collectors.simulator import PlantSimulator
 from config.loader import DEMO_PLANT, load_plant
 from domain import contract
+from domain.accounting import Stop
 from domain.engine import MachineAccumulator
 from domain.kpi import kpis
 from domain.model import Event, Signal, State
 from domain.plant import Plant
-from domain.timeline import Stop
 from domain.totals import sum_totals
 from store.rollup import RollupWorker, WorkerOptions
 from store.rollups import read_minute_rollups
