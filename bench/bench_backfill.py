@@ -28,6 +28,7 @@ import redis  # noqa: E402
 
 from collectors.backfill import start_history  # noqa: E402
 from config.loader import DEMO_PLANT, load_plant  # noqa: E402
+from store.clients import node  # noqa: E402
 from store.rollup import RollupWorker  # noqa: E402
 from store.streams import write_history  # noqa: E402
 from tests.support import RedisServer, external_redis_url  # noqa: E402
@@ -69,7 +70,7 @@ def main() -> None:
         server = RedisServer()
         server.start()
         url = server.url
-    client = redis.Redis.from_url(url)
+    client = node(url)
     client.flushdb()
     try:
         run(client, args.hours, args.seed)

@@ -65,7 +65,6 @@ from asyncua.ua.uaerrors import UaError
 
 from collectors.buffer import StoreAndForwardBuffer
 from collectors.mapping import Binding, bindings_for, status_name, to_event
-from collectors.redis_io import async_redis
 from collectors.sink import Backoff, RedisSink
 from collectors.subscription import ItemSubscription
 from collectors.timebase import MachineKey, TimeBase
@@ -74,6 +73,7 @@ from config.settings import Settings
 from domain.contract import TIMESTAMP_FUTURE, TIMESTAMP_TOO_OLD, live_field
 from domain.model import GOOD_STATUS, Event, Signal
 from domain.plant import Endpoint, Plant, TimestampSource
+from store.clients import async_client_for
 
 log = logging.getLogger(__name__)
 
@@ -645,7 +645,7 @@ def make_sink(settings: Settings, options: CollectorOptions | None = None) -> Re
     """The Redis sink with its store-and-forward buffer under ``settings.data_dir``."""
     options = options or CollectorOptions()
     buffer = StoreAndForwardBuffer(settings.data_dir / "buffer", settings.buffer_disk_bytes)
-    client = async_redis(settings.redis_url)
+    client = async_client_for(settings, "collector")
     return RedisSink(
         client, buffer, retention_s=settings.plant.retention.stream_days * 86400,
         retry_initial_s=options.redis_retry_initial_s, retry_max_s=options.redis_retry_max_s,
