@@ -70,7 +70,7 @@ from collectors.subscription import ItemSubscription
 from collectors.timebase import MachineKey, TimeBase
 from collectors.trust import ServerValidator, TrustList
 from config.settings import Settings
-from domain.contract import TIMESTAMP_FUTURE, TIMESTAMP_TOO_OLD, live_field
+from domain.contract import TIMESTAMP_FUTURE, TIMESTAMP_TOO_OLD, endpoint_field, live_field
 from domain.model import GOOD_STATUS, Event, Signal
 from domain.plant import Endpoint, Plant, TimestampSource
 from store.clients import async_client_for
@@ -328,7 +328,7 @@ class EndpointCollector:
                     self.name, self.endpoint.url, rejected.status, rejected.thumbprint,
                     rejected.cert.subject.rfc4514_string(), hint)
         for line in sorted({line for line, _ in self.machines}):
-            self.sink.report(line, f"@{self.name}", {"endpoint": self.name, "status": rejected.status,
+            self.sink.report(line, endpoint_field(self.name), {"endpoint": self.name, "status": rejected.status,
                                                      "thumbprint": rejected.thumbprint, "hint": hint,
                                                      "since": time.time()})
 
@@ -337,7 +337,7 @@ class EndpointCollector:
             return
         self._refused_certificate = None
         for line in sorted({line for line, _ in self.machines}):
-            self.sink.report(line, f"@{self.name}", None)
+            self.sink.report(line, endpoint_field(self.name), None)
 
     async def _until(self, lost: asyncio.Event) -> None:
         await lost.wait()

@@ -24,7 +24,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from domain.contract import BAD_TIMESTAMP_STATUSES, FIELDS, encode_event, encode_live, events_key, live_key
+from domain.contract import (
+    BAD_TIMESTAMP_STATUSES,
+    FIELDS,
+    encode_event,
+    encode_live,
+    events_key,
+    live_key,
+    stream_id,
+    stream_id_tuple,
+)
 from domain.model import Event
 from store.clients import is_async_cluster, node_client
 
@@ -148,7 +157,7 @@ def stream_ids(events: Sequence[Event], after: tuple[int, int] = (0, 0)) -> list
             last_ms, seq = ms, 0
         else:
             seq += 1
-        ids.append(f"{last_ms}-{seq}")
+        ids.append(stream_id(last_ms, seq))
     return ids
 
 
@@ -157,8 +166,7 @@ def last_id(client: Any, stream: str) -> tuple[int, int]:
     if not client.exists(stream):
         return 0, 0
     raw = client.xinfo_stream(stream)["last-generated-id"]
-    ms, _, seq = (raw.decode() if isinstance(raw, bytes) else str(raw)).partition("-")
-    return int(ms), int(seq or 0)
+    return stream_id_tuple(raw)
 
 
 def write_history(client: Any, line: str, events: Sequence[Event], now: float, retention_s: float) -> int:
