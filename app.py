@@ -209,14 +209,14 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from collectors.simulator import run_simulator
+    from collectors.sim.simulator import run_simulator
 
     settings = _settings(args)
     return _run_quietly(run_simulator(settings, seed=args.seed, speed=args.speed))
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from collectors.simulator import replay_scenario
+    from collectors.sim.scenario import replay_scenario
 
     settings = _settings(args)
     shift = "none" if args.keep_times else args.shift
@@ -270,7 +270,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from collectors.collector import quiet_asyncua_logging, run_collector
-    from collectors.simulator import run_simulator
+    from collectors.sim.simulator import run_simulator
     from store.embedded import EmbeddedRedis
 
     settings = _settings(args)
@@ -318,7 +318,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _demo_history(settings: Any, hours: float, seed: int) -> Any:
     """The simulated plant's last ``hours`` written into empty streams (None if they hold data)."""
-    from collectors.backfill import demo_history
+    from collectors.sim.history import demo_history
 
     client = _redis_client(settings)
     try:

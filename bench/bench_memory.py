@@ -27,7 +27,7 @@ if str(ROOT) not in sys.path:
 
 import redis  # noqa: E402
 
-from collectors.backfill import start_history  # noqa: E402
+from collectors.sim.history import start_history  # noqa: E402
 from config.loader import DEMO_PLANT, load_plant  # noqa: E402
 from store.rollup import RollupWorker  # noqa: E402
 from store.streams import write_history  # noqa: E402

@@ -2,7 +2,7 @@
 
     REDIS_URL=... python bench/live_plant.py --plant FILE [--hours 13] [--seed 7]
 
-Writes the plant's last ``--hours`` into its empty streams (``collectors.backfill``, as
+Writes the plant's last ``--hours`` into its empty streams (``collectors.sim.history``, as
 ``python app.py`` does), then serves the plant's OPC UA nodes going on from there: a
 ``PlantSimulator`` without autorun, ticked here to the wall clock every 0.1 s (speed 1).
 Driving it by hand lets a command change a node between two ticks, never inside one:
@@ -34,8 +34,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 
-from collectors.backfill import start_history  # noqa: E402
-from collectors.simulator import PlantSimulator  # noqa: E402
+from collectors.sim.history import start_history  # noqa: E402
+from collectors.sim.simulator import PlantSimulator  # noqa: E402
 from config.settings import Settings  # noqa: E402
 from domain.model import Signal  # noqa: E402
 from store.clients import node  # noqa: E402

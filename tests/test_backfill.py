@@ -10,7 +10,7 @@ from itertools import pairwise
 import pytest
 import redis
 
-from collectors.backfill import (
+from collectors.sim.history import (
     DemoHistory,
     backfill_demo,
     demo_history,
@@ -18,7 +18,7 @@ from collectors.backfill import (
     heartbeat_gap_s,
     start_history,
 )
-from collectors.simulator import PlantSimulator
+from collectors.sim.simulator import PlantSimulator
 from config.loader import DEMO_PLANT, load_plant
 from domain import contract
 from domain.engine import MachineAccumulator

@@ -17,9 +17,9 @@ import pytest
 import redis
 from redis.cluster import RedisCluster
 
-from collectors.backfill import backfill_demo
 from collectors.buffer import StoreAndForwardBuffer
-from collectors.simulator import PlantSimulator
+from collectors.sim.history import backfill_demo
+from collectors.sim.simulator import PlantSimulator
 from collectors.sink import RedisSink
 from config.loader import DEMO_PLANT, load_plant
 from domain import contract

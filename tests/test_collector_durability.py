@@ -22,7 +22,7 @@ import redis
 import yaml
 
 from collectors.buffer import StoreAndForwardBuffer, decode_line
-from collectors.simulator import PlantSimulator
+from collectors.sim.simulator import PlantSimulator
 from collectors.sink import RedisSink
 from config.loader import DEMO_PLANT, load_plant
 from domain.contract import decode_event, events_key

@@ -6,7 +6,7 @@ days and stops to show instead of empty charts (the rollup worker rolls them up)
     history.write_until(redis_client, now)   # events written
     PlantSimulator(plant, models=history.models, ...)  # the live plant goes on from there
 
-The machines are ``collectors.machine_model`` models started and advanced with exactly
+The machines are ``collectors.sim.machine_model`` models started and advanced with exactly
 the code the simulator uses; their writes become canonical events with the collector's
 own mapping (``collectors.mapping``: the state map applied to raw states), stamped with
 their simulated (past) times. Two things differ from a live collector, to keep a day of
@@ -34,8 +34,8 @@ from zoneinfo import ZoneInfo
 
 import redis
 
-from collectors.machine_model import MachineModel, Write, calendar_segments, start_models
 from collectors.mapping import GOOD, bindings_for, coerce
+from collectors.sim.machine_model import MachineModel, Write, calendar_segments, start_models
 from domain.model import Event, Signal
 from domain.plant import Plant
 from store.streams import has_entries, write_history
