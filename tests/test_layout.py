@@ -3,7 +3,8 @@
 * the demo plant (``collectors.sim``) is imported only by ``app.py``, ``bench/`` and
   ``tests/``, and the collectors' modules import one another without a circle;
 * ``store/`` owns every Redis byte: no Redis client is made and no Redis script is
-  written anywhere else (the tests aside).
+  written anywhere else (the tests aside);
+* every module of ``collectors/`` stays under 400 lines.
 
 Imports inside functions count as imports: a lazy import still ties two modules together.
 """
@@ -20,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SKIPPED_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", ".ruff_cache", ".hypothesis", "var"}
 WING = "collectors.sim"
 CLIENT_CLASSES = {"Redis", "StrictRedis", "RedisCluster"}
+MAX_LINES = 400
 
 
 def _modules() -> dict[str, Path]:
@@ -149,3 +151,9 @@ def test_no_redis_script_is_written_outside_store(name: str) -> None:
                if isinstance(node, ast.Constant) and isinstance(node.value, str) and "redis.call(" in node.value]
     assert scripts == [], "stream writes go through store.streams"
 
+
+
+@pytest.mark.parametrize("name", sorted(n for n in MODULES if n.startswith("collectors")))
+def test_collector_modules_stay_small(name: str) -> None:
+    lines = len(MODULES[name].read_text(encoding="utf-8").splitlines())
+    assert lines < MAX_LINES, f"{MODULES[name].relative_to(ROOT)} has {lines} lines: split it by what it does"
