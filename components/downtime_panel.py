@@ -166,7 +166,7 @@ def pareto_series(rows: list[dict[str, Any]], by: str) -> dict[str, list[Any]]:
         "values": [round(v, 1) for v in values],
         "cumulative": cumulative,
         "colours": [theme.ANDON_COLOURS[stop_andon(r)] for r in rows],  # setup: blue, as on the wall
-        "groups": [r.get("group") or str(r.get("reason") or NO_REASON_GROUP) for r in rows],
+        "groups": [r["group"] for r in rows],
     }
 
 
@@ -241,7 +241,7 @@ def stops_table(events: list[dict[str, Any]], now: float, tz: str, machine_href:
                     else _local(e["end"], zone)[5:16]),
             html.Td(stop_duration(e, now), id={"type": ONGOING, "row": i}) if ongoing and live_cells else
             html.Td(stop_duration(e, now)),
-            html.Td(live.group_text({**e, "group": event_group(e)})),
+            html.Td(live.group_name(event_group(e), e["reason"], e["reason_text"])),
             html.Td(category_text(e)),
         ]))
     more = [html.P(_("{n} more in the CSV download.").format(n=len(events) - MAX_ROWS),
@@ -347,7 +347,7 @@ def _view(params: dict[str, Any], reason: str | None, line: str) -> dict[str, An
         return {"error": str(error)}
     try:
         raw = data.downtime(line, window.start, window.end, at)
-        segments = data.normalise_timeline(data.timeline(line, window.start, window.end, at), data.reason_texts(p),
+        segments = data.timeline_rows(data.timeline(line, window.start, window.end, at), data.reason_texts(p),
                                            data.setup_codes(p))
     except data.DataUnavailable:
         raise PreventUpdate from None

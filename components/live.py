@@ -1,7 +1,7 @@
 """What a line shows right now: andon status, the stop's reason, OEE, output vs target.
 
-View models built from the reader's JSON dicts (``lines``, ``line_kpis``, ``downtime``),
-shared by the wall screen and the overview cards so both always agree. The rules (andon
+View models built from the reader's answers (``domain.answers``: ``Lines``, ``LineKpis``,
+``Downtime``), shared by the wall screen and the overview cards so both always agree. The rules (andon
 status, pace, target so far, behind by, stale) are ``domain.andon``'s, the same function
 ``/api/lines`` serves them from; here they are only worded and formatted, once.
 """
@@ -13,7 +13,7 @@ from typing import Any
 from components import theme
 from components.i18n import _, current, local
 from components.i18n import reason_text as localised_reason
-from domain import andon
+from domain import andon, answers
 from domain.downtime import NO_REASON_GROUP, SMALL_STOP_GROUP
 from domain.model import State
 from domain.plant import Line
@@ -43,48 +43,47 @@ def reason_text(reason: dict[str, Any] | None, state: object) -> str:
     return _("No reason given")
 
 
-def top_reason(downtime: dict[str, Any] | None) -> tuple[str, float | None]:
-    """The stop reason that cost the most time (unplanned first) in a downtime answer."""
+def top_reason(downtime: answers.Downtime | None) -> tuple[str, float | None]:
+    """The stop reason that cost the most time in a downtime answer (its Pareto rows are
+    the unplanned losses)."""
     if not downtime:
         return theme.DASH, None
-    pareto = downtime.get("pareto_by_duration") or (downtime.get("pareto") or {}).get("by_duration") or []
-    rows = [r for r in pareto if not r.get("planned")] or list(pareto)
+    rows = downtime["pareto"]["by_duration"]
     if not rows:
         return _("No stops"), None
-    top = max(rows, key=lambda r: r.get("duration_s") or r.get("value") or 0)
-    text = group_text(top)
-    return str(text), top.get("duration_s") or top.get("value")
+    top = max(rows, key=lambda r: r["duration_s"])
+    return group_text(top), top["duration_s"]
 
 
-def group_text(row: dict[str, Any]) -> str:
-    """A Pareto row's name in the page's language: its reason, or 'No reason' / 'Small stops'
-    for the groups without a code (English: the reader's label as it is)."""
-    given = row.get("label") or row.get("reason_text") or row.get("text")
-    group = str(row.get("group") or row.get("reason") or NO_REASON_GROUP)
+def group_text(row: answers.ParetoRow) -> str:
+    """A Pareto row's name in the page's language (``group_name``)."""
+    return group_name(row["group"], row["reason"], row["label"])
+
+
+def group_name(group: str, reason: int | None, given: str | None) -> str:
+    """A stop group's name in the page's language: its reason, or 'No reason' / 'Small stops'
+    for the groups without a code (English: the reader's text ``given`` as it is)."""
     if current() != "en" and group == SMALL_STOP_GROUP:
         return _("Small stops")
     if current() != "en" and group == NO_REASON_GROUP:
         return _("No reason")
-    if row.get("reason"):
-        return localised_reason(row["reason"], given)
-    return str(given or _("No reason"))
+    if reason:
+        return localised_reason(reason, given)
+    return given or _("No reason")
 
 
-def line_view(cfg: Line, live: dict[str, Any], kpis: dict[str, Any] | None, downtime: dict[str, Any] | None,
+def line_view(cfg: Line, live: answers.LineLive, kpis: answers.LineKpis | None, downtime: answers.Downtime | None,
               shift: andon.ShiftContext, now: float, tz: str) -> dict[str, Any]:
     """Everything a wall tile or an overview card shows for one line, from the reader's
     answers for the current shift. Status and pace are ``domain.andon.line_andon`` of the
     same answers ``/api/lines`` computes them from (``PlantReader.andon_now``)."""
-    kpis = kpis or {}
     planned_now = shift.planned_now
-    energy = kpis.get("energy") or {}
     rules = andon.line_andon(cfg, live, kpis, shift)
     status, p = rules.status, rules.pace
-    machines = live.get("machines", [])
-    power = [m.get("power_kw") for m in machines if andon.machine_is_live(m) and theme.is_number(m.get("power_kw"))]
+    machines = live["machines"]
+    power = [m["power_kw"] for m in machines if andon.machine_is_live(m) and m["power_kw"] is not None]
     stale_machines = [m for m in machines if not andon.machine_is_live(m)]
     top_text, top_s = top_reason(downtime)
-    flags = kpis.get("flags") or {}
     return {
         "line": cfg.id,
         "name": local(cfg.name) or cfg.id,
@@ -98,12 +97,12 @@ def line_view(cfg: Line, live: dict[str, Any], kpis: dict[str, Any] | None, down
         "stale_text": (f"{', '.join(rules.stale_machines)}: "
                        f"{theme.since_text(andon.last_data(stale_machines), now, tz)}"
                        if rules.stale_machines and not rules.stale else ""),
-        "oee": kpis.get("oee"),
-        "availability": kpis.get("availability"),
-        "performance": kpis.get("performance"),
-        "quality": kpis.get("quality"),
-        "performance_over_100": bool(flags.get("performance_over_100")),
-        "untagged": ((downtime or {}).get("summary") or {}).get("untagged_stops"),  # issue 11: the queue's count
+        "oee": kpis["oee"] if kpis else None,
+        "availability": kpis["availability"] if kpis else None,
+        "performance": kpis["performance"] if kpis else None,
+        "quality": kpis["quality"] if kpis else None,
+        "performance_over_100": bool(kpis and kpis["flags"]["performance_over_100"]),
+        "untagged": downtime["summary"]["untagged_stops"] if downtime else None,  # issue 11: the queue's count
         "target_oee": cfg.target_oee,
         "output": p.output,
         "target_so_far": p.target_so_far,
@@ -112,7 +111,7 @@ def line_view(cfg: Line, live: dict[str, Any], kpis: dict[str, Any] | None, down
         "behind_by": p.behind_by,
         "pace_text": pace_text(p),
         "kw": sum(float(x) for x in power) if power else None,
-        "kwh_per_good": energy.get("kwh_per_good_unit"),
+        "kwh_per_good": kpis["energy"]["kwh_per_good_unit"] if kpis else None,
         "top_reason": top_text,
         "top_reason_s": top_s,
         "shift": shift.label,

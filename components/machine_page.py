@@ -161,10 +161,10 @@ def view(params: dict[str, Any], ids: dict[str, str]) -> tuple[Any, ...]:
     try:
         lines = {ln["id"]: ln for ln in data.live_lines(at)}
         kpis = data.machine_kpis(line, machine, window.start, window.end, at)
-        segments = data.normalise_timeline(data.timeline(line, window.start, window.end, at), data.reason_texts(p),
+        segments = data.timeline_rows(data.timeline(line, window.start, window.end, at), data.reason_texts(p),
                                            data.setup_codes(p))
-        power = data.normalise_power(data.power_series(line, window.start, window.end, pstep, at))
-        points = data.normalise_series(data.kpi_series(line, window.start, window.end, step, at, machine=machine))
+        power = data.power_points(data.power_series(line, window.start, window.end, pstep, at))
+        points = data.series_points(data.kpi_series(line, window.start, window.end, step, at, machine=machine))
         events = [e for e in data.downtime_events(data.downtime(line, window.start, window.end, at))
                   if e.get("machine") == machine]
     except data.DataUnavailable:
@@ -179,7 +179,7 @@ def view(params: dict[str, Any], ids: dict[str, str]) -> tuple[Any, ...]:
                                   title=_("Power (kW, average per bucket)")),
         parts_figure(points, p.timezone, step),
         html.Div([downtime_panel.stops_table(downtime_panel.ordered_stops(events), at, p.timezone),
-                  flags_list((kpis.get("flags") or {}).get("implausible") or [], p.timezone)]),
+                  flags_list(kpis["flags"]["implausible"], p.timezone)]),
         ranges.drawn(params, window),
     )
 

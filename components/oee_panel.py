@@ -20,7 +20,7 @@ from dash.exceptions import PreventUpdate
 from components import alerts_panel, data, export, ranges, theme
 from components.callbacks import Callbacks
 from components.i18n import N_, _
-from domain import calendar
+from domain import answers, calendar
 
 callbacks = Callbacks()  # this module's callbacks; register(app) puts them on an app
 register = callbacks.register
@@ -104,7 +104,7 @@ def threshold_note(kpis: dict[str, Any], default_s: float) -> str:
 
 
 def hourly_points(series: Any) -> list[dict[str, Any]]:
-    return data.normalise_series(series)
+    return data.series_points(series)
 
 
 def hourly_xy(points: list[dict[str, Any]], tz: str) -> tuple[list[str], list[float | None]]:
@@ -153,33 +153,16 @@ SHORT_LABELS = {
 }
 
 
-def waterfall_steps(kpis: dict[str, Any]) -> list[tuple[str, float]]:
+def waterfall_steps(kpis: answers.Kpis | answers.MachineKpis) -> list[tuple[str, float]]:
     """(label, signed hours) from planned busy time through the losses to fully
     productive time. The reader's ``losses.waterfall`` (``domain.kpi``) lists totals
     and losses as positive seconds; losses and excluded time become negative steps."""
-    given = (kpis.get("losses") or {}).get("waterfall")
-    if given:
-        steps = []
-        for item in given:
-            name = str(item.get("step") or item.get("label") or item.get("name") or "")
-            seconds = float(item.get("seconds") or 0)
-            sign = -1.0 if item.get("kind") in ("loss", "excluded") else 1.0
-            steps.append((STEP_LABELS.get(name, name.replace("_", " ").capitalize()), sign * seconds / 3600))
-        return steps
-    pbt = float(kpis.get("planned_busy_s") or 0)
-    unknown = float(kpis.get("unknown_s") or 0)
-    apt = float(kpis.get("run_s") or 0) + float(kpis.get("micro_stop_s") or 0)
-    perf = float(kpis.get("performance") or 0)
-    quality = float(kpis.get("quality") or 0)
-    ideal = apt * perf
-    return [
-        ("Planned busy time", pbt / 3600),
-        ("No data", -unknown / 3600),
-        ("Availability losses", -float(kpis.get("down_s") or 0) / 3600),
-        ("Performance losses", -(apt - ideal) / 3600),
-        ("Quality losses", -ideal * (1 - quality) / 3600),
-        ("Fully productive", ideal * quality / 3600),
-    ]
+    steps = []
+    for item in kpis["losses"]["waterfall"]:
+        name = item["step"]
+        sign = -1.0 if item["kind"] in ("loss", "excluded") else 1.0
+        steps.append((STEP_LABELS.get(name, name.replace("_", " ").capitalize()), sign * item["seconds"] / 3600))
+    return steps
 
 
 def waterfall_figure(steps: list[tuple[str, float]], dark: bool = False) -> go.Figure:

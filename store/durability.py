@@ -15,10 +15,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, cast
 
 import redis
 
+from domain import answers
 from store.clients import node
 
 log = logging.getLogger(__name__)
@@ -61,11 +62,11 @@ class Durability:
     def ok(self) -> bool:
         return self.checked and not self.warnings
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> answers.Durability:
         return {
             "ok": self.ok,
             "checked": self.checked,
-            "source": self.source,
+            "source": cast(Literal["config", "info", "none"], self.source),
             "persistent": self.persistent,
             "aof": self.aof,
             "aof_fsync": self.aof_fsync,

@@ -26,7 +26,7 @@ from typing import Any
 
 import redis
 
-from domain import contract
+from domain import answers, contract
 from domain.roles import ALL_LINES, Principal, Role, parse_lines
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
@@ -87,7 +87,7 @@ class User:
     def principal(self) -> Principal:
         return Principal(self.name, self.role, self.lines, "user")
 
-    def public(self) -> dict[str, Any]:
+    def public(self) -> answers.User:
         return {"name": self.name, "role": str(self.role), "lines": list(self.lines), "disabled": self.disabled}
 
 

@@ -106,9 +106,10 @@ def test_lines_say_stale_when_the_collectors_are_silent(client: FlaskClient, red
 def test_lines_answer_is_described_by_the_openapi(client: FlaskClient) -> None:
     body = client.get("/api/lines").get_json()
     schema = openapi_spec()["components"]["schemas"]
-    lines = schema["Lines"]["properties"]
-    assert set(body) <= set(lines)
-    assert set(body["lines"][0]) <= set(lines["lines"]["items"]["properties"])
+    lines = schema["LinesWithAndon"]["properties"]
+    assert lines["lines"]["items"] == {"$ref": "#/components/schemas/LineWithAndon"}
+    assert set(body) == set(lines)
+    assert set(body["lines"][0]) == set(schema["LineWithAndon"]["properties"])
     assert set(body["shift"]) == set(schema["ShiftContext"]["properties"])
 
 
