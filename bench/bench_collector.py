@@ -50,6 +50,7 @@ from config.settings import Settings  # noqa: E402
 from domain.contract import events_key  # noqa: E402
 from domain.model import Signal  # noqa: E402
 from domain.plant import Endpoint, Line, Machine, Plant, Shift  # noqa: E402
+from store.clients import node  # noqa: E402
 from tests.support import RedisServer, free_port  # noqa: E402
 
 SIGNALS = (Signal.STATE, Signal.GOOD, Signal.REJECT, Signal.ENERGY, Signal.POWER)
@@ -237,7 +238,7 @@ async def run(args: argparse.Namespace, redis_url: str) -> None:
         print(f"server: {nodes} nodes, writing as fast as it can; publishing interval {args.publishing_ms} ms; "
               f"{args.rounds} rounds of {args.seconds:g} s per phase after {args.warmup:g} s warm-up "
               f"(median round shown)", flush=True)
-        client = redis.Redis.from_url(redis_url)
+        client = node(redis_url)
         client.flushdb()
         rates, notifications = await phases(plant, redis_url, args)
         used, entries = memory_per_event(client, plant)

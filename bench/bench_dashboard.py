@@ -75,6 +75,7 @@ from page_weight import measure_pages  # noqa: E402
 from page_weight import report as report_weights  # noqa: E402
 
 from domain import contract  # noqa: E402
+from store.clients import node  # noqa: E402
 
 REFRESH_S = 2.0
 BYTES_TARGET = 50_000  # per live refresh of the line page (the target)
@@ -310,13 +311,12 @@ class EndToEnd:
 
 
 def end_to_end(rig: Rig, urls: dict[str, str], reps: int, bump: int) -> EndToEnd:
-    import redis
 
     assert rig.plant is not None
     machine = rig.plant.line(LONG_LINE).output_machine  # type: ignore[union-attr]
     element = json.dumps({"field": "output", "line": LONG_LINE, "type": "wall-field"}, separators=(",", ":"),
                          sort_keys=True)
-    client = redis.Redis.from_url(rig.redis_url)
+    client = node(rig.redis_url)
     drivers = {"wall": chromium(), "line": chromium(performance_log=True)}
     result = EndToEnd()
     try:

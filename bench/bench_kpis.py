@@ -33,6 +33,7 @@ from domain import contract, kpi  # noqa: E402
 from domain.engine import totals_from_events  # noqa: E402
 from domain.model import Event  # noqa: E402
 from domain.plant import Plant  # noqa: E402
+from store.clients import node  # noqa: E402
 from store.line_worker import LineWorker, WorkerOptions, read_stored, write_batch  # noqa: E402
 from store.reader import PlantReader  # noqa: E402
 from tests.history import line_history  # noqa: E402
@@ -218,7 +219,7 @@ def main() -> None:
         server = RedisServer()
         server.start()
         url = server.url
-    client = redis.Redis.from_url(url)
+    client = node(url)
     try:
         client.flushdb()
         run(client, args.days, args.repeat)

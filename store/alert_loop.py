@@ -168,11 +168,13 @@ def run_alerts(redis_client: redis.Redis, plant: Plant, stop: threading.Event, e
     sender_thread.join(10)
 
 
-def main(settings: Any, action: str | None, channel: str | None, redis_factory: Callable[[str], Any]) -> int:
+def main(settings: Any, action: str | None, channel: str | None) -> int:
     """``python app.py alerts``: evaluator and sender until SIGTERM or Ctrl-C;
     ``python app.py alerts test CHANNEL``: one test message to a channel."""
     import os
     import signal
+
+    from store.clients import client_for
 
     if action == "test":
         if not channel:
@@ -181,7 +183,7 @@ def main(settings: Any, action: str | None, channel: str | None, redis_factory: 
         return 0
     if not settings.redis_url:
         raise SystemExit("REDIS_URL is not set: the alert evaluator needs the Redis the collectors write to")
-    client = redis_factory(settings.redis_url)
+    client = client_for(settings, "worker")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:

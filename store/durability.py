@@ -20,7 +20,7 @@ from typing import Any, Literal, cast
 import redis
 
 from domain import answers
-from store.clients import plain_url
+from store.clients import node
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +164,7 @@ def check_at_start(redis_or_url: redis.Redis | str, part: str) -> Durability:
     Takes a URL (a short-lived client with short timeouts is used, so a Redis that is
     down delays nothing: the collector must start and buffer then) or a client."""
     if isinstance(redis_or_url, str):
-        client = redis.Redis.from_url(plain_url(redis_or_url), socket_timeout=CHECK_TIMEOUT_S,  # the node given
+        client = node(redis_or_url, socket_timeout=CHECK_TIMEOUT_S,  # the node given
                                       socket_connect_timeout=CHECK_TIMEOUT_S)
         try:
             result = durability_of(client)

@@ -214,11 +214,14 @@ def collector_problems(raw: dict[Any, Any]) -> answers.CollectorProblems:
             continue
         if not isinstance(record, dict):
             continue
-        if field.startswith("@"):
+        if contract.endpoint_of_field(field) is not None:
             endpoints.append(cast(answers.RefusedEndpoint, record))
-        else:
-            machine, _, signal = field.partition("|")
-            bad_nodes.append(cast(answers.BadNode, {"machine": machine, "signal": signal, **record}))
+            continue
+        try:
+            machine, signal = contract.split_live_field(field)
+        except ValueError:
+            continue
+        bad_nodes.append(cast(answers.BadNode, {"machine": machine, "signal": signal, **record}))
     return {"bad_nodes": bad_nodes, "refused_endpoints": endpoints}
 
 
@@ -244,10 +247,10 @@ def _oldest_undelivered(redis_client: redis.Redis, stream: str, newest: Any, gro
     waits). A group that has delivered nothing (``0-0``) or does not exist yet waits for
     the whole stream; one whose last id was trimmed away waits for the stream's first."""
     newest_id = _text(newest[0][0]) if isinstance(newest, list) and newest else None
-    delivered = str(group.get("last-delivered-id") or "0-0")
-    if newest_id is None or _id_tuple(newest_id) <= _id_tuple(delivered):
+    delivered = str(group.get("last-delivered-id") or contract.NO_STREAM_ID)
+    if newest_id is None or contract.stream_id_tuple(newest_id) <= contract.stream_id_tuple(delivered):
         return None
-    first = redis_client.xrange(stream, min=f"({delivered}", count=1)
+    first = redis_client.xrange(stream, min=contract.after_stream_id(delivered), count=1)
     return _text(first[0][0]) if first else None
 
 
@@ -259,7 +262,7 @@ def worker_health(snapshot: LineSnapshot, groups: Any, now: float, *,
     group = _group_info(groups, GROUP)
     backlog_s = 0.0
     if oldest_waiting is not None:
-        waited_from = _id_tuple(oldest_waiting)[0] / 1000.0
+        waited_from = contract.stream_id_tuple(oldest_waiting)[0] / 1000.0
         backlog_s = max(0.0, (now if server_now is None else server_now) - waited_from)
     watermarks = [float(c["w"]) for c in snapshot.carries.values() if c.get("w") is not None]
     closed_until = min(watermarks) if watermarks else None
@@ -273,12 +276,6 @@ def worker_health(snapshot: LineSnapshot, groups: Any, now: float, *,
         "closed_until": closed_until,
         "closed_lag_s": None if closed_until is None else now - closed_until,
     }
-
-
-def _id_tuple(stream_id: str) -> tuple[int, int]:
-    """A stream id ``ms-seq`` as a comparable pair."""
-    ms, _, seq = stream_id.partition("-")
-    return int(ms), int(seq or 0)
 
 
 def _group_info(groups: Any, name: str) -> dict[str, Any]:

@@ -60,7 +60,7 @@ from store.bookkeeping import LineSnapshot, snapshot_of
 from store.cache import LruCache
 from store.classifications import Classifications
 from store.line_worker import first_minute, usable_event
-from store.progress import floor_to, pending_events, stream_id_tuple
+from store.progress import floor_to, pending_events
 from store.rollups import MachineRequest, RollupReads
 from store.sums import RollupSum
 from store.windows import MAX_WINDOW_DAYS, Window, WindowError, parse_time, resolve_window
@@ -435,7 +435,7 @@ class PlantReader:
         if not machines:
             return {}
         known = [snapshot.last_id(m) for m in machines if m in snapshot.carries]
-        after = min(known, key=stream_id_tuple) if known else None  # machines without carry: from there on
+        after = min(known, key=contract.stream_id_tuple) if known else None  # machines without carry: from there on
         entries = self._stream_after(line.id, after)
         edges: dict[str, Edge] = {}
         for m in machines:
@@ -453,7 +453,7 @@ class PlantReader:
             event = usable_event(line, fields, now, 0.0)  # nothing after now counts
             if event is None or isinstance(event, str) or event.machine not in wanted:
                 continue
-            if stream_id_tuple(entry_id) <= stream_id_tuple(snapshot.last_id(event.machine)):
+            if contract.stream_id_tuple(entry_id) <= contract.stream_id_tuple(snapshot.last_id(event.machine)):
                 continue
             waiting.setdefault(event.machine, []).append(event)
         for m, events in waiting.items():
@@ -480,8 +480,8 @@ class PlantReader:
         return context
 
     def _stream_after(self, line_id: str, after: str | None) -> list[tuple[str, dict[bytes, bytes]]]:
-        entries: Any = self.redis.xrange(contract.events_key(line_id), min="-" if after is None else f"({after}",
-                                         count=self.max_edge_events)
+        low = "-" if after is None else contract.after_stream_id(after)
+        entries: Any = self.redis.xrange(contract.events_key(line_id), min=low, count=self.max_edge_events)
         if len(entries) >= self.max_edge_events and line_id not in self._warned:
             self._warned.add(line_id)
             log.warning("line %s: more than %d events not yet rolled up (is the rollup worker running?); "
