@@ -8,6 +8,7 @@ never the whole figures again (``ranges.Live``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -105,7 +106,7 @@ def per_good(point: answers.KpiBucket) -> float | None:
     return point["energy"]["kwh_per_good_unit"]
 
 
-def per_good_figure(points: list[dict[str, Any]], tz: str, step_s: int, dark: bool = False) -> go.Figure:
+def per_good_figure(points: Sequence[answers.KpiBucket], tz: str, step_s: int, dark: bool = False) -> go.Figure:
     ys = [per_good(p) for p in points]
     fig = go.Figure(go.Bar(x=local_times([p["start"] for p in points], tz), y=ys,
                            xperiod=step_s * 1000, xperiodalignment="middle",
@@ -118,7 +119,7 @@ def per_good_figure(points: list[dict[str, Any]], tz: str, step_s: int, dark: bo
     return fig
 
 
-def energy_tiles(kpis: dict[str, Any], fallback_currency: str) -> list[Any]:
+def energy_tiles(kpis: Mapping[str, Any], fallback_currency: str) -> list[Any]:
     e = kpis.get("energy") or {}
     currency = e.get("currency") or fallback_currency
     items = [
@@ -136,7 +137,7 @@ def energy_tiles(kpis: dict[str, Any], fallback_currency: str) -> list[Any]:
 
 # --- callbacks ------------------------------------------------------------------------
 
-def per_good_patch(points: list[dict[str, Any]], tz: str) -> Any:
+def per_good_patch(points: Sequence[answers.KpiBucket], tz: str) -> Any:
     """The bars of ``per_good_figure``, as a patch of its data."""
     patch: Any = Patch()
     patch["data"][0]["x"] = local_times([p["start"] for p in points], tz)

@@ -4,6 +4,7 @@ because the machine cannot have made them), over the range in the URL."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import dash_bootstrap_components as dbc
@@ -78,7 +79,7 @@ def layout(plant: Plant, line: str, machine: str, query: dict[str, str]) -> html
     ])
 
 
-def live_card(machine: dict[str, Any] | None, now: float, tz: str) -> Any:
+def live_card(machine: Mapping[str, Any] | None, now: float, tz: str) -> Any:
     if not machine:
         return html.Div(_("No live data for this machine."), className=f"live-card andon-{theme.NO_DATA}")
     state = theme.state_of(machine.get("state"))
@@ -104,7 +105,7 @@ def live_card(machine: dict[str, Any] | None, now: float, tz: str) -> Any:
     ])
 
 
-def parts_figure(points: list[dict[str, Any]], tz: str, step_s: int) -> go.Figure:
+def parts_figure(points: Sequence[Mapping[str, Any]], tz: str, step_s: int) -> go.Figure:
     xs = energy_panel.local_times([p["start"] for p in points], tz)
     fig = go.Figure()
     fig.add_bar(x=xs, y=[p.get("good_count") for p in points], name=_("good"), xperiod=step_s * 1000,
@@ -118,7 +119,7 @@ def parts_figure(points: list[dict[str, Any]], tz: str, step_s: int) -> go.Figur
     return fig
 
 
-def flags_list(flags: list[dict[str, Any]], tz: str) -> Any:
+def flags_list(flags: Sequence[Mapping[str, Any]], tz: str) -> Any:
     """The machine's flags (newest first, as the reader lists them): when, which signal,
     what was rejected. Shown so a figure that looks low can be trusted or explained."""
     if not flags:
@@ -169,7 +170,8 @@ def view(params: dict[str, Any], ids: dict[str, str]) -> tuple[Any, ...]:
                   if e.get("machine") == machine]
     except data.DataUnavailable:
         raise PreventUpdate from None
-    live_machine = next((m for m in lines.get(line, {}).get("machines", []) if m.get("id") == machine), None)
+    live_line = lines.get(line)
+    live_machine = next((m for m in live_line["machines"] if m["id"] == machine), None) if live_line else None
     return (
         live_card(live_machine, at, p.timezone),
         oee_panel.kpi_tiles(kpis),

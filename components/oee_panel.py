@@ -8,6 +8,7 @@ window ``update`` follows every 2 s and patches the hourly chart and the waterfa
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -60,7 +61,7 @@ def layout(line: str) -> html.Section:
 
 # --- pure builders --------------------------------------------------------------------
 
-def kpi_tiles(kpis: dict[str, Any], target_oee: float | None = None) -> list[Any]:
+def kpi_tiles(kpis: Mapping[str, Any], target_oee: float | None = None) -> list[Any]:
     flags = kpis.get("flags") or {}
     over = bool(flags.get("performance_over_100"))
     tiles = [
@@ -88,7 +89,7 @@ def kpi_tiles(kpis: dict[str, Any], target_oee: float | None = None) -> list[Any
     return out
 
 
-def threshold_note(kpis: dict[str, Any], default_s: float) -> str:
+def threshold_note(kpis: Mapping[str, Any], default_s: float) -> str:
     flags = kpis.get("flags") or {}
     threshold = flags.get("micro_stop_threshold_s", default_s)
     micro = kpis.get("micro_stop_s")
@@ -103,11 +104,11 @@ def threshold_note(kpis: dict[str, Any], default_s: float) -> str:
     return " ".join(parts)
 
 
-def hourly_points(series: Any) -> list[dict[str, Any]]:
+def hourly_points(series: Any) -> Sequence[Mapping[str, Any]]:
     return data.series_points(series)
 
 
-def hourly_xy(points: list[dict[str, Any]], tz: str) -> tuple[list[str], list[float | None]]:
+def hourly_xy(points: Sequence[Mapping[str, Any]], tz: str) -> tuple[list[str], list[float | None]]:
     zone = ZoneInfo(tz)
     xs = [pd.Timestamp(p["start"], unit="s", tz="UTC").tz_convert(zone).strftime("%Y-%m-%d %H:%M") for p in points]
     ys = [round(p["oee"] * 100, 1) if theme.is_number(p.get("oee")) else None for p in points]
@@ -119,7 +120,7 @@ def hourly_colours(ys: list[float | None], target_oee: float) -> list[str]:
             theme.ANDON_COLOURS[theme.DOWN] for y in ys]
 
 
-def hourly_figure(points: list[dict[str, Any]], target_oee: float, tz: str, step_s: int = 3600,
+def hourly_figure(points: Sequence[Mapping[str, Any]], target_oee: float, tz: str, step_s: int = 3600,
                   dark: bool = False) -> go.Figure:
     xs, ys = hourly_xy(points, tz)
     fig = go.Figure(go.Bar(x=xs, y=ys, marker_color=hourly_colours(ys, target_oee), name=_("OEE"),

@@ -12,6 +12,7 @@ a cross-site form cannot send them and the SameSite=Lax cookie does not go with 
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -133,7 +134,7 @@ def _clock(ts: float, tz: str) -> str:
     return datetime.fromtimestamp(ts, ZoneInfo(tz)).strftime("%H:%M:%S")
 
 
-def queue_items(stops: list[dict[str, Any]], tz: str, now: float) -> list[Any]:
+def queue_items(stops: Sequence[Mapping[str, Any]], tz: str, now: float) -> list[Any]:
     if not stops:
         return [html.P(_("No untagged stops in this range."), className="text-body-secondary ut-empty")]
     items = []
@@ -151,7 +152,7 @@ def queue_items(stops: list[dict[str, Any]], tz: str, now: float) -> list[Any]:
     return items
 
 
-def pareto_rows(rows: list[dict[str, Any]]) -> list[Any]:
+def pareto_rows(rows: Sequence[Mapping[str, Any]]) -> list[Any]:
     if not rows:
         return [html.P(_("No down time in this range."), className="text-body-secondary")]
     return [html.Div(className="d-flex justify-content-between border-bottom py-1 ut-pareto-row",

@@ -20,7 +20,7 @@ from typing import Any
 
 import redis
 
-from domain import alerts
+from domain import alerts, answers
 from domain.alerts import Condition, Notice, Step
 from domain.andon import LineAndon
 from domain.plant import AlertKind, Plant
@@ -64,7 +64,7 @@ class Evaluator:
         if AlertKind.WORKER_LAG in kinds and self._due("health", HEALTH_EVERY_S, now, force):
             health = {line["id"]: line for line in self.reader.health(now).get("lines", [])}
         slow = self._due("kpis", KPI_EVERY_S, now, force)
-        late_stops: dict[str, list[dict[str, Any]]] = {}
+        late_stops: dict[str, list[answers.StopEvent]] = {}
         andons: dict[str, LineAndon] | None = None
         for rule in self.rules.values():
             lines = alerts.rule_lines(rule, self.plant)
