@@ -7,6 +7,12 @@ globals (the app runs in several gunicorn workers, each with its own reader).
 
 Reader errors (Redis down, a restart in progress) become ``DataUnavailable`` so a
 callback can show "no data since ..." instead of a stack trace.
+
+Live figures are computed once per change, not once per screen: while the process's
+``store.live_feed.LiveFeed`` follows the streams (``api.live`` starts it with the first
+screen that subscribes), a line's live view and the live-range reads of the line and
+machine pages are kept per line version (``store.memo.Memo``, single-flight: screens
+asking at once wait for one computation). Without the feed nothing is kept.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from domain.plant import Line, Plant
 log = logging.getLogger(__name__)
 
 READER_KEY = "PLANT_READER"
+MEMO_KEY = "LIVE_MEMO"
 PLANT_KEY = "PLANT"
 CLOCK_KEY = "DASHBOARD_CLOCK"
 
@@ -57,6 +64,34 @@ def plant() -> Plant:
 def now() -> float:
     clock: Callable[[], float] = current_app.config[CLOCK_KEY]
     return float(clock())
+
+
+def live_versions() -> dict[str, int] | None:
+    """Each line's version from the process's live feed; None when nothing may be kept
+    (no feed, or it does not follow the streams right now)."""
+    from store.live_feed import FEED_KEY
+
+    feed = current_app.config.get(FEED_KEY)
+    return None if feed is None else feed.versions()
+
+
+def memo() -> Any:
+    """The process's memo of live figures (``store.memo.Memo``)."""
+    from store.memo import Memo
+
+    got = current_app.config.get(MEMO_KEY)
+    if got is None:
+        got = current_app.config.setdefault(MEMO_KEY, Memo())
+    return got
+
+
+def _live(line: str, end: float, at: float, key: tuple[Any, ...], read: Callable[[], Any]) -> Any:
+    """``read()`` of a window of ``line`` ending at ``end``: a window reaching now is read once
+    per line version (``key`` names the read apart from the version), shared by every screen."""
+    versions = live_versions() if end >= at - 1 else None
+    if versions is None or line not in versions:
+        return read()
+    return memo().get((*key, versions[line]), read)
 
 
 def _call(method: str, *args: Any, **kwargs: Any) -> Any:
@@ -92,31 +127,37 @@ def normalise_lines(raw: Any) -> list[dict[str, Any]]:
 # --- windows and KPIs ---------------------------------------------------------------
 
 def line_kpis(line: str, start: float, end: float, at: float) -> dict[str, Any]:
-    return _call("line_kpis", line, start, end, at)  # type: ignore[no-any-return]
+    return _live(line, end, at, ("line_kpis", line, start),  # type: ignore[no-any-return]
+                 lambda: _call("line_kpis", line, start, end, at))
 
 
 def machine_kpis(line: str, machine: str, start: float, end: float, at: float) -> dict[str, Any]:
-    return _call("machine_kpis", line, machine, start, end, at)  # type: ignore[no-any-return]
+    return _live(line, end, at, ("machine_kpis", line, machine, start),  # type: ignore[no-any-return]
+                 lambda: _call("machine_kpis", line, machine, start, end, at))
 
 
 def downtime(line: str, start: float, end: float, at: float) -> dict[str, Any]:
-    return _call("downtime", line, start, end, at)  # type: ignore[no-any-return]
+    return _live(line, end, at, ("downtime", line, start),  # type: ignore[no-any-return]
+                 lambda: _call("downtime", line, start, end, at))
 
 
 def energy(line: str, start: float, end: float, at: float) -> dict[str, Any]:
-    return _call("energy", line, start, end, at)  # type: ignore[no-any-return]
+    return _live(line, end, at, ("energy", line, start),  # type: ignore[no-any-return]
+                 lambda: _call("energy", line, start, end, at))
 
 
 def kpi_series(line: str, start: float, end: float, step_s: float, at: float, machine: str | None = None) -> Any:
-    return _call("kpi_series", line, start, end, step_s, at, machine=machine)
+    return _live(line, end, at, ("kpi_series", line, machine, start, step_s),
+                 lambda: _call("kpi_series", line, start, end, step_s, at, machine=machine))
 
 
 def timeline(line: str, start: float, end: float, at: float) -> Any:
-    return _call("timeline", line, start, end, at)
+    return _live(line, end, at, ("timeline", line, start), lambda: _call("timeline", line, start, end, at))
 
 
 def power_series(line: str, start: float, end: float, step_s: float, at: float) -> Any:
-    return _call("power_series", line, start, end, step_s, at)
+    return _live(line, end, at, ("power_series", line, start, step_s),
+                 lambda: _call("power_series", line, start, end, step_s, at))
 
 
 # --- time ranges ----------------------------------------------------------------------
@@ -193,23 +234,36 @@ def shift_context(p: Plant, at: float) -> ShiftContext:
 
 def line_views(line_ids: list[str] | None = None, at: float | None = None) -> tuple[list[dict[str, Any]], float]:
     """Live view models (``components.live.line_view``) of the given lines (all by default)
-    for the current shift, and the time they are for."""
-    from components.live import line_view
+    for the current shift, and the time they are for. While the live feed runs, each line's
+    view is computed once per line version (and language) and shared by every screen."""
+    from components.i18n import current
 
     p = plant()
     at = now() if at is None else at
     shift = shift_context(p, at)
-    start, end = shift.start, min(at, shift.end)
-    live_by_id = {line["id"]: line for line in live_lines(at)}
+    wanted = [cfg for cfg in p.lines if line_ids is None or cfg.id in line_ids]
+    versions = live_versions()
+    if versions is None:
+        live_by_id = {line["id"]: line for line in live_lines(at)}
+        return [_line_view(cfg, live_by_id.get(cfg.id), shift, at) for cfg in wanted], at
+    language = current()
     views = []
-    for cfg in p.lines:
-        if line_ids is not None and cfg.id not in line_ids:
-            continue
-        kpis = line_kpis(cfg.id, start, end, at)  # a line's counts are its output machine's
-        stops = downtime(cfg.id, start, end, at)
-        live = live_by_id.get(cfg.id, {"id": cfg.id, "machines": []})
-        views.append(line_view(cfg, live, kpis, stops, shift, at, p.timezone))
+    for cfg in wanted:
+        key = ("line_view", cfg.id, shift.start, language, versions.get(cfg.id))
+        views.append(memo().get(key, lambda cfg=cfg: _line_view(cfg, None, shift, at)))
     return views, at
+
+
+def _line_view(cfg: Line, live: dict[str, Any] | None, shift: ShiftContext, at: float) -> dict[str, Any]:
+    """One line's live view; ``live``: its live state when already read (else read here)."""
+    from components.live import line_view
+
+    if live is None:
+        live = next(iter(normalise_lines(_call("lines", at, only=[cfg.id]))), None)
+    start, end = shift.start, min(at, shift.end)
+    kpis = _call("line_kpis", cfg.id, start, end, at)  # a line's counts are its output machine's
+    stops = _call("downtime", cfg.id, start, end, at)
+    return line_view(cfg, live or {"id": cfg.id, "machines": []}, kpis, stops, shift, at, plant().timezone)
 
 
 def line_config(p: Plant, line_id: str) -> Line | None:

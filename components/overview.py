@@ -13,7 +13,7 @@ import dash_bootstrap_components as dbc
 from dash import ALL, ClientsideFunction, Input, Output, State, ctx, dcc, html
 from dash.exceptions import PreventUpdate
 
-from components import alerts_panel, data, i18n, theme
+from components import alerts_panel, data, i18n, push, theme
 from components.callbacks import Callbacks
 from components.i18n import _, local
 from components.wall import OFFLINE_AFTER_MS, REFRESH_MS, apq_keys
@@ -127,6 +127,7 @@ def layout(plant: Plant, **_query: Any) -> html.Div:
                 html.Span(id=SHIFT, className="text-body-secondary"),
             ]),
             html.Div(id=BANNER, className="wall-banner d-none"),
+            push.hook(TICK, [ln.id for ln in plant.lines], REFRESH_MS),  # pushed when a line changes
             dbc.Row([card(ln) for ln in plant.lines]),
             alerts_panel.alert_list(None),
         ]),

@@ -32,7 +32,7 @@ import dash_bootstrap_components as dbc
 from dash import ClientsideFunction, Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
-from components import data, i18n, theme
+from components import data, i18n, push, theme
 from components.callbacks import Callbacks
 from components.i18n import _
 
@@ -160,7 +160,8 @@ def choice_for(params: dict[str, str | None]) -> str:
 RANGE_LIVE = Live("range")
 
 
-def layout(query: dict[str, str], tz: str) -> html.Div:
+def layout(query: dict[str, str], tz: str, line: str | None = None) -> html.Div:
+    """The range bar; ``line``: the page's line, whose changes are pushed (``components.push``)."""
     params = params_from_query(query, tz)
     choice = choice_for(params)
     options = [{"label": _(label), "value": value} for value, label in data.NAMED_RANGES.items()]
@@ -169,6 +170,7 @@ def layout(query: dict[str, str], tz: str) -> html.Div:
         dcc.Location(id=URL, refresh=False),
         dcc.Store(id=WINDOW, data=params),
         dcc.Interval(id=TICK, interval=LIVE_REFRESH_MS),
+        *([push.hook(TICK, [line], LIVE_REFRESH_MS)] if line else []),
         *RANGE_LIVE.stores(),
         dbc.RadioItems(
             id=RANGE, options=options, value=choice, inline=True,

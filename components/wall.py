@@ -16,7 +16,7 @@ from typing import Any
 from dash import ALL, ClientsideFunction, Input, Output, State, ctx, dcc, html
 from dash.exceptions import PreventUpdate
 
-from components import alerts_panel, data, theme
+from components import alerts_panel, data, push, theme
 from components.callbacks import Callbacks
 from components.i18n import _, client_texts, local, pgettext
 from components.live import POOR_PERFORMANCE
@@ -136,6 +136,7 @@ def layout(plant: Plant, line: str | None = None, rotate: str | None = None, **_
                 html.Span(id=CLOCK, className="wall-clock"),
             ]),
             html.Div(id=BANNER, className="wall-banner d-none"),
+            push.hook(TICK, [ln.id for ln in lines if ln], REFRESH_MS),  # pushed when a line changes
             alerts_panel.wall_alerts([ln.id for ln in lines if ln], sound=_query.get("sound") == "1"),
             html.Main([tile(ln) for ln in lines if ln],
                       className=f"wall-grid {'wall-single' if single else f'wall-rows-{len(lines)}'}"),
