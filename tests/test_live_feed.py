@@ -249,3 +249,33 @@ def test_push_off_refuses_and_ends_streams(served: dict[str, Any]) -> None:
         sub.close()
     bad = Subscriber(server.port, "line=NOPE")
     assert bad.response.status == 404
+
+
+# --- health: all lines in one round trip ------------------------------------------------
+
+class CountingClient:
+    """A real client that counts the round trips a caller makes: pipelines and single commands."""
+
+    def __init__(self, inner: redis.Redis) -> None:
+        self.inner = inner
+        self.trips: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        target = getattr(self.inner, name)
+        if not callable(target):
+            return target
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self.trips.append(name)
+            return target(*args, **kwargs)
+        return call
+
+
+def test_health_reads_every_line_in_one_round_trip(served: dict[str, Any]) -> None:
+    from store import live
+
+    client = CountingClient(served["redis"])
+    got = live.health(client, PLANT, served["now"])  # type: ignore[arg-type]
+    assert [line["id"] for line in got["lines"]] == [line.id for line in PLANT.lines]
+    per_line = [trip for trip in client.trips if trip not in ("ping", "info", "config_get", "execute_command")]
+    assert per_line.count("pipeline") <= 2 and set(per_line) == {"pipeline"}, client.trips  # 3 lines: was 3+
