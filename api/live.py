@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -135,7 +136,28 @@ def stream(feed: LiveFeed, lines: list[str], resume: int | None, is_on: Callable
 
 
 def shutdown(server: Flask) -> None:
-    """Stops the process's feed: open streams end, new ones are refused."""
+    """Stops the process's feed: open streams end (within ``POLL_S``), new ones are refused."""
+    server.config[ENABLED_KEY] = False
     feed = server.config.get(FEED_KEY)
     if feed is not None:
         feed.stop()
+
+
+def stop_on_sigterm(server: Flask) -> None:
+    """On SIGTERM, end the open streams first, then do what was to be done (a gunicorn
+    worker's graceful exit waits for open requests: without this, for ``--graceful-timeout``).
+    Only from the main thread (where gunicorn loads the app); elsewhere nothing is changed."""
+    try:
+        previous = signal.getsignal(signal.SIGTERM)
+
+        def handler(signum: int, frame: Any) -> None:
+            shutdown(server)
+            if callable(previous):
+                previous(signum, frame)
+            elif previous == signal.SIG_DFL:
+                signal.signal(signum, signal.SIG_DFL)
+                os.kill(os.getpid(), signum)
+
+        signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        log.debug("live push: SIGTERM not hooked (not the main thread)")
