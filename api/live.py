@@ -114,7 +114,7 @@ def stream(feed: LiveFeed, lines: list[str], resume: int | None, is_on: Callable
             yield event("change", {"lines": [c.to_dict() for c in missed]}, f"{feed.token}-{seq}")
     beat = time.monotonic()
     while not feed.stopped and is_on() and time.monotonic() - started < max_s:
-        seq_now, changes = feed.wait(seq, lines, POLL_S)
+        seq_now, changes = feed.wait(seq, lines, POLL_S, was_up=up)
         if feed.up != up:
             up = feed.up
             yield event("status", {"up": up})

@@ -165,7 +165,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     parser.add_argument("--threads", type=int, default=16, help="gunicorn threads per worker (gthread)")
     parser.add_argument("--reps", type=int, default=20, help="changes")
-    parser.add_argument("--bump", type=int, default=50, help="parts added per change")
+    parser.add_argument("--bump", type=int, default=8,
+                        help="parts per change (at most the plausibility slack, 10: a bigger jump is not counted)")
     run(parser.parse_args())
 
 

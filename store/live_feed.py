@@ -175,15 +175,18 @@ class LiveFeed:
             return None
         return [c for c in self._history if c.seq > after and (wanted is None or c.line in wanted)]
 
-    def wait(self, after: int, lines: Iterable[str] | None, timeout_s: float) -> tuple[int, list[Change] | None]:
-        """Blocks until a change of ``lines`` after ``after``, the feed goes down or stops, or
-        ``timeout_s``. -> (the sequence number seen, the changes; None: history lost)."""
+    def wait(self, after: int, lines: Iterable[str] | None, timeout_s: float,
+             was_up: bool | None = None) -> tuple[int, list[Change] | None]:
+        """Blocks until a change of ``lines`` after ``after``, the feed going down or up
+        (when it differs from ``was_up``), stopping, or ``timeout_s``. -> (the sequence
+        number seen, the changes; None: more than the history holds)."""
         wanted = None if lines is None else set(lines)
         deadline = time.monotonic() + timeout_s
         with self._cond:
             while True:
                 changes = self._since(after, wanted)
-                if changes is None or changes or self._stop.is_set() or self._down:
+                moved = was_up is not None and was_up != (self.running and not self._down)
+                if changes is None or changes or self._stop.is_set() or moved:
                     return self._seq, changes
                 after = self._seq  # changes of other lines only: nothing to say about them
                 left = deadline - time.monotonic()
@@ -212,15 +215,20 @@ class LiveFeed:
         counters after every read."""
         key_of = {contract.events_key(line): line for line in lines}
         name = ",".join(lines)
-        reader = node_client(self.client, next(iter(key_of)))
+        reader: Any = None
         positions: dict[str, str] | None = None
         counters: dict[str, tuple[Any, Any]] = {}
+        warned = False
         while not self._stop.is_set():
             try:
                 if positions is None:  # (re)start: from the newest entry on; everything may have changed
+                    reader = node_client(self.client, next(iter(key_of)))  # on a cluster: the slot's master now
                     positions = {key: self._newest_id(reader, key) for key in key_of}
                     counters = self._counters(reader, lines)
                     self._set_down(name, None)
+                    if warned:
+                        log.info("live feed (%s): following the streams again", name)
+                        warned = False
                     for line in lines:
                         self.mark(line, WHY_RESTART)
                 reply: Any = reader.xread(positions, block=self.block_ms, count=1000)
@@ -237,8 +245,9 @@ class LiveFeed:
             except (redis.RedisError, OSError) as exc:
                 if self._stop.is_set():
                     return
-                if positions is not None or name not in self._down:
+                if not warned:  # once per outage
                     log.warning("live feed (%s): Redis unavailable, screens fall back to polling: %s", name, exc)
+                    warned = True
                 self._set_down(name, str(exc))
                 positions = None
                 self._stop.wait(RETRY_S)
