@@ -14,7 +14,7 @@
  */
 (function () {
   var MIN_GAP_MS = 250;
-  var MAX_HOLD_MS = 4000;   /* a request pending this long no longer holds a tick back */
+  var MAX_HOLD_MS = 1000;   /* a request pending this long no longer holds a tick back */
   var REOPEN_MS = 5000;     /* after the server refused the stream (503, push off) */
   var inFlight = 0;
   var hooks = {};           /* key -> hook state */

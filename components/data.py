@@ -249,9 +249,18 @@ def line_views(line_ids: list[str] | None = None, at: float | None = None) -> tu
     language = current()
     views = []
     for cfg in wanted:
-        key = ("line_view", cfg.id, shift.start, language, versions.get(cfg.id))
-        views.append(memo().get(key, lambda cfg=cfg: _line_view(cfg, None, shift, at)))
+        version = versions.get(cfg.id)
+        key = ("line_view", cfg.id, shift.start, language, version)
+        views.append(memo().get(key, lambda cfg=cfg, v=version: {**_line_view(cfg, None, shift, at), "version": v}))
     return views, at
+
+
+def live_token() -> str | None:
+    """The process's live feed token (versions are numbered per process), None without one."""
+    from store.live_feed import FEED_KEY
+
+    feed = current_app.config.get(FEED_KEY)
+    return None if feed is None else feed.token  # type: ignore[no-any-return]
 
 
 def _line_view(cfg: Line, live: dict[str, Any] | None, shift: ShiftContext, at: float) -> dict[str, Any]:

@@ -27,6 +27,7 @@ TICK = "ov-tick"
 VIEW = "ov-view"
 LAST_OK = "ov-last-ok"
 LAST_SEEN = "ov-last-seen"
+SHOWN = "ov-shown"  # the line versions on screen (components.push.only_changed)
 BANNER = "ov-banner"
 SHIFT = "ov-shift"
 CARD = "ov-card"  # {"type": CARD, "line": id}
@@ -120,6 +121,7 @@ def layout(plant: Plant, **_query: Any) -> html.Div:
                                   "root_class": "overview", "texts": i18n.client_texts()}),
         dcc.Store(id=LAST_OK),
         dcc.Store(id=LAST_SEEN),
+        dcc.Store(id=SHOWN),
         nav(plant, "/"),
         dbc.Container(fluid=True, children=[
             html.Div(className="d-flex justify-content-between align-items-baseline", children=[
@@ -170,10 +172,12 @@ def bar_style(view: dict[str, Any]) -> dict[str, str]:
     Output({"type": BAR, "line": ALL}, "style"),
     Output(SHIFT, "children"),
     Output(LAST_OK, "data"),
+    Output(SHOWN, "data"),
     Input(TICK, "n_intervals"),
     State(VIEW, "data"),
+    State(SHOWN, "data"),
 )
-def refresh(_n: int | None, view: dict[str, Any]) -> tuple[Any, ...]:
+def refresh(_n: int | None, view: dict[str, Any], shown: dict[str, Any] | None = None) -> tuple[Any, ...]:
     try:
         views, at = data.line_views(view["lines"])
     except data.DataUnavailable:
@@ -184,10 +188,13 @@ def refresh(_n: int | None, view: dict[str, Any]) -> tuple[Any, ...]:
     cards = [f"ov-card andon-{by_line[o['id']['line']]['status']}" if o["id"]["line"] in by_line else "ov-card"
              for o in ctx.outputs_list[1]]
     bars = [bar_style(by_line.get(o["id"]["line"], {})) for o in ctx.outputs_list[2]]
+    now_shown = push.shown_versions(views, data.live_token())  # pushed: only the changed lines' fields
+    fields, cards, bars = (push.only_changed(values, [o["id"]["line"] for o in ctx.outputs_list[i]], shown, now_shown)
+                           for i, values in enumerate((fields, cards, bars)))
     p = data.plant()
     shift = data.shift_context(p, at)
     shift_text = _("Shift {shift}").format(shift=shift.label) + f" \u00b7 {theme.clock(at, p.timezone)}"
-    return fields, cards, bars, shift_text, {"at": at}
+    return fields, cards, bars, shift_text, {"at": at}, now_shown
 
 
 callbacks.clientside_callback(ClientsideFunction("oee", "seen"), Output(LAST_SEEN, "data"), Input(LAST_OK, "data"))

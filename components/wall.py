@@ -33,6 +33,7 @@ ROTATE_TICK = "wall-rotate-tick"
 VIEW = "wall-view"
 LAST_OK = "wall-last-ok"
 LAST_SEEN = "wall-last-seen"
+SHOWN = "wall-shown"  # the line versions on screen (components.push.only_changed)
 BANNER = "wall-banner"
 CLOCK = "wall-clock"
 TILE = "wall-tile"  # {"type": TILE, "line": id}
@@ -131,6 +132,7 @@ def layout(plant: Plant, line: str | None = None, rotate: str | None = None, **_
                                       "refresh_ms": REFRESH_MS, "root_class": "wall", "texts": client_texts()}),
             dcc.Store(id=LAST_OK),
             dcc.Store(id=LAST_SEEN),
+            dcc.Store(id=SHOWN),
             html.Header(className="wall-header", children=[
                 html.Span(local(plant.name), className="wall-plant"),
                 html.Span(id=CLOCK, className="wall-clock"),
@@ -219,10 +221,12 @@ def clock_text(shift_label: str, now: float, tz: str) -> str:
     Output(CLOCK, "children"),
     Output(LAST_OK, "data"),
     Output({"type": STRIP, "line": ALL}, "className"),
+    Output(SHOWN, "data"),
     Input(TICK, "n_intervals"),
     State(VIEW, "data"),
+    State(SHOWN, "data"),
 )
-def refresh(_n: int | None, view: dict[str, Any]) -> tuple[Any, ...]:
+def refresh(_n: int | None, view: dict[str, Any], shown: dict[str, Any] | None = None) -> tuple[Any, ...]:
     try:
         views, at = data.line_views(view["lines"])
     except data.DataUnavailable:
@@ -230,10 +234,14 @@ def refresh(_n: int | None, view: dict[str, Any]) -> tuple[Any, ...]:
     p = data.plant()
     field_ids = [o["id"] for o in ctx.outputs_list[0]]
     tile_ids = [o["id"] for o in ctx.outputs_list[1]]
+    chip_ids = [o["id"] for o in ctx.outputs_list[4]] if len(ctx.outputs_list) > 4 else []
     fields, tiles = outputs_for(views, field_ids, tile_ids)
-    chips = chip_classes(views, [o["id"] for o in ctx.outputs_list[4]] if len(ctx.outputs_list) > 4 else [])
+    chips = chip_classes(views, chip_ids)
+    now_shown = push.shown_versions(views, data.live_token())  # pushed: only the changed lines' fields
+    fields, tiles, chips = (push.only_changed(values, [i["line"] for i in ids], shown, now_shown)
+                            for values, ids in ((fields, field_ids), (tiles, tile_ids), (chips, chip_ids)))
     shift = data.shift_context(p, at)
-    return fields, tiles, clock_text(shift.label, at, p.timezone), {"at": at}, chips
+    return fields, tiles, clock_text(shift.label, at, p.timezone), {"at": at}, chips, now_shown
 
 
 # Rotation, the connection watchdog and its clock live in assets/dashboard.js.

@@ -310,3 +310,33 @@ def test_health_reads_every_line_in_one_round_trip(served: dict[str, Any]) -> No
     answer = live.health(whole, PLANT, served["now"])  # type: ignore[arg-type]
     assert [(line["id"], line["status"], line["stream_length"]) for line in answer["lines"]] == \
         [(line["id"], line["status"], line["stream_length"]) for line in got]
+
+
+# --- a pushed answer carries only what changed ------------------------------------------------
+
+NU = object()  # stands for dash.no_update in the table below
+
+
+@pytest.mark.parametrize(("shown", "now", "want"), [
+    (None, {"token": "a", "lines": {"L1": 2, "L2": 5}}, ["x1", "y1", "x2"]),  # first answer: everything
+    ({"token": "a", "lines": {"L1": 2, "L2": 4}}, {"token": "a", "lines": {"L1": 2, "L2": 5}}, [NU, NU, "x2"]),
+    ({"token": "a", "lines": {"L1": 1, "L2": 5}}, {"token": "a", "lines": {"L1": 2, "L2": 5}}, ["x1", "y1", NU]),
+    ({"token": "b", "lines": {"L1": 2, "L2": 5}}, {"token": "a", "lines": {"L1": 2, "L2": 5}}, ["x1", "y1", "x2"]),
+    ({"token": "a", "lines": {"L1": 2, "L2": 5}}, None, ["x1", "y1", "x2"]),  # no feed: everything
+    ({"token": "a", "lines": {"L1": 2}}, {"token": "a", "lines": {"L1": 2, "L2": 5}}, [NU, NU, "x2"]),  # new line
+])
+def test_only_the_changed_lines_fields_are_sent(shown: Any, now: Any, want: list[Any]) -> None:
+    from dash import no_update
+
+    from components import push
+
+    got = push.only_changed(["x1", "y1", "x2"], ["L1", "L1", "L2"], shown, now)
+    assert [NU if value is no_update else value for value in got] == want
+
+
+def test_shown_versions_need_every_view_versioned() -> None:
+    from components import push
+
+    assert push.shown_versions([{"line": "L1", "version": 3}], "tok") == {"token": "tok", "lines": {"L1": 3}}
+    assert push.shown_versions([{"line": "L1", "version": 3}, {"line": "L2"}], "tok") is None
+    assert push.shown_versions([{"line": "L1", "version": 3}], None) is None
