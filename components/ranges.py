@@ -18,6 +18,8 @@ drops the older of two requests of one callback, so on a slow tablet the first d
 against the timer, and the tick's ``Patch`` met a figure that did not exist. Now a tick
 can only follow a draw, and a request that replaces a pending one draws in its place
 (the server draws whenever the browser's ``drawn`` record is not the view asked for).
+With live push (``components.push``) the server advances that timer's tick when the
+page's line changed, and the timer itself runs only while the push stream is down.
 """
 
 from __future__ import annotations

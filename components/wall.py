@@ -2,8 +2,10 @@
 at a time, N seconds each, above a strip with every line's state (a line that goes down
 is seen at once, not when its turn comes). Dark, full screen at 1920x1080, read from 5 m.
 
-Live without reloading: a 2 s interval asks for the numbers, which land in place
-(text children and tile classes via pattern-matching outputs, no re-render). If
+Live without reloading: a tick of the 2 s interval asks for the numbers, which land in
+place (text children and tile classes via pattern-matching outputs, no re-render); the
+server advances the tick when a line changed (``components.push``: the interval runs only
+while the push stream is down), and only the changed lines' fields are sent. If
 the server cannot be reached, a client-side watchdog greys the numbers and says
 "no data since HH:MM" until answers come back; rotation also runs in the browser.
 """
