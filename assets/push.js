@@ -8,13 +8,14 @@
  * Redis) the Interval runs every `data-refresh-ms` again and the hook's note is shown.
  *
  * A tick is not advanced while a callback request is still on its way (dash-renderer
- * would drop the older of two requests of one callback: a slow screen would never get
- * an answer under a fast stream), nor more often than MIN_GAP_MS; changes meanwhile are
- * folded into the next tick.
+ * would drop the older of two requests of one callback, which the server computes all
+ * the same: under a fast stream a slow screen would never get an answer), nor more often
+ * than MIN_GAP_MS; changes meanwhile are folded into the next tick, which goes as soon as
+ * the answers are in (it reads the newest data).
  */
 (function () {
   var MIN_GAP_MS = 250;
-  var MAX_HOLD_MS = 1000;   /* a request pending this long no longer holds a tick back */
+  var MAX_HOLD_MS = 8000;   /* a request pending this long (lost?) no longer holds a tick back */
   var REOPEN_MS = 5000;     /* after the server refused the stream (503, push off) */
   var inFlight = 0;
   var hooks = {};           /* key -> hook state */
