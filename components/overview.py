@@ -1,7 +1,8 @@
 """Overview ``/`` for tablets: every line as a card; tap a card to open the line.
 
 Light theme, 768-1920 px wide, touch targets no smaller than a thumb. Cards update
-in place every 2 s (pattern-matching outputs on text, classes and the output bar).
+in place (pattern-matching outputs on text, classes and the output bar) when a line
+changes (``components.push``; every 2 s while the push stream is down).
 """
 
 from __future__ import annotations
