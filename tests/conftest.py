@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -66,3 +67,39 @@ def browser() -> Iterator[Any]:
     driver = new_chromium()
     yield driver
     driver.quit()
+
+
+# --- order under pytest-xdist ---------------------------------------------------------------
+# With --dist loadfile a test file runs whole on one worker, handed out in collection order
+# (pytest.ini: --no-loadscope-reorder): the longest files first, so that none of them starts
+# last and leaves the other worker idle (seconds on a 2-CPU machine at load average 4-6).
+LONGEST_FIRST = ("test_browser.py", "test_collector.py", "test_browser_i18n.py", "test_simulator.py",
+                 "test_collector_durability.py", "test_startup_truth.py", "test_rollup.py", "test_durability.py",
+                 "test_e2e_replay.py", "test_config_fuzz.py", "test_operator_browser.py", "test_pages_weight.py",
+                 "test_alerts_browser.py", "test_app_cli.py")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if getattr(config, "workerinput", None) is None:
+        return  # one process: the files in their usual order
+
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: the tests of a file keep their order
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """Under pytest-xdist the workers' own summaries are not shown: the screenshots the
+    browser tests left (tests/test_browser.py's ``shots``) are named here."""
+    if not getattr(config.option, "numprocesses", None):
+        return
+    reports = [r for key in ("passed", "failed") for r in terminalreporter.stats.get(key, [])]
+    if not any("browser" in getattr(r, "keywords", {}) for r in reports):
+        return
+    folder = Path(os.environ.get("SCREENSHOT_DIR") or ROOT / "screenshots").resolve()
+    files = sorted(folder.glob("*.png")) if folder.is_dir() else []
+    if files:
+        terminalreporter.write_sep("-", "dashboard screenshots")
+        terminalreporter.write_line(f"{len(files)} screenshots in {folder}")
