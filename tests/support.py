@@ -51,7 +51,7 @@ class RedisServer:
 
     def _start_once(self) -> bool:
         """True once the server answers; False if it exited at once on a port we may move from."""
-        self.proc = subprocess.Popen(
+        proc = self.proc = subprocess.Popen(
             [redis_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "no", "--dir", str(self.dir)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -62,15 +62,15 @@ class RedisServer:
             while True:
                 try:
                     # ours, not another test process's server on the same port
-                    if Path(client.config_get("dir")["dir"]).resolve() == self.dir.resolve():
+                    if Path(str(client.config_get("dir")["dir"])).resolve() == self.dir.resolve():
                         return True
-                    self.proc.wait(10)  # ours cannot bind: it exits
+                    proc.wait(10)  # ours cannot bind: it exits
                     if not self._may_move:
                         raise RuntimeError(f"port {self.port} is taken by another redis-server")
                     self.proc = None
                     return False
                 except redis.ConnectionError:
-                    if self.proc.poll() is not None and self._may_move:
+                    if proc.poll() is not None and self._may_move:
                         self.proc = None
                         return False
                     if time.monotonic() > deadline:
