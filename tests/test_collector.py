@@ -73,11 +73,11 @@ async def collecting(plant: Plant, redis_url: str, data_dir: Path, options: Coll
     task = asyncio.create_task(run_collector(settings, stop, options=options, env=env or {}, started=started))
     collector = await started
     try:
-        await collector.wait_connected(10)
+        await collector.wait_connected(60)  # a hang, not a slow start on a loaded machine
         yield collector
     finally:
         stop.set()
-        await asyncio.wait_for(task, 10)
+        await asyncio.wait_for(task, 60)
 
 
 def stream(client: redis.Redis, line: str) -> list[Event]:

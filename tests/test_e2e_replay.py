@@ -60,6 +60,9 @@ DAYS_AGO = 3
 SPEED = 600.0
 STALL_S = 60.0  # no new stream entry for this long (a loaded machine included): the replay is broken
 FAST = CollectorOptions(reconnect_initial_s=0.1, reconnect_max_s=0.5, connect_timeout_s=5.0)
+# The module fixture plays the whole shift through the chain within the first test's time:
+# it fails by itself when nothing progresses for STALL_S; this is only the backstop.
+pytestmark = pytest.mark.timeout(300)
 
 # The line BW1 of the demo plant cut down to two machines (same ids, nodes, PackML state
 # map, shift A with its breaks, reasons 2 and 20, tariff and CO2 factor), with one change:
@@ -222,8 +225,9 @@ async def play(settings: Settings, path: Path, rows: list[ScenarioRow], client: 
     started: asyncio.Future[Collector] = asyncio.get_running_loop().create_future()
     collecting = asyncio.create_task(run_collector(settings, stop_collector, options=FAST, env={}, started=started))
     try:
-        collector = await asyncio.wait_for(started, 10)
-        await collector.wait_connected(10)
+        # bounds that only turn a hang into a failure: a loaded machine starts servers slowly
+        collector = await asyncio.wait_for(started, STALL_S)
+        await collector.wait_connected(STALL_S)
         start_replay.set()
         length, progress_at = -1, time.monotonic()
         while not delivered(client, rows):
@@ -234,9 +238,9 @@ async def play(settings: Settings, path: Path, rows: list[ScenarioRow], client: 
             await asyncio.sleep(0.1)
     finally:
         stop_collector.set()
-        await asyncio.wait_for(collecting, 10)
+        await asyncio.wait_for(collecting, STALL_S)
         stop_replay.set()
-    assert await asyncio.wait_for(replaying, 10) == len(rows)
+    assert await asyncio.wait_for(replaying, STALL_S) == len(rows)
 
 
 def check_every_row_arrived_in_order(client: redis.Redis, plant: Plant, rows: list[ScenarioRow]) -> None:
@@ -311,7 +315,7 @@ def api(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tu
         wait_caught_up(client, "BW1")
     finally:
         stop.set()
-        during.join(30)
+        during.join(STALL_S)
         worker_client.close()
     assert not during.is_alive()
     # days after the scenario the machines are silent: the next pass closes them on the clock
