@@ -47,6 +47,36 @@ _LINE_FILTER = {"name": "line", "in": "query", "required": False, "explode": Tru
                 "description": "only these lines (repeat it, or separate ids with commas); 404 for an unknown one",
                 "schema": {"type": "array", "items": {"type": "string"}}}
 
+# /api/lines: each line's andon status and pace (domain.andon.LineAndon), what the wall shows
+_ANDON_FIELDS: dict[str, Any] = {
+    "status": {"type": "string", "enum": ["running", "poor", "down", "changeover", "planned", "nodata"],
+               "description": "andon status: the worst live machine decides (fault first, then changeover, "
+                              "idle, blocked, starved, planned stop; the longest stopped); all running: poor "
+                              "when the shift's performance is below 80 %; a stop outside planned time or with "
+                              "a planned reason is planned (and does not stop a line whose other machines run); "
+                              "no machine with live data: nodata"},
+    "status_machine": {"type": ["string", "null"],
+                       "description": "the machine that decides the status (the blamed stopped machine, else the "
+                                      "running output machine)"},
+    "status_state": {"type": ["string", "null"], "description": "that machine's state"},
+    "status_since": {"type": ["number", "null"],
+                     "description": "since when (epoch s); nodata: the line's last data"},
+    "status_reason": {"type": ["object", "null"], "description": "the blamed machine's reason, as MachineLive's"},
+    "planned_now": {"type": "boolean", "description": "inside the shift and not on a break"},
+    "stale": {"type": "boolean",
+              "description": "no machine of the line has live data (all silent for longer than gap_timeout_s, "
+                             "link down or state unknown): the screens say 'no data since' last_data"},
+    "stale_machines": {"type": "array", "items": {"type": "string"},
+                       "description": "the machines without live data"},
+    "output": {"type": ["integer", "null"], "description": "good parts this shift (the output machine's)"},
+    "target_so_far": {"type": ["integer", "null"],
+                      "description": "planned time elapsed this shift x target_oee / the output machine's ideal "
+                                     "cycle time, whole parts"},
+    "target_shift": {"type": ["integer", "null"], "description": "the same over the whole shift's planned time"},
+    "pace": {"type": ["integer", "null"], "description": "output - target_so_far: ahead (+) or behind (-)"},
+    "behind_by": {"type": ["integer", "null"], "description": "parts short of target_so_far (0 on or ahead)"},
+}
+
 _SCHEMAS: dict[str, Any] = {
     "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
     "Window": {
@@ -152,10 +182,22 @@ _SCHEMAS: dict[str, Any] = {
         "type": "object",
         "properties": {
             "now": EPOCH, "gap_timeout_s": {"type": "number"},
+            "shift": _ref("ShiftContext"),
             "lines": {"type": "array", "items": {"type": "object", "properties": {
                 "id": {"type": "string"}, "name": {"type": "string"}, "output_machine": {"type": "string"},
                 "target_oee": {"type": "number"}, "last_data": {"type": ["number", "null"]},
-                "machines": {"type": "array", "items": _ref("MachineLive")}}}},
+                "machines": {"type": "array", "items": _ref("MachineLive")},
+                **_ANDON_FIELDS}}},
+        },
+    },
+    "ShiftContext": {
+        "type": "object",
+        "description": "the current shift (the last one between shifts): the andon's pace is for it",
+        "properties": {
+            "name": {"type": "string"}, "label": {"type": "string"}, "start": EPOCH, "end": EPOCH,
+            "planned_s": {"type": "number", "description": "the shift's planned time: shift minus breaks"},
+            "planned_elapsed_s": {"type": "number", "description": "of that, the part up to now"},
+            "planned_now": {"type": "boolean", "description": "inside the shift and not on a break"},
         },
     },
     "MachineLive": {
@@ -378,7 +420,8 @@ def openapi_spec() -> dict[str, Any]:
                            "Times are ISO 8601 with a UTC offset in requests, epoch seconds (and ISO) in answers.",
         },
         "paths": {
-            "/api/lines": _get("Lines with their machines' live state (all, or those named by ?line=)", "Lines",
+            "/api/lines": _get("Lines with their machines' live state, andon status and pace this shift (all, "
+                               "or those named by ?line=)", "Lines",
                                [_LINE_FILTER]),
             "/api/lines/{line}/kpis": _get("OEE, availability, performance, quality, TEEP, losses, energy of a line "
                                            "and its machines", "LineKpis", [_LINE, *_WINDOW_PARAMS]),

@@ -69,7 +69,7 @@ def create_api_blueprint(get_reader: Callable[[], PlantReader] | PlantReader,
         wanted = [part for value in request.args.getlist("line") for part in value.split(",") if part]
         for line in wanted:
             reader.line(line)  # 404 for an unknown line
-        return _ok(reader.lines(clock(), only=wanted) if wanted else reader.lines(clock()))
+        return _ok(reader.lines(clock(), only=wanted or None, with_andon=True))
 
     @bp.get("/lines/<line>/kpis")
     @json_errors

@@ -22,7 +22,7 @@ from flask import current_app
 from redis.exceptions import RedisError
 
 from components.i18n import N_, _, date_time, local
-from domain import calendar
+from domain import andon
 from domain.plant import Line, Plant
 
 log = logging.getLogger(__name__)
@@ -169,26 +169,10 @@ def _short(ts: float, tz: str) -> str:
     return date_time(datetime.fromtimestamp(ts, ZoneInfo(tz)), _("dd MMM HH:mm"))
 
 
-# --- shift context for targets and pace ------------------------------------------------
+# --- the current shift and the live view models ------------------------------------------
 
-@dataclass(frozen=True, slots=True)
-class ShiftContext:
-    name: str
-    label: str
-    start: float
-    end: float
-    planned_s: float  # shift minus breaks
-    planned_elapsed_s: float  # of that, up to now
-    planned_now: bool  # inside the shift and not on a break
-
-
-def shift_context(p: Plant, at: float) -> ShiftContext:
-    tz = ZoneInfo(p.timezone)
-    inst = calendar.current_or_last_shift(p.shifts, tz, at)
-    planned = inst.planned_busy()
-    elapsed = calendar.total(calendar.clip(planned, inst.start, min(at, inst.end)))
-    planned_now = any(s <= at < e for s, e in planned)
-    return ShiftContext(inst.name, inst.label, inst.start, inst.end, calendar.total(planned), elapsed, planned_now)
+ShiftContext = andon.ShiftContext  # the shift the andon's pace is for (domain.andon)
+shift_context = andon.shift_context
 
 
 def line_views(line_ids: list[str] | None = None, at: float | None = None) -> tuple[list[dict[str, Any]], float]:
@@ -205,8 +189,9 @@ def line_views(line_ids: list[str] | None = None, at: float | None = None) -> tu
     for cfg in p.lines:
         if line_ids is not None and cfg.id not in line_ids:
             continue
-        kpis = line_kpis(cfg.id, start, end, at)  # a line's counts are its output machine's
-        stops = downtime(cfg.id, start, end, at)
+        begun = end > start  # the shift's first instant has no window yet (as PlantReader.andon_now)
+        kpis = line_kpis(cfg.id, start, end, at) if begun else None  # a line's counts: its output machine's
+        stops = downtime(cfg.id, start, end, at) if begun else None
         live = live_by_id.get(cfg.id, {"id": cfg.id, "machines": []})
         views.append(line_view(cfg, live, kpis, stops, shift, at, p.timezone))
     return views, at

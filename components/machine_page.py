@@ -15,6 +15,7 @@ from components import data, downtime_panel, energy_panel, live, oee_panel, rang
 from components.callbacks import Callbacks
 from components.i18n import N_, _, local
 from components.overview import LINE_LINK, nav
+from domain import andon
 from domain.plant import Plant
 
 callbacks = Callbacks()  # this module's callbacks; register(app) puts them on an app
@@ -81,14 +82,14 @@ def live_card(machine: dict[str, Any] | None, now: float, tz: str) -> Any:
     if not machine:
         return html.Div(_("No live data for this machine."), className=f"live-card andon-{theme.NO_DATA}")
     state = theme.state_of(machine.get("state"))
-    stale = not live.machine_is_live(machine)
-    status = theme.NO_DATA if stale else theme.andon_of(state, live.reason_of(machine))
+    stale = not andon.machine_is_live(machine)
+    status = theme.NO_DATA if stale else andon.andon_of(state, andon.reason_of(machine))
     since = machine.get("since")
     label = theme.label(theme.ANDON_LABELS, status) if status == theme.CHANGEOVER else \
         theme.label(theme.STATE_LABELS, state)
-    head = theme.since_text(live.last_data([machine]), now, tz) if stale else \
+    head = theme.since_text(andon.last_data([machine]), now, tz) if stale else \
         f"{label} {live.since_for(since, now, tz) or theme.DASH}"
-    reason = "" if stale or state == state.RUNNING else live.reason_text(machine)
+    reason = "" if stale or state == state.RUNNING else live.reason_text(andon.reason_of(machine), state)
     facts = [(_("Power"), theme.kw(machine.get("power_kw"))), (_("Good counter"), theme.count(machine.get("good"))),
              (_("Reject counter"), theme.count(machine.get("reject"))),
              (_("Energy meter"), theme.number(machine.get("energy_kwh"), 1, "kWh"))]

@@ -22,6 +22,7 @@ import redis
 
 from domain import alerts
 from domain.alerts import Condition, Notice, Step
+from domain.andon import LineAndon
 from domain.plant import AlertKind, Plant
 from store.alerts import AlertStore
 from store.notify import Sender, resolve_channels
@@ -64,6 +65,7 @@ class Evaluator:
             health = {line["id"]: line for line in self.reader.health(now).get("lines", [])}
         slow = self._due("kpis", KPI_EVERY_S, now, force)
         late_stops: dict[str, list[dict[str, Any]]] = {}
+        andons: dict[str, LineAndon] | None = None
         for rule in self.rules.values():
             lines = alerts.rule_lines(rule, self.plant)
             if rule.kind == AlertKind.STOP:
@@ -78,9 +80,9 @@ class Evaluator:
             elif rule.kind == AlertKind.WORKER_LAG and health is not None:
                 out += [alerts.worker_lag_condition(rule, health[line.id], now) for line in lines if line.id in health]
             elif rule.kind == AlertKind.BEHIND_PACE and slow:
-                window = self.reader.resolve_window(None, None, now)
-                out += [alerts.pace_condition(rule, line, self.reader.line_kpis(line.id, window.start, window.end, now))
-                        for line in lines]
+                if andons is None:  # each line's pace this shift, as /api/lines serves it
+                    andons = self.reader.andon_now(now, dict(lines_now) or None)[1]
+                out += [alerts.pace_condition(rule, line, andons[line.id].pace) for line in lines]
             elif rule.kind == AlertKind.OEE_BELOW and slow:
                 found = (alerts.oee_condition(rule, line, self.reader.line_kpis(line.id, now - 3600.0, now, now))
                          for line in lines)

@@ -11,7 +11,7 @@ from typing import Any
 
 import redis
 
-from domain import contract, downtime
+from domain import andon, contract, downtime
 from domain.model import Event, Signal, State
 from domain.plant import Line, Plant
 from store.bookkeeping import LineSnapshot, snapshot_of
@@ -76,7 +76,7 @@ def machine_now(plant: Plant, line: Line, machine_id: str, live: dict[str, Event
     machine = line.machine(machine_id)
     assert machine is not None
     last = max((e.ts for e in live.values()), default=None)
-    stale = last is None or now - last > plant.gap_timeout_s
+    stale = andon.is_stale(last, now, plant.gap_timeout_s)
     link = live.get(str(Signal.LINK))
     state_event = live.get(str(Signal.STATE))
     state = str(state_event.value) if state_event is not None and state_event.is_good else State.UNKNOWN.value
@@ -116,7 +116,7 @@ def _since(plant: Plant, state: str, state_event: Event | None, link: Event | No
     live hash, so they cannot move it either.
     """
     if state == State.UNKNOWN:
-        if last is not None and now - last > plant.gap_timeout_s:
+        if last is not None and andon.is_stale(last, now, plant.gap_timeout_s):
             return last + plant.gap_timeout_s
         if link is not None and str(link.value).lower() == "down":
             return float(link.ts)
@@ -181,7 +181,7 @@ def line_health(redis_client: redis.Redis, plant: Plant, line: Line, now: float)
     server_now = server_time[0] + server_time[1] / 1e6 if isinstance(server_time, tuple | list) else now
     worker = worker_health(snapshot_of(state_raw if isinstance(state_raw, dict) else {}), groups, now,
                            oldest_waiting=oldest_waiting, server_now=server_now)
-    fresh = last_data is not None and now - last_data <= plant.gap_timeout_s
+    fresh = not andon.is_stale(last_data, now, plant.gap_timeout_s)
     loss = data_loss_of(loss_raw if isinstance(loss_raw, dict) else {})
     status = ("data_lost" if loss else "no_data" if last_data is None else "stale" if not fresh
               else "worker_behind" if not worker["ok"] else "ok")

@@ -46,8 +46,8 @@ from zoneinfo import ZoneInfo
 
 import redis
 
+from domain import andon, contract, downtime, kpi
 from domain import classification as human
-from domain import contract, downtime, kpi
 from domain.accounting import MachineContext, Stop
 from domain.engine import MachineAccumulator, feed_order
 from domain.model import Event, State
@@ -135,11 +135,34 @@ class PlantReader:
 
     # --- live state and health ---------------------------------------------------------------
 
-    def lines(self, now: float, only: Sequence[str] | None = None) -> dict[str, Any]:
+    def lines(self, now: float, only: Sequence[str] | None = None, *, with_andon: bool = False) -> dict[str, Any]:
         """Every line (or those in ``only``) with its machines' live state: state (unknown
         when no data for ``gap_timeout_s``, link down or a bad reading), since when, reason,
-        counters, power."""
-        return live.lines_now(self.redis, self.plant, now, only=only)
+        counters, power. ``with_andon``: each line also carries its andon status and pace
+        this shift (``LineAndon.to_dict``: one line-KPI query per line) and the answer the
+        shift they are for (``shift``), as ``/api/lines`` serves them."""
+        answer = live.lines_now(self.redis, self.plant, now, only=only)
+        if with_andon:
+            shift, by_line = self.andon_now(now, answer)
+            answer["shift"] = shift.to_dict()
+            for line in answer["lines"]:
+                line.update(by_line[line["id"]].to_dict())
+        return answer
+
+    def andon_now(self, now: float, lines_now: dict[str, Any] | None = None
+                  ) -> tuple[andon.ShiftContext, dict[str, andon.LineAndon]]:
+        """Each line's andon status and pace (``domain.andon.line_andon``) from its live state
+        (``lines_now``: an answer of ``lines``, else read now) and its KPIs over the current
+        shift up to now: what the wall, the overview and ``/api/lines`` show."""
+        shift = andon.shift_context(self.plant, now)
+        answer = self.lines(now) if lines_now is None else lines_now
+        end = min(now, shift.end)
+        out = {}
+        for line_now in answer["lines"]:
+            cfg = self.line(line_now["id"])
+            kpis = self.line_kpis(cfg.id, shift.start, end, now) if end > shift.start else None
+            out[cfg.id] = andon.line_andon(cfg, line_now, kpis, shift)
+        return shift, out
 
     def health(self, now: float) -> dict[str, Any]:
         """Redis reachable; per line the collectors' last data and the rollup worker's lag."""

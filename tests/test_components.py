@@ -31,6 +31,7 @@ from components import (
 )
 from config.loader import DEMO_PLANT, load_plant
 from config.settings import Settings
+from domain import andon
 from domain.model import State
 
 PLANT = load_plant(DEMO_PLANT)
@@ -62,10 +63,14 @@ class SampleReader:
         self.calls: list[tuple[Any, ...]] = []
 
     # live
-    def lines(self, now: float) -> dict[str, Any]:
+    def lines(self, now: float, only: list[str] | None = None, *, with_andon: bool = False) -> dict[str, Any]:
+        """``with_andon``: each line's status and pace as ``PlantReader.lines`` adds them
+        (``domain.andon`` over this reader's live state and shift KPIs)."""
         self.calls.append(("lines", now))
         out = []
         for line in self.plant.lines:
+            if only is not None and line.id not in only:
+                continue
             machines = []
             for i, m in enumerate(line.machines):
                 state, since, reason, text = "running", now - 1800 - 60 * i, 0, None
@@ -82,7 +87,13 @@ class SampleReader:
                     "energy_kwh": 5000.0 + i, "last_data": now - (1500 if stale else 1), "stale": stale,
                 })
             out.append({"id": line.id, "name": line.name, "machines": machines})
-        return {"lines": out}
+        if not with_andon:
+            return {"lines": out}
+        shift = andon.shift_context(self.plant, now)
+        for line_now in out:
+            kpis = self.line_kpis(line_now["id"], shift.start, min(now, shift.end), now)
+            line_now.update(andon.line_andon(self.plant.line(line_now["id"]), line_now, kpis, shift).to_dict())
+        return {"lines": out, "shift": shift.to_dict()}
 
     def _kpis(self, line: str, start: float, end: float, good: int) -> dict[str, Any]:
         a, p, q = self.KPIS[line]
@@ -189,7 +200,7 @@ class SampleReader:
 
 
 class FailingReader(SampleReader):
-    def lines(self, now: float) -> dict[str, Any]:
+    def lines(self, now: float, only: list[str] | None = None, *, with_andon: bool = False) -> dict[str, Any]:
         import redis
 
         raise redis.ConnectionError("Connection refused")
@@ -280,47 +291,24 @@ def test_since_text_uses_plant_local_time() -> None:
 
 # --- live view models --------------------------------------------------------------------
 
-def machines(*states: tuple[str, str, float], stale: bool = False) -> dict[str, Any]:
-    return {"machines": [{"id": mid, "state": st, "since": since, "stale": stale, "last_data": NOW - 5}
-                         for mid, st, since in states]}
-
-
-@pytest.mark.parametrize(("states", "performance", "planned_now", "status", "blamed"), [
-    ([("A", "running", 0), ("B", "running", 0)], 0.9, True, theme.RUNNING, "B"),
-    ([("A", "running", 0), ("B", "running", 0)], 0.6, True, theme.POOR, "B"),
-    ([("A", "fault", 50), ("B", "idle", 10)], 0.9, True, theme.DOWN, "A"),
-    ([("A", "starved", 10), ("B", "idle", 50)], 0.9, True, theme.DOWN, "B"),
-    ([("A", "changeover", 10), ("B", "running", 0)], 0.9, True, theme.CHANGEOVER, "A"),
-    ([("A", "changeover", 10), ("B", "fault", 90)], 0.9, True, theme.DOWN, "B"),
-    ([("A", "idle", 10), ("B", "idle", 10)], None, False, theme.PLANNED, "A"),
-    ([("A", "planned_stop", 10), ("B", "running", 0)], 0.9, True, theme.RUNNING, "B"),
-    ([("A", "unknown", 10), ("B", "unknown", 0)], 0.9, True, theme.NO_DATA, None),
+@pytest.mark.parametrize(("pace", "text"), [
+    (andon.Pace(200, 183, 428), "+17 ahead"),  # the rules are domain.andon's (tests/test_andon.py)
+    (andon.Pace(150, 183, 428), "\u221233 behind"),
+    (andon.Pace(183, 183, 428), "on target"),
+    (andon.Pace(None, 61, 428), theme.DASH),
 ])
-def test_line_status(states: list[tuple[str, str, float]], performance: float | None, planned_now: bool,
-                     status: str, blamed: str | None) -> None:
-    got = live.line_status(machines(*states), "B", performance, planned_now)
-    assert got["status"] == status
-    assert got["machine"] == blamed
+def test_pace_text(pace: andon.Pace, text: str) -> None:
+    assert live.pace_text(pace) == text
 
 
-def test_stale_machines_are_no_data_with_the_last_time() -> None:
-    got = live.line_status(machines(("A", "running", 0), stale=True), "A", 0.9, True)
-    assert got["status"] == theme.NO_DATA
-    assert got["since"] == NOW - 5
-
-
-@pytest.mark.parametrize(("output", "elapsed", "expected_target", "delta", "text"), [
-    (200, 3 * 3600, 183, 17, "+17 ahead"),   # 10800 s / 50 s x 0.85 = 183.6
-    (150, 3 * 3600, 183, -33, "\u221233 behind"),
-    (None, 3600, 61, None, theme.DASH),
+@pytest.mark.parametrize(("reason", "state", "text"), [
+    ({"code": 2, "text": "Weld fault (gun / transformer)"}, "fault", "Weld fault (gun / transformer)"),
+    (None, "starved", "Starved: waiting for upstream"),
+    (None, "blocked", "Blocked: downstream full"),
+    (None, "idle", "No reason given"),
 ])
-def test_pace_against_target_over_planned_time_elapsed(output: int | None, elapsed: float, expected_target: int,
-                                                       delta: int | None, text: str) -> None:
-    p = live.pace(output, 50.0, 0.85, elapsed, 7 * 3600)
-    assert p.target_so_far == expected_target
-    assert p.target_shift == 428
-    assert p.delta == delta
-    assert p.text == text
+def test_reason_text(reason: dict[str, Any] | None, state: str, text: str) -> None:
+    assert live.reason_text(reason, state) == text
 
 
 def test_top_reason_prefers_unplanned_longest() -> None:
@@ -891,6 +879,89 @@ def test_wall_with_a_real_reader_on_seeded_redis(redis_url: str) -> None:
             assert ": " in got[(line.id, "reason")]  # "<machine>: <reason text>"
     assert all("andon-" in t for t in tiles)
     assert last_ok == {"at": now}
+
+
+@pytest.mark.parametrize("stale", [set(), {"CM1"}])
+def test_wall_and_overview_statuses_are_api_lines_on_the_sample(stale: set[str]) -> None:
+    """BW1 down, CM1 running slow (or without data), BR1 in a changeover: the same on the
+    wall, the overview and /api/lines."""
+    from api import create_api_blueprint
+
+    reader = SampleReader(stale=stale)
+    app = make_app(reader)
+    app.server.register_blueprint(create_api_blueprint(reader, clock=lambda: NOW))
+    with app.server.test_client() as client:
+        served = {line["id"]: line for line in client.get("/api/lines").get_json()["lines"]}
+    ids = list(served)
+    tiles = [{"id": {"type": wall.TILE, "line": lid}, "property": "className"} for lid in ids]
+    paces = [{"id": wall.field_id(lid, "pace"), "property": "children"} for lid in ids]
+    wall_paces, wall_tiles, *_ = run_callback(app, wall.refresh, 1, {"lines": ids}, outputs_list=[paces, tiles])
+    cards = [{"id": {"type": overview.CARD, "line": lid}} for lid in ids]
+    _f, ov_cards, *_ = run_callback(app, overview.refresh, 1, {"lines": ids}, outputs_list=[[], cards, []])
+    want = {"BW1": "down", "CM1": "nodata" if stale else "poor", "BR1": "changeover"}
+    assert {lid: line["status"] for lid, line in served.items()} == want
+    assert [t.split()[1] for t in wall_tiles] == [c.split()[1] for c in ov_cards] == [f"andon-{want[i]}" for i in ids]
+    assert served["BW1"]["pace"] == 15 and served["BW1"]["target_so_far"] == 200  # as the wall test computes
+    assert wall_paces == [live.pace_text(andon.Pace(served[i]["output"], served[i]["target_so_far"], None))
+                          for i in ids]
+    assert served["CM1"]["stale"] is bool(stale)
+
+
+def test_the_shifts_first_instant_shows_a_target_of_nothing_yet() -> None:
+    """At 07:00:00 the shift has no window yet: no KPIs are asked for, nothing is expected."""
+    start = datetime(2026, 11, 25, 7, 0, tzinfo=TZ).timestamp()
+    reader = SampleReader()
+    views, _at = run_callback(make_app(reader, start), lambda: data.line_views(["BW1"]))
+    assert (views[0]["output"], views[0]["target_so_far"], views[0]["pace_text"]) == (None, 0, theme.DASH)
+    assert not [c for c in reader.calls if c[0] in ("line_kpis", "downtime")]
+
+
+def test_wall_and_overview_show_what_api_lines_serves(redis_url: str) -> None:
+    """Status, output, target so far and pace on the wall's tiles and the overview's cards
+    are /api/lines' fields (``domain.andon``, one definition) at the same time, over a real
+    PlantReader: during the shift, and on a break."""
+    from api import create_api_blueprint
+    from tests.test_browser import seed_plant
+
+    for end in (NOW, datetime(2026, 11, 25, 9, 40, tzinfo=TZ).timestamp()):  # tea break 09:30-09:45
+        reader, now = seed_plant(redis_url, PLANT, hours=1.0, end=end)
+        app = make_app(reader, now)
+        app.server.register_blueprint(create_api_blueprint(reader, clock=lambda now=now: now))
+        with app.server.test_client() as client:
+            served = client.get("/api/lines").get_json()
+        assert served["shift"]["planned_now"] is (now == NOW)
+        api = {line["id"]: line for line in served["lines"]}
+        ids = [ln.id for ln in PLANT.lines]
+        names = ("status", "output", "target", "pace", "reason")
+        wall_ids = [{"id": wall.field_id(lid, f), "property": "children"} for lid in ids for f in names]
+        tile_ids = [{"id": {"type": wall.TILE, "line": lid}, "property": "className"} for lid in ids]
+        fields, tiles, *_ = run_callback(app, wall.refresh, 1, {"lines": ids}, outputs_list=[wall_ids, tile_ids])
+        on_wall = {(o["id"]["line"], o["id"]["field"]): v for o, v in zip(wall_ids, fields, strict=True)}
+        ov_ids = [{"id": {"type": overview.FIELD, "line": lid, "field": f}} for lid in ids
+                  for f in ("output", "target", "pace")]
+        cards = [{"id": {"type": overview.CARD, "line": lid}} for lid in ids]
+        ov_fields, ov_cards, *_ = run_callback(app, overview.refresh, 1, {"lines": ids},
+                                              outputs_list=[ov_ids, cards, []])
+        on_card = {(o["id"]["line"], o["id"]["field"]): v for o, v in zip(ov_ids, ov_fields, strict=True)}
+        statuses = set()
+        for i, lid in enumerate(ids):
+            line = api[lid]
+            statuses.add(line["status"])
+            pace = andon.Pace(line["output"], line["target_so_far"], line["target_shift"])
+            assert pace.delta == line["pace"] and pace.behind_by == line["behind_by"]
+            assert line["output"] is not None and line["target_so_far"] > 0
+            assert f"andon-{line['status']}" in tiles[i].split()
+            assert ov_cards[i] == f"ov-card andon-{line['status']}"
+            assert on_wall[(lid, "output")] == on_card[(lid, "output")] == theme.count(line["output"])
+            assert on_wall[(lid, "target")] == on_card[(lid, "target")] == theme.count(line["target_so_far"])
+            assert on_wall[(lid, "pace")] == live.pace_text(pace)
+            assert on_card[(lid, "pace")] == f"({live.pace_text(pace)})"
+            assert ("pace-ahead" if line["pace"] >= 0 else "pace-behind") in tiles[i].split()
+            if line["status_machine"] and line["status"] in (andon.DOWN, andon.CHANGEOVER, andon.PLANNED):
+                assert on_wall[(lid, "reason")].startswith(f"{line['status_machine']}: ")
+        # the seed leaves one machine per line in a fault: the line is down in the shift; on the
+        # break the stop is planned, and does not stop a line whose other machines run
+        assert statuses <= {andon.DOWN} if now == NOW else andon.DOWN not in statuses
 
 
 def test_callbacks_use_dash_supported_api_only() -> None:
