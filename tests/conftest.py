@@ -3,6 +3,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -11,6 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from tests.browser_support import new_chromium  # noqa: E402
 from tests.support import RedisServer, external_redis_url  # noqa: E402
 
 
@@ -43,3 +45,14 @@ def restartable_redis() -> Iterator[RedisServer]:
     server.start()
     yield server
     server.cleanup()
+
+
+# --- headless Chromium ---------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """One headless Chromium for a test module (its browser console log kept)."""
+    driver = new_chromium()
+    yield driver
+    driver.quit()
+

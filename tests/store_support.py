@@ -33,6 +33,33 @@ def two_machine_plant(**extra: Any) -> Plant:
     return make_plant(shifts=shifts, lines=lines, timezone="Asia/Shanghai", **extra)
 
 
+class Snapshot:
+    """Every key of a Redis database with its value (DUMP) and time to live, to put back
+    into an emptied database before each test that reads what a fixture built once."""
+
+    def __init__(self, keys: list[tuple[bytes, int, bytes]]) -> None:
+        self.keys = keys
+
+    @classmethod
+    def take(cls, client: redis.Redis) -> Snapshot:
+        names = list(client.scan_iter(count=1000))
+        pipe = client.pipeline(transaction=False)
+        for name in names:
+            pipe.pttl(name)
+            pipe.dump(name)
+        answers = pipe.execute()
+        return cls([(name, max(int(ttl), 0), dumped)
+                    for name, ttl, dumped in zip(names, answers[::2], answers[1::2], strict=True)])
+
+    def restore(self, client: redis.Redis) -> None:
+        """Into ``client``'s database, which must not hold these keys (``redis_client`` is emptied)."""
+        assert self.keys, "an empty snapshot"
+        pipe = client.pipeline(transaction=False)
+        for name, ttl_ms, dumped in self.keys:
+            pipe.restore(name, ttl_ms, dumped)
+        pipe.execute()
+
+
 def run_worker_until_drained(client: redis.Redis, plant: Plant, now: float, **options: Any) -> RollupWorker:
     worker = RollupWorker(client, plant, options=WorkerOptions(**options), clock=lambda: now)
     worker.drain()

@@ -32,6 +32,8 @@ class RedisServer:
 
     def __init__(self, port: int | None = None) -> None:
         self.port = port or free_port()
+        # a port picked here may be taken by a parallel test process before the first start
+        self._may_move = port is None
         self.dir = Path(tempfile.mkdtemp(prefix="redis-test-"))
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -40,22 +42,42 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(
+        for _ in range(5):
+            if self._start_once():
+                self._may_move = False  # a restart must come back on the same port
+                return
+            self.port = free_port()
+        raise RuntimeError("redis-server did not start: every port tried was taken")
+
+    def _start_once(self) -> bool:
+        """True once the server answers; False if it exited at once on a port we may move from."""
+        proc = self.proc = subprocess.Popen(
             [redis_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "no", "--dir", str(self.dir)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30  # a loaded machine starts processes slowly
         client = redis.Redis.from_url(self.url)
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"redis-server did not start on port {self.port}") from None
-                time.sleep(0.05)
-        client.close()
+        try:
+            while True:
+                try:
+                    # ours, not another test process's server on the same port
+                    if Path(str(client.config_get("dir")["dir"])).resolve() == self.dir.resolve():
+                        return True
+                    proc.wait(10)  # ours cannot bind: it exits
+                    if not self._may_move:
+                        raise RuntimeError(f"port {self.port} is taken by another redis-server")
+                    self.proc = None
+                    return False
+                except redis.ConnectionError:
+                    if proc.poll() is not None and self._may_move:
+                        self.proc = None
+                        return False
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"redis-server did not start on port {self.port}") from None
+                    time.sleep(0.05)
+        finally:
+            client.close()
 
     def stop(self) -> None:
         if self.proc is not None:

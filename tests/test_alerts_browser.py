@@ -20,7 +20,8 @@ import redis
 from domain import contract
 from domain.model import Event, Signal
 from store.alerts import AlertStore
-from tests.test_browser import CHROMEDRIVER, CHROMIUM, Server, wait_for
+from tests.browser_support import CHROMIUM, new_chromium
+from tests.test_browser import Server, wait_for
 from tests.test_webhooks import Hook
 
 pytestmark = [
@@ -36,16 +37,7 @@ def write(client: redis.Redis, line: str, *events: Event) -> None:
 
 @pytest.fixture
 def browser() -> Iterator[Any]:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-dev-shm-usage",
-                 "--window-size=1920,1080"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(60)
+    driver = new_chromium(logs=(), extra_flags=("--window-size=1920,1080",))
     driver.set_script_timeout(30)
     yield driver
     driver.quit()

@@ -22,7 +22,7 @@ from domain import andon
 from domain.model import Event
 from store.reader import PlantReader
 from tests.history import line_history, write_events
-from tests.store_support import HOUR, RECENT, run_worker_until_drained, two_machine_plant
+from tests.store_support import HOUR, RECENT, Snapshot, run_worker_until_drained, two_machine_plant
 
 START = RECENT + 5 * HOUR  # 13:00 in Shanghai: during shift A (06:00-14:00)
 END = RECENT + 7 * HOUR
@@ -42,11 +42,24 @@ def make_app(reader_or_factory: Any, now: float = NOW) -> Flask:
     return app
 
 
-@pytest.fixture
-def client(redis_client: redis.Redis) -> Iterator[FlaskClient]:
+@pytest.fixture(scope="module")
+def rolled_up(redis_url: str) -> Snapshot:
+    """The history written and rolled up once for the module (the API only reads it)."""
     events: list[Event] = line_history(PLANT, "L1", START, END, seed=9, power_every_s=5.0)
-    write_events(redis_client, events)
-    run_worker_until_drained(redis_client, PLANT, NOW)
+    redis_client = redis.Redis.from_url(redis_url)
+    try:
+        redis_client.flushdb()
+        write_events(redis_client, events)
+        run_worker_until_drained(redis_client, PLANT, NOW)
+        return Snapshot.take(redis_client)
+    finally:
+        redis_client.flushdb()
+        redis_client.close()
+
+
+@pytest.fixture
+def client(redis_client: redis.Redis, rolled_up: Snapshot) -> Iterator[FlaskClient]:
+    rolled_up.restore(redis_client)
     reader = PlantReader(redis_client, PLANT)
     yield make_app(lambda: reader).test_client()
 

@@ -29,10 +29,9 @@ import pytest
 from components import data, theme
 from config.loader import DEMO_PLANT
 from config.settings import Settings
+from tests.browser_support import CHROMEDRIVER, CHROMIUM  # noqa: F401 - imported from here by other tests
 from tests.test_components import PLANT
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 ROOT = Path(__file__).resolve().parent.parent
 SIZES = [(1920, 1080), (1024, 768)]
 ALL_SIZES = [(1920, 1080), (1024, 768), (768, 1024)]
@@ -134,23 +133,6 @@ def shots(request: pytest.FixtureRequest) -> Path:
     if not request.config.pluginmanager.has_plugin("dashboard-screenshots"):
         request.config.pluginmanager.register(Report(), "dashboard-screenshots")
     return folder
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(30)
-    yield driver
-    driver.quit()
 
 
 def open_page(driver: Any, url: str, size: tuple[int, int]) -> None:

@@ -20,7 +20,6 @@ from components import theme
 from tests.test_browser import (  # noqa: F401 - fixtures shared with the English browser tests
     CHROMIUM,
     SIZES,
-    browser,
     console_errors,
     dashboard,
     field,

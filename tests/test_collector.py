@@ -73,11 +73,11 @@ async def collecting(plant: Plant, redis_url: str, data_dir: Path, options: Coll
     task = asyncio.create_task(run_collector(settings, stop, options=options, env=env or {}, started=started))
     collector = await started
     try:
-        await collector.wait_connected(10)
+        await collector.wait_connected(60)  # a hang, not a slow start on a loaded machine
         yield collector
     finally:
         stop.set()
-        await asyncio.wait_for(task, 10)
+        await asyncio.wait_for(task, 60)
 
 
 def stream(client: redis.Redis, line: str) -> list[Event]:
@@ -219,14 +219,22 @@ def test_survives_an_opc_ua_server_restart(demo: Plant, redis_client: redis.Redi
             collecting(plant, redis_url, tmp_path) as collector,
         ):
             endpoint = collector.endpoints["demo"]
-            await asyncio.sleep(1.0)
+
+            def st10_good() -> int:
+                return int(sim.totals()[("BW1", "ST10")].good or 0)
+
+            def in_redis(good: int) -> Callable[[], bool]:
+                return lambda: any(int(v) > good for v in values(stream(redis_client, "BW1"), "ST10", Signal.GOOD))
+
+            await until(in_redis(st10_good() + 2), what="parts in Redis before the outage")
             await sim.stop_server()
             await until(lambda: not endpoint.connected.is_set(), what="loss noticed")
-            await asyncio.sleep(1.5)  # the plant keeps producing, the server is gone
-            before = sim.totals()[("BW1", "ST10")].good
+            at_loss = st10_good()
+            await until(lambda: st10_good() > at_loss + 2, what="parts made while the server is gone")
+            before = st10_good()
             await sim.start_server()
             await until(lambda: endpoint.stats.connects == 2, what="reconnect")
-            await asyncio.sleep(1.0)
+            await until(in_redis(before), what="parts in Redis after the reconnect")
             await sim.stop_plant()
             await until(caught_up(redis_client, sim), what="collector to catch up")
             assert endpoint.stats.outages == 1
@@ -263,14 +271,16 @@ def test_a_redis_outage_loses_nothing(demo: Plant, restartable_redis: RedisServe
         ):
             await until(initial_values_in(client, plant), what="initial values")
             sim.start_plant()
-            await asyncio.sleep(1.0)
+            await until(lambda: len(values(stream(client, "BW1"), "ST10", Signal.GOOD)) > 2,
+                        what="parts in Redis before the outage")
             restartable_redis.stop()
             # keep producing into the store-and-forward buffer (a condition, not a time: a
             # loaded machine produces less per second)
             await until(lambda: len(collector.sink.buffer) > 100, timeout_s=120, what="events buffered")
             in_buffer = len(collector.sink.buffer)
             restartable_redis.start()
-            await asyncio.sleep(1.0)
+            await until(lambda: collector.sink.stats.outages == 1 and len(collector.sink.buffer) == 0,
+                        what="the buffer forwarded")
             await sim.stop_plant()
             await until(caught_up(client, sim), what="buffered events forwarded")
             return sim, collector.sink, in_buffer
@@ -640,12 +650,16 @@ def test_heartbeats_and_links_follow_a_plc_clock_an_hour_behind(demo: Plant, red
         started = time.time()
         async with PlantSimulator(plant, seed=3, start=started + skew) as sim:  # its clock: an hour behind
             async with collecting(plant, redis_url, tmp_path):
-                await asyncio.sleep(0.5)
                 for n in range(1, 6):
                     await sim.write("BW1", "ST10", Signal.REASON, n)  # at the simulator's clock
-                    await asyncio.sleep(0.3)
-                await until(lambda: values(stream(redis_client, "BW1"), "ST10", Signal.REASON)[-1:] == [5],
-                            what="the last reason")
+                    await until(lambda n=n: values(stream(redis_client, "BW1"), "ST10", Signal.REASON)[-1:] == [n],
+                                what=f"reason {n}")
+
+                def heartbeats() -> bool:
+                    events = stream(redis_client, "BW1")
+                    return all(len(values(events, m.id, Signal.HEARTBEAT)) >= 4 for m in plant.lines[0].machines)
+
+                await until(heartbeats, what="4 heartbeats of every machine")
             return started, time.time()
 
     started, ended = asyncio.run(scenario())

@@ -60,6 +60,9 @@ DAYS_AGO = 3
 SPEED = 600.0
 STALL_S = 60.0  # no new stream entry for this long (a loaded machine included): the replay is broken
 FAST = CollectorOptions(reconnect_initial_s=0.1, reconnect_max_s=0.5, connect_timeout_s=5.0)
+# The module fixture plays the whole shift through the chain within the first test's time:
+# it fails by itself when nothing progresses for STALL_S; this is only the backstop.
+pytestmark = pytest.mark.timeout(300)
 
 # The line BW1 of the demo plant cut down to two machines (same ids, nodes, PackML state
 # map, shift A with its breaks, reasons 2 and 20, tariff and CO2 factor), with one change:
@@ -222,8 +225,9 @@ async def play(settings: Settings, path: Path, rows: list[ScenarioRow], client: 
     started: asyncio.Future[Collector] = asyncio.get_running_loop().create_future()
     collecting = asyncio.create_task(run_collector(settings, stop_collector, options=FAST, env={}, started=started))
     try:
-        collector = await asyncio.wait_for(started, 10)
-        await collector.wait_connected(10)
+        # bounds that only turn a hang into a failure: a loaded machine starts servers slowly
+        collector = await asyncio.wait_for(started, STALL_S)
+        await collector.wait_connected(STALL_S)
         start_replay.set()
         length, progress_at = -1, time.monotonic()
         while not delivered(client, rows):
@@ -234,9 +238,9 @@ async def play(settings: Settings, path: Path, rows: list[ScenarioRow], client: 
             await asyncio.sleep(0.1)
     finally:
         stop_collector.set()
-        await asyncio.wait_for(collecting, 10)
+        await asyncio.wait_for(collecting, STALL_S)
         stop_replay.set()
-    assert await asyncio.wait_for(replaying, 10) == len(rows)
+    assert await asyncio.wait_for(replaying, STALL_S) == len(rows)
 
 
 def check_every_row_arrived_in_order(client: redis.Redis, plant: Plant, rows: list[ScenarioRow]) -> None:
@@ -286,45 +290,59 @@ def wait_caught_up(client: redis.Redis, line: str, stall_s: float = STALL_S) -> 
 
 
 @pytest.fixture(scope="module")
-def api(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FlaskClient, float]]:
-    """The API after the scenario went through the whole chain; and 09:00 of its day."""
-    tmp_path = tmp_path_factory.mktemp("e2e")
-    client = redis.Redis.from_url(redis_url)
-    client.flushdb()
-    plant = e2e_plant(tmp_path)
-    rows = recent(load_scenario(SCENARIO, plant))
-    path = tmp_path / "scenario.csv"
-    path.write_text(format_scenario(rows, TZ), encoding="utf-8")
-    settings = Settings(plant_path=tmp_path / "plant.yaml", plant=plant, redis_url=redis_url,
-                        data_dir=tmp_path / "collector")
-
-    # The worker with the wall clock, running while the scenario plays at 600x: it starts
-    # each machine at its first event, the collector's "link up" at the scenario's first row.
-    stop = threading.Event()
-    worker_client = redis.Redis.from_url(redis_url)
-    during = threading.Thread(target=run_worker, args=(worker_client, plant, stop),
-                              kwargs={"options": WorkerOptions(block_ms=100)}, daemon=True)
-    during.start()
+def replayed(redis_url: str, tmp_path_factory: pytest.TempPathFactory
+             ) -> Iterator[tuple[Settings, float, redis.Redis] | Exception]:
+    """The scenario through the whole chain, once for the module: its settings, the first
+    row's time and the client; or what went wrong (so that the next tests fail at once
+    instead of replaying again)."""
     try:
-        asyncio.run(play(settings, path, rows, client))
-        check_every_row_arrived_in_order(client, plant, rows)
-        wait_caught_up(client, "BW1")
-    finally:
-        stop.set()
-        during.join(30)
-        worker_client.close()
-    assert not during.is_alive()
-    # days after the scenario the machines are silent: the next pass closes them on the clock
-    worker = RollupWorker(client, plant)
-    worker.drain()
-    worker.close()
+        tmp_path = tmp_path_factory.mktemp("e2e")
+        client = redis.Redis.from_url(redis_url)
+        client.flushdb()
+        plant = e2e_plant(tmp_path)
+        rows = recent(load_scenario(SCENARIO, plant))
+        path = tmp_path / "scenario.csv"
+        path.write_text(format_scenario(rows, TZ), encoding="utf-8")
+        settings = Settings(plant_path=tmp_path / "plant.yaml", plant=plant, redis_url=redis_url,
+                            data_dir=tmp_path / "collector")
 
-    app = create_dash(settings)  # the API's clock is the wall clock: days after the scenario
-    yield app.server.test_client(), rows[0].time
-    app.server.config[READER_KEY].redis.close()
+        # The worker with the wall clock, running while the scenario plays at 600x: it starts
+        # each machine at its first event, the collector's "link up" at the scenario's first row.
+        stop = threading.Event()
+        worker_client = redis.Redis.from_url(redis_url)
+        during = threading.Thread(target=run_worker, args=(worker_client, plant, stop),
+                                  kwargs={"options": WorkerOptions(block_ms=100)}, daemon=True)
+        during.start()
+        try:
+            asyncio.run(play(settings, path, rows, client))
+            check_every_row_arrived_in_order(client, plant, rows)
+            wait_caught_up(client, "BW1")
+        finally:
+            stop.set()
+            during.join(STALL_S)
+            worker_client.close()
+        assert not during.is_alive()
+        # days after the scenario the machines are silent: the next pass closes them on the clock
+        worker = RollupWorker(client, plant)
+        worker.drain()
+        worker.close()
+    except Exception as exc:  # noqa: BLE001 - reported by ``api`` in every test of the module
+        yield exc
+        return
+    yield settings, rows[0].time, client
     client.flushdb()
     client.close()
 
+
+@pytest.fixture(scope="module")
+def api(replayed: tuple[Settings, float, redis.Redis] | Exception) -> Iterator[tuple[FlaskClient, float]]:
+    """The API after the scenario went through the whole chain; and 09:00 of its day."""
+    if isinstance(replayed, Exception):
+        raise AssertionError(f"the replay through the chain failed: {replayed!r}") from replayed
+    settings, first, _ = replayed
+    app = create_dash(settings)  # the API's clock is the wall clock: days after the scenario
+    yield app.server.test_client(), first
+    app.server.config[READER_KEY].redis.close()
 
 def window(nine: float) -> str:
     start = datetime.fromtimestamp(nine, TZ).isoformat()

@@ -16,10 +16,9 @@ import pytest
 import redis
 
 from components import theme
+from tests.browser_support import CHROMIUM
 from tests.operator_support import IDLE_ID, NOW, PASSWORD, PAST, add_users, make_app, operator_plant, seed
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 TABLET = (1024, 768)
 
 pytestmark = [
@@ -46,24 +45,19 @@ def server(redis_client: redis.Redis, redis_url: str, tmp_path: Path) -> Iterato
 
 
 @pytest.fixture
-def browser() -> Iterator[Any]:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(60)
+def browser(browser: Any) -> Iterator[Any]:
+    """The module's Chromium (conftest's ``browser``) as a 1024x768 touch tablet, with no
+    cookies or console log left from the test before (every test's server is on 127.0.0.1,
+    and cookies ignore the port)."""
     width, height = TABLET
-    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
-                           {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": True})
-    driver.execute_cdp_cmd("Emulation.setTouchEmulationEnabled", {"enabled": True, "maxTouchPoints": 5})
-    yield driver
-    driver.quit()
+    browser.delete_all_cookies()
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                            {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": True})
+    browser.execute_cdp_cmd("Emulation.setTouchEmulationEnabled", {"enabled": True, "maxTouchPoints": 5})
+    browser.get_log("browser")
+    yield browser
+    browser.get("about:blank")
+    browser.delete_all_cookies()
 
 
 def wait_for(predicate: Any, timeout: float = 60.0, what: str = "condition") -> Any:

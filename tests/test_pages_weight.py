@@ -26,10 +26,9 @@ import pytest
 from components import delivery
 from config.loader import DEMO_PLANT
 from config.settings import Settings
+from tests.browser_support import CHROMIUM, new_chromium
 from tests.test_components import PLANT
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 PAGES = {"wall": "/wall", "overview": "/", "line": "/line/BW1", "machine": "/line/BW1/machine/ST30"}
 BUDGETS = {"wall": 600_000, "overview": 600_000, "line": 1_500_000, "machine": 1_500_000}  # bytes, first load
 BROWSER_ACCEPTS = "gzip, deflate, br, zstd"
@@ -160,18 +159,7 @@ needs_chromium = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs 
 
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-                 "--window-size=1920,1080"):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(60)
+    driver = new_chromium(logs=("performance", "browser"), extra_flags=("--window-size=1920,1080",))
     driver.execute_cdp_cmd("Network.enable", {})
     driver.execute_cdp_cmd("Network.setCacheDisabled", {"cacheDisabled": True})
     yield driver

@@ -18,7 +18,15 @@ from domain.model import Event, Signal
 from domain.totals import Totals
 from store.reader import PlantReader, UnknownLine, UnknownMachine, WindowError, resolve_window
 from tests.history import line_history, write_events
-from tests.store_support import HOUR, RECENT, assert_close, reference, run_worker_until_drained, two_machine_plant
+from tests.store_support import (
+    HOUR,
+    RECENT,
+    Snapshot,
+    assert_close,
+    reference,
+    run_worker_until_drained,
+    two_machine_plant,
+)
 
 START = RECENT + 1.5 * HOUR + 7.25
 END = RECENT + 7.25 * HOUR
@@ -36,10 +44,23 @@ def events(plant: Any) -> list[Event]:
     return line_history(plant, "L1", START, END, seed=5, power_every_s=2.0, mean_run_s=400.0)
 
 
+@pytest.fixture(scope="module")
+def rolled_up(redis_url: str, plant: Any, events: list[Event]) -> Snapshot:
+    """The history written and rolled up once for the module (the tests only read it)."""
+    client = redis.Redis.from_url(redis_url)
+    try:
+        client.flushdb()
+        write_events(client, events)
+        run_worker_until_drained(client, plant, NOW)
+        return Snapshot.take(client)
+    finally:
+        client.flushdb()
+        client.close()
+
+
 @pytest.fixture
-def reader(redis_client: redis.Redis, plant: Any, events: list[Event]) -> PlantReader:
-    write_events(redis_client, events)
-    run_worker_until_drained(redis_client, plant, NOW)
+def reader(redis_client: redis.Redis, plant: Any, rolled_up: Snapshot) -> PlantReader:
+    rolled_up.restore(redis_client)
     return PlantReader(redis_client, plant)
 
 
@@ -224,7 +245,7 @@ def test_a_machine_that_never_sent_data(redis_client: redis.Redis, events: list[
 
     plant = make_plant(lines=[{"id": "L1", "output_machine": "M3", "machines": [
         machine_config("M1", ideal=20.0), machine_config("M2", ideal=25.0), machine_config("M3")]}])
-    write_events(redis_client, events)
+    write_events(redis_client, [e for e in events if e.ts < START + HOUR])  # an hour shows it
     run_worker_until_drained(redis_client, plant, NOW)
     got = PlantReader(redis_client, plant).line_kpis("L1", START, NOW, NOW, machines=True)
     assert got["oee"] is None and got["good_count"] == 0
@@ -392,13 +413,24 @@ def _hand_events(machine: str, first: float, silent: tuple[float, float] | None 
     return out
 
 
+@pytest.fixture(scope="module")
+def hand_rolled_up(redis_url: str) -> Snapshot:
+    client = redis.Redis.from_url(redis_url)
+    try:
+        client.flushdb()
+        write_events(client, _hand_events("M2", _local(10), silent=(_local(10, 20), _local(10, 40))))
+        run_worker_until_drained(client, _hand_plant(), HAND_NOW)
+        write_events(client, _hand_events("M1", _local(12, 10)))  # not rolled up yet
+        return Snapshot.take(client)
+    finally:
+        client.flushdb()
+        client.close()
+
+
 @pytest.fixture
-def hand_reader(redis_client: redis.Redis) -> PlantReader:
-    plant = _hand_plant()
-    write_events(redis_client, _hand_events("M2", _local(10), silent=(_local(10, 20), _local(10, 40))))
-    run_worker_until_drained(redis_client, plant, HAND_NOW)
-    write_events(redis_client, _hand_events("M1", _local(12, 10)))  # not rolled up yet
-    reader = PlantReader(redis_client, plant)
+def hand_reader(redis_client: redis.Redis, hand_rolled_up: Snapshot) -> PlantReader:
+    hand_rolled_up.restore(redis_client)
+    reader = PlantReader(redis_client, _hand_plant())
     snapshot = reader._snapshot("L1")
     assert snapshot.watermark("M1") is None and snapshot.watermark("M2") == _local(12, 29)
     return reader

@@ -167,14 +167,20 @@ def test_entries_read_by_a_crashed_worker_are_processed_after_restart(redis_clie
 def test_a_line_has_one_worker_at_a_time_and_another_takes_over(redis_client: redis.Redis, plant: Any,
                                                                  events: list[Event]) -> None:
     write_events(redis_client, events)
-    options = WorkerOptions(batch_count=300, lease_ms=300)
+    # a lease longer than a pass of 300 entries takes on a loaded machine (one of 300 ms ran out
+    # under the first worker at load average 20)
+    options = WorkerOptions(batch_count=300, lease_ms=2000)
     first = RollupWorker(redis_client, plant, options=options, clock=lambda: NOW)
     second = RollupWorker(redis_client, plant, options=options, clock=lambda: NOW)
     first.process_once()  # its own pending entries: none
     for _ in range(10):
         assert first.process_once() > 0
         assert second.process_once() == 0, "the line is the first worker's"
-    time.sleep(0.4)  # the first stops (hangs, dies): its lease runs out
+    # the first stops (hangs, dies): until its lease runs out
+    deadline = time.monotonic() + 30
+    while redis_client.exists(contract.rollup_lease_key("L1")):
+        assert time.monotonic() < deadline, "the lease never ran out"
+        time.sleep(0.05)
     second.drain()
     assert first.process_once() == 0, "a worker that lost its lease writes nothing"
     second.close()
