@@ -6,7 +6,7 @@
   updates, and goes back to push when the stream is on again;
 * a line page on a CPU-throttled (4x) browser updates its Quality tile from a push.
 
-The server, the seeded data and the browser are those of ``tests/test_browser.py``.
+The server and the seeded data are those of ``tests/test_browser.py``; the browser is conftest's.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from config.loader import DEMO_PLANT
 from config.settings import Settings
 from domain import contract
 from domain.model import Event, Signal
-from tests import test_browser
 from tests.test_browser import (
     CHROMIUM,
     Server,
@@ -41,8 +40,6 @@ pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs /usr/bin/chromium (CI installs it)"),
 ]
-
-browser = test_browser.browser  # the module's headless Chromium (a fixture)
 
 LINE, OUTPUT = "BW1", "ST70"
 LONG_MS = 600_000  # the fallback timer, made long: only a push refreshes within a test's time
