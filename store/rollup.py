@@ -202,10 +202,21 @@ class RollupWorker:
         self._held = set()
 
     def _renew_leases(self) -> list[str]:
-        """The lines this worker may process now (a line has one worker at a time)."""
+        """The lines this worker may process now (a line has one worker at a time); all
+        leases in one round trip (one per node on a cluster)."""
+        args = [self.token, self.options.lease_ms]
+        keys = [contract.rollup_lease_key(line_id) for line_id in self.lines]
+        with self.redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.evalsha(self._lease.sha, 1, key, *args)
+            replies = pipe.execute(raise_on_error=False)
         held = []
-        for line_id, worker in self.lines.items():
-            got = int(self._lease(keys=[contract.rollup_lease_key(line_id)], args=[self.token, self.options.lease_ms]))
+        for (line_id, worker), key, reply in zip(self.lines.items(), keys, replies, strict=True):
+            if isinstance(reply, redis.exceptions.NoScriptError):  # a restarted Redis, a node not asked before
+                reply = self._lease(keys=[key], args=args)
+            elif isinstance(reply, Exception):
+                raise reply
+            got = int(reply)
             if got == 2 or (got == 1 and line_id not in self._held):
                 log.info("line %s: this worker (%s) took over", line_id, self.token[:8])
                 self._load(worker)
