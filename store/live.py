@@ -150,7 +150,7 @@ def health(redis_client: redis.Redis, plant: Plant, now: float) -> dict[str, Any
     try:
         redis_client.ping()
         latency_ms = (time.perf_counter() - started) * 1000.0
-        lines = [line_health(redis_client, plant, line, now) for line in plant.lines]
+        lines = lines_health(redis_client, plant, plant.lines, now)
     except redis.RedisError as exc:
         return {"ok": False, "status": "redis_down", "now": now, "redis": {"ok": False, "error": str(exc)},
                 "lines": [], "durability": None}
@@ -163,22 +163,43 @@ def health(redis_client: redis.Redis, plant: Plant, now: float) -> dict[str, Any
 def line_health(redis_client: redis.Redis, plant: Plant, line: Line, now: float) -> dict[str, Any]:
     """One line; not ok when its data is old, its worker is behind or silent, or a data-loss
     record exists (``status`` says which; ``data_loss`` has the affected range)."""
-    stream = contract.events_key(line.id)
+    return lines_health(redis_client, plant, [line], now)[0]
+
+
+_PER_LINE = 7  # replies per line in ``lines_health``'s pipeline
+
+
+def lines_health(redis_client: redis.Redis, plant: Plant, lines: Sequence[Line], now: float) -> list[dict[str, Any]]:
+    """``line_health`` of several lines: every line's state in one pipeline (one round trip
+    on one server, one per node on a cluster), and one more for the lines whose worker has
+    entries waiting (the oldest one's id)."""
     with redis_client.pipeline(transaction=False) as pipe:
-        pipe.hgetall(contract.live_key(line.id))
-        pipe.hgetall(contract.rollup_state_key(line.id))
-        pipe.xrevrange(stream, count=1)
-        pipe.execute_command("XINFO", "GROUPS", stream)  # type: ignore[no-untyped-call]
-        pipe.xlen(stream)
-        pipe.hgetall(contract.data_loss_key(line.id))
         pipe.time()
-        pipe.hgetall(contract.nodes_key(line.id))
-        live_raw, state_raw, newest, groups, length, loss_raw, server_time, nodes_raw = pipe.execute(
-            raise_on_error=False)
+        for line in lines:
+            stream = contract.events_key(line.id)
+            pipe.hgetall(contract.live_key(line.id))
+            pipe.hgetall(contract.rollup_state_key(line.id))
+            pipe.xrevrange(stream, count=1)
+            pipe.execute_command("XINFO", "GROUPS", stream)  # type: ignore[no-untyped-call]
+            pipe.xlen(stream)
+            pipe.hgetall(contract.data_loss_key(line.id))
+            pipe.hgetall(contract.nodes_key(line.id))
+        replies = pipe.execute(raise_on_error=False)
+    server_time = replies[0]
+    server_now = server_time[0] + server_time[1] / 1e6 if isinstance(server_time, tuple | list) else now
+    per_line = [replies[1 + n * _PER_LINE: 1 + (n + 1) * _PER_LINE] for n in range(len(lines))]
+    waiting = _oldest_undelivered_of(redis_client, [
+        (contract.events_key(line.id), got[2], _group_info(got[3], GROUP)) for line, got in zip(lines, per_line,
+                                                                                                strict=True)])
+    return [_line_health(plant, line, got, oldest, now, server_now)
+            for line, got, oldest in zip(lines, per_line, waiting, strict=True)]
+
+
+def _line_health(plant: Plant, line: Line, replies: list[Any], oldest_waiting: str | None, now: float,
+                 server_now: float) -> dict[str, Any]:
+    live_raw, state_raw, _newest, groups, length, loss_raw, nodes_raw = replies
     live = live_events(line, live_raw if isinstance(live_raw, dict) else {})
     last_data = max((e.ts for events in live.values() for e in events.values()), default=None)
-    oldest_waiting = _oldest_undelivered(redis_client, stream, newest, _group_info(groups, GROUP))
-    server_now = server_time[0] + server_time[1] / 1e6 if isinstance(server_time, tuple | list) else now
     worker = worker_health(snapshot_of(state_raw if isinstance(state_raw, dict) else {}), groups, now,
                            oldest_waiting=oldest_waiting, server_now=server_now)
     fresh = last_data is not None and now - last_data <= plant.gap_timeout_s
@@ -237,16 +258,28 @@ def data_loss_of(raw: dict[Any, Any]) -> dict[str, float | None] | None:
     return {"from": number("from"), "to": number("to"), "detected": number("detected")}
 
 
-def _oldest_undelivered(redis_client: redis.Redis, stream: str, newest: Any, group: dict[str, Any]) -> str | None:
-    """The id of the oldest entry the worker's group has not been given yet (None: none
-    waits). A group that has delivered nothing (``0-0``) or does not exist yet waits for
-    the whole stream; one whose last id was trimmed away waits for the stream's first."""
-    newest_id = _text(newest[0][0]) if isinstance(newest, list) and newest else None
-    delivered = str(group.get("last-delivered-id") or "0-0")
-    if newest_id is None or _id_tuple(newest_id) <= _id_tuple(delivered):
-        return None
-    first = redis_client.xrange(stream, min=f"({delivered}", count=1)
-    return _text(first[0][0]) if first else None
+def _oldest_undelivered_of(redis_client: redis.Redis, streams: list[tuple[str, Any, dict[str, Any]]]) -> list[
+        str | None]:
+    """Per (stream, its newest entry, the worker's group): the id of the oldest entry the
+    group has not been given yet (None: none waits), for all streams in one pipeline. A
+    group that has delivered nothing (``0-0``) or does not exist yet waits for the whole
+    stream; one whose last id was trimmed away waits for the stream's first."""
+    asks: list[tuple[int, str, str]] = []
+    for n, (stream, newest, group) in enumerate(streams):
+        newest_id = _text(newest[0][0]) if isinstance(newest, list) and newest else None
+        delivered = str(group.get("last-delivered-id") or "0-0")
+        if newest_id is not None and _id_tuple(newest_id) > _id_tuple(delivered):
+            asks.append((n, stream, delivered))
+    out: list[str | None] = [None] * len(streams)
+    if not asks:
+        return out
+    with redis_client.pipeline(transaction=False) as pipe:
+        for _, stream, delivered in asks:
+            pipe.xrange(stream, min=f"({delivered}", count=1)
+        replies = pipe.execute()
+    for (n, _, _), first in zip(asks, replies, strict=True):
+        out[n] = _text(first[0][0]) if first else None
+    return out
 
 
 def worker_health(snapshot: LineSnapshot, groups: Any, now: float, *,
