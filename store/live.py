@@ -15,6 +15,7 @@ from domain import contract, downtime
 from domain.model import Event, Signal, State
 from domain.plant import Line, Plant
 from store.bookkeeping import LineSnapshot, snapshot_of
+from store.clients import is_cluster
 from store.durability import durability_of
 from store.rollup import GROUP
 
@@ -173,8 +174,10 @@ def lines_health(redis_client: redis.Redis, plant: Plant, lines: Sequence[Line],
     """``line_health`` of several lines: every line's state in one pipeline (one round trip
     on one server, one per node on a cluster), and one more for the lines whose worker has
     entries waiting (the oldest one's id)."""
+    cluster = is_cluster(redis_client)
     with redis_client.pipeline(transaction=False) as pipe:
-        pipe.time()
+        if not cluster:  # a cluster pipeline takes only keyed commands
+            pipe.time()
         for line in lines:
             stream = contract.events_key(line.id)
             pipe.hgetall(contract.live_key(line.id))
@@ -185,6 +188,8 @@ def lines_health(redis_client: redis.Redis, plant: Plant, lines: Sequence[Line],
             pipe.hgetall(contract.data_loss_key(line.id))
             pipe.hgetall(contract.nodes_key(line.id))
         replies = pipe.execute(raise_on_error=False)
+    if cluster:
+        replies.insert(0, _time_or_error(redis_client))
     server_time = replies[0]
     server_now = server_time[0] + server_time[1] / 1e6 if isinstance(server_time, tuple | list) else now
     per_line = [replies[1 + n * _PER_LINE: 1 + (n + 1) * _PER_LINE] for n in range(len(lines))]
@@ -193,6 +198,13 @@ def lines_health(redis_client: redis.Redis, plant: Plant, lines: Sequence[Line],
                                                                                                 strict=True)])
     return [_line_health(plant, line, got, oldest, now, server_now)
             for line, got, oldest in zip(lines, per_line, waiting, strict=True)]
+
+
+def _time_or_error(redis_client: Any) -> Any:
+    try:
+        return redis_client.time()
+    except redis.RedisError as exc:
+        return exc
 
 
 def _line_health(plant: Plant, line: Line, replies: list[Any], oldest_waiting: str | None, now: float,

@@ -220,3 +220,41 @@ def test_each_worker_reads_only_the_streams_of_its_lines(redis_client: redis.Red
         worker.close()
     for client in clients:
         client.close()
+
+
+def test_health_reads_every_line_of_a_cluster_as_of_one_server(redis_client: redis.Redis) -> None:
+    """``/api/health``'s one pipeline for all lines crosses the masters of a cluster and
+    answers what a single server answers for the same data."""
+    from store import live
+    from store.clients import connect
+    from tests.cluster_support import RedisClusterServers
+
+    plant = lines_plant()
+    events = [e for e in history(plant) if e.ts < START + 0.5 * HOUR]
+    servers = RedisClusterServers()
+    servers.start()
+    try:
+        cluster = connect(servers.url, "tool")
+        slots = {cluster.keyslot(contract.events_key(line)) for line in LINES}
+        owners = {cluster.get_node_from_key(contract.events_key(line)).name for line in LINES}
+        assert len(slots) == 3 and len(owners) > 1, "the lines span masters"
+        answers = []
+        for client in (cluster, redis_client):
+            write_events(client, events)
+            worker = RollupWorker(client, plant, options=WorkerOptions(batch_count=500), clock=lambda: NOW)
+            worker.process_once()
+            worker.process_once()  # part of it: the rest waits undelivered
+            answers.append(live.health(client, plant, NOW))
+            worker.close()
+        cluster.close()
+    finally:
+        servers.stop()
+    on_cluster, on_one = answers
+    assert [line["id"] for line in on_cluster["lines"]] == list(LINES)
+    assert any(line["worker"]["undelivered_s"] > 0 for line in on_one["lines"]), "entries wait"
+    for got, expected in zip(on_cluster["lines"], on_one["lines"], strict=True):
+        for key in ("status", "last_data", "stream_length", "data_loss", "bad_nodes"):
+            assert got[key] == expected[key], key
+        for key in ("pending", "closed_until"):
+            assert got["worker"][key] == expected["worker"][key], key
+        assert (got["worker"]["undelivered_s"] > 0) == (expected["worker"]["undelivered_s"] > 0)
