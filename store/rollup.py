@@ -124,6 +124,7 @@ class RollupWorker:
         self._release = self.redis.register_script(_RELEASE_SCRIPT)
         self._versions = self.redis.register_script(_VERSIONS_SCRIPT)
         self._held: set[str] = set()
+        self.backlog = False  # the last pass read a full batch of some line: more waits
 
     def setup(self) -> None:
         """Creates the consumer groups, takes over stale pending entries and loads all carries."""
@@ -186,6 +187,7 @@ class RollupWorker:
         count = 0
         failure: Exception | None = None
         ready: list[tuple[LineWorker, LineBatch]] = []
+        self.backlog = any(len(entries) >= self.options.batch_count for entries in replies.values())
         for line_id in held:
             worker = self.lines[line_id]
             entries = replies.get(line_id, [])
@@ -533,13 +535,16 @@ def _line_of_stream(stream: str) -> str:
 
 def run_worker(redis_client: redis.Redis, plant: Plant, stop: threading.Event,
                now: Callable[[], float] = time.time, options: WorkerOptions | None = None) -> None:
-    """Runs passes until ``stop`` is set; survives Redis outages (logged once each)."""
+    """Runs passes until ``stop`` is set, at most one per ``pass_every_s`` unless a line
+    has a backlog; survives Redis outages (logged once each)."""
     worker = RollupWorker(redis_client, plant, options=options, clock=now)
     block_ms = worker.options.block_ms
     outage_since: float | None = None
     while not stop.is_set():
+        started = time.monotonic()
         try:
-            worker.process_once(block_ms=block_ms)
+            if worker.process_once(block_ms=block_ms) and not worker.backlog:
+                stop.wait(max(0.0, worker.options.pass_every_s - (time.monotonic() - started)))
             if outage_since is not None:
                 log.info("rollup worker: Redis is back after %.0f s", time.monotonic() - outage_since)
                 outage_since = None

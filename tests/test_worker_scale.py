@@ -258,3 +258,47 @@ def test_health_reads_every_line_of_a_cluster_as_of_one_server(redis_client: red
         for key in ("pending", "closed_until"):
             assert got["worker"][key] == expected["worker"][key], key
         assert (got["worker"]["undelivered_s"] > 0) == (expected["worker"]["undelivered_s"] > 0)
+
+
+def test_run_worker_paces_its_passes_unless_a_backlog_waits(redis_client: redis.Redis) -> None:
+    """A pass at most every ``pass_every_s`` while entries trickle in (more events per
+    machine per pass: fewer carry writes per event); a backlog is read without pause."""
+    import threading
+
+    from domain.model import Signal
+    from store.rollup import run_worker
+
+    plant = lines_plant(("L1",))
+    backlog = history(plant)
+    write_events(redis_client, backlog)
+    state = contract.rollup_state_key("L1")
+    stop = threading.Event()
+    options = WorkerOptions(batch_count=100, block_ms=50, pass_every_s=0.5)
+    thread = threading.Thread(target=run_worker, args=(redis_client, plant, stop),
+                              kwargs={"now": lambda: NOW, "options": options})
+    started = time.monotonic()
+    thread.start()
+    try:
+        def acked() -> bool:
+            groups = redis_client.xinfo_groups(contract.events_key("L1"))
+            return bool(groups) and groups[0]["pending"] == 0 and groups[0]["last-delivered-id"] == \
+                redis_client.xrevrange(contract.events_key("L1"), count=1)[0][0]
+
+        while not acked():
+            assert time.monotonic() - started < 120, "backlog not drained"
+            time.sleep(0.02)
+        passes = int(redis_client.hget(state, "ver") or 0)
+        assert passes >= len(backlog) / 100, "a pass per full batch"
+        assert time.monotonic() - started < 0.5 * passes / 2, "the backlog was read without pacing"
+        t = END
+        trickle_started = time.monotonic()
+        before = passes
+        while time.monotonic() - trickle_started < 3.0:  # an entry every 20 ms for 3 s
+            t += 0.02
+            write_events(redis_client, [Event("L1", "L1A", Signal.POWER, 5.0, "Good", round(t, 3))])
+            time.sleep(0.02)
+        during = int(redis_client.hget(state, "ver") or 0) - before
+        assert 2 <= during <= 3.0 / 0.5 + 2, during
+    finally:
+        stop.set()
+        thread.join(30)
