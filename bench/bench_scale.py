@@ -28,6 +28,15 @@ latency of ``GET /api/lines`` (every 2 s) and ``GET /api/lines?line=X`` (every 0
 cycling through the lines) as a client on this host sees it.
 
 ``--profile FILE``: the (first) worker runs under cProfile and writes FILE.
+
+``--worker-cost``: instead, the rollup worker's CPU per event independent of the host's
+load: in this process, ``--seconds`` of the same 1 Hz events (event time advancing 0.1 s
+per tick, the worker's clock with it) are written, and after every ``--pass-s`` of them
+one ``process_once`` runs; only those calls are timed (``time.process_time``: this
+process's CPU, the Redis client's work included, Redis's own not). Passes of 1 s are what
+``run_worker`` does at 1 Hz (``pass_every_s``); 0.1 s what a worker without pacing did
+when it kept up.
+
 Nothing is asserted; the machine is shared (its load average is printed).
 """
 
@@ -372,6 +381,49 @@ def scenario(name: str, lines: int, per_line: int, args: argparse.Namespace, fol
     }
 
 
+def worker_cost(lines: int, per_line: int, seconds: float, pass_s: float) -> dict[str, Any]:
+    """CPU seconds of the worker's passes over ``seconds`` of 1 Hz events (module docstring)."""
+    import redis
+
+    from domain.plant import Plant
+    from store.rollup import RollupWorker
+
+    plant = Plant.model_validate(plant_data(lines, per_line))
+    rng = random.Random(7)
+    machines = [SimMachine(line.id, m.id, n % TICKS_PER_S, rng)
+                for line in plant.lines for n, m in enumerate(line.machines)]
+    by_slot = [[m for m in machines if m.slot == s] for s in range(TICKS_PER_S)]
+    with Redises(cluster=False) as server:
+        client = redis.Redis.from_url(server.url)
+        clock = [float(int(time.time() - seconds - 120) // 10 * 10)]
+        worker = RollupWorker(client, plant, clock=lambda: clock[0])
+        warmup_ticks = 10 * TICKS_PER_S
+        ticks = warmup_ticks + int(seconds * TICKS_PER_S)
+        every = max(1, round(pass_s * TICKS_PER_S))
+        cpu = 0.0
+        events = passes = 0
+        for tick in range(ticks):
+            clock[0] += 1.0 / TICKS_PER_S
+            batch = [e for m in by_slot[tick % TICKS_PER_S] for e in m.events(clock[0], int(clock[0]))]
+            with client.pipeline(transaction=False) as pipe:
+                for event in batch:
+                    pipe.xadd(contract.events_key(event.line), contract.encode_event(event))  # type: ignore[arg-type]
+                pipe.execute()
+            if tick >= warmup_ticks:
+                events += len(batch)
+            if (tick + 1) % every:
+                continue
+            started = time.process_time()
+            worker.process_once()
+            if tick >= warmup_ticks:
+                cpu += time.process_time() - started
+                passes += 1
+        worker.close()
+        client.close()
+    return {"machines": lines * per_line, "pass_s": pass_s, "events": events, "passes": passes,
+            "ms_per_1k_events": 1e6 * cpu / max(events, 1), "core_share": cpu / seconds}
+
+
 def print_table(results: list[dict[str, Any]]) -> None:
     head = (f"{'scenario':<22}{'events/s':>9}{'writer':>8}{'worker':>8}{'dash':>7}{'redis':>7}"
             f"{'wkr ms/1k ev':>13}{'lag p50/p95/max s':>20}{'/api/lines ms':>15}{'?line= ms':>12}"
@@ -404,6 +456,9 @@ def main() -> int:
     parser.add_argument("--overview-every", type=float, default=5.0, help="seconds between overview computations")
     parser.add_argument("--profile", help="cProfile output file of the (first) worker of the big plant")
     parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument("--worker-cost", action="store_true", help="the worker's CPU per event only (see above)")
+    parser.add_argument("--pass-s", type=float, action="append", help="with --worker-cost: seconds of events per "
+                        "pass (repeatable; default 1 and 0.1)")
     parser.add_argument("--role", choices=("writer", "dashboard"), help=argparse.SUPPRESS)
     parser.add_argument("--plant-file", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -412,6 +467,16 @@ def main() -> int:
         return run_writer(os.environ["REDIS_URL"], Path(args.plant_file))
     if args.role == "dashboard":
         return run_dashboard(os.environ["REDIS_URL"], Path(args.plant_file), args.port, args.overview_every)
+    if args.worker_cost:
+        print(machine_info())
+        print(f"{'machines':>9}{'pass s':>8}{'events':>9}{'passes':>8}{'worker ms/1k events':>21}"
+              f"{'core share at 1 Hz':>20}")
+        for pass_s in args.pass_s or [1.0, 0.1]:
+            r = worker_cost(args.lines, args.machines, args.seconds, pass_s)
+            print(f"{r['machines']:>9}{r['pass_s']:>8g}{r['events']:>9,}{r['passes']:>8}"
+                  f"{r['ms_per_1k_events']:>21.1f}{r['core_share']:>20.0%}", flush=True)
+        print(f"after: {machine_info()}")
+        return 0
     print(f"{machine_info()}; {'3-master Redis Cluster' if args.cluster else 'one redis-server'} on loopback; "
           f"{args.workers} worker process(es)")
     results = []
