@@ -8,7 +8,14 @@ machine in event time, checkpoints, rewinds) and writes, per line, in ONE MULTI/
 the closed minutes, the hours they complete, stops, state changes, flags, checkpoints,
 every touched machine's carry (engine state + the last stream id applied + events
 waiting for the watermark) and the XACK of the batch. A crash at any point leaves either
-all of it or none of it.
+all of it or none of it. On one Redis server the lines of a pass share that MULTI/EXEC
+(a pass costs a few round trips however many lines it has); ``run_worker`` starts a pass
+at most every ``pass_every_s`` unless a line has a backlog, so a machine's carry is
+written once for a second of its events, not once per arriving entry.
+
+Several workers share a plant's lines: each line is leased to one worker, and the running
+workers (registered in ``contract.rollup_workers_key``) take an equal share each; a worker
+reads only the streams of the lines it holds.
 
 Late data: a machine's minutes close when its data has moved past them (its newest event
 time minus ``lateness_s``); an event older than what a machine has processed rewinds it
