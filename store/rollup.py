@@ -212,9 +212,9 @@ class RollupWorker:
                 ready.append((worker, batch))
             if was_pending and not entries:
                 worker.read_pending = False  # set again by a reload when the commit fails
-        for worker, exc in self._commit_all(ready, now):
+        for worker, error in self._commit_all(ready, now):
             self._reload(worker)
-            failure = failure or exc
+            failure = failure or error
         if failure is not None:
             raise failure
         self._retention(now)
@@ -255,7 +255,7 @@ class RollupWorker:
         share = self._share()
         take = "1" if len(self._held) < share else "0"
         keys = [contract.rollup_lease_key(line_id) for line_id in self.lines]
-        args = [self.token, self.options.lease_ms, take]
+        args: list[str | int] = [self.token, self.options.lease_ms, take]
         replies: list[Any]
         if is_cluster(self.redis):  # redis-py runs no script in a cluster pipeline: one call per line
             replies = [self._lease(keys=[key], args=args) for key in keys]
