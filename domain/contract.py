@@ -305,6 +305,12 @@ def rollup_lease_key(line: str) -> str:
     return f"{line_tag(line)}:rollup:lease"
 
 
+def rollup_workers_key() -> str:
+    """Hash: the running rollup workers (field: a worker's token, value: when it last
+    renewed its leases, epoch ms); the lines are shared out among them."""
+    return f"{PREFIX}:rollup:lease"
+
+
 def carry_field(machine: str) -> str:
     return f"c:{machine}"
 

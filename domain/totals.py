@@ -7,7 +7,7 @@ only at the end (``domain.kpi.kpis``), so combining never averages percentages.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 
 # Filled from Stop records for a whole window (``domain.downtime.classify_totals``);
 # 0 in the raw minute rollups the engine closes. See ``domain.engine`` for why.
@@ -92,14 +92,13 @@ class Totals:
 
     def __add__(self, other: Totals) -> Totals:
         out = Totals()
-        for f in fields(Totals):
-            if f.name in ("state_s", "quarter_kwh"):
-                merged = dict(getattr(self, f.name))
-                for k, v in getattr(other, f.name).items():
-                    merged[k] = merged.get(k, 0.0) + v
-                setattr(out, f.name, merged)
-            else:
-                setattr(out, f.name, getattr(self, f.name) + getattr(other, f.name))
+        for name in _NUMBERS:
+            setattr(out, name, getattr(self, name) + getattr(other, name))
+        for name in _MAPS:
+            merged = dict(getattr(self, name))
+            for k, v in getattr(other, name).items():
+                merged[k] = merged.get(k, 0.0) + v
+            setattr(out, name, merged)
         return out
 
     def copy(self) -> Totals:
@@ -107,14 +106,15 @@ class Totals:
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready: quarter keys become text (JSON object keys are always strings)."""
-        data = asdict(self)
+        data: dict[str, object] = {name: getattr(self, name) for name in _NUMBERS}  # what asdict gave, faster
+        data["state_s"] = dict(self.state_s)
         data["quarter_kwh"] = {_quarter_key(q): kwh for q, kwh in self.quarter_kwh.items()}
         return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, object]) -> Totals:
         """Inverse of ``to_dict`` (also after a JSON round trip); unknown keys are ignored."""
-        known = {f.name for f in fields(cls)}
+        known = _NAMES
         values = {k: v for k, v in data.items() if k in known}
         quarters = values.pop("quarter_kwh", None) or {}
         states = values.pop("state_s", None) or {}
@@ -122,6 +122,11 @@ class Totals:
         out.quarter_kwh = {float(q): float(kwh) for q, kwh in quarters.items()}  # type: ignore[attr-defined]
         out.state_s = {str(s): float(sec) for s, sec in states.items()}  # type: ignore[attr-defined]
         return out
+
+
+_MAPS = ("state_s", "quarter_kwh")
+_NUMBERS = tuple(f.name for f in fields(Totals) if f.name not in _MAPS)  # in field order
+_NAMES = frozenset((*_NUMBERS, *_MAPS))
 
 
 def sum_totals(items: Iterable[Totals]) -> Totals:

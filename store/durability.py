@@ -20,7 +20,7 @@ from typing import Any, Literal, cast
 import redis
 
 from domain import answers
-from store.clients import node
+from store.clients import is_cluster, node
 
 log = logging.getLogger(__name__)
 
@@ -122,10 +122,15 @@ def durability_of(redis_client: redis.Redis) -> Durability:
 
 
 def _from_config(redis_client: redis.Redis) -> Durability:
-    with redis_client.pipeline(transaction=False) as pipe:
-        for name in ("appendonly", "appendfsync", "save", "maxmemory-policy", "maxmemory"):
-            pipe.config_get(name)
-        replies = pipe.execute()
+    names = ("appendonly", "appendfsync", "save", "maxmemory-policy", "maxmemory")
+    replies: list[Any]
+    if is_cluster(redis_client):  # a cluster pipeline takes only keyed commands: asked one by one
+        replies = [redis_client.config_get(name) for name in names]
+    else:
+        with redis_client.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.config_get(name)
+            replies = pipe.execute()
     config: dict[str, str] = {}
     for reply in replies:
         config.update({_text(k): _text(v) for k, v in dict(reply).items()})

@@ -45,6 +45,10 @@ class WorkerOptions:
     silence_s: float = 15.0  # nothing of a machine arrived this long (worker clock): close on the clock
     grace_s: float = 5.0  # ... up to the clock minus this
     block_ms: int = 1000
+    # ``run_worker`` starts a pass at most this often while no line has a backlog: a machine's
+    # carry is written once per pass that touched it, so a pass of more events costs less per
+    # event (readers read the stream past the carries: the screens do not wait for it)
+    pass_every_s: float = 1.0
     batch_count: int = 2000  # entries per stream per read
     max_future_s: float = MAX_FUTURE_S  # events stamped further ahead of their arrival are flagged, not used
     beat_every_s: float = 5.0

@@ -15,6 +15,7 @@ from domain import andon, answers, contract, downtime
 from domain.model import Event, Signal, State
 from domain.plant import Line, Plant
 from store.bookkeeping import LineSnapshot, snapshot_of
+from store.clients import is_cluster
 from store.durability import durability_of
 from store.rollup import GROUP
 
@@ -176,8 +177,10 @@ def lines_health(redis_client: redis.Redis, plant: Plant, lines: Sequence[Line],
                  now: float) -> list[answers.LineHealth]:
     """Each line; not ok when its data is old, its worker is behind or silent, or a data-loss
     record exists (``status`` says which; ``data_loss`` has the affected range)."""
+    cluster = is_cluster(redis_client)
     with redis_client.pipeline(transaction=False) as pipe:
-        pipe.time()
+        if not cluster:  # a cluster pipeline takes only keyed commands
+            pipe.time()
         for line in lines:
             stream = contract.events_key(line.id)
             pipe.hgetall(contract.live_key(line.id))
@@ -188,6 +191,8 @@ def lines_health(redis_client: redis.Redis, plant: Plant, lines: Sequence[Line],
             pipe.hgetall(contract.data_loss_key(line.id))
             pipe.hgetall(contract.nodes_key(line.id))
         replies = pipe.execute(raise_on_error=False)
+    if cluster:
+        replies.insert(0, _time_or_error(redis_client))
     server_time, replies = replies[0], replies[1:]
     server_now = server_time[0] + server_time[1] / 1e6 if isinstance(server_time, tuple | list) else now
     per_line = [replies[i * _HEALTH_READS:(i + 1) * _HEALTH_READS] for i in range(len(lines))]
@@ -195,6 +200,13 @@ def lines_health(redis_client: redis.Redis, plant: Plant, lines: Sequence[Line],
                                       [(reply[2], _group_info(reply[3], GROUP)) for reply in per_line])
     return [_line_health(plant, line, reply, oldest, now, server_now)
             for line, reply, oldest in zip(lines, per_line, waiting, strict=True)]
+
+
+def _time_or_error(redis_client: Any) -> Any:
+    try:
+        return redis_client.time()
+    except redis.RedisError as exc:
+        return exc
 
 
 def _line_health(plant: Plant, line: Line, reply: list[Any], oldest_waiting: str | None, now: float,

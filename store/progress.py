@@ -107,6 +107,7 @@ class MachineProgress:
     hour_sum: RollupSum | None = None
     open_stop: str | None = None  # stops-set member of the ongoing stop
     pending: list[Event] = field(default_factory=list)  # sorted by feed_order
+    pending_raw: list[list[Any]] = field(default_factory=list)  # ``pending`` encoded (the carry's "p")
     newest: float = -math.inf
     seen: float = -math.inf
     last: dict[str, list[Any]] = field(default_factory=dict)
@@ -137,7 +138,9 @@ class MachineProgress:
     def receive(self, events: list[Event]) -> None:
         """Events not older than ``fed_until``: they wait for the watermark."""
         for event in sorted(events, key=feed_order):
-            bisect.insort_right(self.pending, event, key=feed_order)
+            at = bisect.bisect_right(self.pending, feed_order(event), key=feed_order)
+            self.pending.insert(at, event)
+            self.pending_raw.insert(at, encode_pending(event))  # once, not at every carry written
             self.newest = max(self.newest, event.ts)
 
     def advance(self, target: float) -> Closed:
@@ -158,6 +161,7 @@ class MachineProgress:
             return
         cut = bisect.bisect_left(self.pending, (t, -1), key=feed_order)
         ready, self.pending = self.pending[:cut], self.pending[cut:]
+        del self.pending_raw[:cut]
         for event in ready:
             self.acc.feed(event)
             self.shadow.advance(max(event.ts, self.shadow.t), self.changes)
@@ -206,7 +210,7 @@ class MachineProgress:
         return {
             **self.checkpoint(),
             "id": self.last_id,
-            "p": [encode_pending(e) for e in self.pending],
+            "p": list(self.pending_raw),
             "n": None if self.newest == -math.inf else self.newest,
             "seen": None if self.seen == -math.inf else self.seen,
             "last": self.last,
@@ -224,7 +228,8 @@ class MachineProgress:
         if data.get("hour"):
             progress.hour_start = float(data["hour"][0])
             progress.hour_sum = RollupSum.decode(data["hour"][1], progress.hour_start)
-        progress.pending = [decode_pending(line.id, machine.id, raw) for raw in data.get("p") or []]
+        progress.pending_raw = [list(raw) for raw in data.get("p") or []]
+        progress.pending = [decode_pending(line.id, machine.id, raw) for raw in progress.pending_raw]
         progress.newest = -math.inf if data.get("n") is None else float(data["n"])
         progress.seen = -math.inf if data.get("seen") is None else float(data["seen"])
         progress.last = dict(data.get("last") or {})

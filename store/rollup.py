@@ -8,7 +8,14 @@ machine in event time, checkpoints, rewinds) and writes, per line, in ONE MULTI/
 the closed minutes, the hours they complete, stops, state changes, flags, checkpoints,
 every touched machine's carry (engine state + the last stream id applied + events
 waiting for the watermark) and the XACK of the batch. A crash at any point leaves either
-all of it or none of it.
+all of it or none of it. On one Redis server the lines of a pass share that MULTI/EXEC
+(a pass costs a few round trips however many lines it has); ``run_worker`` starts a pass
+at most every ``pass_every_s`` unless a line has a backlog, so a machine's carry is
+written once for a second of its events, not once per arriving entry.
+
+Several workers share a plant's lines: each line is leased to one worker, and the running
+workers (registered in ``contract.rollup_workers_key``) take an equal share each; a worker
+reads only the streams of the lines it holds.
 
 Late data: a machine's minutes close when its data has moved past them (its newest event
 time minus ``lateness_s``); an event older than what a machine has processed rewinds it
@@ -76,18 +83,27 @@ class LineConflict(Exception):
     """Another writer changed the line's bookkeeping since this worker loaded it."""
 
 
-# Renews the lease if we hold it (1), takes it if free (2), else 0.
+# Renews the lease if we hold it (1), takes it if free and ARGV[3] is not '0' (2), else 0.
 _LEASE_SCRIPT = """
 local holder = redis.call('GET', KEYS[1])
 if holder == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   return 1
 end
-if not holder then
+if not holder and ARGV[3] ~= '0' then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
   return 2
 end
 return 0
+"""
+# Per line (KEYS in pairs: bookkeeping hash, lease): its version and its lease holder.
+_VERSIONS_SCRIPT = """
+local out = {}
+for i = 1, #KEYS, 2 do
+  out[#out + 1] = redis.call('HGET', KEYS[i], 'ver') or false  -- nil would end the list
+  out[#out + 1] = redis.call('GET', KEYS[i + 1]) or false
+end
+return out
 """
 _RELEASE_SCRIPT = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -113,7 +129,9 @@ class RollupWorker:
         self.token = uuid.uuid4().hex
         self._lease = self.redis.register_script(_LEASE_SCRIPT)
         self._release = self.redis.register_script(_RELEASE_SCRIPT)
+        self._versions = self.redis.register_script(_VERSIONS_SCRIPT)
         self._held: set[str] = set()
+        self.backlog = False  # the last pass read a full batch of some line: more waits
 
     def setup(self) -> None:
         """Creates the consumer groups, takes over stale pending entries and loads all carries."""
@@ -175,6 +193,8 @@ class RollupWorker:
         now = self.clock()
         count = 0
         failure: Exception | None = None
+        ready: list[tuple[LineWorker, LineBatch]] = []
+        self.backlog = any(len(entries) >= self.options.batch_count for entries in replies.values())
         for line_id in held:
             worker = self.lines[line_id]
             entries = replies.get(line_id, [])
@@ -183,13 +203,18 @@ class RollupWorker:
             # pending entries are older than what waits behind them: never close past them
             backlog = was_pending or len(entries) >= self.options.batch_count
             try:
-                self._process_line(worker, entries, now, backlog)
+                batch = self._process_line(worker, entries, now, backlog)
             except Exception as exc:
                 self._reload(worker)
                 failure = failure or exc
                 continue
+            if batch is not None:
+                ready.append((worker, batch))
             if was_pending and not entries:
-                worker.read_pending = False
+                worker.read_pending = False  # set again by a reload when the commit fails
+        for worker, error in self._commit_all(ready, now):
+            self._reload(worker)
+            failure = failure or error
         if failure is not None:
             raise failure
         self._retention(now)
@@ -200,21 +225,70 @@ class RollupWorker:
         for line_id in sorted(self._held):
             self._release(keys=[contract.rollup_lease_key(line_id)], args=[self.token])
         self._held = set()
+        self.redis.hdel(contract.rollup_workers_key(), self.token)
+
+    @property
+    def held_lines(self) -> list[str]:
+        """The lines this worker holds the lease of (after its last pass)."""
+        return sorted(self._held)
+
+    def _share(self) -> int:
+        """How many lines this worker may hold: an equal share among the running workers
+        (each registers when it renews its leases; one not heard of for a lease is gone)."""
+        key = contract.rollup_workers_key()
+        wall_ms = int(time.time() * 1000)
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hset(key, self.token, wall_ms)
+            pipe.pexpire(key, 10 * self.options.lease_ms)
+            pipe.hgetall(key)
+            seen = pipe.execute()[2]
+        gone = [token for token, at in seen.items() if int(at) < wall_ms - self.options.lease_ms]
+        if gone:
+            self.redis.hdel(key, *gone)
+        return math.ceil(len(self.lines) / max(len(seen) - len(gone), 1))
 
     def _renew_leases(self) -> list[str]:
-        """The lines this worker may process now (a line has one worker at a time)."""
-        held = []
-        for line_id, worker in self.lines.items():
-            got = int(self._lease(keys=[contract.rollup_lease_key(line_id)], args=[self.token, self.options.lease_ms]))
-            if got == 2 or (got == 1 and line_id not in self._held):
-                log.info("line %s: this worker (%s) took over", line_id, self.token[:8])
-                self._load(worker)
-            if got:
-                held.append(line_id)
+        """The lines this worker may process now (a line has one worker at a time, a
+        worker its share of the lines): all leases in one round trip on one server (one
+        per line on a cluster). A worker above its share (another one started) gives
+        lines back."""
+        share = self._share()
+        take = "1" if len(self._held) < share else "0"
+        keys = [contract.rollup_lease_key(line_id) for line_id in self.lines]
+        args: list[str | int] = [self.token, self.options.lease_ms, take]
+        replies: list[Any]
+        if is_cluster(self.redis):  # redis-py runs no script in a cluster pipeline: one call per line
+            replies = [self._lease(keys=[key], args=args) for key in keys]
+        else:
+            with self.redis.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.evalsha(self._lease.sha, 1, key, *args)
+                replies = pipe.execute(raise_on_error=False)
+        kept, taken = [], []
+        for line_id, key, reply in zip(self.lines, keys, replies, strict=True):
+            if isinstance(reply, redis.exceptions.NoScriptError):  # a restarted Redis, a node not asked before
+                reply = self._lease(keys=[key], args=args)
+            elif isinstance(reply, Exception):
+                raise reply
+            got = int(reply)
+            if got == 1 and line_id in self._held:
+                kept.append(line_id)
+            elif got:
+                taken.append(line_id)
             elif line_id in self._held:
                 log.warning("line %s: lease lost to another rollup worker", line_id)
+        room = max(0, share - len(kept))
+        surplus = kept[share:] + taken[room:]
+        for line_id in surplus:  # committed at the end of the last pass: nothing in flight
+            self._release(keys=[contract.rollup_lease_key(line_id)], args=[self.token])
+        if surplus:
+            log.info("rollup worker %s: gave back lines %s (its share is %d)", self.token[:8], surplus, share)
+        held = kept[:share] + taken[:room]
+        for line_id in taken[:room]:
+            log.info("line %s: this worker (%s) took over", line_id, self.token[:8])
+            self._load(self.lines[line_id])
         self._held = set(held)
-        return held
+        return [line_id for line_id in self.lines if line_id in self._held]
 
     def drain(self, max_passes: int = 100_000, wait_s: float = 60.0) -> int:
         """Passes until nothing is left to read (tests and backfills); waits up to
@@ -258,17 +332,88 @@ class RollupWorker:
         return out
 
     def _process_line(self, worker: LineWorker, entries: list[tuple[str, dict[bytes, bytes] | None]],
-                      now: float, backlog: bool) -> None:
+                      now: float, backlog: bool) -> LineBatch | None:
+        """A line's pass up to its commit: the batch to commit (None: nothing to write)."""
         batch, late = worker.receive(entries, now)
         if late:
             self._rewind(worker, late, batch)
         worker.close(now, backlog, batch)
         if batch.has_writes():
-            self._commit(worker, batch, now)
-            self._last_beat[worker.line.id] = now
-        elif now - self._last_beat.get(worker.line.id, -math.inf) >= self.options.beat_every_s:
+            return batch
+        if now - self._last_beat.get(worker.line.id, -math.inf) >= self.options.beat_every_s:
             self.redis.hset(contract.rollup_state_key(worker.line.id), "beat", repr(now))
             self._last_beat[worker.line.id] = now
+        return None
+
+    def _commit_all(self, ready: list[tuple[LineWorker, LineBatch]], now: float) -> list[
+            tuple[LineWorker, Exception]]:
+        """Commits the pass's batches; returns the lines whose commit failed. On one server
+        all lines go in one transaction (a few round trips per pass, not a few per line);
+        on a cluster each line in its own (a transaction stays in one hash slot)."""
+        failed: list[tuple[LineWorker, Exception]] = []
+        if len(ready) > 1 and not is_cluster(self.redis):
+            try:
+                failed = self._commit_lines(ready, now)
+            except Exception as exc:  # WatchError, a lost connection: nothing of the pass was written
+                return [(worker, exc) for worker, _ in ready]
+        else:
+            for worker, batch in ready:
+                try:
+                    self._commit(worker, batch, now)
+                except Exception as exc:
+                    failed.append((worker, exc))
+        lost = {id(worker) for worker, _ in failed}
+        for worker, _ in ready:
+            if id(worker) not in lost:
+                self._last_beat[worker.line.id] = now
+        return failed
+
+    def _conflict(self, worker: LineWorker, version: Any, holder: Any) -> LineConflict | None:
+        """Why this worker may not commit the line (its bookkeeping version and lease holder
+        as read under WATCH), or None."""
+        line_id = worker.line.id
+        if version is None and worker.version > 0:
+            return LineConflict(f"line {line_id}: bookkeeping gone (Redis lost its data)")
+        if int(version or 0) != worker.version:
+            return LineConflict(f"line {line_id}: bookkeeping at version {version!r}, expected {worker.version}")
+        if _text(holder or b"") != self.token:
+            self._held.discard(line_id)
+            return LineConflict(f"line {line_id}: lease lost before the commit")
+        return None
+
+    def _commit_lines(self, ready: list[tuple[LineWorker, LineBatch]], now: float) -> list[
+            tuple[LineWorker, Exception]]:
+        """Several lines' batches in one MULTI/EXEC under one WATCH of their bookkeeping
+        hashes and leases (each line's writes and XACK stay all-or-nothing, as with one line
+        per transaction). A line another writer changed is left out (and reloaded)."""
+        keys = [key for worker, _ in ready
+                for key in (contract.rollup_state_key(worker.line.id), contract.rollup_lease_key(worker.line.id))]
+        failed: list[tuple[LineWorker, Exception]] = []
+        gone: list[LineWorker] = []
+        ok: list[tuple[LineWorker, LineBatch]] = []
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.watch(*keys)  # type: ignore[no-untyped-call]
+            checks: Any = self._versions(keys=keys, client=pipe)
+            for n, (worker, batch) in enumerate(ready):
+                version, holder = checks[2 * n], checks[2 * n + 1]
+                conflict = self._conflict(worker, version, holder)
+                if conflict is None:
+                    ok.append((worker, batch))
+                    continue
+                failed.append((worker, conflict))
+                if version is None and worker.version > 0:
+                    gone.append(worker)
+            if ok:
+                stored = [read_stored(pipe, worker, batch) for worker, batch in ok]
+                pipe.multi()
+                for (worker, batch), line_stored in zip(ok, stored, strict=True):
+                    write_batch(pipe, worker, batch, now, self.options, line_stored)
+                pipe.execute()
+        for worker, _ in ok:
+            worker.version += 1
+        for worker in gone:
+            self._load(worker)  # reports the loss and starts the line again from the stream
+        return failed
 
     def _rewind(self, worker: LineWorker, late: dict[str, float], batch: LineBatch) -> None:
         """Rewinds each machine that got late data to the checkpoint before its oldest late
@@ -328,16 +473,12 @@ class RollupWorker:
         with self.redis.pipeline(transaction=True) as pipe:
             pipe.watch(key, lease)  # type: ignore[no-untyped-call]
             version: Any = pipe.hget(key, "ver")
-            if version is None and worker.version > 0:
-                pipe.reset()
-                self._load(worker)  # reports the loss and starts the line again from the stream
-                raise LineConflict(f"line {worker.line.id}: bookkeeping gone (Redis lost its data)")
-            if int(version or 0) != worker.version:
-                raise LineConflict(f"line {worker.line.id}: bookkeeping at version {version!r}, "
-                                   f"expected {worker.version}")
-            if _text(pipe.get(lease) or b"") != self.token:
-                self._held.discard(worker.line.id)
-                raise LineConflict(f"line {worker.line.id}: lease lost before the commit")
+            conflict = self._conflict(worker, version, pipe.get(lease))
+            if conflict is not None:
+                if version is None and worker.version > 0:
+                    pipe.reset()
+                    self._load(worker)  # reports the loss and starts the line again from the stream
+                raise conflict
             stored = read_stored(pipe, worker, batch)
             pipe.multi()
             write_batch(pipe, worker, batch, now, self.options, stored)
@@ -396,13 +537,16 @@ def _entries_by_line(reply: Any) -> dict[str, list[tuple[str, dict[bytes, bytes]
 
 def run_worker(redis_client: redis.Redis, plant: Plant, stop: threading.Event,
                now: Callable[[], float] = time.time, options: WorkerOptions | None = None) -> None:
-    """Runs passes until ``stop`` is set; survives Redis outages (logged once each)."""
+    """Runs passes until ``stop`` is set, at most one per ``pass_every_s`` unless a line
+    has a backlog; survives Redis outages (logged once each)."""
     worker = RollupWorker(redis_client, plant, options=options, clock=now)
     block_ms = worker.options.block_ms
     outage_since: float | None = None
     while not stop.is_set():
+        started = time.monotonic()
         try:
-            worker.process_once(block_ms=block_ms)
+            if worker.process_once(block_ms=block_ms) and not worker.backlog:
+                stop.wait(max(0.0, worker.options.pass_every_s - (time.monotonic() - started)))
             if outage_since is not None:
                 log.info("rollup worker: Redis is back after %.0f s", time.monotonic() - outage_since)
                 outage_since = None
