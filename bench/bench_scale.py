@@ -61,8 +61,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import yaml  # noqa: E402
+from dashboard_rig import PYTHON, Proc, cpu_seconds, get_json, machine_info, wait_until  # noqa: E402
 
-from bench.dashboard_rig import PYTHON, Proc, cpu_seconds, get_json, machine_info, wait_until  # noqa: E402
 from domain import contract  # noqa: E402
 from domain.model import Event, Signal, State  # noqa: E402
 from tests.core_support import DEFAULT_REASONS, machine_config  # noqa: E402
@@ -157,7 +157,7 @@ def run_writer(url: str, plant_file: Path) -> int:
         events = [e for m in by_slot[tick % TICKS_PER_S] for e in m.events(now, int(now))]
         with client.pipeline(transaction=False) as pipe:
             for event in events:
-                pipe.xadd(contract.events_key(event.line), contract.encode_event(event))  # type: ignore[arg-type]
+                pipe.xadd(contract.events_key(event.line), contract.encode_event(event))
                 field, value = contract.encode_live(event)
                 pipe.hset(contract.live_key(event.line), field, value)
             pipe.execute()

@@ -73,10 +73,11 @@ def shift_count(line: str, start: float, end: float) -> int | None:
 # --- the wall -------------------------------------------------------------------------------
 
 def wall_alerts(lines: list[str], sound: bool = False) -> html.Div:
+    sound_attr: dict[str, Any] = {"data-sound": "1" if sound else "0"}  # data-* attributes: keyword-only in Dash
     return html.Div([
         dcc.Interval(id=WALL_TICK, interval=WALL_REFRESH_MS),
         dcc.Store(id=WALL_LINES, data=lines),
-        html.Div(id=WALL, className="wall-alerts d-none", **{"data-sound": "1" if sound else "0"}),
+        html.Div(id=WALL, className="wall-alerts d-none", **sound_attr),
     ])
 
 

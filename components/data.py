@@ -241,7 +241,7 @@ def live_token() -> str | None:
     from store.live_feed import FEED_KEY
 
     feed = current_app.config.get(FEED_KEY)
-    return None if feed is None else feed.token  # type: ignore[no-any-return]
+    return None if feed is None else feed.token
 
 
 def _line_view(cfg: Line, live: answers.LineLive | None, shift: ShiftContext, at: float) -> dict[str, Any]:

@@ -123,7 +123,7 @@ def since_for(since: object, now: float, tz: str) -> str:
     if not theme.is_number(since):
         return ""
     return _("since {time} \u00b7 {duration}").format(
-        time=theme.clock(since, tz), duration=theme.duration(now - float(since)))  # type: ignore[arg-type]
+        time=theme.clock(since, tz), duration=theme.duration(now - float(since)))
 
 
 def _status_label(status: andon.LineStatus, planned_now: bool) -> str:

@@ -7,7 +7,7 @@ changes (``components.push``; every 2 s while the push stream is down).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs, urlencode
 
 import dash_bootstrap_components as dbc
@@ -115,7 +115,8 @@ def card(line: Line) -> dbc.Col:
 
 
 def layout(plant: Plant, **_query: Any) -> html.Div:
-    return html.Div(id=ROOT, className="overview", **{"data-bs-theme": "light"}, children=[
+    light: dict[str, Any] = {"data-bs-theme": "light"}  # data-* attributes: keyword-only in Dash
+    return html.Div(id=ROOT, className="overview", **light, children=[
         dcc.Interval(id=TICK, interval=REFRESH_MS),
         dcc.Store(id=VIEW, data={"lines": [ln.id for ln in plant.lines], "tz": plant.timezone,
                                   "offline_after_ms": OFFLINE_AFTER_MS, "refresh_ms": REFRESH_MS,
@@ -191,7 +192,7 @@ def refresh(_n: int | None, view: dict[str, Any], shown: dict[str, Any] | None =
     bars = [bar_style(by_line.get(o["id"]["line"], {})) for o in ctx.outputs_list[2]]
     now_shown = push.shown_versions(views, data.live_token())  # pushed: only the changed lines' fields
     fields, cards, bars = (push.only_changed(values, [o["id"]["line"] for o in ctx.outputs_list[i]], shown, now_shown)
-                           for i, values in enumerate((fields, cards, bars)))
+                           for i, values in enumerate(cast(tuple[list[Any], ...], (fields, cards, bars))))
     p = data.plant()
     shift = data.shift_context(p, at)
     shift_text = _("Shift {shift}").format(shift=shift.label) + f" \u00b7 {theme.clock(at, p.timezone)}"

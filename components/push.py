@@ -27,12 +27,13 @@ NOTE_CLASS = "live-push-note"
 
 def hook(tick: str, lines: list[str], refresh_ms: int = 2000) -> html.Div:
     """The note and the data ``push.js`` needs: the Interval's id, the lines, the fallback."""
+    attrs: dict[str, Any] = {"data-tick": tick, "data-lines": ",".join(lines), "data-refresh-ms": str(refresh_ms),
+                             "data-state": "connecting"}
     return html.Div(
         _("live updates paused \u2013 refreshing every 2 s"),
         className=f"{CLASS} {NOTE_CLASS} d-none",
         role="status",
-        **{"data-tick": tick, "data-lines": ",".join(lines), "data-refresh-ms": str(refresh_ms),
-           "data-state": "connecting"},
+        **attrs,
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeGuard
 from zoneinfo import ZoneInfo
 
 import plotly.graph_objects as go
@@ -98,7 +98,8 @@ FONT_STACK = ('"Inter Variable", "Noto Sans CJK SC", "Source Han Sans SC", "Micr
 state_of = andon.state_of
 
 
-def is_number(value: object) -> bool:
+def is_number(value: object) -> TypeGuard[int | float]:
+    """A finite number (not a bool): what the formatters show as a figure."""
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
@@ -106,14 +107,14 @@ def pct(value: object, digits: int = 1) -> str:
     """0..1 ratio as a percentage; values over 100 % are shown as they are, not clamped."""
     if not is_number(value):
         return DASH
-    return f"{float(value) * 100:.{digits}f}{THIN_SPACE}%"  # type: ignore[arg-type]
+    return f"{float(value) * 100:.{digits}f}{THIN_SPACE}%"
 
 
 def pct_number(value: object) -> str:
     """Whole percent without the sign, for the huge wall digits."""
     if not is_number(value):
         return DASH
-    return f"{float(value) * 100:.0f}"  # type: ignore[arg-type]
+    return f"{float(value) * 100:.0f}"
 
 
 def label(labels: Mapping[Any, str], key: object) -> str:
@@ -124,20 +125,20 @@ def label(labels: Mapping[Any, str], key: object) -> str:
 def count(value: object) -> str:
     if not is_number(value):
         return DASH
-    return decimal(round(float(value)), 0)  # type: ignore[arg-type]
+    return decimal(round(float(value)), 0)
 
 
 def signed_count(value: object) -> str:
     if not is_number(value):
         return DASH
-    n = round(float(value))  # type: ignore[arg-type]
+    n = round(float(value))
     return f"+{count(n)}" if n > 0 else (f"{MINUS}{count(-n)}" if n < 0 else "\u00b10")
 
 
 def number(value: object, digits: int = 1, unit: str = "") -> str:
     if not is_number(value):
         return DASH
-    text = decimal(float(value), digits)  # type: ignore[arg-type]
+    text = decimal(float(value), digits)
     return f"{text}{THIN_SPACE}{unit}" if unit else text
 
 
@@ -145,7 +146,7 @@ def significant(value: object, unit: str = "") -> str:
     """Three significant digits or so: 0.842, 3.84, 14.6, 293 (a wall column stays narrow)."""
     if not is_number(value):
         return DASH
-    v = abs(float(value))  # type: ignore[arg-type]
+    v = abs(float(value))
     return number(value, 2 if v < 10 else 1 if v < 100 else 0, unit)
 
 
@@ -154,7 +155,7 @@ def kw(value: object) -> str:
     100), from 1 000 kW in MW with two decimals: 85.2 kW, 812 kW, 6.90 MW, 10.54 MW."""
     if not is_number(value):
         return DASH
-    v = float(value)  # type: ignore[arg-type]
+    v = float(value)
     if round(abs(v)) >= 1000:
         return number(v / 1000, 2, "MW")
     return number(v, 0 if abs(v) >= 100 else 1, "kW")
@@ -168,7 +169,7 @@ def duration(seconds: object) -> str:
     short forms of our own, a wall column has no room for Babel's long ones."""
     if not is_number(seconds):
         return DASH
-    s = max(0, int(float(seconds)))  # type: ignore[arg-type]
+    s = max(0, int(float(seconds)))
     if s < 60:
         return _("{s} s").format(s=s)
     if s < 3600:
@@ -182,14 +183,14 @@ def clock(ts: object, tz: str) -> str:
     """HH:MM in plant local time."""
     if not is_number(ts):
         return DASH
-    return datetime.fromtimestamp(float(ts), ZoneInfo(tz)).strftime("%H:%M")  # type: ignore[arg-type]
+    return datetime.fromtimestamp(float(ts), ZoneInfo(tz)).strftime("%H:%M")
 
 
 def local_datetime(ts: object, tz: str, seconds: bool = False) -> str:
     if not is_number(ts):
         return DASH
     fmt = "%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M"
-    return datetime.fromtimestamp(float(ts), ZoneInfo(tz)).strftime(fmt)  # type: ignore[arg-type]
+    return datetime.fromtimestamp(float(ts), ZoneInfo(tz)).strftime(fmt)
 
 
 def since_text(last_ts: object, now: float, tz: str) -> str:
@@ -197,7 +198,7 @@ def since_text(last_ts: object, now: float, tz: str) -> str:
     if not is_number(last_ts):
         return _("no data")
     zone = ZoneInfo(tz)
-    then = datetime.fromtimestamp(float(last_ts), zone)  # type: ignore[arg-type]
+    then = datetime.fromtimestamp(float(last_ts), zone)
     if then.date() != datetime.fromtimestamp(now, zone).date():
         return _("no data since {time}").format(time=date_time(then, _("d MMM HH:mm")))
     return _("no data since {time}").format(time=f"{then:%H:%M}")

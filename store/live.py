@@ -186,7 +186,7 @@ def lines_health(redis_client: redis.Redis, plant: Plant, lines: Sequence[Line],
             pipe.hgetall(contract.live_key(line.id))
             pipe.hgetall(contract.rollup_state_key(line.id))
             pipe.xrevrange(stream, count=1)
-            pipe.execute_command("XINFO", "GROUPS", stream)  # type: ignore[no-untyped-call]
+            pipe.execute_command("XINFO", "GROUPS", stream)
             pipe.xlen(stream)
             pipe.hgetall(contract.data_loss_key(line.id))
             pipe.hgetall(contract.nodes_key(line.id))

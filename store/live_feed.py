@@ -323,4 +323,4 @@ def feed_of(config: dict[str, Any], client_of: Callable[[], Any], lines: Sequenc
         feed = config.get(FEED_KEY)
         if feed is None:
             feed = config[FEED_KEY] = LiveFeed(client_of(), lines).start()
-    return feed  # type: ignore[no-any-return]
+    return feed

@@ -543,8 +543,8 @@ class PlantReader:
                 replies = iter(pipe.execute())
             for i, d in enumerate(days):
                 if found[i] is None:
-                    found[i] = _StopsByMachine(line_id, next(replies))
-                    self._stop_days.put((line_id, d, machines), found[i])
+                    read = found[i] = _StopsByMachine(line_id, next(replies))
+                    self._stop_days.put((line_id, d, machines), read)
             if live_from < hi:
                 found.append(_StopsByMachine(line_id, next(replies)))
         return [stop for by_machine in found if by_machine is not None

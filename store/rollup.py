@@ -392,7 +392,7 @@ class RollupWorker:
         gone: list[LineWorker] = []
         ok: list[tuple[LineWorker, LineBatch]] = []
         with self.redis.pipeline(transaction=True) as pipe:
-            pipe.watch(*keys)  # type: ignore[no-untyped-call]
+            pipe.watch(*keys)
             checks: Any = self._versions(keys=keys, client=pipe)
             for n, (worker, batch) in enumerate(ready):
                 version, holder = checks[2 * n], checks[2 * n + 1]
@@ -471,7 +471,7 @@ class RollupWorker:
         key = contract.rollup_state_key(worker.line.id)
         lease = contract.rollup_lease_key(worker.line.id)
         with self.redis.pipeline(transaction=True) as pipe:
-            pipe.watch(key, lease)  # type: ignore[no-untyped-call]
+            pipe.watch(key, lease)
             version: Any = pipe.hget(key, "ver")
             conflict = self._conflict(worker, version, pipe.get(lease))
             if conflict is not None:
