@@ -279,20 +279,20 @@ def test_coverage(stops: list[Stop], expected: tuple[float, float, float | None,
     assert (got.down_s, got.tagged_s, got.share, got.untagged_stops) == expected
 
 
-def test_the_overview_card_counts_what_the_queue_lists(env: dict[str, Any], plant: Plant, redis_url: str,
-                                                       tmp_path: Path) -> None:
-    from components import data, overview
+def test_the_overview_card_and_the_wall_count_what_the_queue_lists(env: dict[str, Any], plant: Plant, redis_url: str,
+                                                                    tmp_path: Path) -> None:
+    from components import data, overview, wall
 
     app = make_app(env["reader"], plant, tmp_path, redis_url)
     client = env["client"]
 
-    def card_and_queue() -> tuple[str, int]:
+    def card_wall_and_queue() -> tuple[str, str, int]:
         with app.server.test_request_context("/"):
             views, _ = data.line_views(["L1"])
         queue = client.get("/api/lines/L1/stops", query_string={"start": "shift", "untagged": "1"}).get_json()
-        return overview.card_texts(views[0])["untagged"], len(queue["stops"])
+        return overview.card_texts(views[0])["untagged"], wall.tile_texts(views[0])["untagged"], len(queue["stops"])
 
-    assert card_and_queue() == ("1", 1)
+    assert card_wall_and_queue() == ("1", "1 untagged", 1)
     client.put(f"/api/lines/L1/stops/{IDLE_ID}/classification", json={"reason": 3},
                headers=_bearer(env["tokens"]["operator", "L1"]))
-    assert card_and_queue() == ("0", 0)
+    assert card_wall_and_queue() == ("0", "", 0)  # the wall's pill is gone at 0 (CSS :empty)
