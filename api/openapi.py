@@ -243,8 +243,22 @@ _SECURITY = [{"bearer": []}, {"session": []}]
 
 _SCHEMAS.update({
     "Reasons": {"type": "object", "properties": {"line": {"type": "string"}, "by_category": {
-        "type": "object", "description": "loss category -> [[code, text], ...]",
-        "additionalProperties": {"type": "array", "items": {"type": "array"}}}}},
+        "type": "object", "description": "loss category -> [[code, text], ...] (retired reasons left out)",
+        "additionalProperties": {"type": "array", "items": {"type": "array"}}},
+        "codes": {"type": ["array", "null"], "items": {"type": "integer"},
+                  "description": "the line's own list; null: the plant-wide list"},
+        "source": {"type": "string", "enum": ["managed", "plant file"]}}},
+    "Reason": {"type": "object", "required": ["code", "text", "category"], "properties": {
+        "code": {"type": "integer", "minimum": 1}, "text": {"description": "a string or {en: ..., zh-CN: ...}"},
+        "category": {"type": "string", "enum": ["equipment_failure", "setup_adjustment", "small_stop",
+                                                "reduced_speed", "planned", "starved_blocked", "unexplained"]},
+        "planned": {"type": "boolean"},
+        "retired": {"type": "boolean", "description": "kept for the stops that carry it; no longer offered"}}},
+    "ReasonLists": {"type": "object", "properties": {
+        "reasons": {"type": "array", "items": _ref("Reason")},
+        "source": {"type": "string", "enum": ["managed", "plant file"]},
+        "lines": {"type": "object", "additionalProperties": {"type": "object", "properties": {
+            "codes": {"type": ["array", "null"], "items": {"type": "integer"}}, "source": {"type": "string"}}}}}},
     "Classification": {"type": "object", "properties": {
         "id": {"type": "string"}, "reason": {"type": "integer"}, "plc_reason": {"type": "integer"},
         "comment": {"type": "string"}, "by": {"type": "string"}, "at": EPOCH,
@@ -291,8 +305,18 @@ _WRITE_PATHS: dict[str, Any] = {
                                     "(untagged=1: only unplanned down time without a reason)", "Stops",
                                     [_LINE, *_WINDOW_PARAMS, {"name": "untagged", "in": "query", "required": False,
                                                               "schema": {"type": "string", "enum": ["1"]}}]),
-    "/api/lines/{line}/reasons": _get("The reasons a person may pick on the line, by loss category", "Reasons",
-                                      [_LINE]),
+    "/api/lines/{line}/reasons": {
+        **_get("The reasons a person may pick on the line, by loss category", "Reasons", [_LINE]),
+        **_write("put", "Set the line's own reason list (engineers of the line, admins; null: the plant-wide "
+                 "list); audited", "Reasons", [_LINE],
+                 {"type": "object", "required": ["codes"], "properties": {
+                     "codes": {"type": ["array", "null"], "items": {"type": "integer"}}}})},
+    "/api/reasons": {
+        **_get("The plant-wide reason list and each line's (managed, else the plant file's)", "ReasonLists", []),
+        **_write("put", "Replace the plant-wide reason list (engineers of all lines, admins); a code still used "
+                 "by a classification cannot be dropped (409): mark it retired; audited", "ReasonLists", [],
+                 {"type": "object", "required": ["reasons"], "properties": {
+                     "reasons": {"type": "array", "items": _ref("Reason")}}})},
     "/api/lines/{line}/stops/{stop_id}/classification": _write(
         "put", "Set a stop's reason and comment (operators: their lines, not others' classifications)",
         "Classification", [_LINE, _STOP_ID],

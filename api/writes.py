@@ -29,10 +29,11 @@ from domain.classification import (
     grouped_choices,
     parse_stop_id,
 )
-from domain.roles import Action, Principal, Role, refusal
+from domain.roles import ALL_LINES, Action, Principal, Role, refusal
 from store.classifications import find_stop
 from store.handovers import MAX_NOTE, HandoverError, Handovers
 from store.reader import PlantReader, WindowError, parse_time
+from store.reasons import ReasonListError, parse_catalogue, parse_codes, reason_dict
 from store.users import UserError
 
 log = logging.getLogger(__name__)
@@ -222,6 +223,44 @@ def change_user_of(who: Principal, name: str, disabled: Any = None, password: An
     return after.public()
 
 
+def reason_catalogue(reader: PlantReader) -> dict[str, Any]:
+    """The plant-wide reason list and each line's (codes; null: the plant-wide list), with
+    where each comes from ("managed" or "plant file")."""
+    plant, sources = reader.plant, reader.reason_lists.sources()
+    return {"reasons": [{"code": code, **reason_dict(r)} for code, r in sorted(plant.reasons.items())],
+            "source": sources["plant"],
+            "lines": {line.id: {"codes": line.reasons, "source": sources[line.id]} for line in plant.lines}}
+
+
+def set_reason_catalogue(reader: PlantReader, who: Principal, items: Any) -> dict[str, Any]:
+    """Replaces the plant-wide reason list (engineers of all lines, admins); a code still
+    used by a classification cannot be dropped (409: retire it)."""
+    _allowed(who, Action.MANAGE_REASONS, ALL_LINES)
+    try:
+        before, after = reader.reason_lists.put_catalogue(parse_catalogue(items))
+    except ReasonListError as exc:
+        raise OpError(exc.status, exc.message) from None
+    auth().record(who, "reasons", target="plant", before=before, after=after)
+    return reason_catalogue(reader)
+
+
+def set_line_reasons(reader: PlantReader, who: Principal, line: str, codes: Any) -> dict[str, Any]:
+    """Sets the codes a person may pick on ``line`` (null: the plant-wide list)."""
+    _allowed(who, Action.MANAGE_REASONS, line)
+    try:
+        before, after = reader.reason_lists.put_line(line, parse_codes(codes))
+    except ReasonListError as exc:
+        raise OpError(exc.status, exc.message) from None
+    auth().record(who, "reasons", line=line, target=f"line {line}", before=before, after=after)
+    return line_reasons(reader, line)
+
+
+def line_reasons(reader: PlantReader, line: str) -> dict[str, Any]:
+    cfg = reader.line(line)
+    return {"line": line, "by_category": grouped_choices(reader.plant, cfg), "codes": cfg.reasons,
+            "source": reader.reason_lists.sources()[line]}
+
+
 def untagged_stops(reader: PlantReader, line: str, start: float, end: float, now: float,
                    untagged: bool) -> dict[str, Any]:
     """The window's stops with their stable ids (``untagged``: only unplanned down time
@@ -278,8 +317,27 @@ def create_writes_blueprint(get_reader: Callable[[], PlantReader]) -> Blueprint:
     @bp.get("/lines/<line>/reasons")
     @guarded
     def reasons(line: str) -> Any:
-        reader = get_reader()
-        return jsonify({"line": line, "by_category": grouped_choices(reader.plant, reader.line(line))})
+        return jsonify(line_reasons(get_reader(), line))
+
+    @bp.put("/lines/<line>/reasons")
+    @guarded
+    @requires(Action.MANAGE_REASONS)
+    def put_reasons(line: str, who: Principal) -> Any:
+        data = body()
+        if "codes" not in data:
+            raise OpError(400, 'send {"codes": [reason codes]} (null: the plant-wide list)')
+        return jsonify(set_line_reasons(get_reader(), who, line, data["codes"]))
+
+    @bp.get("/reasons")
+    @guarded
+    def plant_reasons() -> Any:
+        return jsonify(reason_catalogue(get_reader()))
+
+    @bp.put("/reasons")
+    @guarded
+    @requires(Action.MANAGE_REASONS, None)
+    def put_plant_reasons(who: Principal) -> Any:
+        return jsonify(set_reason_catalogue(get_reader(), who, body().get("reasons")))
 
     @bp.put("/lines/<line>/stops/<stop_id>/classification")
     @guarded

@@ -98,9 +98,23 @@ def _pieces(stop: Stop, sid: str, cls: Classification) -> list[Stop]:
 
 
 def reason_choices(plant: Plant, line: Line) -> dict[int, Reason]:
-    """The reasons a person may pick on ``line``: its own list, else the plant's."""
+    """The reasons a person may pick on ``line``: its own list, else the plant's (a
+    retired reason is never offered)."""
     codes = line.reasons if line.reasons is not None else sorted(plant.reasons)
-    return {code: plant.reasons[code] for code in codes if code in plant.reasons}
+    return {code: plant.reasons[code] for code in codes if code in plant.reasons and not plant.reasons[code].retired}
+
+
+def with_reason_lists(plant: Plant, reasons: Mapping[int, Reason] | None,
+                      line_lists: Mapping[str, list[int] | None]) -> Plant:
+    """The plant with managed reason lists layered over its file's: ``reasons`` (the
+    plant-wide catalogue, None: the file's) and each line's own list (absent: the file's;
+    None: none, i.e. the plant-wide list)."""
+    if reasons is None and not line_lists:
+        return plant
+    lines = [line.model_copy(update={"reasons": line_lists[line.id]}) if line.id in line_lists else line
+             for line in plant.lines]
+    return plant.model_copy(update={"reasons": dict(reasons) if reasons is not None else plant.reasons,
+                                    "lines": lines})
 
 
 def grouped_choices(plant: Plant, line: Line) -> dict[str, list[tuple[int, str]]]:

@@ -314,6 +314,14 @@ def handovers_key(line: str) -> str:
     return f"{line_tag(line)}:handover"
 
 
+def reasons_key() -> str:
+    """Hash: reason lists managed outside the plant file (engineers, admins), layered over
+    it. Field ``plant``: JSON ``{"<code>": {"text", "category", "planned", "retired"}}``
+    (the plant-wide catalogue; absent: the plant file's); field ``line:<id>``: JSON list
+    of codes, or ``null`` for the plant-wide list (absent: the plant file's)."""
+    return f"{PREFIX}:reasons"
+
+
 def users_key() -> str:
     """Set of user names (each user's hash: ``user_key``)."""
     return f"{PREFIX}:users"

@@ -56,6 +56,11 @@ SHIFT_A = str(round(T - 2 * 3600))
     ("supervisor", Action.MANAGE_USERS, None, False),
     ("engineer", Action.CLASSIFY, "L1", False),
     ("engineer", Action.MANAGE_REASONS, None, True),
+    ("engineer", Action.MANAGE_REASONS, "L1", True),
+    ("engineer", Action.MANAGE_REASONS, "L2", False),
+    ("engineer", Action.MANAGE_REASONS, "*", False),  # the plant-wide list: engineers of every line only
+    ("admin", Action.MANAGE_REASONS, "L2", True),
+    ("supervisor", Action.MANAGE_REASONS, "L1", False),
     ("admin", Action.CLASSIFY, "L1", False),
     ("admin", Action.MANAGE_USERS, None, True),
     ("admin", Action.READ_AUDIT, "L2", True),  # the admin sees every line's trail
@@ -134,6 +139,7 @@ def _writes(own: bool) -> list[tuple[str, str, Any, str]]:
         ("PUT", f"/api/lines/{line}/handovers/{SHIFT_A}", {"note": "n"}, "handover_write"),
         ("POST", f"/api/lines/{line}/handovers/{SHIFT_A}/sign", None, "handover_sign"),
         ("POST", f"/api/lines/{line}/handovers/{SHIFT_A}/acknowledge", None, "handover_sign"),
+        ("PUT", f"/api/lines/{line}/reasons", {"codes": [1, 2, 3, 5]}, "manage_reasons"),
     ]
 
 
@@ -142,13 +148,14 @@ def _forget_classifications(loop: dict[str, Any]) -> None:
 
 
 ALLOWED = {"operator": {"classify"}, "supervisor": {"classify", "handover_write", "handover_sign"},
-           "engineer": set(), "admin": set()}
-WRITE_NAMES = ["classify", "split", "handover_note", "handover_sign", "handover_ack"]
+           "engineer": {"manage_reasons"}, "admin": {"manage_reasons"}}
+EVERY_LINE = {("admin", "manage_reasons")}  # the admin's reach is not limited to assigned lines
+WRITE_NAMES = ["classify", "split", "handover_note", "handover_sign", "handover_ack", "line_reasons"]
 
 
 @pytest.mark.parametrize("own", [True, False], ids=["own_line", "other_line"])
 @pytest.mark.parametrize("role", ROLES)
-@pytest.mark.parametrize("which", range(5), ids=WRITE_NAMES)
+@pytest.mark.parametrize("which", range(len(WRITE_NAMES)), ids=WRITE_NAMES)
 def test_write_matrix(loop: dict[str, Any], which: int, role: str, own: bool) -> None:
     """A token of ``role`` assigned to L1 on L1's (own) or L2's (other) endpoint."""
     method, path, body, action = _writes(own)[which]
@@ -156,7 +163,7 @@ def test_write_matrix(loop: dict[str, Any], which: int, role: str, own: bool) ->
     client = loop["app"].server.test_client()
     token = loop["tokens"][role, "L1"]
     answer = client.open(path, method=method, json=body, headers={"Authorization": f"Bearer {token}"})
-    if own and action in ALLOWED[role]:
+    if (own or (role, action) in EVERY_LINE) and action in ALLOWED[role]:
         # allowed: done, or refused for what the request says (a handover not signed yet: 409), never 401/403
         assert answer.status_code in (200, 409), answer.get_json()
     else:
@@ -167,7 +174,7 @@ def test_write_matrix(loop: dict[str, Any], which: int, role: str, own: bool) ->
                                                                                        message)
 
 
-@pytest.mark.parametrize("which", range(5), ids=WRITE_NAMES)
+@pytest.mark.parametrize("which", range(len(WRITE_NAMES)), ids=WRITE_NAMES)
 def test_writes_without_credentials_are_401(loop: dict[str, Any], which: int) -> None:
     method, path, body, _ = _writes(True)[which]
     client = loop["app"].server.test_client()
