@@ -278,3 +278,40 @@ def test_an_operator_classifies_from_the_line_page(server: dict[str, Any], brows
     wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#dt-stops tbody tr"), what="the stops for an engineer")
     assert not browser.find_elements(By.CSS_SELECTOR, ".stop-classify")  # may not classify: nothing to tap
     assert not browser.find_elements(By.ID, "stop-login")
+
+
+def test_engineers_and_admins_manage_reason_lists(server: dict[str, Any], browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+
+    def alert() -> str:
+        return str(browser.find_element(By.CSS_SELECTOR, "#ar-message .alert").text)
+
+    def tap(element: Any) -> None:
+        browser.execute_script("arguments[0].scrollIntoView({block: 'center'}); arguments[0].click()", element)
+
+    _login(browser, f"{server['url']}/login?next=/admin/reasons", "admin1")
+    wait_for(lambda: "Jam" in browser.find_element(By.ID, "ar-catalogue").text, what="the plant-wide list")
+    assert browser.find_element(By.LINK_TEXT, "Reason lists").get_attribute("href").endswith("/admin/reasons")
+    browser.find_element(By.ID, "ar-code").send_keys("7")
+    browser.find_element(By.ID, "ar-text").send_keys("Robot teach")
+    browser.find_element(By.ID, "ar-text-zh").send_keys("机器人示教")
+    tap(browser.find_element(By.ID, "ar-save"))
+    wait_for(lambda: alert() == "Reason 7 saved.", what="saved")
+    wait_for(lambda: "Robot teach" in browser.find_element(By.ID, "ar-catalogue").text, what="7 in the table")
+
+    _login(browser, f"{server['url']}/login?next=/admin/reasons", "engineer1")  # an engineer of L1
+    box = wait_for(lambda: browser.find_element(By.ID, "ar-line-L1"), what="L1's list")
+    assert not browser.find_elements(By.ID, "ar-line-L2")  # not the engineer's line
+    tap(box.find_element(By.XPATH, ".//label[contains(., '7 Robot teach')]"))
+    tap(box.find_element(By.XPATH, ".//button[contains(., \"Save L1's list\")]"))
+    wait_for(lambda: alert() == "Line L1 now uses its own list [1, 2, 3, 5, 7].", what="L1's list saved")
+    row = next(r for r in browser.find_elements(By.CSS_SELECTOR, "#ar-catalogue tbody tr") if "Robot" in r.text)
+    tap(row.find_element(By.TAG_NAME, "button"))  # an engineer of one line may not change the plant-wide list
+    wait_for(lambda: "not assigned to all lines (*)" in alert(), what="refused")
+
+    _login(browser, f"{server['url']}/login?next=/line/L1/untagged", "operator1")  # the picker offers it
+    wait_for(lambda: browser.find_element(By.XPATH, "//button[contains(@class, 'ut-reason-btn') and "
+                                                    "text()='Robot teach']"), what="the new reason offered")
+    assert not browser.find_elements(By.LINK_TEXT, "Reason lists")  # operators do not manage reasons
+    severe = [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert not severe
