@@ -339,6 +339,13 @@ def tokens_key() -> str:
     return f"{PREFIX}:tokens"
 
 
+def session_key(session_hash: str) -> str:
+    """String (the user name), expiring with the session: one login session, named by the
+    SHA-256 of the random id its signed cookie carries. Logging out deletes it, so a copy
+    of the cookie stops working at once."""
+    return f"{PREFIX}:session:{session_hash}"
+
+
 def login_failures_key(kind: str, value: str) -> str:
     """Hash ``n``, ``last`` (epoch s): failed logins per user (``value``: the first 32 hex
     digits of the SHA-256 of the name tried) or per address (expires)."""

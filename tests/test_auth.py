@@ -238,6 +238,44 @@ def test_a_password_change_or_disable_ends_sessions(loop: dict[str, Any]) -> Non
     assert client.post("/api/login", json={"username": "temp", "password": "another long password"}).status_code == 401
 
 
+def _copy_session(app: Any, source: Any) -> Any:
+    """Another client holding a copy of ``source``'s session cookie (a stolen cookie)."""
+    thief = app.server.test_client()
+    thief.set_cookie("plant_session", source.get_cookie("plant_session").value)
+    return thief
+
+
+def _user(client: Any) -> Any:
+    return client.get("/api/session").get_json()["user"]
+
+
+def test_a_copied_cookie_stops_working_after_logout_or_disable(loop: dict[str, Any]) -> None:
+    app = loop["app"]
+    Users(loop["client"], ["L1", "L2"]).add("copied", "operator", "L1", PASSWORD)
+    tablet, other_tablet = app.server.test_client(), app.server.test_client()
+    login(tablet, "copied")
+    csrf = login(other_tablet, "copied")
+    copy = _copy_session(app, tablet)
+    assert _user(copy) == "copied"
+    tablet.post("/api/logout")
+    assert _user(copy) is None and _user(tablet) is None  # ended on the server, not only in that browser
+    assert _user(other_tablet) == "copied"  # the same user's other session goes on
+    copy = _copy_session(app, other_tablet)
+    url = f"/api/lines/L1/stops/{IDLE_ID}/classification"
+    _forget_classifications(loop)
+    assert copy.put(url, json={"reason": 2}, headers={"X-CSRF-Token": csrf}).status_code == 200
+    admin = {"Authorization": f"Bearer {loop['tokens']['admin', 'L1']}"}
+    assert app.server.test_client().patch("/api/users/copied", json={"disabled": True},
+                                          headers=admin).status_code == 200
+    assert copy.put(url, json={"reason": 3}, headers={"X-CSRF-Token": csrf}).status_code == 401
+    assert _user(copy) is None and _user(other_tablet) is None
+    Users(loop["client"], ["L1", "L2"]).set_disabled("copied", False)  # what `users enable` does
+    login(tablet, "copied")
+    copy = _copy_session(app, tablet)
+    Users(loop["client"], ["L1", "L2"]).set_password("copied", "a brand new password")  # `users passwd`
+    assert _user(copy) is None and _user(tablet) is None
+
+
 def test_revoked_tokens_stop_working(loop: dict[str, Any]) -> None:
     users = Users(loop["client"], ["L1", "L2"])
     token, tid = users.create_token("mes", "operator", "L1", NOW)
