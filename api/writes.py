@@ -79,12 +79,12 @@ def classify(reader: PlantReader, who: Principal, line: str, sid: str, reason: A
     if problem:
         raise OpError(400, problem)
     stop = _stop_of(reader, line, sid, now)
-    before = reader.classifications.get(line, sid)
+    stored, before = _carried(reader, line, stop)
     if before is not None and before.by != who.name:
         _allowed(who, Action.EDIT_OTHERS, line)
     after = Classification(int(reason), comment if comment is not None else (before.comment if before else ""),
-                           who.name, now, before.splits if before else ())
-    reader.classifications.put(line, sid, after)
+                           who.name, now, before.splits if before else (), stop.end)
+    reader.classifications.put(line, sid, after, replaces=stored)
     auth().record(who, "classify", line=line, target=sid,
                   before=before.to_dict() if before else {"plc_reason": stop.reason}, after=after.to_dict())
     return {"id": sid, "plc_reason": stop.reason, **after.to_dict()}
@@ -104,15 +104,22 @@ def split(reader: PlantReader, who: Principal, line: str, sid: str, at: Any, bef
     problem = check_split(stop, at_s, now)
     if problem:
         raise OpError(400, problem)
-    before = reader.classifications.get(line, sid)
+    stored, before = _carried(reader, line, stop)
     if before is not None and before.by != who.name:
         _allowed(who, Action.EDIT_OTHERS, line)
     after = Classification(int(before_reason), comment if comment is not None else (before.comment if before else ""),
-                           who.name, now, ((at_s, int(after_reason)),))
-    reader.classifications.put(line, sid, after)
+                           who.name, now, ((at_s, int(after_reason)),), stop.end)
+    reader.classifications.put(line, sid, after, replaces=stored)
     auth().record(who, "split", line=line, target=sid,
                   before=before.to_dict() if before else {"plc_reason": stop.reason}, after=after.to_dict())
     return {"id": sid, "plc_reason": stop.reason, **after.to_dict()}
+
+
+def _carried(reader: PlantReader, line: str, stop: Any) -> tuple[str | None, Classification | None]:
+    """The classification the stop carries now (under its id, or under the id it had
+    before late data moved its start) and the id it is stored under."""
+    found = reader.classifications.carried(line, stop)
+    return (found[0], found[1]) if found is not None else (None, None)
 
 
 def _time(value: Any, name: str, reader: PlantReader) -> float:

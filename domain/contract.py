@@ -309,6 +309,12 @@ def classifications_key(line: str) -> str:
     return f"{line_tag(line)}:class"
 
 
+def classification_starts_key(line: str) -> str:
+    """Sorted set: the ids of ``classifications_key`` scored by their stop's start (epoch s),
+    to find a classification whose stop late data rewrote with another start."""
+    return f"{line_tag(line)}:class:starts"
+
+
 def handovers_key(line: str) -> str:
     """Hash: shift handovers of the line (field = shift start, epoch s; value = JSON)."""
     return f"{line_tag(line)}:handover"
