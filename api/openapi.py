@@ -263,7 +263,9 @@ _SCHEMAS.update({
         "id": {"type": "string"}, "reason": {"type": "integer"}, "plc_reason": {"type": "integer"},
         "comment": {"type": "string"}, "by": {"type": "string"}, "at": EPOCH,
         "splits": {"type": "array", "description": "[time, reason] from which a later part of the stop has that "
-                   "reason", "items": {"type": "array", "items": {"type": "number"}}}}},
+                   "reason", "items": {"type": "array", "items": {"type": "number"}}},
+        "end": {**NUMBER_OR_NULL, "description": "the stop's end when classified (null: it was ongoing); a stop "
+                "that late data moves keeps the classification that covers most of it"}}},
     "Stops": {"type": "object", "properties": {
         "line": {"type": "string"}, "window": _ref("Window"),
         "untagged_coverage": {**NUMBER_OR_NULL, "description": "share of unplanned down time with a reason"},

@@ -93,7 +93,7 @@ def catalogue_table(catalogue: dict[str, Any]) -> Any:
 def line_lists(catalogue: dict[str, Any], lines: list[str]) -> Any:
     offered = [r for r in catalogue["reasons"] if not r.get("retired")]
     every = [r["code"] for r in offered]
-    out = [html.H2("Each line's list", className="h6 mt-3")]
+    out: list[Any] = [html.H2("Each line's list", className="h6 mt-3")]
     for line in lines:
         mine = catalogue["lines"][line]
         own = mine["codes"] is not None
@@ -150,8 +150,9 @@ def edited(catalogue: dict[str, Any], code: Any, text: str | None, text_zh: str 
     except (TypeError, ValueError):
         number = 0
     label: Any = (text or "").strip()
-    if (text_zh or "").strip():
-        label = {"en": label, "zh-CN": text_zh.strip()} if label else {"zh-CN": text_zh.strip()}
+    chinese = (text_zh or "").strip()
+    if chinese:
+        label = {"en": label, "zh-CN": chinese} if label else {"zh-CN": chinese}
     new = {"code": number, "text": label, "category": category, "planned": "planned" in (flags or []),
            "retired": "retired" in (flags or [])}
     rest = [r for r in catalogue["reasons"] if r["code"] != number]
@@ -184,14 +185,14 @@ def act(save: int | None, removes: list[int | None], line_saves: list[int | None
             writes.set_reason_catalogue(reader, who, edited(writes.reason_catalogue(reader), code, text, text_zh,
                                                              category, flags))
             said = f"Reason {code} saved."
-        elif trigger["type"] == REMOVE:  # type: ignore[index]
-            gone = int(trigger["code"])  # type: ignore[index]
+        elif trigger["type"] == REMOVE:
+            gone = int(trigger["code"])
             keep = [r for r in writes.reason_catalogue(reader)["reasons"] if r["code"] != gone]
             writes.set_reason_catalogue(reader, who, keep)
             said = f"Reason {gone} removed."
         else:
-            line = str(trigger["line"])  # type: ignore[index]
-            codes = None if trigger["type"] == LINE_DEFAULT else next(  # type: ignore[index]
+            line = str(trigger["line"])
+            codes = None if trigger["type"] == LINE_DEFAULT else next(
                 (sorted(v or []) for v, i in zip(line_values, line_ids, strict=True) if i["line"] == line), [])
             writes.set_line_reasons(reader, who, line, codes)
             said = f"Line {line} now uses " + ("the plant-wide list." if codes is None else f"its own list {codes}.")

@@ -160,7 +160,7 @@ def classifiable(event: dict[str, Any]) -> bool:
 
 def stop_button(event: dict[str, Any], label: str) -> html.Button:
     """A stop of a list as a button that opens ``classify_dialog`` (its reason as the label)."""
-    return html.Button([label, html.Span(" \u270e", className="ut-pen", **{"aria-hidden": "true"})],
+    return html.Button([label, html.Span(" \u270e", className="ut-pen")],
                        id={"type": STOP_BTN, "id": event["id"]}, title=_("Set the reason"),
                        className="btn btn-outline-primary btn-sm text-start stop-classify",
                        style={"minHeight": "44px", "minWidth": "44px"}, **{"data-stop": event["id"]})
