@@ -103,7 +103,8 @@ def test_a_reason_in_use_is_retired_not_dropped(env: dict[str, Any]) -> None:
                       headers=_as(env, "operator")).status_code == 200
     dropped = client.put("/api/reasons", json={"reasons": _catalogue(env, drop=7)}, headers=admin)
     assert dropped.status_code == 409
-    assert dropped.get_json()["error"].startswith(f"reason codes still in use: 7 by 1 classification(s), e.g. {IDLE_ID}")
+    said = dropped.get_json()["error"]
+    assert said.startswith(f"reason codes still in use: 7 by 1 classification(s), e.g. {IDLE_ID}")
     assert "retired" in dropped.get_json()["error"]
     retired = [{**r, "retired": True} if r["code"] == 7 else r for r in _catalogue(env)]
     assert client.put("/api/reasons", json={"reasons": retired}, headers=admin).status_code == 200
@@ -147,3 +148,16 @@ def test_other_processes_see_the_managed_list(env: dict[str, Any], redis_client:
     redis_client.hset(contract.reasons_key(), "plant", json.dumps(stored))
     other.reason_lists._cached = None  # what REFRESH_S does after a second
     assert other.plant.reasons[7].category == "setup_adjustment"
+
+
+def test_a_reason_filed_under_another_loss_category_moves_in_the_figures(env: dict[str, Any]) -> None:
+    """Jam (the PLC's code 1 on a 300 s fault) re-filed from equipment failure to setup:
+    the line's loss categories follow, past windows included."""
+    reader = env["reader"]
+    before = reader.line_kpis("L1", *PAST, NOW)["losses"]
+    assert (before["equipment_failure"], before["setup_adjustment"]) == (300.0, 0.0)
+    refiled = [{**r, "category": "setup_adjustment"} if r["code"] == 1 else r for r in _catalogue(env)]
+    answer = env["client"].put("/api/reasons", json={"reasons": refiled}, headers=_as(env, "admin"))
+    assert answer.status_code == 200, answer.get_json()
+    after = reader.line_kpis("L1", *PAST, NOW)["losses"]
+    assert (after["equipment_failure"], after["setup_adjustment"]) == (0.0, 300.0)
