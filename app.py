@@ -60,13 +60,13 @@ def _settings(args: argparse.Namespace) -> Any:
     )
 
 
-def _redis_client(url: str, *, interactive: bool = False) -> Any:
+def _redis_client(settings: Any, *, interactive: bool = False) -> Any:
     """A Redis client (a single server or a Redis Cluster: ``store.clients``).
     ``interactive`` (the dashboard and API): short timeouts and one quick retry, so a Redis
     outage shows as "no data" within seconds instead of hanging screens."""
-    from store.clients import connect
+    from store.clients import client_for
 
-    return connect(url, "screen" if interactive else "worker", health_check_interval=30)
+    return client_for(settings, "screen" if interactive else "worker")
 
 
 def check_at_start(redis_url: str | None, part: str) -> None:
@@ -87,7 +87,7 @@ def create_dash(settings: Any) -> Any:
         raise SystemExit("REDIS_URL is not set: the dashboard needs the Redis the collectors write to")
 
     def reader_factory() -> PlantReader:
-        return PlantReader(_redis_client(settings.redis_url, interactive=True), settings.plant)
+        return PlantReader(_redis_client(settings, interactive=True), settings.plant)
 
     app = create_app(settings, reader_factory)
     app.server.register_blueprint(create_api_blueprint(app.server.config["PLANT_READER"]))
@@ -209,14 +209,14 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from collectors.simulator import run_simulator
+    from collectors.sim.simulator import run_simulator
 
     settings = _settings(args)
     return _run_quietly(run_simulator(settings, seed=args.seed, speed=args.speed))
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from collectors.simulator import replay_scenario
+    from collectors.sim.scenario import replay_scenario
 
     settings = _settings(args)
     shift = "none" if args.keep_times else args.shift
@@ -244,7 +244,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        run_worker(_redis_client(settings.redis_url), settings.plant, stop)
+        run_worker(_redis_client(settings), settings.plant, stop)
     except KeyboardInterrupt:
         stop.set()
     return 0
@@ -253,7 +253,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_alerts(args: argparse.Namespace) -> int:
     from store.alert_loop import main as alerts_main
 
-    return alerts_main(_settings(args), args.action, args.channel, _redis_client)
+    return alerts_main(_settings(args), args.action, args.channel)
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
@@ -270,7 +270,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from collectors.collector import quiet_asyncua_logging, run_collector
-    from collectors.simulator import run_simulator
+    from collectors.sim.simulator import run_simulator
     from store.embedded import EmbeddedRedis
 
     settings = _settings(args)
@@ -318,9 +318,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _demo_history(settings: Any, hours: float, seed: int) -> Any:
     """The simulated plant's last ``hours`` written into empty streams (None if they hold data)."""
-    from collectors.backfill import demo_history
+    from collectors.sim.history import demo_history
 
-    client = _redis_client(settings.redis_url)
+    client = _redis_client(settings)
     try:
         return demo_history(client, settings.plant, hours, seed)
     except ValueError as exc:

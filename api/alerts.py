@@ -17,6 +17,7 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, request
 from redis.exceptions import RedisError
 
+from domain import answers
 from store.alerts import AlertStore
 from store.reader import PlantReader, WindowError
 
@@ -65,7 +66,7 @@ def may_acknowledge(line: str, *, from_page: bool = False) -> tuple[str, str]:
 
 
 def acknowledge(store: AlertStore, alert_id: str, comment: str, now: float, *, from_page: bool = False
-                ) -> dict[str, Any]:
+                ) -> answers.AlertAck:
     """Acknowledge for the caller; the acknowledgement (the first one stands)."""
     comment = (comment or "").strip()
     if len(comment) > MAX_COMMENT:
@@ -80,7 +81,7 @@ def acknowledge(store: AlertStore, alert_id: str, comment: str, now: float, *, f
     return ack
 
 
-def _audit(name: str, line: str, alert_id: str, ack: dict[str, Any]) -> None:
+def _audit(name: str, line: str, alert_id: str, ack: answers.AlertAck) -> None:
     """The acknowledgement in the operator loop's audit trail, when it is installed."""
     try:
         from api import auth as api_auth

@@ -34,6 +34,7 @@ from urllib.parse import quote
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, redirect, request, session
 from redis.exceptions import RedisError
 
+from domain import answers
 from domain.plant import Plant
 from domain.roles import Action, Principal, refusal
 from store.audit import AuditTrail
@@ -249,19 +250,23 @@ def create_auth_blueprint() -> Blueprint:
             return response
         who = current_principal()
         assert who is not None
-        return jsonify({"user": who.name, "role": str(who.role), "lines": list(who.lines), "csrf": csrf_token()})
+        answer: answers.Login = {"user": who.name, "role": str(who.role), "lines": list(who.lines),
+                                 "csrf": csrf_token()}
+        return jsonify(answer)
 
     @bp.post("/api/logout")
     def api_logout() -> Any:
         logout()
-        return jsonify({"user": None})
+        logged_out: answers.Logout = {"user": None}
+        return jsonify(logged_out)
 
     @bp.get("/api/session")
     def api_session() -> Any:
         who = current_principal()
         if who is None:
-            return jsonify({"user": None, "require_login": auth().require_login})
-        body = {"user": who.name, "role": str(who.role), "lines": list(who.lines), "kind": who.kind}
+            nobody: answers.Session = {"user": None, "require_login": auth().require_login}
+            return jsonify(nobody)
+        body: answers.Session = {"user": who.name, "role": str(who.role), "lines": list(who.lines), "kind": who.kind}
         if who.kind == "user":
             body["csrf"] = csrf_token()
         return jsonify(body)

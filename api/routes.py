@@ -12,13 +12,14 @@ import math
 import time
 from collections.abc import Callable
 from functools import wraps
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import Blueprint, Response, jsonify, request
 from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException
 
 from api.openapi import openapi_spec
+from domain import answers
 from store.reader import PlantReader, UnknownLine, UnknownMachine, WindowError
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ def create_api_blueprint(get_reader: Callable[[], PlantReader] | PlantReader,
         wanted = [part for value in request.args.getlist("line") for part in value.split(",") if part]
         for line in wanted:
             reader.line(line)  # 404 for an unknown line
-        return _ok(reader.lines(clock(), only=wanted) if wanted else reader.lines(clock()))
+        return _ok(reader.lines(clock(), only=wanted or None, with_andon=True))
 
     @bp.get("/lines/<line>/kpis")
     @json_errors
@@ -147,8 +148,12 @@ def _param(name: str) -> str | None:
     return value
 
 
-def _labelled(body: dict[str, Any], label: str) -> dict[str, Any]:
-    if label and isinstance(body.get("window"), dict):
+Windowed = TypeVar("Windowed", answers.LineKpis, answers.MachineKpis, answers.Downtime, answers.Energy)
+
+
+def _labelled(body: Windowed, label: str) -> Windowed:
+    """The answer with its window's label (a named range's), when it has one."""
+    if label:
         body["window"]["label"] = label
     return body
 

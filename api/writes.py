@@ -13,14 +13,14 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, jsonify, request
 from redis.exceptions import RedisError
 
 from api.auth import auth, check, error, requires
-from domain import calendar
+from domain import answers, calendar
 from domain.classification import (
     Classification,
     check_comment,
@@ -71,7 +71,7 @@ def _stop_of(reader: PlantReader, line: str, sid: str, now: float) -> Any:
 
 
 def classify(reader: PlantReader, who: Principal, line: str, sid: str, reason: Any, comment: Any,
-             now: float) -> dict[str, Any]:
+             now: float) -> answers.Classification:
     """Sets a stop's reason (and comment); keeps an existing split's later parts."""
     _allowed(who, Action.CLASSIFY, line)
     cfg = reader.line(line)
@@ -87,11 +87,11 @@ def classify(reader: PlantReader, who: Principal, line: str, sid: str, reason: A
     reader.classifications.put(line, sid, after, replaces=stored)
     auth().record(who, "classify", line=line, target=sid,
                   before=before.to_dict() if before else {"plc_reason": stop.reason}, after=after.to_dict())
-    return {"id": sid, "plc_reason": stop.reason, **after.to_dict()}
+    return cast(answers.Classification, {"id": sid, "plc_reason": stop.reason, **after.to_dict()})
 
 
 def split(reader: PlantReader, who: Principal, line: str, sid: str, at: Any, before_reason: Any, after_reason: Any,
-          comment: Any, now: float) -> dict[str, Any]:
+          comment: Any, now: float) -> answers.Classification:
     """Splits a stop at ``at`` into two reasons (replaces an earlier split)."""
     _allowed(who, Action.CLASSIFY, line)
     cfg = reader.line(line)
@@ -112,7 +112,7 @@ def split(reader: PlantReader, who: Principal, line: str, sid: str, at: Any, bef
     reader.classifications.put(line, sid, after, replaces=stored)
     auth().record(who, "split", line=line, target=sid,
                   before=before.to_dict() if before else {"plc_reason": stop.reason}, after=after.to_dict())
-    return {"id": sid, "plc_reason": stop.reason, **after.to_dict()}
+    return cast(answers.Classification, {"id": sid, "plc_reason": stop.reason, **after.to_dict()})
 
 
 def _carried(reader: PlantReader, line: str, stop: Any) -> tuple[str | None, Classification | None]:
@@ -154,7 +154,7 @@ def _text_field(value: Any, name: str) -> str:
 
 
 def handover_note(reader: PlantReader, who: Principal, line: str, shift_start: str, note: Any, open_issues: Any,
-                  now: float) -> dict[str, Any]:
+                  now: float) -> answers.Handover:
     _allowed(who, Action.HANDOVER_WRITE, line)
     reader.line(line)
     shift = _shift(reader, shift_start)
@@ -171,14 +171,18 @@ def handover_note(reader: PlantReader, who: Principal, line: str, shift_start: s
     return after
 
 
-def handover_sign(reader: PlantReader, who: Principal, line: str, shift_start: str, now: float) -> dict[str, Any]:
+def handover_sign(reader: PlantReader, who: Principal, line: str, shift_start: str,
+                  now: float) -> answers.Handover:
     _allowed(who, Action.HANDOVER_SIGN, line)
     shift = _shift(reader, shift_start)
-    figures = reader.line_kpis(line, shift.start, min(shift.end, now), now)
-    keep = ("availability", "performance", "quality", "oee", "good_count", "reject_count", "down_s",
-            "planned_busy_s", "untagged_coverage", "window")
+    kpis = reader.line_kpis(line, shift.start, min(shift.end, now), now)
+    figures: answers.HandoverFigures = {
+        "availability": kpis["availability"], "performance": kpis["performance"], "quality": kpis["quality"],
+        "oee": kpis["oee"], "good_count": kpis["good_count"], "reject_count": kpis["reject_count"],
+        "down_s": kpis["down_s"], "planned_busy_s": kpis["planned_busy_s"],
+        "untagged_coverage": kpis["untagged_coverage"], "window": kpis["window"]}
     try:
-        after = Handovers(reader.redis).sign(line, shift.start, who.name, {k: figures.get(k) for k in keep}, now)
+        after = Handovers(reader.redis).sign(line, shift.start, who.name, figures, now)
     except HandoverError as exc:
         raise OpError(409, str(exc)) from None
     auth().record(who, "handover_sign", line=line, target=shift.label, before=None,
@@ -187,7 +191,7 @@ def handover_sign(reader: PlantReader, who: Principal, line: str, shift_start: s
 
 
 def handover_acknowledge(reader: PlantReader, who: Principal, line: str, shift_start: str,
-                         now: float) -> dict[str, Any]:
+                         now: float) -> answers.Handover:
     _allowed(who, Action.HANDOVER_SIGN, line)
     shift = _shift(reader, shift_start)
     try:
@@ -198,7 +202,7 @@ def handover_acknowledge(reader: PlantReader, who: Principal, line: str, shift_s
     return after
 
 
-def add_user(who: Principal, name: Any, role: Any, lines: Any, password: Any) -> dict[str, Any]:
+def add_user(who: Principal, name: Any, role: Any, lines: Any, password: Any) -> answers.User:
     """An admin adds a user (the password is hashed, never recorded)."""
     _allowed(who, Action.MANAGE_USERS, None)
     try:
@@ -209,7 +213,7 @@ def add_user(who: Principal, name: Any, role: Any, lines: Any, password: Any) ->
     return user.public()
 
 
-def change_user_of(who: Principal, name: str, disabled: Any = None, password: Any = None) -> dict[str, Any]:
+def change_user_of(who: Principal, name: str, disabled: Any = None, password: Any = None) -> answers.User:
     """An admin disables/enables a user or sets a password (either ends their sessions)."""
     _allowed(who, Action.MANAGE_USERS, None)
     users = auth().users
@@ -230,7 +234,7 @@ def change_user_of(who: Principal, name: str, disabled: Any = None, password: An
     return after.public()
 
 
-def reason_catalogue(reader: PlantReader) -> dict[str, Any]:
+def reason_catalogue(reader: PlantReader) -> answers.ReasonLists:
     """The plant-wide reason list and each line's (codes; null: the plant-wide list), with
     where each comes from ("managed" or "plant file")."""
     plant, sources = reader.plant, reader.reason_lists.sources()
@@ -239,7 +243,7 @@ def reason_catalogue(reader: PlantReader) -> dict[str, Any]:
             "lines": {line.id: {"codes": line.reasons, "source": sources[line.id]} for line in plant.lines}}
 
 
-def set_reason_catalogue(reader: PlantReader, who: Principal, items: Any) -> dict[str, Any]:
+def set_reason_catalogue(reader: PlantReader, who: Principal, items: Any) -> answers.ReasonLists:
     """Replaces the plant-wide reason list (engineers of all lines, admins); a code still
     used by a classification cannot be dropped (409: retire it)."""
     _allowed(who, Action.MANAGE_REASONS, ALL_LINES)
@@ -251,7 +255,7 @@ def set_reason_catalogue(reader: PlantReader, who: Principal, items: Any) -> dic
     return reason_catalogue(reader)
 
 
-def set_line_reasons(reader: PlantReader, who: Principal, line: str, codes: Any) -> dict[str, Any]:
+def set_line_reasons(reader: PlantReader, who: Principal, line: str, codes: Any) -> answers.Reasons:
     """Sets the codes a person may pick on ``line`` (null: the plant-wide list)."""
     _allowed(who, Action.MANAGE_REASONS, line)
     try:
@@ -262,14 +266,14 @@ def set_line_reasons(reader: PlantReader, who: Principal, line: str, codes: Any)
     return line_reasons(reader, line)
 
 
-def line_reasons(reader: PlantReader, line: str) -> dict[str, Any]:
+def line_reasons(reader: PlantReader, line: str) -> answers.Reasons:
     cfg = reader.line(line)
     return {"line": line, "by_category": grouped_choices(reader.plant, cfg), "codes": cfg.reasons,
             "source": reader.reason_lists.sources()[line]}
 
 
 def untagged_stops(reader: PlantReader, line: str, start: float, end: float, now: float,
-                   untagged: bool) -> dict[str, Any]:
+                   untagged: bool) -> answers.Stops:
     """The window's stops with their stable ids (``untagged``: only unplanned down time
     without a reason, longest first, as the queue shows them)."""
     report = reader.downtime(line, start, end, now)
@@ -277,9 +281,10 @@ def untagged_stops(reader: PlantReader, line: str, start: float, end: float, now
     if untagged:
         events = sorted((e for e in events if not e["reason"] and not e["planned"] and not e["micro"]
                          and e["lost_s"] > 0), key=lambda e: -e["lost_s"])
-    summary = {k: report["summary"].get(k) for k in ("untagged_coverage", "untagged_stops", "untagged_down_s",
-                                                      "tagged_down_s")}
-    return {"line": line, "window": report["window"], "stops": events, **summary}
+    summary = report["summary"]
+    return {"line": line, "window": report["window"], "stops": events,
+            "untagged_coverage": summary["untagged_coverage"], "untagged_stops": summary["untagged_stops"],
+            "untagged_down_s": summary["untagged_down_s"], "tagged_down_s": summary["tagged_down_s"]}
 
 
 # --- HTTP -----------------------------------------------------------------------------------

@@ -26,9 +26,11 @@ if str(ROOT) not in sys.path:
 
 import redis  # noqa: E402
 
-from collectors.backfill import start_history, write_line_events  # noqa: E402
+from collectors.sim.history import start_history  # noqa: E402
 from config.loader import DEMO_PLANT, load_plant  # noqa: E402
+from store.clients import node  # noqa: E402
 from store.rollup import RollupWorker  # noqa: E402
+from store.streams import write_history  # noqa: E402
 from tests.support import RedisServer, external_redis_url  # noqa: E402
 
 
@@ -41,7 +43,7 @@ def run(client: redis.Redis, hours: float, seed: int) -> None:
     generated = time.perf_counter()
     events = sum(len(line_events) for line_events in by_line.values())
     for line_id, line_events in by_line.items():
-        write_line_events(client, plant, line_id, line_events, now)
+        write_history(client, line_id, line_events, now, plant.retention.stream_days * 86400)
     written = time.perf_counter()
     signals = Counter(str(e.signal) for line_events in by_line.values() for e in line_events)
     print(f"{hours:g} h of the demo plant ({sum(len(line.machines) for line in plant.lines)} machines): "
@@ -68,7 +70,7 @@ def main() -> None:
         server = RedisServer()
         server.start()
         url = server.url
-    client = redis.Redis.from_url(url)
+    client = node(url)
     client.flushdb()
     try:
         run(client, args.hours, args.seed)

@@ -31,9 +31,11 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -48,6 +50,7 @@ from config.settings import Settings  # noqa: E402
 from domain.contract import events_key  # noqa: E402
 from domain.model import Signal  # noqa: E402
 from domain.plant import Endpoint, Line, Machine, Plant, Shift  # noqa: E402
+from store.clients import node  # noqa: E402
 from tests.support import RedisServer, free_port  # noqa: E402
 
 SIGNALS = (Signal.STATE, Signal.GOOD, Signal.REJECT, Signal.ENERGY, Signal.POWER)
@@ -101,7 +104,7 @@ async def _serve(url: str, plant: Plant, ready: multiprocessing.synchronize.Even
         ready.set()
         n = 0
         while not stop.is_set():
-            now = datetime.now(UTC)
+            now = cast(ua.DateTime, datetime.now(UTC))  # asyncua types the timestamp as its DateTime
             for nid, signal in nodes:
                 await server.write_attribute_value(nid, ua.DataValue(_value(signal, n), SourceTimestamp=now,
                                                                      ServerTimestamp=now))
@@ -135,7 +138,7 @@ class Rate:
         return self.count / self.cpu_s if self.cpu_s else float("nan")
 
 
-async def measure(counter: callable, warmup_s: float, seconds: float) -> Rate:  # type: ignore[valid-type]
+async def measure(counter: Callable[[], int], warmup_s: float, seconds: float) -> Rate:
     await asyncio.sleep(warmup_s)
     c0, w0, p0 = counter(), time.perf_counter(), time.process_time()
     await asyncio.sleep(seconds)
@@ -164,7 +167,7 @@ async def bare(plant: Plant, warmup_s: float, seconds: float, iterator: bool) ->
         sub = Subscription(client.uaclient.session, params, None if iterator else Counting(), queue_maxsize=0)
         await sub.init()
         nodes = [client.get_node(n) for line in plant.lines for m in line.machines for n in m.nodes.values()]
-        await sub.subscribe_data_change(nodes, queuesize=endpoint.queue_size, sampling_interval=0)
+        await sub.subscribe_data_change(nodes, queuesize=endpoint.queue_size, sampling_interval=ua.Double(0))
 
         async def consume() -> None:
             nonlocal count
@@ -235,7 +238,7 @@ async def run(args: argparse.Namespace, redis_url: str) -> None:
         print(f"server: {nodes} nodes, writing as fast as it can; publishing interval {args.publishing_ms} ms; "
               f"{args.rounds} rounds of {args.seconds:g} s per phase after {args.warmup:g} s warm-up "
               f"(median round shown)", flush=True)
-        client = redis.Redis.from_url(redis_url)
+        client = node(redis_url)
         client.flushdb()
         rates, notifications = await phases(plant, redis_url, args)
         used, entries = memory_per_event(client, plant)

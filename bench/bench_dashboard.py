@@ -57,6 +57,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -74,6 +75,7 @@ from page_weight import measure_pages  # noqa: E402
 from page_weight import report as report_weights  # noqa: E402
 
 from domain import contract  # noqa: E402
+from store.clients import node  # noqa: E402
 
 REFRESH_S = 2.0
 BYTES_TARGET = 50_000  # per live refresh of the line page (the issue's target)
@@ -90,12 +92,12 @@ def say(text: str = "") -> None:
     print(text, flush=True)
 
 
-def pct(values: list[float], q: float) -> float:
+def pct(values: Sequence[float], q: float) -> float:
     """The q-th percentile (nearest rank), NaN for no values."""
     if not values:
         return float("nan")
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
+    return float(ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))])
 
 
 def ms(seconds: float) -> str:
@@ -268,7 +270,8 @@ def _reader(kind: str) -> str:
 
 
 def read_value(driver: Any, kind: str, element: str) -> int | None:
-    return driver.execute_script(f"return ({_reader(kind)})();".replace("arguments[0]", json.dumps(element)))
+    value = driver.execute_script(f"return ({_reader(kind)})();".replace("arguments[0]", json.dumps(element)))
+    return None if value is None else int(value)
 
 
 def watch_for(driver: Any, kind: str, element: str, want: int) -> None:
@@ -308,13 +311,12 @@ class EndToEnd:
 
 
 def end_to_end(rig: Rig, urls: dict[str, str], reps: int, bump: int) -> EndToEnd:
-    import redis
 
     assert rig.plant is not None
     machine = rig.plant.line(LONG_LINE).output_machine  # type: ignore[union-attr]
     element = json.dumps({"field": "output", "line": LONG_LINE, "type": "wall-field"}, separators=(",", ":"),
                          sort_keys=True)
-    client = redis.Redis.from_url(rig.redis_url)
+    client = node(rig.redis_url)
     drivers = {"wall": chromium(), "line": chromium(performance_log=True)}
     result = EndToEnd()
     try:

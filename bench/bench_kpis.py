@@ -33,6 +33,7 @@ from domain import contract, kpi  # noqa: E402
 from domain.engine import totals_from_events  # noqa: E402
 from domain.model import Event  # noqa: E402
 from domain.plant import Plant  # noqa: E402
+from store.clients import node  # noqa: E402
 from store.line_worker import LineWorker, WorkerOptions, read_stored, write_batch  # noqa: E402
 from store.reader import PlantReader  # noqa: E402
 from tests.history import line_history  # noqa: E402
@@ -111,12 +112,12 @@ def copy_to_previous_days(client: redis.Redis, plant: Plant, day_start: float, d
         pipe.execute()
     for key, decode, encode in ((contract.stops_key(LINE), contract.decode_stop_member, _shift_stop),
                                 (contract.states_key(LINE), contract.decode_state_member, _shift_state)):
-        members = client.zrangebyscore(key, day_start, "+inf")
+        members: Any = client.zrangebyscore(key, day_start, "+inf")
         pipe = client.pipeline(transaction=False)
         for k in range(1, days + 1):
             shifted = {}
             for raw in members:
-                moved = encode(decode(raw), k * DAY)  # type: ignore[operator]
+                moved = encode(decode(raw), k * DAY)
                 if moved is not None:
                     shifted[moved[0]] = moved[1]
             if shifted:
@@ -124,7 +125,7 @@ def copy_to_previous_days(client: redis.Redis, plant: Plant, day_start: float, d
         pipe.execute()
 
 
-def _merge_minutes(client: redis.Redis, key: str, text: bytes) -> str:
+def _merge_minutes(client: redis.Redis, key: str, text: Any) -> bytes:
     """The simulated day's first (partial) hour, merged with the last hour copied before it."""
     merged = contract.split_minutes(client.get(key))
     merged.update(contract.split_minutes(text))
@@ -147,8 +148,8 @@ def _hours(start: float, end: float) -> list[float]:
     return [start + i * HOUR for i in range(int((end - start) // HOUR) + 1)]
 
 
-def _hour_rollups(client: redis.Redis, machine: str, first_hour: float) -> dict[float, bytes]:
-    out = {}
+def _hour_rollups(client: redis.Redis, machine: str, first_hour: float) -> dict[float, Any]:
+    out: dict[float, Any] = {}
     for day in {math.floor(h / DAY) * DAY for h in _hours(first_hour, first_hour + DAY)}:
         for field, text in client.hgetall(contract.hour_rollup_key(LINE, machine, day)).items():
             hour = day + int(field) * HOUR
@@ -218,7 +219,7 @@ def main() -> None:
         server = RedisServer()
         server.start()
         url = server.url
-    client = redis.Redis.from_url(url)
+    client = node(url)
     try:
         client.flushdb()
         run(client, args.days, args.repeat)

@@ -27,9 +27,10 @@ if str(ROOT) not in sys.path:
 
 import redis  # noqa: E402
 
-from collectors.backfill import start_history, write_line_events  # noqa: E402
+from collectors.sim.history import start_history  # noqa: E402
 from config.loader import DEMO_PLANT, load_plant  # noqa: E402
 from store.rollup import RollupWorker  # noqa: E402
+from store.streams import write_history  # noqa: E402
 from tests.support import bench_redis  # noqa: E402
 
 
@@ -63,7 +64,7 @@ def run(client: redis.Redis, hours: float, seed: int) -> None:
     history = start_history(plant, now, hours, seed)
     events = 0
     for line_id, line_events in history.events_until(now).items():
-        events += write_line_events(client, plant, line_id, line_events, now)
+        events += write_history(client, line_id, line_events, now, plant.retention.stream_days * 86400)
     streams = used_memory(client)
     worker = RollupWorker(client, plant)
     worker.drain()

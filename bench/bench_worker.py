@@ -25,6 +25,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -83,7 +84,7 @@ def raw_read(client: redis.Redis, plant: Plant) -> tuple[int, float]:
     for line in plant.lines:
         low = "-"
         while True:
-            entries = client.xrange(contract.events_key(line.id), min=low, count=2000)
+            entries: Any = client.xrange(contract.events_key(line.id), min=low, count=2000)
             total += len(entries)
             if len(entries) < 2000:
                 break

@@ -186,7 +186,8 @@ class Connection:
 
     async def _chunked(self) -> tuple[bytes, int]:
         assert self.reader is not None
-        parts, framing = [], 0
+        parts: list[bytes] = []
+        framing = 0
         while True:
             size_line = await self.reader.readuntil(b"\r\n")
             size = int(size_line.split(b";")[0], 16)

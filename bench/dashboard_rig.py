@@ -33,6 +33,7 @@ import yaml
 
 from config.loader import DEMO_PLANT, load_plant
 from domain.plant import Plant
+from store.clients import node
 from tests.support import RedisServer, external_redis_url, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -199,7 +200,6 @@ class Rig:
                 "DATA_DIR": str(self.folder / "var"), "PYTHONUNBUFFERED": "1"}
 
     def _start(self) -> None:
-        import redis
 
         started = time.perf_counter()
         self.redis_url = external_redis_url() or ""
@@ -207,7 +207,7 @@ class Rig:
             self.redis_server = RedisServer()
             self.redis_server.start()
             self.redis_url = self.redis_server.url
-        client = redis.Redis.from_url(self.redis_url)
+        client = node(self.redis_url)
         client.flushdb()
         client.close()
         self.plant_file, self.plant = write_bench_plant(self.folder, free_port())

@@ -2,7 +2,7 @@
 
     REDIS_URL=... python bench/live_plant.py --plant FILE [--hours 13] [--seed 7]
 
-Writes the plant's last ``--hours`` into its empty streams (``collectors.backfill``, as
+Writes the plant's last ``--hours`` into its empty streams (``collectors.sim.history``, as
 ``python app.py`` does), then serves the plant's OPC UA nodes going on from there: a
 ``PlantSimulator`` without autorun, ticked here to the wall clock every 0.1 s (speed 1).
 Driving it by hand lets a command change a node between two ticks, never inside one:
@@ -33,12 +33,12 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import redis  # noqa: E402
 
-from collectors.backfill import start_history  # noqa: E402
-from collectors.simulator import PlantSimulator  # noqa: E402
+from collectors.sim.history import start_history  # noqa: E402
+from collectors.sim.simulator import PlantSimulator  # noqa: E402
 from config.settings import Settings  # noqa: E402
 from domain.model import Signal  # noqa: E402
+from store.clients import node  # noqa: E402
 
 log = logging.getLogger("live_plant")
 
@@ -64,7 +64,7 @@ async def _bump(sim: PlantSimulator, line: str, machine: str, parts: int) -> dic
 
 
 async def run(settings: Settings, hours: float, seed: int) -> None:
-    client = redis.Redis.from_url(settings.redis_url or "")
+    client = node(settings.redis_url or "")
     now = time.time()
     history = start_history(settings.plant, now, hours, seed)
     events = history.write_until(client, now)

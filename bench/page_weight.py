@@ -15,6 +15,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -138,11 +139,11 @@ def live_updates(driver: Any, seconds: float) -> list[int]:
     return rounds[1:-1] if len(rounds) > 2 else rounds  # the edges may be cut
 
 
-def pct(values: list[float], q: float) -> float:
+def pct(values: Sequence[float], q: float) -> float:
     if not values:
         return float("nan")
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
+    return float(ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))])
 
 
 def measure_pages(urls: dict[str, str], live_seconds: float = 60.0, live_pages: tuple[str, ...] = ("line",)

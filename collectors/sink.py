@@ -2,7 +2,7 @@
 
 One pipeline per batch: per line, an ``XADD <plant:{line}:events> MINID ~ <now - retention> *``
 per event and one ``HSET <plant:{line}:live>`` with the batch's latest value of every
-(machine, signal), run in Redis by a small Lua script (see ``_WRITE_SCRIPT``). A batch is
+(machine, signal), run in Redis by the stream writer's Lua script (``store.streams``). A batch is
 written when ``batch_max`` events are waiting or ``flush_interval_s`` after the first one
 arrived.
 
@@ -17,9 +17,7 @@ most that much. Delivery is at least once: a batch cut off in the middle by a dy
 Redis is written again (all values are idempotent: cumulative counters, states, levels).
 
 On a Redis Cluster (``store.clients.connect_async``) each line's script is its own
-``EVAL``, sent to the master holding the line's slot (every key of a line shares it; a
-cluster pipeline refuses scripts, and no command spans lines): a ``MOVED`` answer means
-the script did not run there, so the client's redirect writes each entry once.
+``EVAL``, sent to the master holding the line's slot (``store.streams.write_async``).
 
 What the OPC UA side refuses (a node the server rejects, an untrusted server
 certificate) is kept per line in ``contract.nodes_key`` (``report``), for ``/api/health``.
@@ -42,43 +40,12 @@ import redis.asyncio
 from redis.exceptions import RedisError
 
 from collectors.buffer import StoreAndForwardBuffer
-from domain.contract import (
-    BAD_TIMESTAMP_STATUSES,
-    FIELDS,
-    encode_event,
-    encode_live,
-    events_key,
-    live_key,
-    nodes_key,
-)
+from domain.contract import nodes_key
 from domain.model import Event
-from store.clients import is_async_cluster
+from store.streams import live_batches, minid_for, write_async
 
 log = logging.getLogger(__name__)
 
-# The writes of one line in one batch, done in Redis: XADD <stream> MINID ~ <minid> * <fields>
-# for every entry, then HSET <live> of the batch's latest value per field. Passing a
-# batch as one JSON argument keeps the client's work per event small (redis-py packs
-# and parses every argument and reply in Python); the names and the encoding of the
-# fields come from ``domain.contract``. Runs atomically: a batch of a line is stored
-# whole or not at all.
-_WRITE_SCRIPT = """
-local minid, names = ARGV[1], cjson.decode(ARGV[2])
-local entries, live = cjson.decode(ARGV[3]), cjson.decode(ARGV[4])
-local args = {KEYS[1], 'MINID', '~', minid, '*'}
-for _, entry in ipairs(entries) do
-  for i = 1, #names do
-    args[4 + 2 * i] = names[i]
-    args[5 + 2 * i] = entry[i]
-  end
-  redis.call('XADD', unpack(args))
-end
-for i = 1, #live, 1000 do
-  redis.call('HSET', KEYS[2], unpack(live, i, math.min(i + 999, #live)))
-end
-return #entries
-"""
-_FIELD_NAMES = json.dumps(list(FIELDS))
 
 
 @dataclass(slots=True)
@@ -125,7 +92,7 @@ class RedisSink:
     ) -> None:
         self.client = client
         self.buffer = buffer
-        self.retention_ms = int(retention_s * 1000)
+        self.retention_s = retention_s
         self.batch_max = batch_max
         self.flush_interval_s = flush_interval_s
         self.drain_chunk = drain_chunk
@@ -137,8 +104,6 @@ class RedisSink:
         self._backoff = Backoff(retry_initial_s, retry_max_s)
         self._retry_at = 0.0  # monotonic time of the next attempt while Redis is down
         self._down_since: float | None = None
-        self._keys: dict[str, tuple[str, str]] = {}
-        self._cluster = is_async_cluster(client)
         self._reports: dict[str, dict[str, str | None]] = {}  # line -> field -> JSON (None: remove)
 
     def report(self, line: str, field: str, value: Mapping[str, object] | None) -> None:
@@ -302,48 +267,12 @@ class RedisSink:
             self._down_since = None
             self._backoff.reset()
 
-    def _keys_for(self, line: str) -> tuple[str, str]:
-        keys = self._keys.get(line)
-        if keys is None:
-            keys = self._keys[line] = (events_key(line), live_key(line))
-        return keys
-
     async def write(self, events: Sequence[Event]) -> None:
-        """One pipeline: per line, its events' XADDs (MINID ~ trimming) and one HSET."""
+        """One round trip: per line, its events' XADDs (MINID ~ trimming) and one HSET
+        (``store.streams``)."""
         if not events:
             return
-        minid = str(max(int(self.clock() * 1000) - self.retention_ms, 0))
-        per_line: dict[str, tuple[list[list[str]], dict[str, str]]] = {}
-        for event in events:
-            entries, _ = per_line.get(event.line) or per_line.setdefault(event.line, ([], {}))
-            entries.append(list(encode_event(event).values()))
-        latest: set[tuple[str, str, str]] = set()
-        for event in reversed(events):  # the live hash takes the last event of each signal
-            key = (event.line, event.machine, event.signal)
-            if key not in latest and event.status not in BAD_TIMESTAMP_STATUSES:
-                latest.add(key)
-                field, value = encode_live(event)
-                per_line[event.line][1][field] = value
-        commands = []
-        for line, (entries, live) in per_line.items():
-            stream, live_hash = self._keys_for(line)
-            commands.append((
-                "EVAL", _WRITE_SCRIPT, 2, stream, live_hash, minid, _FIELD_NAMES,
-                json.dumps(entries, separators=(",", ":"), ensure_ascii=False),
-                json.dumps([x for pair in live.items() for x in pair], separators=(",", ":"), ensure_ascii=False),
-            ))
-        if self._cluster:
-            # One command per line, each routed to its slot's master, concurrently.
-            results = await asyncio.gather(*(self.client.execute_command(*command) for command in commands),
-                                           return_exceptions=True)
-            for result in results:
-                if isinstance(result, BaseException):
-                    raise result
-        else:
-            pipe = self.client.pipeline(transaction=False)
-            for command in commands:
-                pipe.execute_command(*command)
-            await pipe.execute()
+        await write_async(self.client, live_batches(events), minid_for(self.clock(), self.retention_s))
         self.stats.written += len(events)
         self.stats.batches += 1
 

@@ -126,7 +126,7 @@ class ServerValidator:
         try:
             await CertificateValidator(CHECKS).validate(cert, app)
         except ServiceError as exc:
-            self._refuse(cert, ua.StatusCode(exc.code).name)
+            self._refuse(cert, ua.StatusCode(ua.UInt32(exc.code)).name)
         trusted = self.trust.trusted_thumbprints()
         if thumbprint(cert) in trusted:
             return

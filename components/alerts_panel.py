@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from dash import ALL, Input, Output, State, ctx, dcc, html
@@ -22,6 +23,7 @@ from api.alerts import Refused, acknowledge
 from components import data
 from components.callbacks import Callbacks
 from components.i18n import N_, _, local, reason_text
+from domain import answers
 from store.alerts import AlertStore
 
 callbacks = Callbacks()  # this module's callbacks; register(app) puts them on an app
@@ -51,7 +53,7 @@ def _store() -> AlertStore | None:
     return None if client is None else AlertStore(client)
 
 
-def _alerts(lines: list[str] | None, *, open_only: bool, now: float) -> list[dict[str, Any]]:
+def _alerts(lines: list[str] | None, *, open_only: bool, now: float) -> list[answers.Alert]:
     store = _store()
     items = [] if store is None else store.history(now - RECENT_S, now, open_only=open_only)
     return [a for a in items if lines is None or a["line"] in lines]
@@ -93,7 +95,7 @@ MESSAGES = {
 }
 
 
-def alert_text(alert: dict[str, Any]) -> str:
+def alert_text(alert: Mapping[str, Any]) -> str:
     """An alert's text in the screen's language (its English ``text`` for one stored
     before alerts carried their message as data, or with an unknown key)."""
     message = alert.get("message") or {}
@@ -115,7 +117,7 @@ def alert_text(alert: dict[str, Any]) -> str:
     return f"{prefix}: {text}" if prefix else text
 
 
-def wall_items(alerts: list[dict[str, Any]]) -> tuple[list[Any], str]:
+def wall_items(alerts: Sequence[Mapping[str, Any]]) -> tuple[list[Any], str]:
     """The wall's alert lines and its class (pure): flashing while an urgent alert waits
     for an acknowledgement."""
     shown = [a for a in alerts if a["cleared_at"] is None and a["severity"] != "info"]
@@ -159,7 +161,7 @@ def _when(ts: float | None) -> str:
     return "" if ts is None else time.strftime("%H:%M", time.localtime(ts))
 
 
-def list_items(alerts: list[dict[str, Any]]) -> list[Any]:
+def list_items(alerts: Sequence[Mapping[str, Any]]) -> list[Any]:
     """Rows: severity, text, raised, state; an Acknowledge button on open unacknowledged ones (pure)."""
     if not alerts:
         return [html.P(_("No alerts in the last 12 hours."), className="text-body-secondary mb-2")]

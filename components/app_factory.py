@@ -63,7 +63,7 @@ def create_app(settings: Any, reader_factory: Callable[[], Any], clock: Callable
         add_log_handler=False,  # the entry point's logging prints "Dash is running" once
         serve_locally=True,
         title=settings.plant.name,
-        update_title=None,
+        update_title="",  # no "Updating..." in the tab title
         suppress_callback_exceptions=True,
         meta_tags=[{"name": "viewport", "content": "width=device-width, initial-scale=1"}],
     )

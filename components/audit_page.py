@@ -5,6 +5,7 @@ of them and whether the hash chain verifies (``store.audit``). Newest first, the
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -48,7 +49,7 @@ def _short(value: Any) -> str:
     return text if len(text) <= 160 else text[:157] + "..."
 
 
-def entries_table(entries: list[dict[str, Any]], tz: str) -> Any:
+def entries_table(entries: Sequence[Mapping[str, Any]], tz: str) -> Any:
     if not entries:
         return html.P("No entries in this range.", className="text-body-secondary")
     zone = ZoneInfo(tz)

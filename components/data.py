@@ -7,6 +7,9 @@ globals (the app runs in several gunicorn workers, each with its own reader).
 
 Reader errors (Redis down, a restart in progress) become ``DataUnavailable`` so a
 callback can show "no data since ..." instead of a stack trace.
+
+The answers are the types of ``domain.answers`` (the same the HTTP API serves): the
+panels read their fields as typed, nothing here guesses between shapes.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from flask import current_app
 from redis.exceptions import RedisError
 
 from components.i18n import N_, _, date_time, local
-from domain import calendar
+from domain import andon, answers
 from domain.plant import Line, Plant
 
 log = logging.getLogger(__name__)
@@ -72,54 +75,48 @@ def _call(method: str, *args: Any, **kwargs: Any) -> Any:
 
 # --- live state ---------------------------------------------------------------------
 
-def live_lines(at: float) -> list[dict[str, Any]]:
-    """``reader.lines(now)`` as a list of line dicts, each with its ``machines``."""
-    return normalise_lines(_call("lines", at))
-
-
-def normalise_lines(raw: Any) -> list[dict[str, Any]]:
-    """The reader may answer ``{"lines": [...]}``, a list, or a dict keyed by line id."""
-    if isinstance(raw, dict) and "lines" in raw:
-        raw = raw["lines"]
-    if isinstance(raw, dict):
-        raw = [{"id": key, **value} for key, value in raw.items()]
-    out = []
-    for line in raw or []:
-        machines = line.get("machines") or []
-        if isinstance(machines, dict):
-            machines = [{"id": key, **value} for key, value in machines.items()]
-        out.append({**line, "machines": list(machines)})
-    return out
+def live_lines(at: float) -> list[answers.LineLive]:
+    """The lines of ``reader.lines(now)``, each with its ``machines``."""
+    lines: answers.Lines = _call("lines", at)
+    return lines["lines"]
 
 
 # --- windows and KPIs ---------------------------------------------------------------
 
-def line_kpis(line: str, start: float, end: float, at: float) -> dict[str, Any]:
-    return _call("line_kpis", line, start, end, at)  # type: ignore[no-any-return]
+def line_kpis(line: str, start: float, end: float, at: float) -> answers.LineKpis:
+    out: answers.LineKpis = _call("line_kpis", line, start, end, at)
+    return out
 
 
-def machine_kpis(line: str, machine: str, start: float, end: float, at: float) -> dict[str, Any]:
-    return _call("machine_kpis", line, machine, start, end, at)  # type: ignore[no-any-return]
+def machine_kpis(line: str, machine: str, start: float, end: float, at: float) -> answers.MachineKpis:
+    out: answers.MachineKpis = _call("machine_kpis", line, machine, start, end, at)
+    return out
 
 
-def downtime(line: str, start: float, end: float, at: float) -> dict[str, Any]:
-    return _call("downtime", line, start, end, at)  # type: ignore[no-any-return]
+def downtime(line: str, start: float, end: float, at: float) -> answers.Downtime:
+    out: answers.Downtime = _call("downtime", line, start, end, at)
+    return out
 
 
-def energy(line: str, start: float, end: float, at: float) -> dict[str, Any]:
-    return _call("energy", line, start, end, at)  # type: ignore[no-any-return]
+def energy(line: str, start: float, end: float, at: float) -> answers.Energy:
+    out: answers.Energy = _call("energy", line, start, end, at)
+    return out
 
 
-def kpi_series(line: str, start: float, end: float, step_s: float, at: float, machine: str | None = None) -> Any:
-    return _call("kpi_series", line, start, end, step_s, at, machine=machine)
+def kpi_series(line: str, start: float, end: float, step_s: float, at: float,
+               machine: str | None = None) -> answers.KpiSeries:
+    out: answers.KpiSeries = _call("kpi_series", line, start, end, step_s, at, machine=machine)
+    return out
 
 
-def timeline(line: str, start: float, end: float, at: float) -> Any:
-    return _call("timeline", line, start, end, at)
+def timeline(line: str, start: float, end: float, at: float) -> answers.Timeline:
+    out: answers.Timeline = _call("timeline", line, start, end, at)
+    return out
 
 
-def power_series(line: str, start: float, end: float, step_s: float, at: float) -> Any:
-    return _call("power_series", line, start, end, step_s, at)
+def power_series(line: str, start: float, end: float, step_s: float, at: float) -> answers.PowerSeries:
+    out: answers.PowerSeries = _call("power_series", line, start, end, step_s, at)
+    return out
 
 
 # --- time ranges ----------------------------------------------------------------------
@@ -172,26 +169,10 @@ def _short(ts: float, tz: str) -> str:
     return date_time(datetime.fromtimestamp(ts, ZoneInfo(tz)), _("dd MMM HH:mm"))
 
 
-# --- shift context for targets and pace ------------------------------------------------
+# --- the current shift and the live view models ------------------------------------------
 
-@dataclass(frozen=True, slots=True)
-class ShiftContext:
-    name: str
-    label: str
-    start: float
-    end: float
-    planned_s: float  # shift minus breaks
-    planned_elapsed_s: float  # of that, up to now
-    planned_now: bool  # inside the shift and not on a break
-
-
-def shift_context(p: Plant, at: float) -> ShiftContext:
-    tz = ZoneInfo(p.timezone)
-    inst = calendar.current_or_last_shift(p.shifts, tz, at)
-    planned = inst.planned_busy()
-    elapsed = calendar.total(calendar.clip(planned, inst.start, min(at, inst.end)))
-    planned_now = any(s <= at < e for s, e in planned)
-    return ShiftContext(inst.name, inst.label, inst.start, inst.end, calendar.total(planned), elapsed, planned_now)
+ShiftContext = andon.ShiftContext  # the shift the andon's pace is for (domain.andon)
+shift_context = andon.shift_context
 
 
 def line_views(line_ids: list[str] | None = None, at: float | None = None) -> tuple[list[dict[str, Any]], float]:
@@ -208,9 +189,12 @@ def line_views(line_ids: list[str] | None = None, at: float | None = None) -> tu
     for cfg in p.lines:
         if line_ids is not None and cfg.id not in line_ids:
             continue
-        kpis = line_kpis(cfg.id, start, end, at)  # a line's counts are its output machine's
-        stops = downtime(cfg.id, start, end, at)
-        live = live_by_id.get(cfg.id, {"id": cfg.id, "machines": []})
+        begun = end > start  # the shift's first instant has no window yet (as PlantReader.andon_now)
+        kpis = line_kpis(cfg.id, start, end, at) if begun else None  # a line's counts: its output machine's
+        stops = downtime(cfg.id, start, end, at) if begun else None
+        live = live_by_id.get(cfg.id) or answers.LineLive(id=cfg.id, name=cfg.name or cfg.id, machines=[],
+                                                          output_machine=cfg.output_machine,
+                                                          target_oee=cfg.target_oee, last_data=None)
         views.append(line_view(cfg, live, kpis, stops, shift, at, p.timezone))
     return views, at
 
@@ -219,46 +203,30 @@ def line_config(p: Plant, line_id: str) -> Line | None:
     return p.line(line_id)
 
 
-# --- shapes: the reader's answers as the panels use them ---------------------------------
+# --- the reader's answers as the panels use them ------------------------------------------
 
-def normalise_series(raw: Any) -> list[dict[str, Any]]:
-    """``kpi_series`` points, each with ``start`` (epoch s) and the KPI keys."""
-    if isinstance(raw, dict):
-        raw = raw.get("points") or raw.get("series") or raw.get("buckets") or []
-    out = []
-    for point in raw or []:
-        start = point.get("start", point.get("t", point.get("time")))
-        if start is None:
-            continue
-        out.append({**point, "start": float(start)})
-    return sorted(out, key=lambda p: p["start"])
+def series_points(series: answers.KpiSeries) -> list[answers.KpiBucket]:
+    """``kpi_series`` buckets (each with ``start``, ``end`` and the KPI keys), by time."""
+    return sorted(series["buckets"], key=lambda p: p["start"])
 
 
-def normalise_timeline(raw: Any, reason_texts: dict[int, str] | None = None,
-                       setup_codes: set[int] | None = None) -> dict[str, list[dict[str, Any]]]:
-    """``timeline``: machine id -> segments ``{start, end, state, reason, reason_text}``.
-    The reader sends segments as ``[start, end, state, reason code]``. An idle segment
-    with a setup reason (``setup_codes``) is shown as a changeover, as the andon shows
-    it (``theme.andon_of``)."""
-    if isinstance(raw, dict) and "machines" in raw:
-        raw = raw["machines"]
-    if isinstance(raw, list):
-        raw = {m.get("id") or m.get("machine"): m.get("segments", []) for m in raw}
+def timeline_rows(timeline: answers.Timeline, reason_texts: dict[int, str] | None = None,
+                  setup_codes: set[int] | None = None) -> dict[str, list[dict[str, Any]]]:
+    """``timeline``: machine id -> segments ``{start, end, state, reason, reason_text}``
+    (the reader sends each as ``[start, end, state, reason code]``). An idle segment with
+    a setup reason (``setup_codes``) is shown as a changeover, as the andon shows it
+    (``theme.andon_of``)."""
     out: dict[str, list[dict[str, Any]]] = {}
-    for machine, segments in (raw or {}).items():
-        if isinstance(segments, dict):
-            segments = segments.get("segments", [])
+    for machine in timeline["machines"]:
         rows = []
-        for seg in segments:
-            if isinstance(seg, list | tuple):
-                seg = dict(zip(("start", "end", "state", "reason"), seg, strict=False))
-            code = seg.get("reason") or 0
-            if not seg.get("reason_text") and code and reason_texts:
-                seg = {**seg, "reason_text": reason_texts.get(int(code), f"Reason {code}")}
-            if setup_codes and code and seg.get("state") == "idle" and int(code) in setup_codes:
-                seg = {**seg, "state": "changeover"}
-            rows.append(seg)
-        out[str(machine)] = rows
+        for start, end, state, code in machine["segments"]:
+            row: dict[str, Any] = {"start": start, "end": end, "state": state, "reason": code}
+            if code and reason_texts:
+                row["reason_text"] = reason_texts.get(int(code), f"Reason {code}")
+            if setup_codes and code and state == "idle" and int(code) in setup_codes:
+                row["state"] = "changeover"
+            rows.append(row)
+        out[machine["id"]] = rows
     return out
 
 
@@ -272,38 +240,19 @@ def setup_codes(p: Plant) -> set[int]:
     return {code for code, reason in p.reasons.items() if str(reason.category) == "setup_adjustment"}
 
 
-def normalise_power(raw: Any) -> dict[str, list[tuple[float, float | None]]]:
-    """``power_series``: machine id -> [(epoch s, kW)], sorted by time."""
-    times = None
-    if isinstance(raw, dict):
-        times = raw.get("starts") or raw.get("times") or raw.get("t")
-        raw = raw.get("machines", raw)
-    if isinstance(raw, list):
-        raw = {m.get("id") or m.get("machine"): m.get("points", m.get("values", [])) for m in raw}
-    out: dict[str, list[tuple[float, float | None]]] = {}
-    for machine, values in (raw or {}).items():
-        if not isinstance(values, list):
-            continue
-        points: list[tuple[float, float | None]] = []
-        for i, v in enumerate(values):
-            if isinstance(v, dict):
-                points.append((float(v.get("t", v.get("start", 0))), v.get("kw", v.get("avg_kw"))))
-            elif isinstance(v, list | tuple):
-                points.append((float(v[0]), v[1]))
-            elif times is not None:
-                points.append((float(times[i]), v))
-        out[str(machine)] = sorted(points, key=lambda p: p[0])
-    return out
+def power_points(series: answers.PowerSeries) -> dict[str, list[tuple[float, float | None]]]:
+    """``power_series``: machine id -> [(bucket start, average kW)], by time."""
+    starts = series["starts"]
+    return {machine: sorted(zip(starts, values, strict=True), key=lambda p: p[0])
+            for machine, values in series["machines"].items()}
 
 
-def downtime_events(raw: dict[str, Any] | None) -> list[dict[str, Any]]:
-    return list((raw or {}).get("events") or (raw or {}).get("stops") or [])
+def downtime_events(report: answers.Downtime | None) -> list[answers.StopEvent]:
+    return list(report["events"]) if report else []
 
 
-def pareto_rows(raw: dict[str, Any] | None, by: str) -> list[dict[str, Any]]:
-    """Pareto rows by "duration" or "count": {reason, reason_text, duration_s, count, planned}."""
-    raw = raw or {}
-    rows = raw.get(f"pareto_by_{by}")
-    if rows is None:
-        rows = (raw.get("pareto") or {}).get(f"by_{by}") or (raw.get("pareto") or {}).get(by) or []
-    return list(rows)
+def pareto_rows(report: answers.Downtime | None, by: str) -> list[answers.ParetoRow]:
+    """Pareto rows by "duration" or "count": {group, reason, label, category, count, duration_s, shares}."""
+    if not report:
+        return []
+    return list(report["pareto"]["by_duration"] if by == "duration" else report["pareto"]["by_count"])

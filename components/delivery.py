@@ -47,7 +47,7 @@ _UNUSED_BUNDLE = re.compile(r'<script src="[^"]*/_dash-component-suites/dash/das
 class LightDash(Dash):
     """Dash whose pages list only the bundles this dashboard uses."""
 
-    def interpolate_index(self, **kwargs: Any) -> str:
+    def interpolate_index(self, **kwargs: Any) -> str:  # type: ignore[override]  # Dash calls it with keywords only
         kwargs["scripts"] = without_unused_bundles(kwargs.get("scripts", ""))
         return str(super().interpolate_index(**kwargs))
 
@@ -82,7 +82,7 @@ def install(app: Dash) -> None:
 def is_fingerprinted(path: str, args: Any, suites: str, assets: str) -> bool:
     """Whether ``path`` names one version of a file forever (safe to cache as immutable)."""
     if path.startswith(suites):
-        return check_fingerprint(path[len(suites):])[1]
+        return bool(check_fingerprint(path[len(suites):])[1])
     if path.startswith(assets):
         return "m" in args or path[len(assets):].startswith(VERSIONED_ASSET_DIRS)
     return False
@@ -132,7 +132,7 @@ class _StaticCompressor:
         response.headers["Content-Encoding"] = encoding
         etag, weak = response.get_etag()
         if etag:
-            response.set_etag(f"{etag}:{encoding}", weak=weak)
+            response.set_etag(f"{etag}:{encoding}", weak=bool(weak))
         return response
 
 

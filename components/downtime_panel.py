@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs, urlencode
@@ -37,6 +38,7 @@ from dash.exceptions import PreventUpdate
 from components import data, export, live, ranges, theme, untagged
 from components.callbacks import Callbacks
 from components.i18n import N_, _, reason_text
+from domain import answers
 from domain.downtime import NO_REASON_GROUP, SMALL_STOP_GROUP
 from domain.model import State as MachineState
 
@@ -149,7 +151,7 @@ def timeline_patch(traces: list[tuple[MachineState, dict[str, list[Any]]]]) -> A
     return patch
 
 
-def pareto_series(rows: list[dict[str, Any]], by: str) -> dict[str, list[Any]]:
+def pareto_series(rows: Sequence[Mapping[str, Any]], by: str) -> dict[str, list[Any]]:
     """Bars sorted high to low (``labels``, ``values``, ``colours``, ``groups``: the reason
     codes) and the cumulative share in percent."""
     key = "duration_s" if by == "duration" else "count"
@@ -166,16 +168,16 @@ def pareto_series(rows: list[dict[str, Any]], by: str) -> dict[str, list[Any]]:
         "values": [round(v, 1) for v in values],
         "cumulative": cumulative,
         "colours": [theme.ANDON_COLOURS[stop_andon(r)] for r in rows],  # setup: blue, as on the wall
-        "groups": [r.get("group") or str(r.get("reason") or NO_REASON_GROUP) for r in rows],
+        "groups": [r["group"] for r in rows],
     }
 
 
-def pareto_label(row: dict[str, Any]) -> str:
+def pareto_label(row: Mapping[str, Any]) -> str:
     """A Pareto bar's name: the reader's (English) label, or the reason in the page's language."""
-    return live.group_text(row)
+    return live.group_name(row["group"], row["reason"], row["label"])
 
 
-def pareto_figure(rows: list[dict[str, Any]], by: str, dark: bool = False) -> go.Figure:
+def pareto_figure(rows: Sequence[Mapping[str, Any]], by: str, dark: bool = False) -> go.Figure:
     """Bars sorted high to low and the cumulative share; customdata is the reason code."""
     s = pareto_series(rows, by)
     fig = go.Figure()
@@ -193,7 +195,7 @@ def pareto_figure(rows: list[dict[str, Any]], by: str, dark: bool = False) -> go
     return fig
 
 
-def pareto_patch(rows: list[dict[str, Any]], by: str) -> Any:
+def pareto_patch(rows: Sequence[Mapping[str, Any]], by: str) -> Any:
     """The bars and the cumulative line of ``pareto_figure``, as a patch of its data."""
     s = pareto_series(rows, by)
     patch: Any = Patch()
@@ -204,21 +206,21 @@ def pareto_patch(rows: list[dict[str, Any]], by: str) -> Any:
     return patch
 
 
-def event_group(event: dict[str, Any]) -> str:
+def event_group(event: Mapping[str, Any]) -> str:
     """The Pareto group of a stop, as ``domain.downtime`` groups them."""
     if event.get("reason"):
         return str(event["reason"])
     return SMALL_STOP_GROUP if event.get("micro") else NO_REASON_GROUP
 
 
-def ordered_stops(events: list[dict[str, Any]], group: str | None = None) -> list[dict[str, Any]]:
+def ordered_stops(events: Sequence[Mapping[str, Any]], group: str | None = None) -> Sequence[Mapping[str, Any]]:
     """Ongoing stops first, then newest first; optionally only one Pareto group."""
     if group is not None:
         events = [e for e in events if event_group(e) == group]
     return sorted(events, key=lambda e: (e.get("end") is not None, -(e.get("start") or 0)))
 
 
-def stops_table(events: list[dict[str, Any]], now: float, tz: str, machine_href: str | None = None,
+def stops_table(events: Sequence[Mapping[str, Any]], now: float, tz: str, machine_href: str | None = None,
                 live_cells: bool = False, search: str = "", classify: str = "", here: str = "") -> Any:
     """Ongoing stops first (``ordered_stops``); ``live_cells``: their durations in ``ONGOING`` cells.
     ``classify`` (``untagged.access``): each stop's reason is a button that opens the
@@ -254,13 +256,13 @@ def stops_table(events: list[dict[str, Any]], now: float, tz: str, machine_href:
                      *more])
 
 
-def reason_cell(event: dict[str, Any], classify: str) -> Any:
-    label = live.group_text({**event, "group": event_group(event)})
+def reason_cell(event: Mapping[str, Any], classify: str) -> Any:
+    label = live.group_name(event_group(event), event["reason"], event["reason_text"])
     return untagged.stop_button(event, label) if classify == untagged.CAN_CLASSIFY and untagged.classifiable(event) \
         else label
 
 
-def category_text(event: dict[str, Any]) -> str:
+def category_text(event: Mapping[str, Any]) -> str:
     category = str(event.get("category"))
     if event.get("micro"):
         text = _("Small stop")
@@ -270,14 +272,14 @@ def category_text(event: dict[str, Any]) -> str:
     return str(text) + (" " + _("(planned)") if event.get("planned") else "")
 
 
-def stop_andon(event: dict[str, Any]) -> str:
+def stop_andon(event: Mapping[str, Any]) -> str:
     """The andon colour of a stop, as the wall shows its machine: setup is a changeover (blue)."""
     if event.get("planned"):
         return theme.PLANNED
     return theme.CHANGEOVER if event.get("category") == "setup_adjustment" else theme.DOWN
 
 
-def stop_duration(event: dict[str, Any], now: float) -> str:
+def stop_duration(event: Mapping[str, Any], now: float) -> str:
     """Its duration; an ongoing stop's runs up to ``now``."""
     if event.get("end") is None and theme.is_number(event.get("start")):
         return theme.duration(now - float(event["start"]))
@@ -290,7 +292,7 @@ def ongoing_durations(events: list[dict[str, Any]], cell_ids: list[dict[str, Any
             for i in cell_ids]
 
 
-def structure_key(params: Any, group: str | None, events: list[dict[str, Any]],
+def structure_key(params: Any, group: str | None, events: Sequence[Mapping[str, Any]],
                   segments: dict[str, list[dict[str, Any]]], open_from: float) -> str:
     """Everything the panel shows except what grows with the clock (ongoing stops'
     durations, open segments' ends): while it is unchanged, a tick can patch."""
@@ -310,7 +312,7 @@ STOP_COLUMNS = {"machine": N_("Machine"), "start_local": N_("Start (local)"), "e
                 "micro": N_("Small stop")}
 
 
-def stops_csv(events: list[dict[str, Any]], tz: str) -> str:
+def stops_csv(events: Sequence[Mapping[str, Any]], tz: str) -> str:
     """The stops as CSV; headers and reason texts in the page's language (codes and
     categories stay as the API gives them)."""
     zone = ZoneInfo(tz)
@@ -328,11 +330,8 @@ def stops_csv(events: list[dict[str, Any]], tz: str) -> str:
     return export.csv_text(frame.rename(columns=export.headers(STOP_COLUMNS)))
 
 
-def summary_tiles(raw: dict[str, Any], threshold_s: float) -> list[Any]:
-    summary = raw.get("summary")
-    if summary is None:
-        unplanned = [e for e in data.downtime_events(raw) if not e.get("planned") and not e.get("micro")]
-        summary = {"stops": len(unplanned), "down_s": sum(float(e.get("duration_s") or 0) for e in unplanned)}
+def summary_tiles(raw: answers.Downtime, threshold_s: float) -> list[Any]:
+    summary = raw["summary"]
     micro = (_(", {n} small stops ({duration})").format(n=theme.count(summary["micro_stops"]),
                                                         duration=theme.duration(summary.get("micro_stop_s")))
              if summary.get("micro_stops") else "")
@@ -357,7 +356,7 @@ def _view(params: dict[str, Any], reason: str | None, line: str) -> dict[str, An
         return {"error": str(error)}
     try:
         raw = data.downtime(line, window.start, window.end, at)
-        segments = data.normalise_timeline(data.timeline(line, window.start, window.end, at), data.reason_texts(p),
+        segments = data.timeline_rows(data.timeline(line, window.start, window.end, at), data.reason_texts(p),
                                            data.setup_codes(p))
     except data.DataUnavailable:
         raise PreventUpdate from None
@@ -371,7 +370,7 @@ def _view(params: dict[str, Any], reason: str | None, line: str) -> dict[str, An
     }
 
 
-def filter_label(reason: str | None, events: list[dict[str, Any]]) -> str:
+def filter_label(reason: str | None, events: Sequence[Mapping[str, Any]]) -> str:
     if reason is None:
         return ""
     texts = {event_group(e): e.get("reason_text") for e in events}

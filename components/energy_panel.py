@@ -8,6 +8,7 @@ never the whole figures again (``ranges.Live``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -20,6 +21,7 @@ from dash.exceptions import PreventUpdate
 from components import data, ranges, theme
 from components.callbacks import Callbacks
 from components.i18n import _
+from domain import answers
 
 callbacks = Callbacks()  # this module's callbacks; register(app) puts them on an app
 register = callbacks.register
@@ -100,15 +102,12 @@ def complete(series: dict[str, list[tuple[float, float | None]]], step: int, at:
     return {m: [(t, kw) for t, kw in pts if t + step <= at] for m, pts in series.items()}
 
 
-def point_value(point: dict[str, Any], key: str) -> Any:
-    energy = point.get("energy")
-    if isinstance(energy, dict) and key in energy:
-        return energy[key]
-    return point.get(key)
+def per_good(point: answers.KpiBucket) -> float | None:
+    return point["energy"]["kwh_per_good_unit"]
 
 
-def per_good_figure(points: list[dict[str, Any]], tz: str, step_s: int, dark: bool = False) -> go.Figure:
-    ys = [point_value(p, "kwh_per_good_unit") for p in points]
+def per_good_figure(points: Sequence[answers.KpiBucket], tz: str, step_s: int, dark: bool = False) -> go.Figure:
+    ys = [per_good(p) for p in points]
     fig = go.Figure(go.Bar(x=local_times([p["start"] for p in points], tz), y=ys,
                            xperiod=step_s * 1000, xperiodalignment="middle",
                            marker_color=theme.ANDON_COLOURS[theme.CHANGEOVER],
@@ -120,7 +119,7 @@ def per_good_figure(points: list[dict[str, Any]], tz: str, step_s: int, dark: bo
     return fig
 
 
-def energy_tiles(kpis: dict[str, Any], fallback_currency: str) -> list[Any]:
+def energy_tiles(kpis: Mapping[str, Any], fallback_currency: str) -> list[Any]:
     e = kpis.get("energy") or {}
     currency = e.get("currency") or fallback_currency
     items = [
@@ -138,11 +137,11 @@ def energy_tiles(kpis: dict[str, Any], fallback_currency: str) -> list[Any]:
 
 # --- callbacks ------------------------------------------------------------------------
 
-def per_good_patch(points: list[dict[str, Any]], tz: str) -> Any:
+def per_good_patch(points: Sequence[answers.KpiBucket], tz: str) -> Any:
     """The bars of ``per_good_figure``, as a patch of its data."""
     patch: Any = Patch()
     patch["data"][0]["x"] = local_times([p["start"] for p in points], tz)
-    patch["data"][0]["y"] = [point_value(p, "kwh_per_good_unit") for p in points]
+    patch["data"][0]["y"] = [per_good(p) for p in points]
     return patch
 
 
@@ -179,8 +178,8 @@ def draw(params: dict[str, Any], _redraw: Any, line: str) -> tuple[Any, ...]:
     try:
         kpis = data.line_kpis(line, window.start, window.end, at)
         bucket = ranges.step_for(window)
-        points = data.normalise_series(data.kpi_series(line, window.start, window.end, bucket, at))
-        series = complete(data.normalise_power(data.power_series(line, window.start, window.end, step, at)), step, at)
+        points = data.series_points(data.kpi_series(line, window.start, window.end, bucket, at))
+        series = complete(data.power_points(data.power_series(line, window.start, window.end, step, at)), step, at)
     except data.DataUnavailable:
         raise PreventUpdate from None  # the browser asks again (ranges.REDRAW_AFTER_MS)
     last = max((pts[-1][0] for pts in series.values() if pts), default=window.start)
@@ -202,8 +201,8 @@ def update(_pulse: Any, params: dict[str, Any], held: dict[str, Any] | None, lin
     try:
         kpis = data.line_kpis(line, window.start, window.end, at)
         bucket = ranges.step_for(window)
-        points = data.normalise_series(data.kpi_series(line, window.start, window.end, bucket, at))
-        series = complete(data.normalise_power(data.power_series(line, since, window.end, step, at)), step, at)
+        points = data.series_points(data.kpi_series(line, window.start, window.end, bucket, at))
+        series = complete(data.power_points(data.power_series(line, since, window.end, step, at)), step, at)
     except data.DataUnavailable:
         raise PreventUpdate from None
     tiles = energy_tiles(kpis, p.tariff.currency)

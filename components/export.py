@@ -52,4 +52,5 @@ def headers(columns: dict[str, str]) -> dict[str, str]:
 
 def send_csv(text: str, filename: str) -> dict[str, Any]:
     """A download of ``text`` (from ``csv_text``) with a UTF-8 byte order mark."""
-    return dcc.send_string(BOM + text, filename, type="text/csv")
+    download: dict[str, Any] = dcc.send_string(BOM + text, filename, type="text/csv")
+    return download

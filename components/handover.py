@@ -5,6 +5,7 @@ through ``api.writes`` (the API's rules, authorization and audit)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -19,7 +20,7 @@ from components import data, export, theme
 from components.callbacks import Callbacks
 from components.i18n import N_, _
 from components.overview import nav
-from domain import calendar
+from domain import answers, calendar
 from domain.plant import Plant
 
 callbacks = Callbacks()  # this module's callbacks; register(app) puts them on an app
@@ -75,7 +76,7 @@ def layout(plant: Plant, line: str, query: dict[str, str]) -> html.Div:
     ])
 
 
-def _records(line: str, at: float) -> list[dict[str, Any]]:
+def _records(line: str, at: float) -> list[answers.Handover]:
     from store.handovers import Handovers
 
     return Handovers(data.reader().redis).history(line, at - HISTORY_DAYS * 86400, at + 1)
@@ -84,7 +85,7 @@ def _records(line: str, at: float) -> list[dict[str, Any]]:
 HANDOVER_HEADS = (N_("Shift"), N_("Note"), N_("Open issues"), N_("OEE"), N_("Down"), N_("Signed"), N_("Acknowledged"))
 
 
-def history_table(records: list[dict[str, Any]], tz: str) -> Any:
+def history_table(records: Sequence[Mapping[str, Any]], tz: str) -> Any:
     if not records:
         return html.P(_("No handovers yet."), className="text-body-secondary")
     zone = ZoneInfo(tz)
@@ -102,7 +103,7 @@ def history_table(records: list[dict[str, Any]], tz: str) -> Any:
     return dbc.Table([head, html.Tbody(rows)], size="sm", striped=True, className="handover-table")
 
 
-def handovers_csv(records: list[dict[str, Any]]) -> str:
+def handovers_csv(records: Sequence[Mapping[str, Any]]) -> str:
     rows = [{"shift": r["shift"], "note": r["note"], "open_issues": r["open_issues"],
              "oee": (r.get("figures") or {}).get("oee"), "down_s": (r.get("figures") or {}).get("down_s"),
              "signed_by": r["signed_by"], "signed_at": r["signed_at"], "acknowledged_by": r["acknowledged_by"],

@@ -34,7 +34,7 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
 from babel.support import NullTranslations, Translations
-from flask import g, has_app_context, has_request_context, request
+from flask import Flask, g, has_app_context, has_request_context, request
 
 from domain.text import DEFAULT_LANGUAGE, LANGUAGES, in_language
 
@@ -160,12 +160,12 @@ def gettext(message: str) -> str:
     """``message`` in this request's language (the message itself where no translation exists)."""
     if not message:
         return message
-    return translations(current()).gettext(message)
+    return str(translations(current()).gettext(message))
 
 
 def pgettext(context: str, message: str) -> str:
     """``message`` where the same English word needs another translation (``context``)."""
-    return translations(current()).pgettext(context, message)
+    return str(translations(current()).pgettext(context, message))
 
 
 def ngettext(singular: str, plural: str, n: int) -> str:
@@ -245,7 +245,7 @@ def install(app: Any) -> None:
     """The language on ``app`` (a Dash app): the ``?lang=`` cookie, ``<html lang>`` and the
     page title per request. Call once, after the app is built."""
     compile_all()
-    server = app.server
+    server: Flask = app.server
     plain_index = app.interpolate_index
 
     @server.after_request

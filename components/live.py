@@ -1,88 +1,41 @@
 """What a line shows right now: andon status, the stop's reason, OEE, output vs target.
 
-Pure view models built from the reader's JSON dicts (``lines``, ``line_kpis``,
-``machine_kpis``, ``downtime``), shared by the wall screen and the overview cards so
-both always agree. Numbers are formatted here once; the pages only place them.
+View models built from the reader's answers (``domain.answers``: ``Lines``, ``LineKpis``,
+``Downtime``), shared by the wall screen and the overview cards so both always agree. The rules (andon
+status, pace, target so far, behind by, stale) are ``domain.andon``'s, the same function
+``/api/lines`` serves them from; here they are only worded and formatted, once.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from components import theme
 from components.i18n import _, current, local
 from components.i18n import reason_text as localised_reason
+from domain import andon, answers
 from domain.downtime import NO_REASON_GROUP, SMALL_STOP_GROUP
 from domain.model import State
 from domain.plant import Line
 
-# Running, but slower than this share of the ideal rate over the shift: yellow.
-POOR_PERFORMANCE = 0.80
 
-# Which stopped machine a line's andon blames first.
-_BLAME_ORDER = {
-    State.FAULT: 0,
-    State.CHANGEOVER: 1,
-    State.IDLE: 2,
-    State.BLOCKED: 3,
-    State.STARVED: 4,
-    State.PLANNED_STOP: 5,
-}
+def pace_text(p: andon.Pace) -> str:
+    """'+17 ahead', '−33 behind', 'on target'; a dash when the output is unknown."""
+    d = p.delta
+    if d is None:
+        return theme.DASH
+    if d == 0:
+        return _("on target")
+    return (_("{n} ahead") if d > 0 else _("{n} behind")).format(n=theme.signed_count(d))
 
 
-@dataclass(frozen=True, slots=True)
-class Pace:
-    output: int | None
-    target_so_far: int | None
-    target_shift: int | None
-
-    @property
-    def delta(self) -> int | None:
-        if self.output is None or self.target_so_far is None:
-            return None
-        return self.output - self.target_so_far
-
-    @property
-    def text(self) -> str:
-        d = self.delta
-        if d is None:
-            return theme.DASH
-        if d == 0:
-            return _("on target")
-        return (_("{n} ahead") if d > 0 else _("{n} behind")).format(n=theme.signed_count(d))
-
-
-def pace(output: int | None, ideal_cycle_time_s: float, target_oee: float, planned_elapsed_s: float,
-         planned_shift_s: float) -> Pace:
-    """Target = planned time (shift minus breaks) / ideal cycle time x target OEE.
-
-    So far: over the planned time elapsed, which is what the line could have made at
-    its ideal rate, scaled to the OEE it is asked for; ahead when output beats it.
-    """
-    rate = target_oee / ideal_cycle_time_s
-    return Pace(output, int(planned_elapsed_s * rate), int(planned_shift_s * rate))
-
-
-def machine_is_live(machine: dict[str, Any]) -> bool:
-    return not machine.get("stale") and theme.state_of(machine.get("state")) != State.UNKNOWN
-
-
-def reason_of(machine: dict[str, Any]) -> dict[str, Any]:
-    """The reader's live reason: ``{"code", "text", "category", "planned"}`` or nothing."""
-    reason = machine.get("reason")
-    if isinstance(reason, dict):
-        return reason
-    if reason:
-        return {"code": reason, "text": machine.get("reason_text"), "planned": False}
-    return {}
-
-
-def reason_text(machine: dict[str, Any]) -> str:
-    reason = reason_of(machine)
+def reason_text(reason: dict[str, Any] | None, state: object) -> str:
+    """A stopped machine's reason (the reader's ``{"code", "text", ...}``) in the page's
+    language; without one, starved and blocked say so."""
+    reason = reason or {}
     if reason.get("text") or reason.get("code"):
         return localised_reason(reason.get("code"), reason.get("text"))
-    state = theme.state_of(machine.get("state"))
+    state = theme.state_of(state)
     if state == State.STARVED:
         return _("Starved: waiting for upstream")
     if state == State.BLOCKED:
@@ -90,117 +43,75 @@ def reason_text(machine: dict[str, Any]) -> str:
     return _("No reason given")
 
 
-def last_data(machines: list[dict[str, Any]]) -> float | None:
-    times = [m.get("last_data") or m.get("last_ts") or m.get("last_data_ts") for m in machines]
-    numbers = [float(t) for t in times if theme.is_number(t)]
-    return max(numbers) if numbers else None
-
-
-def line_status(line: dict[str, Any], output_machine: str, performance: float | None, planned_now: bool,
-                poor_performance: float = POOR_PERFORMANCE) -> dict[str, Any]:
-    """Andon status of a line: the worst live machine decides, the output machine's
-    pace decides between green and yellow. Outside planned time a stop is grey."""
-    machines = line.get("machines", [])
-    live = [m for m in machines if machine_is_live(m)]
-    if not live:
-        return {"status": theme.NO_DATA, "machine": None, "since": last_data(machines), "reason": None}
-    stopped = [m for m in live if theme.state_of(m.get("state")) != State.RUNNING]
-    running = [m for m in live if theme.state_of(m.get("state")) == State.RUNNING]
-    blamable = [m for m in stopped if theme.state_of(m.get("state")) in _BLAME_ORDER]
-    blamable.sort(key=lambda m: (_BLAME_ORDER[theme.state_of(m.get("state"))], m.get("since") or 0))
-    culprit = blamable[0] if blamable else None
-    if culprit is not None:
-        state = theme.state_of(culprit.get("state"))
-        status = theme.andon_of(state, reason_of(culprit))
-        if status == theme.DOWN and reason_of(culprit).get("planned"):
-            status = theme.PLANNED  # e.g. planned maintenance booked on the machine
-        if not planned_now and status == theme.DOWN:
-            status = theme.PLANNED
-        if status == theme.PLANNED and running:
-            culprit = None  # a machine on a planned stop does not stop the line
-        else:
-            return {"status": status, "machine": culprit.get("id"), "since": culprit.get("since"),
-                    "reason": reason_text(culprit), "state": str(state)}
-    out = next((m for m in running if m.get("id") == output_machine), running[0])
-    slow = theme.is_number(performance) and float(performance) < poor_performance  # type: ignore[arg-type]
-    return {"status": theme.POOR if slow else theme.RUNNING, "machine": out.get("id"), "since": out.get("since"),
-            "reason": None, "state": str(State.RUNNING)}
-
-
-def top_reason(downtime: dict[str, Any] | None) -> tuple[str, float | None]:
-    """The stop reason that cost the most time (unplanned first) in a downtime answer."""
+def top_reason(downtime: answers.Downtime | None) -> tuple[str, float | None]:
+    """The stop reason that cost the most time in a downtime answer (its Pareto rows are
+    the unplanned losses)."""
     if not downtime:
         return theme.DASH, None
-    pareto = downtime.get("pareto_by_duration") or (downtime.get("pareto") or {}).get("by_duration") or []
-    rows = [r for r in pareto if not r.get("planned")] or list(pareto)
+    rows = downtime["pareto"]["by_duration"]
     if not rows:
         return _("No stops"), None
-    top = max(rows, key=lambda r: r.get("duration_s") or r.get("value") or 0)
-    text = group_text(top)
-    return str(text), top.get("duration_s") or top.get("value")
+    top = max(rows, key=lambda r: r["duration_s"])
+    return group_text(top), top["duration_s"]
 
 
-def group_text(row: dict[str, Any]) -> str:
-    """A Pareto row's name in the page's language: its reason, or 'No reason' / 'Small stops'
-    for the groups without a code (English: the reader's label as it is)."""
-    given = row.get("label") or row.get("reason_text") or row.get("text")
-    group = str(row.get("group") or row.get("reason") or NO_REASON_GROUP)
+def group_text(row: answers.ParetoRow) -> str:
+    """A Pareto row's name in the page's language (``group_name``)."""
+    return group_name(row["group"], row["reason"], row["label"])
+
+
+def group_name(group: str, reason: int | None, given: str | None) -> str:
+    """A stop group's name in the page's language: its reason, or 'No reason' / 'Small stops'
+    for the groups without a code (English: the reader's text ``given`` as it is)."""
     if current() != "en" and group == SMALL_STOP_GROUP:
         return _("Small stops")
     if current() != "en" and group == NO_REASON_GROUP:
         return _("No reason")
-    if row.get("reason"):
-        return localised_reason(row["reason"], given)
-    return str(given or _("No reason"))
+    if reason:
+        return localised_reason(reason, given)
+    return given or _("No reason")
 
 
-def line_view(cfg: Line, live: dict[str, Any], kpis: dict[str, Any] | None, downtime: dict[str, Any] | None,
-              shift: Any, now: float, tz: str) -> dict[str, Any]:
+def line_view(cfg: Line, live: answers.LineLive, kpis: answers.LineKpis | None, downtime: answers.Downtime | None,
+              shift: andon.ShiftContext, now: float, tz: str) -> dict[str, Any]:
     """Everything a wall tile or an overview card shows for one line, from the reader's
-    answers for the current shift (``shift``: ``data.ShiftContext``). A line's counts
-    are its output machine's (``domain.kpi``), so output = the line's good count."""
-    kpis = kpis or {}
+    answers for the current shift. Status and pace are ``domain.andon.line_andon`` of the
+    same answers ``/api/lines`` computes them from (``PlantReader.andon_now``)."""
     planned_now = shift.planned_now
-    energy = kpis.get("energy") or {}
-    status = line_status(live, cfg.output_machine, kpis.get("performance"), planned_now)
-    output_machine = cfg.machine(cfg.output_machine)
-    good = kpis.get("good_count")
-    p = pace(good if theme.is_number(good) else None, output_machine.ideal_cycle_time_s if output_machine else 60.0,
-             cfg.target_oee, shift.planned_elapsed_s, shift.planned_s)
-    machines = live.get("machines", [])
-    power = [m.get("power_kw") for m in machines if machine_is_live(m) and theme.is_number(m.get("power_kw"))]
-    stale_machines = [m for m in machines if not machine_is_live(m)]
-    stale = [str(m.get("id")) for m in stale_machines]
+    rules = andon.line_andon(cfg, live, kpis, shift)
+    status, p = rules.status, rules.pace
+    machines = live["machines"]
+    power = [m["power_kw"] for m in machines if andon.machine_is_live(m) and m["power_kw"] is not None]
+    stale_machines = [m for m in machines if not andon.machine_is_live(m)]
     top_text, top_s = top_reason(downtime)
-    since = status.get("since")
-    no_data = status["status"] == theme.NO_DATA
-    flags = kpis.get("flags") or {}
     return {
         "line": cfg.id,
         "name": local(cfg.name) or cfg.id,
-        "status": status["status"],
+        "status": status.status,
         "status_label": _status_label(status, planned_now),
-        "machine": status.get("machine"),
-        "for": since_for(since, now, tz) if not no_data else "",
-        "reason": status.get("reason") or "",
-        "no_data": no_data,
-        "no_data_text": theme.since_text(since, now, tz) if no_data else "",
-        "stale_text": (f"{', '.join(stale)}: {theme.since_text(last_data(stale_machines), now, tz)}"
-                       if stale and not no_data else ""),
-        "oee": kpis.get("oee"),
-        "availability": kpis.get("availability"),
-        "performance": kpis.get("performance"),
-        "quality": kpis.get("quality"),
-        "performance_over_100": bool(flags.get("performance_over_100")),
-        "untagged": ((downtime or {}).get("summary") or {}).get("untagged_stops"),  # issue 11: the queue's count
+        "machine": status.machine,
+        "for": since_for(status.since, now, tz) if not rules.stale else "",
+        "reason": reason_text(status.reason, status.state) if status.stopped else "",
+        "no_data": rules.stale,
+        "no_data_text": theme.since_text(status.since, now, tz) if rules.stale else "",
+        "stale_text": (f"{', '.join(rules.stale_machines)}: "
+                       f"{theme.since_text(andon.last_data(stale_machines), now, tz)}"
+                       if rules.stale_machines and not rules.stale else ""),
+        "oee": kpis["oee"] if kpis else None,
+        "availability": kpis["availability"] if kpis else None,
+        "performance": kpis["performance"] if kpis else None,
+        "quality": kpis["quality"] if kpis else None,
+        "performance_over_100": bool(kpis and kpis["flags"]["performance_over_100"]),
+        "untagged": downtime["summary"]["untagged_stops"] if downtime else None,  # issue 11: the queue's count
         "target_oee": cfg.target_oee,
         "output": p.output,
         "target_so_far": p.target_so_far,
         "target_shift": p.target_shift,
         "pace": p.delta,
-        "pace_text": p.text,
+        "behind_by": p.behind_by,
+        "pace_text": pace_text(p),
         "kw": sum(float(x) for x in power) if power else None,
-        "kwh_per_good": energy.get("kwh_per_good_unit"),
+        "kwh_per_good": kpis["energy"]["kwh_per_good_unit"] if kpis else None,
         "top_reason": top_text,
         "top_reason_s": top_s,
         "shift": shift.label,
@@ -215,10 +126,10 @@ def since_for(since: object, now: float, tz: str) -> str:
         time=theme.clock(since, tz), duration=theme.duration(now - float(since)))  # type: ignore[arg-type]
 
 
-def _status_label(status: dict[str, Any], planned_now: bool) -> str:
-    if status["status"] == theme.PLANNED and not planned_now:
+def _status_label(status: andon.LineStatus, planned_now: bool) -> str:
+    if status.status == andon.PLANNED and not planned_now:
         return _("Break / no shift")
-    if status["status"] == theme.DOWN and status.get("state"):
-        state = theme.state_of(status["state"])
+    if status.status == andon.DOWN and status.state:
+        state = theme.state_of(status.state)
         return theme.label(theme.STATE_LABELS, state) if state != State.FAULT else _("Down")
-    return theme.label(theme.ANDON_LABELS, status["status"])
+    return theme.label(theme.ANDON_LABELS, status.status)

@@ -4,6 +4,7 @@ because the machine cannot have made them), over the range in the URL."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import dash_bootstrap_components as dbc
@@ -15,6 +16,7 @@ from components import data, downtime_panel, energy_panel, live, oee_panel, rang
 from components.callbacks import Callbacks
 from components.i18n import N_, _, local
 from components.overview import LINE_LINK, nav
+from domain import andon
 from domain.plant import Plant
 
 callbacks = Callbacks()  # this module's callbacks; register(app) puts them on an app
@@ -78,18 +80,18 @@ def layout(plant: Plant, line: str, machine: str, query: dict[str, str]) -> html
     ])
 
 
-def live_card(machine: dict[str, Any] | None, now: float, tz: str) -> Any:
+def live_card(machine: Mapping[str, Any] | None, now: float, tz: str) -> Any:
     if not machine:
         return html.Div(_("No live data for this machine."), className=f"live-card andon-{theme.NO_DATA}")
     state = theme.state_of(machine.get("state"))
-    stale = not live.machine_is_live(machine)
-    status = theme.NO_DATA if stale else theme.andon_of(state, live.reason_of(machine))
+    stale = not andon.machine_is_live(machine)
+    status = theme.NO_DATA if stale else andon.andon_of(state, andon.reason_of(machine))
     since = machine.get("since")
     label = theme.label(theme.ANDON_LABELS, status) if status == theme.CHANGEOVER else \
         theme.label(theme.STATE_LABELS, state)
-    head = theme.since_text(live.last_data([machine]), now, tz) if stale else \
+    head = theme.since_text(andon.last_data([machine]), now, tz) if stale else \
         f"{label} {live.since_for(since, now, tz) or theme.DASH}"
-    reason = "" if stale or state == state.RUNNING else live.reason_text(machine)
+    reason = "" if stale or state == state.RUNNING else live.reason_text(andon.reason_of(machine), state)
     facts = [(_("Power"), theme.kw(machine.get("power_kw"))), (_("Good counter"), theme.count(machine.get("good"))),
              (_("Reject counter"), theme.count(machine.get("reject"))),
              (_("Energy meter"), theme.number(machine.get("energy_kwh"), 1, "kWh"))]
@@ -104,7 +106,7 @@ def live_card(machine: dict[str, Any] | None, now: float, tz: str) -> Any:
     ])
 
 
-def parts_figure(points: list[dict[str, Any]], tz: str, step_s: int) -> go.Figure:
+def parts_figure(points: Sequence[Mapping[str, Any]], tz: str, step_s: int) -> go.Figure:
     xs = energy_panel.local_times([p["start"] for p in points], tz)
     fig = go.Figure()
     fig.add_bar(x=xs, y=[p.get("good_count") for p in points], name=_("good"), xperiod=step_s * 1000,
@@ -118,7 +120,7 @@ def parts_figure(points: list[dict[str, Any]], tz: str, step_s: int) -> go.Figur
     return fig
 
 
-def flags_list(flags: list[dict[str, Any]], tz: str) -> Any:
+def flags_list(flags: Sequence[Mapping[str, Any]], tz: str) -> Any:
     """The machine's flags (newest first, as the reader lists them): when, which signal,
     what was rejected. Shown so a figure that looks low can be trusted or explained."""
     if not flags:
@@ -161,15 +163,16 @@ def view(params: dict[str, Any], ids: dict[str, str]) -> tuple[Any, ...]:
     try:
         lines = {ln["id"]: ln for ln in data.live_lines(at)}
         kpis = data.machine_kpis(line, machine, window.start, window.end, at)
-        segments = data.normalise_timeline(data.timeline(line, window.start, window.end, at), data.reason_texts(p),
+        segments = data.timeline_rows(data.timeline(line, window.start, window.end, at), data.reason_texts(p),
                                            data.setup_codes(p))
-        power = data.normalise_power(data.power_series(line, window.start, window.end, pstep, at))
-        points = data.normalise_series(data.kpi_series(line, window.start, window.end, step, at, machine=machine))
+        power = data.power_points(data.power_series(line, window.start, window.end, pstep, at))
+        points = data.series_points(data.kpi_series(line, window.start, window.end, step, at, machine=machine))
         events = [e for e in data.downtime_events(data.downtime(line, window.start, window.end, at))
                   if e.get("machine") == machine]
     except data.DataUnavailable:
         raise PreventUpdate from None
-    live_machine = next((m for m in lines.get(line, {}).get("machines", []) if m.get("id") == machine), None)
+    live_line = lines.get(line)
+    live_machine = next((m for m in live_line["machines"] if m["id"] == machine), None) if live_line else None
     return (
         live_card(live_machine, at, p.timezone),
         oee_panel.kpi_tiles(kpis),
@@ -181,7 +184,7 @@ def view(params: dict[str, Any], ids: dict[str, str]) -> tuple[Any, ...]:
         html.Div([downtime_panel.stops_table(downtime_panel.ordered_stops(events), at, p.timezone,
                                              classify=untagged.access(line),
                                              here=f"/line/{line}/machine/{machine}{ranges.search_for(params)}"),
-                  flags_list((kpis.get("flags") or {}).get("implausible") or [], p.timezone)]),
+                  flags_list(kpis["flags"]["implausible"], p.timezone)]),
         ranges.drawn(params, window),
     )
 

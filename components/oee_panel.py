@@ -8,6 +8,7 @@ window ``update`` follows every 2 s and patches the hourly chart and the waterfa
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -20,7 +21,7 @@ from dash.exceptions import PreventUpdate
 from components import alerts_panel, data, export, ranges, theme, untagged
 from components.callbacks import Callbacks
 from components.i18n import N_, _
-from domain import calendar
+from domain import answers, calendar
 
 callbacks = Callbacks()  # this module's callbacks; register(app) puts them on an app
 register = callbacks.register
@@ -60,7 +61,7 @@ def layout(line: str) -> html.Section:
 
 # --- pure builders --------------------------------------------------------------------
 
-def kpi_tiles(kpis: dict[str, Any], target_oee: float | None = None) -> list[Any]:
+def kpi_tiles(kpis: Mapping[str, Any], target_oee: float | None = None) -> list[Any]:
     flags = kpis.get("flags") or {}
     over = bool(flags.get("performance_over_100"))
     tiles = [
@@ -88,7 +89,7 @@ def kpi_tiles(kpis: dict[str, Any], target_oee: float | None = None) -> list[Any
     return out
 
 
-def threshold_note(kpis: dict[str, Any], default_s: float) -> str:
+def threshold_note(kpis: Mapping[str, Any], default_s: float) -> str:
     flags = kpis.get("flags") or {}
     threshold = flags.get("micro_stop_threshold_s", default_s)
     micro = kpis.get("micro_stop_s")
@@ -103,11 +104,11 @@ def threshold_note(kpis: dict[str, Any], default_s: float) -> str:
     return " ".join(parts)
 
 
-def hourly_points(series: Any) -> list[dict[str, Any]]:
-    return data.normalise_series(series)
+def hourly_points(series: Any) -> Sequence[Mapping[str, Any]]:
+    return data.series_points(series)
 
 
-def hourly_xy(points: list[dict[str, Any]], tz: str) -> tuple[list[str], list[float | None]]:
+def hourly_xy(points: Sequence[Mapping[str, Any]], tz: str) -> tuple[list[str], list[float | None]]:
     zone = ZoneInfo(tz)
     xs = [pd.Timestamp(p["start"], unit="s", tz="UTC").tz_convert(zone).strftime("%Y-%m-%d %H:%M") for p in points]
     ys = [round(p["oee"] * 100, 1) if theme.is_number(p.get("oee")) else None for p in points]
@@ -119,7 +120,7 @@ def hourly_colours(ys: list[float | None], target_oee: float) -> list[str]:
             theme.ANDON_COLOURS[theme.DOWN] for y in ys]
 
 
-def hourly_figure(points: list[dict[str, Any]], target_oee: float, tz: str, step_s: int = 3600,
+def hourly_figure(points: Sequence[Mapping[str, Any]], target_oee: float, tz: str, step_s: int = 3600,
                   dark: bool = False) -> go.Figure:
     xs, ys = hourly_xy(points, tz)
     fig = go.Figure(go.Bar(x=xs, y=ys, marker_color=hourly_colours(ys, target_oee), name=_("OEE"),
@@ -153,33 +154,16 @@ SHORT_LABELS = {
 }
 
 
-def waterfall_steps(kpis: dict[str, Any]) -> list[tuple[str, float]]:
+def waterfall_steps(kpis: answers.Kpis | answers.MachineKpis) -> list[tuple[str, float]]:
     """(label, signed hours) from planned busy time through the losses to fully
     productive time. The reader's ``losses.waterfall`` (``domain.kpi``) lists totals
     and losses as positive seconds; losses and excluded time become negative steps."""
-    given = (kpis.get("losses") or {}).get("waterfall")
-    if given:
-        steps = []
-        for item in given:
-            name = str(item.get("step") or item.get("label") or item.get("name") or "")
-            seconds = float(item.get("seconds") or 0)
-            sign = -1.0 if item.get("kind") in ("loss", "excluded") else 1.0
-            steps.append((STEP_LABELS.get(name, name.replace("_", " ").capitalize()), sign * seconds / 3600))
-        return steps
-    pbt = float(kpis.get("planned_busy_s") or 0)
-    unknown = float(kpis.get("unknown_s") or 0)
-    apt = float(kpis.get("run_s") or 0) + float(kpis.get("micro_stop_s") or 0)
-    perf = float(kpis.get("performance") or 0)
-    quality = float(kpis.get("quality") or 0)
-    ideal = apt * perf
-    return [
-        ("Planned busy time", pbt / 3600),
-        ("No data", -unknown / 3600),
-        ("Availability losses", -float(kpis.get("down_s") or 0) / 3600),
-        ("Performance losses", -(apt - ideal) / 3600),
-        ("Quality losses", -ideal * (1 - quality) / 3600),
-        ("Fully productive", ideal * quality / 3600),
-    ]
+    steps = []
+    for item in kpis["losses"]["waterfall"]:
+        name = item["step"]
+        sign = -1.0 if item["kind"] in ("loss", "excluded") else 1.0
+        steps.append((STEP_LABELS.get(name, name.replace("_", " ").capitalize()), sign * item["seconds"] / 3600))
+    return steps
 
 
 def waterfall_figure(steps: list[tuple[str, float]], dark: bool = False) -> go.Figure:

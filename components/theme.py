@@ -7,22 +7,25 @@ Pure: no Dash callbacks, no data access. Colours live in the CSS too
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import plotly.graph_objects as go
 from dash import html
 
 from components.i18n import N_, _, current, date_time, decimal
+from domain import andon
 from domain.model import State
 
-# Andon statuses a line or machine can show (a view concept, not a machine state).
-RUNNING = "running"
-POOR = "poor"  # running, but performance low
-DOWN = "down"
-CHANGEOVER = "changeover"
-PLANNED = "planned"
-NO_DATA = "nodata"
+# Andon statuses a line or machine can show: the rules are domain.andon's (served by /api/lines).
+RUNNING = andon.RUNNING
+POOR = andon.POOR  # running, but performance low
+DOWN = andon.DOWN
+CHANGEOVER = andon.CHANGEOVER
+PLANNED = andon.PLANNED
+NO_DATA = andon.NO_DATA
 
 # Text on these: white on running, down, changeover and no data; near-black on poor and
 # planned; every pair at least 4.5:1 (WCAG AA), so a state reads from across the hall.
@@ -44,17 +47,7 @@ ANDON_LABELS = {
     NO_DATA: N_("No data"),
 }
 
-# Canonical machine state -> andon status (before the running-poorly check).
-STATE_ANDON = {
-    State.RUNNING: RUNNING,
-    State.IDLE: DOWN,
-    State.STARVED: DOWN,
-    State.BLOCKED: DOWN,
-    State.FAULT: DOWN,
-    State.CHANGEOVER: CHANGEOVER,
-    State.PLANNED_STOP: PLANNED,
-    State.UNKNOWN: NO_DATA,
-}
+STATE_ANDON = andon.STATE_ANDON  # canonical machine state -> andon status
 STATE_LABELS = {
     State.RUNNING: N_("Running"),
     State.IDLE: N_("Idle"),
@@ -102,11 +95,7 @@ FONT_STACK = ('"Inter Variable", "Noto Sans CJK SC", "Source Han Sans SC", "Micr
               'system-ui, -apple-system, "Segoe UI", Roboto, "Noto Sans", "Liberation Sans", sans-serif')
 
 
-def state_of(value: object) -> State:
-    try:
-        return State(str(value))
-    except ValueError:
-        return State.UNKNOWN
+state_of = andon.state_of
 
 
 def is_number(value: object) -> bool:
@@ -127,7 +116,7 @@ def pct_number(value: object) -> str:
     return f"{float(value) * 100:.0f}"  # type: ignore[arg-type]
 
 
-def label(labels: dict[object, str], key: object) -> str:
+def label(labels: Mapping[Any, str], key: object) -> str:
     """A label of ``ANDON_LABELS``/``STATE_LABELS``/``LOSS_LABELS`` in this request's language."""
     return _(labels[key])
 
@@ -171,13 +160,7 @@ def kw(value: object) -> str:
     return number(v, 0 if abs(v) >= 100 else 1, "kW")
 
 
-def andon_of(state: State, reason: dict[str, object] | None = None) -> str:
-    """A machine's andon status. A stop booked as setup (a changeover or setup reason,
-    e.g. PackML's Stopped with reason 20) is a changeover: blue, not red."""
-    status = STATE_ANDON[state]
-    if state == State.IDLE and (reason or {}).get("category") == "setup_adjustment":
-        return CHANGEOVER
-    return status
+andon_of = andon.andon_of  # a machine's andon status: a stop booked as setup is blue
 
 
 def duration(seconds: object) -> str:
@@ -263,7 +246,7 @@ def empty_figure(dark: bool = False) -> go.Figure:
     return fig
 
 
-def kpi_tile(name: str, value: object, sub: object, extra_class: str = "") -> html.Div:
+def kpi_tile(name: str, value: Any, sub: Any, extra_class: str = "") -> html.Div:
     """One figure tile of the line and machine pages (name, big value, small print)."""
     return html.Div(className=f"kpi-tile {extra_class}".strip(), children=[
         html.Div(name, className="kpi-name"),

@@ -12,6 +12,7 @@ a cross-site form cannot send them and the SameSite=Lax cookie does not go with 
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -152,13 +153,13 @@ def access(line: str) -> str:
     return CAN_CLASSIFY if refusal(who, Action.CLASSIFY, line) is None else ""
 
 
-def classifiable(event: dict[str, Any]) -> bool:
+def classifiable(event: Mapping[str, Any]) -> bool:
     """A stop a person can give a reason: it has an id, is not a small stop, and is the
     first piece (a split's later part belongs to the same stop)."""
     return bool(event.get("id")) and not event.get("micro") and (event.get("piece") or 0) <= 1
 
 
-def stop_button(event: dict[str, Any], label: str) -> html.Button:
+def stop_button(event: Mapping[str, Any], label: str) -> html.Button:
     """A stop of a list as a button that opens ``classify_dialog`` (its reason as the label)."""
     return html.Button([label, html.Span(" \u270e", className="ut-pen")],
                        id={"type": STOP_BTN, "id": event["id"]}, title=_("Set the reason"),
@@ -192,7 +193,7 @@ def _clock(ts: float, tz: str) -> str:
     return datetime.fromtimestamp(ts, ZoneInfo(tz)).strftime("%H:%M:%S")
 
 
-def queue_items(stops: list[dict[str, Any]], tz: str, now: float) -> list[Any]:
+def queue_items(stops: Sequence[Mapping[str, Any]], tz: str, now: float) -> list[Any]:
     if not stops:
         return [html.P(_("No untagged stops in this range."), className="text-body-secondary ut-empty")]
     items = []
@@ -210,7 +211,7 @@ def queue_items(stops: list[dict[str, Any]], tz: str, now: float) -> list[Any]:
     return items
 
 
-def pareto_rows(rows: list[dict[str, Any]]) -> list[Any]:
+def pareto_rows(rows: Sequence[Mapping[str, Any]]) -> list[Any]:
     if not rows:
         return [html.P(_("No down time in this range."), className="text-body-secondary")]
     return [html.Div(className="d-flex justify-content-between border-bottom py-1 ut-pareto-row",

@@ -19,7 +19,7 @@ from dash.exceptions import PreventUpdate
 from components import alerts_panel, data, theme
 from components.callbacks import Callbacks
 from components.i18n import _, client_texts, local, pgettext
-from components.live import POOR_PERFORMANCE
+from domain.andon import POOR_PERFORMANCE
 from domain.plant import Line, Plant
 
 callbacks = Callbacks()  # this module's callbacks; register(app) puts them on an app

@@ -26,6 +26,12 @@ class Settings:
     # Origins allowed to show the dashboard in a frame (a kiosk portal), space separated:
     # "'self' https://kiosk.plant.example". Empty: no framing at all (api.security).
     frame_ancestors: str = ""
+    # Redis socket timeouts per role (store.clients): the screens and API answer "no data"
+    # quickly; the collector and the rollup worker (and the alert loop) wait longer, as a
+    # slow reply is better than a retried write.
+    redis_timeout_screen_s: float = 2.0
+    redis_timeout_collector_s: float = 10.0
+    redis_timeout_worker_s: float = 30.0
 
     @classmethod
     def from_env(
@@ -42,6 +48,10 @@ class Settings:
             "data_dir": Path(env.get("DATA_DIR", "var")),
             "frame_ancestors": _frame_ancestors(env.get("FRAME_ANCESTORS", "")),
         }
+        for role in ("screen", "collector", "worker"):
+            seconds = _seconds(env, f"REDIS_TIMEOUT_{role.upper()}_S")
+            if seconds is not None:
+                values[f"redis_timeout_{role}_s"] = seconds
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
 
@@ -66,3 +76,17 @@ def _frame_ancestors(value: str) -> str:
         return " ".join(parse_frame_ancestors(value))
     except ValueError as exc:
         raise SystemExit(str(exc)) from None
+
+
+def _seconds(env: Mapping[str, str], name: str) -> float | None:
+    """A positive number of seconds from ``env[name]`` (None when unset: the default)."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise SystemExit(f"{name}: {raw!r} is not a positive number of seconds")
+    return value

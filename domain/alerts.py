@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from domain.andon import Pace
 from domain.plant import AlertKind, AlertRule, Line, Plant, Severity
 
 # States that are a stop; ``unknown`` is no data (the no_data rule), never a stop.
@@ -145,13 +146,13 @@ def step(open_alerts: Mapping[str, Alert], conditions: Iterable[Condition], rule
             reported.setdefault(cond.key, cond)
     for key, alert in open_alerts.items():
         rule = rules.get(alert.rule)
-        cond = reported.get(key)
-        if rule is None or (cond is not None and not cond.active):
+        seen = reported.get(key)
+        if rule is None or (seen is not None and not seen.active):
             cleared = replace(alert, cleared_at=now)
             out.cleared.append(cleared)
             out.notices.extend(_notices(cleared, rule, "cleared", range(alert.level + 1), now))
             continue
-        current = replace(alert, text=cond.text, message=cond.message) if cond is not None and cond.text else alert
+        current = replace(alert, text=seen.text, message=seen.message) if seen is not None and seen.text else alert
         if alert.id not in acknowledged:
             current = _escalate(out, current, rule, now)
         if current != alert:
@@ -285,23 +286,15 @@ def stop_conditions(rule: AlertRule, plant: Plant, lines_now: Mapping[str, Any],
     return out
 
 
-def pace_gap(line_kpis: Mapping[str, Any], ideal_cycle_time_s: float, target_oee: float) -> tuple[float, float]:
-    """(expected good parts so far, parts behind): the shift's known planned busy time at
-    the line's target OEE and its output machine's ideal cycle time, against good parts."""
-    expected = float(line_kpis.get("known_planned_busy_s") or 0.0) * target_oee / ideal_cycle_time_s
-    return expected, expected - float(line_kpis.get("good_count") or 0)
-
-
-def pace_condition(rule: AlertRule, line: Line, shift_kpis: Mapping[str, Any]) -> Condition:
-    """Behind pace by more than ``parts`` or ``percent`` of the parts expected so far."""
-    output = line.machine(line.output_machine)
-    assert output is not None
-    expected, behind = pace_gap(shift_kpis, output.ideal_cycle_time_s, line.target_oee)
-    share = 100.0 * behind / expected if expected > 0 else 0.0
+def pace_condition(rule: AlertRule, line: Line, pace: Pace) -> Condition:
+    """Behind pace (``domain.andon``: the line's pace this shift, as ``/api/lines`` serves
+    it and the wall shows it) by more than ``parts`` or ``percent`` of the target so far."""
+    behind = pace.behind_by or 0
+    share = 100.0 * pace.behind_share
     active = behind > 0 and ((rule.parts is not None and behind > rule.parts)
                              or (rule.percent is not None and share > rule.percent))
-    text = f"{_prefix(rule)}{line.id}: {behind:.0f} parts behind pace ({share:.0f} %)" if active else ""
-    message = _message(rule, "behind_pace", line=line.id, behind=round(behind), share=round(share)) if active else None
+    text = f"{_prefix(rule)}{line.id}: {behind} parts behind pace ({share:.0f} %)" if active else ""
+    message = _message(rule, "behind_pace", line=line.id, behind=behind, share=round(share)) if active else None
     return Condition(rule.id, line.id, None, active, None, text, message=message)
 
 

@@ -19,9 +19,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from domain.accounting import Stop
+from domain.answers import Coverage as CoverageAnswer
 from domain.downtime import PlannedIndex, claimed_spans, classify_stop, stop_end
 from domain.plant import Line, Plant, Reason
-from domain.timeline import Stop
 
 SEP = "~"
 MAX_COMMENT = 500
@@ -211,7 +212,7 @@ class Coverage:
     def share(self) -> float | None:
         return self.tagged_s / self.down_s if self.down_s > 0 else None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> CoverageAnswer:
         return {"untagged_coverage": self.share, "tagged_down_s": self.tagged_s, "untagged_down_s":
                 self.down_s - self.tagged_s, "untagged_stops": self.untagged_stops}
 

@@ -50,6 +50,35 @@ def events_key(line: str) -> str:
     return f"{line_tag(line)}:events"
 
 
+def line_of_events_key(key: bytes | str) -> str:
+    """The line of an ``events_key`` (as a stream name in an XREAD reply)."""
+    text = _text(key)
+    head, tail = f"{PREFIX}:{{", "}:events"
+    if not (text.startswith(head) and text.endswith(tail)):
+        raise ValueError(f"not a line stream: {text!r}")
+    return text[len(head):-len(tail)]
+
+
+# Stream entry ids: ``<ms>-<seq>`` (ms: when the entry reached Redis, or for the demo
+# history the event's time; seq: its place among entries of that ms).
+NO_STREAM_ID = "0-0"
+
+
+def stream_id(ms: int, seq: int = 0) -> str:
+    return f"{ms}-{seq}"
+
+
+def stream_id_tuple(entry_id: bytes | str) -> tuple[int, int]:
+    """A stream id as a comparable (ms, seq) pair (``<ms>`` alone: seq 0)."""
+    ms, _, seq = _text(entry_id).partition("-")
+    return int(ms), int(seq or 0)
+
+
+def after_stream_id(entry_id: bytes | str) -> str:
+    """The exclusive lower bound of an XRANGE that starts after ``entry_id``."""
+    return f"({_text(entry_id)}"
+
+
 def live_key(line: str) -> str:
     return f"{line_tag(line)}:live"
 
@@ -65,6 +94,25 @@ def nodes_key(line: str) -> str:
 
 def live_field(machine: str, signal: Signal | str) -> str:
     return f"{machine}|{signal}"
+
+
+def split_live_field(field: bytes | str) -> tuple[str, str]:
+    """(machine, signal) of a ``live_field``. Raises ValueError for anything else."""
+    machine, bar, signal = _text(field).rpartition("|")
+    if not bar:
+        raise ValueError(f"not a <machine>|<signal> field: {_text(field)!r}")
+    return machine, signal
+
+
+def endpoint_field(endpoint: str) -> str:
+    """The ``nodes_key`` field of an endpoint refused as a whole."""
+    return f"@{endpoint}"
+
+
+def endpoint_of_field(field: bytes | str) -> str | None:
+    """The endpoint of an ``endpoint_field``; None for a node's field (``live_field``)."""
+    text = _text(field)
+    return text[1:] if text.startswith("@") else None
 
 
 def encode_value(value: str | float | int | None) -> str:
@@ -136,7 +184,7 @@ def decode_event(line: str, fields: Mapping[bytes | str, bytes | str]) -> Event:
 
 
 def decode_live(line: str, field: bytes | str, raw: bytes | str) -> Event:
-    machine, signal_text = _text(field).rsplit("|", 1)
+    machine, signal_text = split_live_field(field)
     value_text, status, ts_ms = _text(raw).rsplit("|", 2)
     signal = Signal(signal_text)
     value, status = decode_value(signal, value_text, status)

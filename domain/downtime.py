@@ -29,11 +29,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from domain.accounting import Stop
 from domain.calendar import Interval, planned_busy_intervals, total
 from domain.energy import zone
 from domain.model import State
 from domain.plant import LossCategory, Plant
-from domain.timeline import Stop
 from domain.totals import Totals
 
 # Where the seconds of a stop go in Totals, by loss category.

@@ -27,23 +27,23 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from domain.calendar import Interval
-from domain.downtime import LOSS_FIELDS, classify_stop, classify_totals, has_planned_time, set_classified
-from domain.model import Event, Signal, State
-from domain.plant import Line, Machine, Plant
-from domain.plausibility import Flag
-from domain.timeline import (
+from domain.accounting import (
     MINUTE_S,
     MachineContext,
     MinuteRollup,
     Stop,
-    Timeline,
     add_count,
     add_meter_energy,
     add_time,
     floor_minute,
     is_stopped,
 )
+from domain.calendar import Interval
+from domain.downtime import LOSS_FIELDS, classify_stop, classify_totals, has_planned_time, set_classified
+from domain.model import Event, Signal, State
+from domain.plant import Line, Machine, Plant
+from domain.plausibility import Flag
+from domain.timeline import Timeline
 from domain.totals import Totals, sum_totals
 
 __all__ = ["MachineAccumulator", "MinuteRollup", "Stop", "feed_order", "totals_from_events", "window_totals"]

@@ -36,10 +36,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from domain.accounting import Stop
+from domain.answers import EnergyKpis, Losses
 from domain.downtime import classify_totals
 from domain.energy import peak_kw
 from domain.plant import Line, Plant
-from domain.timeline import Stop
 from domain.totals import Totals, sum_totals
 
 ENERGY_FIELDS = ("energy_kwh", "energy_not_running_kwh", "energy_cost", "co2_kg")
@@ -88,7 +89,7 @@ class KpiReport:
     def performance_over_100(self) -> bool:
         return self.performance is not None and self.performance > 1 + _OVER_100_TOLERANCE
 
-    def losses(self) -> dict[str, Any]:
+    def losses(self) -> Losses:
         t = self.totals
         performance_loss = self.actual_production_s - t.ideal_time_s
         return {
@@ -111,7 +112,7 @@ class KpiReport:
             ],
         }
 
-    def energy(self) -> dict[str, Any]:
+    def energy(self) -> EnergyKpis:
         t = self.totals
         return {
             "kwh": t.energy_kwh,

@@ -16,7 +16,7 @@ from pydantic_core import core_schema
 
 Language = Literal["en", "zh-CN"]
 LANGUAGES: tuple[str, ...] = ("en", "zh-CN")  # as written in plant files and ``?lang=``
-DEFAULT_LANGUAGE = "en"
+DEFAULT_LANGUAGE: Language = "en"
 MAX_TEXT = 200  # a name longer than this is a paste accident, and no screen has room for it
 
 

@@ -65,24 +65,25 @@ def add_parsers(add: Callable[[str, Callable[[argparse.Namespace], int], str], a
 @contextlib.contextmanager
 def _redis(args: argparse.Namespace) -> Iterator[tuple[redis.Redis, Any]]:
     from config.settings import Settings
+    from store.clients import client_for, node
     from store.embedded import PORT_FILENAME, EmbeddedRedis
 
     settings = Settings.from_env(plant_path=args.plant)
     if settings.redis_url:
-        client = redis.Redis.from_url(settings.redis_url)
+        client = client_for(settings, "tool")
         yield client, settings.plant
         client.close()
         return
     data_dir = settings.data_dir / "redis"
     with contextlib.suppress(OSError, ValueError, redis.RedisError):
         port = int((data_dir / PORT_FILENAME).read_text())
-        client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=1)
+        client = node(f"redis://127.0.0.1:{port}", socket_connect_timeout=1)
         client.ping()
         yield client, settings.plant
         client.close()
         return
     embedded = EmbeddedRedis(data_dir)
-    client = redis.Redis.from_url(embedded.start())
+    client = node(embedded.start())
     try:
         yield client, settings.plant
     finally:

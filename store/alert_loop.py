@@ -20,8 +20,9 @@ from typing import Any
 
 import redis
 
-from domain import alerts
+from domain import alerts, answers
 from domain.alerts import Condition, Notice, Step
+from domain.andon import LineAndon
 from domain.plant import AlertKind, Plant
 from store.alerts import AlertStore
 from store.notify import Sender, resolve_channels
@@ -63,7 +64,8 @@ class Evaluator:
         if AlertKind.WORKER_LAG in kinds and self._due("health", HEALTH_EVERY_S, now, force):
             health = {line["id"]: line for line in self.reader.health(now).get("lines", [])}
         slow = self._due("kpis", KPI_EVERY_S, now, force)
-        late_stops: dict[str, list[dict[str, Any]]] = {}
+        late_stops: dict[str, list[answers.StopEvent]] = {}
+        andons: dict[str, LineAndon] | None = None
         for rule in self.rules.values():
             lines = alerts.rule_lines(rule, self.plant)
             if rule.kind == AlertKind.STOP:
@@ -78,9 +80,9 @@ class Evaluator:
             elif rule.kind == AlertKind.WORKER_LAG and health is not None:
                 out += [alerts.worker_lag_condition(rule, health[line.id], now) for line in lines if line.id in health]
             elif rule.kind == AlertKind.BEHIND_PACE and slow:
-                window = self.reader.resolve_window(None, None, now)
-                out += [alerts.pace_condition(rule, line, self.reader.line_kpis(line.id, window.start, window.end, now))
-                        for line in lines]
+                if andons is None:  # each line's pace this shift, as /api/lines serves it
+                    andons = self.reader.andon_now(now, dict(lines_now) or None)[1]
+                out += [alerts.pace_condition(rule, line, andons[line.id].pace) for line in lines]
             elif rule.kind == AlertKind.OEE_BELOW and slow:
                 found = (alerts.oee_condition(rule, line, self.reader.line_kpis(line.id, now - 3600.0, now, now))
                          for line in lines)
@@ -166,11 +168,13 @@ def run_alerts(redis_client: redis.Redis, plant: Plant, stop: threading.Event, e
     sender_thread.join(10)
 
 
-def main(settings: Any, action: str | None, channel: str | None, redis_factory: Callable[[str], Any]) -> int:
+def main(settings: Any, action: str | None, channel: str | None) -> int:
     """``python app.py alerts``: evaluator and sender until SIGTERM or Ctrl-C;
     ``python app.py alerts test CHANNEL``: one test message to a channel."""
     import os
     import signal
+
+    from store.clients import client_for
 
     if action == "test":
         if not channel:
@@ -179,7 +183,7 @@ def main(settings: Any, action: str | None, channel: str | None, redis_factory: 
         return 0
     if not settings.redis_url:
         raise SystemExit("REDIS_URL is not set: the alert evaluator needs the Redis the collectors write to")
-    client = redis_factory(settings.redis_url)
+    client = client_for(settings, "worker")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:

@@ -12,19 +12,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 import redis
 
-from domain import contract
+from domain import answers, contract
 from domain.alerts import Alert, Notice, Step, flashing
 
 HISTORY_DAYS = 90.0  # alerts older than this are trimmed from the history
 KNOWN_IDS_S = 3 * 86_400.0  # how far back "raised before" is remembered for a condition seen again
 
 
-def _text(raw: bytes | str) -> str:
-    return raw.decode() if isinstance(raw, bytes) else raw
+def _text(raw: Any) -> str:
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
 def message_id(notice: Notice) -> str:
@@ -83,7 +83,7 @@ class AlertStore:
                     self._enqueue(pipe, notice, now)
             pipe.execute()
 
-    def acknowledge(self, alert_id: str, by: str, role: str, comment: str, now: float) -> dict[str, Any] | None:
+    def acknowledge(self, alert_id: str, by: str, role: str, comment: str, now: float) -> answers.AlertAck | None:
         """Record who acknowledged, when and why; the first acknowledgement stands (None:
         no such alert)."""
         if not self.redis.hexists(self.k["all"], alert_id):
@@ -92,12 +92,12 @@ class AlertStore:
         self.redis.hsetnx(self.k["ack"], alert_id, json.dumps(record, separators=(",", ":")))
         return self.ack_of(alert_id)
 
-    def ack_of(self, alert_id: str) -> dict[str, Any] | None:
+    def ack_of(self, alert_id: str) -> answers.AlertAck | None:
         raw = self.redis.hget(self.k["ack"], alert_id)
         return json.loads(raw) if raw else None
 
     def history(self, start: float, end: float, *, line: str | None = None, open_only: bool = False,
-                limit: int = 500) -> list[dict[str, Any]]:
+                limit: int = 500) -> list[answers.Alert]:
         """Alerts raised in [start, end] (and every open one), newest first, each with its
         acknowledgement and whether the wall flashes for it."""
         ids = [_text(v) for v in self.redis.zrevrangebyscore(self.k["log"], end, start, start=0, num=limit)]
@@ -106,10 +106,11 @@ class AlertStore:
         if open_only:
             alerts = [a for a in alerts if a.cleared_at is None]
         acks: Any = self.redis.hmget(self.k["ack"], [a.id for a in alerts]) if alerts else []
-        out = []
+        out: list[answers.Alert] = []
         for alert, raw in zip(alerts, acks, strict=True):
             ack = json.loads(raw) if raw else None
-            out.append({**alert.to_dict(), "ack": ack, "flashing": flashing(alert, ack is not None)})
+            out.append(cast(answers.Alert, {**alert.to_dict(), "ack": ack,
+                                            "flashing": flashing(alert, ack is not None)}))
         return sorted(out, key=lambda a: a["raised_at"], reverse=True)
 
     def count(self, line: str, start: float, end: float) -> int:

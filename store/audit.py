@@ -18,11 +18,11 @@ import json
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import redis
 
-from domain import contract
+from domain import answers, contract
 
 log = logging.getLogger(__name__)
 
@@ -109,15 +109,16 @@ class AuditTrail:
                                      "entries were removed from the end", n + 1)
         return Verdict(True, n)
 
-    def query(self, start: float, end: float, lines: set[str] | None, limit: int = MAX_ANSWER) -> list[dict[str, Any]]:
+    def query(self, start: float, end: float, lines: set[str] | None,
+              limit: int = MAX_ANSWER) -> list[answers.AuditEntry]:
         """Entries with ``start <= ts < end``, newest first; ``lines``: only entries of
         those lines (None: all, with the plant-wide ones such as logins and user changes)."""
-        out = []
+        out: list[answers.AuditEntry] = []
         for entry in self.entries():
             if not isinstance(entry, dict) or not start <= float(entry.get("ts", 0)) < end:
                 continue
             if lines is not None and entry.get("line") not in lines:
                 continue
-            out.append(entry)
+            out.append(cast(answers.AuditEntry, entry))  # as ``append`` wrote it
         out.reverse()
         return out[:limit]

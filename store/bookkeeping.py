@@ -8,7 +8,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from store.progress import NO_ID
+from domain import contract
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ class LineSnapshot:
 
     def last_id(self, machine: str) -> str:
         carry = self.carries.get(machine)
-        return NO_ID if carry is None else str(carry.get("id") or NO_ID)
+        return contract.NO_STREAM_ID if carry is None else str(carry.get("id") or contract.NO_STREAM_ID)
 
 
 def snapshot_of(raw: dict[Any, Any]) -> LineSnapshot:

@@ -19,9 +19,9 @@ from typing import Any
 import redis
 
 from domain import contract
+from domain.accounting import Stop
 from domain.classification import Classification, apply, attach, parse_stop_id, stop_id
 from domain.model import State
-from domain.timeline import Stop
 
 log = logging.getLogger(__name__)
 

@@ -10,19 +10,25 @@ transactions and the readers' pipelines never span slots within a line.
 
 Roles: ``screen`` (the dashboard and API: short timeouts, one quick retry, so an outage
 shows as "no data" at once), ``worker`` and ``collector`` (longer timeouts: a slow reply is
-better than a retried write).
+better than a retried write), ``tool`` (command-line tools, start-up checks). The parts get
+their clients from the settings (``client_for``, ``async_client_for``: the URL and the
+socket timeout of their role, ``Settings.redis_timeout_*_s``); nothing outside ``store/``
+(and the tests) makes a Redis client.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
 from redis.backoff import ExponentialBackoff
 from redis.cluster import RedisCluster
 from redis.retry import Retry
+
+if TYPE_CHECKING:
+    from config.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +38,43 @@ CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 _TIMEOUTS: dict[str, dict[str, Any]] = {
     "screen": {"socket_timeout": 2.0, "socket_connect_timeout": 2.0},
     "worker": {"socket_timeout": 30.0, "socket_connect_timeout": 5.0},
-    "collector": {"socket_timeout": 10.0, "socket_connect_timeout": 5.0},
+    "collector": {"socket_timeout": 10.0, "socket_connect_timeout": 2.0},
     "tool": {"socket_timeout": 10.0, "socket_connect_timeout": 5.0},
 }
+HEALTH_CHECK_INTERVAL_S = 30  # a pooled connection idle this long is pinged before use (single server)
+
+
+def require_url(url: str | None) -> str:
+    if not url:
+        raise ValueError("no Redis URL: set REDIS_URL, or start an embedded redis-server at the entry point "
+                         "and pass its url in the settings")
+    return url
+
+
+def _role_options(settings: Settings, role: Role) -> dict[str, Any]:
+    timeout = {"screen": settings.redis_timeout_screen_s, "collector": settings.redis_timeout_collector_s,
+               "worker": settings.redis_timeout_worker_s}.get(role)
+    options: dict[str, Any] = {"health_check_interval": HEALTH_CHECK_INTERVAL_S}
+    if timeout is not None:
+        options["socket_timeout"] = timeout
+    return options
+
+
+def client_for(settings: Settings, role: Role, **extra: Any) -> Any:
+    """The sync client of a part (``connect``) for ``settings.redis_url``, with its role's
+    socket timeout from the settings. Raises ValueError without a URL."""
+    return connect(require_url(settings.redis_url), role, **{**_role_options(settings, role), **extra})
+
+
+def async_client_for(settings: Settings, role: Role = "collector", **extra: Any) -> Any:
+    """The asyncio client of a part (``connect_async``), as ``client_for``."""
+    return connect_async(require_url(settings.redis_url), role, **{**_role_options(settings, role), **extra})
+
+
+def node(url: str, role: Role = "tool", **extra: Any) -> redis.Redis:
+    """A plain client of the one server at ``url`` (a ``+cluster`` scheme is read as the
+    node itself): start-up checks, the embedded server, command-line tools."""
+    return connect(plain_url(url), role, detect=False, **extra)  # type: ignore[no-any-return]
 
 
 def is_cluster_url(url: str) -> bool:

@@ -15,11 +15,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, cast
 
 import redis
 
-from store.clients import plain_url
+from domain import answers
+from store.clients import node
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +62,11 @@ class Durability:
     def ok(self) -> bool:
         return self.checked and not self.warnings
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> answers.Durability:
         return {
             "ok": self.ok,
             "checked": self.checked,
-            "source": self.source,
+            "source": cast(Literal["config", "info", "none"], self.source),
             "persistent": self.persistent,
             "aof": self.aof,
             "aof_fsync": self.aof_fsync,
@@ -163,7 +164,7 @@ def check_at_start(redis_or_url: redis.Redis | str, part: str) -> Durability:
     Takes a URL (a short-lived client with short timeouts is used, so a Redis that is
     down delays nothing: the collector must start and buffer then) or a client."""
     if isinstance(redis_or_url, str):
-        client = redis.Redis.from_url(plain_url(redis_or_url), socket_timeout=CHECK_TIMEOUT_S,  # the node given
+        client = node(redis_or_url, socket_timeout=CHECK_TIMEOUT_S,  # the node given
                                       socket_connect_timeout=CHECK_TIMEOUT_S)
         try:
             result = durability_of(client)

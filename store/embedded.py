@@ -20,6 +20,8 @@ from pathlib import Path
 
 import redis
 
+from store.clients import node
+
 log = logging.getLogger(__name__)
 
 
@@ -91,7 +93,7 @@ class EmbeddedRedis:
             start_new_session=True,
         )
         (self.data_dir / PORT_FILENAME).write_text(str(self.port))
-        client = redis.Redis.from_url(self.url)
+        client = node(self.url)
         deadline = time.monotonic() + timeout_s
         while True:
             try:
@@ -118,9 +120,9 @@ class EmbeddedRedis:
             port = int((self.data_dir / PORT_FILENAME).read_text())
         except (OSError, ValueError):
             return
-        client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=5, socket_connect_timeout=1)
+        client = node(f"redis://127.0.0.1:{port}", socket_timeout=5, socket_connect_timeout=1)
         try:
-            if Path(client.config_get("dir").get("dir", "")).resolve() != self.data_dir.resolve():
+            if Path(client.config_get("dir").get("dir") or "").resolve() != self.data_dir.resolve():
                 return
             log.warning("embedded Redis left running on port %d by an earlier run: shutting it down", port)
             client.shutdown()

@@ -14,7 +14,7 @@ from typing import Any
 
 import redis
 
-from domain import contract
+from domain import answers, contract
 
 MAX_NOTE = 4000
 
@@ -27,19 +27,20 @@ class Handovers:
     def __init__(self, client: redis.Redis) -> None:
         self.redis = client
 
-    def get(self, line: str, shift_start: float) -> dict[str, Any] | None:
+    def get(self, line: str, shift_start: float) -> answers.Handover | None:
         raw: Any = self.redis.hget(contract.handovers_key(line), _field(shift_start))
         return json.loads(raw) if raw is not None else None
 
-    def history(self, line: str, start: float, end: float) -> list[dict[str, Any]]:
+    def history(self, line: str, start: float, end: float) -> list[answers.Handover]:
         data: Any = self.redis.hgetall(contract.handovers_key(line))
         out = [json.loads(v) for v in data.values()]
         return sorted((h for h in out if start <= h["shift_start"] < end), key=lambda h: h["shift_start"])
 
-    def _put(self, line: str, record: dict[str, Any]) -> None:
+    def _put(self, line: str, record: answers.Handover) -> None:
         self.redis.hset(contract.handovers_key(line), _field(record["shift_start"]), json.dumps(record))
 
-    def write_note(self, line: str, shift: Any, note: str, open_issues: str, by: str, now: float) -> dict[str, Any]:
+    def write_note(self, line: str, shift: Any, note: str, open_issues: str, by: str,
+                   now: float) -> answers.Handover:
         record = self.get(line, shift.start) or {
             "line": line, "shift": shift.label, "shift_start": shift.start, "shift_end": shift.end,
             "note": "", "open_issues": "", "signed_by": None, "signed_at": None, "figures": None,
@@ -50,7 +51,8 @@ class Handovers:
         self._put(line, record)
         return record
 
-    def sign(self, line: str, shift_start: float, by: str, figures: dict[str, Any], now: float) -> dict[str, Any]:
+    def sign(self, line: str, shift_start: float, by: str, figures: answers.HandoverFigures,
+             now: float) -> answers.Handover:
         record = self.get(line, shift_start)
         if record is None:
             raise HandoverError("write the handover note before signing it")
@@ -60,7 +62,7 @@ class Handovers:
         self._put(line, record)
         return record
 
-    def acknowledge(self, line: str, shift_start: float, by: str, now: float) -> dict[str, Any]:
+    def acknowledge(self, line: str, shift_start: float, by: str, now: float) -> answers.Handover:
         record = self.get(line, shift_start)
         if record is None or not record["signed_by"]:
             raise HandoverError("the outgoing supervisor has not signed this handover yet")

@@ -27,7 +27,7 @@ from domain.engine import Stop
 from domain.model import Event
 from domain.plant import Line, Plant
 from domain.plausibility import Flag
-from store.progress import HOUR_S, NO_ID, Closed, MachineProgress, floor_to, stream_id_tuple
+from store.progress import HOUR_S, Closed, MachineProgress, floor_to
 from store.sums import RollupSum
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ def first_minute(plant: Plant, first_event_ts: float, now: float) -> float:
 
 def arrival_s(entry_id: str) -> float:
     """When an entry reached Redis (its stream id's milliseconds)."""
-    return stream_id_tuple(entry_id)[0] / 1000.0
+    return contract.stream_id_tuple(entry_id)[0] / 1000.0
 
 
 def usable_event(line: Line, fields: Mapping[Any, Any] | None, now: float, max_future_s: float,
@@ -117,7 +117,7 @@ class LineBatch:
     """What one pass produced for one line, written in one transaction."""
 
     ack_ids: list[str] = field(default_factory=list)
-    last_id: str = NO_ID  # the newest entry id read in the pass
+    last_id: str = contract.NO_STREAM_ID  # the newest entry id read in the pass
     touched: set[str] = field(default_factory=set)
     minutes: list[tuple[str, Any]] = field(default_factory=list)
     hours: list[tuple[str, float, RollupSum]] = field(default_factory=list)
@@ -183,7 +183,7 @@ class LineWorker:
             progress = self.machines.get(event.machine)
             if progress is None:
                 progress = self._new_machine(event, now)
-            elif stream_id_tuple(entry_id) <= stream_id_tuple(progress.last_id):
+            elif contract.stream_id_tuple(entry_id) <= contract.stream_id_tuple(progress.last_id):
                 continue  # applied before this entry was delivered again
             progress.last_id = entry_id
             progress.seen = now
@@ -212,7 +212,8 @@ class LineWorker:
         machine = self.line.machine(machine_id)
         assert machine is not None
         if checkpoint is not None:
-            new = MachineProgress.from_carry(self.plant, self.line, machine, {**checkpoint, "p": [], "id": NO_ID})
+            new = MachineProgress.from_carry(self.plant, self.line, machine,
+                                             {**checkpoint, "p": [], "id": contract.NO_STREAM_ID})
         else:
             new = MachineProgress.new(self.plant, self.line, machine, since)
         new.last_id, new.seen, new.open_stop, new.last = old.last_id, old.seen, None, old.last

@@ -7,11 +7,11 @@ import json
 import math
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import redis
 
-from domain import contract, downtime
+from domain import andon, answers, contract, downtime
 from domain.model import Event, Signal, State
 from domain.plant import Line, Plant
 from store.bookkeeping import LineSnapshot, snapshot_of
@@ -29,7 +29,7 @@ def _text(raw: bytes | str) -> str:
 # --- live state -------------------------------------------------------------------------
 
 def lines_now(redis_client: redis.Redis, plant: Plant, now: float,
-              only: Sequence[str] | None = None) -> dict[str, Any]:
+              only: Sequence[str] | None = None) -> answers.Lines:
     """Every line (or the lines in ``only``) with its machines' live state."""
     lines = [line for line in plant.lines if only is None or line.id in only]
     with redis_client.pipeline(transaction=False) as pipe:
@@ -38,14 +38,14 @@ def lines_now(redis_client: redis.Redis, plant: Plant, now: float,
             pipe.hgetall(contract.rollup_state_key(line.id))
             pipe.hgetall(contract.nodes_key(line.id))
         replies = pipe.execute()
-    out = []
+    out: list[answers.LineLive] = []
     for i, line in enumerate(lines):
         live = live_events(line, replies[3 * i])
         snapshot = snapshot_of(replies[3 * i + 1])
         refused = collector_problems(replies[3 * i + 2] if isinstance(replies[3 * i + 2], dict) else {})["bad_nodes"]
         machines = [machine_now(plant, line, m.id, live.get(m.id, {}), snapshot, now) for m in line.machines]
         for machine in machines:  # nodes the OPC UA server refuses: that signal is not collected
-            machine["bad_nodes"] = [{k: v for k, v in node.items() if k != "machine"}
+            machine["bad_nodes"] = [cast(answers.MachineBadNode, {k: v for k, v in node.items() if k != "machine"})
                                     for node in refused if node["machine"] == machine["id"]]
         out.append({
             "id": line.id,
@@ -71,12 +71,12 @@ def live_events(line: Line, raw: dict[Any, Any] | None) -> dict[str, dict[str, E
 
 
 def machine_now(plant: Plant, line: Line, machine_id: str, live: dict[str, Event], snapshot: LineSnapshot,
-                now: float) -> dict[str, Any]:
+                now: float) -> answers.MachineLive:
     """State (unknown when stale, link down or bad), since when, reason, counters, power."""
     machine = line.machine(machine_id)
     assert machine is not None
     last = max((e.ts for e in live.values()), default=None)
-    stale = last is None or now - last > plant.gap_timeout_s
+    stale = andon.is_stale(last, now, plant.gap_timeout_s)
     link = live.get(str(Signal.LINK))
     state_event = live.get(str(Signal.STATE))
     state = str(state_event.value) if state_event is not None and state_event.is_good else State.UNKNOWN.value
@@ -86,7 +86,7 @@ def machine_now(plant: Plant, line: Line, machine_id: str, live: dict[str, Event
     return {
         "id": machine_id,
         "name": machine.name or machine_id,
-        "state": state,
+        "state": cast(answers.MachineState, state),  # one of State's values
         "since": _since(plant, state, state_event, link, last, now),
         "reason": reason_info(plant, int(reason)) if reason and state != State.RUNNING else None,
         "good": _number(live.get(str(Signal.GOOD))),
@@ -96,6 +96,7 @@ def machine_now(plant: Plant, line: Line, machine_id: str, live: dict[str, Event
         "last_data": last,
         "stale": stale,
         "link": None if link is None else str(link.value),
+        "bad_nodes": [],  # the line's answer fills them in (``lines_now``)
     }
 
 
@@ -116,14 +117,14 @@ def _since(plant: Plant, state: str, state_event: Event | None, link: Event | No
     live hash, so they cannot move it either.
     """
     if state == State.UNKNOWN:
-        if last is not None and now - last > plant.gap_timeout_s:
+        if last is not None and andon.is_stale(last, now, plant.gap_timeout_s):
             return last + plant.gap_timeout_s
         if link is not None and str(link.value).lower() == "down":
             return float(link.ts)
     return None if state_event is None else float(state_event.ts)
 
 
-def reason_info(plant: Plant, code: int) -> dict[str, Any]:
+def reason_info(plant: Plant, code: int) -> answers.LiveReason:
     reason = plant.reasons.get(code)
     return {
         "code": code,
@@ -141,7 +142,7 @@ def _number(event: Event | None) -> float | int | None:
 
 # --- health ------------------------------------------------------------------------------
 
-def health(redis_client: redis.Redis, plant: Plant, now: float) -> dict[str, Any]:
+def health(redis_client: redis.Redis, plant: Plant, now: float) -> answers.Health:
     """Redis reachable; per line: the collectors' last data, the worker's heartbeat and lag,
     and data the worker found lost; whether Redis keeps its data at all (``durability``,
     reported beside ``ok``: a Redis without persistence works until it restarts).
@@ -155,12 +156,13 @@ def health(redis_client: redis.Redis, plant: Plant, now: float) -> dict[str, Any
         return {"ok": False, "status": "redis_down", "now": now, "redis": {"ok": False, "error": str(exc)},
                 "lines": [], "durability": None}
     ok = all(line["ok"] for line in lines)
-    status = "data_lost" if any(line["data_loss"] for line in lines) else "ok" if ok else "degraded"
+    status: answers.HealthStatus = ("data_lost" if any(line["data_loss"] for line in lines)
+                                    else "ok" if ok else "degraded")
     return {"ok": ok, "status": status, "now": now, "redis": {"ok": True, "latency_ms": round(latency_ms, 3)},
             "lines": lines, "durability": durability_of(redis_client).to_dict()}
 
 
-def line_health(redis_client: redis.Redis, plant: Plant, line: Line, now: float) -> dict[str, Any]:
+def line_health(redis_client: redis.Redis, plant: Plant, line: Line, now: float) -> answers.LineHealth:
     """One line; not ok when its data is old, its worker is behind or silent, or a data-loss
     record exists (``status`` says which; ``data_loss`` has the affected range)."""
     stream = contract.events_key(line.id)
@@ -181,9 +183,9 @@ def line_health(redis_client: redis.Redis, plant: Plant, line: Line, now: float)
     server_now = server_time[0] + server_time[1] / 1e6 if isinstance(server_time, tuple | list) else now
     worker = worker_health(snapshot_of(state_raw if isinstance(state_raw, dict) else {}), groups, now,
                            oldest_waiting=oldest_waiting, server_now=server_now)
-    fresh = last_data is not None and now - last_data <= plant.gap_timeout_s
+    fresh = not andon.is_stale(last_data, now, plant.gap_timeout_s)
     loss = data_loss_of(loss_raw if isinstance(loss_raw, dict) else {})
-    status = ("data_lost" if loss else "no_data" if last_data is None else "stale" if not fresh
+    status: answers.LineStatus = ("data_lost" if loss else "no_data" if last_data is None else "stale" if not fresh
               else "worker_behind" if not worker["ok"] else "ok")
     return {
         "id": line.id,
@@ -198,13 +200,13 @@ def line_health(redis_client: redis.Redis, plant: Plant, line: Line, now: float)
     }
 
 
-def collector_problems(raw: dict[Any, Any]) -> dict[str, list[dict[str, Any]]]:
+def collector_problems(raw: dict[Any, Any]) -> answers.CollectorProblems:
     """The collector's record of what the OPC UA side refuses (``contract.nodes_key``):
     ``bad_nodes`` (machine, signal, node id, status, endpoint) and ``refused_endpoints``
     (an untrusted server certificate: status, SHA-256 thumbprint, how to trust it).
     They do not make the line unhealthy: the rest of it is collected."""
-    bad_nodes: list[dict[str, Any]] = []
-    endpoints: list[dict[str, Any]] = []
+    bad_nodes: list[answers.BadNode] = []
+    endpoints: list[answers.RefusedEndpoint] = []
     for field, value in sorted((_text(f), _text(v)) for f, v in raw.items()):
         try:
             record = json.loads(value)
@@ -212,15 +214,18 @@ def collector_problems(raw: dict[Any, Any]) -> dict[str, list[dict[str, Any]]]:
             continue
         if not isinstance(record, dict):
             continue
-        if field.startswith("@"):
-            endpoints.append(record)
-        else:
-            machine, _, signal = field.partition("|")
-            bad_nodes.append({"machine": machine, "signal": signal, **record})
+        if contract.endpoint_of_field(field) is not None:
+            endpoints.append(cast(answers.RefusedEndpoint, record))
+            continue
+        try:
+            machine, signal = contract.split_live_field(field)
+        except ValueError:
+            continue
+        bad_nodes.append(cast(answers.BadNode, {"machine": machine, "signal": signal, **record}))
     return {"bad_nodes": bad_nodes, "refused_endpoints": endpoints}
 
 
-def data_loss_of(raw: dict[Any, Any]) -> dict[str, float | None] | None:
+def data_loss_of(raw: dict[Any, Any]) -> answers.DataLoss | None:
     """The worker's data-loss record (``contract.data_loss_key``): the affected range and
     when it was found; None when there is none."""
     if not raw:
@@ -242,22 +247,22 @@ def _oldest_undelivered(redis_client: redis.Redis, stream: str, newest: Any, gro
     waits). A group that has delivered nothing (``0-0``) or does not exist yet waits for
     the whole stream; one whose last id was trimmed away waits for the stream's first."""
     newest_id = _text(newest[0][0]) if isinstance(newest, list) and newest else None
-    delivered = str(group.get("last-delivered-id") or "0-0")
-    if newest_id is None or _id_tuple(newest_id) <= _id_tuple(delivered):
+    delivered = str(group.get("last-delivered-id") or contract.NO_STREAM_ID)
+    if newest_id is None or contract.stream_id_tuple(newest_id) <= contract.stream_id_tuple(delivered):
         return None
-    first = redis_client.xrange(stream, min=f"({delivered}", count=1)
+    first = redis_client.xrange(stream, min=contract.after_stream_id(delivered), count=1)
     return _text(first[0][0]) if first else None
 
 
 def worker_health(snapshot: LineSnapshot, groups: Any, now: float, *,
-                  oldest_waiting: str | None = None, server_now: float | None = None) -> dict[str, Any]:
+                  oldest_waiting: str | None = None, server_now: float | None = None) -> answers.WorkerHealth:
     """Heartbeat age, how long the oldest entry not yet delivered to the worker has waited
     (``undelivered_s``, by Redis's clock, which stamped the entry ids; 0 when none waits),
     pending (delivered, not acknowledged) and how far behind now its closed minutes are."""
     group = _group_info(groups, GROUP)
     backlog_s = 0.0
     if oldest_waiting is not None:
-        waited_from = _id_tuple(oldest_waiting)[0] / 1000.0
+        waited_from = contract.stream_id_tuple(oldest_waiting)[0] / 1000.0
         backlog_s = max(0.0, (now if server_now is None else server_now) - waited_from)
     watermarks = [float(c["w"]) for c in snapshot.carries.values() if c.get("w") is not None]
     closed_until = min(watermarks) if watermarks else None
@@ -271,12 +276,6 @@ def worker_health(snapshot: LineSnapshot, groups: Any, now: float, *,
         "closed_until": closed_until,
         "closed_lag_s": None if closed_until is None else now - closed_until,
     }
-
-
-def _id_tuple(stream_id: str) -> tuple[int, int]:
-    """A stream id ``ms-seq`` as a comparable pair."""
-    ms, _, seq = stream_id.partition("-")
-    return int(ms), int(seq or 0)
 
 
 def _group_info(groups: Any, name: str) -> dict[str, Any]:

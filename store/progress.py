@@ -24,21 +24,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from domain import contract
+from domain.accounting import MachineContext
 from domain.engine import MachineAccumulator, MinuteRollup, Stop, feed_order
 from domain.model import Event, Signal, State
 from domain.plant import Line, Machine, Plant
-from domain.timeline import MachineContext, Timeline
+from domain.timeline import Timeline
 from store.sums import RollupSum
 
 HOUR_S = 3600.0
-NO_ID = "0-0"
-
-
-def stream_id_tuple(stream_id: str) -> tuple[int, int]:
-    ms, _, seq = stream_id.partition("-")
-    return int(ms), int(seq or 0)
-
-
 def floor_to(ts: float, step: float) -> float:
     return math.floor(ts / step) * step
 
@@ -109,7 +102,7 @@ class MachineProgress:
     shadow: Timeline
     changes: StateChanges
     origin: float
-    last_id: str = NO_ID
+    last_id: str = contract.NO_STREAM_ID
     hour_start: float | None = None
     hour_sum: RollupSum | None = None
     open_stop: str | None = None  # stops-set member of the ongoing stop
@@ -227,7 +220,7 @@ class MachineProgress:
         changes = StateChanges(machine.id)
         changes.state, changes.since = data.get("since") or (None, None)
         progress = cls(acc, shadow, changes, origin=float(data.get("o", data["w"])),
-                       last_id=str(data.get("id") or NO_ID), open_stop=data.get("stop"))
+                       last_id=str(data.get("id") or contract.NO_STREAM_ID), open_stop=data.get("stop"))
         if data.get("hour"):
             progress.hour_start = float(data["hour"][0])
             progress.hour_sum = RollupSum.decode(data["hour"][1], progress.hour_start)

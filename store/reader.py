@@ -1,5 +1,6 @@
 """The one query API: the HTTP API and the dashboard both read through ``PlantReader``,
-so they always agree. Every method takes ``now`` explicitly and returns JSON-ready dicts.
+so they always agree. Every method takes ``now`` explicitly and returns a JSON-ready
+answer typed in ``domain.answers`` (plain dicts at run time).
 
 How a window [start, end) of a machine is computed:
 
@@ -41,25 +42,25 @@ from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal, cast, overload
 from zoneinfo import ZoneInfo
 
 import redis
 
+from domain import andon, answers, contract, downtime, kpi
 from domain import classification as human
-from domain import contract, downtime, kpi
+from domain.accounting import MachineContext, Stop
 from domain.engine import MachineAccumulator, feed_order
 from domain.model import Event, State
 from domain.plant import Line, Machine, Plant
 from domain.plausibility import Flag
-from domain.timeline import MachineContext, Stop
 from domain.totals import Totals
 from store import live
 from store.bookkeeping import LineSnapshot, snapshot_of
 from store.cache import LruCache
 from store.classifications import Classifications
 from store.line_worker import first_minute, usable_event
-from store.progress import floor_to, pending_events, stream_id_tuple
+from store.progress import floor_to, pending_events
 from store.reasons import ReasonLists
 from store.rollups import MachineRequest, RollupReads
 from store.sums import RollupSum
@@ -142,30 +143,64 @@ class PlantReader:
 
     # --- live state and health ---------------------------------------------------------------
 
-    def lines(self, now: float, only: Sequence[str] | None = None) -> dict[str, Any]:
+    @overload
+    def lines(self, now: float, only: Sequence[str] | None = None, *,
+              with_andon: Literal[False] = False) -> answers.Lines: ...
+
+    @overload
+    def lines(self, now: float, only: Sequence[str] | None = None, *,
+              with_andon: Literal[True]) -> answers.LinesWithAndon: ...
+
+    def lines(self, now: float, only: Sequence[str] | None = None, *,
+              with_andon: bool = False) -> answers.Lines | answers.LinesWithAndon:
         """Every line (or those in ``only``) with its machines' live state: state (unknown
         when no data for ``gap_timeout_s``, link down or a bad reading), since when, reason,
-        counters, power."""
-        return live.lines_now(self.redis, self.plant, now, only=only)
+        counters, power. ``with_andon``: each line also carries its andon status and pace
+        this shift (``LineAndon.to_dict``: one line-KPI query per line) and the answer the
+        shift they are for (``shift``), as ``/api/lines`` serves them."""
+        answer: Any = live.lines_now(self.redis, self.plant, now, only=only)  # Lines, then with the andon
+        if with_andon:
+            shift, by_line = self.andon_now(now, answer)
+            answer["shift"] = shift.to_dict()
+            for line in answer["lines"]:
+                line.update(by_line[line["id"]].to_dict())
+        return answer  # type: ignore[no-any-return]
 
-    def health(self, now: float) -> dict[str, Any]:
+    def andon_now(self, now: float, lines_now: dict[str, Any] | None = None
+                  ) -> tuple[andon.ShiftContext, dict[str, andon.LineAndon]]:
+        """Each line's andon status and pace (``domain.andon.line_andon``) from its live state
+        (``lines_now``: an answer of ``lines``, else read now) and its KPIs over the current
+        shift up to now: what the wall, the overview and ``/api/lines`` show."""
+        shift = andon.shift_context(self.plant, now)
+        answer = self.lines(now) if lines_now is None else lines_now
+        end = min(now, shift.end)
+        out = {}
+        for line_now in answer["lines"]:
+            cfg = self.line(line_now["id"])
+            kpis = self.line_kpis(cfg.id, shift.start, end, now) if end > shift.start else None
+            out[cfg.id] = andon.line_andon(cfg, line_now, kpis, shift)
+        return shift, out
+
+    def health(self, now: float) -> answers.Health:
         """Redis reachable; per line the collectors' last data and the rollup worker's lag."""
         return live.health(self.redis, self.plant, now)
 
 
     # --- KPIs ---------------------------------------------------------------------------
 
-    def machine_kpis(self, line: str, machine: str, start: float, end: float, now: float) -> dict[str, Any]:
+    def machine_kpis(self, line: str, machine: str, start: float, end: float, now: float) -> answers.MachineKpis:
         cfg = self.line(line)
         ids = self._machine_ids(cfg, machine)
         window, totals, stops = self._window_data(cfg, ids, start, end, now, stops_of=ids)
         report = kpi.kpis(totals[machine], stops, self.plant, window[0], window[1], now)
-        out = {"line": line, "machine": machine, "window": _window_dict(window, now, self.tz), **_report_dict(report)}
-        out["flags"] = {**out.get("flags", {}), "implausible": self.flags(line, machine, window[0], window[1], now)}
-        out.update(human.coverage(stops, self.plant, window[0], window[1], now).to_dict())
-        return out
+        figures = _report_dict(report)
+        flags: answers.MachineKpiFlags = {**figures["flags"],
+                                          "implausible": self.flags(line, machine, window[0], window[1], now)}
+        return {**figures, "line": line, "machine": machine, "window": _window_dict(window, now, self.tz),
+                "flags": flags, **human.coverage(stops, self.plant, window[0], window[1], now).to_dict()}
 
-    def line_kpis(self, line: str, start: float, end: float, now: float, *, machines: bool = False) -> dict[str, Any]:
+    def line_kpis(self, line: str, start: float, end: float, now: float, *,
+                  machines: bool = False) -> answers.LineKpis:
         """The line's KPIs: the output machine's time and counts, all machines' energy.
         ``machines=True`` adds each machine's own KPIs (classifying every machine's stops
         costs about as much again per machine)."""
@@ -175,14 +210,15 @@ class PlantReader:
         stops_of = ids if machines else [cfg.output_machine]
         window, totals, stops = self._window_data(cfg, ids, start, end, now, stops_of=stops_of)
         report = kpi.line_kpis(totals, stops, self.plant, cfg, window[0], window[1], now)
-        out = {
+        coverage = human.coverage([s for s in stops if s.machine == cfg.output_machine], self.plant, window[0],
+                                  window[1], now).to_dict()
+        out: answers.LineKpis = {
             "line": line,
             "output_machine": cfg.output_machine,
             "target_oee": cfg.target_oee,
             "window": _window_dict(window, now, self.tz),
             **_report_dict(report),
-            **human.coverage([s for s in stops if s.machine == cfg.output_machine], self.plant, window[0], window[1],
-                             now).to_dict(),
+            **coverage,  # type: ignore[typeddict-item]  # mypy wants ``machines`` (not required: added below)
         }
         if machines:
             by_machine: dict[str, list[Stop]] = {m: [] for m in ids}
@@ -197,7 +233,7 @@ class PlantReader:
         return out
 
     def kpi_series(self, line: str, start: float, end: float, step_s: float, now: float,
-                   machine: str | None = None) -> dict[str, Any]:
+                   machine: str | None = None) -> answers.KpiSeries:
         """KPIs per bucket (e.g. OEE per hour) for the line (or one machine)."""
         cfg = self.line(line)
         ids = self._machine_ids(cfg, machine)
@@ -207,7 +243,7 @@ class PlantReader:
         sums, stops, window = self._bucket_data(cfg, ids, bounds, now, stops_of=[own])
         bounds = [*bounds[:-1], window.end]
         by_bucket = _stops_by_bucket(stops, bounds, now)
-        buckets = []
+        buckets: list[answers.KpiBucket] = []
         for i, (a, b) in enumerate(itertools.pairwise(bounds)):
             if b <= a:
                 continue  # the end was floored onto the last bucket's start
@@ -222,7 +258,7 @@ class PlantReader:
 
     # --- downtime and energy -----------------------------------------------------------------
 
-    def downtime(self, line: str, start: float, end: float, now: float) -> dict[str, Any]:
+    def downtime(self, line: str, start: float, end: float, now: float) -> answers.Downtime:
         """Stops of the line's machines: list, Pareto by duration and count, per machine,
         MTBF/MTTR (run time from the same window's totals)."""
         cfg = self.line(line)
@@ -232,9 +268,12 @@ class PlantReader:
         report = downtime.downtime_report(stops, self.plant, window[0], window[1], now, run_s=run_s)
         _annotate(report["events"], stops, self.plant)
         report["summary"].update(human.coverage(stops, self.plant, window[0], window[1], now).to_dict())
-        return {"line": line, **report, "window": _window_dict(window, now, self.tz)}
+        # the domain's report is untyped: the answer names its keys
+        return cast(answers.Downtime, {"line": line, "window": _window_dict(window, now, self.tz),
+                                       **{k: report[k] for k in answers.Downtime.__required_keys__
+                                          if k not in ("line", "window")}})
 
-    def energy(self, line: str, start: float, end: float, now: float) -> dict[str, Any]:
+    def energy(self, line: str, start: float, end: float, now: float) -> answers.Energy:
         """Energy of the line and per machine: kWh, per (good) unit, not-running share,
         peak 15-min demand, cost and CO2."""
         cfg = self.line(line)
@@ -242,23 +281,24 @@ class PlantReader:
         # energy and counts do not depend on how stops are classified
         line_totals = kpi.with_energy_of(totals[cfg.output_machine], list(totals.values()))
         line_report = kpi.report(line_totals, self.plant, window[0], window[1], now)
-        machines = []
+        machines: list[answers.MachineEnergy] = []
         for m in cfg.machines:
             report = kpi.report(totals[m.id], self.plant, window[0], window[1], now)
-            machines.append({"id": m.id, "name": m.name or m.id, **_clean(report.energy())})
+            machines.append({"id": m.id, "name": m.name or m.id, **_clean_energy(report)})
         quarters = line_report.totals.quarter_kwh
         return {
             "line": line,
             "window": _window_dict(window, now, self.tz),
             "co2_kg_per_kwh": self.plant.co2_kg_per_kwh,
-            **_clean(line_report.energy()),
+            **_clean_energy(line_report),
             "good_count": line_report.totals.good_count,
             "total_count": line_report.totals.total_count,
-            "quarters": [[q, kwh * 4.0] for q, kwh in sorted(quarters.items())],  # [start, average kW]
+            # [start, average kW] (lists at run time, as the segments)
+            "quarters": cast(list[tuple[float, float]], [[q, kwh * 4.0] for q, kwh in sorted(quarters.items())]),
             "machines": machines,
         }
 
-    def power_series(self, line: str, start: float, end: float, step_s: float, now: float) -> dict[str, Any]:
+    def power_series(self, line: str, start: float, end: float, step_s: float, now: float) -> answers.PowerSeries:
         """Average kW per machine per bucket (from the energy in the rollups)."""
         cfg = self.line(line)
         ids = self._machine_ids(cfg, None)
@@ -273,7 +313,7 @@ class PlantReader:
 
     # --- timeline -----------------------------------------------------------------------
 
-    def timeline(self, line: str, start: float, end: float, now: float) -> dict[str, Any]:
+    def timeline(self, line: str, start: float, end: float, now: float) -> answers.Timeline:
         """Per machine, the effective-state segments [start, end, state, reason] of the
         window (same rules as the KPIs); stops give the reasons."""
         cfg = self.line(line)
@@ -313,7 +353,7 @@ class PlantReader:
     # --- implausible readings -----------------------------------------------------------
 
     def flags(self, line: str, machine: str | None, start: float, end: float, now: float, *,
-              limit: int = MAX_FLAGS, page: int = 500, max_pages: int = 20) -> list[dict[str, Any]]:
+              limit: int = MAX_FLAGS, page: int = 500, max_pages: int = 20) -> list[answers.Flag]:
         """Readings the rollups did not count because the machine cannot have made them
         (``domain.plausibility``), and events the worker did not use for their timestamp,
         of one machine (or the line's), scored in [start, min(end, now)): newest first, at
@@ -323,7 +363,7 @@ class PlantReader:
         cfg = self.line(line)
         wanted = set(self._machine_ids(cfg, machine))
         end = min(end, now)
-        out: list[dict[str, Any]] = []
+        out: list[answers.Flag] = []
         key = contract.flags_key(line)
         for n in range(max_pages):
             members: Any = self.redis.zrevrangebyscore(key, f"({end}", start, start=n * page, num=page,
@@ -402,7 +442,7 @@ class PlantReader:
         if not machines:
             return {}
         known = [snapshot.last_id(m) for m in machines if m in snapshot.carries]
-        after = min(known, key=stream_id_tuple) if known else None  # machines without carry: from there on
+        after = min(known, key=contract.stream_id_tuple) if known else None  # machines without carry: from there on
         entries = self._stream_after(line.id, after)
         edges: dict[str, Edge] = {}
         for m in machines:
@@ -420,7 +460,7 @@ class PlantReader:
             event = usable_event(line, fields, now, 0.0)  # nothing after now counts
             if event is None or isinstance(event, str) or event.machine not in wanted:
                 continue
-            if stream_id_tuple(entry_id) <= stream_id_tuple(snapshot.last_id(event.machine)):
+            if contract.stream_id_tuple(entry_id) <= contract.stream_id_tuple(snapshot.last_id(event.machine)):
                 continue
             waiting.setdefault(event.machine, []).append(event)
         for m, events in waiting.items():
@@ -447,8 +487,8 @@ class PlantReader:
         return context
 
     def _stream_after(self, line_id: str, after: str | None) -> list[tuple[str, dict[bytes, bytes]]]:
-        entries: Any = self.redis.xrange(contract.events_key(line_id), min="-" if after is None else f"({after}",
-                                         count=self.max_edge_events)
+        low = "-" if after is None else contract.after_stream_id(after)
+        entries: Any = self.redis.xrange(contract.events_key(line_id), min=low, count=self.max_edge_events)
         if len(entries) >= self.max_edge_events and line_id not in self._warned:
             self._warned.add(line_id)
             log.warning("line %s: more than %d events not yet rolled up (is the rollup worker running?); "
@@ -620,7 +660,7 @@ def _stops_by_bucket(stops: Iterable[Stop], bounds: Sequence[float], now: float)
     return out
 
 
-def _annotate(events: list[dict[str, Any]], stops: Iterable[Stop], plant: Plant) -> None:
+def _annotate(events: list[answers.StopEvent], stops: Iterable[Stop], plant: Plant) -> None:
     """Each event gets its stop's stable id, the PLC's code and who classified it."""
     info = {(s.machine, s.start): s for s in stops if isinstance(s, human.ClassifiedStop)}
     for event in events:
@@ -673,7 +713,7 @@ def _stop(line: str, parts: tuple[str, float, float | None, str, int]) -> Stop |
 
 
 def _segments(changes: list[tuple[float, str]], start: float, end: float, stops: Iterable[Stop],
-              now: float) -> list[list[Any]]:
+              now: float) -> list[answers.Segment]:
     """[start, end, state, reason] segments from state changes; a segment inside a stop
     takes the stop's reason. Before the first change the state is unknown."""
     out: list[list[Any]] = []
@@ -693,7 +733,8 @@ def _segments(changes: list[tuple[float, str]], start: float, end: float, stops:
     stop_list = sorted(stops, key=lambda s: s.start)
     for seg in out:
         seg[3] = _reason_at(stop_list, seg[0], seg[1], now) if seg[2] not in (State.RUNNING, State.UNKNOWN) else 0
-    return [seg for seg in out if seg[1] > seg[0]]
+    # JSON arrays: lists at run time, typed as their fixed shape
+    return cast(list[answers.Segment], [seg for seg in out if seg[1] > seg[0]])
 
 
 def _reason_at(stops: Sequence[Stop], a: float, b: float, now: float) -> int:
@@ -708,7 +749,7 @@ def _kw(kwh: float, span_s: float) -> float | None:
     return kwh * 3600.0 / span_s if span_s > 0 else None
 
 
-def _window_dict(window: Window | tuple[float, float], now: float, tz: ZoneInfo) -> dict[str, Any]:
+def _window_dict(window: Window | tuple[float, float], now: float, tz: ZoneInfo) -> answers.Window:
     start, end = window[0], window[1]
     return {"start": start, "end": end, "now": now, "live": end >= now,
             "start_iso": _iso(start, tz), "end_iso": _iso(end, tz)}
@@ -718,16 +759,21 @@ def _iso(ts: float, tz: ZoneInfo) -> str:
     return datetime.fromtimestamp(ts, tz).isoformat(timespec="seconds")
 
 
-def _flag_dict(flag: Flag, at: float, tz: ZoneInfo) -> dict[str, Any]:
+def _flag_dict(flag: Flag, at: float, tz: ZoneInfo) -> answers.Flag:
     value = flag.value if not isinstance(flag.value, float) or math.isfinite(flag.value) else None
     return {"machine": flag.machine, "signal": flag.signal, "time": _iso(at, tz), "ts": at, "kind": flag.kind,
             "value": value}
 
 
-def _report_dict(report: kpi.KpiReport) -> dict[str, Any]:
+def _report_dict(report: kpi.KpiReport) -> answers.Kpis:
     data = report.to_dict()
     data.pop("window", None)
-    cleaned: dict[str, Any] = _clean(data)
+    cleaned: answers.Kpis = _clean(data)
+    return cleaned
+
+
+def _clean_energy(report: kpi.KpiReport) -> answers.EnergyKpis:
+    cleaned: answers.EnergyKpis = _clean(report.energy())
     return cleaned
 
 

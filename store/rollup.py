@@ -55,11 +55,11 @@ from store.line_worker import (
     usable_event,
     write_batch,
 )
-from store.progress import NO_ID, floor_to, stream_id_tuple
+from store.progress import floor_to
 
-__all__ = ["GROUP", "NO_ID", "LineBatch", "LineConflict", "LineWorker", "RollupWorker", "WorkerOptions",
+__all__ = ["GROUP", "LineBatch", "LineConflict", "LineWorker", "RollupWorker", "WorkerOptions",
            "apply_retention", "closing_hours", "first_minute", "floor_to", "read_stored_minutes", "run_worker",
-           "stream_id_tuple", "usable_event", "write_batch"]
+           "usable_event", "write_batch"]
 
 log = logging.getLogger(__name__)
 
@@ -150,12 +150,12 @@ class RollupWorker:
                                       "detected": repr(now)})
 
     def _claim_stale(self, stream: str) -> None:
-        start = NO_ID
+        start = contract.NO_STREAM_ID
         while True:
             reply = self.redis.xautoclaim(stream, self.options.group, self.options.consumer,
                                           self.options.claim_idle_ms, start_id=start, count=1000)
             start = _text(reply[0])
-            if start == NO_ID:
+            if start == contract.NO_STREAM_ID:
                 return
 
     def process_once(self, block_ms: int = 0) -> int:
@@ -304,7 +304,7 @@ class RollupWorker:
         ``upto``. An event reaches Redis after it happened (up to ``max_future_s`` before,
         for a clock ahead), so entries from ``since - max_future_s`` on hold them all."""
         stream = contract.events_key(worker.line.id)
-        low = f"{max(0, math.floor((min(since.values()) - self.options.max_future_s) * 1000))}-0"
+        low = contract.stream_id(max(0, math.floor((min(since.values()) - self.options.max_future_s) * 1000)))
         out: dict[str, list[Event]] = {m: [] for m in since}
         page = self.options.reread_page
         line = worker.line
@@ -320,7 +320,7 @@ class RollupWorker:
                     out[machine].append(got)
             if len(entries) < page:
                 return out
-            low = f"({_text(entries[-1][0])}"
+            low = contract.after_stream_id(entries[-1][0])
 
     def _commit(self, worker: LineWorker, batch: LineBatch, now: float) -> None:
         key = contract.rollup_state_key(worker.line.id)
@@ -387,16 +387,11 @@ def _entries_by_line(reply: Any) -> dict[str, list[tuple[str, dict[bytes, bytes]
     by_stream: Any = reply.items() if isinstance(reply, dict) else (reply or [])
     out: dict[str, list[tuple[str, dict[bytes, bytes] | None]]] = {}
     for stream, entries in by_stream:
-        line_id = _line_of_stream(_text(stream))
+        line_id = contract.line_of_events_key(stream)
         if entries and isinstance(entries[0], list):
             entries = entries[0]  # the RESP3 shape wraps the entries once more
         out[line_id] = [(_text(entry_id), fields) for entry_id, fields in entries or [] if entry_id is not None]
     return out
-
-
-def _line_of_stream(stream: str) -> str:
-    # plant:{<line>}:events
-    return stream[stream.index("{") + 1: stream.rindex("}")]
 
 
 def run_worker(redis_client: redis.Redis, plant: Plant, stop: threading.Event,

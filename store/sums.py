@@ -45,7 +45,7 @@ class RollupSum:
     def no_data(cls, calendar_s: float, planned_s: float) -> RollupSum:
         """Time that no rollup covers (before a machine's first minute): calendar time in
         the UNKNOWN state whose planned part is unknown time - what the engine closes
-        for a minute without data (``domain.timeline.add_time``). No counts, no energy.
+        for a minute without data (``domain.accounting.add_time``). No counts, no energy.
         Planned busy time follows when the window is classified (PBT = planned
         operation time - planned down time)."""
         out = cls()

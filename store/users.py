@@ -26,7 +26,7 @@ from typing import Any
 
 import redis
 
-from domain import contract
+from domain import answers, contract
 from domain.roles import ALL_LINES, Principal, Role, parse_lines
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
@@ -87,7 +87,7 @@ class User:
     def principal(self) -> Principal:
         return Principal(self.name, self.role, self.lines, "user")
 
-    def public(self) -> dict[str, Any]:
+    def public(self) -> answers.User:
         return {"name": self.name, "role": str(self.role), "lines": list(self.lines), "disabled": self.disabled}
 
 
@@ -240,7 +240,7 @@ class Users:
         matches = [_text(k) for k in data if _text(k).startswith(prefix)]
         if len(prefix) < 6 or len(matches) != 1:
             raise UserError("name a token by at least the first 6 characters of its id (python app.py tokens list)")
-        record = json.loads(_text(self.redis.hget(contract.tokens_key(), matches[0])))  # type: ignore[arg-type]
+        record = json.loads(_text(self.redis.hget(contract.tokens_key(), matches[0])))
         record["disabled"] = True
         self.redis.hset(contract.tokens_key(), matches[0], json.dumps(record))
         return matches[0]

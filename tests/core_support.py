@@ -74,15 +74,17 @@ def local(tz: str, text: str) -> float:
 
 def assert_totals_close(actual: Totals, expected: Totals, tol: float = 1e-6) -> None:
     """Field by field, dict fields key by key (missing keys count as 0)."""
-    a, e = actual.to_dict(), expected.to_dict()
+    a: dict[str, Any] = actual.to_dict()
+    e: dict[str, Any] = expected.to_dict()
     for name in a:
         if isinstance(a[name], dict):
-            keys = set(a[name]) | set(e[name])  # type: ignore[arg-type]
-            for k in keys:
-                av, xv = a[name].get(k, 0.0), e[name].get(k, 0.0)  # type: ignore[union-attr]
+            av_map: dict[Any, float] = a[name]
+            xv_map: dict[Any, float] = e[name]
+            for k in set(av_map) | set(xv_map):
+                av, xv = av_map.get(k, 0.0), xv_map.get(k, 0.0)
                 assert math.isclose(av, xv, rel_tol=1e-9, abs_tol=tol), f"{name}[{k}]: {av} != {xv}"
         else:
-            assert math.isclose(a[name], e[name], rel_tol=1e-9, abs_tol=tol), f"{name}: {a[name]} != {e[name]}"  # type: ignore[arg-type]
+            assert math.isclose(a[name], e[name], rel_tol=1e-9, abs_tol=tol), f"{name}: {a[name]} != {e[name]}"
 
 
 def heartbeats(start: float, end: float, every: float = 10.0, machine: str = "M1") -> Iterable[Event]:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from domain import alerts
+from domain import alerts, andon
 from domain.alerts import Alert, Condition
 from domain.plant import AlertRule
 from tests.core_support import machine_config, make_plant
@@ -78,22 +78,25 @@ def test_ended_stop_in_late_data_is_a_late_condition(start: float, end: float, l
     assert [(c.since, c.ended, c.active) for c in lates] == ([(start, end, False)] if late else [])
 
 
-@pytest.mark.parametrize(("busy_s", "good", "kw", "active", "behind"), [
-    # ideal 2 s, target 0.5: 3600 s planned -> 900 parts expected
+@pytest.mark.parametrize(("elapsed_s", "good", "kw", "active", "behind"), [
+    # ideal 2 s, target 0.5: 3600 s planned time elapsed -> 900 parts expected
     (3600, 900, {"parts": 50}, False, 0),
     (3600, 851, {"parts": 50}, False, 49),
     (3600, 849, {"parts": 50}, True, 51),
     (3600, 800, {"percent": 10}, True, 100),  # 11.1 % behind
     (3600, 820, {"percent": 10}, False, 80),  # 8.9 %
     (0, 0, {"parts": 1, "percent": 1}, False, 0),  # nothing planned yet: nothing expected
-    (3600, 1000, {"parts": 1}, False, -100),  # ahead
+    (3600, 1000, {"parts": 1}, False, 0),  # ahead
+    (3600, None, {"parts": 1}, False, None),  # output unknown: not judged
 ])
-def test_pace(busy_s: float, good: int, kw: dict[str, Any], active: bool, behind: float) -> None:
+def test_pace(elapsed_s: float, good: int | None, kw: dict[str, Any], active: bool, behind: int | None) -> None:
+    """The alert judges the pace the wall shows and /api/lines serves (``domain.andon``)."""
     plant = make_plant(machines=[machine_config("M1", ideal=2.0)], lines=None)
     line = plant.lines[0].model_copy(update={"target_oee": 0.5})
-    kpis = {"known_planned_busy_s": busy_s, "good_count": good}
-    assert alerts.pace_gap(kpis, 2.0, 0.5)[1] == pytest.approx(behind)
-    assert alerts.pace_condition(rule(kind="behind_pace", **kw), line, kpis).active is active
+    shift = andon.ShiftContext("all", "all", 0.0, 86400.0, 8 * 3600.0, elapsed_s, True)
+    pace = andon.line_pace(line, {"good_count": good}, shift)
+    assert pace.behind_by == behind
+    assert alerts.pace_condition(rule(kind="behind_pace", **kw), line, pace).active is active
 
 
 @pytest.mark.parametrize(("oee", "busy_s", "result"), [

@@ -187,13 +187,16 @@ def test_urgent_messages_go_first_on_a_rate_limited_channel(redis_client: redis.
 
 
 def test_oee_and_pace_rules_from_the_worker_rollups(redis_client: redis.Redis) -> None:
-    """A replayed production: an hour at half speed (OEE 50 %, 41 % behind pace), then an
-    hour at full speed; the rules read the worker's figures through the reader."""
+    """A replayed production from the shift's start at 02:00: an hour at half speed (OEE
+    50 %, 41 % behind pace), then an hour at full speed; the rules read the worker's
+    figures through the reader (pace: ``domain.andon``, as /api/lines serves it)."""
     from tests.history import write_events
     from tests.store_support import RECENT, run_worker_until_drained
 
     t0 = RECENT + 2 * 3600.0
-    p = make_plant(machines=[machine_config("M1", ideal=30.0)], alerts={"channels": CHANNELS, "rules": [
+    p = make_plant(machines=[machine_config("M1", ideal=30.0)], shifts=[{"name": "day", "start": "02:00",
+                                                                         "end": "14:00"}],
+                   alerts={"channels": CHANNELS, "rules": [
         {"id": "low_oee", "kind": "oee_below", "below": 0.6, "channels": ["chat"]},
         {"id": "pace", "kind": "behind_pace", "percent": 20, "channels": ["chat"]}]})
 

@@ -18,6 +18,7 @@ from redis.retry import Retry
 
 from api import create_api_blueprint
 from api.openapi import openapi_spec
+from domain import andon
 from domain.model import Event
 from store.reader import PlantReader
 from tests.history import line_history, write_events
@@ -67,6 +68,49 @@ def test_lines_filtered_by_line(client: FlaskClient, redis_client: redis.Redis) 
     assert [line["id"] for line in demo.get("/api/lines").get_json()["lines"]] == ["BW1", "CM1", "BR1"]
     assert [line["id"] for line in demo.get("/api/lines?line=BR1,BW1").get_json()["lines"]] == ["BW1", "BR1"]
     assert [line["id"] for line in demo.get("/api/lines?line=CM1&line=BR1").get_json()["lines"]] == ["CM1", "BR1"]
+
+
+def test_lines_serve_the_andon_status_and_pace(client: FlaskClient) -> None:
+    """Per line, besides its live state: the andon status, the output against the target so
+    far, pace, behind by and stale (``domain.andon``: what the wall and the overview show)."""
+    body = client.get("/api/lines").get_json()
+    # NOW is 15:00:05 in Shanghai: shift B (14:00-22:00, no break), 3 605 s of planned time elapsed
+    assert body["shift"] == {"name": "B", "label": body["shift"]["label"], "start": RECENT + 6 * HOUR,
+                             "end": RECENT + 14 * HOUR, "planned_s": 8 * HOUR, "planned_elapsed_s": 3605.0,
+                             "planned_now": True}
+    line = body["lines"][0]
+    assert {"id", "name", "output_machine", "target_oee", "last_data", "machines"} <= set(line)  # as before
+    kpis = client.get("/api/lines/L1/kpis?start=shift").get_json()
+    # the output machine M2 (25 s ideal cycle), target OEE 0.85: 3 605 / 25 x 0.85 = 122.6; 28 800 s: 979.2
+    assert (line["output"], line["target_so_far"], line["target_shift"]) == (kpis["good_count"], 122, 979)
+    assert line["pace"] == kpis["good_count"] - 122
+    assert line["behind_by"] == max(0, 122 - kpis["good_count"])
+    assert line["status"] in andon.STATUSES and line["status"] != andon.NO_DATA
+    assert (line["stale"], line["stale_machines"], line["planned_now"]) == (False, [], True)
+    decider = next(m for m in line["machines"] if m["id"] == line["status_machine"])
+    assert (line["status_state"], line["status_since"]) == (decider["state"], decider["since"])
+    assert line["status_reason"] == (decider["reason"] if line["status"] != andon.RUNNING else None)
+
+
+def test_lines_say_stale_when_the_collectors_are_silent(client: FlaskClient, redis_client: redis.Redis) -> None:
+    """An hour after the last data (gap timeout 30 s): no machine is live, the line shows
+    no data since its last data; its output so far still counts against the target."""
+    silent = make_app(PlantReader(redis_client, PLANT), now=NOW + HOUR).test_client()
+    line = silent.get("/api/lines").get_json()["lines"][0]
+    assert (line["status"], line["stale"], line["stale_machines"]) == (andon.NO_DATA, True, ["M1", "M2"])
+    assert line["status_since"] == line["last_data"] == max(m["last_data"] for m in line["machines"])
+    assert line["status_machine"] is None and line["status_reason"] is None
+    assert line["target_so_far"] == 244  # 7 205 s / 25 s x 0.85 = 244.97
+
+
+def test_lines_answer_is_described_by_the_openapi(client: FlaskClient) -> None:
+    body = client.get("/api/lines").get_json()
+    schema = openapi_spec()["components"]["schemas"]
+    lines = schema["LinesWithAndon"]["properties"]
+    assert lines["lines"]["items"] == {"$ref": "#/components/schemas/LineWithAndon"}
+    assert set(body) == set(lines)
+    assert set(body["lines"][0]) == set(schema["LineWithAndon"]["properties"])
+    assert set(body["shift"]) == set(schema["ShiftContext"]["properties"])
 
 
 def test_kpis_default_to_the_current_shift(client: FlaskClient) -> None:
@@ -161,7 +205,7 @@ def test_errors_become_500_json_and_redis_outages_503() -> None:
             super().__init__(redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2,
                                          retry=Retry(NoBackoff(), 0)), PLANT)
 
-        def lines(self, now: float) -> dict[str, Any]:
+        def lines(self, now: float, *args: Any, **kwargs: Any) -> dict[str, Any]:
             raise RuntimeError("boom")
 
     app = make_app(Broken())

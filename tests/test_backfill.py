@@ -10,26 +10,26 @@ from itertools import pairwise
 import pytest
 import redis
 
-from collectors.backfill import (
+from collectors.sim.history import (
     DemoHistory,
     backfill_demo,
     demo_history,
     has_history,
     heartbeat_gap_s,
     start_history,
-    stream_ids,
 )
-from collectors.simulator import PlantSimulator
+from collectors.sim.simulator import PlantSimulator
 from config.loader import DEMO_PLANT, load_plant
 from domain import contract
+from domain.accounting import Stop
 from domain.engine import MachineAccumulator
 from domain.kpi import kpis
 from domain.model import Event, Signal, State
 from domain.plant import Plant
-from domain.timeline import Stop
 from domain.totals import sum_totals
 from store.rollup import RollupWorker, WorkerOptions
 from store.rollups import read_minute_rollups
+from store.streams import stream_ids
 
 HOUR = 3600.0
 # 10:30 in Shanghai (02:30 UTC) a few days ago: recent, as rollup keys expire by the

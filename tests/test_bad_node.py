@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from collectors.simulator import PlantSimulator
+from collectors.sim.simulator import PlantSimulator
 from config.loader import DEMO_PLANT, load_plant
 from domain.contract import nodes_key
 from domain.model import Signal

@@ -181,6 +181,14 @@ def text_of(driver: Any, selector: str) -> str:
     return str(driver.find_element(By.CSS_SELECTOR, selector).text).strip()
 
 
+def line_box(kind: str, line: str) -> str:
+    """CSS selector of a line's tile or card (``{"type": kind, "line": id}``, as Dash writes it)."""
+    import json
+
+    ident = json.dumps({"line": line, "type": kind}, separators=(",", ":"), sort_keys=True)
+    return f'[id="{ident.replace(chr(34), chr(92) + chr(34))}"]'
+
+
 def field(kind: str, line: str, name: str) -> str:
     """CSS selector of a pattern-matching id (Dash serialises dict ids as sorted JSON)."""
     import json
@@ -207,6 +215,13 @@ def screenshot(driver: Any, folder: Path, name: str, full_page: bool = False) ->
     return path
 
 
+def pace_text(pace: int | None) -> str:
+    """The screens' words for /api/lines' ``pace`` (English)."""
+    if pace is None:
+        return theme.DASH
+    return "on target" if pace == 0 else f"{theme.signed_count(pace)} {'ahead' if pace > 0 else 'behind'}"
+
+
 def api(server: Server, path: str) -> dict[str, Any]:
     """GET an /api path of the running server (what a third party would see)."""
     import json
@@ -222,7 +237,10 @@ def api(server: Server, path: str) -> dict[str, Any]:
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_wall_shows_the_readers_numbers(dashboard: dict[str, Any], browser: Any, shots: Path,
                                         size: tuple[int, int]) -> None:
+    from selenium.webdriver.common.by import By
+
     open_page(browser, dashboard["server"].url + "/wall", size)
+    served = {line["id"]: line for line in api(dashboard["server"], "/api/lines")["lines"]}
     for line in PLANT.lines:
         kpis = api(dashboard["server"], f"/api/lines/{line.id}/kpis?start=shift")
         want = theme.pct_number(kpis["oee"])
@@ -232,6 +250,13 @@ def test_wall_shows_the_readers_numbers(dashboard: dict[str, Any], browser: Any,
         assert text_of(browser, field("wall-field", line.id, "a")) == availability
         assert text_of(browser, field("wall-field", line.id, "output")) == theme.count(kpis["good_count"])
         assert text_of(browser, field("wall-field", line.id, "status")) not in ("", "\u2026")
+        # status and pace: exactly what /api/lines serves (domain.andon)
+        andon = served[line.id]
+        tile = browser.find_element(By.CSS_SELECTOR, line_box("wall-tile", line.id))
+        assert f"andon-{andon['status']}" in str(tile.get_attribute("class")).split()
+        assert text_of(browser, field("wall-field", line.id, "output")) == theme.count(andon["output"])
+        assert text_of(browser, field("wall-field", line.id, "target")) == theme.count(andon["target_so_far"])
+        assert text_of(browser, field("wall-field", line.id, "pace")) == pace_text(andon["pace"])
         untagged = api(dashboard["server"], f"/api/lines/{line.id}/downtime?start=shift")["summary"]["untagged_stops"]
         selector = field("wall-field", line.id, "untagged")  # the queue's count, readable across the hall
         pill = wall.untagged_text(untagged)
@@ -321,10 +346,16 @@ def test_overview_cards_and_tap_opens_the_line(dashboard: dict[str, Any], browse
     from selenium.webdriver.common.by import By
 
     open_page(browser, dashboard["server"].url + "/", size)
+    served = {line["id"]: line for line in api(dashboard["server"], "/api/lines")["lines"]}
     for line in PLANT.lines:
         want = theme.pct(api(dashboard["server"], f"/api/lines/{line.id}/kpis?start=shift")["oee"])
         selector = field("ov-field", line.id, "oee")
         wait_for(lambda sel=selector, w=want: text_of(browser, sel) == w, what=f"{line.id} card OEE {want}")
+        andon = served[line.id]  # status and pace: exactly what /api/lines serves
+        card = browser.find_element(By.CSS_SELECTOR, line_box("ov-card", line.id))
+        assert f"andon-{andon['status']}" in str(card.get_attribute("class")).split()
+        assert text_of(browser, field("ov-field", line.id, "target")) == theme.count(andon["target_so_far"])
+        assert text_of(browser, field("ov-field", line.id, "pace")) == f"({pace_text(andon['pace'])})"
     screenshot(browser, shots, f"overview_{size[0]}x{size[1]}")
     assert console_errors(browser) == []
     browser.find_element(By.CSS_SELECTOR, "a.ov-link[href='/line/CM1']").click()

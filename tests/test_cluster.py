@@ -17,16 +17,15 @@ import pytest
 import redis
 from redis.cluster import RedisCluster
 
-from collectors.backfill import backfill_demo
 from collectors.buffer import StoreAndForwardBuffer
-from collectors.redis_io import async_redis
-from collectors.simulator import PlantSimulator
+from collectors.sim.history import backfill_demo
+from collectors.sim.simulator import PlantSimulator
 from collectors.sink import RedisSink
 from config.loader import DEMO_PLANT, load_plant
 from domain import contract
 from domain.model import Event, Signal
 from domain.plant import Plant
-from store.clients import connect, is_async_cluster, is_cluster
+from store.clients import connect, connect_async, is_async_cluster, is_cluster
 from store.reader import PlantReader
 from store.rollup import RollupWorker
 from tests.cluster_support import RedisClusterServers
@@ -187,7 +186,7 @@ def test_a_moved_line_is_written_once_on_its_new_master(cluster: RedisClusterSer
                 for i in range(100) for line in ("CM1", "BW1")]
 
     async def scenario() -> tuple[int, int, int]:
-        sink = RedisSink(async_redis(cluster.url), StoreAndForwardBuffer(tmp_path / "buffer"), retention_s=86400)
+        sink = RedisSink(connect_async(cluster.url), StoreAndForwardBuffer(tmp_path / "buffer"), retention_s=86400)
         try:
             await sink.write(batch(0))
             stream = contract.events_key("CM1")

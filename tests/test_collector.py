@@ -21,9 +21,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from collectors.buffer import StoreAndForwardBuffer
 from collectors.collector import Collector, CollectorOptions, quiet_asyncua_logging, run_collector
-from collectors.redis_io import async_redis
-from collectors.scenario import load_scenario, replay_scenario
-from collectors.simulator import PlantSimulator, retarget
+from collectors.sim.scenario import load_scenario, replay_scenario
+from collectors.sim.simulator import PlantSimulator, retarget
 from collectors.sink import RedisSink
 from collectors.timebase import TimeBase
 from config.loader import DEMO_PLANT, load_plant
@@ -32,11 +31,12 @@ from domain.contract import TIMESTAMP_FUTURE, TIMESTAMP_TOO_OLD, decode_event, d
 from domain.engine import totals_from_events
 from domain.model import Event, Signal, State
 from domain.plant import Plant, Security, TimestampSource
+from store.clients import connect_async
 from store.live import lines_now
 from tests.store_support import run_worker_until_drained
 from tests.support import RedisServer, free_port
 
-EXAMPLE_SCENARIO = Path(__file__).resolve().parent.parent / "collectors" / "scenarios" / "bw1_st70_shift_a.csv"
+EXAMPLE_SCENARIO = Path(__file__).resolve().parent.parent / "collectors" / "sim" / "scenarios" / "bw1_st70_shift_a.csv"
 # watchdog_factor: 5 s of silence (10 keep-alives of 0.5 s) before a rebuild, so that a loaded
 # machine starving the event loop for a second does not rebuild subscriptions (re-reads).
 FAST = CollectorOptions(reconnect_initial_s=0.1, reconnect_max_s=0.5, redis_retry_initial_s=0.1,
@@ -465,7 +465,7 @@ def test_stream_is_trimmed_to_the_retention(demo: Plant, redis_client: redis.Red
     days = demo.retention.stream_days
 
     async def scenario() -> None:
-        client = async_redis(redis_url)
+        client = connect_async(redis_url)
         now = time.time()
         old = RedisSink(client, StoreAndForwardBuffer(tmp_path / "a"), retention_s=days * 86400)
         await old.write([Event("BW1", "ST10", Signal.GOOD, i, "Good", now) for i in range(1000)])

@@ -22,13 +22,13 @@ import redis
 import yaml
 
 from collectors.buffer import StoreAndForwardBuffer, decode_line
-from collectors.redis_io import async_redis
-from collectors.simulator import PlantSimulator
+from collectors.sim.simulator import PlantSimulator
 from collectors.sink import RedisSink
 from config.loader import DEMO_PLANT, load_plant
 from domain.contract import decode_event, events_key
 from domain.model import Event, Signal
 from domain.plant import Plant
+from store.clients import connect_async
 from tests.support import RedisServer, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -266,7 +266,7 @@ def test_a_redis_that_hangs_gets_the_events_written_ahead(tmp_path: Path) -> Non
         silent = await asyncio.start_server(lambda reader, writer: None, "127.0.0.1", 0)
         port = silent.sockets[0].getsockname()[1]
         buffer = StoreAndForwardBuffer(tmp_path / "buffer")
-        sink = RedisSink(async_redis(f"redis://127.0.0.1:{port}/0"), buffer, retention_s=86400,
+        sink = RedisSink(connect_async(f"redis://127.0.0.1:{port}/0"), buffer, retention_s=86400,
                          journal_after_s=0.2)
         running = asyncio.create_task(sink.run())
         try:

@@ -31,7 +31,9 @@ from components import (
 )
 from config.loader import DEMO_PLANT, load_plant
 from config.settings import Settings
+from domain import andon, answers
 from domain.model import State
+from tests.contract_support import checked
 
 PLANT = load_plant(DEMO_PLANT)
 TZ = ZoneInfo(PLANT.timezone)
@@ -39,10 +41,46 @@ TZ = ZoneInfo(PLANT.timezone)
 NOW = datetime(2026, 11, 25, 10, 32, tzinfo=TZ).timestamp()
 
 
-# --- a reader that answers with hand-made dicts ------------------------------------------
+# --- a reader that answers with hand-made typed answers --------------------------------------
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, TZ).isoformat(timespec="seconds")
+
+
+def _window(start: float, end: float, now: float) -> answers.Window:
+    return {"start": start, "end": end, "now": now, "live": end >= now, "start_iso": _iso(start),
+            "end_iso": _iso(end)}
+
+
+def _losses(pbt: float, down_s: float, apt: float, ideal_s: float, quality: float) -> answers.Losses:
+    """As ``domain.kpi.KpiReport.losses`` computes them from the figures."""
+    return {"equipment_failure": down_s * 0.6, "setup_adjustment": down_s * 0.4, "small_stops": 0.0,
+            "reduced_speed": apt - ideal_s, "production_rejects": ideal_s * (1 - quality), "startup_rejects": 0.0,
+            "starved_blocked": 0.0, "unexplained": 0.0, "unknown": 0.0,
+            "waterfall": [{"step": "planned_busy_time", "kind": "total", "seconds": pbt},
+                          {"step": "unknown", "kind": "excluded", "seconds": 0.0},
+                          {"step": "availability_losses", "kind": "loss", "seconds": down_s},
+                          {"step": "performance_losses", "kind": "loss", "seconds": apt - ideal_s},
+                          {"step": "quality_losses", "kind": "loss", "seconds": ideal_s * (1 - quality)},
+                          {"step": "fully_productive_time", "kind": "total", "seconds": ideal_s * quality}]}
+
+
+def _coverage(down_s: float) -> answers.Coverage:
+    return {"untagged_coverage": 0.84 if down_s else None, "tagged_down_s": down_s * 0.84,
+            "untagged_down_s": down_s * 0.16, "untagged_stops": 1}
+
+
+def machine_live(mid: str, state: str, since: float | None, *, stale: bool = False, last_data: float | None = None,
+                 reason: answers.LiveReason | None = None, power_kw: float | None = None, name: str = "",
+                 good: float | None = None) -> answers.MachineLive:
+    return {"id": mid, "name": name or mid, "state": state, "since": since,  # type: ignore[typeddict-item]
+            "reason": reason, "good": good, "reject": 3 if good is not None else None, "power_kw": power_kw,
+            "energy_kwh": None, "last_data": last_data, "stale": stale, "link": None, "bad_nodes": []}
+
 
 class SampleReader:
-    """Answers like ``store.reader.PlantReader`` with fixed, hand-made numbers.
+    """Answers like ``store.reader.PlantReader`` with fixed, hand-made numbers, as the same
+    types (``domain.answers``; every answer is checked against its generated schema).
 
     BW1: ST30 in fault (weld fault) for 12.5 min, line OEE 79 %, ahead of target.
     CM1: all running but performance 72 %: running slow (yellow).
@@ -62,134 +100,181 @@ class SampleReader:
         self.calls: list[tuple[Any, ...]] = []
 
     # live
-    def lines(self, now: float) -> dict[str, Any]:
+    def lines(self, now: float, only: list[str] | None = None, *,
+              with_andon: bool = False) -> answers.Lines | answers.LinesWithAndon:
+        """``with_andon``: each line's status and pace as ``PlantReader.lines`` adds them
+        (``domain.andon`` over this reader's live state and shift KPIs)."""
         self.calls.append(("lines", now))
-        out = []
+        out: list[answers.LineLive] = []
         for line in self.plant.lines:
+            if only is not None and line.id not in only:
+                continue
             machines = []
             for i, m in enumerate(line.machines):
-                state, since, reason, text = "running", now - 1800 - 60 * i, 0, None
+                state, since, reason, text = "running", now - 1800 - 60 * i, 0, ""
                 if (line.id, m.id) == ("BW1", "ST30"):
                     state, since, reason, text = "fault", now - 754, 2, "Weld fault (gun / transformer)"
                 if (line.id, m.id) == ("BR1", "BR-RM"):
                     state, since, reason, text = "changeover", now - 1260, 10, "Roll change"
                 stale = line.id in self.stale
-                machines.append({
-                    "id": m.id, "name": m.name, "state": "unknown" if stale else state, "since": since,
-                    "reason": {"code": reason, "text": text, "category": None, "planned": False} if reason else None,
-                    "good": 1000 + i, "reject": 3,
-                    "power_kw": m.power_running_kw if state == "running" else m.power_idle_kw,
-                    "energy_kwh": 5000.0 + i, "last_data": now - (1500 if stale else 1), "stale": stale,
-                })
-            out.append({"id": line.id, "name": line.name, "machines": machines})
-        return {"lines": out}
+                live = machine_live(
+                    m.id, "unknown" if stale else state, since, stale=stale, name=m.name,
+                    last_data=now - (1500 if stale else 1), good=1000 + i,
+                    reason={"code": reason, "text": text, "category": None, "planned": False} if reason else None,
+                    power_kw=m.power_running_kw if state == "running" else m.power_idle_kw)
+                live["energy_kwh"] = 5000.0 + i
+                machines.append(live)
+            out.append({"id": line.id, "name": line.name, "output_machine": line.output_machine,
+                        "target_oee": line.target_oee, "last_data": max(m["last_data"] or 0 for m in machines),
+                        "machines": machines})
+        answer: answers.Lines = {"now": now, "gap_timeout_s": self.plant.gap_timeout_s, "lines": out}
+        if not with_andon:
+            return checked("Lines", answer)
+        shift = andon.shift_context(self.plant, now)
+        lines = []
+        for line_now in out:
+            kpis = self.line_kpis(line_now["id"], shift.start, min(now, shift.end), now)
+            lines.append({**line_now, **andon.line_andon(self.plant.line(line_now["id"]), line_now, kpis,
+                                                         shift).to_dict()})
+        return checked("LinesWithAndon", {**answer, "lines": lines, "shift": shift.to_dict()})
 
-    def _kpis(self, line: str, start: float, end: float, good: int) -> dict[str, Any]:
+    def _kpis(self, line: str, start: float, end: float, good: int) -> answers.Kpis:
         a, p, q = self.KPIS[line]
         pbt = max(0.0, end - start)
         total = round(good / q)
         return {
             "availability": a, "performance": p, "quality": q, "oee": a * p * q, "teep": a * p * q * 0.9,
-            "planned_busy_s": pbt, "run_s": pbt * a * 0.97, "down_s": pbt * (1 - a), "unknown_s": 0.0,
-            "micro_stop_s": pbt * a * 0.03, "total_count": total, "good_count": good, "reject_count": total - good,
-            "losses": {},
-            "energy": {"kwh": 812.5, "avg_kw": 230.1, "peak_kw": 301.0, "kwh_per_unit": 3.71,
-                       "kwh_per_good_unit": 3.78, "not_running_kwh": 96.0, "not_running_share": 0.118,
-                       "cost": 612.0, "currency": "CNY", "co2_kg": 463.4},
+            "calendar_s": pbt, "planned_operation_s": pbt, "planned_down_s": 0.0, "planned_busy_s": pbt,
+            "known_planned_busy_s": pbt, "run_s": pbt * a * 0.97, "down_s": pbt * (1 - a), "unknown_s": 0.0,
+            "micro_stop_s": pbt * a * 0.03, "unplanned_run_s": 0.0, "stops": 4, "total_count": total,
+            "good_count": good, "reject_count": total - good, "unplanned_good_count": 0, "unplanned_reject_count": 0,
+            "ideal_time_s": pbt * a * p, "losses": _losses(pbt, pbt * (1 - a), pbt * a, pbt * a * p, q),
+            "energy": self._energy(),
             "flags": {"performance_over_100": p > 1, "micro_stop_threshold_s": 120},
-            "window": {"start": start, "end": end},
         }
 
-    def line_kpis(self, line: str, start: float, end: float, now: float) -> dict[str, Any]:
+    @staticmethod
+    def _energy() -> answers.EnergyKpis:
+        return {"kwh": 812.5, "avg_kw": 230.1, "peak_kw": 301.0, "kwh_per_unit": 3.71, "kwh_per_good_unit": 3.78,
+                "not_running_kwh": 96.0, "not_running_share": 0.118, "cost": 612.0, "currency": "CNY",
+                "co2_kg": 463.4}
+
+    def line_kpis(self, line: str, start: float, end: float, now: float) -> answers.LineKpis:
         self.calls.append(("line_kpis", line, start, end, now))
-        return self._kpis(line, start, end, self.GOOD[line])
+        kpis = self._kpis(line, start, end, self.GOOD[line])
+        cfg = self.plant.line(line)
+        return checked("LineKpis", {**kpis, **_coverage(kpis["down_s"]), "line": line,
+                                    "output_machine": cfg.output_machine, "target_oee": cfg.target_oee,
+                                    "window": _window(start, end, now)})
 
-    def machine_kpis(self, line: str, machine: str, start: float, end: float, now: float) -> dict[str, Any]:
+    def machine_kpis(self, line: str, machine: str, start: float, end: float, now: float) -> answers.MachineKpis:
         self.calls.append(("machine_kpis", line, machine, start, end, now))
-        return self._kpis(line, start, end, self.GOOD[line])
+        kpis = self._kpis(line, start, end, self.GOOD[line])
+        return checked("MachineKpis", {**kpis, **_coverage(kpis["down_s"]), "line": line, "machine": machine,
+                                       "window": _window(start, end, now),
+                                       "flags": {**kpis["flags"], "implausible": []}})
 
-    def downtime(self, line: str, start: float, end: float, now: float) -> dict[str, Any]:
+    def downtime(self, line: str, start: float, end: float, now: float) -> answers.Downtime:
         self.calls.append(("downtime", line, start, end, now))
+        ids = [m.id for m in self.plant.line(line).machines]
+
+        def stop(machine: str, a: float, b: float | None, reason: int, text: str, category: str) -> answers.StopEvent:
+            duration = (b if b is not None else now) - a
+            return {"line": line, "machine": machine, "start": a, "end": b, "ongoing": b is None,
+                    "duration_s": duration, "in_window_s": duration, "lost_s": duration,
+                    "state": "fault" if category == "equipment_failure" else "idle", "reason": reason,
+                    "reason_text": text, "category": category, "planned": False, "micro": False}
+
         events = [
-            {"machine": "ST30" if line == "BW1" else self.plant.line(line).machines[1].id, "start": now - 754,
-             "end": None, "duration_s": 754, "reason": 2, "reason_text": "Weld fault (gun / transformer)",
-             "category": "equipment_failure", "planned": False},
-            {"machine": self.plant.line(line).machines[0].id, "start": start + 1800, "end": start + 2400,
-             "duration_s": 600, "reason": 1, "reason_text": "Tip dress / electrode change",
-             "category": "setup_adjustment", "planned": False},
-            {"machine": self.plant.line(line).machines[2].id, "start": start + 3600, "end": start + 3900,
-             "duration_s": 300, "reason": 0, "reason_text": None, "category": "unexplained", "planned": False},
-            {"machine": self.plant.line(line).machines[2].id, "start": start + 5000, "end": start + 5200,
-             "duration_s": 200, "reason": 1, "reason_text": "Tip dress / electrode change",
-             "category": "setup_adjustment", "planned": False},
+            stop("ST30" if line == "BW1" else ids[1], now - 754, None, 2, "Weld fault (gun / transformer)",
+                 "equipment_failure"),
+            stop(ids[0], start + 1800, start + 2400, 1, "Tip dress / electrode change", "setup_adjustment"),
+            stop(ids[2], start + 3600, start + 3900, 0, "No reason", "unexplained"),
+            stop(ids[2], start + 5000, start + 5200, 1, "Tip dress / electrode change", "setup_adjustment"),
         ]
-        by_reason: dict[str, dict[str, Any]] = {}
+        by_reason: dict[str, answers.ParetoRow] = {}
         for e in events:
-            e.update(ongoing=e["end"] is None, lost_s=e["duration_s"], micro=False, line=line)
             group = str(e["reason"]) if e["reason"] else "no_reason"
             row = by_reason.setdefault(group, {"group": group, "reason": e["reason"] or None,
-                                               "label": e["reason_text"] or "No reason",
-                                               "category": e["category"], "duration_s": 0.0, "count": 0})
+                                               "label": e["reason_text"], "category": e["category"],
+                                               "duration_s": 0.0, "count": 0, "share": 0.0, "cumulative_share": 0.0})
             row["duration_s"] += e["duration_s"]
             row["count"] += 1
         rows = list(by_reason.values())
-        return {
+        total = sum(r["duration_s"] for r in rows)
+        for r in rows:
+            r["share"] = r["duration_s"] / total
+        return checked("Downtime", {
+            "line": line,
+            "window": _window(start, end, now),
             "micro_stop_threshold_s": 120,
             "events": events,
             "pareto": {"by_duration": sorted(rows, key=lambda r: -r["duration_s"]),
                        "by_count": sorted(rows, key=lambda r: (-r["count"], -r["duration_s"]))},
-            "summary": {"stops": 4, "micro_stops": 0, "planned_stops": 0, "down_s": 1854.0, "micro_stop_s": 0.0},
-            "mtbf_s": 2400.0, "mttr_s": 463.5,
-        }
+            "by_machine": [{"line": line, "machine": e["machine"], "count": 1, "duration_s": e["lost_s"]}
+                           for e in events],
+            "summary": {"stops": 4, "micro_stops": 0, "planned_stops": 0, "down_s": 1854.0, "micro_stop_s": 0.0,
+                        "planned_down_s": 0.0, **_coverage(1854.0)},
+            "failures": 1, "failure_down_s": 754.0, "run_s": 4800.0, "mtbf_s": 2400.0, "mttr_s": 463.5,
+        })
 
-    def energy(self, line: str, start: float, end: float, now: float) -> dict[str, Any]:
-        return self._kpis(line, start, end, self.GOOD[line])["energy"]
+    def energy(self, line: str, start: float, end: float, now: float) -> answers.Energy:
+        return checked("Energy", {
+            **self._energy(), "line": line, "window": _window(start, end, now), "co2_kg_per_kwh": 0.57,
+            "good_count": self.GOOD[line], "total_count": self.GOOD[line] + 2, "quarters": [],
+            "machines": [{**self._energy(), "id": m.id, "name": m.name} for m in self.plant.line(line).machines]})
 
-    def health(self, now: float) -> dict[str, Any]:
-        return {"ok": True}
+    def health(self, now: float) -> answers.Health:
+        return checked("Health", {"ok": True, "status": "ok", "now": now, "redis": {"ok": True, "latency_ms": 0.2},
+                                  "lines": [], "durability": None})
 
     def kpi_series(self, line: str, start: float, end: float, step_s: float, now: float,
-                   machine: str | None = None) -> dict[str, Any]:
+                   machine: str | None = None) -> answers.KpiSeries:
         self.calls.append(("kpi_series", line, start, end, step_s, now, machine))
         rng = random.Random(f"{line}{machine}{start}")
-        points = []
+        points: list[answers.KpiBucket] = []
         t = start - start % step_s
         while t < end:
             oee = rng.uniform(0.6, 0.95)
             good = rng.randint(40, 70)
-            points.append({"start": t, "end": t + step_s, "oee": oee, "availability": oee ** 0.5,
-                           "performance": oee ** 0.3, "quality": 0.99, "good_count": good, "reject_count": 1,
-                           "energy": {"kwh": good * 3.5, "kwh_per_good_unit": rng.uniform(3.2, 4.4)}})
+            kpis = self._kpis(line, t, t + step_s, good)
+            kpis.update(oee=oee, availability=oee ** 0.5, performance=oee ** 0.3, quality=0.99, reject_count=1,
+                        total_count=good + 1)
+            kpis["energy"].update(kwh=good * 3.5, kwh_per_good_unit=rng.uniform(3.2, 4.4))
+            points.append({**kpis, "start": t, "end": t + step_s})
             t += step_s
-        return {"step_s": step_s, "buckets": points}
+        return checked("KpiSeries", {"line": line, "machine": machine, "step_s": step_s,
+                                     "window": _window(start, end, now), "buckets": points})
 
-    def timeline(self, line: str, start: float, end: float, now: float) -> dict[str, Any]:
+    def timeline(self, line: str, start: float, end: float, now: float) -> answers.Timeline:
         self.calls.append(("timeline", line, start, end, now))
-        out = {}
+        machines: list[answers.MachineTimeline] = []
         for m in self.plant.line(line).machines:
             rng = random.Random(f"{line}{m.id}")
-            segs, t = [], start
+            segs: list[answers.Segment] = []
+            t = start
             while t < end:
                 length = rng.uniform(600, 2400)
                 state = rng.choice(["running"] * 6 + ["fault", "idle", "starved", "changeover"])
-                segs.append([t, min(end, t + length), state, 2 if state == "fault" else 0])
+                segs.append((t, min(end, t + length), state, 2 if state == "fault" else 0))
                 t += length
-            out[m.id] = segs
-        return {"line": line, "machines": [{"id": k, "segments": v} for k, v in out.items()]}
+            machines.append({"id": m.id, "segments": segs})
+        return checked("Timeline", {"line": line, "window": _window(start, end, now), "machines": machines})
 
-    def power_series(self, line: str, start: float, end: float, step_s: float, now: float) -> dict[str, Any]:
+    def power_series(self, line: str, start: float, end: float, step_s: float, now: float) -> answers.PowerSeries:
         self.calls.append(("power_series", line, start, end, step_s, now))
         first = start - start % step_s
         starts = [first + i * step_s for i in range(int((end - first) // step_s) + 1) if first + i * step_s < end]
-        out = {}
+        out: dict[str, list[float | None]] = {}
         for m in self.plant.line(line).machines:
             rng = random.Random(f"{m.id}{step_s}")
             out[m.id] = [round(m.power_running_kw * rng.uniform(0.5, 1.0), 2) for _ in starts]
-        return {"step_s": step_s, "starts": starts, "machines": out}
+        return checked("PowerSeries", {"line": line, "step_s": step_s, "window": _window(start, end, now),
+                                       "starts": starts, "machines": out})
 
 
 class FailingReader(SampleReader):
-    def lines(self, now: float) -> dict[str, Any]:
+    def lines(self, now: float, only: list[str] | None = None, *, with_andon: bool = False) -> dict[str, Any]:
         import redis
 
         raise redis.ConnectionError("Connection refused")
@@ -280,57 +365,32 @@ def test_since_text_uses_plant_local_time() -> None:
 
 # --- live view models --------------------------------------------------------------------
 
-def machines(*states: tuple[str, str, float], stale: bool = False) -> dict[str, Any]:
-    return {"machines": [{"id": mid, "state": st, "since": since, "stale": stale, "last_data": NOW - 5}
-                         for mid, st, since in states]}
-
-
-@pytest.mark.parametrize(("states", "performance", "planned_now", "status", "blamed"), [
-    ([("A", "running", 0), ("B", "running", 0)], 0.9, True, theme.RUNNING, "B"),
-    ([("A", "running", 0), ("B", "running", 0)], 0.6, True, theme.POOR, "B"),
-    ([("A", "fault", 50), ("B", "idle", 10)], 0.9, True, theme.DOWN, "A"),
-    ([("A", "starved", 10), ("B", "idle", 50)], 0.9, True, theme.DOWN, "B"),
-    ([("A", "changeover", 10), ("B", "running", 0)], 0.9, True, theme.CHANGEOVER, "A"),
-    ([("A", "changeover", 10), ("B", "fault", 90)], 0.9, True, theme.DOWN, "B"),
-    ([("A", "idle", 10), ("B", "idle", 10)], None, False, theme.PLANNED, "A"),
-    ([("A", "planned_stop", 10), ("B", "running", 0)], 0.9, True, theme.RUNNING, "B"),
-    ([("A", "unknown", 10), ("B", "unknown", 0)], 0.9, True, theme.NO_DATA, None),
+@pytest.mark.parametrize(("pace", "text"), [
+    (andon.Pace(200, 183, 428), "+17 ahead"),  # the rules are domain.andon's (tests/test_andon.py)
+    (andon.Pace(150, 183, 428), "\u221233 behind"),
+    (andon.Pace(183, 183, 428), "on target"),
+    (andon.Pace(None, 61, 428), theme.DASH),
 ])
-def test_line_status(states: list[tuple[str, str, float]], performance: float | None, planned_now: bool,
-                     status: str, blamed: str | None) -> None:
-    got = live.line_status(machines(*states), "B", performance, planned_now)
-    assert got["status"] == status
-    assert got["machine"] == blamed
+def test_pace_text(pace: andon.Pace, text: str) -> None:
+    assert live.pace_text(pace) == text
 
 
-def test_stale_machines_are_no_data_with_the_last_time() -> None:
-    got = live.line_status(machines(("A", "running", 0), stale=True), "A", 0.9, True)
-    assert got["status"] == theme.NO_DATA
-    assert got["since"] == NOW - 5
-
-
-@pytest.mark.parametrize(("output", "elapsed", "expected_target", "delta", "text"), [
-    (200, 3 * 3600, 183, 17, "+17 ahead"),   # 10800 s / 50 s x 0.85 = 183.6
-    (150, 3 * 3600, 183, -33, "\u221233 behind"),
-    (None, 3600, 61, None, theme.DASH),
+@pytest.mark.parametrize(("reason", "state", "text"), [
+    ({"code": 2, "text": "Weld fault (gun / transformer)"}, "fault", "Weld fault (gun / transformer)"),
+    (None, "starved", "Starved: waiting for upstream"),
+    (None, "blocked", "Blocked: downstream full"),
+    (None, "idle", "No reason given"),
 ])
-def test_pace_against_target_over_planned_time_elapsed(output: int | None, elapsed: float, expected_target: int,
-                                                       delta: int | None, text: str) -> None:
-    p = live.pace(output, 50.0, 0.85, elapsed, 7 * 3600)
-    assert p.target_so_far == expected_target
-    assert p.target_shift == 428
-    assert p.delta == delta
-    assert p.text == text
+def test_reason_text(reason: dict[str, Any] | None, state: str, text: str) -> None:
+    assert live.reason_text(reason, state) == text
 
 
-def test_top_reason_prefers_unplanned_longest() -> None:
-    raw = {"pareto": {"by_duration": [
-        {"reason": 40, "label": "Planned maintenance", "duration_s": 5000, "planned": True},
-        {"reason": 2, "label": "Weld fault", "duration_s": 900},
-        {"reason": 1, "label": "Tip dress", "duration_s": 300},
-    ]}}
-    assert live.top_reason(raw) == ("Weld fault", 900)
-    assert live.top_reason({"pareto": {"by_duration": []}}) == ("No stops", None)
+def test_top_reason_is_the_longest_loss() -> None:
+    raw = SampleReader().downtime("BW1", NOW - 7200, NOW, NOW)  # its Pareto rows: unplanned losses only
+    assert live.top_reason(raw) == ("Tip dress / electrode change", 800)
+    raw["pareto"]["by_duration"] = []
+    assert live.top_reason(raw) == ("No stops", None)
+    assert live.top_reason(None) == (theme.DASH, None)
 
 
 def test_shift_context_counts_breaks_out() -> None:
@@ -549,7 +609,7 @@ def test_threshold_note_names_the_micro_stop_threshold() -> None:
 
 
 def test_waterfall_from_the_readers_steps() -> None:
-    k = {"losses": {"waterfall": [
+    k: Any = {"losses": {"waterfall": [
         {"step": "planned_busy_time", "kind": "total", "seconds": 25200},
         {"step": "unknown", "kind": "excluded", "seconds": 0},
         {"step": "availability_losses", "kind": "loss", "seconds": 2820},
@@ -565,10 +625,8 @@ def test_waterfall_from_the_readers_steps() -> None:
     assert list(fig.data[0].measure) == ["absolute", "relative", "relative", "relative", "relative", "total"]
 
 
-def test_waterfall_from_kpis_ends_at_fully_productive_time() -> None:
-    k = {"planned_busy_s": 25200, "down_s": 2820, "unknown_s": 0, "run_s": 22380, "micro_stop_s": 0,
-         "performance": 0.8611, "quality": 0.978, "oee": 0.7479}
-    steps = oee_panel.waterfall_steps(k)
+def test_waterfall_ends_at_fully_productive_time() -> None:
+    steps = oee_panel.waterfall_steps(SampleReader().line_kpis("BW1", NOW - 25200, NOW, NOW))
     assert steps[0] == ("Planned busy time", 7.0)
     start = steps[0][1]
     losses = sum(v for _, v in steps[1:-1])
@@ -666,13 +724,15 @@ def test_stops_list_ongoing_first_and_filtered_by_reason() -> None:
 
 def test_timeline_one_trace_per_state() -> None:
     st10 = [[NOW - 600, NOW - 300, "running", 0], [NOW - 300, NOW, "fault", 2]]
-    raw = {"machines": [{"id": "ST10", "segments": st10}, {"id": "ST20", "segments": [[NOW - 600, NOW, "running", 0]]}]}
-    segs = data.normalise_timeline(raw, data.reason_texts(PLANT))
+    raw = SampleReader().timeline("BW1", NOW - 600, NOW, NOW)
+    raw["machines"] = [{"id": "ST10", "segments": st10}, {"id": "ST20", "segments": [[NOW - 600, NOW, "running", 0]]}]
+    segs = data.timeline_rows(raw, data.reason_texts(PLANT))
     assert segs["ST10"][1]["reason_text"] == "Weld fault (gun / transformer)"
     fig = downtime_panel.timeline_figure(segs, ["ST10", "ST20"], PLANT.timezone)
     # PackML Stopped (idle) with a changeover reason: blue, as on the wall
-    setup = data.normalise_timeline({"ST10": [[NOW - 60, NOW, "idle", 20], [NOW - 90, NOW - 60, "idle", 30]]},
-                                    data.reason_texts(PLANT), data.setup_codes(PLANT))
+    setup = data.timeline_rows(checked("Timeline", {**raw, "machines": [
+        {"id": "ST10", "segments": [[NOW - 60, NOW, "idle", 20], [NOW - 90, NOW - 60, "idle", 30]]}]}),
+        data.reason_texts(PLANT), data.setup_codes(PLANT))
     assert [s["state"] for s in setup["ST10"]] == ["changeover", "idle"]
     names = [t.name for t in fig.data]
     assert names == ["Running", "Fault"]
@@ -800,7 +860,7 @@ def test_pareto_click_filters_the_stops_list_through_the_url(app: Any) -> None:
     out = run_callback(app, downtime_panel.draw, {"start": "shift", "end": None}, group, None, "BW1",
                        triggered=downtime_panel.FILTER)
     table, label = str(out[4]), out[5]
-    assert label == "only: no reason"
+    assert label == "only: No reason"  # the reader's text for a stop without a reason
     assert "Tip dress" not in table and "ST30" in table
     assert out[6]["filter"] == group
     # the bookmarked filter is the page's filter
@@ -891,6 +951,89 @@ def test_wall_with_a_real_reader_on_seeded_redis(redis_url: str) -> None:
             assert ": " in got[(line.id, "reason")]  # "<machine>: <reason text>"
     assert all("andon-" in t for t in tiles)
     assert last_ok == {"at": now}
+
+
+@pytest.mark.parametrize("stale", [set(), {"CM1"}])
+def test_wall_and_overview_statuses_are_api_lines_on_the_sample(stale: set[str]) -> None:
+    """BW1 down, CM1 running slow (or without data), BR1 in a changeover: the same on the
+    wall, the overview and /api/lines."""
+    from api import create_api_blueprint
+
+    reader = SampleReader(stale=stale)
+    app = make_app(reader)
+    app.server.register_blueprint(create_api_blueprint(reader, clock=lambda: NOW))
+    with app.server.test_client() as client:
+        served = {line["id"]: line for line in client.get("/api/lines").get_json()["lines"]}
+    ids = list(served)
+    tiles = [{"id": {"type": wall.TILE, "line": lid}, "property": "className"} for lid in ids]
+    paces = [{"id": wall.field_id(lid, "pace"), "property": "children"} for lid in ids]
+    wall_paces, wall_tiles, *_ = run_callback(app, wall.refresh, 1, {"lines": ids}, outputs_list=[paces, tiles])
+    cards = [{"id": {"type": overview.CARD, "line": lid}} for lid in ids]
+    _f, ov_cards, *_ = run_callback(app, overview.refresh, 1, {"lines": ids}, outputs_list=[[], cards, []])
+    want = {"BW1": "down", "CM1": "nodata" if stale else "poor", "BR1": "changeover"}
+    assert {lid: line["status"] for lid, line in served.items()} == want
+    assert [t.split()[1] for t in wall_tiles] == [c.split()[1] for c in ov_cards] == [f"andon-{want[i]}" for i in ids]
+    assert served["BW1"]["pace"] == 15 and served["BW1"]["target_so_far"] == 200  # as the wall test computes
+    assert wall_paces == [live.pace_text(andon.Pace(served[i]["output"], served[i]["target_so_far"], None))
+                          for i in ids]
+    assert served["CM1"]["stale"] is bool(stale)
+
+
+def test_the_shifts_first_instant_shows_a_target_of_nothing_yet() -> None:
+    """At 07:00:00 the shift has no window yet: no KPIs are asked for, nothing is expected."""
+    start = datetime(2026, 11, 25, 7, 0, tzinfo=TZ).timestamp()
+    reader = SampleReader()
+    views, _at = run_callback(make_app(reader, start), lambda: data.line_views(["BW1"]))
+    assert (views[0]["output"], views[0]["target_so_far"], views[0]["pace_text"]) == (None, 0, theme.DASH)
+    assert not [c for c in reader.calls if c[0] in ("line_kpis", "downtime")]
+
+
+def test_wall_and_overview_show_what_api_lines_serves(redis_url: str) -> None:
+    """Status, output, target so far and pace on the wall's tiles and the overview's cards
+    are /api/lines' fields (``domain.andon``, one definition) at the same time, over a real
+    PlantReader: during the shift, and on a break."""
+    from api import create_api_blueprint
+    from tests.test_browser import seed_plant
+
+    for end in (NOW, datetime(2026, 11, 25, 9, 40, tzinfo=TZ).timestamp()):  # tea break 09:30-09:45
+        reader, now = seed_plant(redis_url, PLANT, hours=1.0, end=end)
+        app = make_app(reader, now)
+        app.server.register_blueprint(create_api_blueprint(reader, clock=lambda now=now: now))
+        with app.server.test_client() as client:
+            served = client.get("/api/lines").get_json()
+        assert served["shift"]["planned_now"] is (now == NOW)
+        api = {line["id"]: line for line in served["lines"]}
+        ids = [ln.id for ln in PLANT.lines]
+        names = ("status", "output", "target", "pace", "reason")
+        wall_ids = [{"id": wall.field_id(lid, f), "property": "children"} for lid in ids for f in names]
+        tile_ids = [{"id": {"type": wall.TILE, "line": lid}, "property": "className"} for lid in ids]
+        fields, tiles, *_ = run_callback(app, wall.refresh, 1, {"lines": ids}, outputs_list=[wall_ids, tile_ids])
+        on_wall = {(o["id"]["line"], o["id"]["field"]): v for o, v in zip(wall_ids, fields, strict=True)}
+        ov_ids = [{"id": {"type": overview.FIELD, "line": lid, "field": f}} for lid in ids
+                  for f in ("output", "target", "pace")]
+        cards = [{"id": {"type": overview.CARD, "line": lid}} for lid in ids]
+        ov_fields, ov_cards, *_ = run_callback(app, overview.refresh, 1, {"lines": ids},
+                                              outputs_list=[ov_ids, cards, []])
+        on_card = {(o["id"]["line"], o["id"]["field"]): v for o, v in zip(ov_ids, ov_fields, strict=True)}
+        statuses = set()
+        for i, lid in enumerate(ids):
+            line = api[lid]
+            statuses.add(line["status"])
+            pace = andon.Pace(line["output"], line["target_so_far"], line["target_shift"])
+            assert pace.delta == line["pace"] and pace.behind_by == line["behind_by"]
+            assert line["output"] is not None and line["target_so_far"] > 0
+            assert f"andon-{line['status']}" in tiles[i].split()
+            assert ov_cards[i] == f"ov-card andon-{line['status']}"
+            assert on_wall[(lid, "output")] == on_card[(lid, "output")] == theme.count(line["output"])
+            assert on_wall[(lid, "target")] == on_card[(lid, "target")] == theme.count(line["target_so_far"])
+            assert on_wall[(lid, "pace")] == live.pace_text(pace)
+            assert on_card[(lid, "pace")] == f"({live.pace_text(pace)})"
+            assert ("pace-ahead" if line["pace"] >= 0 else "pace-behind") in tiles[i].split()
+            if line["status_machine"] and line["status"] in (andon.DOWN, andon.CHANGEOVER, andon.PLANNED):
+                assert on_wall[(lid, "reason")].startswith(f"{line['status_machine']}: ")
+        # the seed leaves one machine per line in a fault: the line is down in the shift; on the
+        # break the stop is planned, and does not stop a line whose other machines run
+        assert statuses <= {andon.DOWN} if now == NOW else andon.DOWN not in statuses
 
 
 def test_callbacks_use_dash_supported_api_only() -> None:

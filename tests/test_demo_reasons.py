@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from collectors.machine_model import DEMO_LINE_REASONS, calendar_segments, line_reasons, start_models
+from collectors.sim.machine_model import DEMO_LINE_REASONS, calendar_segments, line_reasons, start_models
 from config.loader import DEMO_PLANT, load_plant
 from domain.model import Signal
 

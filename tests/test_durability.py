@@ -377,13 +377,14 @@ def test_embedded_data_directory_stays_out_of_git() -> None:
 def test_the_openapi_description_names_every_health_field(rolled_up: redis.Redis) -> None:
     from api.openapi import openapi_spec
 
-    schema = openapi_spec()["components"]["schemas"]["Health"]["properties"]
+    schemas = openapi_spec()["components"]["schemas"]
+    schema, line_schema = schemas["Health"]["properties"], schemas["LineHealth"]["properties"]
     rolled_up.hset(contract.data_loss_key("L1"), mapping={"from": "1", "to": "2", "detected": "3"})
     body = api(rolled_up).get("/api/health").get_json()
-    line_schema = schema["lines"]["items"]["properties"]
+    assert line_schema["worker"] == {"$ref": "#/components/schemas/WorkerHealth"}
     assert set(body) <= set(schema)
-    assert set(body["durability"]) <= set(schema["durability"]["properties"])
+    assert set(body["durability"]) <= set(schemas["Durability"]["properties"])
     assert set(body["lines"][0]) <= set(line_schema)
-    assert set(body["lines"][0]["worker"]) <= set(line_schema["worker"]["properties"])
-    assert set(body["lines"][0]["data_loss"]) == set(line_schema["data_loss"]["properties"])
+    assert set(body["lines"][0]["worker"]) <= set(schemas["WorkerHealth"]["properties"])
+    assert set(body["lines"][0]["data_loss"]) == set(schemas["DataLoss"]["properties"])
     assert body["status"] in schema["status"]["enum"] and body["lines"][0]["status"] in line_schema["status"]["enum"]

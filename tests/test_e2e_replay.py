@@ -6,7 +6,7 @@ asyncua server and writes every CSV row with its time as the SourceTimestamp; th
 collector subscribes and writes events into a real Redis; the rollup worker drains the
 stream into minutes, hours and stops; ``app.create_dash`` serves the API, asked with
 ``test_client``. Nothing is computed with the engine here: the expected figures below
-come from the scenario (``collectors/scenarios/e2e_bw1_shift.csv``, its story in
+come from the scenario (``collectors/sim/scenarios/e2e_bw1_shift.csv``, its story in
 ``e2e_bw1_shift.py`` next to it) and the plant file (``PLANT_YAML``), by hand.
 
 The scenario is dated 2026-11-23; the test moves it by whole days to three days ago
@@ -40,8 +40,8 @@ from flask.testing import FlaskClient
 
 from app import create_dash
 from collectors.collector import Collector, CollectorOptions, run_collector
-from collectors.scenario import ScenarioRow, format_scenario, load_scenario, replay_scenario
-from collectors.simulator import retarget
+from collectors.sim.scenario import ScenarioRow, format_scenario, load_scenario, replay_scenario
+from collectors.sim.simulator import retarget
 from components.data import READER_KEY
 from config.loader import load_plant
 from config.settings import Settings
@@ -51,7 +51,7 @@ from domain.plant import Plant
 from store.rollup import RollupWorker, WorkerOptions, run_worker
 from tests.support import free_port
 
-SCENARIO = Path(__file__).resolve().parent.parent / "collectors" / "scenarios" / "e2e_bw1_shift.csv"
+SCENARIO = Path(__file__).resolve().parent.parent / "collectors" / "sim" / "scenarios" / "e2e_bw1_shift.csv"
 TZ = ZoneInfo("Asia/Shanghai")
 DAYS_AGO = 3
 # 65 scenario minutes in 6.5 s. A NotificationMessage lists each monitored item's values

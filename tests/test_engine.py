@@ -9,10 +9,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from domain.accounting import MachineContext
 from domain.engine import MachineAccumulator, MinuteRollup, Stop, feed_order, replay, totals_from_events, window_totals
 from domain.kpi import kpis
 from domain.model import Event, Signal, State
-from domain.timeline import MachineContext
 from domain.totals import Totals, sum_totals
 from tests.core_support import T0, assert_totals_close, ev, heartbeats, machine_config, make_plant
 

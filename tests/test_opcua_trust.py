@@ -18,7 +18,7 @@ from asyncua.crypto.cert_gen import setup_self_signed_certificate
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from collectors.collector import Collector, run_collector
-from collectors.simulator import PlantSimulator
+from collectors.sim.simulator import PlantSimulator
 from collectors.trust import TrustList, load_certificate, thumbprint
 from config.loader import DEMO_PLANT, load_plant
 from config.settings import Settings

@@ -16,6 +16,7 @@ import redis
 
 from components import downtime_panel, oee_panel
 from domain import calendar
+from domain.accounting import Stop
 from domain.classification import (
     Classification,
     ClassifiedStop,
@@ -27,7 +28,6 @@ from domain.classification import (
 )
 from domain.model import State
 from domain.plant import Plant
-from domain.timeline import Stop
 from store.reader import PlantReader
 from tests.core_support import T0, make_plant
 from tests.operator_support import (

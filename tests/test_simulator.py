@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from asyncua import Client, ua
 
-from collectors.machine_model import Calendar, MachineModel, Phase, calendar_segments, raw_state_for
-from collectors.scenario import (
+from collectors.sim.machine_model import Calendar, MachineModel, Phase, calendar_segments, raw_state_for
+from collectors.sim.scenario import (
     ScenarioError,
     ScenarioRow,
     generate_scenario,
@@ -25,7 +25,7 @@ from collectors.scenario import (
     replay_scenario,
     shift_rows,
 )
-from collectors.simulator import PlantSimulator, retarget
+from collectors.sim.simulator import PlantSimulator, retarget
 from config.loader import DEMO_PLANT, load_plant
 from config.settings import Settings
 from domain.calendar import shifts_overlapping
@@ -33,7 +33,7 @@ from domain.model import Signal, State
 from domain.plant import MACHINERY_ITEM_STATE, Plant
 from tests.support import free_port
 
-EXAMPLE_SCENARIO = Path(__file__).resolve().parent.parent / "collectors" / "scenarios" / "bw1_st70_shift_a.csv"
+EXAMPLE_SCENARIO = Path(__file__).resolve().parent.parent / "collectors" / "sim" / "scenarios" / "bw1_st70_shift_a.csv"
 
 
 @pytest.fixture(scope="module")
@@ -285,16 +285,16 @@ def test_replay_warns_when_rows_are_further_apart_than_the_gap_timeout(
                     "2025-03-03T09:01:00+08:00,BW1,ST70,energy_kwh,1.1\n"
                     "2025-03-03T09:01:10+08:00,BW1,ST60,energy_kwh,1.1\n", encoding="utf-8")
     settings = Settings(plant_path=DEMO_PLANT, plant=plant, redis_url=None)
-    caplog.set_level(logging.WARNING, logger="collectors.scenario")
+    caplog.set_level(logging.WARNING, logger="collectors.sim.scenario")
     assert asyncio.run(replay_scenario(settings, path, speed=600, lead_in_s=0, linger_s=0)) == 3
-    warnings = [r.getMessage() for r in caplog.records if r.name == "collectors.scenario"]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "collectors.sim.scenario"]
     assert len(warnings) == 1 and "BW1/ST70 (60 s)" in warnings[0] and "ST60" not in warnings[0]
     caplog.clear()
     dense = tmp_path / "dense.csv"
     dense.write_text("".join(path.read_text(encoding="utf-8").splitlines(keepends=True)[:2]) +
                      "2025-03-03T09:00:30+08:00,BW1,ST70,energy_kwh,1.1\n", encoding="utf-8")
     assert asyncio.run(replay_scenario(settings, dense, speed=600, lead_in_s=0, linger_s=0)) == 2
-    assert not [r for r in caplog.records if r.name == "collectors.scenario"]
+    assert not [r for r in caplog.records if r.name == "collectors.sim.scenario"]
 
 
 # --- moving a scenario in time -----------------------------------------------------------------

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from domain.accounting import MachineContext
 from domain.engine import Stop, totals_from_events
 from domain.model import Event, State
 from domain.plant import Plant
 from domain.plausibility import IMPLAUSIBLE_DELTA, IMPLAUSIBLE_POWER, Flag
-from domain.timeline import REASON_LEAD_S, MachineContext, Timeline
+from domain.timeline import REASON_LEAD_S, Timeline
 from domain.totals import Totals
 from tests.core_support import T0, ev, heartbeats, machine_config, make_plant
 

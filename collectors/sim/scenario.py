@@ -51,8 +51,8 @@ from zoneinfo import ZoneInfo
 
 from asyncua import ua
 
-from collectors.machine_model import MachineModel, calendar_segments
-from collectors.simulator import PlantSimulator
+from collectors.sim.machine_model import MachineModel, calendar_segments
+from collectors.sim.simulator import PlantSimulator
 from config.settings import Settings
 from domain.model import Signal
 from domain.plant import Plant

@@ -6,7 +6,7 @@ days and stops to show instead of empty charts (the rollup worker rolls them up)
     history.write_until(redis_client, now)   # events written
     PlantSimulator(plant, models=history.models, ...)  # the live plant goes on from there
 
-The machines are ``collectors.machine_model`` models started and advanced with exactly
+The machines are ``collectors.sim.machine_model`` models started and advanced with exactly
 the code the simulator uses; their writes become canonical events with the collector's
 own mapping (``collectors.mapping``: the state map applied to raw states), stamped with
 their simulated (past) times. Two things differ from a live collector, to keep a day of
@@ -26,42 +26,23 @@ events older than a stream's newest entry is refused.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from zoneinfo import ZoneInfo
 
 import redis
 
-from collectors.machine_model import MachineModel, Write, calendar_segments, start_models
 from collectors.mapping import GOOD, bindings_for, coerce
-from domain.contract import FIELDS, encode_event, encode_live, events_key, live_key
+from collectors.sim.machine_model import MachineModel, Write, calendar_segments, start_models
 from domain.model import Event, Signal
 from domain.plant import Plant
-from store.clients import node_client
+from store.streams import has_entries, write_history
 
 log = logging.getLogger(__name__)
 
 HISTORY_METER_PERIOD_S = 60.0
-CHUNK_EVENTS = 10_000  # stream entries per script call
-
-# XADD of a chunk of one line's entries with explicit ids: [id, <FIELDS values>...] each.
-_XADD_SCRIPT = """
-local minid, names, entries = ARGV[1], cjson.decode(ARGV[2]), cjson.decode(ARGV[3])
-local args = {KEYS[1], 'MINID', '~', minid, ''}
-for _, entry in ipairs(entries) do
-  args[5] = entry[1]
-  for i = 1, #names do
-    args[4 + 2 * i] = names[i]
-    args[5 + 2 * i] = entry[i + 1]
-  end
-  redis.call('XADD', unpack(args))
-end
-return #entries
-"""
-_FIELD_NAMES = json.dumps(list(FIELDS))
 
 
 def heartbeat_gap_s(plant: Plant) -> float:
@@ -142,7 +123,8 @@ class DemoHistory:
         Returns the events written."""
         written = 0
         for line_id, events in self.events_until(until).items():
-            written += write_line_events(redis_client, self.plant, line_id, events, now=until)
+            written += write_history(redis_client, line_id, events, now=until,
+                                     retention_s=self.plant.retention.stream_days * 86400)
         return written
 
 
@@ -150,67 +132,9 @@ def _event_time(event: Event) -> float:
     return event.ts
 
 
-def stream_ids(events: Sequence[Event], after: tuple[int, int] = (0, 0)) -> list[str]:
-    """Ids ``<ms>-<seq>`` at the events' times (time ordered), all above the id ``after``."""
-    ids: list[str] = []
-    last_ms, seq = after
-    for event in events:
-        ms = round(event.ts * 1000)
-        if ms > last_ms:
-            last_ms, seq = ms, 0
-        else:
-            seq += 1
-        ids.append(f"{last_ms}-{seq}")
-    return ids
-
-
-def _last_id(redis_client: redis.Redis, stream: str) -> tuple[int, int]:
-    if not redis_client.exists(stream):
-        return 0, 0
-    raw = redis_client.xinfo_stream(stream)["last-generated-id"]
-    ms, _, seq = (raw.decode() if isinstance(raw, bytes) else str(raw)).partition("-")
-    return int(ms), int(seq or 0)
-
-
-def write_line_events(redis_client: redis.Redis, plant: Plant, line_id: str, events: Sequence[Event],
-                      now: float) -> int:
-    """One line's events (time ordered) into its stream, ids at the event times, with the
-    collector's MINID retention; then its live hash with the latest value per signal.
-    Returns the events written.
-
-    Raises ValueError if the stream has entries later than the first event: history only
-    goes before what is there (or continues it)."""
-    if not events:
-        return 0
-    stream = events_key(line_id)
-    after = _last_id(redis_client, stream)
-    if after[0] > round(events[0].ts * 1000):
-        raise ValueError(f"stream {stream} has entries up to {after[0]} ms, later than the history's first "
-                         f"event ({round(events[0].ts * 1000)} ms): history goes into empty streams only")
-    minid = str(max(round(now * 1000) - round(plant.retention.stream_days * 86400 * 1000), 0))
-    ids = stream_ids(events, after)
-    latest: dict[str, str] = {}
-    for event in events:
-        field, value = encode_live(event)
-        latest[field] = value
-    node = node_client(redis_client, stream)  # the line's node, for a Redis Cluster
-    xadd = node.register_script(_XADD_SCRIPT)
-    with node.pipeline(transaction=False) as pipe:
-        for i in range(0, len(events), CHUNK_EVENTS):
-            chunk = [[entry_id, *encode_event(event).values()]
-                     for entry_id, event in zip(ids[i:i + CHUNK_EVENTS], events[i:i + CHUNK_EVENTS], strict=True)]
-            xadd(keys=[stream], args=[minid, _FIELD_NAMES, json.dumps(chunk, separators=(",", ":"))], client=pipe)
-        pipe.hset(live_key(line_id), mapping=latest)  # type: ignore[arg-type]
-        pipe.execute()
-    return len(events)
-
-
 def has_history(redis_client: redis.Redis, plant: Plant) -> bool:
     """Whether any line stream of the plant holds an entry."""
-    with redis_client.pipeline(transaction=False) as pipe:
-        for line in plant.lines:
-            pipe.xlen(events_key(line.id))
-        return any(int(n) for n in pipe.execute())
+    return has_entries(redis_client, [line.id for line in plant.lines])
 
 
 def backfill_demo(redis_client: redis.Redis, plant: Plant, now: float, hours: float, seed: int) -> int:

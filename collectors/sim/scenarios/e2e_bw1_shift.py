@@ -1,6 +1,6 @@
 """Writes ``e2e_bw1_shift.csv``: the scenario of ``tests/test_e2e_replay.py``.
 
-    python collectors/scenarios/e2e_bw1_shift.py > collectors/scenarios/e2e_bw1_shift.csv
+    python collectors/sim/scenarios/e2e_bw1_shift.py > collectors/sim/scenarios/e2e_bw1_shift.csv
 
 Two machines of body-welding line BW1 (ST60 sealer, ST70 the line's output station),
 09:00-10:05 of shift A on 2026-11-23 (Asia/Shanghai), across the 09:30-09:45 tea break.
@@ -36,7 +36,7 @@ HEADER = """\
 # BW1 (ST60 sealer, ST70 output station), 2026-11-23 09:00-10:05 Asia/Shanghai, shift A
 # with the 09:30-09:45 tea break: a micro-stop, a weld fault (reason 2) with a PLC restart
 # (counters to 0), a changeover (reason 20), a starved stop, rejects, a BadSensorFailure
-# kWh reading. Written by collectors/scenarios/e2e_bw1_shift.py (the machines' story is
+# kWh reading. Written by collectors/sim/scenarios/e2e_bw1_shift.py (the machines' story is
 # there); played by tests/test_e2e_replay.py, which works out the expected KPIs by hand.
 """
 

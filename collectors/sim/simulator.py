@@ -1,5 +1,5 @@
 """A plant simulator: an asyncua ``Server`` serving every configured node of the plant
-and behaving like the plant (see ``collectors.machine_model`` for the raw values).
+and behaving like the plant (see ``collectors.sim.machine_model`` for the raw values).
 
     async with PlantSimulator(plant, url="opc.tcp://127.0.0.1:4840/x/", seed=1, speed=60) as sim:
         ...
@@ -20,95 +20,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
 from collections.abc import Collection, Mapping
 from contextlib import AsyncExitStack, suppress
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from asyncua import Server, ua
-from asyncua.crypto.permission_rules import User, UserRole
 
-from collectors.machine_model import MachineModel, Phase, Write, calendar_segments, raw_state_for, start_models
+from collectors.sim.machine_model import MachineModel, Phase, Write, calendar_segments, raw_state_for, start_models
+from collectors.sim.nodes import MachineTotals, OpcNode, PasswordUsers, cast_value, status_code, utc, variant_type_of
 from config.settings import Settings
 from domain.model import Signal
-from domain.plant import Machine, Plant
+from domain.plant import Plant
 
 log = logging.getLogger(__name__)
 
 NodeKey = tuple[str, str, Signal]  # line, machine, signal
-
-
-@dataclass(frozen=True, slots=True)
-class MachineTotals:
-    """A machine's values as its nodes currently show them (None: no such node)."""
-
-    good: int | None
-    reject: int | None
-    energy_kwh: float | None
-    power_kw: float | None
-    state: int | str | None
-    reason: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class _Node:
-    node_id: ua.NodeId
-    variant_type: ua.VariantType
-
-
-class _PasswordUsers:
-    """Username/password check for the simulator's server (no anonymous access)."""
-
-    def __init__(self, users: Mapping[str, str]) -> None:
-        self.users = dict(users)
-
-    def get_user(self, iserver: Any, username: str | None = None, password: str | None = None,
-                 certificate: Any = None) -> User | None:
-        if username is not None and self.users.get(username) == password:
-            return User(role=UserRole.User, name=username)
-        return None
-
-
-def _variant_type(machine: Machine, signal: Signal, state_raw: int | str) -> ua.VariantType:
-    if signal == Signal.STATE:
-        return ua.VariantType.Int32 if isinstance(state_raw, int) else ua.VariantType.String
-    if signal in (Signal.GOOD, Signal.REJECT):
-        return ua.VariantType.UInt64 if (machine.counter_bits or 32) > 32 else ua.VariantType.UInt32
-    if signal in (Signal.ENERGY, Signal.POWER):
-        return ua.VariantType.Double
-    return ua.VariantType.Int32
-
-
-def _cast(value: object, vtype: ua.VariantType) -> object:
-    """A model value in the node's type (a test may have given the node another type)."""
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return value
-    if vtype == ua.VariantType.String:
-        return str(value)
-    if vtype in (ua.VariantType.Double, ua.VariantType.Float):
-        return float(value)  # type: ignore[arg-type]
-    if vtype == ua.VariantType.Boolean:
-        return bool(value)
-    if isinstance(value, int | float):
-        return int(value)
-    raise TypeError(f"{value!r} does not fit a {vtype.name} node (give variant_type to write it anyway)")
-
-
-def _status(status: str | int | ua.StatusCode) -> ua.StatusCode:
-    if isinstance(status, ua.StatusCode):
-        return status
-    if isinstance(status, str):
-        return ua.StatusCode(getattr(ua.StatusCodes, status))
-    return ua.StatusCode(status)
-
-
-def _utc(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, UTC)
 
 
 class PlantSimulator:
@@ -144,7 +74,7 @@ class PlantSimulator:
         :param certificate, private_key: serve Basic256Sha256 Sign/SignAndEncrypt only.
         :param users: username -> password; anonymous access is refused when given.
         :param initial_status: status of the nodes' first values (e.g. "BadWaitingForInitialData").
-        :param models: machine models to continue from (``collectors.backfill.DemoHistory``), by
+        :param models: machine models to continue from (``collectors.sim.history.DemoHistory``), by
             (line, machine); the served ones are caught up to ``start`` without writing what
             they do meanwhile, so counters and meters go on from their values. Default: new
             models started at ``start``.
@@ -186,8 +116,8 @@ class PlantSimulator:
 
     # --- setup -----------------------------------------------------------------------
 
-    def _plan_nodes(self) -> dict[NodeKey, _Node]:
-        nodes: dict[NodeKey, _Node] = {}
+    def _plan_nodes(self) -> dict[NodeKey, OpcNode]:
+        nodes: dict[NodeKey, OpcNode] = {}
         seen: dict[ua.NodeId, NodeKey] = {}
         for (line_id, machine_id), model in self.models.items():
             state_raw = raw_state_for(model.state_map, Phase.RUNNING)
@@ -197,8 +127,8 @@ class PlantSimulator:
                 if node_id in seen:
                     raise ValueError(f"node {text} is configured for both {seen[node_id]} and {key}")
                 seen[node_id] = key
-                vtype = self._node_types.get(text) or _variant_type(model.machine, signal, state_raw)
-                nodes[key] = _Node(node_id, vtype)
+                vtype = self._node_types.get(text) or variant_type_of(model.machine, signal, state_raw)
+                nodes[key] = OpcNode(node_id, vtype)
         return nodes
 
     def _start_models(self) -> None:
@@ -231,7 +161,7 @@ class PlantSimulator:
         """Start (or restart) the OPC UA server; nodes start with the plant's current values."""
         if self.server is not None:
             return
-        server = Server(user_manager=_PasswordUsers(self._users) if self._users else None)
+        server = Server(user_manager=PasswordUsers(self._users) if self._users else None)
         await server.init()
         server.set_endpoint(self.url)
         server.set_server_name(f"{self.plant.name} (simulator)")
@@ -339,11 +269,11 @@ class PlantSimulator:
         if self.server is not None:
             await self.server.write_attribute_value(node.node_id, dv)
 
-    def _datavalue(self, node: _Node, value: object, status: str | int | ua.StatusCode, ts: float) -> ua.DataValue:
+    def _datavalue(self, node: OpcNode, value: object, status: str | int | ua.StatusCode, ts: float) -> ua.DataValue:
         return ua.DataValue(
-            Value=ua.Variant(_cast(value, node.variant_type), node.variant_type),
-            StatusCode=_status(status),
-            SourceTimestamp=_utc(ts),
+            Value=ua.Variant(cast_value(value, node.variant_type), node.variant_type),
+            StatusCode=status_code(status),
+            SourceTimestamp=utc(ts),
             ServerTimestamp=datetime.now(UTC),
         )
 
@@ -385,12 +315,12 @@ class PlantSimulator:
         node = self._nodes[key]
         vtype = variant_type or node.variant_type
         if variant_type is None:
-            value = _cast(value, vtype)
+            value = cast_value(value, vtype)
         dv = ua.DataValue(
             Value=ua.Variant(value, vtype if value is not None else ua.VariantType.Null),
-            StatusCode=_status(status),
-            SourceTimestamp=_utc(source_ts if source_ts is not None else self._default_time()),
-            ServerTimestamp=_utc(server_ts) if server_ts is not None else datetime.now(UTC),
+            StatusCode=status_code(status),
+            SourceTimestamp=utc(source_ts if source_ts is not None else self._default_time()),
+            ServerTimestamp=utc(server_ts) if server_ts is not None else datetime.now(UTC),
         )
         if self.server is not None:
             result = await self.server.iserver.aspace.write_attribute_value(node.node_id, ua.AttributeIds.Value, dv)
@@ -461,12 +391,3 @@ async def run_simulator(
             await stack.enter_async_context(
                 PlantSimulator(plant, endpoints=names, url=url, seed=seed, speed=speed, **kwargs))
         await (stop or asyncio.Event()).wait()
-
-
-
-async def replay_scenario(settings: Settings, path: Path | str, speed: float = 60.0,
-                          stop: asyncio.Event | None = None, **kwargs: Any) -> int:
-    """``collectors.scenario.replay_scenario``, importable from here too."""
-    from collectors.scenario import replay_scenario as replay  # the scenario module imports this one
-
-    return await replay(settings, path, speed, stop, **kwargs)
