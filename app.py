@@ -189,7 +189,12 @@ def _start_child(args: list[str], env: dict[str, str], stoppers: list[Callable[[
     """A part of the demo in its own process, stopped (and waited for) with the rest."""
     with _no_stop_while_starting():
         child = subprocess.Popen(args, env=env)
-        stoppers.append(lambda: (child.terminate(), child.wait(15)))
+
+        def stop() -> None:
+            child.terminate()
+            child.wait(15)
+
+        stoppers.append(stop)
 
 
 def _run_quietly(coro: Coroutine[Any, Any, Any]) -> int:
@@ -216,10 +221,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from collectors.sim.scenario import replay_scenario
+    from collectors.sim.scenario import Shift, replay_scenario
 
     settings = _settings(args)
-    shift = "none" if args.keep_times else args.shift
+    shift: Shift = "none" if args.keep_times else args.shift
     return _run_quietly(replay_scenario(settings, Path(args.scenario), speed=args.speed, shift=shift))
 
 

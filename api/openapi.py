@@ -126,7 +126,7 @@ _STOP_ID = {"name": "stop_id", "in": "path", "required": True, "schema": {"type"
             "description": "stable stop id <line>~<machine>~<start epoch ms> (the stops list gives it)"}
 _SHIFT_START = {"name": "shift_start", "in": "path", "required": True, "schema": {"type": "integer"},
                 "description": "the shift instance's start, epoch seconds"}
-_SECURITY = [{"bearer": []}, {"session": []}]
+_SECURITY: list[dict[str, list[str]]] = [{"bearer": []}, {"session": []}]
 
 def _write(method: str, summary: str, schema: str, params: list[dict[str, Any]],
            body: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -35,6 +35,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, cast
 
 import redis.asyncio
 from redis.exceptions import RedisError
@@ -123,7 +124,7 @@ class RedisSink:
                 if gone:
                     await self.client.hdel(nodes_key(line), *gone)
                 if kept:
-                    await self.client.hset(nodes_key(line), mapping=kept)
+                    await self.client.hset(nodes_key(line), mapping=cast(dict[Any, Any], kept))
             except (RedisError, OSError):
                 for f, v in fields.items():
                     self._reports.setdefault(line, {}).setdefault(f, v)

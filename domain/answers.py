@@ -250,7 +250,7 @@ class MachineDowntime(TypedDict):
     duration_s: float
 
 
-class DowntimeSummary(Coverage):
+class DowntimeCounts(TypedDict):
     stops: int
     micro_stops: int
     planned_stops: int
@@ -259,7 +259,36 @@ class DowntimeSummary(Coverage):
     planned_down_s: float
 
 
-class Downtime(TypedDict):
+class DowntimeSummary(DowntimeCounts, Coverage):
+    pass
+
+
+class Reliability(TypedDict):
+    failures: Annotated[int, Doc("equipment-failure stops (not planned, not micro) with lost time in the window")]
+    failure_down_s: float
+    run_s: float | None
+    mtbf_s: float | None
+    mttr_s: float | None
+
+
+class Span(TypedDict):
+    start: float
+    end: float
+
+
+class DowntimeReport(Reliability):
+    """``domain.downtime.downtime_report``: the answer before the reader adds the line, its
+    window and the coverage."""
+
+    window: Span
+    micro_stop_threshold_s: float
+    events: list[StopEvent]
+    pareto: Pareto
+    by_machine: list[MachineDowntime]
+    summary: DowntimeCounts
+
+
+class Downtime(Reliability):
     """Stops of a line's machines, Pareto by duration and count, per machine, MTBF and MTTR."""
 
     line: str
@@ -269,11 +298,6 @@ class Downtime(TypedDict):
     pareto: Pareto
     by_machine: list[MachineDowntime]
     summary: DowntimeSummary
-    failures: int
-    failure_down_s: float
-    run_s: float | None
-    mtbf_s: float | None
-    mttr_s: float | None
 
 
 # --- energy --------------------------------------------------------------------------------

@@ -27,9 +27,9 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from domain.accounting import Stop
+from domain.answers import DowntimeReport, MachineDowntime, ParetoRow, Reliability, StopEvent
 from domain.calendar import Interval, planned_busy_intervals, total
 from domain.energy import zone
 from domain.model import State
@@ -238,7 +238,7 @@ def _reconcile(buckets: dict[str, float], stopped_s: float) -> None:
 
 
 def downtime_report(stops: Sequence[Stop], plant: Plant, start: float, end: float, now: float,
-                    run_s: float | None = None) -> dict[str, Any]:
+                    run_s: float | None = None) -> DowntimeReport:
     """Downtime list, Pareto by reason (duration and count), per machine, MTBF and MTTR.
 
     ``lost_s`` of a stop is its time inside planned operation time and inside the window
@@ -271,7 +271,7 @@ def downtime_report(stops: Sequence[Stop], plant: Plant, start: float, end: floa
     }
 
 
-def _event(stop: Stop, span: Interval, plant: Plant, planned: PlannedIndex, now: float) -> dict[str, Any]:
+def _event(stop: Stop, span: Interval, plant: Plant, planned: PlannedIndex, now: float) -> StopEvent:
     cls = classify_stop(stop, plant, now)
     return {
         "line": stop.line,
@@ -291,13 +291,13 @@ def _event(stop: Stop, span: Interval, plant: Plant, planned: PlannedIndex, now:
     }
 
 
-def _group(event: dict[str, Any]) -> str:
+def _group(event: StopEvent) -> str:
     if event["reason"]:
         return str(event["reason"])
     return SMALL_STOP_GROUP if event["micro"] else NO_REASON_GROUP
 
 
-def _group_label(group: str, event: dict[str, Any], plant: Plant) -> str:
+def _group_label(group: str, event: StopEvent, plant: Plant) -> str:
     if group == SMALL_STOP_GROUP:
         return f"Small stops (no reason, < {plant.micro_stop_threshold_s:g} s)"
     if group == NO_REASON_GROUP:
@@ -305,10 +305,10 @@ def _group_label(group: str, event: dict[str, Any], plant: Plant) -> str:
     return str(event["reason_text"])
 
 
-def pareto(losses: Sequence[dict[str, Any]], plant: Plant, by: str) -> list[dict[str, Any]]:
+def pareto(losses: Sequence[StopEvent], plant: Plant, by: str) -> list[ParetoRow]:
     """Loss events grouped by reason code ('no_reason' and 'small_stops' for stops
     without a code), sorted by total lost time (``by="duration"``) or by count."""
-    groups: dict[str, dict[str, Any]] = {}
+    groups: dict[str, ParetoRow] = {}
     for event in losses:
         key = _group(event)
         row = groups.get(key)
@@ -320,23 +320,30 @@ def pareto(losses: Sequence[dict[str, Any]], plant: Plant, by: str) -> list[dict
                 "category": event["category"],
                 "count": 0,
                 "duration_s": 0.0,
+                "share": 0.0,
+                "cumulative_share": 0.0,
             }
         row["count"] += 1
         row["duration_s"] += event["lost_s"]
-    metric = "duration_s" if by == "duration" else "count"
-    other = "count" if by == "duration" else "duration_s"
-    rows = sorted(groups.values(), key=lambda r: (-r[metric], -r[other], r["group"]))
-    grand = sum(r[metric] for r in rows)
+
+    def metric(r: ParetoRow) -> float:
+        return r["duration_s"] if by == "duration" else r["count"]
+
+    def other(r: ParetoRow) -> float:
+        return r["count"] if by == "duration" else r["duration_s"]
+
+    rows = sorted(groups.values(), key=lambda r: (-metric(r), -other(r), r["group"]))
+    grand = sum(metric(r) for r in rows)
     running = 0.0
     for row in rows:
-        running += row[metric]
-        row["share"] = row[metric] / grand if grand else 0.0
+        running += metric(row)
+        row["share"] = metric(row) / grand if grand else 0.0
         row["cumulative_share"] = running / grand if grand else 0.0
     return rows
 
 
-def _by_machine(losses: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    rows: dict[tuple[str, str], dict[str, Any]] = {}
+def _by_machine(losses: Sequence[StopEvent]) -> list[MachineDowntime]:
+    rows: dict[tuple[str, str], MachineDowntime] = {}
     for event in losses:
         key = (event["line"], event["machine"])
         row = rows.get(key)
@@ -347,7 +354,7 @@ def _by_machine(losses: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(rows.values(), key=lambda r: (-r["duration_s"], -r["count"], r["line"], r["machine"]))
 
 
-def reliability(losses: Sequence[dict[str, Any]], run_s: float | None) -> dict[str, Any]:
+def reliability(losses: Sequence[StopEvent], run_s: float | None) -> Reliability:
     """MTBF = run time / failures, MTTR = failure down time / failures.
 
     Failures: equipment-failure stops (not planned, not micro) with lost time in the

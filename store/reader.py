@@ -267,11 +267,13 @@ class PlantReader:
         run_s = sum(t.run_s for t in totals.values())
         report = downtime.downtime_report(stops, self.plant, window[0], window[1], now, run_s=run_s)
         _annotate(report["events"], stops, self.plant)
-        report["summary"].update(human.coverage(stops, self.plant, window[0], window[1], now).to_dict())
-        # the domain's report is untyped: the answer names its keys
-        return cast(answers.Downtime, {"line": line, "window": _window_dict(window, now, self.tz),
-                                       **{k: report[k] for k in answers.Downtime.__required_keys__
-                                          if k not in ("line", "window")}})
+        coverage = human.coverage(stops, self.plant, window[0], window[1], now).to_dict()
+        return {"line": line, "window": _window_dict(window, now, self.tz),
+                "micro_stop_threshold_s": report["micro_stop_threshold_s"], "events": report["events"],
+                "pareto": report["pareto"], "by_machine": report["by_machine"],
+                "summary": {**report["summary"], **coverage}, "failures": report["failures"],
+                "failure_down_s": report["failure_down_s"], "run_s": report["run_s"], "mtbf_s": report["mtbf_s"],
+                "mttr_s": report["mttr_s"]}
 
     def energy(self, line: str, start: float, end: float, now: float) -> answers.Energy:
         """Energy of the line and per machine: kWh, per (good) unit, not-running share,

@@ -7,10 +7,11 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from asyncua import ua
 from asyncua.crypto.permission_rules import User, UserRole
+from asyncua.server.user_managers import UserManager
 
 from domain.model import Signal
 from domain.plant import Machine
@@ -34,7 +35,7 @@ class OpcNode:
     variant_type: ua.VariantType
 
 
-class PasswordUsers:
+class PasswordUsers(UserManager):
     """Username/password check for the simulator's server (no anonymous access)."""
 
     def __init__(self, users: Mapping[str, str]) -> None:
@@ -77,8 +78,9 @@ def status_code(status: str | int | ua.StatusCode) -> ua.StatusCode:
         return status
     if isinstance(status, str):
         return ua.StatusCode(getattr(ua.StatusCodes, status))
-    return ua.StatusCode(status)
+    return ua.StatusCode(ua.UInt32(status))
 
 
-def utc(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, UTC)
+def utc(ts: float) -> ua.DateTime:
+    """An OPC UA timestamp (asyncua types timestamps as its own DateTime, a datetime)."""
+    return cast(ua.DateTime, datetime.fromtimestamp(ts, UTC))

@@ -23,7 +23,6 @@ import logging
 import time
 from collections.abc import Collection, Mapping
 from contextlib import AsyncExitStack, suppress
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -209,10 +208,10 @@ class PlantSimulator:
 
     @staticmethod
     def _free_id(text: str, taken: set[ua.NodeId]) -> ua.NodeId:
-        node_id = ua.NodeId(text, 2)
+        node_id = ua.NodeId(ua.String(text), ua.Int16(2))
         while node_id in taken:
             text += "#"
-            node_id = ua.NodeId(text, 2)
+            node_id = ua.NodeId(ua.String(text), ua.Int16(2))
         taken.add(node_id)
         return node_id
 
@@ -274,7 +273,7 @@ class PlantSimulator:
             Value=ua.Variant(cast_value(value, node.variant_type), node.variant_type),
             StatusCode=status_code(status),
             SourceTimestamp=utc(ts),
-            ServerTimestamp=datetime.now(UTC),
+            ServerTimestamp=utc(time.time()),
         )
 
     def _remember(self, key: NodeKey, dv: ua.DataValue) -> None:
@@ -320,7 +319,7 @@ class PlantSimulator:
             Value=ua.Variant(value, vtype if value is not None else ua.VariantType.Null),
             StatusCode=status_code(status),
             SourceTimestamp=utc(source_ts if source_ts is not None else self._default_time()),
-            ServerTimestamp=utc(server_ts) if server_ts is not None else datetime.now(UTC),
+            ServerTimestamp=utc(server_ts if server_ts is not None else time.time()),
         )
         if self.server is not None:
             result = await self.server.iserver.aspace.write_attribute_value(node.node_id, ua.AttributeIds.Value, dv)
