@@ -238,7 +238,10 @@ def reason_catalogue(reader: PlantReader) -> answers.ReasonLists:
     """The plant-wide reason list and each line's (codes; null: the plant-wide list), with
     where each comes from ("managed" or "plant file")."""
     plant, sources = reader.plant, reader.reason_lists.sources()
-    return {"reasons": [{"code": code, **reason_dict(r)} for code, r in sorted(plant.reasons.items())],
+    entries: list[answers.ReasonEntry] = [
+        {"code": code, "text": reason_dict(r)["text"], "category": str(r.category), "planned": r.planned,
+         "retired": r.retired} for code, r in sorted(plant.reasons.items())]
+    return {"reasons": entries,
             "source": sources["plant"],
             "lines": {line.id: {"codes": line.reasons, "source": sources[line.id]} for line in plant.lines}}
 

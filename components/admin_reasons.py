@@ -16,6 +16,7 @@ from flask import current_app
 from components import data, theme
 from components.callbacks import Callbacks
 from components.overview import nav
+from domain import answers
 from domain.plant import LossCategory, Plant
 from domain.roles import Action, refusal
 
@@ -72,7 +73,7 @@ def _loop() -> Any:
     return (auth, writes) if current_app.config.get(auth.AUTH_KEY) is not None else None
 
 
-def catalogue_table(catalogue: dict[str, Any]) -> Any:
+def catalogue_table(catalogue: answers.ReasonLists) -> Any:
     head = html.Thead(html.Tr([html.Th(h) for h in ("Code", "Text", "Chinese", "Category", "Planned", "Retired",
                                                      "")]))
     rows = []
@@ -90,21 +91,21 @@ def catalogue_table(catalogue: dict[str, Any]) -> Any:
     ])
 
 
-def line_lists(catalogue: dict[str, Any], lines: list[str]) -> Any:
+def line_lists(catalogue: answers.ReasonLists, lines: list[str]) -> Any:
     offered = [r for r in catalogue["reasons"] if not r.get("retired")]
     every = [r["code"] for r in offered]
     out: list[Any] = [html.H2("Each line's list", className="h6 mt-3")]
     for line in lines:
         mine = catalogue["lines"][line]
-        own = mine["codes"] is not None
+        own = mine["codes"]
         out.append(html.Div(className="border rounded p-2 mb-2", id=f"ar-line-{line}", children=[
             html.Strong(line), " ", html.Span(
-                ("its own list" if own else "the plant-wide list") + f" ({mine['source']})",
+                ("its own list" if own is not None else "the plant-wide list") + f" ({mine['source']})",
                 className="text-body-secondary"),
             dbc.Checklist(id={"type": LINE_CODES, "line": line}, inline=True, className="my-2",
                           options=[{"label": f"{r['code']} {theme.DASH if not r['text'] else _text(r['text'])}",
                                     "value": r["code"]} for r in offered],
-                          value=[c for c in mine["codes"] if c in every] if own else every),
+                          value=[c for c in own if c in every] if own is not None else every),
             dbc.Button(f"Save {line}'s list", id={"type": LINE_SAVE, "line": line}, size="sm", color="primary",
                        className="me-2", style=BIG),
             dbc.Button("Use the plant-wide list", id={"type": LINE_DEFAULT, "line": line}, size="sm",
@@ -142,7 +143,7 @@ def show(_done: Any) -> Any:
     return [catalogue_table(catalogue), line_lists(catalogue, mine)]
 
 
-def edited(catalogue: dict[str, Any], code: Any, text: str | None, text_zh: str | None, category: str | None,
+def edited(catalogue: answers.ReasonLists, code: Any, text: str | None, text_zh: str | None, category: str | None,
            flags: list[str] | None) -> list[dict[str, Any]]:
     """The plant-wide list with one reason added or replaced (pure)."""
     try:
@@ -153,9 +154,9 @@ def edited(catalogue: dict[str, Any], code: Any, text: str | None, text_zh: str 
     chinese = (text_zh or "").strip()
     if chinese:
         label = {"en": label, "zh-CN": chinese} if label else {"zh-CN": chinese}
-    new = {"code": number, "text": label, "category": category, "planned": "planned" in (flags or []),
-           "retired": "retired" in (flags or [])}
-    rest = [r for r in catalogue["reasons"] if r["code"] != number]
+    new: dict[str, Any] = {"code": number, "text": label, "category": category,
+                           "planned": "planned" in (flags or []), "retired": "retired" in (flags or [])}
+    rest: list[dict[str, Any]] = [dict(r) for r in catalogue["reasons"] if r["code"] != number]
     return sorted([*rest, new], key=lambda r: r["code"])
 
 

@@ -20,7 +20,7 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import redis
 from pydantic import ValidationError
@@ -31,6 +31,7 @@ from domain.plant import Plant, Reason
 
 log = logging.getLogger(__name__)
 
+Source = Literal["managed", "plant file"]
 REFRESH_S = 1.0
 PLANT_FIELD = "plant"
 MAX_REASONS = 1000
@@ -129,12 +130,16 @@ class ReasonLists:
         self._cached = (now, plant)
         return plant
 
-    def sources(self) -> dict[str, str]:
+    def sources(self) -> dict[str, Source]:
         """Where each list comes from: ``plant`` and each line id -> "managed" or "plant file"."""
         raw: Any = self.redis.hkeys(contract.reasons_key())
         names = {k.decode() if isinstance(k, bytes) else str(k) for k in raw}
-        out = {"plant": "managed" if PLANT_FIELD in names else "plant file"}
-        out.update({line.id: "managed" if line_field(line.id) in names else "plant file" for line in self.base.lines})
+
+        def source(field: str) -> Source:
+            return "managed" if field in names else "plant file"
+
+        out = {"plant": source(PLANT_FIELD)}
+        out.update({line.id: source(line_field(line.id)) for line in self.base.lines})
         return out
 
     # --- writing ---------------------------------------------------------------------------

@@ -342,7 +342,8 @@ def _move_stop(client: redis.Redis, line: str, machine: str, start: float, by_s:
     from domain import contract
 
     key = contract.stops_key(line)
-    for raw in client.zrangebyscore(key, start - 0.001, start + 0.001):
+    members: Any = client.zrangebyscore(key, start - 0.001, start + 0.001)
+    for raw in members:
         m, s, e, state, reason = contract.decode_stop_member(raw)
         if m == machine:
             client.zrem(key, raw)
@@ -370,6 +371,7 @@ def test_a_rewritten_stop_keeps_its_classification(env: dict[str, Any], plant: P
     assert again.status_code == 200
     from domain import contract
 
-    assert {k.decode() for k in redis_client.hkeys(contract.classifications_key("L1"))} == {moved}
-    assert {k.decode() for k in redis_client.zrange(contract.classification_starts_key("L1"), 0, -1)} == {moved}
+    ids: Any = redis_client.hkeys(contract.classifications_key("L1"))
+    indexed: Any = redis_client.zrange(contract.classification_starts_key("L1"), 0, -1)
+    assert {k.decode() for k in ids} == {k.decode() for k in indexed} == {moved}
     assert _pareto(PlantReader(redis_client, plant)) == {"2": 595.0, "1": 300.0}
