@@ -98,13 +98,18 @@ def create_dash(settings: Any) -> Any:
 
 
 def create_server() -> Any:
-    """WSGI app for gunicorn: ``gunicorn -w 4 -b 0.0.0.0:8050 'app:create_server()'``."""
+    """WSGI app for gunicorn: ``gunicorn -w 4 --worker-class gthread --threads 32 -b 0.0.0.0:8050
+    'app:create_server()'`` (threads: every open screen holds one for its live-push stream)."""
     from config.settings import Settings
 
     _configure_logging("INFO")
     settings = Settings.from_env()
     check_at_start(settings.redis_url, "dashboard")
-    return create_dash(settings).server
+    server = create_dash(settings).server
+    from api.live import stop_on_sigterm  # open live-push streams end at once on a graceful exit
+
+    stop_on_sigterm(server)
+    return server
 
 
 def _run_async_in_thread(

@@ -257,6 +257,18 @@ def openapi_spec() -> dict[str, Any]:
                                              [_LINE, *_WINDOW_PARAMS]),
             "/api/health": _get("Redis reachable, collectors' last data, rollup worker lag (503 when not ok)",
                                 "Health", [], {"503": _json(_ref("Health"), "something is not ok")}),
+            "/api/live/events": {"get": {
+                "summary": "Server-sent events: which lines' live views changed (README 'Live push')",
+                "parameters": [_LINE_FILTER, {
+                    "name": "Last-Event-ID", "in": "header", "required": False, "schema": {"type": "string"},
+                    "description": "resume after this event (EventSource sends it on reconnect)"}],
+                "responses": {
+                    "200": {"description": "text/event-stream: `hello`, `change` (the changed lines' "
+                                           "`{line, version, why}`), `status`; heartbeats as comments",
+                            "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+                    "404": _json(_ref("Error"), "unknown line"),
+                    "503": _json(_ref("Error"), "live push is off (LIVE_PUSH=0) or the server is stopping"),
+                }}},
             "/api/openapi.json": {"get": {"summary": "This description", "responses": {
                 "200": {"description": "OpenAPI 3.1 document", "content": {"application/json": {}}}}}},
             **_WRITE_PATHS,

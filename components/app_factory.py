@@ -80,6 +80,9 @@ def create_app(settings: Any, reader_factory: Callable[[], Any], clock: Callable
     delivery.install(app)  # compression, immutable caching of fingerprinted files
     security.install(app, getattr(settings, "frame_ancestors", None))  # headers, CSP, 4xx for bad callbacks
     i18n.install(app)  # the page's language: ?lang= cookie, <html lang>, title (components.i18n)
+    from api import live  # live push: /api/live/events, one stream follower per process (assets/push.js)
+
+    live.install(app.server, lambda: app.server.config[data.READER_KEY].redis, [ln.id for ln in settings.plant.lines])
     from api.writes import install_operator_loop  # login, sessions, the operator loop's endpoints (issue 11)
 
     install_operator_loop(app.server, app.server.config[data.READER_KEY], settings.plant, clock,

@@ -10,6 +10,12 @@ callback can show "no data since ..." instead of a stack trace.
 
 The answers are the types of ``domain.answers`` (the same the HTTP API serves): the
 panels read their fields as typed, nothing here guesses between shapes.
+
+Live figures are computed once per change, not once per screen: while the process's
+``store.live_feed.LiveFeed`` follows the streams (``api.live`` starts it with the first
+screen that subscribes), a line's live view and the live-range reads of the line and
+machine pages are kept per line version (``store.memo.Memo``, single-flight: screens
+asking at once wait for one computation). Without the feed nothing is kept.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from domain.plant import Line, Plant
 log = logging.getLogger(__name__)
 
 READER_KEY = "PLANT_READER"
+MEMO_KEY = "LIVE_MEMO"
 PLANT_KEY = "PLANT"
 CLOCK_KEY = "DASHBOARD_CLOCK"
 
@@ -65,6 +72,34 @@ def now() -> float:
     return float(clock())
 
 
+def live_versions() -> dict[str, int] | None:
+    """Each line's version from the process's live feed; None when nothing may be kept
+    (no feed, or it does not follow the streams right now)."""
+    from store.live_feed import FEED_KEY
+
+    feed = current_app.config.get(FEED_KEY)
+    return None if feed is None else feed.versions()
+
+
+def memo() -> Any:
+    """The process's memo of live figures (``store.memo.Memo``)."""
+    from store.memo import Memo
+
+    got = current_app.config.get(MEMO_KEY)
+    if got is None:
+        got = current_app.config.setdefault(MEMO_KEY, Memo())
+    return got
+
+
+def _live(line: str, end: float, at: float, key: tuple[Any, ...], read: Callable[[], Any]) -> Any:
+    """``read()`` of a window of ``line`` ending at ``end``: a window reaching now is read once
+    per line version (``key`` names the read apart from the version), shared by every screen."""
+    versions = live_versions() if end >= at - 1 else None
+    if versions is None or line not in versions:
+        return read()
+    return memo().get((*key, versions[line]), read)
+
+
 def _call(method: str, *args: Any, **kwargs: Any) -> Any:
     try:
         return getattr(reader(), method)(*args, **kwargs)
@@ -84,38 +119,44 @@ def live_lines(at: float) -> list[answers.LineLive]:
 # --- windows and KPIs ---------------------------------------------------------------
 
 def line_kpis(line: str, start: float, end: float, at: float) -> answers.LineKpis:
-    out: answers.LineKpis = _call("line_kpis", line, start, end, at)
+    out: answers.LineKpis = _live(line, end, at, ("line_kpis", line, start),
+                                  lambda: _call("line_kpis", line, start, end, at))
     return out
 
 
 def machine_kpis(line: str, machine: str, start: float, end: float, at: float) -> answers.MachineKpis:
-    out: answers.MachineKpis = _call("machine_kpis", line, machine, start, end, at)
+    out: answers.MachineKpis = _live(line, end, at, ("machine_kpis", line, machine, start),
+                                     lambda: _call("machine_kpis", line, machine, start, end, at))
     return out
 
 
 def downtime(line: str, start: float, end: float, at: float) -> answers.Downtime:
-    out: answers.Downtime = _call("downtime", line, start, end, at)
+    out: answers.Downtime = _live(line, end, at, ("downtime", line, start),
+                                  lambda: _call("downtime", line, start, end, at))
     return out
 
 
 def energy(line: str, start: float, end: float, at: float) -> answers.Energy:
-    out: answers.Energy = _call("energy", line, start, end, at)
+    out: answers.Energy = _live(line, end, at, ("energy", line, start), lambda: _call("energy", line, start, end, at))
     return out
 
 
 def kpi_series(line: str, start: float, end: float, step_s: float, at: float,
                machine: str | None = None) -> answers.KpiSeries:
-    out: answers.KpiSeries = _call("kpi_series", line, start, end, step_s, at, machine=machine)
+    out: answers.KpiSeries = _live(line, end, at, ("kpi_series", line, machine, start, step_s),
+                                   lambda: _call("kpi_series", line, start, end, step_s, at, machine=machine))
     return out
 
 
 def timeline(line: str, start: float, end: float, at: float) -> answers.Timeline:
-    out: answers.Timeline = _call("timeline", line, start, end, at)
+    out: answers.Timeline = _live(line, end, at, ("timeline", line, start),
+                                  lambda: _call("timeline", line, start, end, at))
     return out
 
 
 def power_series(line: str, start: float, end: float, step_s: float, at: float) -> answers.PowerSeries:
-    out: answers.PowerSeries = _call("power_series", line, start, end, step_s, at)
+    out: answers.PowerSeries = _live(line, end, at, ("power_series", line, start, step_s),
+                                     lambda: _call("power_series", line, start, end, step_s, at))
     return out
 
 
@@ -177,26 +218,49 @@ shift_context = andon.shift_context
 
 def line_views(line_ids: list[str] | None = None, at: float | None = None) -> tuple[list[dict[str, Any]], float]:
     """Live view models (``components.live.line_view``) of the given lines (all by default)
-    for the current shift, and the time they are for."""
-    from components.live import line_view
+    for the current shift, and the time they are for. While the live feed runs, each line's
+    view is computed once per line version (and language) and shared by every screen."""
+    from components.i18n import current
 
     p = plant()
     at = now() if at is None else at
     shift = shift_context(p, at)
-    start, end = shift.start, min(at, shift.end)
-    live_by_id = {line["id"]: line for line in live_lines(at)}
+    wanted = [cfg for cfg in p.lines if line_ids is None or cfg.id in line_ids]
+    versions = live_versions()
+    if versions is None:
+        live_by_id = {line["id"]: line for line in live_lines(at)}
+        return [_line_view(cfg, live_by_id.get(cfg.id), shift, at) for cfg in wanted], at
+    language = current()
     views = []
-    for cfg in p.lines:
-        if line_ids is not None and cfg.id not in line_ids:
-            continue
-        begun = end > start  # the shift's first instant has no window yet (as PlantReader.andon_now)
-        kpis = line_kpis(cfg.id, start, end, at) if begun else None  # a line's counts: its output machine's
-        stops = downtime(cfg.id, start, end, at) if begun else None
-        live = live_by_id.get(cfg.id) or answers.LineLive(id=cfg.id, name=cfg.name or cfg.id, machines=[],
-                                                          output_machine=cfg.output_machine,
-                                                          target_oee=cfg.target_oee, last_data=None)
-        views.append(line_view(cfg, live, kpis, stops, shift, at, p.timezone))
+    for cfg in wanted:
+        version = versions.get(cfg.id)
+        key = ("line_view", cfg.id, shift.start, language, version)
+        views.append(memo().get(key, lambda cfg=cfg, v=version: {**_line_view(cfg, None, shift, at), "version": v}))
     return views, at
+
+
+def live_token() -> str | None:
+    """The process's live feed token (versions are numbered per process), None without one."""
+    from store.live_feed import FEED_KEY
+
+    feed = current_app.config.get(FEED_KEY)
+    return None if feed is None else feed.token  # type: ignore[no-any-return]
+
+
+def _line_view(cfg: Line, live: answers.LineLive | None, shift: ShiftContext, at: float) -> dict[str, Any]:
+    """One line's live view; ``live``: its live state when already read (else read here)."""
+    from components.live import line_view
+
+    if live is None:
+        lines: answers.Lines = _call("lines", at, only=[cfg.id])
+        live = next(iter(lines["lines"]), None)
+    start, end = shift.start, min(at, shift.end)
+    begun = end > start  # the shift's first instant has no window yet (as PlantReader.andon_now)
+    kpis = _call("line_kpis", cfg.id, start, end, at) if begun else None  # a line's counts: its output machine's
+    stops = _call("downtime", cfg.id, start, end, at) if begun else None
+    live = live or answers.LineLive(id=cfg.id, name=cfg.name or cfg.id, machines=[], output_machine=cfg.output_machine,
+                                    target_oee=cfg.target_oee, last_data=None)
+    return line_view(cfg, live, kpis, stops, shift, at, plant().timezone)
 
 
 def line_config(p: Plant, line_id: str) -> Line | None:

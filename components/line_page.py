@@ -51,7 +51,7 @@ def layout(plant: Plant, line: str, query: dict[str, str]) -> html.Div:
                              className="btn btn-sm btn-outline-secondary")]),
             ]),
             alerts_panel.alert_list(line),
-            ranges.layout(query, plant.timezone),
+            ranges.layout(query, plant.timezone, line),
             oee_panel.layout(line),
             downtime_panel.layout(line, query.get(downtime_panel.REASON_PARAM)),
             energy_panel.layout(line),

@@ -65,7 +65,7 @@ def layout(plant: Plant, line: str, machine: str, query: dict[str, str]) -> html
                          style={"minHeight": "44px", "display": "inline-flex", "alignItems": "center"}),
             ]),
             html.Div(id=LIVE, className="machine-live"),
-            ranges.layout(query, plant.timezone),
+            ranges.layout(query, plant.timezone, line),
             html.Section(className="panel", children=[
                 html.H2(_("KPIs"), className="panel-title"),
                 html.Div(id=TILES, className="kpi-tiles"),

@@ -1,7 +1,8 @@
 """Overview ``/`` for tablets: every line as a card; tap a card to open the line.
 
 Light theme, 768-1920 px wide, touch targets no smaller than a thumb. Cards update
-in place every 2 s (pattern-matching outputs on text, classes and the output bar).
+in place (pattern-matching outputs on text, classes and the output bar) when a line
+changes (``components.push``; every 2 s while the push stream is down).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import dash_bootstrap_components as dbc
 from dash import ALL, ClientsideFunction, Input, Output, State, ctx, dcc, html
 from dash.exceptions import PreventUpdate
 
-from components import alerts_panel, data, i18n, theme
+from components import alerts_panel, data, i18n, push, theme
 from components.callbacks import Callbacks
 from components.i18n import _, local
 from components.wall import OFFLINE_AFTER_MS, REFRESH_MS, apq_keys
@@ -27,6 +28,7 @@ TICK = "ov-tick"
 VIEW = "ov-view"
 LAST_OK = "ov-last-ok"
 LAST_SEEN = "ov-last-seen"
+SHOWN = "ov-shown"  # the line versions on screen (components.push.only_changed)
 BANNER = "ov-banner"
 SHIFT = "ov-shift"
 CARD = "ov-card"  # {"type": CARD, "line": id}
@@ -142,6 +144,7 @@ def layout(plant: Plant, **_query: Any) -> html.Div:
                                   "root_class": "overview", "texts": i18n.client_texts()}),
         dcc.Store(id=LAST_OK),
         dcc.Store(id=LAST_SEEN),
+        dcc.Store(id=SHOWN),
         nav(plant, "/"),
         dbc.Container(fluid=True, children=[
             html.Div(className="d-flex justify-content-between align-items-baseline", children=[
@@ -149,6 +152,7 @@ def layout(plant: Plant, **_query: Any) -> html.Div:
                 html.Span(id=SHIFT, className="text-body-secondary"),
             ]),
             html.Div(id=BANNER, className="wall-banner d-none"),
+            push.hook(TICK, [ln.id for ln in plant.lines], REFRESH_MS),  # pushed when a line changes
             dbc.Row([card(ln) for ln in plant.lines]),
             alerts_panel.alert_list(None),
         ]),
@@ -191,10 +195,12 @@ def bar_style(view: dict[str, Any]) -> dict[str, str]:
     Output({"type": BAR, "line": ALL}, "style"),
     Output(SHIFT, "children"),
     Output(LAST_OK, "data"),
+    Output(SHOWN, "data"),
     Input(TICK, "n_intervals"),
     State(VIEW, "data"),
+    State(SHOWN, "data"),
 )
-def refresh(_n: int | None, view: dict[str, Any]) -> tuple[Any, ...]:
+def refresh(_n: int | None, view: dict[str, Any], shown: dict[str, Any] | None = None) -> tuple[Any, ...]:
     try:
         views, at = data.line_views(view["lines"])
     except data.DataUnavailable:
@@ -205,10 +211,13 @@ def refresh(_n: int | None, view: dict[str, Any]) -> tuple[Any, ...]:
     cards = [f"ov-card andon-{by_line[o['id']['line']]['status']}" if o["id"]["line"] in by_line else "ov-card"
              for o in ctx.outputs_list[1]]
     bars = [bar_style(by_line.get(o["id"]["line"], {})) for o in ctx.outputs_list[2]]
+    now_shown = push.shown_versions(views, data.live_token())  # pushed: only the changed lines' fields
+    fields, cards, bars = (push.only_changed(values, [o["id"]["line"] for o in ctx.outputs_list[i]], shown, now_shown)
+                           for i, values in enumerate((fields, cards, bars)))
     p = data.plant()
     shift = data.shift_context(p, at)
     shift_text = _("Shift {shift}").format(shift=shift.label) + f" \u00b7 {theme.clock(at, p.timezone)}"
-    return fields, cards, bars, shift_text, {"at": at}
+    return fields, cards, bars, shift_text, {"at": at}, now_shown
 
 
 callbacks.clientside_callback(ClientsideFunction("oee", "seen"), Output(LAST_SEEN, "data"), Input(LAST_OK, "data"))

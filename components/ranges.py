@@ -18,6 +18,8 @@ drops the older of two requests of one callback, so on a slow tablet the first d
 against the timer, and the tick's ``Patch`` met a figure that did not exist. Now a tick
 can only follow a draw, and a request that replaces a pending one draws in its place
 (the server draws whenever the browser's ``drawn`` record is not the view asked for).
+With live push (``components.push``) the server advances that timer's tick when the
+page's line changed, and the timer itself runs only while the push stream is down.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import dash_bootstrap_components as dbc
 from dash import ClientsideFunction, Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
-from components import data, i18n, theme
+from components import data, i18n, push, theme
 from components.callbacks import Callbacks
 from components.i18n import _
 
@@ -171,7 +173,8 @@ def choice_for(params: dict[str, str | None]) -> str:
 RANGE_LIVE = Live("range")
 
 
-def layout(query: dict[str, str], tz: str) -> html.Div:
+def layout(query: dict[str, str], tz: str, line: str | None = None) -> html.Div:
+    """The range bar; ``line``: the page's line, whose changes are pushed (``components.push``)."""
     params = params_from_query(query, tz)
     choice = choice_for(params)
     options = [{"label": _(label), "value": value} for value, label in data.NAMED_RANGES.items()]
@@ -180,6 +183,7 @@ def layout(query: dict[str, str], tz: str) -> html.Div:
         dcc.Location(id=URL, refresh=False),
         dcc.Store(id=WINDOW, data=params),
         dcc.Interval(id=TICK, interval=LIVE_REFRESH_MS),
+        *([push.hook(TICK, [line], LIVE_REFRESH_MS)] if line else []),
         *RANGE_LIVE.stores(),
         dbc.RadioItems(
             id=RANGE, options=options, value=choice, inline=True,

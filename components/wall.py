@@ -2,8 +2,10 @@
 at a time, N seconds each, above a strip with every line's state (a line that goes down
 is seen at once, not when its turn comes). Dark, full screen at 1920x1080, read from 5 m.
 
-Live without reloading: a 2 s interval asks for the numbers, which land in place
-(text children and tile classes via pattern-matching outputs, no re-render). If
+Live without reloading: a tick of the 2 s interval asks for the numbers, which land in
+place (text children and tile classes via pattern-matching outputs, no re-render); the
+server advances the tick when a line changed (``components.push``: the interval runs only
+while the push stream is down), and only the changed lines' fields are sent. If
 the server cannot be reached, a client-side watchdog greys the numbers and says
 "no data since HH:MM" until answers come back; rotation also runs in the browser.
 """
@@ -16,7 +18,7 @@ from typing import Any
 from dash import ALL, ClientsideFunction, Input, Output, State, ctx, dcc, html
 from dash.exceptions import PreventUpdate
 
-from components import alerts_panel, data, theme
+from components import alerts_panel, data, push, theme
 from components.callbacks import Callbacks
 from components.i18n import _, client_texts, local, pgettext
 from domain.andon import POOR_PERFORMANCE
@@ -33,6 +35,7 @@ ROTATE_TICK = "wall-rotate-tick"
 VIEW = "wall-view"
 LAST_OK = "wall-last-ok"
 LAST_SEEN = "wall-last-seen"
+SHOWN = "wall-shown"  # the line versions on screen (components.push.only_changed)
 BANNER = "wall-banner"
 CLOCK = "wall-clock"
 TILE = "wall-tile"  # {"type": TILE, "line": id}
@@ -132,11 +135,13 @@ def layout(plant: Plant, line: str | None = None, rotate: str | None = None, **_
                                       "refresh_ms": REFRESH_MS, "root_class": "wall", "texts": client_texts()}),
             dcc.Store(id=LAST_OK),
             dcc.Store(id=LAST_SEEN),
+            dcc.Store(id=SHOWN),
             html.Header(className="wall-header", children=[
                 html.Span(local(plant.name), className="wall-plant"),
                 html.Span(id=CLOCK, className="wall-clock"),
             ]),
             html.Div(id=BANNER, className="wall-banner d-none"),
+            push.hook(TICK, [ln.id for ln in lines if ln], REFRESH_MS),  # pushed when a line changes
             alerts_panel.wall_alerts([ln.id for ln in lines if ln], sound=_query.get("sound") == "1"),
             html.Main([tile(ln) for ln in lines if ln],
                       className=f"wall-grid {'wall-single' if single else f'wall-rows-{len(lines)}'}"),
@@ -225,10 +230,12 @@ def clock_text(shift_label: str, now: float, tz: str) -> str:
     Output(CLOCK, "children"),
     Output(LAST_OK, "data"),
     Output({"type": STRIP, "line": ALL}, "className"),
+    Output(SHOWN, "data"),
     Input(TICK, "n_intervals"),
     State(VIEW, "data"),
+    State(SHOWN, "data"),
 )
-def refresh(_n: int | None, view: dict[str, Any]) -> tuple[Any, ...]:
+def refresh(_n: int | None, view: dict[str, Any], shown: dict[str, Any] | None = None) -> tuple[Any, ...]:
     try:
         views, at = data.line_views(view["lines"])
     except data.DataUnavailable:
@@ -236,10 +243,14 @@ def refresh(_n: int | None, view: dict[str, Any]) -> tuple[Any, ...]:
     p = data.plant()
     field_ids = [o["id"] for o in ctx.outputs_list[0]]
     tile_ids = [o["id"] for o in ctx.outputs_list[1]]
+    chip_ids = [o["id"] for o in ctx.outputs_list[4]] if len(ctx.outputs_list) > 4 else []
     fields, tiles = outputs_for(views, field_ids, tile_ids)
-    chips = chip_classes(views, [o["id"] for o in ctx.outputs_list[4]] if len(ctx.outputs_list) > 4 else [])
+    chips = chip_classes(views, chip_ids)
+    now_shown = push.shown_versions(views, data.live_token())  # pushed: only the changed lines' fields
+    fields, tiles, chips = (push.only_changed(values, [i["line"] for i in ids], shown, now_shown)
+                            for values, ids in ((fields, field_ids), (tiles, tile_ids), (chips, chip_ids)))
     shift = data.shift_context(p, at)
-    return fields, tiles, clock_text(shift.label, at, p.timezone), {"at": at}, chips
+    return fields, tiles, clock_text(shift.label, at, p.timezone), {"at": at}, chips, now_shown
 
 
 # Rotation, the connection watchdog and its clock live in assets/dashboard.js.

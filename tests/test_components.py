@@ -448,8 +448,8 @@ def test_wall_refresh_callback_fills_every_field(app: Any) -> None:
                  for f in wall.FIELDS]
     tile_ids = [{"id": {"type": wall.TILE, "line": line}, "property": "className"} for line in ("BW1", "CM1", "BR1")]
     view = {"lines": ["BW1", "CM1", "BR1"]}
-    fields, tiles, clock, last_ok, _chips = run_callback(app, wall.refresh, 1, view,
-                                                 outputs_list=[field_ids, tile_ids, {}, {}])
+    fields, tiles, clock, last_ok, _chips, _shown = run_callback(app, wall.refresh, 1, view,
+                                                         outputs_list=[field_ids, tile_ids, {}, {}])
     assert len(fields) == len(field_ids)
     by_id = {(o["id"]["line"], o["id"]["field"]): v for o, v in zip(field_ids, fields, strict=True)}
     assert by_id[("BW1", "status")] == "Down"
@@ -465,7 +465,7 @@ def test_wall_shows_no_data_since_when_collectors_stop() -> None:
     app = make_app(SampleReader(stale={"CM1"}))
     field_ids = [{"id": wall.field_id("CM1", f), "property": "children"} for f in ("status", "nodata", "oee")]
     tile_ids = [{"id": {"type": wall.TILE, "line": "CM1"}, "property": "className"}]
-    fields, tiles, _, _, _ = run_callback(app, wall.refresh, 1, {"lines": ["CM1"]}, outputs_list=[field_ids, tile_ids])
+    fields, tiles, *_ = run_callback(app, wall.refresh, 1, {"lines": ["CM1"]}, outputs_list=[field_ids, tile_ids])
     assert fields[0] == "No data"
     assert fields[1] == "no data since 10:07"
     assert "andon-nodata" in tiles[0]
@@ -488,8 +488,8 @@ def test_overview_cards_link_to_lines_and_update_in_place(app: Any) -> None:
     field_ids = [{"id": {"type": overview.FIELD, "line": "BW1", "field": f}} for f in ("oee", "top_reason", "kw")]
     cards = [{"id": {"type": overview.CARD, "line": "BW1"}}]
     bars = [{"id": {"type": overview.BAR, "line": "BW1"}}]
-    fields, classes, styles, shift, _ = run_callback(app, overview.refresh, 1, {"lines": ["BW1"]},
-                                                     outputs_list=[field_ids, cards, bars])
+    fields, classes, styles, shift, _, _ = run_callback(app, overview.refresh, 1, {"lines": ["BW1"]},
+                                                        outputs_list=[field_ids, cards, bars])
     assert fields[0] == "79.3\u2009%"
     assert fields[1] == "Tip dress / electrode change"  # 800 s over the weld fault's 754 s
     power = sum(m.power_running_kw for m in PLANT.line("BW1").machines if m.id != "ST30") + 9
@@ -938,8 +938,8 @@ def test_wall_with_a_real_reader_on_seeded_redis(redis_url: str) -> None:
     field_ids = [{"id": wall.field_id(line.id, f), "property": "children"} for line in PLANT.lines
                  for f in ("oee", "status", "reason", "output")]
     tile_ids = [{"id": {"type": wall.TILE, "line": line.id}, "property": "className"} for line in PLANT.lines]
-    fields, tiles, _, last_ok, _ = run_callback(app, wall.refresh, 1, {"lines": [ln.id for ln in PLANT.lines]},
-                                             outputs_list=[field_ids, tile_ids])
+    fields, tiles, _, last_ok, *_ = run_callback(app, wall.refresh, 1, {"lines": [ln.id for ln in PLANT.lines]},
+                                              outputs_list=[field_ids, tile_ids])
     shift = data.shift_context(PLANT, now)
     got = {(o["id"]["line"], o["id"]["field"]): v for o, v in zip(field_ids, fields, strict=True)}
     for line in PLANT.lines:

@@ -215,6 +215,7 @@ def test_every_operator_loop_and_alert_answer_validates(loop: dict[str, Any]) ->
     c.call("GET", "/api/lines/L1/reasons", 200)
     c.call("GET", "/api/lines", 200)
     c.call("GET", "/api/health", 200)
+    c.call("GET", "/api/live/events?line=NOPE", 404)  # the stream itself is text/event-stream (test_live_feed)
     # a person's reasons: the stops list then carries who classified what
     c.call("PUT", f"/api/lines/L1/stops/{op.IDLE_ID}/classification", 200, json={"reason": 2, "comment": "jam"},
            headers=operator)

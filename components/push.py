@@ -1,0 +1,58 @@
+"""The push hook a live page places beside its 2 s ``dcc.Interval`` (``assets/push.js``).
+
+``hook(tick, lines)`` is a small note, hidden while pushed: ``push.js`` finds it, opens
+one ``EventSource`` on ``/api/live/events`` for ``lines`` (``api.live``) and, on every
+change, advances the page's own Interval ``tick`` (``dash_clientside.set_props``), so
+the page's existing refresh callbacks and panel gates run at once, as on a timer tick.
+While the stream is up the Interval is disabled; while it is down (server restart,
+network drop, push turned off, Redis unreadable) the Interval runs every 2 s again and
+the note says so.
+
+``only_changed`` keeps a pushed answer to what changed: a page's refresh callback sends
+back, with its fields, the line versions they show (``shown_versions``), and the next
+answer leaves out the fields of lines still at that version.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dash import html, no_update
+
+from components.i18n import _
+
+CLASS = "live-push"
+NOTE_CLASS = "live-push-note"
+
+
+def hook(tick: str, lines: list[str], refresh_ms: int = 2000) -> html.Div:
+    """The note and the data ``push.js`` needs: the Interval's id, the lines, the fallback."""
+    return html.Div(
+        _("live updates paused \u2013 refreshing every 2 s"),
+        className=f"{CLASS} {NOTE_CLASS} d-none",
+        role="status",
+        **{"data-tick": tick, "data-lines": ",".join(lines), "data-refresh-ms": str(refresh_ms),
+           "data-state": "connecting"},
+    )
+
+
+def shown_versions(views: list[dict[str, Any]], token: str | None) -> dict[str, Any] | None:
+    """What a page holds after this answer: the feed's token and the version of each line's
+    view (``components.data.line_views`` marks memoised views with theirs); None without a
+    feed (the next answer sends everything)."""
+    if token is None or any(view.get("version") is None for view in views):
+        return None
+    return {"token": token, "lines": {view["line"]: view["version"] for view in views}}
+
+
+def only_changed(values: list[Any], value_lines: list[str], shown: dict[str, Any] | None,
+                 now_shown: dict[str, Any] | None) -> list[Any]:
+    """``values`` (one per output, of the line in ``value_lines``) with ``no_update`` for
+    the lines whose version the page already holds: per change a screen receives only the
+    changed lines' fields. Everything is sent when the page holds nothing, or versions of
+    another process (``token``: each server process numbers its own)."""
+    if not shown or not now_shown or shown.get("token") != now_shown.get("token"):
+        return values
+    held, now = shown.get("lines") or {}, now_shown.get("lines") or {}
+    return [no_update if line in held and held.get(line) == now.get(line) else value
+            for value, line in zip(values, value_lines, strict=True)]

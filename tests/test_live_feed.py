@@ -1,0 +1,344 @@
+"""The live feed (``store.live_feed``), the event stream (``api.live``) and the per-process
+memo of live views (``components.data``), against a real Redis and a real HTTP server:
+
+* an entry written to a line's stream gives that line (only) a new version within a
+  second, with ``why: events``; a commit of the rollup worker gives ``why: rollup``;
+* the event stream sends ``hello``, then a ``change`` naming only the changed line, and
+  resumes with ``Last-Event-ID`` without losing a change;
+* N screens subscribed to one line cause one computation of its view per change;
+* ``LIVE_PUSH`` off: 503, and open streams end.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+
+from components import data
+from config.loader import DEMO_PLANT
+from config.settings import Settings
+from domain import contract
+from domain.model import Event, Signal
+from store.live_feed import WHY_EVENTS, WHY_ROLLUP, LiveFeed
+from tests.test_browser import Server, history_end, seed_plant
+from tests.test_components import PLANT
+
+
+def wait_for(predicate: Any, timeout: float = 10.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}: {last!r}")
+
+
+def write_event(client: redis.Redis, line: str, machine: str, signal: Signal, value: Any, ts: float) -> None:
+    """As a collector writes it: the stream entry and the live hash."""
+    event = Event(line, machine, signal, value, "Good", ts)
+    client.xadd(contract.events_key(line), contract.encode_event(event))
+    name, encoded = contract.encode_live(event)
+    client.hset(contract.live_key(line), name, encoded)
+
+
+@pytest.fixture
+def feed(redis_client: redis.Redis) -> Iterator[LiveFeed]:
+    the_feed = LiveFeed(redis_client, [line.id for line in PLANT.lines], block_ms=200, quiet_s=3600).start()
+    wait_for(lambda: the_feed.up, what="the feed following the streams")
+    yield the_feed
+    the_feed.stop()
+
+
+def test_a_stream_entry_gives_its_line_a_new_version(feed: LiveFeed, redis_client: redis.Redis) -> None:
+    wait_for(lambda: feed.versions() == {"BW1": 1, "CM1": 1, "BR1": 1}, what="the start versions")
+    before = feed.seq
+    started = time.monotonic()
+    write_event(redis_client, "CM1", "OP60", Signal.GOOD, 5, time.time())
+    wait_for(lambda: feed.version("CM1") == 2, what="CM1's next version")
+    assert time.monotonic() - started < 1.0
+    assert feed.versions() == {"BW1": 1, "CM1": 2, "BR1": 1}
+    changes = feed.changes_since(before)
+    assert [(c.line, c.version, c.why) for c in changes or []] == [("CM1", 2, (WHY_EVENTS,))]
+
+
+def test_changes_coalesce_and_worker_commits_count(feed: LiveFeed, redis_client: redis.Redis) -> None:
+    wait_for(lambda: feed.version("BW1") == 1, what="the start version")
+    for i in range(20):  # a burst: one or two versions, not twenty
+        write_event(redis_client, "BW1", "ST70", Signal.GOOD, i, time.time())
+    wait_for(lambda: feed.version("BW1") and feed.version("BW1") > 1, what="BW1's next version")
+    time.sleep(feed.min_gap_s + 0.3)  # let a second version come if one is due
+    assert 2 <= (feed.version("BW1") or 0) <= 3
+    seq = feed.seq
+    redis_client.hincrby(contract.rollup_state_key("BR1"), "ver", 1)  # what a worker commit does
+    wait_for(lambda: feed.version("BR1") == 2, what="BR1's version after a commit")
+    assert [(c.line, c.why) for c in feed.changes_since(seq) or []] == [("BR1", (WHY_ROLLUP,))]
+
+
+def test_feed_withholds_versions_while_redis_is_down_and_recovers(restartable_redis: Any) -> None:
+    client = redis.Redis.from_url(restartable_redis.url, socket_timeout=1, socket_connect_timeout=1)
+    feed = LiveFeed(client, ["BW1"], block_ms=200, quiet_s=3600).start()
+    try:
+        wait_for(lambda: feed.version("BW1") == 1, what="the feed up, with its first version")
+        seq = feed.seq
+        waiter: list[float] = []
+        thread = threading.Thread(target=lambda: (feed.wait(seq, ["BW1"], 30.0, was_up=True),
+                                                  waiter.append(time.monotonic())))
+        thread.start()
+        restartable_redis.stop()
+        wait_for(lambda: not feed.up, what="the feed down")
+        thread.join(5)
+        assert waiter, "a stream waiting while up was not woken when the feed went down"
+        assert feed.versions() is None  # nothing may be memoised: a change would go unnoticed
+        started = time.monotonic()
+        assert feed.wait(seq, ["BW1"], 2.0, was_up=False)[1] == []  # down as known: no news, no busy loop
+        assert time.monotonic() - started >= 1.9
+        restartable_redis.start()
+        wait_for(lambda: feed.up, 15, what="the feed back")
+        got = wait_for(lambda: feed.changes_since(seq), what="a version after the outage")
+        assert got[-1].line == "BW1" and "restart" in got[-1].why
+    finally:
+        feed.stop()
+        client.close()
+
+
+# --- the event stream over HTTP, and the memo -----------------------------------------------
+
+class CountingReader:
+    """The real reader, counting the live-view reads (``line_kpis``) per line."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.calls: dict[str, int] = {}
+        self.lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def line_kpis(self, line: str, *args: Any, **kwargs: Any) -> Any:
+        with self.lock:
+            self.calls[line] = self.calls.get(line, 0) + 1
+        time.sleep(0.05)  # a slow computation: screens asking meanwhile must wait for it, not compute again
+        return self.inner.line_kpis(line, *args, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def served(redis_url: str) -> Iterator[dict[str, Any]]:
+    from components.app_factory import create_app
+
+    inner, now = seed_plant(redis_url, PLANT, hours=1.0, end=history_end(PLANT.timezone))
+    reader = CountingReader(inner)
+    settings = Settings(plant_path=DEMO_PLANT, plant=PLANT, redis_url=redis_url)
+    app = create_app(settings, lambda: reader, clock=lambda: now)
+    server = Server(app)
+    server.start()
+    yield {"server": server, "app": app, "reader": reader, "now": now, "redis": redis.Redis.from_url(redis_url)}
+    from api import live
+
+    live.shutdown(app.server)
+    server.stop()
+
+
+class Subscriber:
+    """One screen's event stream, read in a thread; ``events``: (kind, id, data) in order."""
+
+    def __init__(self, port: int, query: str, last_id: str | None = None) -> None:
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        headers = {"Accept": "text/event-stream", "Accept-Encoding": "gzip, br"} | \
+            ({"Last-Event-ID": last_id} if last_id else {})
+        self.conn.request("GET", f"/api/live/events?{query}", headers=headers)
+        self.response = self.conn.getresponse()
+        self.events: list[tuple[str, str | None, dict[str, Any]]] = []
+        self.ended = threading.Event()
+        self.on_change: Any = None
+        self.body = b""
+        if self.response.status == 200:
+            threading.Thread(target=self._read, daemon=True).start()
+        else:
+            self.body = self.response.read()
+            self.ended.set()
+
+    def _read(self) -> None:
+        kind, ident, payload = "message", None, ""
+        try:
+            for raw in self.response:
+                line = raw.decode().rstrip("\n")
+                if line.startswith("event: "):
+                    kind = line[7:]
+                elif line.startswith("id: "):
+                    ident = line[4:]
+                elif line.startswith("data: "):
+                    payload = line[6:]
+                elif not line and payload:
+                    self.events.append((kind, ident, json.loads(payload)))
+                    if kind == "change" and self.on_change:
+                        self.on_change(json.loads(payload))
+                    kind, ident, payload = "message", None, ""
+        except (OSError, ValueError, AttributeError, http.client.HTTPException):
+            pass  # closed by the test (http.client's reader may be gone under us)
+        finally:
+            self.ended.set()
+
+    def changes(self) -> list[dict[str, Any]]:
+        return [d for kind, _, d in self.events if kind == "change"]
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def test_stream_says_hello_then_only_what_changed_and_resumes(served: dict[str, Any]) -> None:
+    server, client, now = served["server"], served["redis"], served["now"]
+    sub = Subscriber(server.port, "line=BW1&line=CM1")
+    try:
+        assert sub.response.status == 200
+        assert sub.response.getheader("Content-Type", "").startswith("text/event-stream")
+        assert sub.response.getheader("X-Accel-Buffering") == "no"
+        assert sub.response.getheader("Content-Encoding") is None  # a compressor would hold events back
+        hello = wait_for(lambda: next((e for e in sub.events if e[0] == "hello"), None), what="hello")
+        assert [entry["line"] for entry in hello[2]["lines"]] == ["BW1", "CM1"]
+        write_event(client, "BR1", "BR-CB", Signal.GOOD, 1, now - 1)  # not subscribed: not sent
+        write_event(client, "CM1", "OP60", Signal.GOOD, 10_000, now - 1)
+        got = wait_for(lambda: [c for c in sub.changes() if any(x["line"] == "CM1" and "events" in x["why"]
+                                                                for x in c["lines"])], what="CM1's change")
+        assert all(x["line"] in ("BW1", "CM1") for c in sub.changes() for x in c["lines"])
+        last_id = next(ident for kind, ident, d in sub.events if kind == "change" and d == got[0])
+    finally:
+        sub.close()
+    write_event(client, "CM1", "OP60", Signal.GOOD, 10_001, now - 1)  # while disconnected
+    time.sleep(0.7)  # let the feed give it a version (the change happens while no one listens)
+    again = Subscriber(server.port, "line=CM1", last_id=last_id)
+    try:
+        missed = wait_for(lambda: again.changes(), what="the missed change on resume")
+        assert any(x["line"] == "CM1" and "events" in x["why"] for x in missed[0]["lines"])
+    finally:
+        again.close()
+
+
+def test_n_screens_on_one_line_cost_one_computation_per_change(served: dict[str, Any]) -> None:
+    server, app, reader, client, now = (served[k] for k in ("server", "app", "reader", "redis", "now"))
+    screens = 6
+    done: list[threading.Thread] = []
+    views: list[dict[str, Any]] = []
+
+    def refresh(change: dict[str, Any]) -> None:  # what each screen's refresh callback does on a push
+        if not any("events" in x["why"] for x in change["lines"]):
+            return  # a clock tick meanwhile: not the change under test
+
+        def run() -> None:
+            with app.server.test_request_context("/wall/BW1"):
+                got, _ = data.line_views(["BW1"])
+                views.append(got[0])
+        thread = threading.Thread(target=run)
+        done.append(thread)
+        thread.start()
+
+    subs = [Subscriber(server.port, "line=BW1") for _ in range(screens)]
+    try:
+        wait_for(lambda: all(any(e[0] == "hello" for e in s.events) for s in subs), what="every hello")
+        time.sleep(0.6)  # a quiet start: no change in flight (min gap)
+        for s in subs:
+            s.on_change = refresh
+        with reader.lock:
+            reader.calls.clear()
+        live = reader.inner.lines(now, only=["BW1"])["lines"][0]["machines"]
+        good = next(m["good"] for m in live if m["id"] == "ST70") or 0
+        write_event(client, "BW1", "ST70", Signal.GOOD, good + 3, now - 0.5)
+        wait_for(lambda: len(views) >= screens, what="every screen's refresh")
+        for thread in list(done):
+            thread.join(10)
+        assert reader.calls.get("BW1") == 1, reader.calls  # one computation for six screens
+        assert len({json.dumps(v, sort_keys=True, default=str) for v in views}) == 1  # the same view
+    finally:
+        for s in subs:
+            s.close()
+
+
+def test_push_off_refuses_and_ends_streams(served: dict[str, Any]) -> None:
+    server, app = served["server"], served["app"]
+    sub = Subscriber(server.port, "line=BW1")
+    try:
+        wait_for(lambda: sub.events, what="hello")
+        app.server.config["LIVE_PUSH"] = False
+        assert sub.ended.wait(5), "the open stream did not end"
+        refused = Subscriber(server.port, "line=BW1")
+        assert refused.response.status == 503
+        assert "LIVE_PUSH" in json.loads(refused.body)["error"]
+        unknown_line = Subscriber(server.port, "line=NOPE")
+        assert unknown_line.response.status in (404, 503)
+    finally:
+        app.server.config["LIVE_PUSH"] = True
+        sub.close()
+    bad = Subscriber(server.port, "line=NOPE")
+    assert bad.response.status == 404
+
+
+# --- health: all lines in one round trip ------------------------------------------------
+
+class CountingClient:
+    """A real client that counts the round trips a caller makes: pipelines and single commands."""
+
+    def __init__(self, inner: redis.Redis) -> None:
+        self.inner = inner
+        self.trips: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        target = getattr(self.inner, name)
+        if not callable(target):
+            return target
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self.trips.append(name)
+            return target(*args, **kwargs)
+        return call
+
+
+def test_health_reads_every_line_in_one_round_trip(served: dict[str, Any]) -> None:
+    from store import live
+
+    client = CountingClient(served["redis"])
+    got = live.lines_health(client, PLANT, PLANT.lines, served["now"])  # type: ignore[arg-type]
+    assert [line["id"] for line in got] == [line.id for line in PLANT.lines]
+    # one pipeline for every line, one more for the lines whose worker has entries waiting (3 lines: was 3 to 6)
+    assert client.trips in (["pipeline"], ["pipeline", "pipeline"]), client.trips
+    whole = CountingClient(served["redis"])
+    answer = live.health(whole, PLANT, served["now"])  # type: ignore[arg-type]
+    assert [(line["id"], line["status"], line["stream_length"]) for line in answer["lines"]] == \
+        [(line["id"], line["status"], line["stream_length"]) for line in got]
+
+
+# --- a pushed answer carries only what changed ------------------------------------------------
+
+NU = object()  # stands for dash.no_update in the table below
+
+
+@pytest.mark.parametrize(("shown", "now", "want"), [
+    (None, {"token": "a", "lines": {"L1": 2, "L2": 5}}, ["x1", "y1", "x2"]),  # first answer: everything
+    ({"token": "a", "lines": {"L1": 2, "L2": 4}}, {"token": "a", "lines": {"L1": 2, "L2": 5}}, [NU, NU, "x2"]),
+    ({"token": "a", "lines": {"L1": 1, "L2": 5}}, {"token": "a", "lines": {"L1": 2, "L2": 5}}, ["x1", "y1", NU]),
+    ({"token": "b", "lines": {"L1": 2, "L2": 5}}, {"token": "a", "lines": {"L1": 2, "L2": 5}}, ["x1", "y1", "x2"]),
+    ({"token": "a", "lines": {"L1": 2, "L2": 5}}, None, ["x1", "y1", "x2"]),  # no feed: everything
+    ({"token": "a", "lines": {"L1": 2}}, {"token": "a", "lines": {"L1": 2, "L2": 5}}, [NU, NU, "x2"]),  # new line
+])
+def test_only_the_changed_lines_fields_are_sent(shown: Any, now: Any, want: list[Any]) -> None:
+    from dash import no_update
+
+    from components import push
+
+    got = push.only_changed(["x1", "y1", "x2"], ["L1", "L1", "L2"], shown, now)
+    assert [NU if value is no_update else value for value in got] == want
+
+
+def test_shown_versions_need_every_view_versioned() -> None:
+    from components import push
+
+    assert push.shown_versions([{"line": "L1", "version": 3}], "tok") == {"token": "tok", "lines": {"L1": 3}}
+    assert push.shown_versions([{"line": "L1", "version": 3}, {"line": "L2"}], "tok") is None
+    assert push.shown_versions([{"line": "L1", "version": 3}], None) is None
