@@ -4,12 +4,15 @@
 
 Sessions are Flask's signed cookie (``SECRET_KEY``): it holds the user name, the
 user's session version (a password change or disable bumps it, ending every session
-of that user) and the CSRF token. The cookie is HttpOnly, SameSite=Lax and, behind
-TLS, Secure (``SESSION_COOKIE_SECURE``). Every write authenticated by the cookie must
-send the CSRF token (``X-CSRF-Token`` header or ``csrf_token`` form field, from
-``GET /api/session``); token (Bearer) requests carry no cookie and need none. Dash
-callbacks (JSON POSTs, which a cross-site form cannot send, with a SameSite=Lax
-cookie a cross-site request does not carry) act for the session's user.
+of that user), a random session id and the CSRF token. The session id is also kept in
+Redis (its hash, expiring with the session) and checked on every request, so logging
+out ends that session on the server: a copied cookie stops working at once. The
+cookie is HttpOnly, SameSite=Lax and, behind TLS, Secure (``SESSION_COOKIE_SECURE``).
+Every write authenticated by the cookie must send the CSRF token (``X-CSRF-Token``
+header or ``csrf_token`` form field, from ``GET /api/session``); token (Bearer)
+requests carry no cookie and need none. Dash callbacks (JSON POSTs, which a
+cross-site form cannot send, with a SameSite=Lax cookie a cross-site request does not
+carry) act for the session's user.
 
 Reads stay open unless ``require_login`` (plant file ``require_login: true`` or
 ``REQUIRE_LOGIN=1``): then every page and API read needs a login too.
@@ -114,8 +117,10 @@ def current_principal() -> Principal | None:
         who = auth().users.token_principal(header[7:].strip())
         g.bad_token = who is None
     elif session.get("u"):
-        user = auth().users.get(str(session["u"]))
-        if user is not None and not user.disabled and user.session_version == session.get("sv"):
+        name, users = str(session["u"]), auth().users
+        user = users.get(name)
+        if (user is not None and not user.disabled and user.session_version == session.get("sv")
+                and users.session_user(str(session.get("sid") or "")) == name):
             who = user.principal()
         else:
             session.clear()
@@ -197,11 +202,21 @@ def login(name: str, password: str) -> tuple[int, str]:
     a.users.clear_failures(name)
     session.clear()
     session.permanent = True
-    session.update({"u": user.name, "sv": user.session_version})
+    sid = a.users.start_session(user.name, SESSION_HOURS * 3600)
+    session.update({"u": user.name, "sv": user.session_version, "sid": sid})
     csrf_token()
     g.principal = user.principal()
     a.record(user.principal(), "login")
     return 200, "logged in"
+
+
+def logout() -> None:
+    """Ends this session on the server too: a copy of the cookie no longer logs anyone in."""
+    who = current_principal()
+    if who is not None and who.kind == "user":
+        auth().record(who, "logout")
+    auth().users.end_session(str(session.get("sid") or ""))
+    session.clear()
 
 
 def safe_next(target: str | None) -> str:
@@ -241,10 +256,7 @@ def create_auth_blueprint() -> Blueprint:
 
     @bp.post("/api/logout")
     def api_logout() -> Any:
-        who = current_principal()
-        if who is not None and who.kind == "user":
-            auth().record(who, "logout")
-        session.clear()
+        logout()
         logged_out: answers.Logout = {"user": None}
         return jsonify(logged_out)
 
@@ -273,10 +285,7 @@ def create_auth_blueprint() -> Blueprint:
 
     @bp.post("/logout")
     def logout_page() -> Any:
-        who = current_principal()
-        if who is not None and who.kind == "user":
-            auth().record(who, "logout")
-        session.clear()
+        logout()
         return redirect("/", code=303)
 
     return bp

@@ -25,8 +25,9 @@ _REF = "#/components/schemas/{model}"
 ANSWERS: tuple[Any, ...] = (
     answers.Error, answers.LinesWithAndon, answers.Lines, answers.LineKpis, answers.MachineKpis, answers.Downtime,
     answers.Energy, answers.Health, answers.KpiSeries, answers.PowerSeries, answers.Timeline, answers.Stops,
-    answers.Reasons, answers.Classification, answers.Handover, answers.Handovers, answers.Audit, answers.Login,
-    answers.Logout, answers.Session, answers.Users, answers.User, answers.Alerts, answers.AlertAcknowledged,
+    answers.Reasons, answers.ReasonLists, answers.Classification, answers.Handover, answers.Handovers,
+    answers.Audit, answers.Login, answers.Logout, answers.Session, answers.Users, answers.User, answers.Alerts,
+    answers.AlertAcknowledged,
 )
 
 
@@ -142,8 +143,18 @@ _WRITE_PATHS: dict[str, Any] = {
                                     "(untagged=1: only unplanned down time without a reason)", "Stops",
                                     [_LINE, *_WINDOW_PARAMS, {"name": "untagged", "in": "query", "required": False,
                                                               "schema": {"type": "string", "enum": ["1"]}}]),
-    "/api/lines/{line}/reasons": _get("The reasons a person may pick on the line, by loss category", "Reasons",
-                                      [_LINE]),
+    "/api/lines/{line}/reasons": {
+        **_get("The reasons a person may pick on the line, by loss category", "Reasons", [_LINE]),
+        **_write("put", "Set the line's own reason list (engineers of the line, admins; null: the plant-wide "
+                 "list); audited", "Reasons", [_LINE],
+                 {"type": "object", "required": ["codes"], "properties": {
+                     "codes": {"type": ["array", "null"], "items": {"type": "integer"}}}})},
+    "/api/reasons": {
+        **_get("The plant-wide reason list and each line's (managed, else the plant file's)", "ReasonLists", []),
+        **_write("put", "Replace the plant-wide reason list (engineers of all lines, admins); a code still used "
+                 "by a classification cannot be dropped (409): mark it retired; audited", "ReasonLists", [],
+                 {"type": "object", "required": ["reasons"], "properties": {
+                     "reasons": {"type": "array", "items": {"$ref": "#/components/schemas/ReasonEntry"}}}})},
     "/api/lines/{line}/stops/{stop_id}/classification": _write(
         "put", "Set a stop's reason and comment (operators: their lines, not others' classifications)",
         "Classification", [_LINE, _STOP_ID],

@@ -178,6 +178,8 @@ def check_callback_request(app: Dash, body: Any) -> None:
                 isinstance(item, list) and all(_is_prop(x) and isinstance(x["id"], dict) for x in item)
             )
         else:
-            ok = _is_prop(item) and item["id"] == component_id and item["property"] == out.component_property
+            # an output declared with allow_duplicate comes as "<property>@<hash>"
+            ok = (_is_prop(item) and item["id"] == component_id
+                  and item["property"].split("@", 1)[0] == out.component_property)
         if not ok:
             raise BadCallbackRequest(f"'outputs[{i}]' is not the callback's output {out}")

@@ -29,10 +29,11 @@ from domain.classification import (
     grouped_choices,
     parse_stop_id,
 )
-from domain.roles import Action, Principal, Role, refusal
+from domain.roles import ALL_LINES, Action, Principal, Role, refusal
 from store.classifications import find_stop
 from store.handovers import MAX_NOTE, HandoverError, Handovers
 from store.reader import PlantReader, WindowError, parse_time
+from store.reasons import ReasonListError, parse_catalogue, parse_codes, reason_dict
 from store.users import UserError
 
 log = logging.getLogger(__name__)
@@ -78,12 +79,12 @@ def classify(reader: PlantReader, who: Principal, line: str, sid: str, reason: A
     if problem:
         raise OpError(400, problem)
     stop = _stop_of(reader, line, sid, now)
-    before = reader.classifications.get(line, sid)
+    stored, before = _carried(reader, line, stop)
     if before is not None and before.by != who.name:
         _allowed(who, Action.EDIT_OTHERS, line)
     after = Classification(int(reason), comment if comment is not None else (before.comment if before else ""),
-                           who.name, now, before.splits if before else ())
-    reader.classifications.put(line, sid, after)
+                           who.name, now, before.splits if before else (), stop.end)
+    reader.classifications.put(line, sid, after, replaces=stored)
     auth().record(who, "classify", line=line, target=sid,
                   before=before.to_dict() if before else {"plc_reason": stop.reason}, after=after.to_dict())
     return cast(answers.Classification, {"id": sid, "plc_reason": stop.reason, **after.to_dict()})
@@ -103,15 +104,22 @@ def split(reader: PlantReader, who: Principal, line: str, sid: str, at: Any, bef
     problem = check_split(stop, at_s, now)
     if problem:
         raise OpError(400, problem)
-    before = reader.classifications.get(line, sid)
+    stored, before = _carried(reader, line, stop)
     if before is not None and before.by != who.name:
         _allowed(who, Action.EDIT_OTHERS, line)
     after = Classification(int(before_reason), comment if comment is not None else (before.comment if before else ""),
-                           who.name, now, ((at_s, int(after_reason)),))
-    reader.classifications.put(line, sid, after)
+                           who.name, now, ((at_s, int(after_reason)),), stop.end)
+    reader.classifications.put(line, sid, after, replaces=stored)
     auth().record(who, "split", line=line, target=sid,
                   before=before.to_dict() if before else {"plc_reason": stop.reason}, after=after.to_dict())
     return cast(answers.Classification, {"id": sid, "plc_reason": stop.reason, **after.to_dict()})
+
+
+def _carried(reader: PlantReader, line: str, stop: Any) -> tuple[str | None, Classification | None]:
+    """The classification the stop carries now (under its id, or under the id it had
+    before late data moved its start) and the id it is stored under."""
+    found = reader.classifications.carried(line, stop)
+    return (found[0], found[1]) if found is not None else (None, None)
 
 
 def _time(value: Any, name: str, reader: PlantReader) -> float:
@@ -226,6 +234,47 @@ def change_user_of(who: Principal, name: str, disabled: Any = None, password: An
     return after.public()
 
 
+def reason_catalogue(reader: PlantReader) -> answers.ReasonLists:
+    """The plant-wide reason list and each line's (codes; null: the plant-wide list), with
+    where each comes from ("managed" or "plant file")."""
+    plant, sources = reader.plant, reader.reason_lists.sources()
+    entries: list[answers.ReasonEntry] = [
+        {"code": code, "text": reason_dict(r)["text"], "category": str(r.category), "planned": r.planned,
+         "retired": r.retired} for code, r in sorted(plant.reasons.items())]
+    return {"reasons": entries,
+            "source": sources["plant"],
+            "lines": {line.id: {"codes": line.reasons, "source": sources[line.id]} for line in plant.lines}}
+
+
+def set_reason_catalogue(reader: PlantReader, who: Principal, items: Any) -> answers.ReasonLists:
+    """Replaces the plant-wide reason list (engineers of all lines, admins); a code still
+    used by a classification cannot be dropped (409: retire it)."""
+    _allowed(who, Action.MANAGE_REASONS, ALL_LINES)
+    try:
+        before, after = reader.reason_lists.put_catalogue(parse_catalogue(items))
+    except ReasonListError as exc:
+        raise OpError(exc.status, exc.message) from None
+    auth().record(who, "reasons", target="plant", before=before, after=after)
+    return reason_catalogue(reader)
+
+
+def set_line_reasons(reader: PlantReader, who: Principal, line: str, codes: Any) -> answers.Reasons:
+    """Sets the codes a person may pick on ``line`` (null: the plant-wide list)."""
+    _allowed(who, Action.MANAGE_REASONS, line)
+    try:
+        before, after = reader.reason_lists.put_line(line, parse_codes(codes))
+    except ReasonListError as exc:
+        raise OpError(exc.status, exc.message) from None
+    auth().record(who, "reasons", line=line, target=f"line {line}", before=before, after=after)
+    return line_reasons(reader, line)
+
+
+def line_reasons(reader: PlantReader, line: str) -> answers.Reasons:
+    cfg = reader.line(line)
+    return {"line": line, "by_category": grouped_choices(reader.plant, cfg), "codes": cfg.reasons,
+            "source": reader.reason_lists.sources()[line]}
+
+
 def untagged_stops(reader: PlantReader, line: str, start: float, end: float, now: float,
                    untagged: bool) -> answers.Stops:
     """The window's stops with their stable ids (``untagged``: only unplanned down time
@@ -283,8 +332,27 @@ def create_writes_blueprint(get_reader: Callable[[], PlantReader]) -> Blueprint:
     @bp.get("/lines/<line>/reasons")
     @guarded
     def reasons(line: str) -> Any:
-        reader = get_reader()
-        return jsonify({"line": line, "by_category": grouped_choices(reader.plant, reader.line(line))})
+        return jsonify(line_reasons(get_reader(), line))
+
+    @bp.put("/lines/<line>/reasons")
+    @guarded
+    @requires(Action.MANAGE_REASONS)
+    def put_reasons(line: str, who: Principal) -> Any:
+        data = body()
+        if "codes" not in data:
+            raise OpError(400, 'send {"codes": [reason codes]} (null: the plant-wide list)')
+        return jsonify(set_line_reasons(get_reader(), who, line, data["codes"]))
+
+    @bp.get("/reasons")
+    @guarded
+    def plant_reasons() -> Any:
+        return jsonify(reason_catalogue(get_reader()))
+
+    @bp.put("/reasons")
+    @guarded
+    @requires(Action.MANAGE_REASONS, None)
+    def put_plant_reasons(who: Principal) -> Any:
+        return jsonify(set_reason_catalogue(get_reader(), who, body().get("reasons")))
 
     @bp.put("/lines/<line>/stops/<stop_id>/classification")
     @guarded

@@ -23,6 +23,7 @@ from dash import Dash, Input, Output, State, dcc, html
 
 from api import security
 from components import (
+    admin_reasons,
     admin_users,
     alerts_panel,
     audit_page,
@@ -49,7 +50,7 @@ URL = "url"
 PAGE = "page"
 # every page and panel that declares callbacks (components.callbacks): each app registers them all
 PAGE_MODULES = (wall, overview, line_page, ranges, oee_panel, downtime_panel, energy_panel, machine_page,
-                untagged, handover, admin_users, audit_page, alerts_panel)
+                untagged, handover, admin_users, admin_reasons, audit_page, alerts_panel)
 
 
 def create_app(settings: Any, reader_factory: Callable[[], Any], clock: Callable[[], float] = time.time) -> Dash:
@@ -109,6 +110,8 @@ def page_for(plant: Plant, pathname: str, search: str) -> Any:
         return line_page.layout(plant, parts[1], query)
     if parts == ["admin", "users"]:
         return admin_users.layout(plant)
+    if parts == ["admin", "reasons"]:
+        return admin_reasons.layout(plant)
     if parts == ["audit"]:
         return audit_page.layout(plant)
     if parts[0] == "line" and len(parts) == 3 and parts[2] in ("untagged", "handover"):

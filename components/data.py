@@ -61,7 +61,10 @@ def reader() -> Any:
 
 
 def plant() -> Plant:
-    return current_app.config[PLANT_KEY]  # type: ignore[no-any-return]
+    """The plant, with the reason lists engineers manage (``store.reasons``) when the
+    reader keeps them: the pickers offer, and the screens name, what the figures use."""
+    lists = getattr(current_app.config.get(READER_KEY), "reason_lists", None)
+    return lists.effective() if lists is not None else current_app.config[PLANT_KEY]  # type: ignore[no-any-return]
 
 
 def now() -> float:

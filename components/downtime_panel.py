@@ -35,7 +35,7 @@ import plotly.graph_objects as go
 from dash import ALL, Input, Output, Patch, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
-from components import data, export, live, ranges, theme
+from components import data, export, live, ranges, theme, untagged
 from components.callbacks import Callbacks
 from components.i18n import N_, _, reason_text
 from domain import answers
@@ -221,10 +221,13 @@ def ordered_stops(events: Sequence[Mapping[str, Any]], group: str | None = None)
 
 
 def stops_table(events: Sequence[Mapping[str, Any]], now: float, tz: str, machine_href: str | None = None,
-                live_cells: bool = False, search: str = "") -> Any:
-    """Ongoing stops first (``ordered_stops``); ``live_cells``: their durations in ``ONGOING`` cells."""
+                live_cells: bool = False, search: str = "", classify: str = "", here: str = "") -> Any:
+    """Ongoing stops first (``ordered_stops``); ``live_cells``: their durations in ``ONGOING`` cells.
+    ``classify`` (``untagged.access``): each stop's reason is a button that opens the
+    reason picker, or a "log in to classify" link (back to ``here``) above the list."""
     if not events:
         return html.P(_("No stops in this range."), className="text-body-secondary")
+    login = [untagged.login_link(here)] if classify == untagged.MAY_LOG_IN else []
     zone = ZoneInfo(tz)
     head = html.Thead(html.Tr([html.Th(h) for h in (_("Machine"), _("Start"), _("End"), _("Duration"), _("Reason"),
                                                      _("Category"))]))
@@ -243,13 +246,20 @@ def stops_table(events: Sequence[Mapping[str, Any]], now: float, tz: str, machin
                     else _local(e["end"], zone)[5:16]),
             html.Td(stop_duration(e, now), id={"type": ONGOING, "row": i}) if ongoing and live_cells else
             html.Td(stop_duration(e, now)),
-            html.Td(live.group_name(event_group(e), e["reason"], e["reason_text"])),
+            html.Td(reason_cell(e, classify)),
             html.Td(category_text(e)),
         ]))
     more = [html.P(_("{n} more in the CSV download.").format(n=len(events) - MAX_ROWS),
                    className="text-body-secondary")] \
         if len(events) > MAX_ROWS else []
-    return html.Div([dbc.Table([head, html.Tbody(body)], size="sm", hover=True, className="stops-table"), *more])
+    return html.Div([*login, dbc.Table([head, html.Tbody(body)], size="sm", hover=True, className="stops-table"),
+                     *more])
+
+
+def reason_cell(event: Mapping[str, Any], classify: str) -> Any:
+    label = live.group_name(event_group(event), event["reason"], event["reason_text"])
+    return untagged.stop_button(event, label) if classify == untagged.CAN_CLASSIFY and untagged.classifiable(event) \
+        else label
 
 
 def category_text(event: Mapping[str, Any]) -> str:
@@ -379,7 +389,8 @@ def _full(v: dict[str, Any], params: dict[str, Any], reason: str | None, line: s
         pareto_figure(data.pareto_rows(v["raw"], "duration"), "duration"),
         pareto_figure(data.pareto_rows(v["raw"], "count"), "count"),
         stops_table(v["stops"], v["at"], p.timezone, machine_href=f"/line/{line}/machine",
-                    live_cells=True, search=ranges.search_for(params)),
+                    live_cells=True, search=ranges.search_for(params), classify=untagged.access(line),
+                    here=f"/line/{line}{ranges.search_for(params)}"),
         filter_label(reason, v["events"]),
         ranges.drawn(params, v["window"], reason, key=v["key"]),
     )
@@ -533,3 +544,4 @@ def download_stops(_clicks: int, params: dict[str, Any], line: str, reason: str 
 
 
 LIVE.declare(callbacks, FILTER)
+LIVE.redraw_on(callbacks, untagged.SAVED)

@@ -11,7 +11,7 @@ from typing import Any
 import dash_bootstrap_components as dbc
 from dash import ALL, Input, Output, dcc, html
 
-from components import alerts_panel, downtime_panel, energy_panel, oee_panel, ranges
+from components import alerts_panel, downtime_panel, energy_panel, oee_panel, ranges, untagged
 from components.callbacks import Callbacks
 from components.i18n import _, local
 from components.overview import LINE_LINK, nav
@@ -55,6 +55,7 @@ def layout(plant: Plant, line: str, query: dict[str, str]) -> html.Div:
             oee_panel.layout(line),
             downtime_panel.layout(line, query.get(downtime_panel.REASON_PARAM)),
             energy_panel.layout(line),
+            untagged.classify_dialog(plant, line),  # a tap on a stop of the list opens it (issue 11)
         ]),
     ])
 

@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 from dash import Input, Output, State, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
-from components import data, downtime_panel, energy_panel, live, oee_panel, ranges, theme
+from components import data, downtime_panel, energy_panel, live, oee_panel, ranges, theme, untagged
 from components.callbacks import Callbacks
 from components.i18n import N_, _, local
 from components.overview import LINE_LINK, nav
@@ -75,6 +75,7 @@ def layout(plant: Plant, line: str, machine: str, query: dict[str, str]) -> html
                 html.H3(_("Stops"), className="h6 mt-2"),
                 html.Div(id=STOPS, className="table-responsive stops"),
             ]),
+            untagged.classify_dialog(plant, line),
         ]),
     ])
 
@@ -180,7 +181,9 @@ def view(params: dict[str, Any], ids: dict[str, str]) -> tuple[Any, ...]:
         energy_panel.power_figure(energy_panel.complete(power, pstep, at), [machine], p.timezone,
                                   title=_("Power (kW, average per bucket)")),
         parts_figure(points, p.timezone, step),
-        html.Div([downtime_panel.stops_table(downtime_panel.ordered_stops(events), at, p.timezone),
+        html.Div([downtime_panel.stops_table(downtime_panel.ordered_stops(events), at, p.timezone,
+                                             classify=untagged.access(line),
+                                             here=f"/line/{line}/machine/{machine}{ranges.search_for(params)}"),
                   flags_list(kpis["flags"]["implausible"], p.timezone)]),
         ranges.drawn(params, window),
     )
@@ -224,3 +227,4 @@ def update(_pulse: Any, params: dict[str, Any], held: dict[str, Any] | None, ids
 
 
 LIVE_IDS.declare(callbacks)
+LIVE_IDS.redraw_on(callbacks, untagged.SAVED)

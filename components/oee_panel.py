@@ -18,7 +18,7 @@ import plotly.graph_objects as go
 from dash import Input, Output, Patch, State, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
-from components import alerts_panel, data, export, ranges, theme
+from components import alerts_panel, data, export, ranges, theme, untagged
 from components.callbacks import Callbacks
 from components.i18n import N_, _
 from domain import answers, calendar
@@ -314,3 +314,4 @@ def download_shifts(_clicks: int, params: dict[str, Any], line: str) -> dict[str
 
 
 LIVE.declare(callbacks)
+LIVE.redraw_on(callbacks, untagged.SAVED)  # a stop re-filed as planned changes availability

@@ -53,6 +53,8 @@ def nav(plant: Plant, active: str = "/", search: str = "", here: str | None = No
 
     items = [link("/", _("Overview"))] + [link(f"/line/{ln.id}", ln.id, ln.id) for ln in plant.lines]
     items.append(link("/wall", _("Wall screen")))
+    if manages_reasons():
+        items.append(link("/admin/reasons", _("Reason lists")))
     items.append(language_switch(here or active, search))
     return dbc.Navbar(
         dbc.Container([
@@ -61,6 +63,26 @@ def nav(plant: Plant, active: str = "/", search: str = "", here: str | None = No
         ], fluid=True),
         color="dark", dark=True, className="mb-3 app-nav",
     )
+
+
+def manages_reasons() -> bool:
+    """The caller is logged in as someone who manages reason lists (engineers, admins)."""
+    from flask import current_app, has_request_context
+    from redis.exceptions import RedisError
+
+    from domain.roles import PERMISSIONS, Action
+
+    if not has_request_context():
+        return False
+    from api import auth
+
+    if current_app.config.get(auth.AUTH_KEY) is None:
+        return False
+    try:
+        who = auth.current_principal()
+    except RedisError:
+        return False
+    return who is not None and Action.MANAGE_REASONS in PERMISSIONS.get(who.role, frozenset())
 
 
 def language_switch(path: str, search: str = "") -> html.A:

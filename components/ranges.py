@@ -103,6 +103,17 @@ class Live:
             prevent_initial_call=True,
         )
 
+    def redraw_on(self, owner: Callbacks, store: str) -> None:
+        """A draw whenever ``store``'s data changes (a stop classified on the page: its
+        figures follow at once, past ranges included, which never tick)."""
+        owner.callback(Output(self.redraw, "data", allow_duplicate=True), Input(store, "data"),
+                       prevent_initial_call=True)(redraw_request)
+
+
+def redraw_request(changed: Any) -> dict[str, Any]:
+    """A new value of a panel's ``redraw`` store (any new value asks for a draw)."""
+    return {"after": changed}
+
 
 def drawn(params: dict[str, Any] | None, window: data.Window | None, view_filter: Any = None,
           **extra: Any) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from components.i18n import N_, _, local
 from components.overview import nav
 from domain.classification import grouped_choices
 from domain.plant import Plant
+from domain.roles import Action, refusal
 
 callbacks = Callbacks()  # this module's callbacks; register(app) puts them on an app
 register = callbacks.register
@@ -52,6 +53,10 @@ SPLIT_AFTER = "ut-split-after"
 SPLIT = "ut-split"
 STOP_BTN = "ut-stop"
 REASON_BTN = "ut-reason"
+DIALOG = "ut-dialog"  # the picker as a dialog on the line and machine pages
+CLOSE = "ut-close"
+CAN_CLASSIFY = "classify"
+MAY_LOG_IN = "login"
 RANGES = [("shift", N_("This shift")), ("last_shift", N_("Last shift")), ("today", N_("Today")),
           ("yesterday", N_("Yesterday"))]  # labels: English msgids, translated where shown
 CATEGORY_LABELS = {"equipment_failure": N_("Equipment failure"), "setup_adjustment": N_("Setup and adjustment"),
@@ -91,27 +96,81 @@ def layout(plant: Plant, line: str, query: dict[str, str]) -> html.Div:
             html.Div(id=COVERAGE, className="mb-2"),
             dbc.Row([
                 dbc.Col(html.Div(id=QUEUE, className="ut-queue"), md=5),
-                dbc.Col(md=7, children=[
-                    html.Div(id=DETAIL, className="mb-2"),
-                    dbc.Textarea(id=COMMENT, placeholder=_("Comment (optional)"), maxLength=500, className="mb-2",
-                                 style={"minHeight": "44px"}),
-                    html.Div(id=MESSAGE, className="mb-2", role="status"),
-                    html.Div(_reason_buttons(plant, cfg)),
-                    html.Details(className="mt-3", children=[
-                        html.Summary(_("Split the stop into two reasons"), className="py-2"),
-                        dbc.Row(className="g-2 mt-1", children=[
-                            dbc.Col(dbc.Input(id=SPLIT_AT, placeholder=_("at HH:MM[:SS]"), size="lg"), xs=12, md=4),
-                            dbc.Col(dbc.Select(id=SPLIT_BEFORE, options=_options(plant, cfg), size="lg"), xs=6, md=4),
-                            dbc.Col(dbc.Select(id=SPLIT_AFTER, options=_options(plant, cfg), size="lg"), xs=6, md=4),
-                        ]),
-                        dbc.Button(_("Split"), id=SPLIT, color="secondary", size="lg", className="mt-2"),
-                    ]),
-                ]),
+                dbc.Col(picker(plant, cfg), md=7),
             ]),
             html.Section(className="panel mt-3", children=[
                 html.H2(_("Stop reasons by duration"), className="h6"), html.Div(id=PARETO, className="ut-pareto")]),
         ]),
     ])
+
+
+def picker(plant: Plant, cfg: Any) -> list[Any]:
+    """What to do with the selected stop: the comment, the reasons grouped by loss category
+    and the split. The queue shows it beside the stops; the line and machine pages in
+    ``classify_dialog``. The same ids on every page, so ``select`` and ``act`` serve all."""
+    return [
+        html.Div(id=DETAIL, className="mb-2"),
+        dbc.Textarea(id=COMMENT, placeholder=_("Comment (optional)"), maxLength=500, className="mb-2",
+                     style={"minHeight": "44px"}),
+        html.Div(id=MESSAGE, className="mb-2", role="status"),
+        html.Div(_reason_buttons(plant, cfg)),
+        html.Details(className="mt-3 ut-split-box", children=[
+            html.Summary(_("Split the stop into two reasons"), className="py-2"),
+            dbc.Row(className="g-2 mt-1", children=[
+                dbc.Col(dbc.Input(id=SPLIT_AT, placeholder=_("at HH:MM[:SS]"), size="lg"), xs=12, md=4),
+                dbc.Col(dbc.Select(id=SPLIT_BEFORE, options=_options(plant, cfg), size="lg"), xs=6, md=4),
+                dbc.Col(dbc.Select(id=SPLIT_AFTER, options=_options(plant, cfg), size="lg"), xs=6, md=4),
+            ]),
+            dbc.Button(_("Split"), id=SPLIT, color="secondary", size="lg", className="mt-2"),
+        ]),
+    ]
+
+
+def classify_dialog(plant: Plant, line: str) -> html.Div:
+    """The queue's picker in a dialog, for the line and machine pages' stop lists: a tap on
+    a stop (``stop_button``) opens it; a saved reason or split closes it, and the page's
+    panels redraw (``SAVED``, see ``ranges.Live.redraw_on``)."""
+    cfg = plant.line(line)
+    return html.Div(className="classify-dialog", children=[
+        dcc.Store(id=LINE, data=line), dcc.Store(id=SELECTED), dcc.Store(id=SAVED, data=0),
+        dbc.Modal(id=DIALOG, is_open=False, size="lg", scrollable=True, children=[
+            dbc.ModalHeader(dbc.ModalTitle(_("Stop reason"))),
+            dbc.ModalBody(picker(plant, cfg)),
+            dbc.ModalFooter(dbc.Button(_("Close"), id=CLOSE, color="secondary", size="lg")),
+        ]),
+    ])
+
+
+def access(line: str) -> str:
+    """What the current caller may do with a line's stops on screen: ``CAN_CLASSIFY``,
+    ``MAY_LOG_IN`` (nobody logged in) or ``""`` (logged in, not allowed; or no user store)."""
+    loop = _operator_loop()
+    if loop is None:
+        return ""
+    who = loop[0].current_principal()
+    if who is None:
+        return MAY_LOG_IN
+    return CAN_CLASSIFY if refusal(who, Action.CLASSIFY, line) is None else ""
+
+
+def classifiable(event: Mapping[str, Any]) -> bool:
+    """A stop a person can give a reason: it has an id, is not a small stop, and is the
+    first piece (a split's later part belongs to the same stop)."""
+    return bool(event.get("id")) and not event.get("micro") and (event.get("piece") or 0) <= 1
+
+
+def stop_button(event: Mapping[str, Any], label: str) -> html.Button:
+    """A stop of a list as a button that opens ``classify_dialog`` (its reason as the label)."""
+    return html.Button([label, html.Span(" \u270e", className="ut-pen")],
+                       id={"type": STOP_BTN, "id": event["id"]}, title=_("Set the reason"),
+                       className="btn btn-outline-primary btn-sm text-start stop-classify",
+                       style={"minHeight": "44px", "minWidth": "44px"}, **{"data-stop": event["id"]})
+
+
+def login_link(next_path: str) -> html.A:
+    return html.A(_("Log in to classify"), href=f"/login?next={quote(next_path)}", id="stop-login",
+                  className="btn btn-outline-primary btn-sm stop-login",
+                  style={"minHeight": "44px", "display": "inline-flex", "alignItems": "center"})
 
 
 def _reason_buttons(plant: Plant, cfg: Any) -> list[Any]:
@@ -220,6 +279,17 @@ def select(clicks: list[int | None]) -> tuple[Any, Any]:
                           html.Strong(_("{machine} at {time}").format(machine=machine, time=when),
                                       id="ut-selected-label"),
                           html.Span(" \u2013 " + _("tap a reason"), className="text-body-secondary")])
+
+
+@callbacks.callback(Output(DIALOG, "is_open"), Input({"type": STOP_BTN, "id": ALL}, "n_clicks"),
+                    Input(SAVED, "data"), Input(CLOSE, "n_clicks"), prevent_initial_call=True)
+def dialog(clicks: list[int | None], _saved: Any, _close: Any) -> bool:
+    """A stop tapped opens the dialog; a saved reason or Close shuts it."""
+    if isinstance(ctx.triggered_id, dict):
+        if not any(clicks):
+            raise PreventUpdate  # a list redrawn: its buttons are new, nobody tapped
+        return True
+    return False
 
 
 @callbacks.callback(Output(MESSAGE, "children"), Output(SAVED, "data"),

@@ -46,7 +46,7 @@ REFRESH_MS = 2000
 OFFLINE_AFTER_MS = 7000  # three missed refreshes and a bit
 
 FIELDS = ("status", "for", "reason", "oee", "target_oee", "a", "p", "q", "output", "target", "pace",
-          "target_shift", "kw", "kwh_per_good", "nodata", "stale", "strip")
+          "target_shift", "kw", "kwh_per_good", "nodata", "stale", "strip", "untagged")
 
 
 def field_id(line: str, name: str) -> dict[str, str]:
@@ -65,7 +65,8 @@ def tile(line: Line) -> html.Div:
         className=f"wall-tile andon-{theme.NO_DATA}",
         children=[
             html.Div(className="wall-state", children=[
-                html.Div([html.Span(lid, className="wall-line-id"),
+                html.Div([html.Div([html.Span(lid, className="wall-line-id"),
+                                    _f(lid, "untagged", "", "wall-untagged")], className="wall-line-top"),
                           html.Span(local(line.name), className="wall-line-name")], className="wall-line"),
                 html.Div([_f(lid, "status", "\u2026", "wall-status"), _f(lid, "for", "", "wall-for")],
                          className="wall-status-row"),
@@ -178,7 +179,13 @@ def tile_texts(view: dict[str, Any]) -> dict[str, str]:
         "nodata": view.get("no_data_text") or "",
         "stale": view.get("stale_text") or "",
         "strip": f"{view['status_label']} {view['for']}".strip(),
+        "untagged": untagged_text(view.get("untagged")),
     }
+
+
+def untagged_text(count: Any) -> str:
+    """The current shift's stops nobody gave a reason (the queue's count; empty when none)."""
+    return _("{n} untagged").format(n=theme.count(count)) if theme.is_number(count) and count > 0 else ""
 
 
 def _pct_sign(value: Any) -> str:

@@ -545,9 +545,39 @@ class Stops(TypedDict):
     tagged_down_s: float
 
 
+ReasonSource = Annotated[Literal["managed", "plant file"], Doc("managed in the data store, else the plant file's")]
+
+
 class Reasons(TypedDict):
+    """The reasons a person may pick on a line (retired ones left out)."""
+
     line: str
     by_category: Annotated[dict[str, list[tuple[int, str]]], Doc("loss category -> [[code, text], ...]")]
+    codes: Annotated[list[int] | None, Doc("the line's own list; null: the plant-wide list")]
+    source: ReasonSource
+
+
+class ReasonEntry(TypedDict):
+    """One reason of the plant-wide list."""
+
+    code: int
+    text: Annotated[str | dict[str, str], Doc("a text, or one per language {en, zh-CN}")]
+    category: str
+    planned: bool
+    retired: Annotated[bool, Doc("kept for the stops that carry it (figures), no longer offered to pick")]
+
+
+class LineReasonList(TypedDict):
+    codes: Annotated[list[int] | None, Doc("the line's own list; null: the plant-wide list")]
+    source: ReasonSource
+
+
+class ReasonLists(TypedDict):
+    """The plant-wide reason list and each line's."""
+
+    reasons: list[ReasonEntry]
+    source: ReasonSource
+    lines: dict[str, LineReasonList]
 
 
 class Classification(TypedDict):
@@ -561,6 +591,8 @@ class Classification(TypedDict):
     at: Epoch
     splits: Annotated[list[tuple[float, int]], Doc("[time, reason] from which a later part of the stop has "
                                                    "that reason")]
+    end: Annotated[float | None, Doc("the stop's end when classified (null: it was ongoing); a stop that late "
+                                     "data moves keeps the classification covering most of it")]
 
 
 class HandoverFigures(TypedDict):

@@ -3,7 +3,9 @@ PLC's, and a stop may be split at a time into two reasons.
 
 Pure. A stop is named by a stable id derived from (line, machine, start in ms): the
 stop records the worker writes keep their start, so a classification made today still
-applies when last month's window is asked for again. ``apply`` turns the PLC's stops
+applies when last month's window is asked for again. When late data makes the worker
+rewrite a stop with another start, the classification follows it by overlap
+(``attach``): the stop of the same machine that covers most of the classified interval. ``apply`` turns the PLC's stops
 into the stops every figure is computed from (``domain.downtime``, ``domain.kpi``):
 the human reason replaces the PLC's in the ``reason`` field, so the Pareto, the loss
 categories, availability and the shift table all re-file the stop at once, for any
@@ -48,16 +50,25 @@ class Classification:
     by: str = ""
     at: float = 0.0
     splits: tuple[tuple[float, int], ...] = ()
+    end: float | None = None  # the stop's end when classified (None: ongoing then, or not recorded)
 
     def to_dict(self) -> dict[str, Any]:
         return {"reason": self.reason, "comment": self.comment, "by": self.by, "at": self.at,
-                "splits": [[t, r] for t, r in self.splits]}
+                "splits": [[t, r] for t, r in self.splits], "end": self.end}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Classification:
         splits = tuple((float(t), int(r)) for t, r in data.get("splits") or ())
+        end = data.get("end")
         return cls(int(data["reason"]), str(data.get("comment") or ""), str(data.get("by") or ""),
-                   float(data.get("at") or 0.0), splits)
+                   float(data.get("at") or 0.0), splits, float(end) if end is not None else None)
+
+    def interval(self, start: float) -> tuple[float, float]:
+        """The stretch of time this classification was made for (its stop started at
+        ``start``): to the stop's end then, else to when it was made (an ongoing stop
+        lasted at least that long), at least a second."""
+        end = self.end if self.end is not None else self.at
+        return start, max(end, start + 1.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,13 +82,45 @@ class ClassifiedStop(Stop):
     piece: int = 0  # 0, or 1, 2, ... for the parts of a split stop
 
 
+def attach(stops: Sequence[Stop], classifications: Mapping[str, Classification]) -> dict[str, Classification]:
+    """Which classification each stop carries, by the stop's id: its own id's; else one
+    made for a stop of the same machine that late data rewrote with another start, when
+    this stop covers most (over half) of the classified interval. A classification
+    attaches to one stop at most, a stop carries one at most."""
+    out: dict[str, Classification] = {}
+    open_stops: dict[str, list[tuple[str, Stop]]] = {}
+    for stop in stops:
+        sid = stop_id(stop.line, stop.machine, stop.start)
+        if sid in classifications:
+            out[sid] = classifications[sid]
+        else:
+            open_stops.setdefault(stop.machine, []).append((sid, stop))
+    used = set(out)
+    # newest classification first: a stop moved twice keeps what a person said last
+    for csid, cls in sorted(classifications.items(), key=lambda kv: -kv[1].at):
+        parsed = parse_stop_id(csid)
+        if csid in used or parsed is None:
+            continue
+        a, b = cls.interval(parsed[2])
+        best, best_overlap = None, (b - a) / 2
+        for sid, stop in open_stops.get(parsed[1], []):
+            overlap = min(b, stop.end if stop.end is not None else math.inf) - max(a, stop.start)
+            if sid not in out and overlap > best_overlap:
+                best, best_overlap = sid, overlap
+        if best is not None:
+            out[best] = cls
+    return out
+
+
 def apply(stops: Iterable[Stop], classifications: Mapping[str, Classification]) -> list[Stop]:
-    """The stops with human classifications applied (unclassified ones unchanged, as
-    ``ClassifiedStop`` so every stop carries its id and PLC code)."""
+    """The stops with human classifications applied (``attach``; unclassified ones
+    unchanged, as ``ClassifiedStop`` so every stop carries its id and PLC code)."""
+    stops = list(stops)
+    attached = attach(stops, classifications)
     out: list[Stop] = []
     for stop in stops:
         sid = stop_id(stop.line, stop.machine, stop.start)
-        cls = classifications.get(sid)
+        cls = attached.get(sid)
         if cls is None:
             out.append(ClassifiedStop(stop.line, stop.machine, stop.start, stop.end, stop.state, stop.reason,
                                       plc_reason=stop.reason, stop_id=sid))
@@ -99,9 +142,23 @@ def _pieces(stop: Stop, sid: str, cls: Classification) -> list[Stop]:
 
 
 def reason_choices(plant: Plant, line: Line) -> dict[int, Reason]:
-    """The reasons a person may pick on ``line``: its own list, else the plant's."""
+    """The reasons a person may pick on ``line``: its own list, else the plant's (a
+    retired reason is never offered)."""
     codes = line.reasons if line.reasons is not None else sorted(plant.reasons)
-    return {code: plant.reasons[code] for code in codes if code in plant.reasons}
+    return {code: plant.reasons[code] for code in codes if code in plant.reasons and not plant.reasons[code].retired}
+
+
+def with_reason_lists(plant: Plant, reasons: Mapping[int, Reason] | None,
+                      line_lists: Mapping[str, list[int] | None]) -> Plant:
+    """The plant with managed reason lists layered over its file's: ``reasons`` (the
+    plant-wide catalogue, None: the file's) and each line's own list (absent: the file's;
+    None: none, i.e. the plant-wide list)."""
+    if reasons is None and not line_lists:
+        return plant
+    lines = [line.model_copy(update={"reasons": line_lists[line.id]}) if line.id in line_lists else line
+             for line in plant.lines]
+    return plant.model_copy(update={"reasons": dict(reasons) if reasons is not None else plant.reasons,
+                                    "lines": lines})
 
 
 def grouped_choices(plant: Plant, line: Line) -> dict[str, list[tuple[int, str]]]:

@@ -363,9 +363,23 @@ def classifications_key(line: str) -> str:
     return f"{line_tag(line)}:class"
 
 
+def classification_starts_key(line: str) -> str:
+    """Sorted set: the ids of ``classifications_key`` scored by their stop's start (epoch s),
+    to find a classification whose stop late data rewrote with another start."""
+    return f"{line_tag(line)}:class:starts"
+
+
 def handovers_key(line: str) -> str:
     """Hash: shift handovers of the line (field = shift start, epoch s; value = JSON)."""
     return f"{line_tag(line)}:handover"
+
+
+def reasons_key() -> str:
+    """Hash: reason lists managed outside the plant file (engineers, admins), layered over
+    it. Field ``plant``: JSON ``{"<code>": {"text", "category", "planned", "retired"}}``
+    (the plant-wide catalogue; absent: the plant file's); field ``line:<id>``: JSON list
+    of codes, or ``null`` for the plant-wide list (absent: the plant file's)."""
+    return f"{PREFIX}:reasons"
 
 
 def users_key() -> str:
@@ -383,6 +397,13 @@ def tokens_key() -> str:
     """Hash: API tokens by id (the SHA-256 of the token; the token itself is never stored),
     value = JSON ``{"name", "role", "lines", "created", "disabled"}``."""
     return f"{PREFIX}:tokens"
+
+
+def session_key(session_hash: str) -> str:
+    """String (the user name), expiring with the session: one login session, named by the
+    SHA-256 of the random id its signed cookie carries. Logging out deletes it, so a copy
+    of the cookie stops working at once."""
+    return f"{PREFIX}:session:{session_hash}"
 
 
 def login_failures_key(kind: str, value: str) -> str:

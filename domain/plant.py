@@ -223,6 +223,7 @@ class Reason(Strict):
     text: LocalText  # a string or {en: ..., zh-CN: ...}
     category: LossCategory
     planned: bool = False
+    retired: bool = False  # kept for the stops that carry it (figures, past windows); no longer offered to pick
 
 
 class TariffPeriod(Strict):

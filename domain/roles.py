@@ -35,18 +35,19 @@ class Action(StrEnum):
 
 
 # Actions whose scope is a line: the principal must be assigned to it (or to all lines).
+# A reason list of a line: the line; the plant-wide one: ``ALL_LINES`` (assigned to every line).
 LINE_SCOPED = frozenset({Action.CLASSIFY, Action.EDIT_OTHERS, Action.HANDOVER_WRITE, Action.HANDOVER_SIGN,
-                         Action.READ_AUDIT, Action.ACKNOWLEDGE})
+                         Action.READ_AUDIT, Action.ACKNOWLEDGE, Action.MANAGE_REASONS})
 
 PERMISSIONS: dict[Role, frozenset[Action]] = {
     Role.OPERATOR: frozenset({Action.CLASSIFY, Action.ACKNOWLEDGE}),
     Role.SUPERVISOR: frozenset({Action.CLASSIFY, Action.EDIT_OTHERS, Action.HANDOVER_WRITE, Action.HANDOVER_SIGN,
                                 Action.READ_AUDIT, Action.EXPORT, Action.ACKNOWLEDGE}),
     Role.ENGINEER: frozenset({Action.EXPORT, Action.MANAGE_REASONS, Action.ACKNOWLEDGE}),
-    Role.ADMIN: frozenset({Action.MANAGE_USERS, Action.READ_AUDIT, Action.EXPORT}),
+    Role.ADMIN: frozenset({Action.MANAGE_USERS, Action.READ_AUDIT, Action.EXPORT, Action.MANAGE_REASONS}),
 }
-# The admin's audit trail covers every line (supervisors see their own lines').
-UNSCOPED: dict[Role, frozenset[Action]] = {Role.ADMIN: frozenset({Action.READ_AUDIT})}
+# The admin's audit trail and reason lists cover every line (supervisors see their own lines' trail).
+UNSCOPED: dict[Role, frozenset[Action]] = {Role.ADMIN: frozenset({Action.READ_AUDIT, Action.MANAGE_REASONS})}
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +95,8 @@ def refusal(who: Principal, action: Action, line: str | None = None) -> str | No
     if action not in PERMISSIONS.get(who.role, frozenset()):
         return f"the role {who.role} may not {WHAT[action]}"
     if not allowed(who, action, line):
+        if line == ALL_LINES:
+            return f"{who.name} is not assigned to all lines (*)"
         return f"{who.name} is not assigned to line {line}"
     return None
 

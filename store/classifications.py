@@ -1,14 +1,18 @@
 """Human classifications of stops in Redis, keyed by stable stop ids
 (``domain.classification``; key: ``domain.contract.classifications_key``).
 
-Read on every stop query (one HMGET of the window's stop ids), never cached: a
-classification changes every figure at once, past windows included.
+Read on every stop query (one pipeline: the window's stop ids, and the ids of the
+classifications whose stop started up to ``LOOKBACK_S`` before), never cached: a
+classification changes every figure at once, past windows included. A classification
+whose stop late data rewrote with another start attaches by overlap
+(``domain.classification.attach``); the next write for that stop moves it to the new id.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,12 +20,13 @@ import redis
 
 from domain import contract
 from domain.accounting import Stop
-from domain.classification import Classification, apply, stop_id
+from domain.classification import Classification, apply, attach, parse_stop_id, stop_id
 from domain.model import State
 
 log = logging.getLogger(__name__)
 
 EDGE_LOOKUP_S = 6 * 3600.0  # a stop not in the stops set yet is a recent one
+LOOKBACK_S = 12 * 3600.0  # how far before a window's stops a moved stop's classification is looked for
 
 
 class Classifications:
@@ -31,6 +36,46 @@ class Classifications:
     def get(self, line: str, sid: str) -> Classification | None:
         raw: Any = self.redis.hget(contract.classifications_key(line), sid)
         return _decode(raw)
+
+    def _index(self, line: str) -> None:
+        """The start index of classifications stored before it existed."""
+        raw: Any = self.redis.hkeys(contract.classifications_key(line))
+        scores = {}
+        for sid in raw:
+            parsed = parse_stop_id(_text(sid))
+            if parsed is not None:
+                scores[_text(sid)] = parsed[2]
+        if scores:
+            self.redis.zadd(contract.classification_starts_key(line), scores)
+
+    def attached(self, line: str, stops: Sequence[Stop]) -> dict[str, tuple[str, Classification]]:
+        """stop id -> (the id it was stored under, the classification the stop carries)."""
+        if not stops:
+            return {}
+        ids = list(dict.fromkeys(stop_id(s.line, s.machine, s.start) for s in stops))
+        lo = min(s.start for s in stops) - LOOKBACK_S
+        hi = max(math.inf if s.end is None else s.end for s in stops)
+        starts = contract.classification_starts_key(line)
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hmget(contract.classifications_key(line), ids)
+            pipe.exists(starts)
+            pipe.hlen(contract.classifications_key(line))
+            pipe.zrangebyscore(starts, lo, "+inf" if math.isinf(hi) else hi)
+            raws, indexed, stored, nearby = pipe.execute()
+        if not indexed and stored:
+            self._index(line)
+            nearby = self.redis.zrangebyscore(starts, lo, "+inf" if math.isinf(hi) else hi)
+        found = {sid: cls for sid, raw in zip(ids, raws, strict=True) if (cls := _decode(raw)) is not None}
+        others = [_text(x) for x in nearby if _text(x) not in found and _text(x) not in ids]
+        if others:
+            found.update(self.many(line, others))
+        by_stop = attach(stops, found)
+        origin = {id(cls): sid for sid, cls in found.items()}
+        return {sid: (origin[id(cls)], cls) for sid, cls in by_stop.items()}
+
+    def carried(self, line: str, stop: Stop) -> tuple[str, Classification] | None:
+        """(stored id, classification) the stop carries, exactly or by overlap."""
+        return self.attached(line, [stop]).get(stop_id(stop.line, stop.machine, stop.start))
 
     def many(self, line: str, ids: Sequence[str]) -> dict[str, Classification]:
         if not ids:
@@ -43,13 +88,22 @@ class Classifications:
                 out[sid] = cls
         return out
 
-    def put(self, line: str, sid: str, cls: Classification) -> None:
-        self.redis.hset(contract.classifications_key(line), sid, json.dumps(cls.to_dict()))
+    def put(self, line: str, sid: str, cls: Classification, replaces: str | None = None) -> None:
+        """Stores ``cls`` for the stop ``sid``; ``replaces``: the id it was stored under
+        before late data moved the stop's start (removed)."""
+        parsed = parse_stop_id(sid)
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hset(contract.classifications_key(line), sid, json.dumps(cls.to_dict()))
+            if parsed is not None:
+                pipe.zadd(contract.classification_starts_key(line), {sid: parsed[2]})
+            if replaces is not None and replaces != sid:
+                pipe.hdel(contract.classifications_key(line), replaces)
+                pipe.zrem(contract.classification_starts_key(line), replaces)
+            pipe.execute()
 
     def apply(self, line: str, stops: list[Stop]) -> list[Stop]:
         """The stops with the people's classifications applied (``domain.classification.apply``)."""
-        ids = list(dict.fromkeys(stop_id(s.line, s.machine, s.start) for s in stops))
-        return apply(stops, self.many(line, ids))
+        return apply(stops, {sid: cls for sid, (_stored, cls) in self.attached(line, stops).items()})
 
 
 def _decode(raw: Any) -> Classification | None:
@@ -85,3 +139,7 @@ def find_stop(reader: Any, line: str, machine: str, start: float, now: float) ->
         return None
     end = None if any(e["end"] is None for e in events) else max(e["end"] for e in events)
     return Stop(line, machine, start, end, State(events[0]["state"]), int(events[0]["plc_reason"]))
+
+
+def _text(raw: Any) -> str:
+    return raw.decode() if isinstance(raw, bytes) else str(raw)

@@ -61,6 +61,7 @@ from store.cache import LruCache
 from store.classifications import Classifications
 from store.line_worker import first_minute, usable_event
 from store.progress import floor_to, pending_events
+from store.reasons import ReasonLists
 from store.rollups import MachineRequest, RollupReads
 from store.sums import RollupSum
 from store.windows import MAX_WINDOW_DAYS, Window, WindowError, parse_time, resolve_window
@@ -105,7 +106,7 @@ class PlantReader:
     def __init__(self, redis_client: redis.Redis, plant: Plant, *, cache_days: int = 4096, cache_hours: int = 512,
                  cache_stop_days: int = 2048, max_edge_events: int = 200_000) -> None:
         self.redis = redis_client
-        self.plant = plant
+        self.reason_lists = ReasonLists(redis_client, plant)  # the plant file's reason lists, managed ones over them
         self.tz = ZoneInfo(plant.timezone)
         self.rollups = RollupReads(redis_client, cache_days=cache_days, cache_hours=cache_hours)
         self._stop_days: LruCache[tuple[str, float, frozenset[str]], _StopsByMachine] = LruCache(cache_stop_days)
@@ -115,6 +116,12 @@ class PlantReader:
         # per machine: the shift-calendar cache the restored accumulators share
         self._contexts: dict[tuple[str, str], MachineContext] = {}
         self.classifications = Classifications(redis_client)  # people's reasons override the PLC's
+
+    @property
+    def plant(self) -> Plant:
+        """The plant as the figures see it: the plant file with the reason lists engineers
+        manage (``store.reasons``) layered over it."""
+        return self.reason_lists.effective()
 
     # --- lookups --------------------------------------------------------------------
 

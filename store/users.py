@@ -170,6 +170,26 @@ class Users:
             return None
         return user
 
+    # --- sessions ----------------------------------------------------------------------
+
+    def start_session(self, name: str, ttl_s: int) -> str:
+        """A new login session of ``name``: its random id (for the signed cookie; only its
+        hash is stored, expiring after ``ttl_s``)."""
+        sid = secrets.token_urlsafe(24)
+        self.redis.set(contract.session_key(token_id(sid)), name, ex=ttl_s)
+        return sid
+
+    def session_user(self, sid: str) -> str | None:
+        """The user of a live session (None: ended by logout, or expired)."""
+        if not sid or len(sid) > 100:
+            return None
+        raw: Any = self.redis.get(contract.session_key(token_id(sid)))
+        return _text(raw) if raw is not None else None
+
+    def end_session(self, sid: str) -> None:
+        if sid and len(sid) <= 100:
+            self.redis.delete(contract.session_key(token_id(sid)))
+
     # --- throttling --------------------------------------------------------------------
 
     def wait_s(self, name: str, addr: str, now: float) -> float:

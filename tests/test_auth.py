@@ -56,6 +56,11 @@ SHIFT_A = str(round(T - 2 * 3600))
     ("supervisor", Action.MANAGE_USERS, None, False),
     ("engineer", Action.CLASSIFY, "L1", False),
     ("engineer", Action.MANAGE_REASONS, None, True),
+    ("engineer", Action.MANAGE_REASONS, "L1", True),
+    ("engineer", Action.MANAGE_REASONS, "L2", False),
+    ("engineer", Action.MANAGE_REASONS, "*", False),  # the plant-wide list: engineers of every line only
+    ("admin", Action.MANAGE_REASONS, "L2", True),
+    ("supervisor", Action.MANAGE_REASONS, "L1", False),
     ("admin", Action.CLASSIFY, "L1", False),
     ("admin", Action.MANAGE_USERS, None, True),
     ("admin", Action.READ_AUDIT, "L2", True),  # the admin sees every line's trail
@@ -134,6 +139,7 @@ def _writes(own: bool) -> list[tuple[str, str, Any, str]]:
         ("PUT", f"/api/lines/{line}/handovers/{SHIFT_A}", {"note": "n"}, "handover_write"),
         ("POST", f"/api/lines/{line}/handovers/{SHIFT_A}/sign", None, "handover_sign"),
         ("POST", f"/api/lines/{line}/handovers/{SHIFT_A}/acknowledge", None, "handover_sign"),
+        ("PUT", f"/api/lines/{line}/reasons", {"codes": [1, 2, 3, 5]}, "manage_reasons"),
     ]
 
 
@@ -142,13 +148,14 @@ def _forget_classifications(loop: dict[str, Any]) -> None:
 
 
 ALLOWED = {"operator": {"classify"}, "supervisor": {"classify", "handover_write", "handover_sign"},
-           "engineer": set(), "admin": set()}
-WRITE_NAMES = ["classify", "split", "handover_note", "handover_sign", "handover_ack"]
+           "engineer": {"manage_reasons"}, "admin": {"manage_reasons"}}
+EVERY_LINE = {("admin", "manage_reasons")}  # the admin's reach is not limited to assigned lines
+WRITE_NAMES = ["classify", "split", "handover_note", "handover_sign", "handover_ack", "line_reasons"]
 
 
 @pytest.mark.parametrize("own", [True, False], ids=["own_line", "other_line"])
 @pytest.mark.parametrize("role", ROLES)
-@pytest.mark.parametrize("which", range(5), ids=WRITE_NAMES)
+@pytest.mark.parametrize("which", range(len(WRITE_NAMES)), ids=WRITE_NAMES)
 def test_write_matrix(loop: dict[str, Any], which: int, role: str, own: bool) -> None:
     """A token of ``role`` assigned to L1 on L1's (own) or L2's (other) endpoint."""
     method, path, body, action = _writes(own)[which]
@@ -156,7 +163,7 @@ def test_write_matrix(loop: dict[str, Any], which: int, role: str, own: bool) ->
     client = loop["app"].server.test_client()
     token = loop["tokens"][role, "L1"]
     answer = client.open(path, method=method, json=body, headers={"Authorization": f"Bearer {token}"})
-    if own and action in ALLOWED[role]:
+    if (own or (role, action) in EVERY_LINE) and action in ALLOWED[role]:
         # allowed: done, or refused for what the request says (a handover not signed yet: 409), never 401/403
         assert answer.status_code in (200, 409), answer.get_json()
     else:
@@ -167,7 +174,7 @@ def test_write_matrix(loop: dict[str, Any], which: int, role: str, own: bool) ->
                                                                                        message)
 
 
-@pytest.mark.parametrize("which", range(5), ids=WRITE_NAMES)
+@pytest.mark.parametrize("which", range(len(WRITE_NAMES)), ids=WRITE_NAMES)
 def test_writes_without_credentials_are_401(loop: dict[str, Any], which: int) -> None:
     method, path, body, _ = _writes(True)[which]
     client = loop["app"].server.test_client()
@@ -229,6 +236,44 @@ def test_a_password_change_or_disable_ends_sessions(loop: dict[str, Any]) -> Non
     users.set_disabled("temp", True)
     assert client.get("/api/session").get_json()["user"] is None
     assert client.post("/api/login", json={"username": "temp", "password": "another long password"}).status_code == 401
+
+
+def _copy_session(app: Any, source: Any) -> Any:
+    """Another client holding a copy of ``source``'s session cookie (a stolen cookie)."""
+    thief = app.server.test_client()
+    thief.set_cookie("plant_session", source.get_cookie("plant_session").value)
+    return thief
+
+
+def _user(client: Any) -> Any:
+    return client.get("/api/session").get_json()["user"]
+
+
+def test_a_copied_cookie_stops_working_after_logout_or_disable(loop: dict[str, Any]) -> None:
+    app = loop["app"]
+    Users(loop["client"], ["L1", "L2"]).add("copied", "operator", "L1", PASSWORD)
+    tablet, other_tablet = app.server.test_client(), app.server.test_client()
+    login(tablet, "copied")
+    csrf = login(other_tablet, "copied")
+    copy = _copy_session(app, tablet)
+    assert _user(copy) == "copied"
+    tablet.post("/api/logout")
+    assert _user(copy) is None and _user(tablet) is None  # ended on the server, not only in that browser
+    assert _user(other_tablet) == "copied"  # the same user's other session goes on
+    copy = _copy_session(app, other_tablet)
+    url = f"/api/lines/L1/stops/{IDLE_ID}/classification"
+    _forget_classifications(loop)
+    assert copy.put(url, json={"reason": 2}, headers={"X-CSRF-Token": csrf}).status_code == 200
+    admin = {"Authorization": f"Bearer {loop['tokens']['admin', 'L1']}"}
+    assert app.server.test_client().patch("/api/users/copied", json={"disabled": True},
+                                          headers=admin).status_code == 200
+    assert copy.put(url, json={"reason": 3}, headers={"X-CSRF-Token": csrf}).status_code == 401
+    assert _user(copy) is None and _user(other_tablet) is None
+    Users(loop["client"], ["L1", "L2"]).set_disabled("copied", False)  # what `users enable` does
+    login(tablet, "copied")
+    copy = _copy_session(app, tablet)
+    Users(loop["client"], ["L1", "L2"]).set_password("copied", "a brand new password")  # `users passwd`
+    assert _user(copy) is None and _user(tablet) is None
 
 
 def test_revoked_tokens_stop_working(loop: dict[str, Any]) -> None:

@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from components import data, theme
+from components import data, theme, wall
 from config.loader import DEMO_PLANT
 from config.settings import Settings
 from tests.browser_support import CHROMEDRIVER, CHROMIUM  # noqa: F401 - imported from here by other tests
@@ -239,6 +239,11 @@ def test_wall_shows_the_readers_numbers(dashboard: dict[str, Any], browser: Any,
         assert text_of(browser, field("wall-field", line.id, "output")) == theme.count(andon["output"])
         assert text_of(browser, field("wall-field", line.id, "target")) == theme.count(andon["target_so_far"])
         assert text_of(browser, field("wall-field", line.id, "pace")) == pace_text(andon["pace"])
+        untagged = api(dashboard["server"], f"/api/lines/{line.id}/downtime?start=shift")["summary"]["untagged_stops"]
+        selector = field("wall-field", line.id, "untagged")  # the queue's count, readable across the hall
+        pill = wall.untagged_text(untagged)
+        wait_for(lambda sel=selector, w=pill: text_of(browser, sel) == w,
+                 what=f"{line.id} untagged {untagged}")
     path = screenshot(browser, shots, f"wall_{size[0]}x{size[1]}")
     assert path.stat().st_size > 10_000
     assert console_errors(browser) == []

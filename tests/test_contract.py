@@ -230,6 +230,19 @@ def test_every_operator_loop_and_alert_answer_validates(loop: dict[str, Any]) ->
     c.call("PUT", f"/api/lines/L2/stops/{op.OTHER_ID}/classification", 403, json={"reason": 2}, headers=operator)
     c.call("PUT", f"/api/lines/L1/stops/{op.IDLE_ID}/classification", 400, json={"reason": 99}, headers=operator)
     c.call("PUT", "/api/lines/L1/stops/L1~M1~1/classification", 404, json={"reason": 2}, headers=operator)
+    # reason lists (engineers, admins): a code in use cannot be dropped
+    plant_wide = c.call("GET", "/api/reasons", 200)["reasons"]
+    robot = {"code": 7, "text": {"en": "Robot teach", "zh-CN": "机器人示教"}, "category": "setup_adjustment",
+             "planned": False, "retired": False}
+    c.call("PUT", "/api/reasons", 200, json={"reasons": [*plant_wide, robot]}, headers=admin)
+    c.call("PUT", "/api/reasons", 409, json={"reasons": [r for r in plant_wide if r["code"] != 2]}, headers=admin)
+    c.call("PUT", "/api/reasons", 400, json={"reasons": "x"}, headers=admin)
+    c.call("PUT", "/api/reasons", 403, json={"reasons": plant_wide}, headers=operator)
+    c.call("PUT", "/api/reasons", 401, json={"reasons": plant_wide})
+    c.call("PUT", "/api/lines/L1/reasons", 200, json={"codes": [1, 2, 3, 5, 7]}, headers=admin)
+    c.call("PUT", "/api/lines/L1/reasons", 403, json={"codes": None}, headers=operator)
+    c.call("PUT", "/api/lines/L1/reasons", 400, json={"codes": "all"}, headers=admin)
+    assert c.call("GET", "/api/lines/L1/reasons", 200)["source"] == "managed"
     # the handover: note, sign, acknowledge, and what is no longer possible
     shift = int(op.T - op.T % (12 * HOUR))
     c.call("PUT", f"/api/lines/L1/handovers/{shift}", 200, json={"note": "ok", "open_issues": ""}, headers=supervisor)

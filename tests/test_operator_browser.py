@@ -203,3 +203,109 @@ def test_an_admin_adds_and_disables_a_user(server: dict[str, Any], browser: Any)
     wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, ".audit-table, #audit-table p"), what="the trail")
     assert not browser.find_elements(By.ID, "audit-ok") and "user_add" not in browser.find_element(
         By.ID, "audit-table").text
+
+
+def pareto_groups(driver: Any) -> dict[str, float] | None:
+    """The line page's Pareto by duration as drawn by Plotly: {group: minutes}."""
+    return driver.execute_script(  # type: ignore[no-any-return]
+        "var g = document.querySelector('#dt-pareto-duration .js-plotly-plot');"
+        "if (!g || !g.data || !g.data.length) { return null; }"
+        "var out = {}; var t = g.data[0]; Array.from(t.customdata || []).forEach(function (c, i) {"
+        " out[c] = t.y[i]; }); return out;")
+
+
+def test_an_operator_classifies_from_the_line_page(server: dict[str, Any], browser: Any) -> None:
+    import json
+    import urllib.request
+    from datetime import UTC, datetime
+
+    from selenium.webdriver.common.by import By
+
+    def iso(ts: float) -> str:
+        return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M")
+
+    query = f"start={iso(PAST[0])}&end={iso(PAST[1])}"
+    page = f"/line/L1?{query}"
+    browser.delete_all_cookies()
+    browser.get(server["url"] + page)
+    wait_for(lambda: pareto_groups(browser) == {"no_reason": 10.0, "1": 5.0}, what="the Pareto before")
+    login = wait_for(lambda: browser.find_element(By.ID, "stop-login"), what="log in to classify")
+    assert not browser.find_elements(By.CSS_SELECTOR, ".stop-classify")  # nothing to tap without a login
+    assert login.size["height"] >= 44
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'}); arguments[0].click()", login)
+    wait_for(lambda: browser.find_element(By.ID, "username"), what="the login page").send_keys("operator1")
+    browser.find_element(By.ID, "password").send_keys(PASSWORD)
+    browser.find_element(By.ID, "login-submit").click()
+    stop = wait_for(lambda: browser.find_element(By.CSS_SELECTOR, f'.stop-classify[data-stop="{IDLE_ID}"]'),
+                    what="the stop as a button, back on the line page")
+    assert "/line/L1?start=" in browser.current_url  # back where the link was
+    assert stop.size["height"] >= 44 and stop.size["width"] >= 44  # a finger, not a mouse
+    assert not browser.find_elements(By.ID, "stop-login")
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'}); arguments[0].click()", stop)
+    wait_for(lambda: browser.find_element(By.ID, "ut-selected-label").text.startswith("M1 at"), what="the dialog")
+    browser.find_element(By.ID, "ut-comment").send_keys("no blanks")
+    reason = wait_for(lambda: browser.find_element(
+        By.XPATH, "//button[contains(@class, 'ut-reason-btn') and text()='No material']"), what="the reasons")
+    assert reason.size["height"] >= 44
+    reason.click()
+    after = wait_for(lambda: (p := pareto_groups(browser)) and "no_reason" not in p and p, what="the Pareto after")
+    assert after == {"3": 10.0, "1": 5.0}
+    wait_for(lambda: not browser.find_elements(By.CSS_SELECTOR, ".modal.show"), what="the dialog closed")
+    row = wait_for(lambda: browser.find_element(By.CSS_SELECTOR, f'.stop-classify[data-stop="{IDLE_ID}"]').text,
+                   what="the row's new reason")
+    assert "No material" in row
+    api_query = f"start={iso(PAST[0])}%2B00:00&end={iso(PAST[1])}%2B00:00"  # the API wants the offset
+    with urllib.request.urlopen(f"{server['url']}/api/lines/L1/downtime?{api_query}", timeout=10) as resp:  # noqa: S310
+        answer = json.loads(resp.read())
+    assert {r["group"]: r["duration_s"] / 60 for r in answer["pareto"]["by_duration"]} == after
+    event = next(e for e in answer["events"] if e.get("id") == IDLE_ID)
+    assert (event["reason"], event["classified_by"], event["comment"]) == (3, "operator1", "no blanks")
+
+    browser.get(f"{server['url']}/line/L1/machine/M1?{query}")  # the machine page lists it the same way
+    mine = wait_for(lambda: browser.find_element(By.CSS_SELECTOR, f'.stop-classify[data-stop="{IDLE_ID}"]').text,
+                    what="the machine page's stop button")
+    assert "No material" in mine
+    severe = [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert not severe
+
+    _login(browser, f"{server['url']}/login?next=/line/L1%3F{query.replace('&', '%26')}", "engineer1")
+    wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#dt-stops tbody tr"), what="the stops for an engineer")
+    assert not browser.find_elements(By.CSS_SELECTOR, ".stop-classify")  # may not classify: nothing to tap
+    assert not browser.find_elements(By.ID, "stop-login")
+
+
+def test_engineers_and_admins_manage_reason_lists(server: dict[str, Any], browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+
+    def alert() -> str:
+        return str(browser.find_element(By.CSS_SELECTOR, "#ar-message .alert").text)
+
+    def tap(element: Any) -> None:
+        browser.execute_script("arguments[0].scrollIntoView({block: 'center'}); arguments[0].click()", element)
+
+    _login(browser, f"{server['url']}/login?next=/admin/reasons", "admin1")
+    wait_for(lambda: "Jam" in browser.find_element(By.ID, "ar-catalogue").text, what="the plant-wide list")
+    assert browser.find_element(By.LINK_TEXT, "Reason lists").get_attribute("href").endswith("/admin/reasons")
+    browser.find_element(By.ID, "ar-code").send_keys("7")
+    browser.find_element(By.ID, "ar-text").send_keys("Robot teach")
+    browser.find_element(By.ID, "ar-text-zh").send_keys("机器人示教")
+    tap(browser.find_element(By.ID, "ar-save"))
+    wait_for(lambda: alert() == "Reason 7 saved.", what="saved")
+    wait_for(lambda: "Robot teach" in browser.find_element(By.ID, "ar-catalogue").text, what="7 in the table")
+
+    _login(browser, f"{server['url']}/login?next=/admin/reasons", "engineer1")  # an engineer of L1
+    box = wait_for(lambda: browser.find_element(By.ID, "ar-line-L1"), what="L1's list")
+    assert not browser.find_elements(By.ID, "ar-line-L2")  # not the engineer's line
+    tap(box.find_element(By.XPATH, ".//label[contains(., '7 Robot teach')]"))
+    tap(box.find_element(By.XPATH, ".//button[contains(., \"Save L1's list\")]"))
+    wait_for(lambda: alert() == "Line L1 now uses its own list [1, 2, 3, 5, 7].", what="L1's list saved")
+    row = next(r for r in browser.find_elements(By.CSS_SELECTOR, "#ar-catalogue tbody tr") if "Robot" in r.text)
+    tap(row.find_element(By.TAG_NAME, "button"))  # an engineer of one line may not change the plant-wide list
+    wait_for(lambda: "not assigned to all lines (*)" in alert(), what="refused")
+
+    _login(browser, f"{server['url']}/login?next=/line/L1/untagged", "operator1")  # the picker offers it
+    wait_for(lambda: browser.find_element(By.XPATH, "//button[contains(@class, 'ut-reason-btn') and "
+                                                    "text()='Robot teach']"), what="the new reason offered")
+    assert not browser.find_elements(By.LINK_TEXT, "Reason lists")  # operators do not manage reasons
+    severe = [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert not severe

@@ -279,20 +279,99 @@ def test_coverage(stops: list[Stop], expected: tuple[float, float, float | None,
     assert (got.down_s, got.tagged_s, got.share, got.untagged_stops) == expected
 
 
-def test_the_overview_card_counts_what_the_queue_lists(env: dict[str, Any], plant: Plant, redis_url: str,
-                                                       tmp_path: Path) -> None:
-    from components import data, overview
+def test_the_overview_card_and_the_wall_count_what_the_queue_lists(env: dict[str, Any], plant: Plant, redis_url: str,
+                                                                    tmp_path: Path) -> None:
+    from components import data, overview, wall
 
     app = make_app(env["reader"], plant, tmp_path, redis_url)
     client = env["client"]
 
-    def card_and_queue() -> tuple[str, int]:
+    def card_wall_and_queue() -> tuple[str, str, int]:
         with app.server.test_request_context("/"):
             views, _ = data.line_views(["L1"])
         queue = client.get("/api/lines/L1/stops", query_string={"start": "shift", "untagged": "1"}).get_json()
-        return overview.card_texts(views[0])["untagged"], len(queue["stops"])
+        return overview.card_texts(views[0])["untagged"], wall.tile_texts(views[0])["untagged"], len(queue["stops"])
 
-    assert card_and_queue() == ("1", 1)
+    assert card_wall_and_queue() == ("1", "1 untagged", 1)
     client.put(f"/api/lines/L1/stops/{IDLE_ID}/classification", json={"reason": 3},
                headers=_bearer(env["tokens"]["operator", "L1"]))
-    assert card_and_queue() == ("0", 0)
+    assert card_wall_and_queue() == ("0", "", 0)  # the wall's pill is gone at 0 (CSS :empty)
+
+
+# --- late data moved the stop: the classification follows by overlap ------------------------------
+
+def _other_machine(start: float, end: float | None) -> Stop:
+    return Stop("L1", "M2", start, end, State.IDLE, 0)
+
+
+JAM = Classification(1, at=900.0, end=200.0)  # made for a stop [100, 200) of M1
+
+
+@pytest.mark.parametrize(("stops", "carrier"), [
+    # the same start: its own id
+    ([_stop(100, 200)], 0),
+    # the start moved 5 s later: the stop covering most of [100, 200) carries it
+    ([_stop(105, 200)], 0),
+    # moved earlier and longer
+    ([_stop(90, 230)], 0),
+    # moved and split in two by late data: the part covering most carries it, the other none
+    ([_stop(102, 130), _stop(131, 200)], 1),
+    # covering under half of the classified interval: not this stop's
+    ([_stop(160, 400)], None),
+    # another machine's stop never
+    ([_other_machine(100, 200)], None),
+    # an ongoing stop that began at the same time as the classified one
+    ([_stop(102, None)], 0),
+])
+def test_a_classification_attaches_by_overlap(stops: list[Stop], carrier: int | None) -> None:
+    got = apply(stops, {stop_id("L1", "M1", 100): JAM})
+    reasons = [s.reason for s in got]
+    assert reasons == [1 if i == carrier else 0 for i in range(len(stops))]
+    assert [s.stop_id for s in got] == [stop_id(s.line, s.machine, s.start) for s in stops]  # type: ignore[attr-defined]
+
+
+def test_a_stops_own_classification_wins_over_a_moved_one() -> None:
+    own = Classification(2, at=950.0, end=200.0)
+    got = apply([_stop(105, 200)], {stop_id("L1", "M1", 100): JAM, stop_id("L1", "M1", 105): own})
+    assert [s.reason for s in got] == [2]
+
+
+def _move_stop(client: redis.Redis, line: str, machine: str, start: float, by_s: float) -> str:
+    """What the event-time worker does when late data changes a stop's start: the stop
+    record is written again with the new start."""
+    from domain import contract
+
+    key = contract.stops_key(line)
+    members: Any = client.zrangebyscore(key, start - 0.001, start + 0.001)
+    for raw in members:
+        m, s, e, state, reason = contract.decode_stop_member(raw)
+        if m == machine:
+            client.zrem(key, raw)
+            client.zadd(key, {contract.encode_stop_member(m, s + by_s, e, state, reason): s + by_s})
+    return stop_id(line, machine, start + by_s)
+
+
+def test_a_rewritten_stop_keeps_its_classification(env: dict[str, Any], plant: Plant,
+                                                   redis_client: redis.Redis) -> None:
+    client = env["client"]
+    done = client.put(f"/api/lines/L1/stops/{IDLE_ID}/classification", json={"reason": 3, "comment": "no blanks"},
+                      headers=_bearer(env["tokens"]["supervisor", "L1"]))
+    assert done.status_code == 200 and done.get_json()["end"] == IDLE[1]
+    moved = _move_stop(redis_client, "L1", "M1", IDLE[0], 5)
+    reader = PlantReader(redis_client, plant)  # a fresh reader: no stops cached from before
+    assert _pareto(reader) == {"3": 595.0, "1": 300.0}  # the figures still file it under No material
+    event = next(e for e in reader.downtime("L1", *PAST, NOW)["events"] if e["id"] == moved)
+    assert (event["reason"], event["classified_by"], event["comment"]) == (3, "supervisor-L1", "no blanks")
+    # the rules follow too: an operator may not change the supervisor's classification
+    url = f"/api/lines/L1/stops/{moved}/classification"
+    refused = client.put(url, json={"reason": 2}, headers=_bearer(env["tokens"]["operator", "L1"]))
+    assert refused.status_code == 403
+    # a new classification of the moved stop replaces the old one under the new id
+    again = client.put(url, json={"reason": 2}, headers=_bearer(env["tokens"]["supervisor", "L1"]))
+    assert again.status_code == 200
+    from domain import contract
+
+    ids: Any = redis_client.hkeys(contract.classifications_key("L1"))
+    indexed: Any = redis_client.zrange(contract.classification_starts_key("L1"), 0, -1)
+    assert {k.decode() for k in ids} == {k.decode() for k in indexed} == {moved}
+    assert _pareto(PlantReader(redis_client, plant)) == {"2": 595.0, "1": 300.0}

@@ -136,6 +136,21 @@ def test_the_valid_request_is_served(body_app: Any) -> None:
     assert response.status_code in (200, 204), response.get_data(as_text=True)
 
 
+def test_a_duplicate_output_is_served(body_app: Any) -> None:
+    """An output declared with ``allow_duplicate`` (a panel's redraw after a classification):
+    the renderer names its property ``data@<hash>``, as the callback map does."""
+    name = next(k for k in body_app.callback_map if k.startswith("dt-redraw.data@"))
+    spec = body_app.callback_map[name]
+    body = {"output": name, "outputs": {"id": "dt-redraw", "property": name.split(".", 1)[1]},
+            "inputs": [{"id": i["id"], "property": i["property"], "value": 1} for i in spec["inputs"]],
+            "state": [], "changedPropIds": ["ut-saved.data"]}
+    response = body_app.server.test_client().post(UPDATE, json=body)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.get_json()["response"]["dt-redraw"] == {"data": {"after": 1}}
+    body["outputs"]["property"] = "children@" + name.split("@")[1]
+    assert body_app.server.test_client().post(UPDATE, json=body).status_code == 400
+
+
 def _mutate(change: str, body: dict[str, Any]) -> Any:
     if change == "output unknown":
         body["output"] = "nothing.children"
