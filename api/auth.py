@@ -236,7 +236,7 @@ def create_auth_blueprint() -> Blueprint:
 
     @bp.post("/api/login")
     def api_login() -> Any:
-        body = request.get_json(silent=True) if request.is_json else request.form
+        body: Any = request.get_json(silent=True) if request.is_json else request.form
         if not isinstance(body, dict) and not hasattr(body, "get"):
             return error(400, "send {\"username\": ..., \"password\": ...}")
         name, password = str(body.get("username") or ""), str(body.get("password") or "")

@@ -479,7 +479,7 @@ def install_operator_loop(server: Any, reader: Any, plant: Any, clock: Callable[
     if hops > 0:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
-        server.wsgi_app = ProxyFix(server.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
+        server.wsgi_app = ProxyFix(server.wsgi_app, x_for=hops, x_proto=hops)
     server.register_blueprint(create_writes_blueprint(lambda: reader))
 
 

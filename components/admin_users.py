@@ -100,7 +100,7 @@ def act(add: int | None, toggles: list[int | None], name: str | None, role: str 
             user = writes.add_user(who, name, role, lines, password)
             text = f"User {user['name']} added."
         else:
-            user = writes.change_user_of(who, str(trigger["name"]), disabled=bool(trigger["to"]))  # type: ignore[index]
+            user = writes.change_user_of(who, str(trigger["name"]), disabled=bool(trigger["to"]))
             text = f"User {user['name']} {'disabled' if user['disabled'] else 'enabled'}."
     except writes.OpError as exc:
         return dbc.Alert(exc.message, color="danger"), no_update, ""

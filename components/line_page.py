@@ -11,7 +11,7 @@ from typing import Any
 import dash_bootstrap_components as dbc
 from dash import ALL, Input, Output, dcc, html
 
-from components import alerts_panel, downtime_panel, energy_panel, oee_panel, ranges, untagged
+from components import alerts_panel, downtime_panel, energy_panel, oee_panel, ranges, theme, untagged
 from components.callbacks import Callbacks
 from components.i18n import _, local
 from components.overview import LINE_LINK, nav
@@ -32,7 +32,7 @@ def layout(plant: Plant, line: str, query: dict[str, str]) -> html.Div:
         return html.Div([nav(plant), dbc.Container(html.P(_("No line {line} in this plant.").format(line=repr(line))))])
     params = ranges.params_from_query(query, plant.timezone)
     search = ranges.search_for(params)
-    return html.Div(className="line-page", **{"data-bs-theme": "light"}, children=[
+    return html.Div(className="line-page", **theme.LIGHT_PAGE, children=[
         nav(plant, f"/line/{line}", search, here=f"/line/{line}"),
         dbc.Container(fluid=True, children=[
             html.Div(className="page-head", children=[

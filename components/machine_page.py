@@ -46,8 +46,8 @@ def layout(plant: Plant, line: str, machine: str, query: dict[str, str]) -> html
         return html.Div([nav(plant), dbc.Container(html.P(
             _("No machine {machine} on line {line}.").format(machine=repr(machine), line=repr(line))))])
     search = ranges.search_for(ranges.params_from_query(query, plant.timezone))
-    graph = {"config": {"displayModeBar": False}, "className": "fig"}
-    return html.Div(className="machine-page", **{"data-bs-theme": "light"}, children=[
+    graph: dict[str, Any] = {"config": {"displayModeBar": False}, "className": "fig"}
+    return html.Div(className="machine-page", **theme.LIGHT_PAGE, children=[
         dcc.Store(id=IDS, data={"line": line, "machine": machine}),
         *LIVE_IDS.stores(),
         nav(plant, f"/line/{line}", search, here=f"/line/{line}/machine/{machine}"),
@@ -143,7 +143,7 @@ def rejected_text(value: object, unit: str) -> str:
     """A rejected delta or reading: exact up to billions (3 999 999 891 parts), else 1e+308."""
     if not theme.is_number(value):
         return theme.DASH if value is None else str(value)
-    v = float(value)  # type: ignore[arg-type]
+    v = float(value)
     if abs(v) >= 1e12:
         return f"{v:.3g} {unit}".strip()
     return f"{theme.count(v) if v.is_integer() else theme.number(v, 2)} {unit}".strip()

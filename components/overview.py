@@ -137,8 +137,7 @@ def card(line: Line) -> dbc.Col:
 
 
 def layout(plant: Plant, **_query: Any) -> html.Div:
-    light: dict[str, Any] = {"data-bs-theme": "light"}  # data-* attributes: keyword-only in Dash
-    return html.Div(id=ROOT, className="overview", **light, children=[
+    return html.Div(id=ROOT, className="overview", **theme.LIGHT_PAGE, children=[
         dcc.Interval(id=TICK, interval=REFRESH_MS),
         dcc.Store(id=VIEW, data={"lines": [ln.id for ln in plant.lines], "tz": plant.timezone,
                                   "offline_after_ms": OFFLINE_AFTER_MS, "refresh_ms": REFRESH_MS,

@@ -167,7 +167,7 @@ def search_for(params: dict[str, str | None], keep: dict[str, str] | None = None
 
 
 def choice_for(params: dict[str, str | None]) -> str:
-    return params["start"] if params["start"] in data.NAMED_RANGES else CUSTOM  # type: ignore[return-value]
+    return params["start"] if params["start"] in data.NAMED_RANGES else CUSTOM
 
 
 RANGE_LIVE = Live("range")
@@ -179,6 +179,7 @@ def layout(query: dict[str, str], tz: str, line: str | None = None) -> html.Div:
     choice = choice_for(params)
     options = [{"label": _(label), "value": value} for value, label in data.NAMED_RANGES.items()]
     options.append({"label": _("Custom"), "value": CUSTOM})
+    status_attrs: dict[str, Any] = {"data-tz": tz, "data-texts": json.dumps(i18n.client_texts(), ensure_ascii=False)}
     return html.Div(className="range-bar", children=[
         dcc.Location(id=URL, refresh=False),
         dcc.Store(id=WINDOW, data=params),
@@ -191,17 +192,16 @@ def layout(query: dict[str, str], tz: str, line: str | None = None) -> html.Div:
             labelClassName="btn btn-outline-primary", labelCheckedClassName="active",
         ),
         html.Div(id=CUSTOM_BOX, className=_box_class(choice), children=[
-            html.Label([_("From"), dcc.Input(id=CUSTOM_START, type="datetime-local", step=60,
+            html.Label([_("From"), dcc.Input(id=CUSTOM_START, type="datetime-local", step=60,  # type: ignore[arg-type]
                                           value=data.iso_to_local_input(params["start"], tz),
                                           className="form-control form-control-sm")], className="range-input"),
-            html.Label([_("to"), dcc.Input(id=CUSTOM_END, type="datetime-local", step=60,
+            html.Label([_("to"), dcc.Input(id=CUSTOM_END, type="datetime-local", step=60,  # type: ignore[arg-type]
                                         value=data.iso_to_local_input(params.get("end"), tz),
                                         className="form-control form-control-sm")], className="range-input"),
             dbc.Button(_("Apply"), id=APPLY, color="primary"),
         ]),
         html.Span(id=LABEL, className="range-label text-body-secondary"),
-        html.Div(id=STATUS, className="wall-banner d-none",
-                 **{"data-tz": tz, "data-texts": json.dumps(i18n.client_texts(), ensure_ascii=False)}),
+        html.Div(id=STATUS, className="wall-banner d-none", **status_attrs),
     ])
 
 

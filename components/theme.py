@@ -19,6 +19,10 @@ from components.i18n import N_, _, current, date_time, decimal
 from domain import andon
 from domain.model import State
 
+# Bootstrap's colour mode of a page (data-* attributes are keyword-only in Dash: ``**theme.DARK_PAGE``)
+DARK_PAGE: dict[str, Any] = {"data-bs-theme": "dark"}
+LIGHT_PAGE: dict[str, Any] = {"data-bs-theme": "light"}
+
 # Andon statuses a line or machine can show: the rules are domain.andon's (served by /api/lines).
 RUNNING = andon.RUNNING
 POOR = andon.POOR  # running, but performance low

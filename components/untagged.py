@@ -316,7 +316,7 @@ def act(reason_clicks: list[int | None], split_clicks: int | None, selected: str
             writes.split(data.reader(), who, line, selected, when, _int(before), _int(after), comment, at)
             text = _("Split saved.")
         else:
-            code = int(trigger["code"])  # type: ignore[index]
+            code = int(trigger["code"])
             writes.classify(data.reader(), who, line, selected, code, comment, at)
             text = _("Saved: {reason}.").format(reason=local(data.plant().reasons[code].text))
     except writes.OpError as exc:

@@ -120,13 +120,13 @@ def layout(plant: Plant, line: str | None = None, rotate: str | None = None, **_
     lines = [plant.line(line)] if line else list(plant.lines)
     if lines == [None]:
         return html.Div(_("No line {line} in this plant.").format(line=repr(line)), className="wall wall-missing",
-                        **{"data-bs-theme": "dark"})
+                        **theme.DARK_PAGE)
     rotate_s = _rotate_seconds(rotate) if len(lines) > 1 else 0
     single = len(lines) == 1 or rotate_s > 0
     return html.Div(
         id=ROOT,
         className="wall",
-        **{"data-bs-theme": "dark"},
+        **theme.DARK_PAGE,
         children=[
             dcc.Interval(id=TICK, interval=REFRESH_MS),
             dcc.Interval(id=ROTATE_TICK, interval=max(rotate_s, 1) * 1000, disabled=rotate_s == 0),
