@@ -271,23 +271,6 @@ def create_auth_blueprint() -> Blueprint:
             body["csrf"] = csrf_token()
         return jsonify(body)
 
-    @bp.route("/login", methods=["GET", "POST"])
-    def login_page() -> Any:
-        from components.login import login_html, page_message
-
-        target = safe_next(request.values.get("next"))
-        if request.method == "GET":
-            return Response(login_html(target, "", current_principal()), mimetype="text/html")
-        status, message = login(str(request.form.get("username") or ""), str(request.form.get("password") or ""))
-        if status == 200:
-            return redirect(target, code=303)
-        return Response(login_html(target, page_message(status, message), None), status=status, mimetype="text/html")
-
-    @bp.post("/logout")
-    def logout_page() -> Any:
-        logout()
-        return redirect("/", code=303)
-
     return bp
 
 

@@ -79,13 +79,13 @@ def wait_ready(drivers: dict[tuple[str, str], Any], element: str) -> None:
 
 def measure(rig: Rig, reps: int, bump: int) -> tuple[dict[tuple[str, str], list[float]], dict[tuple[str, str], int],
                                                      list[float], float]:
-    import redis
+    from store.clients import node
 
     assert rig.plant is not None
     machine = rig.plant.line(LONG_LINE).output_machine  # type: ignore[union-attr]
     element = json.dumps({"field": "output", "line": LONG_LINE, "type": "wall-field"}, separators=(",", ":"),
                          sort_keys=True)
-    client = redis.Redis.from_url(rig.redis_url)
+    client = node(rig.redis_url)
     drivers = open_pages(page_urls(rig))
     latency: dict[tuple[str, str], list[float]] = {key: [] for key in drivers}
     missed = dict.fromkeys(drivers, 0)

@@ -383,9 +383,8 @@ def scenario(name: str, lines: int, per_line: int, args: argparse.Namespace, fol
 
 def worker_cost(lines: int, per_line: int, seconds: float, pass_s: float) -> dict[str, Any]:
     """CPU seconds of the worker's passes over ``seconds`` of 1 Hz events (module docstring)."""
-    import redis
-
     from domain.plant import Plant
+    from store.clients import node
     from store.rollup import RollupWorker
 
     plant = Plant.model_validate(plant_data(lines, per_line))
@@ -394,7 +393,7 @@ def worker_cost(lines: int, per_line: int, seconds: float, pass_s: float) -> dic
                 for line in plant.lines for n, m in enumerate(line.machines)]
     by_slot = [[m for m in machines if m.slot == s] for s in range(TICKS_PER_S)]
     with Redises(cluster=False) as server:
-        client = redis.Redis.from_url(server.url)
+        client = node(server.url)
         clock = [float(int(time.time() - seconds - 120) // 10 * 10)]
         worker = RollupWorker(client, plant, clock=lambda: clock[0])
         warmup_ticks = 10 * TICKS_PER_S

@@ -34,6 +34,7 @@ from components import (
     handover,
     i18n,
     line_page,
+    login,
     machine_page,
     oee_panel,
     overview,
@@ -87,6 +88,7 @@ def create_app(settings: Any, reader_factory: Callable[[], Any], clock: Callable
 
     install_operator_loop(app.server, app.server.config[data.READER_KEY], settings.plant, clock,
                           getattr(settings, "data_dir", "var"))
+    login.install(app.server)  # the login page (a screen, in the page's language) over api.auth's rules
     return app
 
 

@@ -1,6 +1,8 @@
 """The login page: a plain HTML form (no script), served by Flask at ``/login`` so it
 works when every other page and Dash callback needs a login (``require_login``).
-It posts to itself; ``api.auth`` checks, throttles and audits the attempt."""
+It posts to itself; ``api.auth`` checks, throttles and audits the attempt (the screens
+call the API's rules; the API never imports a screen). ``install(server)`` adds the
+page and ``POST /logout``."""
 
 from __future__ import annotations
 
@@ -9,7 +11,30 @@ from html import escape
 from typing import Any
 from urllib.parse import quote
 
+from flask import Flask, Response, redirect, request
+
+from api import auth
 from components.i18n import _, current
+
+
+def install(server: Flask) -> None:
+    """``/login`` (GET: the form, POST: log in and go on to ``?next=``) and ``POST /logout``."""
+
+    def login_page() -> Any:
+        target = auth.safe_next(request.values.get("next"))
+        if request.method == "GET":
+            return Response(login_html(target, "", auth.current_principal()), mimetype="text/html")
+        status, message = auth.login(str(request.form.get("username") or ""), str(request.form.get("password") or ""))
+        if status == 200:
+            return redirect(target, code=303)
+        return Response(login_html(target, page_message(status, message), None), status=status, mimetype="text/html")
+
+    def logout_page() -> Any:
+        auth.logout()
+        return redirect("/", code=303)
+
+    server.add_url_rule("/login", "login_page", login_page, methods=["GET", "POST"])
+    server.add_url_rule("/logout", "logout_page", logout_page, methods=["POST"])
 
 
 def page_message(status: int, message: str) -> str:

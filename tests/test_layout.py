@@ -4,7 +4,10 @@
   ``tests/``, and the collectors' modules import one another without a circle;
 * ``store/`` owns every Redis byte: no Redis client is made and no Redis script is
   written anywhere else (the tests aside);
-* every module of ``collectors/`` stays under 400 lines.
+* every module of ``collectors/`` stays under 400 lines;
+* the packages depend on one another in one direction (``LAYERS``): the pure ``domain``
+  at the bottom, then ``config`` and ``store``, then ``collectors`` and ``api``, then the
+  screens in ``components``; nothing imports a package above its own.
 
 Imports inside functions count as imports: a lazy import still ties two modules together.
 """
@@ -157,3 +160,31 @@ def test_no_redis_script_is_written_outside_store(name: str) -> None:
 def test_collector_modules_stay_small(name: str) -> None:
     lines = len(MODULES[name].read_text(encoding="utf-8").splitlines())
     assert lines < MAX_LINES, f"{MODULES[name].relative_to(ROOT)} has {lines} lines: split it by what it does"
+
+
+# Who may import whom (a package always may import itself and the standard library).
+LAYERS: dict[str, set[str]] = {
+    "domain": set(),
+    "config": {"domain"},
+    "store": {"domain", "config"},
+    "collectors": {"domain", "config", "store"},
+    "api": {"domain", "config", "store"},
+    "components": {"domain", "config", "store", "api"},
+}
+
+
+def _package_of(name: str) -> str:
+    return name.split(".")[0]
+
+
+@pytest.mark.parametrize("name", sorted(n for n in MODULES if _package_of(n) in LAYERS and not n.startswith(WING)))
+def test_packages_import_only_the_layers_below(name: str) -> None:
+    own = _package_of(name)
+    above = {_package_of(t) for t in _project_imports(name)} - {own} - LAYERS[own]
+    assert not above & set(LAYERS) | {"app", "bench", "tests"} & above, f"{name} imports {sorted(above)}"
+
+
+def test_the_layer_rule_finds_an_upward_import(tmp_path: Path) -> None:
+    tree = ast.parse("from components import theme\nimport api.auth\n")
+    targets = {_package_of(t) for t in _imported("store.x", tree)}
+    assert targets - {"store"} - LAYERS["store"] == {"components", "api"}
