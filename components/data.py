@@ -217,7 +217,7 @@ shift_context = andon.shift_context
 
 
 def line_views(line_ids: list[str] | None = None, at: float | None = None) -> tuple[list[dict[str, Any]], float]:
-    """Live view models (``components.live.line_view``) of the given lines (all by default)
+    """Live view models (``components.line_view.line_view``) of the given lines (all by default)
     for the current shift, and the time they are for. While the live feed runs, each line's
     view is computed once per line version (and language) and shared by every screen."""
     from components.i18n import current
@@ -249,7 +249,7 @@ def live_token() -> str | None:
 
 def _line_view(cfg: Line, live: answers.LineLive | None, shift: ShiftContext, at: float) -> dict[str, Any]:
     """One line's live view; ``live``: its live state when already read (else read here)."""
-    from components.live import line_view
+    from components.line_view import line_view
 
     if live is None:
         lines: answers.Lines = _call("lines", at, only=[cfg.id])

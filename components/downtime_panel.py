@@ -35,7 +35,7 @@ import plotly.graph_objects as go
 from dash import ALL, Input, Output, Patch, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
-from components import data, export, live, ranges, theme, untagged
+from components import data, export, line_view, ranges, theme, untagged
 from components.callbacks import Callbacks
 from components.i18n import N_, _, reason_text
 from domain import answers
@@ -174,7 +174,7 @@ def pareto_series(rows: Sequence[Mapping[str, Any]], by: str) -> dict[str, list[
 
 def pareto_label(row: Mapping[str, Any]) -> str:
     """A Pareto bar's name: the reader's (English) label, or the reason in the page's language."""
-    return live.group_name(row["group"], row["reason"], row["label"])
+    return line_view.group_name(row["group"], row["reason"], row["label"])
 
 
 def pareto_figure(rows: Sequence[Mapping[str, Any]], by: str, dark: bool = False) -> go.Figure:
@@ -257,7 +257,7 @@ def stops_table(events: Sequence[Mapping[str, Any]], now: float, tz: str, machin
 
 
 def reason_cell(event: Mapping[str, Any], classify: str) -> Any:
-    label = live.group_name(event_group(event), event["reason"], event["reason_text"])
+    label = line_view.group_name(event_group(event), event["reason"], event["reason_text"])
     return untagged.stop_button(event, label) if classify == untagged.CAN_CLASSIFY and untagged.classifiable(event) \
         else label
 

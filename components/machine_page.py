@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 from dash import Input, Output, State, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
-from components import data, downtime_panel, energy_panel, live, oee_panel, ranges, theme, untagged
+from components import data, downtime_panel, energy_panel, line_view, oee_panel, ranges, theme, untagged
 from components.callbacks import Callbacks
 from components.i18n import N_, _, local
 from components.overview import LINE_LINK, nav
@@ -90,8 +90,8 @@ def live_card(machine: Mapping[str, Any] | None, now: float, tz: str) -> Any:
     label = theme.label(theme.ANDON_LABELS, status) if status == theme.CHANGEOVER else \
         theme.label(theme.STATE_LABELS, state)
     head = theme.since_text(andon.last_data([machine]), now, tz) if stale else \
-        f"{label} {live.since_for(since, now, tz) or theme.DASH}"
-    reason = "" if stale or state == state.RUNNING else live.reason_text(andon.reason_of(machine), state)
+        f"{label} {line_view.since_for(since, now, tz) or theme.DASH}"
+    reason = "" if stale or state == state.RUNNING else line_view.reason_text(andon.reason_of(machine), state)
     facts = [(_("Power"), theme.kw(machine.get("power_kw"))), (_("Good counter"), theme.count(machine.get("good"))),
              (_("Reject counter"), theme.count(machine.get("reject"))),
              (_("Energy meter"), theme.number(machine.get("energy_kwh"), 1, "kWh"))]

@@ -6,7 +6,7 @@ How a window [start, end) of a machine is computed:
 
 * **Closed minutes** (before the machine's watermark, the start of its open minute):
   stored rollups, hourly ones for whole hours, minute ones for the rest
-  (``store.rollups``). Cost grows with the window's hours, not with the event rate.
+  (``store.closed_rollups``). Cost grows with the window's hours, not with the event rate.
 * **The open edge** (watermark to ``end``): the machine's carry restored from Redis,
   plus the stream entries the worker has not applied yet, through
   ``MachineAccumulator.edge`` (partial totals and stops in one pass) - so the numbers
@@ -59,10 +59,10 @@ from store import live
 from store.bookkeeping import LineSnapshot, snapshot_of
 from store.cache import LruCache
 from store.classifications import Classifications
+from store.closed_rollups import MachineRequest, RollupReads
 from store.line_worker import first_minute, usable_event
 from store.progress import floor_to, pending_events
 from store.reasons import ReasonLists
-from store.rollups import MachineRequest, RollupReads
 from store.sums import RollupSum
 from store.windows import MAX_WINDOW_DAYS, Window, WindowError, parse_time, resolve_window
 

@@ -27,8 +27,8 @@ from domain.kpi import kpis
 from domain.model import Event, Signal, State
 from domain.plant import Plant
 from domain.totals import sum_totals
+from store.closed_rollups import read_minute_rollups
 from store.rollup import RollupWorker, WorkerOptions
-from store.rollups import read_minute_rollups
 from store.streams import stream_ids
 
 HOUR = 3600.0

@@ -21,7 +21,7 @@ from components import (
     downtime_panel,
     energy_panel,
     line_page,
-    live,
+    line_view,
     machine_page,
     oee_panel,
     overview,
@@ -372,7 +372,7 @@ def test_since_text_uses_plant_local_time() -> None:
     (andon.Pace(None, 61, 428), theme.DASH),
 ])
 def test_pace_text(pace: andon.Pace, text: str) -> None:
-    assert live.pace_text(pace) == text
+    assert line_view.pace_text(pace) == text
 
 
 @pytest.mark.parametrize(("reason", "state", "text"), [
@@ -382,15 +382,15 @@ def test_pace_text(pace: andon.Pace, text: str) -> None:
     (None, "idle", "No reason given"),
 ])
 def test_reason_text(reason: dict[str, Any] | None, state: str, text: str) -> None:
-    assert live.reason_text(reason, state) == text
+    assert line_view.reason_text(reason, state) == text
 
 
 def test_top_reason_is_the_longest_loss() -> None:
     raw = SampleReader().downtime("BW1", NOW - 7200, NOW, NOW)  # its Pareto rows: unplanned losses only
-    assert live.top_reason(raw) == ("Tip dress / electrode change", 800)
+    assert line_view.top_reason(raw) == ("Tip dress / electrode change", 800)
     raw["pareto"]["by_duration"] = []
-    assert live.top_reason(raw) == ("No stops", None)
-    assert live.top_reason(None) == (theme.DASH, None)
+    assert line_view.top_reason(raw) == ("No stops", None)
+    assert line_view.top_reason(None) == (theme.DASH, None)
 
 
 def test_shift_context_counts_breaks_out() -> None:
@@ -407,7 +407,7 @@ def test_wall_tile_texts_from_a_line_view() -> None:
     reader = SampleReader()
     cfg = PLANT.line("BW1")
     shift = data.shift_context(PLANT, NOW)
-    view = live.line_view(cfg, reader.lines(NOW)["lines"][0], reader.line_kpis("BW1", shift.start, NOW, NOW),
+    view = line_view.line_view(cfg, reader.lines(NOW)["lines"][0], reader.line_kpis("BW1", shift.start, NOW, NOW),
                           reader.downtime("BW1", shift.start, NOW, NOW), shift, NOW, PLANT.timezone)
     texts = wall.tile_texts(view)
     assert view["status"] == theme.DOWN
@@ -974,7 +974,7 @@ def test_wall_and_overview_statuses_are_api_lines_on_the_sample(stale: set[str])
     assert {lid: line["status"] for lid, line in served.items()} == want
     assert [t.split()[1] for t in wall_tiles] == [c.split()[1] for c in ov_cards] == [f"andon-{want[i]}" for i in ids]
     assert served["BW1"]["pace"] == 15 and served["BW1"]["target_so_far"] == 200  # as the wall test computes
-    assert wall_paces == [live.pace_text(andon.Pace(served[i]["output"], served[i]["target_so_far"], None))
+    assert wall_paces == [line_view.pace_text(andon.Pace(served[i]["output"], served[i]["target_so_far"], None))
                           for i in ids]
     assert served["CM1"]["stale"] is bool(stale)
 
@@ -1026,8 +1026,8 @@ def test_wall_and_overview_show_what_api_lines_serves(redis_url: str) -> None:
             assert ov_cards[i] == f"ov-card andon-{line['status']}"
             assert on_wall[(lid, "output")] == on_card[(lid, "output")] == theme.count(line["output"])
             assert on_wall[(lid, "target")] == on_card[(lid, "target")] == theme.count(line["target_so_far"])
-            assert on_wall[(lid, "pace")] == live.pace_text(pace)
-            assert on_card[(lid, "pace")] == f"({live.pace_text(pace)})"
+            assert on_wall[(lid, "pace")] == line_view.pace_text(pace)
+            assert on_card[(lid, "pace")] == f"({line_view.pace_text(pace)})"
             assert ("pace-ahead" if line["pace"] >= 0 else "pace-behind") in tiles[i].split()
             if line["status_machine"] and line["status"] in (andon.DOWN, andon.CHANGEOVER, andon.PLANNED):
                 assert on_wall[(lid, "reason")].startswith(f"{line['status_machine']}: ")

@@ -303,11 +303,11 @@ def test_health_when_redis_is_down(restartable_redis: Any, plant: Any) -> None:
 
 def test_no_module_level_state() -> None:
     import store.bookkeeping
+    import store.closed_rollups
     import store.live
     import store.reader
-    import store.rollups
 
-    for module in (store.reader, store.rollups, store.live, store.bookkeeping):
+    for module in (store.reader, store.closed_rollups, store.live, store.bookkeeping):
         for name, value in vars(module).items():
             assert not isinstance(value, dict | list | set) or name.isupper() or name.startswith("__") \
                 or isinstance(value, frozenset), f"{module.__name__}.{name}"

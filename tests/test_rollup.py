@@ -21,9 +21,9 @@ from hypothesis import strategies as st
 from domain import contract
 from domain.model import Event, Signal, State
 from domain.totals import Totals
+from store.closed_rollups import read_minute_rollups
 from store.reader import PlantReader
 from store.rollup import LineConflict, RollupWorker, WorkerOptions, apply_retention
-from store.rollups import read_minute_rollups
 from store.sums import RollupSum, missing_totals_fields
 from tests.history import line_history, write_events
 from tests.store_support import HOUR, RECENT, assert_close, reference_kpis, run_worker_until_drained, two_machine_plant
