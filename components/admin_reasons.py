@@ -1,8 +1,8 @@
 """Reason lists page for engineers and admins, ``/admin/reasons`` (linked from the nav for
 them): the plant-wide list (add or change a reason, remove one nobody uses, retire one in
 use) and each line's own list. The operations are ``api.writes.set_reason_catalogue`` /
-``set_line_reasons`` (the API's rules and audit); anyone else sees why not. English only,
-as the users page."""
+``set_line_reasons`` (the API's rules and audit); anyone else sees why not. Worded in the
+request's language (the API's own refusals, ``OpError``, stay English as the API words them)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,10 @@ from dash import ALL, Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 from flask import current_app
 
-from components import data, theme
+from components import data, i18n, theme
+from components.admin_users import forbidden
 from components.callbacks import Callbacks
+from components.i18n import N_, _, pgettext
 from components.overview import nav
 from domain import answers
 from domain.plant import LossCategory, Plant
@@ -38,6 +40,7 @@ LINE_CODES = "ar-line-codes"  # {"type": LINE_CODES, "line": id}: checklist of c
 LINE_SAVE = "ar-line-save"  # {"type": LINE_SAVE, "line": id}
 LINE_DEFAULT = "ar-line-default"  # {"type": LINE_DEFAULT, "line": id}: back to the plant-wide list
 BIG = {"minHeight": "44px"}
+SOURCE_LABELS = {"managed": N_("managed"), "plant file": N_("plant file")}  # answers.ReasonSource, worded
 
 
 def layout(plant: Plant) -> html.Div:
@@ -45,22 +48,24 @@ def layout(plant: Plant) -> html.Div:
         dcc.Store(id=DONE, data=0),
         nav(plant, PATH, here=PATH),
         dbc.Container(fluid=True, children=[
-            html.H1("Reason lists", className="h4"),
-            html.P("Stored in the data store over the plant file's lists (the plant file is the seed). "
-                   "A reason still used by a classification cannot be removed: retire it (it stays in past "
-                   "figures and is no longer offered).", className="text-body-secondary"),
+            html.H1(_("Reason lists"), className="h4"),
+            html.P(_("Stored in the data store over the plant file's lists (the plant file is the seed). "
+                     "A reason still used by a classification cannot be removed: retire it (it stays in past "
+                     "figures and is no longer offered)."), className="text-body-secondary"),
             html.Div(id=MESSAGE, role="status"),
-            html.H2("Add or change a reason", className="h6 mt-3"),
+            html.H2(_("Add or change a reason"), className="h6 mt-3"),
             dbc.Row(className="g-2 align-items-center", children=[
-                dbc.Col(dbc.Input(id=CODE, type="number", min=1, placeholder="code", style=BIG), md=1),
-                dbc.Col(dbc.Input(id=TEXT, placeholder="text (English)", maxLength=200, style=BIG), md=3),
-                dbc.Col(dbc.Input(id=TEXT_ZH, placeholder="text (Chinese, optional)", maxLength=200, style=BIG), md=2),
-                dbc.Col(dbc.Select(id=CATEGORY, options=[{"label": c.value, "value": c.value} for c in LossCategory],
+                dbc.Col(dbc.Input(id=CODE, type="number", min=1, placeholder=_("code"), style=BIG), md=1),
+                dbc.Col(dbc.Input(id=TEXT, placeholder=_("text (English)"), maxLength=200, style=BIG), md=3),
+                dbc.Col(dbc.Input(id=TEXT_ZH, placeholder=_("text (Chinese, optional)"), maxLength=200, style=BIG),
+                        md=2),
+                dbc.Col(dbc.Select(id=CATEGORY, options=[{"label": category_label(c.value), "value": c.value}
+                                                         for c in LossCategory],
                                    value=LossCategory.EQUIPMENT_FAILURE.value, style=BIG), md=2),
-                dbc.Col(dbc.Checklist(id=FLAGS, options=[{"label": "planned", "value": "planned"},
-                                                         {"label": "retired", "value": "retired"}],
+                dbc.Col(dbc.Checklist(id=FLAGS, options=[{"label": _("planned"), "value": "planned"},
+                                                         {"label": _("retired"), "value": "retired"}],
                                       value=[], inline=True), md=2),
-                dbc.Col(dbc.Button("Save reason", id=SAVE, color="primary", style=BIG), md=2),
+                dbc.Col(dbc.Button(_("Save reason"), id=SAVE, color="primary", style=BIG), md=2),
             ]),
             html.Div(id=BODY, className="mt-3"),
         ]),
@@ -73,20 +78,30 @@ def _loop() -> Any:
     return (auth, writes) if current_app.config.get(auth.AUTH_KEY) is not None else None
 
 
+def category_label(category: object) -> str:
+    """A loss category as the other pages word it (``theme.LOSS_LABELS``); an unknown one as it is."""
+    return theme.label(theme.LOSS_LABELS, category) if category in theme.LOSS_LABELS else str(category)
+
+
+def source_label(source: object) -> str:
+    return _(SOURCE_LABELS[str(source)]) if str(source) in SOURCE_LABELS else str(source)
+
+
 def catalogue_table(catalogue: answers.ReasonLists) -> Any:
-    head = html.Thead(html.Tr([html.Th(h) for h in ("Code", "Text", "Chinese", "Category", "Planned", "Retired",
-                                                     "")]))
+    head = html.Thead(html.Tr([html.Th(h) for h in (_("Code"), pgettext("reason list", "Text"),
+                                                     pgettext("reason list", "Chinese"), _("Category"), _("Planned"),
+                                                     _("Retired"), "")]))
     rows = []
     for r in catalogue["reasons"]:
         text = r["text"] if isinstance(r["text"], dict) else {"en": r["text"]}
         rows.append(html.Tr(className="text-body-secondary" if r.get("retired") else "", children=[
             html.Td(str(r["code"])), html.Td(text.get("en") or next(iter(text.values()), "")),
-            html.Td(text.get("zh-CN", "")), html.Td(r["category"]), html.Td("yes" if r.get("planned") else ""),
-            html.Td("retired" if r.get("retired") else ""),
-            html.Td(dbc.Button("Remove", id={"type": REMOVE, "code": r["code"]}, size="sm", color="outline-danger",
-                               style=BIG))]))
+            html.Td(text.get("zh-CN", "")), html.Td(category_label(r["category"])),
+            html.Td(_("yes") if r.get("planned") else ""), html.Td(_("retired") if r.get("retired") else ""),
+            html.Td(dbc.Button(_("Remove"), id={"type": REMOVE, "code": r["code"]}, size="sm",
+                               color="outline-danger", style=BIG))]))
     return html.Div([
-        html.H2(f"Plant-wide list ({catalogue['source']})", className="h6"),
+        html.H2(_("Plant-wide list ({source})").format(source=source_label(catalogue["source"])), className="h6"),
         dbc.Table([head, html.Tbody(rows)], size="sm", striped=True, id="ar-catalogue"),
     ])
 
@@ -94,28 +109,31 @@ def catalogue_table(catalogue: answers.ReasonLists) -> Any:
 def line_lists(catalogue: answers.ReasonLists, lines: list[str]) -> Any:
     offered = [r for r in catalogue["reasons"] if not r.get("retired")]
     every = [r["code"] for r in offered]
-    out: list[Any] = [html.H2("Each line's list", className="h6 mt-3")]
+    out: list[Any] = [html.H2(_("Each line's list"), className="h6 mt-3")]
     for line in lines:
         mine = catalogue["lines"][line]
         own = mine["codes"]
         out.append(html.Div(className="border rounded p-2 mb-2", id=f"ar-line-{line}", children=[
             html.Strong(line), " ", html.Span(
-                ("its own list" if own is not None else "the plant-wide list") + f" ({mine['source']})",
-                className="text-body-secondary"),
+                (_("its own list ({source})") if own is not None else _("the plant-wide list ({source})")).format(
+                    source=source_label(mine["source"])), className="text-body-secondary"),
             dbc.Checklist(id={"type": LINE_CODES, "line": line}, inline=True, className="my-2",
                           options=[{"label": f"{r['code']} {theme.DASH if not r['text'] else _text(r['text'])}",
                                     "value": r["code"]} for r in offered],
                           value=[c for c in own if c in every] if own is not None else every),
-            dbc.Button(f"Save {line}'s list", id={"type": LINE_SAVE, "line": line}, size="sm", color="primary",
-                       className="me-2", style=BIG),
-            dbc.Button("Use the plant-wide list", id={"type": LINE_DEFAULT, "line": line}, size="sm",
+            dbc.Button(_("Save {line}'s list").format(line=line), id={"type": LINE_SAVE, "line": line}, size="sm",
+                       color="primary", className="me-2", style=BIG),
+            dbc.Button(_("Use the plant-wide list"), id={"type": LINE_DEFAULT, "line": line}, size="sm",
                        color="outline-secondary", style=BIG),
         ]))
     return html.Div(out)
 
 
 def _text(text: Any) -> str:
-    return str(text.get("en") or next(iter(text.values()), "")) if isinstance(text, dict) else str(text)
+    """A reason's text in this request's language (English, else the first given, where it has none)."""
+    if not isinstance(text, dict):
+        return str(text)
+    return str(text.get(i18n.current()) or text.get("en") or next(iter(text.values()), ""))
 
 
 def _who_may() -> tuple[Any, Any]:
@@ -123,11 +141,11 @@ def _who_may() -> tuple[Any, Any]:
     loop = _loop()
     who = loop[0].current_principal() if loop else None
     if loop is None or who is None:
-        return None, html.A("Log in as an engineer or admin", href=f"/login?next={PATH}", className="btn btn-primary",
-                            id="ar-login")
-    why = refusal(who, Action.MANAGE_REASONS)
+        return None, html.A(_("Log in as an engineer or admin"), href=f"/login?next={PATH}",
+                            className="btn btn-primary", id="ar-login")
+    why = forbidden(who, Action.MANAGE_REASONS)
     if why is not None:
-        return who, dbc.Alert(f"Forbidden: {why}.", color="warning")
+        return who, dbc.Alert(why, color="warning")
     return who, None
 
 
@@ -185,19 +203,20 @@ def act(save: int | None, removes: list[int | None], line_saves: list[int | None
         if trigger == SAVE:
             writes.set_reason_catalogue(reader, who, edited(writes.reason_catalogue(reader), code, text, text_zh,
                                                              category, flags))
-            said = f"Reason {code} saved."
+            said = _("Reason {code} saved.").format(code=code)
         elif trigger["type"] == REMOVE:
             gone = int(trigger["code"])
             keep = [r for r in writes.reason_catalogue(reader)["reasons"] if r["code"] != gone]
             writes.set_reason_catalogue(reader, who, keep)
-            said = f"Reason {gone} removed."
+            said = _("Reason {code} removed.").format(code=gone)
         else:
             line = str(trigger["line"])
             codes = None if trigger["type"] == LINE_DEFAULT else next(
                 (sorted(v or []) for v, i in zip(line_values, line_ids, strict=True) if i["line"] == line), [])
             writes.set_line_reasons(reader, who, line, codes)
-            said = f"Line {line} now uses " + ("the plant-wide list." if codes is None else f"its own list {codes}.")
-    except writes.OpError as exc:
+            said = (_("Line {line} now uses the plant-wide list.") if codes is None else
+                    _("Line {line} now uses its own list {codes}.")).format(line=line, codes=codes)
+    except writes.OpError as exc:  # the API's message, in English as the API words it (README "Languages")
         return dbc.Alert(exc.message, color="danger", id="ar-error"), no_update
     return dbc.Alert(said, color="success", id="ar-ok"), (done or 0) + 1
 
