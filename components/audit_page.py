@@ -87,8 +87,8 @@ def entries_table(entries: Sequence[Mapping[str, Any]], tz: str) -> Any:
     if not entries:
         return html.P(_("No entries in this range."), className="text-body-secondary")
     zone, labels = ZoneInfo(tz), action_labels()
-    head = html.Thead(html.Tr([html.Th(h) for h in ("#", _("When"), _("Who"), _("From"), _("Action"), _("Line"),
-                                                    _("What"), _("Before"), _("After"))]))
+    head = html.Thead(html.Tr([html.Th(h) for h in ("#", _("When"), _("Who"), pgettext("audit", "From"), _("Action"),
+                                                    _("Line"), _("What"), _("Before"), _("After"))]))
     rows = [html.Tr(className="" if e.get("ok", True) else "table-warning", children=[
         html.Td(e["seq"]), html.Td(datetime.fromtimestamp(e["ts"], zone).strftime("%Y-%m-%d %H:%M:%S")),
         html.Td(f"{e['actor']} ({role_label(e['role'])})"), html.Td(e.get("addr") or ""),

@@ -1,6 +1,7 @@
 """English and Simplified Chinese (issue 13): catalogue completeness, how a request's
 language is chosen, names in two languages in the plant file, numbers and durations per
-language, CSV headers and the byte order mark, and pages built in Chinese."""
+language, CSV headers and the byte order mark, and pages built in Chinese (the admin and
+audit screens too, with a logged-in admin over the Flask test client)."""
 
 from __future__ import annotations
 
@@ -254,7 +255,7 @@ def test_api_stays_english(redis_url: str) -> None:
 
 LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
 ALLOWED = {"OEE", "TEEP", "MTBF", "MTTR", "kWh", "kW", "MW", "CSV", "CNY", "kg", "mm",
-           "CO", "English"}
+           "CO", "English", "HH", "MM", "SS"}  # the last: a time's pattern in a placeholder
 
 
 def visible_strings(component: Any) -> list[str]:
@@ -268,6 +269,8 @@ def visible_strings(component: Any) -> list[str]:
         out += visible_strings(component.children)
     for option in getattr(component, "options", None) or []:
         out.append(str(option["label"]))
+    if getattr(component, "placeholder", None):
+        out.append(str(component.placeholder))
     return out
 
 
@@ -277,7 +280,8 @@ def untranslated(strings: list[str], plant: Any) -> list[str]:
             and not any(word in i for i in ids)]
 
 
-@pytest.mark.parametrize("path", ["/", "/wall", "/wall/BW1?rotate=5", "/line/BW1", "/line/CM1/machine/OP20"])
+@pytest.mark.parametrize("path", ["/", "/wall", "/wall/BW1?rotate=5", "/line/BW1", "/line/CM1/machine/OP20",
+                                  "/admin/users", "/admin/reasons", "/audit"])
 def test_pages_built_in_chinese_hold_no_english(app: Any, path: str) -> None:
     from components.app_factory import page_for
 
@@ -309,3 +313,151 @@ def test_alert_texts_are_worded_in_the_screens_language(app: Any, message: dict[
     with app.server.test_request_context("/wall"), i18n.use("en"):
         assert alert_text(alert) != "English as stored"
         assert alert_text({"line": "BW1", "text": "English as stored"}) == "English as stored"
+
+
+# --- the admin and audit screens, with their data, over the Flask test client ---------------
+
+def json_strings(node: Any) -> list[str]:
+    """``visible_strings`` of a component as a Dash callback answers it (JSON)."""
+    if isinstance(node, str):
+        return [node]
+    if isinstance(node, list):
+        return [s for n in node for s in json_strings(n)]
+    if not isinstance(node, dict) or "props" not in node:
+        return []
+    props = node["props"]
+    out = json_strings(props.get("children"))
+    out += [str(option["label"]) for option in props.get("options") or []]
+    return out + ([str(props["placeholder"])] if props.get("placeholder") else [])
+
+
+def dash_call(client: Any, outputs: list[tuple[str, str]], inputs: list[Any], state: list[Any] | None = None,
+              changed: str | None = None) -> dict[str, Any]:
+    """One callback over HTTP, as the browser sends it: {output id: {property: value}}."""
+    body = {"output": (f"{outputs[0][0]}.{outputs[0][1]}" if len(outputs) == 1 else
+                       ".." + "...".join(f"{i}.{p}" for i, p in outputs) + ".."),
+            "outputs": ({"id": outputs[0][0], "property": outputs[0][1]} if len(outputs) == 1 else
+                        [{"id": i, "property": p} for i, p in outputs]),
+            "inputs": inputs, "state": state or [], "changedPropIds": [changed] if changed else []}
+    answer = client.post("/_dash-update-component", json=body)
+    assert answer.status_code == 200, answer.text
+    return dict(answer.get_json()["response"])
+
+
+def value(ident: str, prop: str, given: Any) -> dict[str, Any]:
+    return {"id": ident, "property": prop, "value": given}
+
+
+@pytest.fixture
+def admin_env(redis_client: Any, redis_url: str, tmp_path: Path) -> dict[str, Any]:
+    """The operator loop's app on a real Redis, its users (tests/operator_support.py), and a
+    client per role logged in with the screens in Chinese."""
+    from store.reader import PlantReader
+    from tests.operator_support import add_users, login, make_app, operator_plant
+
+    plant = operator_plant()
+    app = make_app(PlantReader(redis_client, plant), plant, tmp_path, redis_url)
+    add_users(redis_client, plant)
+    clients = {}
+    for name in ("admin1", "supervisor1"):
+        client = app.server.test_client()
+        login(client, name)
+        assert client.get("/admin/users?lang=zh-CN").status_code == 200  # the cookie: callbacks speak Chinese
+        clients[name] = client
+    return {"app": app, "plant": plant, "clients": clients}
+
+
+def untranslated_beside(strings: list[str], plant: Any, recorded: set[str]) -> list[str]:
+    """``untranslated``, with what the data holds (user names, reason texts, recorded JSON) taken out."""
+    bare = []
+    for text in strings:
+        if text.startswith("{"):
+            continue  # an audit entry's before/after, as recorded
+        for data in sorted(recorded, key=len, reverse=True):
+            text = text.replace(data, "")
+        bare.append(text)
+    return untranslated(bare, plant)
+
+
+def test_users_page_in_chinese_for_an_admin_and_a_supervisor(admin_env: dict[str, Any]) -> None:
+    from components import admin_users as au
+    from tests.operator_support import login
+
+    client, plant = admin_env["clients"]["admin1"], admin_env["plant"]
+    names = {"admin1", "operator1", "operator2", "supervisor1", "supervisor1b", "engineer1", "newop"}
+    table = json_strings(dash_call(client, [(au.TABLE, "children")], [value(au.DONE, "data", 0)])[au.TABLE]["children"])
+    assert {"用户", "角色", "产线", "操作工", "班组长", "工程师", "管理员", "停用"} <= set(table), table
+    assert untranslated_beside(table, plant, names) == []
+
+    def add(password: str) -> str:
+        said = dash_call(client, [(au.MESSAGE, "children"), (au.DONE, "data"), (au.PASSWORD, "value")],
+                         [value(au.ADD, "n_clicks", 1), []],
+                         [value(au.NAME, "value", "newop"), value(au.ROLE, "value", "operator"),
+                          value(au.LINES, "value", "L1"), value(au.PASSWORD, "value", password),
+                          value(au.DONE, "data", 0)], changed=f"{au.ADD}.n_clicks")
+        return " ".join(json_strings(said[au.MESSAGE]["children"]))
+
+    assert "10 to 1024 characters" in add("short")  # the API's refusal, in English as the API words it
+    assert add("a long enough password") == "用户 newop 已添加。"
+    refused = dash_call(admin_env["clients"]["supervisor1"], [(au.TABLE, "children")], [value(au.DONE, "data", 0)])
+    assert json_strings(refused[au.TABLE]["children"]) == ["无权操作：班组长角色不能管理用户和令牌。"]
+    in_english = admin_env["app"].server.test_client()  # English: the API's sentence, word for word
+    login(in_english, "supervisor1")
+    in_english.get("/admin/users?lang=en")
+    refused_en = dash_call(in_english, [(au.TABLE, "children")], [value(au.DONE, "data", 0)])
+    assert json_strings(refused_en[au.TABLE]["children"]) == [
+        "Forbidden: the role supervisor may not manage users and tokens."]
+
+
+def test_reason_lists_page_in_chinese_for_an_admin(admin_env: dict[str, Any]) -> None:
+    from components import admin_reasons as ar
+
+    client, plant = admin_env["clients"]["admin1"], admin_env["plant"]
+    saved = dash_call(client, [(ar.MESSAGE, "children"), (ar.DONE, "data")],
+                      [value(ar.SAVE, "n_clicks", 1), [], [], []],
+                      [value(ar.CODE, "value", 7), value(ar.TEXT, "value", "Robot teach"),
+                       value(ar.TEXT_ZH, "value", "机器人示教"), value(ar.CATEGORY, "value", "setup_adjustment"),
+                       value(ar.FLAGS, "value", []), [], [], value(ar.DONE, "data", 0)], changed=f"{ar.SAVE}.n_clicks")
+    assert json_strings(saved[ar.MESSAGE]["children"]) == ["原因 7 已保存。"]
+    body = json_strings(dash_call(client, [(ar.BODY, "children")], [value(ar.DONE, "data", 1)])[ar.BODY]["children"])
+    assert {"全厂列表（在线管理）", "换型与调整", "设备故障", "7 机器人示教", "保存 L1 的列表",
+            "使用全厂列表"} <= set(body), body
+    texts = {str(r.text) for r in plant.reasons.values()} | {"Robot teach"}
+    assert untranslated_beside(body, plant, texts) == []
+
+
+def test_audit_trail_in_chinese_for_an_admin(admin_env: dict[str, Any]) -> None:
+    from components import admin_users as au
+    from components import audit_page
+
+    client, plant = admin_env["clients"]["admin1"], admin_env["plant"]
+    dash_call(client, [(au.MESSAGE, "children"), (au.DONE, "data"), (au.PASSWORD, "value")],
+              [value(au.ADD, "n_clicks", 1), []],
+              [value(au.NAME, "value", "newop"), value(au.ROLE, "value", "operator"), value(au.LINES, "value", "L1"),
+               value(au.PASSWORD, "value", "a long enough password"), value(au.DONE, "data", 0)],
+              changed=f"{au.ADD}.n_clicks")
+    got = dash_call(client, [(audit_page.TABLE, "children"), (audit_page.CHAIN, "children")],
+                    [value(audit_page.TRIGGER, "data", 0)])
+    chain = json_strings(got[audit_page.CHAIN]["children"])
+    assert len(chain) == 1 and chain[0].startswith("哈希链完整：共 ") and chain[0].endswith(" 条记录。"), chain
+    table = json_strings(got[audit_page.TABLE]["children"])
+    assert {"时间", "操作人", "操作", "登录", "添加用户", "admin1 (管理员)"} <= set(table), table
+    assert untranslated_beside(table, plant, {"admin1", "supervisor1", "newop"}) == []
+
+
+def test_refusals_word_the_apis_sentence_per_language() -> None:
+    """In English the screens' refusal is the API's 403 sentence word for word; in Chinese
+    the role is worded too."""
+    from components.admin_users import FORBIDDEN, forbidden
+    from domain.roles import Principal, Role, refusal
+
+    for role in Role:
+        for action in FORBIDDEN:
+            who = Principal("x", role, ("*",))
+            why = refusal(who, action)
+            with i18n.use("en"):
+                assert forbidden(who, action) == (None if why is None else f"Forbidden: {why}.")
+            with i18n.use("zh-CN"):
+                worded = forbidden(who, action)
+                assert (worded is None) == (why is None)
+                assert worded is None or LATIN_WORD.search(worded) is None, worded
