@@ -62,7 +62,8 @@ def test_glossary_terms_are_the_ones_on_screen() -> None:
                         ("Quality", "合格品率"), ("TEEP", "完全有效生产率"), ("Planned busy time", "计划负荷时间"),
                         ("Small stops", "短暂停机"),
                         ("Changeover", "换型"), ("Starved", "待料"), ("Blocked", "堵料"),
-                        ("kWh per good part", "单件合格品电耗")]:
+                        ("kWh per good part", "单件合格品电耗"), ("operator", "操作工"), ("supervisor", "班组长"),
+                        ("engineer", "工程师"), ("admin", "管理员")]:
         assert zh[msgid].string == term
         assert f"| {term}" in (ROOT / "README.md").read_text(encoding="utf-8"), term
 
