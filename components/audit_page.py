@@ -69,6 +69,9 @@ def action_labels() -> dict[str, str]:
         "handover_acknowledge": pgettext("audit action", "handover_acknowledge"),
         "user_add": pgettext("audit action", "user_add"),
         "user_change": pgettext("audit action", "user_change"),
+        "user_disable": pgettext("audit action", "user_disable"),  # these three: the command line's
+        "user_enable": pgettext("audit action", "user_enable"),
+        "user_passwd": pgettext("audit action", "user_passwd"),
         "token_create": pgettext("audit action", "token_create"),
         "token_revoke": pgettext("audit action", "token_revoke"),
         "reasons": pgettext("audit action", "reasons"),

@@ -462,3 +462,21 @@ def test_refusals_word_the_apis_sentence_per_language() -> None:
                 worded = forbidden(who, action)
                 assert (worded is None) == (why is None)
                 assert worded is None or LATIN_WORD.search(worded) is None, worded
+
+
+def test_every_action_the_audit_trail_records_is_worded() -> None:
+    """The actions written by the API and the command line (read from their source) each
+    have words on ``/audit``: a new one without them would show its bare name in Chinese."""
+    from components.audit_page import action_labels
+
+    written = set()
+    for source in [*(ROOT / "api").glob("*.py"), ROOT / "store" / "admin.py"]:
+        written |= set(re.findall(r"record\([^\n]*?, \"([a-z_]+)\"", source.read_text(encoding="utf-8")))
+    written |= {f"user_{action}" for action in ("disable", "enable", "passwd")}  # store/admin.py: user_{action}
+    assert {"login", "user_add", "token_create", "alert_ack", "denied"} <= written  # the scan finds them
+    with i18n.use("zh-CN"):
+        labels = action_labels()
+    assert sorted(written - set(labels)) == []
+    assert all(LATIN_WORD.search(label) is None for label in labels.values()), labels
+    with i18n.use("en"):
+        assert all(name == label for name, label in action_labels().items())
