@@ -495,7 +495,8 @@ def main() -> None:
     parser.add_argument("--mix", default="wall=10,overview=5,line=15", help="relative shares of the pages")
     parser.add_argument("--load-seconds", type=float, default=60.0)
     parser.add_argument("--reps", type=int, default=20, help="end-to-end changes")
-    parser.add_argument("--bump", type=int, default=50, help="parts added per end-to-end change")
+    parser.add_argument("--bump", type=int, default=8,
+                        help="parts added per end-to-end change (a jump above the plausibility ceiling is not counted)")
     parser.add_argument("--live-seconds", type=float, default=60.0, help="live updates of the line page watched")
     run(parser.parse_args())
 

@@ -34,7 +34,8 @@ from domain.engine import totals_from_events  # noqa: E402
 from domain.model import Event  # noqa: E402
 from domain.plant import Plant  # noqa: E402
 from store.clients import node  # noqa: E402
-from store.line_worker import LineWorker, WorkerOptions, read_stored, write_batch  # noqa: E402
+from store.line_worker import LineWorker, WorkerOptions  # noqa: E402
+from store.line_writes import read_stored, write_batch  # noqa: E402
 from store.reader import PlantReader  # noqa: E402
 from tests.history import line_history  # noqa: E402
 from tests.support import RedisServer, external_redis_url  # noqa: E402

@@ -4,7 +4,8 @@ in each machine's event time.
 One consumer group (``rollup``) per line stream. Each pass reads a batch with
 XREADGROUP (one line per command: every key of a line shares its hash slot), hands each
 machine its events (``store.line_worker``: per-line processing; ``store.progress``: one
-machine in event time, checkpoints, rewinds) and writes, per line, in ONE MULTI/EXEC:
+machine in event time, checkpoints, rewinds) and writes (``store.line_writes``), per line,
+in ONE MULTI/EXEC (``store.line_commit``):
 the closed minutes, the hours they complete, stops, state changes, flags, checkpoints,
 every touched machine's carry (engine state + the last stream id applied + events
 waiting for the watermark) and the XACK of the batch. A crash at any point leaves either
@@ -15,13 +16,13 @@ written once for a second of its events, not once per arriving entry.
 
 Several workers share a plant's lines: each line is leased to one worker, and the running
 workers (registered in ``contract.rollup_workers_key``) take an equal share each; a worker
-reads only the streams of the lines it holds.
+reads only the streams of the lines it holds (``store.leases``).
 
 Late data: a machine's minutes close when its data has moved past them (its newest event
 time minus ``lateness_s``); an event older than what a machine has processed rewinds it
-to the checkpoint before the event (read here, with the machine's events since, from the
-stream) and the affected minutes, hours, stops and timeline entries are written again,
-so figures do not depend on when or in what order the data arrived.
+to the checkpoint before the event (read, with the machine's events since, from the
+stream: ``store.late_data``) and the affected minutes, hours, stops and timeline entries
+are written again, so figures do not depend on when or in what order the data arrived.
 
 Exactly once: a machine's carry holds the last stream id applied to it, and entries at
 or below it are skipped, so entries delivered again (pending entries after a crash, a
@@ -29,40 +30,33 @@ rewound group, a second worker) never count twice. Two workers on one line are a
 fenced: the commit WATCHes the line's bookkeeping hash and checks its write counter;
 the loser reloads its state from Redis and re-reads its pending entries.
 
+Retention of stops, state changes, flags and checkpoints: ``store.retention``. This module
+keeps the loop: setup, a pass (``RollupWorker.process_once``), reloads, ``run_worker``.
 Key layout and the rollup text format: ``domain.contract``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
 import redis
 
 from domain import contract
-from domain.model import Event
 from domain.plant import Plant
 from store.clients import is_cluster
-from store.line_worker import (
-    LineBatch,
-    LineWorker,
-    WorkerOptions,
-    arrival_s,
-    closing_hours,
-    first_minute,
-    read_stored,
-    read_stored_minutes,
-    usable_event,
-    write_batch,
-)
+from store.late_data import rewind_late
+from store.leases import LineLeases
+from store.line_commit import LineCommitter, LineConflict
+from store.line_worker import LineBatch, LineWorker, WorkerOptions, first_minute, usable_event
+from store.line_writes import closing_hours, read_stored_minutes, write_batch
 from store.progress import floor_to
+from store.retention import apply_retention
 
 __all__ = ["GROUP", "LineBatch", "LineConflict", "LineWorker", "RollupWorker", "WorkerOptions",
            "apply_retention", "closing_hours", "first_minute", "floor_to", "read_stored_minutes", "run_worker",
@@ -70,47 +64,11 @@ __all__ = ["GROUP", "LineBatch", "LineConflict", "LineWorker", "RollupWorker", "
 
 log = logging.getLogger(__name__)
 
-HOUR_S = 3600
-DAY_S = 86400
 GROUP = "rollup"
 
 
 def _text(raw: bytes | str) -> str:
     return raw.decode() if isinstance(raw, bytes) else raw
-
-
-class LineConflict(Exception):
-    """Another writer changed the line's bookkeeping since this worker loaded it."""
-
-
-# Renews the lease if we hold it (1), takes it if free and ARGV[3] is not '0' (2), else 0.
-_LEASE_SCRIPT = """
-local holder = redis.call('GET', KEYS[1])
-if holder == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return 1
-end
-if not holder and ARGV[3] ~= '0' then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return 2
-end
-return 0
-"""
-# Per line (KEYS in pairs: bookkeeping hash, lease): its version and its lease holder.
-_VERSIONS_SCRIPT = """
-local out = {}
-for i = 1, #KEYS, 2 do
-  out[#out + 1] = redis.call('HGET', KEYS[i], 'ver') or false  -- nil would end the list
-  out[#out + 1] = redis.call('GET', KEYS[i + 1]) or false
-end
-return out
-"""
-_RELEASE_SCRIPT = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
 
 
 class RollupWorker:
@@ -126,11 +84,8 @@ class RollupWorker:
         self._ready = False
         self._last_retention = -math.inf
         self._last_beat: dict[str, float] = {}
-        self.token = uuid.uuid4().hex
-        self._lease = self.redis.register_script(_LEASE_SCRIPT)
-        self._release = self.redis.register_script(_RELEASE_SCRIPT)
-        self._versions = self.redis.register_script(_VERSIONS_SCRIPT)
-        self._held: set[str] = set()
+        self.leases = LineLeases(redis_client, list(self.lines), self.options.lease_ms)
+        self.committer = LineCommitter(redis_client, self.leases, self.options, self._load)
         self.backlog = False  # the last pass read a full batch of some line: more waits
 
     def setup(self) -> None:
@@ -181,7 +136,7 @@ class RollupWorker:
         Returns the entries read."""
         if not self._ready:
             self.setup()
-        held = self._renew_leases()
+        held = self.leases.renew(lambda line_id: self._load(self.lines[line_id]))
         if not held:
             time.sleep(min(block_ms, 1000) / 1000.0)
             return 0
@@ -222,73 +177,17 @@ class RollupWorker:
 
     def close(self) -> None:
         """Gives the lines back at once (a stopped worker's lease would otherwise run out)."""
-        for line_id in sorted(self._held):
-            self._release(keys=[contract.rollup_lease_key(line_id)], args=[self.token])
-        self._held = set()
-        self.redis.hdel(contract.rollup_workers_key(), self.token)
+        self.leases.release_all()
+
+    @property
+    def token(self) -> str:
+        """This worker's name in the lease registry and on the leases it holds."""
+        return self.leases.token
 
     @property
     def held_lines(self) -> list[str]:
         """The lines this worker holds the lease of (after its last pass)."""
-        return sorted(self._held)
-
-    def _share(self) -> int:
-        """How many lines this worker may hold: an equal share among the running workers
-        (each registers when it renews its leases; one not heard of for a lease is gone)."""
-        key = contract.rollup_workers_key()
-        wall_ms = int(time.time() * 1000)
-        with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hset(key, self.token, wall_ms)
-            pipe.pexpire(key, 10 * self.options.lease_ms)
-            pipe.hgetall(key)
-            seen = pipe.execute()[2]
-        gone = [token for token, at in seen.items() if int(at) < wall_ms - self.options.lease_ms]
-        if gone:
-            self.redis.hdel(key, *gone)
-        return math.ceil(len(self.lines) / max(len(seen) - len(gone), 1))
-
-    def _renew_leases(self) -> list[str]:
-        """The lines this worker may process now (a line has one worker at a time, a
-        worker its share of the lines): all leases in one round trip on one server (one
-        per line on a cluster). A worker above its share (another one started) gives
-        lines back."""
-        share = self._share()
-        take = "1" if len(self._held) < share else "0"
-        keys = [contract.rollup_lease_key(line_id) for line_id in self.lines]
-        args: list[str | int] = [self.token, self.options.lease_ms, take]
-        replies: list[Any]
-        if is_cluster(self.redis):  # redis-py runs no script in a cluster pipeline: one call per line
-            replies = [self._lease(keys=[key], args=args) for key in keys]
-        else:
-            with self.redis.pipeline(transaction=False) as pipe:
-                for key in keys:
-                    pipe.evalsha(self._lease.sha, 1, key, *args)
-                replies = pipe.execute(raise_on_error=False)
-        kept, taken = [], []
-        for line_id, key, reply in zip(self.lines, keys, replies, strict=True):
-            if isinstance(reply, redis.exceptions.NoScriptError):  # a restarted Redis, a node not asked before
-                reply = self._lease(keys=[key], args=args)
-            elif isinstance(reply, Exception):
-                raise reply
-            got = int(reply)
-            if got == 1 and line_id in self._held:
-                kept.append(line_id)
-            elif got:
-                taken.append(line_id)
-            elif line_id in self._held:
-                log.warning("line %s: lease lost to another rollup worker", line_id)
-        room = max(0, share - len(kept))
-        surplus = kept[share:] + taken[room:]
-        for line_id in surplus:  # committed at the end of the last pass: nothing in flight
-            self._release(keys=[contract.rollup_lease_key(line_id)], args=[self.token])
-        if surplus:
-            log.info("rollup worker %s: gave back lines %s (its share is %d)", self.token[:8], surplus, share)
-        held = kept[:share] + taken[:room]
-        for line_id in taken[:room]:
-            log.info("line %s: this worker (%s) took over", line_id, self.token[:8])
-            self._load(self.lines[line_id])
-        self._held = set(held)
-        return [line_id for line_id in self.lines if line_id in self._held]
+        return sorted(self.leases.held)
 
     def drain(self, max_passes: int = 100_000, wait_s: float = 60.0) -> int:
         """Passes until nothing is left to read (tests and backfills); waits up to
@@ -296,10 +195,10 @@ class RollupWorker:
         total = 0
         deadline = time.monotonic() + wait_s
         for _ in range(max_passes):
-            pending_pass = not self._ready or any(self.lines[line].read_pending for line in self._held)
+            pending_pass = not self._ready or any(self.lines[line].read_pending for line in self.leases.held)
             got = self.process_once()
             total += got
-            if len(self._held) < len(self.lines):
+            if len(self.leases.held) < len(self.lines):
                 if time.monotonic() > deadline:
                     raise TimeoutError("rollup worker: lines held by another worker")
                 time.sleep(0.02)
@@ -336,7 +235,7 @@ class RollupWorker:
         """A line's pass up to its commit: the batch to commit (None: nothing to write)."""
         batch, late = worker.receive(entries, now)
         if late:
-            self._rewind(worker, late, batch)
+            rewind_late(self.redis, worker, late, batch, self.options)
         worker.close(now, backlog, batch)
         if batch.has_writes():
             return batch
@@ -347,143 +246,14 @@ class RollupWorker:
 
     def _commit_all(self, ready: list[tuple[LineWorker, LineBatch]], now: float) -> list[
             tuple[LineWorker, Exception]]:
-        """Commits the pass's batches; returns the lines whose commit failed. On one server
-        all lines go in one transaction (a few round trips per pass, not a few per line);
-        on a cluster each line in its own (a transaction stays in one hash slot)."""
-        failed: list[tuple[LineWorker, Exception]] = []
-        if len(ready) > 1 and not is_cluster(self.redis):
-            try:
-                failed = self._commit_lines(ready, now)
-            except Exception as exc:  # WatchError, a lost connection: nothing of the pass was written
-                return [(worker, exc) for worker, _ in ready]
-        else:
-            for worker, batch in ready:
-                try:
-                    self._commit(worker, batch, now)
-                except Exception as exc:
-                    failed.append((worker, exc))
+        """Commits the pass's batches (``store.line_commit``); returns the lines whose
+        commit failed. A committed line's beat is its commit."""
+        failed = self.committer.commit(ready, now)
         lost = {id(worker) for worker, _ in failed}
         for worker, _ in ready:
             if id(worker) not in lost:
                 self._last_beat[worker.line.id] = now
         return failed
-
-    def _conflict(self, worker: LineWorker, version: Any, holder: Any) -> LineConflict | None:
-        """Why this worker may not commit the line (its bookkeeping version and lease holder
-        as read under WATCH), or None."""
-        line_id = worker.line.id
-        if version is None and worker.version > 0:
-            return LineConflict(f"line {line_id}: bookkeeping gone (Redis lost its data)")
-        if int(version or 0) != worker.version:
-            return LineConflict(f"line {line_id}: bookkeeping at version {version!r}, expected {worker.version}")
-        if _text(holder or b"") != self.token:
-            self._held.discard(line_id)
-            return LineConflict(f"line {line_id}: lease lost before the commit")
-        return None
-
-    def _commit_lines(self, ready: list[tuple[LineWorker, LineBatch]], now: float) -> list[
-            tuple[LineWorker, Exception]]:
-        """Several lines' batches in one MULTI/EXEC under one WATCH of their bookkeeping
-        hashes and leases (each line's writes and XACK stay all-or-nothing, as with one line
-        per transaction). A line another writer changed is left out (and reloaded)."""
-        keys = [key for worker, _ in ready
-                for key in (contract.rollup_state_key(worker.line.id), contract.rollup_lease_key(worker.line.id))]
-        failed: list[tuple[LineWorker, Exception]] = []
-        gone: list[LineWorker] = []
-        ok: list[tuple[LineWorker, LineBatch]] = []
-        with self.redis.pipeline(transaction=True) as pipe:
-            pipe.watch(*keys)
-            checks: Any = self._versions(keys=keys, client=pipe)
-            for n, (worker, batch) in enumerate(ready):
-                version, holder = checks[2 * n], checks[2 * n + 1]
-                conflict = self._conflict(worker, version, holder)
-                if conflict is None:
-                    ok.append((worker, batch))
-                    continue
-                failed.append((worker, conflict))
-                if version is None and worker.version > 0:
-                    gone.append(worker)
-            if ok:
-                stored = [read_stored(pipe, worker, batch) for worker, batch in ok]
-                pipe.multi()
-                for (worker, batch), line_stored in zip(ok, stored, strict=True):
-                    write_batch(pipe, worker, batch, now, self.options, line_stored)
-                pipe.execute()
-        for worker, _ in ok:
-            worker.version += 1
-        for worker in gone:
-            self._load(worker)  # reports the loss and starts the line again from the stream
-        return failed
-
-    def _rewind(self, worker: LineWorker, late: dict[str, float], batch: LineBatch) -> None:
-        """Rewinds each machine that got late data to the checkpoint before its oldest late
-        event (or to its new origin), with its events since read back from the stream (one
-        read for all of them)."""
-        line_id = worker.line.id
-        with self.redis.pipeline(transaction=False) as pipe:
-            for machine_id in late:
-                pipe.hkeys(contract.checkpoints_key(line_id, machine_id))
-            hour_lists = pipe.execute()
-        starts: dict[str, tuple[float, str | None]] = {}
-        for (machine_id, oldest), fields in zip(late.items(), hour_lists, strict=True):
-            progress = worker.machines[machine_id]
-            usable = [h for h in (float(_text(f)) for f in fields) if progress.origin <= h <= oldest]
-            if usable:
-                starts[machine_id] = (max(usable), str(int(max(usable))))
-            else:
-                starts[machine_id] = (min(progress.origin, floor_to(oldest, 60)), None)
-        with self.redis.pipeline(transaction=False) as pipe:
-            for machine_id, (_, field) in starts.items():
-                pipe.hget(contract.checkpoints_key(line_id, machine_id), field or "none")
-            raws = pipe.execute()
-        since = {m: start for m, (start, _) in starts.items()}
-        events = self._events_since(worker, since, batch.last_id)
-        for (machine_id, (start, field)), raw in zip(starts.items(), raws, strict=True):
-            checkpoint = json.loads(contract.unpack(raw)) if field is not None and raw else None
-            if field is not None and checkpoint is None:  # gone meanwhile (retention): start from scratch
-                start = min(worker.machines[machine_id].origin, start)
-            worker.rewind(machine_id, start, checkpoint, events[machine_id], batch)
-
-    def _events_since(self, worker: LineWorker, since: dict[str, float], upto: str) -> dict[str, list[Event]]:
-        """Each machine's usable events from its ``since`` (event time) in the entries up to
-        ``upto``. An event reaches Redis after it happened (up to ``max_future_s`` before,
-        for a clock ahead), so entries from ``since - max_future_s`` on hold them all."""
-        stream = contract.events_key(worker.line.id)
-        low = contract.stream_id(max(0, math.floor((min(since.values()) - self.options.max_future_s) * 1000)))
-        out: dict[str, list[Event]] = {m: [] for m in since}
-        page = self.options.reread_page
-        line = worker.line
-        while True:
-            entries: Any = self.redis.xrange(stream, min=low, max=upto, count=page)
-            for entry_id, fields in entries:
-                machine = _text(fields.get(b"m", b"")) if fields else ""
-                if machine not in since:
-                    continue
-                got = usable_event(line, fields, arrival_s(_text(entry_id)), self.options.max_future_s,
-                                   worker.max_age_s)
-                if isinstance(got, Event) and got.ts >= since[machine]:
-                    out[machine].append(got)
-            if len(entries) < page:
-                return out
-            low = contract.after_stream_id(entries[-1][0])
-
-    def _commit(self, worker: LineWorker, batch: LineBatch, now: float) -> None:
-        key = contract.rollup_state_key(worker.line.id)
-        lease = contract.rollup_lease_key(worker.line.id)
-        with self.redis.pipeline(transaction=True) as pipe:
-            pipe.watch(key, lease)
-            version: Any = pipe.hget(key, "ver")
-            conflict = self._conflict(worker, version, pipe.get(lease))
-            if conflict is not None:
-                if version is None and worker.version > 0:
-                    pipe.reset()
-                    self._load(worker)  # reports the loss and starts the line again from the stream
-                raise conflict
-            stored = read_stored(pipe, worker, batch)
-            pipe.multi()
-            write_batch(pipe, worker, batch, now, self.options, stored)
-            pipe.execute()
-        worker.version += 1
 
     def _reload(self, worker: LineWorker) -> None:
         """After a failed pass the in-memory state may be ahead of Redis: start again from Redis."""
@@ -497,27 +267,6 @@ class RollupWorker:
             return
         self._last_retention = now
         apply_retention(self.redis, self.plant, now)
-
-
-def apply_retention(redis_client: redis.Redis, plant: Plant, now: float) -> None:
-    """Drops stops and state changes past their retention; rollup keys expire by themselves."""
-    keep = plant.retention
-    for line in plant.lines:
-        stops = redis_client.zremrangebyscore(contract.stops_key(line.id), "-inf",
-                                              f"({now - keep.downtime_days * DAY_S}")
-        states = redis_client.zremrangebyscore(contract.states_key(line.id), "-inf",
-                                               f"({now - keep.minute_rollup_days * DAY_S}")
-        flags = redis_client.zremrangebyscore(contract.flags_key(line.id), "-inf",
-                                              f"({now - keep.downtime_days * DAY_S}")
-        if stops or states or flags:
-            log.info("line %s: retention removed %d stops, %d state changes and %d flags", line.id, stops, states,
-                     flags)
-        oldest_checkpoint = now - keep.stream_days * DAY_S
-        for machine in line.machines:
-            key = contract.checkpoints_key(line.id, machine.id)
-            old = [f for f in redis_client.hkeys(key) if float(_text(f)) < oldest_checkpoint]
-            if old:
-                redis_client.hdel(key, *old)
 
 
 def _iso(ts: float) -> str:

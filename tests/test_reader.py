@@ -302,12 +302,16 @@ def test_health_when_redis_is_down(restartable_redis: Any, plant: Any) -> None:
 
 
 def test_no_module_level_state() -> None:
+    import store.answer_parts
     import store.bookkeeping
     import store.closed_rollups
     import store.live
     import store.reader
+    import store.stop_reads
+    import store.window_reads
 
-    for module in (store.reader, store.closed_rollups, store.live, store.bookkeeping):
+    for module in (store.reader, store.window_reads, store.stop_reads, store.answer_parts, store.closed_rollups,
+                   store.live, store.bookkeeping):
         for name, value in vars(module).items():
             assert not isinstance(value, dict | list | set) or name.isupper() or name.startswith("__") \
                 or isinstance(value, frozenset), f"{module.__name__}.{name}"
@@ -431,7 +435,7 @@ def hand_rolled_up(redis_url: str) -> Snapshot:
 def hand_reader(redis_client: redis.Redis, hand_rolled_up: Snapshot) -> PlantReader:
     hand_rolled_up.restore(redis_client)
     reader = PlantReader(redis_client, _hand_plant())
-    snapshot = reader._snapshot("L1")
+    snapshot = reader.window_reads.snapshot("L1")
     assert snapshot.watermark("M1") is None and snapshot.watermark("M2") == _local(12, 29)
     return reader
 
@@ -452,7 +456,7 @@ def test_hand_computed_window_before_the_first_event(hand_reader: PlantReader) -
     assert got["teep"] == pytest.approx(got["oee"] * got["known_planned_busy_s"] / got["calendar_s"])
     assert got["energy"]["kwh"] == pytest.approx(4.0)
     assert got["energy"]["avg_kw"] == pytest.approx(1.0)  # 4 kWh over the 4 h window
-    _, totals, _ = hand_reader._window_data(hand_reader.line("L1"), ["M2"], start, end, HAND_NOW)
+    _, totals, _ = hand_reader.window_reads.totals(hand_reader.line("L1"), ["M2"], start, end, HAND_NOW)
     assert totals["M2"].state_s == pytest.approx({"unknown": 10800 + silence, "running": 2420})
     timeline = hand_reader.timeline("L1", start, end, HAND_NOW)["machines"][1]
     assert timeline["id"] == "M2"

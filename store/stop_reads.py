@@ -1,0 +1,208 @@
+"""The stops behind ``PlantReader``'s answers: reading a window's stops from the stops set
+(closed ones, and the ongoing one unless the open edge computed it), people's
+classifications over them, and the pure steps the answers take with stops (per bucket,
+timeline segments, annotating downtime events).
+
+UTC days of the stops set before every machine's watermark and every ongoing stop never
+change: they are parsed once and kept (``StopReads.forget`` drops them when late data
+rewrote stored stops).
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_right
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, cast
+
+import redis
+
+from domain import answers, contract, downtime
+from domain import classification as human
+from domain.accounting import Stop
+from domain.model import State
+from domain.plant import Line, Plant
+from store.bookkeeping import LineSnapshot
+from store.cache import LruCache
+from store.classifications import Classifications
+from store.progress import floor_to
+
+DAY_S = 86400.0
+
+
+class StopReads:
+    """A window's stops, read from the stops set and the open edge, with people's reasons."""
+
+    def __init__(self, redis_client: redis.Redis, classifications: Classifications, *,
+                 cache_days: int = 2048) -> None:
+        self.redis = redis_client
+        self.classifications = classifications
+        self._days: LruCache[tuple[str, float, frozenset[str]], _StopsByMachine] = LruCache(cache_days)
+
+    def forget(self) -> None:
+        """Drops the parsed days (late data rewrote stored stops)."""
+        self._days.clear()
+
+    def overlapping(self, line: Line, machines: Sequence[str], snapshot: LineSnapshot,
+                    edge_stops: Mapping[str, list[Stop]], start: float, end: float, now: float,
+                    stops_of: Sequence[str] | None = None) -> list[Stop]:
+        """Stops of ``stops_of`` (default: all ``machines``) overlapping [start, end): closed
+        ones from the stops set; the ongoing one from the stops set, or from the open edge
+        where it was computed (``edge_stops``: the edge's stops as of ``end`` by machine).
+        How far back to look depends on all ``machines``."""
+        wanted = set(machines)
+        own = wanted if stops_of is None else set(stops_of)
+        ongoing = {m: contract.decode_stop_member(c["stop"])[1] for m, c in snapshot.carries.items() if c.get("stop")}
+        lookback = max([snapshot.max_stop_s, *(start - s for m, s in ongoing.items() if m in wanted)])
+        lo = start - lookback - 1.0
+        out: list[Stop] = []
+        for stop in self._stored(line.id, lo, end, snapshot, ongoing, own):
+            if not lo <= stop.start < end:
+                continue
+            if stop.end is None and stop.machine in edge_stops:
+                continue  # the open edge knows it better
+            if overlaps(stop, start, end, now):
+                out.append(stop)
+        for machine, stops in edge_stops.items():
+            if machine in own:
+                out.extend(s for s in stops if overlaps(s, start, end, now))
+        return self.classifications.apply(line.id, out)
+
+    def _stored(self, line_id: str, lo: float, hi: float, snapshot: LineSnapshot,
+                ongoing: dict[str, float], wanted: set[str]) -> list[Stop]:
+        """Members of the stops set of the ``wanted`` machines with start in about [lo, hi),
+        each machine's in stored order. UTC days before every machine's watermark and every
+        ongoing stop never change: they are parsed once (kept by machine)."""
+        final_until = min([*(float(c["w"]) for c in snapshot.carries.values()), *ongoing.values()], default=-math.inf)
+        machines = frozenset(snapshot.carries)  # a machine seen for the first time may bring older stops
+        days: list[float] = []
+        day = floor_to(lo, DAY_S)
+        while day < hi and day + DAY_S <= final_until:
+            days.append(day)
+            day += DAY_S
+        live_from = max(day, lo)
+        found: list[_StopsByMachine | None] = []
+        missing = []
+        for d in days:
+            cached = self._days.get((line_id, d, machines))
+            if cached is None:
+                missing.append(d)
+            found.append(cached)  # None: parsed below
+        if missing or live_from < hi:
+            key = contract.stops_key(line_id)
+            with self.redis.pipeline(transaction=False) as pipe:
+                for d in missing:
+                    pipe.zrangebyscore(key, d, f"({d + DAY_S}")
+                if live_from < hi:
+                    pipe.zrangebyscore(key, live_from, f"({hi}")
+                replies = iter(pipe.execute())
+            for i, d in enumerate(days):
+                if found[i] is None:
+                    read = found[i] = _StopsByMachine(line_id, next(replies))
+                    self._days.put((line_id, d, machines), read)
+            if live_from < hi:
+                found.append(_StopsByMachine(line_id, next(replies)))
+        return [stop for by_machine in found if by_machine is not None
+                for m in sorted(wanted) for stop in by_machine.of(m)]
+
+
+class _StopsByMachine:
+    """Stops-set members by machine, in stored order. Each machine's ``Stop`` records are
+    made when first asked for: a line's KPIs need only its output machine's."""
+
+    __slots__ = ("_line", "_decoded", "_stops")
+
+    def __init__(self, line: str, members: Iterable[bytes | str]) -> None:
+        self._line = line
+        self._decoded: dict[str, list[tuple[str, float, float | None, str, int]]] = {}
+        self._stops: dict[str, list[Stop]] = {}
+        for raw in members:
+            try:
+                parts = contract.decode_stop_member(raw)
+            except ValueError:
+                continue
+            self._decoded.setdefault(parts[0], []).append(parts)
+
+    def of(self, machine: str) -> list[Stop]:
+        stops = self._stops.get(machine)
+        if stops is None:  # (two threads may both build it: the same list either way)
+            decoded = self._decoded.get(machine, ())
+            stops = [stop for parts in decoded if (stop := _stop(self._line, parts)) is not None]
+            self._stops[machine] = stops
+        return stops
+
+
+def _stop(line: str, parts: tuple[str, float, float | None, str, int]) -> Stop | None:
+    machine, start, end, state, reason = parts
+    try:
+        return Stop(line, machine, start, end, State(state), reason)
+    except ValueError:
+        return None
+
+
+# --- what the answers do with stops (pure) ---------------------------------------------------
+
+def overlaps(stop: Stop, start: float, end: float, now: float) -> bool:
+    """Whether the stop (an ongoing one: until ``now``) overlaps [start, end)."""
+    stop_end = stop.end if stop.end is not None else max(now, stop.start)
+    return stop.start < end and stop_end > start
+
+
+def stops_by_bucket(stops: Iterable[Stop], bounds: Sequence[float], now: float) -> list[list[Stop]]:
+    """The stops overlapping each bucket (a long stop is in every bucket it spans)."""
+    out: list[list[Stop]] = [[] for _ in range(len(bounds) - 1)]
+    for stop in stops:
+        stop_end = stop.end if stop.end is not None else max(now, stop.start)
+        first = max(bisect_right(bounds, stop.start) - 1, 0)
+        for i in range(first, len(out)):
+            if bounds[i] >= stop_end:
+                break
+            if overlaps(stop, bounds[i], bounds[i + 1], now):
+                out[i].append(stop)
+    return out
+
+
+def annotate(events: list[answers.StopEvent], stops: Iterable[Stop], plant: Plant) -> None:
+    """Each event gets its stop's stable id, the PLC's code and who classified it."""
+    info = {(s.machine, s.start): s for s in stops if isinstance(s, human.ClassifiedStop)}
+    for event in events:
+        stop = info.get((event["machine"], event["start"]))
+        if stop is None:
+            continue
+        event.update({"id": stop.stop_id, "plc_reason": stop.plc_reason,
+                      "plc_reason_text": downtime.reason_text(plant, stop.plc_reason) if stop.plc_reason else None,
+                      "classified": bool(stop.classified_by), "classified_by": stop.classified_by or None,
+                      "comment": stop.comment, "piece": stop.piece})
+
+
+def state_segments(changes: list[tuple[float, str]], start: float, end: float, stops: Iterable[Stop],
+             now: float) -> list[answers.Segment]:
+    """[start, end, state, reason] segments from state changes; a segment inside a stop
+    takes the stop's reason. Before the first change the state is unknown."""
+    out: list[list[Any]] = []
+    points = sorted(changes)
+    current = (start, State.UNKNOWN.value)
+    for t, state in points:
+        if t <= start:
+            current = (start, state)
+            continue
+        if t >= end:
+            break
+        if state != current[1]:
+            out.append([current[0], t, current[1], 0])
+            current = (t, state)
+    if end > current[0]:
+        out.append([current[0], end, current[1], 0])
+    stop_list = sorted(stops, key=lambda s: s.start)
+    for seg in out:
+        seg[3] = _reason_at(stop_list, seg[0], seg[1], now) if seg[2] not in (State.RUNNING, State.UNKNOWN) else 0
+    # JSON arrays: lists at run time, typed as their fixed shape
+    return cast(list[answers.Segment], [seg for seg in out if seg[1] > seg[0]])
+
+
+def _reason_at(stops: Sequence[Stop], a: float, b: float, now: float) -> int:
+    for stop in stops:
+        stop_end = stop.end if stop.end is not None else max(now, stop.start)
+        if stop.start < b and stop_end > a:
+            return stop.reason
+    return 0

@@ -1,0 +1,296 @@
+"""The data behind one of ``PlantReader``'s windows: its edges, bucket sums and stops.
+
+* **The window's edges** (``query_window``): ``start`` floored to its minute, ``end``
+  capped at ``now``, and floored to its minute too when it lies inside closed minutes.
+* **The bucket grid** (``bucket_bounds``, ``bucket_step``): boundaries on the plant's
+  local clock (whole hours, quarter hours, local days, ...), whole minutes each.
+* **The sums** (``WindowReads.buckets``): closed minutes from the stored rollups
+  (``store.closed_rollups``); the open edge from the worker's carries restored and fed the
+  stream entries it has not applied yet (``Edge``); the time neither covers as no data
+  (``_add_no_data``); and the stops overlapping the window (``store.stop_reads``).
+
+The line's bookkeeping is read once per window (``WindowReads.snapshot``); when late data
+rewrote stored rollups and stops, the parsed caches are dropped there.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+from bisect import bisect_right
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import redis
+
+from domain import contract, downtime
+from domain.accounting import MachineContext, Stop
+from domain.engine import MachineAccumulator, feed_order
+from domain.model import Event
+from domain.plant import Line, Machine, Plant
+from domain.totals import Totals
+from store.bookkeeping import LineSnapshot, snapshot_of
+from store.closed_rollups import MachineRequest, RollupReads
+from store.line_worker import first_minute, usable_event
+from store.progress import floor_to, pending_events
+from store.stop_reads import StopReads
+from store.sums import RollupSum
+from store.windows import MAX_WINDOW_DAYS, Window, WindowError
+
+log = logging.getLogger(__name__)
+
+MINUTE_S = 60.0
+DAY_S = 86400.0
+MAX_BUCKETS = 5000
+# stored rollups cover whole minutes and the edge runs to the window's end: anything
+# missing is whole minutes (or the whole window), never a rounding residue
+NO_DATA_TOLERANCE_S = 1e-3
+
+
+def _text(raw: bytes | str) -> str:
+    return raw.decode() if isinstance(raw, bytes) else raw
+
+
+@dataclass(slots=True)
+class Edge:
+    """The open edge of one machine: a restored accumulator fed the newer events, and
+    (once ``_add_edge`` ran) its stops as of the window's end."""
+
+    acc: MachineAccumulator
+    stops: list[Stop] = field(default_factory=list)
+
+
+class WindowReads:
+    """Bucket sums and stops of a line's machines over a window, live to the second.
+    ``plant`` gives the plant as the figures see it (reason lists managed over the file)."""
+
+    def __init__(self, redis_client: redis.Redis, plant: Callable[[], Plant], rollups: RollupReads,
+                 stops: StopReads, *, max_edge_events: int = 200_000) -> None:
+        self.redis = redis_client
+        self._plant = plant
+        self.rollups = rollups
+        self.stops = stops
+        self.max_edge_events = max_edge_events
+        self._warned: set[str] = set()
+        self._amend_seen: dict[str, int] = {}
+        # per machine: the shift-calendar cache the restored accumulators share
+        self._contexts: dict[tuple[str, str], MachineContext] = {}
+
+    @property
+    def plant(self) -> Plant:
+        return self._plant()
+
+    def totals(self, line: Line, machines: list[str], start: float, end: float, now: float,
+               stops_of: Sequence[str] = ()) -> tuple[Window, dict[str, Totals], list[Stop]]:
+        """The window as computed, each machine's totals over it and the stops of ``stops_of``."""
+        window = query_window(start, end, now, machines, None)
+        sums, stops, window = self.buckets(line, machines, [window.start, window.end], now, stops_of)
+        return window, {m: sums[m][0].to_totals() for m in machines}, stops
+
+    def buckets(self, line: Line, machines: list[str], bounds: list[float], now: float,
+                stops_of: Sequence[str] = ()) -> tuple[dict[str, list[RollupSum]], list[Stop], Window]:
+        """Bucket sums of ``machines`` and the stops of ``stops_of`` (some of them) overlapping
+        the window (none: energy does not depend on stops)."""
+        snapshot = self.snapshot(line.id)
+        window = query_window(bounds[0], bounds[-1], now, machines, snapshot)
+        bounds = [*bounds[:-1], window.end]
+        requests = [MachineRequest(m, w, bounds) for m in machines if (w := snapshot.watermark(m)) is not None]
+        sums = self.rollups.bucket_sums(line.id, requests)
+        for m in machines:
+            sums.setdefault(m, [RollupSum() for _ in range(len(bounds) - 1)])
+        edges = self._edges(line, snapshot, [m for m in machines if _needs_edge(snapshot, m, window.end)], now)
+        for machine, edge in edges.items():
+            _add_edge(sums[machine], edge, bounds)
+        _add_no_data(sums, bounds, self.plant)
+        stops: list[Stop] = []
+        if stops_of:
+            edge_stops = {m: edge.stops for m, edge in edges.items()}  # as of the window's end: ``_add_edge``
+            stops = self.stops.overlapping(line, machines, snapshot, edge_stops, window.start, window.end, now,
+                                           stops_of)
+        return sums, stops, window
+
+    def snapshot(self, line_id: str) -> LineSnapshot:
+        """The line's bookkeeping (watermarks, carries) as the worker last wrote it."""
+        snapshot = snapshot_of(self.redis.hgetall(contract.rollup_state_key(line_id)))
+        if self._amend_seen.setdefault(line_id, snapshot.amend) != snapshot.amend:
+            # late data rewrote stored rollups and stops: what was cached as final may have changed
+            self._amend_seen[line_id] = snapshot.amend
+            self.rollups.days.clear()
+            self.rollups.hours.clear()
+            self.stops.forget()
+        return snapshot
+
+    def _edges(self, line: Line, snapshot: LineSnapshot, machines: list[str], now: float) -> dict[str, Edge]:
+        """Restored accumulators fed the stream entries the worker has not applied yet."""
+        if not machines:
+            return {}
+        known = [snapshot.last_id(m) for m in machines if m in snapshot.carries]
+        after = min(known, key=contract.stream_id_tuple) if known else None  # machines without carry: from there on
+        entries = self._stream_after(line.id, after)
+        edges: dict[str, Edge] = {}
+        for m in machines:
+            carry = snapshot.carries.get(m)
+            cfg = line.machine(m)
+            assert cfg is not None
+            if carry is not None:
+                edges[m] = Edge(MachineAccumulator(self.plant, line, cfg, float(carry["w"]), carry=carry["acc"],
+                                                   context=self._context(line, cfg)))
+        wanted = set(machines)
+        # events the worker holds back for its watermark, then those it has not read yet
+        waiting: dict[str, list[Event]] = {m: pending_events(line, m, snapshot.carries[m])
+                                           for m in machines if m in snapshot.carries}
+        for entry_id, fields in entries:
+            event = usable_event(line, fields, now, 0.0)  # nothing after now counts
+            if event is None or isinstance(event, str) or event.machine not in wanted:
+                continue
+            if contract.stream_id_tuple(entry_id) <= contract.stream_id_tuple(snapshot.last_id(event.machine)):
+                continue
+            waiting.setdefault(event.machine, []).append(event)
+        for m, events in waiting.items():
+            events = [e for e in events if e.ts <= now]
+            if not events:
+                continue
+            events.sort(key=feed_order)
+            edge = edges.get(m)
+            if edge is None:
+                cfg = line.machine(m)
+                assert cfg is not None
+                edge = edges[m] = Edge(MachineAccumulator(
+                    self.plant, line, cfg, first_minute(self.plant, events[0].ts, now),
+                    context=self._context(line, cfg)))
+            for event in events:
+                edge.acc.feed(event)  # one older than the worker processed is applied at that time
+        return edges
+
+    def _context(self, line: Line, machine: Machine) -> MachineContext:
+        key = (line.id, machine.id)
+        context = self._contexts.get(key)
+        if context is None:
+            context = self._contexts[key] = MachineContext.of(self.plant, line, machine)
+        return context
+
+    def _stream_after(self, line_id: str, after: str | None) -> list[tuple[str, dict[bytes, bytes]]]:
+        low = "-" if after is None else contract.after_stream_id(after)
+        entries: Any = self.redis.xrange(contract.events_key(line_id), min=low, count=self.max_edge_events)
+        if len(entries) >= self.max_edge_events and line_id not in self._warned:
+            self._warned.add(line_id)
+            log.warning("line %s: more than %d events not yet rolled up (is the rollup worker running?); "
+                        "the open edge uses the first %d", line_id, self.max_edge_events, self.max_edge_events)
+        return [(_text(entry_id), fields) for entry_id, fields in entries]
+
+
+# --- the window's edges and the open edge (pure) ----------------------------------------------
+
+def query_window(start: float, end: float, now: float, machines: Sequence[str],
+                 snapshot: LineSnapshot | None) -> Window:
+    """[start, end) as computed: whole minutes at the start, the end capped at ``now`` and,
+    with a ``snapshot``, floored to its minute when it lies inside closed minutes."""
+    if not (math.isfinite(start) and math.isfinite(end)):
+        raise WindowError("start and end must be finite")
+    end = min(end, now)
+    start = floor_to(start, MINUTE_S)
+    if end <= start:
+        raise WindowError("end must be after start")
+    if end - start > MAX_WINDOW_DAYS * 86400.0 + MINUTE_S:
+        raise WindowError(f"window longer than {MAX_WINDOW_DAYS} days")
+    if snapshot is not None and end != floor_to(end, MINUTE_S):
+        closed = [w for m in machines if (w := snapshot.watermark(m)) is not None and w > end]
+        if closed:
+            end = floor_to(end, MINUTE_S)  # inside closed minutes: minute resolution
+            if end <= start:
+                raise WindowError("window shorter than a minute inside closed minutes")
+    return Window(start, end, "")
+
+
+def _needs_edge(snapshot: LineSnapshot, machine: str, end: float) -> bool:
+    watermark = snapshot.watermark(machine)
+    return watermark is None or end > watermark
+
+
+def _add_edge(sums: list[RollupSum], edge: Edge, bounds: Sequence[float]) -> None:
+    """Adds the open edge [max(start, watermark), end) to the buckets; keeps the edge's
+    stops as of ``end`` (the same pass gives both)."""
+    start, end = bounds[0], bounds[-1]
+    acc = edge.acc
+    if acc.cursor < start:
+        acc.close_until(start)
+    for rollup in acc.close_until(end):
+        if start <= rollup.minute_start < end:
+            sums[_bucket(bounds, rollup.minute_start)].add(RollupSum.from_totals(rollup.totals))
+    partial, edge.stops = acc.edge(end)
+    if end > acc.cursor >= start:
+        sums[_bucket(bounds, acc.cursor)].add(RollupSum.from_totals(partial))
+
+
+def _add_no_data(sums: dict[str, list[RollupSum]], bounds: Sequence[float], plant: Plant) -> None:
+    """Adds to every bucket the time its rollups and open edge do not cover, as unknown.
+
+    Relies on the rollup worker's invariant: from a machine's first minute on, every
+    minute is closed and stored (also without events: a silence in the middle is
+    already stored as UNKNOWN minutes), and the open edge runs from the watermark to
+    the window's end. So only a leading gap matters: a machine's uncovered time is
+    [window start, first minute) (the whole window if it has no data at all), and in
+    each bucket the missing seconds lie at the bucket's start. The amounts come from
+    the calendar time actually summed, so every bucket's calendar time adds up to its
+    length and nothing counts twice; were the invariant broken (minute rollups past
+    their retention, a worker restarted without its bookkeeping), only where in its
+    bucket the missing time lies, so how much of it was planned, would be approximated.
+    Cost: a subtraction per machine and bucket; the shift calendar is walked once, over
+    the span of all gaps, and only when there is one."""
+    gaps: list[tuple[RollupSum, float, float]] = []
+    for parts in sums.values():
+        for part, (a, b) in zip(parts, itertools.pairwise(bounds), strict=True):
+            missing = (b - a) - part.calendar_s
+            if missing > NO_DATA_TOLERANCE_S:
+                gaps.append((part, a, a + missing))
+    if not gaps:
+        return
+    planned = downtime.PlannedIndex(plant, min(a for _, a, _ in gaps), max(b for _, _, b in gaps))
+    for part, a, b in gaps:
+        part.add(RollupSum.no_data(b - a, planned.seconds(a, b)))
+
+
+# --- the bucket grid (pure) -------------------------------------------------------------------
+
+def _bucket(bounds: Sequence[float], t: float) -> int:
+    return min(max(bisect_right(bounds, t) - 1, 0), len(bounds) - 2)
+
+
+def bucket_bounds(window: Window, step_s: float, tz: ZoneInfo) -> list[float]:
+    """Bucket boundaries on the plant's local clock grid (whole hours, quarter hours,
+    local days, ...); the first and last bucket may be partial."""
+    step = bucket_step(step_s)
+    if math.ceil((window.end - window.start) / step) + 1 > MAX_BUCKETS:
+        raise WindowError(f"step: {step:g} s makes more than {MAX_BUCKETS} buckets")
+    grid = _local_days(window, tz, int(step // DAY_S)) if step % DAY_S == 0 else _local_grid(window, tz, step)
+    return [window.start, *(t for t in grid if window.start < t < window.end), window.end]
+
+
+def _local_grid(window: Window, tz: ZoneInfo, step: float) -> list[float]:
+    midnight = datetime.fromtimestamp(window.start, tz).replace(hour=0, minute=0, second=0, microsecond=0)
+    origin = midnight.timestamp()
+    first = origin + math.ceil((window.start - origin) / step) * step
+    return [first + i * step for i in range(math.ceil((window.end - first) / step) + 1)]
+
+
+def _local_days(window: Window, tz: ZoneInfo, days: int) -> list[float]:
+    """Local midnights every ``days`` days (as long as the local days really are)."""
+    day = datetime.fromtimestamp(window.start, tz).date()
+    out = []
+    while True:
+        day += timedelta(days=days)
+        at = datetime.combine(day, datetime.min.time(), tzinfo=tz).timestamp()
+        out.append(at)
+        if at >= window.end:
+            return out
+
+
+def bucket_step(step_s: float) -> float:
+    """Buckets are whole minutes."""
+    if not math.isfinite(step_s) or step_s < MINUTE_S:
+        raise WindowError("step: at least 60 seconds")
+    return float(round(step_s / MINUTE_S) * MINUTE_S)
