@@ -125,8 +125,8 @@ def page_for(plant: Plant, pathname: str, search: str) -> Any:
 
 def not_found(pathname: str) -> html.Div:
     return html.Div(className="container py-5", children=[
-        html.H1("Page not found", className="h3"),
-        html.P(f"Nothing at {pathname}."),
-        dcc.Link("Back to the overview", href="/"),
+        html.H1(i18n._("Page not found"), className="h3"),
+        html.P(i18n._("Nothing at {path}.").format(path=pathname)),
+        dcc.Link(i18n._("Back to the overview"), href="/"),
     ])
 

@@ -282,7 +282,7 @@ def untranslated(strings: list[str], plant: Any) -> list[str]:
 
 
 @pytest.mark.parametrize("path", ["/", "/wall", "/wall/BW1?rotate=5", "/line/BW1", "/line/CM1/machine/OP20",
-                                  "/admin/users", "/admin/reasons", "/audit"])
+                                  "/admin/users", "/admin/reasons", "/audit", "/BW1"])  # /BW1: not found
 def test_pages_built_in_chinese_hold_no_english(app: Any, path: str) -> None:
     from components.app_factory import page_for
 
@@ -480,3 +480,4 @@ def test_every_action_the_audit_trail_records_is_worded() -> None:
     assert all(LATIN_WORD.search(label) is None for label in labels.values()), labels
     with i18n.use("en"):
         assert all(name == label for name, label in action_labels().items())
+
