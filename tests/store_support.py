@@ -98,3 +98,19 @@ def assert_close(actual: Any, expected: Any, path: str = "", tol: float = 2e-3) 
         assert actual == expected, f"{path}: {actual!r} != {expected!r}"
     else:
         assert actual == pytest.approx(expected, rel=tol, abs=tol), f"{path}: {actual!r} != {expected!r}"
+
+
+def rolled_up_snapshot(redis_url: str, plant: Plant, events: list[Event], now: float) -> Snapshot:
+    """``events`` written and rolled up once, as a snapshot (for a module whose tests only
+    read them: each restores it into the emptied database)."""
+    from tests.history import write_events
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        client.flushdb()
+        write_events(client, events)
+        run_worker_until_drained(client, plant, now)
+        return Snapshot.take(client)
+    finally:
+        client.flushdb()
+        client.close()

@@ -21,8 +21,8 @@ from api.openapi import openapi_spec
 from domain import andon
 from domain.model import Event
 from store.reader import PlantReader
-from tests.history import line_history, write_events
-from tests.store_support import HOUR, RECENT, Snapshot, run_worker_until_drained, two_machine_plant
+from tests.history import line_history
+from tests.store_support import HOUR, RECENT, Snapshot, rolled_up_snapshot, two_machine_plant
 
 START = RECENT + 5 * HOUR  # 13:00 in Shanghai: during shift A (06:00-14:00)
 END = RECENT + 7 * HOUR
@@ -46,15 +46,7 @@ def make_app(reader_or_factory: Any, now: float = NOW) -> Flask:
 def rolled_up(redis_url: str) -> Snapshot:
     """The history written and rolled up once for the module (the API only reads it)."""
     events: list[Event] = line_history(PLANT, "L1", START, END, seed=9, power_every_s=5.0)
-    redis_client = redis.Redis.from_url(redis_url)
-    try:
-        redis_client.flushdb()
-        write_events(redis_client, events)
-        run_worker_until_drained(redis_client, PLANT, NOW)
-        return Snapshot.take(redis_client)
-    finally:
-        redis_client.flushdb()
-        redis_client.close()
+    return rolled_up_snapshot(redis_url, PLANT, events, NOW)
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from tests.store_support import (
     Snapshot,
     assert_close,
     reference,
+    rolled_up_snapshot,
     run_worker_until_drained,
     two_machine_plant,
 )
@@ -47,15 +48,7 @@ def events(plant: Any) -> list[Event]:
 @pytest.fixture(scope="module")
 def rolled_up(redis_url: str, plant: Any, events: list[Event]) -> Snapshot:
     """The history written and rolled up once for the module (the tests only read it)."""
-    client = redis.Redis.from_url(redis_url)
-    try:
-        client.flushdb()
-        write_events(client, events)
-        run_worker_until_drained(client, plant, NOW)
-        return Snapshot.take(client)
-    finally:
-        client.flushdb()
-        client.close()
+    return rolled_up_snapshot(redis_url, plant, events, NOW)
 
 
 @pytest.fixture
