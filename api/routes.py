@@ -8,7 +8,6 @@ parameter; unknown lines/machines and paths 404; Redis unreachable 503; anything
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Callable
 from functools import wraps
@@ -20,6 +19,7 @@ from werkzeug.exceptions import HTTPException
 
 from api.openapi import openapi_spec
 from domain import answers
+from store.answer_parts import json_safe
 from store.reader import PlantReader, UnknownLine, UnknownMachine, WindowError
 
 log = logging.getLogger(__name__)
@@ -159,7 +159,7 @@ def _labelled(body: Windowed, label: str) -> Windowed:
 
 
 def _ok(body: Any, status: int = 200) -> Response:
-    response = jsonify(_json_safe(body))
+    response = jsonify(json_safe(body))
     response.status_code = status
     return response
 
@@ -168,11 +168,3 @@ def _error(status: int, message: str) -> tuple[Response, int]:
     return jsonify({"error": message}), status
 
 
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    return value

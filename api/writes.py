@@ -30,6 +30,7 @@ from domain.classification import (
     parse_stop_id,
 )
 from domain.roles import ALL_LINES, Action, Principal, Role, refusal
+from store.answer_parts import json_safe
 from store.classifications import find_stop
 from store.handovers import MAX_NOTE, HandoverError, Handovers
 from store.reader import PlantReader, WindowError, parse_time
@@ -327,7 +328,7 @@ def create_writes_blueprint(get_reader: Callable[[], PlantReader]) -> Blueprint:
         reader, now = get_reader(), auth().clock()
         reader.line(line)
         start, end = window(reader, now)
-        return jsonify(_safe(untagged_stops(reader, line, start, end, now, request.args.get("untagged") == "1")))
+        return jsonify(json_safe(untagged_stops(reader, line, start, end, now, request.args.get("untagged") == "1")))
 
     @bp.get("/lines/<line>/reasons")
     @guarded
@@ -379,27 +380,27 @@ def create_writes_blueprint(get_reader: Callable[[], PlantReader]) -> Blueprint:
         end = request.args.get("end")
         lo = parse_time("start", start) if start else now - 30 * 86400
         hi = parse_time("end", end) if end else now + 1
-        return jsonify(_safe({"line": line, "handovers": Handovers(reader.redis).history(line, lo, hi)}))
+        return jsonify(json_safe({"line": line, "handovers": Handovers(reader.redis).history(line, lo, hi)}))
 
     @bp.put("/lines/<line>/handovers/<shift_start>")
     @guarded
     @requires(Action.HANDOVER_WRITE)
     def put_handover(line: str, shift_start: str, who: Principal) -> Any:
         data = body()
-        return jsonify(_safe(handover_note(get_reader(), who, line, shift_start, data.get("note"),
+        return jsonify(json_safe(handover_note(get_reader(), who, line, shift_start, data.get("note"),
                                            data.get("open_issues"), auth().clock())))
 
     @bp.post("/lines/<line>/handovers/<shift_start>/sign")
     @guarded
     @requires(Action.HANDOVER_SIGN)
     def sign_handover(line: str, shift_start: str, who: Principal) -> Any:
-        return jsonify(_safe(handover_sign(get_reader(), who, line, shift_start, auth().clock())))
+        return jsonify(json_safe(handover_sign(get_reader(), who, line, shift_start, auth().clock())))
 
     @bp.post("/lines/<line>/handovers/<shift_start>/acknowledge")
     @guarded
     @requires(Action.HANDOVER_SIGN)
     def acknowledge_handover(line: str, shift_start: str, who: Principal) -> Any:
-        return jsonify(_safe(handover_acknowledge(get_reader(), who, line, shift_start, auth().clock())))
+        return jsonify(json_safe(handover_acknowledge(get_reader(), who, line, shift_start, auth().clock())))
 
     @bp.get("/audit")
     @guarded
@@ -422,7 +423,7 @@ def create_writes_blueprint(get_reader: Callable[[], PlantReader]) -> Blueprint:
             lines = None  # everything, logins and user changes included
         else:
             lines = set(result.visible_lines(every))
-        return jsonify(_safe({"entries": auth().audit.query(lo, hi, lines)}))
+        return jsonify(json_safe({"entries": auth().audit.query(lo, hi, lines)}))
 
     @bp.get("/users")
     @guarded
@@ -445,16 +446,6 @@ def create_writes_blueprint(get_reader: Callable[[], PlantReader]) -> Blueprint:
         return jsonify(change_user_of(who, name, data.get("disabled"), data.get("password")))
 
     return bp
-
-
-def _safe(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): _safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_safe(v) for v in value]
-    return value
 
 
 def install_operator_loop(server: Any, reader: Any, plant: Any, clock: Callable[[], float], data_dir: Any,

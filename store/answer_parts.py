@@ -39,21 +39,21 @@ def flag_dict(flag: Flag, at: float, tz: ZoneInfo) -> answers.Flag:
 def report_dict(report: kpi.KpiReport) -> answers.Kpis:
     data = report.to_dict()
     data.pop("window", None)
-    cleaned: answers.Kpis = clean(data)
+    cleaned: answers.Kpis = json_safe(data)
     return cleaned
 
 
 def clean_energy(report: kpi.KpiReport) -> answers.EnergyKpis:
-    cleaned: answers.EnergyKpis = clean(report.energy())
+    cleaned: answers.EnergyKpis = json_safe(report.energy())
     return cleaned
 
 
-def clean(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """JSON-safe: non-finite floats become None."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
-        return {str(k): clean(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [clean(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
