@@ -41,6 +41,7 @@ from components.i18n import N_, _, reason_text
 from domain import answers
 from domain.downtime import NO_REASON_GROUP, SMALL_STOP_GROUP
 from domain.model import State as MachineState
+from domain.model import parse_state
 
 callbacks = Callbacks()  # this module's callbacks; register(app) puts them on an app
 register = callbacks.register
@@ -106,7 +107,7 @@ def timeline_traces(segments: dict[str, list[dict[str, Any]]], machines: list[st
     by_state: dict[MachineState, dict[str, list[Any]]] = {}
     for machine in machines:
         for seg in segments.get(machine, []):
-            state = theme.state_of(seg.get("state"))
+            state = parse_state(seg.get("state"))
             end = seg.get("end")
             if end is None or not theme.is_number(seg.get("start")):
                 continue

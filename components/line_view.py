@@ -15,7 +15,7 @@ from components.i18n import _, current, local
 from components.i18n import reason_text as localised_reason
 from domain import andon, answers
 from domain.downtime import NO_REASON_GROUP, SMALL_STOP_GROUP
-from domain.model import State
+from domain.model import State, parse_state
 from domain.plant import Line
 
 
@@ -35,7 +35,7 @@ def reason_text(reason: dict[str, Any] | None, state: object) -> str:
     reason = reason or {}
     if reason.get("text") or reason.get("code"):
         return localised_reason(reason.get("code"), reason.get("text"))
-    state = theme.state_of(state)
+    state = parse_state(state)
     if state == State.STARVED:
         return _("Starved: waiting for upstream")
     if state == State.BLOCKED:
@@ -130,6 +130,6 @@ def _status_label(status: andon.LineStatus, planned_now: bool) -> str:
     if status.status == andon.PLANNED and not planned_now:
         return _("Break / no shift")
     if status.status == andon.DOWN and status.state:
-        state = theme.state_of(status.state)
+        state = parse_state(status.state)
         return theme.label(theme.STATE_LABELS, state) if state != State.FAULT else _("Down")
     return theme.label(theme.ANDON_LABELS, status.status)

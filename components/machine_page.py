@@ -17,6 +17,7 @@ from components.callbacks import Callbacks
 from components.i18n import N_, _, local
 from components.overview import LINE_LINK, nav
 from domain import andon
+from domain.model import parse_state
 from domain.plant import Plant
 
 callbacks = Callbacks()  # this module's callbacks; register(app) puts them on an app
@@ -83,7 +84,7 @@ def layout(plant: Plant, line: str, machine: str, query: dict[str, str]) -> html
 def live_card(machine: Mapping[str, Any] | None, now: float, tz: str) -> Any:
     if not machine:
         return html.Div(_("No live data for this machine."), className=f"live-card andon-{theme.NO_DATA}")
-    state = theme.state_of(machine.get("state"))
+    state = parse_state(machine.get("state"))
     stale = not andon.machine_is_live(machine)
     status = theme.NO_DATA if stale else andon.andon_of(state, andon.reason_of(machine))
     since = machine.get("since")

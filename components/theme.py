@@ -99,9 +99,6 @@ FONT_STACK = ('"Inter Variable", "Noto Sans CJK SC", "Source Han Sans SC", "Micr
               'system-ui, -apple-system, "Segoe UI", Roboto, "Noto Sans", "Liberation Sans", sans-serif')
 
 
-state_of = andon.state_of
-
-
 def is_number(value: object) -> TypeGuard[int | float]:
     """A finite number (not a bool): what the formatters show as a figure."""
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

@@ -28,6 +28,7 @@ from components.callbacks import Callbacks
 from components.i18n import N_, _, local
 from components.overview import nav
 from domain.classification import grouped_choices
+from domain.model import parse_state
 from domain.plant import Plant
 from domain.roles import Action, refusal
 
@@ -204,7 +205,7 @@ def queue_items(stops: Sequence[Mapping[str, Any]], tz: str, now: float) -> list
         colour = "btn-outline-secondary" if stop["reason"] else "btn-outline-danger"
         items.append(html.Button(
             [html.Span(text, className="fw-semibold"), html.Br(),
-             html.Small(f"{now_reason}{theme.label(theme.STATE_LABELS, theme.state_of(stop['state']))} \u00b7 "
+             html.Small(f"{now_reason}{theme.label(theme.STATE_LABELS, parse_state(stop['state']))} \u00b7 "
                         + _("PLC: {reason}").format(reason=local(stop.get("plc_reason_text")) or _("no reason")))],
             id={"type": STOP_BTN, "id": stop["id"]}, className=f"btn {colour} btn-lg w-100 text-start mb-2",
             style={"minHeight": "44px"}, **{"data-stop": stop["id"]}))

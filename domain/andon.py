@@ -17,7 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from domain import calendar
-from domain.model import State
+from domain.model import State, parse_state
 from domain.plant import Line, Plant
 
 # Andon statuses a line or machine can show (what the colours say, not a machine state).
@@ -57,14 +57,6 @@ BLAME_ORDER = {
 }
 
 
-def state_of(value: object) -> State:
-    """A state as the reader sends it (a string) -> ``State``; anything else is unknown."""
-    try:
-        return State(str(value))
-    except ValueError:
-        return State.UNKNOWN
-
-
 def _number(value: object) -> float | None:
     if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
         return float(value)
@@ -82,7 +74,7 @@ def is_stale(last_data: float | None, now: float, gap_timeout_s: float) -> bool:
 def machine_is_live(machine: Mapping[str, Any]) -> bool:
     """A machine the andon can judge: not stale and in a known state (a link down or a bad
     state reading is unknown too)."""
-    return not machine.get("stale") and state_of(machine.get("state")) != State.UNKNOWN
+    return not machine.get("stale") and parse_state(machine.get("state")) != State.UNKNOWN
 
 
 def last_data(machines: Sequence[Mapping[str, Any]]) -> float | None:
@@ -139,12 +131,12 @@ def line_status(machines: Sequence[Mapping[str, Any]], output_machine: str, perf
     live = [m for m in machines if machine_is_live(m)]
     if not live:
         return LineStatus(NO_DATA, since=last_data(machines))
-    running = [m for m in live if state_of(m.get("state")) == State.RUNNING]
-    blamable = [m for m in live if state_of(m.get("state")) in BLAME_ORDER]
-    blamable.sort(key=lambda m: (BLAME_ORDER[state_of(m.get("state"))], _number(m.get("since")) or 0.0))
+    running = [m for m in live if parse_state(m.get("state")) == State.RUNNING]
+    blamable = [m for m in live if parse_state(m.get("state")) in BLAME_ORDER]
+    blamable.sort(key=lambda m: (BLAME_ORDER[parse_state(m.get("state"))], _number(m.get("since")) or 0.0))
     if blamable:
         culprit = blamable[0]
-        state = state_of(culprit.get("state"))
+        state = parse_state(culprit.get("state"))
         reason = reason_of(culprit)
         status = andon_of(state, reason)
         if status == DOWN and (reason.get("planned") or not planned_now):

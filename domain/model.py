@@ -22,6 +22,14 @@ class State(StrEnum):
     UNKNOWN = "unknown"  # no data: neither running nor down
 
 
+def parse_state(value: object) -> State:
+    """A state as stored or sent (its string) -> ``State``; anything else is unknown."""
+    try:
+        return State(str(value))
+    except ValueError:
+        return State.UNKNOWN
+
+
 class Signal(StrEnum):
     """What an event is about."""
 

@@ -49,7 +49,7 @@ from typing import Any, Protocol
 
 from domain.accounting import MachineContext, Stop, is_stopped
 from domain.counters import CumulativeCounter, reading
-from domain.model import Event, Signal, State
+from domain.model import Event, Signal, State, parse_state
 from domain.plausibility import IMPLAUSIBLE_DELTA, IMPLAUSIBLE_POWER, Flag
 
 REASON_LEAD_S = 2.0
@@ -73,13 +73,6 @@ class _OpenStop:
     start: float
     state: State
     reason: int
-
-
-def _parse_state(value: object) -> State:
-    try:
-        return State(str(value))
-    except ValueError:
-        return State.UNKNOWN
 
 
 def _reason_code(value: object) -> int | None:
@@ -191,7 +184,7 @@ class Timeline:
             return  # older than the state we have
         self.state_ts = event.ts
         if event.is_good:
-            self.state = _parse_state(event.value)
+            self.state = parse_state(event.value)
             self.link_down = False
         else:
             self.state = State.UNKNOWN
