@@ -31,8 +31,9 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from flask import Flask, Response, current_app, jsonify, request
+from flask import Flask, Response, current_app, request
 
+from api.auth import error
 from store.live_feed import FEED_KEY, Change, LiveFeed, feed_of
 
 log = logging.getLogger(__name__)
@@ -57,15 +58,15 @@ def install(server: Flask, client_of: Callable[[], Any], lines: list[str]) -> No
     def live_events() -> Any:
         config = current_app.config
         if not enabled(config):
-            return _error(503, "live push is off (LIVE_PUSH=0): screens refresh every 2 s")
+            return error(503, "live push is off (LIVE_PUSH=0): screens refresh every 2 s")
         known = set(lines)
         wanted = [part for value in request.args.getlist("line") for part in value.split(",") if part]
         unknown = [line for line in wanted if line not in known]
         if unknown:
-            return _error(404, f"unknown line {unknown[0]!r}")
+            return error(404, f"unknown line {unknown[0]!r}")
         feed = feed_of(config, client_of, lines)
         if feed.stopped:
-            return _error(503, "the server is shutting down")
+            return error(503, "the server is shutting down")
         resume = _resume_seq(request.headers.get("Last-Event-ID") or request.args.get("last_event_id"), feed.token)
         body = stream(feed, wanted or list(lines), resume, lambda: enabled(config))
         return Response(body, mimetype="text/event-stream", headers={
@@ -73,12 +74,6 @@ def install(server: Flask, client_of: Callable[[], Any], lines: list[str]) -> No
             "X-Accel-Buffering": "no",  # nginx: pass each event on at once
             "Connection": "keep-alive",
         })
-
-
-def _error(status: int, message: str) -> Any:
-    response = jsonify({"error": message})
-    response.status_code = status
-    return response
 
 
 def _resume_seq(last_id: str | None, token: str) -> int | None:

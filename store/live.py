@@ -168,11 +168,6 @@ def health(redis_client: redis.Redis, plant: Plant, now: float) -> answers.Healt
 _HEALTH_READS = 7  # per line, in ``lines_health``'s pipeline
 
 
-def line_health(redis_client: redis.Redis, plant: Plant, line: Line, now: float) -> answers.LineHealth:
-    """One line (``lines_health`` of that line alone)."""
-    return lines_health(redis_client, plant, [line], now)[0]
-
-
 def lines_health(redis_client: redis.Redis, plant: Plant, lines: Sequence[Line],
                  now: float) -> list[answers.LineHealth]:
     """Each line; not ok when its data is old, its worker is behind or silent, or a data-loss
@@ -275,17 +270,13 @@ def data_loss_of(raw: dict[Any, Any]) -> answers.DataLoss | None:
     return {"from": number("from"), "to": number("to"), "detected": number("detected")}
 
 
-def _oldest_undelivered(redis_client: redis.Redis, stream: str, newest: Any, group: dict[str, Any]) -> str | None:
-    """The id of the oldest entry the worker's group has not been given yet (None: none
-    waits). A group that has delivered nothing (``0-0``) or does not exist yet waits for
-    the whole stream; one whose last id was trimmed away waits for the stream's first."""
-    return _oldest_undelivered_all(redis_client, [stream], [(newest, group)])[0]
-
-
 def _oldest_undelivered_all(redis_client: redis.Redis, streams: Sequence[str],
                             heads: Sequence[tuple[Any, dict[str, Any]]]) -> list[str | None]:
-    """``_oldest_undelivered`` of several streams; the ones with entries waiting are read in
-    one pipeline. ``heads``: per stream, its XREVRANGE COUNT 1 reply and its group's info."""
+    """Per stream, the id of the oldest entry the worker's group has not been given yet
+    (None: none waits). A group that has delivered nothing (``0-0``) or does not exist yet
+    waits for the whole stream; one whose last id was trimmed away waits for the stream's
+    first. The streams with entries waiting are read in one pipeline. ``heads``: per stream,
+    its XREVRANGE COUNT 1 reply and its group's info."""
     asks: list[tuple[int, str]] = []
     for i, (newest, group) in enumerate(heads):
         newest_id = _text(newest[0][0]) if isinstance(newest, list) and newest else None
