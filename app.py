@@ -17,7 +17,8 @@
     python app.py trust list|accept THUMBPRINT   OPC UA server certificates (README "OPC UA security")
 
 Every part takes --plant FILE (default: $PLANT_FILE, else the demo plant) and reads
-REDIS_URL. For production under gunicorn: ``gunicorn 'app:create_server()'``.
+REDIS_URL. For production under uvicorn:
+``uvicorn --factory app:create_server --workers 4 --host 0.0.0.0 --port 8050``.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def _configure_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # asyncua logs every address-space detail at INFO; the product's own lines are what matter.
     logging.getLogger("asyncua").setLevel(logging.WARNING)
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
 
 
 def _settings(args: argparse.Namespace) -> Any:
@@ -60,15 +61,6 @@ def _settings(args: argparse.Namespace) -> Any:
     )
 
 
-def _redis_client(settings: Any, *, interactive: bool = False) -> Any:
-    """A Redis client (a single server or a Redis Cluster: ``store.clients``).
-    ``interactive`` (the dashboard and API): short timeouts and one quick retry, so a Redis
-    outage shows as "no data" within seconds instead of hanging screens."""
-    from store.clients import client_for
-
-    return client_for(settings, "screen" if interactive else "worker")
-
-
 def check_at_start(redis_url: str | None, part: str) -> None:
     """Warn once in the log when the Redis this part is given could lose data (store.durability)."""
     from store.durability import check_at_start as check
@@ -78,38 +70,29 @@ def check_at_start(redis_url: str | None, part: str) -> None:
 
 
 def create_dash(settings: Any) -> Any:
-    """The Dash app with the HTTP API on its Flask server."""
-    from api import create_api_blueprint
-    from components.app_factory import create_app
-    from store.reader import PlantReader
+    """The Dash app with the HTTP API on its FastAPI server (``components.app_factory``)."""
+    from components.app_factory import create_dashboard
 
-    if not settings.redis_url:
-        raise SystemExit("REDIS_URL is not set: the dashboard needs the Redis the collectors write to")
-
-    def reader_factory() -> PlantReader:
-        return PlantReader(_redis_client(settings, interactive=True), settings.plant)
-
-    app = create_app(settings, reader_factory)
-    app.server.register_blueprint(create_api_blueprint(app.server.config["PLANT_READER"]))
-    from api.alerts import create_alerts_blueprint  # issue 12: alert history and acknowledgement
-
-    app.server.register_blueprint(create_alerts_blueprint(app.server.config["PLANT_READER"]))
-    return app
+    return create_dashboard(settings)
 
 
 def create_server() -> Any:
-    """WSGI app for gunicorn: ``gunicorn -w 4 --worker-class gthread --threads 32 -b 0.0.0.0:8050
-    'app:create_server()'`` (threads: every open screen holds one for its live-push stream)."""
+    """The ASGI app for uvicorn: ``uvicorn --factory app:create_server --workers 4 --host
+    0.0.0.0 --port 8050``."""
     from config.settings import Settings
 
     _configure_logging("INFO")
     settings = Settings.from_env()
     check_at_start(settings.redis_url, "dashboard")
-    server = create_dash(settings).server
-    from api.live import stop_on_sigterm  # open live-push streams end at once on a graceful exit
+    return create_dash(settings).server
 
-    stop_on_sigterm(server)
-    return server
+
+def serve(app: Any, host: str, port: int) -> None:
+    """The dashboard under uvicorn in this process until SIGINT/SIGTERM (then the live feed
+    stops: ``components.app_factory``'s lifespan)."""
+    import uvicorn
+
+    uvicorn.Server(uvicorn.Config(app.server, host=host, port=port, access_log=False, log_config=None)).run()
 
 
 def _run_async_in_thread(
@@ -245,6 +228,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from store.clients import client_for
     from store.rollup import run_worker
 
     settings = _settings(args)
@@ -254,7 +238,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        run_worker(_redis_client(settings), settings.plant, stop)
+        run_worker(client_for(settings, "worker"), settings.plant, stop)
     except KeyboardInterrupt:
         stop.set()
     return 0
@@ -271,7 +255,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     app = create_dash(settings)
     check_at_start(settings.redis_url, "dashboard")
     print(f"Dashboard: http://{settings.host}:{settings.port}/", flush=True)
-    app.run(host=settings.host, port=settings.port, debug=False)
+    serve(app, settings.host, settings.port)
     return 0
 
 
@@ -315,7 +299,7 @@ def cmd_run(args: argparse.Namespace) -> int:
               f"  Wall:       http://{settings.host}:{settings.port}/wall?rotate=15\n"
               f"  HTTP API:   http://{settings.host}:{settings.port}/api/lines\n"
               f"  Redis:      {settings.redis_url.split('@')[-1]}\n", flush=True)  # never the password
-        app.run(host=settings.host, port=settings.port, debug=False)
+        serve(app, settings.host, settings.port)
     except KeyboardInterrupt:
         pass
     finally:
@@ -329,8 +313,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _demo_history(settings: Any, hours: float, seed: int) -> Any:
     """The simulated plant's last ``hours`` written into empty streams (None if they hold data)."""
     from collectors.sim.history import demo_history
+    from store.clients import client_for
 
-    client = _redis_client(settings)
+    client = client_for(settings, "worker")
     try:
         return demo_history(client, settings.plant, hours, seed)
     except ValueError as exc:

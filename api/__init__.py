@@ -1,5 +1,5 @@
-"""The HTTP API (``/api``): a Flask blueprint the lead registers on the Dash app's server."""
+"""The HTTP API (``/api``): FastAPI routers the dashboard includes on its server."""
 
-from api.routes import create_api_blueprint
+from api.routes import create_api_router
 
-__all__ = ["create_api_blueprint"]
+__all__ = ["create_api_router"]

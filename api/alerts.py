@@ -14,9 +14,13 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, request
+from fastapi import APIRouter
 from redis.exceptions import RedisError
+from starlette.responses import JSONResponse
 
+from api import context
+from api.auth import JsonBody
+from api.openapi import ERRORS, WRITE_ERRORS, write
 from domain import answers
 from store.alerts import AlertStore
 from store.reader import PlantReader, WindowError
@@ -46,7 +50,7 @@ def may_acknowledge(line: str, *, from_page: bool = False) -> tuple[str, str]:
         from domain import roles
     except ImportError:  # the operator loop (issue 11) is not installed in this build
         raise Refused(403, "acknowledging needs a login, which this installation does not have") from None
-    if api_auth.AUTH_KEY not in current_app.config:
+    if not api_auth.installed():
         raise Refused(403, "acknowledging needs a login, which this installation does not have")
     who = api_auth.current_principal()
     if who is None:
@@ -91,52 +95,64 @@ def _audit(name: str, line: str, alert_id: str, ack: answers.AlertAck) -> None:
         log.debug("alert acknowledgement of %s not in the audit trail", alert_id, exc_info=True)
 
 
-def create_alerts_blueprint(get_reader: Callable[[], PlantReader] | PlantReader,
-                            clock: Callable[[], Any] | None = None) -> Blueprint:
+def create_alerts_router(get_reader: Callable[[], PlantReader] | PlantReader | None,
+                         clock: Callable[[], Any] | None = None) -> APIRouter:
     import time
 
     clock = clock or time.time
-    bp = Blueprint("alerts_api", __name__, url_prefix="/api")
+    router = APIRouter(prefix="/api")
 
     def store() -> AlertStore:
         reader = get_reader() if callable(get_reader) else get_reader
-        return AlertStore(reader.redis)
+        return AlertStore(reader.redis)  # type: ignore[union-attr]
 
-    @bp.get("/alerts")
+    @router.get("/alerts", response_model=answers.Alerts, responses=ERRORS,
+                summary="Alerts raised in a range (default the last 7 days) and every open one, newest first",
+                openapi_extra={"parameters": [
+                    {"name": name, "in": "query", "required": False, "schema": schema}
+                    for name, schema in (("start", {"type": "number"}), ("end", {"type": "number"}),
+                                         ("line", {"type": "string"}),
+                                         ("state", {"type": "string", "enum": ["open"]}))]})
     def alerts() -> Any:
         now = float(clock())
+        args = context.request().query_params
         try:
             start = _number("start", now - HISTORY_DEFAULT_S)
             end = _number("end", now)
-            line = request.args.get("line") or None
-            open_only = request.args.get("state") == "open"
+            line = args.get("line") or None
+            open_only = args.get("state") == "open"
             items = store().history(start, end, line=line, open_only=open_only)
         except WindowError as exc:
             return _error(400, str(exc))
         except RedisError as exc:
             log.warning("API /api/alerts: Redis unavailable: %s", exc)
             return _error(503, "data store unavailable")
-        return jsonify({"now": now, "alerts": items})
+        return JSONResponse({"now": now, "alerts": items})
 
-    @bp.post("/alerts/<path:alert_id>/ack")
-    def ack(alert_id: str) -> Any:
-        body = request.get_json(silent=True) or {}
-        comment = body.get("comment", "") if isinstance(body, dict) else ""
+    @router.post("/alerts/{alert_id:path}/ack", response_model=answers.AlertAcknowledged,
+                 responses=WRITE_ERRORS,
+                 summary="Acknowledge an alert (operator, supervisor or engineer of its line): stops the wall's "
+                         "flashing and the escalation",
+                 openapi_extra=write({"type": "object", "properties": {
+                     "comment": {"type": "string", "maxLength": 500}}}))
+    def ack(alert_id: str, data: JsonBody) -> Any:
+        comment = data.get("comment", "") if isinstance(data, dict) else ""
         if not isinstance(comment, str):
             return _error(400, "comment: text expected")
         try:
-            return jsonify({"id": alert_id, "ack": acknowledge(store(), alert_id, comment, float(clock()))})
+            return JSONResponse({"id": alert_id, "ack": acknowledge(store(), alert_id, comment,
+                                                                            float(clock()))})
         except Refused as exc:
             return _error(exc.status, exc.message)
         except RedisError as exc:
             log.warning("API acknowledge: Redis unavailable: %s", exc)
             return _error(503, "data store unavailable")
 
-    return bp
+    return router
 
 
 def _number(name: str, default: float) -> float:
-    text = request.args.get(name)
+    text = context.request().query_params.get(name)
     if text is None or text == "":
         return default
     try:
@@ -149,6 +165,4 @@ def _number(name: str, default: float) -> float:
 
 
 def _error(status: int, message: str) -> Any:
-    response = jsonify({"error": message})
-    response.status_code = status
-    return response
+    return context.json_error(status, message)

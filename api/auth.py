@@ -2,7 +2,7 @@
 ``Authorization: Bearer`` tokens for machines, and the ``requires`` decorator that turns
 "not logged in" into 401 and "not allowed" into 403, each with a clear JSON message.
 
-Sessions are Flask's signed cookie (``SECRET_KEY``): it holds the user name, the
+Sessions are a signed cookie (``SECRET_KEY``; Starlette's ``SessionMiddleware``): it holds the user name, the
 user's session version (a password change or disable bumps it, ending every session
 of that user), a random session id and the CSRF token. The session id is also kept in
 Redis (its hash, expiring with the session) and checked on every request, so logging
@@ -25,15 +25,18 @@ import logging
 import os
 import secrets
 from collections.abc import Callable
-from datetime import timedelta
-from functools import wraps
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote
 
-from flask import Blueprint, Flask, Response, current_app, g, jsonify, redirect, request, session
+from fastapi import APIRouter, Depends, FastAPI, Request
 from redis.exceptions import RedisError
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from api import context
+from api.context import g, session
 from domain import answers
 from domain.plant import Plant
 from domain.roles import Action, Principal, refusal
@@ -69,16 +72,26 @@ class Auth:
                           target=target, before=before, after=after, ok=ok)
 
 
+class Denied(Exception):
+    """A request refused by the rules: the 401/403/404 answer to give."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
 def auth() -> Auth:
-    return current_app.config[AUTH_KEY]  # type: ignore[no-any-return]
+    return context.config()[AUTH_KEY]  # type: ignore[no-any-return]
+
+
+def installed() -> bool:
+    """Whether the serving app has the operator loop (users, sessions, the audit trail)."""
+    return context.config().get(AUTH_KEY) is not None
 
 
 def client_addr() -> str:
-    """The caller's address (behind a reverse proxy, wrap the app in werkzeug's ProxyFix)."""
-    try:
-        return request.remote_addr or "-"
-    except RuntimeError:
-        return "-"
+    """The caller's address (behind a reverse proxy: ``PROXY_HOPS``, ``api.writes``)."""
+    return context.client_host()
 
 
 def secret_key(data_dir: Path, env: dict[str, str] | None = None) -> str:
@@ -91,7 +104,7 @@ def secret_key(data_dir: Path, env: dict[str, str] | None = None) -> str:
     if path.exists():
         return path.read_text().strip()
     data_dir.mkdir(parents=True, exist_ok=True)
-    # written whole under a private name, then linked into place: gunicorn workers starting
+    # written whole under a private name, then linked into place: uvicorn workers starting
     # together all end up with the one key that won, never with a half-written file
     tmp = data_dir / f".secret_key.{os.getpid()}.{secrets.token_hex(4)}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -109,44 +122,47 @@ def secret_key(data_dir: Path, env: dict[str, str] | None = None) -> str:
 def current_principal() -> Principal | None:
     """The caller: a Bearer token's principal, else the session's user (None: anonymous).
     Memoised per request."""
-    if "principal" in g:
-        return g.principal  # type: ignore[no-any-return]
+    memo = g()
+    if "principal" in memo:
+        return memo["principal"]  # type: ignore[no-any-return]
     who: Principal | None = None
-    header = request.headers.get("Authorization", "")
+    header = context.request().headers.get("Authorization", "") if context.has_request() else ""
+    cookie = session()
     if header[:7].lower() == "bearer ":
         who = auth().users.token_principal(header[7:].strip())
-        g.bad_token = who is None
-    elif session.get("u"):
-        name, users = str(session["u"]), auth().users
+        memo["bad_token"] = who is None
+    elif cookie.get("u"):
+        name, users = str(cookie["u"]), auth().users
         user = users.get(name)
-        if (user is not None and not user.disabled and user.session_version == session.get("sv")
-                and users.session_user(str(session.get("sid") or "")) == name):
+        if (user is not None and not user.disabled and user.session_version == cookie.get("sv")
+                and users.session_user(str(cookie.get("sid") or "")) == name):
             who = user.principal()
         else:
-            session.clear()
-    g.principal = who
+            cookie.clear()
+    memo["principal"] = who
     return who
 
 
 def csrf_token() -> str:
-    token = session.get("csrf")
+    cookie = session()
+    token = cookie.get("csrf")
     if not token:
-        token = session["csrf"] = secrets.token_urlsafe(32)
+        token = cookie["csrf"] = secrets.token_urlsafe(32)
     return str(token)
 
 
 def csrf_ok() -> bool:
-    sent = request.headers.get(CSRF_HEADER) or request.form.get(CSRF_FIELD) or ""
-    expected = session.get("csrf") or ""
+    """The write carries the session's CSRF token (header, or the form field of a form an
+    endpoint has read: ``context.read_form``)."""
+    headers = context.request().headers if context.has_request() else {}
+    sent = headers.get(CSRF_HEADER) or context.form().get(CSRF_FIELD) or ""
+    expected = session().get("csrf") or ""
     return bool(expected) and hmac.compare_digest(str(sent), str(expected))
 
 
-def error(status: int, message: str) -> Response:
-    response = jsonify({"error": message})
-    response.status_code = status
-    if status == 401:
-        response.headers["WWW-Authenticate"] = 'Bearer realm="plant"'
-    return response
+def error(status: int, message: str) -> JSONResponse:
+    headers = {"WWW-Authenticate": 'Bearer realm="plant"'} if status == 401 else None
+    return context.json_error(status, message, headers)
 
 
 def check(action: Action, line: str | None, write: bool = True) -> Principal | Response:
@@ -154,33 +170,28 @@ def check(action: Action, line: str | None, write: bool = True) -> Principal | R
     by a session must carry the CSRF token)."""
     who = current_principal()
     if who is None:
-        if g.get("bad_token"):
+        if g().get("bad_token"):
             return error(401, "invalid or revoked API token")
         return error(401, "login required: log in at /login, or send Authorization: Bearer <token>")
     if write and who.kind == "user" and not csrf_ok():
         return error(403, f"CSRF token missing or wrong: send the {CSRF_HEADER} header (GET /api/session gives it)")
     why = refusal(who, action, line)
     if why is not None:
-        auth().record(who, "denied", line=line, target=f"{request.method} {request.path}", after=why, ok=False)
+        req = context.request()
+        auth().record(who, "denied", line=line, target=f"{req.method} {req.url.path}", after=why, ok=False)
         return error(403, f"forbidden: {why}")
     return who
 
 
-def requires(action: Action, line_arg: str | None = "line") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Decorator for write views: 401 without credentials, 404 for an unknown line, 403
-    for a role or line not allowed; the view gets the caller as ``who``."""
-    def deco(view: Callable[..., Any]) -> Callable[..., Any]:
-        @wraps(view)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            line = kwargs.get(line_arg) if line_arg else None
-            result = check(action, line)
-            if isinstance(result, Response):
-                return result
-            if line is not None and auth().plant.line(line) is None:
-                return error(404, f"unknown line {line!r}")
-            return view(*args, who=result, **kwargs)
-        return wrapper
-    return deco
+def require(action: Action, line: str | None = None) -> Principal:
+    """The caller of a write view, if allowed: else ``Denied`` with 401 (no credentials),
+    403 (a role or line not allowed, no CSRF token) or 404 (an unknown line)."""
+    result = check(action, line)
+    if isinstance(result, Response):
+        raise Denied(result)
+    if line is not None and auth().plant.line(line) is None:
+        raise Denied(error(404, f"unknown line {line!r}"))
+    return result
 
 
 def login(name: str, password: str) -> tuple[int, str]:
@@ -200,12 +211,12 @@ def login(name: str, password: str) -> tuple[int, str]:
         a.record(None, "login_failed", actor=actor, ok=False)
         return 401, "wrong user name or password (or the user is disabled)"
     a.users.clear_failures(name)
-    session.clear()
-    session.permanent = True
+    cookie = session()
+    cookie.clear()
     sid = a.users.start_session(user.name, SESSION_HOURS * 3600)
-    session.update({"u": user.name, "sv": user.session_version, "sid": sid})
+    cookie.update({"u": user.name, "sv": user.session_version, "sid": sid})
     csrf_token()
-    g.principal = user.principal()
+    g()["principal"] = user.principal()
     a.record(user.principal(), "login")
     return 200, "logged in"
 
@@ -215,8 +226,8 @@ def logout() -> None:
     who = current_principal()
     if who is not None and who.kind == "user":
         auth().record(who, "logout")
-    auth().users.end_session(str(session.get("sid") or ""))
-    session.clear()
+    auth().users.end_session(str(session().get("sid") or ""))
+    session().clear()
 
 
 def safe_next(target: str | None) -> str:
@@ -226,23 +237,44 @@ def safe_next(target: str | None) -> str:
     return target
 
 
-def create_auth_blueprint() -> Blueprint:
-    bp = Blueprint("auth", __name__)
+async def json_body(request: Request) -> Any:
+    """The request's JSON body (None if it is not JSON), or its form fields (a dependency:
+    read on the event loop before a sync view runs in the thread pool)."""
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+        return await context.read_form(request)
+    try:
+        return await request.json()
+    except ValueError:
+        return None
 
-    @bp.errorhandler(RedisError)
-    def redis_down(exc: RedisError) -> Any:
-        log.warning("%s: Redis unavailable: %s", request.path, exc)
-        return error(503, "data store unavailable: try again in a moment")
 
-    @bp.post("/api/login")
-    def api_login() -> Any:
-        body: Any = request.get_json(silent=True) if request.is_json else request.form
-        if not isinstance(body, dict) and not hasattr(body, "get"):
+JsonBody = Annotated[Any, Depends(json_body)]  # a view's parameter: the body, read before the view runs
+
+
+def _redis_down(exc: RedisError) -> JSONResponse:
+    log.warning("%s: Redis unavailable: %s", context.request().url.path, exc)
+    return error(503, "data store unavailable: try again in a moment")
+
+
+def create_auth_router() -> APIRouter:
+    router = APIRouter(prefix="/api", tags=["session"])
+    errors: dict[int | str, dict[str, Any]] = {status: {"model": answers.Error} for status in (400, 401, 429, 503)}
+
+    @router.post("/login", response_model=answers.Login, responses=errors,
+                 summary="Log in (starts a session cookie; answers the CSRF token)",
+                 openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
+                     "type": "object", "properties": {"username": {"type": "string"},
+                                                      "password": {"type": "string"}}}}}}})
+    def api_login(body: JsonBody) -> Any:
+        if not isinstance(body, dict):
             return error(400, "send {\"username\": ..., \"password\": ...}")
         name, password = str(body.get("username") or ""), str(body.get("password") or "")
         if not name or not password:
             return error(400, "username and password are required")
-        status, message = login(name, password)
+        try:
+            status, message = login(name, password)
+        except RedisError as exc:
+            return _redis_down(exc)
         if status != 200:
             response = error(status, message)
             if status == 429:
@@ -252,55 +284,72 @@ def create_auth_blueprint() -> Blueprint:
         assert who is not None
         answer: answers.Login = {"user": who.name, "role": str(who.role), "lines": list(who.lines),
                                  "csrf": csrf_token()}
-        return jsonify(answer)
+        return JSONResponse(answer)
 
-    @bp.post("/api/logout")
+    @router.post("/logout", response_model=answers.Logout, responses={503: {"model": answers.Error}},
+                 summary="End the session")
     def api_logout() -> Any:
-        logout()
+        try:
+            logout()
+        except RedisError as exc:
+            return _redis_down(exc)
         logged_out: answers.Logout = {"user": None}
-        return jsonify(logged_out)
+        return JSONResponse(logged_out)
 
-    @bp.get("/api/session")
+    @router.get("/session", response_model=answers.Session, responses={503: {"model": answers.Error}},
+                summary="Who is logged in, with the CSRF token for writes")
     def api_session() -> Any:
-        who = current_principal()
+        try:
+            who = current_principal()
+        except RedisError as exc:
+            return _redis_down(exc)
         if who is None:
             nobody: answers.Session = {"user": None, "require_login": auth().require_login}
-            return jsonify(nobody)
+            return JSONResponse(nobody)
         body: answers.Session = {"user": who.name, "role": str(who.role), "lines": list(who.lines), "kind": who.kind}
         if who.kind == "user":
             body["csrf"] = csrf_token()
-        return jsonify(body)
+        return JSONResponse(body)
 
-    return bp
+    return router
 
 
-def install(server: Flask, the_auth: Auth, secret: str, secure_cookies: bool = False) -> None:
-    """Sessions, the login routes and (with ``require_login``) the gate in front of
-    everything else."""
-    server.config.update({
-        AUTH_KEY: the_auth,
-        "SECRET_KEY": secret,
-        "SESSION_COOKIE_HTTPONLY": True,
-        "SESSION_COOKIE_SAMESITE": "Lax",
-        "SESSION_COOKIE_SECURE": secure_cookies,
-        "SESSION_COOKIE_NAME": "plant_session",
-        "PERMANENT_SESSION_LIFETIME": timedelta(hours=SESSION_HOURS),
-    })
-    server.register_blueprint(create_auth_blueprint())
+def install(server: FastAPI, the_auth: Auth) -> None:
+    """The login routes and the auth rules' services on ``server``; the session cookie and
+    the login gate are middleware (``session_middleware``, ``LoginGate``)."""
+    context.config_of(server)[AUTH_KEY] = the_auth
+    server.include_router(create_auth_router())
 
-    @server.before_request
-    def gate() -> Any:
-        if not auth().require_login:
-            return None
-        path = request.path
+
+def session_middleware(server: FastAPI, secret: str, secure_cookies: bool = False) -> None:
+    """The signed session cookie: HttpOnly, SameSite=Lax, Secure behind TLS, 12 h."""
+    server.add_middleware(SessionMiddleware, secret_key=secret, session_cookie="plant_session",
+                          max_age=SESSION_HOURS * 3600, same_site="lax", https_only=secure_cookies)
+
+
+class LoginGate:
+    """With ``require_login``: every page, callback and API read needs a login (a 401 for
+    the API and callbacks, a redirect to ``/login`` for pages)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not context.has_request() or not installed() or not auth().require_login:
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
         if path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
-            return None
+            await self.app(scope, receive, send)
+            return
         try:
             if current_principal() is not None:
-                return None
+                await self.app(scope, receive, send)
+                return
+            if path.startswith("/api/") or path.startswith("/_dash"):
+                answer: Response = error(401, "login required: log in at /login, or send Authorization: Bearer <token>")
+            else:
+                answer = RedirectResponse(f"/login?next={quote(path)}", status_code=303)
         except RedisError as exc:
-            log.warning("%s: Redis unavailable: %s", path, exc)
-            return error(503, "data store unavailable: try again in a moment")
-        if path.startswith("/api/") or path.startswith("/_dash"):
-            return error(401, "login required: log in at /login, or send Authorization: Bearer <token>")
-        return redirect(f"/login?next={quote(path)}", code=303)
+            answer = _redis_down(exc)
+        await answer(scope, receive, send)

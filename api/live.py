@@ -15,10 +15,12 @@ the first subscriber. Events (``text/event-stream``):
 Each ``change`` has an ``id`` (``<process token>-<sequence>``): a browser reconnecting
 with ``Last-Event-ID`` gets the changes it missed, or a ``change`` of all its lines with
 ``why: ["resync"]`` when they are no longer known (another server process, a restart).
-A stream ends after ``MAX_STREAM_S`` (the browser reconnects at once) and when the server
-shuts down. With ``REQUIRE_LOGIN`` the login gate of ``api.auth`` applies as to every read.
-``LIVE_PUSH=0`` (or ``config["LIVE_PUSH"] = False``) turns push off: 503, open streams end,
-and the screens refresh every 2 s as before.
+A stream is an async generator (no thread per open screen: it awaits the feed's
+``wait_async``). It ends after ``MAX_STREAM_S`` (the browser reconnects at once) and when
+the server shuts down (``shutdown``: at SIGTERM, before uvicorn waits for open requests).
+With ``REQUIRE_LOGIN`` the login gate of ``api.auth`` applies as to every read.
+``LIVE_PUSH=0`` (or ``config_of(server)["LIVE_PUSH"] = False``) turns push off: 503, open
+streams end, and the screens refresh every 2 s as before.
 """
 
 from __future__ import annotations
@@ -28,12 +30,16 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from flask import Flask, Response, current_app, request
+from fastapi import APIRouter, FastAPI, Request
+from starlette.responses import Response, StreamingResponse
 
+from api import context
 from api.auth import error
+from api.openapi import LINE_FILTER
+from domain import answers
 from store.live_feed import FEED_KEY, Change, LiveFeed, feed_of
 
 log = logging.getLogger(__name__)
@@ -50,30 +56,50 @@ def enabled(config: dict[str, Any]) -> bool:
     return bool(config.get(ENABLED_KEY, True))
 
 
-def install(server: Flask, client_of: Callable[[], Any], lines: list[str]) -> None:
+def install(server: FastAPI, client_of: Callable[[], Any], lines: list[str]) -> None:
     """The event stream on ``server``; ``client_of()``: the Redis client the feed reads."""
-    server.config.setdefault(ENABLED_KEY, os.environ.get("LIVE_PUSH", "1").strip().lower() not in ("0", "false", "no"))
+    config = context.config_of(server)
+    config.setdefault(ENABLED_KEY, os.environ.get("LIVE_PUSH", "1").strip().lower() not in ("0", "false", "no"))
+    server.include_router(create_live_router(client_of, lines))
 
-    @server.get(PATH)
-    def live_events() -> Any:
-        config = current_app.config
-        if not enabled(config):
+
+def create_live_router(client_of: Callable[[], Any] | None, lines: list[str] | None = None) -> APIRouter:
+    router = APIRouter(prefix="/api")
+    every = list(lines or [])
+
+    @router.get(PATH.removeprefix("/api"), response_class=StreamingResponse,
+                summary="Server-sent events: which lines' live views changed (README 'Live push')",
+                responses={404: {"model": answers.Error, "description": "unknown line"},
+                           503: {"model": answers.Error,
+                                 "description": "live push is off (LIVE_PUSH=0) or the server is stopping"}},
+                openapi_extra={"parameters": [LINE_FILTER, {
+                    "name": "Last-Event-ID", "in": "header", "required": False, "schema": {"type": "string"},
+                    "description": "resume after this event (EventSource sends it on reconnect)"}],
+                    "responses": {"200": {
+                        "description": "text/event-stream: `hello`, `change` (the changed lines' "
+                                       "`{line, version, why}`), `status`; heartbeats as comments",
+                        "content": {"text/event-stream": {"schema": {"type": "string"}}}}}})
+    async def live_events(request: Request) -> Response:
+        config = context.config()
+        if not enabled(config) or client_of is None:
             return error(503, "live push is off (LIVE_PUSH=0): screens refresh every 2 s")
-        known = set(lines)
-        wanted = [part for value in request.args.getlist("line") for part in value.split(",") if part]
-        unknown = [line for line in wanted if line not in known]
+        wanted = context.query_list(request, "line")
+        unknown = [line for line in wanted if line not in every]
         if unknown:
             return error(404, f"unknown line {unknown[0]!r}")
-        feed = feed_of(config, client_of, lines)
+        hook_sigterm(config)
+        feed = feed_of(config, client_of, every)
         if feed.stopped:
             return error(503, "the server is shutting down")
-        resume = _resume_seq(request.headers.get("Last-Event-ID") or request.args.get("last_event_id"), feed.token)
-        body = stream(feed, wanted or list(lines), resume, lambda: enabled(config))
-        return Response(body, mimetype="text/event-stream", headers={
+        resume = _resume_seq(request.headers.get("Last-Event-ID") or request.query_params.get("last_event_id"),
+                             feed.token)
+        body = stream(feed, wanted or every, resume, lambda: enabled(config))
+        return StreamingResponse(body, media_type="text/event-stream", headers={
             "Cache-Control": "no-cache, no-transform",
             "X-Accel-Buffering": "no",  # nginx: pass each event on at once
-            "Connection": "keep-alive",
         })
+
+    return router
 
 
 def _resume_seq(last_id: str | None, token: str) -> int | None:
@@ -91,9 +117,9 @@ def event(kind: str, payload: Any, event_id: str | None = None) -> str:
     return f"{head}event: {kind}\ndata: {json.dumps(payload, separators=(',', ':'))}\n\n"
 
 
-def stream(feed: LiveFeed, lines: list[str], resume: int | None, is_on: Callable[[], bool],
-           max_s: float = MAX_STREAM_S) -> Iterator[str]:
-    """The events of one subscriber (a generator: Flask sends each piece as it comes)."""
+async def stream(feed: LiveFeed, lines: list[str], resume: int | None, is_on: Callable[[], bool],
+                 max_s: float = MAX_STREAM_S) -> AsyncIterator[str]:
+    """The events of one subscriber (an async generator: each piece is sent as it comes)."""
     started = time.monotonic()
     seq = feed.seq
     versions = feed.versions() or {}
@@ -109,7 +135,7 @@ def stream(feed: LiveFeed, lines: list[str], resume: int | None, is_on: Callable
             yield event("change", {"lines": [c.to_dict() for c in missed]}, f"{feed.token}-{seq}")
     beat = time.monotonic()
     while not feed.stopped and is_on() and time.monotonic() - started < max_s:
-        seq_now, changes = feed.wait(seq, lines, POLL_S, was_up=up)
+        seq_now, changes = await feed.wait_async(seq, lines, POLL_S, was_up=up)
         if feed.up != up:
             up = feed.up
             yield event("status", {"up": up})
@@ -130,29 +156,33 @@ def stream(feed: LiveFeed, lines: list[str], resume: int | None, is_on: Callable
             beat = time.monotonic()
 
 
-def shutdown(server: Flask) -> None:
-    """Stops the process's feed: open streams end (within ``POLL_S``), new ones are refused."""
-    server.config[ENABLED_KEY] = False
-    feed = server.config.get(FEED_KEY)
+def shutdown(config: dict[str, Any]) -> None:
+    """Stops the process's feed: open streams end (at once), new ones are refused."""
+    config[ENABLED_KEY] = False
+    feed = config.get(FEED_KEY)
     if feed is not None:
         feed.stop()
 
 
-def stop_on_sigterm(server: Flask) -> None:
-    """On SIGTERM, end the open streams first, then do what was to be done (a gunicorn
-    worker's graceful exit waits for open requests: without this, for ``--graceful-timeout``).
-    Only from the main thread (where gunicorn loads the app); elsewhere nothing is changed."""
-    try:
-        previous = signal.getsignal(signal.SIGTERM)
+def hook_sigterm(config: dict[str, Any]) -> None:
+    """On SIGTERM (and SIGINT), end the open streams first, then do what the server does
+    (uvicorn's graceful exit waits for open requests: without this, for ever). Hooked once,
+    from the main thread, where uvicorn serves and has put its own handler by then."""
+    if config.get("_sigterm_hooked"):
+        return
+    config["_sigterm_hooked"] = True
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        try:
+            previous = signal.getsignal(signum)
 
-        def handler(signum: int, frame: Any) -> None:
-            shutdown(server)
-            if callable(previous):
-                previous(signum, frame)
-            elif previous == signal.SIG_DFL:
-                signal.signal(signum, signal.SIG_DFL)
-                os.kill(os.getpid(), signum)
+            def handler(sig: int, frame: Any, previous: Any = previous) -> None:
+                shutdown(config)
+                if callable(previous):
+                    previous(sig, frame)
+                elif previous == signal.SIG_DFL:
+                    signal.signal(sig, signal.SIG_DFL)
+                    os.kill(os.getpid(), sig)
 
-        signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread
-        log.debug("live push: SIGTERM not hooked (not the main thread)")
+            signal.signal(signum, handler)
+        except ValueError:  # not the main thread (a test's server in a thread): its stop calls shutdown
+            log.debug("live push: signal %s not hooked (not the main thread)", signum)

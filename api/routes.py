@@ -1,8 +1,10 @@
-"""The HTTP API: a Flask blueprint over ``store.reader.PlantReader``.
+"""The HTTP API: FastAPI routes over ``store.reader.PlantReader``.
 
 Every answer is JSON. Bad parameters are 400 with ``{"error": "..."}`` naming the
-parameter; unknown lines/machines and paths 404; Redis unreachable 503; anything else
-500 - never an HTML page, never a crashed worker.
+parameter; unknown lines/machines and paths 404; Redis unavailable 503; anything else
+500 - never an HTML page, never a crashed worker. Each route declares its answer's type
+(``domain.answers``) as its ``response_model``: the OpenAPI document is generated from
+the routes (``api.openapi``); the answers are serialised as the reader gives them.
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 
-from flask import Blueprint, Response, jsonify, request
+from fastapi import APIRouter, Request
 from redis.exceptions import RedisError
-from werkzeug.exceptions import HTTPException
+from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse, Response
 
-from api.openapi import openapi_spec
+from api import context
+from api.openapi import ERRORS, LINE_FILTER, WINDOW_PARAMS, openapi_spec
 from domain import answers
 from store.answer_parts import json_safe
 from store.reader import PlantReader, UnknownLine, UnknownMachine, WindowError
@@ -32,12 +36,12 @@ class BadRequest(Exception):
     pass
 
 
-def create_api_blueprint(get_reader: Callable[[], PlantReader] | PlantReader,
-                         clock: Callable[[], float] = time.time) -> Blueprint:
-    """The ``/api`` blueprint. ``get_reader``: a function returning the process's
+def create_api_router(get_reader: Callable[[], PlantReader] | PlantReader | None,
+                      clock: Callable[[], float] = time.time) -> APIRouter:
+    """The ``/api`` read routes. ``get_reader``: a function returning the process's
     PlantReader (or the reader itself); ``clock``: epoch seconds (tests pin it)."""
     reader_of = _reader_getter(get_reader)
-    bp = Blueprint("api", __name__, url_prefix=PREFIX)
+    router = APIRouter(prefix=PREFIX, responses=ERRORS)
 
     def json_errors(view: View) -> View:
         @wraps(view)
@@ -49,12 +53,10 @@ def create_api_blueprint(get_reader: Callable[[], PlantReader] | PlantReader,
             except (UnknownLine, UnknownMachine) as exc:
                 return _error(404, str(exc.args[0] if exc.args else exc))
             except RedisError as exc:
-                log.warning("API %s: Redis unavailable: %s", request.path, exc)
+                log.warning("API %s: Redis unavailable: %s", context.request().url.path, exc)
                 return _error(503, "data store unavailable")
-            except HTTPException:
-                raise
             except Exception:
-                log.exception("API %s failed", request.path)
+                log.exception("API %s failed", context.request().url.path)
                 return _error(500, "internal error")
         return wrapper
 
@@ -63,16 +65,21 @@ def create_api_blueprint(get_reader: Callable[[], PlantReader] | PlantReader,
         resolved = reader.resolve_window(start, _param("end"), now)
         return resolved.start, resolved.end, resolved.label
 
-    @bp.get("/lines")
+    windowed: dict[str, Any] = {"parameters": WINDOW_PARAMS}  # openapi_extra of a windowed read
+
+    @router.get("/lines", response_model=answers.LinesWithAndon, openapi_extra={"parameters": [LINE_FILTER]},
+                summary="Lines with their machines' live state, andon status and pace this shift (all, "
+                        "or those named by ?line=)")
     @json_errors
-    def lines() -> Any:
+    def lines(request: Request) -> Any:
         reader = reader_of()
-        wanted = [part for value in request.args.getlist("line") for part in value.split(",") if part]
+        wanted = context.query_list(request, "line")
         for line in wanted:
             reader.line(line)  # 404 for an unknown line
         return _ok(reader.lines(clock(), only=wanted or None, with_andon=True))
 
-    @bp.get("/lines/<line>/kpis")
+    @router.get("/lines/{line}/kpis", response_model=answers.LineKpis, openapi_extra=windowed,
+                summary="OEE, availability, performance, quality, TEEP, losses, energy of a line and its machines")
     @json_errors
     def line_kpis(line: str) -> Any:
         reader, now = reader_of(), clock()
@@ -80,7 +87,8 @@ def create_api_blueprint(get_reader: Callable[[], PlantReader] | PlantReader,
         start, end, label = window(reader, now)
         return _ok(_labelled(reader.line_kpis(line, start, end, now, machines=True), label))
 
-    @bp.get("/lines/<line>/machines/<machine>/kpis")
+    @router.get("/lines/{line}/machines/{machine}/kpis", response_model=answers.MachineKpis, openapi_extra=windowed,
+                summary="KPIs of one machine")
     @json_errors
     def machine_kpis(line: str, machine: str) -> Any:
         reader, now = reader_of(), clock()
@@ -89,7 +97,8 @@ def create_api_blueprint(get_reader: Callable[[], PlantReader] | PlantReader,
         start, end, label = window(reader, now)
         return _ok(_labelled(reader.machine_kpis(line, machine, start, end, now), label))
 
-    @bp.get("/lines/<line>/downtime")
+    @router.get("/lines/{line}/downtime", response_model=answers.Downtime, openapi_extra=windowed,
+                summary="Stops, Pareto by duration and count, MTBF and MTTR")
     @json_errors
     def downtime(line: str) -> Any:
         reader, now = reader_of(), clock()
@@ -97,7 +106,8 @@ def create_api_blueprint(get_reader: Callable[[], PlantReader] | PlantReader,
         start, end, label = window(reader, now)
         return _ok(_labelled(reader.downtime(line, start, end, now), label))
 
-    @bp.get("/lines/<line>/energy")
+    @router.get("/lines/{line}/energy", response_model=answers.Energy, openapi_extra=windowed,
+                summary="Energy, cost, CO2, peak demand per line and machine")
     @json_errors
     def energy(line: str) -> Any:
         reader, now = reader_of(), clock()
@@ -105,36 +115,46 @@ def create_api_blueprint(get_reader: Callable[[], PlantReader] | PlantReader,
         start, end, label = window(reader, now)
         return _ok(_labelled(reader.energy(line, start, end, now), label))
 
-    @bp.get("/health")
+    @router.get("/health", response_model=answers.Health,
+                responses={503: {"model": answers.Health, "description": "something is not ok"}},
+                summary="Redis reachable, collectors' last data, rollup worker lag (503 when not ok)")
     @json_errors
     def health() -> Any:
         report = reader_of().health(clock())
         return _ok(report, 200 if report.get("ok") else 503)
 
-    @bp.get("/openapi.json")
+    @router.get("/openapi.json", summary="This description", responses={
+        200: {"description": "OpenAPI 3.1 document", "content": {"application/json": {}}}})
     @json_errors
     def openapi() -> Any:
         return _ok(openapi_spec())
 
-    @bp.route("/", defaults={"rest": ""}, methods=_ALL_METHODS)
-    @bp.route("/<path:rest>", methods=_ALL_METHODS)
-    def not_found(rest: str) -> Any:
-        return _error(404, f"no such endpoint: {request.method} {request.path}")
-
-    @bp.app_errorhandler(HTTPException)
-    def http_error(exc: HTTPException) -> Any:
-        """JSON for routing errors under /api (405, 404 of odd paths); others unchanged."""
-        if not request.path.startswith(PREFIX + "/") and request.path != PREFIX:
-            return exc
-        return _error(exc.code or 500, exc.description or exc.name)
-
-    return bp
+    return router
 
 
-_ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+def json_errors_under_api(server: Any) -> None:
+    """JSON answers for routing errors under ``/api`` (404 of unknown paths, 405); other
+    paths' errors as Starlette gives them."""
+    server.add_exception_handler(HTTPException, _routing_error)
 
 
-def _reader_getter(get_reader: Callable[[], PlantReader] | PlantReader) -> Callable[[], PlantReader]:
+async def _routing_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    path = request.url.path
+    if not (path.startswith(PREFIX + "/") or path == PREFIX):
+        return Response(str(exc.detail), status_code=exc.status_code, headers=exc.headers)
+    if exc.status_code == 404:
+        return _error(404, f"no such endpoint: {request.method} {path}")
+    return _error(exc.status_code, str(exc.detail))
+
+
+
+
+def _reader_getter(get_reader: Callable[[], PlantReader] | PlantReader | None) -> Callable[[], PlantReader]:
+    if get_reader is None:  # the document's routes only (api.openapi)
+        def missing() -> PlantReader:
+            raise RuntimeError("no reader")
+        return missing
     if isinstance(get_reader, PlantReader) or hasattr(get_reader, "line_kpis"):
         reader = get_reader
         return lambda: reader  # type: ignore[return-value]
@@ -142,7 +162,7 @@ def _reader_getter(get_reader: Callable[[], PlantReader] | PlantReader) -> Calla
 
 
 def _param(name: str) -> str | None:
-    value = request.args.get(name)
+    value = context.request().query_params.get(name)
     if value is not None and ("\x00" in value or len(value) > 200):
         raise BadRequest(f"{name}: not an ISO 8601 time with offset or a named range")
     return value
@@ -159,12 +179,10 @@ def _labelled(body: Windowed, label: str) -> Windowed:
 
 
 def _ok(body: Any, status: int = 200) -> Response:
-    response = jsonify(json_safe(body))
-    response.status_code = status
-    return response
+    return JSONResponse(json_safe(body), status_code=status)
 
 
-def _error(status: int, message: str) -> tuple[Response, int]:
-    return jsonify({"error": message}), status
+def _error(status: int, message: str) -> Response:
+    return context.json_error(status, message)
 
 

@@ -1,6 +1,7 @@
 """Security headers on every response, and 4xx (not 500) for malformed Dash callback requests.
 
-``install(app, frame_ancestors)`` is called once where the Dash app is built. Everything
+``install(app)`` (the callback guard) and ``install_headers(server, ...)`` (the headers)
+are called once where the Dash app is built; both are ASGI middleware on its FastAPI server. Everything
 the browser loads comes from this server (factory networks are often offline), so the
 Content-Security-Policy allows only 'self' for scripts, plus the SHA-256 hash of the one
 inline script Dash writes into its page (``new DashRenderer()``; ``Dash.csp_hashes()``).
@@ -21,10 +22,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from dash import Dash
-from dash.exceptions import PreventUpdate
-from flask import Flask, Response, jsonify, request
-from werkzeug.exceptions import HTTPException
+from starlette.datastructures import MutableHeaders
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api import context
 from config.settings import parse_frame_ancestors
 
 log = logging.getLogger(__name__)
@@ -53,76 +55,137 @@ def content_security_policy(script_hashes: list[str], frame_ancestors: tuple[str
     return "; ".join(f"{name} {' '.join(values)}" for name, values in directives.items())
 
 
-def install(app: Dash, frame_ancestors: str | None = None) -> None:
-    """Headers on every response of ``app.server`` (pages, assets, callbacks, ``/api``)
-    and a guard on the callback route. Call after the app's callbacks are declared."""
-    install_headers(app.server, frame_ancestors, app.csp_hashes)
-    endpoint = app.config.routes_pathname_prefix + UPDATE_ROUTE
-    view = app.server.view_functions.get(endpoint)
-    if view is not None:
-        app.server.view_functions[endpoint] = _guarded(app, view)
+BAD_VALUE = "bad_callback_value"
+BAD_VALUE_ERRORS = (TypeError, ValueError, KeyError, IndexError, AttributeError)
 
 
-def install_headers(
-    server: Flask, frame_ancestors: str | None = None, script_hashes: Callable[[], Sequence[str]] = tuple
-) -> None:
+def install(app: Dash) -> None:
+    """The guard on ``app``'s callback route (middleware; add it inside ``RequestContext``).
+    Callbacks must be declared through ``flag_bad_values`` (``components.delivery.LightDash``)."""
+    app.server.add_middleware(CallbackGuard, dash_app=app)
+
+
+def install_headers(server: Any, frame_ancestors: str | None = None,
+                    script_hashes: Callable[[], Sequence[str]] = tuple) -> None:
     """The security headers on every response of ``server``. ``script_hashes``: the CSP
     hashes of the inline scripts the pages carry (``Dash.csp_hashes``)."""
-    ancestors = parse_frame_ancestors(frame_ancestors)
-    policy: list[str] = []  # computed at the first response: Dash adds inline scripts until then
-
-    @server.after_request
-    def security_headers(response: Response) -> Response:
-        if not policy:
-            policy.append(content_security_policy(list(script_hashes()), ancestors))
-        response.headers["Content-Security-Policy"] = policy[0]
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "same-origin"
-        response.headers["Cross-Origin-Opener-Policy"] = "same-origin"
-        if not ancestors:
-            response.headers["X-Frame-Options"] = "DENY"
-        return response
+    server.add_middleware(SecurityHeaders, frame_ancestors=frame_ancestors, script_hashes=script_hashes)
 
 
-def _guarded(app: Dash, view: Callable[..., Any]) -> Callable[..., Any]:
+class SecurityHeaders:
+    def __init__(self, app: ASGIApp, frame_ancestors: str | None = None,
+                 script_hashes: Callable[[], Sequence[str]] = tuple) -> None:
+        self.app = app
+        self.ancestors = parse_frame_ancestors(frame_ancestors)
+        self.script_hashes = script_hashes
+        self.policy = ""  # computed at the first response: Dash adds inline scripts until then
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                if not self.policy:
+                    self.policy = content_security_policy(list(self.script_hashes()), self.ancestors)
+                headers = MutableHeaders(scope=message)
+                headers["Content-Security-Policy"] = self.policy
+                headers["X-Content-Type-Options"] = "nosniff"
+                headers["Referrer-Policy"] = "same-origin"
+                headers["Cross-Origin-Opener-Policy"] = "same-origin"
+                if not self.ancestors:
+                    headers["X-Frame-Options"] = "DENY"
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+def flag_bad_values(func: Callable[..., Any]) -> Callable[..., Any]:
+    """A callback that marks the request when a value it was sent cannot be used (a dict
+    where a date belongs, ...): the renderer never sends that, so ``CallbackGuard``
+    answers 400 instead of Dash's 500."""
+
+    @functools.wraps(func)
+    def callback(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except BAD_VALUE_ERRORS as exc:
+            log.warning("callback %s refused a value: %s: %s", func.__name__, type(exc).__name__, exc)
+            context.g()[BAD_VALUE] = True
+            raise
+
+    return callback
+
+
+class CallbackGuard:
     """The callback route, answering 400 with a short JSON message to requests whose body
     is not the shape Dash's renderer sends, or whose values a callback cannot use."""
 
-    @functools.wraps(view)
-    def dispatch(*args: Any, **kwargs: Any) -> Any:
+    def __init__(self, app: ASGIApp, dash_app: Dash) -> None:
+        self.app = app
+        self.dash_app = dash_app
+        self.path = dash_app.config.routes_pathname_prefix + UPDATE_ROUTE
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != self.path or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
         try:
-            check_callback_request(app, _json_body())
+            raw = await _read_body(scope, receive)
+            check_callback_request(self.dash_app, _parse(raw))
         except BadCallbackRequest as exc:
             log.info("callback request refused: %s", exc)
-            return _bad(str(exc))
-        try:
-            return view(*args, **kwargs)
-        except (PreventUpdate, HTTPException):
-            raise
-        except (TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
-            # The shape was right but a value was not (a dict where a date belongs, ...):
-            # the renderer never sends that, so it is the request's fault, not the server's.
-            log.warning("callback %s refused a value: %s: %s", _output_of(), type(exc).__name__, exc)
-            return _bad("a value in the request cannot be used by this callback")
+            await _bad(str(exc))(scope, receive, send)
+            return
+        sent = False
 
-    return dispatch
+        async def replay() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": raw, "more_body": False}
+            return await receive()
+
+        replaced = False
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal replaced
+            if message["type"] == "http.response.start" and message["status"] == 500 and context.g().get(BAD_VALUE):
+                replaced = True
+                await _bad("a value in the request cannot be used by this callback")(scope, receive, send)
+                return
+            if not replaced:
+                await send(message)
+
+        await self.app(scope, replay, guarded_send)
 
 
-def _bad(message: str) -> tuple[Response, int]:
-    return jsonify({"error": message}), 400
+def _bad(message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=400)
 
 
-def _output_of() -> str:
-    body = request.get_json(silent=True)
-    return str(body.get("output"))[:120] if isinstance(body, dict) else "?"
-
-
-def _json_body() -> Any:
-    if request.content_length is not None and request.content_length > MAX_CALLBACK_BODY:
+async def _read_body(scope: Scope, receive: Receive) -> bytes:
+    length = dict(scope["headers"]).get(b"content-length")
+    if length is not None and length.isdigit() and int(length) > MAX_CALLBACK_BODY:
         raise BadCallbackRequest("request body too large")
-    raw = request.get_data(cache=True)
-    if len(raw) > MAX_CALLBACK_BODY:
-        raise BadCallbackRequest("request body too large")
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_CALLBACK_BODY:
+            raise BadCallbackRequest("request body too large")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _parse(raw: bytes) -> Any:
     try:
         return json.loads(raw)
     except (ValueError, RecursionError):

@@ -1,305 +1,64 @@
-"""The operator loop's endpoints: stops with stable ids, classifying and splitting stops,
-shift handovers, the audit trail, and users (for admins). Registered on the dashboard's
-Flask server next to the read API.
-
-The operations themselves (``classify``, ``split``, ...) are plain functions of the
-caller, so the HTTP views and the Dash pages (``components.untagged``,
-``components.handover``) share one set of rules; each write is authorized by
-``domain.roles`` and appended to the audit trail with the value before and after.
+"""The operator loop's HTTP endpoints: stops with stable ids, classifying and splitting
+stops, shift handovers, the audit trail, reason lists and users (for admins). FastAPI
+routes next to the read API; the rules are ``api.operations`` (shared with the pages).
+``install_operator_loop`` puts the login, the session cookie and these routes on the
+dashboard's server.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable
-from typing import Any, cast
-from zoneinfo import ZoneInfo
+from functools import wraps
+from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from fastapi import APIRouter, FastAPI
 from redis.exceptions import RedisError
+from starlette.responses import JSONResponse
 
-from api.auth import auth, check, error, requires
-from domain import answers, calendar
-from domain.classification import (
-    Classification,
-    check_comment,
-    check_reason,
-    check_split,
-    grouped_choices,
-    parse_stop_id,
+from api import context
+from api.auth import Denied, JsonBody, auth, check, error, require
+from api.openapi import AUTH_ERRORS, ERRORS, SECURITY, WINDOW_PARAMS, WRITE_ERRORS, write
+from api.operations import (
+    OpError,
+    add_user,
+    change_user_of,
+    classify,
+    handover_acknowledge,
+    handover_note,
+    handover_sign,
+    line_reasons,
+    reason_catalogue,
+    set_line_reasons,
+    set_reason_catalogue,
+    split,
+    untagged_stops,
 )
-from domain.roles import ALL_LINES, Action, Principal, Role, refusal
+from domain import answers
+from domain.roles import Action, Role
 from store.answer_parts import json_safe
-from store.classifications import find_stop
-from store.handovers import MAX_NOTE, HandoverError, Handovers
+from store.handovers import Handovers
 from store.reader import PlantReader, WindowError, parse_time
-from store.reasons import ReasonListError, parse_catalogue, parse_codes, reason_dict
-from store.users import UserError
 
 log = logging.getLogger(__name__)
 
-
-class OpError(Exception):
-    """A write that cannot be done: HTTP status and message."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+_STOP_ID = {"name": "stop_id", "in": "path", "required": True, "schema": {"type": "string"},
+            "description": "stable stop id <line>~<machine>~<start epoch ms> (the stops list gives it)"}
+_SHIFT_START = {"name": "shift_start", "in": "path", "required": True, "schema": {"type": "integer"},
+                "description": "the shift instance's start, epoch seconds"}
 
 
-# --- operations (shared by the API and the pages) ------------------------------------------------
-
-def _allowed(who: Principal, action: Action, line: str | None) -> None:
-    why = refusal(who, action, line)
-    if why is not None:
-        auth().record(who, "denied", line=line, target=str(action), after=why, ok=False)
-        raise OpError(403, f"forbidden: {why}")
-
-
-def _stop_of(reader: PlantReader, line: str, sid: str, now: float) -> Any:
-    parsed = parse_stop_id(sid)
-    if parsed is None or parsed[0] != line:
-        raise OpError(404, f"no stop {sid!r} on line {line} (ids: <line>~<machine>~<start ms>)")
-    cfg = reader.line(line)
-    if cfg.machine(parsed[1]) is None:
-        raise OpError(404, f"no stop {sid!r} on line {line}: unknown machine")
-    stop = find_stop(reader, line, parsed[1], parsed[2], now)
-    if stop is None:
-        raise OpError(404, f"no stop {sid!r} on line {line}")
-    return stop
-
-
-def classify(reader: PlantReader, who: Principal, line: str, sid: str, reason: Any, comment: Any,
-             now: float) -> answers.Classification:
-    """Sets a stop's reason (and comment); keeps an existing split's later parts."""
-    _allowed(who, Action.CLASSIFY, line)
-    cfg = reader.line(line)
-    problem = check_reason(reader.plant, cfg, reason) or check_comment(comment)
-    if problem:
-        raise OpError(400, problem)
-    stop = _stop_of(reader, line, sid, now)
-    stored, before = _carried(reader, line, stop)
-    if before is not None and before.by != who.name:
-        _allowed(who, Action.EDIT_OTHERS, line)
-    after = Classification(int(reason), comment if comment is not None else (before.comment if before else ""),
-                           who.name, now, before.splits if before else (), stop.end)
-    reader.classifications.put(line, sid, after, replaces=stored)
-    auth().record(who, "classify", line=line, target=sid,
-                  before=before.to_dict() if before else {"plc_reason": stop.reason}, after=after.to_dict())
-    return cast(answers.Classification, {"id": sid, "plc_reason": stop.reason, **after.to_dict()})
-
-
-def split(reader: PlantReader, who: Principal, line: str, sid: str, at: Any, before_reason: Any, after_reason: Any,
-          comment: Any, now: float) -> answers.Classification:
-    """Splits a stop at ``at`` into two reasons (replaces an earlier split)."""
-    _allowed(who, Action.CLASSIFY, line)
-    cfg = reader.line(line)
-    problem = (check_reason(reader.plant, cfg, before_reason) or check_reason(reader.plant, cfg, after_reason)
-               or check_comment(comment))
-    if problem:
-        raise OpError(400, problem.replace("reason:", "before/after:"))
-    at_s = _time(at, "at", reader)
-    stop = _stop_of(reader, line, sid, now)
-    problem = check_split(stop, at_s, now)
-    if problem:
-        raise OpError(400, problem)
-    stored, before = _carried(reader, line, stop)
-    if before is not None and before.by != who.name:
-        _allowed(who, Action.EDIT_OTHERS, line)
-    after = Classification(int(before_reason), comment if comment is not None else (before.comment if before else ""),
-                           who.name, now, ((at_s, int(after_reason)),), stop.end)
-    reader.classifications.put(line, sid, after, replaces=stored)
-    auth().record(who, "split", line=line, target=sid,
-                  before=before.to_dict() if before else {"plc_reason": stop.reason}, after=after.to_dict())
-    return cast(answers.Classification, {"id": sid, "plc_reason": stop.reason, **after.to_dict()})
-
-
-def _carried(reader: PlantReader, line: str, stop: Any) -> tuple[str | None, Classification | None]:
-    """The classification the stop carries now (under its id, or under the id it had
-    before late data moved its start) and the id it is stored under."""
-    found = reader.classifications.carried(line, stop)
-    return (found[0], found[1]) if found is not None else (None, None)
-
-
-def _time(value: Any, name: str, reader: PlantReader) -> float:
-    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-        return float(value)
-    if isinstance(value, str) and len(value) <= 64:
-        try:
-            return parse_time(name, value)
-        except WindowError as exc:
-            raise OpError(400, str(exc)) from None
-    raise OpError(400, f"{name}: epoch seconds or an ISO 8601 time with offset")
-
-
-def _shift(reader: PlantReader, shift_start: str) -> Any:
-    try:
-        start = float(shift_start)
-    except ValueError:
-        raise OpError(404, f"no shift starting at {shift_start!r} (epoch seconds)") from None
-    tz = ZoneInfo(reader.plant.timezone)
-    for inst in calendar.shifts_overlapping(reader.plant.shifts, tz, start - 1, start + 1):
-        if abs(inst.start - start) < 1:
-            return inst
-    raise OpError(404, f"no shift starting at {shift_start}")
-
-
-def _text_field(value: Any, name: str) -> str:
-    if value is None:
-        return ""
-    if not isinstance(value, str) or len(value) > MAX_NOTE:
-        raise OpError(400, f"{name}: text of at most {MAX_NOTE} characters")
-    return value
-
-
-def handover_note(reader: PlantReader, who: Principal, line: str, shift_start: str, note: Any, open_issues: Any,
-                  now: float) -> answers.Handover:
-    _allowed(who, Action.HANDOVER_WRITE, line)
-    reader.line(line)
-    shift = _shift(reader, shift_start)
-    handovers = Handovers(reader.redis)
-    before = handovers.get(line, shift.start)
-    try:
-        after = handovers.write_note(line, shift, _text_field(note, "note"), _text_field(open_issues, "open_issues"),
-                                     who.name, now)
-    except HandoverError as exc:
-        raise OpError(409, str(exc)) from None
-    auth().record(who, "handover_note", line=line, target=shift.label,
-                  before={k: before[k] for k in ("note", "open_issues")} if before else None,
-                  after={k: after[k] for k in ("note", "open_issues")})
-    return after
-
-
-def handover_sign(reader: PlantReader, who: Principal, line: str, shift_start: str,
-                  now: float) -> answers.Handover:
-    _allowed(who, Action.HANDOVER_SIGN, line)
-    shift = _shift(reader, shift_start)
-    kpis = reader.line_kpis(line, shift.start, min(shift.end, now), now)
-    figures: answers.HandoverFigures = {
-        "availability": kpis["availability"], "performance": kpis["performance"], "quality": kpis["quality"],
-        "oee": kpis["oee"], "good_count": kpis["good_count"], "reject_count": kpis["reject_count"],
-        "down_s": kpis["down_s"], "planned_busy_s": kpis["planned_busy_s"],
-        "untagged_coverage": kpis["untagged_coverage"], "window": kpis["window"]}
-    try:
-        after = Handovers(reader.redis).sign(line, shift.start, who.name, figures, now)
-    except HandoverError as exc:
-        raise OpError(409, str(exc)) from None
-    auth().record(who, "handover_sign", line=line, target=shift.label, before=None,
-                  after={"signed_by": who.name, "figures": after["figures"]})
-    return after
-
-
-def handover_acknowledge(reader: PlantReader, who: Principal, line: str, shift_start: str,
-                         now: float) -> answers.Handover:
-    _allowed(who, Action.HANDOVER_SIGN, line)
-    shift = _shift(reader, shift_start)
-    try:
-        after = Handovers(reader.redis).acknowledge(line, shift.start, who.name, now)
-    except HandoverError as exc:
-        raise OpError(409, str(exc)) from None
-    auth().record(who, "handover_acknowledge", line=line, target=shift.label, after={"acknowledged_by": who.name})
-    return after
-
-
-def add_user(who: Principal, name: Any, role: Any, lines: Any, password: Any) -> answers.User:
-    """An admin adds a user (the password is hashed, never recorded)."""
-    _allowed(who, Action.MANAGE_USERS, None)
-    try:
-        user = auth().users.add(str(name or ""), str(role or ""), str(lines or ""), str(password or ""))
-    except UserError as exc:
-        raise OpError(400, str(exc)) from None
-    auth().record(who, "user_add", target=user.name, after=user.public())
-    return user.public()
-
-
-def change_user_of(who: Principal, name: str, disabled: Any = None, password: Any = None) -> answers.User:
-    """An admin disables/enables a user or sets a password (either ends their sessions)."""
-    _allowed(who, Action.MANAGE_USERS, None)
-    users = auth().users
-    before = users.get(name)
-    if before is None:
-        raise OpError(404, f"no user {name}")
-    try:
-        if disabled is not None:
-            users.set_disabled(name, bool(disabled))
-        if password is not None:
-            users.set_password(name, str(password))
-    except UserError as exc:
-        raise OpError(400, str(exc)) from None
-    after = users.get(name)
-    assert after is not None
-    auth().record(who, "user_change", target=name, before=before.public(),
-                  after={**after.public(), "password_changed": password is not None})
-    return after.public()
-
-
-def reason_catalogue(reader: PlantReader) -> answers.ReasonLists:
-    """The plant-wide reason list and each line's (codes; null: the plant-wide list), with
-    where each comes from ("managed" or "plant file")."""
-    plant, sources = reader.plant, reader.reason_lists.sources()
-    entries: list[answers.ReasonEntry] = [
-        {"code": code, "text": reason_dict(r)["text"], "category": str(r.category), "planned": r.planned,
-         "retired": r.retired} for code, r in sorted(plant.reasons.items())]
-    return {"reasons": entries,
-            "source": sources["plant"],
-            "lines": {line.id: {"codes": line.reasons, "source": sources[line.id]} for line in plant.lines}}
-
-
-def set_reason_catalogue(reader: PlantReader, who: Principal, items: Any) -> answers.ReasonLists:
-    """Replaces the plant-wide reason list (engineers of all lines, admins); a code still
-    used by a classification cannot be dropped (409: retire it)."""
-    _allowed(who, Action.MANAGE_REASONS, ALL_LINES)
-    try:
-        before, after = reader.reason_lists.put_catalogue(parse_catalogue(items))
-    except ReasonListError as exc:
-        raise OpError(exc.status, exc.message) from None
-    auth().record(who, "reasons", target="plant", before=before, after=after)
-    return reason_catalogue(reader)
-
-
-def set_line_reasons(reader: PlantReader, who: Principal, line: str, codes: Any) -> answers.Reasons:
-    """Sets the codes a person may pick on ``line`` (null: the plant-wide list)."""
-    _allowed(who, Action.MANAGE_REASONS, line)
-    try:
-        before, after = reader.reason_lists.put_line(line, parse_codes(codes))
-    except ReasonListError as exc:
-        raise OpError(exc.status, exc.message) from None
-    auth().record(who, "reasons", line=line, target=f"line {line}", before=before, after=after)
-    return line_reasons(reader, line)
-
-
-def line_reasons(reader: PlantReader, line: str) -> answers.Reasons:
-    cfg = reader.line(line)
-    return {"line": line, "by_category": grouped_choices(reader.plant, cfg), "codes": cfg.reasons,
-            "source": reader.reason_lists.sources()[line]}
-
-
-def untagged_stops(reader: PlantReader, line: str, start: float, end: float, now: float,
-                   untagged: bool) -> answers.Stops:
-    """The window's stops with their stable ids (``untagged``: only unplanned down time
-    without a reason, longest first, as the queue shows them)."""
-    report = reader.downtime(line, start, end, now)
-    events = report["events"]
-    if untagged:
-        events = sorted((e for e in events if not e["reason"] and not e["planned"] and not e["micro"]
-                         and e["lost_s"] > 0), key=lambda e: -e["lost_s"])
-    summary = report["summary"]
-    return {"line": line, "window": report["window"], "stops": events,
-            "untagged_coverage": summary["untagged_coverage"], "untagged_stops": summary["untagged_stops"],
-            "untagged_down_s": summary["untagged_down_s"], "tagged_down_s": summary["tagged_down_s"]}
-
-
-# --- HTTP -----------------------------------------------------------------------------------
-
-def create_writes_blueprint(get_reader: Callable[[], PlantReader]) -> Blueprint:
-    bp = Blueprint("operator_loop", __name__, url_prefix="/api")
+def create_writes_router(get_reader: Callable[[], PlantReader] | None) -> APIRouter:
+    router = APIRouter(prefix="/api")
+    reader_of: Callable[[], PlantReader] = get_reader or _no_reader
 
     def guarded(view: Callable[..., Any]) -> Callable[..., Any]:
+        @wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             try:
                 return view(*args, **kwargs)
+            except Denied as exc:
+                return exc.response
             except OpError as exc:
                 return error(exc.status, exc.message)
             except WindowError as exc:
@@ -307,113 +66,148 @@ def create_writes_blueprint(get_reader: Callable[[], PlantReader]) -> Blueprint:
             except LookupError as exc:
                 return error(404, str(exc.args[0] if exc.args else exc))
             except RedisError as exc:
-                log.warning("API %s: Redis unavailable: %s", request.path, exc)
+                log.warning("API %s: Redis unavailable: %s", context.request().url.path, exc)
                 return error(503, "data store unavailable")
-        wrapper.__name__ = view.__name__
         return wrapper
 
-    def body() -> dict[str, Any]:
-        data = request.get_json(silent=True)
+    def fields(data: Any) -> dict[str, Any]:
         if not isinstance(data, dict):
             raise OpError(400, "the body must be a JSON object")
         return data
 
-    def window(reader: PlantReader, now: float) -> tuple[float, float]:
-        w = reader.resolve_window(request.args.get("start"), request.args.get("end"), now)
-        return w.start, w.end
+    def arg(name: str) -> str | None:
+        return context.request().query_params.get(name)
 
-    @bp.get("/lines/<line>/stops")
+    def ok(answer: Any, status: int = 200) -> JSONResponse:
+        return JSONResponse(json_safe(answer), status_code=status)
+
+    @router.get("/lines/{line}/stops", response_model=answers.Stops, responses=ERRORS,
+                summary="Stops of a window with stable ids, the PLC's and a person's reason "
+                        "(untagged=1: only unplanned down time without a reason)",
+                openapi_extra={"parameters": [*WINDOW_PARAMS, {"name": "untagged", "in": "query",
+                                                                    "required": False,
+                                                                    "schema": {"type": "string", "enum": ["1"]}}]})
     @guarded
     def stops(line: str) -> Any:
-        reader, now = get_reader(), auth().clock()
+        reader, now = reader_of(), auth().clock()
         reader.line(line)
-        start, end = window(reader, now)
-        return jsonify(json_safe(untagged_stops(reader, line, start, end, now, request.args.get("untagged") == "1")))
+        w = reader.resolve_window(arg("start"), arg("end"), now)
+        return ok(untagged_stops(reader, line, w.start, w.end, now, arg("untagged") == "1"))
 
-    @bp.get("/lines/<line>/reasons")
+    @router.get("/lines/{line}/reasons", response_model=answers.Reasons, responses=ERRORS,
+                summary="The reasons a person may pick on the line, by loss category")
     @guarded
     def reasons(line: str) -> Any:
-        return jsonify(line_reasons(get_reader(), line))
+        return ok(line_reasons(reader_of(), line))
 
-    @bp.put("/lines/<line>/reasons")
+    @router.put("/lines/{line}/reasons", response_model=answers.Reasons, responses=WRITE_ERRORS,
+                summary="Set the line's own reason list (engineers of the line, admins; null: the plant-wide "
+                        "list); audited",
+                openapi_extra=write({"type": "object", "required": ["codes"], "properties": {
+                    "codes": {"type": ["array", "null"], "items": {"type": "integer"}}}}))
     @guarded
-    @requires(Action.MANAGE_REASONS)
-    def put_reasons(line: str, who: Principal) -> Any:
-        data = body()
+    def put_reasons(line: str, data: JsonBody) -> Any:
+        who = require(Action.MANAGE_REASONS, line)
+        data = fields(data)
         if "codes" not in data:
             raise OpError(400, 'send {"codes": [reason codes]} (null: the plant-wide list)')
-        return jsonify(set_line_reasons(get_reader(), who, line, data["codes"]))
+        return ok(set_line_reasons(reader_of(), who, line, data["codes"]))
 
-    @bp.get("/reasons")
+    @router.get("/reasons", response_model=answers.ReasonLists, responses=ERRORS,
+                summary="The plant-wide reason list and each line's (managed, else the plant file's)")
     @guarded
     def plant_reasons() -> Any:
-        return jsonify(reason_catalogue(get_reader()))
+        return ok(reason_catalogue(reader_of()))
 
-    @bp.put("/reasons")
+    @router.put("/reasons", response_model=answers.ReasonLists, responses=WRITE_ERRORS,
+                summary="Replace the plant-wide reason list (engineers of all lines, admins); a code still used "
+                        "by a classification cannot be dropped (409): mark it retired; audited",
+                openapi_extra=write({"type": "object", "required": ["reasons"], "properties": {
+                    "reasons": {"type": "array", "items": {"$ref": "#/components/schemas/ReasonEntry"}}}}))
     @guarded
-    @requires(Action.MANAGE_REASONS, None)
-    def put_plant_reasons(who: Principal) -> Any:
-        return jsonify(set_reason_catalogue(get_reader(), who, body().get("reasons")))
+    def put_plant_reasons(data: JsonBody) -> Any:
+        who = require(Action.MANAGE_REASONS)
+        return ok(set_reason_catalogue(reader_of(), who, fields(data).get("reasons")))
 
-    @bp.put("/lines/<line>/stops/<stop_id>/classification")
+    @router.put("/lines/{line}/stops/{stop_id}/classification", response_model=answers.Classification,
+                responses=WRITE_ERRORS,
+                summary="Set a stop's reason and comment (operators: their lines, not others' classifications)",
+                openapi_extra=write({"type": "object", "required": ["reason"], "properties": {
+                    "reason": {"type": "integer"}, "comment": {"type": "string", "maxLength": 500}}}, [_STOP_ID]))
     @guarded
-    @requires(Action.CLASSIFY)
-    def put_classification(line: str, stop_id: str, who: Principal) -> Any:
-        data = body()
-        return jsonify(classify(get_reader(), who, line, stop_id, data.get("reason"), data.get("comment"),
-                                auth().clock()))
+    def put_classification(line: str, stop_id: str, data: JsonBody) -> Any:
+        who = require(Action.CLASSIFY, line)
+        data = fields(data)
+        return ok(classify(reader_of(), who, line, stop_id, data.get("reason"), data.get("comment"), auth().clock()))
 
-    @bp.post("/lines/<line>/stops/<stop_id>/split")
+    @router.post("/lines/{line}/stops/{stop_id}/split", response_model=answers.Classification,
+                 responses=WRITE_ERRORS, summary="Split a stop at a time into two reasons",
+                 openapi_extra=write({"type": "object", "required": ["at", "before", "after"], "properties": {
+                     "at": {"type": ["number", "string"],
+                            "description": "epoch s or ISO 8601 with offset, inside the stop"},
+                     "before": {"type": "integer"}, "after": {"type": "integer"}, "comment": {"type": "string"}}},
+                     [_STOP_ID]))
     @guarded
-    @requires(Action.CLASSIFY)
-    def post_split(line: str, stop_id: str, who: Principal) -> Any:
-        data = body()
-        return jsonify(split(get_reader(), who, line, stop_id, data.get("at"), data.get("before"), data.get("after"),
-                             data.get("comment"), auth().clock()))
+    def post_split(line: str, stop_id: str, data: JsonBody) -> Any:
+        who = require(Action.CLASSIFY, line)
+        data = fields(data)
+        return ok(split(reader_of(), who, line, stop_id, data.get("at"), data.get("before"), data.get("after"),
+                        data.get("comment"), auth().clock()))
 
-    @bp.get("/lines/<line>/handovers")
+    @router.get("/lines/{line}/handovers", response_model=answers.Handovers, responses=ERRORS,
+                summary="Handovers of the line (start/end: ISO times; default the last 30 days)",
+                openapi_extra={"parameters": WINDOW_PARAMS[:2]})
     @guarded
     def list_handovers(line: str) -> Any:
-        reader, now = get_reader(), auth().clock()
+        reader, now = reader_of(), auth().clock()
         reader.line(line)
-        start = request.args.get("start")
-        end = request.args.get("end")
+        start, end = arg("start"), arg("end")
         lo = parse_time("start", start) if start else now - 30 * 86400
         hi = parse_time("end", end) if end else now + 1
-        return jsonify(json_safe({"line": line, "handovers": Handovers(reader.redis).history(line, lo, hi)}))
+        return ok({"line": line, "handovers": Handovers(reader.redis).history(line, lo, hi)})
 
-    @bp.put("/lines/<line>/handovers/<shift_start>")
+    @router.put("/lines/{line}/handovers/{shift_start}", response_model=answers.Handover, responses=WRITE_ERRORS,
+                summary="Write the shift's handover note (supervisors)",
+                openapi_extra=write({"type": "object", "properties": {
+                    "note": {"type": "string"}, "open_issues": {"type": "string"}}}, [_SHIFT_START]))
     @guarded
-    @requires(Action.HANDOVER_WRITE)
-    def put_handover(line: str, shift_start: str, who: Principal) -> Any:
-        data = body()
-        return jsonify(json_safe(handover_note(get_reader(), who, line, shift_start, data.get("note"),
-                                           data.get("open_issues"), auth().clock())))
+    def put_handover(line: str, shift_start: str, data: JsonBody) -> Any:
+        who = require(Action.HANDOVER_WRITE, line)
+        data = fields(data)
+        return ok(handover_note(reader_of(), who, line, shift_start, data.get("note"), data.get("open_issues"),
+                                auth().clock()))
 
-    @bp.post("/lines/<line>/handovers/<shift_start>/sign")
+    @router.post("/lines/{line}/handovers/{shift_start}/sign", response_model=answers.Handover,
+                 responses=WRITE_ERRORS, summary="Sign off as the outgoing supervisor: freezes the shift's figures",
+                 openapi_extra=write(None, [_SHIFT_START]))
     @guarded
-    @requires(Action.HANDOVER_SIGN)
-    def sign_handover(line: str, shift_start: str, who: Principal) -> Any:
-        return jsonify(json_safe(handover_sign(get_reader(), who, line, shift_start, auth().clock())))
+    def sign_handover(line: str, shift_start: str) -> Any:
+        who = require(Action.HANDOVER_SIGN, line)
+        return ok(handover_sign(reader_of(), who, line, shift_start, auth().clock()))
 
-    @bp.post("/lines/<line>/handovers/<shift_start>/acknowledge")
+    @router.post("/lines/{line}/handovers/{shift_start}/acknowledge", response_model=answers.Handover,
+                 responses=WRITE_ERRORS, summary="Acknowledge as the incoming supervisor (not the one who signed)",
+                 openapi_extra=write(None, [_SHIFT_START]))
     @guarded
-    @requires(Action.HANDOVER_SIGN)
-    def acknowledge_handover(line: str, shift_start: str, who: Principal) -> Any:
-        return jsonify(json_safe(handover_acknowledge(get_reader(), who, line, shift_start, auth().clock())))
+    def acknowledge_handover(line: str, shift_start: str) -> Any:
+        who = require(Action.HANDOVER_SIGN, line)
+        return ok(handover_acknowledge(reader_of(), who, line, shift_start, auth().clock()))
 
-    @bp.get("/audit")
+    @router.get("/audit", response_model=answers.Audit, responses={**ERRORS, **AUTH_ERRORS},
+                summary="The audit trail, newest first (supervisors: their lines; admins: everything)",
+                openapi_extra={"security": SECURITY, "parameters": [
+                    *WINDOW_PARAMS[:2], {"name": "line", "in": "query", "required": False,
+                                         "schema": {"type": "string"}}]})
     @guarded
     def audit() -> Any:
-        line = request.args.get("line")
+        line = arg("line")
         result = check(Action.READ_AUDIT, line, write=False)
-        if isinstance(result, Response):
+        if not hasattr(result, "role"):
             return result
-        reader, now = get_reader(), auth().clock()
+        reader, now = reader_of(), auth().clock()
         if line is not None:
             reader.line(line)
-        start = request.args.get("start")
-        end = request.args.get("end")
+        start, end = arg("start"), arg("end")
         lo = parse_time("start", start) if start else now - 86400
         hi = parse_time("end", end) if end else now + 1
         every = [ln.id for ln in reader.plant.lines]
@@ -422,56 +216,78 @@ def create_writes_blueprint(get_reader: Callable[[], PlantReader]) -> Blueprint:
         elif result.role == Role.ADMIN:
             lines = None  # everything, logins and user changes included
         else:
-            lines = set(result.visible_lines(every))
-        return jsonify(json_safe({"entries": auth().audit.query(lo, hi, lines)}))
+            lines = set(result.visible_lines(every))  # type: ignore[union-attr]
+        return ok({"entries": auth().audit.query(lo, hi, lines)})
 
-    @bp.get("/users")
+    @router.get("/users", response_model=answers.Users, responses={**ERRORS, **AUTH_ERRORS},
+                summary="The users (admins)", openapi_extra={"security": SECURITY})
     @guarded
-    @requires(Action.MANAGE_USERS, None)
-    def list_users(who: Principal) -> Any:
-        return jsonify({"users": [u.public() for u in auth().users.all()]})
+    def list_users() -> Any:
+        require(Action.MANAGE_USERS)
+        return ok({"users": [u.public() for u in auth().users.all()]})
 
-    @bp.post("/users")
+    @router.post("/users", response_model=answers.User, status_code=201, responses={**ERRORS, **AUTH_ERRORS},
+                 summary="Add a user (admins)", openapi_extra=write({"type": "object", "properties": {
+                     "name": {"type": "string"}, "role": {"type": "string"}, "lines": {"type": "string"},
+                     "password": {"type": "string"}}}))
     @guarded
-    @requires(Action.MANAGE_USERS, None)
-    def post_user(who: Principal) -> Any:
-        data = body()
-        return jsonify(add_user(who, data.get("name"), data.get("role"), data.get("lines"), data.get("password"))), 201
+    def post_user(data: JsonBody) -> Any:
+        who = require(Action.MANAGE_USERS)
+        data = fields(data)
+        return ok(add_user(who, data.get("name"), data.get("role"), data.get("lines"), data.get("password")), 201)
 
-    @bp.patch("/users/<name>")
+    @router.patch("/users/{name}", response_model=answers.User, responses={**ERRORS, **AUTH_ERRORS},
+                  summary="Disable or enable a user, or set a password (admins; either ends their sessions)",
+                  openapi_extra=write({"type": "object", "properties": {
+                      "disabled": {"type": "boolean"}, "password": {"type": "string"}}}))
     @guarded
-    @requires(Action.MANAGE_USERS, None)
-    def patch_user(name: str, who: Principal) -> Any:
-        data = body()
-        return jsonify(change_user_of(who, name, data.get("disabled"), data.get("password")))
+    def patch_user(name: str, data: JsonBody) -> Any:
+        who = require(Action.MANAGE_USERS)
+        data = fields(data)
+        return ok(change_user_of(who, name, data.get("disabled"), data.get("password")))
 
-    return bp
+    return router
 
 
-def install_operator_loop(server: Any, reader: Any, plant: Any, clock: Callable[[], float], data_dir: Any,
-                          env: dict[str, str] | None = None) -> None:
-    """Login, sessions, the write endpoints and (with ``REQUIRE_LOGIN``) the login gate on
-    the dashboard's Flask server. ``env``: ``SECRET_KEY``, ``REQUIRE_LOGIN=1``,
-    ``SESSION_COOKIE_SECURE=1`` (behind TLS), ``PROXY_HOPS=1`` (trust that many proxies'
-    X-Forwarded-For/-Proto for the audited address). A reader without Redis (tests' samples)
-    gets none of it."""
+def _no_reader() -> PlantReader:
+    raise RuntimeError("no reader")
+
+
+def install_operator_loop(server: FastAPI, reader: Any, plant: Any, clock: Callable[[], float], data_dir: Any,
+                          env: dict[str, str] | None = None) -> bool:
+    """Login, the write endpoints and (with ``REQUIRE_LOGIN``) the login gate on the
+    dashboard's server; True if installed (then the caller adds ``session_layers``).
+    ``env``: ``SECRET_KEY``, ``REQUIRE_LOGIN=1``, ``SESSION_COOKIE_SECURE=1`` (behind TLS),
+    ``PROXY_HOPS=1`` (trust that many proxies' X-Forwarded-For/-Proto for the audited
+    address). A reader without Redis (tests' samples) gets none of it."""
     import os
-    from pathlib import Path
 
     from api import auth as api_auth
 
     if getattr(reader, "redis", None) is None:
-        return
+        return False
     env = dict(os.environ) if env is None else env
     the_auth = api_auth.Auth(reader.redis, plant, clock, require_login=_flag(env.get("REQUIRE_LOGIN")))
-    secret = api_auth.secret_key(Path(data_dir), env)
-    api_auth.install(server, the_auth, secret, secure_cookies=_flag(env.get("SESSION_COOKIE_SECURE")))
+    api_auth.install(server, the_auth)
+    server.include_router(create_writes_router(lambda: reader))
+    return True
+
+
+def session_layers(server: FastAPI, data_dir: Any, env: dict[str, str] | None = None) -> None:
+    """The session cookie and, behind proxies, the client's address and scheme from their
+    headers (middleware: add after the inner ones, ``components.app_factory``)."""
+    import os
+    from pathlib import Path
+
+    from api import auth as api_auth
+    from api.proxy import ProxyHeaders
+
+    env = dict(os.environ) if env is None else env
+    api_auth.session_middleware(server, api_auth.secret_key(Path(data_dir), env),
+                                secure_cookies=_flag(env.get("SESSION_COOKIE_SECURE")))
     hops = int(env.get("PROXY_HOPS") or 0)  # behind a TLS reverse proxy: the client's address from X-Forwarded-For
     if hops > 0:
-        from werkzeug.middleware.proxy_fix import ProxyFix
-
-        server.wsgi_app = ProxyFix(server.wsgi_app, x_for=hops, x_proto=hops)
-    server.register_blueprint(create_writes_blueprint(lambda: reader))
+        server.add_middleware(ProxyHeaders, hops=hops)
 
 
 def _flag(value: str | None) -> bool:

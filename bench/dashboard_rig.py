@@ -1,10 +1,10 @@
 """The running parts a dashboard benchmark needs, each a real process on free ports, as
 production runs them: redis-server, the plant simulator (``bench/live_plant.py``), the
 collector and the rollup worker (``app.py collect`` / ``app.py worker``), the dashboard
-under gunicorn, and headless Chromium.
+under uvicorn (``--workers``), and headless Chromium.
 
     with Rig(tmp, hours=13) as rig:        # every process is stopped on exit
-        rig.gunicorn.url, rig.plant, rig.bump("BW1", "ST80", 50)
+        rig.url, rig.plant, rig.bump("BW1", "ST80", 50)
 
 The plant is the demo plant with line BW1 lengthened to 8 machines (``ST80``, a copy of
 ``ST70``, becomes the output machine): the line page benchmark wants an 8-machine line.
@@ -38,7 +38,6 @@ from tests.support import RedisServer, external_redis_url, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
-GUNICORN = str(Path(sys.executable).with_name("gunicorn"))
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -77,7 +76,7 @@ def write_bench_plant(folder: Path, opc_port: int) -> tuple[Path, Plant]:
 
 class Proc:
     """A child process in its own process group, output to a log file; ``stop`` ends the
-    group (gunicorn's workers too), by this process's id only."""
+    group (uvicorn's workers too), by this process's id only."""
 
     def __init__(self, name: str, argv: list[str], env: dict[str, str], log_dir: Path,
                  stdin: int | None = None, stdout: int | IO[bytes] | None = None) -> None:
@@ -165,15 +164,14 @@ class LivePlant(Proc):
 
 
 class Rig:
-    """Redis (unless REDIS_URL), live plant, collector, worker, gunicorn; all stopped on exit."""
+    """Redis (unless REDIS_URL), live plant, collector, worker, the dashboard under uvicorn; all stopped on exit."""
 
-    def __init__(self, folder: Path, *, hours: float, seed: int = 7, workers: int = 3, threads: int = 4,
+    def __init__(self, folder: Path, *, hours: float, seed: int = 7, workers: int = 3,
                  log: Callable[[str], None] = print) -> None:
         self.folder = folder
         self.hours = hours
         self.seed = seed
         self.workers = workers
-        self.threads = threads
         self.log = log
         self.procs: list[Proc] = []
         self.redis_server: RedisServer | None = None
@@ -181,7 +179,7 @@ class Rig:
         self.plant_file = Path()
         self.plant: Plant | None = None
         self.live: LivePlant | None = None
-        self.gunicorn: Proc | None = None
+        self.dashboard: Proc | None = None
         self.url = ""
 
     def __enter__(self) -> Rig:
@@ -219,13 +217,14 @@ class Rig:
         self.procs.append(Proc("worker", [PYTHON, "app.py", "worker"], self.env(), self.folder))
         self.procs.append(Proc("collector", [PYTHON, "app.py", "collect"], self.env(), self.folder))
         port = free_port()
-        self.gunicorn = Proc("gunicorn", [GUNICORN, "-w", str(self.workers), "--threads", str(self.threads),
-                                          "-b", f"127.0.0.1:{port}", "app:create_server()"], self.env(), self.folder)
-        self.procs.append(self.gunicorn)
+        self.dashboard = Proc("dashboard", [PYTHON, "-m", "uvicorn", "--factory", "app:create_server", "--workers",
+                                            str(self.workers), "--host", "127.0.0.1", "--port", str(port),
+                                            "--no-access-log"], self.env(), self.folder)
+        self.procs.append(self.dashboard)
         self.url = f"http://127.0.0.1:{port}"
-        wait_until(lambda: get_json(self.url + "/api/lines"), 60, "gunicorn", self.gunicorn)
+        wait_until(lambda: get_json(self.url + "/api/lines"), 60, "the dashboard", self.dashboard)
         wait_until(self._caught_up, 120, "the collector's data and the worker catching up on the history")
-        self.log(f"  gunicorn -w {self.workers} --threads {self.threads} on {self.url}; worker caught up "
+        self.log(f"  uvicorn --workers {self.workers} on {self.url}; worker caught up "
                  f"({time.perf_counter() - started:.0f} s setup)")
 
     def _caught_up(self) -> bool:
@@ -238,7 +237,7 @@ class Rig:
         return self.live.bump(line, machine, parts)
 
     def pids(self) -> dict[str, list[int]]:
-        """Process ids per part (gunicorn: master and workers), for CPU accounting."""
+        """Process ids per part (the dashboard: uvicorn's manager and workers), for CPU accounting."""
         out = {}
         for proc in self.procs:
             out[proc.name] = [proc.pid, *children_of(proc.pid)]
@@ -256,7 +255,7 @@ class Rig:
 
 
 def children_of(pid: int) -> list[int]:
-    """Descendants of ``pid`` (gunicorn's workers), from the parent ids in /proc."""
+    """Descendants of ``pid`` (uvicorn's workers), from the parent ids in /proc."""
     parents: dict[int, list[int]] = defaultdict(list)
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:

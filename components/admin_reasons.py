@@ -1,6 +1,6 @@
 """Reason lists page for engineers and admins, ``/admin/reasons`` (linked from the nav for
 them): the plant-wide list (add or change a reason, remove one nobody uses, retire one in
-use) and each line's own list. The operations are ``api.writes.set_reason_catalogue`` /
+use) and each line's own list. The operations are ``api.operations.set_reason_catalogue`` /
 ``set_line_reasons`` (the API's rules and audit); anyone else sees why not. Worded in the
 request's language (the API's own refusals, ``OpError``, stay English as the API words them)."""
 
@@ -11,8 +11,8 @@ from typing import Any
 import dash_bootstrap_components as dbc
 from dash import ALL, Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
-from flask import current_app
 
+from api import context
 from components import data, i18n, theme
 from components.admin_users import forbidden
 from components.callbacks import Callbacks
@@ -73,9 +73,10 @@ def layout(plant: Plant) -> html.Div:
 
 
 def _loop() -> Any:
-    from api import auth, writes
+    from api import auth
+    from api import operations as writes
 
-    return (auth, writes) if current_app.config.get(auth.AUTH_KEY) is not None else None
+    return (auth, writes) if context.config().get(auth.AUTH_KEY) is not None else None
 
 
 def category_label(category: object) -> str:
@@ -154,7 +155,7 @@ def show(_done: Any) -> Any:
     who, instead = _who_may()
     if instead is not None:
         return instead
-    from api.writes import reason_catalogue
+    from api.operations import reason_catalogue
 
     catalogue = reason_catalogue(data.reader())
     mine = [line for line in catalogue["lines"] if refusal(who, Action.MANAGE_REASONS, line) is None]
@@ -196,7 +197,7 @@ def act(save: int | None, removes: list[int | None], line_saves: list[int | None
     who, instead = _who_may()
     if instead is not None:
         return instead, no_update
-    from api import writes
+    from api import operations as writes
 
     reader = data.reader()
     try:

@@ -1,5 +1,5 @@
 """Users page for admins, ``/admin/users``: the plant's users, adding one, disabling and
-enabling. The operations are ``api.writes.add_user`` / ``change_user_of`` (the API's
+enabling. The operations are ``api.operations.add_user`` / ``change_user_of`` (the API's
 rules and audit); anyone but an admin sees why not. Roles keep their names in the API
 and the data; on screen they are worded per language (``role_label``, also used by the
 reason lists and the audit trail, as is ``forbidden``)."""
@@ -11,8 +11,8 @@ from typing import Any
 import dash_bootstrap_components as dbc
 from dash import ALL, Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
-from flask import current_app
 
+from api import context
 from components.callbacks import Callbacks
 from components.i18n import N_, _
 from components.overview import nav
@@ -90,9 +90,10 @@ def _lines_example(plant: Plant) -> str:
 
 
 def _loop() -> Any:
-    from api import auth, writes
+    from api import auth
+    from api import operations as writes
 
-    return (auth, writes) if current_app.config.get(auth.AUTH_KEY) is not None else None
+    return (auth, writes) if context.config().get(auth.AUTH_KEY) is not None else None
 
 
 def users_table(users: list[dict[str, Any]]) -> Any:

@@ -1,8 +1,10 @@
-"""``create_app(settings, reader_factory)``: the Dash app, its router and its assets.
+"""``create_app(settings, reader_factory)``: the Dash app on Dash's FastAPI backend, its
+router, its assets, and the layers around it (sessions, login gate, language, security
+headers, compression: ASGI middleware); ``create_dashboard(settings)`` adds the HTTP API.
 
-Called at the entry point (``app.py``); the caller registers the HTTP API blueprint on
-``app.server``. The reader, plant and clock go on ``app.server.config`` (see
-``components.data``), never into module globals: each gunicorn worker builds its own.
+Called at the entry point (``app.py``). The reader, plant, clock and live feed go on the
+server's own ``config`` (``api.context.config_of(app.server)``; see ``components.data``),
+never into module globals: each uvicorn worker builds its own.
 
 Everything the browser loads is served by this app (Dash's own JS with
 ``serve_locally``; Bootstrap 5 CSS, the Inter font, a partial plotly.js and our CSS/JS
@@ -12,16 +14,20 @@ light (compression, caching, only the bundles a page uses).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
 from dash import Dash, Input, Output, State, dcc, html
+from fastapi import FastAPI
+from starlette.routing import Match
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api import security
+from api import context, security
 from components import (
     admin_reasons,
     admin_users,
@@ -54,42 +60,104 @@ PAGE_MODULES = (wall, overview, line_page, ranges, oee_panel, downtime_panel, en
                 untagged, handover, admin_users, admin_reasons, audit_page, alerts_panel)
 
 
-def create_app(settings: Any, reader_factory: Callable[[], Any], clock: Callable[[], float] = time.time) -> Dash:
+def create_dashboard(settings: Any, clock: Callable[[], float] = time.time) -> Dash:
+    """The Dash app with the HTTP API on its FastAPI server (``app.server``: the ASGI app)."""
+    from api.alerts import create_alerts_router
+    from api.routes import create_api_router
+    from store.clients import client_for
+    from store.reader import PlantReader
+
+    if not settings.redis_url:
+        raise SystemExit("REDIS_URL is not set: the dashboard needs the Redis the collectors write to")
+
+    def reader_factory() -> PlantReader:
+        return PlantReader(client_for(settings, "screen"), settings.plant)
+
+    def api(server: FastAPI, reader: Any) -> None:
+        server.include_router(create_api_router(reader, clock=clock))
+        server.include_router(create_alerts_router(reader, clock=clock))  # issue 12: alert history, acknowledgement
+
+    return create_app(settings, reader_factory, clock, api=api)
+
+
+def create_app(settings: Any, reader_factory: Callable[[], Any], clock: Callable[[], float] = time.time,
+               api: Callable[[FastAPI, Any], None] | None = None) -> Dash:
     """The dashboard. ``reader_factory()`` returns a ``store.reader.PlantReader``;
-    ``clock`` gives epoch seconds (tests pin it to seeded data)."""
+    ``clock`` gives epoch seconds (tests pin it to seeded data); ``api(server, reader)``
+    includes the read API's routers (before the catch-all 404 of ``/api``)."""
+    from api.routes import json_errors_under_api
+
+    server = FastAPI(lifespan=_lifespan, openapi_url=None, docs_url=None, redoc_url=None)
+    reader = reader_factory()
+    context.config_of(server).update({data.READER_KEY: reader, data.PLANT_KEY: settings.plant, data.CLOCK_KEY: clock})
     app = delivery.LightDash(
         __name__,
+        server=server,  # type: ignore[arg-type]  # Dash's stubs name Flask's types; it takes a FastAPI too
         assets_folder=str(ASSETS),
         assets_path_ignore=["vendor"],  # served, never listed in a page: dcc.Graph loads plotly.js when needed
-        add_log_handler=False,  # the entry point's logging prints "Dash is running" once
         serve_locally=True,
+        compress=False,  # components.delivery compresses (brotli or gzip; static files once)
         title=settings.plant.name,
         update_title="",  # no "Updating..." in the tab title
         suppress_callback_exceptions=True,
         meta_tags=[{"name": "viewport", "content": "width=device-width, initial-scale=1"}],
     )
-    app.server.config.update({
-        data.READER_KEY: reader_factory(),
-        data.PLANT_KEY: settings.plant,
-        data.CLOCK_KEY: clock,
-    })
     app.index_string = app.index_string.replace("<html>", '<html lang="en">', 1)  # screen readers, translators
     app.layout = root_layout
     for module in PAGE_MODULES:
         module.register(app)
     app.callback(Output(PAGE, "children"), Input(URL, "pathname"), State(URL, "search"))(route)
-    delivery.install(app)  # compression, immutable caching of fingerprinted files
-    security.install(app, getattr(settings, "frame_ancestors", None))  # headers, CSP, 4xx for bad callbacks
-    i18n.install(app)  # the page's language: ?lang= cookie, <html lang>, title (components.i18n)
     from api import live  # live push: /api/live/events, one stream follower per process (assets/push.js)
 
-    live.install(app.server, lambda: app.server.config[data.READER_KEY].redis, [ln.id for ln in settings.plant.lines])
-    from api.writes import install_operator_loop  # login, sessions, the operator loop's endpoints (issue 11)
+    live.install(server, lambda: reader.redis, [ln.id for ln in settings.plant.lines])
+    if api is not None:
+        api(server, reader)
+    from api.writes import install_operator_loop, session_layers  # login, sessions, the operator loop (issue 11)
 
-    install_operator_loop(app.server, app.server.config[data.READER_KEY], settings.plant, clock,
-                          getattr(settings, "data_dir", "var"))
-    login.install(app.server)  # the login page (a screen, in the page's language) over api.auth's rules
+    data_dir = getattr(settings, "data_dir", "var")
+    operator_loop = install_operator_loop(server, reader, settings.plant, clock, data_dir)
+    json_errors_under_api(server)  # JSON 404/405 under /api
+    login.install(server)  # the login page (a screen, in the page's language) over api.auth's rules
+    # the layers, innermost first
+    security.install(app)  # 400 (not 500) for callback requests the renderer would never send
+    server.add_middleware(PageRoutes, prefix=app.config.routes_pathname_prefix)
+    i18n.install(app)  # the page's language: ?lang= cookie, <html lang>, title (components.i18n)
+    from api.auth import LoginGate
+
+    server.add_middleware(LoginGate)
+    server.add_middleware(context.RequestContext)
+    if operator_loop:
+        session_layers(server, data_dir)
+    delivery.install(app)  # compression, immutable caching of fingerprinted files
+    security.install_headers(server, getattr(settings, "frame_ancestors", None), app.csp_hashes)
     return app
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(server: FastAPI) -> AsyncIterator[None]:
+    yield
+    from api import live
+
+    live.shutdown(context.config_of(server))  # open event streams end; the feed's threads stop
+
+
+class PageRoutes:
+    """Every GET no route answers is a page of the dashboard (``/wall``, ``/line/BW1``...):
+    served as Dash's index (``dcc.Location`` reads the path in the browser); not under
+    ``/api/``, ``/assets/`` or Dash's own routes (there a 404 stays a 404)."""
+
+    NOT_PAGES = ("/api/", "/api", "/assets/", "/_dash-")
+
+    def __init__(self, app: ASGIApp, prefix: str = "/") -> None:
+        self.app = app
+        self.prefix = prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (scope["type"] == "http" and scope["method"] in ("GET", "HEAD") and scope["path"] != self.prefix
+                and not scope["path"].startswith(self.NOT_PAGES)
+                and not any(route.matches(scope)[0] == Match.FULL for route in scope["app"].router.routes)):
+            scope = {**scope, "path": self.prefix, "raw_path": self.prefix.encode()}
+        await self.app(scope, receive, send)
 
 
 def root_layout() -> html.Div:

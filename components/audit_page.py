@@ -15,8 +15,8 @@ from zoneinfo import ZoneInfo
 
 import dash_bootstrap_components as dbc
 from dash import Input, Output, dcc, html
-from flask import current_app
 
+from api import context
 from components import data
 from components.admin_users import forbidden, role_label
 from components.callbacks import Callbacks
@@ -105,7 +105,7 @@ def entries_table(entries: Sequence[Mapping[str, Any]], tz: str) -> Any:
 def show(_trigger: Any) -> tuple[Any, Any]:
     from api import auth
 
-    if current_app.config.get(auth.AUTH_KEY) is None:
+    if context.config().get(auth.AUTH_KEY) is None:
         return html.P(_("The audit trail needs the plant's database.")), ""
     who = auth.current_principal()
     if who is None:

@@ -4,7 +4,7 @@ A module declares its callbacks at import with ``@callbacks.callback(...)`` and
 ``callbacks.clientside_callback(...)``, exactly as it would with ``dash.callback``, but
 nothing reaches Dash until ``register(app)`` hands them to that app's own
 ``app.callback`` / ``app.clientside_callback`` (Dash's supported API). A process can
-therefore build several apps (gunicorn workers, tests) and each gets every callback, with
+therefore build several apps (uvicorn workers, tests) and each gets every callback, with
 no process-wide registry to empty or copy. The decorated functions stay plain functions,
 so tests call them directly.
 """

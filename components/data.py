@@ -3,7 +3,7 @@
 Every callback reads through here, so the dashboard shows exactly what the HTTP API
 serves (both use the same ``store.reader.PlantReader``). ``create_app`` puts the
 reader, the plant and the clock on ``app.server.config``; nothing is kept in module
-globals (the app runs in several gunicorn workers, each with its own reader).
+globals (the app runs in several uvicorn workers, each with its own reader).
 
 Reader errors (Redis down, a restart in progress) become ``DataUnavailable`` so a
 callback can show "no data since ..." instead of a stack trace.
@@ -27,9 +27,9 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import current_app
 from redis.exceptions import RedisError
 
+from api import context
 from components.i18n import N_, _, date_time, local
 from domain import andon, answers
 from domain.plant import Line, Plant
@@ -57,18 +57,18 @@ class DataUnavailable(Exception):
 
 
 def reader() -> Any:
-    return current_app.config[READER_KEY]
+    return context.config()[READER_KEY]
 
 
 def plant() -> Plant:
     """The plant, with the reason lists engineers manage (``store.reasons``) when the
     reader keeps them: the pickers offer, and the screens name, what the figures use."""
-    lists = getattr(current_app.config.get(READER_KEY), "reason_lists", None)
-    return lists.effective() if lists is not None else current_app.config[PLANT_KEY]  # type: ignore[no-any-return]
+    lists = getattr(context.config().get(READER_KEY), "reason_lists", None)
+    return lists.effective() if lists is not None else context.config()[PLANT_KEY]  # type: ignore[no-any-return]
 
 
 def now() -> float:
-    clock: Callable[[], float] = current_app.config[CLOCK_KEY]
+    clock: Callable[[], float] = context.config()[CLOCK_KEY]
     return float(clock())
 
 
@@ -77,7 +77,7 @@ def live_versions() -> dict[str, int] | None:
     (no feed, or it does not follow the streams right now)."""
     from store.live_feed import FEED_KEY
 
-    feed = current_app.config.get(FEED_KEY)
+    feed = context.config().get(FEED_KEY)
     return None if feed is None else feed.versions()
 
 
@@ -85,9 +85,9 @@ def memo() -> Any:
     """The process's memo of live figures (``store.memo.Memo``)."""
     from store.memo import Memo
 
-    got = current_app.config.get(MEMO_KEY)
+    got = context.config().get(MEMO_KEY)
     if got is None:
-        got = current_app.config.setdefault(MEMO_KEY, Memo())
+        got = context.config().setdefault(MEMO_KEY, Memo())
     return got
 
 
@@ -243,7 +243,7 @@ def live_token() -> str | None:
     """The process's live feed token (versions are numbered per process), None without one."""
     from store.live_feed import FEED_KEY
 
-    feed = current_app.config.get(FEED_KEY)
+    feed = context.config().get(FEED_KEY)
     return None if feed is None else feed.token
 
 

@@ -14,8 +14,8 @@ import dash_bootstrap_components as dbc
 import pandas as pd
 from dash import Input, Output, State, ctx, dcc, html
 from dash.exceptions import PreventUpdate
-from flask import current_app
 
+from api import context
 from components import data, export, theme
 from components.callbacks import Callbacks
 from components.i18n import N_, _
@@ -114,9 +114,10 @@ def handovers_csv(records: Sequence[Mapping[str, Any]]) -> str:
 
 
 def _loop() -> Any:
-    from api import auth, writes
+    from api import auth
+    from api import operations as writes
 
-    return (auth, writes) if current_app.config.get(auth.AUTH_KEY) is not None else None
+    return (auth, writes) if context.config().get(auth.AUTH_KEY) is not None else None
 
 
 @callbacks.callback(Output(HISTORY, "children"), Output(NOTE, "value"), Output(ISSUES, "value"),

@@ -34,8 +34,10 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
 from babel.support import NullTranslations, Translations
-from flask import Flask, g, has_app_context, has_request_context, request
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api import context
 from domain.text import DEFAULT_LANGUAGE, LANGUAGES, in_language
 
 log = logging.getLogger(__name__)
@@ -88,23 +90,37 @@ def current() -> str:
     forced = _forced.get()
     if forced:
         return forced
-    if not has_request_context():
+    if not context.has_request():
         return _plant_default()
-    cached = g.get("language")
+    memo = context.g()
+    cached = memo.get("language")
     if cached is None:
-        cached = choose(url=request.args.get(QUERY) or request.cookies.get(COOKIE),
+        request = context.request()
+        cached = choose(url=request.query_params.get(QUERY) or request.cookies.get(COOKIE),
                         user=user_language() if user_language else None,
-                        accept=list(request.accept_languages), plant=_plant_default())
-        g.language = cached
+                        accept=accept_languages(request.headers.get("accept-language", "")), plant=_plant_default())
+        memo["language"] = cached
     return str(cached)
 
 
-def _plant_default() -> str:
-    if not has_app_context():
-        return DEFAULT_LANGUAGE
-    from flask import current_app
+def accept_languages(header: str) -> list[tuple[str, float]]:
+    """An ``Accept-Language`` header as (tag, quality) pairs."""
+    out = []
+    for part in header.split(","):
+        tag, _sep, params = part.strip().partition(";")
+        quality = 1.0
+        if params.strip().startswith("q="):
+            try:
+                quality = float(params.strip()[2:])
+            except ValueError:
+                quality = 0.0
+        if tag.strip():
+            out.append((tag.strip(), quality))
+    return out
 
-    plant = current_app.config.get("PLANT")  # components.data.PLANT_KEY
+
+def _plant_default() -> str:
+    plant = context.config().get("PLANT")  # components.data.PLANT_KEY
     return str(getattr(plant, "language", DEFAULT_LANGUAGE))
 
 
@@ -204,10 +220,8 @@ def reason_text(code: object, given: object = None) -> str:
     """A reason code's text in this request's language: the plant file's translation of
     the code where it has one, else the text the reader gave, else 'Reason N'. English is
     the reader's text as it is (the API's)."""
-    if has_app_context() and not (given and current() == "en"):
-        from flask import current_app
-
-        plant = current_app.config.get("PLANT")
+    if context.has_request() and not (given and current() == "en"):
+        plant = context.config().get("PLANT")
         reasons = getattr(plant, "reasons", {}) or {}
         try:
             reason = reasons.get(int(code))  # type: ignore[call-overload]
@@ -242,24 +256,44 @@ def date_time(moment: Any, pattern: str) -> str:
 
 
 def install(app: Any) -> None:
-    """The language on ``app`` (a Dash app): the ``?lang=`` cookie, ``<html lang>`` and the
-    page title per request. Call once, after the app is built."""
+    """The language on ``app`` (a Dash app): the ``?lang=`` cookie (``RememberLanguage``,
+    middleware inside ``RequestContext``), ``<html lang>`` and the page title per request.
+    Call once, after the app is built."""
     compile_all()
-    server: Flask = app.server
     plain_index = app.interpolate_index
-
-    @server.after_request
-    def remember_language(response: Any) -> Any:
-        chosen = normalise(request.args.get(QUERY))
-        if chosen and chosen != request.cookies.get(COOKIE):
-            response.set_cookie(COOKIE, chosen, max_age=COOKIE_MAX_AGE_S, samesite="Lax", httponly=True)
-        return response
+    server = app.server
 
     def interpolate_index(**kwargs: Any) -> str:
-        plant = server.config.get("PLANT")
+        plant = context.config_of(server).get("PLANT")
         if plant is not None:
             kwargs["title"] = local(plant.name)
         page = str(plain_index(**kwargs))
         return page.replace('<html lang="en">', f'<html lang="{current()}">', 1)
 
     app.interpolate_index = interpolate_index
+    server.add_middleware(RememberLanguage)
+
+
+class RememberLanguage:
+    """A ``?lang=`` the browser does not have as its cookie yet is set as the cookie."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not context.has_request():
+            await self.app(scope, receive, send)
+            return
+        request = context.request()
+        chosen = normalise(request.query_params.get(QUERY))
+        if not chosen or chosen == request.cookies.get(COOKIE):
+            await self.app(scope, receive, send)
+            return
+
+        async def with_cookie(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message).append(
+                    "set-cookie", f"{COOKIE}={chosen}; Max-Age={COOKIE_MAX_AGE_S}; Path=/; HttpOnly; SameSite=Lax")
+            await send(message)
+
+        await self.app(scope, receive, with_cookie)

@@ -1,4 +1,4 @@
-"""The login page: a plain HTML form (no script), served by Flask at ``/login`` so it
+"""The login page: a plain HTML form (no script), served by the app at ``/login`` so it
 works when every other page and Dash callback needs a login (``require_login``).
 It posts to itself; ``api.auth`` checks, throttles and audits the attempt (the screens
 call the API's rules; the API never imports a screen). ``install(server)`` adds the
@@ -11,30 +11,36 @@ from html import escape
 from typing import Any
 from urllib.parse import quote
 
-from flask import Flask, Response, redirect, request
+from fastapi import FastAPI, Request
+from redis.exceptions import RedisError
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from api import auth
+from api import auth, context
 from components.i18n import _, current
 
 
-def install(server: Flask) -> None:
+def install(server: FastAPI) -> None:
     """``/login`` (GET: the form, POST: log in and go on to ``?next=``) and ``POST /logout``."""
 
-    def login_page() -> Any:
-        target = auth.safe_next(request.values.get("next"))
-        if request.method == "GET":
-            return Response(login_html(target, "", auth.current_principal()), mimetype="text/html")
-        status, message = auth.login(str(request.form.get("username") or ""), str(request.form.get("password") or ""))
+    async def login_page(request: Request) -> Response:
+        fields = await context.read_form(request) if request.method == "POST" else {}
+        target = auth.safe_next(fields.get("next") or request.query_params.get("next"))
+        try:
+            if request.method == "GET":
+                return HTMLResponse(login_html(target, "", auth.current_principal()))
+            status, message = auth.login(str(fields.get("username") or ""), str(fields.get("password") or ""))
+        except RedisError:
+            status, message = 503, "data store unavailable"
         if status == 200:
-            return redirect(target, code=303)
-        return Response(login_html(target, page_message(status, message), None), status=status, mimetype="text/html")
+            return RedirectResponse(target, status_code=303)
+        return HTMLResponse(login_html(target, page_message(status, message), None), status_code=status)
 
-    def logout_page() -> Any:
+    async def logout_page() -> Response:
         auth.logout()
-        return redirect("/", code=303)
+        return RedirectResponse("/", status_code=303)
 
-    server.add_url_rule("/login", "login_page", login_page, methods=["GET", "POST"])
-    server.add_url_rule("/logout", "logout_page", logout_page, methods=["POST"])
+    server.add_api_route("/login", login_page, methods=["GET", "POST"], include_in_schema=False)
+    server.add_api_route("/logout", logout_page, methods=["POST"], include_in_schema=False)
 
 
 def page_message(status: int, message: str) -> str:

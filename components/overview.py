@@ -67,16 +67,12 @@ def nav(plant: Plant, active: str = "/", search: str = "", here: str | None = No
 
 def manages_reasons() -> bool:
     """The caller is logged in as someone who manages reason lists (engineers, admins)."""
-    from flask import current_app, has_request_context
     from redis.exceptions import RedisError
 
+    from api import auth, context
     from domain.roles import PERMISSIONS, Action
 
-    if not has_request_context():
-        return False
-    from api import auth
-
-    if current_app.config.get(auth.AUTH_KEY) is None:
+    if not context.has_request() or not auth.installed():
         return False
     try:
         who = auth.current_principal()

@@ -2,7 +2,7 @@
 
 The stops nobody explained (unplanned down time without a reason, longest first) as
 big buttons; tap one, optionally type a comment, tap a reason from the line's list
-(grouped by loss category): it is saved for the logged-in user (``api.writes.classify``:
+(grouped by loss category): it is saved for the logged-in user (``api.operations.classify``:
 the same rules, authorization and audit as the API) and the queue, the coverage and
 the Pareto below redraw from ``PlantReader`` at once. A stop can also be split at a
 local time into two reasons. Without a login the page shows the queue and says to log
@@ -21,8 +21,8 @@ from zoneinfo import ZoneInfo
 import dash_bootstrap_components as dbc
 from dash import ALL, Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
-from flask import current_app
 
+from api import context
 from components import data, theme
 from components.callbacks import Callbacks
 from components.i18n import N_, _, local
@@ -223,9 +223,10 @@ def pareto_rows(rows: Sequence[Mapping[str, Any]]) -> list[Any]:
 
 def _operator_loop() -> Any:
     """(auth, writes) or None when the app has no user store (a reader without Redis)."""
-    from api import auth, writes
+    from api import auth
+    from api import operations as writes
 
-    if current_app.config.get(auth.AUTH_KEY) is None:
+    if context.config().get(auth.AUTH_KEY) is None:
         return None
     return auth, writes
 
@@ -334,7 +335,7 @@ def _int(value: str | None) -> Any:
 
 def _split_time(sid: str, text: str | None, tz: str) -> float:
     """A local clock time on the stop's day (the next day if earlier than the stop's start)."""
-    from api.writes import OpError
+    from api.operations import OpError
 
     start = int(sid.split("~")[2]) / 1000.0
     try:

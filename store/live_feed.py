@@ -14,7 +14,7 @@ arriving meanwhile ride along), at most once per ``MIN_GAP_S``, and at least eve
 
 Consumers: ``versions()`` for the per-process memo of live views (``components.data``:
 a view is computed once per line version however many screens show it), and
-``wait(after, lines)`` for the server-sent events of ``api.live`` (each change once, in
+``wait(after, lines)`` / ``wait_async`` for the server-sent events of ``api.live`` (each change once, in
 order, with a sequence number a reconnecting browser hands back as ``Last-Event-ID``).
 
 While Redis cannot be read the feed is ``down``: versions are withheld (nothing is
@@ -23,6 +23,8 @@ memoised) and the event streams tell the browsers, which fall back to their 2 s 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -97,6 +99,7 @@ class LiveFeed:
         self._started = False
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._async_waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
         self.bumps = 0  # versions handed out (tests, benchmarks)
 
     # --- life ----------------------------------------------------------------------------
@@ -124,7 +127,7 @@ class LiveFeed:
         """Stops the threads; every ``wait`` returns at once (streams end cleanly)."""
         self._stop.set()
         with self._cond:
-            self._cond.notify_all()
+            self._notify()
         for thread in self._threads:
             thread.join(timeout_s)
 
@@ -194,13 +197,46 @@ class LiveFeed:
                     return self._seq, []
                 self._cond.wait(left)
 
+    async def wait_async(self, after: int, lines: Iterable[str] | None, timeout_s: float,
+                         was_up: bool | None = None) -> tuple[int, list[Change] | None]:
+        """``wait`` for an event loop: the same answer, awaited without holding a thread."""
+        wanted = None if lines is None else set(lines)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while True:
+            waiter = (loop, asyncio.Event())
+            with self._cond:
+                changes = self._since(after, wanted)
+                moved = was_up is not None and was_up != (self.running and not self._down)
+                if changes is None or changes or self._stop.is_set() or moved:
+                    return self._seq, changes
+                after = self._seq
+                left = deadline - loop.time()
+                if left <= 0:
+                    return self._seq, []
+                self._async_waiters.add(waiter)
+            try:
+                await asyncio.wait_for(waiter[1].wait(), left)
+            except TimeoutError:
+                pass
+            finally:
+                with self._cond:
+                    self._async_waiters.discard(waiter)
+
+    def _notify(self) -> None:
+        """Wakes every waiter, threads and event loops (call holding ``_cond``)."""
+        self._cond.notify_all()
+        for loop, woken in self._async_waiters:
+            with contextlib.suppress(RuntimeError):  # that loop is closed
+                loop.call_soon_threadsafe(woken.set)
+
     def mark(self, line: str, why: str) -> None:
         """A line changed (the readers call this; so may code that writes outside the stream)."""
         if line not in self._versions:
             return
         with self._cond:
             self._mark(line, why, self.clock())
-            self._cond.notify_all()
+            self._notify()
 
     def _mark(self, line: str, why: str, now: float) -> None:
         dirty = self._dirty.get(line)
@@ -276,7 +312,7 @@ class LiveFeed:
                 self._down.pop(group, None)
             else:
                 self._down[group] = error
-            self._cond.notify_all()
+            self._notify()
 
     def _dispatch(self) -> None:
         """Turns marks into versions: after ``coalesce_s``, at most every ``min_gap_s``, at
@@ -298,7 +334,7 @@ class LiveFeed:
                     self.bumps += 1
                     self._history.append(Change(self._seq, line, self._versions[line], tuple(sorted(dirty.why))))
                 if due:
-                    self._cond.notify_all()
+                    self._notify()
                 self._cond.wait(self._next_due(now))
 
     def _next_due(self, now: float) -> float:
@@ -315,7 +351,8 @@ _feed_lock = threading.Lock()
 
 
 def feed_of(config: dict[str, Any], client_of: Callable[[], Any], lines: Sequence[str]) -> LiveFeed:
-    """The process's feed kept in a Flask app's ``config``, created and started on first use."""
+    """The process's feed kept in the app's ``config`` (``api.context.config_of``), created
+    and started on first use."""
     feed = config.get(FEED_KEY)
     if feed is not None:
         return feed  # type: ignore[no-any-return]

@@ -31,7 +31,7 @@ the end is exact when it lies in the open edge (a window ending now), else floor
 its minute too. ``end`` is capped at ``now``.
 
 No module-level state: caches of parsed closed rollups and stops live on the instance
-(one per process under gunicorn).
+(one per process under uvicorn).
 """
 
 from __future__ import annotations

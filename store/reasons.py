@@ -6,7 +6,7 @@ replaces the file's ``reasons``, a line's stored list replaces its ``lines[].rea
 ``effective`` gives the plant with the managed lists applied; ``PlantReader`` serves its
 figures and the pickers from it. It reads one small hash, at most once a second per
 process (``REFRESH_S``; a write through this process is seen at once), so several
-gunicorn workers agree within a second.
+uvicorn workers agree within a second.
 
 A code still used by a classification is never dropped from the catalogue: the write is
 refused with the codes and one stop that uses each; mark it ``retired`` instead (kept

@@ -80,12 +80,12 @@ def seed(client: redis.Redis, plant: Plant) -> PlantReader:
 
 
 def make_app(reader: PlantReader, plant: Plant, data_dir: Path, redis_url: str) -> Any:
-    from api import create_api_blueprint
+    from api import create_api_router
     from components.app_factory import create_app
 
     settings = Settings(plant_path=DEMO_PLANT, plant=plant, redis_url=redis_url, data_dir=data_dir)
     app = create_app(settings, lambda: reader, clock=lambda: NOW)
-    app.server.register_blueprint(create_api_blueprint(reader, clock=lambda: NOW))
+    app.server.include_router(create_api_router(reader, clock=lambda: NOW))
     return app
 
 

@@ -9,9 +9,13 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
+import types
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -124,3 +128,197 @@ def call_name(node: ast.Call) -> str:
     if isinstance(func, ast.Name):
         parts.append(func.id)
     return ".".join(reversed(parts))
+
+
+# --- the dashboard's server in tests: Starlette's TestClient, uvicorn in a thread -----------------
+
+with warnings.catch_warnings():  # Starlette 1.x would rather have httpx2; httpx works the same here
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
+
+
+class Answer:
+    """An HTTP answer of ``Client``, read as tests read answers (``get_json``, ``data``)."""
+
+    def __init__(self, response: Any) -> None:
+        self.response = response
+        self.status_code: int = response.status_code
+        self.headers = response.headers
+
+    @property
+    def data(self) -> bytes:
+        return bytes(self.response.content)
+
+    @property
+    def text(self) -> str:
+        return str(self.response.text)
+
+    def get_data(self, as_text: bool = False) -> Any:
+        return self.text if as_text else self.data
+
+    @property
+    def mimetype(self) -> str:
+        return str(self.headers.get("content-type", "")).split(";")[0].strip()
+
+    @property
+    def is_json(self) -> bool:
+        return self.mimetype == "application/json"
+
+    def get_json(self) -> Any:
+        return self.response.json()
+
+    @property
+    def json(self) -> Any:
+        return self.response.json()
+
+    @property
+    def location(self) -> str | None:
+        return self.headers.get("location")  # type: ignore[no-any-return]
+
+
+class Client(TestClient):
+    """Starlette's TestClient on an app's server (a Dash app or its FastAPI server): no
+    redirects followed, server errors answered as 500 (not raised), ``environ_base`` of a
+    client address, ``query_string`` and form ``data`` as tests pass them."""
+
+    def __init__(self, app: Any, client: tuple[str, int] = ("127.0.0.1", 50000)) -> None:
+        super().__init__(getattr(app, "server", app), base_url="http://localhost", raise_server_exceptions=False,
+                         follow_redirects=False, client=client)
+
+    def request(self, method: str, url: Any, **kwargs: Any) -> Any:
+        if "query_string" in kwargs:
+            kwargs["params"] = kwargs.pop("query_string")
+        content_type = kwargs.pop("content_type", None)
+        if content_type is not None:
+            kwargs["headers"] = {**(kwargs.get("headers") or {}), "Content-Type": content_type}
+        if isinstance(kwargs.get("data"), (str, bytes)):
+            kwargs["content"] = kwargs.pop("data")
+        environ = kwargs.pop("environ_base", None)
+        transport = self._transport
+        before = transport.client
+        if environ and "REMOTE_ADDR" in environ:
+            transport.client = (environ["REMOTE_ADDR"], 50000)
+        try:
+            return Answer(super().request(method, url, **kwargs))
+        finally:
+            transport.client = before
+
+    def open(self, url: str, method: str = "GET", **kwargs: Any) -> Any:
+        return self.request(method, url, **kwargs)
+
+    def get(self, url: Any, **kwargs: Any) -> Any:
+        return self.request("GET", url, **kwargs)
+
+    def post(self, url: Any, **kwargs: Any) -> Any:
+        return self.request("POST", url, **kwargs)
+
+    def put(self, url: Any, **kwargs: Any) -> Any:
+        return self.request("PUT", url, **kwargs)
+
+    def patch(self, url: Any, **kwargs: Any) -> Any:
+        return self.request("PATCH", url, **kwargs)
+
+    def delete(self, url: Any, **kwargs: Any) -> Any:
+        return self.request("DELETE", url, **kwargs)
+
+    def __enter__(self) -> Client:
+        return self  # as Flask's test client: no lifespan run (a test builds several apps)
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def get_cookie(self, name: str) -> Any:
+        """The cookie ``name``: its value, ``http_only`` and ``same_site`` (None: not set)."""
+        for cookie in self.cookies.jar:
+            if cookie.name == name:
+                rest = {k.lower(): v for k, v in getattr(cookie, "_rest", {}).items()}
+                return types.SimpleNamespace(value=cookie.value, http_only="httponly" in rest,
+                                             same_site=str(rest.get("samesite") or "").capitalize() or None,
+                                             secure=cookie.secure)
+        return None
+
+    def set_cookie(self, name: str, value: str) -> None:
+        self.cookies.set(name, value)
+
+
+class AppServer:
+    """The dashboard (a Dash app's FastAPI server) under uvicorn in a thread, as in
+    production; can be stopped and started again on the same port (a server restart as a
+    wall screen sees it)."""
+
+    def __init__(self, app: Any, port: int = 0) -> None:
+        self.server = getattr(app, "server", app)
+        self.port = port
+        self.uvicorn: Any = None
+        self.thread: threading.Thread | None = None
+        self._push: Any = None
+
+    def start(self) -> None:
+        import uvicorn
+
+        from api import live
+        from api.context import config_of
+        from store.live_feed import FEED_KEY
+
+        config = config_of(self.server)
+        feed = config.get(FEED_KEY)
+        if feed is not None and feed.stopped:  # a new process would have a new feed
+            config.pop(FEED_KEY)
+            config[live.ENABLED_KEY] = self._push
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", self.port))
+        self.port = int(sock.getsockname()[1])
+        self.uvicorn = uvicorn.Server(uvicorn.Config(self.server, log_level="warning", access_log=False,
+                                                     timeout_graceful_shutdown=3, lifespan="off"))
+        self.thread = threading.Thread(target=self.uvicorn.run, kwargs={"sockets": [sock]}, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.uvicorn.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        from api import live
+        from api.context import config_of
+
+        if self.uvicorn is not None:
+            config = config_of(self.server)
+            self._push = config.get(live.ENABLED_KEY, True)
+            live.shutdown(config)  # open event streams end, as at SIGTERM
+            self.uvicorn.should_exit = True
+        if self.thread is not None:
+            self.thread.join(15)
+        self.uvicorn = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def api_app(*routers: Any) -> Any:
+    """A FastAPI server with only ``routers`` (and the API's request context and JSON errors)."""
+    from fastapi import FastAPI
+
+    from api.context import RequestContext
+    from api.routes import json_errors_under_api
+
+    server = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+    for router in routers:
+        server.include_router(router)
+    json_errors_under_api(server)
+    server.add_middleware(RequestContext)
+    return server
+
+
+def api_routes(routes: list[Any]) -> Iterator[Any]:
+    """The API routes of a FastAPI app's ``routes``, those of included routers too (FastAPI
+    keeps them in their router)."""
+    from fastapi.routing import APIRoute
+
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield route
+        elif hasattr(route, "original_router"):
+            yield from api_routes(route.original_router.routes)

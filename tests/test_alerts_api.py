@@ -9,12 +9,14 @@ from typing import Any
 import pytest
 import redis
 
-from api.alerts import create_alerts_blueprint
+from api.alerts import create_alerts_router
+from api.context import serving
 from domain.alerts import Condition, step
 from domain.plant import AlertRule
 from store.alerts import AlertStore
 from store.reader import PlantReader
 from tests.operator_support import NOW, add_users, login, make_app, operator_plant, seed
+from tests.support import Client
 
 RULE = AlertRule.model_validate({"id": "r", "kind": "stop", "minutes": 10, "severity": "urgent"})
 
@@ -32,8 +34,8 @@ def setup(redis_client: redis.Redis, redis_url: str, tmp_path: Path) -> dict[str
     reader = seed(redis_client, plant)
     tokens = add_users(redis_client, plant)
     app = make_app(reader, plant, tmp_path, redis_url)
-    app.server.register_blueprint(create_alerts_blueprint(reader, clock=lambda: NOW))
-    return {"client": app.server.test_client(), "tokens": tokens, "redis": redis_client}
+    app.server.include_router(create_alerts_router(reader, clock=lambda: NOW))
+    return {"client": Client(app.server), "tokens": tokens, "redis": redis_client}
 
 
 @pytest.mark.parametrize(("role", "token_line", "status"), [
@@ -86,7 +88,7 @@ def test_alert_counts_per_shift_in_the_shift_table(setup: dict[str, Any], redis_
     raise_alert(setup["redis"], "L2", "M9", NOW - 800)  # another line
     plant = operator_plant()
     app = make_app(PlantReader(redis_client, plant), plant, tmp_path, redis_url)
-    with app.server.test_request_context("/"):
+    with serving(app.server):
         window = data.resolve_window(plant, "today", None, NOW)
         rows = oee_panel.shift_rows(oee_panel.shift_kpis("L1", window, NOW))
         table = str(oee_panel.shift_table(rows))

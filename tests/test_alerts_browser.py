@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import redis
 
+from api.context import config_of
 from domain import contract
 from domain.model import Event, Signal
 from store.alerts import AlertStore
@@ -47,7 +48,7 @@ def test_long_stop_on_the_demo_plant_flashes_and_pages_until_acknowledged(
         redis_client: redis.Redis, redis_url: str, browser: Any, tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
 
-    from api.alerts import create_alerts_blueprint
+    from api.alerts import create_alerts_router
     from components.app_factory import create_app
     from config.loader import DEMO_PLANT, load_plant
     from config.settings import Settings
@@ -77,7 +78,7 @@ def test_long_stop_on_the_demo_plant_flashes_and_pages_until_acknowledged(
                                                          {"ALERT_WEBHOOK_URL": hook.url}), daemon=True)]
     settings = Settings(plant_path=DEMO_PLANT, plant=plant, redis_url=redis_url, data_dir=tmp_path)
     app = create_app(settings, lambda: PlantReader(redis.Redis.from_url(redis_url), plant))
-    app.server.register_blueprint(create_alerts_blueprint(app.server.config["PLANT_READER"]))
+    app.server.include_router(create_alerts_router(config_of(app.server)["PLANT_READER"]))
     server = Server(app)
     server.start()
     try:

@@ -1,4 +1,4 @@
-"""The HTTP API on a Flask app with the blueprint: status codes, JSON, odd inputs."""
+"""The HTTP API on a FastAPI app with its router: status codes, JSON, odd inputs."""
 
 from __future__ import annotations
 
@@ -9,20 +9,19 @@ from urllib.parse import quote
 
 import pytest
 import redis
-from flask import Flask
-from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from api import create_api_blueprint
+from api import create_api_router
 from api.openapi import openapi_spec
 from domain import andon
 from domain.model import Event
 from store.reader import PlantReader
 from tests.history import line_history
 from tests.store_support import HOUR, RECENT, Snapshot, rolled_up_snapshot, two_machine_plant
+from tests.support import Client, api_app
 
 START = RECENT + 5 * HOUR  # 13:00 in Shanghai: during shift A (06:00-14:00)
 END = RECENT + 7 * HOUR
@@ -36,9 +35,8 @@ def iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat()
 
 
-def make_app(reader_or_factory: Any, now: float = NOW) -> Flask:
-    app = Flask(__name__)
-    app.register_blueprint(create_api_blueprint(reader_or_factory, clock=lambda: now))
+def make_app(reader_or_factory: Any, now: float = NOW) -> Any:
+    app = api_app(create_api_router(reader_or_factory, clock=lambda: now))
     return app
 
 
@@ -50,32 +48,32 @@ def rolled_up(redis_url: str) -> Snapshot:
 
 
 @pytest.fixture
-def client(redis_client: redis.Redis, rolled_up: Snapshot) -> Iterator[FlaskClient]:
+def client(redis_client: redis.Redis, rolled_up: Snapshot) -> Iterator[Client]:
     rolled_up.restore(redis_client)
     reader = PlantReader(redis_client, PLANT)
-    yield make_app(lambda: reader).test_client()
+    yield Client(make_app(lambda: reader))
 
 
-def test_lines(client: FlaskClient) -> None:
+def test_lines(client: Client) -> None:
     response = client.get("/api/lines")
     assert response.status_code == 200 and response.is_json
     body = response.get_json()
     assert [m["id"] for m in body["lines"][0]["machines"]] == ["M1", "M2"]
 
 
-def test_lines_filtered_by_line(client: FlaskClient, redis_client: redis.Redis) -> None:
+def test_lines_filtered_by_line(client: Client, redis_client: redis.Redis) -> None:
     assert [line["id"] for line in client.get("/api/lines?line=L1").get_json()["lines"]] == ["L1"]
     missing = client.get("/api/lines?line=L1&line=NOPE")
     assert missing.status_code == 404 and "NOPE" in missing.get_json()["error"]
     from config.loader import DEMO_PLANT, load_plant
 
-    demo = make_app(PlantReader(redis_client, load_plant(DEMO_PLANT))).test_client()
+    demo = Client(make_app(PlantReader(redis_client, load_plant(DEMO_PLANT))))
     assert [line["id"] for line in demo.get("/api/lines").get_json()["lines"]] == ["BW1", "CM1", "BR1"]
     assert [line["id"] for line in demo.get("/api/lines?line=BR1,BW1").get_json()["lines"]] == ["BW1", "BR1"]
     assert [line["id"] for line in demo.get("/api/lines?line=CM1&line=BR1").get_json()["lines"]] == ["CM1", "BR1"]
 
 
-def test_lines_serve_the_andon_status_and_pace(client: FlaskClient) -> None:
+def test_lines_serve_the_andon_status_and_pace(client: Client) -> None:
     """Per line, besides its live state: the andon status, the output against the target so
     far, pace, behind by and stale (``domain.andon``: what the wall and the overview show)."""
     body = client.get("/api/lines").get_json()
@@ -97,10 +95,10 @@ def test_lines_serve_the_andon_status_and_pace(client: FlaskClient) -> None:
     assert line["status_reason"] == (decider["reason"] if line["status"] != andon.RUNNING else None)
 
 
-def test_lines_say_stale_when_the_collectors_are_silent(client: FlaskClient, redis_client: redis.Redis) -> None:
+def test_lines_say_stale_when_the_collectors_are_silent(client: Client, redis_client: redis.Redis) -> None:
     """An hour after the last data (gap timeout 30 s): no machine is live, the line shows
     no data since its last data; its output so far still counts against the target."""
-    silent = make_app(PlantReader(redis_client, PLANT), now=NOW + HOUR).test_client()
+    silent = Client(make_app(PlantReader(redis_client, PLANT), now=NOW + HOUR))
     line = silent.get("/api/lines").get_json()["lines"][0]
     assert (line["status"], line["stale"], line["stale_machines"]) == (andon.NO_DATA, True, ["M1", "M2"])
     assert line["status_since"] == line["last_data"] == max(m["last_data"] for m in line["machines"])
@@ -108,7 +106,7 @@ def test_lines_say_stale_when_the_collectors_are_silent(client: FlaskClient, red
     assert line["target_so_far"] == 244  # 7 205 s / 25 s x 0.85 = 244.97
 
 
-def test_lines_answer_is_described_by_the_openapi(client: FlaskClient) -> None:
+def test_lines_answer_is_described_by_the_openapi(client: Client) -> None:
     body = client.get("/api/lines").get_json()
     schema = openapi_spec()["components"]["schemas"]
     lines = schema["LinesWithAndon"]["properties"]
@@ -118,7 +116,7 @@ def test_lines_answer_is_described_by_the_openapi(client: FlaskClient) -> None:
     assert set(body["shift"]) == set(schema["ShiftContext"]["properties"])
 
 
-def test_kpis_default_to_the_current_shift(client: FlaskClient) -> None:
+def test_kpis_default_to_the_current_shift(client: Client) -> None:
     body = client.get("/api/lines/L1/kpis").get_json()
     assert body["window"]["label"].endswith(" B")  # 15:05 in Shanghai: shift B since 14:00
     assert body["window"]["start"] == RECENT + 6 * HOUR and body["window"]["end"] == NOW
@@ -127,7 +125,7 @@ def test_kpis_default_to_the_current_shift(client: FlaskClient) -> None:
     assert [m["id"] for m in body["machines"]] == ["M1", "M2"]
 
 
-def test_kpis_for_an_explicit_window(client: FlaskClient) -> None:
+def test_kpis_for_an_explicit_window(client: Client) -> None:
     start = quote(iso(START + HOUR))
     end = quote(iso(START + 1.5 * HOUR))
     response = client.get(f"/api/lines/L1/kpis?start={start}&end={end}")
@@ -137,7 +135,7 @@ def test_kpis_for_an_explicit_window(client: FlaskClient) -> None:
     assert body["calendar_s"] == pytest.approx(1800)
 
 
-def test_machine_kpis_downtime_energy(client: FlaskClient) -> None:
+def test_machine_kpis_downtime_energy(client: Client) -> None:
     machine = client.get("/api/lines/L1/machines/M1/kpis?start=today")
     assert machine.status_code == 200 and machine.get_json()["machine"] == "M1"
     assert machine.get_json()["window"]["label"] == "today"
@@ -147,18 +145,18 @@ def test_machine_kpis_downtime_energy(client: FlaskClient) -> None:
     assert energy["kwh"] > 0 and energy["currency"] == "EUR" and len(energy["machines"]) == 2
 
 
-def test_health(client: FlaskClient) -> None:
+def test_health(client: Client) -> None:
     response = client.get("/api/health")
     assert response.status_code == 200 and response.get_json()["ok"] is True
 
 
 def test_health_is_503_when_not_ok(redis_client: redis.Redis) -> None:
     app = make_app(PlantReader(redis_client, PLANT))  # nothing collected yet
-    response = app.test_client().get("/api/health")
+    response = Client(app).get("/api/health")
     assert response.status_code == 503 and response.get_json()["ok"] is False
 
 
-def test_openapi(client: FlaskClient) -> None:
+def test_openapi(client: Client) -> None:
     body = client.get("/api/openapi.json").get_json()
     assert body["openapi"].startswith("3.1")
     assert set(body["paths"]) >= {"/api/lines", "/api/lines/{line}/kpis", "/api/lines/{line}/machines/{machine}/kpis",
@@ -193,13 +191,13 @@ BAD = [
 
 
 @pytest.mark.parametrize(("url", "status", "message"), BAD)
-def test_bad_requests_answer_json_errors(client: FlaskClient, url: str, status: int, message: str) -> None:
+def test_bad_requests_answer_json_errors(client: Client, url: str, status: int, message: str) -> None:
     response = client.get(url)
     assert response.status_code == status
     assert message in response.get_json()["error"]
 
 
-def test_wrong_method_is_a_json_error(client: FlaskClient) -> None:
+def test_wrong_method_is_a_json_error(client: Client) -> None:
     response = client.post("/api/lines")
     assert response.status_code in (404, 405) and "error" in response.get_json()
 
@@ -214,7 +212,7 @@ def test_errors_become_500_json_and_redis_outages_503() -> None:
             raise RuntimeError("boom")
 
     app = make_app(Broken())
-    client = app.test_client()
+    client = Client(app)
     response = client.get("/api/lines")
     assert response.status_code == 500 and response.get_json() == {"error": "internal error"}
     response = client.get("/api/lines/L1/kpis")
@@ -231,7 +229,7 @@ odd_text = st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size
            ["shift", "7d", "2026-01-01T00:00:00+08:00", "1e309", "-1", "2026-W01", "NaN"])),
        end=st.one_of(st.none(), odd_text),
        path=st.sampled_from(["kpis", "downtime", "energy", "machines/M1/kpis", "machines/%2e%2e/kpis"]))
-def test_nothing_a_client_sends_breaks_the_server(client: FlaskClient, line: str, start: str | None,
+def test_nothing_a_client_sends_breaks_the_server(client: Client, line: str, start: str | None,
                                                   end: str | None, path: str) -> None:
     params = {k: v for k, v in (("start", start), ("end", end)) if v is not None}
     response = client.get(f"/api/lines/{quote(line, safe='')}/{path}", query_string=params)

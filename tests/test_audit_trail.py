@@ -17,6 +17,7 @@ import app as app_module
 from domain import contract
 from store.audit import AuditTrail
 from tests.operator_support import IDLE_ID, add_users, login, make_app, operator_plant, seed
+from tests.support import Client
 
 
 def _fill(trail: AuditTrail, n: int) -> None:
@@ -98,7 +99,7 @@ def test_the_api_shows_supervisors_their_lines(redis_client: redis.Redis, redis_
     plant = operator_plant()
     reader = seed(redis_client, plant)
     tokens = add_users(redis_client, plant)
-    client = make_app(reader, plant, tmp_path, redis_url).server.test_client()
+    client = Client(make_app(reader, plant, tmp_path, redis_url).server)
     csrf = login(client, "operator1")
     assert client.put(f"/api/lines/L1/stops/{IDLE_ID}/classification", json={"reason": 3, "comment": "c"},
                       headers={"X-CSRF-Token": csrf, "X-Forwarded-For": "ignored"}).status_code == 200
@@ -132,7 +133,7 @@ def test_behind_a_proxy_the_forwarded_address_is_audited(redis_client: redis.Red
     plant = operator_plant()
     reader = seed(redis_client, plant)
     add_users(redis_client, plant)
-    client = make_app(reader, plant, tmp_path, redis_url).server.test_client()
+    client = Client(make_app(reader, plant, tmp_path, redis_url).server)
     answer = client.post("/api/login", json={"username": "operator1", "password": "wrong password"},
                          headers={"X-Forwarded-For": "10.1.2.3"})
     assert answer.status_code == 401

@@ -8,7 +8,6 @@ from __future__ import annotations
 import io
 import logging
 import os
-import re
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,6 +36,7 @@ from tests.operator_support import (
     operator_plant,
     seed,
 )
+from tests.support import Client, api_routes
 
 SHIFT_A = str(round(T - 2 * 3600))
 
@@ -86,11 +86,11 @@ def test_every_operator_loop_route_is_in_the_openapi_document(loop: dict[str, An
     from api.openapi import openapi_spec
 
     paths = openapi_spec()["paths"]
-    mine = [r for r in loop["app"].server.url_map.iter_rules() if r.endpoint.split(".")[0] in ("operator_loop", "auth")
-            and r.rule.startswith("/api/")]
+    mine = [r for r in api_routes(loop["app"].server.routes) if r.endpoint.__module__ in ("api.writes", "api.auth")
+            and r.path_format.startswith("/api/")]
     assert len(mine) >= 12
     for rule in mine:
-        path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
+        path = rule.path_format
         if path.startswith("/api/users"):
             continue  # the admins' user management (documented in the README)
         assert path in paths, path
@@ -160,7 +160,7 @@ def test_write_matrix(loop: dict[str, Any], which: int, role: str, own: bool) ->
     """A token of ``role`` assigned to L1 on L1's (own) or L2's (other) endpoint."""
     method, path, body, action = _writes(own)[which]
     _forget_classifications(loop)  # else an operator after a supervisor may not change it
-    client = loop["app"].server.test_client()
+    client = Client(loop["app"].server)
     token = loop["tokens"][role, "L1"]
     answer = client.open(path, method=method, json=body, headers={"Authorization": f"Bearer {token}"})
     if (own or (role, action) in EVERY_LINE) and action in ALLOWED[role]:
@@ -177,7 +177,7 @@ def test_write_matrix(loop: dict[str, Any], which: int, role: str, own: bool) ->
 @pytest.mark.parametrize("which", range(len(WRITE_NAMES)), ids=WRITE_NAMES)
 def test_writes_without_credentials_are_401(loop: dict[str, Any], which: int) -> None:
     method, path, body, _ = _writes(True)[which]
-    client = loop["app"].server.test_client()
+    client = Client(loop["app"].server)
     answer = client.open(path, method=method, json=body)
     assert answer.status_code == 401 and answer.get_json()["error"].startswith("login required")
     bad = client.open(path, method=method, json=body, headers={"Authorization": "Bearer pdt_not-a-token"})
@@ -185,7 +185,7 @@ def test_writes_without_credentials_are_401(loop: dict[str, Any], which: int) ->
 
 
 def test_user_management_is_for_admins(loop: dict[str, Any]) -> None:
-    client = loop["app"].server.test_client()
+    client = Client(loop["app"].server)
     body = {"name": "newop", "role": "operator", "lines": "L1", "password": "a long enough one"}
     for role in ("operator", "supervisor", "engineer"):
         token = loop["tokens"][role, "L1"]
@@ -204,7 +204,7 @@ def test_user_management_is_for_admins(loop: dict[str, Any]) -> None:
 
 def test_session_login_csrf_and_logout(loop: dict[str, Any]) -> None:
     _forget_classifications(loop)
-    client = loop["app"].server.test_client()
+    client = Client(loop["app"].server)
     assert client.get("/api/session").get_json()["user"] is None
     csrf = login(client, "operator1")
     cookie = client.get_cookie("plant_session")
@@ -224,7 +224,7 @@ def test_session_login_csrf_and_logout(loop: dict[str, Any]) -> None:
 
 
 def test_a_password_change_or_disable_ends_sessions(loop: dict[str, Any]) -> None:
-    client = loop["app"].server.test_client()
+    client = Client(loop["app"].server)
     users = Users(loop["client"], ["L1", "L2"])
     users.add("temp", "supervisor", "L1", PASSWORD)
     login(client, "temp")
@@ -240,7 +240,7 @@ def test_a_password_change_or_disable_ends_sessions(loop: dict[str, Any]) -> Non
 
 def _copy_session(app: Any, source: Any) -> Any:
     """Another client holding a copy of ``source``'s session cookie (a stolen cookie)."""
-    thief = app.server.test_client()
+    thief = Client(app.server)
     thief.set_cookie("plant_session", source.get_cookie("plant_session").value)
     return thief
 
@@ -252,7 +252,7 @@ def _user(client: Any) -> Any:
 def test_a_copied_cookie_stops_working_after_logout_or_disable(loop: dict[str, Any]) -> None:
     app = loop["app"]
     Users(loop["client"], ["L1", "L2"]).add("copied", "operator", "L1", PASSWORD)
-    tablet, other_tablet = app.server.test_client(), app.server.test_client()
+    tablet, other_tablet = Client(app.server), Client(app.server)
     login(tablet, "copied")
     csrf = login(other_tablet, "copied")
     copy = _copy_session(app, tablet)
@@ -265,7 +265,7 @@ def test_a_copied_cookie_stops_working_after_logout_or_disable(loop: dict[str, A
     _forget_classifications(loop)
     assert copy.put(url, json={"reason": 2}, headers={"X-CSRF-Token": csrf}).status_code == 200
     admin = {"Authorization": f"Bearer {loop['tokens']['admin', 'L1']}"}
-    assert app.server.test_client().patch("/api/users/copied", json={"disabled": True},
+    assert Client(app.server).patch("/api/users/copied", json={"disabled": True},
                                           headers=admin).status_code == 200
     assert copy.put(url, json={"reason": 3}, headers={"X-CSRF-Token": csrf}).status_code == 401
     assert _user(copy) is None and _user(other_tablet) is None
@@ -279,7 +279,7 @@ def test_a_copied_cookie_stops_working_after_logout_or_disable(loop: dict[str, A
 def test_revoked_tokens_stop_working(loop: dict[str, Any]) -> None:
     users = Users(loop["client"], ["L1", "L2"])
     token, tid = users.create_token("mes", "operator", "L1", NOW)
-    client = loop["app"].server.test_client()
+    client = Client(loop["app"].server)
     assert client.get("/api/session", headers={"Authorization": f"Bearer {token}"}).get_json()["user"] == "mes"
     users.revoke_token(tid[:8])
     answer = client.put(f"/api/lines/L1/stops/{IDLE_ID}/classification", json={"reason": 1},
@@ -288,7 +288,7 @@ def test_revoked_tokens_stop_working(loop: dict[str, Any]) -> None:
 
 
 def test_failed_logins_are_slowed_and_audited(loop: dict[str, Any]) -> None:
-    client = loop["app"].server.test_client()
+    client = Client(loop["app"].server)
     here = {"REMOTE_ADDR": "10.0.0.1"}  # an address no other test failed from
     for _ in range(FREE_FAILURES):
         answer = client.post("/api/login", json={"username": "engineer1", "password": "wrong"}, environ_base=here)
@@ -322,7 +322,7 @@ def test_require_login_gates_pages_and_reads(redis_client: redis.Redis, redis_ur
     plant = operator_plant().model_copy(update={"require_login": True})
     reader = seed(redis_client, plant)
     add_users(redis_client, plant)
-    client = make_app(reader, plant, tmp_path, redis_url).server.test_client()
+    client = Client(make_app(reader, plant, tmp_path, redis_url).server)
     assert client.get("/api/lines").status_code == 401
     page = client.get("/line/L1")
     assert page.status_code == 303 and page.headers["Location"].startswith("/login?next=/line/L1")
@@ -375,7 +375,7 @@ def test_no_secret_in_logs_redis_or_cli_output(redis_client: redis.Redis, redis_
     assert "audit trail OK: 2 entries" in listed.out
     # a web login, a failed one
     Users(redis_client, ["L1", "L2"]).add("olga", "operator", "L1", password)
-    client = make_app(reader, plant, tmp_path, redis_url).server.test_client()
+    client = Client(make_app(reader, plant, tmp_path, redis_url).server)
     client.post("/api/login", json={"username": "olga", "password": password})
     client.post("/api/login", json={"username": "olga", "password": password + "x"})
     client.post("/api/login", json={"username": password, "password": "x"})  # the password in the name field
@@ -405,7 +405,7 @@ def test_logins_and_writes_say_503_while_redis_is_down(restartable_redis: Any, t
     plant = operator_plant()
     reader = seed(client, plant)
     tokens = add_users(client, plant)
-    web = make_app(reader, plant, tmp_path, restartable_redis.url).server.test_client()
+    web = Client(make_app(reader, plant, tmp_path, restartable_redis.url).server)
     restartable_redis.stop()
     login = web.post("/api/login", json={"username": "operator1", "password": PASSWORD})
     assert login.status_code == 503 and "data store unavailable" in login.get_json()["error"]
@@ -419,7 +419,7 @@ def test_logins_and_writes_say_503_while_redis_is_down(restartable_redis: Any, t
 def test_the_login_page_says_why_in_its_language(loop: dict[str, Any]) -> None:
     """The form (not the JSON API, which stays English) words a refused login in the page's
     language."""
-    client = loop["app"].server.test_client()
+    client = Client(loop["app"].server)
     for lang, expected in (("en", "wrong user name or password"), ("zh-CN", "用户名或密码错误")):
         page = client.post(f"/login?lang={lang}", data={"username": "engineer1", "password": "not it"},
                            environ_base={"REMOTE_ADDR": f"10.9.8.{7 if lang == 'en' else 6}"})

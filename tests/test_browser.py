@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import re
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,10 +25,12 @@ from typing import Any
 
 import pytest
 
+from api.context import config_of
 from components import data, theme, wall
 from config.loader import DEMO_PLANT
 from config.settings import Settings
 from tests.browser_support import CHROMEDRIVER, CHROMIUM  # noqa: F401 - imported from here by other tests
+from tests.support import AppServer
 from tests.test_components import PLANT
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,49 +70,21 @@ class SwitchableReader:
         return call
 
 
-class Server:
-    """The Dash app on a werkzeug server in a thread; can be stopped and started again
-    on the same port (a server restart as a wall screen sees it)."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.port = 0
-        self.httpd: Any = None
-        self.thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        from werkzeug.serving import make_server
-
-        self.httpd = make_server("127.0.0.1", self.port, self.app.server, threaded=True)
-        self.port = self.httpd.server_port
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        if self.httpd is not None:
-            self.httpd.shutdown()
-            self.httpd.server_close()
-            self.httpd = None
-        if self.thread is not None:
-            self.thread.join(10)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+Server = AppServer  # the Dash app under uvicorn in a thread; stopped and started again on the same port
 
 
 @pytest.fixture(scope="module")
 def dashboard(redis_url: str) -> Iterator[dict[str, Any]]:
     """The app as ``app.py`` builds it (dashboard + /api on one server), clock pinned to
     the end of the seeded data."""
-    from api import create_api_blueprint
+    from api import create_api_router
     from components.app_factory import create_app
 
     inner, now = seed_plant(redis_url, PLANT, end=history_end(PLANT.timezone))
     reader = SwitchableReader(inner)
     settings = Settings(plant_path=DEMO_PLANT, plant=PLANT, redis_url=redis_url)
     app = create_app(settings, lambda: reader, clock=lambda: now)
-    app.server.register_blueprint(create_api_blueprint(app.server.config[data.READER_KEY], clock=lambda: now))
+    app.server.include_router(create_api_router(config_of(app.server)[data.READER_KEY], clock=lambda: now))
     server = Server(app)
     server.start()
     yield {"server": server, "reader": reader, "now": now, "app": app}

@@ -15,6 +15,7 @@ from dash import Patch
 from dash._callback_context import context_value
 from dash._utils import AttributeDict
 
+from api.context import config_of, serving
 from components import (
     app_factory,
     data,
@@ -34,6 +35,7 @@ from config.settings import Settings
 from domain import andon, answers
 from domain.model import State
 from tests.contract_support import checked
+from tests.support import Client
 
 PLANT = load_plant(DEMO_PLANT)
 TZ = ZoneInfo(PLANT.timezone)
@@ -292,7 +294,7 @@ def app() -> Any:
 
 def run_callback(app: Any, func: Any, *args: Any, outputs_list: Any = None, triggered: str | None = None) -> Any:
     """Call a callback as a plain function, inside the app's request and callback context."""
-    with app.server.test_request_context("/"):
+    with serving(app.server):
         token = context_value.set(AttributeDict(
             outputs_list=outputs_list or [],
             triggered_inputs=[{"prop_id": f"{triggered}.n_intervals", "value": 1}] if triggered else [],
@@ -548,7 +550,7 @@ def test_named_windows_resolve_like_the_api(start: str, hours: float) -> None:
 
 
 def test_range_bar_writes_the_view_into_the_url(app: Any) -> None:
-    with app.server.test_request_context("/"):
+    with serving(app.server):
         token = context_value.set(AttributeDict(triggered_inputs=[{"prop_id": f"{ranges.RANGE}.value"}],
                                                 updated_props={}))
         try:
@@ -690,7 +692,7 @@ def test_a_refused_range_shows_the_apis_message(app: Any, params: dict[str, Any]
     assert f"Bad range: {message}" in str(dt[0])
 
 def test_shift_table_and_csv(app: Any) -> None:
-    with app.server.test_request_context("/"):
+    with serving(app.server):
         window = data.resolve_window(PLANT, "yesterday", None, NOW)
         rows = oee_panel.shift_rows(oee_panel.shift_kpis("BW1", window, NOW))
     assert [r["shift"].split()[-1] for r in rows] == ["C", "A", "B", "C"]  # C of the day before crosses midnight
@@ -770,7 +772,7 @@ def test_machine_page_callback(app: Any) -> None:
 # --- the app: served HTML, assets, callbacks per app ------------------------------------
 
 def test_served_html_references_no_external_url(app: Any) -> None:
-    client = app.server.test_client()
+    client = Client(app.server)
     html_text = client.get("/").get_data(as_text=True)
     assert '<html lang="en">' in html_text
     external = re.findall(r"""(?:src|href)=["'](https?:)?//""", html_text)
@@ -790,17 +792,17 @@ def test_served_html_references_no_external_url(app: Any) -> None:
 def test_every_app_gets_the_panel_callbacks() -> None:
     first, second = make_app(), make_app()
     for a in (first, second):
-        client = a.server.test_client()
+        client = Client(a.server)
         client.get("/")
         deps = client.get("/_dash-dependencies").get_json()
         outputs = " ".join(d["output"] for d in deps)
         assert wall.CLOCK in outputs and oee_panel.TILES in outputs and app_factory.PAGE in outputs
         assert ranges.WINDOW in outputs and ranges.LABEL in outputs
-    assert len(first.server.test_client().get("/_dash-dependencies").get_json()) == len(deps)
+    assert len(Client(first.server).get("/_dash-dependencies").get_json()) == len(deps)
 
 
 def test_router_callback_over_http(app: Any) -> None:
-    client = app.server.test_client()
+    client = Client(app.server)
     client.get("/")
     body = {"output": f"{app_factory.PAGE}.children", "outputs": {"id": app_factory.PAGE, "property": "children"},
             "inputs": [{"id": app_factory.URL, "property": "pathname", "value": "/wall/BW1"}],
@@ -812,8 +814,8 @@ def test_router_callback_over_http(app: Any) -> None:
 
 
 def test_reader_is_on_the_server_config(app: Any) -> None:
-    assert isinstance(app.server.config[data.READER_KEY], SampleReader)
-    assert app.server.config[data.PLANT_KEY] is PLANT
+    assert isinstance(config_of(app.server)[data.READER_KEY], SampleReader)
+    assert config_of(app.server)[data.PLANT_KEY] is PLANT
 
 
 # --- helpers ---------------------------------------------------------------------------
@@ -844,7 +846,7 @@ def test_downloads_send_the_tables_as_csv(app: Any) -> None:
 
 
 def test_pareto_click_filters_the_stops_list_through_the_url(app: Any) -> None:
-    with app.server.test_request_context("/"):
+    with serving(app.server):
         token = context_value.set(AttributeDict(
             triggered_inputs=[{"prop_id": f"{downtime_panel.PARETO_COUNT}.clickData"}], updated_props={}))
         try:
@@ -957,12 +959,12 @@ def test_wall_with_a_real_reader_on_seeded_redis(redis_url: str) -> None:
 def test_wall_and_overview_statuses_are_api_lines_on_the_sample(stale: set[str]) -> None:
     """BW1 down, CM1 running slow (or without data), BR1 in a changeover: the same on the
     wall, the overview and /api/lines."""
-    from api import create_api_blueprint
+    from api import create_api_router
 
     reader = SampleReader(stale=stale)
     app = make_app(reader)
-    app.server.register_blueprint(create_api_blueprint(reader, clock=lambda: NOW))
-    with app.server.test_client() as client:
+    app.server.include_router(create_api_router(reader, clock=lambda: NOW))
+    with Client(app.server) as client:
         served = {line["id"]: line for line in client.get("/api/lines").get_json()["lines"]}
     ids = list(served)
     tiles = [{"id": {"type": wall.TILE, "line": lid}, "property": "className"} for lid in ids]
@@ -992,14 +994,14 @@ def test_wall_and_overview_show_what_api_lines_serves(redis_url: str) -> None:
     """Status, output, target so far and pace on the wall's tiles and the overview's cards
     are /api/lines' fields (``domain.andon``, one definition) at the same time, over a real
     PlantReader: during the shift, and on a break."""
-    from api import create_api_blueprint
+    from api import create_api_router
     from tests.test_browser import seed_plant
 
     for end in (NOW, datetime(2026, 11, 25, 9, 40, tzinfo=TZ).timestamp()):  # tea break 09:30-09:45
         reader, now = seed_plant(redis_url, PLANT, hours=1.0, end=end)
         app = make_app(reader, now)
-        app.server.register_blueprint(create_api_blueprint(reader, clock=lambda now=now: now))
-        with app.server.test_client() as client:
+        app.server.include_router(create_api_router(reader, clock=lambda now=now: now))
+        with Client(app.server) as client:
             served = client.get("/api/lines").get_json()
         assert served["shift"]["planned_now"] is (now == NOW)
         api = {line["id"]: line for line in served["lines"]}

@@ -15,10 +15,9 @@ from typing import Any
 
 import pytest
 import redis
-from flask import Flask
-from flask.testing import FlaskClient
 
-from api import create_api_blueprint
+from api import create_api_router
+from api.context import config_of
 from domain import contract
 from store import live
 from store.durability import assess, check_at_start, durability_of
@@ -26,7 +25,7 @@ from store.embedded import EmbeddedRedis
 from store.reader import PlantReader
 from tests.history import line_history, write_events
 from tests.store_support import HOUR, RECENT, run_worker_until_drained, two_machine_plant
-from tests.support import RedisServer, free_port, redis_binary
+from tests.support import Client, RedisServer, api_app, free_port, redis_binary
 
 PLANT = two_machine_plant()
 START = RECENT + 5 * HOUR
@@ -279,10 +278,9 @@ def test_check_of_an_unreachable_redis_says_so_and_does_not_raise(caplog: pytest
 
 # --- /api/health ---------------------------------------------------------------------------
 
-def api(client: redis.Redis, now: float = NOW) -> FlaskClient:
-    app = Flask(__name__)
-    app.register_blueprint(create_api_blueprint(PlantReader(client, PLANT), clock=lambda: now))
-    return app.test_client()
+def api(client: redis.Redis, now: float = NOW) -> Client:
+    app = api_app(create_api_router(PlantReader(client, PLANT), clock=lambda: now))
+    return Client(app)
 
 
 @pytest.fixture
@@ -321,9 +319,9 @@ def test_health_of_the_real_server_reports_data_loss_and_durability(redis_url: s
                                                              "detected": "1795600000"})
     app = create_dash(Settings(plant_path=Path("test"), plant=PLANT, redis_url=redis_url))
     try:
-        response = app.server.test_client().get("/api/health")
+        response = Client(app.server).get("/api/health")
     finally:
-        app.server.config[READER_KEY].redis.close()
+        config_of(app.server)[READER_KEY].redis.close()
     assert response.status_code == 503
     body = response.get_json()
     assert body["status"] == "data_lost"

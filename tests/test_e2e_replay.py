@@ -36,8 +36,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import redis
-from flask.testing import FlaskClient
 
+from api.context import config_of
 from app import create_dash
 from collectors.collector import Collector, CollectorOptions, run_collector
 from collectors.sim.scenario import ScenarioRow, format_scenario, load_scenario, replay_scenario
@@ -49,7 +49,7 @@ from domain.contract import decode_event, events_key
 from domain.model import Event, Signal
 from domain.plant import Plant
 from store.rollup import RollupWorker, WorkerOptions, run_worker
-from tests.support import free_port
+from tests.support import Client, free_port
 
 SCENARIO = Path(__file__).resolve().parent.parent / "collectors" / "sim" / "scenarios" / "e2e_bw1_shift.csv"
 TZ = ZoneInfo("Asia/Shanghai")
@@ -335,14 +335,14 @@ def replayed(redis_url: str, tmp_path_factory: pytest.TempPathFactory
 
 
 @pytest.fixture(scope="module")
-def api(replayed: tuple[Settings, float, redis.Redis] | Exception) -> Iterator[tuple[FlaskClient, float]]:
+def api(replayed: tuple[Settings, float, redis.Redis] | Exception) -> Iterator[tuple[Client, float]]:
     """The API after the scenario went through the whole chain; and 09:00 of its day."""
     if isinstance(replayed, Exception):
         raise AssertionError(f"the replay through the chain failed: {replayed!r}") from replayed
     settings, first, _ = replayed
     app = create_dash(settings)  # the API's clock is the wall clock: days after the scenario
-    yield app.server.test_client(), first
-    app.server.config[READER_KEY].redis.close()
+    yield Client(app.server), first
+    config_of(app.server)[READER_KEY].redis.close()
 
 def window(nine: float) -> str:
     start = datetime.fromtimestamp(nine, TZ).isoformat()
@@ -350,7 +350,7 @@ def window(nine: float) -> str:
     return f"start={quote(start)}&end={quote(end)}"
 
 
-def get(api: tuple[FlaskClient, float], path: str) -> dict[str, Any]:
+def get(api: tuple[Client, float], path: str) -> dict[str, Any]:
     client, nine = api
     response = client.get(f"/api/lines/BW1/{path}?{window(nine)}")
     assert response.status_code == 200, response.get_json()
@@ -401,7 +401,7 @@ ST60_LOSSES = {
 }
 
 
-def test_line_kpis_are_the_output_stations_with_the_lines_energy(api: tuple[FlaskClient, float]) -> None:
+def test_line_kpis_are_the_output_stations_with_the_lines_energy(api: tuple[Client, float]) -> None:
     body = get(api, "kpis")
     assert body["output_machine"] == "ST70"
     assert_figures(body, ST70_FIGURES)
@@ -422,7 +422,7 @@ def test_line_kpis_are_the_output_stations_with_the_lines_energy(api: tuple[Flas
     ("ST70", ST70_FIGURES, ST70_LOSSES, ST70_KWH, ST70_NOT_RUNNING_KWH),
     ("ST60", ST60_FIGURES, ST60_LOSSES, ST60_KWH, ST60_NOT_RUNNING_KWH),
 ])
-def test_machine_kpis(api: tuple[FlaskClient, float], machine: str, figures: dict[str, float],
+def test_machine_kpis(api: tuple[Client, float], machine: str, figures: dict[str, float],
                       losses: dict[str, float], kwh: float, not_running_kwh: float) -> None:
     body = get(api, f"machines/{machine}/kpis")
     assert body["machine"] == machine
@@ -431,7 +431,7 @@ def test_machine_kpis(api: tuple[FlaskClient, float], machine: str, figures: dic
     assert_figures(body["energy"], {"kwh": kwh, "not_running_kwh": not_running_kwh})
 
 
-def test_downtime_list_pareto_and_reliability(api: tuple[FlaskClient, float]) -> None:
+def test_downtime_list_pareto_and_reliability(api: tuple[Client, float]) -> None:
     body = get(api, "downtime")
     nine = api[1]
 
@@ -472,7 +472,7 @@ def test_downtime_list_pareto_and_reliability(api: tuple[FlaskClient, float]) ->
         1, 360, ST70_RUN + ST60_RUN, ST70_RUN + ST60_RUN, 360)
 
 
-def test_energy(api: tuple[FlaskClient, float]) -> None:
+def test_energy(api: tuple[Client, float]) -> None:
     body = get(api, "energy")
     assert_figures(body, {
         "kwh": LINE_KWH, "not_running_kwh": ST70_NOT_RUNNING_KWH + ST60_NOT_RUNNING_KWH,
@@ -513,7 +513,7 @@ def rolled_up(client: redis.Redis, until: float) -> dict[bytes, Any]:
     return out
 
 
-def test_a_worker_started_after_the_replay_writes_the_same_rollups(api: tuple[FlaskClient, float],
+def test_a_worker_started_after_the_replay_writes_the_same_rollups(api: tuple[Client, float],
                                                                   redis_url: str, tmp_path: Path) -> None:
     """Last in this module: it rolls the stream up again from scratch."""
     client = redis.Redis.from_url(redis_url)

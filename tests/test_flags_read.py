@@ -8,9 +8,8 @@ from urllib.parse import quote
 import pytest
 import redis
 from dash import html
-from flask import Flask
 
-from api import create_api_blueprint
+from api import create_api_router
 from api.openapi import openapi_spec
 from components import machine_page
 from domain import contract
@@ -20,6 +19,7 @@ from store.reader import PlantReader
 from tests.core_support import ev
 from tests.history import write_events
 from tests.store_support import HOUR, RECENT, run_worker_until_drained, two_machine_plant
+from tests.support import Client, api_app
 
 PLANT = two_machine_plant()  # Asia/Shanghai: +08:00
 START = RECENT + 5 * HOUR  # 13:00 local
@@ -90,10 +90,9 @@ def test_a_flag_is_listed_at_its_score(redis_client: redis.Redis) -> None:
 
 def test_machine_kpis_answer_carries_the_flags(redis_client: redis.Redis) -> None:
     store(redis_client, FLAGS)
-    app = Flask(__name__)
-    app.register_blueprint(create_api_blueprint(PlantReader(redis_client, PLANT), clock=lambda: NOW))
+    app = api_app(create_api_router(PlantReader(redis_client, PLANT), clock=lambda: NOW))
     start = quote(f"{_local_date()}T13:00:00+08:00")
-    response = app.test_client().get(f"/api/lines/L1/machines/M1/kpis?start={start}")
+    response = Client(app).get(f"/api/lines/L1/machines/M1/kpis?start={start}")
     assert response.status_code == 200, response.get_json()
     body = response.get_json()
     assert [(f["signal"], f["value"]) for f in body["flags"]["implausible"]] == [("energy_kwh", 1e308),
@@ -164,10 +163,9 @@ def _machine_answer(client: redis.Redis, glitches: bool) -> dict[str, Any]:
     write_events(client, _machine_history(glitches))
     now = START + 900
     run_worker_until_drained(client, PLANT, now)
-    app = Flask(__name__)
-    app.register_blueprint(create_api_blueprint(PlantReader(client, PLANT), clock=lambda: now))
+    app = api_app(create_api_router(PlantReader(client, PLANT), clock=lambda: now))
     start = quote(f"{_local_date()}T13:00:00+08:00")
-    body: dict[str, Any] = app.test_client().get(f"/api/lines/L1/machines/M1/kpis?start={start}").get_json()
+    body: dict[str, Any] = Client(app).get(f"/api/lines/L1/machines/M1/kpis?start={start}").get_json()
     return body
 
 

@@ -13,9 +13,11 @@ import pytest
 from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
 from babel.messages.pofile import read_po
 
+from api.context import config_of, serving
 from components import downtime_panel, export, i18n, oee_panel, theme
 from config.loader import DEMO_PLANT, PlantConfigError, load_plant, parse_plant
 from domain.text import LocalText
+from tests.support import Client
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_TEXT = DEMO_PLANT.read_text(encoding="utf-8")
@@ -209,7 +211,7 @@ def app() -> Any:
 
 
 def test_lang_in_the_url_sets_page_language_and_cookie(app: Any) -> None:
-    client = app.server.test_client()
+    client = Client(app.server)
     page = client.get("/wall?lang=zh-CN")
     assert '<html lang="zh-CN">' in page.text and "<title>柳州演示工厂</title>" in page.text
     assert "lang=zh-CN" in page.headers.get("Set-Cookie", "")
@@ -220,7 +222,7 @@ def test_lang_in_the_url_sets_page_language_and_cookie(app: Any) -> None:
 
 
 def test_browser_language_then_plant_default(app: Any) -> None:
-    client = app.server.test_client()
+    client = Client(app.server)
     assert '<html lang="zh-CN">' in client.get("/", headers={"Accept-Language": "zh-CN,zh;q=0.9"}).text
     assert '<html lang="en">' in client.get("/", headers={"Accept-Language": "de-DE,zh-TW;q=0.5"}).text
     assert "Set-Cookie" not in client.get("/", headers={"Accept-Language": "zh"}).headers  # only a URL sets it
@@ -228,7 +230,7 @@ def test_browser_language_then_plant_default(app: Any) -> None:
 
 def test_user_setting_comes_after_the_url(app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(i18n, "user_language", lambda: "zh-CN")
-    client = app.server.test_client()
+    client = Client(app.server)
     assert '<html lang="zh-CN">' in client.get("/", headers={"Accept-Language": "en"}).text
     assert '<html lang="en">' in client.get("/?lang=en").text
 
@@ -237,7 +239,7 @@ def test_api_stays_english(redis_url: str) -> None:
     """Field names and messages of the API are a machine contract: never translated."""
     import redis
 
-    from api import create_api_blueprint
+    from api import create_api_router
     from components.app_factory import create_app
     from config.settings import Settings
     from store.reader import PlantReader
@@ -245,8 +247,8 @@ def test_api_stays_english(redis_url: str) -> None:
     plant = load_plant(DEMO_PLANT)
     settings = Settings(plant_path=DEMO_PLANT, plant=plant, redis_url=redis_url)
     fresh = create_app(settings, lambda: PlantReader(redis.Redis.from_url(redis_url), plant))
-    fresh.server.register_blueprint(create_api_blueprint(fresh.server.config["PLANT_READER"]))
-    client = fresh.server.test_client()
+    fresh.server.include_router(create_api_router(config_of(fresh.server)["PLANT_READER"]))
+    client = Client(fresh.server)
     got = client.get("/api/lines/BW1/kpis?start=garbage&lang=zh-CN", headers={"Accept-Language": "zh-CN"})
     assert got.status_code == 400
     assert "start" in got.json["error"] and re.search(r"[\u4e00-\u9fff]", got.text) is None
@@ -286,8 +288,8 @@ def untranslated(strings: list[str], plant: Any) -> list[str]:
 def test_pages_built_in_chinese_hold_no_english(app: Any, path: str) -> None:
     from components.app_factory import page_for
 
-    plant = app.server.config["PLANT"]
-    with app.server.test_request_context(path), i18n.use("zh-CN"):
+    plant = config_of(app.server)["PLANT"]
+    with serving(app.server, path), i18n.use("zh-CN"):
         page = page_for(plant, path.split("?")[0], "?" + path.split("?")[1] if "?" in path else "")
     assert untranslated(visible_strings(page), plant) == []
 
@@ -308,10 +310,10 @@ def test_alert_texts_are_worded_in_the_screens_language(app: Any, message: dict[
     from components.alerts_panel import alert_text
 
     alert = {"line": message["p"]["line"], "text": "English as stored", "message": message}
-    with app.server.test_request_context("/wall"), i18n.use("zh-CN"):
+    with serving(app.server, "/wall"), i18n.use("zh-CN"):
         worded = alert_text(alert)
-        assert zh in worded and untranslated([worded], app.server.config["PLANT"]) == [], worded
-    with app.server.test_request_context("/wall"), i18n.use("en"):
+        assert zh in worded and untranslated([worded], config_of(app.server)["PLANT"]) == [], worded
+    with serving(app.server, "/wall"), i18n.use("en"):
         assert alert_text(alert) != "English as stored"
         assert alert_text({"line": "BW1", "text": "English as stored"}) == "English as stored"
 
@@ -361,7 +363,7 @@ def admin_env(redis_client: Any, redis_url: str, tmp_path: Path) -> dict[str, An
     add_users(redis_client, plant)
     clients = {}
     for name in ("admin1", "supervisor1"):
-        client = app.server.test_client()
+        client = Client(app.server)
         login(client, name)
         assert client.get("/admin/users?lang=zh-CN").status_code == 200  # the cookie: callbacks speak Chinese
         clients[name] = client
@@ -402,7 +404,7 @@ def test_users_page_in_chinese_for_an_admin_and_a_supervisor(admin_env: dict[str
     assert add("a long enough password") == "用户 newop 已添加。"
     refused = dash_call(admin_env["clients"]["supervisor1"], [(au.TABLE, "children")], [value(au.DONE, "data", 0)])
     assert json_strings(refused[au.TABLE]["children"]) == ["无权操作：班组长角色不能管理用户和令牌。"]
-    in_english = admin_env["app"].server.test_client()  # English: the API's sentence, word for word
+    in_english = Client(admin_env["app"].server)  # English: the API's sentence, word for word
     login(in_english, "supervisor1")
     in_english.get("/admin/users?lang=en")
     refused_en = dash_call(in_english, [(au.TABLE, "children")], [value(au.DONE, "data", 0)])

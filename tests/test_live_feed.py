@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 import redis
 
+from api.context import config_of, serving
 from components import data
 from config.loader import DEMO_PLANT
 from config.settings import Settings
@@ -143,7 +144,7 @@ def served(redis_url: str) -> Iterator[dict[str, Any]]:
     yield {"server": server, "app": app, "reader": reader, "now": now, "redis": redis.Redis.from_url(redis_url)}
     from api import live
 
-    live.shutdown(app.server)
+    live.shutdown(config_of(app.server))
     server.stop()
 
 
@@ -233,7 +234,7 @@ def test_n_screens_on_one_line_cost_one_computation_per_change(served: dict[str,
             return  # a clock tick meanwhile: not the change under test
 
         def run() -> None:
-            with app.server.test_request_context("/wall/BW1"):
+            with serving(app.server, "/wall/BW1"):
                 got, _ = data.line_views(["BW1"])
                 views.append(got[0])
         thread = threading.Thread(target=run)
@@ -266,7 +267,7 @@ def test_push_off_refuses_and_ends_streams(served: dict[str, Any]) -> None:
     sub = Subscriber(server.port, "line=BW1")
     try:
         wait_for(lambda: sub.events, what="hello")
-        app.server.config["LIVE_PUSH"] = False
+        config_of(app.server)["LIVE_PUSH"] = False
         assert sub.ended.wait(5), "the open stream did not end"
         refused = Subscriber(server.port, "line=BW1")
         assert refused.response.status == 503
@@ -274,7 +275,7 @@ def test_push_off_refuses_and_ends_streams(served: dict[str, Any]) -> None:
         unknown_line = Subscriber(server.port, "line=NOPE")
         assert unknown_line.response.status in (404, 503)
     finally:
-        app.server.config["LIVE_PUSH"] = True
+        config_of(app.server)["LIVE_PUSH"] = True
         sub.close()
     bad = Subscriber(server.port, "line=NOPE")
     assert bad.response.status == 404

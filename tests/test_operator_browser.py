@@ -6,7 +6,6 @@ page shows, never on fixed sleeps. Skipped only where /usr/bin/chromium is missi
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +17,7 @@ import redis
 from components import theme
 from tests.browser_support import CHROMIUM
 from tests.operator_support import IDLE_ID, NOW, PASSWORD, PAST, add_users, make_app, operator_plant, seed
+from tests.support import AppServer
 
 TABLET = (1024, 768)
 
@@ -29,19 +29,14 @@ pytestmark = [
 
 @pytest.fixture
 def server(redis_client: redis.Redis, redis_url: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
-    from werkzeug.serving import make_server
-
     plant = operator_plant()
     reader = seed(redis_client, plant)
     add_users(redis_client, plant)
     app = make_app(reader, plant, tmp_path, redis_url)
-    httpd = make_server("127.0.0.1", 0, app.server, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield {"url": f"http://127.0.0.1:{httpd.server_port}", "reader": reader}
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(10)
+    served = AppServer(app)
+    served.start()
+    yield {"url": served.url, "reader": reader}
+    served.stop()
 
 
 @pytest.fixture

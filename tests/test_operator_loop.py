@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 import redis
 
+from api.context import serving
 from components import downtime_panel, oee_panel
 from domain import calendar
 from domain.accounting import Stop
@@ -43,6 +44,7 @@ from tests.operator_support import (
     operator_plant,
     seed,
 )
+from tests.support import Client
 
 
 @pytest.fixture
@@ -55,7 +57,7 @@ def env(redis_client: redis.Redis, plant: Plant, redis_url: str, tmp_path: Path)
     reader = seed(redis_client, plant)
     app = make_app(reader, plant, tmp_path, redis_url)
     tokens = add_users(redis_client, plant)
-    yield {"reader": reader, "client": app.server.test_client(), "tokens": tokens}
+    yield {"reader": reader, "client": Client(app.server), "tokens": tokens}
 
 
 def _pareto(reader: PlantReader) -> dict[str, float]:
@@ -287,7 +289,7 @@ def test_the_overview_card_and_the_wall_count_what_the_queue_lists(env: dict[str
     client = env["client"]
 
     def card_wall_and_queue() -> tuple[str, str, int]:
-        with app.server.test_request_context("/"):
+        with serving(app.server):
             views, _ = data.line_views(["L1"])
         queue = client.get("/api/lines/L1/stops", query_string={"start": "shift", "untagged": "1"}).get_json()
         return overview.card_texts(views[0])["untagged"], wall.tile_texts(views[0])["untagged"], len(queue["stops"])

@@ -1,6 +1,6 @@
 """Light pages (``components/delivery.py``): what a browser with an empty cache downloads.
 
-Through a real server (werkzeug on a free port, the seeded Redis and rollup worker of the
+Through a real server (uvicorn on a free port, the seeded Redis and rollup worker of the
 browser tests): every page's HTML, scripts and stylesheets are compressed, fingerprinted
 files are cached as immutable, no page lists the dash_table bundle; and in Chromium, a
 first load stays within the issue's budgets (bytes on the wire as Chromium counts them,
@@ -14,7 +14,6 @@ import gzip
 import json
 import os
 import re
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -23,10 +22,12 @@ from typing import Any
 import brotli
 import pytest
 
+from api.context import config_of
 from components import delivery
 from config.loader import DEMO_PLANT
 from config.settings import Settings
 from tests.browser_support import CHROMIUM, new_chromium
+from tests.support import AppServer
 from tests.test_components import PLANT
 
 PAGES = {"wall": "/wall", "overview": "/", "line": "/line/BW1", "machine": "/line/BW1/machine/ST30"}
@@ -39,9 +40,7 @@ CLOCK_SHIFT_S = {"s": 0.0}  # tests/test_startup_truth.py moves the server's clo
 @pytest.fixture(scope="module")
 def server(redis_url: str) -> Iterator[str]:
     """The app as ``app.py`` builds it (dashboard + /api), clock pinned to the seeded data."""
-    from werkzeug.serving import make_server
-
-    from api import create_api_blueprint
+    from api import create_api_router
     from components import data
     from components.app_factory import create_app
     from tests.test_browser import history_end, seed_plant
@@ -49,15 +48,12 @@ def server(redis_url: str) -> Iterator[str]:
     reader, now = seed_plant(redis_url, PLANT, end=history_end(PLANT.timezone))
     settings = Settings(plant_path=DEMO_PLANT, plant=PLANT, redis_url=redis_url)
     app = create_app(settings, lambda: reader, clock=lambda: now + CLOCK_SHIFT_S["s"])
-    app.server.register_blueprint(create_api_blueprint(app.server.config[data.READER_KEY],
+    app.server.include_router(create_api_router(config_of(app.server)[data.READER_KEY],
                                                        clock=lambda: now + CLOCK_SHIFT_S["s"]))
-    httpd = make_server("127.0.0.1", 0, app.server, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_port}"
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(10)
+    served = AppServer(app)
+    served.start()
+    yield served.url
+    served.stop()
 
 
 def get(url: str, accept: str = BROWSER_ACCEPTS) -> tuple[int, dict[str, str], bytes]:

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import redis
 
+from api.context import config_of
 from components import ranges, wall
 from config.loader import DEMO_PLANT
 from config.settings import Settings
@@ -59,7 +60,7 @@ def pushed(redis_url: str) -> Iterator[dict[str, Any]]:
     yield {"server": server, "app": app, "reader": reader, "now": now, "redis": client, "good": [None]}
     from api import live
 
-    live.shutdown(app.server)
+    live.shutdown(config_of(app.server))
     server.stop()
 
 
@@ -119,7 +120,7 @@ def test_wall_falls_back_to_polling_while_the_stream_is_off(pushed: dict[str, An
     open_page(browser, f"{pushed['server'].url}/wall/{LINE}", (1920, 1080))
     wait_for(lambda: wall_output(browser), 30, "the wall's first numbers")
     wait_for(lambda: push_state(browser) == "up", 15, "the event stream up")
-    app.server.config["LIVE_PUSH"] = False
+    config_of(app.server)["LIVE_PUSH"] = False
     try:
         wait_for(lambda: note_shown(browser), 15, "the fallback note")
         note = text_of(browser, NOTE)
@@ -129,7 +130,7 @@ def test_wall_falls_back_to_polling_while_the_stream_is_off(pushed: dict[str, An
         wait_for(lambda: wall_output(browser) == want, 15, "the wall updating by its 2 s timer")
         assert push_state(browser) == "down"
     finally:
-        app.server.config["LIVE_PUSH"] = True
+        config_of(app.server)["LIVE_PUSH"] = True
     wait_for(lambda: push_state(browser) == "up", 20, "the event stream back")
     assert not note_shown(browser)
     want = wall_output(browser) + 4  # type: ignore[operator]

@@ -18,6 +18,7 @@ from domain import contract
 from store.audit import AuditTrail
 from store.users import Users
 from tests.operator_support import FAULT_ID, IDLE_ID, NOW, PAST, add_users, make_app, operator_plant, seed
+from tests.support import Client
 
 ROBOT = {"code": 7, "text": {"en": "Robot teach", "zh-CN": "机器人示教"}, "category": "setup_adjustment"}
 
@@ -30,7 +31,7 @@ def env(redis_client: redis.Redis, redis_url: str, tmp_path: Path) -> Iterator[d
     users = Users(redis_client, ["L1", "L2"])
     tokens["engineer", "*"] = users.create_token("eng-all", "engineer", "*", NOW)[0]
     app = make_app(reader, plant, tmp_path, redis_url)
-    yield {"reader": reader, "client": app.server.test_client(), "tokens": tokens, "redis": redis_client}
+    yield {"reader": reader, "client": Client(app.server), "tokens": tokens, "redis": redis_client}
 
 
 def _as(env: dict[str, Any], role: str, line: str = "L1") -> dict[str, str]:

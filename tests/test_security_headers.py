@@ -15,11 +15,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from api import create_api_blueprint, security
+from api import create_api_router, security
+from api.context import config_of
 from components import data
 from config.loader import DEMO_PLANT
 from config.settings import Settings, parse_frame_ancestors
 from tests.browser_support import CHROMIUM, new_chromium
+from tests.support import Client, api_app
 from tests.test_components import NOW, PLANT, SampleReader
 
 UPDATE = "/_dash-update-component"
@@ -31,13 +33,13 @@ def full_app(frame_ancestors: str = "") -> Any:
 
     settings = Settings(plant_path=DEMO_PLANT, plant=PLANT, redis_url=None, frame_ancestors=frame_ancestors)
     app = app_factory.create_app(settings, SampleReader, clock=lambda: NOW)
-    app.server.register_blueprint(create_api_blueprint(app.server.config[data.READER_KEY], clock=lambda: NOW))
+    app.server.include_router(create_api_router(config_of(app.server)[data.READER_KEY], clock=lambda: NOW))
     return app
 
 
 @pytest.fixture(scope="module")
 def client() -> Any:
-    return full_app().server.test_client()
+    return Client(full_app().server)
 
 
 # --- headers ---------------------------------------------------------------------------
@@ -85,7 +87,7 @@ def test_scripts_only_from_self_plus_the_hash_of_dashs_inline_script(client: Any
 
 
 def test_kiosk_embedding_only_when_configured() -> None:
-    response = full_app("'self' https://kiosk.plant.example:8443").server.test_client().get("/")
+    response = Client(full_app("'self' https://kiosk.plant.example:8443").server).get("/")
     assert "frame-ancestors 'self' https://kiosk.plant.example:8443" in response.headers["Content-Security-Policy"]
     assert "X-Frame-Options" not in response.headers  # it cannot name an origin; CSP takes over
 
@@ -132,7 +134,7 @@ def body_app() -> Any:
 
 
 def test_the_valid_request_is_served(body_app: Any) -> None:
-    response = body_app.server.test_client().post(UPDATE, json=_valid_body(body_app))
+    response = Client(body_app.server).post(UPDATE, json=_valid_body(body_app))
     assert response.status_code in (200, 204), response.get_data(as_text=True)
 
 
@@ -144,11 +146,11 @@ def test_a_duplicate_output_is_served(body_app: Any) -> None:
     body = {"output": name, "outputs": {"id": "dt-redraw", "property": name.split(".", 1)[1]},
             "inputs": [{"id": i["id"], "property": i["property"], "value": 1} for i in spec["inputs"]],
             "state": [], "changedPropIds": ["ut-saved.data"]}
-    response = body_app.server.test_client().post(UPDATE, json=body)
+    response = Client(body_app.server).post(UPDATE, json=body)
     assert response.status_code == 200, response.get_data(as_text=True)
     assert response.get_json()["response"]["dt-redraw"] == {"data": {"after": 1}}
     body["outputs"]["property"] = "children@" + name.split("@")[1]
-    assert body_app.server.test_client().post(UPDATE, json=body).status_code == 400
+    assert Client(body_app.server).post(UPDATE, json=body).status_code == 400
 
 
 def _mutate(change: str, body: dict[str, Any]) -> Any:
@@ -201,7 +203,7 @@ def _mutate(change: str, body: dict[str, Any]) -> Any:
     ],
 )
 def test_malformed_callback_request_is_400_json(body_app: Any, change: str) -> None:
-    response = body_app.server.test_client().post(UPDATE, json=_mutate(change, _valid_body(body_app)))
+    response = Client(body_app.server).post(UPDATE, json=_mutate(change, _valid_body(body_app)))
     assert response.status_code == 400, response.get_data(as_text=True)[:300]
     assert set(response.get_json()) == {"error"}
     assert len(response.get_json()["error"]) < 120
@@ -256,14 +258,12 @@ def test_no_callback_request_gets_a_5xx(client: Any, data_: st.DataObject) -> No
 @pytest.fixture
 def api_client(redis_client: Any) -> Any:
     """The API over a real PlantReader on the test Redis (empty: no data, still no 500)."""
-    from flask import Flask
 
     from store.reader import PlantReader
 
-    server = Flask(__name__)
-    server.register_blueprint(create_api_blueprint(PlantReader(redis_client, PLANT), clock=lambda: NOW))
+    server = api_app(create_api_router(PlantReader(redis_client, PLANT), clock=lambda: NOW))
     security.install_headers(server)
-    return server.test_client()
+    return Client(server)
 
 
 @pytest.mark.parametrize(
