@@ -258,12 +258,14 @@ class AppServer:
 
         from api import live
         from api.context import config_of
+        from components.data import MEMO_KEY
         from store.live_feed import FEED_KEY
 
         config = config_of(self.server)
         feed = config.get(FEED_KEY)
-        if feed is not None and feed.stopped:  # a new process would have a new feed
+        if feed is not None and feed.stopped:  # a new process: a new feed (versions from 0), nothing memoised
             config.pop(FEED_KEY)
+            config.pop(MEMO_KEY, None)
             config[live.ENABLED_KEY] = self._push
         sock = socket.socket()
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -85,10 +85,13 @@ def test_long_stop_on_the_demo_plant_flashes_and_pages_until_acknowledged(
         for thread in threads:
             thread.start()
         browser.get(f"{server.url}/wall")
-        flashing = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, ".wall-alerts-flashing .alert-flash"),
-                            timeout=90, what="the wall flashing")
-        assert "BW1" in flashing[0].text and "stopped 10 min (Weld fault" in flashing[0].text
-        duration = browser.execute_script("return getComputedStyle(arguments[0]).animationDuration", flashing[0])
+        flash = ".wall-alerts-flashing .alert-flash"
+        # read in one go: a live refresh may redraw the element between a find and a read
+        text, duration = wait_for(lambda: browser.execute_script(
+            "const e = document.querySelector(arguments[0]);"
+            "return e ? [e.innerText, getComputedStyle(e).animationDuration] : null;", flash),
+            timeout=90, what="the wall flashing")
+        assert "BW1" in text and "stopped 10 min (Weld fault" in text
         assert float(duration.rstrip("s")) >= 0.5  # at most 2 flashes per second
         paged = wait_for(lambda: [json.loads(body) for _, _, body in list(hook.requests)
                                   if json.loads(body)["alert_id"].startswith("long_failure|BW1|ST70|")],

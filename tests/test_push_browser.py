@@ -49,11 +49,14 @@ NOTE = ".live-push-note"
 
 @pytest.fixture(scope="module")
 def pushed(redis_url: str) -> Iterator[dict[str, Any]]:
+    from api import create_api_router
     from components.app_factory import create_app
 
     reader, now = seed_plant(redis_url, PLANT, hours=2.0, end=history_end(PLANT.timezone))
     settings = Settings(plant_path=DEMO_PLANT, plant=PLANT, redis_url=redis_url)
-    app = create_app(settings, lambda: reader, clock=lambda: now)
+    # the app as app.py builds it: the pages ask /api/health (a 404 would be a console error)
+    app = create_app(settings, lambda: reader, clock=lambda: now, api=lambda server, r: server.include_router(
+        create_api_router(r, clock=lambda: now)))
     server = Server(app)
     server.start()
     client = redis.Redis.from_url(redis_url)
