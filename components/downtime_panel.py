@@ -35,7 +35,7 @@ import plotly.graph_objects as go
 from dash import ALL, Input, Output, Patch, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
-from components import data, export, line_view, ranges, theme, untagged
+from components import data, export, line_view, ranges, theme, tiles, untagged
 from components.callbacks import Callbacks
 from components.i18n import N_, _, reason_text
 from domain import answers
@@ -344,7 +344,7 @@ def summary_tiles(raw: answers.Downtime, threshold_s: float) -> list[Any]:
         (_("MTTR, all machines"), theme.duration(raw.get("mttr_s")), _("mean time to repair")),
         (_("Micro-stop threshold"), theme.duration(threshold_s), _("shorter stops without a reason: small stops")),
     ]
-    return [theme.kpi_tile(n, v, s) for n, v, s in items]
+    return [tiles.kpi_tile(n, v, s) for n, v, s in items]
 
 
 # --- callbacks ------------------------------------------------------------------------
