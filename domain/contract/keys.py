@@ -77,7 +77,7 @@ def endpoint_of_field(field: bytes | str) -> str | None:
     return text[1:] if text.startswith("@") else None
 
 
-# --- Rollups (written by ``store.rollup``, read by ``store.reader``) ------------------
+# --- Rollups (written by ``store.rollup``, read by ``store.reader``; their values: ``records``)
 #
 # All keys carry the line's hash tag, so one MULTI/EXEC covers a line's writes.
 #
@@ -102,7 +102,6 @@ def endpoint_of_field(field: bytes | str) -> str | None:
 #   (worker's last pass, epoch s), ``max_stop_s`` (longest closed stop, for range reads).
 # * ``plant:{<line>}:rollup:lease`` - string, the id of the rollup worker that owns the
 #   line (one at a time), with a TTL it renews every pass.
-#
 
 
 def _utc_stamp(ts: float, fmt: str) -> str:
