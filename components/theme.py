@@ -51,7 +51,6 @@ ANDON_LABELS = {
     NO_DATA: N_("No data"),
 }
 
-STATE_ANDON = andon.STATE_ANDON  # canonical machine state -> andon status
 STATE_LABELS = {
     State.RUNNING: N_("Running"),
     State.IDLE: N_("Idle"),
