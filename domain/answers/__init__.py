@@ -13,7 +13,7 @@ ratios are 0..1 (performance may exceed 1: see ``flags``); a ratio is None when 
 undefined (nothing to divide by) and any number None when it is not finite.
 
 The types are grouped by what they answer: ``common`` (``Doc``, the error answer, the
-window, the reason coverage), ``kpis`` (line and machine KPIs), ``downtime_energy``
+window, the reason coverage), ``kpi_reports`` (line and machine KPIs), ``downtime_energy``
 (stops, Pareto, MTBF/MTTR, energy), ``series`` (the charts: KPIs and power per bucket,
 the timeline), ``live_health`` (live lines with their andon status, health) and
 ``operator_loop`` (classifications, reasons, handovers, audit, sessions, users, alerts).
@@ -35,7 +35,7 @@ from domain.answers.downtime_energy import (
     Span,
     StopEvent,
 )
-from domain.answers.kpis import (
+from domain.answers.kpi_reports import (
     EnergyKpis,
     Flag,
     KpiFlags,

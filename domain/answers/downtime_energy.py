@@ -9,7 +9,7 @@ from typing import Annotated, NotRequired
 from typing_extensions import TypedDict
 
 from domain.answers.common import Coverage, Doc, Epoch, Window
-from domain.answers.kpis import EnergyKpis
+from domain.answers.kpi_reports import EnergyKpis
 
 # --- downtime ------------------------------------------------------------------------------
 

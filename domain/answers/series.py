@@ -8,7 +8,7 @@ from typing import Annotated
 from typing_extensions import TypedDict
 
 from domain.answers.common import Doc, Epoch, Window
-from domain.answers.kpis import Kpis
+from domain.answers.kpi_reports import Kpis
 
 
 class KpiBucket(Kpis):
