@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response
 
 from api import context
-from api.openapi import ERRORS, LINE_FILTER, WINDOW_PARAMS, openapi_spec
+from api.openapi import ERRORS, LINE_FILTER, WINDOW_PARAMS
 from domain import answers
 from store.answer_parts import json_safe
 from store.reader import PlantReader, UnknownLine, UnknownMachine, WindowError
@@ -122,12 +122,6 @@ def create_api_router(get_reader: Callable[[], PlantReader] | PlantReader | None
     def health() -> Any:
         report = reader_of().health(clock())
         return _ok(report, 200 if report.get("ok") else 503)
-
-    @router.get("/openapi.json", summary="This description", responses={
-        200: {"description": "OpenAPI 3.1 document", "content": {"application/json": {}}}})
-    @json_errors
-    def openapi() -> Any:
-        return _ok(openapi_spec())
 
     return router
 

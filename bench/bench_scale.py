@@ -172,8 +172,9 @@ def run_writer(url: str, plant_file: Path) -> int:
 # --- the dashboard -------------------------------------------------------------------------
 
 def run_dashboard(url: str, plant_file: Path, port: int, overview_every_s: float) -> int:
-    from werkzeug.serving import make_server
+    import uvicorn
 
+    from api.context import serving
     from app import create_dash
     from components.data import line_views
     from config.settings import Settings
@@ -181,18 +182,19 @@ def run_dashboard(url: str, plant_file: Path, port: int, overview_every_s: float
     env = {**os.environ, "REDIS_URL": url}
     settings = Settings.from_env(env=env, plant_path=plant_file, port=port, data_dir=plant_file.parent / "var")
     app = create_dash(settings)
-    server = make_server("127.0.0.1", port, app.server, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = uvicorn.Server(uvicorn.Config(app.server, host="127.0.0.1", port=port, access_log=False,
+                                           log_level="warning", lifespan="off"))
+    threading.Thread(target=server.run, daemon=True).start()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     print(json.dumps({"ready": port}), flush=True)
     while not stop.wait(overview_every_s):
         started = time.perf_counter()
-        with app.server.test_request_context("/"):
+        with serving(app.server):
             views, _ = line_views()
         print(json.dumps({"overview_s": time.perf_counter() - started, "lines": len(views),
                           "at": time.time()}), flush=True)
-    server.shutdown()
+    server.should_exit = True
     return 0
 
 

@@ -85,6 +85,7 @@ def create_app(settings: Any, reader_factory: Callable[[], Any], clock: Callable
     """The dashboard. ``reader_factory()`` returns a ``store.reader.PlantReader``;
     ``clock`` gives epoch seconds (tests pin it to seeded data); ``api(server, reader)``
     includes the read API's routers (before the catch-all 404 of ``/api``)."""
+    from api.document import create_document_router
     from api.routes import json_errors_under_api
 
     server = FastAPI(lifespan=_lifespan, openapi_url=None, docs_url=None, redoc_url=None)
@@ -116,6 +117,7 @@ def create_app(settings: Any, reader_factory: Callable[[], Any], clock: Callable
 
     data_dir = getattr(settings, "data_dir", "var")
     operator_loop = install_operator_loop(server, reader, settings.plant, clock, data_dir)
+    server.include_router(create_document_router())  # /api/openapi.json
     json_errors_under_api(server)  # JSON 404/405 under /api
     login.install(server)  # the login page (a screen, in the page's language) over api.auth's rules
     # the layers, innermost first

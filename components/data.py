@@ -1,9 +1,9 @@
-"""The dashboard's one door to data: the PlantReader on the app's Flask server.
+"""The dashboard's one door to data: the PlantReader on the app's server.
 
 Every callback reads through here, so the dashboard shows exactly what the HTTP API
 serves (both use the same ``store.reader.PlantReader``). ``create_app`` puts the
-reader, the plant and the clock on ``app.server.config``; nothing is kept in module
-globals (the app runs in several uvicorn workers, each with its own reader).
+reader, the plant and the clock on the server's ``config`` (``api.context.config_of``);
+nothing is kept in module globals (the app runs in several uvicorn workers, each with its own reader).
 
 Reader errors (Redis down, a restart in progress) become ``DataUnavailable`` so a
 callback can show "no data since ..." instead of a stack trace.

@@ -11,7 +11,7 @@ import jsonschema
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from api.openapi import openapi_spec
+from api.document import openapi_spec
 
 SPEC_URI = "urn:openapi"
 T = TypeVar("T")

@@ -300,14 +300,15 @@ class AppServer:
 
 
 def api_app(*routers: Any) -> Any:
-    """A FastAPI server with only ``routers`` (and the API's request context and JSON errors)."""
+    """A FastAPI server with only ``routers`` (and the API's document, request context and JSON errors)."""
     from fastapi import FastAPI
 
     from api.context import RequestContext
+    from api.document import create_document_router
     from api.routes import json_errors_under_api
 
     server = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
-    for router in routers:
+    for router in (*routers, create_document_router()):
         server.include_router(router)
     json_errors_under_api(server)
     server.add_middleware(RequestContext)

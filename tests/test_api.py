@@ -15,7 +15,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from api import create_api_router
-from api.openapi import openapi_spec
+from api.document import openapi_spec
 from domain import andon
 from domain.model import Event
 from store.reader import PlantReader

@@ -83,7 +83,7 @@ def test_every_refusal_is_a_sentence() -> None:
 
 
 def test_every_operator_loop_route_is_in_the_openapi_document(loop: dict[str, Any]) -> None:
-    from api.openapi import openapi_spec
+    from api.document import openapi_spec
 
     paths = openapi_spec()["paths"]
     mine = [r for r in api_routes(loop["app"].server.routes) if r.endpoint.__module__ in ("api.writes", "api.auth")

@@ -24,7 +24,8 @@ from referencing.jsonschema import DRAFT202012
 
 from api import create_api_router
 from api.alerts import create_alerts_router
-from api.openapi import answer_schemas, openapi_spec
+from api.document import openapi_spec
+from api.openapi import answer_schemas
 from domain import answers, contract
 from domain.alerts import Condition, step
 from domain.plant import AlertRule

@@ -373,7 +373,7 @@ def test_embedded_data_directory_stays_out_of_git() -> None:
 
 
 def test_the_openapi_description_names_every_health_field(rolled_up: redis.Redis) -> None:
-    from api.openapi import openapi_spec
+    from api.document import openapi_spec
 
     schemas = openapi_spec()["components"]["schemas"]
     schema, line_schema = schemas["Health"]["properties"], schemas["LineHealth"]["properties"]

@@ -5,7 +5,7 @@ The chain is the product's own: ``replay_scenario`` serves the plant's nodes on 
 asyncua server and writes every CSV row with its time as the SourceTimestamp; the
 collector subscribes and writes events into a real Redis; the rollup worker drains the
 stream into minutes, hours and stops; ``app.create_dash`` serves the API, asked with
-``test_client``. Nothing is computed with the engine here: the expected figures below
+Starlette's test client. Nothing is computed with the engine here: the expected figures below
 come from the scenario (``collectors/sim/scenarios/e2e_bw1_shift.csv``, its story in
 ``e2e_bw1_shift.py`` next to it) and the plant file (``PLANT_YAML``), by hand.
 

@@ -10,7 +10,7 @@ import redis
 from dash import html
 
 from api import create_api_router
-from api.openapi import openapi_spec
+from api.document import openapi_spec
 from components import machine_page
 from domain import contract
 from domain.model import Event
