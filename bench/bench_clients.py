@@ -103,7 +103,9 @@ def screens_of(rig: Rig, ranges: list[str], driver: Any) -> dict[str, list[Scree
             out[kind].append(Screen(kind, url.removeprefix(rig.url), lines.split(","),
                                     [r.json_body() for r in got.tick]))
             names = ", ".join(sorted(short(callback_name(r.json_body())) for r in got.tick))
-            say(f"  {url.removeprefix(rig.url):26s} push for {lines:12s} {len(got.tick)} POSTs per update: {names}")
+            gap = "" if got.complete else " (INCOMPLETE: a panel did not draw in 90 s)"
+            say(f"  {url.removeprefix(rig.url):26s} push for {lines:12s} {len(got.tick)} POSTs per update: "
+                f"{names}{gap}")
     return out
 
 
@@ -276,8 +278,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=32,
                         help="gunicorn threads per worker: each pushed screen holds one for its event stream")
     parser.add_argument("--server-cmd", default=os.environ.get("BENCH_SERVER_CMD", ""),
-                        help="the dashboard server's command instead ({port} filled in), e.g. "
-                             "\"uvicorn --workers 2 --port {port} app:asgi\"")
+                        help="the dashboard server's command instead ({port} filled in; a bare program name is "
+                             "looked up beside this Python first), e.g. "
+                             "\"gunicorn -w 4 --threads 16 -b 127.0.0.1:{port} app:create_server()\"")
     parser.add_argument("--clients", type=int, default=30)
     parser.add_argument("--mix", default="wall=10,overview=5,line=15", help="relative shares of the pages")
     parser.add_argument("--ranges", default="shift,today", help="the line pages' live ranges (?start=)")

@@ -178,10 +178,14 @@ def server_command(workers: int, threads: int) -> list[str]:
 
 
 def start_server(command: Sequence[str], env: dict[str, str], log_dir: Path) -> tuple[Proc, str]:
-    """``command`` (``{port}`` replaced by a free port) started and answering ``/api/lines``;
-    the process and its base URL."""
+    """``command`` (``{port}`` replaced by a free port; a bare program name found beside this
+    Python first) started and answering ``/api/lines``; the process and its base URL."""
     port = free_port()
-    proc = Proc(SERVER, [part.replace("{port}", str(port)) for part in command], env, log_dir)
+    argv = [part.replace("{port}", str(port)) for part in command]
+    beside = Path(sys.executable).with_name(argv[0])
+    if "/" not in argv[0] and beside.exists():  # the virtual environment's gunicorn, uvicorn, ...
+        argv[0] = str(beside)
+    proc = Proc(SERVER, argv, env, log_dir)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: get_json(url + "/api/lines"), 60, "the dashboard server", proc)
