@@ -182,9 +182,8 @@ def start_server(command: Sequence[str], env: dict[str, str], log_dir: Path) -> 
     Python first) started and answering ``/api/lines``; the process and its base URL."""
     port = free_port()
     argv = [part.replace("{port}", str(port)) for part in command]
-    beside = Path(sys.executable).with_name(argv[0])
-    if "/" not in argv[0] and beside.exists():  # the virtual environment's gunicorn, uvicorn, ...
-        argv[0] = str(beside)
+    if "/" not in argv[0] and Path(sys.executable).with_name(argv[0]).exists():  # the venv's gunicorn, uvicorn...
+        argv[0] = str(Path(sys.executable).with_name(argv[0]))
     proc = Proc(SERVER, argv, env, log_dir)
     url = f"http://127.0.0.1:{port}"
     try:
