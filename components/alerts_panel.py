@@ -19,12 +19,11 @@ from typing import Any
 from dash import ALL, Input, Output, State, ctx, dcc, html
 from redis.exceptions import RedisError
 
-from api.alerts import Refused, acknowledge
+from api.alerts import Refused
 from components import data
 from components.callbacks import Callbacks
 from components.i18n import N_, _, local, reason_text
 from domain import answers
-from store.alerts import AlertStore
 
 callbacks = Callbacks()  # this module's callbacks; register(app) puts them on an app
 register = callbacks.register
@@ -47,27 +46,9 @@ RECENT_S = 12 * 3600.0  # the list shows alerts of the last 12 h besides the ope
 LIST_MAX = 30
 
 
-def _store() -> AlertStore | None:
-    """The alert store on the reader's Redis (None: a reader without one, as in tests' samples)."""
-    client = getattr(data.reader(), "redis", None)
-    return None if client is None else AlertStore(client)
-
-
 def _alerts(lines: list[str] | None, *, open_only: bool, now: float) -> list[answers.Alert]:
-    store = _store()
-    items = [] if store is None else store.history(now - RECENT_S, now, open_only=open_only)
+    items = data.alerts(now - RECENT_S, now, open_only=open_only)
     return [a for a in items if lines is None or a["line"] in lines]
-
-
-def shift_count(line: str, start: float, end: float) -> int | None:
-    """Alerts of a line in a shift, for the shift table (None: not known)."""
-    store = _store()
-    if store is None:
-        return None
-    try:
-        return store.count(line, start, end)
-    except (RedisError, OSError):
-        return None
 
 
 # --- the wall -------------------------------------------------------------------------------
@@ -202,11 +183,8 @@ def list_refresh(_n: int | None, _clicks: list[int | None], line: str | None, co
     try:
         if clicked:
             assert isinstance(trigger, dict)
-            store = _store()
             try:
-                if store is None:
-                    raise Refused(503, "alerts are not available")
-                ack = acknowledge(store, str(trigger["id"]), comment or "", now, from_page=True)
+                ack = data.acknowledge_alert(str(trigger["id"]), comment or "", now)
                 message = _("Acknowledged by {who}.").format(who=ack["by"])
             except Refused as exc:
                 message = exc.message
