@@ -131,7 +131,7 @@ def alert_list(line: str | None) -> html.Section:
         html.H2(_("Alerts"), className="h5 mb-2"),
         html.Div(id=LIST, className="alerts-list"),
         dcc.Input(id=COMMENT, type="text", placeholder=_("Comment (optional)"), maxLength=500,
-                  className="form-control form-control-sm alerts-comment"),
+                  className=comment_class([])),
         html.Div(id=MESSAGE, className="alerts-message", role="status"),
     ])
 
@@ -141,6 +141,17 @@ SEVERITIES = {"info": N_("info"), "warning": N_("warning"), "urgent": N_("urgent
 
 def _when(ts: float | None) -> str:
     return "" if ts is None else time.strftime("%H:%M", time.localtime(ts))
+
+
+def may_be_acknowledged(alert: Mapping[str, Any]) -> bool:
+    """Open, not yet acknowledged, not late: the row has an Acknowledge button."""
+    return alert["cleared_at"] is None and not alert.get("ack") and not alert["late"]
+
+
+def comment_class(alerts: Sequence[Mapping[str, Any]]) -> str:
+    """The acknowledgement's comment box: shown only while a listed alert can be acknowledged (pure)."""
+    shown = any(may_be_acknowledged(a) for a in alerts[:LIST_MAX])
+    return "form-control form-control-sm alerts-comment" + ("" if shown else " d-none")
 
 
 def list_items(alerts: Sequence[Mapping[str, Any]]) -> list[Any]:
@@ -161,7 +172,7 @@ def list_items(alerts: Sequence[Mapping[str, Any]]) -> list[Any]:
                 f": {ack['comment']}" if ack.get("comment") else "")
         button = (html.Button(_("Acknowledge"), id={"type": ACK, "id": a["id"]}, n_clicks=0,
                               className="btn btn-outline-dark btn-sm alerts-ack")
-                  if a["cleared_at"] is None and not ack and not a["late"] else None)
+                  if may_be_acknowledged(a) else None)
         rows.append(html.Div(className=f"alerts-row alerts-{a['severity']}" + (" alert-flash" if a["flashing"] else ""),
                              children=[html.Span(_(SEVERITIES.get(a["severity"], a["severity"])),
                                                  className="alerts-severity"),
@@ -171,10 +182,11 @@ def list_items(alerts: Sequence[Mapping[str, Any]]) -> list[Any]:
     return rows
 
 
-@callbacks.callback(Output(LIST, "children"), Output(MESSAGE, "children"), Input(LIST_TICK, "n_intervals"),
-                    Input({"type": ACK, "id": ALL}, "n_clicks"), State(LIST_LINE, "data"), State(COMMENT, "value"))
+@callbacks.callback(Output(LIST, "children"), Output(MESSAGE, "children"), Output(COMMENT, "className"),
+                    Input(LIST_TICK, "n_intervals"), Input({"type": ACK, "id": ALL}, "n_clicks"),
+                    State(LIST_LINE, "data"), State(COMMENT, "value"))
 def list_refresh(_n: int | None, _clicks: list[int | None], line: str | None, comment: str | None
-                 ) -> tuple[Any, str]:
+                 ) -> tuple[Any, str, str]:
     message = ""
     now = data.now()
     trigger = ctx.triggered_id
@@ -188,7 +200,9 @@ def list_refresh(_n: int | None, _clicks: list[int | None], line: str | None, co
                 message = _("Acknowledged by {who}.").format(who=ack["by"])
             except Refused as exc:
                 message = exc.message
-        return list_items(_alerts([line] if line else None, open_only=False, now=now)), message
+        shown = _alerts([line] if line else None, open_only=False, now=now)
+        return list_items(shown), message, comment_class(shown)
     except (RedisError, OSError) as exc:
         log.warning("alert list: %s", exc)
-        return [html.P(_("Alerts cannot be read right now."), className="text-body-secondary")], message
+        return [html.P(_("Alerts cannot be read right now."), className="text-body-secondary")], message, \
+            comment_class([])
