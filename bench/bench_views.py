@@ -85,8 +85,8 @@ def measure(url: str, plant_file: Path, profile: str | None) -> int:
         health = time.perf_counter() - started
         digest = json.dumps([{k: v for k, v in view.items() if k != "version"} for view in views], sort_keys=True,
                             default=str)
-        print(json.dumps({"overview": overview, "overview_cpu": overview_cpu, "line": one, "health": health, "views": len(views),
-                          "digest": hash(digest)}), flush=True)
+        print(json.dumps({"overview": overview, "overview_cpu": overview_cpu, "line": one, "health": health,
+                          "views": len(views), "digest": hash(digest)}), flush=True)
     if profiler is not None and profile:
         profiler.dump_stats(profile)
     return 0
