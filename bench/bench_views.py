@@ -7,7 +7,9 @@ One redis-server; a plant of ``--lines`` x ``--machines`` at 1 Hz (the events of
 ``bench/bench_scale.py``'s writer, with a seeded generator and a virtual clock, so every run
 writes the same data), ``--minutes`` of it rolled up by an in-process ``RollupWorker``
 passing once per second of events, the last 0.5 s left to the open edge as in a live plant.
-Then ``--steps`` times: one more second of events and a worker pass, and each measured
+Then ``--steps`` times: half a second of events with a worker pass ("commit": every
+line's bookkeeping moved), then half a second of events only ("events": new stream entries
+on every line, the bookkeeping as before); after each half, each measured
 process (``--baseline-code DIR``: the same measurement with ``DIR`` first on ``sys.path``,
 e.g. a ``git worktree`` of main; then this tree) times, one after the other on the same
 data and the same ``now``:
@@ -20,8 +22,8 @@ data and the same ``now``:
 
 Each measured process is a long-lived one (its caches warm, as a server's). Figures are
 wall-clock milliseconds per call, p50/p95 over the steps (and the overview's CPU time in
-the measuring process, which a loaded host changes less); the first step (cold caches)
-is left out. ``--profile FILE``: this tree's process runs under cProfile (the overview
+the measuring process, which a loaded host changes less); the first two (cold caches)
+are left out. ``--profile FILE``: this tree's process runs under cProfile (the overview
 calls only) and writes FILE. Nothing is asserted; the load average is printed.
 """
 
@@ -114,11 +116,12 @@ class Measured:
                 continue
         raise RuntimeError(f"{self.name} exited")
 
-    def step(self, at: float) -> dict[str, Any]:
+    def step(self, at: float, kind: str) -> dict[str, Any]:
         assert self.proc.stdin is not None
         self.proc.stdin.write(f"{at!r}\n")
         self.proc.stdin.flush()
         got = self._read()
+        got["kind"] = kind
         self.runs.append(got)
         return got
 
@@ -177,6 +180,7 @@ def main() -> int:
         client = node(server.url)
         worker = RollupWorker(client, plant, clock=lambda: clock[0])
         tick = 0
+        passes = [0]
 
         def advance(seconds: float) -> None:
             nonlocal tick
@@ -192,6 +196,7 @@ def main() -> int:
                 tick += 1
                 if tick % TICKS_PER_S == TICKS_PER_S // 2:  # the last half second stays in the open edge
                     worker.process_once()
+                    passes[0] += 1
 
         started = time.time()
         advance(args.minutes * 60)
@@ -200,10 +205,11 @@ def main() -> int:
         if args.baseline_code:
             procs.append(Measured("baseline", Path(args.baseline_code).resolve(), server.url, plant_file, None))
         procs.append(Measured("this tree", ROOT, server.url, plant_file, args.profile))
-        for step in range(args.steps):
-            advance(1.0)
+        for step in range(2 * args.steps):
+            before = passes[0]
+            advance(0.5)  # every other half second holds a worker pass
             for proc in (procs if step % 2 else procs[::-1]):
-                proc.step(clock[0])
+                proc.step(clock[0], "commit" if passes[0] > before else "events")
             if len(procs) == 2 and procs[0].runs[-1]["digest"] != procs[1].runs[-1]["digest"]:
                 print(f"step {step}: the overview's views differ between the two trees", flush=True)
         for proc in procs:
@@ -216,15 +222,15 @@ def main() -> int:
                 proc.proc.kill()
         server.cleanup()
     print(machine_info())
-    print(f"{'code':<12}{'overview ms p50/p95':>22}{'(CPU ms p50)':>14}{'?line=X ms p50/p95':>22}"
+    print(f"{'code':<12}{'after':<8}{'overview ms p50/p95':>22}{'(CPU ms p50)':>14}{'?line=X ms p50/p95':>22}"
           f"{'health ms p50/p95':>20}")
-    for proc in procs:
-        runs = proc.runs[1:]
+    for proc, kind in ((proc, kind) for proc in procs for kind in ("commit", "events")):
+        runs = [r for r in proc.runs[2:] if r["kind"] == kind]
         ov = [1e3 * r["overview"] for r in runs]
         one = [1e3 * t for r in runs for t in r["line"]]
         health = [1e3 * r["health"] for r in runs]
         ov_cpu = [1e3 * r["overview_cpu"] for r in runs]
-        print(f"{proc.name:<12}{_pct(ov, .5):>13.1f} /{_pct(ov, .95):>6.1f}{_pct(ov_cpu, .5):>14.1f}"
+        print(f"{proc.name:<12}{kind:<8}{_pct(ov, .5):>13.1f} /{_pct(ov, .95):>6.1f}{_pct(ov_cpu, .5):>14.1f}"
               f"{_pct(one, .5):>14.1f} /"
               f"{_pct(one, .95):>6.1f}{_pct(health, .5):>12.1f} /{_pct(health, .95):>6.1f}")
     return 0
