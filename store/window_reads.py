@@ -9,8 +9,9 @@
   stream entries it has not applied yet (``Edge``); the time neither covers as no data
   (``_add_no_data``); and the stops overlapping the window (``store.stop_reads``).
 
-The line's bookkeeping is read once per window (``WindowReads.snapshot``); when late data
-rewrote stored rollups and stops, the parsed caches are dropped there.
+The line's bookkeeping is read once per window (``WindowReads.snapshot``), parsed only when
+its stamp moved (late data that rewrote stored rollups and stops drops the parsed caches);
+carries are restored once per worker commit (``_Base``); reads at one ``now`` are shared.
 """
 
 from __future__ import annotations
