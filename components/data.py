@@ -256,8 +256,9 @@ def _line_view(cfg: Line, live: answers.LineLive | None, shift: ShiftContext, at
         live = next(iter(lines["lines"]), None)
     start, end = shift.start, min(at, shift.end)
     begun = end > start  # the shift's first instant has no window yet (as PlantReader.andon_now)
-    kpis = _call("line_kpis", cfg.id, start, end, at) if begun else None  # a line's counts: its output machine's
+    # the downtime first: the line's KPIs then share its window read (``store.window_reads``)
     stops = _call("downtime", cfg.id, start, end, at) if begun else None
+    kpis = _call("line_kpis", cfg.id, start, end, at) if begun else None  # a line's counts: its output machine's
     live = live or answers.LineLive(id=cfg.id, name=cfg.name or cfg.id, machines=[], output_machine=cfg.output_machine,
                                     target_oee=cfg.target_oee, last_data=None)
     return line_view(cfg, live, kpis, stops, shift, at, plant().timezone)
