@@ -70,7 +70,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from dash_traffic import Page, Timed, capture, refresh_bytes  # noqa: E402
-from dashboard_rig import LONG_LINE, Rig, chromium, cpu_seconds, machine_info, system_busy_seconds  # noqa: E402
+from dashboard_rig import LONG_LINE, SERVER, Rig, chromium, cpu_seconds, machine_info, system_busy_seconds  # noqa: E402
 from page_weight import measure_pages  # noqa: E402
 from page_weight import report as report_weights  # noqa: E402
 
@@ -419,7 +419,7 @@ def report_summary(line: Single, load: Load, e2e: EndToEnd, load_clients: int) -
 def run(args: argparse.Namespace) -> None:
     say(f"machine: {machine_info()}")
     with tempfile.TemporaryDirectory(prefix="bench-dashboard-") as tmp, \
-            Rig(Path(tmp), hours=args.hours, seed=args.seed, workers=args.workers,
+            Rig(Path(tmp), hours=args.hours, seed=args.seed, workers=args.workers, threads=args.threads,
                 log=say) as rig:
         assert rig.plant is not None
         line_cfg = rig.plant.line(LONG_LINE)
@@ -449,7 +449,7 @@ def run(args: argparse.Namespace) -> None:
         single = {}
         for kind, cap in captures.items():
             page = Page.from_capture(kind, TICKS[kind], cap.tick, rig.url)
-            single[kind] = asyncio.run(one_client(page, args.rounds, args.warmup, rig.pids()["dashboard"]))
+            single[kind] = asyncio.run(one_client(page, args.rounds, args.warmup, rig.pids()[SERVER]))
             report_single(kind, single[kind])
             if page.errors:
                 say(f"  errors: {page.errors[:3]}")
@@ -488,6 +488,7 @@ def main() -> None:
     parser.add_argument("--hours", type=float, default=13.0, help="history written before the run")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--workers", type=int, default=3, help="uvicorn workers")
+    parser.add_argument("--threads", type=int, default=4, help="not used under uvicorn (kept for old command lines)")
     parser.add_argument("--rounds", type=int, default=60, help="refreshes per page with one client")
     parser.add_argument("--warmup", type=int, default=6)
     parser.add_argument("--clients", type=int, default=30)

@@ -36,7 +36,7 @@ for path in (ROOT, ROOT / "bench"):
         sys.path.insert(0, str(path))
 
 from bench_dashboard import pct, read_value, say, seen_at, stored_at, watch_for  # noqa: E402
-from dashboard_rig import LONG_LINE, Rig, chromium, cpu_seconds, machine_info  # noqa: E402
+from dashboard_rig import LONG_LINE, SERVER, Rig, chromium, cpu_seconds, machine_info  # noqa: E402
 
 REFRESH_S = 2.0
 TARGET_P95_S = 1.0
@@ -93,7 +93,7 @@ def measure(rig: Rig, reps: int, bump: int) -> tuple[dict[tuple[str, str], list[
     try:
         wait_ready(drivers, element)
         time.sleep(REFRESH_S * 2)  # the polling pages settle into their rhythm
-        pids = rig.pids()["dashboard"]
+        pids = rig.pids()[SERVER]
         cpu_before, started = cpu_seconds(pids), time.monotonic()
         for _ in range(reps):
             for (_mode, page), driver in drivers.items():
@@ -147,7 +147,7 @@ def report(latency: dict[tuple[str, str], list[float]], missed: dict[tuple[str, 
 def run(args: argparse.Namespace) -> None:
     say(f"machine: {machine_info()}")
     with tempfile.TemporaryDirectory(prefix="bench-push-") as tmp, \
-            Rig(Path(tmp), hours=args.hours, seed=args.seed, workers=args.workers,
+            Rig(Path(tmp), hours=args.hours, seed=args.seed, workers=args.workers, threads=args.threads,
                 log=say) as rig:
         say(f"\n{args.reps} jumps of {LONG_LINE}'s output machine's good counter (+{args.bump}) at the OPC UA "
             f"server, seen by the wall and the line page, pushed and polling every {REFRESH_S:g} s (4 Chromiums)")
@@ -163,6 +163,7 @@ def main() -> None:
     parser.add_argument("--hours", type=float, default=2.0, help="history written before the run")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--workers", type=int, default=2, help="uvicorn workers")
+    parser.add_argument("--threads", type=int, default=16, help="not used under uvicorn (kept for old command lines)")
     parser.add_argument("--reps", type=int, default=20, help="changes")
     parser.add_argument("--bump", type=int, default=8,
                         help="parts per change (at most the plausibility slack, 10: a bigger jump is not counted)")

@@ -64,20 +64,15 @@ def create_dashboard(settings: Any, clock: Callable[[], float] = time.time) -> D
     """The Dash app with the HTTP API on its FastAPI server (``app.server``: the ASGI app)."""
     from api.alerts import create_alerts_router
     from api.routes import create_api_router
-    from store.clients import client_for
-    from store.reader import PlantReader
 
     if not settings.redis_url:
         raise SystemExit("REDIS_URL is not set: the dashboard needs the Redis the collectors write to")
-
-    def reader_factory() -> PlantReader:
-        return PlantReader(client_for(settings, "screen"), settings.plant)
 
     def api(server: FastAPI, reader: Any) -> None:
         server.include_router(create_api_router(reader, clock=clock))
         server.include_router(create_alerts_router(reader, clock=clock))  # issue 12: alert history, acknowledgement
 
-    return create_app(settings, reader_factory, clock, api=api)
+    return create_app(settings, lambda: data.reader_for(settings), clock, api=api)
 
 
 def create_app(settings: Any, reader_factory: Callable[[], Any], clock: Callable[[], float] = time.time,

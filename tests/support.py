@@ -325,3 +325,21 @@ def api_routes(routes: list[Any]) -> Iterator[Any]:
             yield route
         elif hasattr(route, "original_router"):
             yield from api_routes(route.original_router.routes)
+
+
+def http_client(app: Any) -> Any:
+    """An HTTP test client of a Dash app's server (the one place that knows which server it is)."""
+    return Client(app)
+
+
+def response_text(resp: Any) -> str:
+    """A test client response's body as text (Flask's ``get_data`` or Starlette's ``text``)."""
+    return str(resp.get_data(as_text=True)) if hasattr(resp, "get_data") else str(resp.text)
+
+
+def in_request(app: Any) -> Any:
+    """A request of a Dash app's server, for calling the dashboard's data functions
+    (``components.data``) directly, outside a callback."""
+    from api.context import serving
+
+    return serving(app.server)
