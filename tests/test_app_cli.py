@@ -63,7 +63,8 @@ def test_dashboard_says_it_is_running_once(redis_url: str, tmp_path: Path) -> No
             proc.terminate()
             proc.wait(30)
     text = log.read_text()
-    assert text.count("Dash is running") == 1, text
+    assert text.count(f"Dashboard: http://127.0.0.1:{port}/") == 1, text
+    assert text.count("Uvicorn running on") == 1, text  # the server's own line, once (no second log handler)
 
 
 def children(pid: int) -> list[int]:
