@@ -76,3 +76,19 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     if files:
         terminalreporter.write_sep("-", "dashboard screenshots")
         terminalreporter.write_line(f"{len(files)} screenshots in {folder}")
+
+
+# The modules that take longest (a run's --durations, summed per module), started first: with
+# pytest-xdist's --dist loadfile each module is one worker's unit of work, and a long one
+# handed out last keeps the whole run waiting on one worker. pytest.ini turns xdist's own
+# order (most tests first) off; the other modules keep their order after these.
+SLOW_FIRST = (
+    "test_browser.py", "test_e2e_replay.py", "test_operator_browser.py", "test_push_browser.py",
+    "test_browser_i18n.py", "test_collector.py", "test_alerts_browser.py", "test_collector_durability.py",
+    "test_app_cli.py", "test_pages_weight.py", "test_live_feed.py", "test_durability.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(SLOW_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
