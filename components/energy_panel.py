@@ -18,7 +18,7 @@ import plotly.graph_objects as go
 from dash import Input, Output, Patch, State, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
-from components import data, ranges, theme
+from components import data, ranges, theme, tiles
 from components.callbacks import Callbacks
 from components.i18n import _
 from domain import answers
@@ -132,7 +132,7 @@ def energy_tiles(kpis: Mapping[str, Any], fallback_currency: str) -> list[Any]:
         (_("Cost"), theme.number(e.get("cost"), 0, currency), _("time-of-use tariff")),
         ("CO\u2082", theme.number(e.get("co2_kg"), 0, "kg"), _("grid emission factor")),
     ]
-    return [theme.kpi_tile(n, v, s) for n, v, s in items]
+    return [tiles.kpi_tile(n, v, s) for n, v, s in items]
 
 
 # --- callbacks ------------------------------------------------------------------------

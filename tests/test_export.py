@@ -9,7 +9,7 @@ import io
 import pandas as pd
 import pytest
 
-from components import downtime_panel, oee_panel
+from components import oee_panel, stops_list
 from components.export import csv_text, neutralise_csv_cell
 
 
@@ -58,7 +58,7 @@ STOP = {"machine": "ST10", "start": 1_764_000_000.0, "end": 1_764_000_600.0, "du
 
 
 def test_stops_download_is_neutralised() -> None:
-    header, row = _cells(downtime_panel.stops_csv([STOP], "Asia/Shanghai"))
+    header, row = _cells(stops_list.stops_csv([STOP], "Asia/Shanghai"))
     cell = dict(zip(header, row, strict=True))
     assert cell["reason_text"] == '\'=HYPERLINK("http://evil.example","click")'
     assert cell["category"] == "'-cmd"

@@ -13,7 +13,7 @@ import pytest
 from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
 from babel.messages.pofile import read_po
 
-from components import downtime_panel, export, i18n, oee_panel, theme
+from components import export, i18n, oee_panel, stops_list, theme
 from config.loader import DEMO_PLANT, PlantConfigError, load_plant, parse_plant
 from domain.text import LocalText
 
@@ -179,9 +179,9 @@ STOP = {"machine": "ST20", "start": 1_764_000_000.0, "end": 1_764_000_600.0, "du
 
 def test_csv_headers_follow_the_language_with_english_keys_unchanged() -> None:
     with i18n.use("en"):
-        assert downtime_panel.stops_csv([STOP], "Asia/Shanghai").splitlines()[0].startswith("machine,start_local,")
+        assert stops_list.stops_csv([STOP], "Asia/Shanghai").splitlines()[0].startswith("machine,start_local,")
     with i18n.use("zh-CN"):
-        head = downtime_panel.stops_csv([STOP], "Asia/Shanghai").splitlines()[0].split(",")
+        head = stops_list.stops_csv([STOP], "Asia/Shanghai").splitlines()[0].split(",")
         rows = [{"shift": "2025-11-25 A", "availability": 0.9, "performance": 0.8, "quality": 0.99, "oee": 0.71,
                  "good_count": 10, "reject_count": 0, "down_s": 1.0}]
         shifts = oee_panel.shifts_csv(rows).splitlines()[0].split(",")

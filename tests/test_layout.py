@@ -1,10 +1,11 @@
 """Who owns what, checked by parsing the sources (like ``test_core_purity``):
 
 * the demo plant (``collectors.sim``) is imported only by ``app.py``, ``bench/`` and
-  ``tests/``, and the collectors' modules import one another without a circle;
+  ``tests/``, and the modules of each package import one another without a circle;
 * ``store/`` owns every Redis byte: no Redis client is made and no Redis script is
   written anywhere else (the tests aside);
-* every module of ``collectors/`` and ``store/`` stays under 400 lines;
+* every module of ``domain/``, ``config/``, ``store/``, ``collectors/`` and ``components/``
+  stays under 400 lines (``SMALL_PACKAGES``);
 * the packages depend on one another in one direction (``LAYERS``): the pure ``domain``
   at the bottom, then ``config`` and ``store``, then ``collectors`` and ``api``, then the
   screens in ``components``; nothing imports a package above its own.
@@ -117,9 +118,11 @@ def test_the_cycle_finder_finds_a_circle() -> None:
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
 
 
-def test_the_collectors_and_the_demo_wing_have_no_import_circle() -> None:
-    names = [n for n in MODULES if n.startswith("collectors.")]
-    graph = {n: {t for t in _project_imports(n) if t.startswith("collectors.") and t != n} for n in names}
+@pytest.mark.parametrize("package", ["domain", "config", "store", "collectors", "api", "components"])
+def test_no_package_has_an_import_circle(package: str) -> None:
+    """The collectors and the demo wing included; between packages the layers (below) rule circles out."""
+    names = [n for n in MODULES if n == package or n.startswith(f"{package}.")]
+    graph = {n: {t for t in _project_imports(n) if t in names and t != n} for n in names}
     assert _cycle(graph) is None
 
 
@@ -147,8 +150,13 @@ def test_no_redis_script_is_written_outside_store(name: str) -> None:
 
 
 
-@pytest.mark.parametrize("name", sorted(n for n in MODULES if n.split(".")[0] in ("collectors", "store")))
-def test_collector_and_store_modules_stay_small(name: str) -> None:
+# The packages whose modules stay under MAX_LINES. api/ and app.py are left out for now: they
+# are being split while the server moves to FastAPI (remove this note and add them then).
+SMALL_PACKAGES = ("domain", "config", "store", "collectors", "components")
+
+
+@pytest.mark.parametrize("name", sorted(n for n in MODULES if n.split(".")[0] in SMALL_PACKAGES))
+def test_modules_stay_small(name: str) -> None:
     lines = len(MODULES[name].read_text(encoding="utf-8").splitlines())
     assert lines < MAX_LINES, f"{MODULES[name].relative_to(ROOT)} has {lines} lines: split it by what it does"
 

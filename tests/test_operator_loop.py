@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import redis
 
-from components import downtime_panel, oee_panel
+from components import oee_panel, stops_list
 from domain import calendar
 from domain.accounting import Stop
 from domain.classification import (
@@ -111,7 +111,7 @@ def test_a_classification_refiles_a_past_stop_everywhere(env: dict[str, Any], pl
     api_kpis = client.get("/api/lines/L1/kpis", query_string=_iso_window()).get_json()
     assert api_kpis["losses"]["starved_blocked"] == 600.0 and api_kpis["untagged_coverage"] == 1.0
     # the CSVs (stops and shifts) say the same
-    stops = pd.read_csv(io.StringIO(downtime_panel.stops_csv(body["events"], "UTC")))
+    stops = pd.read_csv(io.StringIO(stops_list.stops_csv(body["events"], "UTC")))
     assert stops.loc[stops["start_utc_epoch_s"] == IDLE[0], "category"].tolist() == ["starved_blocked"]
     shifts = pd.read_csv(io.StringIO(oee_panel.shifts_csv(rows_after)))
     assert shifts["down_s"].tolist() == [r["down_s"] for r in rows_after]
