@@ -84,10 +84,12 @@ def test_long_stop_on_the_demo_plant_flashes_and_pages_until_acknowledged(
         for thread in threads:
             thread.start()
         browser.get(f"{server.url}/wall")
-        flashing = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, ".wall-alerts-flashing .alert-flash"),
-                            timeout=90, what="the wall flashing")
-        assert "BW1" in flashing[0].text and "stopped 10 min (Weld fault" in flashing[0].text
-        duration = browser.execute_script("return getComputedStyle(arguments[0]).animationDuration", flashing[0])
+        # text and animation read in one script: the wall's refresh replaces the element between two calls
+        flashing = wait_for(lambda: browser.execute_script(
+            "return Array.from(document.querySelectorAll('.wall-alerts-flashing .alert-flash'))"
+            ".map(e => [e.innerText, getComputedStyle(e).animationDuration])"), timeout=90, what="the wall flashing")
+        text, duration = flashing[0]
+        assert "BW1" in text and "stopped 10 min (Weld fault" in text
         assert float(duration.rstrip("s")) >= 0.5  # at most 2 flashes per second
         paged = wait_for(lambda: [json.loads(body) for _, _, body in list(hook.requests)
                                   if json.loads(body)["alert_id"].startswith("long_failure|BW1|ST70|")],
