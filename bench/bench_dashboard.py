@@ -70,7 +70,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from dash_traffic import Page, Timed, capture, refresh_bytes  # noqa: E402
-from dashboard_rig import LONG_LINE, Rig, chromium, cpu_seconds, machine_info, system_busy_seconds  # noqa: E402
+from dashboard_rig import LONG_LINE, SERVER, Rig, chromium, cpu_seconds, machine_info, system_busy_seconds  # noqa: E402
 from page_weight import measure_pages  # noqa: E402
 from page_weight import report as report_weights  # noqa: E402
 
@@ -449,7 +449,7 @@ def run(args: argparse.Namespace) -> None:
         single = {}
         for kind, cap in captures.items():
             page = Page.from_capture(kind, TICKS[kind], cap.tick, rig.url)
-            single[kind] = asyncio.run(one_client(page, args.rounds, args.warmup, rig.pids()["gunicorn"]))
+            single[kind] = asyncio.run(one_client(page, args.rounds, args.warmup, rig.pids()[SERVER]))
             report_single(kind, single[kind])
             if page.errors:
                 say(f"  errors: {page.errors[:3]}")

@@ -36,7 +36,7 @@ for path in (ROOT, ROOT / "bench"):
         sys.path.insert(0, str(path))
 
 from bench_dashboard import pct, read_value, say, seen_at, stored_at, watch_for  # noqa: E402
-from dashboard_rig import LONG_LINE, Rig, chromium, cpu_seconds, machine_info  # noqa: E402
+from dashboard_rig import LONG_LINE, SERVER, Rig, chromium, cpu_seconds, machine_info  # noqa: E402
 
 REFRESH_S = 2.0
 TARGET_P95_S = 1.0
@@ -93,7 +93,7 @@ def measure(rig: Rig, reps: int, bump: int) -> tuple[dict[tuple[str, str], list[
     try:
         wait_ready(drivers, element)
         time.sleep(REFRESH_S * 2)  # the polling pages settle into their rhythm
-        pids = rig.pids()["gunicorn"]
+        pids = rig.pids()[SERVER]
         cpu_before, started = cpu_seconds(pids), time.monotonic()
         for _ in range(reps):
             for (_mode, page), driver in drivers.items():

@@ -6,7 +6,7 @@ returns what the first load cost (bytes per kind of resource) and the
 firing), with their bodies exactly as the browser sent them.
 
 ``Page`` replays such a refresh the way dash-renderer does: the POSTs of one tick go out
-together, ``n_intervals`` counts up, and outputs that are also another callback's state
+together, ``n_intervals`` (and the panels' pulses) count up, and outputs that are also another callback's state
 (e.g. the energy chart's ``en-power-state``) are fed back into the next bodies. It speaks
 HTTP/1.1 over asyncio streams with keep-alive connections (up to 6 per page, like a
 browser), so one process can play many screens without threads.
@@ -17,11 +17,13 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 UPDATE_PATH = "/_dash-update-component"
+PULSE_SUFFIX = "-pulse"  # components.ranges.Live.pulse
 MAX_CONNECTIONS = 6  # per host, as browsers do
 
 
@@ -50,6 +52,7 @@ class Request:
 class Capture:
     load: list[Request]  # everything before the first live refresh
     tick: list[Request]  # the POSTs of one live refresh
+    complete: bool = True  # False: some callback a tick triggers never came before the timeout
 
 
 def _network_events(driver: Any) -> list[dict[str, Any]]:
@@ -61,42 +64,96 @@ def _network_events(driver: Any) -> list[dict[str, Any]]:
     return out
 
 
+def _is_tick(item: Any, tick_id: str) -> bool:
+    """An input that carries the tick: the Interval's ``n_intervals``, or a panel gate's
+    ``<panel>-pulse.data`` (``components.ranges.Live``: the browser passes ``n_intervals``
+    on to the panel's server callback only while its range reaches now)."""
+    if not isinstance(item, dict):
+        return False
+    return (item.get("id") == tick_id and item.get("property") == "n_intervals") or \
+        (str(item.get("id", "")).endswith(PULSE_SUFFIX) and item.get("property") == "data")
+
+
 def tick_number(body: dict[str, Any], tick_id: str) -> int | None:
-    """``n_intervals`` of ``tick_id`` if this POST was triggered by it, else None."""
-    if f"{tick_id}.n_intervals" not in (body.get("changedPropIds") or []):
-        return None
+    """The tick's number if this POST was triggered by ``tick_id`` (directly or through a
+    panel's pulse), else None."""
+    changed = body.get("changedPropIds") or []
     for item in body.get("inputs", []):
-        if isinstance(item, dict) and item.get("id") == tick_id and item.get("property") == "n_intervals":
+        if _is_tick(item, tick_id) and f"{item['id']}.{item['property']}" in changed:
             return int(item.get("value") or 0)
     return None
 
 
 def capture(driver: Any, url: str, tick_id: str, ticks: int = 2, timeout_s: float = 30.0) -> Capture:
-    """Loads ``url`` in a fresh tab state and waits for ``ticks`` live refreshes."""
+    """Loads ``url`` in a fresh tab state and waits for a live refresh: the first, from the
+    ``ticks``-th on, that starts when the page's other callbacks (its panels' first draws,
+    which the panels' live updates wait for) have answered."""
     driver.get_log("performance")  # drop what came before
     driver.execute_cdp_cmd("Network.clearBrowserCache", {})
     driver.get(url)
     requests: dict[str, Request] = {}
     deadline = time.monotonic() + timeout_s
     wanted: list[Request] = []
+    complete = True
+    done: list[int] = []
+    triggered = tick_callbacks(url, tick_id)
     while time.monotonic() < deadline:
         for event in _network_events(driver):
             apply_event(requests, event, driver)
+        expected = {name for name in triggered if _on_page(driver, name)}
         rounds: dict[int, list[Request]] = {}
         for req in requests.values():
             n = tick_number(req.json_body(), tick_id) if req.path == UPDATE_PATH and req.body else None
             if n is not None:
                 rounds.setdefault(n, []).append(req)
         done = [n for n, reqs in rounds.items() if all(r.finished is not None for r in reqs)]
-        if len(done) >= ticks:
-            wanted = rounds[sorted(done)[ticks - 1]]
+        ticked = {r.request_id for reqs in rounds.values() for r in reqs}
+        others = [r for r in requests.values() if r.path == UPDATE_PATH and r.request_id not in ticked]
+        ready = [n for n in sorted(done)[ticks - 1:] if _after_others(rounds[n], others)
+                 and expected <= {callback_name(r.json_body()) for r in rounds[n]}]
+        if ready:
+            wanted = rounds[ready[0]]
             break
         time.sleep(0.25)
     else:
-        raise RuntimeError(f"{url}: no {ticks} finished refreshes by {tick_id} in {timeout_s:g} s")
+        if len(done) < ticks:
+            raise RuntimeError(f"{url}: no {ticks} finished refreshes by {tick_id} in {timeout_s:g} s")
+        # some panel never drew (a loaded machine): the fullest refresh seen, marked incomplete
+        wanted = rounds[max(sorted(done)[ticks - 1:], key=lambda n: (len(rounds[n]), n))]
+        complete = False
     first_tick = min(r.started for reqs in rounds.values() for r in reqs)
     load = [r for r in requests.values() if r.started < first_tick]
-    return Capture(load, sorted(wanted, key=lambda r: r.body or ""))
+    return Capture(load, sorted(wanted, key=lambda r: r.body or ""), complete)
+
+
+def tick_callbacks(url: str, tick_id: str) -> set[str]:
+    """The server callbacks (``callback_name``) a tick of ``tick_id`` triggers, from the
+    app's ``_dash-dependencies``: directly, or through a panel gate's pulse."""
+    parts = urlsplit(url)
+    with urllib.request.urlopen(f"{parts.scheme}://{parts.netloc}/_dash-dependencies", timeout=30) as resp:  # noqa: S310
+        deps = json.loads(resp.read())
+    tick = f"{tick_id}.n_intervals"
+
+    def inputs(dep: dict[str, Any]) -> set[str]:
+        return {f"{i['id']}.{i['property']}" for i in dep.get("inputs", []) if isinstance(i.get("id"), str)}
+
+    pulses = {out for dep in deps if dep.get("clientside_function") and tick in inputs(dep)
+              for out in dep["output"].strip(".").split("...") if out.endswith(f"{PULSE_SUFFIX}.data")}
+    return {callback_name(dep) for dep in deps
+            if not dep.get("clientside_function") and inputs(dep) & (pulses | {tick})}
+
+
+def _on_page(driver: Any, name: str) -> bool:
+    """The callback's first output is on the page (pattern-matching ids: assumed)."""
+    ident = name.rsplit(".", 1)[0]
+    script = "return !!document.getElementById(arguments[0]);"
+    return ident.startswith("{") or bool(driver.execute_script(script, ident))
+
+
+def _after_others(tick: list[Request], others: list[Request]) -> bool:
+    """Every other callback request sent before ``tick`` started had its answer by then."""
+    start = min(r.started for r in tick)
+    return all(r.finished is not None and r.finished <= start for r in others if r.started < start)
 
 
 def apply_event(requests: dict[str, Request], event: dict[str, Any], driver: Any) -> None:
@@ -111,6 +168,8 @@ def apply_event(requests: dict[str, Request], event: dict[str, Any], driver: Any
                                 started=params["timestamp"])
     elif event["method"] == "Network.loadingFinished" and rid in requests:
         requests[rid].wire_bytes = int(params["encodedDataLength"])
+        requests[rid].finished = params["timestamp"]
+    elif event["method"] == "Network.loadingFailed" and rid in requests:  # aborted, refused: over too
         requests[rid].finished = params["timestamp"]
 
 
@@ -273,7 +332,7 @@ class Page:
         out = []
         for body in self.bodies:
             for item in body.get("inputs", []):
-                if isinstance(item, dict) and item.get("id") == self.tick_id and item.get("property") == "n_intervals":
+                if _is_tick(item, self.tick_id):
                     item["value"] = (int(item.get("value") or 0)) + 1
             out.append((callback_name(body), json.dumps(body, separators=(",", ":")).encode()))
         return out

@@ -1,10 +1,12 @@
 """The running parts a dashboard benchmark needs, each a real process on free ports, as
 production runs them: redis-server, the plant simulator (``bench/live_plant.py``), the
 collector and the rollup worker (``app.py collect`` / ``app.py worker``), the dashboard
-under gunicorn, and headless Chromium.
+server (``server_command``: gunicorn as the README's production line; any other command
+through ``Rig(server_cmd=...)``), and headless Chromium.
 
     with Rig(tmp, hours=13) as rig:        # every process is stopped on exit
-        rig.gunicorn.url, rig.plant, rig.bump("BW1", "ST80", 50)
+        rig.url, rig.plant, rig.bump("BW1", "ST80", 50)
+        rig.restart_server({"LIVE_PUSH": "0"})  # the same server command, another environment
 
 The plant is the demo plant with line BW1 lengthened to 8 machines (``ST80``, a copy of
 ``ST70``, becomes the output machine): the line page benchmark wants an 8-machine line.
@@ -25,7 +27,7 @@ import sys
 import time
 import urllib.request
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -164,16 +166,44 @@ class LivePlant(Proc):
         return self._answer(timeout_s=10)
 
 
+SERVER = "server"  # the dashboard server's name in ``Rig.pids()`` and its log file
+
+
+def server_command(workers: int, threads: int) -> list[str]:
+    """The dashboard server as production runs it (README "What runs where"); ``{port}`` is
+    filled in at start. Switching the server (another backend, uvicorn) is this one line, or
+    ``Rig(server_cmd=...)``."""
+    return [GUNICORN, "-w", str(workers), "--worker-class", "gthread", "--threads", str(threads),
+            "-b", "127.0.0.1:{port}", "app:create_server()"]
+
+
+def start_server(command: Sequence[str], env: dict[str, str], log_dir: Path) -> tuple[Proc, str]:
+    """``command`` (``{port}`` replaced by a free port; a bare program name found beside this
+    Python first) started and answering ``/api/lines``; the process and its base URL."""
+    port = free_port()
+    argv = [part.replace("{port}", str(port)) for part in command]
+    if "/" not in argv[0] and Path(sys.executable).with_name(argv[0]).exists():  # the venv's gunicorn, uvicorn...
+        argv[0] = str(Path(sys.executable).with_name(argv[0]))
+    proc = Proc(SERVER, argv, env, log_dir)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: get_json(url + "/api/lines"), 60, "the dashboard server", proc)
+    except BaseException:
+        proc.stop()
+        raise
+    return proc, url
+
+
 class Rig:
-    """Redis (unless REDIS_URL), live plant, collector, worker, gunicorn; all stopped on exit."""
+    """Redis (unless REDIS_URL), live plant, collector, worker, the dashboard server; all
+    stopped on exit."""
 
     def __init__(self, folder: Path, *, hours: float, seed: int = 7, workers: int = 3, threads: int = 4,
-                 log: Callable[[str], None] = print) -> None:
+                 server_cmd: Sequence[str] | None = None, log: Callable[[str], None] = print) -> None:
         self.folder = folder
         self.hours = hours
         self.seed = seed
-        self.workers = workers
-        self.threads = threads
+        self.server_cmd = list(server_cmd) if server_cmd else server_command(workers, threads)
         self.log = log
         self.procs: list[Proc] = []
         self.redis_server: RedisServer | None = None
@@ -181,7 +211,7 @@ class Rig:
         self.plant_file = Path()
         self.plant: Plant | None = None
         self.live: LivePlant | None = None
-        self.gunicorn: Proc | None = None
+        self.server: Proc | None = None
         self.url = ""
 
     def __enter__(self) -> Rig:
@@ -218,15 +248,24 @@ class Rig:
                  f"simulator on {self.live.ready['url']}")
         self.procs.append(Proc("worker", [PYTHON, "app.py", "worker"], self.env(), self.folder))
         self.procs.append(Proc("collector", [PYTHON, "app.py", "collect"], self.env(), self.folder))
-        port = free_port()
-        self.gunicorn = Proc("gunicorn", [GUNICORN, "-w", str(self.workers), "--threads", str(self.threads),
-                                          "-b", f"127.0.0.1:{port}", "app:create_server()"], self.env(), self.folder)
-        self.procs.append(self.gunicorn)
-        self.url = f"http://127.0.0.1:{port}"
-        wait_until(lambda: get_json(self.url + "/api/lines"), 60, "gunicorn", self.gunicorn)
+        self.restart_server()
         wait_until(self._caught_up, 120, "the collector's data and the worker catching up on the history")
-        self.log(f"  gunicorn -w {self.workers} --threads {self.threads} on {self.url}; worker caught up "
+        self.log(f"  {self.server_text()} on {self.url}; worker caught up "
                  f"({time.perf_counter() - started:.0f} s setup)")
+
+    def server_text(self) -> str:
+        return " ".join(Path(self.server_cmd[0]).name if i == 0 else part for i, part in enumerate(self.server_cmd))
+
+    def restart_server(self, extra_env: dict[str, str] | None = None) -> str:
+        """(Re)starts the dashboard server with ``server_cmd`` on a new port, the rig's
+        environment plus ``extra_env``; its base URL (also ``self.url``)."""
+        if self.server is not None:
+            self.server.stop()
+            self.procs.remove(self.server)
+            self.server = None
+        self.server, self.url = start_server(self.server_cmd, {**self.env(), **(extra_env or {})}, self.folder)
+        self.procs.append(self.server)
+        return self.url
 
     def _caught_up(self) -> bool:
         health = get_json(self.url + "/api/health")
@@ -238,7 +277,7 @@ class Rig:
         return self.live.bump(line, machine, parts)
 
     def pids(self) -> dict[str, list[int]]:
-        """Process ids per part (gunicorn: master and workers), for CPU accounting."""
+        """Process ids per part (the server: master and workers), for CPU accounting."""
         out = {}
         for proc in self.procs:
             out[proc.name] = [proc.pid, *children_of(proc.pid)]
@@ -256,7 +295,7 @@ class Rig:
 
 
 def children_of(pid: int) -> list[int]:
-    """Descendants of ``pid`` (gunicorn's workers), from the parent ids in /proc."""
+    """Descendants of ``pid`` (the server's workers), from the parent ids in /proc."""
     parents: dict[int, list[int]] = defaultdict(list)
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:

@@ -19,12 +19,11 @@ from typing import Any
 from dash import ALL, Input, Output, State, ctx, dcc, html
 from redis.exceptions import RedisError
 
-from api.alerts import Refused, acknowledge
+from api.alerts import Refused
 from components import data
 from components.callbacks import Callbacks
 from components.i18n import N_, _, local, reason_text
 from domain import answers
-from store.alerts import AlertStore
 
 callbacks = Callbacks()  # this module's callbacks; register(app) puts them on an app
 register = callbacks.register
@@ -47,27 +46,9 @@ RECENT_S = 12 * 3600.0  # the list shows alerts of the last 12 h besides the ope
 LIST_MAX = 30
 
 
-def _store() -> AlertStore | None:
-    """The alert store on the reader's Redis (None: a reader without one, as in tests' samples)."""
-    client = getattr(data.reader(), "redis", None)
-    return None if client is None else AlertStore(client)
-
-
 def _alerts(lines: list[str] | None, *, open_only: bool, now: float) -> list[answers.Alert]:
-    store = _store()
-    items = [] if store is None else store.history(now - RECENT_S, now, open_only=open_only)
+    items = data.alerts(now - RECENT_S, now, open_only=open_only)
     return [a for a in items if lines is None or a["line"] in lines]
-
-
-def shift_count(line: str, start: float, end: float) -> int | None:
-    """Alerts of a line in a shift, for the shift table (None: not known)."""
-    store = _store()
-    if store is None:
-        return None
-    try:
-        return store.count(line, start, end)
-    except (RedisError, OSError):
-        return None
 
 
 # --- the wall -------------------------------------------------------------------------------
@@ -150,7 +131,7 @@ def alert_list(line: str | None) -> html.Section:
         html.H2(_("Alerts"), className="h5 mb-2"),
         html.Div(id=LIST, className="alerts-list"),
         dcc.Input(id=COMMENT, type="text", placeholder=_("Comment (optional)"), maxLength=500,
-                  className="form-control form-control-sm alerts-comment"),
+                  className=comment_class([])),
         html.Div(id=MESSAGE, className="alerts-message", role="status"),
     ])
 
@@ -160,6 +141,17 @@ SEVERITIES = {"info": N_("info"), "warning": N_("warning"), "urgent": N_("urgent
 
 def _when(ts: float | None) -> str:
     return "" if ts is None else time.strftime("%H:%M", time.localtime(ts))
+
+
+def may_be_acknowledged(alert: Mapping[str, Any]) -> bool:
+    """Open, not yet acknowledged, not late: the row has an Acknowledge button."""
+    return alert["cleared_at"] is None and not alert.get("ack") and not alert["late"]
+
+
+def comment_class(alerts: Sequence[Mapping[str, Any]]) -> str:
+    """The acknowledgement's comment box: shown only while a listed alert can be acknowledged (pure)."""
+    shown = any(may_be_acknowledged(a) for a in alerts[:LIST_MAX])
+    return "form-control form-control-sm alerts-comment" + ("" if shown else " d-none")
 
 
 def list_items(alerts: Sequence[Mapping[str, Any]]) -> list[Any]:
@@ -180,7 +172,7 @@ def list_items(alerts: Sequence[Mapping[str, Any]]) -> list[Any]:
                 f": {ack['comment']}" if ack.get("comment") else "")
         button = (html.Button(_("Acknowledge"), id={"type": ACK, "id": a["id"]}, n_clicks=0,
                               className="btn btn-outline-dark btn-sm alerts-ack")
-                  if a["cleared_at"] is None and not ack and not a["late"] else None)
+                  if may_be_acknowledged(a) else None)
         rows.append(html.Div(className=f"alerts-row alerts-{a['severity']}" + (" alert-flash" if a["flashing"] else ""),
                              children=[html.Span(_(SEVERITIES.get(a["severity"], a["severity"])),
                                                  className="alerts-severity"),
@@ -190,10 +182,11 @@ def list_items(alerts: Sequence[Mapping[str, Any]]) -> list[Any]:
     return rows
 
 
-@callbacks.callback(Output(LIST, "children"), Output(MESSAGE, "children"), Input(LIST_TICK, "n_intervals"),
-                    Input({"type": ACK, "id": ALL}, "n_clicks"), State(LIST_LINE, "data"), State(COMMENT, "value"))
+@callbacks.callback(Output(LIST, "children"), Output(MESSAGE, "children"), Output(COMMENT, "className"),
+                    Input(LIST_TICK, "n_intervals"), Input({"type": ACK, "id": ALL}, "n_clicks"),
+                    State(LIST_LINE, "data"), State(COMMENT, "value"))
 def list_refresh(_n: int | None, _clicks: list[int | None], line: str | None, comment: str | None
-                 ) -> tuple[Any, str]:
+                 ) -> tuple[Any, str, str]:
     message = ""
     now = data.now()
     trigger = ctx.triggered_id
@@ -202,15 +195,14 @@ def list_refresh(_n: int | None, _clicks: list[int | None], line: str | None, co
     try:
         if clicked:
             assert isinstance(trigger, dict)
-            store = _store()
             try:
-                if store is None:
-                    raise Refused(503, "alerts are not available")
-                ack = acknowledge(store, str(trigger["id"]), comment or "", now, from_page=True)
+                ack = data.acknowledge_alert(str(trigger["id"]), comment or "", now)
                 message = _("Acknowledged by {who}.").format(who=ack["by"])
             except Refused as exc:
                 message = exc.message
-        return list_items(_alerts([line] if line else None, open_only=False, now=now)), message
+        shown = _alerts([line] if line else None, open_only=False, now=now)
+        return list_items(shown), message, comment_class(shown)
     except (RedisError, OSError) as exc:
         log.warning("alert list: %s", exc)
-        return [html.P(_("Alerts cannot be read right now."), className="text-body-secondary")], message
+        return [html.P(_("Alerts cannot be read right now."), className="text-body-secondary")], message, \
+            comment_class([])

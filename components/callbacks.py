@@ -35,6 +35,14 @@ class Callbacks:
         """As ``dash.clientside_callback``."""
         self._client.append((clientside_function, args, kwargs))
 
+    def declared(self, func: Func) -> tuple[Any, ...]:
+        """The dependencies (``Output``, ``Input``, ``State``) ``func`` was declared with, in
+        order: what the renderer's request for it names (tests build that request)."""
+        for args, _kwargs, declared in self._server:
+            if declared is func:
+                return args
+        raise LookupError(f"{func.__qualname__} is not a callback of this collection")
+
     def register(self, app: Dash) -> None:
         for args, kwargs, func in self._server:
             app.callback(*args, **kwargs)(func)

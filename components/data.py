@@ -256,8 +256,9 @@ def _line_view(cfg: Line, live: answers.LineLive | None, shift: ShiftContext, at
         live = next(iter(lines["lines"]), None)
     start, end = shift.start, min(at, shift.end)
     begun = end > start  # the shift's first instant has no window yet (as PlantReader.andon_now)
-    kpis = _call("line_kpis", cfg.id, start, end, at) if begun else None  # a line's counts: its output machine's
+    # the downtime first: the line's KPIs then share its window read (``store.window_reads``)
     stops = _call("downtime", cfg.id, start, end, at) if begun else None
+    kpis = _call("line_kpis", cfg.id, start, end, at) if begun else None  # a line's counts: its output machine's
     live = live or answers.LineLive(id=cfg.id, name=cfg.name or cfg.id, machines=[], output_machine=cfg.output_machine,
                                     target_oee=cfg.target_oee, last_data=None)
     return line_view(cfg, live, kpis, stops, shift, at, plant().timezone)
@@ -320,3 +321,52 @@ def pareto_rows(report: answers.Downtime | None, by: str) -> list[answers.Pareto
     if not report:
         return []
     return list(report["pareto"]["by_duration"] if by == "duration" else report["pareto"]["by_count"])
+
+
+# --- alerts and handovers: the operator loop's records beside the figures -----------------
+
+def _redis() -> Any:
+    """The reader's Redis client (None: a reader without one, as the tests' samples)."""
+    return getattr(reader(), "redis", None)
+
+
+def alerts(since: float, until: float, *, open_only: bool = False) -> list[answers.Alert]:
+    """Alerts raised in [since, until] and every open one, newest first (none without a
+    store). Redis errors reach the caller, which shows that alerts cannot be read."""
+    from store.alerts import AlertStore
+
+    client = _redis()
+    return [] if client is None else AlertStore(client).history(since, until, open_only=open_only)
+
+
+def alert_count(line: str, start: float, end: float) -> int | None:
+    """Alerts of a line whose condition began in [start, end) (a shift's, for its table);
+    None: not known (no store, or Redis not answering)."""
+    from store.alerts import AlertStore
+
+    client = _redis()
+    if client is None:
+        return None
+    try:
+        return AlertStore(client).count(line, start, end)
+    except (RedisError, OSError):
+        return None
+
+
+def acknowledge_alert(alert_id: str, comment: str, at: float) -> answers.AlertAck:
+    """The logged-in caller acknowledges an alert, by the API's rules (``api.alerts``: who
+    may, the audit trail); raises ``api.alerts.Refused`` with the sentence to show."""
+    from api.alerts import Refused, acknowledge
+    from store.alerts import AlertStore
+
+    client = _redis()
+    if client is None:
+        raise Refused(503, "alerts are not available")
+    return acknowledge(AlertStore(client), alert_id, comment, at, from_page=True)
+
+
+def handovers(line: str, start: float, end: float) -> list[answers.Handover]:
+    """A line's shift handovers of shifts that began in [start, end), oldest first."""
+    from store.handovers import Handovers
+
+    return Handovers(reader().redis).history(line, start, end)

@@ -77,9 +77,7 @@ def layout(plant: Plant, line: str, query: dict[str, str]) -> html.Div:
 
 
 def _records(line: str, at: float) -> list[answers.Handover]:
-    from store.handovers import Handovers
-
-    return Handovers(data.reader().redis).history(line, at - HISTORY_DAYS * 86400, at + 1)
+    return data.handovers(line, at - HISTORY_DAYS * 86400, at + 1)
 
 
 HANDOVER_HEADS = (N_("Shift"), N_("Note"), N_("Open issues"), N_("OEE"), N_("Down"), N_("Signed"), N_("Acknowledged"))

@@ -18,7 +18,7 @@ import plotly.graph_objects as go
 from dash import Input, Output, Patch, State, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
-from components import alerts_panel, data, export, ranges, theme, tiles, untagged
+from components import data, export, ranges, theme, tiles, untagged
 from components.callbacks import Callbacks
 from components.i18n import N_, _
 from domain import answers, calendar
@@ -238,7 +238,7 @@ def shift_kpis(line: str, window: data.Window, at: float) -> list[tuple[Any, dic
     shifts = calendar.shifts_overlapping(p.shifts, ZoneInfo(p.timezone), window.start, window.end)
     shifts = [s for s in shifts if s.start < at][-MAX_SHIFTS:]
     return [(s, {**data.line_kpis(line, max(s.start, window.start), min(s.end, window.end, at), at),
-                 "alerts": alerts_panel.shift_count(line, s.start, s.end)}) for s in shifts]
+                 "alerts": data.alert_count(line, s.start, s.end)}) for s in shifts]
 
 
 @callbacks.callback(

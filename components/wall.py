@@ -85,21 +85,29 @@ def tile(line: Line) -> html.Div:
                 for k, label in apq_keys()
             ]),
             html.Div(className="wall-cell wall-output", children=[
-                html.Div(_("Output / target"), className="wall-label"),
+                html.Div(label(_("Output / target"), pgettext("wall, small screen", "Output")), className="wall-label"),
                 html.Div([_f(lid, "output", theme.DASH, "wall-num-l"), html.Span(" / ", className="wall-slash"),
                           _f(lid, "target", theme.DASH, "wall-num-target")]),
                 html.Div([_f(lid, "pace", "", "wall-pace")]),
-                html.Div([_("shift target") + " ", _f(lid, "target_shift", theme.DASH)], className="wall-sub"),
+                html.Div([*label(_("shift target"), pgettext("wall, small screen", "shift")), " ",
+                          _f(lid, "target_shift", theme.DASH)], className="wall-sub"),
             ]),
             html.Div(className="wall-cell wall-energy", children=[
-                html.Div(_("Power now"), className="wall-label"),
+                html.Div(label(_("Power now"), pgettext("wall, small screen", "Power")), className="wall-label"),
                 _f(lid, "kw", theme.DASH, "wall-num-m"),
-                html.Div(_("kWh per good part"), className="wall-label mt-2"),
+                html.Div(label(_("kWh per good part"), pgettext("wall, small screen", "Per good part")),
+                         className="wall-label mt-2"),
                 _f(lid, "kwh_per_good", theme.DASH, "wall-num-m"),
             ]),
             _f(lid, "nodata", "", "wall-nodata"),
         ],
     )
+
+
+def label(full: str, short: str) -> list[html.Span]:
+    """A label in full words and in its short form, for a small wall (1024x768): the CSS
+    (``assets/screens.css``) shows one of them, so the tiles' numbers keep their room."""
+    return [html.Span(full, className="wall-long"), html.Span(short, className="wall-short")]
 
 
 def apq_keys() -> list[tuple[str, str]]:

@@ -172,6 +172,11 @@ class MachineAccumulator:
         current = clone.current_stop()
         return totals, clone.drain_stops() + ([current] if current is not None else [])
 
+    def copy(self) -> MachineAccumulator:
+        """An independent copy: what a ``carry()`` round trip gives, without the dicts (a reader
+        keeps a restored accumulator and feeds copies of it)."""
+        return self._clone()
+
     def carry(self) -> dict[str, Any]:
         return {
             "v": CARRY_VERSION,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,3 +48,28 @@ def snapshot_of(raw: dict[Any, Any]) -> LineSnapshot:
     beat = data.get("beat")
     return LineSnapshot(carries, float(beat) if beat else None, float(data.get("max_stop_s") or 0.0),
                         int(data.get("amend") or 0))
+
+
+# a carry as the worker writes it (``json.dumps`` of ``MachineProgress.to_carry``) starts with its watermark
+_WATERMARK = re.compile(rb'\{"w":(-?[0-9][0-9.eE+-]*)[,}]')
+
+
+def watermarks_of(raw: dict[Any, Any]) -> LineSnapshot:
+    """The bookkeeping with each carry reduced to its watermark (``{"w": ...}``): what the
+    health check needs, without parsing every machine's whole carry (read from the
+    carry's first field; a carry written otherwise is parsed whole)."""
+    carries: dict[str, dict[str, Any]] = {}
+    other: dict[Any, Any] = {}
+    for key, value in (raw or {}).items():
+        name = _text(key)
+        if not name.startswith("c:"):
+            other[name] = value
+            continue
+        found = _WATERMARK.match(value if isinstance(value, bytes) else value.encode())
+        if found is not None:
+            carries[name[2:]] = {"w": float(found.group(1))}
+        else:
+            other[name] = value
+    snapshot = snapshot_of(other)
+    return LineSnapshot({**carries, **{m: {"w": c.get("w")} for m, c in snapshot.carries.items()}},
+                        snapshot.beat, snapshot.max_stop_s, snapshot.amend)

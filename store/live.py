@@ -14,7 +14,7 @@ import redis
 from domain import andon, answers, contract, downtime
 from domain.model import Event, Signal, State
 from domain.plant import Line, Plant
-from store.bookkeeping import LineSnapshot, snapshot_of
+from store.bookkeeping import LineSnapshot, watermarks_of
 from store.clients import is_cluster
 from store.durability import durability_of
 from store.rollup import GROUP
@@ -31,20 +31,20 @@ def _text(raw: bytes | str) -> str:
 
 def lines_now(redis_client: redis.Redis, plant: Plant, now: float,
               only: Sequence[str] | None = None) -> answers.Lines:
-    """Every line (or the lines in ``only``) with its machines' live state."""
-    lines = [line for line in plant.lines if only is None or line.id in only]
+    """Every line (or the lines in ``only``) with its machines' live state: only those lines'
+    live hashes and collector records are read and parsed (the worker's bookkeeping is not)."""
+    wanted = None if only is None else set(only)
+    lines = [line for line in plant.lines if wanted is None or line.id in wanted]
     with redis_client.pipeline(transaction=False) as pipe:
         for line in lines:
             pipe.hgetall(contract.live_key(line.id))
-            pipe.hgetall(contract.rollup_state_key(line.id))
             pipe.hgetall(contract.nodes_key(line.id))
         replies = pipe.execute()
     out: list[answers.LineLive] = []
     for i, line in enumerate(lines):
-        live = live_events(line, replies[3 * i])
-        snapshot = snapshot_of(replies[3 * i + 1])
-        refused = collector_problems(replies[3 * i + 2] if isinstance(replies[3 * i + 2], dict) else {})["bad_nodes"]
-        machines = [machine_now(plant, line, m.id, live.get(m.id, {}), snapshot, now) for m in line.machines]
+        live = live_events(line, replies[2 * i])
+        refused = collector_problems(replies[2 * i + 1] if isinstance(replies[2 * i + 1], dict) else {})["bad_nodes"]
+        machines = [machine_now(plant, line, m.id, live.get(m.id, {}), now) for m in line.machines]
         for machine in machines:  # nodes the OPC UA server refuses: that signal is not collected
             machine["bad_nodes"] = [cast(answers.MachineBadNode, {k: v for k, v in node.items() if k != "machine"})
                                     for node in refused if node["machine"] == machine["id"]]
@@ -71,7 +71,7 @@ def live_events(line: Line, raw: dict[Any, Any] | None) -> dict[str, dict[str, E
     return by_machine
 
 
-def machine_now(plant: Plant, line: Line, machine_id: str, live: dict[str, Event], snapshot: LineSnapshot,
+def machine_now(plant: Plant, line: Line, machine_id: str, live: dict[str, Event],
                 now: float) -> answers.MachineLive:
     """State (unknown when stale, link down or bad), since when, reason, counters, power."""
     machine = line.machine(machine_id)
@@ -209,7 +209,7 @@ def _line_health(plant: Plant, line: Line, reply: list[Any], oldest_waiting: str
     live_raw, state_raw, _newest, groups, length, loss_raw, nodes_raw = reply
     live = live_events(line, live_raw if isinstance(live_raw, dict) else {})
     last_data = max((e.ts for events in live.values() for e in events.values()), default=None)
-    worker = worker_health(snapshot_of(state_raw if isinstance(state_raw, dict) else {}), groups, now,
+    worker = worker_health(watermarks_of(state_raw if isinstance(state_raw, dict) else {}), groups, now,
                            oldest_waiting=oldest_waiting, server_now=server_now)
     fresh = not andon.is_stale(last_data, now, plant.gap_timeout_s)
     loss = data_loss_of(loss_raw if isinstance(loss_raw, dict) else {})

@@ -53,6 +53,7 @@ from store.classifications import Classifications
 from store.closed_rollups import RollupReads
 from store.reasons import ReasonLists
 from store.stop_reads import StopReads, annotate, state_segments, stops_by_bucket
+from store.window_cache import DEFAULT_TTL_S
 from store.window_reads import WindowReads, bucket_bounds, bucket_step, query_window
 from store.windows import Window, WindowError, parse_time, resolve_window
 
@@ -73,7 +74,8 @@ class PlantReader:
     """Read-only queries over what the collectors and the rollup worker wrote."""
 
     def __init__(self, redis_client: redis.Redis, plant: Plant, *, cache_days: int = 4096, cache_hours: int = 512,
-                 cache_stop_days: int = 2048, max_edge_events: int = 200_000) -> None:
+                 cache_stop_days: int = 2048, max_edge_events: int = 200_000,
+                 window_cache_ttl_s: int = DEFAULT_TTL_S) -> None:
         self.redis = redis_client
         self.reason_lists = ReasonLists(redis_client, plant)  # the plant file's reason lists, managed ones over them
         self.tz = ZoneInfo(plant.timezone)
@@ -81,7 +83,7 @@ class PlantReader:
         self.classifications = Classifications(redis_client)  # people's reasons override the PLC's
         self.stop_reads = StopReads(redis_client, self.classifications, cache_days=cache_stop_days)
         self.window_reads = WindowReads(redis_client, self.reason_lists.effective, self.rollups, self.stop_reads,
-                                        max_edge_events=max_edge_events)
+                                        max_edge_events=max_edge_events, window_cache_ttl_s=window_cache_ttl_s)
 
     @property
     def plant(self) -> Plant:

@@ -45,11 +45,12 @@ class StopReads:
 
     def overlapping(self, line: Line, machines: Sequence[str], snapshot: LineSnapshot,
                     edge_stops: Mapping[str, list[Stop]], start: float, end: float, now: float,
-                    stops_of: Sequence[str] | None = None) -> list[Stop]:
+                    stops_of: Sequence[str] | None = None, *, classify: bool = True) -> list[Stop]:
         """Stops of ``stops_of`` (default: all ``machines``) overlapping [start, end): closed
         ones from the stops set; the ongoing one from the stops set, or from the open edge
         where it was computed (``edge_stops``: the edge's stops as of ``end`` by machine).
-        How far back to look depends on all ``machines``."""
+        How far back to look depends on all ``machines``. ``classify=False``: the PLC's
+        stops, without people's classifications (``self.classifications.apply`` them)."""
         wanted = set(machines)
         own = wanted if stops_of is None else set(stops_of)
         ongoing = {m: contract.decode_stop_member(c["stop"])[1] for m, c in snapshot.carries.items() if c.get("stop")}
@@ -66,7 +67,7 @@ class StopReads:
         for machine, stops in edge_stops.items():
             if machine in own:
                 out.extend(s for s in stops if overlaps(s, start, end, now))
-        return self.classifications.apply(line.id, out)
+        return self.classifications.apply(line.id, out) if classify else out
 
     def _stored(self, line_id: str, lo: float, hi: float, snapshot: LineSnapshot,
                 ongoing: dict[str, float], wanted: set[str]) -> list[Stop]:

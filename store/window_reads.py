@@ -9,8 +9,9 @@
   stream entries it has not applied yet (``Edge``); the time neither covers as no data
   (``_add_no_data``); and the stops overlapping the window (``store.stop_reads``).
 
-The line's bookkeeping is read once per window (``WindowReads.snapshot``); when late data
-rewrote stored rollups and stops, the parsed caches are dropped there.
+The line's bookkeeping is read once per window (``WindowReads.snapshot``), parsed only when
+its stamp moved (late data that rewrote stored rollups and stops drops the parsed caches);
+carries are restored once per worker commit (``_Base``); reads at one ``now`` are shared.
 """
 
 from __future__ import annotations
@@ -34,11 +35,13 @@ from domain.model import Event
 from domain.plant import Line, Machine, Plant
 from domain.totals import Totals
 from store.bookkeeping import LineSnapshot, snapshot_of
+from store.cache import LruCache
 from store.closed_rollups import MachineRequest, RollupReads
 from store.line_worker import first_minute, usable_event
 from store.progress import floor_to, pending_events
 from store.stop_reads import StopReads
 from store.sums import RollupSum
+from store.window_cache import DEFAULT_TTL_S, WindowSums
 from store.windows import MAX_WINDOW_DAYS, Window, WindowError
 
 log = logging.getLogger(__name__)
@@ -64,13 +67,34 @@ class Edge:
     stops: list[Stop] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class _Base:
+    """A machine's carry restored and fed the events it held back (never fed again: copied)."""
+
+    generation: int
+    acc: MachineAccumulator
+    latest: float  # the latest time of those events
+    last_order: tuple[float, int]  # ``feed_order`` of the last of them
+
+
+@dataclass(frozen=True, slots=True)
+class _Read:
+    """A window's totals and the stops of ``stops_of`` (shared: never mutated)."""
+
+    window: Window
+    totals: dict[str, Totals]
+    stops: list[Stop]
+    stops_of: frozenset[str]
+
+
 class WindowReads:
     """Bucket sums and stops of a line's machines over a window, live to the second.
     ``plant`` gives the plant as the figures see it (reason lists managed over the file)."""
 
     def __init__(self, redis_client: redis.Redis, plant: Callable[[], Plant], rollups: RollupReads,
-                 stops: StopReads, *, max_edge_events: int = 200_000) -> None:
+                 stops: StopReads, *, max_edge_events: int = 200_000, window_cache_ttl_s: int = DEFAULT_TTL_S) -> None:
         self.redis = redis_client
+        self.window_sums = WindowSums(redis_client, rollups, ttl_s=window_cache_ttl_s)
         self._plant = plant
         self.rollups = rollups
         self.stops = stops
@@ -79,6 +103,13 @@ class WindowReads:
         self._amend_seen: dict[str, int] = {}
         # per machine: the shift-calendar cache the restored accumulators share
         self._contexts: dict[tuple[str, str], MachineContext] = {}
+        # per line: the parsed bookkeeping, its stamp (commit counter, rewinds, heartbeat), a generation
+        self._snapshots: dict[str, tuple[tuple[Any, ...], LineSnapshot, int]] = {}
+        self._generation = itertools.count(1)
+        # per machine: its carry restored and fed the events it holds (``_Base``), per generation
+        self._bases: dict[tuple[str, str], _Base] = {}
+        # a window read just made (same generation, window and now): shared by the next question
+        self.reads: LruCache[tuple[Any, ...], _Read] = LruCache(256)
 
     @property
     def plant(self) -> Plant:
@@ -88,21 +119,36 @@ class WindowReads:
                stops_of: Sequence[str] = ()) -> tuple[Window, dict[str, Totals], list[Stop]]:
         """The window as computed, each machine's totals over it and the stops of ``stops_of``."""
         window = query_window(start, end, now, machines, None)
-        sums, stops, window = self.buckets(line, machines, [window.start, window.end], now, stops_of)
-        return window, {m: sums[m][0].to_totals() for m in machines}, stops
+        snap = self._snap(line.id)
+        own = frozenset(stops_of)
+        key = (line.id, snap[1], snap[2], tuple(machines), window.start, window.end, now)
+        read = self.reads.get(key)
+        if read is None or not own <= read.stops_of:
+            sums, stops, window = self.buckets(line, machines, [window.start, window.end], now, stops_of, snap,
+                                               classify=False)
+            read = _Read(window, {m: sums[m][0].to_totals() for m in machines}, stops, own)
+            self.reads.put(key, read)
+        stops = [s for s in read.stops if s.machine in own]
+        return read.window, dict(read.totals), self.stops.classifications.apply(line.id, stops) if stops_of else []
 
     def buckets(self, line: Line, machines: list[str], bounds: list[float], now: float,
-                stops_of: Sequence[str] = ()) -> tuple[dict[str, list[RollupSum]], list[Stop], Window]:
+                stops_of: Sequence[str] = (), snap: tuple[LineSnapshot, int, Any] | None = None, *,
+                classify: bool = True) -> tuple[dict[str, list[RollupSum]], list[Stop], Window]:
         """Bucket sums of ``machines`` and the stops of ``stops_of`` (some of them) overlapping
-        the window (none: energy does not depend on stops)."""
-        snapshot = self.snapshot(line.id)
+        the window (none: energy does not depend on stops); ``classify=False``: the PLC's stops
+        (``StopReads.overlapping``)."""
+        snapshot, generation, _ = self._snap(line.id) if snap is None else snap
         window = query_window(bounds[0], bounds[-1], now, machines, snapshot)
         bounds = [*bounds[:-1], window.end]
         requests = [MachineRequest(m, w, bounds) for m in machines if (w := snapshot.watermark(m)) is not None]
-        sums = self.rollups.bucket_sums(line.id, requests)
+        if len(bounds) == 2:  # one bucket: its closed whole hours shared (``store.window_cache``)
+            sums = self.window_sums.sums(line.id, requests, snapshot.amend)
+        else:
+            sums = self.rollups.bucket_sums(line.id, requests)
         for m in machines:
             sums.setdefault(m, [RollupSum() for _ in range(len(bounds) - 1)])
-        edges = self._edges(line, snapshot, [m for m in machines if _needs_edge(snapshot, m, window.end)], now)
+        edges = self._edges(line, snapshot, generation,
+                            [m for m in machines if _needs_edge(snapshot, m, window.end)], now)
         for machine, edge in edges.items():
             _add_edge(sums[machine], edge, bounds)
         _add_no_data(sums, bounds, self.plant)
@@ -110,46 +156,85 @@ class WindowReads:
         if stops_of:
             edge_stops = {m: edge.stops for m, edge in edges.items()}  # as of the window's end: ``_add_edge``
             stops = self.stops.overlapping(line, machines, snapshot, edge_stops, window.start, window.end, now,
-                                           stops_of)
+                                           stops_of, classify=classify)
         return sums, stops, window
 
     def snapshot(self, line_id: str) -> LineSnapshot:
         """The line's bookkeeping (watermarks, carries) as the worker last wrote it."""
-        snapshot = snapshot_of(self.redis.hgetall(contract.rollup_state_key(line_id)))
+        return self._snap(line_id)[0]
+
+    def _snap(self, line_id: str) -> tuple[LineSnapshot, int, Any]:
+        """The line's bookkeeping, its generation (the same number as long as the worker has
+        not written it again) and the id of the stream's newest entry. Its stamp (commit
+        counter, rewinds, heartbeat: three short fields) and that id are read every time (one
+        round trip); the whole hash, and the JSON of every machine's carry, only when the
+        stamp moved."""
+        key = contract.rollup_state_key(line_id)
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hmget(key, "ver", "amend", "beat")
+            pipe.xrevrange(contract.events_key(line_id), count=1)
+            fields, newest = pipe.execute()
+        stamp = tuple(fields)
+        head = newest[0][0] if newest else None
+        cached = self._snapshots.get(line_id)
+        if cached is not None and stamp[0] is not None and cached[0] == stamp:
+            snapshot, generation = cached[1], cached[2]
+        else:  # read after the stamp: as new as it, or newer (then the next stamp differs)
+            snapshot, generation = snapshot_of(self.redis.hgetall(key)), next(self._generation)
+            if stamp[0] is not None:
+                self._snapshots[line_id] = (stamp, snapshot, generation)
         if self._amend_seen.setdefault(line_id, snapshot.amend) != snapshot.amend:
             # late data rewrote stored rollups and stops: what was cached as final may have changed
             self._amend_seen[line_id] = snapshot.amend
             self.rollups.days.clear()
             self.rollups.hours.clear()
             self.stops.forget()
-        return snapshot
+        return snapshot, generation, head
 
-    def _edges(self, line: Line, snapshot: LineSnapshot, machines: list[str], now: float) -> dict[str, Edge]:
-        """Restored accumulators fed the stream entries the worker has not applied yet."""
+    def _edges(self, line: Line, snapshot: LineSnapshot, generation: int, machines: list[str],
+               now: float) -> dict[str, Edge]:
+        """Restored accumulators fed the stream entries the worker has not applied yet.
+
+        A machine's carry restored and fed the events it holds back (``_Base``) is kept
+        while the line's bookkeeping stays the same (``generation``); each read feeds a copy
+        of it the newer entries when they all come after those held back (``feed_order``),
+        which is what feeding them all in order gives. Otherwise, as before: all in order."""
         if not machines:
             return {}
         known = [snapshot.last_id(m) for m in machines if m in snapshot.carries]
         after = min(known, key=contract.stream_id_tuple) if known else None  # machines without carry: from there on
         entries = self._stream_after(line.id, after)
-        edges: dict[str, Edge] = {}
-        for m in machines:
-            carry = snapshot.carries.get(m)
-            cfg = line.machine(m)
-            assert cfg is not None
-            if carry is not None:
-                edges[m] = Edge(MachineAccumulator(self.plant, line, cfg, float(carry["w"]), carry=carry["acc"],
-                                                   context=self._context(line, cfg)))
         wanted = set(machines)
-        # events the worker holds back for its watermark, then those it has not read yet
-        waiting: dict[str, list[Event]] = {m: pending_events(line, m, snapshot.carries[m])
-                                           for m in machines if m in snapshot.carries}
+        newer: dict[str, list[Event]] = {}  # the entries the worker has not read yet
         for entry_id, fields in entries:
             event = usable_event(line, fields, now, 0.0)  # nothing after now counts
             if event is None or isinstance(event, str) or event.machine not in wanted:
                 continue
             if contract.stream_id_tuple(entry_id) <= contract.stream_id_tuple(snapshot.last_id(event.machine)):
                 continue
-            waiting.setdefault(event.machine, []).append(event)
+            newer.setdefault(event.machine, []).append(event)
+        edges: dict[str, Edge] = {}
+        waiting: dict[str, list[Event]] = {}
+        for m in machines:
+            carry = snapshot.carries.get(m)
+            if carry is None:
+                if m in newer:
+                    waiting[m] = newer[m]
+                continue
+            base = self._base(line, m, carry, generation)
+            events = [e for e in newer.get(m, ()) if e.ts <= now]
+            events.sort(key=feed_order)
+            if base.latest <= now and (not events or feed_order(events[0]) >= base.last_order):
+                edges[m] = Edge(base.acc.copy())
+                for event in events:
+                    edges[m].acc.feed(event)
+                continue
+            cfg = line.machine(m)
+            assert cfg is not None
+            edges[m] = Edge(MachineAccumulator(self.plant, line, cfg, float(carry["w"]), carry=carry["acc"],
+                                               context=self._context(line, cfg)))
+            # events the worker holds back for its watermark, then those it has not read yet
+            waiting[m] = [*pending_events(line, m, carry), *newer.get(m, ())]
         for m, events in waiting.items():
             events = [e for e in events if e.ts <= now]
             if not events:
@@ -165,6 +250,23 @@ class WindowReads:
             for event in events:
                 edge.acc.feed(event)  # one older than the worker processed is applied at that time
         return edges
+
+    def _base(self, line: Line, machine: str, carry: dict[str, Any], generation: int) -> _Base:
+        """``machine``'s carry restored and fed the events it holds back, for this generation."""
+        base = self._bases.get((line.id, machine))
+        if base is not None and base.generation == generation:
+            return base
+        cfg = line.machine(machine)
+        assert cfg is not None
+        acc = MachineAccumulator(self.plant, line, cfg, float(carry["w"]), carry=carry["acc"],
+                                 context=self._context(line, cfg))
+        held = sorted(pending_events(line, machine, carry), key=feed_order)
+        for event in held:
+            acc.feed(event)
+        base = _Base(generation, acc, max((e.ts for e in held), default=-math.inf),
+                     feed_order(held[-1]) if held else (-math.inf, -1))
+        self._bases[(line.id, machine)] = base
+        return base
 
     def _context(self, line: Line, machine: Machine) -> MachineContext:
         key = (line.id, machine.id)

@@ -12,6 +12,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -149,3 +150,19 @@ def call_name(node: ast.Call) -> str:
     if isinstance(func, ast.Name):
         parts.append(func.id)
     return ".".join(reversed(parts))
+
+
+def http_client(app: Any) -> Any:
+    """An HTTP test client of a Dash app's server (the one place that knows which server it is)."""
+    return app.server.test_client()
+
+
+def response_text(resp: Any) -> str:
+    """A test client response's body as text (Flask's ``get_data`` or Starlette's ``text``)."""
+    return str(resp.get_data(as_text=True)) if hasattr(resp, "get_data") else str(resp.text)
+
+
+def in_request(app: Any) -> Any:
+    """A request of a Dash app's server, for calling the dashboard's data functions
+    (``components.data``) directly, outside a callback."""
+    return app.server.test_request_context("/")

@@ -14,7 +14,9 @@ from domain.alerts import Condition, step
 from domain.plant import AlertRule
 from store.alerts import AlertStore
 from store.reader import PlantReader
+from tests.callback_support import call
 from tests.operator_support import NOW, add_users, login, make_app, operator_plant, seed
+from tests.support import in_request
 
 RULE = AlertRule.model_validate({"id": "r", "kind": "stop", "minutes": 10, "severity": "urgent"})
 
@@ -33,7 +35,7 @@ def setup(redis_client: redis.Redis, redis_url: str, tmp_path: Path) -> dict[str
     tokens = add_users(redis_client, plant)
     app = make_app(reader, plant, tmp_path, redis_url)
     app.server.register_blueprint(create_alerts_blueprint(reader, clock=lambda: NOW))
-    return {"client": app.server.test_client(), "tokens": tokens, "redis": redis_client}
+    return {"client": app.server.test_client(), "tokens": tokens, "redis": redis_client, "app": app}
 
 
 @pytest.mark.parametrize(("role", "token_line", "status"), [
@@ -75,6 +77,25 @@ def test_alert_list(setup: dict[str, Any]) -> None:
     assert {a["id"] for a in listed} == {first, second} and all(a["flashing"] for a in listed)
     assert [a["id"] for a in client.get("/api/alerts?line=L2&state=open").get_json()["alerts"]] == [second]
     assert client.get("/api/alerts?start=soon").status_code == 400
+
+
+def test_the_comment_box_shows_only_while_an_alert_can_be_acknowledged(setup: dict[str, Any]) -> None:
+    """The list's "Comment (optional)" box goes with its Acknowledge buttons: hidden with
+    no alerts, and once every listed alert is acknowledged."""
+    from components import alerts_panel
+
+    def box_shown(line: str | None) -> bool:
+        rows, _message, box = call(setup["app"], alerts_panel.list_refresh, 1, [], line, None)
+        return "d-none" not in box.split()
+
+    with in_request(setup["app"]):
+        assert "d-none" in str(alerts_panel.alert_list(None))  # hidden until the list says otherwise
+    assert not box_shown(None)
+    alert_id = raise_alert(setup["redis"], "L1", "M1", NOW - 900)
+    assert box_shown(None) and box_shown("L1")
+    assert not box_shown("L2")  # the L2 list has nothing to acknowledge
+    AlertStore(setup["redis"]).acknowledge(alert_id, "supervisor1", "supervisor", "", NOW)
+    assert not box_shown(None)
 
 
 def test_alert_counts_per_shift_in_the_shift_table(setup: dict[str, Any], redis_client: redis.Redis,

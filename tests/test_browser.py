@@ -29,7 +29,7 @@ import pytest
 from components import data, theme, wall
 from config.loader import DEMO_PLANT
 from config.settings import Settings
-from tests.browser_support import CHROMEDRIVER, CHROMIUM, screenshot_dir  # noqa: F401 - imported from here by other tests
+from tests.browser_support import CHROMEDRIVER, CHROMIUM, check_fits, screenshot_dir  # noqa: F401 - imported from here by other tests
 from tests.test_components import PLANT
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -235,6 +235,7 @@ def test_wall_shows_the_readers_numbers(dashboard: dict[str, Any], browser: Any,
         pill = wall.untagged_text(untagged)
         wait_for(lambda sel=selector, w=pill: text_of(browser, sel) == w,
                  what=f"{line.id} untagged {untagged}")
+    check_fits(browser, size, ".wall-tile", full_screen=True)  # nothing cut off, 1024x768 too
     path = screenshot(browser, shots, f"wall_{size[0]}x{size[1]}")
     assert path.stat().st_size > 10_000
     assert console_errors(browser) == []

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from components import theme
+from tests.browser_support import check_fits
 from tests.test_browser import (  # noqa: F401 - fixtures shared with the English browser tests
     CHROMIUM,
     SIZES,
@@ -41,56 +42,6 @@ UNITS_AND_ABBREVIATIONS = {"OEE", "TEEP", "MTBF", "MTTR", "kWh", "kW", "MW", "CS
                            "CO", "English"}
 LATIN_WORD = re.compile(r"[A-Za-z][A-Za-z-]+")
 
-# Every visible text node (SVG text of the charts too) with its box, read in one script.
-VISIBLE_TEXTS = """
-const out = [];
-const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
-for (let node = walker.nextNode(); node; node = walker.nextNode()) {
-  const text = node.textContent.trim();
-  const el = node.parentElement;
-  if (!text || !el || el.closest('script, style, title, .d-none, [hidden]')) continue;
-  const style = getComputedStyle(el);
-  if (style.visibility === 'hidden' || style.display === 'none') continue;
-  const range = document.createRange();
-  range.selectNodeContents(node);
-  const rects = Array.from(range.getClientRects()).filter(r => r.width > 0 && r.height > 0);
-  if (!rects.length) continue;
-  out.push({text: text, left: Math.min(...rects.map(r => r.left)), right: Math.max(...rects.map(r => r.right)),
-            bottom: Math.max(...rects.map(r => r.bottom)), font: style.fontFamily,
-            cls: (el.getAttribute('class') || '').toString()});
-}
-return {texts: out, width: window.innerWidth, height: window.innerHeight,
-        scrollWidth: document.documentElement.scrollWidth, scrollHeight: document.documentElement.scrollHeight};
-"""
-
-# Content that does not fit the box that clips it (a wall tile, a card, a KPI tile): cut
-# off, not shortened on purpose (an ellipsis or a line clamp shortens on purpose).
-CLIPPED = """
-const out = [];
-for (const box of document.querySelectorAll(arguments[0])) {
-  for (const el of [box, ...box.querySelectorAll('*')]) {
-    if (el.closest('.d-none') || !el.getClientRects().length) continue;
-    const style = getComputedStyle(el);
-    if (style.overflowX === 'visible' && style.overflowY === 'visible') continue;
-    if (style.textOverflow === 'ellipsis' || style.webkitLineClamp !== 'none') continue;
-    if (el.scrollWidth > el.clientWidth + 1 || el.scrollHeight > el.clientHeight + 1) {
-      out.push(`${el.getAttribute('class') || el.tagName} (${el.scrollWidth}x${el.scrollHeight} in `
-               + `${el.clientWidth}x${el.clientHeight}): ${el.innerText.trim().replace(/\\s+/g, ' ').slice(0, 80)}`);
-    }
-  }
-}
-return out;
-"""
-
-
-# Content wider than its cell (a wall tile's column): it would run over the next one.
-SPILLED = """
-return Array.from(document.querySelectorAll(arguments[0]))
-  .filter(el => el.getClientRects().length && el.scrollWidth > el.clientWidth + 1)
-  .map(el => (el.getAttribute('class') || el.tagName) + ': ' + el.innerText.trim().slice(0, 80));
-"""
-
-
 def untranslated(texts: list[dict[str, Any]]) -> list[str]:
     words = []
     for t in texts:
@@ -105,16 +56,9 @@ def untranslated(texts: list[dict[str, Any]]) -> list[str]:
 
 def check_page(driver: Any, size: tuple[int, int], boxes: str, full_screen: bool, cells: str = ".wall-cell"
                ) -> dict[str, Any]:
-    seen = driver.execute_script(VISIBLE_TEXTS)
+    seen = check_fits(driver, size, boxes, full_screen, cells)
     missing = untranslated(seen["texts"])
     assert missing == [], f"untranslated labels: {missing}"
-    width, height = seen["width"], seen["height"]
-    assert seen["scrollWidth"] <= width + 1, f"page wider than the screen: {seen['scrollWidth']} > {width}"
-    outside = [t["text"][:40] for t in seen["texts"] if t["right"] > width + 1 or t["left"] < -1
-               or (full_screen and t["bottom"] > height + 1)]
-    assert outside == [], f"text outside the screen at {size}"
-    assert driver.execute_script(CLIPPED, boxes) == [], f"text clipped in its box at {size}"
-    assert driver.execute_script(SPILLED, cells) == [], f"text spilling out of its cell at {size}"
     chinese = [t for t in seen["texts"] if re.search(r"[\u4e00-\u9fff]", t["text"])]
     assert chinese, "no Chinese on the page"
     assert [t["text"] for t in chinese if "Noto Sans CJK SC" not in t["font"]] == [], "Chinese outside the CJK stack"

@@ -9,11 +9,8 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import plotly.graph_objects as go
 import pytest
-from dash import Patch
-from dash._callback_context import context_value
-from dash._utils import AttributeDict
+from dash.exceptions import PreventUpdate
 
 from components import (
     app_factory,
@@ -33,7 +30,9 @@ from config.loader import DEMO_PLANT, load_plant
 from config.settings import Settings
 from domain import andon, answers
 from domain.model import State
+from tests.callback_support import call, is_figure, is_patch
 from tests.contract_support import checked
+from tests.support import in_request
 
 PLANT = load_plant(DEMO_PLANT)
 TZ = ZoneInfo(PLANT.timezone)
@@ -290,20 +289,6 @@ def app() -> Any:
     return make_app()
 
 
-def run_callback(app: Any, func: Any, *args: Any, outputs_list: Any = None, triggered: str | None = None) -> Any:
-    """Call a callback as a plain function, inside the app's request and callback context."""
-    with app.server.test_request_context("/"):
-        token = context_value.set(AttributeDict(
-            outputs_list=outputs_list or [],
-            triggered_inputs=[{"prop_id": f"{triggered}.n_intervals", "value": 1}] if triggered else [],
-            inputs_list=[], states_list=[], updated_props={},
-        ))
-        try:
-            return func(*args)
-        finally:
-            context_value.reset(token)
-
-
 # --- formatting ------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("value", "text"), [
@@ -444,14 +429,13 @@ def test_wall_layout_rotation_and_single_line() -> None:
 
 
 def test_wall_refresh_callback_fills_every_field(app: Any) -> None:
-    field_ids = [{"id": wall.field_id(line, f), "property": "children"} for line in ("BW1", "CM1", "BR1")
-                 for f in wall.FIELDS]
-    tile_ids = [{"id": {"type": wall.TILE, "line": line}, "property": "className"} for line in ("BW1", "CM1", "BR1")]
+    field_ids = [wall.field_id(line, f) for line in ("BW1", "CM1", "BR1") for f in wall.FIELDS]
+    tile_ids = [{"type": wall.TILE, "line": line} for line in ("BW1", "CM1", "BR1")]
     view = {"lines": ["BW1", "CM1", "BR1"]}
-    fields, tiles, clock, last_ok, _chips, _shown = run_callback(app, wall.refresh, 1, view,
-                                                         outputs_list=[field_ids, tile_ids, {}, {}])
+    fields, tiles, clock, last_ok, _chips, _shown = call(app, wall.refresh, 1, view, None,
+                                                         matching={wall.FIELD: field_ids, wall.TILE: tile_ids})
     assert len(fields) == len(field_ids)
-    by_id = {(o["id"]["line"], o["id"]["field"]): v for o, v in zip(field_ids, fields, strict=True)}
+    by_id = {(o["line"], o["field"]): v for o, v in zip(field_ids, fields, strict=True)}
     assert by_id[("BW1", "status")] == "Down"
     assert by_id[("CM1", "status")] == "Running slow"
     assert by_id[("BR1", "status")] == "Changeover"
@@ -463,20 +447,19 @@ def test_wall_refresh_callback_fills_every_field(app: Any) -> None:
 
 def test_wall_shows_no_data_since_when_collectors_stop() -> None:
     app = make_app(SampleReader(stale={"CM1"}))
-    field_ids = [{"id": wall.field_id("CM1", f), "property": "children"} for f in ("status", "nodata", "oee")]
-    tile_ids = [{"id": {"type": wall.TILE, "line": "CM1"}, "property": "className"}]
-    fields, tiles, *_ = run_callback(app, wall.refresh, 1, {"lines": ["CM1"]}, outputs_list=[field_ids, tile_ids])
+    field_ids = [wall.field_id("CM1", f) for f in ("status", "nodata", "oee")]
+    tile_ids = [{"type": wall.TILE, "line": "CM1"}]
+    fields, tiles, *_ = call(app, wall.refresh, 1, {"lines": ["CM1"]}, None,
+                             matching={wall.FIELD: field_ids, wall.TILE: tile_ids})
     assert fields[0] == "No data"
     assert fields[1] == "no data since 10:07"
     assert "andon-nodata" in tiles[0]
 
 
 def test_wall_keeps_last_numbers_to_the_watchdog_when_redis_is_down() -> None:
-    from dash.exceptions import PreventUpdate
-
     app = make_app(FailingReader())
     with pytest.raises(PreventUpdate):
-        run_callback(app, wall.refresh, 1, {"lines": ["BW1"]}, outputs_list=[[], []])
+        call(app, wall.refresh, 1, {"lines": ["BW1"]}, None)
 
 
 # --- overview --------------------------------------------------------------------------
@@ -485,11 +468,12 @@ def test_overview_cards_link_to_lines_and_update_in_place(app: Any) -> None:
     page = overview.layout(PLANT)
     hrefs = re.findall(r"href='(/line/[^']+)'", str(page))
     assert {"/line/BW1", "/line/CM1", "/line/BR1"} <= set(hrefs)
-    field_ids = [{"id": {"type": overview.FIELD, "line": "BW1", "field": f}} for f in ("oee", "top_reason", "kw")]
-    cards = [{"id": {"type": overview.CARD, "line": "BW1"}}]
-    bars = [{"id": {"type": overview.BAR, "line": "BW1"}}]
-    fields, classes, styles, shift, _, _ = run_callback(app, overview.refresh, 1, {"lines": ["BW1"]},
-                                                        outputs_list=[field_ids, cards, bars])
+    field_ids = [{"type": overview.FIELD, "line": "BW1", "field": f} for f in ("oee", "top_reason", "kw")]
+    cards = [{"type": overview.CARD, "line": "BW1"}]
+    bars = [{"type": overview.BAR, "line": "BW1"}]
+    fields, classes, styles, shift, _, _ = call(app, overview.refresh, 1, {"lines": ["BW1"]}, None,
+                                                matching={overview.FIELD: field_ids, overview.CARD: cards,
+                                                          overview.BAR: bars})
     assert fields[0] == "79.3\u2009%"
     assert fields[1] == "Tip dress / electrode change"  # 800 s over the weld fault's 754 s
     power = sum(m.power_running_kw for m in PLANT.line("BW1").machines if m.id != "ST30") + 9
@@ -548,22 +532,13 @@ def test_named_windows_resolve_like_the_api(start: str, hours: float) -> None:
 
 
 def test_range_bar_writes_the_view_into_the_url(app: Any) -> None:
-    with app.server.test_request_context("/"):
-        token = context_value.set(AttributeDict(triggered_inputs=[{"prop_id": f"{ranges.RANGE}.value"}],
-                                                updated_props={}))
-        try:
-            search, params, _, box = ranges.sync("7d", None, "?foo=1", None, None, {"start": "shift", "end": None})
-            assert search == "?foo=1&start=7d"
-            assert params == {"start": "7d", "end": None}
-            assert "d-none" in box
-        finally:
-            context_value.reset(token)
-        token = context_value.set(AttributeDict(triggered_inputs=[{"prop_id": f"{ranges.APPLY}.n_clicks"}],
-                                                updated_props={}))
-        try:
-            search, params, _, _ = ranges.sync("custom", 1, "", "2026-11-24T07:00", "2026-11-24T15:00", params)
-        finally:
-            context_value.reset(token)
+    search, params, choice, box = call(app, ranges.sync, "7d", None, "?foo=1", None, None,
+                                       {"start": "shift", "end": None}, triggered=ranges.RANGE)
+    assert search == "?foo=1&start=7d"
+    assert params == {"start": "7d", "end": None}
+    assert choice is ranges.no_update and "d-none" in box
+    search, params, _, _ = call(app, ranges.sync, "custom", 1, "", "2026-11-24T07:00", "2026-11-24T15:00", params,
+                                triggered=ranges.APPLY)
     assert params == {"start": "2026-11-24T07:00+08:00", "end": "2026-11-24T15:00+08:00"}
     assert ranges.params_from_search(search) == params
 
@@ -644,36 +619,32 @@ def test_hourly_figure_marks_hours_below_target() -> None:
 
 
 def test_oee_panel_draws_first_then_patches_on_live_ticks(app: Any) -> None:
-    from dash.exceptions import PreventUpdate
-
     shift = {"start": "shift", "end": None}
     with pytest.raises(PreventUpdate):  # nothing drawn yet: a live update has nothing to patch
-        run_callback(app, oee_panel.update, 1, shift, None, "BW1", triggered=oee_panel.LIVE.pulse)
+        oee_panel.update(1, shift, None, "BW1")
     # whatever asks first (here the timer's pulse, before any draw arrived) gets the whole panel
-    first = run_callback(app, oee_panel.refresh, shift, None, 1, "BW1", None, triggered=oee_panel.LIVE.pulse)
-    assert isinstance(first[2], go.Figure) and first[5]["params"] == shift
-    full = run_callback(app, oee_panel.draw, shift, None, "BW1", triggered=ranges.WINDOW)
-    assert isinstance(full[2], go.Figure) and isinstance(full[3], go.Figure)
+    first = call(app, oee_panel.refresh, shift, None, 1, "BW1", None, triggered=oee_panel.LIVE.pulse)
+    assert is_figure(first[2]) and first[5]["params"] == shift
+    full = call(app, oee_panel.refresh, shift, None, None, "BW1", None, triggered=ranges.WINDOW)
+    assert is_figure(full[2]) and is_figure(full[3])
     held = full[5]
     assert held["params"] == shift and held["live"] is True
-    tick = run_callback(app, oee_panel.refresh, shift, None, 1, "BW1", held, triggered=oee_panel.LIVE.pulse)
-    assert isinstance(tick[2], Patch) and isinstance(tick[3], Patch)
+    tick = call(app, oee_panel.refresh, shift, None, 1, "BW1", held, triggered=oee_panel.LIVE.pulse)
+    assert is_patch(tick[2]) and is_patch(tick[3])
     assert tick[4] is oee_panel.no_update and tick[5] is oee_panel.no_update  # the table and the record stay
     # a tick that replaced a pending draw of another range: draws that range
-    other = run_callback(app, oee_panel.refresh, {"start": "7d", "end": None}, None, 1, "BW1", held,
-                         triggered=oee_panel.LIVE.pulse)
-    assert isinstance(other[2], go.Figure) and other[5]["params"] == {"start": "7d", "end": None}
+    other = call(app, oee_panel.refresh, {"start": "7d", "end": None}, None, 1, "BW1", held,
+                 triggered=oee_panel.LIVE.pulse)
+    assert is_figure(other[2]) and other[5]["params"] == {"start": "7d", "end": None}
     assert str(tick[0]) == str(full[0])  # same clock, same tiles
     with pytest.raises(PreventUpdate):  # the browser holds another range: the draw for this one will come
-        run_callback(app, oee_panel.update, 1, {"start": "7d", "end": None}, held, "BW1",
-                     triggered=oee_panel.LIVE.pulse)
+        oee_panel.update(1, {"start": "7d", "end": None}, held, "BW1")
     # a past range is drawn whole, once, and says it is not live (so the browser never polls it)
-    past = run_callback(app, oee_panel.draw, {"start": "yesterday", "end": None}, None, "BW1",
-                        triggered=ranges.WINDOW)
-    assert isinstance(past[2], go.Figure) and past[5]["live"] is False
+    past = call(app, oee_panel.refresh, {"start": "yesterday", "end": None}, None, None, "BW1", None,
+                triggered=ranges.WINDOW)
+    assert is_figure(past[2]) and past[5]["live"] is False
     with pytest.raises(PreventUpdate):
-        run_callback(app, oee_panel.update, 1, {"start": "yesterday", "end": None}, past[5], "BW1",
-                     triggered=oee_panel.LIVE.pulse)
+        oee_panel.update(1, {"start": "yesterday", "end": None}, past[5], "BW1")
 
 
 @pytest.mark.parametrize(("params", "message"), [
@@ -681,16 +652,16 @@ def test_oee_panel_draws_first_then_patches_on_live_ticks(app: Any) -> None:
     ({"start": "2026-11-25T09:00+08:00", "end": "2026-11-25T08:00+08:00"}, "end must be after start"),
 ])
 def test_a_refused_range_shows_the_apis_message(app: Any, params: dict[str, Any], message: str) -> None:
-    out = run_callback(app, oee_panel.draw, params, None, "BW1", triggered=ranges.WINDOW)
+    out = call(app, oee_panel.refresh, params, None, None, "BW1", None, triggered=ranges.WINDOW)
     assert str(out[0]).count(f"Bad range: {message}") == 1
     assert out[5] == ranges.drawn(params, None)  # drawn (the browser does not ask again), not live
-    label = run_callback(app, ranges.show_window, params, None, None, triggered=ranges.WINDOW)
+    label = call(app, ranges.show_window, params, None, None, triggered=ranges.WINDOW)
     assert label[0] == f"Bad range: {message}" and "range-error" in label[1]
-    dt = run_callback(app, downtime_panel.draw, params, None, None, "BW1", triggered=ranges.WINDOW)
+    dt = call(app, downtime_panel.refresh, params, None, None, None, "BW1", None, triggered=ranges.WINDOW)
     assert f"Bad range: {message}" in str(dt[0])
 
 def test_shift_table_and_csv(app: Any) -> None:
-    with app.server.test_request_context("/"):
+    with in_request(app):
         window = data.resolve_window(PLANT, "yesterday", None, NOW)
         rows = oee_panel.shift_rows(oee_panel.shift_kpis("BW1", window, NOW))
     assert [r["shift"].split()[-1] for r in rows] == ["C", "A", "B", "C"]  # C of the day before crosses midnight
@@ -742,14 +713,15 @@ def test_timeline_one_trace_per_state() -> None:
 
 def test_energy_extends_the_power_chart_on_ticks(app: Any) -> None:
     params = {"start": "shift", "end": None}
-    tiles, fig, _, held, drawn = run_callback(app, energy_panel.draw, params, None, "BW1", triggered=ranges.WINDOW)
-    assert isinstance(fig, go.Figure) and len(fig.data) == 7
+    tiles, fig, extend, _, held, drawn = call(app, energy_panel.refresh, params, None, None, "BW1", None, None,
+                                              triggered=ranges.WINDOW)
+    assert is_figure(fig) and len(fig["data"]) == 7 and extend is energy_panel.no_update
     assert held["last_t"] <= NOW - 60 and drawn["live"] is True
     later = make_app(now=NOW + 120)
-    _, fig2, extend2, per_good, held2 = run_callback(later, energy_panel.update, 3, params, drawn, "BW1", held,
-                                                     triggered=energy_panel.LIVE.pulse)
-    assert fig2 is energy_panel.no_update  # the figure stays
-    assert isinstance(per_good, Patch)
+    _, fig2, extend2, per_good, held2, drawn2 = call(later, energy_panel.refresh, params, None, 3, "BW1", drawn,
+                                                     held, triggered=energy_panel.LIVE.pulse)
+    assert fig2 is energy_panel.no_update and drawn2 is energy_panel.no_update  # the figure stays
+    assert is_patch(per_good)
     update, indices, max_points = extend2
     assert indices == list(range(7)) and max_points == energy_panel.MAX_POINTS
     assert all(len(xs) == 2 for xs in update["x"])  # two new whole minutes
@@ -757,15 +729,15 @@ def test_energy_extends_the_power_chart_on_ticks(app: Any) -> None:
     assert "812" in str(tiles) and "CNY" in str(tiles) and "11.8" in str(tiles)
 
 def test_machine_page_callback(app: Any) -> None:
-    out = run_callback(app, machine_page.draw, {"start": "shift", "end": None}, None,
-                       {"line": "BW1", "machine": "ST30"}, triggered=ranges.WINDOW)
+    out = call(app, machine_page.refresh, {"start": "shift", "end": None}, None, None,
+               {"line": "BW1", "machine": "ST30"}, None, triggered=ranges.WINDOW)
     live_card = str(out[0])
     assert "Fault since 10:19 \u00b7 12 min" in live_card and "Weld fault" in live_card
     assert "ongoing" in str(out[6])
     assert out[7]["live"] is True
-    tick = run_callback(app, machine_page.update, 1, {"start": "shift", "end": None}, out[7],
-                        {"line": "BW1", "machine": "ST30"}, triggered=machine_page.LIVE_IDS.pulse)
-    assert len(tick) == 7 and str(tick[0]) == live_card
+    tick = call(app, machine_page.refresh, {"start": "shift", "end": None}, None, 1,
+                {"line": "BW1", "machine": "ST30"}, out[7], triggered=machine_page.LIVE_IDS.pulse)
+    assert tick[7] is machine_page.no_update and str(tick[0]) == live_card  # the record stays
 
 # --- the app: served HTML, assets, callbacks per app ------------------------------------
 
@@ -834,31 +806,25 @@ def find(component: Any, target_id: Any) -> Any:
 
 def test_downloads_send_the_tables_as_csv(app: Any) -> None:
     params = {"start": "shift", "end": None}
-    stops = run_callback(app, downtime_panel.download_stops, 1, params, "BW1", "1")
+    stops = call(app, downtime_panel.download_stops, 1, params, "BW1", "1")
     assert stops["filename"] == "BW1-stops-shift-reason-1.csv"
     lines = stops["content"].splitlines()
     assert lines[0].startswith("\ufeffmachine,start_local,end_local")  # a UTF-8 BOM: Excel reads Chinese right
     assert len(lines) == 3  # the two tip-dress stops only
-    shifts = run_callback(app, oee_panel.download_shifts, 1, {"start": "yesterday", "end": None}, "BW1")
+    shifts = call(app, oee_panel.download_shifts, 1, {"start": "yesterday", "end": None}, "BW1")
     assert shifts["filename"] == "BW1-shifts-yesterday.csv" and len(shifts["content"].splitlines()) == 5
 
 
 def test_pareto_click_filters_the_stops_list_through_the_url(app: Any) -> None:
-    with app.server.test_request_context("/"):
-        token = context_value.set(AttributeDict(
-            triggered_inputs=[{"prop_id": f"{downtime_panel.PARETO_COUNT}.clickData"}], updated_props={}))
-        try:
-            search = downtime_panel.select_reason(None, {"points": [{"customdata": "no_reason"}]}, None,
-                                                  "?start=yesterday")
-        finally:
-            context_value.reset(token)
+    search = call(app, downtime_panel.select_reason, None, {"points": [{"customdata": "no_reason"}]}, None,
+                  "?start=yesterday", triggered=downtime_panel.PARETO_COUNT)
     assert search == "?start=yesterday&reason=no_reason"
     group = downtime_panel.filter_from_url(search, None)
     assert group == "no_reason"
     assert downtime_panel.filter_from_url(search, group) is downtime_panel.no_update
     assert downtime_panel.search_with_reason(search, None) == "?start=yesterday"
-    out = run_callback(app, downtime_panel.draw, {"start": "shift", "end": None}, group, None, "BW1",
-                       triggered=downtime_panel.FILTER)
+    out = call(app, downtime_panel.refresh, {"start": "shift", "end": None}, group, None, None, "BW1", None,
+               triggered=downtime_panel.FILTER)
     table, label = str(out[4]), out[5]
     assert label == "only: No reason"  # the reader's text for a stop without a reason
     assert "Tip dress" not in table and "ST30" in table
@@ -870,8 +836,8 @@ def test_pareto_click_filters_the_stops_list_through_the_url(app: Any) -> None:
 
 def test_stops_table_machine_links_keep_the_range(app: Any) -> None:
     params = {"start": "yesterday", "end": None}
-    out = run_callback(app, downtime_panel.draw, params, None, None, "BW1", triggered=ranges.WINDOW)
-    hrefs = re.findall(r"href='([^']+)'", str(out[4]))
+    out = call(app, downtime_panel.refresh, params, None, None, None, "BW1", None, triggered=ranges.WINDOW)
+    hrefs = re.findall(r"'href': '([^']+)'", str(out[4]))
     assert hrefs and all(h.startswith("/line/BW1/machine/") and h.endswith("?start=yesterday") for h in hrefs)
     assert downtime_panel.open_machine({"points": [{"y": "ST40"}]}, "BW1", params) == \
         "/line/BW1/machine/ST40?start=yesterday"
@@ -891,38 +857,35 @@ def _at(value: Any, location: list[Any]) -> Any:
 
 def test_downtime_tick_patches_only_what_goes_on_while_the_stops_stay() -> None:
     params, reader = {"start": "shift", "end": None}, StopsAtNow()
-    full = run_callback(make_app(reader, NOW), downtime_panel.draw, params, None, None, "BW1",
-                        triggered=ranges.WINDOW)
-    assert isinstance(full[1], go.Figure) and full[6]["key"] and full[6]["live"]
-    cell = {"type": downtime_panel.ONGOING, "row": 0}
+    full = call(make_app(reader, NOW), downtime_panel.refresh, params, None, None, None, "BW1", None,
+                triggered=ranges.WINDOW)
+    assert is_figure(full[1]) and full[6]["key"] and full[6]["live"]
+    cells = {downtime_panel.ONGOING: [{"type": downtime_panel.ONGOING, "row": 0}]}
     assert "'row': 0" in str(full[4]) and "'row': 1" not in str(full[4])  # ST30's weld fault: the one ongoing
-    outputs = [[]] * 7 + [[{"id": cell, "property": "children"}]]
-    tick = run_callback(make_app(reader, NOW + 60), downtime_panel.update, 7, params, None, full[6], "BW1",
-                        triggered=downtime_panel.LIVE.pulse, outputs_list=outputs)
+    later = make_app(reader, NOW + 60)
+    tick = call(later, downtime_panel.refresh, params, None, None, 7, "BW1", full[6],
+                triggered=downtime_panel.LIVE.pulse, matching=cells)
     summary, timeline, by_duration, by_count, stops, label, sent, durations = tick
-    assert isinstance(timeline, Patch) and isinstance(by_duration, Patch)
+    assert is_patch(timeline) and is_patch(by_duration)
     assert all(v is downtime_panel.no_update for v in (by_count, stops, label, sent))
     assert durations == ["13 min"]  # 754 s + 60 s
     assert "ongoing" not in str(summary)  # the tiles: sent whole (small)
-    figure = full[1].to_plotly_json()
+    figure = full[1]
     moved = 0
-    for op in timeline.to_plotly_json()["operations"]:
+    for op in timeline["operations"]:
         before = _at(figure, op["location"])  # the index is there in what the browser holds
         if op["location"][2] == "x":  # an open segment: 60 s longer
             assert op["params"]["value"] == before + 60_000
             moved += 1
     assert moved == len(reader.plant.line("BW1").machines)  # every machine's last segment is open
 
-    changed = run_callback(make_app(reader, NOW + 60), downtime_panel.update, 7, params, None,
-                           {**full[6], "key": "what the browser held before a stop began"}, "BW1",
-                           triggered=downtime_panel.LIVE.pulse, outputs_list=outputs)
-    assert isinstance(changed[1], go.Figure) and isinstance(changed[3], go.Figure)
+    changed = call(later, downtime_panel.refresh, params, None, None, 7, "BW1",
+                   {**full[6], "key": "what the browser held before a stop began"},
+                   triggered=downtime_panel.LIVE.pulse, matching=cells)
+    assert is_figure(changed[1]) and is_figure(changed[3])
     assert changed[6] == full[6]  # same stops and segments as the full render at NOW
-    from dash.exceptions import PreventUpdate
-
     with pytest.raises(PreventUpdate):  # the filter changed: its draw comes, no live update for the old one
-        run_callback(make_app(reader, NOW + 60), downtime_panel.update, 7, params, "1", full[6], "BW1",
-                     triggered=downtime_panel.LIVE.pulse, outputs_list=outputs)
+        downtime_panel.update(7, params, "1", full[6], "BW1")
 
 def test_timeline_click_opens_the_machine_page() -> None:
     assert downtime_panel.open_machine({"points": [{"y": "ST40"}]}, "BW1", {"start": "shift", "end": None}) == \
@@ -935,13 +898,12 @@ def test_wall_with_a_real_reader_on_seeded_redis(redis_url: str) -> None:
 
     reader, now = seed_plant(redis_url, PLANT, hours=1.0)
     app = make_app(reader, now)
-    field_ids = [{"id": wall.field_id(line.id, f), "property": "children"} for line in PLANT.lines
-                 for f in ("oee", "status", "reason", "output")]
-    tile_ids = [{"id": {"type": wall.TILE, "line": line.id}, "property": "className"} for line in PLANT.lines]
-    fields, tiles, _, last_ok, *_ = run_callback(app, wall.refresh, 1, {"lines": [ln.id for ln in PLANT.lines]},
-                                              outputs_list=[field_ids, tile_ids])
+    field_ids = [wall.field_id(line.id, f) for line in PLANT.lines for f in ("oee", "status", "reason", "output")]
+    tile_ids = [{"type": wall.TILE, "line": line.id} for line in PLANT.lines]
+    fields, tiles, _, last_ok, *_ = call(app, wall.refresh, 1, {"lines": [ln.id for ln in PLANT.lines]}, None,
+                                         matching={wall.FIELD: field_ids, wall.TILE: tile_ids})
     shift = data.shift_context(PLANT, now)
-    got = {(o["id"]["line"], o["id"]["field"]): v for o, v in zip(field_ids, fields, strict=True)}
+    got = {(o["line"], o["field"]): v for o, v in zip(field_ids, fields, strict=True)}
     for line in PLANT.lines:
         kpis = reader.line_kpis(line.id, shift.start, min(now, shift.end), now)
         assert got[(line.id, "oee")] == theme.pct_number(kpis["oee"])
@@ -965,11 +927,12 @@ def test_wall_and_overview_statuses_are_api_lines_on_the_sample(stale: set[str])
     with app.server.test_client() as client:
         served = {line["id"]: line for line in client.get("/api/lines").get_json()["lines"]}
     ids = list(served)
-    tiles = [{"id": {"type": wall.TILE, "line": lid}, "property": "className"} for lid in ids]
-    paces = [{"id": wall.field_id(lid, "pace"), "property": "children"} for lid in ids]
-    wall_paces, wall_tiles, *_ = run_callback(app, wall.refresh, 1, {"lines": ids}, outputs_list=[paces, tiles])
-    cards = [{"id": {"type": overview.CARD, "line": lid}} for lid in ids]
-    _f, ov_cards, *_ = run_callback(app, overview.refresh, 1, {"lines": ids}, outputs_list=[[], cards, []])
+    tiles = [{"type": wall.TILE, "line": lid} for lid in ids]
+    paces = [wall.field_id(lid, "pace") for lid in ids]
+    wall_paces, wall_tiles, *_ = call(app, wall.refresh, 1, {"lines": ids}, None,
+                                      matching={wall.FIELD: paces, wall.TILE: tiles})
+    cards = [{"type": overview.CARD, "line": lid} for lid in ids]
+    _f, ov_cards, *_ = call(app, overview.refresh, 1, {"lines": ids}, None, matching={overview.CARD: cards})
     want = {"BW1": "down", "CM1": "nodata" if stale else "poor", "BR1": "changeover"}
     assert {lid: line["status"] for lid, line in served.items()} == want
     assert [t.split()[1] for t in wall_tiles] == [c.split()[1] for c in ov_cards] == [f"andon-{want[i]}" for i in ids]
@@ -983,7 +946,8 @@ def test_the_shifts_first_instant_shows_a_target_of_nothing_yet() -> None:
     """At 07:00:00 the shift has no window yet: no KPIs are asked for, nothing is expected."""
     start = datetime(2026, 11, 25, 7, 0, tzinfo=TZ).timestamp()
     reader = SampleReader()
-    views, _at = run_callback(make_app(reader, start), lambda: data.line_views(["BW1"]))
+    with in_request(make_app(reader, start)):
+        views, _at = data.line_views(["BW1"])
     assert (views[0]["output"], views[0]["target_so_far"], views[0]["pace_text"]) == (None, 0, theme.DASH)
     assert not [c for c in reader.calls if c[0] in ("line_kpis", "downtime")]
 
@@ -1005,16 +969,17 @@ def test_wall_and_overview_show_what_api_lines_serves(redis_url: str) -> None:
         api = {line["id"]: line for line in served["lines"]}
         ids = [ln.id for ln in PLANT.lines]
         names = ("status", "output", "target", "pace", "reason")
-        wall_ids = [{"id": wall.field_id(lid, f), "property": "children"} for lid in ids for f in names]
-        tile_ids = [{"id": {"type": wall.TILE, "line": lid}, "property": "className"} for lid in ids]
-        fields, tiles, *_ = run_callback(app, wall.refresh, 1, {"lines": ids}, outputs_list=[wall_ids, tile_ids])
-        on_wall = {(o["id"]["line"], o["id"]["field"]): v for o, v in zip(wall_ids, fields, strict=True)}
-        ov_ids = [{"id": {"type": overview.FIELD, "line": lid, "field": f}} for lid in ids
+        wall_ids = [wall.field_id(lid, f) for lid in ids for f in names]
+        tile_ids = [{"type": wall.TILE, "line": lid} for lid in ids]
+        fields, tiles, *_ = call(app, wall.refresh, 1, {"lines": ids}, None,
+                                 matching={wall.FIELD: wall_ids, wall.TILE: tile_ids})
+        on_wall = {(o["line"], o["field"]): v for o, v in zip(wall_ids, fields, strict=True)}
+        ov_ids = [{"type": overview.FIELD, "line": lid, "field": f} for lid in ids
                   for f in ("output", "target", "pace")]
-        cards = [{"id": {"type": overview.CARD, "line": lid}} for lid in ids]
-        ov_fields, ov_cards, *_ = run_callback(app, overview.refresh, 1, {"lines": ids},
-                                              outputs_list=[ov_ids, cards, []])
-        on_card = {(o["id"]["line"], o["id"]["field"]): v for o, v in zip(ov_ids, ov_fields, strict=True)}
+        cards = [{"type": overview.CARD, "line": lid} for lid in ids]
+        ov_fields, ov_cards, *_ = call(app, overview.refresh, 1, {"lines": ids}, None,
+                                       matching={overview.FIELD: ov_ids, overview.CARD: cards})
+        on_card = {(o["line"], o["field"]): v for o, v in zip(ov_ids, ov_fields, strict=True)}
         statuses = set()
         for i, lid in enumerate(ids):
             line = api[lid]
@@ -1037,7 +1002,7 @@ def test_wall_and_overview_show_what_api_lines_serves(redis_url: str) -> None:
 
 
 def test_callbacks_use_dash_supported_api_only() -> None:
-    """No production module reaches into Dash's private modules, and every page or panel
+    """No module (the tests included) reaches into Dash's private modules, and every page or panel
     that declares callbacks is registered on each app (``app_factory.PAGE_MODULES``)."""
     import ast
     from pathlib import Path
@@ -1046,7 +1011,7 @@ def test_callbacks_use_dash_supported_api_only() -> None:
     private, declaring = [], set()
     for path in root.rglob("*.py"):
         rel = path.relative_to(root)
-        if rel.parts[0] in (".venv", "tests") or "site-packages" in rel.parts:
+        if rel.parts[0].startswith(".") or "site-packages" in rel.parts:
             continue
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):

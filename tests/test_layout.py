@@ -8,7 +8,8 @@
   stays under 400 lines (``SMALL_PACKAGES``);
 * the packages depend on one another in one direction (``LAYERS``): the pure ``domain``
   at the bottom, then ``config`` and ``store``, then ``collectors`` and ``api``, then the
-  screens in ``components``; nothing imports a package above its own.
+  screens in ``components``; nothing imports a package above its own;
+* among the screens, only ``components.data`` (their one door to data) imports ``store``.
 
 Imports inside functions count as imports: a lazy import still ties two modules together.
 """
@@ -181,6 +182,21 @@ def test_packages_import_only_the_layers_below(name: str) -> None:
     own = _package_of(name)
     above = {_package_of(t) for t in _project_imports(name)} - {own} - LAYERS[own]
     assert not above & set(LAYERS) | {"app", "bench", "tests"} & above, f"{name} imports {sorted(above)}"
+
+
+# The screens' one door to data: only it reads or writes through ``store`` (README "Development").
+DATA_DOOR = "components.data"
+
+
+@pytest.mark.parametrize("name", sorted(n for n in MODULES if _package_of(n) == "components" and n != DATA_DOOR))
+def test_screens_reach_the_store_only_through_components_data(name: str) -> None:
+    reached = sorted(t for t in _project_imports(name) if _package_of(t) == "store")
+    assert reached == [], f"{name} imports {reached}: read and write through {DATA_DOOR}"
+
+
+def test_the_data_door_rule_finds_a_store_import() -> None:
+    tree = ast.parse("def f():\n    from store.alerts import AlertStore\n")
+    assert [t for t in _imported("components.alerts_panel", tree) if _package_of(t) == "store"] == ["store.alerts"]
 
 
 def test_the_layer_rule_finds_an_upward_import(tmp_path: Path) -> None:

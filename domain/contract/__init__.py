@@ -65,6 +65,7 @@ from domain.contract.keys import (
     tokens_key,
     user_key,
     users_key,
+    window_sums_key,
 )
 from domain.contract.records import (
     QUARTER_S,
@@ -90,7 +91,7 @@ __all__ = [
     "PREFIX", "line_tag", "events_key", "line_of_events_key", "live_key", "nodes_key", "live_field",
     "split_live_field", "endpoint_field", "endpoint_of_field", "minute_rollup_key", "closed_minutes_key",
     "hour_rollup_key", "stops_key", "states_key", "rollup_state_key", "rollup_lease_key", "rollup_workers_key",
-    "carry_field", "checkpoints_key", "flags_key", "data_loss_key", "classifications_key",
+    "window_sums_key", "carry_field", "checkpoints_key", "flags_key", "data_loss_key", "classifications_key",
     "classification_starts_key", "handovers_key", "reasons_key", "users_key", "user_key", "tokens_key",
     "session_key", "login_failures_key", "audit_key", "audit_head_key", "alerts_key", "ALERT_PARTS", "FIELDS",
     "DEFAULT_RETENTION_S", "TIMESTAMP_FUTURE", "TIMESTAMP_TOO_OLD", "BAD_TIMESTAMP_STATUSES", "NO_STREAM_ID",

@@ -132,6 +132,12 @@ def rollup_state_key(line: str) -> str:
     return f"{line_tag(line)}:rollup"
 
 
+def window_sums_key(line: str, start: float, end: float, amend: int) -> str:
+    """The readers' shared cache of closed whole hours [start, end) of a line's machines
+    (hash: machine -> sums), as of the line's ``amend`` counter (a rewind makes a new key)."""
+    return f"{line_tag(line)}:wsums:{int(start)}:{int(end)}:{amend}"
+
+
 def rollup_lease_key(line: str) -> str:
     return f"{line_tag(line)}:rollup:lease"
 
