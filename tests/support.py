@@ -99,6 +99,31 @@ def external_redis_url() -> str | None:
     return os.environ.get("REDIS_URL") or None
 
 
+def xdist_worker_index() -> int:
+    """This test process's index among pytest-xdist's workers (``gw2`` is 2); 0 without xdist."""
+    name = os.environ.get("PYTEST_XDIST_WORKER", "")
+    return int(name[2:]) if name.startswith("gw") and name[2:].isdigit() else 0
+
+
+def worker_database(url: str, index: int) -> str:
+    """The database of ``url`` for xdist worker ``index``: the URL's own for worker 0, one
+    below it for each worker after (``/15`` gives 15, 14, 13, ...), so that parallel
+    workers sharing one Redis never flush each other's data."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if index == 0:
+        return url
+    if parts.scheme not in ("redis", "rediss"):  # a cluster has db 0 only; a socket URL names it apart
+        raise RuntimeError(f"REDIS_URL {parts.scheme}://... has no database per test worker: run with -n 0")
+    path = parts.path.strip("/")
+    db = int(path) if path.isdigit() else 0
+    if index > db:
+        raise RuntimeError(f"REDIS_URL database {db} leaves no database for test worker {index}: "
+                           "give a higher one (e.g. /15) or fewer workers (-n)")
+    return urlunsplit(parts._replace(path=f"/{db - index}"))
+
+
 @contextlib.contextmanager
 def bench_redis() -> Iterator[redis.Redis]:
     """For the benchmarks: a client of REDIS_URL if set (its database is the caller's to

@@ -85,12 +85,11 @@ def test_long_stop_on_the_demo_plant_flashes_and_pages_until_acknowledged(
         for thread in threads:
             thread.start()
         browser.get(f"{server.url}/wall")
-        flash = ".wall-alerts-flashing .alert-flash"
-        # read in one go: a live refresh may redraw the element between a find and a read
-        text, duration = wait_for(lambda: browser.execute_script(
-            "const e = document.querySelector(arguments[0]);"
-            "return e ? [e.innerText, getComputedStyle(e).animationDuration] : null;", flash),
-            timeout=90, what="the wall flashing")
+        # text and animation read in one script: the wall's refresh replaces the element between two calls
+        flashing = wait_for(lambda: browser.execute_script(
+            "return Array.from(document.querySelectorAll('.wall-alerts-flashing .alert-flash'))"
+            ".map(e => [e.innerText, getComputedStyle(e).animationDuration])"), timeout=90, what="the wall flashing")
+        text, duration = flashing[0]
         assert "BW1" in text and "stopped 10 min (Weld fault" in text
         assert float(duration.rstrip("s")) >= 0.5  # at most 2 flashes per second
         paged = wait_for(lambda: [json.loads(body) for _, _, body in list(hook.requests)

@@ -29,7 +29,7 @@ from api.context import config_of
 from components import data, theme, wall
 from config.loader import DEMO_PLANT
 from config.settings import Settings
-from tests.browser_support import CHROMEDRIVER, CHROMIUM, check_fits  # noqa: F401 - imported from here by other tests
+from tests.browser_support import CHROMEDRIVER, CHROMIUM, check_fits, screenshot_dir  # noqa: F401 - imported from here by other tests
 from tests.support import AppServer
 from tests.test_components import PLANT
 
@@ -92,19 +92,10 @@ def dashboard(redis_url: str) -> Iterator[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def shots(request: pytest.FixtureRequest) -> Path:
-    folder = Path(os.environ.get("SCREENSHOT_DIR") or ROOT / "screenshots").resolve()
+def shots() -> Path:
+    """The screenshots' folder (the run's summary counts them: tests/conftest.py)."""
+    folder = screenshot_dir()
     folder.mkdir(parents=True, exist_ok=True)
-
-    class Report:
-        @staticmethod
-        def pytest_terminal_summary(terminalreporter: Any) -> None:
-            files = sorted(folder.glob("*.png"))
-            terminalreporter.write_sep("-", "dashboard screenshots")
-            terminalreporter.write_line(f"{len(files)} screenshots in {folder}")
-
-    if not request.config.pluginmanager.has_plugin("dashboard-screenshots"):
-        request.config.pluginmanager.register(Report(), "dashboard-screenshots")
     return folder
 
 
