@@ -154,7 +154,10 @@ class Compression:
             headers.add_vary_header("Accept-Encoding")
             if len(data) >= MIN_SIZE:
                 assert encoding is not None
-                data = self.static.compress(path, encoding, data) if static else _compress(encoding, data)
+                # a static file's first compression (plotly.js at a high level: about half a
+                # second) in a thread, so open event streams and other requests go on meanwhile
+                data = (await asyncio.to_thread(self.static.compress, path, encoding, data) if static
+                        else _compress(encoding, data))
                 headers["Content-Encoding"] = encoding
                 etag = headers.get("etag")
                 if etag:
