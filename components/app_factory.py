@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -132,6 +133,10 @@ def create_app(settings: Any, reader_factory: Callable[[], Any], clock: Callable
 
 @contextlib.asynccontextmanager
 async def _lifespan(server: FastAPI) -> AsyncIterator[None]:
+    # Dash's FastAPI backend adds a catch-all GET route at start (before this runs): it would
+    # answer unknown /api and /_dash- paths with the index (200) and serve pages without
+    # Dash's request set-up. PageRoutes serves the pages; every other unknown path is a 404.
+    server.router.routes[:] = [r for r in server.router.routes if not CATCH_ALL.fullmatch(str(getattr(r, "path", "")))]
     yield
     from api import live
 
@@ -152,9 +157,20 @@ class PageRoutes:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (scope["type"] == "http" and scope["method"] in ("GET", "HEAD") and scope["path"] != self.prefix
                 and not scope["path"].startswith(self.NOT_PAGES)
-                and not any(route.matches(scope)[0] == Match.FULL for route in scope["app"].router.routes)):
+                and not any(answers(route, scope) for route in scope["app"].router.routes)):
             scope = {**scope, "path": self.prefix, "raw_path": self.prefix.encode()}
         await self.app(scope, receive, send)
+
+
+CATCH_ALL = re.compile(r"/?\{\w+:path\}")
+
+
+def answers(route: Any, scope: Scope) -> bool:
+    """Whether a route of ours answers ``scope``. Not Dash's catch-all (``{path:path}``,
+    added at the server's start), which serves the index without running Dash's request
+    set-up (its scripts and stylesheets list): a page's first request in a fresh server
+    process would get a page without the app's own scripts (no push, no offline banner)."""
+    return not CATCH_ALL.fullmatch(str(getattr(route, "path", ""))) and route.matches(scope)[0] == Match.FULL
 
 
 def root_layout() -> html.Div:

@@ -297,7 +297,7 @@ class AppServer:
         sock.bind(("127.0.0.1", self.port))
         self.port = int(sock.getsockname()[1])
         self.uvicorn = uvicorn.Server(uvicorn.Config(self.server, log_level="warning", access_log=False,
-                                                     timeout_graceful_shutdown=3, lifespan="off"))
+                                                     timeout_graceful_shutdown=3))
         self.thread = threading.Thread(target=self.uvicorn.run, kwargs={"sockets": [sock]}, daemon=True)
         self.thread.start()
         deadline = time.monotonic() + 30
