@@ -11,8 +11,10 @@ memo of live views (``components.data``), against a real Redis and a real HTTP s
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -192,6 +194,10 @@ class Subscriber:
         return [d for kind, _, d in self.events if kind == "change"]
 
     def close(self) -> None:
+        """Hangs up at once: the socket is shut down first (a plain close would wait for the
+        reading thread's pending read, i.e. for the server's next event or heartbeat)."""
+        with contextlib.suppress(OSError, AttributeError):
+            self.conn.sock.shutdown(socket.SHUT_RDWR)
         self.conn.close()
 
 
@@ -343,3 +349,4 @@ def test_shown_versions_need_every_view_versioned() -> None:
     assert push.shown_versions([{"line": "L1", "version": 3}], "tok") == {"token": "tok", "lines": {"L1": 3}}
     assert push.shown_versions([{"line": "L1", "version": 3}, {"line": "L2"}], "tok") is None
     assert push.shown_versions([{"line": "L1", "version": 3}], None) is None
+
