@@ -83,12 +83,23 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 # handed out last keeps the whole run waiting on one worker. pytest.ini turns xdist's own
 # order (most tests first) off; the other modules keep their order after these.
 SLOW_FIRST = (
-    "test_browser.py", "test_e2e_replay.py", "test_operator_browser.py", "test_push_browser.py",
-    "test_browser_i18n.py", "test_collector.py", "test_alerts_browser.py", "test_collector_durability.py",
-    "test_app_cli.py", "test_pages_weight.py", "test_live_feed.py", "test_durability.py",
+    "test_browser_engineer.py", "test_collector.py", "test_browser_throttled.py", "test_browser.py",
+    "test_push_browser.py", "test_browser_i18n.py", "test_operator_browser.py", "test_collector_durability.py",
+    "test_rollup.py", "test_browser_outages.py", "test_live_feed.py", "test_startup_truth.py",
+    "test_simulator.py", "test_config_fuzz.py", "test_worker_scale.py", "test_pages_weight.py",
+    "test_e2e_replay.py", "test_alerts_api.py", "test_security_headers.py", "test_app_cli.py",
 )
+
+
+# A browser test waits on what a page shows; on a loaded machine a Chromium starved of CPU
+# (and a throttled one all the more) draws several times slower than alone. Its limit
+# (pytest-timeout) is this unless the test or its module sets its own.
+BROWSER_TIMEOUT_S = 300
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     rank = {name: i for i, name in enumerate(SLOW_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+    for item in items:
+        if item.get_closest_marker("browser") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(BROWSER_TIMEOUT_S))

@@ -1,12 +1,14 @@
 """What users see, in headless Chromium: the wall screen, the overview, a line page and a
-machine page at 1920x1080, 1024x768 and 768x1024; the numbers and figures shown equal the
-HTTP API's (``/api`` on the same server, both over one PlantReader on a real Redis seeded
-through the stream contract and the rollup worker); no errors in the browser console; the
-wall says "no data since" while the server is gone and recovers by itself.
+machine page at 1920x1080 and 1024x768; the numbers and figures shown equal the HTTP API's
+(``/api`` on the same server, both over one PlantReader on a real Redis seeded through the
+stream contract and the rollup worker); no errors in the browser console; a bad range says
+what the API says; any query string leaves a page standing.
 
-Every page is also loaded several times as a slow tablet sees it: Chromium's CPU
-throttled 4x (DevTools ``Emulation.setCPUThrottlingRate``) and 150 ms added to every
-request (``Network.emulateNetworkConditions``); each load must draw every panel fully.
+This module also holds what the other browser modules share: the server fixture
+(``dashboard``: the app on uvicorn, its clock pinned to the end of the seeded data), the
+seeding, and the page helpers. The same pages as a slow tablet sees them are in
+``test_browser_throttled.py`` and ``test_browser_engineer.py``, outages in
+``test_browser_outages.py``: separate modules, so pytest-xdist runs them side by side.
 The seeded history ends at 02:00 plant time, so "yesterday", "last shift", "this shift"
 and a custom range across midnight all hold data.
 
@@ -36,9 +38,6 @@ from tests.test_components import PLANT
 ROOT = Path(__file__).resolve().parent.parent
 SIZES = [(1920, 1080), (1024, 768)]
 ALL_SIZES = [(1920, 1080), (1024, 768), (768, 1024)]
-CPU_SLOWDOWN = 4
-LATENCY_MS = 150
-SLOW = 60.0  # seconds a throttled page may take to show a figure (a loaded CI machine)
 
 pytestmark = [
     pytest.mark.browser,
@@ -233,58 +232,6 @@ def test_wall_single_line_and_rotation(dashboard: dict[str, Any], browser: Any, 
     assert console_errors(browser) == []
 
 
-def test_wall_says_no_data_while_the_server_is_gone_and_recovers(dashboard: dict[str, Any], browser: Any,
-                                                                  shots: Path) -> None:
-    server, reader = dashboard["server"], dashboard["reader"]
-    open_page(browser, server.url + "/wall", (1920, 1080))
-    oee = field("wall-field", "BW1", "oee")
-    wait_for(lambda: text_of(browser, oee) != theme.DASH, what="numbers")
-    expected_time = theme.clock(dashboard["now"], PLANT.timezone)
-
-    server.stop()  # a restart or a network drop
-    banner = wait_for(lambda: text_of(browser, "#wall-banner"), timeout=20, what="the offline banner")
-    assert banner.startswith(f"no data since {expected_time}")
-    assert "offline" in browser.find_element("id", "wall-root").get_attribute("class")
-    screenshot(browser, shots, "wall_offline_1920x1080")
-    server.start()  # same port: the page polls on and recovers without a reload
-    wait_for(lambda: text_of(browser, "#wall-banner") == "", timeout=20, what="recovery")
-    assert "offline" not in browser.find_element("id", "wall-root").get_attribute("class")
-
-    reader.down = True  # Redis down behind a live server: same banner, same recovery
-    try:
-        wait_for(lambda: text_of(browser, "#wall-banner").startswith("no data since"), timeout=20,
-                 what="banner on a Redis outage")
-    finally:
-        reader.down = False
-    wait_for(lambda: text_of(browser, "#wall-banner") == "", timeout=20, what="recovery after Redis")
-    browser.get_log("browser")  # failed requests during the outage are expected there
-
-
-def test_screens_say_when_redis_lost_data(dashboard: dict[str, Any], browser: Any, shots: Path,
-                                          redis_url: str) -> None:
-    """The worker's data-loss record (``contract.data_loss_key``) is on the wall and the
-    line page until it is cleared: short figures must not pass for whole ones."""
-    import redis as redis_lib
-
-    from domain import contract
-
-    client = redis_lib.Redis.from_url(redis_url)
-    now = dashboard["now"]
-    key = contract.data_loss_key("BW1")
-    client.hset(key, mapping={"from": repr(now - 7200), "to": repr(now - 600), "detected": repr(now - 590)})
-    try:
-        server = dashboard["server"]
-        for path, banner in (("/wall", "#wall-banner"), ("/line/BW1?start=shift", "#range-status")):
-            open_page(browser, server.url + path, (1920, 1080))
-            text = wait_for(lambda banner=banner: text_of(browser, banner), timeout=30, what=f"{path} banner")
-            assert text.startswith("Redis lost data: figures from "), text
-            assert "are incomplete" in text
-        screenshot(browser, shots, "line_page_data_lost_1920x1080")
-        client.delete(key)
-        wait_for(lambda: text_of(browser, "#range-status") == "", timeout=30, what="banner cleared")
-    finally:
-        client.delete(key)
-        client.close()
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
@@ -358,21 +305,6 @@ def test_bookmarked_view_and_machine_page(dashboard: dict[str, Any], browser: An
     assert re.search(r"start=today", crumbs)
 
 
-# --- a slow tablet: throttled CPU, network latency; every panel drawn on every load -----
-
-@pytest.fixture
-def slow(browser: Any) -> Iterator[Any]:
-    """The browser as a slow tablet on a busy network, for one test."""
-    browser.execute_cdp_cmd("Network.enable", {})
-    browser.execute_cdp_cmd("Network.emulateNetworkConditions", {
-        "offline": False, "latency": LATENCY_MS, "downloadThroughput": -1, "uploadThroughput": -1})
-    browser.execute_cdp_cmd("Emulation.setCPUThrottlingRate", {"rate": CPU_SLOWDOWN})
-    try:
-        yield browser
-    finally:
-        browser.execute_cdp_cmd("Emulation.setCPUThrottlingRate", {"rate": 1})
-        browser.execute_cdp_cmd("Network.emulateNetworkConditions", {
-            "offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})
 
 
 def figure(driver: Any, graph_id: str) -> list[dict[str, Any]] | None:
@@ -410,220 +342,6 @@ def small_touch_targets(driver: Any) -> list[str]:
         TOUCH)
 
 
-def check_line_page(driver: Any, server: Server, line: str, query: str, timeout: float = SLOW) -> dict[str, Any]:
-    """Every panel of the line page drawn, with the API's numbers for the same range."""
-    from components import downtime_charts, energy_panel, oee_panel, stops_list
-
-    kpis = api(server, f"/api/lines/{line}/kpis?{query}")
-    stops = api(server, f"/api/lines/{line}/downtime?{query}")
-    energy = api(server, f"/api/lines/{line}/energy?{query}")
-    machines = [m.id for m in PLANT.line(line).machines]  # type: ignore[union-attr]
-    want_tiles = [theme.pct(kpis[k]) for k in ("oee", "availability", "performance", "quality")]
-    wait_for(lambda: texts(driver, "#oee-tiles .kpi-value")[:4] == want_tiles, timeout,
-             what=f"OEE tiles {want_tiles} for {query}")
-    want_steps = [round(s[1], 3) for s in oee_panel.waterfall_steps(kpis)]
-    wait_for(lambda: (figure(driver, "oee-waterfall") or [{}])[0].get("y") == want_steps, timeout,
-             what=f"waterfall {want_steps}")
-    hourly = wait_for(lambda: figure(driver, "oee-hourly"), timeout, what="hourly chart")
-    assert hourly[0]["type"] == "bar" and any(y is not None for y in hourly[0]["y"]), hourly
-    summary = stops["summary"]
-    wait_for(lambda: texts(driver, "#dt-summary .kpi-value")[:1] == [theme.count(summary["stops"])], timeout,
-             what=f"{summary['stops']} unplanned stops")
-    series = downtime_charts.pareto_series(data.pareto_rows(stops, "duration"), "duration")
-    wait_for(lambda: (figure(driver, "dt-pareto-duration") or [{}])[0].get("x") == series["labels"], timeout,
-             what=f"Pareto bars {series['labels']}")
-    assert figure(driver, "dt-pareto-duration")[0]["y"] == series["values"]  # type: ignore[index]
-    timeline = wait_for(lambda: figure(driver, "dt-timeline"), timeout, what="timeline")
-    assert {y for t in timeline for y in t["y"]} == set(machines)
-    rows = min(len(data.downtime_events(stops)), stops_list.MAX_ROWS)
-    wait_for(lambda: len(driver.find_elements("css selector", "#dt-stops tbody tr")) == rows, timeout,
-             what=f"{rows} stops listed")
-    want_kwh = theme.number(energy["kwh"], 0, "kWh")
-    wait_for(lambda: texts(driver, "#en-tiles .kpi-value")[:1] == [want_kwh], timeout, what=f"energy {want_kwh}")
-    power = wait_for(lambda: figure(driver, "en-power"), timeout, what="kW chart")
-    assert [t["name"] for t in power] == machines
-    assert energy_panel.MAX_POINTS >= max(len(t["x"]) for t in power) > 0
-    per_good = wait_for(lambda: figure(driver, "en-per-good"), timeout, what="kWh per part chart")
-    assert per_good[0]["type"] == "bar"
-    return {"kpis": kpis, "downtime": stops, "energy": energy}
-
-
-def local_iso(ts: float) -> str:
-    from datetime import datetime
-    from zoneinfo import ZoneInfo
-
-    return datetime.fromtimestamp(ts, ZoneInfo(PLANT.timezone)).strftime("%Y-%m-%dT%H:%M")
-
-
-LOADS = [(size, i) for i, size in enumerate(ALL_SIZES)]  # each page three times, once at each size
-
-
-@pytest.mark.parametrize(("size", "load"), LOADS, ids=lambda v: f"{v[0]}x{v[1]}" if isinstance(v, tuple) else None)
-def test_throttled_wall(dashboard: dict[str, Any], slow: Any, shots: Path, size: tuple[int, int], load: int) -> None:
-    server = dashboard["server"]
-    open_page(slow, server.url + "/wall", size)
-    for line in PLANT.lines:
-        kpis = api(server, f"/api/lines/{line.id}/kpis?start=shift")
-        want = (theme.pct_number(kpis["oee"]), theme.count(kpis["good_count"]))
-        wait_for(lambda lid=line.id, w=want: (text_of(slow, field("wall-field", lid, "oee")),
-                                              text_of(slow, field("wall-field", lid, "output"))) == w,
-                 SLOW, what=f"{line.id} on the wall")
-        assert text_of(slow, field("wall-field", line.id, "a")) == \
-            f"{theme.pct_number(kpis['availability'])}{theme.THIN_SPACE}%"
-    screenshot(slow, shots, f"slow_wall_{size[0]}x{size[1]}")
-    if size == (1920, 1080):  # the small print, read from 5 m
-        sizes = slow.execute_script(
-            "return Array.from(document.querySelectorAll('.wall-label, .wall-sub, .wall-line-name, .wall-for,"
-            " .wall-reason, .wall-apq-key')).filter(e => e.offsetParent && e.textContent.trim())"
-            ".map(e => parseFloat(getComputedStyle(e).fontSize))")
-        assert sizes and min(sizes) >= 28, sizes
-    no_console_errors(slow)
-
-
-@pytest.mark.parametrize(("size", "load"), LOADS, ids=lambda v: f"{v[0]}x{v[1]}" if isinstance(v, tuple) else None)
-def test_throttled_overview_fits_the_screen(dashboard: dict[str, Any], slow: Any, shots: Path,
-                                            size: tuple[int, int], load: int) -> None:
-    server = dashboard["server"]
-    open_page(slow, server.url + "/", size)
-    for line in PLANT.lines:
-        want = theme.pct(api(server, f"/api/lines/{line.id}/kpis?start=shift")["oee"])
-        wait_for(lambda lid=line.id, w=want: text_of(slow, field("ov-field", lid, "oee")) == w, SLOW,
-                 what=f"{line.id} card OEE {want}")
-    screenshot(slow, shots, f"slow_overview_{size[0]}x{size[1]}")
-    assert small_touch_targets(slow) == []
-    if size[0] < 1920:  # a tablet: every line at a glance, no scrolling
-        bottoms = slow.execute_script(
-            "return Array.from(document.querySelectorAll('.ov-card')).map(c => c.getBoundingClientRect().bottom)")
-        assert len(bottoms) == len(PLANT.lines)
-        assert max(bottoms) <= slow.execute_script("return window.innerHeight"), bottoms
-    no_console_errors(slow)
-
-
-RANGES = {
-    "shift": "start=shift",
-    "yesterday": "start=yesterday",
-    "last_shift": "start=last_shift",
-}
-
-
-@pytest.mark.parametrize(("view", "size", "load"), [(view, size, i) for (size, i), view in
-                                                     zip(LOADS, ["shift", "yesterday", "custom"], strict=True)],
-                         ids=lambda v: f"{v[0]}x{v[1]}" if isinstance(v, tuple) else None)
-def test_throttled_line_page_draws_every_panel(dashboard: dict[str, Any], slow: Any, shots: Path, view: str,
-                                               size: tuple[int, int], load: int) -> None:
-    server, now = dashboard["server"], dashboard["now"]
-    line = PLANT.lines[load % len(PLANT.lines)].id
-    # custom: 22:00 to 01:00 plant time (across midnight and a shift change), no offset in the URL
-    start, end = local_iso(now - 4 * 3600), local_iso(now - 3600)
-    query = f"start={start}&end={end}" if view == "custom" else RANGES[view]
-    open_page(slow, f"{server.url}/line/{line}?{query}", size)
-    check_line_page(slow, server, line, f"start={start}%2B08:00&end={end}%2B08:00" if view == "custom" else query)
-    if view != "shift":
-        assert "(live)" not in text_of(slow, "#range-label")
-    if view == "custom":  # read in plant local time, said once
-        label = text_of(slow, "#range-label")
-        assert label.count("\u2192") == 1 and local_iso(now - 4 * 3600).replace("T", " ") in label
-        assert slow.find_element("css selector", "#range-custom-start").size["width"] >= 150
-    screenshot(slow, shots, f"slow_line_{line}_{view}_{size[0]}x{size[1]}")
-    assert small_touch_targets(slow) == []
-    no_console_errors(slow)
-
-
-@pytest.mark.parametrize(("size", "load"), LOADS, ids=lambda v: f"{v[0]}x{v[1]}" if isinstance(v, tuple) else None)
-def test_throttled_machine_page(dashboard: dict[str, Any], slow: Any, shots: Path, size: tuple[int, int],
-                                load: int) -> None:
-    from selenium.webdriver.common.by import By
-
-    server = dashboard["server"]
-    line = PLANT.lines[load % len(PLANT.lines)]
-    machine = line.machines[load].id
-    query = ["start=shift", "start=yesterday", "start=today"][load]
-    open_page(slow, f"{server.url}/line/{line.id}/machine/{machine}?{query}", size)
-    kpis = api(server, f"/api/lines/{line.id}/machines/{machine}/kpis?{query}")
-    want = [theme.pct(kpis[k]) for k in ("oee", "availability", "performance", "quality")]
-    wait_for(lambda: texts(slow, "#mc-tiles .kpi-value")[:4] == want, SLOW, what=f"machine tiles {want}")
-    for graph in ("mc-timeline", "mc-power", "mc-parts"):
-        wait_for(lambda g=graph: figure(slow, g), SLOW, what=graph)
-    assert [t["name"] for t in figure(slow, "mc-power")] == [machine]  # type: ignore[union-attr]
-    wait_for(lambda: text_of(slow, "#mc-live"), SLOW, what="live card")
-    crumbs = slow.find_element(By.CSS_SELECTOR, f".crumbs a[href^='/line/{line.id}?']").get_attribute("href")
-    assert query in crumbs
-    screenshot(slow, shots, f"slow_machine_{line.id}_{machine}_{size[0]}x{size[1]}")
-    no_console_errors(slow)
-
-
-@pytest.mark.timeout(6 * SLOW)  # several throttled page draws in a row, each up to SLOW
-def test_open_yesterdays_bad_shift_by_button_and_custom_range(dashboard: dict[str, Any], slow: Any,
-                                                              shots: Path) -> None:
-    """The engineer's path: this shift -> Yesterday -> a custom range; every step drawn
-    fully, the URL saying what is shown."""
-    from selenium.webdriver.common.by import By
-
-    server, now = dashboard["server"], dashboard["now"]
-    open_page(slow, f"{server.url}/line/BW1", (1024, 768))
-    check_line_page(slow, server, "BW1", "start=shift")
-    label = next(e for e in slow.find_elements(By.CSS_SELECTOR, "#range-choice label") if e.text == "Yesterday")
-    label.click()
-    wait_for(lambda: "start=yesterday" in slow.current_url, SLOW, what="yesterday in the URL")
-    check_line_page(slow, server, "BW1", "start=yesterday")
-
-    start, end = local_iso(now - 4 * 3600), local_iso(now - 3600)
-    custom = next(e for e in slow.find_elements(By.CSS_SELECTOR, "#range-choice label") if e.text == "Custom")
-    custom.click()
-    wait_for(lambda: slow.find_element(By.ID, "range-custom-start").is_displayed(), SLOW, what="custom inputs")
-    for ident, value in (("range-custom-start", start), ("range-custom-end", end)):
-        slow.execute_script(  # what typing does: React sees an input event with the new value
-            "var el = document.getElementById(arguments[0]);"
-            "Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, 'value').set.call(el, arguments[1]);"
-            "el.dispatchEvent(new Event('input', {bubbles: true}));", ident, value)
-    slow.find_element(By.ID, "range-apply").click()
-    wait_for(lambda: "end=" in slow.current_url, SLOW, what="custom range in the URL")
-    query = slow.current_url.split("?", 1)[1]
-    assert ranges_of(query) == {"start": f"{start}+08:00", "end": f"{end}+08:00"}
-    check_line_page(slow, server, "BW1", query)
-    screenshot(slow, shots, "slow_line_BW1_custom_1024x768")
-    no_console_errors(slow)
-
-
-@pytest.mark.timeout(6 * SLOW)  # several throttled page draws in a row, each up to SLOW
-def test_pareto_filter_is_in_the_url_and_the_stops_agree(dashboard: dict[str, Any], slow: Any, shots: Path) -> None:
-    """Click the top stop reason of a custom range: the URL, the label and the stops list
-    say the same; a machine link of the list keeps the range."""
-    from selenium.webdriver.common.action_chains import ActionChains
-    from selenium.webdriver.common.by import By
-
-    from components import downtime_panel, stops_list
-
-    server, now = dashboard["server"], dashboard["now"]
-    query = f"start={local_iso(now - 4 * 3600)}%2B08:00&end={local_iso(now - 3600)}%2B08:00"
-    open_page(slow, f"{server.url}/line/BW1?{query}", (1024, 768))
-    got = check_line_page(slow, server, "BW1", query)
-    top = sorted(data.pareto_rows(got["downtime"], "duration"), key=lambda r: r.get("duration_s") or 0,
-                 reverse=True)[0]
-    group = top.get("group") or str(top.get("reason") or "no_reason")
-    bar = slow.find_elements(By.CSS_SELECTOR, "#dt-pareto-duration .bars .point path")[0]
-    ActionChains(slow).move_to_element(bar).perform()  # Plotly clicks the point it hovers
-    wait_for(lambda: slow.find_elements(By.CSS_SELECTOR, "#dt-pareto-duration .hoverlayer .hovertext"), SLOW,
-             what="hover on the top bar")
-    ActionChains(slow).click().perform()
-    wait_for(lambda: f"reason={group}" in slow.current_url, SLOW, what=f"reason={group} in the URL")
-    listed = [e for e in data.downtime_events(got["downtime"]) if stops_list.event_group(e) == group]
-    wait_for(lambda: len(slow.find_elements(By.CSS_SELECTOR, "#dt-stops tbody tr")) == len(listed), SLOW,
-             what=f"{len(listed)} stops of reason {group}")
-    assert text_of(slow, "#dt-filter-label") == downtime_panel.filter_label(group, listed)
-    screenshot(slow, shots, "slow_line_BW1_custom_filtered_1024x768", full_page=True)
-    links = [a.get_attribute("href") for a in slow.find_elements(By.CSS_SELECTOR, "#dt-stops tbody a")]
-    assert links and all("start=" in h and "end=" in h and "reason" not in h for h in links)
-    slow.find_elements(By.CSS_SELECTOR, "#dt-stops tbody a")[0].click()
-    wait_for(lambda: "/machine/" in slow.current_url and "end=" in slow.current_url, SLOW, what="the machine page")
-    wait_for(lambda: texts(slow, "#mc-tiles .kpi-value"), SLOW, what="machine tiles")
-    no_console_errors(slow)
-
-
-def ranges_of(query: str) -> dict[str, str]:
-    from urllib.parse import parse_qs
-
-    return {k: v[-1] for k, v in parse_qs(query).items() if k in ("start", "end")}
 
 
 @pytest.mark.parametrize(("url", "message"), [

@@ -83,7 +83,7 @@ def zh(browser: Any) -> Iterator[Any]:  # noqa: F811 - the shared fixture
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
-def test_wall_in_chinese_by_its_kiosk_url(dashboard: dict[str, Any], zh: Any, shots: Path,  # noqa: F811
+def test_wall_in_chinese_by_its_kiosk_url(dashboard: dict[str, Any], zh: Any, shots: Path,
                                           size: tuple[int, int]) -> None:
     open_page(zh, dashboard["server"].url + "/wall?lang=zh-CN", size)
     for line in PLANT.lines:
@@ -105,7 +105,7 @@ def test_wall_in_chinese_by_its_kiosk_url(dashboard: dict[str, Any], zh: Any, sh
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
-def test_overview_in_chinese(dashboard: dict[str, Any], zh: Any, shots: Path,  # noqa: F811
+def test_overview_in_chinese(dashboard: dict[str, Any], zh: Any, shots: Path,
                              size: tuple[int, int]) -> None:
     open_page(zh, dashboard["server"].url + "/?lang=zh-CN", size)
     for line in PLANT.lines:
@@ -118,7 +118,7 @@ def test_overview_in_chinese(dashboard: dict[str, Any], zh: Any, shots: Path,  #
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
-def test_line_page_in_chinese(dashboard: dict[str, Any], zh: Any, shots: Path,  # noqa: F811
+def test_line_page_in_chinese(dashboard: dict[str, Any], zh: Any, shots: Path,
                               size: tuple[int, int]) -> None:
     from selenium.webdriver.common.by import By
 
@@ -136,7 +136,7 @@ def test_line_page_in_chinese(dashboard: dict[str, Any], zh: Any, shots: Path,  
     assert console_errors(zh) == []
 
 
-def test_machine_page_in_chinese(dashboard: dict[str, Any], zh: Any, shots: Path) -> None:  # noqa: F811
+def test_machine_page_in_chinese(dashboard: dict[str, Any], zh: Any, shots: Path) -> None:
     from selenium.webdriver.common.by import By
 
     open_page(zh, dashboard["server"].url + "/line/BW1/machine/ST30?lang=zh-CN", (1024, 768))
@@ -149,7 +149,7 @@ def test_machine_page_in_chinese(dashboard: dict[str, Any], zh: Any, shots: Path
     assert console_errors(zh) == []
 
 
-def test_wall_says_no_data_in_chinese_and_recovers(dashboard: dict[str, Any], zh: Any) -> None:  # noqa: F811
+def test_wall_says_no_data_in_chinese_and_recovers(dashboard: dict[str, Any], zh: Any) -> None:
     """The browser writes this banner itself (assets/dashboard.js), with the page's texts."""
     reader = dashboard["reader"]
     open_page(zh, dashboard["server"].url + "/wall?lang=zh-CN", (1920, 1080))
@@ -166,7 +166,7 @@ def test_wall_says_no_data_in_chinese_and_recovers(dashboard: dict[str, Any], zh
     zh.get_log("browser")  # failed requests during the outage are expected there
 
 
-def test_language_switch_goes_both_ways_and_keeps_the_view(dashboard: dict[str, Any], zh: Any) -> None:  # noqa: F811
+def test_language_switch_goes_both_ways_and_keeps_the_view(dashboard: dict[str, Any], zh: Any) -> None:
     from selenium.webdriver.common.by import By
 
     server = dashboard["server"]
