@@ -15,8 +15,8 @@ Each scenario starts its own Redis (``--cluster``: a 3-master Redis Cluster on l
   events per machine-second, the entries and the live hash in one pipeline per tick.
 * **worker**: ``python app.py worker`` (``--workers N``: N of them, sharing the lines by
   lease).
-* **dashboard** (``--role dashboard``): the app of ``app.create_dash`` served by a threaded
-  werkzeug server; every ``--overview-every`` seconds it computes the overview's data
+* **dashboard** (``--role dashboard``): the app of ``app.create_dash`` served by uvicorn in
+  a thread; every ``--overview-every`` seconds it computes the overview's data
   (``components.data.line_views`` of all lines, as the overview's callback does) and
   reports the time it took.
 

@@ -56,20 +56,21 @@ def _pct(values: list[float], q: float) -> float:
 
 def measure(url: str, plant_file: Path, profile: str | None) -> int:
     """Reads a ``now`` per line of stdin, answers the figures as one JSON line."""
+    from api.context import config_of, serving
     from app import create_dash
-    from components.data import line_views
+    from components.data import READER_KEY, line_views
     from config.settings import Settings
 
     env = {**os.environ, "REDIS_URL": url}
     settings = Settings.from_env(env=env, plant_path=plant_file, port=8050, data_dir=plant_file.parent / "var")
     app = create_dash(settings)
-    reader = app.server.config["PLANT_READER"]
+    reader = config_of(app.server)[READER_KEY]
     line_ids = [line.id for line in settings.plant.lines]
     profiler = cProfile.Profile() if profile else None
     print(json.dumps({"ready": True}), flush=True)
     for raw in sys.stdin:
         at = float(raw)
-        with app.server.test_request_context("/"):
+        with serving(app.server, "/"):
             started, cpu = time.perf_counter(), time.process_time()
             if profiler is not None:
                 profiler.enable()
