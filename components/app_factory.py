@@ -136,7 +136,7 @@ async def _lifespan(server: FastAPI) -> AsyncIterator[None]:
     # Dash's FastAPI backend adds a catch-all GET route at start (before this runs): it would
     # answer unknown /api and /_dash- paths with the index (200) and serve pages without
     # Dash's request set-up. PageRoutes serves the pages; every other unknown path is a 404.
-    server.router.routes[:] = [r for r in server.router.routes if not CATCH_ALL.fullmatch(str(getattr(r, "path", "")))]
+    server.router.routes[:] = [r for r in server.router.routes if not is_catch_all(r)]
     yield
     from api import live
 
@@ -165,12 +165,17 @@ class PageRoutes:
 CATCH_ALL = re.compile(r"/?\{\w+:path\}")
 
 
+def is_catch_all(route: Any) -> bool:
+    """Dash's catch-all (``{path:path}``, added at the server's start): it serves the index
+    without running Dash's request set-up (its scripts and stylesheets list), so a page's
+    first request in a fresh server process would get a page without the app's own scripts
+    (no push, no offline banner)."""
+    return bool(CATCH_ALL.fullmatch(str(getattr(route, "path", ""))))
+
+
 def answers(route: Any, scope: Scope) -> bool:
-    """Whether a route of ours answers ``scope``. Not Dash's catch-all (``{path:path}``,
-    added at the server's start), which serves the index without running Dash's request
-    set-up (its scripts and stylesheets list): a page's first request in a fresh server
-    process would get a page without the app's own scripts (no push, no offline banner)."""
-    return not CATCH_ALL.fullmatch(str(getattr(route, "path", ""))) and route.matches(scope)[0] == Match.FULL
+    """Whether a route of ours (not Dash's catch-all) answers ``scope``."""
+    return not is_catch_all(route) and route.matches(scope)[0] == Match.FULL
 
 
 def root_layout() -> html.Div:
