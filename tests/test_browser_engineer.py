@@ -9,19 +9,14 @@ The server and its seeded data are ``tests/test_browser.py``'s (each module its 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from components import data
-from tests.test_browser import (  # noqa: F401 - fixtures shared with the other browser tests
-    CHROMIUM,
-    api,
+from tests.test_browser import (  # noqa: F401 - dashboard and shots: the fixtures, shared
     dashboard,
-    field,
-    figure,
     no_console_errors,
     open_page,
     screenshot,
@@ -32,22 +27,18 @@ from tests.test_browser import (  # noqa: F401 - fixtures shared with the other 
     wait_for,
 )
 from tests.test_components import PLANT
-from tests.throttled_support import (  # noqa: F401 - the slow fixture
+from tests.throttled_support import (  # noqa: F401 - slow: the fixture
     LOADS,
+    MARKS,
     RANGES,
     SLOW,
-    THROTTLED_TEST_TIMEOUT_S,
     check_line_page,
     local_iso,
     ranges_of,
     slow,
 )
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.timeout(THROTTLED_TEST_TIMEOUT_S),
-    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs /usr/bin/chromium (CI installs it)"),
-]
+pytestmark = MARKS
 
 
 @pytest.mark.parametrize(("view", "size", "load"), [(view, size, i) for (size, i), view in

@@ -9,15 +9,13 @@ The server and its seeded data are ``tests/test_browser.py``'s (each module its 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from components import theme
-from tests.test_browser import (  # noqa: F401 - fixtures shared with the other browser tests
-    CHROMIUM,
+from tests.test_browser import (  # noqa: F401 - dashboard and shots: the fixtures, shared
     api,
     dashboard,
     field,
@@ -32,22 +30,9 @@ from tests.test_browser import (  # noqa: F401 - fixtures shared with the other 
     wait_for,
 )
 from tests.test_components import PLANT
-from tests.throttled_support import (  # noqa: F401 - the slow fixture
-    LOADS,
-    RANGES,
-    SLOW,
-    THROTTLED_TEST_TIMEOUT_S,
-    check_line_page,
-    local_iso,
-    ranges_of,
-    slow,
-)
+from tests.throttled_support import LOADS, MARKS, SLOW, slow  # noqa: F401 - slow: the fixture
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.timeout(THROTTLED_TEST_TIMEOUT_S),
-    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs /usr/bin/chromium (CI installs it)"),
-]
+pytestmark = MARKS
 
 
 @pytest.mark.parametrize(("size", "load"), LOADS, ids=lambda v: f"{v[0]}x{v[1]}" if isinstance(v, tuple) else None)

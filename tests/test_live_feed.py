@@ -349,4 +349,3 @@ def test_shown_versions_need_every_view_versioned() -> None:
     assert push.shown_versions([{"line": "L1", "version": 3}], "tok") == {"token": "tok", "lines": {"L1": 3}}
     assert push.shown_versions([{"line": "L1", "version": 3}, {"line": "L2"}], "tok") is None
     assert push.shown_versions([{"line": "L1", "version": 3}], None) is None
-

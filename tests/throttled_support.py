@@ -5,12 +5,14 @@ with the HTTP API's numbers for the same range."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from components import data, theme
+from tests.browser_support import CHROMIUM
 from tests.test_browser import ALL_SIZES, Server, api, figure, texts, wait_for
 from tests.test_components import PLANT
 
@@ -19,6 +21,12 @@ LATENCY_MS = 150
 SLOW = 90.0  # seconds a throttled page may take to show a figure (a loaded machine starves a throttled renderer)
 # a test of throttled page draws may take this long: its pages one after the other, each up to SLOW
 THROTTLED_TEST_TIMEOUT_S = 6 * SLOW
+# a throttled test module's marks (its ``pytestmark``)
+MARKS = [
+    pytest.mark.browser,
+    pytest.mark.timeout(THROTTLED_TEST_TIMEOUT_S),
+    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs /usr/bin/chromium (CI installs it)"),
+]
 
 
 # --- a slow tablet: throttled CPU, network latency; every panel drawn on every load -----
