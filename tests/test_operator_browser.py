@@ -180,9 +180,8 @@ def test_an_admin_adds_and_disables_a_user(server: dict[str, Any], browser: Any)
     browser.find_element(By.ID, "au-password").send_keys("a long enough password")
     browser.find_element(By.ID, "au-add").click()
     wait_for(lambda: message() == "User newop added.", what="added")
-    row = wait_for(lambda: next(r for r in browser.find_elements(By.CSS_SELECTOR, "#au-table tr") if "newop" in r.text),
-                   what="the new user's row")
-    row.find_element(By.TAG_NAME, "button").click()
+    newop = "//*[@id='au-table']//tr[contains(., 'newop')]//button"  # found again if the table re-renders
+    wait_for(lambda: browser.find_element(By.XPATH, newop).click() is None, what="the new user's row")
     wait_for(lambda: message() == "User newop disabled.", what="disabled")
     from domain import contract
 
@@ -294,8 +293,9 @@ def test_engineers_and_admins_manage_reason_lists(server: dict[str, Any], browse
     tap(box.find_element(By.XPATH, ".//label[contains(., '7 Robot teach')]"))
     tap(box.find_element(By.XPATH, ".//button[contains(., \"Save L1's list\")]"))
     wait_for(lambda: alert() == "Line L1 now uses its own list [1, 2, 3, 5, 7].", what="L1's list saved")
-    row = next(r for r in browser.find_elements(By.CSS_SELECTOR, "#ar-catalogue tbody tr") if "Robot" in r.text)
-    tap(row.find_element(By.TAG_NAME, "button"))  # an engineer of one line may not change the plant-wide list
+    # the saved list re-renders the table: find the row again if it was replaced while being read
+    robot = "//*[@id='ar-catalogue']//tbody/tr[contains(., 'Robot teach')]//button"
+    wait_for(lambda: tap(browser.find_element(By.XPATH, robot)) is None, what="the plant-wide row of reason 7")
     wait_for(lambda: "not assigned to all lines (*)" in alert(), what="refused")
 
     _login(browser, f"{server['url']}/login?next=/line/L1/untagged", "operator1")  # the picker offers it
