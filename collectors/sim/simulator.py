@@ -165,9 +165,15 @@ class PlantSimulator:
         server.set_endpoint(self.url)
         server.set_server_name(f"{self.plant.name} (simulator)")
         await self._configure_security(server)
-        await self._build_address_space(server)
+        built = await self._build_address_space(server)
         await server.start()
         self.server = server
+        # The plant keeps running while the server is built (many awaits, long on a loaded
+        # machine): what changed since a node was added is written now, else the new server
+        # would serve that node's older value until its next change.
+        for key, dv in list(self._values.items()):
+            if built.get(key) is not dv:
+                await server.write_attribute_value(self._nodes[key].node_id, dv)
         log.info("plant simulator serving %d nodes on %s", len(self._nodes), self.url)
 
     async def _configure_security(self, server: Server) -> None:
@@ -184,7 +190,9 @@ class PlantSimulator:
         if self._users:
             server.set_identity_tokens([ua.UserNameIdentityToken])
 
-    async def _build_address_space(self, server: Server) -> None:
+    async def _build_address_space(self, server: Server) -> dict[NodeKey, ua.DataValue]:
+        """Every node with its current value; returns the values it was given."""
+        built: dict[NodeKey, ua.DataValue] = {}
         namespaces = max([2, *(n.node_id.NamespaceIndex for n in self._nodes.values())])
         for index in range(2, namespaces + 1):
             got = await server.register_namespace(f"urn:plant-simulator:{self.plant.name}:ns{index}")
@@ -200,11 +208,12 @@ class PlantSimulator:
             if (line_id, machine_id) not in machines:
                 machines[(line_id, machine_id)] = await folders[line_id].add_object(
                     self._free_id(f"{line_id}.{machine_id}", taken), ua.QualifiedName(machine_id, 2))
-            dv = self._values[(line_id, machine_id, signal)]
+            dv = built[(line_id, machine_id, signal)] = self._values[(line_id, machine_id, signal)]
             variable = await machines[(line_id, machine_id)].add_variable(
                 node.node_id, ua.QualifiedName(str(signal), node.node_id.NamespaceIndex), dv.Value,
                 varianttype=node.variant_type)
             await server.write_attribute_value(variable.nodeid, dv)
+        return built
 
     @staticmethod
     def _free_id(text: str, taken: set[ua.NodeId]) -> ua.NodeId:
