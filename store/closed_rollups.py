@@ -31,19 +31,22 @@ class HashEntry:
     step: float  # 60 or 3600
     texts: dict[int, bytes | str]
     memo: LruCache[tuple[float, bytes | str], RollupSum] | None = None  # parsed texts, across entries
+    prefixes: Prefixes | None = None  # sums of leading rollups, across reads of a filling hash
+    key: Any = None  # names the hash in ``prefixes``
     parsed: dict[int, RollupSum] = field(default_factory=dict)
     _total: RollupSum | None = None
 
     @classmethod
     def from_redis(cls, start: float, step: float, raw: dict[Any, Any],
-                   memo: LruCache[tuple[float, bytes | str], RollupSum] | None = None) -> HashEntry:
+                   memo: LruCache[tuple[float, bytes | str], RollupSum] | None = None,
+                   prefixes: Prefixes | None = None, key: Any = None) -> HashEntry:
         texts: dict[int, bytes | str] = {}
-        for key, value in raw.items():
+        for field_name, value in raw.items():
             try:
-                texts[int(key)] = value
+                texts[int(field_name)] = value
             except ValueError:
                 continue
-        return cls(start, step, texts, memo)
+        return cls(start, step, texts, memo, prefixes, key)
 
     def get(self, index: int) -> RollupSum | None:
         """The parsed rollup at ``index`` (never mutate it: it is shared)."""
@@ -76,10 +79,37 @@ class HashEntry:
         if first <= 0 and last * self.step >= (DAY_S if self.step == HOUR_S else HOUR_S):
             out.add(self.total())
             return
+        if first <= 0 and self.prefixes is not None and out.is_empty():
+            out.add(self._prefix(last))  # the same additions in the same order, most of them done before
+            return
         for index in range(first, last):
             part = self.get(index)
             if part is not None:
                 out.add(part)
+
+    def _prefix(self, last: int) -> RollupSum:
+        """The rollups with index in [0, last) added in order to an empty sum. A filling hash
+        (this hour's minutes) is read again at every live refresh with one more rollup or
+        none: the sum of what an earlier read added is taken up where it stopped, as long
+        as those rollups are the same texts (they are final once written)."""
+        assert self.prefixes is not None
+        held = self.prefixes.get(self.key)
+        texts = self.texts
+        if held is not None and len(held[0]) <= last and all(
+                texts.get(i) == text for i, text in enumerate(held[0])):
+            done, total = len(held[0]), held[1].copy()
+        else:
+            done, total = 0, RollupSum()
+        for index in range(done, last):
+            part = self.get(index)
+            if part is not None:
+                total.add(part)
+        self.prefixes.put(self.key, ([texts.get(i) for i in range(last)], total))
+        return total
+
+
+# (line, machine, hash start, step) -> (the texts of indices 0.., their sum in index order)
+Prefixes = LruCache[tuple[str, str, float, float], tuple[list["bytes | str | None"], RollupSum]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +151,7 @@ class RollupReads:
         # rollups of hashes still filling (today's hours, this hour's minutes): each
         # value is final once written, so it is parsed once even though its hash is re-read
         self.open_texts: LruCache[tuple[float, bytes | str], RollupSum] = LruCache(cache_open)
+        self.prefixes: Prefixes = LruCache(cache_open // 4)  # two filling hashes per machine, and some
 
     def bucket_sums(self, line: str, requests: Sequence[MachineRequest]) -> dict[str, list[RollupSum]]:
         plan = _Plan()
@@ -172,7 +203,8 @@ class RollupReads:
                 entry = HashEntry.from_redis(start, step, raw or {})
                 cache.put((line, machine, start), entry)  # finished: never changes again
             else:
-                entry = HashEntry.from_redis(start, step, raw or {}, self.open_texts)
+                entry = HashEntry.from_redis(start, step, raw or {}, self.open_texts, self.prefixes,
+                                             (line, machine, start, step))
             found[key] = entry
         return found
 
