@@ -112,6 +112,8 @@ class Clients:
         loop.call_at(self.window[1], closes)
         play = self._pushed if self.push else self._polling
         await asyncio.gather(*(play(i, page) for i, page in enumerate(self.pages)))
+        # the last polls may all be answered before the window ends: ``closes`` must still run
+        await asyncio.sleep(max(0.0, self.window[1] - loop.time()) + 0.01)
         for page in self.pages:
             page.pool.close()
             self.result.errors.extend(page.errors)
