@@ -168,9 +168,7 @@ class PlantSimulator:
         built = await self._build_address_space(server)
         await server.start()
         self.server = server
-        # The plant keeps running while the server is built (many awaits, long on a loaded
-        # machine): what changed since a node was added is written now, else the new server
-        # would serve that node's older value until its next change.
+        # the plant ran on while the server was built: what changed since, the server serves now
         for key, dv in list(self._values.items()):
             if built.get(key) is not dv:
                 await server.write_attribute_value(self._nodes[key].node_id, dv)
