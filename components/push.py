@@ -11,10 +11,18 @@ the note says so.
 ``only_changed`` keeps a pushed answer to what changed: a page's refresh callback sends
 back, with its fields, the line versions they show (``shown_versions``), and the next
 answer leaves out the fields of lines still at that version.
+
+The line and machine pages' panels do the same per output: ``digests`` fingerprints what
+each output shows (a component, a figure, or the lists a ``Patch`` carries), the panel's
+``ranges.Live.drawn`` record keeps them in the browser (``SHOWN``), and a live tick sends
+only the outputs whose fingerprint ``changed`` (the server keeps nothing between ticks).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Mapping
 from typing import Any
 
 from dash import html, no_update
@@ -23,6 +31,7 @@ from components.i18n import _
 
 CLASS = "live-push"
 NOTE_CLASS = "live-push-note"
+SHOWN = "shown"  # in a panel's drawn record: {output name: digest of what the browser holds}
 
 
 def hook(tick: str, lines: list[str], refresh_ms: int = 2000) -> html.Div:
@@ -57,3 +66,34 @@ def only_changed(values: list[Any], value_lines: list[str], shown: dict[str, Any
     held, now = shown.get("lines") or {}, now_shown.get("lines") or {}
     return [no_update if line in held and held.get(line) == now.get(line) else value
             for value, line in zip(values, value_lines, strict=True)]
+
+
+def digest(value: Any) -> str:
+    """A short fingerprint of an output's content: equal contents, equal digests (key order
+    does not count; components and figures by their JSON, as Dash sends them)."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=_plain)
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+
+
+def _plain(value: Any) -> Any:
+    for method in ("to_plotly_json", "tolist"):  # Dash components and plotly figures; numpy arrays
+        if callable(getattr(value, method, None)):
+            return getattr(value, method)()
+    return str(value)
+
+
+def digests(contents: Mapping[str, Any]) -> dict[str, str]:
+    """``{output name: digest}`` of an answer's contents (what goes into ``SHOWN``)."""
+    return {name: digest(value) for name, value in contents.items()}
+
+
+def changed(held: Mapping[str, Any] | None, shown: Mapping[str, str]) -> set[str]:
+    """The outputs of ``shown`` (this answer's digests) that differ from what the browser
+    holds (``held``: the panel's drawn record; an output it has no digest of has changed)."""
+    before = (held or {}).get(SHOWN) or {}
+    return {name for name, value in shown.items() if before.get(name) != value}
+
+
+def unless_held(values: Mapping[str, Any], fresh: set[str]) -> list[Any]:
+    """``values`` in their order, ``no_update`` for each output not in ``fresh`` (``changed``)."""
+    return [value if name in fresh else no_update for name, value in values.items()]

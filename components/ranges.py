@@ -9,7 +9,9 @@ refresh (a live window's end moves with the clock). A range the API would refuse
 shown with the API's own message, never silently replaced by another.
 
 Every panel draws whole figures when the view changes (range, filter) or a draw went
-missing, and patches what the browser already holds on a live tick (``Live``). The
+missing, and patches what the browser already holds on a live tick (``Live``), sending
+only the outputs whose content changed since the browser's last answer (the drawn record
+carries a digest per output, ``push.digests``). The
 browser decides when to ask (``assets/screens.js``, ``oee.panelTick``): a live update
 only once the panel holds a draw of the view on screen, and only while the range
 reaches now (past ranges never poll); a redraw when a draw has not arrived for
@@ -116,10 +118,13 @@ def redraw_request(changed: Any) -> dict[str, Any]:
 
 
 def drawn(params: dict[str, Any] | None, window: data.Window | None, view_filter: Any = None,
-          **extra: Any) -> dict[str, Any]:
-    """The ``Live.drawn`` record of a draw: a closed window (or a refused one) never pulses."""
-    return {"params": params, "filter": view_filter, "live": bool(window and window.live),
-            "redraw_after_ms": REDRAW_AFTER_MS, **extra}
+          shown: dict[str, str] | None = None, **extra: Any) -> dict[str, Any]:
+    """The ``Live.drawn`` record of a draw, or of a live tick that changed something: a
+    closed window (or a refused one) never pulses; ``shown``: the digests of what the
+    browser holds after this answer, per output (``push.digests``)."""
+    record = {"params": params, "filter": view_filter, "live": bool(window and window.live),
+              "redraw_after_ms": REDRAW_AFTER_MS, **extra}
+    return {**record, push.SHOWN: shown} if shown is not None else record
 
 
 def is_drawn(held: dict[str, Any] | None, params: dict[str, Any] | None, view_filter: Any = None) -> bool:
