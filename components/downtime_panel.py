@@ -13,7 +13,10 @@ timeline's segments stay what the browser already shows (``structure_key``, held
 ``LIVE.drawn`` store), a tick only
 moves what is ongoing: the open segments' ends and the Pareto by duration travel as
 ``dash.Patch``, the ongoing stops' durations go to their own cells (``ONGOING``); the
-rest is sent whole only when a stop starts, ends or changes. The stops list is the heavy
+rest is sent whole only when a stop starts, ends or changes. And each output only when
+what it shows changed since the browser's last answer (``push.changed``: the drawn record
+carries a digest per output): the tiles, the Paretos and the filter label travel only
+when they moved, the stops list only when its stops did. The stops list is the heavy
 part: about 110 KB at 200 rows, and patching inside it makes dash-renderer walk its
 ~1,400 components, which kept the browser's main thread busy for more than the 2 s
 between refreshes; a cell of its own costs nothing to update.
@@ -24,9 +27,7 @@ this module is the panel's layout and callbacks.
 
 from __future__ import annotations
 
-import hashlib
-import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
@@ -34,11 +35,27 @@ import dash_bootstrap_components as dbc
 from dash import ALL, Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
-from components import data, export, ranges, theme, tiles, untagged
+from components import data, export, push, ranges, theme, tiles, untagged
 from components.callbacks import Callbacks
-from components.downtime_charts import pareto_figure, pareto_patch, timeline_figure, timeline_patch, timeline_traces
+from components.downtime_charts import (
+    pareto_figure,
+    pareto_patch,
+    pareto_series,
+    timeline_figure,
+    timeline_patch,
+    timeline_traces,
+)
 from components.i18n import N_, _, reason_text
-from components.stops_list import ONGOING, event_group, ongoing_durations, ordered_stops, stops_csv, stops_table
+from components.stops_list import (
+    MAX_ROWS,
+    ONGOING,
+    event_group,
+    ongoing_durations,
+    ordered_stops,
+    stop_duration,
+    stops_csv,
+    stops_table,
+)
 from domain import answers
 from domain.downtime import NO_REASON_GROUP, SMALL_STOP_GROUP
 
@@ -93,13 +110,16 @@ def structure_key(params: Any, group: str | None, events: Sequence[Mapping[str, 
                   segments: dict[str, list[dict[str, Any]]], open_from: float) -> str:
     """Everything the panel shows except what grows with the clock (ongoing stops'
     durations, open segments' ends): while it is unchanged, a tick can patch."""
-    stops = [[e.get(k) for k in ("machine", "start", "end", "reason", "reason_text", "micro", "planned", "category")]
-             for e in events]
     segs = {m: [[s.get("start"), s.get("state"), s.get("reason_text"),
                  None if theme.is_number(s.get("end")) and float(s["end"]) >= open_from else s.get("end")]
                 for s in rows] for m, rows in segments.items()}
-    text = json.dumps([params, group, stops, segs], sort_keys=True, default=str)
-    return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
+    return push.digest([params, group, stop_fields(events), segs])
+
+
+def stop_fields(events: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
+    """What the stops list shows of each stop, but the ongoing ones' durations."""
+    return [[e.get(k) for k in ("machine", "start", "end", "duration_s", "reason", "reason_text", "micro", "planned",
+                                "category")] for e in events]
 
 
 def summary_tiles(raw: answers.Downtime, threshold_s: float) -> list[Any]:
@@ -153,19 +173,44 @@ def filter_label(reason: str | None, events: Sequence[Mapping[str, Any]]) -> str
     return _("only: {reason}").format(reason=text)
 
 
-def _full(v: dict[str, Any], params: dict[str, Any], reason: str | None, line: str) -> tuple[Any, ...]:
-    p = v["plant"]
-    return (
-        summary_tiles(v["raw"], v["threshold"]),
-        timeline_figure(v["segments"], v["machines"], p.timezone),
-        pareto_figure(data.pareto_rows(v["raw"], "duration"), "duration"),
-        pareto_figure(data.pareto_rows(v["raw"], "count"), "count"),
-        stops_table(v["stops"], v["at"], p.timezone, machine_href=f"/line/{line}/machine",
-                    live_cells=True, search=ranges.search_for(params), classify=untagged.access(line),
-                    here=f"/line/{line}{ranges.search_for(params)}"),
-        filter_label(reason, v["events"]),
-        ranges.drawn(params, v["window"], reason, key=v["key"]),
-    )
+OUTPUTS = ("summary", "timeline", "by_duration", "by_count", "stops", "label")  # refresh's first six outputs
+
+
+def _contents(v: dict[str, Any], params: dict[str, Any], reason: str | None) -> dict[str, Any]:
+    """What each output shows, in a form cheap to digest (``push.digests``): the figures by
+    their series, the stops list by the fields it shows (it is built only to be sent; who
+    may classify changes with a login, which draws the page anew); ``ongoing``: the texts
+    of the ongoing stops' cells as the list made with them shows them."""
+    stops, rows = v["stops"], v["raw"]
+    return {
+        "summary": summary_tiles(rows, v["threshold"]),
+        "timeline": [v["machines"], timeline_traces(v["segments"], v["machines"], v["plant"].timezone, v["open_from"])],
+        "by_duration": pareto_series(data.pareto_rows(rows, "duration"), "duration"),
+        "by_count": pareto_series(data.pareto_rows(rows, "count"), "count"),
+        "stops": [params, reason, stop_fields(stops)],
+        "label": filter_label(reason, v["events"]),
+        "ongoing": {i: stop_duration(e, v["at"]) for i, e in enumerate(stops[:MAX_ROWS]) if e.get("end") is None},
+    }
+
+
+def _outputs(v: dict[str, Any], params: dict[str, Any], line: str, contents: dict[str, Any], patch: bool
+             ) -> dict[str, Callable[[], Any]]:
+    """How each output is sent, when it is: whole, or (``patch``: the browser holds the
+    figures of the same stops and segments) the timeline and the Pareto by duration as
+    patches of what goes on."""
+    p, rows, search = v["plant"], v["raw"], ranges.search_for(params)
+    return {
+        "summary": lambda: contents["summary"],
+        "timeline": (lambda: timeline_patch(contents["timeline"][1])) if patch else
+        (lambda: timeline_figure(v["segments"], v["machines"], p.timezone)),
+        "by_duration": (lambda: pareto_patch(data.pareto_rows(rows, "duration"), "duration")) if patch else
+        (lambda: pareto_figure(data.pareto_rows(rows, "duration"), "duration")),
+        "by_count": lambda: pareto_figure(data.pareto_rows(rows, "count"), "count"),
+        "stops": lambda: stops_table(v["stops"], v["at"], p.timezone, machine_href=f"/line/{line}/machine",
+                                     live_cells=True, search=search, classify=untagged.access(line),
+                                     here=f"/line/{line}{search}"),
+        "label": lambda: contents["label"],
+    }
 
 
 @callbacks.callback(
@@ -197,31 +242,32 @@ def draw(params: dict[str, Any], reason: str | None, _redraw: Any, line: str) ->
     if "error" in v:
         empty = theme.empty_figure()
         return ranges.refused(v["error"]), empty, empty, empty, "", "", ranges.drawn(params, None, reason)
-    return _full(v, params, reason, line)
+    contents = _contents(v, params, reason)
+    outputs = _outputs(v, params, line, contents, patch=False)
+    return (*(outputs[name]() for name in OUTPUTS),
+            ranges.drawn(params, v["window"], reason, key=v["key"], shown=push.digests(contents)))
 
 
 def update(_pulse: Any, params: dict[str, Any], reason: str | None, held: dict[str, Any] | None,
            line: str) -> tuple[Any, ...]:
-    """A live window's tick. While the stops and segments are what the browser holds
-    (``structure_key``), only what goes on moves (patches, the ongoing cells); otherwise
-    everything is sent again."""
+    """A live window's tick: only the outputs whose content changed since the browser's
+    last answer (``push.changed``). While the stops and segments are what the browser
+    holds (``structure_key``), the figures move by patches and the ongoing stops' cells
+    by their texts; otherwise what changed is sent whole."""
     ranges.live_context(params, held, line, reason)
     v = _view(params, reason, line)
     if "error" in v:
         raise PreventUpdate
-    if (held or {}).get("key") == v["key"]:
-        p = v["plant"]
-        return (
-            summary_tiles(v["raw"], v["threshold"]),
-            timeline_patch(timeline_traces(v["segments"], v["machines"], p.timezone, v["open_from"])),
-            pareto_patch(data.pareto_rows(v["raw"], "duration"), "duration"),
-            no_update,  # counts change only with the stops
-            no_update,
-            no_update,
-            no_update,
-            ongoing_durations(v["stops"], _ongoing_cells(), v["at"]),
-        )
-    return (*_full(v, params, reason, line), [no_update] * len(_ongoing_cells()))  # new table, new cells
+    contents = _contents(v, params, reason)
+    shown = push.digests(contents)
+    fresh = push.changed(held, shown)
+    patch = (held or {}).get("key") == v["key"]
+    outputs = _outputs(v, params, line, contents, patch)
+    cells = _ongoing_cells()
+    ongoing = ongoing_durations(v["stops"], cells, v["at"]) if "ongoing" in fresh and "stops" not in fresh \
+        else [no_update] * len(cells)  # a new list comes with its cells' texts
+    record = ranges.drawn(params, v["window"], reason, key=v["key"], shown=shown) if fresh or not patch else no_update
+    return (*(outputs[name]() if name in fresh else no_update for name in OUTPUTS), record, ongoing)
 
 
 def _ongoing_cells() -> list[dict[str, Any]]:

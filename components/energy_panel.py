@@ -3,7 +3,8 @@ energy used while not running, cost and CO2.
 
 The kW chart is the big one: ``draw`` sends it once per range; in a live window each
 2 s ``update`` sends only the new points (``extendData``) and patches the per-part bars,
-never the whole figures again (``ranges.Live``).
+never the whole figures again (``ranges.Live``); the tiles and the bars only when they
+changed (``push.changed``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import plotly.graph_objects as go
 from dash import Input, Output, Patch, State, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
-from components import data, ranges, theme, tiles
+from components import data, push, ranges, theme, tiles
 from components.callbacks import Callbacks
 from components.i18n import _
 from domain import answers
@@ -137,12 +138,24 @@ def energy_tiles(kpis: Mapping[str, Any], fallback_currency: str) -> list[Any]:
 
 # --- callbacks ------------------------------------------------------------------------
 
-def per_good_patch(points: Sequence[answers.KpiBucket], tz: str) -> Any:
-    """The bars of ``per_good_figure``, as a patch of its data."""
+def per_good_bars(points: Sequence[answers.KpiBucket], tz: str) -> dict[str, list[Any]]:
+    """The bars of ``per_good_figure``: what its patch carries."""
+    return {"x": local_times([p["start"] for p in points], tz), "y": [per_good(p) for p in points]}
+
+
+def per_good_patch(bars: dict[str, list[Any]]) -> Any:
+    """The bars of ``per_good_figure`` (``per_good_bars``), as a patch of its data."""
     patch: Any = Patch()
-    patch["data"][0]["x"] = local_times([p["start"] for p in points], tz)
-    patch["data"][0]["y"] = [per_good(p) for p in points]
+    patch["data"][0]["x"] = bars["x"]
+    patch["data"][0]["y"] = bars["y"]
     return patch
+
+
+def live_contents(kpis: answers.Kpis, points: Sequence[answers.KpiBucket], tz: str, currency: str
+                  ) -> dict[str, Any]:
+    """What a live tick may change besides the kW chart, per output: the tiles and the
+    per-part bars (``components.push`` digests them)."""
+    return {"tiles": energy_tiles(kpis, currency), "per_good": per_good_bars(points, tz)}
 
 
 @callbacks.callback(
@@ -162,7 +175,7 @@ def per_good_patch(points: Sequence[answers.KpiBucket], tz: str) -> Any:
 def refresh(params: dict[str, Any], redraw: Any, pulse: Any, line: str, held: dict[str, Any] | None,
             power: dict[str, Any] | None) -> tuple[Any, ...]:
     if ranges.is_live_tick(LIVE, held, params):
-        return (*update(pulse, params, held, line, power), no_update)
+        return update(pulse, params, held, line, power)
     tiles, fig, per_good, state, drawn = draw(params, redraw, line)
     return tiles, fig, no_update, per_good, state, drawn
 
@@ -184,14 +197,16 @@ def draw(params: dict[str, Any], _redraw: Any, line: str) -> tuple[Any, ...]:
         raise PreventUpdate from None  # the browser asks again (ranges.REDRAW_AFTER_MS)
     last = max((pts[-1][0] for pts in series.values() if pts), default=window.start)
     state = {"params": params, "machines": machines, "last_t": last, "step": step}
-    return (energy_tiles(kpis, p.tariff.currency), power_figure(series, machines, p.timezone),
-            per_good_figure(points, p.timezone, bucket), state, ranges.drawn(params, window))
+    contents = live_contents(kpis, points, p.timezone, p.tariff.currency)
+    return (contents["tiles"], power_figure(series, machines, p.timezone), per_good_figure(points, p.timezone, bucket),
+            state, ranges.drawn(params, window, shown=push.digests(contents)))
 
 
 def update(_pulse: Any, params: dict[str, Any], held: dict[str, Any] | None, line: str,
            power: dict[str, Any] | None) -> tuple[Any, ...]:
-    """A live window's tick: new kW points only, the per-part bars patched (tiles, kW figure,
-    kW extendData, per-part figure, power state)."""
+    """A live window's tick: new kW points only, the tiles and the per-part bars (patched)
+    only when they changed since the browser's last answer (tiles, kW figure, kW
+    extendData, per-part figure, power state, drawn record)."""
     p, cfg, window, at = ranges.live_context(params, held, line)
     machines = [m.id for m in cfg.machines]
     step = power_step(window)
@@ -205,17 +220,20 @@ def update(_pulse: Any, params: dict[str, Any], held: dict[str, Any] | None, lin
         series = complete(data.power_points(data.power_series(line, since, window.end, step, at)), step, at)
     except data.DataUnavailable:
         raise PreventUpdate from None
-    tiles = energy_tiles(kpis, p.tariff.currency)
-    per_good = per_good_patch(points, p.timezone)
+    contents = live_contents(kpis, points, p.timezone, p.tariff.currency)
+    shown = push.digests(contents)
+    fresh = push.changed(held, shown)
+    tiles, per_good = push.unless_held({**contents, "per_good": per_good_patch(contents["per_good"])}, fresh)
+    drawn = ranges.drawn(params, window, shown=shown) if fresh else no_update
     if not extend:  # the range grew into a coarser bucket size: the kW chart is drawn again
         last = max((pts[-1][0] for pts in series.values() if pts), default=window.start)
         state = {"params": params, "machines": machines, "last_t": last, "step": step}
-        return tiles, power_figure(series, machines, p.timezone), no_update, per_good, state
+        return tiles, power_figure(series, machines, p.timezone), no_update, per_good, state, drawn
     got = new_points(series, machines, since, p.timezone)
     if got is None:
-        return tiles, no_update, no_update, per_good, no_update
+        return tiles, no_update, no_update, per_good, no_update, drawn
     new, indices, last = got
-    return tiles, no_update, (new, indices, MAX_POINTS), per_good, {**(power or {}), "last_t": last}
+    return tiles, no_update, (new, indices, MAX_POINTS), per_good, {**(power or {}), "last_t": last}, drawn
 
 
 LIVE.declare(callbacks)

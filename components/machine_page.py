@@ -12,7 +12,18 @@ import plotly.graph_objects as go
 from dash import Input, Output, State, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
-from components import data, downtime_charts, energy_panel, line_view, oee_panel, ranges, stops_list, theme, untagged
+from components import (
+    data,
+    downtime_charts,
+    energy_panel,
+    line_view,
+    oee_panel,
+    push,
+    ranges,
+    stops_list,
+    theme,
+    untagged,
+)
 from components.callbacks import Callbacks
 from components.i18n import N_, _, local
 from components.overview import LINE_LINK, nav
@@ -32,6 +43,7 @@ POWER = "mc-power"
 PARTS = "mc-parts"
 STOPS = "mc-stops"
 LIVE_IDS = ranges.Live("mc")
+OUTPUTS = ("live", "tiles", "note", "timeline", "power", "parts", "stops")  # refresh's outputs before the record
 FLAG_SIGNALS = {"good": (N_("Good counter"), N_("parts")), "reject": (N_("Reject counter"), N_("parts")),
                 "energy_kwh": (N_("Energy meter"), "kWh"), "power_kw": (N_("Power"), "kW")}
 FLAG_KINDS = {"implausible_delta": N_("Implausible jump (not counted)"),
@@ -151,7 +163,8 @@ def rejected_text(value: object, unit: str) -> str:
 
 
 def view(params: dict[str, Any], ids: dict[str, str]) -> tuple[Any, ...]:
-    """The page's seven outputs for a range, and its ``ranges.Live`` drawn record."""
+    """The page's seven outputs for a range, and its ``ranges.Live`` drawn record (with
+    the outputs' digests, ``push.digests``)."""
     p = data.plant()
     line, machine = ids["line"], ids["machine"]
     at = data.now()
@@ -174,7 +187,7 @@ def view(params: dict[str, Any], ids: dict[str, str]) -> tuple[Any, ...]:
         raise PreventUpdate from None
     live_line = lines.get(line)
     live_machine = next((m for m in live_line["machines"] if m["id"] == machine), None) if live_line else None
-    return (
+    contents = dict(zip(OUTPUTS, (
         live_card(live_machine, at, p.timezone),
         oee_panel.kpi_tiles(kpis),
         oee_panel.threshold_note(kpis, p.micro_stop_threshold_s),
@@ -186,8 +199,8 @@ def view(params: dict[str, Any], ids: dict[str, str]) -> tuple[Any, ...]:
                                          classify=untagged.access(line),
                                          here=f"/line/{line}/machine/{machine}{ranges.search_for(params)}"),
                   flags_list(kpis["flags"]["implausible"], p.timezone)]),
-        ranges.drawn(params, window),
-    )
+    ), strict=True))
+    return (*contents.values(), ranges.drawn(params, window, shown=push.digests(contents)))
 
 
 @callbacks.callback(
@@ -208,7 +221,7 @@ def view(params: dict[str, Any], ids: dict[str, str]) -> tuple[Any, ...]:
 def refresh(params: dict[str, Any], redraw: Any, pulse: Any, ids: dict[str, str], held: dict[str, Any] | None
             ) -> tuple[Any, ...]:
     if ranges.is_live_tick(LIVE_IDS, held, params):
-        return (*update(pulse, params, held, ids), no_update)
+        return update(pulse, params, held, ids)
     return draw(params, redraw, ids)
 
 
@@ -218,13 +231,16 @@ def draw(params: dict[str, Any], _redraw: Any, ids: dict[str, str]) -> tuple[Any
 
 
 def update(_pulse: Any, params: dict[str, Any], held: dict[str, Any] | None, ids: dict[str, str]) -> tuple[Any, ...]:
-    """A live window's tick: the page again (one machine: small)."""
+    """A live window's tick: the page again (one machine: small), but only the outputs
+    that changed since the browser's last answer (``push.changed``), and the drawn record
+    with their digests."""
     if not ranges.is_drawn(held, params) or not (held or {}).get("live"):
         raise PreventUpdate
-    out = view(params, ids)
-    if not out[-1].get("live"):
+    *out, drawn = view(params, ids)
+    if not drawn.get("live"):
         raise PreventUpdate
-    return out[:-1]
+    fresh = push.changed(held, drawn[push.SHOWN])
+    return (*push.unless_held(dict(zip(OUTPUTS, out, strict=True)), fresh), drawn if fresh else no_update)
 
 
 LIVE_IDS.declare(callbacks)

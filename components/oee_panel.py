@@ -3,7 +3,8 @@ the loss waterfall, and the shift comparison table with CSV download.
 
 ``draw`` sends everything when the range changes (or a draw went missing); in a live
 window ``update`` follows every 2 s and patches the hourly chart and the waterfall
-(``dash.Patch``: only the values travel) of the figures ``draw`` made (``ranges.Live``).
+(``dash.Patch``: only the values travel) of the figures ``draw`` made (``ranges.Live``),
+each output only when its content changed (``push.changed``).
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ import plotly.graph_objects as go
 from dash import Input, Output, Patch, State, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
-from components import data, export, ranges, theme, tiles, untagged
+from components import data, export, push, ranges, theme, tiles, untagged
 from components.callbacks import Callbacks
 from components.i18n import N_, _
 from domain import answers, calendar
+from domain.plant import Plant
 
 callbacks = Callbacks()  # this module's callbacks; register(app) puts them on an app
 register = callbacks.register
@@ -257,7 +259,8 @@ def shift_kpis(line: str, window: data.Window, at: float) -> list[tuple[Any, dic
 def refresh(params: dict[str, Any], redraw: Any, pulse: Any, line: str, held: dict[str, Any] | None
             ) -> tuple[Any, ...]:
     if ranges.is_live_tick(LIVE, held, params):
-        return (*update(pulse, params, held, line), no_update, no_update)
+        tiles, note, hourly, water, drawn = update(pulse, params, held, line)
+        return tiles, note, hourly, water, no_update, drawn
     return draw(params, redraw, line)
 
 
@@ -274,27 +277,43 @@ def draw(params: dict[str, Any], _redraw: Any, line: str) -> tuple[Any, ...]:
         table = shift_table(shift_rows(shift_kpis(line, window, at)), cfg.target_oee)
     except data.DataUnavailable:
         raise PreventUpdate from None  # the browser asks again (ranges.REDRAW_AFTER_MS)
-    return (kpi_tiles(kpis, cfg.target_oee), threshold_note(kpis, p.micro_stop_threshold_s),
-            hourly_figure(points, cfg.target_oee, p.timezone, step), waterfall_figure(waterfall_steps(kpis)), table,
-            ranges.drawn(params, window))
+    contents = live_contents(kpis, points, cfg.target_oee, p)
+    return (contents["tiles"], contents["note"], hourly_figure(points, cfg.target_oee, p.timezone, step),
+            waterfall_figure(waterfall_steps(kpis)), table,
+            ranges.drawn(params, window, shown=push.digests(contents)))
+
+
+def live_contents(kpis: answers.Kpis, points: Sequence[Mapping[str, Any]], target_oee: float, p: Plant
+                  ) -> dict[str, Any]:
+    """What a live tick may change, per output: the tiles, the note, the hourly bars (the
+    lists their patch carries) and the waterfall's heights."""
+    xs, ys = hourly_xy(points, p.timezone)
+    return {"tiles": kpi_tiles(kpis, target_oee), "note": threshold_note(kpis, p.micro_stop_threshold_s),
+            "hourly": {"x": xs, "y": ys, "color": hourly_colours(ys, target_oee)},
+            "waterfall": [round(s[1], 3) for s in waterfall_steps(kpis)]}
 
 
 def update(_pulse: Any, params: dict[str, Any], held: dict[str, Any] | None, line: str) -> tuple[Any, ...]:
-    """A live window's tick: patch the figures the browser holds (tiles, note, hourly, waterfall)."""
+    """A live window's tick: of the tiles, the note, the hourly bars and the waterfall
+    (patched), only those that changed since the browser's last answer; the drawn record
+    with their digests (``components.push``)."""
     p, cfg, window, at = ranges.live_context(params, held, line)
     try:
         kpis = data.line_kpis(line, window.start, window.end, at)
         points = hourly_points(data.kpi_series(line, window.start, window.end, ranges.step_for(window), at))
     except data.DataUnavailable:
         raise PreventUpdate from None
+    contents = live_contents(kpis, points, cfg.target_oee, p)
+    shown = push.digests(contents)
+    fresh = push.changed(held, shown)
     hourly: Any = Patch()
-    xs, ys = hourly_xy(points, p.timezone)
-    hourly["data"][0]["x"] = xs
-    hourly["data"][0]["y"] = ys
-    hourly["data"][0]["marker"]["color"] = hourly_colours(ys, cfg.target_oee)
+    hourly["data"][0]["x"] = contents["hourly"]["x"]
+    hourly["data"][0]["y"] = contents["hourly"]["y"]
+    hourly["data"][0]["marker"]["color"] = contents["hourly"]["color"]
     water: Any = Patch()
-    water["data"][0]["y"] = [round(s[1], 3) for s in waterfall_steps(kpis)]
-    return kpi_tiles(kpis, cfg.target_oee), threshold_note(kpis, p.micro_stop_threshold_s), hourly, water
+    water["data"][0]["y"] = contents["waterfall"]
+    sent = {**contents, "hourly": hourly, "waterfall": water}
+    return (*push.unless_held(sent, fresh), ranges.drawn(params, window, shown=shown) if fresh else no_update)
 
 
 @callbacks.callback(

@@ -630,9 +630,12 @@ def test_oee_panel_draws_first_then_patches_on_live_ticks(app: Any) -> None:
     assert is_figure(full[2]) and is_figure(full[3])
     held = full[5]
     assert held["params"] == shift and held["live"] is True
-    tick = call(app, oee_panel.refresh, shift, None, 1, "BW1", held, triggered=oee_panel.LIVE.pulse)
+    same = call(app, oee_panel.refresh, shift, None, 1, "BW1", held, triggered=oee_panel.LIVE.pulse)
+    assert all(v is oee_panel.no_update for v in same)  # same clock, same figures: nothing travels
+    # a browser that holds older figures (no digests of them): patches, not figures
+    tick = call(app, oee_panel.refresh, shift, None, 1, "BW1", {**held, "shown": {}}, triggered=oee_panel.LIVE.pulse)
     assert is_patch(tick[2]) and is_patch(tick[3])
-    assert tick[4] is oee_panel.no_update and tick[5] is oee_panel.no_update  # the table and the record stay
+    assert tick[4] is oee_panel.no_update and tick[5] == held  # the table stays; the record as the draw wrote it
     # a tick that replaced a pending draw of another range: draws that range
     other = call(app, oee_panel.refresh, {"start": "7d", "end": None}, None, 1, "BW1", held,
                  triggered=oee_panel.LIVE.pulse)
@@ -719,10 +722,10 @@ def test_energy_extends_the_power_chart_on_ticks(app: Any) -> None:
     assert is_figure(fig) and len(fig["data"]) == 7 and extend is energy_panel.no_update
     assert held["last_t"] <= NOW - 60 and drawn["live"] is True
     later = make_app(now=NOW + 120)
-    _, fig2, extend2, per_good, held2, drawn2 = call(later, energy_panel.refresh, params, None, 3, "BW1", drawn,
-                                                     held, triggered=energy_panel.LIVE.pulse)
+    tiles2, fig2, extend2, per_good, held2, drawn2 = call(later, energy_panel.refresh, params, None, 3, "BW1",
+                                                          drawn, held, triggered=energy_panel.LIVE.pulse)
     assert fig2 is energy_panel.no_update and drawn2 is energy_panel.no_update  # the figure stays
-    assert is_patch(per_good)
+    assert per_good is energy_panel.no_update and tiles2 is energy_panel.no_update  # and what did not change
     update, indices, max_points = extend2
     assert indices == list(range(7)) and max_points == energy_panel.MAX_POINTS
     assert all(len(xs) == 2 for xs in update["x"])  # two new whole minutes
@@ -738,7 +741,7 @@ def test_machine_page_callback(app: Any) -> None:
     assert out[7]["live"] is True
     tick = call(app, machine_page.refresh, {"start": "shift", "end": None}, None, 1,
                 {"line": "BW1", "machine": "ST30"}, out[7], triggered=machine_page.LIVE_IDS.pulse)
-    assert tick[7] is machine_page.no_update and str(tick[0]) == live_card  # the record stays
+    assert all(v is machine_page.no_update for v in tick)  # same clock, same page: nothing travels, the record stays
 
 # --- the app: served HTML, assets, callbacks per app ------------------------------------
 
@@ -867,10 +870,12 @@ def test_downtime_tick_patches_only_what_goes_on_while_the_stops_stay() -> None:
     tick = call(later, downtime_panel.refresh, params, None, None, 7, "BW1", full[6],
                 triggered=downtime_panel.LIVE.pulse, matching=cells)
     summary, timeline, by_duration, by_count, stops, label, sent, durations = tick
-    assert is_patch(timeline) and is_patch(by_duration)
-    assert all(v is downtime_panel.no_update for v in (by_count, stops, label, sent))
+    assert is_patch(timeline)
+    # this reader's stops are as they were at NOW (Pareto and tiles included): not sent again
+    assert all(v is downtime_panel.no_update for v in (summary, by_duration, by_count, stops, label))
     assert durations == ["13 min"]  # 754 s + 60 s
-    assert "ongoing" not in str(summary)  # the tiles: sent whole (small)
+    assert {k: v for k, v in sent.items() if k != "shown"} == {k: v for k, v in full[6].items() if k != "shown"}
+    assert {k for k, v in sent["shown"].items() if full[6]["shown"][k] != v} == {"timeline", "ongoing"}
     figure = full[1]
     moved = 0
     for op in timeline["operations"]:
@@ -881,10 +886,11 @@ def test_downtime_tick_patches_only_what_goes_on_while_the_stops_stay() -> None:
     assert moved == len(reader.plant.line("BW1").machines)  # every machine's last segment is open
 
     changed = call(later, downtime_panel.refresh, params, None, None, 7, "BW1",
-                   {**full[6], "key": "what the browser held before a stop began"},
+                   {**full[6], "key": "what the browser held before a stop began", "shown": {}},
                    triggered=downtime_panel.LIVE.pulse, matching=cells)
-    assert is_figure(changed[1]) and is_figure(changed[3])
-    assert changed[6] == full[6]  # same stops and segments as the full render at NOW
+    assert all(is_figure(f) for f in changed[1:4]) and "Weld fault" in str(changed[4])
+    assert changed[7] == [downtime_panel.no_update]  # the new list brings its own cells
+    assert changed[6] == sent  # same stops and segments as the tick's, at the same clock
     with pytest.raises(PreventUpdate):  # the filter changed: its draw comes, no live update for the old one
         downtime_panel.update(7, params, "1", full[6], "BW1")
 
