@@ -16,6 +16,7 @@ window.dash_clientside.oee = Object.assign({}, window.dash_clientside.oee, {
     };
     var filter = viewFilter === undefined ? null : viewFilter;
     if (drawn && same(drawn.params, params) && (drawn.filter === undefined ? null : drawn.filter) === filter) {
+      if (drawn.live && drawn.quiet_ms && window.dash_clientside.oee.quiet(drawn)) { return [nu, nu, wait ? null : nu]; }
       return [drawn.live ? n : nu, nu, wait ? null : nu];
     }
     var now = Date.now();
@@ -28,5 +29,19 @@ window.dash_clientside.oee = Object.assign({}, window.dash_clientside.oee, {
       return [nu, now, {key: key, since: now}];
     }
     return [nu, nu, nu];
-  }
+  },
+  /* A drawn record with `quiet_ms` (the range label: it changes once a minute) is not
+   * asked again until that long after this gate first saw it (the browser's clock). */
+  quiet: (function () {
+    var seen = {};
+    return function (drawn) {
+      var key = JSON.stringify(drawn);
+      var now = Date.now();
+      if (!(key in seen)) {
+        if (Object.keys(seen).length > 32) { seen = {}; }
+        seen[key] = now;
+      }
+      return now - seen[key] < drawn.quiet_ms;
+    };
+  })()
 });

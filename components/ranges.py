@@ -27,6 +27,7 @@ page's line changed, and the timer itself runs only while the push stream is dow
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -334,7 +335,11 @@ def show_window(params: dict[str, Any], _pulse: Any, _redraw: Any) -> tuple[Any,
     if window is None:
         return (_("Bad range: {message}").format(message=error), "range-label range-error alert alert-warning",
                 drawn(params, None))
-    return window_text(window, data.plant().timezone), "range-label text-body-secondary", drawn(params, window)
+    # a live window's label changes with the minute of its end (or when it ends): until
+    # then the browser does not ask again (one request a minute, not one per live tick)
+    quiet_s = min((math.floor(at / 60) + 1) * 60, window.end if window.end > at else math.inf) - at
+    return (window_text(window, data.plant().timezone), "range-label text-body-secondary",
+            drawn(params, window, quiet_ms=int(quiet_s * 1000), at=at) if window.live else drawn(params, window))
 
 
 RANGE_LIVE.declare(callbacks)

@@ -664,6 +664,19 @@ def test_a_refused_range_shows_the_apis_message(app: Any, params: dict[str, Any]
     dt = call(app, downtime_panel.refresh, params, None, None, None, "BW1", None, triggered=ranges.WINDOW)
     assert f"Bad range: {message}" in str(dt[0])
 
+def test_a_live_range_label_is_asked_again_when_its_minute_changes(app: Any) -> None:
+    """The label of a live range shows its end to the minute: the browser's gate waits
+    ``quiet_ms`` before asking again (``oee.panelTick``); a past range never asks again."""
+    live = call(app, ranges.show_window, {"start": "today", "end": None}, None, None, triggered=ranges.WINDOW)
+    assert live[2]["live"] is True and live[2]["quiet_ms"] == 60_000  # NOW is 10:32:00: the next minute
+    assert live[2]["params"] == {"start": "today", "end": None}
+    later = call(make_app(now=NOW + 44.75), ranges.show_window, {"start": "shift", "end": None}, None, None,
+                 triggered=ranges.WINDOW)
+    assert later[2]["quiet_ms"] == 15_250  # 10:32:44.75: 15.25 s to 10:33
+    past = call(app, ranges.show_window, {"start": "yesterday", "end": None}, None, None, triggered=ranges.WINDOW)
+    assert past[2]["live"] is False and "quiet_ms" not in past[2]
+
+
 def test_shift_table_and_csv(app: Any) -> None:
     with in_request(app):
         window = data.resolve_window(PLANT, "yesterday", None, NOW)

@@ -4,7 +4,8 @@
   a good-counter event written to the line's stream shows on the wall within seconds;
 * the event stream turned off (``LIVE_PUSH``): the wall says it polls every 2 s, still
   updates, and goes back to push when the stream is on again;
-* a line page on a CPU-throttled (4x) browser updates its Quality tile from a push.
+* a line page on a CPU-throttled (4x) browser updates its Quality tile from a push;
+* the range label's gate asks the server again only once its minute may have changed.
 
 The server and the seeded data are those of ``tests/test_browser.py``; the browser is conftest's.
 """
@@ -165,3 +166,24 @@ def test_throttled_line_page_updates_from_a_push(pushed: dict[str, Any], browser
         assert not note_shown(browser)
     finally:
         browser.execute_cdp_cmd("Emulation.setCPUThrottlingRate", {"rate": 1})
+
+
+def test_the_range_labels_gate_waits_its_quiet_time(pushed: dict[str, Any], browser: Any) -> None:
+    """``oee.panelTick`` (assets/screens.js) in the page's own browser: a live record with
+    ``quiet_ms`` (the range label) is not asked again before that long after the gate
+    first saw it; without it every tick asks; a past range never."""
+    open_page(browser, f"{pushed['server'].url}/line/{LINE}?start=shift", (1920, 1080))
+    wait_for(lambda: "(live)" in text_of(browser, "#range-label"), 30, "the range label")
+    asked = browser.execute_script("""
+        var oee = window.dash_clientside.oee, nu = window.dash_clientside.no_update;
+        var params = {start: 'shift', end: null};
+        var record = function (extra) { return Object.assign({params: params, filter: null, live: true}, extra); };
+        var ask = function (n, drawn) { return oee.panelTick(n, drawn, params, null)[0] !== nu; };
+        var minute = record({quiet_ms: 60000, at: 1}), short = record({quiet_ms: 20, at: 2});
+        var out = [ask(1, minute), ask(2, minute), ask(3, short)];
+        var until = Date.now() + 40;
+        while (Date.now() < until) {}
+        out.push(ask(4, short), ask(5, minute), ask(6, record({})), ask(7, record({live: false})));
+        return out;""")
+    assert asked == [False, False, False, True, False, True, False]
+    assert console_errors(browser) == []
