@@ -117,9 +117,11 @@ def structure_key(params: Any, group: str | None, events: Sequence[Mapping[str, 
 
 
 def stop_fields(events: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
-    """What the stops list shows of each stop, but the ongoing ones' durations."""
-    return [[e.get(k) for k in ("machine", "start", "end", "duration_s", "reason", "reason_text", "micro", "planned",
-                                "category")] for e in events]
+    """What the stops list shows of each stop, but the ongoing ones' durations (they grow
+    with the clock: their cells follow as ``ongoing``)."""
+    return [[None if k == "duration_s" and e.get("end") is None else e.get(k)
+             for k in ("machine", "start", "end", "duration_s", "reason", "reason_text", "micro", "planned",
+                       "category")] for e in events]
 
 
 def summary_tiles(raw: answers.Downtime, threshold_s: float) -> list[Any]:

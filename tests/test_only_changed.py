@@ -172,6 +172,35 @@ def test_downtime_tick_after_a_stop_changed_sends_what_shows_it() -> None:
     assert without_digests({**record, "key": None}) == without_digests({**full[6], "key": None})
 
 
+def test_downtime_tick_a_minute_later_patches_the_ongoing_stop() -> None:
+    """An ongoing stop's duration grows with the clock (the reader's ``duration_s`` too):
+    the stops and segments are the same, so the figures are patched, the list stays and
+    only its ongoing cell moves (drawing the timeline whole on every tick cost the server
+    more than the rest of the tick)."""
+    class StopGoesOn(MovingReader):
+        """The sample plant's stops as of NOW (the sample's are placed relative to the
+        clock), the ongoing one lasting to the clock's now, as the real reader's does."""
+
+        def downtime(self, line: str, start: float, end: float, now: float) -> answers.Downtime:
+            answer = super().downtime(line, start, end, NOW)
+            for event in answer["events"]:
+                if event["end"] is None:
+                    event["duration_s"] = event["in_window_s"] = event["lost_s"] = now - event["start"]
+            return answer
+
+    reader = StopGoesOn()
+    full = call(make_app(reader, NOW), downtime_panel.refresh, SHIFT, None, None, None, "BW1", None,
+                triggered=ranges.WINDOW)
+    cells = {downtime_panel.ONGOING: [{"type": downtime_panel.ONGOING, "row": 0}]}
+    summary, timeline, by_duration, by_count, stops, label, record, ongoing = call(
+        make_app(reader, NOW + 60), downtime_panel.refresh, SHIFT, None, None, 1, "BW1", full[6],
+        triggered=downtime_panel.LIVE.pulse, matching=cells)
+    assert is_patch(timeline) and not is_figure(by_duration)  # patched (here its rows did not move)
+    assert stops is no_update and by_count is no_update and label is no_update
+    assert ongoing != [no_update]  # "13 min" now
+    assert record["key"] == full[6]["key"] and "stops" not in moved(full[6], record)
+
+
 # --- the machine page -----------------------------------------------------------------
 
 def test_machine_tick_sends_only_the_outputs_that_changed() -> None:
