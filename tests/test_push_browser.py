@@ -186,4 +186,7 @@ def test_the_range_labels_gate_waits_its_quiet_time(pushed: dict[str, Any], brow
         out.push(ask(4, short), ask(5, minute), ask(6, record({})), ask(7, record({live: false})));
         return out;""")
     assert asked == [False, False, False, True, False, True, False]
-    assert console_errors(browser) == []
+    # no script error; /api/health may answer 503 (worker_behind): the counts the other
+    # tests wrote (add_good) wait for a rollup worker this module does not run, and on a
+    # loaded machine this test comes more than WORKER_SILENT_S after them
+    assert console_errors(browser, allow=("/api/health",)) == []
