@@ -161,6 +161,7 @@ def _view(params: dict[str, Any], reason: str | None, line: str) -> dict[str, An
         "machines": [m.id for m in cfg.machines], "stops": ordered_stops(events, reason), "events": events,
         "threshold": float(raw.get("micro_stop_threshold_s", p.micro_stop_threshold_s)),
         "key": structure_key(params, reason, events, segments, open_from),
+        "pareto": {kind: data.pareto_rows(raw, kind) for kind in ("duration", "count")},  # digested and sent
     }
 
 
@@ -183,12 +184,12 @@ def _contents(v: dict[str, Any], params: dict[str, Any], reason: str | None) -> 
     their series, the stops list by the fields it shows (it is built only to be sent; who
     may classify changes with a login, which draws the page anew); ``ongoing``: the texts
     of the ongoing stops' cells as the list made with them shows them."""
-    stops, rows = v["stops"], v["raw"]
+    stops, rows, pareto = v["stops"], v["raw"], v["pareto"]
     return {
         "summary": summary_tiles(rows, v["threshold"]),
         "timeline": [v["machines"], timeline_traces(v["segments"], v["machines"], v["plant"].timezone, v["open_from"])],
-        "by_duration": pareto_series(data.pareto_rows(rows, "duration"), "duration"),
-        "by_count": pareto_series(data.pareto_rows(rows, "count"), "count"),
+        "by_duration": pareto_series(pareto["duration"], "duration"),
+        "by_count": pareto_series(pareto["count"], "count"),
         "stops": [params, reason, stop_fields(stops)],
         "label": filter_label(reason, v["events"]),
         "ongoing": {i: stop_duration(e, v["at"]) for i, e in enumerate(stops[:MAX_ROWS]) if e.get("end") is None},
@@ -200,14 +201,14 @@ def _outputs(v: dict[str, Any], params: dict[str, Any], line: str, contents: dic
     """How each output is sent, when it is: whole, or (``patch``: the browser holds the
     figures of the same stops and segments) the timeline and the Pareto by duration as
     patches of what goes on."""
-    p, rows, search = v["plant"], v["raw"], ranges.search_for(params)
+    p, pareto, search = v["plant"], v["pareto"], ranges.search_for(params)
     return {
         "summary": lambda: contents["summary"],
         "timeline": (lambda: timeline_patch(contents["timeline"][1])) if patch else
         (lambda: timeline_figure(v["segments"], v["machines"], p.timezone)),
-        "by_duration": (lambda: pareto_patch(data.pareto_rows(rows, "duration"), "duration")) if patch else
-        (lambda: pareto_figure(data.pareto_rows(rows, "duration"), "duration")),
-        "by_count": lambda: pareto_figure(data.pareto_rows(rows, "count"), "count"),
+        "by_duration": (lambda: pareto_patch(pareto["duration"], "duration")) if patch else
+        (lambda: pareto_figure(pareto["duration"], "duration")),
+        "by_count": lambda: pareto_figure(pareto["count"], "count"),
         "stops": lambda: stops_table(v["stops"], v["at"], p.timezone, machine_href=f"/line/{line}/machine",
                                      live_cells=True, search=search, classify=untagged.access(line),
                                      here=f"/line/{line}{search}"),
