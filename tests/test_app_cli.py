@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -91,6 +92,14 @@ def answers(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+def demo_env() -> dict[str, str]:
+    """The environment of a demo started with no configuration: without the suite's
+    REDIS_URL, which names another test worker's database (a demo inheriting it wrote its
+    plant's events into the streams of that worker's collector tests), so on its embedded
+    Redis."""
+    return {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+
+
 def test_sigterm_stops_the_demo_and_its_worker_process(tmp_path: Path) -> None:
     """The rollup worker runs in its own process under ``python app.py``: a SIGTERM to
     the demo (systemd, docker stop) must not leave it behind."""
@@ -110,7 +119,7 @@ def test_sigterm_stops_the_demo_and_its_worker_process(tmp_path: Path) -> None:
     with log.open("w") as out:
         proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--plant", str(plant), "--port",
                                  str(port), "--data-dir", str(tmp_path / "var"), "--history-hours", "0"],
-                                stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+                                stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env=demo_env())
         try:
             deadline = time.monotonic() + 120
             while len(workers := [c for c in children(proc.pid) if PARTS.search(cmdline(c))]) < 2 or not answers(port):
