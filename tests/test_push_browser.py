@@ -37,6 +37,7 @@ from tests.test_browser import (
     wait_for,
 )
 from tests.test_components import PLANT
+from tests.throttled_support import SLOW, THROTTLED_TEST_TIMEOUT_S
 
 pytestmark = [
     pytest.mark.browser,
@@ -153,16 +154,17 @@ def quality_good(driver: Any) -> int | None:
         return null;""")
 
 
+@pytest.mark.timeout(THROTTLED_TEST_TIMEOUT_S)
 def test_throttled_line_page_updates_from_a_push(pushed: dict[str, Any], browser: Any,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ranges, "LIVE_REFRESH_MS", LONG_MS)
     browser.execute_cdp_cmd("Emulation.setCPUThrottlingRate", {"rate": 4})
     try:
         open_page(browser, f"{pushed['server'].url}/line/{LINE}?start=shift", (1920, 1080))
-        before = wait_for(lambda: quality_good(browser), 60, "the Quality tile")
-        wait_for(lambda: push_state(browser) == "up", 30, "the event stream up")
+        before = wait_for(lambda: quality_good(browser), SLOW, "the Quality tile")
+        wait_for(lambda: push_state(browser) == "up", SLOW, "the event stream up")
         add_good(pushed, 9)
-        wait_for(lambda: (quality_good(browser) or 0) >= before + 9, 20, "the Quality tile counting 9 more")
+        wait_for(lambda: (quality_good(browser) or 0) >= before + 9, SLOW, "the Quality tile counting 9 more")
         assert not note_shown(browser)
     finally:
         browser.execute_cdp_cmd("Emulation.setCPUThrottlingRate", {"rate": 1})
