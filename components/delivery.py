@@ -42,6 +42,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.security import flag_bad_values
+from components import shared
 
 log = logging.getLogger(__name__)
 
@@ -70,11 +71,14 @@ class LightDash(Dash):
 
     def callback(self, *args: Any, **kwargs: Any) -> Callable[..., Any]:
         """``Dash.callback`` whose functions run in the process's callback threads (with the
-        request's context) and answer 400 for values they cannot use (``api.security``)."""
+        request's context) and answer 400 for values they cannot use (``api.security``);
+        those marked ``components.shared.answer`` answer concurrent identical requests once."""
         register = super().callback(*args, **kwargs)
 
         def decorate(func: Callable[..., Any]) -> Any:
-            return register(in_thread(flag_bad_values(func)))
+            ticks = shared.ticks_of(func)
+            inner = func if ticks is None else shared.sharing(func, ticks)
+            return register(in_thread(flag_bad_values(inner)))
 
         return decorate
 

@@ -35,7 +35,7 @@ import dash_bootstrap_components as dbc
 from dash import ALL, Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
-from components import data, export, push, ranges, theme, tiles, untagged
+from components import data, export, push, ranges, shared, theme, tiles, untagged
 from components.callbacks import Callbacks
 from components.downtime_charts import (
     pareto_figure,
@@ -232,6 +232,7 @@ def _outputs(v: dict[str, Any], params: dict[str, Any], line: str, contents: dic
     State(LINE, "data"),
     State(LIVE.drawn, "data"),
 )
+@shared.answer(LIVE.pulse)
 def refresh(params: dict[str, Any], reason: str | None, redraw: Any, pulse: Any, line: str,
             held: dict[str, Any] | None) -> tuple[Any, ...]:
     if ranges.is_live_tick(LIVE, held, params, reason):

@@ -19,7 +19,7 @@ import plotly.graph_objects as go
 from dash import Input, Output, Patch, State, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
-from components import data, push, ranges, theme, tiles
+from components import data, push, ranges, shared, theme, tiles
 from components.callbacks import Callbacks
 from components.i18n import _
 from domain import answers
@@ -172,6 +172,7 @@ def live_contents(kpis: answers.Kpis, points: Sequence[answers.KpiBucket], tz: s
     State(LIVE.drawn, "data"),
     State(POWER_STATE, "data"),
 )
+@shared.answer(LIVE.pulse)
 def refresh(params: dict[str, Any], redraw: Any, pulse: Any, line: str, held: dict[str, Any] | None,
             power: dict[str, Any] | None) -> tuple[Any, ...]:
     if ranges.is_live_tick(LIVE, held, params):

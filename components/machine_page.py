@@ -20,6 +20,7 @@ from components import (
     oee_panel,
     push,
     ranges,
+    shared,
     stops_list,
     theme,
     untagged,
@@ -218,6 +219,7 @@ def view(params: dict[str, Any], ids: dict[str, str]) -> tuple[Any, ...]:
     State(IDS, "data"),
     State(LIVE_IDS.drawn, "data"),
 )
+@shared.answer(LIVE_IDS.pulse)
 def refresh(params: dict[str, Any], redraw: Any, pulse: Any, ids: dict[str, str], held: dict[str, Any] | None
             ) -> tuple[Any, ...]:
     if ranges.is_live_tick(LIVE_IDS, held, params):

@@ -19,7 +19,7 @@ import plotly.graph_objects as go
 from dash import Input, Output, Patch, State, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
-from components import data, export, push, ranges, theme, tiles, untagged
+from components import data, export, push, ranges, shared, theme, tiles, untagged
 from components.callbacks import Callbacks
 from components.i18n import N_, _
 from domain import answers, calendar
@@ -256,6 +256,7 @@ def shift_kpis(line: str, window: data.Window, at: float) -> list[tuple[Any, dic
     State(LINE, "data"),
     State(LIVE.drawn, "data"),
 )
+@shared.answer(LIVE.pulse)
 def refresh(params: dict[str, Any], redraw: Any, pulse: Any, line: str, held: dict[str, Any] | None
             ) -> tuple[Any, ...]:
     if ranges.is_live_tick(LIVE, held, params):

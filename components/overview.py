@@ -14,7 +14,7 @@ import dash_bootstrap_components as dbc
 from dash import ALL, ClientsideFunction, Input, Output, State, ctx, dcc, html
 from dash.exceptions import PreventUpdate
 
-from components import alerts_panel, data, i18n, push, theme
+from components import alerts_panel, data, i18n, push, shared, theme
 from components.callbacks import Callbacks
 from components.i18n import _, local
 from components.wall import OFFLINE_AFTER_MS, REFRESH_MS, apq_keys
@@ -196,6 +196,7 @@ def bar_style(view: dict[str, Any]) -> dict[str, str]:
     State(VIEW, "data"),
     State(SHOWN, "data"),
 )
+@shared.answer(TICK)
 def refresh(_n: int | None, view: dict[str, Any], shown: dict[str, Any] | None = None) -> tuple[Any, ...]:
     try:
         views, at = data.line_views(view["lines"])

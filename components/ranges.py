@@ -37,7 +37,7 @@ import dash_bootstrap_components as dbc
 from dash import ClientsideFunction, Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
-from components import data, i18n, push, theme
+from components import data, i18n, push, shared, theme
 from components.callbacks import Callbacks
 from components.i18n import _
 
@@ -329,6 +329,7 @@ def window_text(window: data.Window, tz: str) -> str:
     Input(RANGE_LIVE.pulse, "data"),
     Input(RANGE_LIVE.redraw, "data"),
 )
+@shared.answer(RANGE_LIVE.pulse)
 def show_window(params: dict[str, Any], _pulse: Any, _redraw: Any) -> tuple[Any, ...]:
     at = data.now()
     window, error = resolve_or_error(params, at)

@@ -18,7 +18,7 @@ from typing import Any
 from dash import ALL, ClientsideFunction, Input, Output, State, ctx, dcc, html
 from dash.exceptions import PreventUpdate
 
-from components import alerts_panel, data, push, theme
+from components import alerts_panel, data, push, shared, theme
 from components.callbacks import Callbacks
 from components.i18n import _, client_texts, local, pgettext
 from domain.andon import POOR_PERFORMANCE
@@ -243,6 +243,7 @@ def clock_text(shift_label: str, now: float, tz: str) -> str:
     State(VIEW, "data"),
     State(SHOWN, "data"),
 )
+@shared.answer(TICK)
 def refresh(_n: int | None, view: dict[str, Any], shown: dict[str, Any] | None = None) -> tuple[Any, ...]:
     try:
         views, at = data.line_views(view["lines"])

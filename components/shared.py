@@ -1,0 +1,157 @@
+"""Live answers shared by the screens that ask the same thing at the same moment.
+
+A change of a line is pushed to every screen showing it at once (``assets/push.js``), so
+ten walls, five overviews and every line page of that line ask the server within a few
+milliseconds, most of them with the same request. A callback marked ``@answer(*ticks)``
+is then computed once: the first request computes, the requests arriving while it runs
+wait for its answer (single flight), and nothing is kept afterwards, so an answer is never
+older than the computation it came from.
+
+Two requests share an answer only when everything the answer depends on is the same: the
+callback, its inputs and states (except the values of ``ticks``: an Interval's
+``n_intervals`` or a panel's pulse only count ticks, and differ from screen to screen),
+its outputs (pattern-matching outputs name the lines on the page), what triggered it, the
+language, the caller (session user, API token) and the version of every line in the
+process's live feed (a request after a newer change never joins an older computation).
+Without a live feed (no push), nothing is shared.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import threading
+from collections.abc import Callable, Hashable, Iterable
+from typing import Any, TypeVar
+
+from dash import ctx
+
+from api import context
+from components import data
+from components.i18n import current as current_language
+
+F = TypeVar("F", bound=Callable[..., Any])
+TICKS_ATTR = "_shared_ticks"
+
+
+def answer(*ticks: str) -> Callable[[F], F]:
+    """Marks a live callback as shared (module docstring); ``ticks``: the ids of its inputs
+    whose values only count ticks. The function itself is returned unchanged (tests call
+    it directly); ``components.delivery.LightDash.callback`` wraps it with ``sharing``."""
+    def mark(func: F) -> F:
+        setattr(func, TICKS_ATTR, frozenset(ticks))
+        return func
+    return mark
+
+
+def ticks_of(func: Callable[..., Any]) -> frozenset[str] | None:
+    """The ticks ``func`` was marked with, None when it is not shared."""
+    return getattr(func, TICKS_ATTR, None)
+
+
+class _Flight:
+    __slots__ = ("done", "error", "value")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.value: Any = None
+        self.error: BaseException | None = None
+
+
+class SingleFlight:
+    """Concurrent calls with one key run ``compute`` once; the others get its value (or,
+    when it raised, compute for themselves and see their own error). Nothing is kept
+    once the computation is over."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._flights: dict[Hashable, _Flight] = {}
+        self.led = 0  # computations run (tests, benchmarks)
+        self.joined = 0  # answers shared
+        self.waiting = 0  # calls waiting for another's computation now
+
+    def run(self, key: Hashable, compute: Callable[[], Any]) -> Any:
+        with self._lock:
+            flight = self._flights.get(key)
+            leader = flight is None
+            if flight is None:
+                flight = self._flights[key] = _Flight()
+                self.led += 1
+        if not leader:
+            with self._lock:
+                self.waiting += 1
+            flight.done.wait()
+            with self._lock:
+                self.waiting -= 1
+                if flight.error is None:
+                    self.joined += 1
+            if flight.error is not None:
+                return compute()
+            return flight.value
+        try:
+            flight.value = compute()
+            return flight.value
+        except BaseException as exc:
+            flight.error = exc
+            raise
+        finally:
+            with self._lock:
+                del self._flights[key]
+            flight.done.set()
+
+
+FLIGHTS_KEY = "shared_answers"
+
+
+def flights() -> SingleFlight:
+    """The serving app's flights (one per server process and app)."""
+    config = context.config()
+    got = config.get(FLIGHTS_KEY)
+    if got is None:
+        got = config.setdefault(FLIGHTS_KEY, SingleFlight())
+    return got  # type: ignore[no-any-return]
+
+
+def _without_ticks(items: Any, ticks: frozenset[str]) -> Any:
+    """``ctx.inputs_list`` or ``states_list`` with the values of ``ticks`` left out."""
+    if isinstance(items, list):
+        return [_without_ticks(item, ticks) for item in items]
+    if isinstance(items, dict) and isinstance(items.get("id"), str) and items["id"] in ticks:
+        return {**items, "value": None}
+    return items
+
+
+def _caller() -> str | None:
+    """Who asks: the session's user and an API token's digest (None: anonymous)."""
+    user = context.session().get("u")
+    token = context.request().headers.get("authorization") if context.has_request() else None
+    if user is None and not token:
+        return None
+    digest = hashlib.sha256(token.encode()).hexdigest()[:16] if token else ""
+    return f"{user}|{digest}"
+
+
+def answer_key(func: Callable[..., Any], ticks: frozenset[str], inputs: Any, states: Any, outputs: Any,
+               triggered: Iterable[str]) -> Hashable | None:
+    """What a request's answer depends on (module docstring), given the request's
+    ``ctx.inputs_list``, ``states_list``, ``outputs_list`` and ``triggered_prop_ids``;
+    None: nothing is shared now (no live feed)."""
+    versions = data.live_versions()
+    if not versions:
+        return None
+    request = json.dumps([_without_ticks(inputs, ticks), _without_ticks(states, ticks), outputs, sorted(triggered)],
+                         sort_keys=True, default=repr)
+    return (func.__module__, func.__qualname__, request, current_language(), _caller(),
+            data.live_token(), tuple(sorted(versions.items())))
+
+
+def sharing(func: F, ticks: frozenset[str]) -> F:
+    """``func`` answering every concurrent identical request once (module docstring)."""
+    @functools.wraps(func)
+    def shared(*args: Any, **kwargs: Any) -> Any:
+        key = answer_key(func, ticks, ctx.inputs_list, ctx.states_list, ctx.outputs_list, ctx.triggered_prop_ids)
+        if key is None:
+            return func(*args, **kwargs)
+        return flights().run(key, lambda: func(*args, **kwargs))
+    return shared  # type: ignore[return-value]
