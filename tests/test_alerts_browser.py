@@ -65,13 +65,19 @@ def test_long_stop_on_the_demo_plant_flashes_and_pages_until_acknowledged(
           Event("BW1", "ST70", Signal.STATE, "fault", "Good", started - 595))
     stop = threading.Event()
 
-    def heartbeats() -> None:  # every machine heard from, every line's worker alive
-        while not stop.is_set():
-            for line in plant.lines:
-                write(redis_client, line.id, *(Event(line.id, m.id, Signal.HEARTBEAT, None, "Good", time.time())
-                                               for m in line.machines))
-                redis_client.hset(contract.rollup_state_key(line.id), "beat", time.time())
-            stop.wait(1.0)
+    def beat() -> None:  # every machine heard from, every line's worker alive
+        for line in plant.lines:
+            write(redis_client, line.id, *(Event(line.id, m.id, Signal.HEARTBEAT, None, "Good", time.time())
+                                           for m in line.machines))
+            redis_client.hset(contract.rollup_state_key(line.id), "beat", time.time())
+
+    def heartbeats() -> None:
+        while not stop.wait(1.0):
+            beat()
+
+    # before the alert loop's first look: on a loaded machine its thread could otherwise
+    # run first and page "no data" for machines not heard from yet (a second flashing alert)
+    beat()
 
     threads = [threading.Thread(target=heartbeats, daemon=True),
                threading.Thread(target=run_alerts, args=(redis.Redis.from_url(redis_url), plant, stop,
