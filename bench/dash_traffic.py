@@ -322,6 +322,8 @@ class Page:
     pool: Pool
     tick: int = 0
     errors: list[str] = field(default_factory=list)
+    quiet: dict[str, dict[str, Any]] = field(default_factory=dict)  # callback -> its last drawn record with quiet_ms
+    seen: dict[str, float] = field(default_factory=dict)  # such records -> when the gate first saw them
 
     @classmethod
     def from_capture(cls, kind: str, tick_id: str, captured: list[Request], base_url: str) -> Page:
@@ -330,7 +332,10 @@ class Page:
     def next_bodies(self) -> list[tuple[str, bytes]]:
         self.tick += 1
         out = []
+        now = time.monotonic()
         for body in self.bodies:
+            if self._quiet(callback_name(body), now):
+                continue
             for item in body.get("inputs", []):
                 if _is_tick(item, self.tick_id):
                     item["value"] = (int(item.get("value") or 0)) + 1
@@ -341,6 +346,8 @@ class Page:
         response, seconds = await self.pool.post(UPDATE_PATH, payload)
         if response.status == 200:
             self._feed_back(response.body)
+            if b'"quiet_ms"' in response.body:
+                self._remember_quiet(name, response.body)
         elif response.status != 204:  # 204: PreventUpdate
             self.errors.append(f"{name}: HTTP {response.status} {response.body[:200]!r}")
         outputs = output_sizes(response.body) if sizes and response.status == 200 else None
@@ -356,6 +363,27 @@ class Page:
         else:
             timed = list(await asyncio.gather(*(self.post(name, payload, sizes) for name, payload in payloads)))
         return timed, time.perf_counter() - started
+
+    def _quiet(self, name: str, now: float) -> bool:
+        """Whether the browser's gate (``oee.quiet`` in assets/screens.js) holds this
+        callback's POST back: its last answer's live drawn record with ``quiet_ms`` (the
+        range label) is not asked again until that long after the gate first saw it."""
+        value = self.quiet.get(name)
+        if not value or not value.get("live"):
+            return False
+        key = json.dumps(value, sort_keys=True)
+        if key not in self.seen:
+            if len(self.seen) > 32:
+                self.seen = {}
+            self.seen[key] = now
+        return now - self.seen[key] < float(value["quiet_ms"]) / 1000
+
+    def _remember_quiet(self, name: str, raw: bytes) -> None:
+        answer = json.loads(raw).get("response") or {}
+        for props in answer.values():
+            for value in props.values() if isinstance(props, dict) else ():
+                if isinstance(value, dict) and value.get("quiet_ms"):
+                    self.quiet[name] = value
 
     def _read_ids(self) -> set[str]:
         return {item["id"] for body in self.bodies for key in ("state", "inputs") for item in body.get(key, [])

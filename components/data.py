@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 READER_KEY = "PLANT_READER"
 MEMO_KEY = "LIVE_MEMO"
+FLIGHTS_KEY = "SHARED_ANSWERS"
 PLANT_KEY = "PLANT"
 CLOCK_KEY = "DASHBOARD_CLOCK"
 
@@ -97,6 +98,17 @@ def memo() -> Any:
     got = context.config().get(MEMO_KEY)
     if got is None:
         got = context.config().setdefault(MEMO_KEY, Memo())
+    return got
+
+
+def flights() -> Any:
+    """The process's single flight of shared live answers (``store.memo.SingleFlight``,
+    ``components.shared``)."""
+    from store.memo import SingleFlight
+
+    got = context.config().get(FLIGHTS_KEY)
+    if got is None:
+        got = context.config().setdefault(FLIGHTS_KEY, SingleFlight())
     return got
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import threading
 from collections.abc import Callable, Hashable, Iterable
 from typing import Any, TypeVar
 
@@ -48,69 +47,6 @@ def answer(*ticks: str) -> Callable[[F], F]:
 def ticks_of(func: Callable[..., Any]) -> frozenset[str] | None:
     """The ticks ``func`` was marked with, None when it is not shared."""
     return getattr(func, TICKS_ATTR, None)
-
-
-class _Flight:
-    __slots__ = ("done", "error", "value")
-
-    def __init__(self) -> None:
-        self.done = threading.Event()
-        self.value: Any = None
-        self.error: BaseException | None = None
-
-
-class SingleFlight:
-    """Concurrent calls with one key run ``compute`` once; the others get its value (or,
-    when it raised, compute for themselves and see their own error). Nothing is kept
-    once the computation is over."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._flights: dict[Hashable, _Flight] = {}
-        self.led = 0  # computations run (tests, benchmarks)
-        self.joined = 0  # answers shared
-        self.waiting = 0  # calls waiting for another's computation now
-
-    def run(self, key: Hashable, compute: Callable[[], Any]) -> Any:
-        with self._lock:
-            flight = self._flights.get(key)
-            leader = flight is None
-            if flight is None:
-                flight = self._flights[key] = _Flight()
-                self.led += 1
-        if not leader:
-            with self._lock:
-                self.waiting += 1
-            flight.done.wait()
-            with self._lock:
-                self.waiting -= 1
-                if flight.error is None:
-                    self.joined += 1
-            if flight.error is not None:
-                return compute()
-            return flight.value
-        try:
-            flight.value = compute()
-            return flight.value
-        except BaseException as exc:
-            flight.error = exc
-            raise
-        finally:
-            with self._lock:
-                del self._flights[key]
-            flight.done.set()
-
-
-FLIGHTS_KEY = "shared_answers"
-
-
-def flights() -> SingleFlight:
-    """The serving app's flights (one per server process and app)."""
-    config = context.config()
-    got = config.get(FLIGHTS_KEY)
-    if got is None:
-        got = config.setdefault(FLIGHTS_KEY, SingleFlight())
-    return got  # type: ignore[no-any-return]
 
 
 def _without_ticks(items: Any, ticks: frozenset[str]) -> Any:
@@ -153,5 +89,5 @@ def sharing(func: F, ticks: frozenset[str]) -> F:
         key = answer_key(func, ticks, ctx.inputs_list, ctx.states_list, ctx.outputs_list, ctx.triggered_prop_ids)
         if key is None:
             return func(*args, **kwargs)
-        return flights().run(key, lambda: func(*args, **kwargs))
+        return data.flights().run(key, lambda: func(*args, **kwargs))
     return shared  # type: ignore[return-value]

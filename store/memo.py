@@ -1,4 +1,5 @@
-"""``Memo``: a bounded, thread-safe, single-flight cache of computed values.
+"""``Memo``: a bounded, thread-safe, single-flight cache of computed values; ``SingleFlight``:
+the single flight alone (nothing kept once a computation is over).
 
 Live views are keyed by the line's ``LiveFeed`` version: the first request for a key
 computes it, requests arriving meanwhile wait for that result instead of computing it
@@ -74,3 +75,45 @@ class Memo:
 
     def __len__(self) -> int:
         return len(self._data)
+
+
+class SingleFlight:
+    """Concurrent calls with one key run ``compute`` once; the others get its value (or,
+    when it raised, compute for themselves and see their own error). Nothing is kept
+    once the computation is over."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._flights: dict[Hashable, _Flight] = {}
+        self.led = 0  # computations run (tests, benchmarks)
+        self.joined = 0  # answers shared
+        self.waiting = 0  # calls waiting for another's computation now
+
+    def run(self, key: Hashable, compute: Callable[[], Any]) -> Any:
+        with self._lock:
+            flight = self._flights.get(key)
+            leader = flight is None
+            if flight is None:
+                flight = self._flights[key] = _Flight()
+                self.led += 1
+        if not leader:
+            with self._lock:
+                self.waiting += 1
+            flight.done.wait()
+            with self._lock:
+                self.waiting -= 1
+                if flight.error is None:
+                    self.joined += 1
+            if flight.error is not None:
+                return compute()
+            return flight.value
+        try:
+            flight.value = compute()
+            return flight.value
+        except BaseException as exc:
+            flight.error = exc
+            raise
+        finally:
+            with self._lock:
+                del self._flights[key]
+            flight.done.set()

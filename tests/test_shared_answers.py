@@ -16,6 +16,7 @@ from api import context
 from api.context import config_of
 from components import data, shared, wall
 from store.live_feed import FEED_KEY, LiveFeed
+from store.memo import SingleFlight
 from tests.callback_support import call
 from tests.test_components import PLANT, make_app
 
@@ -31,7 +32,7 @@ def until(predicate: Callable[[], bool], what: str, timeout_s: float = 30.0) -> 
 
 # --- the single flight ---------------------------------------------------------------
 
-def run_together(flights: shared.SingleFlight, keys: list[str], compute: Callable[[str], Any]) -> list[Any]:
+def run_together(flights: SingleFlight, keys: list[str], compute: Callable[[str], Any]) -> list[Any]:
     """``flights.run`` of each key in a thread of its own, all started at once."""
     out: list[Any] = [None] * len(keys)
 
@@ -51,7 +52,7 @@ def run_together(flights: shared.SingleFlight, keys: list[str], compute: Callabl
 
 
 def test_calls_with_one_key_at_the_same_time_compute_once() -> None:
-    flights = shared.SingleFlight()
+    flights = SingleFlight()
     computed: list[str] = []
 
     def compute(key: str) -> object:
@@ -69,7 +70,7 @@ def test_calls_with_one_key_at_the_same_time_compute_once() -> None:
 
 
 def test_other_keys_compute_for_themselves() -> None:
-    flights = shared.SingleFlight()
+    flights = SingleFlight()
     started = threading.Barrier(2, timeout=30)
 
     def compute(key: str) -> str:
@@ -81,7 +82,7 @@ def test_other_keys_compute_for_themselves() -> None:
 
 
 def test_a_failed_computation_is_not_shared() -> None:
-    flights = shared.SingleFlight()
+    flights = SingleFlight()
     calls: list[str] = []
 
     def compute(key: str) -> str:
@@ -151,7 +152,7 @@ def test_walls_asking_at_once_share_one_answer(feed: LiveFeed, monkeypatch: pyte
     def counted(*args: Any, **kwargs: Any) -> Any:
         computed.append(args)
         if len(computed) == 1:  # the first request's computation runs until the others wait for it
-            until(lambda: shared.flights().waiting == 2, "the other walls to wait")
+            until(lambda: data.flights().waiting == 2, "the other walls to wait")
         return line_views(*args, **kwargs)
 
     monkeypatch.setattr(data, "line_views", counted)
@@ -171,7 +172,7 @@ def test_walls_asking_at_once_share_one_answer(feed: LiveFeed, monkeypatch: pyte
     assert answers[0] == answers[1] == answers[2]
     fields = dict(zip([(o["line"], o["field"]) for o in field_ids], answers[0][0], strict=True))
     assert fields[("BW1", "status")] == "Down" and fields[("BR1", "reason")] == "BR-RM: Roll change"
-    flights = config_of(app.server)[shared.FLIGHTS_KEY]
+    flights = config_of(app.server)[data.FLIGHTS_KEY]
     assert (flights.led, flights.joined) == (1, 2)
     assert wall_answer(50) == answers[0]
     assert len(computed) == 2
