@@ -11,7 +11,7 @@ Two requests share an answer only when everything the answer depends on is the s
 callback, its inputs and states (except the values of ``ticks``: an Interval's
 ``n_intervals`` or a panel's pulse only count ticks, and differ from screen to screen),
 its outputs (pattern-matching outputs name the lines on the page), what triggered it, the
-language, the caller (session user, API token) and the version of every line in the
+language, the caller (as the server checked it: user or API token, role and lines) and the version of every line in the
 process's live feed (a request after a newer change never joins an older computation).
 Without a live feed (no push), nothing is shared.
 """
@@ -19,14 +19,13 @@ Without a live feed (no push), nothing is shared.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 from collections.abc import Callable, Hashable, Iterable
 from typing import Any, TypeVar
 
 from dash import ctx
 
-from api import context
+from api import auth
 from components import data
 from components.i18n import current as current_language
 
@@ -58,14 +57,14 @@ def _without_ticks(items: Any, ticks: frozenset[str]) -> Any:
     return items
 
 
-def _caller() -> str | None:
-    """Who asks: the session's user and an API token's digest (None: anonymous)."""
-    user = context.session().get("u")
-    token = context.request().headers.get("authorization") if context.has_request() else None
-    if user is None and not token:
+def _caller() -> Hashable:
+    """Who asks, as the server has checked it (``api.auth.current_principal``: a revoked
+    session or a wrong token is anonymous): kind, name, role and lines; None: anonymous
+    (or no users at all)."""
+    if not auth.installed():
         return None
-    digest = hashlib.sha256(token.encode()).hexdigest()[:16] if token else ""
-    return f"{user}|{digest}"
+    who = auth.current_principal()
+    return None if who is None else (who.kind, who.name, str(who.role), tuple(who.lines))
 
 
 def answer_key(func: Callable[..., Any], ticks: frozenset[str], inputs: Any, states: Any, outputs: Any,

@@ -12,11 +12,13 @@ from typing import Any
 import pytest
 import redis
 
+from api import auth as api_auth
 from api import context
 from api.context import config_of
 from components import data, shared, wall
 from store.live_feed import FEED_KEY, LiveFeed
 from store.memo import SingleFlight
+from store.users import Users
 from tests.callback_support import call
 from tests.test_components import PLANT, make_app
 
@@ -101,8 +103,11 @@ def test_a_failed_computation_is_not_shared() -> None:
 
 @pytest.fixture
 def feed(redis_client: redis.Redis) -> Iterator[LiveFeed]:
-    live = LiveFeed(redis_client, LINES).start()
-    until(lambda: live.versions() is not None, "the live feed to follow")
+    # no versions from the clock alone (at least one every 3 s by default): only the test's
+    # own marks move a line, so requests of one moment always have one key
+    live = LiveFeed(redis_client, LINES, quiet_s=3600.0).start()
+    # following, and past its first versions (every line gets one when the feed starts)
+    until(lambda: all((live.versions() or {"-": 0}).values()), "the live feed's first versions")
     yield live
     live.stop()
 
@@ -116,17 +121,23 @@ def key_of(app: Any, *, tick: int = 1, lines: list[str] | None = None, headers: 
         return shared.answer_key(wall.refresh, frozenset({wall.TICK}), inputs, states, [], triggered)
 
 
-def test_the_key_leaves_out_only_the_tick_count(feed: LiveFeed) -> None:
+def test_the_key_leaves_out_only_the_tick_count(feed: LiveFeed, redis_client: redis.Redis) -> None:
     app = make_app()
     config_of(app.server)[FEED_KEY] = feed
+    api_auth.install(app.server, api_auth.Auth(redis_client, PLANT, clock=time.time))
+    users = Users(redis_client, LINES)
+    operator, _ = users.create_token("mes", "operator", "BW1", time.time())
+    engineer, _ = users.create_token("scada", "engineer", "BW1", time.time())
     first = key_of(app)
     assert first is not None
     assert key_of(app, tick=917) == first  # another screen's count of ticks
     assert key_of(app, lines=["BW1"]) != first  # another view
     assert key_of(app, triggered=()) != first  # a first draw, not a tick
     assert key_of(app, headers={"Accept-Language": "zh-CN"}) != first
-    assert key_of(app, headers={"Authorization": "Bearer abc"}) != first  # another caller
-    assert key_of(app, headers={"Authorization": "Bearer abc"}) != key_of(app, headers={"Authorization": "Bearer abd"})
+    as_operator = key_of(app, headers={"Authorization": f"Bearer {operator}"})
+    assert as_operator not in (first, key_of(app, headers={"Authorization": f"Bearer {engineer}"}))
+    assert key_of(app, headers={"Authorization": f"Bearer {operator}"}) == as_operator  # the same caller again
+    assert key_of(app, headers={"Authorization": "Bearer not-a-token"}) == first  # refused: anonymous
     feed.mark("BW1", "test")  # a change: later requests never join an earlier computation
     until(lambda: key_of(app) != first, "BW1's next version")
 
@@ -174,5 +185,5 @@ def test_walls_asking_at_once_share_one_answer(feed: LiveFeed, monkeypatch: pyte
     assert fields[("BW1", "status")] == "Down" and fields[("BR1", "reason")] == "BR-RM: Roll change"
     flights = config_of(app.server)[data.FLIGHTS_KEY]
     assert (flights.led, flights.joined) == (1, 2)
-    assert wall_answer(50) == answers[0]
+    assert wall_answer(50) == answers[0]  # no line moved meanwhile: the same answer, computed again
     assert len(computed) == 2
