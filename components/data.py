@@ -91,14 +91,18 @@ def live_versions() -> dict[str, int] | None:
     return None if feed is None else feed.versions()
 
 
+def _one_per_app(key: str, make: Callable[[], Any]) -> Any:
+    """The serving app's object under ``key`` in its config, made on first use."""
+    config = context.config()
+    got = config.get(key)
+    return got if got is not None else config.setdefault(key, make())
+
+
 def memo() -> Any:
     """The process's memo of live figures (``store.memo.Memo``)."""
     from store.memo import Memo
 
-    got = context.config().get(MEMO_KEY)
-    if got is None:
-        got = context.config().setdefault(MEMO_KEY, Memo())
-    return got
+    return _one_per_app(MEMO_KEY, Memo)
 
 
 def flights() -> Any:
@@ -106,10 +110,7 @@ def flights() -> Any:
     ``components.shared``)."""
     from store.memo import SingleFlight
 
-    got = context.config().get(FLIGHTS_KEY)
-    if got is None:
-        got = context.config().setdefault(FLIGHTS_KEY, SingleFlight())
-    return got
+    return _one_per_app(FLIGHTS_KEY, SingleFlight)
 
 
 def _live(line: str, end: float, at: float, key: tuple[Any, ...], read: Callable[[], Any]) -> Any:

@@ -11,9 +11,9 @@ Two requests share an answer only when everything the answer depends on is the s
 callback, its inputs and states (except the values of ``ticks``: an Interval's
 ``n_intervals`` or a panel's pulse only count ticks, and differ from screen to screen),
 its outputs (pattern-matching outputs name the lines on the page), what triggered it, the
-language, the caller (as the server checked it: user or API token, role and lines) and the version of every line in the
-process's live feed (a request after a newer change never joins an older computation).
-Without a live feed (no push), nothing is shared.
+language, the caller (as the server checked it: user or API token, role and lines) and the
+version of every line in the process's live feed (a request after a newer change never
+joins an older computation). Without a live feed (no push), nothing is shared.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""``Memo``: a bounded, thread-safe, single-flight cache of computed values; ``SingleFlight``:
-the single flight alone (nothing kept once a computation is over).
+"""``SingleFlight``: concurrent calls with one key compute once (nothing kept once the
+computation is over); ``Memo``: a bounded, thread-safe cache of computed values over one.
 
 Live views are keyed by the line's ``LiveFeed`` version: the first request for a key
 computes it, requests arriving meanwhile wait for that result instead of computing it
@@ -22,59 +22,6 @@ class _Flight:
         self.done = threading.Event()
         self.value: Any = None
         self.error: BaseException | None = None
-
-
-class Memo:
-    def __init__(self, max_entries: int = 256) -> None:
-        self.max_entries = max_entries
-        self._data: OrderedDict[Hashable, Any] = OrderedDict()
-        self._flights: dict[Hashable, _Flight] = {}
-        self._lock = threading.Lock()
-        self.computed = 0  # computations run (tests, benchmarks)
-        self.hits = 0
-
-    def get(self, key: Hashable, compute: Callable[[], Any]) -> Any:
-        with self._lock:
-            if key in self._data:
-                self._data.move_to_end(key)
-                self.hits += 1
-                return self._data[key]
-            flight = self._flights.get(key)
-            leader = flight is None
-            if leader:
-                flight = self._flights[key] = _Flight()
-        assert flight is not None
-        if not leader:
-            flight.done.wait()
-            if flight.error is None:
-                with self._lock:
-                    self.hits += 1
-                return flight.value
-            return compute()
-        try:
-            value = compute()
-        except BaseException as exc:
-            flight.error = exc
-            with self._lock:
-                self._flights.pop(key, None)
-            flight.done.set()
-            raise
-        flight.value = value
-        with self._lock:
-            self.computed += 1
-            self._flights.pop(key, None)
-            self._data[key] = value
-            while len(self._data) > self.max_entries:
-                self._data.popitem(last=False)
-        flight.done.set()
-        return value
-
-    def clear(self) -> None:
-        with self._lock:
-            self._data.clear()
-
-    def __len__(self) -> int:
-        return len(self._data)
 
 
 class SingleFlight:
@@ -117,3 +64,55 @@ class SingleFlight:
             with self._lock:
                 del self._flights[key]
             flight.done.set()
+
+
+class Memo:
+    """A bounded cache over a ``SingleFlight``: a key's value is computed once, by the first
+    caller, and kept (least recently used out first)."""
+
+    def __init__(self, max_entries: int = 256) -> None:
+        self.max_entries = max_entries
+        self._data: OrderedDict[Hashable, Any] = OrderedDict()
+        self._flights = SingleFlight()
+        self._lock = threading.Lock()
+        self.computed = 0  # computations run (tests, benchmarks)
+        self._cached = 0  # answers from the cache
+
+    @property
+    def hits(self) -> int:
+        """Answers not computed by their caller: from the cache or another's computation."""
+        return self._cached + self._flights.joined
+
+    def get(self, key: Hashable, compute: Callable[[], Any]) -> Any:
+        found, value = self._lookup(key)
+        if found:
+            return value
+
+        def fill() -> Any:
+            found, value = self._lookup(key)  # kept by a computation that ended meanwhile
+            if found:
+                return value
+            value = compute()
+            with self._lock:
+                self.computed += 1
+                self._data[key] = value
+                while len(self._data) > self.max_entries:
+                    self._data.popitem(last=False)
+            return value
+
+        return self._flights.run(key, fill)
+
+    def _lookup(self, key: Hashable) -> tuple[bool, Any]:
+        with self._lock:
+            if key not in self._data:
+                return False, None
+            self._data.move_to_end(key)
+            self._cached += 1
+            return True, self._data[key]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+    def __len__(self) -> int:
+        return len(self._data)
