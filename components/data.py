@@ -16,12 +16,20 @@ Live figures are computed once per change, not once per screen: while the proces
 screen that subscribes), a line's live view and the live-range reads of the line and
 machine pages are kept per line version (``store.memo.Memo``, single-flight: screens
 asking at once wait for one computation). Without the feed nothing is kept.
+
+And computed before the screens ask: ``Warmer`` remembers each live read a screen made
+(in that request's context: its app, its language) and, when the feed hands out a line's
+next version, makes them again for it before the feed tells the screens
+(``LiveFeed(warm=...)``); reads nobody asked for in ``RECENT_S`` are forgotten.
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -33,6 +41,7 @@ from api import context
 from components.i18n import N_, _, date_time, local
 from domain import andon, answers
 from domain.plant import Line, Plant
+from store.live_feed import WARM_KEY as WARM_KEY  # the app's Warmer, which the feed calls
 
 log = logging.getLogger(__name__)
 
@@ -113,13 +122,68 @@ def flights() -> Any:
     return _one_per_app(FLIGHTS_KEY, SingleFlight)
 
 
-def _live(line: str, end: float, at: float, key: tuple[Any, ...], read: Callable[[], Any]) -> Any:
-    """``read()`` of a window of ``line`` ending at ``end``: a window reaching now is read once
-    per line version (``key`` names the read apart from the version), shared by every screen."""
+def _live(line: str, end: float, at: float, key: tuple[Any, ...], read: Callable[[float, float], Any]) -> Any:
+    """``read(end, at)`` of a window of ``line`` ending at ``end``: a window reaching now is
+    read once per line version (``key`` names the read apart from the version), shared by
+    every screen, and read again for the next version before the screens ask (``Warmer``)."""
     versions = live_versions() if end >= at - 1 else None
     if versions is None or line not in versions:
-        return read()
-    return memo().get((*key, versions[line]), read)
+        return read(end, at)
+    if end >= at:  # up to now (not a window that ended within the last second): warm it next time
+        warmer = context.config().get(WARM_KEY)
+        if warmer is not None:
+            warmer.note(line, key, lambda: _live_now(line, key, read))
+    return memo().get((*key, versions[line]), lambda: read(end, at))
+
+
+def _live_now(line: str, key: tuple[Any, ...], read: Callable[[float, float], Any]) -> None:
+    """The read of ``key`` up to now, for the line's current version (a warm-up)."""
+    versions = live_versions()
+    if versions is not None and line in versions:
+        at = now()
+        memo().get((*key, versions[line]), lambda: read(at, at))
+
+
+class Warmer:
+    """What the screens read of each line's last version, read again for its next one
+    (module docstring): ``note`` in a request, ``warm(line)`` from the live feed's threads."""
+
+    def __init__(self, recent_s: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.recent_s = recent_s
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._reads: dict[tuple[str, Hashable], tuple[contextvars.Context, Callable[[], None], float]] = {}
+        self.warmed = 0  # reads made again (tests, benchmarks)
+        self._in_warm = contextvars.ContextVar("warming", default=False)
+
+    def note(self, line: str, key: Hashable, again: Callable[[], None]) -> None:
+        """A screen read ``key`` of ``line``; ``again()`` makes that read for the current
+        version (run in a copy of this request's context)."""
+        if self._in_warm.get():
+            return  # a read made again is not a screen asking
+        ctx = contextvars.copy_context()
+        with self._lock:
+            self._reads[(line, key)] = (ctx, again, self.clock())
+
+    def warm(self, line: str) -> None:
+        """Every read of ``line`` a screen made in the last ``recent_s``, for its current version."""
+        now = self.clock()
+        with self._lock:
+            for read_key, (_ctx, _again, used) in list(self._reads.items()):
+                if now - used > self.recent_s:
+                    del self._reads[read_key]
+            mine = [(ctx, again) for (of, _key), (ctx, again, _used) in self._reads.items() if of == line]
+        for ctx, again in mine:
+            ctx = ctx.copy()
+            ctx.run(self._in_warm.set, True)
+            try:
+                ctx.run(again)
+                self.warmed += 1
+            except DataUnavailable:
+                return  # Redis unreadable: the screens will see it themselves
+
+    def __len__(self) -> int:
+        return len(self._reads)
 
 
 def _call(method: str, *args: Any, **kwargs: Any) -> Any:
@@ -142,43 +206,43 @@ def live_lines(at: float) -> list[answers.LineLive]:
 
 def line_kpis(line: str, start: float, end: float, at: float) -> answers.LineKpis:
     out: answers.LineKpis = _live(line, end, at, ("line_kpis", line, start),
-                                  lambda: _call("line_kpis", line, start, end, at))
+                                  lambda e, a: _call("line_kpis", line, start, e, a))
     return out
 
 
 def machine_kpis(line: str, machine: str, start: float, end: float, at: float) -> answers.MachineKpis:
     out: answers.MachineKpis = _live(line, end, at, ("machine_kpis", line, machine, start),
-                                     lambda: _call("machine_kpis", line, machine, start, end, at))
+                                     lambda e, a: _call("machine_kpis", line, machine, start, e, a))
     return out
 
 
 def downtime(line: str, start: float, end: float, at: float) -> answers.Downtime:
     out: answers.Downtime = _live(line, end, at, ("downtime", line, start),
-                                  lambda: _call("downtime", line, start, end, at))
+                                  lambda e, a: _call("downtime", line, start, e, a))
     return out
 
 
 def energy(line: str, start: float, end: float, at: float) -> answers.Energy:
-    out: answers.Energy = _live(line, end, at, ("energy", line, start), lambda: _call("energy", line, start, end, at))
+    out: answers.Energy = _live(line, end, at, ("energy", line, start), lambda e, a: _call("energy", line, start, e, a))
     return out
 
 
 def kpi_series(line: str, start: float, end: float, step_s: float, at: float,
                machine: str | None = None) -> answers.KpiSeries:
     out: answers.KpiSeries = _live(line, end, at, ("kpi_series", line, machine, start, step_s),
-                                   lambda: _call("kpi_series", line, start, end, step_s, at, machine=machine))
+                                   lambda e, a: _call("kpi_series", line, start, e, step_s, a, machine=machine))
     return out
 
 
 def timeline(line: str, start: float, end: float, at: float) -> answers.Timeline:
     out: answers.Timeline = _live(line, end, at, ("timeline", line, start),
-                                  lambda: _call("timeline", line, start, end, at))
+                                  lambda e, a: _call("timeline", line, start, e, a))
     return out
 
 
 def power_series(line: str, start: float, end: float, step_s: float, at: float) -> answers.PowerSeries:
     out: answers.PowerSeries = _live(line, end, at, ("power_series", line, start, step_s),
-                                     lambda: _call("power_series", line, start, end, step_s, at))
+                                     lambda e, a: _call("power_series", line, start, e, step_s, a))
     return out
 
 
@@ -253,8 +317,11 @@ def line_views(line_ids: list[str] | None = None, at: float | None = None) -> tu
         live_by_id = {line["id"]: line for line in live_lines(at)}
         return [_line_view(cfg, live_by_id.get(cfg.id), shift, at) for cfg in wanted], at
     language = current()
+    warmer = context.config().get(WARM_KEY)
     views = []
     for cfg in wanted:
+        if warmer is not None:
+            warmer.note(cfg.id, ("line_view", language), lambda line=cfg.id: line_views([line]))
         version = versions.get(cfg.id)
         key = ("line_view", cfg.id, shift.start, language, version)
         views.append(memo().get(key, lambda cfg=cfg, v=version: {**_line_view(cfg, None, shift, at), "version": v}))

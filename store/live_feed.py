@@ -17,6 +17,13 @@ a view is computed once per line version however many screens show it), and
 ``wait(after, lines)`` / ``wait_async`` for the server-sent events of ``api.live`` (each change once, in
 order, with a sequence number a reconnecting browser hands back as ``Last-Event-ID``).
 
+Warm before telling: with a ``warm(line)`` hook (``components.data.Warmer``), a new version
+is handed out at once (``versions()``) but told to the subscribers only once the hook has
+recomputed what the screens asked of the line's last version (in ``WARM_THREADS``
+threads), or after ``warm_max_s`` at the latest. The screens then ask for answers already
+computed: a change is computed once, before thirty screens ask for it at the same moment,
+not while they wait.
+
 While Redis cannot be read the feed is ``down``: versions are withheld (nothing is
 memoised) and the event streams tell the browsers, which fall back to their 2 s timer.
 """
@@ -31,6 +38,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +55,8 @@ MIN_GAP_S = 0.5  # a line gets at most one version per this
 QUIET_S = 3.0  # and at least one per this: the clock moves the texts
 HISTORY = 4096  # changes kept for reconnecting browsers (Last-Event-ID)
 RETRY_S = 1.0  # after a Redis error, read again after this
+WARM_MAX_S = 0.5  # a change is told at the latest this long after its version, warm or not
+WARM_THREADS = 4  # lines warmed at once
 
 WHY_EVENTS = "events"  # new entries in the line's stream
 WHY_ROLLUP = "rollup"  # the worker committed (closed minutes, a rewind)
@@ -71,6 +81,13 @@ class _Dirty:
     why: set[str] = field(default_factory=set)
 
 
+@dataclass(slots=True)
+class _Batch:
+    changes: list[tuple[str, int, tuple[str, ...]]]  # (line, version, why) handed out together
+    by: float  # told at the latest then (feed clock)
+    left: int  # lines still warming
+
+
 def _text(raw: bytes | str) -> str:
     return raw.decode() if isinstance(raw, bytes) else raw
 
@@ -80,7 +97,8 @@ class LiveFeed:
 
     def __init__(self, client: Any, lines: Sequence[str], *, clock: Callable[[], float] = time.monotonic,
                  block_ms: int = BLOCK_MS, coalesce_s: float = COALESCE_S, min_gap_s: float = MIN_GAP_S,
-                 quiet_s: float = QUIET_S) -> None:
+                 quiet_s: float = QUIET_S, warm: Callable[[str], None] | None = None,
+                 warm_max_s: float = WARM_MAX_S) -> None:
         self.client = client
         self.lines = tuple(lines)
         self.token = uuid.uuid4().hex[:12]  # names this process's sequence in event ids
@@ -89,6 +107,11 @@ class LiveFeed:
         self.coalesce_s = coalesce_s
         self.min_gap_s = min_gap_s
         self.quiet_s = quiet_s
+        self.warm = warm
+        self.warm_max_s = warm_max_s
+        self._warming: dict[int, _Batch] = {}  # versions handed out, not yet told
+        self._batches = 0
+        self._warm_pool: ThreadPoolExecutor | None = None
         self._cond = threading.Condition()
         self._versions = dict.fromkeys(self.lines, 0)
         self._bumped = dict.fromkeys(self.lines, -1e18)
@@ -130,6 +153,8 @@ class LiveFeed:
             self._notify()
         for thread in self._threads:
             thread.join(timeout_s)
+        if self._warm_pool is not None:
+            self._warm_pool.shutdown(wait=False, cancel_futures=True)
 
     @property
     def stopped(self) -> bool:
@@ -316,30 +341,81 @@ class LiveFeed:
 
     def _dispatch(self) -> None:
         """Turns marks into versions: after ``coalesce_s``, at most every ``min_gap_s``, at
-        least every ``quiet_s``."""
+        least every ``quiet_s``; tells them once warm (or after ``warm_max_s``)."""
         with self._cond:
             while not self._stop.is_set():
                 now = self.clock()
+                for batch_id, batch in list(self._warming.items()):
+                    if now >= batch.by:  # warming too long: tell now, the screens join the computation
+                        self._tell(batch_id)
                 if not self._down:
                     for line in self.lines:
                         if line not in self._dirty and now - self._bumped[line] >= self.quiet_s:
                             self._mark(line, WHY_CLOCK, now)
                 due = [line for line, d in self._dirty.items()
                        if now - d.since >= self.coalesce_s and now - self._bumped[line] >= self.min_gap_s]
+                changes = []
                 for line in due:
                     dirty = self._dirty.pop(line)
                     self._versions[line] += 1
                     self._bumped[line] = now
-                    self._seq += 1
                     self.bumps += 1
-                    self._history.append(Change(self._seq, line, self._versions[line], tuple(sorted(dirty.why))))
-                if due:
-                    self._notify()
+                    changes.append((line, self._versions[line], tuple(sorted(dirty.why))))
+                if changes:
+                    self._hand_out(changes, now)
                 self._cond.wait(self._next_due(now))
+
+    def _hand_out(self, changes: list[tuple[str, int, tuple[str, ...]]], now: float) -> None:
+        """New versions: told at once without a warm hook, else together once all are warm
+        (holding ``_cond``)."""
+        if self.warm is None:
+            self._publish(changes)
+            return
+        lines = {line for line, _version, _why in changes}
+        for batch_id, batch in list(self._warming.items()):
+            if lines & {line for line, _version, _why in batch.changes}:
+                self._tell(batch_id)  # still warming a line's last version: tell it now
+        self._batches += 1
+        self._warming[self._batches] = _Batch(changes, now + self.warm_max_s, len(changes))
+        if self._warm_pool is None:
+            self._warm_pool = ThreadPoolExecutor(WARM_THREADS, thread_name_prefix="live-warm")
+        try:
+            for line, _version, _why in changes:
+                self._warm_pool.submit(self._warm_one, self._batches, line)
+        except RuntimeError:  # stopping: the pool is shut
+            self._tell(self._batches)
+
+    def _warm_one(self, batch_id: int, line: str) -> None:
+        try:
+            if self.warm is not None and not self._stop.is_set():
+                self.warm(line)
+        except Exception:  # a failed warm-up only means the screens compute for themselves
+            log.exception("live feed: warming %s failed", line)
+        finally:
+            with self._cond:
+                batch = self._warming.get(batch_id)
+                if batch is not None:
+                    batch.left -= 1
+                    if batch.left <= 0:
+                        self._tell(batch_id)
+
+    def _tell(self, batch_id: int) -> None:
+        """Publishes a warming batch (holding ``_cond``)."""
+        batch = self._warming.pop(batch_id, None)
+        if batch is not None:
+            self._publish(batch.changes)
+
+    def _publish(self, changes: list[tuple[str, int, tuple[str, ...]]]) -> None:
+        """Tells the subscribers, in one wake-up (holding ``_cond``)."""
+        for line, version, why in changes:
+            self._seq += 1
+            self._history.append(Change(self._seq, line, version, why))
+        self._notify()
 
     def _next_due(self, now: float) -> float:
         times = [max(d.since + self.coalesce_s, self._bumped[line] + self.min_gap_s)
                  for line, d in self._dirty.items()]
+        times += [batch.by for batch in self._warming.values()]
         if not self._down:
             times += [self._bumped[line] + self.quiet_s for line in self.lines if line not in self._dirty]
         soonest = min(times, default=now + self.quiet_s)
@@ -347,17 +423,21 @@ class LiveFeed:
 
 
 FEED_KEY = "LIVE_FEED"
+WARM_KEY = "LIVE_WARM"
 _feed_lock = threading.Lock()
 
 
 def feed_of(config: dict[str, Any], client_of: Callable[[], Any], lines: Sequence[str]) -> LiveFeed:
     """The process's feed kept in the app's ``config`` (``api.context.config_of``), created
-    and started on first use."""
+    and started on first use, with the app's warm-up hook (``WARM_KEY``: an object with a
+    ``warm(line)`` method) when it has one."""
     feed = config.get(FEED_KEY)
     if feed is not None:
         return feed  # type: ignore[no-any-return]
     with _feed_lock:
         feed = config.get(FEED_KEY)
         if feed is None:
-            feed = config[FEED_KEY] = LiveFeed(client_of(), lines).start()
+            warmer = config.get(WARM_KEY)
+            feed = config[FEED_KEY] = LiveFeed(client_of(), lines,
+                                               warm=None if warmer is None else warmer.warm).start()
     return feed

@@ -114,5 +114,10 @@ class Memo:
         with self._lock:
             self._data.clear()
 
+    def __contains__(self, key: Hashable) -> bool:
+        """Whether ``key``'s value is kept (a look that neither counts nor reorders)."""
+        with self._lock:
+            return key in self._data
+
     def __len__(self) -> int:
         return len(self._data)

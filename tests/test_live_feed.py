@@ -349,3 +349,78 @@ def test_shown_versions_need_every_view_versioned() -> None:
     assert push.shown_versions([{"line": "L1", "version": 3}], "tok") == {"token": "tok", "lines": {"L1": 3}}
     assert push.shown_versions([{"line": "L1", "version": 3}, {"line": "L2"}], "tok") is None
     assert push.shown_versions([{"line": "L1", "version": 3}], None) is None
+
+
+# --- warm before telling: a change is computed before the screens are told of it ----------------
+
+def test_a_change_is_told_once_the_warm_up_has_run(redis_client: redis.Redis) -> None:
+    seen: list[tuple[str, int | None, list[Any]]] = []
+    feed: LiveFeed
+    seq = 0
+
+    def warm(line: str) -> None:  # what components.data.Warmer does: read the new version, before it is told
+        time.sleep(0.2)
+        seen.append((line, feed.version(line), [c for c in feed.changes_since(seq) or [] if c.line == line]))
+
+    feed = LiveFeed(redis_client, ["BW1", "CM1"], block_ms=200, quiet_s=3600, warm=warm, warm_max_s=30).start()
+    try:
+        wait_for(lambda: feed.versions() == {"BW1": 1, "CM1": 1}, what="the start versions")
+        wait_for(lambda: len(seen) == 2 and feed.seq == 2, what="the start versions told")
+        seq = feed.seq
+        write_event(redis_client, "CM1", "OP60", Signal.GOOD, 5, time.time())
+        told = wait_for(lambda: feed.changes_since(seq), what="CM1's change told")
+        assert [(c.line, c.version, c.why) for c in told] == [("CM1", 2, (WHY_EVENTS,))]
+        # the warm-up saw the new version handed out, and the change not yet told
+        assert seen[-1] == ("CM1", 2, [])
+    finally:
+        feed.stop()
+
+
+def test_a_stuck_or_failing_warm_up_does_not_hold_a_change_back(redis_client: redis.Redis,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    release = threading.Event()
+    calls: list[str] = []
+
+    def warm(line: str) -> None:
+        calls.append(line)
+        if line == "BW1":
+            release.wait(30)  # stuck (a Redis read that hangs)
+        else:
+            raise RuntimeError("warm-up failed")
+
+    feed = LiveFeed(redis_client, ["BW1", "CM1"], block_ms=200, quiet_s=3600, warm=warm, warm_max_s=0.3).start()
+    try:
+        wait_for(lambda: feed.seq == 2, what="the start versions told, warm or not")
+        seq = feed.seq
+        write_event(redis_client, "BW1", "ST70", Signal.GOOD, 1, time.time())
+        write_event(redis_client, "CM1", "OP60", Signal.GOOD, 1, time.time())
+        got = wait_for(lambda: {(c.line, c.version) for c in feed.changes_since(seq) or []} == {("BW1", 2), ("CM1", 2)}
+                       and feed.changes_since(seq), what="both changes told")
+        assert {c.line for c in got} == {"BW1", "CM1"}
+        assert "warming CM1 failed" in caplog.text
+        assert feed.up
+    finally:
+        release.set()
+        feed.stop()
+
+
+def test_live_reads_are_made_again_before_the_screens_are_told(served: dict[str, Any]) -> None:
+    from store.live_feed import WARM_KEY
+
+    server, app, client, now = served["server"], served["app"], served["redis"], served["now"]
+    config = config_of(app.server)
+    start = now - 1800
+    sub = Subscriber(server.port, "line=BW1")
+    try:
+        wait_for(lambda: any(e[0] == "hello" for e in sub.events), what="hello")
+        with serving(app.server, "/line/BW1"):  # a screen reads BW1's KPIs up to now
+            data.line_kpis("BW1", start, now, now)
+        warmed = config[WARM_KEY].warmed
+        write_event(client, "BW1", "ST70", Signal.GOOD, 1, now - 0.5)
+        change = wait_for(lambda: next((x for c in sub.changes() for x in c["lines"]
+                                        if x["line"] == "BW1" and "events" in x["why"]), None), what="BW1's change")
+        assert config[WARM_KEY].warmed > warmed
+        # what the screen will ask for is already computed for the version it is told of
+        assert ("line_kpis", "BW1", start, change["version"]) in config[data.MEMO_KEY]
+    finally:
+        sub.close()

@@ -1,0 +1,65 @@
+"""``components.data.Warmer``: the live reads screens made of a line, made again for its next
+version (pure: a fake clock, reads as plain functions)."""
+
+from __future__ import annotations
+
+import contextvars
+from typing import Any
+
+from components.data import DataUnavailable, Warmer
+
+WHO = contextvars.ContextVar("who", default="nobody")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_reads_of_the_line_are_made_again_in_the_asking_request_context() -> None:
+    clock = Clock()
+    warmer = Warmer(recent_s=30, clock=clock)
+    made: list[tuple[str, str]] = []
+    token = WHO.set("wall screen")
+    try:
+        warmer.note("BW1", ("line_kpis", "BW1"), lambda: made.append(("BW1 kpis", WHO.get())))
+        warmer.note("CM1", ("line_kpis", "CM1"), lambda: made.append(("CM1 kpis", WHO.get())))
+    finally:
+        WHO.reset(token)
+    warmer.warm("BW1")
+    assert made == [("BW1 kpis", "wall screen")]  # only BW1's, as the screen's request saw the world
+    assert warmer.warmed == 1
+
+
+def test_a_read_nobody_asked_for_lately_is_forgotten() -> None:
+    clock = Clock()
+    warmer = Warmer(recent_s=30, clock=clock)
+    made: list[str] = []
+
+    def again() -> None:  # a warm-up that asks through the same path (components.data.line_views)
+        made.append("view")
+        warmer.note("BW1", "view", again)
+
+    warmer.note("BW1", "view", again)
+    clock.t += 20
+    warmer.warm("BW1")
+    clock.t += 20  # 40 s after the screen asked; the warm-up's own asking does not count
+    warmer.warm("BW1")
+    assert made == ["view"]
+    assert len(warmer) == 0
+
+
+def test_a_failing_read_stops_that_lines_warm_up_quietly() -> None:
+    warmer = Warmer(clock=Clock())
+    made: list[str] = []
+
+    def unavailable() -> Any:
+        raise DataUnavailable("Redis is restarting")
+
+    warmer.note("BW1", "a", unavailable)
+    warmer.note("BW1", "b", lambda: made.append("b"))
+    warmer.warm("BW1")  # no exception: the screens will see Redis down themselves
+    assert made == []
