@@ -5,9 +5,10 @@ One ``store.live_feed.LiveFeed`` per server process follows the streams; it star
 the first subscriber. Events (``text/event-stream``):
 
 * ``hello`` on connect: ``{"lines": [{"line", "version"}...], "up": bool}``;
-* ``change``: ``{"lines": [{"line", "version", "why": [...]}]}`` with only the lines that
-  changed since the last event (``why``: ``events`` new stream entries, ``rollup`` the
-  worker committed, ``clock`` nothing new but time moved, ``restart``/``resync``);
+* ``change``: ``{"lines": [{"line", "version", "why": [...], "at"}]}`` with only the lines
+  that changed since the last event (``why``: ``events`` new stream entries, ``rollup`` the
+  worker committed, ``clock`` nothing new but time moved, ``restart``/``resync``; ``at``:
+  when the server handed the version out, epoch seconds, absent on a resync);
 * ``status``: ``{"up": false}`` while the feed cannot read Redis (the browser polls
   meanwhile), ``{"up": true}`` when it can again;
 * a comment line every ``HEARTBEAT_S`` (proxies and browsers see the connection live).
@@ -77,7 +78,7 @@ def create_live_router(client_of: Callable[[], Any] | None, lines: list[str] | N
                     "description": "resume after this event (EventSource sends it on reconnect)"}],
                     "responses": {"200": {
                         "description": "text/event-stream: `hello`, `change` (the changed lines' "
-                                       "`{line, version, why}`), `status`; heartbeats as comments",
+                                       "`{line, version, why, at}`), `status`; heartbeats as comments",
                         "content": {"text/event-stream": {"schema": {"type": "string"}}}}}})
     async def live_events(request: Request) -> Response:
         config = context.config()
@@ -148,7 +149,7 @@ async def stream(feed: LiveFeed, lines: list[str], resume: int | None, is_on: Ca
             for change in changes:  # one entry per line: its newest version, every reason
                 old = latest.get(change.line)
                 why = tuple(sorted(set(change.why) | set(old.why if old else ())))
-                latest[change.line] = Change(change.seq, change.line, change.version, why)
+                latest[change.line] = Change(change.seq, change.line, change.version, why, change.at)
             yield event("change", {"lines": [c.to_dict() for c in latest.values()]}, f"{feed.token}-{seq}")
             beat = time.monotonic()
         elif time.monotonic() - beat >= HEARTBEAT_S:

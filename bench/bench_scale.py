@@ -17,8 +17,11 @@ Each scenario starts its own Redis (``--cluster``: a 3-master Redis Cluster on l
   lease).
 * **dashboard** (``--role dashboard``): the app of ``app.create_dash`` served by uvicorn in
   a thread; every ``--overview-every`` seconds it computes the overview's data
-  (``components.data.line_views`` of all lines, as the overview's callback does) and
-  reports the time it took.
+  (``components.data.line_views`` of all lines, as the overview's callback does) without
+  the live feed's memo and reports the time it took (0: never). With ``--push`` it also
+  follows its live feed as a pushed overview does: on every change told (after the feed's
+  warm-up, ``components.data.Warmer``) it reads every line's view and reports the time
+  from the moment the first changed version was handed out to the views in hand.
 
 Measured after ``--warmup`` seconds, over ``--seconds``: CPU seconds per process (from
 /proc), Redis's own (redis-server processes), events written, the worker's lag (each
@@ -171,7 +174,7 @@ def run_writer(url: str, plant_file: Path) -> int:
 
 # --- the dashboard -------------------------------------------------------------------------
 
-def run_dashboard(url: str, plant_file: Path, port: int, overview_every_s: float) -> int:
+def run_dashboard(url: str, plant_file: Path, port: int, overview_every_s: float, push: bool) -> int:
     import uvicorn
 
     from api.context import serving
@@ -188,7 +191,9 @@ def run_dashboard(url: str, plant_file: Path, port: int, overview_every_s: float
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     print(json.dumps({"ready": port}), flush=True)
-    while not stop.wait(overview_every_s):
+    if push:
+        threading.Thread(target=follow_pushed, args=(app, port, stop), daemon=True).start()
+    while not stop.wait(overview_every_s if overview_every_s > 0 else 3600):
         started = time.perf_counter()
         with serving(app.server):
             views, _ = line_views()
@@ -196,6 +201,33 @@ def run_dashboard(url: str, plant_file: Path, port: int, overview_every_s: float
                           "at": time.time()}), flush=True)
     server.should_exit = True
     return 0
+
+
+def follow_pushed(app: Any, port: int, stop: threading.Event) -> None:
+    """A pushed overview of every line, in the dashboard's process: on each change the live
+    feed tells (after its warm-up), the overview's data (``line_views`` of all lines, as its
+    callback reads them) is read; reported: from the moment the first changed version was
+    handed out (``Change.at``) to that data in hand."""
+    import http.client
+
+    from api.context import config_of, serving
+    from components.data import line_views
+    from store.live_feed import FEED_KEY
+
+    subscriber = http.client.HTTPConnection("127.0.0.1", port, timeout=60)  # starts the process's feed
+    subscriber.request("GET", "/api/live/events", headers={"Accept": "text/event-stream"})
+    subscriber.getresponse()
+    feed = config_of(app.server)[FEED_KEY]
+    seq = feed.seq
+    while not stop.is_set():
+        seq, changes = feed.wait(seq, None, 1.0)
+        if not changes:
+            continue
+        with serving(app.server):
+            views, _ = line_views()
+        done = time.time()
+        print(json.dumps({"pushed_s": done - min(c.at for c in changes), "changed": len({c.line for c in changes}),
+                          "lines": len(views), "at": done}), flush=True)
 
 
 # --- measuring -----------------------------------------------------------------------------
@@ -304,11 +336,13 @@ def scenario(name: str, lines: int, per_line: int, args: argparse.Namespace, fol
         client = connect(redises.url, "tool")
         procs: list[Proc] = []
         overview: list[tuple[float, float]] = []
+        pushed: list[tuple[float, float, int]] = []
         try:
             port = free_port()
             dashboard = Proc("dashboard", [PYTHON, __file__, "--role", "dashboard", "--port", str(port),
                                            "--plant-file", str(plant_file), "--overview-every",
-                                           str(args.overview_every)], env, folder, stdout=subprocess.PIPE)
+                                           str(args.overview_every), *(["--push"] if args.push else [])],
+                             env, folder, stdout=subprocess.PIPE)
             procs.append(dashboard)
             workers = []
             for n in range(args.workers):
@@ -330,6 +364,8 @@ def scenario(name: str, lines: int, per_line: int, args: argparse.Namespace, fol
                         got = json.loads(raw)
                         if "overview_s" in got:
                             overview.append((got["at"], got["overview_s"]))
+                        if "pushed_s" in got:
+                            pushed.append((got["at"], got["pushed_s"], got["changed"]))
 
             threading.Thread(target=read_overview, daemon=True).start()
             wait_until(lambda: all(line["worker"]["beat"] for line in get_json(base + "/api/health")["lines"]),
@@ -369,6 +405,7 @@ def scenario(name: str, lines: int, per_line: int, args: argparse.Namespace, fol
     events = events1 - events0
     worker_cpu = sum(v for k, v in cpu.items() if k.startswith("worker"))
     views = [s for at, s in overview if started <= at <= started + elapsed]
+    told = [(s, n) for at, s, n in pushed if started <= at <= started + elapsed]
     return {
         "name": name, "machines": lines * per_line, "lines": lines, "seconds": elapsed,
         "events_per_s": events / elapsed,
@@ -380,6 +417,8 @@ def scenario(name: str, lines: int, per_line: int, args: argparse.Namespace, fol
         "api_line_ms": {"p50": 1e3 * _pct(one_line, 0.5), "p95": 1e3 * _pct(one_line, 0.95)},
         "api_health_ms": {"p50": 1e3 * _pct(health, 0.5), "p95": 1e3 * _pct(health, 0.95)},
         "overview_ms": {"p50": 1e3 * _pct(views, 0.5), "p95": 1e3 * _pct(views, 0.95), "n": len(views)},
+        "pushed_ms": {"p50": 1e3 * _pct([s for s, _ in told], 0.5), "p95": 1e3 * _pct([s for s, _ in told], 0.95),
+                      "n": len(told), "lines_per_change": sum(n for _, n in told) / max(len(told), 1)},
     }
 
 
@@ -443,6 +482,12 @@ def print_table(results: list[dict[str, Any]]) -> None:
               f"{r['overview_ms']['p50']:>8.0f}/{r['overview_ms']['p95']:.0f}")
     print("(CPU: share of one core over the measured window; lag: age of the oldest entry the worker has not "
           "committed, max over lines; latencies p50/p95)")
+    for r in results:
+        p = r["pushed_ms"]
+        if p["n"]:
+            print(f"{r['name']}: pushed overview, a version handed out -> every line's view in hand: "
+                  f"p50 {p['p50']:.0f} ms, p95 {p['p95']:.0f} ms over {p['n']} changes "
+                  f"({p['lines_per_change']:.1f} lines each)")
 
 
 def main() -> int:
@@ -454,7 +499,10 @@ def main() -> int:
     parser.add_argument("--baseline", default="1x10", help="LINESxMACHINES of the small plant ('' for none)")
     parser.add_argument("--workers", type=int, default=1, help="rollup worker processes")
     parser.add_argument("--cluster", action="store_true", help="a 3-master Redis Cluster on loopback")
-    parser.add_argument("--overview-every", type=float, default=5.0, help="seconds between overview computations")
+    parser.add_argument("--overview-every", type=float, default=5.0,
+                        help="seconds between overview computations without the memo (0: none)")
+    parser.add_argument("--push", action="store_true",
+                        help="the dashboard also follows its live feed and reads the overview on each change")
     parser.add_argument("--profile", help="cProfile output file of the (first) worker of the big plant")
     parser.add_argument("--json", help="also write the figures to this file")
     parser.add_argument("--worker-cost", action="store_true", help="the worker's CPU per event only (see above)")
@@ -467,7 +515,8 @@ def main() -> int:
     if args.role == "writer":
         return run_writer(os.environ["REDIS_URL"], Path(args.plant_file))
     if args.role == "dashboard":
-        return run_dashboard(os.environ["REDIS_URL"], Path(args.plant_file), args.port, args.overview_every)
+        return run_dashboard(os.environ["REDIS_URL"], Path(args.plant_file), args.port, args.overview_every,
+                             args.push)
     if args.worker_cost:
         print(machine_info())
         print(f"{'machines':>9}{'pass s':>8}{'events':>9}{'passes':>8}{'worker ms/1k events':>21}"

@@ -70,9 +70,13 @@ class Change:
     line: str
     version: int
     why: tuple[str, ...]
+    at: float = 0.0  # wall clock when the version was handed out (0: not known, a resync)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"line": self.line, "version": self.version, "why": list(self.why)}
+        got: dict[str, Any] = {"line": self.line, "version": self.version, "why": list(self.why)}
+        if self.at:
+            got["at"] = round(self.at, 3)
+        return got
 
 
 @dataclass(slots=True)
@@ -81,9 +85,12 @@ class _Dirty:
     why: set[str] = field(default_factory=set)
 
 
+_Out = tuple[str, int, tuple[str, ...], float]  # a version handed out: line, version, why, wall clock
+
+
 @dataclass(slots=True)
 class _Batch:
-    changes: list[tuple[str, int, tuple[str, ...]]]  # (line, version, why) handed out together
+    changes: list[_Out]  # handed out together
     by: float  # told at the latest then (feed clock)
     left: int  # lines still warming
 
@@ -355,33 +362,34 @@ class LiveFeed:
                 due = [line for line, d in self._dirty.items()
                        if now - d.since >= self.coalesce_s and now - self._bumped[line] >= self.min_gap_s]
                 changes = []
+                handed_out = time.time()
                 for line in due:
                     dirty = self._dirty.pop(line)
                     self._versions[line] += 1
                     self._bumped[line] = now
                     self.bumps += 1
-                    changes.append((line, self._versions[line], tuple(sorted(dirty.why))))
+                    changes.append((line, self._versions[line], tuple(sorted(dirty.why)), handed_out))
                 if changes:
                     self._hand_out(changes, now)
                 self._cond.wait(self._next_due(now))
 
-    def _hand_out(self, changes: list[tuple[str, int, tuple[str, ...]]], now: float) -> None:
+    def _hand_out(self, changes: list[_Out], now: float) -> None:
         """New versions: told at once without a warm hook, else together once all are warm
         (holding ``_cond``)."""
         if self.warm is None:
             self._publish(changes)
             return
-        lines = {line for line, _version, _why in changes}
+        lines = {out[0] for out in changes}
         for batch_id, batch in list(self._warming.items()):
-            if lines & {line for line, _version, _why in batch.changes}:
+            if lines & {out[0] for out in batch.changes}:
                 self._tell(batch_id)  # still warming a line's last version: tell it now
         self._batches += 1
         self._warming[self._batches] = _Batch(changes, now + self.warm_max_s, len(changes))
         if self._warm_pool is None:
             self._warm_pool = ThreadPoolExecutor(WARM_THREADS, thread_name_prefix="live-warm")
         try:
-            for line, _version, _why in changes:
-                self._warm_pool.submit(self._warm_one, self._batches, line)
+            for out in changes:
+                self._warm_pool.submit(self._warm_one, self._batches, out[0])
         except RuntimeError:  # stopping: the pool is shut
             self._tell(self._batches)
 
@@ -405,11 +413,11 @@ class LiveFeed:
         if batch is not None:
             self._publish(batch.changes)
 
-    def _publish(self, changes: list[tuple[str, int, tuple[str, ...]]]) -> None:
+    def _publish(self, changes: list[_Out]) -> None:
         """Tells the subscribers, in one wake-up (holding ``_cond``)."""
-        for line, version, why in changes:
+        for line, version, why, at in changes:
             self._seq += 1
-            self._history.append(Change(self._seq, line, version, why))
+            self._history.append(Change(self._seq, line, version, why, at))
         self._notify()
 
     def _next_due(self, now: float) -> float:
