@@ -192,7 +192,7 @@ def run_dashboard(url: str, plant_file: Path, port: int, overview_every_s: float
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     print(json.dumps({"ready": port}), flush=True)
     if push:
-        threading.Thread(target=follow_pushed, args=(app, port, stop), daemon=True).start()
+        threading.Thread(target=follow_pushed, args=(app, server, port, stop), daemon=True).start()
     while not stop.wait(overview_every_s if overview_every_s > 0 else 3600):
         started = time.perf_counter()
         with serving(app.server):
@@ -203,7 +203,7 @@ def run_dashboard(url: str, plant_file: Path, port: int, overview_every_s: float
     return 0
 
 
-def follow_pushed(app: Any, port: int, stop: threading.Event) -> None:
+def follow_pushed(app: Any, server: Any, port: int, stop: threading.Event) -> None:
     """A pushed overview of every line, in the dashboard's process: on each change the live
     feed tells (after its warm-up), the overview's data (``line_views`` of all lines, as its
     callback reads them) is read; reported: from the moment the first changed version was
@@ -214,6 +214,8 @@ def follow_pushed(app: Any, port: int, stop: threading.Event) -> None:
     from components.data import line_views
     from store.live_feed import FEED_KEY
 
+    while not server.started and not stop.wait(0.05):
+        pass
     subscriber = http.client.HTTPConnection("127.0.0.1", port, timeout=60)  # starts the process's feed
     subscriber.request("GET", "/api/live/events", headers={"Accept": "text/event-stream"})
     subscriber.getresponse()
@@ -402,6 +404,8 @@ def scenario(name: str, lines: int, per_line: int, args: argparse.Namespace, fol
             for proc in reversed(procs):
                 proc.stop(timeout_s=30)
             client.close()
+            if args.push and not pushed and procs:
+                print(f"no pushed overview was reported; the dashboard's log:\n{procs[0].log_tail()}", flush=True)
     events = events1 - events0
     worker_cpu = sum(v for k, v in cpu.items() if k.startswith("worker"))
     views = [s for at, s in overview if started <= at <= started + elapsed]

@@ -10,7 +10,9 @@ each ``BLOCK_MS`` of silence, read the worker's bookkeeping counters (``ver`` an
 by late data). A line that changed gets a new **version** after ``COALESCE_S`` (changes
 arriving meanwhile ride along), at most once per ``MIN_GAP_S``, and at least every
 ``QUIET_S`` even without data (its texts depend on the clock: "down since 10:18 · 14 min",
-"no data since", the pace).
+"no data since", the pace). With ``follow_alerts`` the alerts are a channel beside the
+lines (``ALERTS``): the alert loop's change counter is read every ``BLOCK_MS``, and a
+change gives the channel a new version as a line's does (never one for the clock alone).
 
 Consumers: ``versions()`` for the per-process memo of live views (``components.data``:
 a view is computed once per line version however many screens show it), and
@@ -22,7 +24,12 @@ is handed out at once (``versions()``) but told to the subscribers only once the
 recomputed what the screens asked of the line's last version (in ``WARM_THREADS``
 threads), or after ``warm_max_s`` at the latest. The screens then ask for answers already
 computed: a change is computed once, before thirty screens ask for it at the same moment,
-not while they wait.
+not while they wait. A line gets no next version while its warm-up runs (up to
+``WARM_STUCK_S``), so a process that cannot compute as fast as the lines change hands out
+fewer versions instead of queueing warm-ups it will never catch up with; and while the
+warm-ups used more than ``WARM_BUDGET`` of a core over the last ``BUDGET_WINDOW_S``, the
+lines' next versions wait (the screens show the last ones a little longer), so a plant
+that changes faster than the process can compute leaves it time to answer requests.
 
 While Redis cannot be read the feed is ``down``: versions are withheld (nothing is
 memoised) and the event streams tell the browsers, which fall back to their 2 s timer.
@@ -57,11 +64,17 @@ HISTORY = 4096  # changes kept for reconnecting browsers (Last-Event-ID)
 RETRY_S = 1.0  # after a Redis error, read again after this
 WARM_MAX_S = 0.5  # a change is told at the latest this long after its version, warm or not
 WARM_THREADS = 4  # lines warmed at once
+WARM_STUCK_S = 5.0  # a warm-up running this long no longer holds its line's next version back
+WARM_BUDGET = 0.5  # of one core: the warm-ups' CPU over the last BUDGET_WINDOW_S; above it, versions wait
+BUDGET_WINDOW_S = 2.0
 
 WHY_EVENTS = "events"  # new entries in the line's stream
 WHY_ROLLUP = "rollup"  # the worker committed (closed minutes, a rewind)
 WHY_CLOCK = "clock"  # nothing new, but time moved on
 WHY_RESTART = "restart"  # the feed (re)connected to Redis: anything may have changed
+WHY_ALERTS = "alerts"  # an alert was raised, updated, cleared or acknowledged
+
+ALERTS = "~alerts"  # the alerts' channel beside the lines (no line id has a "~")
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +118,8 @@ class LiveFeed:
     def __init__(self, client: Any, lines: Sequence[str], *, clock: Callable[[], float] = time.monotonic,
                  block_ms: int = BLOCK_MS, coalesce_s: float = COALESCE_S, min_gap_s: float = MIN_GAP_S,
                  quiet_s: float = QUIET_S, warm: Callable[[str], None] | None = None,
-                 warm_max_s: float = WARM_MAX_S) -> None:
+                 warm_max_s: float = WARM_MAX_S, warm_stuck_s: float = WARM_STUCK_S,
+                 warm_budget: float = WARM_BUDGET, follow_alerts: bool = False) -> None:
         self.client = client
         self.lines = tuple(lines)
         self.token = uuid.uuid4().hex[:12]  # names this process's sequence in event ids
@@ -116,12 +130,18 @@ class LiveFeed:
         self.quiet_s = quiet_s
         self.warm = warm
         self.warm_max_s = warm_max_s
+        self.warm_stuck_s = warm_stuck_s
+        self.warm_budget = warm_budget
+        self._warm_cpu: deque[tuple[float, float]] = deque()  # (ended, CPU seconds) of recent warm-ups
         self._warming: dict[int, _Batch] = {}  # versions handed out, not yet told
+        self._warm_busy: dict[str, float] = {}  # line being warmed -> since: no next version before that ends
         self._batches = 0
         self._warm_pool: ThreadPoolExecutor | None = None
         self._cond = threading.Condition()
-        self._versions = dict.fromkeys(self.lines, 0)
-        self._bumped = dict.fromkeys(self.lines, -1e18)
+        self.follow_alerts = follow_alerts
+        channels = (*self.lines, ALERTS) if follow_alerts else self.lines
+        self._versions = dict.fromkeys(channels, 0)
+        self._bumped = dict.fromkeys(channels, -1e18)
         self._dirty: dict[str, _Dirty] = {}
         self._history: deque[Change] = deque(maxlen=HISTORY)
         self._seq = 0
@@ -145,6 +165,8 @@ class LiveFeed:
             self._down.update({",".join(lines): "starting" for lines in groups})
         for i, lines in enumerate(groups):
             self._spawn(f"live-feed-{i}", self._follow, lines)
+        if self.follow_alerts:
+            self._spawn("live-feed-alerts", self._follow_alerts)
         self._spawn("live-feed-dispatch", self._dispatch)
         return self
 
@@ -325,6 +347,28 @@ class LiveFeed:
                 positions = None
                 self._stop.wait(RETRY_S)
 
+    def _follow_alerts(self) -> None:
+        """Reads the alerts' change counter (``contract.alerts_key("ver")``) every ``block_ms``:
+        the alert loop bumps it with every change, acknowledgements too. (An outage shows in
+        the line readers, which take the feed down.)"""
+        key = contract.alerts_key("ver")
+        unread = object()
+        seen: Any = unread
+        warned = False
+        while not self._stop.is_set():
+            try:
+                now: Any = node_client(self.client, key).get(key)
+                if now != seen:
+                    self.mark(ALERTS, WHY_ALERTS if seen is not unread else WHY_RESTART)
+                    seen = now
+                warned = False
+            except (redis.RedisError, OSError) as exc:
+                if not warned:
+                    log.warning("live feed (alerts): Redis unavailable: %s", exc)
+                    warned = True
+                seen = unread  # read again: anything may have changed meanwhile
+            self._stop.wait(self.block_ms / 1000.0)
+
     @staticmethod
     def _newest_id(reader: Any, key: str) -> str:
         newest: Any = reader.xrevrange(key, count=1)
@@ -359,8 +403,11 @@ class LiveFeed:
                     for line in self.lines:
                         if line not in self._dirty and now - self._bumped[line] >= self.quiet_s:
                             self._mark(line, WHY_CLOCK, now)
+                over = self._over_budget(now)
                 due = [line for line, d in self._dirty.items()
-                       if now - d.since >= self.coalesce_s and now - self._bumped[line] >= self.min_gap_s]
+                       if now - d.since >= self.coalesce_s and now - self._bumped[line] >= self.min_gap_s
+                       and now - self._warm_busy.get(line, -1e18) >= self.warm_stuck_s  # one warm-up a line
+                       and not (over and line != ALERTS)]
                 changes = []
                 handed_out = time.time()
                 for line in due:
@@ -385,15 +432,27 @@ class LiveFeed:
                 self._tell(batch_id)  # still warming a line's last version: tell it now
         self._batches += 1
         self._warming[self._batches] = _Batch(changes, now + self.warm_max_s, len(changes))
+        self._warm_busy.update(dict.fromkeys(lines, now))
         if self._warm_pool is None:
             self._warm_pool = ThreadPoolExecutor(WARM_THREADS, thread_name_prefix="live-warm")
         try:
             for out in changes:
                 self._warm_pool.submit(self._warm_one, self._batches, out[0])
         except RuntimeError:  # stopping: the pool is shut
+            for line in lines:
+                self._warm_busy.pop(line, None)
             self._tell(self._batches)
 
+    def _over_budget(self, now: float) -> bool:
+        """Whether the warm-ups used more than ``warm_budget`` of a core over the last
+        ``BUDGET_WINDOW_S`` (holding ``_cond``): the lines' next versions then wait, so a
+        plant that changes faster than the process can compute does not take every core."""
+        while self._warm_cpu and now - self._warm_cpu[0][0] > BUDGET_WINDOW_S:
+            self._warm_cpu.popleft()
+        return sum(cpu for _ended, cpu in self._warm_cpu) > self.warm_budget * BUDGET_WINDOW_S
+
     def _warm_one(self, batch_id: int, line: str) -> None:
+        cpu = time.thread_time()
         try:
             if self.warm is not None and not self._stop.is_set():
                 self.warm(line)
@@ -401,6 +460,9 @@ class LiveFeed:
             log.exception("live feed: warming %s failed", line)
         finally:
             with self._cond:
+                self._warm_cpu.append((self.clock(), time.thread_time() - cpu))
+                self._warm_busy.pop(line, None)
+                self._notify()  # the line may be due again
                 batch = self._warming.get(batch_id)
                 if batch is not None:
                     batch.left -= 1
@@ -422,7 +484,10 @@ class LiveFeed:
 
     def _next_due(self, now: float) -> float:
         times = [max(d.since + self.coalesce_s, self._bumped[line] + self.min_gap_s)
-                 for line, d in self._dirty.items()]
+                 for line, d in self._dirty.items() if line not in self._warm_busy]
+        times += [since + self.warm_stuck_s for since in self._warm_busy.values()]  # else woken when warm
+        if self._warm_cpu:
+            times.append(self._warm_cpu[0][0] + BUDGET_WINDOW_S)  # the budget frees up
         times += [batch.by for batch in self._warming.values()]
         if not self._down:
             times += [self._bumped[line] + self.quiet_s for line in self.lines if line not in self._dirty]
@@ -446,6 +511,6 @@ def feed_of(config: dict[str, Any], client_of: Callable[[], Any], lines: Sequenc
         feed = config.get(FEED_KEY)
         if feed is None:
             warmer = config.get(WARM_KEY)
-            feed = config[FEED_KEY] = LiveFeed(client_of(), lines,
-                                               warm=None if warmer is None else warmer.warm).start()
+            feed = config[FEED_KEY] = LiveFeed(client_of(), lines, warm=None if warmer is None else warmer.warm,
+                                               follow_alerts=True).start()
     return feed

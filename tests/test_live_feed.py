@@ -388,7 +388,8 @@ def test_a_stuck_or_failing_warm_up_does_not_hold_a_change_back(redis_client: re
         else:
             raise RuntimeError("warm-up failed")
 
-    feed = LiveFeed(redis_client, ["BW1", "CM1"], block_ms=200, quiet_s=3600, warm=warm, warm_max_s=0.3).start()
+    feed = LiveFeed(redis_client, ["BW1", "CM1"], block_ms=200, quiet_s=3600, warm=warm, warm_max_s=0.3,
+                    warm_stuck_s=1.0).start()
     try:
         wait_for(lambda: feed.seq == 2, what="the start versions told, warm or not")
         seq = feed.seq
@@ -399,6 +400,8 @@ def test_a_stuck_or_failing_warm_up_does_not_hold_a_change_back(redis_client: re
         assert {c.line for c in got} == {"BW1", "CM1"}
         assert "warming CM1 failed" in caplog.text
         assert feed.up
+        # BW1's next version waited for its warm-up (stuck: for warm_stuck_s), not for ever
+        assert calls.count("BW1") == 2
     finally:
         release.set()
         feed.stop()
@@ -424,3 +427,78 @@ def test_live_reads_are_made_again_before_the_screens_are_told(served: dict[str,
         assert ("line_kpis", "BW1", start, change["version"]) in config[data.MEMO_KEY]
     finally:
         sub.close()
+
+
+# --- the alerts' channel ------------------------------------------------------------------------
+
+def test_alerts_changes_are_a_channel_beside_the_lines(redis_client: redis.Redis) -> None:
+    from store.live_feed import ALERTS, WHY_ALERTS
+
+    feed = LiveFeed(redis_client, ["BW1"], block_ms=200, quiet_s=3600, follow_alerts=True).start()
+    try:
+        wait_for(lambda: feed.versions() == {"BW1": 1, ALERTS: 1}, what="the start versions")
+        seq = feed.seq
+        redis_client.incr(contract.alerts_key("ver"))  # what an evaluation that raised an alert does
+        got = wait_for(lambda: feed.changes_since(seq), what="the alerts' change")
+        assert [(c.line, c.version, c.why) for c in got] == [(ALERTS, 2, (WHY_ALERTS,))]
+        assert feed.version("BW1") == 1
+    finally:
+        feed.stop()
+
+
+def test_a_stream_follows_the_alerts_only_when_asked(served: dict[str, Any]) -> None:
+    from store.live_feed import ALERTS, FEED_KEY
+
+    server, client = served["server"], served["redis"]
+    alerts_only = Subscriber(server.port, "alerts=1")
+    line_only = Subscriber(server.port, "line=BW1")
+    try:
+        hello = wait_for(lambda: next((e for e in alerts_only.events if e[0] == "hello"), None), what="hello")
+        assert [x["line"] for x in hello[2]["lines"]] == [ALERTS]
+        wait_for(lambda: any(e[0] == "hello" for e in line_only.events), what="hello")
+        feed = config_of(served["app"].server)[FEED_KEY]
+        wait_for(lambda: (feed.version(ALERTS) or 0) >= 1, what="the feed's first read of the alerts")
+        # what an evaluation that raised an alert does (by more than one: another test's counter
+        # may have been flushed and counted up again to the value the feed last read)
+        client.incrby(contract.alerts_key("ver"), 1000)
+        told = wait_for(lambda: next((int(ident.rsplit("-", 1)[1]) for kind, ident, d in list(alerts_only.events)
+                                      if kind == "change" and ident and "alerts" in d["lines"][0]["why"]), None),
+                        what="the alerts' change")
+        assert all(x["line"] == ALERTS for c in alerts_only.changes() for x in c["lines"])
+        # the line's stream, past that change (BW1's clock version within 3 s), never named it
+        wait_for(lambda: any(kind == "change" and ident and int(ident.rsplit("-", 1)[1]) > told
+                             for kind, ident, _ in list(line_only.events)), what="BW1's stream past the change")
+        assert not any(x["line"] == ALERTS for c in line_only.changes() for x in c["lines"])
+    finally:
+        alerts_only.close()
+        line_only.close()
+
+
+def test_a_line_gets_no_next_version_while_its_warm_up_runs(redis_client: redis.Redis) -> None:
+    running: list[str] = []
+    overlapped: list[str] = []
+    calls: list[float] = []
+
+    def warm(line: str) -> None:  # slower than the line changes (a big plant on a busy box)
+        if line in running:
+            overlapped.append(line)
+        running.append(line)
+        calls.append(time.monotonic())
+        time.sleep(0.6)
+        running.remove(line)
+
+    feed = LiveFeed(redis_client, ["BW1"], block_ms=100, quiet_s=3600, min_gap_s=0.1, coalesce_s=0.02,
+                    warm=warm, warm_max_s=0.2).start()
+    try:
+        wait_for(lambda: feed.version("BW1") == 1, what="the start version")
+        started = time.monotonic()
+        while time.monotonic() - started < 2.0:  # a change every 50 ms for 2 s
+            write_event(redis_client, "BW1", "ST70", Signal.GOOD, 1, time.time())
+            time.sleep(0.05)
+        wait_for(lambda: not running, what="the last warm-up over")
+        assert overlapped == []
+        # at most one version per warm-up (0.6 s) instead of one per min gap (0.1 s): about 4, not 20
+        assert (feed.version("BW1") or 0) <= 2 + (time.monotonic() - started) / 0.6
+        assert all(b - a >= 0.55 for a, b in zip(calls, calls[1:], strict=False))
+    finally:
+        feed.stop()
