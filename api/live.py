@@ -13,6 +13,10 @@ the first subscriber. Events (``text/event-stream``):
   meanwhile), ``{"up": true}`` when it can again;
 * a comment line every ``HEARTBEAT_S`` (proxies and browsers see the connection live).
 
+With ``alerts=1`` the stream also (or, without ``line``, only) follows the alerts: a
+``change`` then names ``"~alerts"`` when an alert was raised, updated, cleared or
+acknowledged (``why: ["alerts"]``).
+
 Each ``change`` has an ``id`` (``<process token>-<sequence>``): a browser reconnecting
 with ``Last-Event-ID`` gets the changes it missed, or a ``change`` of all its lines with
 ``why: ["resync"]`` when they are no longer known (another server process, a restart).
@@ -41,7 +45,7 @@ from api import context
 from api.auth import error
 from api.openapi import LINE_FILTER
 from domain import answers
-from store.live_feed import FEED_KEY, Change, LiveFeed, feed_of
+from store.live_feed import ALERTS, FEED_KEY, Change, LiveFeed, feed_of
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +78,9 @@ def create_live_router(client_of: Callable[[], Any] | None, lines: list[str] | N
                            503: {"model": answers.Error,
                                  "description": "live push is off (LIVE_PUSH=0) or the server is stopping"}},
                 openapi_extra={"parameters": [LINE_FILTER, {
+                    "name": "alerts", "in": "query", "required": False,
+                    "schema": {"type": "string", "enum": ["0", "1"]},
+                    "description": "1: also (without line: only) the alerts, as a change of \"~alerts\""}, {
                     "name": "Last-Event-ID", "in": "header", "required": False, "schema": {"type": "string"},
                     "description": "resume after this event (EventSource sends it on reconnect)"}],
                     "responses": {"200": {
@@ -88,13 +95,15 @@ def create_live_router(client_of: Callable[[], Any] | None, lines: list[str] | N
         unknown = [line for line in wanted if line not in every]
         if unknown:
             return error(404, f"unknown line {unknown[0]!r}")
+        alerts = request.query_params.get("alerts", "0").strip().lower() in ("1", "true", "yes")
         hook_sigterm(config)
         feed = feed_of(config, client_of, every)
         if feed.stopped:
             return error(503, "the server is shutting down")
         resume = _resume_seq(request.headers.get("Last-Event-ID") or request.query_params.get("last_event_id"),
                              feed.token)
-        body = stream(feed, wanted or every, resume, lambda: enabled(config))
+        channels = [*(wanted or ([] if alerts else every)), *([ALERTS] if alerts else [])]
+        body = stream(feed, channels, resume, lambda: enabled(config))
         return StreamingResponse(body, media_type="text/event-stream", headers={
             "Cache-Control": "no-cache, no-transform",
             "X-Accel-Buffering": "no",  # nginx: pass each event on at once

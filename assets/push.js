@@ -1,11 +1,13 @@
-/* Live push: the server says when a line changed, the page refreshes at once
- * (components/push.py places the hook, api/live.py serves the events).
+/* Live push: the server says when a line (or the alerts) changed, the page refreshes at once
+ * (components/push.py places the hooks, api/live.py serves the events).
  *
- * For each `.live-push` hook on the page: one EventSource on /api/live/events for its
- * lines. A `change` advances the page's own dcc.Interval (`data-tick`) by one, so the
- * refresh callbacks and panel gates run exactly as on a timer tick. While the stream is
- * up the Interval is disabled; while it is down (or the server says its feed cannot read
- * Redis) the Interval runs every `data-refresh-ms` again and the hook's note is shown.
+ * Each `.live-push` hook names a dcc.Interval (`data-tick`), the lines it shows
+ * (`data-lines`) and whether it shows alerts (`data-alerts`). The page opens one
+ * EventSource on /api/live/events for all its hooks' lines (and the alerts when a hook
+ * wants them). A `change` advances the Interval of every hook showing a changed line by
+ * one, so the refresh callbacks and panel gates run exactly as on a timer tick. While the
+ * stream is up the Intervals are disabled; while it is down (or the server says its feed
+ * cannot read Redis) they run every `data-refresh-ms` again and the hooks' notes are shown.
  *
  * A tick is not advanced while a callback request is still on its way (dash-renderer
  * would drop the older of two requests of one callback, which the server computes all
@@ -17,9 +19,11 @@
   var MIN_GAP_MS = 100;
   var MAX_HOLD_MS = 8000;   /* a request pending this long (lost?) no longer holds a tick back */
   var REOPEN_MS = 5000;     /* after the server refused the stream (503, push off) */
+  var ALERTS = '~alerts';   /* the alerts' channel in `change` events (store/live_feed.py) */
   var inFlight = 0;
   var hooks = {};           /* key -> hook state */
-  var state = window.oeePush = {hooks: hooks, ticks: 0, changes: 0};
+  var conn = {key: null, source: null, lastId: null, reopen: null};
+  var state = window.oeePush = {hooks: hooks, ticks: 0, changes: 0, conn: conn};
 
   /* Count the callback requests on their way (dash-renderer uses fetch). */
   if (window.fetch && !window.fetch.oeePushWrapped) {
@@ -62,7 +66,7 @@
     if (h.up === up) { return; }
     h.up = up;
     h.el.dataset.state = up ? 'up' : 'down';
-    h.el.classList.toggle('d-none', up);
+    if (h.note) { h.el.classList.toggle('d-none', up); }
     setProps(h.tick, up ? {disabled: true} : {disabled: false, interval: h.refreshMs});
   }
 
@@ -85,43 +89,79 @@
     if (!h.timer) { tick(h); }
   }
 
-  function connect(h) {
-    if (!h.open || !window.EventSource) { show(h, false); return; }
-    var url = base() + 'api/live/events?line=' + encodeURIComponent(h.lines);
-    if (h.lastId) { url += '&last_event_id=' + encodeURIComponent(h.lastId); }
-    var source = h.source = new EventSource(url);
-    var remember = function (e) { if (e.lastEventId) { h.lastId = e.lastEventId; } };
+  function shows(h, channel) {
+    return channel === ALERTS ? h.alerts : h.lines.indexOf(channel) >= 0;
+  }
+
+  function each(fn) { Object.keys(hooks).forEach(function (k) { fn(hooks[k]); }); }
+
+  function parse(e) {
+    try { return JSON.parse(e.data) || {}; } catch (err) { return {}; }
+  }
+
+  /* What the page's one stream must follow: every hook's lines, and the alerts if asked. */
+  function wanted() {
+    var lines = {}, alerts = false;
+    each(function (h) {
+      h.lines.forEach(function (l) { lines[l] = true; });
+      alerts = alerts || h.alerts;
+    });
+    var list = Object.keys(lines).sort();
+    if (!list.length && !alerts) { return null; }
+    return {lines: list, alerts: alerts, key: list.join(',') + (alerts ? '|alerts' : '')};
+  }
+
+  function disconnect() {
+    if (conn.source) { conn.source.close(); }
+    clearTimeout(conn.reopen);
+    conn.source = null;
+    conn.key = null;
+  }
+
+  function connect(want) {
+    disconnect();
+    conn.key = want.key;
+    if (!window.EventSource) { each(function (h) { show(h, false); }); return; }
+    var query = [];
+    if (want.lines.length) { query.push('line=' + encodeURIComponent(want.lines.join(','))); }
+    if (want.alerts) { query.push('alerts=1'); }
+    if (conn.lastId) { query.push('last_event_id=' + encodeURIComponent(conn.lastId)); }
+    var source = conn.source = new EventSource(base() + 'api/live/events?' + query.join('&'));
+    var remember = function (e) { if (e.lastEventId) { conn.lastId = e.lastEventId; } };
     source.addEventListener('hello', function (e) {
       remember(e);
-      var msg = {};
-      try { msg = JSON.parse(e.data); } catch (err) { msg = {}; }
-      if (h.up === false && msg.up !== false) { changed(h); }  /* back: catch up once */
-      show(h, msg.up !== false);
+      var up = parse(e).up !== false;
+      each(function (h) {
+        if (h.up === false && up) { changed(h); }  /* back: catch up once */
+        show(h, up);
+      });
     });
     source.addEventListener('change', function (e) {
       remember(e);
-      changed(h);
+      var lines = (parse(e).lines || []).map(function (c) { return c.line; });
+      each(function (h) {
+        if (lines.some(function (l) { return shows(h, l); })) { changed(h); }
+      });
     });
     source.addEventListener('status', function (e) {
-      var msg = {};
-      try { msg = JSON.parse(e.data); } catch (err) { msg = {}; }
-      if (msg.up) { changed(h); }
-      show(h, Boolean(msg.up));
+      var up = Boolean(parse(e).up);
+      each(function (h) {
+        if (up) { changed(h); }
+        show(h, up);
+      });
     });
     source.onerror = function () {
-      show(h, false);
-      if (source.readyState === 2 && h.open) {  /* refused: the browser will not retry by itself */
+      each(function (h) { show(h, false); });
+      if (source.readyState === 2 && conn.source === source) {  /* refused: the browser will not retry by itself */
         source.close();
-        h.reopen = setTimeout(function () { connect(h); }, REOPEN_MS);
+        conn.reopen = setTimeout(function () { conn.key = null; scan(); }, REOPEN_MS);
       }
     };
   }
 
   function close(h) {
     h.open = false;
-    if (h.source) { h.source.close(); }
     clearTimeout(h.timer);
-    clearTimeout(h.reopen);
   }
 
   function scan() {
@@ -129,21 +169,28 @@
     var els = document.querySelectorAll('.live-push[data-tick]');
     for (var i = 0; i < els.length; i++) {
       var el = els[i];
-      var key = el.dataset.tick + '|' + el.dataset.lines;
+      var key = el.dataset.tick + '|' + (el.dataset.lines || '') + '|' + (el.dataset.alerts || '');
       seen[key] = true;
       var h = hooks[key];
       if (h && h.el === el) { continue; }
       if (h) { close(h); }
-      h = hooks[key] = {
-        el: el, tick: el.dataset.tick, lines: el.dataset.lines,
+      hooks[key] = {
+        el: el, tick: el.dataset.tick, lines: (el.dataset.lines || '').split(',').filter(Boolean),
+        alerts: el.dataset.alerts === '1', note: el.dataset.note !== '0',
         refreshMs: parseInt(el.dataset.refreshMs, 10) || 2000,
-        open: true, up: null, last: 0, heldSince: Infinity, timer: null, source: null, lastId: null
+        open: true, up: null, last: 0, heldSince: Infinity, timer: null
       };
-      connect(h);
     }
     Object.keys(hooks).forEach(function (k) {
       if (!seen[k]) { close(hooks[k]); delete hooks[k]; }
     });
+    var want = wanted();
+    if (!want) { disconnect(); return; }
+    if (want.key !== conn.key) { connect(want); return; }
+    /* the same stream: a new hook takes the stream's state (up or down) at once */
+    var up = null;
+    each(function (h) { if (h.up !== null && up === null) { up = h.up; } });
+    if (up !== null) { each(function (h) { show(h, up); }); }
   }
 
   function start() {
@@ -153,7 +200,8 @@
       if (!pending) { pending = setTimeout(function () { pending = null; scan(); }, 50); }
     }).observe(document.body, {childList: true, subtree: true});
     window.addEventListener('pagehide', function () {
-      Object.keys(hooks).forEach(function (k) { close(hooks[k]); });
+      each(close);
+      disconnect();
     });
   }
 

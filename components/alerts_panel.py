@@ -7,6 +7,10 @@
   Chromium ``--autoplay-policy=no-user-gesture-required``).
 * The overview and line pages (``alert_list``): open and recent alerts with an
   Acknowledge button; who may acknowledge is ``api.alerts.may_acknowledge``.
+
+Both are pushed (``push.hook(..., alerts=True)``): the alert loop bumps a counter with
+every change and every acknowledgement, the live feed tells the page, and its Interval
+(2 s on the wall, 5 s for the list) only runs while push is down.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from dash import ALL, Input, Output, State, ctx, dcc, html
 from redis.exceptions import RedisError
 
 from api.alerts import Refused
-from components import data
+from components import data, push
 from components.callbacks import Callbacks
 from components.i18n import N_, _, local, reason_text
 from domain import answers
@@ -57,6 +61,7 @@ def wall_alerts(lines: list[str], sound: bool = False) -> html.Div:
     sound_attr: dict[str, Any] = {"data-sound": "1" if sound else "0"}  # data-* attributes: keyword-only in Dash
     return html.Div([
         dcc.Interval(id=WALL_TICK, interval=WALL_REFRESH_MS),
+        push.hook(WALL_TICK, [], WALL_REFRESH_MS, alerts=True, note=False),  # pushed when an alert changes
         dcc.Store(id=WALL_LINES, data=lines),
         html.Div(id=WALL, className="wall-alerts d-none", **sound_attr),
     ])
@@ -127,6 +132,7 @@ def wall_refresh(_n: int | None, lines: list[str] | None) -> tuple[Any, str]:
 def alert_list(line: str | None) -> html.Section:
     return html.Section(className="alerts-panel mb-3", children=[
         dcc.Interval(id=LIST_TICK, interval=LIST_REFRESH_MS),
+        push.hook(LIST_TICK, [], LIST_REFRESH_MS, alerts=True, note=False),  # pushed when an alert changes
         dcc.Store(id=LIST_LINE, data=line),
         html.H2(_("Alerts"), className="h5 mb-2"),
         html.Div(id=LIST, className="alerts-list"),

@@ -1,8 +1,9 @@
 """The push hook a live page places beside its 2 s ``dcc.Interval`` (``assets/push.js``).
 
-``hook(tick, lines)`` is a small note, hidden while pushed: ``push.js`` finds it, opens
-one ``EventSource`` on ``/api/live/events`` for ``lines`` (``api.live``) and, on every
-change, advances the page's own Interval ``tick`` (``dash_clientside.set_props``), so
+``hook(tick, lines)`` is a small note, hidden while pushed: ``push.js`` finds the page's
+hooks, opens one ``EventSource`` on ``/api/live/events`` for all their lines (and the
+alerts, for a hook with ``alerts=True``; ``api.live``) and, on every change of a hook's
+lines, advances that hook's Interval ``tick`` (``dash_clientside.set_props``), so
 the page's existing refresh callbacks and panel gates run at once, as on a timer tick.
 While the stream is up the Interval is disabled; while it is down (server restart,
 network drop, push turned off, Redis unreadable) the Interval runs every 2 s again and
@@ -34,12 +35,16 @@ NOTE_CLASS = "live-push-note"
 SHOWN = "shown"  # in a panel's drawn record: {output name: digest of what the browser holds}
 
 
-def hook(tick: str, lines: list[str], refresh_ms: int = 2000) -> html.Div:
-    """The note and the data ``push.js`` needs: the Interval's id, the lines, the fallback."""
+def hook(tick: str, lines: list[str], refresh_ms: int = 2000, *, alerts: bool = False, note: bool = True
+         ) -> html.Div:
+    """The note and the data ``push.js`` needs: the Interval's id, the lines, the fallback;
+    ``alerts``: the Interval ticks when an alert changes too; ``note``: False for a hook
+    beside another on the page that already says when push is paused."""
     attrs: dict[str, Any] = {"data-tick": tick, "data-lines": ",".join(lines), "data-refresh-ms": str(refresh_ms),
-                             "data-state": "connecting"}
+                             "data-state": "connecting", "data-alerts": "1" if alerts else "0",
+                             "data-note": "1" if note else "0"}
     return html.Div(
-        _("live updates paused \u2013 refreshing every 2 s"),
+        _("live updates paused \u2013 refreshing every 2 s") if note else "",
         className=f"{CLASS} {NOTE_CLASS} d-none",
         role="status",
         **attrs,

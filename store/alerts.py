@@ -81,6 +81,8 @@ class AlertStore:
             for notice in step.notices:
                 if notice.channel in channels_on:
                     self._enqueue(pipe, notice, now)
+            if step.raised or step.updated or step.cleared or step.late:
+                pipe.incr(self.k["ver"])  # the screens' live feed: alerts changed
             pipe.execute()
 
     def acknowledge(self, alert_id: str, by: str, role: str, comment: str, now: float) -> answers.AlertAck | None:
@@ -89,8 +91,13 @@ class AlertStore:
         if not self.redis.hexists(self.k["all"], alert_id):
             return None
         record = {"by": by, "role": role, "at": now, "comment": comment}
-        self.redis.hsetnx(self.k["ack"], alert_id, json.dumps(record, separators=(",", ":")))
+        if self.redis.hsetnx(self.k["ack"], alert_id, json.dumps(record, separators=(",", ":"))):
+            self.redis.incr(self.k["ver"])  # the screens' live feed: it stops flashing
         return self.ack_of(alert_id)
+
+    def version(self) -> int:
+        """The alerts' change counter (``plant:{alerts}:ver``; 0 before any change)."""
+        return int(self.redis.get(self.k["ver"]) or 0)
 
     def ack_of(self, alert_id: str) -> answers.AlertAck | None:
         raw = self.redis.hget(self.k["ack"], alert_id)

@@ -130,3 +130,48 @@ def test_long_stop_on_the_demo_plant_flashes_and_pages_until_acknowledged(
             thread.join(15)
         server.stop()
         hook.close()
+
+
+def test_the_walls_alerts_are_pushed_not_polled(redis_client: redis.Redis, redis_url: str, browser: Any,
+                                                tmp_path: Path) -> None:
+    from components.app_factory import create_app
+    from config.loader import DEMO_PLANT, load_plant
+    from config.settings import Settings
+    from store.alert_loop import Evaluator
+    from store.reader import PlantReader
+
+    plant = load_plant(DEMO_PLANT)
+    settings = Settings(plant_path=DEMO_PLANT, plant=plant, redis_url=redis_url, data_dir=tmp_path)
+    app = create_app(settings, lambda: PlantReader(redis.Redis.from_url(redis_url), plant))
+    server = Server(app)
+    server.start()
+    try:
+        browser.get(f"{server.url}/wall")
+        hook = "document.querySelector('.live-push[data-tick=\"alerts-wall-tick\"]')"
+        wait_for(lambda: browser.execute_script(f"return {hook} && {hook}.dataset.state") == "up", timeout=90,
+                 what="the wall's alerts hook on push")
+        # one event stream for the page: the lines' hook and the alerts' hook share it
+        assert browser.execute_script("return window.oeePush.conn.key") == "BR1,BW1,CM1|alerts"
+        polling = "return window.dash_component_api.getLayout('alerts-wall-tick').props.disabled"
+        assert browser.execute_script(polling) is True  # no 2 s timer: only a push can bring an alert
+        now = time.time()
+        for line in plant.lines:  # every machine heard from, ST70 faulted 11 min ago
+            write(redis_client, line.id, *(Event(line.id, m.id, Signal.HEARTBEAT, None, "Good", now)
+                                           for m in line.machines))
+            redis_client.hset(contract.rollup_state_key(line.id), "beat", now)
+        write(redis_client, "BW1", Event("BW1", "ST70", Signal.REASON, 2, "Good", now - 661),
+              Event("BW1", "ST70", Signal.STATE, "fault", "Good", now - 660))
+        store = AlertStore(redis_client)
+        step = Evaluator(PlantReader(redis_client, plant), store, plant, set()).evaluate(now, force=True)
+        (stop,) = [a for a in step.raised if a.rule == "long_failure"]  # (with it, the lines behind pace)
+        shown = ("return Array.from(document.querySelectorAll('#alerts-wall .wall-alert'))"
+                 ".filter(e => e.innerText.indexOf('stopped') >= 0).map(e => [e.innerText, e.className])")
+        (text, classes), = wait_for(lambda: browser.execute_script(shown), timeout=60,
+                                    what="the pushed alert on the wall")
+        assert "BW1" in text and "stopped 11 min (Weld fault" in text and "alert-flash" in classes
+        store.acknowledge(stop.id, "li.wei", "supervisor", "", time.time())
+        wait_for(lambda: [c for _, c in browser.execute_script(shown)] == ["wall-alert wall-alert-urgent"],
+                 timeout=60, what="the acknowledged alert steady")
+        assert browser.execute_script(polling) is True  # still on push all along
+    finally:
+        server.stop()

@@ -237,3 +237,25 @@ def test_outage_flush_mid_way_does_not_page(redis_client: redis.Redis) -> None:
     step = ev.evaluate(now + 1, force=True)
     assert step.raised == [] and step.notices == [] and [a.late for a in step.late] == [True]
     assert outbox(redis_client) == []
+
+
+def test_every_change_and_acknowledgement_bumps_the_screens_counter(redis_client: redis.Redis) -> None:
+    store = AlertStore(redis_client)
+    ev = evaluator(redis_client, [STOP_RULE])
+    assert store.version() == 0
+    write_live(redis_client, "M1", "fault", T0, T0 + 590)
+    ev.evaluate(T0 + 591, force=True)  # nothing raised yet: nothing to tell the screens
+    assert store.version() == 0
+    write_live(redis_client, "M1", "fault", T0, T0 + 601)
+    ev.evaluate(T0 + 602, force=True)  # raised
+    assert store.version() == 1
+    ev.evaluate(T0 + 603, force=True)  # the same: no change
+    assert store.version() == 1
+    (alert,) = store.open_alerts().values()
+    store.acknowledge(alert.id, "li.wei", "supervisor", "", T0 + 610)
+    assert store.version() == 2
+    store.acknowledge(alert.id, "someone.else", "operator", "", T0 + 611)  # the first one stands: no change
+    assert store.version() == 2
+    write_live(redis_client, "M1", "running", T0 + 1200, T0 + 1201)
+    ev.evaluate(T0 + 1202, force=True)  # cleared
+    assert store.version() == 3

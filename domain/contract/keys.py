@@ -251,13 +251,15 @@ def audit_head_key() -> str:
 #   "tries", "first"}``; ``plant:{alerts}:dead`` - list of messages given up (JSON).
 # * ``plant:{alerts}:chan`` - hash, ``<channel>:next`` (epoch s before which nothing is
 #   sent: rate limit and backoff) and ``<channel>:fails`` (failures in a row).
+# * ``plant:{alerts}:ver`` - integer, bumped by every evaluation that changed an alert and
+#   by every acknowledgement: the live feed (``store.live_feed``) tells the screens.
 
 
 def alerts_key(part: str) -> str:
-    """``part``: all, open, log, ack, outbox, outbox:msg, dead or chan (see above)."""
+    """``part``: all, open, log, ack, outbox, outbox:msg, dead, chan or ver (see above)."""
     if part not in ALERT_PARTS:
         raise ValueError(f"not an alerts key: {part!r}")
     return f"{PREFIX}:{{alerts}}:{part}"
 
 
-ALERT_PARTS = frozenset({"all", "open", "log", "ack", "outbox", "outbox:msg", "dead", "chan"})
+ALERT_PARTS = frozenset({"all", "open", "log", "ack", "outbox", "outbox:msg", "dead", "chan", "ver"})
