@@ -48,6 +48,7 @@ from components import (
     ranges,
     untagged,
     wall,
+    warm,
 )
 from domain.plant import Plant
 
@@ -87,7 +88,7 @@ def create_app(settings: Any, reader_factory: Callable[[], Any], clock: Callable
     server = FastAPI(lifespan=_lifespan, openapi_url=None, docs_url=None, redoc_url=None)
     reader = reader_factory()
     context.config_of(server).update({data.READER_KEY: reader, data.PLANT_KEY: settings.plant, data.CLOCK_KEY: clock,
-                                     data.WARM_KEY: data.Warmer()})
+                                     data.WARM_KEY: warm.Warmer()})
     app = delivery.LightDash(
         __name__,
         server=server,  # type: ignore[arg-type]  # Dash's stubs name Flask's types; it takes a FastAPI too

@@ -17,19 +17,15 @@ screen that subscribes), a line's live view and the live-range reads of the line
 machine pages are kept per line version (``store.memo.Memo``, single-flight: screens
 asking at once wait for one computation). Without the feed nothing is kept.
 
-And computed before the screens ask: ``Warmer`` remembers each live read a screen made
-(in that request's context: its app, its language) and, when the feed hands out a line's
-next version, makes them again for it before the feed tells the screens
-(``LiveFeed(warm=...)``); reads nobody asked for in ``RECENT_S`` are forgotten.
+And computed before the screens ask: the app's ``components.warm.Warmer`` (``WARM_KEY``)
+is told of each live read a screen made and, when the feed hands out a line's next
+version, makes them again for it before the feed tells the screens (``LiveFeed(warm=...)``).
 """
 
 from __future__ import annotations
 
-import contextvars
 import logging
-import threading
-import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -144,48 +140,6 @@ def _live_now(line: str, key: tuple[Any, ...], read: Callable[[float, float], An
         memo().get((*key, versions[line]), lambda: read(at, at))
 
 
-class Warmer:
-    """What the screens read of each line's last version, read again for its next one
-    (module docstring): ``note`` in a request, ``warm(line)`` from the live feed's threads."""
-
-    def __init__(self, recent_s: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
-        self.recent_s = recent_s
-        self.clock = clock
-        self._lock = threading.Lock()
-        self._reads: dict[tuple[str, Hashable], tuple[contextvars.Context, Callable[[], None], float]] = {}
-        self.warmed = 0  # reads made again (tests, benchmarks)
-        self._in_warm = contextvars.ContextVar("warming", default=False)
-
-    def note(self, line: str, key: Hashable, again: Callable[[], None]) -> None:
-        """A screen read ``key`` of ``line``; ``again()`` makes that read for the current
-        version (run in a copy of this request's context)."""
-        if self._in_warm.get():
-            return  # a read made again is not a screen asking
-        ctx = contextvars.copy_context()
-        with self._lock:
-            self._reads[(line, key)] = (ctx, again, self.clock())
-
-    def warm(self, line: str) -> None:
-        """Every read of ``line`` a screen made in the last ``recent_s``, for its current version."""
-        now = self.clock()
-        with self._lock:
-            for read_key, (_ctx, _again, used) in list(self._reads.items()):
-                if now - used > self.recent_s:
-                    del self._reads[read_key]
-            mine = [(ctx, again) for (of, _key), (ctx, again, _used) in self._reads.items() if of == line]
-        for ctx, again in mine:
-            ctx = ctx.copy()
-            ctx.run(self._in_warm.set, True)
-            try:
-                ctx.run(again)
-                self.warmed += 1
-            except DataUnavailable:
-                return  # Redis unreadable: the screens will see it themselves
-
-    def __len__(self) -> int:
-        return len(self._reads)
-
-
 def _call(method: str, *args: Any, **kwargs: Any) -> Any:
     try:
         return getattr(reader(), method)(*args, **kwargs)
@@ -269,27 +223,6 @@ def resolve_window(p: Plant, start_param: str | None, end_param: str | None, at:
     else:
         label = f"{_short(got.start, p.timezone)} \u2192 {_short(got.end, p.timezone)}"
     return Window(got.start, got.end, label, live=got.end >= at - 1)
-
-
-def local_input_to_iso(text: str, tz: str) -> str:
-    """A ``datetime-local`` input value (plant local time, no offset) -> ISO 8601 with
-    the plant's offset, as the API wants it."""
-    parsed = datetime.fromisoformat(text)
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=ZoneInfo(tz))
-    return parsed.isoformat(timespec="minutes")
-
-
-def iso_to_local_input(text: str | None, tz: str) -> str | None:
-    if not text or text in NAMED_RANGES:
-        return None
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(ZoneInfo(tz))
-    return parsed.strftime("%Y-%m-%dT%H:%M")
 
 
 def _short(ts: float, tz: str) -> str:

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs, urlencode
+from zoneinfo import ZoneInfo
 
 import dash_bootstrap_components as dbc
 from dash import ClientsideFunction, Input, Output, State, ctx, dcc, html, no_update
@@ -149,7 +150,7 @@ def local_or_iso(text: str | None, tz: str | None) -> str | None:
         parsed = datetime.fromisoformat(text.strip())
     except ValueError:
         return text
-    return data.local_input_to_iso(text.strip(), tz) if parsed.tzinfo is None else text
+    return local_input_to_iso(text.strip(), tz) if parsed.tzinfo is None else text
 
 
 def params_from_query(query: dict[str, str], tz: str | None = None) -> dict[str, str | None]:
@@ -199,10 +200,10 @@ def layout(query: dict[str, str], tz: str, line: str | None = None) -> html.Div:
         ),
         html.Div(id=CUSTOM_BOX, className=_box_class(choice), children=[
             html.Label([_("From"), dcc.Input(id=CUSTOM_START, type="datetime-local", step=60,  # type: ignore[arg-type]
-                                          value=data.iso_to_local_input(params["start"], tz),
+                                          value=iso_to_local_input(params["start"], tz),
                                           className="form-control form-control-sm")], className="range-input"),
             html.Label([_("to"), dcc.Input(id=CUSTOM_END, type="datetime-local", step=60,  # type: ignore[arg-type]
-                                        value=data.iso_to_local_input(params.get("end"), tz),
+                                        value=iso_to_local_input(params.get("end"), tz),
                                         className="form-control form-control-sm")], className="range-input"),
             dbc.Button(_("Apply"), id=APPLY, color="primary"),
         ]),
@@ -252,8 +253,8 @@ def sync(choice: str, _apply: int | None, search: str | None, custom_start: str 
             return no_update, no_update, no_update, _box_class(CUSTOM)
         tz = data.plant().timezone
         try:
-            params = {"start": data.local_input_to_iso(custom_start, tz),
-                      "end": data.local_input_to_iso(custom_end, tz) if custom_end else None}
+            params = {"start": local_input_to_iso(custom_start, tz),
+                      "end": local_input_to_iso(custom_end, tz) if custom_end else None}
         except ValueError:
             return no_update, no_update, no_update, _box_class(CUSTOM)
     else:
@@ -344,3 +345,24 @@ def show_window(params: dict[str, Any], _pulse: Any, _redraw: Any) -> tuple[Any,
 
 
 RANGE_LIVE.declare(callbacks)
+
+
+def local_input_to_iso(text: str, tz: str) -> str:
+    """A ``datetime-local`` input value (plant local time, no offset) -> ISO 8601 with
+    the plant's offset, as the API wants it."""
+    parsed = datetime.fromisoformat(text)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=ZoneInfo(tz))
+    return parsed.isoformat(timespec="minutes")
+
+
+def iso_to_local_input(text: str | None, tz: str) -> str | None:
+    if not text or text in data.NAMED_RANGES:
+        return None
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(ZoneInfo(tz))
+    return parsed.strftime("%Y-%m-%dT%H:%M")

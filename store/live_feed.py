@@ -2,7 +2,7 @@
 rollup worker's commits, so live screens are told when a line changed instead of asking
 every 2 s.
 
-Reader threads (started with the first subscriber) block on ``XREAD`` over the line
+Reader threads (``store.live_readers``, started with the first subscriber) block on ``XREAD`` over the line
 streams (``domain.contract.events_key``; one XREAD for all lines on a single Redis, one
 per line on a Redis Cluster, where a command may not span slots) and, after each read or
 each ``BLOCK_MS`` of silence, read the worker's bookkeeping counters (``ver`` and
@@ -19,20 +19,9 @@ a view is computed once per line version however many screens show it), and
 ``wait(after, lines)`` / ``wait_async`` for the server-sent events of ``api.live`` (each change once, in
 order, with a sequence number a reconnecting browser hands back as ``Last-Event-ID``).
 
-Warm before telling: with a ``warm(line)`` hook (``components.data.Warmer``), a new version
-is handed out at once (``versions()``) but told to the subscribers only once the hook has
-recomputed what the screens asked of the line's last version (in ``WARM_THREADS``
-threads), or after ``warm_max_s`` at the latest. The screens then ask for answers already
-computed: a change is computed once, before thirty screens ask for it at the same moment,
-not while they wait. A line gets no next version while its warm-up runs (up to
-``WARM_STUCK_S``), so a process that cannot compute as fast as the lines change hands out
-fewer versions instead of queueing warm-ups it will never catch up with; and while the
-warm-ups used more than ``WARM_BUDGET`` of a core over the last ``BUDGET_WINDOW_S``, the
-lines' next versions wait (the screens show the last ones a little longer), so a plant
-that changes faster than the process can compute leaves it time to answer requests.
-
-While Redis cannot be read the feed is ``down``: versions are withheld (nothing is
-memoised) and the event streams tell the browsers, which fall back to their 2 s timer.
+Warm before telling: with a ``warm(line)`` hook, a new version is handed out at once
+(``versions()``) but told only once the hook has recomputed what the screens asked of the
+line's last version, within limits (``store.live_warm``).
 """
 
 from __future__ import annotations
@@ -45,36 +34,26 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-import redis
-
-from domain import contract
-from store.clients import is_cluster, node_client
+from store.clients import is_cluster
+from store.live_readers import ALERTS, WHY_ALERTS, WHY_EVENTS, WHY_RESTART, WHY_ROLLUP, follow_alerts, follow_streams
+from store.live_warm import WARM_BUDGET, WARM_MAX_S, WARM_STUCK_S, Out, WarmUps
 
 log = logging.getLogger(__name__)
+
+__all__ = ["ALERTS", "FEED_KEY", "WARM_KEY", "WHY_ALERTS", "WHY_CLOCK", "WHY_EVENTS", "WHY_RESTART", "WHY_ROLLUP",
+           "Change", "LiveFeed", "feed_of"]
 
 BLOCK_MS = 1000  # one XREAD waits this long; the worker's counters are read at least this often
 COALESCE_S = 0.1  # a change waits this long for the ones right behind it
 MIN_GAP_S = 0.5  # a line gets at most one version per this
 QUIET_S = 3.0  # and at least one per this: the clock moves the texts
 HISTORY = 4096  # changes kept for reconnecting browsers (Last-Event-ID)
-RETRY_S = 1.0  # after a Redis error, read again after this
-WARM_MAX_S = 0.5  # a change is told at the latest this long after its version, warm or not
-WARM_THREADS = 4  # lines warmed at once
-WARM_STUCK_S = 5.0  # a warm-up running this long no longer holds its line's next version back
-WARM_BUDGET = 0.5  # of one core: the warm-ups' CPU over the last BUDGET_WINDOW_S; above it, versions wait
-BUDGET_WINDOW_S = 2.0
 
-WHY_EVENTS = "events"  # new entries in the line's stream
-WHY_ROLLUP = "rollup"  # the worker committed (closed minutes, a rewind)
 WHY_CLOCK = "clock"  # nothing new, but time moved on
-WHY_RESTART = "restart"  # the feed (re)connected to Redis: anything may have changed
-WHY_ALERTS = "alerts"  # an alert was raised, updated, cleared or acknowledged
 
-ALERTS = "~alerts"  # the alerts' channel beside the lines (no line id has a "~")
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,20 +77,6 @@ class _Dirty:
     why: set[str] = field(default_factory=set)
 
 
-_Out = tuple[str, int, tuple[str, ...], float]  # a version handed out: line, version, why, wall clock
-
-
-@dataclass(slots=True)
-class _Batch:
-    changes: list[_Out]  # handed out together
-    by: float  # told at the latest then (feed clock)
-    left: int  # lines still warming
-
-
-def _text(raw: bytes | str) -> str:
-    return raw.decode() if isinstance(raw, bytes) else raw
-
-
 class LiveFeed:
     """Follows ``lines``' streams on ``client`` (``redis.Redis`` or ``RedisCluster``)."""
 
@@ -129,14 +94,7 @@ class LiveFeed:
         self.min_gap_s = min_gap_s
         self.quiet_s = quiet_s
         self.warm = warm
-        self.warm_max_s = warm_max_s
-        self.warm_stuck_s = warm_stuck_s
-        self.warm_budget = warm_budget
-        self._warm_cpu: deque[tuple[float, float]] = deque()  # (ended, CPU seconds) of recent warm-ups
-        self._warming: dict[int, _Batch] = {}  # versions handed out, not yet told
-        self._warm_busy: dict[str, float] = {}  # line being warmed -> since: no next version before that ends
-        self._batches = 0
-        self._warm_pool: ThreadPoolExecutor | None = None
+        self._warm_ups = WarmUps(warm_max_s, warm_stuck_s, warm_budget)
         self._cond = threading.Condition()
         self.follow_alerts = follow_alerts
         channels = (*self.lines, ALERTS) if follow_alerts else self.lines
@@ -164,9 +122,9 @@ class LiveFeed:
         with self._cond:  # down until each reader has read its streams' positions once
             self._down.update({",".join(lines): "starting" for lines in groups})
         for i, lines in enumerate(groups):
-            self._spawn(f"live-feed-{i}", self._follow, lines)
+            self._spawn(f"live-feed-{i}", follow_streams, self, lines)
         if self.follow_alerts:
-            self._spawn("live-feed-alerts", self._follow_alerts)
+            self._spawn("live-feed-alerts", follow_alerts, self)
         self._spawn("live-feed-dispatch", self._dispatch)
         return self
 
@@ -182,8 +140,7 @@ class LiveFeed:
             self._notify()
         for thread in self._threads:
             thread.join(timeout_s)
-        if self._warm_pool is not None:
-            self._warm_pool.shutdown(wait=False, cancel_futures=True)
+        self._warm_ups.shutdown()
 
     @property
     def stopped(self) -> bool:
@@ -300,89 +257,12 @@ class LiveFeed:
 
     # --- the threads ----------------------------------------------------------------------
 
-    def _follow(self, lines: list[str]) -> None:
-        """Blocks on the streams of ``lines`` (one hash slot on a cluster); reads the worker's
-        counters after every read."""
-        key_of = {contract.events_key(line): line for line in lines}
-        name = ",".join(lines)
-        reader: Any = None
-        positions: dict[str, str] | None = None
-        counters: dict[str, tuple[Any, Any]] = {}
-        warned = False
-        while not self._stop.is_set():
-            try:
-                if positions is None:  # (re)start: from the newest entry on; everything may have changed
-                    reader = node_client(self.client, next(iter(key_of)))  # on a cluster: the slot's master now
-                    positions = {key: self._newest_id(reader, key) for key in key_of}
-                    counters = self._counters(reader, lines)
-                    self._set_down(name, None)
-                    if warned:
-                        log.info("live feed (%s): following the streams again", name)
-                        warned = False
-                    for line in lines:
-                        self.mark(line, WHY_RESTART)
-                reply: Any = reader.xread(positions, block=self.block_ms, count=1000)
-                for stream, entries in reply or []:
-                    key = _text(stream)
-                    if entries:
-                        positions[key] = _text(entries[-1][0])
-                        self.mark(key_of[key], WHY_EVENTS)
-                now_counters = self._counters(reader, lines)
-                for line, value in now_counters.items():
-                    if counters.get(line) != value:
-                        self.mark(line, WHY_ROLLUP)
-                counters = now_counters
-            except (redis.RedisError, OSError) as exc:
-                if self._stop.is_set():
-                    return
-                if not warned:  # once per outage
-                    log.warning("live feed (%s): Redis unavailable, screens fall back to polling: %s", name, exc)
-                    warned = True
-                self._set_down(name, str(exc))
-                positions = None
-                self._stop.wait(RETRY_S)
-            except Exception:  # never let the feed die silently: the screens would wait forever
-                log.exception("live feed (%s) failed; restarting it", name)
-                self._set_down(name, "internal error")
-                positions = None
-                self._stop.wait(RETRY_S)
+    def sleep(self, seconds: float) -> bool:
+        """Waits ``seconds`` or until the feed stops (-> True: stopped)."""
+        return self._stop.wait(seconds)
 
-    def _follow_alerts(self) -> None:
-        """Reads the alerts' change counter (``contract.alerts_key("ver")``) every ``block_ms``:
-        the alert loop bumps it with every change, acknowledgements too. (An outage shows in
-        the line readers, which take the feed down.)"""
-        key = contract.alerts_key("ver")
-        unread = object()
-        seen: Any = unread
-        warned = False
-        while not self._stop.is_set():
-            try:
-                now: Any = node_client(self.client, key).get(key)
-                if now != seen:
-                    self.mark(ALERTS, WHY_ALERTS if seen is not unread else WHY_RESTART)
-                    seen = now
-                warned = False
-            except (redis.RedisError, OSError) as exc:
-                if not warned:
-                    log.warning("live feed (alerts): Redis unavailable: %s", exc)
-                    warned = True
-                seen = unread  # read again: anything may have changed meanwhile
-            self._stop.wait(self.block_ms / 1000.0)
-
-    @staticmethod
-    def _newest_id(reader: Any, key: str) -> str:
-        newest: Any = reader.xrevrange(key, count=1)
-        return _text(newest[0][0]) if newest else "0-0"
-
-    @staticmethod
-    def _counters(reader: Any, lines: list[str]) -> dict[str, tuple[Any, Any]]:
-        with reader.pipeline(transaction=False) as pipe:
-            for line in lines:
-                pipe.hmget(contract.rollup_state_key(line), "ver", "amend")
-            replies = pipe.execute()
-        return {line: tuple(reply) for line, reply in zip(lines, replies, strict=True)}
-
-    def _set_down(self, group: str, error: str | None) -> None:
+    def set_down(self, group: str, error: str | None) -> None:
+        """A reader's state: ``error`` while it cannot read Redis, None once it follows again."""
         with self._cond:
             if error is None:
                 self._down.pop(group, None)
@@ -392,22 +272,20 @@ class LiveFeed:
 
     def _dispatch(self) -> None:
         """Turns marks into versions: after ``coalesce_s``, at most every ``min_gap_s``, at
-        least every ``quiet_s``; tells them once warm (or after ``warm_max_s``)."""
+        least every ``quiet_s``; tells them once warm (``store.live_warm``)."""
         with self._cond:
             while not self._stop.is_set():
                 now = self.clock()
-                for batch_id, batch in list(self._warming.items()):
-                    if now >= batch.by:  # warming too long: tell now, the screens join the computation
-                        self._tell(batch_id)
+                for batch in self._warm_ups.expired(now):  # warming too long: the screens join the computation
+                    self._publish(batch.changes)
                 if not self._down:
                     for line in self.lines:
                         if line not in self._dirty and now - self._bumped[line] >= self.quiet_s:
                             self._mark(line, WHY_CLOCK, now)
-                over = self._over_budget(now)
+                over = self.warm is not None and self._warm_ups.over_budget(now)
                 due = [line for line, d in self._dirty.items()
                        if now - d.since >= self.coalesce_s and now - self._bumped[line] >= self.min_gap_s
-                       and now - self._warm_busy.get(line, -1e18) >= self.warm_stuck_s  # one warm-up a line
-                       and not (over and line != ALERTS)]
+                       and not self._warm_ups.holds(line, now) and not (over and line != ALERTS)]
                 changes = []
                 handed_out = time.time()
                 for line in due:
@@ -416,40 +294,12 @@ class LiveFeed:
                     self._bumped[line] = now
                     self.bumps += 1
                     changes.append((line, self._versions[line], tuple(sorted(dirty.why)), handed_out))
-                if changes:
-                    self._hand_out(changes, now)
+                if changes and self.warm is None:
+                    self._publish(changes)
+                elif changes:
+                    for batch in self._warm_ups.start(changes, now, self._warm_one):
+                        self._publish(batch.changes)  # still warming a line's last version: told now
                 self._cond.wait(self._next_due(now))
-
-    def _hand_out(self, changes: list[_Out], now: float) -> None:
-        """New versions: told at once without a warm hook, else together once all are warm
-        (holding ``_cond``)."""
-        if self.warm is None:
-            self._publish(changes)
-            return
-        lines = {out[0] for out in changes}
-        for batch_id, batch in list(self._warming.items()):
-            if lines & {out[0] for out in batch.changes}:
-                self._tell(batch_id)  # still warming a line's last version: tell it now
-        self._batches += 1
-        self._warming[self._batches] = _Batch(changes, now + self.warm_max_s, len(changes))
-        self._warm_busy.update(dict.fromkeys(lines, now))
-        if self._warm_pool is None:
-            self._warm_pool = ThreadPoolExecutor(WARM_THREADS, thread_name_prefix="live-warm")
-        try:
-            for out in changes:
-                self._warm_pool.submit(self._warm_one, self._batches, out[0])
-        except RuntimeError:  # stopping: the pool is shut
-            for line in lines:
-                self._warm_busy.pop(line, None)
-            self._tell(self._batches)
-
-    def _over_budget(self, now: float) -> bool:
-        """Whether the warm-ups used more than ``warm_budget`` of a core over the last
-        ``BUDGET_WINDOW_S`` (holding ``_cond``): the lines' next versions then wait, so a
-        plant that changes faster than the process can compute does not take every core."""
-        while self._warm_cpu and now - self._warm_cpu[0][0] > BUDGET_WINDOW_S:
-            self._warm_cpu.popleft()
-        return sum(cpu for _ended, cpu in self._warm_cpu) > self.warm_budget * BUDGET_WINDOW_S
 
     def _warm_one(self, batch_id: int, line: str) -> None:
         cpu = time.thread_time()
@@ -460,22 +310,12 @@ class LiveFeed:
             log.exception("live feed: warming %s failed", line)
         finally:
             with self._cond:
-                self._warm_cpu.append((self.clock(), time.thread_time() - cpu))
-                self._warm_busy.pop(line, None)
-                self._notify()  # the line may be due again
-                batch = self._warming.get(batch_id)
+                batch = self._warm_ups.finished(batch_id, line, time.thread_time() - cpu, self.clock())
                 if batch is not None:
-                    batch.left -= 1
-                    if batch.left <= 0:
-                        self._tell(batch_id)
+                    self._publish(batch.changes)
+                self._notify()  # the line may be due again
 
-    def _tell(self, batch_id: int) -> None:
-        """Publishes a warming batch (holding ``_cond``)."""
-        batch = self._warming.pop(batch_id, None)
-        if batch is not None:
-            self._publish(batch.changes)
-
-    def _publish(self, changes: list[_Out]) -> None:
+    def _publish(self, changes: list[Out]) -> None:
         """Tells the subscribers, in one wake-up (holding ``_cond``)."""
         for line, version, why, at in changes:
             self._seq += 1
@@ -484,11 +324,8 @@ class LiveFeed:
 
     def _next_due(self, now: float) -> float:
         times = [max(d.since + self.coalesce_s, self._bumped[line] + self.min_gap_s)
-                 for line, d in self._dirty.items() if line not in self._warm_busy]
-        times += [since + self.warm_stuck_s for since in self._warm_busy.values()]  # else woken when warm
-        if self._warm_cpu:
-            times.append(self._warm_cpu[0][0] + BUDGET_WINDOW_S)  # the budget frees up
-        times += [batch.by for batch in self._warming.values()]
+                 for line, d in self._dirty.items() if line not in self._warm_ups.busy]  # those: woken when warm
+        times += self._warm_ups.wake_times()
         if not self._down:
             times += [self._bumped[line] + self.quiet_s for line in self.lines if line not in self._dirty]
         soonest = min(times, default=now + self.quiet_s)

@@ -138,7 +138,11 @@ def test_simulator_collector_worker_and_reader_through_a_cluster_every_event_onc
         entries = {line.id: client.xrange(contract.events_key(line.id)) for line in plant.lines}
         assert sum(len(e) for e in entries.values()) == written, "every event stored exactly once"
         for line in plant.lines:
-            rows = [tuple(sorted(fields.items())) for _, fields in entries[line.id]]
+            # "link" rows may repeat: a collector that reconnects before the plant starts (a
+            # loaded machine) says "down" and "up" again at the same stamp, the simulated
+            # clock standing still; every other event has its own stamp
+            rows = [tuple(sorted(fields.items())) for _, fields in entries[line.id]
+                    if fields.get(b"s") != Signal.LINK.value.encode()]
             assert len(set(rows)) == len(rows), f"{line.id}: an entry written twice"
 
         worker = RollupWorker(client, plant)

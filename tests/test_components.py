@@ -520,8 +520,8 @@ def test_window_label_says_the_range_once() -> None:
 
 
 def test_custom_range_input_becomes_iso_with_plant_offset() -> None:
-    assert data.local_input_to_iso("2026-11-24T07:00", PLANT.timezone) == "2026-11-24T07:00+08:00"
-    assert data.iso_to_local_input("2026-11-23T23:00Z", PLANT.timezone) == "2026-11-24T07:00"
+    assert ranges.local_input_to_iso("2026-11-24T07:00", PLANT.timezone) == "2026-11-24T07:00+08:00"
+    assert ranges.iso_to_local_input("2026-11-23T23:00Z", PLANT.timezone) == "2026-11-24T07:00"
 
 
 @pytest.mark.parametrize(("start", "hours"), [("shift", 3 + 32 / 60), ("last_shift", 8), ("yesterday", 24),

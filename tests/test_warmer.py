@@ -1,4 +1,4 @@
-"""``components.data.Warmer``: the live reads screens made of a line, made again for its next
+"""``components.warm.Warmer``: the live reads screens made of a line, made again for its next
 version (pure: a fake clock, reads as plain functions)."""
 
 from __future__ import annotations
@@ -6,7 +6,8 @@ from __future__ import annotations
 import contextvars
 from typing import Any
 
-from components.data import DataUnavailable, Warmer
+from components.data import DataUnavailable
+from components.warm import Warmer
 
 WHO = contextvars.ContextVar("who", default="nobody")
 

@@ -1,0 +1,128 @@
+"""The live feed's readers (``store.live_feed``), each in a thread of its own.
+
+``follow_streams``: blocks on ``XREAD`` over a group of lines' streams (every line on a
+single Redis; one line, its hash slot, on a Redis Cluster) and, after each read or each
+``block_ms`` of silence, reads the rollup worker's counters (``ver``, ``amend``).
+``follow_alerts``: reads the alert loop's change counter every ``block_ms``.
+Both only ``mark`` what changed; the feed turns marks into versions.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Protocol
+
+import redis
+
+from domain import contract
+from store.clients import node_client
+
+log = logging.getLogger("store.live_feed")
+
+RETRY_S = 1.0  # after a Redis error, read again after this
+WHY_EVENTS = "events"  # new entries in the line's stream
+WHY_ROLLUP = "rollup"  # the worker committed (closed minutes, a rewind)
+WHY_RESTART = "restart"  # the feed (re)connected to Redis: anything may have changed
+WHY_ALERTS = "alerts"  # an alert was raised, updated, cleared or acknowledged
+ALERTS = "~alerts"  # the alerts' channel beside the lines (no line id has a "~")
+
+
+class Feed(Protocol):
+    """What a reader needs of ``store.live_feed.LiveFeed``."""
+
+    client: Any
+    block_ms: int
+
+    @property
+    def stopped(self) -> bool: ...
+
+    def sleep(self, seconds: float) -> bool: ...
+
+    def mark(self, line: str, why: str) -> None: ...
+
+    def set_down(self, group: str, error: str | None) -> None: ...
+
+
+def _text(raw: bytes | str) -> str:
+    return raw.decode() if isinstance(raw, bytes) else raw
+
+
+def follow_streams(feed: Feed, lines: list[str]) -> None:
+    """Blocks on the streams of ``lines`` (one hash slot on a cluster); reads the worker's
+    counters after every read."""
+    key_of = {contract.events_key(line): line for line in lines}
+    name = ",".join(lines)
+    reader: Any = None
+    positions: dict[str, str] | None = None
+    counters: dict[str, tuple[Any, Any]] = {}
+    warned = False
+    while not feed.stopped:
+        try:
+            if positions is None:  # (re)start: from the newest entry on; everything may have changed
+                reader = node_client(feed.client, next(iter(key_of)))  # on a cluster: the slot's master now
+                positions = {key: _newest_id(reader, key) for key in key_of}
+                counters = _counters(reader, lines)
+                feed.set_down(name, None)
+                if warned:
+                    log.info("live feed (%s): following the streams again", name)
+                    warned = False
+                for line in lines:
+                    feed.mark(line, WHY_RESTART)
+            reply: Any = reader.xread(positions, block=feed.block_ms, count=1000)
+            for stream, entries in reply or []:
+                key = _text(stream)
+                if entries:
+                    positions[key] = _text(entries[-1][0])
+                    feed.mark(key_of[key], WHY_EVENTS)
+            now_counters = _counters(reader, lines)
+            for line, value in now_counters.items():
+                if counters.get(line) != value:
+                    feed.mark(line, WHY_ROLLUP)
+            counters = now_counters
+        except (redis.RedisError, OSError) as exc:
+            if feed.stopped:
+                return
+            if not warned:  # once per outage
+                log.warning("live feed (%s): Redis unavailable, screens fall back to polling: %s", name, exc)
+                warned = True
+            feed.set_down(name, str(exc))
+            positions = None
+            feed.sleep(RETRY_S)
+        except Exception:  # never let the feed die silently: the screens would wait forever
+            log.exception("live feed (%s) failed; restarting it", name)
+            feed.set_down(name, "internal error")
+            positions = None
+            feed.sleep(RETRY_S)
+
+def follow_alerts(feed: Feed) -> None:
+    """Reads the alerts' change counter (``contract.alerts_key("ver")``) every ``block_ms``:
+    the alert loop bumps it with every change, acknowledgements too. (An outage shows in
+    the line readers, which take the feed down.)"""
+    key = contract.alerts_key("ver")
+    unread = object()
+    seen: Any = unread
+    warned = False
+    while not feed.stopped:
+        try:
+            now: Any = node_client(feed.client, key).get(key)
+            if now != seen:
+                feed.mark(ALERTS, WHY_ALERTS if seen is not unread else WHY_RESTART)
+                seen = now
+            warned = False
+        except (redis.RedisError, OSError) as exc:
+            if not warned:
+                log.warning("live feed (alerts): Redis unavailable: %s", exc)
+                warned = True
+            seen = unread  # read again: anything may have changed meanwhile
+        feed.sleep(feed.block_ms / 1000.0)
+
+def _newest_id(reader: Any, key: str) -> str:
+    newest: Any = reader.xrevrange(key, count=1)
+    return _text(newest[0][0]) if newest else "0-0"
+
+def _counters(reader: Any, lines: list[str]) -> dict[str, tuple[Any, Any]]:
+    with reader.pipeline(transaction=False) as pipe:
+        for line in lines:
+            pipe.hmget(contract.rollup_state_key(line), "ver", "amend")
+        replies = pipe.execute()
+    return {line: tuple(reply) for line, reply in zip(lines, replies, strict=True)}
