@@ -96,8 +96,9 @@ def screens_of(rig: Rig, ranges: list[str], driver: Any) -> dict[str, list[Scree
     for kind, pages in urls.items():
         for url in pages:
             got = capture(driver, url, TICKS[kind], timeout_s=90)
-            lines = driver.execute_script(
-                "var el = document.querySelector('.live-push[data-tick]'); return el ? el.dataset.lines : null;")
+            lines = driver.execute_script(  # the hook of the page's own tick (the alerts have theirs)
+                "var el = document.querySelector('.live-push[data-tick=\"' + arguments[0] + '\"]');"
+                " return el ? el.dataset.lines : null;", TICKS[kind])
             if not lines:
                 raise RuntimeError(f"{url}: no push hook on the page")
             out[kind].append(Screen(kind, url.removeprefix(rig.url), lines.split(","),

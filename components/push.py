@@ -45,7 +45,7 @@ def hook(tick: str, lines: list[str], refresh_ms: int = 2000, *, alerts: bool = 
                              "data-note": "1" if note else "0"}
     return html.Div(
         _("live updates paused \u2013 refreshing every 2 s") if note else "",
-        className=f"{CLASS} {NOTE_CLASS} d-none",
+        className=f"{CLASS} {NOTE_CLASS} d-none" if note else f"{CLASS} d-none",
         role="status",
         **attrs,
     )
