@@ -20,7 +20,7 @@ Each scenario starts its own Redis (``--cluster``: a 3-master Redis Cluster on l
   (``components.data.line_views`` of all lines, as the overview's callback does) without
   the live feed's memo and reports the time it took (0: never). With ``--push`` it also
   follows its live feed as a pushed overview does: on every change told (after the feed's
-  warm-up, ``components.data.Warmer``) it reads every line's view and reports the time
+  warm-up, ``components.warm.Warmer``) it reads every line's view and reports the time
   from the moment the first changed version was handed out to the views in hand.
 
 Measured after ``--warmup`` seconds, over ``--seconds``: CPU seconds per process (from

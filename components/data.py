@@ -133,11 +133,11 @@ def _live(line: str, end: float, at: float, key: tuple[Any, ...], read: Callable
 
 
 def _live_now(line: str, key: tuple[Any, ...], read: Callable[[float, float], Any]) -> None:
-    """The read of ``key`` up to now, for the line's current version (a warm-up)."""
-    versions = live_versions()
-    if versions is not None and line in versions:
+    """The read of ``key`` up to now, for the line's current version (a warm-up; nothing
+    while the feed is down: it would be read for no one)."""
+    if live_versions() is not None:
         at = now()
-        memo().get((*key, versions[line]), lambda: read(at, at))
+        _live(line, at, at, key, read)
 
 
 def _call(method: str, *args: Any, **kwargs: Any) -> Any:

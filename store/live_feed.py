@@ -19,6 +19,9 @@ a view is computed once per line version however many screens show it), and
 ``wait(after, lines)`` / ``wait_async`` for the server-sent events of ``api.live`` (each change once, in
 order, with a sequence number a reconnecting browser hands back as ``Last-Event-ID``).
 
+While Redis cannot be read the feed is ``down``: versions are withheld (nothing is
+memoised) and the event streams tell the browsers, which fall back to their 2 s timer.
+
 Warm before telling: with a ``warm(line)`` hook, a new version is handed out at once
 (``versions()``) but told only once the hook has recomputed what the screens asked of the
 line's last version, within limits (``store.live_warm``).
@@ -53,7 +56,6 @@ QUIET_S = 3.0  # and at least one per this: the clock moves the texts
 HISTORY = 4096  # changes kept for reconnecting browsers (Last-Event-ID)
 
 WHY_CLOCK = "clock"  # nothing new, but time moved on
-
 
 
 @dataclass(frozen=True, slots=True)

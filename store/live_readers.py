@@ -94,6 +94,7 @@ def follow_streams(feed: Feed, lines: list[str]) -> None:
             positions = None
             feed.sleep(RETRY_S)
 
+
 def follow_alerts(feed: Feed) -> None:
     """Reads the alerts' change counter (``contract.alerts_key("ver")``) every ``block_ms``:
     the alert loop bumps it with every change, acknowledgements too. (An outage shows in
@@ -116,9 +117,11 @@ def follow_alerts(feed: Feed) -> None:
             seen = unread  # read again: anything may have changed meanwhile
         feed.sleep(feed.block_ms / 1000.0)
 
+
 def _newest_id(reader: Any, key: str) -> str:
     newest: Any = reader.xrevrange(key, count=1)
     return _text(newest[0][0]) if newest else "0-0"
+
 
 def _counters(reader: Any, lines: list[str]) -> dict[str, tuple[Any, Any]]:
     with reader.pipeline(transaction=False) as pipe:
