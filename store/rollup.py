@@ -140,6 +140,7 @@ class RollupWorker:
         if not held:
             time.sleep(min(block_ms, 1000) / 1000.0)
             return 0
+        was_pending = {line_id: self.lines[line_id].read_pending for line_id in held}
         try:
             replies = self._read(held, block_ms)
         except Exception:
@@ -154,9 +155,8 @@ class RollupWorker:
             worker = self.lines[line_id]
             entries = replies.get(line_id, [])
             count += len(entries)
-            was_pending = worker.read_pending
             # pending entries are older than what waits behind them: never close past them
-            backlog = was_pending or len(entries) >= self.options.batch_count
+            backlog = was_pending[line_id] or worker.read_pending or len(entries) >= self.options.batch_count
             try:
                 batch = self._process_line(worker, entries, now, backlog)
             except Exception as exc:
@@ -165,7 +165,7 @@ class RollupWorker:
                 continue
             if batch is not None:
                 ready.append((worker, batch))
-            if was_pending and not entries:
+            if was_pending[line_id] and not entries:
                 worker.read_pending = False  # set again by a reload when the commit fails
         for worker, error in self._commit_all(ready, now):
             self._reload(worker)
@@ -198,6 +198,7 @@ class RollupWorker:
             pending_pass = not self._ready or any(self.lines[line].read_pending for line in self.leases.held)
             got = self.process_once()
             total += got
+            pending_pass = pending_pass or any(self.lines[line].read_pending for line in self.leases.held)
             if len(self.leases.held) < len(self.lines):
                 if time.monotonic() > deadline:
                     raise TimeoutError("rollup worker: lines held by another worker")
@@ -208,14 +209,25 @@ class RollupWorker:
         raise RuntimeError("rollup worker: stream not drained")
 
     def _read(self, lines: list[str], block_ms: int) -> dict[str, list[tuple[str, dict[bytes, bytes] | None]]]:
+        """The next entries of each line (its pending ones after a (re)load), and with them
+        the oldest entry still pending for this consumer name: see ``_older_pending``."""
         streams = {contract.events_key(line): ("0" if self.lines[line].read_pending else ">") for line in lines}
         pending = any(v == "0" for v in streams.values())
         block = None if pending or block_ms <= 0 else block_ms
         if is_cluster(self.redis):  # each line is in its own hash slot: one stream per command
             return self._read_each(streams, block)
-        reply: Any = self.redis.xreadgroup(self.options.group, self.options.consumer, streams,  # type: ignore[arg-type]
-                                           count=self.options.batch_count, block=block)
-        return _entries_by_line(reply)
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.xreadgroup(self.options.group, self.options.consumer, streams,  # type: ignore[arg-type]
+                            count=self.options.batch_count, block=block)
+            for stream, position in streams.items():
+                if position == ">":
+                    pipe.xpending_range(stream, self.options.group, "-", "+", 1, self.options.consumer)
+            reply, *oldest = pipe.execute()
+        out = _entries_by_line(reply)
+        news = [contract.line_of_events_key(stream) for stream, position in streams.items() if position == ">"]
+        for line_id, first_pending in zip(news, oldest, strict=True):
+            self._older_pending(line_id, out, first_pending)
+        return out
 
     def _read_each(self, streams: dict[str, str], block: int | None) -> dict[
             str, list[tuple[str, dict[bytes, bytes] | None]]]:
@@ -223,12 +235,38 @@ class RollupWorker:
         ``block``, at most 100 ms: a blocking read on one line would hold up the others)."""
         out: dict[str, list[tuple[str, dict[bytes, bytes] | None]]] = {}
         for stream, position in streams.items():
-            reply: Any = self.redis.xreadgroup(self.options.group, self.options.consumer, {stream: position},
-                                               count=self.options.batch_count)
+            with self.redis.pipeline(transaction=False) as pipe:  # one slot: one round trip
+                pipe.xreadgroup(self.options.group, self.options.consumer, {stream: position},
+                                count=self.options.batch_count)
+                if position == ">":
+                    pipe.xpending_range(stream, self.options.group, "-", "+", 1, self.options.consumer)
+                reply, *oldest = pipe.execute()
             out.update(_entries_by_line(reply))
+            if oldest:
+                self._older_pending(contract.line_of_events_key(stream), out, oldest[0])
         if block and not any(out.values()):
             time.sleep(min(block, 100) / 1000.0)
         return out
+
+    def _older_pending(self, line_id: str, out: dict[str, list[tuple[str, dict[bytes, bytes] | None]]],
+                       first_pending: list[dict[str, Any]]) -> None:
+        """Keeps a line's new entries in stream order with what another worker read.
+
+        This worker acknowledges everything it read in its commit, so before a read of new
+        entries nothing is pending for the consumer name the workers share, unless a worker
+        that held the line before read entries after its lease ran out (it stalled longer
+        than the lease) and could not commit them. Those come before this read's: the line
+        drops this read and reads its pending entries, all of them in order, instead (new
+        entries after newer ones would be taken for already applied)."""
+        if not first_pending:
+            return
+        entries = out.get(line_id, [])
+        oldest = _text(first_pending[0]["message_id"])
+        if not entries or contract.stream_id_tuple(oldest) < contract.stream_id_tuple(entries[0][0]):
+            log.warning("line %s: entries read by a worker that lost the line's lease are pending; "
+                        "reading them first", line_id)
+            out[line_id] = []
+            self.lines[line_id].read_pending = True
 
     def _process_line(self, worker: LineWorker, entries: list[tuple[str, dict[bytes, bytes] | None]],
                       now: float, backlog: bool) -> LineBatch | None:

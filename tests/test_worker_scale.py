@@ -4,6 +4,7 @@ several worker processes share the lines by lease, each reading only its lines' 
 
 from __future__ import annotations
 
+import logging
 import math
 import subprocess
 import sys
@@ -11,13 +12,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 import redis
 
 from domain import contract
 from domain.model import Event
 from domain.plant import Plant
 from store.reader import PlantReader
-from store.rollup import LineConflict, RollupWorker, WorkerOptions
+from store.rollup import GROUP, LineConflict, RollupWorker, WorkerOptions
 from tests.core_support import machine_config, make_plant
 from tests.history import line_history, write_events
 from tests.store_support import HOUR, RECENT
@@ -143,6 +145,34 @@ def test_a_conflict_on_one_line_leaves_the_other_lines_commit(redis_client: redi
     reader = PlantReader(redis_client, plant)
     kpis = reader.line_kpis("L2", math.floor(START / 60) * 60, END, NOW)
     assert kpis["total_count"] > 0
+
+
+def test_entries_a_worker_read_after_losing_its_lease_are_applied_in_order(
+        redis_client: redis.Redis, caplog: pytest.LogCaptureFixture) -> None:
+    """A worker that stalled past its lease reads a batch of a line another worker took
+    over meanwhile (after that one read the line's pending entries) and cannot commit it.
+    The one holding the line notices those entries pending before its own new ones and
+    reads them first: exactly what one worker writes, nothing left pending."""
+    plant = lines_plant()
+    events = history(plant)
+    write_events(redis_client, events)
+    drain(redis_client, plant, batch_count=150)
+    want = written(redis_client)
+    redis_client.flushdb()
+    write_events(redis_client, events)
+
+    worker = RollupWorker(redis_client, plant, options=WorkerOptions(batch_count=150), clock=lambda: NOW)
+    assert worker.process_once() == 0  # took the lines, read their pending entries: none
+    assert worker.process_once() > 0  # then new ones
+    stream = contract.events_key("L2")
+    stalled = redis_client.xreadgroup(GROUP, "rollup", {stream: ">"}, count=150)  # the stalled worker's read
+    assert len(stalled[0][1]) == 150
+    with caplog.at_level(logging.WARNING, logger="store.rollup"):
+        worker.drain()
+    worker.close()
+    assert sum(redis_client.xpending(contract.events_key(line), GROUP)["pending"] for line in LINES) == 0
+    assert_same(written(redis_client), want, "a line read out of order")
+    assert "line L2: entries read by a worker that lost the line's lease are pending" in caplog.text
 
 
 _WORKER = """
