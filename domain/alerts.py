@@ -315,7 +315,10 @@ def no_data_conditions(rule: AlertRule, plant: Plant, lines_now: Mapping[str, An
                        watching_since: float | None = None) -> list[Condition]:
     """Nothing heard from a machine for ``seconds`` (wall clock: silence has no data time).
     A machine never heard from counts from ``watching_since`` (the evaluator's start), so
-    a plant starting up is not a wall of alerts."""
+    a plant starting up is not a wall of alerts. Nor is a restart after a pause: a machine
+    silent since before the evaluator started is not reported (its alert, open or not,
+    stays as it is) until the evaluator has watched for ``seconds`` itself, the time its
+    collector has to reconnect."""
     assert rule.seconds is not None
     live = {line["id"]: {m["id"]: m for m in line["machines"]} for line in lines_now.get("lines", [])}
     out = []
@@ -325,6 +328,8 @@ def no_data_conditions(rule: AlertRule, plant: Plant, lines_now: Mapping[str, An
             last = m.get("last_data")
             silent_from = last if last is not None else (now if watching_since is None else watching_since)
             active = now - silent_from > rule.seconds
+            if active and watching_since is not None and now - watching_since <= rule.seconds:
+                continue  # silent since before the start: not judged yet
             text = (f"{_prefix(rule)}{line.id} {m.get('name') or machine_id}: no data"
                     + (f" for {_minutes(now - last)}" if last is not None else "")) if active else ""
             message = None

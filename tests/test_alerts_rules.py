@@ -111,11 +111,15 @@ def test_oee_last_hour(oee: float | None, busy_s: float, result: bool | None) ->
 @pytest.mark.parametrize(("last", "now", "active"), [
     (T0, T0 + 60, False), (T0, T0 + 61, True),
     (None, T0 + 60, False), (None, T0 + 61, True),  # never heard from: counted from the evaluator's start, T0
+    # silent since 10 min before the evaluator's start (a restart after a pause): not
+    # judged (None: not reported, an open alert stays) until it watched 60 s itself
+    (T0 - 600, T0 + 1, None), (T0 - 600, T0 + 60, None), (T0 - 600, T0 + 61, True),
+    (T0 - 30, T0 + 20, False),  # heard from lately: judged at once
 ])
-def test_no_data(last: float | None, now: float, active: bool) -> None:
+def test_no_data(last: float | None, now: float, active: bool | None) -> None:
     found = alerts.no_data_conditions(rule(kind="no_data", seconds=60, machine="M1"), plant_with([]),
                                       live("fault", T0, last), now, watching_since=T0)
-    assert [(c.machine, c.active) for c in found] == [("M1", active)]
+    assert [(c.machine, c.active) for c in found] == ([] if active is None else [("M1", active)])
 
 
 def test_implausible_per_machine() -> None:
