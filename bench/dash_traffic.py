@@ -84,10 +84,13 @@ def tick_number(body: dict[str, Any], tick_id: str) -> int | None:
     return None
 
 
-def capture(driver: Any, url: str, tick_id: str, ticks: int = 2, timeout_s: float = 30.0) -> Capture:
+def capture(driver: Any, url: str, tick_id: str, ticks: int = 2, timeout_s: float = 30.0,
+            occasional: frozenset[str] = frozenset()) -> Capture:
     """Loads ``url`` in a fresh tab state and waits for a live refresh: the first, from the
     ``ticks``-th on, that starts when the page's other callbacks (its panels' first draws,
-    which the panels' live updates wait for) have answered."""
+    which the panels' live updates wait for) have answered. ``occasional``: callbacks
+    (``callback_name``) a tick triggers only now and then (the range label: once a minute,
+    its own quiet period): not waited for, and left out of the refresh captured."""
     driver.get_log("performance")  # drop what came before
     driver.execute_cdp_cmd("Network.clearBrowserCache", {})
     driver.get(url)
@@ -100,7 +103,7 @@ def capture(driver: Any, url: str, tick_id: str, ticks: int = 2, timeout_s: floa
     while time.monotonic() < deadline:
         for event in _network_events(driver):
             apply_event(requests, event, driver)
-        expected = {name for name in triggered if _on_page(driver, name)}
+        expected = {name for name in triggered if name not in occasional and _on_page(driver, name)}
         rounds: dict[int, list[Request]] = {}
         for req in requests.values():
             n = tick_number(req.json_body(), tick_id) if req.path == UPDATE_PATH and req.body else None
@@ -123,6 +126,7 @@ def capture(driver: Any, url: str, tick_id: str, ticks: int = 2, timeout_s: floa
         complete = False
     first_tick = min(r.started for reqs in rounds.values() for r in reqs)
     load = [r for r in requests.values() if r.started < first_tick]
+    wanted = [r for r in wanted if callback_name(r.json_body()) not in occasional]
     return Capture(load, sorted(wanted, key=lambda r: r.body or ""), complete)
 
 
