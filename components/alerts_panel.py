@@ -154,18 +154,40 @@ def may_be_acknowledged(alert: Mapping[str, Any]) -> bool:
     return alert["cleared_at"] is None and not alert.get("ack") and not alert["late"]
 
 
+_SEVERITY_RANK = {"urgent": 0, "warning": 1, "info": 2}
+
+
+def _group(alert: Mapping[str, Any]) -> int:
+    if alert["late"]:
+        return 3  # found in late data: recorded, never sent, nothing to do
+    if alert["cleared_at"] is not None:
+        return 2
+    return 1 if alert.get("ack") else 0
+
+
+def ordered(alerts: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The list's order (pure): what needs someone first, open and not acknowledged (urgent
+    before warning before info), then open acknowledged, then cleared, then those found in
+    late data; newest first within each. So a burst of late-data records (a gateway's
+    buffer sent after an outage) never pushes an open alert off the list."""
+    return sorted(alerts, key=lambda a: (_group(a), _SEVERITY_RANK.get(a["severity"], 3) if _group(a) == 0 else 0,
+                                         -float(a["raised_at"])))
+
+
 def comment_class(alerts: Sequence[Mapping[str, Any]]) -> str:
     """The acknowledgement's comment box: shown only while a listed alert can be acknowledged (pure)."""
-    shown = any(may_be_acknowledged(a) for a in alerts[:LIST_MAX])
+    shown = any(may_be_acknowledged(a) for a in ordered(alerts)[:LIST_MAX])
     return "form-control form-control-sm alerts-comment" + ("" if shown else " d-none")
 
 
 def list_items(alerts: Sequence[Mapping[str, Any]]) -> list[Any]:
-    """Rows: severity, text, raised, state; an Acknowledge button on open unacknowledged ones (pure)."""
+    """Rows (``ordered``, at most ``LIST_MAX``, then how many more): severity, text, raised,
+    state; an Acknowledge button on open unacknowledged ones (pure)."""
     if not alerts:
         return [html.P(_("No alerts in the last 12 hours."), className="text-body-secondary mb-2")]
     rows = []
-    for a in alerts[:LIST_MAX]:
+    listed = ordered(alerts)
+    for a in listed[:LIST_MAX]:
         ack = a.get("ack")
         if a["late"]:
             state = _("late data, not sent")
@@ -185,6 +207,9 @@ def list_items(alerts: Sequence[Mapping[str, Any]]) -> list[Any]:
                                        html.Span(alert_text(a), className="alerts-text"),
                                        html.Span(f"{_when(a['raised_at'])} · {state}", className="alerts-state"),
                                        button]))
+    if len(listed) > LIST_MAX:
+        rows.append(html.P(_("{count} more, not shown").format(count=len(listed) - LIST_MAX),
+                           className="alerts-more text-body-secondary mb-0"))
     return rows
 
 
