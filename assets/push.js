@@ -16,7 +16,7 @@
  * the answers are in (it reads the newest data).
  */
 (function () {
-  var MIN_GAP_MS = 100;
+  var MIN_GAP_MS = 50;
   var MAX_HOLD_MS = 8000;   /* a request pending this long (lost?) no longer holds a tick back */
   var REOPEN_MS = 5000;     /* after the server refused the stream (503, push off) */
   var ALERTS = '~alerts';   /* the alerts' channel in `change` events (store/live_feed.py) */

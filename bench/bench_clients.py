@@ -24,7 +24,7 @@ replaces it, ``{port}`` filled in).
 2. Pushed: the server restarted with push on; the same clients each open
    ``GET /api/live/events`` for their page's lines and, as ``push.js`` does, replay the
    page's refresh on every ``change`` event: at most one refresh in flight per client, at
-   most one every 100 ms (``client_streams.MIN_GAP_S``), changes meanwhile folded into
+   most one every 50 ms (``client_streams.MIN_GAP_S``), changes meanwhile folded into
    the next one. Per update: the first ``change`` event not yet shown to the last answer
    of the refresh that shows it
    (and the refresh alone: its POSTs sent to the last answer).

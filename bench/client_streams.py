@@ -25,7 +25,7 @@ from urllib.parse import quote, urlsplit
 
 from dash_traffic import Page
 
-MIN_GAP_S = 0.1  # push.js: MIN_GAP_MS
+MIN_GAP_S = 0.05  # push.js: MIN_GAP_MS
 EVENTS_PATH = "/api/live/events"
 
 
