@@ -185,7 +185,7 @@ def list_items(alerts: Sequence[Mapping[str, Any]]) -> list[Any]:
     state; an Acknowledge button on open unacknowledged ones (pure)."""
     if not alerts:
         return [html.P(_("No alerts in the last 12 hours."), className="text-body-secondary mb-2")]
-    rows = []
+    rows: list[Any] = []
     listed = ordered(alerts)
     for a in listed[:LIST_MAX]:
         ack = a.get("ack")

@@ -100,6 +100,7 @@ def test_channel_off_gets_nothing_and_no_data_rule(redis_client: redis.Redis) ->
     rule = {"id": "silent", "kind": "no_data", "seconds": 60, "machine": "M2", "channels": ["chat"]}
     ev = evaluator(redis_client, [rule], on=set())
     write_live(redis_client, "M2", "running", T0, T0)
+    assert ev.evaluate(T0, force=True).raised == []  # watching from T0 (a silence from before is judged later)
     assert ev.evaluate(T0 + 30, force=True).raised == []
     step = ev.evaluate(T0 + 61, force=True)
     assert [a.machine for a in step.raised] == ["M2"]

@@ -241,6 +241,17 @@ class RecordingRedis(redis.Redis):
         self.read.update(str(key) for key in streams)
         return super().xreadgroup(groupname, consumername, streams, *args, **kwargs)
 
+    def pipeline(self, *args: Any, **kwargs: Any) -> Any:  # the worker reads in a pipeline (with XPENDING)
+        pipe = super().pipeline(*args, **kwargs)
+        queue = pipe.xreadgroup
+
+        def xreadgroup(groupname: Any, consumername: Any, streams: Any, *a: Any, **kw: Any) -> Any:
+            self.read.update(str(key) for key in streams)
+            return queue(groupname, consumername, streams, *a, **kw)
+
+        pipe.xreadgroup = xreadgroup  # type: ignore[method-assign]
+        return pipe
+
 
 def test_each_worker_reads_only_the_streams_of_its_lines(redis_client: redis.Redis, redis_url: str) -> None:
     lines = ("L1", "L2", "L3", "L4")
