@@ -150,6 +150,17 @@ def served(redis_url: str) -> Iterator[dict[str, Any]]:
     server.stop()
 
 
+def following(served: dict[str, Any]) -> LiveFeed:
+    """The app's feed once it follows the streams: a subscriber's hello can come first (the
+    feed starts on first use), and an entry written before its readers took their
+    positions is a restart to them, not a change of events."""
+    from store.live_feed import FEED_KEY
+
+    feed: LiveFeed = config_of(served["app"].server)[FEED_KEY]
+    wait_for(lambda: feed.up, what="the feed following the streams")
+    return feed
+
+
 class Subscriber:
     """One screen's event stream, read in a thread; ``events``: (kind, id, data) in order."""
 
@@ -211,6 +222,7 @@ def test_stream_says_hello_then_only_what_changed_and_resumes(served: dict[str, 
         assert sub.response.getheader("Content-Encoding") is None  # a compressor would hold events back
         hello = wait_for(lambda: next((e for e in sub.events if e[0] == "hello"), None), what="hello")
         assert [entry["line"] for entry in hello[2]["lines"]] == ["BW1", "CM1"]
+        following(served)
         write_event(client, "BR1", "BR-CB", Signal.GOOD, 1, now - 1)  # not subscribed: not sent
         write_event(client, "CM1", "OP60", Signal.GOOD, 10_000, now - 1)
         got = wait_for(lambda: [c for c in sub.changes() if any(x["line"] == "CM1" and "events" in x["why"]
@@ -416,6 +428,7 @@ def test_live_reads_are_made_again_before_the_screens_are_told(served: dict[str,
     sub = Subscriber(server.port, "line=BW1")
     try:
         wait_for(lambda: any(e[0] == "hello" for e in sub.events), what="hello")
+        following(served)
         with serving(app.server, "/line/BW1"):  # a screen reads BW1's KPIs up to now
             data.line_kpis("BW1", start, now, now)
         warmed = config[WARM_KEY].warmed
