@@ -84,6 +84,7 @@ def line_view(cfg: Line, live: answers.LineLive, kpis: answers.LineKpis | None, 
     power = [m["power_kw"] for m in machines if andon.machine_is_live(m) and m["power_kw"] is not None]
     stale_machines = [m for m in machines if not andon.machine_is_live(m)]
     top_text, top_s = top_reason(downtime)
+    perf_settled, oee_settled = andon.settled(cfg, kpis)  # a shift's first minutes: neither says anything yet
     return {
         "line": cfg.id,
         "name": local(cfg.name) or cfg.id,
@@ -97,11 +98,11 @@ def line_view(cfg: Line, live: answers.LineLive, kpis: answers.LineKpis | None, 
         "stale_text": (f"{', '.join(rules.stale_machines)}: "
                        f"{theme.since_text(andon.last_data(stale_machines), now, tz)}"
                        if rules.stale_machines and not rules.stale else ""),
-        "oee": kpis["oee"] if kpis else None,
+        "oee": kpis["oee"] if kpis and oee_settled else None,
         "availability": kpis["availability"] if kpis else None,
-        "performance": kpis["performance"] if kpis else None,
+        "performance": kpis["performance"] if kpis and perf_settled else None,
         "quality": kpis["quality"] if kpis else None,
-        "performance_over_100": bool(kpis and kpis["flags"]["performance_over_100"]),
+        "performance_over_100": bool(kpis and perf_settled and kpis["flags"]["performance_over_100"]),
         "untagged": downtime["summary"]["untagged_stops"] if downtime else None,  # issue 11: the queue's count
         "target_oee": cfg.target_oee,
         "output": p.output,

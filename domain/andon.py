@@ -32,6 +32,11 @@ STATUSES = (RUNNING, POOR, DOWN, CHANGEOVER, PLANNED, NO_DATA)
 # Running, but the shift's performance is below this share of the ideal rate: yellow.
 POOR_PERFORMANCE = 0.80
 
+# A shift younger than this many ideal cycles of its output machine says nothing yet about
+# speed: a part counted in its first minutes was mostly made before it (its cycle began in
+# the previous shift), and one part more or less moves the performance by more than a tenth.
+EARLY_CYCLES = 10
+
 # Canonical machine state -> andon status (before the running-poorly check).
 STATE_ANDON = {
     State.RUNNING: RUNNING,
@@ -265,13 +270,29 @@ class LineAndon:
         }
 
 
+def settled(line: Line, shift_kpis: Mapping[str, Any] | None) -> tuple[bool, bool]:
+    """Whether the shift's performance, and its OEE, say anything yet (pure): the output
+    machine ran, for the performance, and was planned to run, for the OEE, at least
+    ``EARLY_CYCLES`` ideal cycles. Before that the screens show neither (a dash, as at the
+    shift's first instant) and a running line is not yellow for them: one part made mostly
+    in the previous shift showed 171 % the first half minute of a shift, none showed 0 %.
+    The API's KPIs stay exact; only what people read across the hall waits."""
+    machine = line.machine(line.output_machine)
+    if not shift_kpis or machine is None:
+        return False, False
+    least = EARLY_CYCLES * machine.ideal_cycle_time_s
+    run, planned = _number(shift_kpis.get("run_s")), _number(shift_kpis.get("planned_busy_s"))
+    return (run is not None and run >= least), (planned is not None and planned >= least)
+
+
 def line_andon(line: Line, live_line: Mapping[str, Any], shift_kpis: Mapping[str, Any] | None,
                shift: ShiftContext) -> LineAndon:
     """A line's andon from its live state (``live_line``: the reader's line with its
-    ``machines``) and its KPIs over the current shift up to now (``shift_kpis``)."""
+    ``machines``) and its KPIs over the current shift up to now (``shift_kpis``; the
+    performance only once it is ``settled``)."""
     machines: Sequence[Mapping[str, Any]] = live_line.get("machines") or []
-    status = line_status(machines, line.output_machine, _number((shift_kpis or {}).get("performance")),
-                         shift.planned_now)
+    performance = _number((shift_kpis or {}).get("performance")) if settled(line, shift_kpis)[0] else None
+    status = line_status(machines, line.output_machine, performance, shift.planned_now)
     not_live = tuple(str(m.get("id")) for m in machines if not machine_is_live(m))
     return LineAndon(status, line_pace(line, shift_kpis, shift), shift.planned_now, status.status == NO_DATA,
                      not_live, last_data(machines))

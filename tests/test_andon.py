@@ -195,3 +195,29 @@ def test_a_line_without_live_data_is_stale_since_its_last_data() -> None:
     assert got.stale and got.status == andon.LineStatus(andon.NO_DATA, since=at("09:01"))
     assert got.stale_machines == ("M1", "M2") and got.last_data == at("09:01")
     assert (got.pace.target_so_far, got.pace.behind_by, got.planned_now) == (183, 33, False)
+
+
+# --- a shift's first minutes ------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("kpis", "want"), [
+    (None, (False, False)),  # the shift's first instant: no window yet
+    ({"run_s": 499.0, "planned_busy_s": 499.0}, (False, False)),  # under 10 ideal cycles of M2 (50 s)
+    ({"run_s": 500.0, "planned_busy_s": 500.0}, (True, True)),
+    ({"run_s": 0.0, "planned_busy_s": 1200.0}, (False, True)),  # down since the shift began: OEE 0 is known
+    ({"run_s": 600.0, "planned_busy_s": 600.0, "performance": 1.71}, (True, True)),
+    ({"performance": 0.9}, (False, False)),  # no times: nothing to judge by
+])
+def test_settled_after_ten_ideal_cycles_of_the_output_machine(kpis: dict[str, Any] | None,
+                                                              want: tuple[bool, bool]) -> None:
+    assert andon.settled(LINE, kpis) == want
+
+
+def test_a_running_line_is_not_yellow_in_the_shifts_first_minutes() -> None:
+    """06:02: two minutes run, no part counted yet (performance 0): running, not running
+    poorly; once ten cycles ran, the same performance makes it yellow."""
+    shift = andon.shift_context(PLANT, at("06:02"))
+    live = {"id": "L1", "machines": [machine("M1", "running", at("06:00")), machine("M2", "running", at("06:00"))]}
+    early = {"good_count": 0, "performance": 0.0, "run_s": 120.0, "planned_busy_s": 120.0}
+    assert andon.line_andon(LINE, live, early, shift).status.status == andon.RUNNING
+    later = {"good_count": 5, "performance": 0.5, "run_s": 500.0, "planned_busy_s": 500.0}
+    assert andon.line_andon(LINE, live, later, andon.shift_context(PLANT, at("06:09"))).status.status == andon.POOR

@@ -409,6 +409,29 @@ def test_wall_tile_texts_from_a_line_view() -> None:
     assert "pace-ahead" in wall.tile_class(view) and "andon-down" in wall.tile_class(view)
 
 
+def test_wall_tile_in_a_shifts_first_minutes_shows_no_speed_yet() -> None:
+    """Half a minute into a shift one part (made mostly before it) is 171 % performance: the
+    wall shows a dash for performance and OEE, no over-100 flag, until ten ideal cycles of the
+    output machine ran (``andon.settled``); availability and output as they are."""
+    reader = SampleReader()
+    cfg = PLANT.line("BW1")
+    shift = data.shift_context(PLANT, NOW)
+    kpis = reader.line_kpis("BW1", shift.start, NOW, NOW)
+    ideal = cfg.machine(cfg.output_machine).ideal_cycle_time_s
+    early = {**kpis, "run_s": 35.0, "planned_busy_s": 35.0, "performance": 1.71, "oee": 1.71,
+             "flags": {**kpis["flags"], "performance_over_100": True}}
+    live = reader.lines(NOW)["lines"][0]
+    downtime = reader.downtime("BW1", shift.start, NOW, NOW)
+    view = line_view.line_view(cfg, live, early, downtime, shift, NOW, PLANT.timezone)
+    texts = wall.tile_texts(view)
+    assert (texts["oee"], texts["p"], texts["a"]) == (theme.DASH, theme.DASH, "88\u2009%")
+    assert not view["performance_over_100"] and "perf-over" not in wall.tile_class(view)
+    assert texts["output"] == "215"
+    settled = {**early, "run_s": 10 * ideal, "planned_busy_s": 10 * ideal}
+    texts = wall.tile_texts(line_view.line_view(cfg, live, settled, downtime, shift, NOW, PLANT.timezone))
+    assert (texts["oee"], texts["p"]) == ("171", "171\u2009% \u26a0")
+
+
 def test_wall_layout_rotation_and_single_line() -> None:
     all_lines = wall.layout(PLANT, rotate="15")
     assert "wall-single" in str(all_lines)  # rotating: one big tile at a time
@@ -926,7 +949,8 @@ def test_wall_with_a_real_reader_on_seeded_redis(redis_url: str) -> None:
     got = {(o["line"], o["field"]): v for o, v in zip(field_ids, fields, strict=True)}
     for line in PLANT.lines:
         kpis = reader.line_kpis(line.id, shift.start, min(now, shift.end), now)
-        assert got[(line.id, "oee")] == theme.pct_number(kpis["oee"])
+        settled = andon.settled(line, kpis)[1]  # the seed's clock is the real one: a shift may have just begun
+        assert got[(line.id, "oee")] == (theme.pct_number(kpis["oee"]) if settled else theme.DASH)
         assert got[(line.id, "output")] == theme.count(kpis["good_count"])
         if shift.planned_now:  # the seed leaves one machine per line in a fault
             assert got[(line.id, "status")] == "Down"
