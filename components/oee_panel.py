@@ -117,6 +117,17 @@ def hourly_xy(points: Sequence[Mapping[str, Any]], tz: str) -> tuple[list[str], 
     return xs, ys
 
 
+def hourly_span(points: Sequence[Mapping[str, Any]], tz: str, step_s: float) -> list[str]:
+    """The buckets' whole extent, first start to last start + ``step_s`` (plant time): an
+    invisible trace over it gives the axis its range. With a single bucket (a shift's first
+    hour) Plotly's autorange ignores the bar's width and spans a millisecond."""
+    if not points:
+        return []
+    zone = ZoneInfo(tz)
+    ends = (float(points[0]["start"]), float(points[-1]["start"]) + step_s)
+    return [pd.Timestamp(t, unit="s", tz="UTC").tz_convert(zone).strftime("%Y-%m-%d %H:%M") for t in ends]
+
+
 def hourly_colours(ys: list[float | None], target_oee: float) -> list[str]:
     return [theme.ANDON_COLOURS[theme.RUNNING] if y is not None and y >= target_oee * 100 else
             theme.ANDON_COLOURS[theme.DOWN] for y in ys]
@@ -128,6 +139,9 @@ def hourly_figure(points: Sequence[Mapping[str, Any]], target_oee: float, tz: st
     fig = go.Figure(go.Bar(x=xs, y=ys, marker_color=hourly_colours(ys, target_oee), name=_("OEE"),
                            xperiod=step_s * 1000, xperiodalignment="middle",
                            hovertemplate="%{x}<br>" + _("OEE") + " %{y:.1f} %<extra></extra>"))
+    span = hourly_span(points, tz, step_s)  # the axis's extent (see hourly_span)
+    fig.add_trace(go.Scatter(x=span, y=[0] * len(span), mode="markers", marker={"opacity": 0},
+                             hoverinfo="skip", showlegend=False))
     fig.add_hline(y=target_oee * 100, line_dash="dash", line_color="#6c757d",
                   annotation_text=_("target {pct}").format(pct=f"{target_oee * 100:.0f} %"),
                   annotation_position="top left")
@@ -278,19 +292,20 @@ def draw(params: dict[str, Any], _redraw: Any, line: str) -> tuple[Any, ...]:
         table = shift_table(shift_rows(shift_kpis(line, window, at)), cfg.target_oee)
     except data.DataUnavailable:
         raise PreventUpdate from None  # the browser asks again (ranges.REDRAW_AFTER_MS)
-    contents = live_contents(kpis, points, cfg.target_oee, p)
+    contents = live_contents(kpis, points, cfg.target_oee, p, step)
     return (contents["tiles"], contents["note"], hourly_figure(points, cfg.target_oee, p.timezone, step),
             waterfall_figure(waterfall_steps(kpis)), table,
             ranges.drawn(params, window, shown=push.digests(contents)))
 
 
-def live_contents(kpis: answers.Kpis, points: Sequence[Mapping[str, Any]], target_oee: float, p: Plant
-                  ) -> dict[str, Any]:
+def live_contents(kpis: answers.Kpis, points: Sequence[Mapping[str, Any]], target_oee: float, p: Plant,
+                  step_s: float) -> dict[str, Any]:
     """What a live tick may change, per output: the tiles, the note, the hourly bars (the
     lists their patch carries) and the waterfall's heights."""
     xs, ys = hourly_xy(points, p.timezone)
     return {"tiles": kpi_tiles(kpis, target_oee), "note": threshold_note(kpis, p.micro_stop_threshold_s),
-            "hourly": {"x": xs, "y": ys, "color": hourly_colours(ys, target_oee)},
+            "hourly": {"x": xs, "y": ys, "color": hourly_colours(ys, target_oee),
+                       "span": hourly_span(points, p.timezone, step_s)},
             "waterfall": [round(s[1], 3) for s in waterfall_steps(kpis)]}
 
 
@@ -299,18 +314,21 @@ def update(_pulse: Any, params: dict[str, Any], held: dict[str, Any] | None, lin
     (patched), only those that changed since the browser's last answer; the drawn record
     with their digests (``components.push``)."""
     p, cfg, window, at = ranges.live_context(params, held, line)
+    step = ranges.step_for(window)
     try:
         kpis = data.line_kpis(line, window.start, window.end, at)
-        points = hourly_points(data.kpi_series(line, window.start, window.end, ranges.step_for(window), at))
+        points = hourly_points(data.kpi_series(line, window.start, window.end, step, at))
     except data.DataUnavailable:
         raise PreventUpdate from None
-    contents = live_contents(kpis, points, cfg.target_oee, p)
+    contents = live_contents(kpis, points, cfg.target_oee, p, step)
     shown = push.digests(contents)
     fresh = push.changed(held, shown)
     hourly: Any = Patch()
     hourly["data"][0]["x"] = contents["hourly"]["x"]
     hourly["data"][0]["y"] = contents["hourly"]["y"]
     hourly["data"][0]["marker"]["color"] = contents["hourly"]["color"]
+    hourly["data"][1]["x"] = contents["hourly"]["span"]
+    hourly["data"][1]["y"] = [0] * len(contents["hourly"]["span"])
     water: Any = Patch()
     water["data"][0]["y"] = contents["waterfall"]
     sent = {**contents, "hourly": hourly, "waterfall": water}

@@ -640,6 +640,19 @@ def test_hourly_figure_marks_hours_below_target() -> None:
     assert bar.marker.color[0] == theme.ANDON_COLOURS[theme.RUNNING]
     assert bar.marker.color[1] == theme.ANDON_COLOURS[theme.DOWN]
     assert any(s.y0 == 85.0 for s in fig.layout.shapes)  # the target line
+    # the axis spans the buckets (an invisible trace): first start to the last one's end
+    assert list(fig.data[1].x) == oee_panel.hourly_span(points, PLANT.timezone, 3600) == [
+        oee_panel.hourly_xy(points[:1], PLANT.timezone)[0][0],
+        oee_panel.hourly_xy([{"start": NOW + 3600}], PLANT.timezone)[0][0]]
+
+
+@pytest.mark.parametrize(("starts", "want"), [
+    ([], []),
+    ([0.0], ["1970-01-01 08:00", "1970-01-01 09:00"]),  # one bucket (a shift's first hour): its whole hour
+    ([0.0, 3600.0, 7200.0], ["1970-01-01 08:00", "1970-01-01 11:00"]),
+])
+def test_hourly_span(starts: list[float], want: list[str]) -> None:
+    assert oee_panel.hourly_span([{"start": t} for t in starts], "Asia/Shanghai", 3600) == want
 
 
 def test_oee_panel_draws_first_then_patches_on_live_ticks(app: Any) -> None:
