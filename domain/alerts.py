@@ -27,6 +27,7 @@ STATE_CATEGORIES = {"fault": "equipment_failure", "changeover": "setup_adjustmen
                     "blocked": "starved_blocked", "planned_stop": "planned", "idle": "unexplained"}
 IMPLAUSIBLE_HOLD_S = 600.0  # an implausible-value alert holds this long after the last flag
 MIN_PLANNED_FOR_OEE_S = 900.0  # an hour with less planned time (a meal break) says nothing about OEE
+MIN_TARGET_FOR_PERCENT = 10  # parts expected so far before a share behind says anything
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,11 +289,14 @@ def stop_conditions(rule: AlertRule, plant: Plant, lines_now: Mapping[str, Any],
 
 def pace_condition(rule: AlertRule, line: Line, pace: Pace) -> Condition:
     """Behind pace (``domain.andon``: the line's pace this shift, as ``/api/lines`` serves
-    it and the wall shows it) by more than ``parts`` or ``percent`` of the target so far."""
+    it and the wall shows it) by more than ``parts`` or ``percent`` of the target so far;
+    ``percent`` only once the target so far is ``MIN_TARGET_FOR_PERCENT`` parts (one part
+    late in a shift's first minutes is 100 % behind)."""
     behind = pace.behind_by or 0
     share = 100.0 * pace.behind_share
+    judged = (pace.target_so_far or 0) >= MIN_TARGET_FOR_PERCENT
     active = behind > 0 and ((rule.parts is not None and behind > rule.parts)
-                             or (rule.percent is not None and share > rule.percent))
+                             or (rule.percent is not None and judged and share > rule.percent))
     text = f"{_prefix(rule)}{line.id}: {behind} parts behind pace ({share:.0f} %)" if active else ""
     message = _message(rule, "behind_pace", line=line.id, behind=behind, share=round(share)) if active else None
     return Condition(rule.id, line.id, None, active, None, text, message=message)

@@ -88,6 +88,10 @@ def test_ended_stop_in_late_data_is_a_late_condition(start: float, end: float, l
     (0, 0, {"parts": 1, "percent": 1}, False, 0),  # nothing planned yet: nothing expected
     (3600, 1000, {"parts": 1}, False, 0),  # ahead
     (3600, None, {"parts": 1}, False, None),  # output unknown: not judged
+    # a shift's first minutes: 40 s elapsed -> 10 parts expected; 36 s -> 9
+    (40, 8, {"percent": 15}, True, 2),  # 20 % of 10
+    (36, 0, {"percent": 15}, False, 9),  # 100 % of 9, but too few expected to say
+    (36, 0, {"parts": 5, "percent": 15}, True, 9),  # the parts rule judges at once
 ])
 def test_pace(elapsed_s: float, good: int | None, kw: dict[str, Any], active: bool, behind: int | None) -> None:
     """The alert judges the pace the wall shows and /api/lines serves (``domain.andon``)."""
