@@ -110,9 +110,10 @@ def per_good(point: answers.KpiBucket) -> float | None:
 def per_good_figure(points: Sequence[answers.KpiBucket], tz: str, step_s: int, dark: bool = False) -> go.Figure:
     ys = [per_good(p) for p in points]
     fig = go.Figure(go.Bar(x=local_times([p["start"] for p in points], tz), y=ys,
-                           xperiod=step_s * 1000, xperiodalignment="middle",
+                           xperiod=step_s * 1000, xperiodalignment="middle", width=theme.bar_width_ms(step_s),
                            marker_color=theme.ANDON_COLOURS[theme.CHANGEOVER],
                            hovertemplate="%{x}<br>%{y:.2f} " + _("kWh per good part") + "<extra></extra>"))
+    fig.add_trace(theme.span_trace(theme.bucket_span([float(p["start"]) for p in points], tz, step_s)))
     fig.update_layout(template=theme.DARK if dark else theme.LIGHT, uirevision="keep", height=320, showlegend=False,
                       title={"text": _("kWh per good part, per hour") if step_s <= 3600
                              else _("kWh per good part, per day"), "x": 0},
@@ -138,9 +139,10 @@ def energy_tiles(kpis: Mapping[str, Any], fallback_currency: str) -> list[Any]:
 
 # --- callbacks ------------------------------------------------------------------------
 
-def per_good_bars(points: Sequence[answers.KpiBucket], tz: str) -> dict[str, list[Any]]:
-    """The bars of ``per_good_figure``: what its patch carries."""
-    return {"x": local_times([p["start"] for p in points], tz), "y": [per_good(p) for p in points]}
+def per_good_bars(points: Sequence[answers.KpiBucket], tz: str, step_s: int) -> dict[str, list[Any]]:
+    """The bars of ``per_good_figure`` and the axis's extent: what its patch carries."""
+    return {"x": local_times([p["start"] for p in points], tz), "y": [per_good(p) for p in points],
+            "span": theme.bucket_span([float(p["start"]) for p in points], tz, step_s)}
 
 
 def per_good_patch(bars: dict[str, list[Any]]) -> Any:
@@ -148,14 +150,14 @@ def per_good_patch(bars: dict[str, list[Any]]) -> Any:
     patch: Any = Patch()
     patch["data"][0]["x"] = bars["x"]
     patch["data"][0]["y"] = bars["y"]
-    return patch
+    return theme.span_patch(patch, bars["span"])
 
 
-def live_contents(kpis: answers.Kpis, points: Sequence[answers.KpiBucket], tz: str, currency: str
+def live_contents(kpis: answers.Kpis, points: Sequence[answers.KpiBucket], tz: str, currency: str, step_s: int
                   ) -> dict[str, Any]:
     """What a live tick may change besides the kW chart, per output: the tiles and the
     per-part bars (``components.push`` digests them)."""
-    return {"tiles": energy_tiles(kpis, currency), "per_good": per_good_bars(points, tz)}
+    return {"tiles": energy_tiles(kpis, currency), "per_good": per_good_bars(points, tz, step_s)}
 
 
 @callbacks.callback(
@@ -198,7 +200,7 @@ def draw(params: dict[str, Any], _redraw: Any, line: str) -> tuple[Any, ...]:
         raise PreventUpdate from None  # the browser asks again (ranges.REDRAW_AFTER_MS)
     last = max((pts[-1][0] for pts in series.values() if pts), default=window.start)
     state = {"params": params, "machines": machines, "last_t": last, "step": step}
-    contents = live_contents(kpis, points, p.timezone, p.tariff.currency)
+    contents = live_contents(kpis, points, p.timezone, p.tariff.currency, bucket)
     return (contents["tiles"], power_figure(series, machines, p.timezone), per_good_figure(points, p.timezone, bucket),
             state, ranges.drawn(params, window, shown=push.digests(contents)))
 
@@ -221,7 +223,7 @@ def update(_pulse: Any, params: dict[str, Any], held: dict[str, Any] | None, lin
         series = complete(data.power_points(data.power_series(line, since, window.end, step, at)), step, at)
     except data.DataUnavailable:
         raise PreventUpdate from None
-    contents = live_contents(kpis, points, p.timezone, p.tariff.currency)
+    contents = live_contents(kpis, points, p.timezone, p.tariff.currency, bucket)
     shown = push.digests(contents)
     fresh = push.changed(held, shown)
     tiles, per_good = push.unless_held({**contents, "per_good": per_good_patch(contents["per_good"])}, fresh)

@@ -117,17 +117,6 @@ def hourly_xy(points: Sequence[Mapping[str, Any]], tz: str) -> tuple[list[str], 
     return xs, ys
 
 
-def hourly_span(points: Sequence[Mapping[str, Any]], tz: str, step_s: float) -> list[str]:
-    """The buckets' whole extent, first start to last start + ``step_s`` (plant time): an
-    invisible trace over it gives the axis its range. With a single bucket (a shift's first
-    hour) Plotly's autorange ignores the bar's width and spans a millisecond."""
-    if not points:
-        return []
-    zone = ZoneInfo(tz)
-    ends = (float(points[0]["start"]), float(points[-1]["start"]) + step_s)
-    return [pd.Timestamp(t, unit="s", tz="UTC").tz_convert(zone).strftime("%Y-%m-%d %H:%M") for t in ends]
-
-
 def hourly_colours(ys: list[float | None], target_oee: float) -> list[str]:
     return [theme.ANDON_COLOURS[theme.RUNNING] if y is not None and y >= target_oee * 100 else
             theme.ANDON_COLOURS[theme.DOWN] for y in ys]
@@ -137,11 +126,9 @@ def hourly_figure(points: Sequence[Mapping[str, Any]], target_oee: float, tz: st
                   dark: bool = False) -> go.Figure:
     xs, ys = hourly_xy(points, tz)
     fig = go.Figure(go.Bar(x=xs, y=ys, marker_color=hourly_colours(ys, target_oee), name=_("OEE"),
-                           xperiod=step_s * 1000, xperiodalignment="middle",
+                           xperiod=step_s * 1000, xperiodalignment="middle", width=theme.bar_width_ms(step_s),
                            hovertemplate="%{x}<br>" + _("OEE") + " %{y:.1f} %<extra></extra>"))
-    span = hourly_span(points, tz, step_s)  # the axis's extent (see hourly_span)
-    fig.add_trace(go.Scatter(x=span, y=[0] * len(span), mode="markers", marker={"opacity": 0},
-                             hoverinfo="skip", showlegend=False))
+    fig.add_trace(theme.span_trace(theme.bucket_span([float(p["start"]) for p in points], tz, step_s)))
     fig.add_hline(y=target_oee * 100, line_dash="dash", line_color="#6c757d",
                   annotation_text=_("target {pct}").format(pct=f"{target_oee * 100:.0f} %"),
                   annotation_position="top left")
@@ -305,7 +292,7 @@ def live_contents(kpis: answers.Kpis, points: Sequence[Mapping[str, Any]], targe
     xs, ys = hourly_xy(points, p.timezone)
     return {"tiles": kpi_tiles(kpis, target_oee), "note": threshold_note(kpis, p.micro_stop_threshold_s),
             "hourly": {"x": xs, "y": ys, "color": hourly_colours(ys, target_oee),
-                       "span": hourly_span(points, p.timezone, step_s)},
+                       "span": theme.bucket_span([float(x["start"]) for x in points], p.timezone, step_s)},
             "waterfall": [round(s[1], 3) for s in waterfall_steps(kpis)]}
 
 
@@ -327,8 +314,7 @@ def update(_pulse: Any, params: dict[str, Any], held: dict[str, Any] | None, lin
     hourly["data"][0]["x"] = contents["hourly"]["x"]
     hourly["data"][0]["y"] = contents["hourly"]["y"]
     hourly["data"][0]["marker"]["color"] = contents["hourly"]["color"]
-    hourly["data"][1]["x"] = contents["hourly"]["span"]
-    hourly["data"][1]["y"] = [0] * len(contents["hourly"]["span"])
+    theme.span_patch(hourly, contents["hourly"]["span"])
     water: Any = Patch()
     water["data"][0]["y"] = contents["waterfall"]
     sent = {**contents, "hourly": hourly, "waterfall": water}

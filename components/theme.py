@@ -204,6 +204,36 @@ def since_text(last_ts: object, now: float, tz: str) -> str:
     return _("no data since {time}").format(time=f"{then:%H:%M}")
 
 
+def bucket_span(starts: list[float], tz: str, step_s: float) -> list[str]:
+    """The extent of bars drawn per bucket (``xperiod``), first start to last start +
+    ``step_s``, in plant time: ``span_trace`` over it gives the axis its range. With a single
+    bucket (a shift's first hour) Plotly's autorange ignores the bar's width and spans a
+    millisecond (ticks at 07:29:59.9996)."""
+    if not starts:
+        return []
+    zone = ZoneInfo(tz)
+    return [datetime.fromtimestamp(t, zone).strftime("%Y-%m-%d %H:%M") for t in (starts[0], starts[-1] + step_s)]
+
+
+def bar_width_ms(step_s: float) -> float:
+    """A bucket's bar width on a date axis: 80 % of the bucket, as Plotly gives several bars
+    (a single bar, without it, is a millisecond wide)."""
+    return 0.8 * step_s * 1000
+
+
+def span_trace(span: list[str]) -> go.Scatter:
+    """An invisible trace over ``bucket_span``: the figure's second trace (``span_patch``)."""
+    return go.Scatter(x=span, y=[0] * len(span), mode="markers", marker={"opacity": 0}, hoverinfo="skip",
+                      showlegend=False)
+
+
+def span_patch(patch: Any, span: list[str]) -> Any:
+    """``patch`` (a ``dash.Patch`` of such a figure) moving its ``span_trace`` to ``span``."""
+    patch["data"][1]["x"] = span
+    patch["data"][1]["y"] = [0] * len(span)
+    return patch
+
+
 def date_axis(**extra: object) -> dict[str, object]:
     """A Plotly date x-axis whose tick labels speak the page's language (Plotly's own month
     names are English: Chinese pages get 11月24日 and 14:00 instead)."""

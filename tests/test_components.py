@@ -640,8 +640,9 @@ def test_hourly_figure_marks_hours_below_target() -> None:
     assert bar.marker.color[0] == theme.ANDON_COLOURS[theme.RUNNING]
     assert bar.marker.color[1] == theme.ANDON_COLOURS[theme.DOWN]
     assert any(s.y0 == 85.0 for s in fig.layout.shapes)  # the target line
+    assert bar.width == 0.8 * 3600 * 1000  # 80 % of its hour (alone, Plotly draws it a millisecond wide)
     # the axis spans the buckets (an invisible trace): first start to the last one's end
-    assert list(fig.data[1].x) == oee_panel.hourly_span(points, PLANT.timezone, 3600) == [
+    assert list(fig.data[1].x) == theme.bucket_span([p["start"] for p in points], PLANT.timezone, 3600) == [
         oee_panel.hourly_xy(points[:1], PLANT.timezone)[0][0],
         oee_panel.hourly_xy([{"start": NOW + 3600}], PLANT.timezone)[0][0]]
 
@@ -650,9 +651,11 @@ def test_hourly_figure_marks_hours_below_target() -> None:
     ([], []),
     ([0.0], ["1970-01-01 08:00", "1970-01-01 09:00"]),  # one bucket (a shift's first hour): its whole hour
     ([0.0, 3600.0, 7200.0], ["1970-01-01 08:00", "1970-01-01 11:00"]),
+    ([0.0, 86400.0], ["1970-01-01 08:00", "1970-01-03 08:00"]),  # per day
 ])
-def test_hourly_span(starts: list[float], want: list[str]) -> None:
-    assert oee_panel.hourly_span([{"start": t} for t in starts], "Asia/Shanghai", 3600) == want
+def test_bucket_span(starts: list[float], want: list[str]) -> None:
+    step = 86400 if len(starts) == 2 else 3600
+    assert theme.bucket_span(starts, "Asia/Shanghai", step) == want
 
 
 def test_oee_panel_draws_first_then_patches_on_live_ticks(app: Any) -> None:
