@@ -219,14 +219,10 @@ class RollupWorker:
         with self.redis.pipeline(transaction=False) as pipe:
             pipe.xreadgroup(self.options.group, self.options.consumer, streams,  # type: ignore[arg-type]
                             count=self.options.batch_count, block=block)
-            for stream, position in streams.items():
-                if position == ">":
-                    pipe.xpending_range(stream, self.options.group, "-", "+", 1, self.options.consumer)
+            news = self._queue_oldest_pending(pipe, streams)
             reply, *oldest = pipe.execute()
         out = _entries_by_line(reply)
-        news = [contract.line_of_events_key(stream) for stream, position in streams.items() if position == ">"]
-        for line_id, first_pending in zip(news, oldest, strict=True):
-            self._older_pending(line_id, out, first_pending)
+        self._older_pending(out, news, oldest)
         return out
 
     def _read_each(self, streams: dict[str, str], block: int | None) -> dict[
@@ -238,19 +234,26 @@ class RollupWorker:
             with self.redis.pipeline(transaction=False) as pipe:  # one slot: one round trip
                 pipe.xreadgroup(self.options.group, self.options.consumer, {stream: position},
                                 count=self.options.batch_count)
-                if position == ">":
-                    pipe.xpending_range(stream, self.options.group, "-", "+", 1, self.options.consumer)
+                news = self._queue_oldest_pending(pipe, {stream: position})
                 reply, *oldest = pipe.execute()
             out.update(_entries_by_line(reply))
-            if oldest:
-                self._older_pending(contract.line_of_events_key(stream), out, oldest[0])
+            self._older_pending(out, news, oldest)
         if block and not any(out.values()):
             time.sleep(min(block, 100) / 1000.0)
         return out
 
-    def _older_pending(self, line_id: str, out: dict[str, list[tuple[str, dict[bytes, bytes] | None]]],
-                       first_pending: list[dict[str, Any]]) -> None:
-        """Keeps a line's new entries in stream order with what another worker read.
+    def _queue_oldest_pending(self, pipe: Any, streams: dict[str, str]) -> list[str]:
+        """Queues, for each stream read for new entries (``>``), the oldest entry pending for
+        this consumer name (``_older_pending``); -> those streams' lines, in that order."""
+        news = [stream for stream, position in streams.items() if position == ">"]
+        for stream in news:
+            pipe.xpending_range(stream, self.options.group, "-", "+", 1, self.options.consumer)
+        return [contract.line_of_events_key(stream) for stream in news]
+
+    def _older_pending(self, out: dict[str, list[tuple[str, dict[bytes, bytes] | None]]], lines: list[str],
+                       oldest: list[list[dict[str, Any]]]) -> None:
+        """Keeps each of ``lines``' new entries in stream order with what another worker read
+        (``oldest``: per line, its oldest pending entry, if any, from ``_queue_oldest_pending``).
 
         This worker acknowledges everything it read in its commit, so before a read of new
         entries nothing is pending for the consumer name the workers share, unless a worker
@@ -258,15 +261,16 @@ class RollupWorker:
         than the lease) and could not commit them. Those come before this read's: the line
         drops this read and reads its pending entries, all of them in order, instead (new
         entries after newer ones would be taken for already applied)."""
-        if not first_pending:
-            return
-        entries = out.get(line_id, [])
-        oldest = _text(first_pending[0]["message_id"])
-        if not entries or contract.stream_id_tuple(oldest) < contract.stream_id_tuple(entries[0][0]):
-            log.warning("line %s: entries read by a worker that lost the line's lease are pending; "
-                        "reading them first", line_id)
-            out[line_id] = []
-            self.lines[line_id].read_pending = True
+        for line_id, first_pending in zip(lines, oldest, strict=True):
+            if not first_pending:
+                continue
+            entries = out.get(line_id, [])
+            first = _text(first_pending[0]["message_id"])
+            if not entries or contract.stream_id_tuple(first) < contract.stream_id_tuple(entries[0][0]):
+                log.warning("line %s: entries read by a worker that lost the line's lease are pending; "
+                            "reading them first", line_id)
+                out[line_id] = []
+                self.lines[line_id].read_pending = True
 
     def _process_line(self, worker: LineWorker, entries: list[tuple[str, dict[bytes, bytes] | None]],
                       now: float, backlog: bool) -> LineBatch | None:
