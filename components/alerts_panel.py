@@ -157,12 +157,15 @@ def may_be_acknowledged(alert: Mapping[str, Any]) -> bool:
 _SEVERITY_RANK = {"urgent": 0, "warning": 1, "info": 2}
 
 
-def _group(alert: Mapping[str, Any]) -> int:
+def _rank(alert: Mapping[str, Any]) -> tuple[int, int, float]:
+    """``ordered``'s key: the group, the severity within open unacknowledged ones, newest first."""
     if alert["late"]:
-        return 3  # found in late data: recorded, never sent, nothing to do
-    if alert["cleared_at"] is not None:
-        return 2
-    return 1 if alert.get("ack") else 0
+        group = 3  # found in late data: recorded, never sent, nothing to do
+    elif alert["cleared_at"] is not None:
+        group = 2
+    else:
+        group = 1 if alert.get("ack") else 0
+    return group, _SEVERITY_RANK.get(alert["severity"], 3) if group == 0 else 0, -float(alert["raised_at"])
 
 
 def ordered(alerts: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
@@ -170,8 +173,7 @@ def ordered(alerts: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     before warning before info), then open acknowledged, then cleared, then those found in
     late data; newest first within each. So a burst of late-data records (a gateway's
     buffer sent after an outage) never pushes an open alert off the list."""
-    return sorted(alerts, key=lambda a: (_group(a), _SEVERITY_RANK.get(a["severity"], 3) if _group(a) == 0 else 0,
-                                         -float(a["raised_at"])))
+    return sorted(alerts, key=_rank)
 
 
 def comment_class(alerts: Sequence[Mapping[str, Any]]) -> str:

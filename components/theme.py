@@ -209,10 +209,7 @@ def bucket_span(starts: list[float], tz: str, step_s: float) -> list[str]:
     ``step_s``, in plant time: ``span_trace`` over it gives the axis its range. With a single
     bucket (a shift's first hour) Plotly's autorange ignores the bar's width and spans a
     millisecond (ticks at 07:29:59.9996)."""
-    if not starts:
-        return []
-    zone = ZoneInfo(tz)
-    return [datetime.fromtimestamp(t, zone).strftime("%Y-%m-%d %H:%M") for t in (starts[0], starts[-1] + step_s)]
+    return [local_datetime(t, tz) for t in (starts[0], starts[-1] + step_s)] if starts else []
 
 
 def bar_width_ms(step_s: float) -> float:
