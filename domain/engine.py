@@ -172,6 +172,37 @@ class MachineAccumulator:
         current = clone.current_stop()
         return totals, clone.drain_stops() + ([current] if current is not None else [])
 
+    def edge_minutes(self, t: float) -> tuple[list[MinuteRollup], float, Totals, list[Stop]]:
+        """Without changing state: the minutes closed and not returned yet plus those
+        ending by ``t``, the start of the minute open at ``t`` and its totals up to ``t``,
+        and ``stops_at(t)`` (one copy of the state: what a reader sums per bucket)."""
+        clone = self._clone()
+        clone._advance(max(t, clone._timeline.t))
+        current = clone.current_stop()
+        stops = clone.drain_stops() + ([current] if current is not None else [])
+        return clone._ready, clone._cursor, clone._open, stops
+
+    def forget_until(self, t: float) -> bool:
+        """What a worker that processed this machine up to ``t`` has stored, dropped: the
+        minutes closed before ``t`` and the stops that ended before it (and the flags). Time
+        up to ``t`` is processed first (silence), as that worker did. Events fed beyond
+        ``t`` stay. False, and nothing dropped, when a stop ended exactly at ``t`` (that
+        worker may or may not have it: the caller restores the worker's state instead)."""
+        finished = self._timeline.finished
+        if any(s.end == t for s in finished):
+            return False
+        self.advance_to(t)
+        boundary = floor_minute(t)
+        self._ready = [m for m in self._ready if m.minute_start >= boundary]
+        self._timeline.finished = [s for s in self._timeline.finished if s.end is None or s.end > t]
+        self._flags = []
+        return True
+
+    @staticmethod
+    def processed_in(carry: dict[str, Any]) -> float:
+        """``processed_until`` of the accumulator a ``carry()`` restores (without restoring it)."""
+        return float(carry["timeline"]["t"])
+
     def copy(self) -> MachineAccumulator:
         """An independent copy: what a ``carry()`` round trip gives, without the dicts (a reader
         keeps a restored accumulator and feeds copies of it)."""

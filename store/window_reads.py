@@ -5,13 +5,13 @@
 * **The bucket grid** (``bucket_bounds``, ``bucket_step``): boundaries on the plant's
   local clock (whole hours, quarter hours, local days, ...), whole minutes each.
 * **The sums** (``WindowReads.buckets``): closed minutes from the stored rollups
-  (``store.closed_rollups``); the open edge from the worker's carries restored and fed the
-  stream entries it has not applied yet (``Edge``); the time neither covers as no data
-  (``_add_no_data``); and the stops overlapping the window (``store.stop_reads``).
+  (``store.closed_rollups``); the open edge, what the worker has not stored yet
+  (``store.open_edges``); the time neither covers as no data (``_add_no_data``); and the
+  stops overlapping the window (``store.stop_reads``).
 
 The line's bookkeeping is read once per window (``WindowReads.snapshot``), parsed only when
 its stamp moved (late data that rewrote stored rollups and stops drops the parsed caches);
-carries are restored once per worker commit (``_Base``); reads at one ``now`` are shared.
+reads at one ``now`` are shared.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import logging
 import math
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -29,16 +29,14 @@ from zoneinfo import ZoneInfo
 import redis
 
 from domain import contract, downtime
-from domain.accounting import MachineContext, Stop
-from domain.engine import MachineAccumulator, feed_order
-from domain.model import Event
-from domain.plant import Line, Machine, Plant
+from domain.accounting import Stop
+from domain.plant import Line, Plant
 from domain.totals import Totals
 from store.bookkeeping import LineSnapshot, snapshot_of
 from store.cache import LruCache
 from store.closed_rollups import MachineRequest, RollupReads
-from store.line_worker import first_minute, usable_event
-from store.progress import floor_to, pending_events
+from store.open_edges import Edge, OpenEdges
+from store.progress import floor_to
 from store.stop_reads import StopReads
 from store.sums import RollupSum
 from store.window_cache import DEFAULT_TTL_S, WindowSums
@@ -57,24 +55,6 @@ NO_DATA_TOLERANCE_S = 1e-3
 def _text(raw: bytes | str) -> str:
     return raw.decode() if isinstance(raw, bytes) else raw
 
-
-@dataclass(slots=True)
-class Edge:
-    """The open edge of one machine: a restored accumulator fed the newer events, and
-    (once ``_add_edge`` ran) its stops as of the window's end."""
-
-    acc: MachineAccumulator
-    stops: list[Stop] = field(default_factory=list)
-
-
-@dataclass(frozen=True, slots=True)
-class _Base:
-    """A machine's carry restored and fed the events it held back (never fed again: copied)."""
-
-    generation: int
-    acc: MachineAccumulator
-    latest: float  # the latest time of those events
-    last_order: tuple[float, int]  # ``feed_order`` of the last of them
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,16 +78,11 @@ class WindowReads:
         self._plant = plant
         self.rollups = rollups
         self.stops = stops
-        self.max_edge_events = max_edge_events
-        self._warned: set[str] = set()
+        self.edges = OpenEdges(redis_client, plant, max_edge_events=max_edge_events)
         self._amend_seen: dict[str, int] = {}
-        # per machine: the shift-calendar cache the restored accumulators share
-        self._contexts: dict[tuple[str, str], MachineContext] = {}
         # per line: the parsed bookkeeping, its stamp (commit counter, rewinds, heartbeat), a generation
         self._snapshots: dict[str, tuple[tuple[Any, ...], LineSnapshot, int]] = {}
         self._generation = itertools.count(1)
-        # per machine: its carry restored and fed the events it holds (``_Base``), per generation
-        self._bases: dict[tuple[str, str], _Base] = {}
         # a window read just made (same generation, window and now): shared by the next question
         self.reads: LruCache[tuple[Any, ...], _Read] = LruCache(256)
 
@@ -147,14 +122,14 @@ class WindowReads:
             sums = self.rollups.bucket_sums(line.id, requests)
         for m in machines:
             sums.setdefault(m, [RollupSum() for _ in range(len(bounds) - 1)])
-        edges = self._edges(line, snapshot, generation,
-                            [m for m in machines if _needs_edge(snapshot, m, window.end)], now)
+        edges = self.edges.edges(line, snapshot, generation,
+                            [m for m in machines if _needs_edge(snapshot, m, window.end)], now, window.end)
         for machine, edge in edges.items():
             _add_edge(sums[machine], edge, bounds)
         _add_no_data(sums, bounds, self.plant)
         stops: list[Stop] = []
         if stops_of:
-            edge_stops = {m: edge.stops for m, edge in edges.items()}  # as of the window's end: ``_add_edge``
+            edge_stops = {m: edge.stops for m, edge in edges.items()}  # as of the window's end
             stops = self.stops.overlapping(line, machines, snapshot, edge_stops, window.start, window.end, now,
                                            stops_of, classify=classify)
         return sums, stops, window
@@ -191,99 +166,6 @@ class WindowReads:
             self.stops.forget()
         return snapshot, generation, head
 
-    def _edges(self, line: Line, snapshot: LineSnapshot, generation: int, machines: list[str],
-               now: float) -> dict[str, Edge]:
-        """Restored accumulators fed the stream entries the worker has not applied yet.
-
-        A machine's carry restored and fed the events it holds back (``_Base``) is kept
-        while the line's bookkeeping stays the same (``generation``); each read feeds a copy
-        of it the newer entries when they all come after those held back (``feed_order``),
-        which is what feeding them all in order gives. Otherwise, as before: all in order."""
-        if not machines:
-            return {}
-        known = [snapshot.last_id(m) for m in machines if m in snapshot.carries]
-        after = min(known, key=contract.stream_id_tuple) if known else None  # machines without carry: from there on
-        entries = self._stream_after(line.id, after)
-        wanted = set(machines)
-        newer: dict[str, list[Event]] = {}  # the entries the worker has not read yet
-        for entry_id, fields in entries:
-            event = usable_event(line, fields, now, 0.0)  # nothing after now counts
-            if event is None or isinstance(event, str) or event.machine not in wanted:
-                continue
-            if contract.stream_id_tuple(entry_id) <= contract.stream_id_tuple(snapshot.last_id(event.machine)):
-                continue
-            newer.setdefault(event.machine, []).append(event)
-        edges: dict[str, Edge] = {}
-        waiting: dict[str, list[Event]] = {}
-        for m in machines:
-            carry = snapshot.carries.get(m)
-            if carry is None:
-                if m in newer:
-                    waiting[m] = newer[m]
-                continue
-            base = self._base(line, m, carry, generation)
-            events = [e for e in newer.get(m, ()) if e.ts <= now]
-            events.sort(key=feed_order)
-            if base.latest <= now and (not events or feed_order(events[0]) >= base.last_order):
-                edges[m] = Edge(base.acc.copy())
-                for event in events:
-                    edges[m].acc.feed(event)
-                continue
-            cfg = line.machine(m)
-            assert cfg is not None
-            edges[m] = Edge(MachineAccumulator(self.plant, line, cfg, float(carry["w"]), carry=carry["acc"],
-                                               context=self._context(line, cfg)))
-            # events the worker holds back for its watermark, then those it has not read yet
-            waiting[m] = [*pending_events(line, m, carry), *newer.get(m, ())]
-        for m, events in waiting.items():
-            events = [e for e in events if e.ts <= now]
-            if not events:
-                continue
-            events.sort(key=feed_order)
-            edge = edges.get(m)
-            if edge is None:
-                cfg = line.machine(m)
-                assert cfg is not None
-                edge = edges[m] = Edge(MachineAccumulator(
-                    self.plant, line, cfg, first_minute(self.plant, events[0].ts, now),
-                    context=self._context(line, cfg)))
-            for event in events:
-                edge.acc.feed(event)  # one older than the worker processed is applied at that time
-        return edges
-
-    def _base(self, line: Line, machine: str, carry: dict[str, Any], generation: int) -> _Base:
-        """``machine``'s carry restored and fed the events it holds back, for this generation."""
-        base = self._bases.get((line.id, machine))
-        if base is not None and base.generation == generation:
-            return base
-        cfg = line.machine(machine)
-        assert cfg is not None
-        acc = MachineAccumulator(self.plant, line, cfg, float(carry["w"]), carry=carry["acc"],
-                                 context=self._context(line, cfg))
-        held = sorted(pending_events(line, machine, carry), key=feed_order)
-        for event in held:
-            acc.feed(event)
-        base = _Base(generation, acc, max((e.ts for e in held), default=-math.inf),
-                     feed_order(held[-1]) if held else (-math.inf, -1))
-        self._bases[(line.id, machine)] = base
-        return base
-
-    def _context(self, line: Line, machine: Machine) -> MachineContext:
-        key = (line.id, machine.id)
-        context = self._contexts.get(key)
-        if context is None:
-            context = self._contexts[key] = MachineContext.of(self.plant, line, machine)
-        return context
-
-    def _stream_after(self, line_id: str, after: str | None) -> list[tuple[str, dict[bytes, bytes]]]:
-        low = "-" if after is None else contract.after_stream_id(after)
-        entries: Any = self.redis.xrange(contract.events_key(line_id), min=low, count=self.max_edge_events)
-        if len(entries) >= self.max_edge_events and line_id not in self._warned:
-            self._warned.add(line_id)
-            log.warning("line %s: more than %d events not yet rolled up (is the rollup worker running?); "
-                        "the open edge uses the first %d", line_id, self.max_edge_events, self.max_edge_events)
-        return [(_text(entry_id), fields) for entry_id, fields in entries]
-
 
 # --- the window's edges and the open edge (pure) ----------------------------------------------
 
@@ -314,18 +196,13 @@ def _needs_edge(snapshot: LineSnapshot, machine: str, end: float) -> bool:
 
 
 def _add_edge(sums: list[RollupSum], edge: Edge, bounds: Sequence[float]) -> None:
-    """Adds the open edge [max(start, watermark), end) to the buckets; keeps the edge's
-    stops as of ``end`` (the same pass gives both)."""
+    """Adds the open edge [max(start, watermark), end) to the buckets."""
     start, end = bounds[0], bounds[-1]
-    acc = edge.acc
-    if acc.cursor < start:
-        acc.close_until(start)
-    for rollup in acc.close_until(end):
+    for rollup in edge.minutes:
         if start <= rollup.minute_start < end:
             sums[_bucket(bounds, rollup.minute_start)].add(RollupSum.from_totals(rollup.totals))
-    partial, edge.stops = acc.edge(end)
-    if end > acc.cursor >= start:
-        sums[_bucket(bounds, acc.cursor)].add(RollupSum.from_totals(partial))
+    if end > edge.cursor >= start:
+        sums[_bucket(bounds, edge.cursor)].add(RollupSum.from_totals(edge.partial))
 
 
 def _add_no_data(sums: dict[str, list[RollupSum]], bounds: Sequence[float], plant: Plant) -> None:

@@ -1,0 +1,153 @@
+"""The open edge a long-lived reader follows across reads and worker commits
+(``store.open_edges.OpenEdges._followed``) gives, at every moment, the figures of the open edge restored
+from the worker's carry for that read (``OpenEdges._restored``): with late, delayed and
+bursty arrivals, rewinds, reads before and after each worker pass, and reads at an
+earlier ``now`` than the last."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+import redis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from domain.model import Event, Signal, State
+from store.reader import PlantReader
+from store.rollup import RollupWorker
+from store.window_reads import bucket_bounds
+from store.windows import Window
+from tests.history import line_history, write_events
+from tests.store_support import assert_close, two_machine_plant
+from tests.test_event_time import END, OPTIONS, START, delayed, on_time
+
+MACHINES = ["M1", "M2"]
+
+
+@pytest.fixture(scope="module")
+def plant() -> Any:
+    return two_machine_plant()
+
+
+@pytest.fixture(scope="module")
+def events(plant: Any) -> list[Event]:
+    return line_history(plant, "L1", START, END, seed=5, power_every_s=5.0, mean_run_s=300.0)
+
+
+def stop_rows(stops: list[Any]) -> list[list[Any]]:
+    return [list(row) for row in sorted((s.machine, s.start, s.end or 0.0, str(s.state), s.reason) for s in stops)]
+
+
+def restoring(client: redis.Redis, plant: Any) -> PlantReader:
+    """A reader whose open edge is always restored from the carries (the reference)."""
+    reader = PlantReader(client, plant)
+    reader.window_reads.edges._followed = lambda *args, **kwargs: None  # type: ignore[method-assign]
+    return reader
+
+
+def figures(reader: PlantReader, plant: Any, at: float) -> dict[str, Any]:
+    """The shift-so-far totals and stops of both machines, and quarter-hour buckets."""
+    line = plant.line("L1")
+    reads = reader.window_reads
+    window, totals, stops = reads.totals(line, MACHINES, START, at, at, stops_of=MACHINES)
+    bounds = bucket_bounds(Window(window.start, window.end, ""), 900, reader.tz)
+    sums, bucket_stops, _ = reads.buckets(line, MACHINES, bounds, at, MACHINES, classify=False)
+    return {
+        "end": window.end,
+        "totals": {m: t.to_dict() for m, t in totals.items()},
+        "stops": stop_rows(stops),
+        "buckets": {m: [part.to_totals().to_dict() for part in parts] for m, parts in sums.items()},
+        "bucket_stops": stop_rows(bucket_stops),
+    }
+
+
+def followers_of(reader: PlantReader) -> int:
+    follow = reader.window_reads.edges._follows.get("L1")
+    return 0 if follow is None else len(follow.machines)
+
+
+def replay(client: redis.Redis, plant: Any, arrivals: list[tuple[float, Event]], passes: int,
+           back_s: float) -> int:
+    """Delivers ``arrivals`` in ``passes`` chunks with the worker passing after each; before
+    and after each pass (and ``back_s`` earlier), the followed figures equal the restored
+    ones. Returns how many reads compared."""
+    arrivals = sorted(arrivals, key=lambda a: a[0])
+    clock = [START]
+    worker = RollupWorker(client, plant, options=OPTIONS, clock=lambda: clock[0])
+    followed, reference = PlantReader(client, plant), restoring(client, plant)
+    size = max(1, math.ceil(len(arrivals) / passes))
+    compared = 0
+    for i in range(0, len(arrivals), size):
+        chunk = arrivals[i:i + size]
+        write_events(client, [e for _, e in chunk])
+        clock[0] = max(clock[0], chunk[-1][0])
+        for at in (clock[0], clock[0] - back_s):
+            if at > START + 60:
+                assert_close(figures(followed, plant, at), figures(reference, plant, at), f"before pass {i} at {at}",
+                             tol=1e-9)
+                compared += 1
+        worker.drain()
+        if clock[0] > START + 60:
+            assert_close(figures(followed, plant, clock[0]), figures(reference, plant, clock[0]),
+                         f"after pass {i}", tol=1e-9)
+            compared += 1
+    worker.close()
+    assert followers_of(followed) == 2  # the followed reader did follow (not only fall back)
+    return compared
+
+
+@pytest.mark.timeout(600)
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 10**6), max_delay_s=st.sampled_from([0.5, 12.0, 400.0]), passes=st.integers(5, 25),
+       back_s=st.sampled_from([0.0, 3.0]),
+       outage=st.one_of(st.none(), st.tuples(st.floats(0, 0.6), st.floats(0.05, 0.3))))
+def test_the_followed_edge_equals_the_edge_restored_for_each_read(redis_client: redis.Redis, plant: Any,
+                                                                  events: list[Event], seed: int,
+                                                                  max_delay_s: float, passes: int, back_s: float,
+                                                                  outage: tuple[float, float] | None) -> None:
+    redis_client.flushdb()
+    window = None
+    if outage is not None:
+        a = START + outage[0] * (END - START)
+        window = (a, min(END, a + outage[1] * (END - START)))
+    assert replay(redis_client, plant, delayed(events, seed, max_delay_s, window), passes, back_s) >= passes
+
+
+def test_on_time_data_read_every_few_seconds_is_followed(redis_client: redis.Redis, plant: Any,
+                                                         events: list[Event]) -> None:
+    """The common case, many small passes: the followers restore each machine once."""
+    redis_client.flushdb()
+    first = [(ts, e) for ts, e in on_time(events) if ts < START + 15 * 60]
+    replay(redis_client, plant, first, passes=150, back_s=0.0)
+
+
+def test_a_stop_ending_at_the_watermark_and_a_late_entry_restore_the_machine(redis_client: redis.Redis,
+                                                                             plant: Any) -> None:
+    """The two cases a follower cannot tell from its own state: both restored, both equal."""
+    redis_client.flushdb()
+    t0 = START
+    clock = [t0]
+    worker = RollupWorker(redis_client, plant, options=OPTIONS, clock=lambda: clock[0])
+    followed, reference = PlantReader(redis_client, plant), restoring(redis_client, plant)
+
+    def step(arriving: list[Event], at: float) -> None:
+        write_events(redis_client, arriving)
+        clock[0] = at
+        assert_close(figures(followed, plant, at), figures(reference, plant, at), f"at {at - t0}", tol=1e-9)
+        worker.drain()
+        assert_close(figures(followed, plant, at), figures(reference, plant, at), f"after {at - t0}", tol=1e-9)
+
+    step([Event("L1", "M1", Signal.STATE, State.RUNNING.value, "Good", t0),
+          Event("L1", "M1", Signal.GOOD, 0, "Good", t0)], t0 + 70)
+    step([Event("L1", "M1", Signal.STATE, State.FAULT.value, "Good", t0 + 80)], t0 + 85)
+    # the worker processes up to the stop's end (newest 100 - lateness 10 = 90)
+    step([Event("L1", "M1", Signal.STATE, State.RUNNING.value, "Good", t0 + 90),
+          Event("L1", "M1", Signal.GOOD, 3, "Good", t0 + 100)], t0 + 100)
+    # an entry older than what the follower fed (within the worker's lateness)
+    step([Event("L1", "M1", Signal.GOOD, 2, "Good", t0 + 95)], t0 + 101)
+    # late for the worker too: it rewinds
+    step([Event("L1", "M1", Signal.REASON, 7, "Good", t0 + 81)], t0 + 130)
+    worker.close()
+    assert followers_of(followed) == 1
