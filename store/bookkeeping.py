@@ -9,6 +9,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from domain import contract
 
 log = logging.getLogger(__name__)
@@ -36,13 +38,23 @@ class LineSnapshot:
         return contract.NO_STREAM_ID if carry is None else str(carry.get("id") or contract.NO_STREAM_ID)
 
 
+def _loads(text: bytes | str) -> Any:
+    """A carry parsed: with orjson (a live read parses every machine's carry at each worker
+    commit, about 4x faster than ``json``); a carry ``json.dumps`` wrote with NaN or
+    Infinity in it (orjson refuses those) with ``json``."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
 def snapshot_of(raw: dict[Any, Any]) -> LineSnapshot:
     data = {_text(k): v for k, v in (raw or {}).items()}
     carries = {}
     for key, value in data.items():
         if key.startswith("c:"):
             try:
-                carries[key[2:]] = json.loads(value)
+                carries[key[2:]] = _loads(value)
             except ValueError:
                 log.warning("unreadable carry %s", key)
     beat = data.get("beat")

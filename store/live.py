@@ -7,6 +7,7 @@ import json
 import math
 import time
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any, cast
 
 import redis
@@ -63,12 +64,21 @@ def live_events(line: Line, raw: dict[Any, Any] | None) -> dict[str, dict[str, E
     """machine -> signal -> latest event, from a live hash."""
     by_machine: dict[str, dict[str, Event]] = {}
     for field, value in (raw or {}).items():
-        try:
-            event = contract.decode_live(line.id, field, value)
-        except ValueError:
-            continue
-        by_machine.setdefault(event.machine, {})[str(event.signal)] = event
+        event = _live_event(line.id, field, value)
+        if event is not None:
+            by_machine.setdefault(event.machine, {})[str(event.signal)] = event
     return by_machine
+
+
+@lru_cache(maxsize=50_000)
+def _live_event(line: str, field: bytes | str, value: bytes | str) -> Event | None:
+    """A live hash's field decoded (None: not an event). Kept: live views are read again at
+    every change of their line, and most of a line's fields have not changed since the last
+    read (an ``Event`` is frozen, so one decoded event is shared)."""
+    try:
+        return contract.decode_live(line, field, value)
+    except ValueError:
+        return None
 
 
 def machine_now(plant: Plant, line: Line, machine_id: str, live: dict[str, Event],
