@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -84,13 +85,27 @@ def create_server() -> Any:
     _configure_logging("INFO")
     settings = Settings.from_env()
     check_at_start(settings.redis_url, "dashboard")
-    return create_dash(settings).server
+    server = create_dash(settings).server
+    tune_gc()
+    return server
+
+
+def tune_gc() -> None:
+    """The cyclic garbage collector of a dashboard process, once it is set up: what exists
+    by then (modules, the app, the plant) is never traced again (``gc.freeze``), and young
+    collections run every 50,000 net allocations instead of 700. A live view of every line
+    allocates much and keeps the line's followers and caches: with the defaults, collections
+    took 10-25 ms of a 50-line overview and a full one 180 ms (``bench/bench_views.py``)."""
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
 
 
 def serve(app: Any, host: str, port: int) -> None:
     """The dashboard under uvicorn in this process until SIGINT/SIGTERM (then the live feed
     stops: ``components.app_factory``'s lifespan)."""
     import uvicorn
+
+    tune_gc()
 
     uvicorn.Server(uvicorn.Config(app.server, host=host, port=port, access_log=False, log_config=None)).run()
 

@@ -22,7 +22,8 @@ data and the same ``now``:
 
 Each measured process is a long-lived one (its caches warm, as a server's). Figures are
 wall-clock milliseconds per call, p50/p95 over the steps (and the overview's CPU time in
-the measuring process, which a loaded host changes less); the first two (cold caches)
+the measuring process, which a loaded host changes less, and the time in its cyclic garbage
+collector during the overview, p50 and max); the first two (cold caches)
 are left out. ``--profile FILE``: this tree's process runs under cProfile (the overview
 calls only) and writes FILE. Nothing is asserted; the load average is printed.
 """
@@ -31,7 +32,9 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import json
+import math
 import os
 import random
 import subprocess
@@ -67,17 +70,31 @@ def measure(url: str, plant_file: Path, profile: str | None) -> int:
     reader = config_of(app.server)[READER_KEY]
     line_ids = [line.id for line in settings.plant.lines]
     profiler = cProfile.Profile() if profile else None
+    in_gc = [0.0, 0.0]  # seconds in the cyclic garbage collector, when the current collection began
+
+    def collecting(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            in_gc[1] = time.perf_counter()
+        else:
+            in_gc[0] += time.perf_counter() - in_gc[1]
+
+    gc.callbacks.append(collecting)
+    import app as entry
+
+    if hasattr(entry, "tune_gc"):  # as the server process does (a baseline tree may not)
+        entry.tune_gc()
     print(json.dumps({"ready": True}), flush=True)
     for raw in sys.stdin:
         at = float(raw)
         with serving(app.server, "/"):
-            started, cpu = time.perf_counter(), time.process_time()
+            started, cpu, gc_before = time.perf_counter(), time.process_time(), in_gc[0]
             if profiler is not None:
                 profiler.enable()
             views, _ = line_views(at=at)
             if profiler is not None:
                 profiler.disable()
             overview, overview_cpu = time.perf_counter() - started, time.process_time() - cpu
+            overview_gc = in_gc[0] - gc_before
         one = []
         for line in line_ids[:10]:
             started = time.perf_counter()
@@ -88,7 +105,8 @@ def measure(url: str, plant_file: Path, profile: str | None) -> int:
         health = time.perf_counter() - started
         digest = json.dumps([{k: v for k, v in view.items() if k != "version"} for view in views], sort_keys=True,
                             default=str)
-        print(json.dumps({"overview": overview, "overview_cpu": overview_cpu, "line": one, "health": health,
+        print(json.dumps({"overview": overview, "overview_cpu": overview_cpu, "overview_gc": overview_gc,
+                          "line": one, "health": health,
                           "views": len(views), "digest": hash(digest)}), flush=True)
     if profiler is not None and profile:
         profiler.dump_stats(profile)
@@ -223,16 +241,17 @@ def main() -> int:
                 proc.proc.kill()
         server.cleanup()
     print(machine_info())
-    print(f"{'code':<12}{'after':<8}{'overview ms p50/p95':>22}{'(CPU ms p50)':>14}{'?line=X ms p50/p95':>22}"
-          f"{'health ms p50/p95':>20}")
+    print(f"{'code':<12}{'after':<8}{'overview ms p50/p95':>22}{'(CPU ms p50)':>14}{'(GC ms p50/max)':>17}"
+          f"{'?line=X ms p50/p95':>22}{'health ms p50/p95':>20}")
     for proc, kind in ((proc, kind) for proc in procs for kind in ("commit", "events")):
         runs = [r for r in proc.runs[2:] if r["kind"] == kind]
         ov = [1e3 * r["overview"] for r in runs]
         one = [1e3 * t for r in runs for t in r["line"]]
         health = [1e3 * r["health"] for r in runs]
         ov_cpu = [1e3 * r["overview_cpu"] for r in runs]
+        ov_gc = [1e3 * r.get("overview_gc", math.nan) for r in runs]
         print(f"{proc.name:<12}{kind:<8}{_pct(ov, .5):>13.1f} /{_pct(ov, .95):>6.1f}{_pct(ov_cpu, .5):>14.1f}"
-              f"{_pct(one, .5):>14.1f} /"
+              f"{_pct(ov_gc, .5):>10.1f} /{max(ov_gc, default=math.nan):>5.0f}{_pct(one, .5):>14.1f} /"
               f"{_pct(one, .95):>6.1f}{_pct(health, .5):>12.1f} /{_pct(health, .95):>6.1f}")
     return 0
 
