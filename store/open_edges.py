@@ -83,6 +83,7 @@ class _LineFollow:
     pos: str | None = None  # the id of the last stream entry read
     now: float = -math.inf  # the latest now fed up to: a read at an earlier now cannot use them
     machines: dict[str, _Follower] = field(default_factory=dict)
+    offered: tuple[str, list[Any]] | None = None  # entries after a position, read with the bookkeeping
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -135,6 +136,18 @@ class OpenEdges:
 
     # --- followers: the open edge carried across reads and commits ------------------------------
 
+    def position(self, line_id: str) -> str | None:
+        """The id of the last stream entry the line's followers read (None: not followed)."""
+        follow = self._follows.get(line_id)
+        return None if follow is None else follow.pos
+
+    def offer(self, line_id: str, pos: str, entries: list[Any]) -> None:
+        """The stream entries after ``pos`` (read with the line's bookkeeping, in the same
+        round trip): the followers take them instead of reading, if still at ``pos``."""
+        follow = self._follows.get(line_id)
+        if follow is not None:
+            follow.offered = (pos, entries)
+
     def _followed(self, line: Line, snapshot: LineSnapshot, generation: int, machines: list[str],
                   now: float, end: float) -> dict[str, Edge] | None:
         """The open edges from the line's followers, brought up to the stream's newest entry
@@ -177,7 +190,15 @@ class OpenEdges:
         if not lows:
             return True
         after = min(lows, key=contract.stream_id_tuple)
-        entries = self._stream_after(line.id, after)
+        offered, follow.offered = follow.offered, None
+        entries = None
+        if offered is not None and offered[0] == after and len(offered[1]) < self.max_edge_events:
+            entries = [(_text(entry_id), fields) for entry_id, fields in offered[1]]
+            reach = contract.stream_id_tuple(entries[-1][0] if entries else after)
+            if any(contract.stream_id_tuple(snapshot.last_id(m)) > reach for m in carried):
+                entries = None  # read before this bookkeeping (another thread's): not all the worker had
+        if entries is None:
+            entries = self._stream_after(line.id, after)
         if len(entries) >= self.max_edge_events:
             self._follows.pop(line.id, None)
             return False

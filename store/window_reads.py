@@ -142,13 +142,20 @@ class WindowReads:
         """The line's bookkeeping, its generation (the same number as long as the worker has
         not written it again) and the id of the stream's newest entry. Its stamp (commit
         counter, rewinds, heartbeat: three short fields) and that id are read every time (one
-        round trip); the whole hash, and the JSON of every machine's carry, only when the
-        stamp moved."""
+        round trip, which also reads the stream entries after the line's followers for them:
+        ``OpenEdges.offer``); the whole hash, and the JSON of every machine's carry, only when
+        the stamp moved."""
         key = contract.rollup_state_key(line_id)
+        pos = self.edges.position(line_id)
         with self.redis.pipeline(transaction=False) as pipe:
             pipe.hmget(key, "ver", "amend", "beat")
             pipe.xrevrange(contract.events_key(line_id), count=1)
-            fields, newest = pipe.execute()
+            if pos is not None:
+                pipe.xrange(contract.events_key(line_id), min=contract.after_stream_id(pos),
+                            count=self.edges.max_edge_events)
+            fields, newest, *after = pipe.execute()
+        if pos is not None and after:
+            self.edges.offer(line_id, pos, after[0])
         stamp = tuple(fields)
         head = newest[0][0] if newest else None
         cached = self._snapshots.get(line_id)
