@@ -83,6 +83,8 @@ class WindowReads:
         # per line: the parsed bookkeeping, its stamp (commit counter, rewinds, heartbeat), a generation
         self._snapshots: dict[str, tuple[tuple[Any, ...], LineSnapshot, int]] = {}
         self._generation = itertools.count(1)
+        # stored rollups' bucket sums of a window, per generation (``_closed_sums``)
+        self._closed: LruCache[tuple[Any, ...], dict[str, list[RollupSum]]] = LruCache(512)
         # a window read just made (same generation, window and now): shared by the next question
         self.reads: LruCache[tuple[Any, ...], _Read] = LruCache(256)
 
@@ -115,13 +117,7 @@ class WindowReads:
         snapshot, generation, _ = self._snap(line.id) if snap is None else snap
         window = query_window(bounds[0], bounds[-1], now, machines, snapshot)
         bounds = [*bounds[:-1], window.end]
-        requests = [MachineRequest(m, w, bounds) for m in machines if (w := snapshot.watermark(m)) is not None]
-        if len(bounds) == 2:  # one bucket: its closed whole hours shared (``store.window_cache``)
-            sums = self.window_sums.sums(line.id, requests, snapshot.amend)
-        else:
-            sums = self.rollups.bucket_sums(line.id, requests)
-        for m in machines:
-            sums.setdefault(m, [RollupSum() for _ in range(len(bounds) - 1)])
+        sums = self._closed_sums(line.id, generation, snapshot, machines, bounds)
         edges = self.edges.edges(line, snapshot, generation,
                             [m for m in machines if _needs_edge(snapshot, m, window.end)], now, window.end)
         for machine, edge in edges.items():
@@ -133,6 +129,25 @@ class WindowReads:
             stops = self.stops.overlapping(line, machines, snapshot, edge_stops, window.start, window.end, now,
                                            stops_of, classify=classify)
         return sums, stops, window
+
+    def _closed_sums(self, line_id: str, generation: int, snapshot: LineSnapshot, machines: list[str],
+                     bounds: list[float]) -> dict[str, list[RollupSum]]:
+        """Bucket sums of the stored rollups (up to each machine's watermark): read once per
+        generation of the line's bookkeeping (the worker stores nothing in between), whatever
+        the window's end beyond every watermark; a copy (the open edge is added to it)."""
+        requests = [MachineRequest(m, w, bounds) for m in machines if (w := snapshot.watermark(m)) is not None]
+        covered = max((floor_to(r.watermark, MINUTE_S) for r in requests), default=-math.inf)
+        key = (line_id, generation, tuple(machines), tuple(bounds[:-1]), None if bounds[-1] >= covered else bounds[-1])
+        sums = self._closed.get(key)
+        if sums is None:
+            if len(bounds) == 2:  # one bucket: its closed whole hours shared (``store.window_cache``)
+                sums = self.window_sums.sums(line_id, requests, snapshot.amend)
+            else:
+                sums = self.rollups.bucket_sums(line_id, requests)
+            for m in machines:
+                sums.setdefault(m, [RollupSum() for _ in range(len(bounds) - 1)])
+            self._closed.put(key, sums)
+        return {m: [part.copy() for part in parts] for m, parts in sums.items()}
 
     def snapshot(self, line_id: str) -> LineSnapshot:
         """The line's bookkeeping (watermarks, carries) as the worker last wrote it."""

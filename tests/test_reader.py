@@ -221,9 +221,14 @@ def test_cached_answers_equal_fresh_ones(reader: PlantReader, redis_client: redi
     again = reader.line_kpis("L1", start, NOW, NOW)
     assert reader.window_reads.reads.hits > 0, "the same window at the same now is read once"
     reader.window_reads.reads.clear()
-    second = reader.line_kpis("L1", start, NOW, NOW)
+    second = reader.line_kpis("L1", start, NOW, NOW + 1)  # another now, the same bookkeeping
+    assert reader.window_reads._closed.hits > 0, "the stored rollups' sums are read once per worker commit"
+    reader.window_reads.reads.clear()
+    reader.window_reads._closed.clear()
+    third = reader.line_kpis("L1", start, NOW, NOW)
     fresh = PlantReader(redis_client, plant).line_kpis("L1", start, NOW, NOW)
-    assert first == again == second == fresh
+    assert first == again == third == fresh
+    assert second["good_count"] == first["good_count"]
     assert reader.rollups.hours.hits > 0, "finished hours are parsed once"
 
 
