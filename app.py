@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gc
 import logging
 import os
 import signal
@@ -80,6 +79,7 @@ def create_dash(settings: Any) -> Any:
 def create_server() -> Any:
     """The ASGI app for uvicorn: ``uvicorn --factory app:create_server --workers 4 --host
     0.0.0.0 --port 8050``."""
+    from components.app_factory import tune_gc
     from config.settings import Settings
 
     _configure_logging("INFO")
@@ -88,26 +88,6 @@ def create_server() -> Any:
     server = create_dash(settings).server
     tune_gc()
     return server
-
-
-def tune_gc() -> None:
-    """The cyclic garbage collector of a dashboard process, once it is set up: what exists
-    by then (modules, the app, the plant) is never traced again (``gc.freeze``), and young
-    collections run every 50,000 net allocations instead of 700. A live view of every line
-    allocates much and keeps the line's followers and caches: with the defaults, collections
-    took 10-25 ms of a 50-line overview and a full one 180 ms (``bench/bench_views.py``)."""
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
-
-
-def serve(app: Any, host: str, port: int) -> None:
-    """The dashboard under uvicorn in this process until SIGINT/SIGTERM (then the live feed
-    stops: ``components.app_factory``'s lifespan)."""
-    import uvicorn
-
-    tune_gc()
-
-    uvicorn.Server(uvicorn.Config(app.server, host=host, port=port, access_log=False, log_config=None)).run()
 
 
 def _run_async_in_thread(
@@ -266,6 +246,8 @@ def cmd_alerts(args: argparse.Namespace) -> int:
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
+    from components.app_factory import serve
+
     settings = _settings(args)
     app = create_dash(settings)
     check_at_start(settings.redis_url, "dashboard")
@@ -280,6 +262,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from collectors.collector import quiet_asyncua_logging, run_collector
     from collectors.sim.simulator import run_simulator
+    from components.app_factory import serve
     from store.embedded import EmbeddedRedis
 
     settings = _settings(args)

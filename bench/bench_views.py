@@ -79,10 +79,10 @@ def measure(url: str, plant_file: Path, profile: str | None) -> int:
             in_gc[0] += time.perf_counter() - in_gc[1]
 
     gc.callbacks.append(collecting)
-    import app as entry
+    import components.app_factory as factory
 
-    if hasattr(entry, "tune_gc"):  # as the server process does (a baseline tree may not)
-        entry.tune_gc()
+    if hasattr(factory, "tune_gc"):  # as the server process does (a baseline tree may not)
+        factory.tune_gc()
     print(json.dumps({"ready": True}), flush=True)
     for raw in sys.stdin:
         at = float(raw)
