@@ -79,14 +79,14 @@ def create_dash(settings: Any) -> Any:
 def create_server() -> Any:
     """The ASGI app for uvicorn: ``uvicorn --factory app:create_server --workers 4 --host
     0.0.0.0 --port 8050``."""
-    from components.app_factory import tune_gc
+    from components.app_factory import tune_runtime
     from config.settings import Settings
 
     _configure_logging("INFO")
     settings = Settings.from_env()
     check_at_start(settings.redis_url, "dashboard")
     server = create_dash(settings).server
-    tune_gc()
+    tune_runtime()
     return server
 
 

@@ -185,6 +185,10 @@ def run_dashboard(url: str, plant_file: Path, port: int, overview_every_s: float
     env = {**os.environ, "REDIS_URL": url}
     settings = Settings.from_env(env=env, plant_path=plant_file, port=port, data_dir=plant_file.parent / "var")
     app = create_dash(settings)
+    import components.app_factory as factory
+
+    if hasattr(factory, "tune_runtime"):  # as a dashboard process does (components.app_factory.serve)
+        factory.tune_runtime()
     server = uvicorn.Server(uvicorn.Config(app.server, host="127.0.0.1", port=port, access_log=False,
                                            log_level="warning", lifespan="off"))
     threading.Thread(target=server.run, daemon=True).start()

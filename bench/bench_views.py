@@ -81,8 +81,8 @@ def measure(url: str, plant_file: Path, profile: str | None) -> int:
     gc.callbacks.append(collecting)
     import components.app_factory as factory
 
-    if hasattr(factory, "tune_gc"):  # as the server process does (a baseline tree may not)
-        factory.tune_gc()
+    if hasattr(factory, "tune_runtime"):  # as the server process does (a baseline tree may not)
+        factory.tune_runtime()
     print(json.dumps({"ready": True}), flush=True)
     for raw in sys.stdin:
         at = float(raw)
