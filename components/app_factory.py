@@ -18,7 +18,6 @@ import contextlib
 import gc
 import logging
 import re
-import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -222,19 +221,15 @@ def not_found(pathname: str) -> html.Div:
 
 
 def tune_runtime() -> None:
-    """A dashboard process's interpreter, once it is set up:
-
-    * the cyclic garbage collector: what exists by then (modules, the app, the plant) is
-      never traced again (``gc.freeze``), and young collections run every 50,000 net
-      allocations instead of 700. A live view of every line allocates much and keeps the
-      line's followers and caches: with the defaults, collections took 10-25 ms of a
-      50-line overview and a full one 180 ms (``bench/bench_views.py``);
-    * the GIL's switch interval, 1 ms instead of 5: a request waiting on Redis gets the
-      interpreter back sooner from the threads computing live views (``/api/lines?line=X``
-      under a pushed 50-line overview: p50 23 -> 7 ms, ``bench/bench_scale.py --push``)."""
+    """A dashboard process's garbage collector, once it is set up: what exists by then
+    (modules, the app, the plant) is never traced again (``gc.freeze``), and young
+    collections run every 50,000 net allocations instead of 700. A live view of every line
+    allocates much and keeps the line's followers and caches: with the defaults, collections
+    took 10-25 ms of a 50-line overview and a full one 180 ms (``bench/bench_views.py``).
+    (A shorter GIL switch interval, 1 or 2 ms, made no difference beyond the benchmarks'
+    noise to ``/api/lines?line=X`` under a pushed 50-line overview or to 30 screens.)"""
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
-    sys.setswitchinterval(0.001)
 
 
 def serve(app: Dash, host: str, port: int) -> None:
