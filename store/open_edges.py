@@ -113,6 +113,7 @@ class OpenEdges:
         # per line: its machines' open edges followed across reads and commits (``_followed``)
         self._follows: dict[str, _LineFollow] = {}
         self._follows_lock = threading.Lock()
+        self._behind: dict[str, int] = {}  # per line: the generation at which it had too much to follow
 
     @property
     def plant(self) -> Plant:
@@ -166,8 +167,13 @@ class OpenEdges:
             follow = self._follows.get(line.id)
             if follow is None or follow.line is not line or follow.amend != snapshot.amend:
                 follow = self._follows[line.id] = _LineFollow(line, snapshot.amend)
+        if self._behind.get(line.id) == generation:
+            return None  # too many entries to follow at this commit of the worker's (``_follow``)
         with follow.lock:
-            if now < follow.now or not self._follow(follow, snapshot, generation, now):
+            if now < follow.now:
+                return None
+            if not self._follow(follow, snapshot, generation, now):
+                self._behind[line.id] = generation
                 return None
             edges: dict[str, Edge] = {}
             for m in machines:
@@ -180,7 +186,8 @@ class OpenEdges:
     def _follow(self, follow: _LineFollow, snapshot: LineSnapshot, generation: int, now: float) -> bool:
         """Feeds the line's followers the entries after their position (a new machine: its
         carry restored and fed the entries after its own last id), then, at a new commit,
-        lets them forget what the worker stored. False: too many entries to follow."""
+        lets them forget what the worker stored. False: too many entries to follow (more than
+        ``max_edge_events`` the worker has not stored: restored per read until its next commit)."""
         line = follow.line
         carried = [m for m in snapshot.carries if line.machine(m) is not None]
         new = [m for m in carried if m not in follow.machines]
@@ -200,7 +207,7 @@ class OpenEdges:
         if entries is None:
             entries = self._stream_after(line.id, after)
         if len(entries) >= self.max_edge_events:
-            self._follows.pop(line.id, None)
+            self._follows.pop(line.id, None)  # the worker is far behind (stopped?): restored per read
             return False
         pos = contract.stream_id_tuple(follow.pos) if follow.pos is not None else None
         wanted = set(carried)
@@ -243,6 +250,9 @@ class OpenEdges:
                 else:
                     follower.processed = processed
             follow.generation = generation
+        if sum(len(f.since) for f in follow.machines.values()) >= self.max_edge_events:
+            self._follows.pop(line.id, None)  # the worker is far behind (stopped?): restored per read
+            return False
         if entries:
             follow.pos = entries[-1][0]
         elif follow.pos is None:

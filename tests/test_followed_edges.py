@@ -40,9 +40,9 @@ def stop_rows(stops: list[Any]) -> list[list[Any]]:
     return [list(row) for row in sorted((s.machine, s.start, s.end or 0.0, str(s.state), s.reason) for s in stops)]
 
 
-def restoring(client: redis.Redis, plant: Any) -> PlantReader:
+def restoring(client: redis.Redis, plant: Any, **options: Any) -> PlantReader:
     """A reader whose open edge is always restored from the carries (the reference)."""
-    reader = PlantReader(client, plant)
+    reader = PlantReader(client, plant, **options)
     reader.window_reads.edges._followed = lambda *args, **kwargs: None  # type: ignore[method-assign]
     return reader
 
@@ -151,3 +151,32 @@ def test_a_stop_ending_at_the_watermark_and_a_late_entry_restore_the_machine(red
     step([Event("L1", "M1", Signal.REASON, 7, "Good", t0 + 81)], t0 + 130)
     worker.close()
     assert followers_of(followed) == 1
+
+
+def test_a_worker_far_behind_is_not_followed_until_it_commits(redis_client: redis.Redis, plant: Any,
+                                                              events: list[Event]) -> None:
+    """More entries not stored by the worker than ``max_edge_events``: the edges are restored
+    per read (nothing kept growing meanwhile), and followed again once the worker caught up."""
+    redis_client.flushdb()
+    clock = [START]
+    worker = RollupWorker(redis_client, plant, options=OPTIONS, clock=lambda: clock[0])
+    first = [e for e in events if e.ts < START + 120]
+    write_events(redis_client, first)
+    clock[0] = START + 120
+    worker.drain()
+    followed = PlantReader(redis_client, plant, max_edge_events=50)
+    reference = restoring(redis_client, plant, max_edge_events=50)  # the edge from the first 50 entries
+    at = START + 120
+    assert_close(figures(followed, plant, at), figures(reference, plant, at), "caught up", tol=1e-9)
+    assert followers_of(followed) == 2
+    backlog = [e for e in events if START + 120 <= e.ts < START + 600]  # the worker stopped meanwhile
+    assert len(backlog) > 50
+    write_events(redis_client, backlog)
+    at = START + 600
+    assert_close(figures(followed, plant, at), figures(reference, plant, at), "behind", tol=1e-9)
+    assert followers_of(followed) == 0
+    clock[0] = at
+    worker.drain()
+    worker.close()
+    assert_close(figures(followed, plant, at), figures(reference, plant, at), "caught up again", tol=1e-9)
+    assert followers_of(followed) == 2
