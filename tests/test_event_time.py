@@ -88,6 +88,14 @@ def on_time(events: list[Event]) -> list[tuple[float, Event]]:
     return [(e.ts, e) for e in events]
 
 
+def outage_window(outage: tuple[float, float] | None) -> tuple[float, float] | None:
+    """(start, length) as shares of [START, END) -> the outage's times, within END."""
+    if outage is None:
+        return None
+    a = START + outage[0] * (END - START)
+    return a, min(END, a + outage[1] * (END - START))
+
+
 def delayed(events: list[Event], seed: int, max_delay_s: float, outage: tuple[float, float] | None) -> list[
         tuple[float, Event]]:
     """Random delays; each signal of a machine keeps its order; events inside ``outage``
@@ -128,11 +136,7 @@ def test_any_arrival_order_and_delay_gives_the_on_time_rollups(redis_client: red
                                                                max_delay_s: float, passes: int,
                                                                outage: tuple[float, float] | None) -> None:
     redis_client.flushdb()
-    window = None
-    if outage is not None:
-        a = START + outage[0] * (END - START)
-        window = (a, min(END, a + outage[1] * (END - START)))
-    deliver(redis_client, plant, delayed(events, seed, max_delay_s, window), passes)
+    deliver(redis_client, plant, delayed(events, seed, max_delay_s, outage_window(outage)), passes)
     assert stored(redis_client) == reference_store
 
 

@@ -21,7 +21,7 @@ from store.window_reads import bucket_bounds
 from store.windows import Window
 from tests.history import line_history, write_events
 from tests.store_support import assert_close, two_machine_plant
-from tests.test_event_time import END, OPTIONS, START, delayed, on_time
+from tests.test_event_time import END, OPTIONS, START, delayed, on_time, outage_window
 
 MACHINES = ["M1", "M2"]
 
@@ -108,11 +108,8 @@ def test_the_followed_edge_equals_the_edge_restored_for_each_read(redis_client: 
                                                                   max_delay_s: float, passes: int, back_s: float,
                                                                   outage: tuple[float, float] | None) -> None:
     redis_client.flushdb()
-    window = None
-    if outage is not None:
-        a = START + outage[0] * (END - START)
-        window = (a, min(END, a + outage[1] * (END - START)))
-    assert replay(redis_client, plant, delayed(events, seed, max_delay_s, window), passes, back_s) >= passes
+    arrivals = delayed(events, seed, max_delay_s, outage_window(outage))
+    assert replay(redis_client, plant, arrivals, passes, back_s) >= passes
 
 
 def test_on_time_data_read_every_few_seconds_is_followed(redis_client: redis.Redis, plant: Any,
