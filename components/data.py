@@ -278,9 +278,8 @@ def _line_view(cfg: Line, live: answers.LineLive | None, shift: ShiftContext, at
         live = next(iter(lines["lines"]), None)
     start, end = shift.start, min(at, shift.end)
     begun = end > start  # the shift's first instant has no window yet (as PlantReader.andon_now)
-    # the downtime first: the line's KPIs then share its window read (``store.window_reads``)
-    stops = _call("downtime", cfg.id, start, end, at) if begun else None
-    kpis = _call("line_kpis", cfg.id, start, end, at) if begun else None  # a line's counts: its output machine's
+    # the downtime and the line's KPIs (its output machine's counts) from one window read
+    stops, kpis = _call("line_now", cfg.id, start, end, at) if begun else (None, None)
     live = live or answers.LineLive(id=cfg.id, name=cfg.name or cfg.id, machines=[], output_machine=cfg.output_machine,
                                     target_oee=cfg.target_oee, last_data=None)
     return line_view(cfg, live, kpis, stops, shift, at, plant().timezone)

@@ -47,6 +47,7 @@ from domain import andon, answers, contract, downtime, kpi
 from domain import classification as human
 from domain.accounting import Stop
 from domain.plant import Line, Plant
+from domain.totals import Totals
 from store import live
 from store.answer_parts import clean_energy, flag_dict, kw, report_dict, window_dict
 from store.classifications import Classifications
@@ -177,6 +178,11 @@ class PlantReader:
         # the line's time comes from its output machine: only its stops are classified
         stops_of = ids if machines else [cfg.output_machine]
         window, totals, stops = self.window_reads.totals(cfg, ids, start, end, now, stops_of=stops_of)
+        return self._line_kpis(cfg, window, totals, stops, now, machines=machines)
+
+    def _line_kpis(self, cfg: Line, window: Window, totals: dict[str, Totals], stops: list[Stop], now: float, *,
+                   machines: bool) -> answers.LineKpis:
+        line, ids = cfg.id, self._machine_ids(cfg, None)
         report = kpi.line_kpis(totals, stops, self.plant, cfg, window[0], window[1], now)
         coverage = human.coverage([s for s in stops if s.machine == cfg.output_machine], self.plant, window[0],
                                   window[1], now).to_dict()
@@ -232,6 +238,21 @@ class PlantReader:
         cfg = self.line(line)
         ids = self._machine_ids(cfg, None)
         window, totals, stops = self.window_reads.totals(cfg, ids, start, end, now, stops_of=ids)
+        return self._downtime(cfg, window, totals, stops, now)
+
+    def line_now(self, line: str, start: float, end: float, now: float) -> tuple[answers.Downtime, answers.LineKpis]:
+        """``downtime`` and ``line_kpis`` of one window from one read of it (its stops
+        classified once): what a line's live view shows."""
+        cfg = self.line(line)
+        ids = self._machine_ids(cfg, None)
+        window, totals, stops = self.window_reads.totals(cfg, ids, start, end, now, stops_of=ids)
+        own = [s for s in stops if s.machine == cfg.output_machine]
+        return (self._downtime(cfg, window, totals, stops, now),
+                self._line_kpis(cfg, window, totals, own, now, machines=False))
+
+    def _downtime(self, cfg: Line, window: Window, totals: dict[str, Totals], stops: list[Stop],
+                  now: float) -> answers.Downtime:
+        line = cfg.id
         run_s = sum(t.run_s for t in totals.values())
         report = downtime.downtime_report(stops, self.plant, window[0], window[1], now, run_s=run_s)
         annotate(report["events"], stops, self.plant)

@@ -116,7 +116,7 @@ def test_feed_withholds_versions_while_redis_is_down_and_recovers(restartable_re
 # --- the event stream over HTTP, and the memo -----------------------------------------------
 
 class CountingReader:
-    """The real reader, counting the live-view reads (``line_kpis``) per line."""
+    """The real reader, counting the live-view reads (``line_now``, ``line_kpis``) per line."""
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
@@ -126,11 +126,18 @@ class CountingReader:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
-    def line_kpis(self, line: str, *args: Any, **kwargs: Any) -> Any:
+    def _count(self, line: str) -> None:
         with self.lock:
             self.calls[line] = self.calls.get(line, 0) + 1
         time.sleep(0.05)  # a slow computation: screens asking meanwhile must wait for it, not compute again
+
+    def line_kpis(self, line: str, *args: Any, **kwargs: Any) -> Any:
+        self._count(line)
         return self.inner.line_kpis(line, *args, **kwargs)
+
+    def line_now(self, line: str, *args: Any, **kwargs: Any) -> Any:
+        self._count(line)
+        return self.inner.line_now(line, *args, **kwargs)
 
 
 @pytest.fixture(scope="module")

@@ -149,6 +149,22 @@ def test_downtime_equals_the_raw_computation(reader: PlantReader, plant: Any, ev
     assert_close(got, expected)
 
 
+def test_a_line_now_is_its_downtime_and_its_kpis_from_one_read(reader: PlantReader) -> None:
+    """What a live line view asks (``line_now``) equals the two answers asked apart, with
+    people's reasons on stops of both machines (classified once, for all machines)."""
+    from domain.classification import Classification, stop_id
+
+    start, end = RECENT + 2 * HOUR, RECENT + 6.5 * HOUR
+    stops = reader.downtime("L1", start, end, NOW)["events"]
+    for machine in ("M1", "M2"):
+        first = next(s for s in stops if s["machine"] == machine)
+        reader.classifications.put("L1", stop_id("L1", machine, first["start"]), Classification(3, by="op"))
+    apart = reader.downtime("L1", start, end, NOW), reader.line_kpis("L1", start, end, NOW)
+    assert reader.line_now("L1", start, end, NOW) == apart
+    assert any(s.get("reason") == 3 for s in apart[0]["events"] if s["machine"] == "M2")
+    assert PlantReader(reader.redis, reader.plant).line_now("L1", start, end, NOW) == apart
+
+
 def test_energy_adds_machines_and_matches_raw(reader: PlantReader, plant: Any, events: list[Event]) -> None:
     start, end = RECENT + 2 * HOUR, RECENT + 6.5 * HOUR
     got = reader.energy("L1", start, end, NOW)
