@@ -38,26 +38,32 @@ class StopReads:
         self.redis = redis_client
         self.classifications = classifications
         self._days: LruCache[tuple[str, float, frozenset[str]], _StopsByMachine] = LruCache(cache_days)
+        # the days still filling, per generation of the line's bookkeeping (``overlapping``)
+        self._live: LruCache[tuple[str, int, float, float | None], _StopsByMachine] = LruCache(512)
 
     def forget(self) -> None:
         """Drops the parsed days (late data rewrote stored stops)."""
         self._days.clear()
+        self._live.clear()
 
     def overlapping(self, line: Line, machines: Sequence[str], snapshot: LineSnapshot,
                     edge_stops: Mapping[str, list[Stop]], start: float, end: float, now: float,
-                    stops_of: Sequence[str] | None = None, *, classify: bool = True) -> list[Stop]:
+                    stops_of: Sequence[str] | None = None, *, classify: bool = True,
+                    generation: int | None = None) -> list[Stop]:
         """Stops of ``stops_of`` (default: all ``machines``) overlapping [start, end): closed
         ones from the stops set; the ongoing one from the stops set, or from the open edge
         where it was computed (``edge_stops``: the edge's stops as of ``end`` by machine).
         How far back to look depends on all ``machines``. ``classify=False``: the PLC's
-        stops, without people's classifications (``self.classifications.apply`` them)."""
+        stops, without people's classifications (``self.classifications.apply`` them).
+        ``generation``: the bookkeeping's (``WindowReads``): the stops set's days still
+        filling are read once per generation (the worker writes them only as it commits)."""
         wanted = set(machines)
         own = wanted if stops_of is None else set(stops_of)
         ongoing = {m: contract.decode_stop_member(c["stop"])[1] for m, c in snapshot.carries.items() if c.get("stop")}
         lookback = max([snapshot.max_stop_s, *(start - s for m, s in ongoing.items() if m in wanted)])
         lo = start - lookback - 1.0
         out: list[Stop] = []
-        for stop in self._stored(line.id, lo, end, snapshot, ongoing, own):
+        for stop in self._stored(line.id, lo, end, snapshot, ongoing, own, generation):
             if not lo <= stop.start < end:
                 continue
             if stop.end is None and stop.machine in edge_stops:
@@ -70,7 +76,7 @@ class StopReads:
         return self.classifications.apply(line.id, out) if classify else out
 
     def _stored(self, line_id: str, lo: float, hi: float, snapshot: LineSnapshot,
-                ongoing: dict[str, float], wanted: set[str]) -> list[Stop]:
+                ongoing: dict[str, float], wanted: set[str], generation: int | None = None) -> list[Stop]:
         """Members of the stops set of the ``wanted`` machines with start in about [lo, hi),
         each machine's in stored order. UTC days before every machine's watermark and every
         ongoing stop never change: they are parsed once (kept by machine)."""
@@ -82,6 +88,8 @@ class StopReads:
             days.append(day)
             day += DAY_S
         live_from = max(day, lo)
+        live_key = None if generation is None else (line_id, generation, live_from, _beyond(hi, snapshot))
+        live = self._live.get(live_key) if live_key is not None and live_from < hi else None
         found: list[_StopsByMachine | None] = []
         missing = []
         for d in days:
@@ -89,22 +97,37 @@ class StopReads:
             if cached is None:
                 missing.append(d)
             found.append(cached)  # None: parsed below
-        if missing or live_from < hi:
+        read_live = live_from < hi and live is None
+        if missing or read_live:
             key = contract.stops_key(line_id)
             with self.redis.pipeline(transaction=False) as pipe:
                 for d in missing:
                     pipe.zrangebyscore(key, d, f"({d + DAY_S}")
-                if live_from < hi:
+                if read_live:
                     pipe.zrangebyscore(key, live_from, f"({hi}")
                 replies = iter(pipe.execute())
             for i, d in enumerate(days):
                 if found[i] is None:
                     read = found[i] = _StopsByMachine(line_id, next(replies))
                     self._days.put((line_id, d, machines), read)
-            if live_from < hi:
-                found.append(_StopsByMachine(line_id, next(replies)))
+            if read_live:
+                live = _StopsByMachine(line_id, next(replies))
+                if live_key is not None:
+                    self._live.put(live_key, live)
+        if live is not None:
+            found.append(live)
         return [stop for by_machine in found if by_machine is not None
                 for m in sorted(wanted) for stop in by_machine.of(m)]
+
+
+def _beyond(hi: float, snapshot: LineSnapshot) -> float | None:
+    """``hi``, or None when it lies beyond the time the worker processed every machine up to
+    (no stored stop starts after that: the stops read up to ``hi`` are those up to any such)."""
+    try:
+        processed = max((float(c["acc"]["timeline"]["t"]) for c in snapshot.carries.values()), default=math.inf)
+    except (KeyError, TypeError, ValueError):
+        return hi
+    return None if hi > processed else hi
 
 
 class _StopsByMachine:

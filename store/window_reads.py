@@ -127,7 +127,7 @@ class WindowReads:
         if stops_of:
             edge_stops = {m: edge.stops for m, edge in edges.items()}  # as of the window's end
             stops = self.stops.overlapping(line, machines, snapshot, edge_stops, window.start, window.end, now,
-                                           stops_of, classify=classify)
+                                           stops_of, classify=classify, generation=generation)
         return sums, stops, window
 
     def _closed_sums(self, line_id: str, generation: int, snapshot: LineSnapshot, machines: list[str],

@@ -239,6 +239,7 @@ def test_cached_answers_equal_fresh_ones(reader: PlantReader, redis_client: redi
     reader.window_reads.reads.clear()
     second = reader.line_kpis("L1", start, NOW, NOW + 1)  # another now, the same bookkeeping
     assert reader.window_reads._closed.hits > 0, "the stored rollups' sums are read once per worker commit"
+    assert reader.stop_reads._live.hits > 0, "and so are the stored stops of the days still filling"
     reader.window_reads.reads.clear()
     reader.window_reads._closed.clear()
     third = reader.line_kpis("L1", start, NOW, NOW)
