@@ -79,11 +79,11 @@ class WindowReads:
         self.rollups = rollups
         self.stops = stops
         self.edges = OpenEdges(redis_client, plant, max_edge_events=max_edge_events)
-        self._amend_seen: dict[str, int] = {}
+        self._amend_seen: dict[str, tuple[int, int]] = {}  # per line: its rewinds and commit counter seen
         # per line: the parsed bookkeeping, its stamp (commit counter, rewinds, heartbeat), a generation
         self._snapshots: dict[str, tuple[tuple[Any, ...], LineSnapshot, int]] = {}
         self._generation = itertools.count(1)
-        # stored rollups' bucket sums of a window, per generation (``_closed_sums``)
+        # stored rollups' bucket sums of a window, per watermarks (``_closed_sums``)
         self._closed: LruCache[tuple[Any, ...], dict[str, list[RollupSum]]] = LruCache(512)
         # a window read just made (same generation, window and now): shared by the next question
         self.reads: LruCache[tuple[Any, ...], _Read] = LruCache(256)
@@ -117,7 +117,7 @@ class WindowReads:
         snapshot, generation, _ = self._snap(line.id) if snap is None else snap
         window = query_window(bounds[0], bounds[-1], now, machines, snapshot)
         bounds = [*bounds[:-1], window.end]
-        sums = self._closed_sums(line.id, generation, snapshot, machines, bounds)
+        sums = self._closed_sums(line.id, snapshot, machines, bounds)
         edges = self.edges.edges(line, snapshot, generation,
                             [m for m in machines if _needs_edge(snapshot, m, window.end)], now, window.end)
         for machine, edge in edges.items():
@@ -130,14 +130,16 @@ class WindowReads:
                                            stops_of, classify=classify, generation=generation)
         return sums, stops, window
 
-    def _closed_sums(self, line_id: str, generation: int, snapshot: LineSnapshot, machines: list[str],
+    def _closed_sums(self, line_id: str, snapshot: LineSnapshot, machines: list[str],
                      bounds: list[float]) -> dict[str, list[RollupSum]]:
-        """Bucket sums of the stored rollups (up to each machine's watermark): read once per
-        generation of the line's bookkeeping (the worker stores nothing in between), whatever
-        the window's end beyond every watermark; a copy (the open edge is added to it)."""
+        """Bucket sums of the stored rollups (up to each machine's watermark, the start of its
+        open minute): read once per watermarks and rewinds (``amend``), so once a minute
+        although the worker commits every second, whatever the window's end beyond every
+        watermark; a copy (the open edge is added to it)."""
         requests = [MachineRequest(m, w, bounds) for m in machines if (w := snapshot.watermark(m)) is not None]
         covered = max((floor_to(r.watermark, MINUTE_S) for r in requests), default=-math.inf)
-        key = (line_id, generation, tuple(machines), tuple(bounds[:-1]), None if bounds[-1] >= covered else bounds[-1])
+        key = (line_id, snapshot.amend, tuple((r.machine, floor_to(r.watermark, MINUTE_S)) for r in requests),
+               tuple(machines), tuple(bounds[:-1]), None if bounds[-1] >= covered else bounds[-1])
         sums = self._closed.get(key)
         if sums is None:
             if len(bounds) == 2:  # one bucket: its closed whole hours shared (``store.window_cache``)
@@ -180,12 +182,17 @@ class WindowReads:
             snapshot, generation = snapshot_of(self.redis.hgetall(key)), next(self._generation)
             if stamp[0] is not None:
                 self._snapshots[line_id] = (stamp, snapshot, generation)
-        if self._amend_seen.setdefault(line_id, snapshot.amend) != snapshot.amend:
-            # late data rewrote stored rollups and stops: what was cached as final may have changed
-            self._amend_seen[line_id] = snapshot.amend
+        ver = int(stamp[0]) if stamp[0] is not None and stamp[0].isdigit() else 0
+        seen = self._amend_seen.setdefault(line_id, (snapshot.amend, ver))
+        if seen[0] != snapshot.amend or ver < seen[1]:
+            # late data rewrote stored rollups and stops, or Redis lost them (the commit counter
+            # went back): what was cached as final may have changed
+            self._closed.clear()
+            self.window_sums.local.clear()
             self.rollups.days.clear()
             self.rollups.hours.clear()
             self.stops.forget()
+        self._amend_seen[line_id] = (snapshot.amend, ver)
         return snapshot, generation, head
 
 

@@ -81,3 +81,20 @@ def test_a_rolling_window_reuses_its_closed_hours_and_equals_an_uncached_read(re
         now = END - 20 * 60 + minutes * 60
         assert reader.line_kpis("L1", now - 3 * HOUR, now, now) == uncached.line_kpis("L1", now - 3 * HOUR, now, now)
     assert reader.window_reads.window_sums.computed == 2, "the same closed hours: summed once"
+
+
+def test_a_redis_that_lost_its_data_is_not_answered_from_what_was_read_before(redis_client: redis.Redis,
+                                                                              plant: Any) -> None:
+    """Redis restarted empty and the worker rolled up what came since (its commit counter
+    began again): the reader's caches of what was final before are dropped."""
+    redis_client.flushdb()
+    events = line_history(plant, "L1", START, END, seed=3, power_every_s=5.0, mean_run_s=400.0)
+    for chunk in range(4):  # several commits: the counter the reader sees is past 1
+        roll_up(redis_client, plant, [e for e in events if START + chunk * HOUR <= e.ts < START + (chunk + 1) * HOUR])
+    reader = PlantReader(redis_client, plant)
+    before = answers(reader)
+    redis_client.flushdb()
+    roll_up(redis_client, plant, line_history(plant, "L1", START, END, seed=4, power_every_s=5.0, mean_run_s=400.0))
+    after = answers(reader)
+    assert after != before
+    assert after == answers(PlantReader(redis_client, plant, window_cache_ttl_s=0))
