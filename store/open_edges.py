@@ -165,6 +165,8 @@ class OpenEdges:
         exactly at that time: that machine is restored from its carry again."""
         with self._follows_lock:
             follow = self._follows.get(line.id)
+            if follow is not None and follow.line is not line and follow.line == line:
+                follow.line = line  # the same config, copied again (managed reason lists: every second)
             if follow is None or follow.line is not line or follow.amend != snapshot.amend:
                 follow = self._follows[line.id] = _LineFollow(line, snapshot.amend)
         if self._behind.get(line.id) == generation:

@@ -177,3 +177,25 @@ def test_a_worker_far_behind_is_not_followed_until_it_commits(redis_client: redi
     worker.close()
     assert_close(figures(followed, plant, at), figures(reference, plant, at), "caught up again", tol=1e-9)
     assert followers_of(followed) == 2
+
+
+def test_a_line_with_a_managed_reason_list_is_followed_across_its_refreshes(redis_client: redis.Redis,
+                                                                            plant: Any, events: list[Event]) -> None:
+    """Managed reason lists copy the line's config at every refresh (``store.reasons``): an
+    equal config keeps the line's followers (restored once, not at every refresh)."""
+    redis_client.flushdb()
+    clock = [START]
+    worker = RollupWorker(redis_client, plant, options=OPTIONS, clock=lambda: clock[0])
+    write_events(redis_client, [e for e in events if e.ts < START + 300])
+    clock[0] = START + 300
+    worker.drain()
+    worker.close()
+    followed = PlantReader(redis_client, plant)
+    followed.reason_lists.put_line("L1", sorted(plant.reasons)[:2])
+    first = followed.line_kpis("L1", START, START + 300, START + 300)
+    kept = followed.window_reads.edges._follows["L1"]
+    followed.reason_lists._cached = None  # the next refresh: the line's config copied again
+    assert followed.plant.line("L1") is not kept.line and followed.plant.line("L1") == kept.line
+    again = followed.line_kpis("L1", START, START + 300, START + 300.5)
+    assert followed.window_reads.edges._follows["L1"] is kept and followers_of(followed) == 2
+    assert again["good_count"] == first["good_count"]
