@@ -179,16 +179,14 @@ def run_dashboard(url: str, plant_file: Path, port: int, overview_every_s: float
 
     from api.context import serving
     from app import create_dash
+    from components.app_factory import tune_runtime
     from components.data import line_views
     from config.settings import Settings
 
     env = {**os.environ, "REDIS_URL": url}
     settings = Settings.from_env(env=env, plant_path=plant_file, port=port, data_dir=plant_file.parent / "var")
     app = create_dash(settings)
-    import components.app_factory as factory
-
-    if hasattr(factory, "tune_runtime"):  # as a dashboard process does (components.app_factory.serve)
-        factory.tune_runtime()
+    tune_runtime()  # as a dashboard process does (components.app_factory.serve)
     server = uvicorn.Server(uvicorn.Config(app.server, host="127.0.0.1", port=port, access_log=False,
                                            log_level="warning", lifespan="off"))
     threading.Thread(target=server.run, daemon=True).start()

@@ -267,12 +267,9 @@ class OpenEdges:
         """``machine``'s carry restored and fed the events it holds back and the entries after
         its last id (``since``: at least those), in time order, up to ``now``."""
         carry = snapshot.carries[machine]
-        cfg = line.machine(machine)
-        assert cfg is not None
         last = contract.stream_id_tuple(snapshot.last_id(machine))
         since = [(i, e) for i, e in since if i > last]
-        acc = MachineAccumulator(self.plant, line, cfg, float(carry["w"]), carry=carry["acc"],
-                                 context=self._context(line, cfg))
+        acc = self._from_carry(line, machine, carry)
         events = [*pending_events(line, machine, carry), *(e for _, e in since)]
         due = sorted((e for e in events if e.ts <= now), key=feed_order)
         for event in due:
@@ -321,10 +318,7 @@ class OpenEdges:
                 for event in events:
                     edges[m].feed(event)
                 continue
-            cfg = line.machine(m)
-            assert cfg is not None
-            edges[m] = MachineAccumulator(self.plant, line, cfg, float(carry["w"]), carry=carry["acc"],
-                                          context=self._context(line, cfg))
+            edges[m] = self._from_carry(line, m, carry)
             # events the worker holds back for its watermark, then those it has not read yet
             waiting[m] = [*pending_events(line, m, carry), *newer.get(m, ())]
         for m, events in waiting.items():
@@ -348,10 +342,7 @@ class OpenEdges:
         base = self._bases.get((line.id, machine))
         if base is not None and base.generation == generation:
             return base
-        cfg = line.machine(machine)
-        assert cfg is not None
-        acc = MachineAccumulator(self.plant, line, cfg, float(carry["w"]), carry=carry["acc"],
-                                 context=self._context(line, cfg))
+        acc = self._from_carry(line, machine, carry)
         held = sorted(pending_events(line, machine, carry), key=feed_order)
         for event in held:
             acc.feed(event)
@@ -359,6 +350,13 @@ class OpenEdges:
                      feed_order(held[-1]) if held else (-math.inf, -1))
         self._bases[(line.id, machine)] = base
         return base
+
+    def _from_carry(self, line: Line, machine: str, carry: dict[str, Any]) -> MachineAccumulator:
+        """``machine``'s accumulator restored from its carry (sharing the machine's calendar cache)."""
+        cfg = line.machine(machine)
+        assert cfg is not None
+        return MachineAccumulator(self.plant, line, cfg, float(carry["w"]), carry=carry["acc"],
+                                  context=self._context(line, cfg))
 
     def _context(self, line: Line, machine: Machine) -> MachineContext:
         key = (line.id, machine.id)

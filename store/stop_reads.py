@@ -20,6 +20,7 @@ import redis
 from domain import answers, contract, downtime
 from domain import classification as human
 from domain.accounting import Stop
+from domain.engine import MachineAccumulator
 from domain.model import State
 from domain.plant import Line, Plant
 from store.bookkeeping import LineSnapshot
@@ -124,7 +125,8 @@ def _beyond(hi: float, snapshot: LineSnapshot) -> float | None:
     """``hi``, or None when it lies beyond the time the worker processed every machine up to
     (no stored stop starts after that: the stops read up to ``hi`` are those up to any such)."""
     try:
-        processed = max((float(c["acc"]["timeline"]["t"]) for c in snapshot.carries.values()), default=math.inf)
+        processed = max((MachineAccumulator.processed_in(c["acc"]) for c in snapshot.carries.values()),
+                        default=math.inf)
     except (KeyError, TypeError, ValueError):
         return hi
     return None if hi > processed else hi

@@ -52,11 +52,6 @@ MAX_BUCKETS = 5000
 NO_DATA_TOLERANCE_S = 1e-3
 
 
-def _text(raw: bytes | str) -> str:
-    return raw.decode() if isinstance(raw, bytes) else raw
-
-
-
 @dataclass(frozen=True, slots=True)
 class _Read:
     """A window's totals and the stops of ``stops_of`` (shared: never mutated)."""
@@ -137,9 +132,10 @@ class WindowReads:
         although the worker commits every second, whatever the window's end beyond every
         watermark; a copy (the open edge is added to it)."""
         requests = [MachineRequest(m, w, bounds) for m in machines if (w := snapshot.watermark(m)) is not None]
-        covered = max((floor_to(r.watermark, MINUTE_S) for r in requests), default=-math.inf)
-        key = (line_id, snapshot.amend, tuple((r.machine, floor_to(r.watermark, MINUTE_S)) for r in requests),
-               tuple(machines), tuple(bounds[:-1]), None if bounds[-1] >= covered else bounds[-1])
+        caps = tuple((r.machine, floor_to(r.watermark, MINUTE_S)) for r in requests)
+        covered = max((cap for _, cap in caps), default=-math.inf)
+        key = (line_id, snapshot.amend, caps, tuple(machines), tuple(bounds[:-1]),
+               None if bounds[-1] >= covered else bounds[-1])
         sums = self._closed.get(key)
         if sums is None:
             if len(bounds) == 2:  # one bucket: its closed whole hours shared (``store.window_cache``)
