@@ -24,7 +24,7 @@ from api import context
 from api.openapi import ERRORS, LINE_FILTER, WINDOW_PARAMS
 from domain import answers
 from store.answer_parts import json_safe
-from store.reader import PlantReader, UnknownLine, UnknownMachine, WindowError
+from store.reader import KpisOf, PlantReader, UnknownLine, UnknownMachine, WindowError
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +37,11 @@ class BadRequest(Exception):
 
 
 def create_api_router(get_reader: Callable[[], PlantReader] | PlantReader | None,
-                      clock: Callable[[], float] = time.time) -> APIRouter:
+                      clock: Callable[[], float] = time.time, *, shared_kpis: KpisOf | None = None) -> APIRouter:
     """The ``/api`` read routes. ``get_reader``: a function returning the process's
-    PlantReader (or the reader itself); ``clock``: epoch seconds (tests pin it)."""
+    PlantReader (or the reader itself); ``clock``: epoch seconds (tests pin it);
+    ``shared_kpis``: how ``/api/lines`` reads each line's KPIs this shift (the dashboard's
+    per-version memo, shared with the screens; default ``PlantReader.line_kpis``)."""
     reader_of = _reader_getter(get_reader)
     router = APIRouter(prefix=PREFIX, responses=ERRORS)
 
@@ -76,7 +78,7 @@ def create_api_router(get_reader: Callable[[], PlantReader] | PlantReader | None
         wanted = context.query_list(request, "line")
         for line in wanted:
             reader.line(line)  # 404 for an unknown line
-        return _ok(reader.lines(clock(), only=wanted or None, with_andon=True))
+        return _ok(reader.lines(clock(), only=wanted or None, with_andon=True, kpis=shared_kpis))
 
     @router.get("/lines/{line}/kpis", response_model=answers.LineKpis, openapi_extra=windowed,
                 summary="OEE, availability, performance, quality, TEEP, losses, energy of a line and its machines")

@@ -72,10 +72,21 @@ def create_dashboard(settings: Any, clock: Callable[[], float] = time.time) -> D
         raise SystemExit("REDIS_URL is not set: the dashboard needs the Redis the collectors write to")
 
     def api(server: FastAPI, reader: Any) -> None:
-        server.include_router(create_api_router(reader, clock=clock))
+        server.include_router(create_api_router(reader, clock=clock, shared_kpis=_shared_line_kpis))
         server.include_router(create_alerts_router(reader, clock=clock))  # issue 12: alert history, acknowledgement
 
     return create_app(settings, lambda: data.reader_for(settings), clock, api=api)
+
+
+def _shared_line_kpis(line: str, start: float, end: float, at: float) -> Any:
+    """``/api/lines``' KPIs of a line: the screens' (``components.data.line_kpis``: once per
+    line version while the live feed runs), with Redis' errors as the API reports them."""
+    from redis.exceptions import RedisError
+
+    try:
+        return data.line_kpis(line, start, end, at)
+    except data.DataUnavailable as exc:
+        raise RedisError(str(exc)) from exc
 
 
 def create_app(settings: Any, reader_factory: Callable[[], Any], clock: Callable[[], float] = time.time,

@@ -104,10 +104,11 @@ def _one_per_app(key: str, make: Callable[[], Any]) -> Any:
 
 
 def memo() -> Any:
-    """The process's memo of live figures (``store.memo.Memo``)."""
+    """The process's memo of live figures (``store.memo.Memo``): room for a few reads of
+    every line's current and last versions, so a big plant's do not push each other out."""
     from store.memo import Memo
 
-    return _one_per_app(MEMO_KEY, Memo)
+    return _one_per_app(MEMO_KEY, lambda: Memo(max(256, 16 * len(context.config()[PLANT_KEY].lines))))
 
 
 def flights() -> Any:
@@ -257,7 +258,7 @@ def line_views(line_ids: list[str] | None = None, at: float | None = None) -> tu
             warmer.note(cfg.id, ("line_view", language), lambda line=cfg.id: line_views([line]))
         version = versions.get(cfg.id)
         key = ("line_view", cfg.id, shift.start, language, version)
-        views.append(memo().get(key, lambda cfg=cfg, v=version: {**_line_view(cfg, None, shift, at), "version": v}))
+        views.append(memo().get(key, lambda cfg=cfg, v=version: {**_line_view(cfg, None, shift, at, v), "version": v}))
     return views, at
 
 
@@ -269,8 +270,10 @@ def live_token() -> str | None:
     return None if feed is None else feed.token
 
 
-def _line_view(cfg: Line, live: answers.LineLive | None, shift: ShiftContext, at: float) -> dict[str, Any]:
-    """One line's live view; ``live``: its live state when already read (else read here)."""
+def _line_view(cfg: Line, live: answers.LineLive | None, shift: ShiftContext, at: float,
+               version: int | None = None) -> dict[str, Any]:
+    """One line's live view; ``live``: its live state when already read (else read here);
+    ``version``: the line's, its KPIs then also kept for ``line_kpis`` (``/api/lines``)."""
     from components.line_view import line_view
 
     if live is None:
@@ -280,6 +283,8 @@ def _line_view(cfg: Line, live: answers.LineLive | None, shift: ShiftContext, at
     begun = end > start  # the shift's first instant has no window yet (as PlantReader.andon_now)
     # the downtime and the line's KPIs (its output machine's counts) from one window read
     stops, kpis = _call("line_now", cfg.id, start, end, at) if begun else (None, None)
+    if kpis is not None and version is not None:
+        memo().put(("line_kpis", cfg.id, start, version), kpis)  # as ``line_kpis`` keeps them
     live = live or answers.LineLive(id=cfg.id, name=cfg.name or cfg.id, machines=[], output_machine=cfg.output_machine,
                                     target_oee=cfg.target_oee, last_data=None)
     return line_view(cfg, live, kpis, stops, shift, at, plant().timezone)

@@ -189,7 +189,14 @@ class LiveFeed:
             return None  # another process's (or an older run's) number
         if after < self._seq and (not self._history or self._history[0].seq > after + 1):
             return None
-        return [c for c in self._history if c.seq > after and (wanted is None or c.line in wanted)]
+        newer = []
+        for change in reversed(self._history):  # the newest first: a waiter is usually a few behind
+            if change.seq <= after:
+                break
+            if wanted is None or change.line in wanted:
+                newer.append(change)
+        newer.reverse()
+        return newer
 
     def wait(self, after: int, lines: Iterable[str] | None, timeout_s: float,
              was_up: bool | None = None) -> tuple[int, list[Change] | None]:

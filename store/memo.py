@@ -102,6 +102,14 @@ class Memo:
 
         return self._flights.run(key, fill)
 
+    def put(self, key: Hashable, value: Any) -> None:
+        """Keeps ``value`` under ``key`` (computed along with another value: shared)."""
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self.max_entries:
+                self._data.popitem(last=False)
+
     def _lookup(self, key: Hashable) -> tuple[bool, Any]:
         with self._lock:
             if key not in self._data:

@@ -37,7 +37,7 @@ No module-level state: caches of parsed closed rollups and stops live on the ins
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal, cast, overload
 from zoneinfo import ZoneInfo
 
@@ -61,6 +61,7 @@ from store.windows import Window, WindowError, parse_time, resolve_window
 __all__ = ["PlantReader", "UnknownLine", "UnknownMachine", "Window", "WindowError", "parse_time", "resolve_window"]
 
 MAX_FLAGS = 100  # implausible readings listed per answer
+KpisOf = Callable[[str, float, float, float], answers.LineKpis]  # as ``PlantReader.line_kpis(line, start, end, now)``
 
 
 class UnknownLine(LookupError):
@@ -114,28 +115,30 @@ class PlantReader:
 
     @overload
     def lines(self, now: float, only: Sequence[str] | None = None, *,
-              with_andon: Literal[False] = False) -> answers.Lines: ...
+              with_andon: Literal[False] = False, kpis: KpisOf | None = None) -> answers.Lines: ...
 
     @overload
     def lines(self, now: float, only: Sequence[str] | None = None, *,
-              with_andon: Literal[True]) -> answers.LinesWithAndon: ...
+              with_andon: Literal[True], kpis: KpisOf | None = None) -> answers.LinesWithAndon: ...
 
     def lines(self, now: float, only: Sequence[str] | None = None, *,
-              with_andon: bool = False) -> answers.Lines | answers.LinesWithAndon:
+              with_andon: bool = False, kpis: KpisOf | None = None) -> answers.Lines | answers.LinesWithAndon:
         """Every line (or those in ``only``) with its machines' live state: state (unknown
         when no data for ``gap_timeout_s``, link down or a bad reading), since when, reason,
         counters, power. ``with_andon``: each line also carries its andon status and pace
         this shift (``LineAndon.to_dict``: one line-KPI query per line) and the answer the
-        shift they are for (``shift``), as ``/api/lines`` serves them."""
+        shift they are for (``shift``), as ``/api/lines`` serves them; ``kpis``: reads those
+        KPIs instead of ``line_kpis`` (the dashboard's: once per line version, shared with
+        the screens)."""
         answer: Any = live.lines_now(self.redis, self.plant, now, only=only)  # Lines, then with the andon
         if with_andon:
-            shift, by_line = self.andon_now(now, answer)
+            shift, by_line = self.andon_now(now, answer, kpis=kpis)
             answer["shift"] = shift.to_dict()
             for line in answer["lines"]:
                 line.update(by_line[line["id"]].to_dict())
         return answer  # type: ignore[no-any-return]
 
-    def andon_now(self, now: float, lines_now: dict[str, Any] | None = None
+    def andon_now(self, now: float, lines_now: dict[str, Any] | None = None, *, kpis: KpisOf | None = None
                   ) -> tuple[andon.ShiftContext, dict[str, andon.LineAndon]]:
         """Each line's andon status and pace (``domain.andon.line_andon``) from its live state
         (``lines_now``: an answer of ``lines``, else read now) and its KPIs over the current
@@ -143,11 +146,12 @@ class PlantReader:
         shift = andon.shift_context(self.plant, now)
         answer = self.lines(now) if lines_now is None else lines_now
         end = min(now, shift.end)
+        read = self.line_kpis if kpis is None else kpis
         out = {}
         for line_now in answer["lines"]:
             cfg = self.line(line_now["id"])
-            kpis = self.line_kpis(cfg.id, shift.start, end, now) if end > shift.start else None
-            out[cfg.id] = andon.line_andon(cfg, line_now, kpis, shift)
+            figures = read(cfg.id, shift.start, end, now) if end > shift.start else None
+            out[cfg.id] = andon.line_andon(cfg, line_now, figures, shift)
         return shift, out
 
     def health(self, now: float) -> answers.Health:

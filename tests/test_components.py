@@ -100,10 +100,11 @@ class SampleReader:
         self.calls: list[tuple[Any, ...]] = []
 
     # live
-    def lines(self, now: float, only: list[str] | None = None, *,
-              with_andon: bool = False) -> answers.Lines | answers.LinesWithAndon:
+    def lines(self, now: float, only: list[str] | None = None, *, with_andon: bool = False,
+              kpis: Any = None) -> answers.Lines | answers.LinesWithAndon:
         """``with_andon``: each line's status and pace as ``PlantReader.lines`` adds them
-        (``domain.andon`` over this reader's live state and shift KPIs)."""
+        (``domain.andon`` over this reader's live state and shift KPIs, read by ``kpis``
+        when given)."""
         self.calls.append(("lines", now))
         out: list[answers.LineLive] = []
         for line in self.plant.lines:
@@ -133,8 +134,8 @@ class SampleReader:
         shift = andon.shift_context(self.plant, now)
         lines = []
         for line_now in out:
-            kpis = self.line_kpis(line_now["id"], shift.start, min(now, shift.end), now)
-            lines.append({**line_now, **andon.line_andon(self.plant.line(line_now["id"]), line_now, kpis,
+            figures = (kpis or self.line_kpis)(line_now["id"], shift.start, min(now, shift.end), now)
+            lines.append({**line_now, **andon.line_andon(self.plant.line(line_now["id"]), line_now, figures,
                                                          shift).to_dict()})
         return checked("LinesWithAndon", {**answer, "lines": lines, "shift": shift.to_dict()})
 
@@ -277,7 +278,8 @@ class SampleReader:
 
 
 class FailingReader(SampleReader):
-    def lines(self, now: float, only: list[str] | None = None, *, with_andon: bool = False) -> dict[str, Any]:
+    def lines(self, now: float, only: list[str] | None = None, *, with_andon: bool = False,
+              kpis: Any = None) -> dict[str, Any]:
         import redis
 
         raise redis.ConnectionError("Connection refused")

@@ -121,33 +121,50 @@ class CountingReader:
     def __init__(self, inner: Any) -> None:
         self.inner = inner
         self.calls: dict[str, int] = {}
+        self.methods: dict[tuple[str, str], int] = {}  # (method, line) -> calls
         self.lock = threading.Lock()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
-    def _count(self, line: str) -> None:
+    def _count(self, line: str, method: str) -> None:
         with self.lock:
             self.calls[line] = self.calls.get(line, 0) + 1
+            self.methods[(method, line)] = self.methods.get((method, line), 0) + 1
         time.sleep(0.05)  # a slow computation: screens asking meanwhile must wait for it, not compute again
 
+    def clear(self) -> None:
+        with self.lock:
+            self.calls.clear()
+            self.methods.clear()
+
     def line_kpis(self, line: str, *args: Any, **kwargs: Any) -> Any:
-        self._count(line)
+        self._count(line, "line_kpis")
         return self.inner.line_kpis(line, *args, **kwargs)
 
     def line_now(self, line: str, *args: Any, **kwargs: Any) -> Any:
-        self._count(line)
+        self._count(line, "line_now")
         return self.inner.line_now(line, *args, **kwargs)
+
+    def lines(self, *args: Any, **kwargs: Any) -> Any:
+        return type(self.inner).lines(self, *args, **kwargs)  # its line_kpis counted
+
+    def andon_now(self, *args: Any, **kwargs: Any) -> Any:
+        return type(self.inner).andon_now(self, *args, **kwargs)
 
 
 @pytest.fixture(scope="module")
 def served(redis_url: str) -> Iterator[dict[str, Any]]:
+    from api import create_api_router
+    from components import app_factory
     from components.app_factory import create_app
 
     inner, now = seed_plant(redis_url, PLANT, hours=1.0, end=history_end(PLANT.timezone))
     reader = CountingReader(inner)
     settings = Settings(plant_path=DEMO_PLANT, plant=PLANT, redis_url=redis_url)
-    app = create_app(settings, lambda: reader, clock=lambda: now)
+    app = create_app(settings, lambda: reader, clock=lambda: now,
+                     api=lambda server, r: server.include_router(  # as app_factory.create_dashboard
+                         create_api_router(r, clock=lambda: now, shared_kpis=app_factory._shared_line_kpis)))
     server = Server(app)
     server.start()
     yield {"server": server, "app": app, "reader": reader, "now": now, "redis": redis.Redis.from_url(redis_url)}
@@ -272,8 +289,7 @@ def test_n_screens_on_one_line_cost_one_computation_per_change(served: dict[str,
         time.sleep(0.6)  # a quiet start: no change in flight (min gap)
         for s in subs:
             s.on_change = refresh
-        with reader.lock:
-            reader.calls.clear()
+        reader.clear()
         live = reader.inner.lines(now, only=["BW1"])["lines"][0]["machines"]
         good = next(m["good"] for m in live if m["id"] == "ST70") or 0
         write_event(client, "BW1", "ST70", Signal.GOOD, good + 3, now - 0.5)
@@ -285,6 +301,62 @@ def test_n_screens_on_one_line_cost_one_computation_per_change(served: dict[str,
     finally:
         for s in subs:
             s.close()
+
+
+def _api_line(port: int, line: str) -> dict[str, Any]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("GET", f"/api/lines?line={line}")
+        response = conn.getresponse()
+        assert response.status == 200
+        got: dict[str, Any] = json.loads(response.read())["lines"][0]
+        return got
+    finally:
+        conn.close()
+
+
+def test_api_lines_reads_each_lines_kpis_once_per_version_shared_with_the_screens(served: dict[str, Any]) -> None:
+    """While the feed runs, /api/lines takes a line's KPIs from the overview's view of the
+    same version (no computation of its own), and computes a line no screen shows once per
+    version however often it is asked."""
+    server, app, reader, now = (served[k] for k in ("server", "app", "reader", "now"))
+    from store.live_feed import FEED_KEY
+
+    sub = Subscriber(server.port, "line=BW1&line=CM1")  # starts the feed
+    try:
+        wait_for(lambda: sub.events, what="hello")
+        feed: LiveFeed = following(served)
+
+        def at_one_version(line: str, ask: Any) -> Any:
+            """``ask()`` with the line's version the same before and after (the clock moves
+            versions every few seconds: asked again then)."""
+            for _ in range(20):
+                version = feed.version(line)
+                reader.clear()
+                got = ask()
+                if feed.version(line) == version:
+                    return got
+            raise AssertionError(f"{line}'s version kept moving")
+
+        def view_then_api() -> tuple[dict[str, Any], dict[str, Any]]:
+            with serving(app.server, "/"):
+                views, _ = data.line_views(["BW1"])
+            return views[0], _api_line(server.port, "BW1")
+
+        view, api_line = at_one_version("BW1", view_then_api)
+        assert reader.methods.get(("line_kpis", "BW1"), 0) == 0, reader.methods  # the view's KPIs, shared
+        assert reader.methods.get(("line_now", "BW1"), 0) <= 1, reader.methods
+        assert api_line["output"] == view["output"] and api_line["status"] == view["status"]
+
+        def api_twice() -> tuple[dict[str, Any], dict[str, Any]]:
+            return _api_line(server.port, "CM1"), _api_line(server.port, "CM1")
+
+        first, second = at_one_version("CM1", api_twice)
+        assert reader.methods.get(("line_kpis", "CM1"), 0) == 1, reader.methods  # once for both requests
+        assert first == second
+        assert config_of(app.server)[FEED_KEY] is feed
+    finally:
+        sub.close()
 
 
 def test_push_off_refuses_and_ends_streams(served: dict[str, Any]) -> None:
