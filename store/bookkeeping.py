@@ -1,12 +1,14 @@
 """The rollup worker's bookkeeping of a line (``domain.contract.rollup_state_key``), as
-the readers see it: each machine's carry (watermark, last stream id applied, ...)."""
+the readers see it: each machine's carry (watermark, last stream id applied, ...) and,
+beside it, its head (``Head``: what a reader needs of it at every commit)."""
 
 from __future__ import annotations
 
 import json
 import logging
 import re
-from dataclasses import dataclass
+import zlib
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -21,27 +23,66 @@ def _text(raw: bytes | str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class LineSnapshot:
-    """The worker's bookkeeping of one line as read at one moment."""
+class Head:
+    """What a reader needs of a machine's carry at every commit of the worker's, without
+    parsing the carry: the worker writes it beside each carry (``head_text``)."""
 
-    carries: dict[str, dict[str, Any]]  # machine -> carry record
+    w: float  # the watermark: the start of the open minute
+    id: str  # the last stream entry applied
+    t: float  # the time processed (``MachineAccumulator.processed_in``)
+    stop: str | None  # the ongoing stop's member (``contract.stop_member``), if any
+
+
+def head_of(carry: dict[str, Any]) -> Head:
+    return Head(float(carry["w"]), str(carry.get("id") or contract.NO_STREAM_ID),
+                float(carry["acc"]["timeline"]["t"]), carry.get("stop"))
+
+
+def head_text(carry_text: str, carry: dict[str, Any]) -> str:
+    """The head field the worker writes beside ``carry_text`` (the carry's JSON): its CRC-32
+    first, so a reader uses it only with the very carry it was written for."""
+    head = head_of(carry)
+    return json.dumps([zlib.crc32(carry_text.encode()), head.w, head.id, head.t, head.stop], separators=(",", ":"))
+
+
+@dataclass(frozen=True, slots=True)
+class LineSnapshot:
+    """The worker's bookkeeping of one line as read at one moment: each machine's head at
+    once, its whole carry parsed when first asked for (``carry``: restoring the machine's
+    accumulator, rare once a reader follows the line)."""
+
+    heads: dict[str, Head]  # machine -> head
     beat: float | None
     max_stop_s: float
     amend: int = 0  # rewinds so far: stored rollups before a watermark changed when this grew
+    raw: dict[str, bytes | str] = field(default_factory=dict)  # machine -> its carry's JSON
+    parsed: dict[str, dict[str, Any]] = field(default_factory=dict)  # the carries parsed so far
+
+    def carry(self, machine: str) -> dict[str, Any]:
+        """The machine's whole carry (KeyError: the worker keeps none)."""
+        got = self.parsed.get(machine)
+        if got is None:
+            if machine not in self.heads:
+                raise KeyError(machine)
+            got = self.parsed[machine] = _loads(self.raw[machine])
+        return got
 
     def watermark(self, machine: str) -> float | None:
-        carry = self.carries.get(machine)
-        return None if carry is None else float(carry["w"])
+        head = self.heads.get(machine)
+        return None if head is None else head.w
 
     def last_id(self, machine: str) -> str:
-        carry = self.carries.get(machine)
-        return contract.NO_STREAM_ID if carry is None else str(carry.get("id") or contract.NO_STREAM_ID)
+        head = self.heads.get(machine)
+        return contract.NO_STREAM_ID if head is None else head.id
+
+    def processed(self, machine: str) -> float:
+        """The time the worker processed the machine up to (KeyError: it keeps no carry)."""
+        return self.heads[machine].t
 
 
 def _loads(text: bytes | str) -> Any:
-    """A carry parsed: with orjson (a live read parses every machine's carry at each worker
-    commit, about 4x faster than ``json``); a carry ``json.dumps`` wrote with NaN or
-    Infinity in it (orjson refuses those) with ``json``."""
+    """A carry parsed: with orjson (about 4x faster than ``json``); a carry ``json.dumps``
+    wrote with NaN or Infinity in it (orjson refuses those) with ``json``."""
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError:
@@ -49,39 +90,68 @@ def _loads(text: bytes | str) -> Any:
 
 
 def snapshot_of(raw: dict[Any, Any]) -> LineSnapshot:
+    """The bookkeeping hash as read: each machine's head from the field the worker wrote
+    beside its carry when it fits that carry (CRC-32), else from the carry, parsed."""
     data = {_text(k): v for k, v in (raw or {}).items()}
-    carries = {}
+    heads: dict[str, Head] = {}
+    texts: dict[str, bytes | str] = {}
+    parsed: dict[str, dict[str, Any]] = {}
     for key, value in data.items():
-        if key.startswith("c:"):
+        if not key.startswith("c:"):
+            continue
+        machine = key[2:]
+        head = _written_head(data.get(contract.head_field(machine)), value)
+        if head is None:
             try:
-                carries[key[2:]] = _loads(value)
-            except ValueError:
+                carry = _loads(value)
+                head = head_of(carry)
+            except (ValueError, KeyError, TypeError):
                 log.warning("unreadable carry %s", key)
+                continue
+            parsed[machine] = carry
+        heads[machine], texts[machine] = head, value
     beat = data.get("beat")
-    return LineSnapshot(carries, float(beat) if beat else None, float(data.get("max_stop_s") or 0.0),
-                        int(data.get("amend") or 0))
+    return LineSnapshot(heads, float(beat) if beat else None, float(data.get("max_stop_s") or 0.0),
+                        int(data.get("amend") or 0), texts, parsed)
+
+
+def _written_head(text: bytes | str | None, carry_text: bytes | str) -> Head | None:
+    """The head the worker wrote, if it was written for this very carry (a worker of an
+    earlier release writes none, and leaves an earlier one stale when it writes the carry)."""
+    if text is None:
+        return None
+    try:
+        crc, w, last_id, t, stop = orjson.loads(text)
+        if crc != zlib.crc32(carry_text if isinstance(carry_text, bytes) else carry_text.encode()):
+            return None
+        return Head(float(w), str(last_id or contract.NO_STREAM_ID), float(t), stop)
+    except (orjson.JSONDecodeError, ValueError, TypeError):
+        return None
 
 
 # a carry as the worker writes it (``json.dumps`` of ``MachineProgress.to_carry``) starts with its watermark
 _WATERMARK = re.compile(rb'\{"w":(-?[0-9][0-9.eE+-]*)[,}]')
 
 
-def watermarks_of(raw: dict[Any, Any]) -> LineSnapshot:
-    """The bookkeeping with each carry reduced to its watermark (``{"w": ...}``): what the
-    health check needs, without parsing every machine's whole carry (read from the
+def watermarks_of(raw: dict[Any, Any]) -> tuple[dict[str, float], float | None]:
+    """Each machine's watermark and the worker's heartbeat: what the health check needs,
+    without parsing every machine's whole carry (the watermark from its head, else from the
     carry's first field; a carry written otherwise is parsed whole)."""
-    carries: dict[str, dict[str, Any]] = {}
+    data = {_text(k): v for k, v in (raw or {}).items()}
+    out: dict[str, float] = {}
     other: dict[Any, Any] = {}
-    for key, value in (raw or {}).items():
-        name = _text(key)
+    for name, value in data.items():
         if not name.startswith("c:"):
-            other[name] = value
             continue
-        found = _WATERMARK.match(value if isinstance(value, bytes) else value.encode())
-        if found is not None:
-            carries[name[2:]] = {"w": float(found.group(1))}
+        machine = name[2:]
+        head = _written_head(data.get(contract.head_field(machine)), value)
+        found = None if head is not None else _WATERMARK.match(value if isinstance(value, bytes) else value.encode())
+        if head is not None:
+            out[machine] = head.w
+        elif found is not None:
+            out[machine] = float(found.group(1))
         else:
             other[name] = value
-    snapshot = snapshot_of(other)
-    return LineSnapshot({**carries, **{m: {"w": c.get("w")} for m, c in snapshot.carries.items()}},
-                        snapshot.beat, snapshot.max_stop_s, snapshot.amend)
+    out.update((m, head.w) for m, head in snapshot_of(other).heads.items())
+    beat = data.get("beat")
+    return out, float(beat) if beat else None

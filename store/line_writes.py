@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from domain import contract
+from store.bookkeeping import head_text
 from store.line_worker import DAY_S, TIMESTAMP_FLAGS, LineBatch, LineWorker, WorkerOptions, stop_member
 from store.progress import HOUR_S, floor_to
 from store.sums import RollupSum
@@ -142,8 +143,12 @@ def write_batch(pipe: Any, worker: LineWorker, batch: LineBatch, now: float, opt
                                 for hour, data in checkpoints.items()})
         pipe.expire(key, int(retention.stream_days * DAY_S) + 86400)
     key = contract.rollup_state_key(line_id)
-    carries = {contract.carry_field(m): json.dumps(worker.machines[m].to_carry(), separators=(",", ":"))
-               for m in sorted(batch.touched)}
+    carries = {}
+    for m in sorted(batch.touched):
+        carry = worker.machines[m].to_carry()
+        text = json.dumps(carry, separators=(",", ":"))
+        carries[contract.carry_field(m)] = text
+        carries[contract.head_field(m)] = head_text(text, carry)  # what readers need at every commit
     pipe.hset(key, mapping={**carries, "beat": repr(now), "max_stop_s": repr(worker.max_stop_s)})
     pipe.hincrby(key, "ver", 1)
     if batch.rewinds:

@@ -15,7 +15,7 @@ import redis
 from domain import andon, answers, contract, downtime
 from domain.model import Event, Signal, State
 from domain.plant import Line, Plant
-from store.bookkeeping import LineSnapshot, watermarks_of
+from store.bookkeeping import watermarks_of
 from store.clients import is_cluster
 from store.durability import durability_of
 from store.rollup import GROUP
@@ -305,22 +305,23 @@ def _oldest_undelivered_all(redis_client: redis.Redis, streams: Sequence[str],
     return out
 
 
-def worker_health(snapshot: LineSnapshot, groups: Any, now: float, *,
+def worker_health(progress: tuple[dict[str, float], float | None], groups: Any, now: float, *,
                   oldest_waiting: str | None = None, server_now: float | None = None) -> answers.WorkerHealth:
     """Heartbeat age, how long the oldest entry not yet delivered to the worker has waited
     (``undelivered_s``, by Redis's clock, which stamped the entry ids; 0 when none waits),
-    pending (delivered, not acknowledged) and how far behind now its closed minutes are."""
+    pending (delivered, not acknowledged) and how far behind now its closed minutes are.
+    ``progress``: each machine's watermark and the heartbeat (``store.bookkeeping.watermarks_of``)."""
     group = _group_info(groups, GROUP)
     backlog_s = 0.0
     if oldest_waiting is not None:
         waited_from = contract.stream_id_tuple(oldest_waiting)[0] / 1000.0
         backlog_s = max(0.0, (now if server_now is None else server_now) - waited_from)
-    watermarks = [float(c["w"]) for c in snapshot.carries.values() if c.get("w") is not None]
-    closed_until = min(watermarks) if watermarks else None
-    beat_age = None if snapshot.beat is None else now - snapshot.beat
+    watermarks, beat = progress
+    closed_until = min(watermarks.values()) if watermarks else None
+    beat_age = None if beat is None else now - beat
     return {
         "ok": beat_age is not None and beat_age < WORKER_SILENT_S and backlog_s < WORKER_SILENT_S,
-        "beat": snapshot.beat,
+        "beat": beat,
         "beat_age_s": beat_age,
         "pending": group.get("pending"),
         "undelivered_s": round(backlog_s, 3),

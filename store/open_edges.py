@@ -126,7 +126,7 @@ class OpenEdges:
         restored for this read (``_restored``)."""
         if not machines:
             return {}
-        carried = [m for m in machines if m in snapshot.carries]
+        carried = [m for m in machines if m in snapshot.heads]
         edges = self._followed(line, snapshot, generation, carried, now, end) if carried else None
         rest = [m for m in machines if edges is None or m not in edges]  # all, or those without carry
         if rest:
@@ -191,7 +191,7 @@ class OpenEdges:
         lets them forget what the worker stored. False: too many entries to follow (more than
         ``max_edge_events`` the worker has not stored: restored per read until its next commit)."""
         line = follow.line
-        carried = [m for m in snapshot.carries if line.machine(m) is not None]
+        carried = [m for m in snapshot.heads if line.machine(m) is not None]
         new = [m for m in carried if m not in follow.machines]
         lows = [snapshot.last_id(m) for m in new]
         if follow.pos is not None:
@@ -244,7 +244,7 @@ class OpenEdges:
             for m, follower in follow.machines.items():
                 last = contract.stream_id_tuple(snapshot.last_id(m))
                 follower.since = [(i, e) for i, e in follower.since if i > last]
-                processed = MachineAccumulator.processed_in(snapshot.carries[m]["acc"])
+                processed = snapshot.processed(m)
                 if processed == follower.processed:
                     continue
                 if processed < follower.processed or not follower.acc.forget_until(processed):
@@ -266,7 +266,7 @@ class OpenEdges:
                           since: list[tuple[tuple[int, int], Event]], now: float) -> _Follower:
         """``machine``'s carry restored and fed the events it holds back and the entries after
         its last id (``since``: at least those), in time order, up to ``now``."""
-        carry = snapshot.carries[machine]
+        carry = snapshot.carry(machine)
         last = contract.stream_id_tuple(snapshot.last_id(machine))
         since = [(i, e) for i, e in since if i > last]
         acc = self._from_carry(line, machine, carry)
@@ -289,8 +289,8 @@ class OpenEdges:
         of it the newer entries when they all come after those held back (``feed_order``),
         which is what feeding them all in order gives. Otherwise, as before: all in order."""
         # machines without carry: from there on (the worker made a carry of each machine it read an entry of)
-        known = [snapshot.last_id(m) for m in machines if m in snapshot.carries] or \
-            [snapshot.last_id(m) for m in snapshot.carries]
+        known = [snapshot.last_id(m) for m in machines if m in snapshot.heads] or \
+            [snapshot.last_id(m) for m in snapshot.heads]
         after = min(known, key=contract.stream_id_tuple) if known else None
         entries = self._stream_after(line.id, after)
         wanted = set(machines)
@@ -305,7 +305,7 @@ class OpenEdges:
         edges: dict[str, MachineAccumulator] = {}
         waiting: dict[str, list[Event]] = {}
         for m in machines:
-            carry = snapshot.carries.get(m)
+            carry = snapshot.carry(m) if m in snapshot.heads else None
             if carry is None:
                 if m in newer:
                     waiting[m] = newer[m]

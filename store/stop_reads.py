@@ -20,7 +20,6 @@ import redis
 from domain import answers, contract, downtime
 from domain import classification as human
 from domain.accounting import Stop
-from domain.engine import MachineAccumulator
 from domain.model import State
 from domain.plant import Line, Plant
 from store.bookkeeping import LineSnapshot
@@ -60,7 +59,7 @@ class StopReads:
         filling are read once per generation (the worker writes them only as it commits)."""
         wanted = set(machines)
         own = wanted if stops_of is None else set(stops_of)
-        ongoing = {m: contract.decode_stop_member(c["stop"])[1] for m, c in snapshot.carries.items() if c.get("stop")}
+        ongoing = {m: contract.decode_stop_member(h.stop)[1] for m, h in snapshot.heads.items() if h.stop}
         lookback = max([snapshot.max_stop_s, *(start - s for m, s in ongoing.items() if m in wanted)])
         lo = start - lookback - 1.0
         out: list[Stop] = []
@@ -81,8 +80,8 @@ class StopReads:
         """Members of the stops set of the ``wanted`` machines with start in about [lo, hi),
         each machine's in stored order. UTC days before every machine's watermark and every
         ongoing stop never change: they are parsed once (kept by machine)."""
-        final_until = min([*(float(c["w"]) for c in snapshot.carries.values()), *ongoing.values()], default=-math.inf)
-        machines = frozenset(snapshot.carries)  # a machine seen for the first time may bring older stops
+        final_until = min([*(h.w for h in snapshot.heads.values()), *ongoing.values()], default=-math.inf)
+        machines = frozenset(snapshot.heads)  # a machine seen for the first time may bring older stops
         days: list[float] = []
         day = floor_to(lo, DAY_S)
         while day < hi and day + DAY_S <= final_until:
@@ -124,11 +123,7 @@ class StopReads:
 def _beyond(hi: float, snapshot: LineSnapshot) -> float | None:
     """``hi``, or None when it lies beyond the time the worker processed every machine up to
     (no stored stop starts after that: the stops read up to ``hi`` are those up to any such)."""
-    try:
-        processed = max((MachineAccumulator.processed_in(c["acc"]) for c in snapshot.carries.values()),
-                        default=math.inf)
-    except (KeyError, TypeError, ValueError):
-        return hi
+    processed = max((h.t for h in snapshot.heads.values()), default=math.inf)
     return None if hi > processed else hi
 
 

@@ -357,3 +357,38 @@ def test_the_carry_stays_small(redis_client: redis.Redis, plant: Any, events: li
     run_worker_until_drained(redis_client, plant, NOW)
     carries = [v for k, v in redis_client.hgetall(contract.rollup_state_key("L1")).items() if k.startswith(b"c:")]
     assert len(carries) == 2 and all(len(c) < 3000 for c in carries), [len(c) for c in carries]
+
+
+def test_readers_take_each_machines_head_without_parsing_its_carry(redis_client: redis.Redis, plant: Any,
+                                                                    events: list[Event]) -> None:
+    """The worker writes each carry's head (watermark, last id, time processed, open stop)
+    beside it; a reader uses it only with the carry it was written for, else parses the carry."""
+    from store.bookkeeping import head_of, snapshot_of, watermarks_of
+
+    write_events(redis_client, events[: len(events) // 2])
+    run_worker_until_drained(redis_client, plant, NOW)
+    key = contract.rollup_state_key("L1")
+    raw = redis_client.hgetall(key)
+    snapshot = snapshot_of(raw)
+    assert sorted(snapshot.heads) == ["M1", "M2"] and snapshot.parsed == {}  # nothing parsed to read the heads
+    for machine, head in snapshot.heads.items():
+        carry = json.loads(raw[contract.carry_field(machine).encode()])
+        assert head == head_of(carry)
+        assert head.id != contract.NO_STREAM_ID and head.t >= head.w
+        assert snapshot.carry(machine) == carry and machine in snapshot.parsed  # parsed when asked for
+    assert watermarks_of(raw)[0] == {m: h.w for m, h in snapshot.heads.items()}
+    # a worker of an earlier release rewrites M1's carry and leaves its head as it was
+    written = json.loads(raw[b"c:M1"])
+    written["w"] += 60.0
+    written["acc"]["timeline"]["t"] += 60.0
+    redis_client.hset(key, "c:M1", json.dumps(written, separators=(",", ":")))
+    stale = snapshot_of(redis_client.hgetall(key))
+    assert stale.heads["M1"] == head_of(written) != snapshot.heads["M1"]
+    assert stale.heads["M2"] == snapshot.heads["M2"] and "M2" not in stale.parsed
+    assert watermarks_of(redis_client.hgetall(key))[0]["M1"] == written["w"]
+    # without heads at all (an earlier release's bookkeeping): every carry parsed, the same heads
+    redis_client.hdel(key, "h:M1", "h:M2")
+    assert snapshot_of(redis_client.hgetall(key)).heads == stale.heads
+    # a garbled head is not used
+    redis_client.hset(key, "h:M2", b"[1,2")
+    assert snapshot_of(redis_client.hgetall(key)).heads["M2"] == snapshot.heads["M2"]

@@ -152,6 +152,11 @@ def carry_field(machine: str) -> str:
     return f"c:{machine}"
 
 
+def head_field(machine: str) -> str:
+    """Beside a machine's carry: what readers need of it at every commit (``store.bookkeeping.Head``)."""
+    return f"h:{machine}"
+
+
 def checkpoints_key(line: str, machine: str) -> str:
     """Hash: the worker's state of one machine at whole hours (field = hour start, epoch
     s; value = JSON carry), kept for the stream's retention: late data rewinds to one."""
