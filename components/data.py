@@ -255,7 +255,8 @@ def line_views(line_ids: list[str] | None = None, at: float | None = None) -> tu
     views = []
     for cfg in wanted:
         if warmer is not None:
-            warmer.note(cfg.id, ("line_view", language), lambda line=cfg.id: line_views([line]))
+            warmer.note(cfg.id, ("line_view", language), lambda line=cfg.id: line_views([line]),
+                        first=True)  # keeps the line's KPIs, which /api/lines then finds
         version = versions.get(cfg.id)
         key = ("line_view", cfg.id, shift.start, language, version)
         views.append(memo().get(key, lambda cfg=cfg, v=version: {**_line_view(cfg, None, shift, at, v), "version": v}))

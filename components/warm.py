@@ -25,28 +25,30 @@ class Warmer:
         self.recent_s = recent_s
         self.clock = clock
         self._lock = threading.Lock()
-        self._reads: dict[tuple[str, Hashable], tuple[contextvars.Context, Callable[[], None], float]] = {}
+        self._reads: dict[tuple[str, Hashable], tuple[contextvars.Context, Callable[[], None], float, int]] = {}
         self.warmed = 0  # reads made again (tests, benchmarks)
         self._in_warm = contextvars.ContextVar("warming", default=False)
 
-    def note(self, line: str, key: Hashable, again: Callable[[], None]) -> None:
+    def note(self, line: str, key: Hashable, again: Callable[[], None], *, first: bool = False) -> None:
         """A screen read ``key`` of ``line``; ``again()`` makes that read for the current
-        version (run in a copy of this request's context)."""
+        version (run in a copy of this request's context); ``first``: before the others of
+        the line (a read that keeps what others then find: a line's view keeps its KPIs)."""
         if self._in_warm.get():
             return  # a read made again is not a screen asking
         ctx = contextvars.copy_context()
         with self._lock:
-            self._reads[(line, key)] = (ctx, again, self.clock())
+            self._reads[(line, key)] = (ctx, again, self.clock(), 0 if first else 1)
 
     def warm(self, line: str) -> None:
         """Every read of ``line`` a screen made in the last ``recent_s``, for its current version."""
         now = self.clock()
         with self._lock:
-            for read_key, (_ctx, _again, used) in list(self._reads.items()):
+            for read_key, (_ctx, _again, used, _rank) in list(self._reads.items()):
                 if now - used > self.recent_s:
                     del self._reads[read_key]
-            mine = [(ctx, again) for (of, _key), (ctx, again, _used) in self._reads.items() if of == line]
-        for ctx, again in mine:
+            mine = sorted(((rank, i, ctx, again) for i, ((of, _key), (ctx, again, _used, rank))
+                           in enumerate(self._reads.items()) if of == line), key=lambda read: read[:2])
+        for _rank, _i, ctx, again in mine:
             ctx = ctx.copy()
             ctx.run(self._in_warm.set, True)
             try:

@@ -64,3 +64,15 @@ def test_a_failing_read_stops_that_lines_warm_up_quietly() -> None:
     warmer.note("BW1", "b", lambda: made.append("b"))
     warmer.warm("BW1")  # no exception: the screens will see Redis down themselves
     assert made == []
+
+
+def test_a_read_marked_first_is_made_before_the_others_of_its_line() -> None:
+    """A line's view keeps the KPIs that /api/lines' read then finds: it goes first, the
+    others in the order the screens asked."""
+    warmer = Warmer(clock=Clock())
+    made: list[str] = []
+    warmer.note("BW1", "kpis", lambda: made.append("kpis"))
+    warmer.note("BW1", "downtime", lambda: made.append("downtime"))
+    warmer.note("BW1", "view", lambda: made.append("view"), first=True)
+    warmer.warm("BW1")
+    assert made == ["view", "kpis", "downtime"]
