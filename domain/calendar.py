@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from domain.plant import Shift
@@ -107,11 +108,38 @@ def local_day(tz: ZoneInfo, at: float, offset_days: int = 0) -> Interval:
 
 
 def planned_busy_intervals(shifts: Sequence[Shift], tz: ZoneInfo, start: float, end: float) -> list[Interval]:
-    """Planned busy time within [start, end): shift time minus breaks, merged, clipped."""
+    """Planned busy time within [start, end): shift time minus breaks, merged, clipped.
+
+    The merged busy time of the local days the span touches is computed once per calendar
+    and days (live views ask for the same shift many times a second) and clipped to the
+    span: the same intervals as merging only the instances overlapping it (the others lie
+    outside it, so they change nothing inside)."""
+    first = datetime.fromtimestamp(start, tz).date() - timedelta(days=1)
+    last = datetime.fromtimestamp(end, tz).date()
+    return clip(_busy_of_days(_calendar_key(shifts), tz, first, last), start, end)
+
+
+CalendarKey = tuple[tuple[time, time, tuple[tuple[time, time], ...], tuple[int, ...]], ...]
+
+
+def _calendar_key(shifts: Sequence[Shift]) -> CalendarKey:
+    """What planned time depends on, hashable (a plant's shifts are lists of models)."""
+    return tuple((s.start, s.end, tuple((b.start, b.end) for b in s.breaks), tuple(s.weekdays)) for s in shifts)
+
+
+@lru_cache(maxsize=4096)
+def _busy_of_days(calendar: CalendarKey, tz: ZoneInfo, first: date, last: date) -> tuple[Interval, ...]:
+    """The merged planned busy time of every shift instance starting on ``first`` .. ``last``."""
+    shifts = [Shift(name="s", start=start, end=end, breaks=[{"start": a, "end": b} for a, b in breaks],
+                    weekdays=list(weekdays)) for start, end, breaks, weekdays in calendar]
     out: list[Interval] = []
-    for inst in shifts_overlapping(shifts, tz, start, end):
-        out.extend(inst.planned_busy())
-    return clip(merge(out), start, end)
+    day = first
+    while day <= last:
+        for shift in shifts:
+            if day.weekday() in shift.weekdays:
+                out.extend(shift_instance(shift, day, tz).planned_busy())
+        day += timedelta(days=1)
+    return tuple(merge(out))
 
 
 def merge(intervals: Iterable[Interval]) -> list[Interval]:

@@ -229,6 +229,26 @@ def test_planned_busy_time_agrees_with_the_local_wall_clock(shifts: list[Shift],
     assert intervals == merge(intervals)
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    shifts=st.lists(shifts_strategy(), min_size=1, max_size=3),
+    tz_name=st.sampled_from([BERLIN, SHANGHAI, "America/New_York"]),
+    around=st.sampled_from(["2024-03-30T18:00", "2024-10-26T18:00", "2024-05-06T00:00"]),
+    offset_s=st.floats(-30 * HOUR, 30 * HOUR),
+    length_s=st.floats(0.001, 60 * HOUR),
+)
+def test_planned_busy_time_of_the_days_kept_is_bit_for_bit_that_of_the_overlapping_shifts(
+        shifts: list[Shift], tz_name: str, around: str, offset_s: float, length_s: float) -> None:
+    """The merged busy time kept per calendar and days, clipped to a span, is exactly the
+    merged busy time of the shift instances overlapping that span (what was computed per
+    call before it was kept)."""
+    start = local(tz_name, around) + offset_s
+    end = start + length_s
+    overlapping = [i for inst in shifts_overlapping(shifts, zone(tz_name), start, end) for i in inst.planned_busy()]
+    assert planned_busy_intervals(shifts, zone(tz_name), start, end) == clip(merge(overlapping), start, end)
+    assert planned_busy_intervals(shifts, zone(tz_name), start, end) == clip(merge(overlapping), start, end)  # kept
+
+
 # --- interval arithmetic ---------------------------------------------------------------
 
 @pytest.mark.parametrize("intervals, merged", [
