@@ -24,7 +24,6 @@ Timeline rules (unknown, gaps, stops, reasons, counters, energy): ``domain.timel
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
 from typing import Any
 
 from domain.accounting import (
@@ -43,6 +42,7 @@ from domain.downtime import LOSS_FIELDS, classify_stop, classify_totals, has_pla
 from domain.model import Event, Signal, State
 from domain.plant import Line, Machine, Plant
 from domain.plausibility import Flag
+from domain.slots import shallow_copier
 from domain.timeline import Timeline
 from domain.totals import Totals, sum_totals
 
@@ -254,9 +254,15 @@ class MachineAccumulator:
         self._timeline.advance(t, self._sink)
 
 
+_shallow_totals = shallow_copier(Totals)
+
+
 def _copy_totals(totals: Totals) -> Totals:
     """A copy that shares nothing mutable (``Totals.copy`` adds to zeros: slower)."""
-    return replace(totals, state_s=dict(totals.state_s), quarter_kwh=dict(totals.quarter_kwh))
+    out = _shallow_totals(totals)
+    out.state_s = dict(totals.state_s)
+    out.quarter_kwh = dict(totals.quarter_kwh)
+    return out
 
 
 def window_totals(minutes: Iterable[Totals | MinuteRollup], stops: Iterable[Stop], plant: Plant,

@@ -44,16 +44,20 @@ window in one go. Both share these rules (README "Definitions"):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from domain.accounting import MachineContext, Stop, is_stopped
 from domain.counters import CumulativeCounter, reading
 from domain.model import Event, Signal, State, parse_state
 from domain.plausibility import IMPLAUSIBLE_DELTA, IMPLAUSIBLE_POWER, Flag
+from domain.slots import shallow_copier
 
 REASON_LEAD_S = 2.0
 # --- The interpreter -----------------------------------------------------------------
+
+
+_copy_counter = shallow_copier(CumulativeCounter)
 
 
 class TimelineSink(Protocol):
@@ -267,9 +271,9 @@ class Timeline:
         out.stop = None if stop is None else _OpenStop(stop.start, stop.state, stop.reason)
         out.pending_reason = self.pending_reason
         out.finished = list(self.finished)  # Stop records are frozen
-        out.good = replace(self.good)
-        out.reject = replace(self.reject)
-        out.meter = replace(self.meter)
+        out.good = _copy_counter(self.good)
+        out.reject = _copy_counter(self.reject)
+        out.meter = _copy_counter(self.meter)
         return out
 
     def restore(self, data: dict[str, Any]) -> None:
