@@ -277,13 +277,15 @@ def _line_view(cfg: Line, live: answers.LineLive | None, shift: ShiftContext, at
     ``version``: the line's, its KPIs then also kept for ``line_kpis`` (``/api/lines``)."""
     from components.line_view import line_view
 
-    if live is None:
-        lines: answers.Lines = _call("lines", at, only=[cfg.id])
-        live = next(iter(lines["lines"]), None)
     start, end = shift.start, min(at, shift.end)
     begun = end > start  # the shift's first instant has no window yet (as PlantReader.andon_now)
-    # the downtime and the line's KPIs (its output machine's counts) from one window read
-    stops, kpis = _call("line_now", cfg.id, start, end, at) if begun else (None, None)
+    stops = kpis = None
+    if begun:  # the downtime, the line's KPIs (its output machine's counts) and its live state from one read
+        stops, kpis, read_live = _call("line_now", cfg.id, start, end, at)
+        live = live or read_live
+    elif live is None:
+        lines: answers.Lines = _call("lines", at, only=[cfg.id])
+        live = next(iter(lines["lines"]), None)
     if kpis is not None and version is not None:
         memo().put(("line_kpis", cfg.id, start, version), kpis)  # as ``line_kpis`` keeps them
     live = live or answers.LineLive(id=cfg.id, name=cfg.name or cfg.id, machines=[], output_machine=cfg.output_machine,

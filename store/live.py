@@ -41,23 +41,32 @@ def lines_now(redis_client: redis.Redis, plant: Plant, now: float,
             pipe.hgetall(contract.live_key(line.id))
             pipe.hgetall(contract.nodes_key(line.id))
         replies = pipe.execute()
-    out: list[answers.LineLive] = []
-    for i, line in enumerate(lines):
-        live = live_events(line, replies[2 * i])
-        refused = collector_problems(replies[2 * i + 1] if isinstance(replies[2 * i + 1], dict) else {})["bad_nodes"]
-        machines = [machine_now(plant, line, m.id, live.get(m.id, {}), now) for m in line.machines]
-        for machine in machines:  # nodes the OPC UA server refuses: that signal is not collected
-            machine["bad_nodes"] = [cast(answers.MachineBadNode, {k: v for k, v in node.items() if k != "machine"})
-                                    for node in refused if node["machine"] == machine["id"]]
-        out.append({
-            "id": line.id,
-            "name": line.name or line.id,
-            "output_machine": line.output_machine,
-            "target_oee": line.target_oee,
-            "last_data": max((m["last_data"] for m in machines if m["last_data"] is not None), default=None),
-            "machines": machines,
-        })
+    out = [line_live(plant, line, replies[2 * i], replies[2 * i + 1], now) for i, line in enumerate(lines)]
     return {"now": now, "gap_timeout_s": plant.gap_timeout_s, "lines": out}
+
+
+def live_reads(line_id: str) -> list[tuple[str, tuple[Any, ...]]]:
+    """The commands that read what ``line_live`` needs of a line (the live hash and the
+    collectors' record of refused nodes), to send with other reads of the line."""
+    return [("hgetall", (contract.live_key(line_id),)), ("hgetall", (contract.nodes_key(line_id),))]
+
+
+def line_live(plant: Plant, line: Line, live_raw: Any, nodes_raw: Any, now: float) -> answers.LineLive:
+    """A line with its machines' live state, from the replies to ``live_reads``."""
+    live = live_events(line, live_raw if isinstance(live_raw, dict) else {})
+    refused = collector_problems(nodes_raw if isinstance(nodes_raw, dict) else {})["bad_nodes"]
+    machines = [machine_now(plant, line, m.id, live.get(m.id, {}), now) for m in line.machines]
+    for machine in machines:  # nodes the OPC UA server refuses: that signal is not collected
+        machine["bad_nodes"] = [cast(answers.MachineBadNode, {k: v for k, v in node.items() if k != "machine"})
+                                for node in refused if node["machine"] == machine["id"]]
+    return {
+        "id": line.id,
+        "name": line.name or line.id,
+        "output_machine": line.output_machine,
+        "target_oee": line.target_oee,
+        "last_data": max((m["last_data"] for m in machines if m["last_data"] is not None), default=None),
+        "machines": machines,
+    }
 
 
 def live_events(line: Line, raw: dict[Any, Any] | None) -> dict[str, dict[str, Event]]:

@@ -90,8 +90,16 @@ class WindowReads:
     def totals(self, line: Line, machines: list[str], start: float, end: float, now: float,
                stops_of: Sequence[str] = ()) -> tuple[Window, dict[str, Totals], list[Stop]]:
         """The window as computed, each machine's totals over it and the stops of ``stops_of``."""
+        window, totals, stops, _ = self.totals_and(line, machines, start, end, now, stops_of)
+        return window, totals, stops
+
+    def totals_and(self, line: Line, machines: list[str], start: float, end: float, now: float,
+                   stops_of: Sequence[str] = (), also: Sequence[tuple[str, tuple[Any, ...]]] = ()
+                   ) -> tuple[Window, dict[str, Totals], list[Stop], list[Any]]:
+        """``totals``, and the replies to ``also``: more commands on the line's keys (name,
+        arguments), sent in the round trip that reads the line's bookkeeping stamp."""
         window = query_window(start, end, now, machines, None)
-        snap = self._snap(line.id)
+        snap, replies = self._snap_and(line.id, also)
         own = frozenset(stops_of)
         key = (line.id, snap[1], snap[2], tuple(machines), window.start, window.end, now)
         read = self.reads.get(key)
@@ -101,7 +109,8 @@ class WindowReads:
             read = _Read(window, {m: sums[m][0].to_totals() for m in machines}, stops, own)
             self.reads.put(key, read)
         stops = [s for s in read.stops if s.machine in own]
-        return read.window, dict(read.totals), self.stops.classifications.apply(line.id, stops) if stops_of else []
+        return (read.window, dict(read.totals), self.stops.classifications.apply(line.id, stops) if stops_of else [],
+                replies)
 
     def buckets(self, line: Line, machines: list[str], bounds: list[float], now: float,
                 stops_of: Sequence[str] = (), snap: tuple[LineSnapshot, int, Any] | None = None, *,
@@ -152,21 +161,28 @@ class WindowReads:
         return self._snap(line_id)[0]
 
     def _snap(self, line_id: str) -> tuple[LineSnapshot, int, Any]:
+        return self._snap_and(line_id, ())[0]
+
+    def _snap_and(self, line_id: str, also: Sequence[tuple[str, tuple[Any, ...]]]
+                  ) -> tuple[tuple[LineSnapshot, int, Any], list[Any]]:
         """The line's bookkeeping, its generation (the same number as long as the worker has
         not written it again) and the id of the stream's newest entry. Its stamp (commit
         counter, rewinds, heartbeat: three short fields) and that id are read every time (one
         round trip, which also reads the stream entries after the line's followers for them:
         ``OpenEdges.offer``); the whole hash, and the JSON of every machine's carry, only when
-        the stamp moved."""
+        the stamp moved. ``also``: more commands sent in that round trip (their replies)."""
         key = contract.rollup_state_key(line_id)
         pos = self.edges.position(line_id)
         with self.redis.pipeline(transaction=False) as pipe:
+            for name, args in also:
+                getattr(pipe, name)(*args)
             pipe.hmget(key, "ver", "amend", "beat")
             pipe.xrevrange(contract.events_key(line_id), count=1)
             if pos is not None:
                 pipe.xrange(contract.events_key(line_id), min=contract.after_stream_id(pos),
                             count=self.edges.max_edge_events)
-            fields, newest, *after = pipe.execute()
+            replies = pipe.execute()
+        extra, (fields, newest, *after) = replies[:len(also)], replies[len(also):]
         if pos is not None and after:
             self.edges.offer(line_id, pos, after[0])
         stamp = tuple(fields)
@@ -189,7 +205,7 @@ class WindowReads:
             self.rollups.hours.clear()
             self.stops.forget()
         self._amend_seen[line_id] = (snapshot.amend, ver)
-        return snapshot, generation, head
+        return (snapshot, generation, head), extra
 
 
 # --- the window's edges and the open edge (pure) ----------------------------------------------

@@ -159,9 +159,11 @@ def test_a_line_now_is_its_downtime_and_its_kpis_from_one_read(reader: PlantRead
     for machine in ("M1", "M2"):
         first = next(s for s in stops if s["machine"] == machine)
         reader.classifications.put("L1", stop_id("L1", machine, first["start"]), Classification(3, by="op"))
-    apart = reader.downtime("L1", start, end, NOW), reader.line_kpis("L1", start, end, NOW)
+    apart = (reader.downtime("L1", start, end, NOW), reader.line_kpis("L1", start, end, NOW),
+             reader.lines(NOW, only=["L1"])["lines"][0])  # its live state too, read in the same round trip
     assert reader.line_now("L1", start, end, NOW) == apart
     assert any(s.get("reason") == 3 for s in apart[0]["events"] if s["machine"] == "M2")
+    assert [m["id"] for m in apart[2]["machines"]] == ["M1", "M2"] and apart[2]["last_data"] is not None
     assert PlantReader(reader.redis, reader.plant).line_now("L1", start, end, NOW) == apart
 
 
