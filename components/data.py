@@ -281,7 +281,7 @@ def _line_view(cfg: Line, live: answers.LineLive | None, shift: ShiftContext, at
     begun = end > start  # the shift's first instant has no window yet (as PlantReader.andon_now)
     stops = kpis = None
     if begun:  # the downtime, the line's KPIs (its output machine's counts) and its live state from one read
-        stops, kpis, read_live = _call("line_now", cfg.id, start, end, at)
+        stops, kpis, read_live = _call("line_now", cfg.id, start, end, at, with_live=live is None)
         live = live or read_live
     elif live is None:
         lines: answers.Lines = _call("lines", at, only=[cfg.id])

@@ -244,19 +244,19 @@ class PlantReader:
         window, totals, stops = self.window_reads.totals(cfg, ids, start, end, now, stops_of=ids)
         return self._downtime(cfg, window, totals, stops, now)
 
-    def line_now(self, line: str, start: float, end: float, now: float
-                 ) -> tuple[answers.Downtime, answers.LineKpis, answers.LineLive]:
+    def line_now(self, line: str, start: float, end: float, now: float, *, with_live: bool = True
+                 ) -> tuple[answers.Downtime, answers.LineKpis, answers.LineLive | None]:
         """``downtime`` and ``line_kpis`` of one window from one read of it (its stops
-        classified once), and the line's live state as ``lines`` gives it, read in the same
-        round trip as the window's bookkeeping: what a line's live view shows."""
+        classified once), and (``with_live``) the line's live state as ``lines`` gives it,
+        read in the same round trip as the window's bookkeeping: what a line's live view shows."""
         cfg = self.line(line)
         ids = self._machine_ids(cfg, None)
-        window, totals, stops, (live_raw, nodes_raw) = self.window_reads.totals_and(
-            cfg, ids, start, end, now, stops_of=ids, also=live.live_reads(cfg.id))
+        window, totals, stops, replies = self.window_reads.totals_and(
+            cfg, ids, start, end, now, stops_of=ids, also=live.live_reads(cfg.id) if with_live else ())
         own = [s for s in stops if s.machine == cfg.output_machine]
         return (self._downtime(cfg, window, totals, stops, now),
                 self._line_kpis(cfg, window, totals, own, now, machines=False),
-                live.line_live(self.plant, cfg, live_raw, nodes_raw, now))
+                live.line_live(self.plant, cfg, replies[0], replies[1], now) if with_live else None)
 
     def _downtime(self, cfg: Line, window: Window, totals: dict[str, Totals], stops: list[Stop],
                   now: float) -> answers.Downtime:

@@ -168,10 +168,10 @@ class SampleReader:
                                     "output_machine": cfg.output_machine, "target_oee": cfg.target_oee,
                                     "window": _window(start, end, now)})
 
-    def line_now(self, line: str, start: float, end: float, now: float
-                 ) -> tuple[answers.Downtime, answers.LineKpis, answers.LineLive]:
+    def line_now(self, line: str, start: float, end: float, now: float, *, with_live: bool = True
+                 ) -> tuple[answers.Downtime, answers.LineKpis, answers.LineLive | None]:
         return (self.downtime(line, start, end, now), self.line_kpis(line, start, end, now),  # as PlantReader's
-                self.lines(now, only=[line])["lines"][0])
+                self.lines(now, only=[line])["lines"][0] if with_live else None)
 
     def machine_kpis(self, line: str, machine: str, start: float, end: float, now: float) -> answers.MachineKpis:
         self.calls.append(("machine_kpis", line, machine, start, end, now))

@@ -165,6 +165,7 @@ def test_a_line_now_is_its_downtime_and_its_kpis_from_one_read(reader: PlantRead
     assert any(s.get("reason") == 3 for s in apart[0]["events"] if s["machine"] == "M2")
     assert [m["id"] for m in apart[2]["machines"]] == ["M1", "M2"] and apart[2]["last_data"] is not None
     assert PlantReader(reader.redis, reader.plant).line_now("L1", start, end, NOW) == apart
+    assert reader.line_now("L1", start, end, NOW, with_live=False) == (*apart[:2], None)
 
 
 def test_energy_adds_machines_and_matches_raw(reader: PlantReader, plant: Any, events: list[Event]) -> None:
