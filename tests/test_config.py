@@ -560,3 +560,16 @@ def test_control_characters_in_a_key_stay_on_one_message_line() -> None:
     text = DEMO_TEXT.replace("      - id: ST20\n", '      - "x\\fy": 1\n        id: ST20\n', 1)
     message = _expect(text, "lines[0].machines[1].'x\\x0cy'", "Extra inputs are not permitted")
     assert len(message.splitlines()) == 1
+
+
+def test_lines_and_machines_are_found_by_id_also_in_a_changed_copy() -> None:
+    """``Plant.line`` and ``Line.machine`` look up an index built once per list; a copy of the
+    plant with other lines (as the managed reason lists make every second) finds its own."""
+    plant = load_plant(DEMO_PLANT)
+    first = plant.lines[0]
+    assert plant.line(first.id) is first and plant.line("nope") is None
+    assert first.machine(first.machines[-1].id) is first.machines[-1] and first.machine("nope") is None
+    fewer = first.model_copy(update={"machines": first.machines[:1]})
+    assert fewer.machine(first.machines[-1].id) is None and fewer.machine(first.machines[0].id) is first.machines[0]
+    renamed = plant.model_copy(update={"lines": [first.model_copy(update={"name": "renamed"}), *plant.lines[1:]]})
+    assert renamed.line(first.id).name == "renamed" and plant.line(first.id) is first  # type: ignore[union-attr]
