@@ -25,7 +25,8 @@ class Warmer:
         self.recent_s = recent_s
         self.clock = clock
         self._lock = threading.Lock()
-        self._reads: dict[tuple[str, Hashable], tuple[contextvars.Context, Callable[[], None], float, int]] = {}
+        # per line: read key -> (the asking request's context, the read, when asked, rank)
+        self._reads: dict[str, dict[Hashable, tuple[contextvars.Context, Callable[[], None], float, int]]] = {}
         self.warmed = 0  # reads made again (tests, benchmarks)
         self._in_warm = contextvars.ContextVar("warming", default=False)
 
@@ -37,17 +38,18 @@ class Warmer:
             return  # a read made again is not a screen asking
         ctx = contextvars.copy_context()
         with self._lock:
-            self._reads[(line, key)] = (ctx, again, self.clock(), 0 if first else 1)
+            self._reads.setdefault(line, {})[key] = (ctx, again, self.clock(), 0 if first else 1)
 
     def warm(self, line: str) -> None:
         """Every read of ``line`` a screen made in the last ``recent_s``, for its current version."""
         now = self.clock()
         with self._lock:
-            for read_key, (_ctx, _again, used, _rank) in list(self._reads.items()):
+            reads = self._reads.get(line, {})
+            for read_key, (_ctx, _again, used, _rank) in list(reads.items()):
                 if now - used > self.recent_s:
-                    del self._reads[read_key]
-            mine = sorted(((rank, i, ctx, again) for i, ((of, _key), (ctx, again, _used, rank))
-                           in enumerate(self._reads.items()) if of == line), key=lambda read: read[:2])
+                    del reads[read_key]
+            mine = sorted(((rank, i, ctx, again) for i, (ctx, again, _used, rank) in enumerate(reads.values())),
+                          key=lambda read: read[:2])
         for _rank, _i, ctx, again in mine:
             ctx = ctx.copy()
             ctx.run(self._in_warm.set, True)
@@ -58,4 +60,4 @@ class Warmer:
                 return  # Redis unreadable: the screens will see it themselves
 
     def __len__(self) -> int:
-        return len(self._reads)
+        return sum(len(reads) for reads in self._reads.values())

@@ -43,6 +43,7 @@ class WarmUps:
         self.batches: dict[int, Batch] = {}  # versions handed out, not yet told
         self.busy: dict[str, float] = {}  # line being warmed -> since
         self.cpu: deque[tuple[float, float]] = deque()  # (ended, CPU seconds) of recent warm-ups
+        self._cpu_sum = 0.0  # their sum (kept: the dispatcher asks at every turn)
         self._last_id = 0
         self._pool: ThreadPoolExecutor | None = None
 
@@ -53,8 +54,10 @@ class WarmUps:
     def over_budget(self, now: float) -> bool:
         """Whether the warm-ups used more than ``budget`` of a core over the last ``BUDGET_WINDOW_S``."""
         while self.cpu and now - self.cpu[0][0] > BUDGET_WINDOW_S:
-            self.cpu.popleft()
-        return sum(cpu for _ended, cpu in self.cpu) > self.budget * BUDGET_WINDOW_S
+            self._cpu_sum -= self.cpu.popleft()[1]
+        if not self.cpu:
+            self._cpu_sum = 0.0  # no rounding residue left behind
+        return self._cpu_sum > self.budget * BUDGET_WINDOW_S
 
     def start(self, changes: list[Out], now: float, run: Callable[[int, str], None]) -> list[Batch]:
         """New versions: ``run(batch id, line)`` in the warm-up threads for each; -> the
@@ -81,6 +84,7 @@ class WarmUps:
         """``line``'s warm-up is over (``cpu_s``: its thread's CPU time); -> its batch when
         it was the last of it (to tell now)."""
         self.cpu.append((now, cpu_s))
+        self._cpu_sum += cpu_s
         self.busy.pop(line, None)
         batch = self.batches.get(batch_id)
         if batch is None:

@@ -76,3 +76,21 @@ def test_a_read_marked_first_is_made_before_the_others_of_its_line() -> None:
     warmer.note("BW1", "view", lambda: made.append("view"), first=True)
     warmer.warm("BW1")
     assert made == ["view", "kpis", "downtime"]
+
+
+def test_warm_ups_over_their_cpu_budget_hold_versions_back_until_the_window_passes() -> None:
+    """``WarmUps.over_budget``: more than ``budget`` of a core over the last 2 s (the
+    finished warm-ups' CPU, kept as a running sum), and no longer once they leave the window."""
+    from store.live_warm import BUDGET_WINDOW_S, WarmUps
+
+    warm_ups = WarmUps(budget=0.5)  # 1 s of CPU per 2 s window
+    assert not warm_ups.over_budget(100.0)
+    warm_ups.finished(1, "BW1", 0.6, 100.0)  # no such batch: only the CPU counts
+    assert not warm_ups.over_budget(100.1)
+    warm_ups.finished(2, "CM1", 0.5, 100.5)
+    assert warm_ups.over_budget(100.6)  # 1.1 s > 1.0 s
+    assert not warm_ups.over_budget(100.0 + BUDGET_WINDOW_S + 0.01)  # the first left the window: 0.5 s
+    assert warm_ups.cpu and not warm_ups.over_budget(100.5 + BUDGET_WINDOW_S + 0.01)
+    assert not warm_ups.cpu
+    warm_ups.finished(3, "BR1", 1.2, 200.0)
+    assert warm_ups.over_budget(200.0)
