@@ -104,8 +104,7 @@ def _one_per_app(key: str, make: Callable[[], Any]) -> Any:
 
 
 def memo() -> Any:
-    """The process's memo of live figures (``store.memo.Memo``): room for a few reads of
-    every line's current and last versions, so a big plant's do not push each other out."""
+    """The process's memo of live figures (``store.memo.Memo``), sized for the plant's lines."""
     from store.memo import Memo
 
     return _one_per_app(MEMO_KEY, lambda: Memo(max(256, 16 * len(context.config()[PLANT_KEY].lines))))
@@ -283,11 +282,10 @@ def _line_view(cfg: Line, live: answers.LineLive | None, shift: ShiftContext, at
     if begun:  # the downtime, the line's KPIs (its output machine's counts) and its live state from one read
         stops, kpis, read_live = _call("line_now", cfg.id, start, end, at, with_live=live is None)
         live = live or read_live
+        if version is not None:
+            memo().put(("line_kpis", cfg.id, start, version), kpis)  # as ``line_kpis`` keeps them
     elif live is None:
-        lines: answers.Lines = _call("lines", at, only=[cfg.id])
-        live = next(iter(lines["lines"]), None)
-    if kpis is not None and version is not None:
-        memo().put(("line_kpis", cfg.id, start, version), kpis)  # as ``line_kpis`` keeps them
+        live = next(iter(_call("lines", at, only=[cfg.id])["lines"]), None)
     live = live or answers.LineLive(id=cfg.id, name=cfg.name or cfg.id, machines=[], output_machine=cfg.output_machine,
                                     target_oee=cfg.target_oee, last_data=None)
     return line_view(cfg, live, kpis, stops, shift, at, plant().timezone)

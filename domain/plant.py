@@ -6,14 +6,14 @@ reading files and environment happens in ``config``, never here.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import time
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from domain.lookup import by_id
 from domain.model import Signal, State
 from domain.text import DEFAULT_LANGUAGE, Language, LocalText
 
@@ -28,23 +28,6 @@ class Strict(BaseModel):
 
 DAY_S = 86_400.0
 
-_INDEXES: dict[int, tuple[Sequence[Any], dict[str, Any]]] = {}
-_MAX_INDEXES = 512
-
-
-def _by_id(items: Sequence[Any]) -> dict[str, Any]:
-    """``items`` (a plant's lines, a line's machines) by id, the first of an id winning: built
-    once per list (the readers look machines up per stream entry and per machine and read).
-    A plant's lists are never changed in place (a changed plant is a new model)."""
-    got = _INDEXES.get(id(items))
-    if got is None or got[0] is not items:
-        if len(_INDEXES) >= _MAX_INDEXES:
-            _INDEXES.clear()
-        index: dict[str, Any] = {}
-        for item in items:
-            index.setdefault(item.id, item)
-        got = _INDEXES[id(items)] = (items, index)
-    return got[1]
 MAX_PRICE_PER_KWH = 1_000.0  # any currency: far above any tariff, catches typos and overflow
 MAX_POWER_KW = 1_000_000.0  # a 1 GW machine is a typo
 ReasonCode = Annotated[int, Field(ge=0, le=2**31 - 1)]  # PLC reason codes: non-negative DINT
@@ -214,7 +197,7 @@ class Line(Strict):
     reasons: list[ReasonCode] | None = None
 
     def machine(self, machine_id: str) -> Machine | None:
-        return _by_id(self.machines).get(machine_id)
+        return by_id(self.machines).get(machine_id)
 
 
 class Break(Strict):
@@ -403,7 +386,7 @@ class Plant(Strict):
         return self
 
     def line(self, line_id: str) -> Line | None:
-        return _by_id(self.lines).get(line_id)
+        return by_id(self.lines).get(line_id)
 
     def state_map_for(self, machine: Machine) -> StateMap:
         if machine.state_map in self.state_maps:
