@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from domain import contract
+from domain.engine import MachineAccumulator
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ class Head:
 
 def head_of(carry: dict[str, Any]) -> Head:
     return Head(float(carry["w"]), str(carry.get("id") or contract.NO_STREAM_ID),
-                float(carry["acc"]["timeline"]["t"]), carry.get("stop"))
+                MachineAccumulator.processed_in(carry["acc"]), carry.get("stop"))
 
 
 def head_text(carry_text: str, carry: dict[str, Any]) -> str:
@@ -145,10 +146,11 @@ def watermarks_of(raw: dict[Any, Any]) -> tuple[dict[str, float], float | None]:
             continue
         machine = name[2:]
         head = _written_head(data.get(contract.head_field(machine)), value)
-        found = None if head is not None else _WATERMARK.match(value if isinstance(value, bytes) else value.encode())
         if head is not None:
             out[machine] = head.w
-        elif found is not None:
+            continue
+        found = _WATERMARK.match(value if isinstance(value, bytes) else value.encode())
+        if found is not None:
             out[machine] = float(found.group(1))
         else:
             other[name] = value

@@ -38,8 +38,8 @@ def lines_now(redis_client: redis.Redis, plant: Plant, now: float,
     lines = [line for line in plant.lines if wanted is None or line.id in wanted]
     with redis_client.pipeline(transaction=False) as pipe:
         for line in lines:
-            pipe.hgetall(contract.live_key(line.id))
-            pipe.hgetall(contract.nodes_key(line.id))
+            for name, args in live_reads(line.id):
+                getattr(pipe, name)(*args)
         replies = pipe.execute()
     out = [line_live(plant, line, replies[2 * i], replies[2 * i + 1], now) for i, line in enumerate(lines)]
     return {"now": now, "gap_timeout_s": plant.gap_timeout_s, "lines": out}

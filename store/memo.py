@@ -95,9 +95,7 @@ class Memo:
             value = compute()
             with self._lock:
                 self.computed += 1
-                self._data[key] = value
-                while len(self._data) > self.max_entries:
-                    self._data.popitem(last=False)
+                self._keep(key, value)
             return value
 
         return self._flights.run(key, fill)
@@ -105,10 +103,14 @@ class Memo:
     def put(self, key: Hashable, value: Any) -> None:
         """Keeps ``value`` under ``key`` (computed along with another value: shared)."""
         with self._lock:
-            self._data[key] = value
-            self._data.move_to_end(key)
-            while len(self._data) > self.max_entries:
-                self._data.popitem(last=False)
+            self._keep(key, value)
+
+    def _keep(self, key: Hashable, value: Any) -> None:
+        """(holding ``_lock``) ``value`` kept as the newest; the least recently used out."""
+        self._data[key] = value
+        self._data.move_to_end(key)
+        while len(self._data) > self.max_entries:
+            self._data.popitem(last=False)
 
     def _lookup(self, key: Hashable) -> tuple[bool, Any]:
         with self._lock:

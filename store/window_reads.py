@@ -169,8 +169,8 @@ class WindowReads:
         not written it again) and the id of the stream's newest entry. Its stamp (commit
         counter, rewinds, heartbeat: three short fields) and that id are read every time (one
         round trip, which also reads the stream entries after the line's followers for them:
-        ``OpenEdges.offer``); the whole hash, and the JSON of every machine's carry, only when
-        the stamp moved. ``also``: more commands sent in that round trip (their replies)."""
+        ``OpenEdges.offer``); the whole hash, and each machine's head (``store.bookkeeping``),
+        only when the stamp moved. ``also``: more commands sent in that round trip (their replies)."""
         key = contract.rollup_state_key(line_id)
         pos = self.edges.position(line_id)
         with self.redis.pipeline(transaction=False) as pipe:
