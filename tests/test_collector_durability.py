@@ -102,10 +102,14 @@ def on_disk(buffer_dir: Path) -> list[Event]:
     return events
 
 
-async def until(predicate: Callable[[], bool], what: str) -> None:
+async def until(predicate: Callable[[], bool], what: str, seen: Callable[[], object] | None = None) -> None:
+    """Waits for ``predicate``, asked in a thread: reading the whole stream or the buffer's
+    files blocks, and this event loop also runs the OPC UA server, whose session a starved
+    loop lets time out (the link then goes down and up again). ``seen``: what the failure
+    message shows."""
     deadline = time.monotonic() + HANG_S
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+    while not await asyncio.to_thread(predicate):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}" + (f"; seen: {seen()}" if seen else "")
         await asyncio.sleep(0.02)
 
 
@@ -243,7 +247,7 @@ def test_sigterm_or_sigint_during_a_redis_outage_exits_and_the_next_start_delive
                 outage_redis.start()
                 await collector.start()
                 await until(safe(lambda: links(stream(client)) == ["up", "down", "up"]),
-                            "the buffered values, then the new session")
+                            "the buffered values, then the new session", seen=lambda: links(stream(client)))
                 collector.send(signal.SIGTERM)
                 assert await collector.wait() == 0
             finally:
