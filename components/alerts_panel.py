@@ -20,7 +20,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from dash import ALL, Input, Output, State, ctx, dcc, html
+from dash import ALL, Input, Output, State, ctx, dcc, html, no_update
 from redis.exceptions import RedisError
 
 from api.alerts import Refused
@@ -219,8 +219,10 @@ def list_items(alerts: Sequence[Mapping[str, Any]]) -> list[Any]:
                     Input(LIST_TICK, "n_intervals"), Input({"type": ACK, "id": ALL}, "n_clicks"),
                     State(LIST_LINE, "data"), State(COMMENT, "value"))
 def list_refresh(_n: int | None, _clicks: list[int | None], line: str | None, comment: str | None
-                 ) -> tuple[Any, str, str]:
-    message = ""
+                 ) -> tuple[Any, Any, str]:
+    # a refresh keeps what the message says: the acknowledgement changes the alert, and the
+    # refresh its push starts at once used to blank "Acknowledged by ..." as it appeared
+    message: Any = no_update
     now = data.now()
     trigger = ctx.triggered_id
     clicked = isinstance(trigger, dict) and trigger.get("type") == ACK and any(

@@ -99,6 +99,18 @@ def test_the_comment_box_shows_only_while_an_alert_can_be_acknowledged(setup: di
     assert not box_shown(None)
 
 
+def test_a_refresh_leaves_the_acknowledgement_message_as_it_is(setup: dict[str, Any]) -> None:
+    """The acknowledgement changes the alert, so its push refreshes the list at once: that
+    refresh must not blank the "Acknowledged by ..." the click has just shown."""
+    from dash import no_update
+
+    from components import alerts_panel
+
+    raise_alert(setup["redis"], "L1", "M1", NOW - 900)
+    _rows, message, _box = call(setup["app"], alerts_panel.list_refresh, 2, [], None, None)
+    assert message is no_update
+
+
 def test_alert_counts_per_shift_in_the_shift_table(setup: dict[str, Any], redis_client: redis.Redis,
                                                    tmp_path: Path, redis_url: str) -> None:
     from components import data, oee_panel
