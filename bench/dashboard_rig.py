@@ -324,6 +324,22 @@ def cpu_seconds(pids: list[int]) -> float:
     return total
 
 
+def with_children(pid: int) -> list[int]:
+    """``pid`` and every live process below it (a dashboard's reader pool, ``store.reader_pool``)."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        out.append(todo.pop())
+        todo.extend(parents.get(out[-1], ()))
+    return out
+
+
 def system_busy_seconds() -> float:
     """CPU seconds all cores spent not idle since boot (from /proc/stat)."""
     fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]

@@ -75,7 +75,11 @@ def create_dashboard(settings: Any, clock: Callable[[], float] = time.time) -> D
         server.include_router(create_api_router(reader, clock=clock, shared_kpis=_shared_line_kpis))
         server.include_router(create_alerts_router(reader, clock=clock))  # issue 12: alert history, acknowledgement
 
-    return create_app(settings, lambda: data.reader_for(settings), clock, api=api)
+    app = create_app(settings, lambda: data.reader_for(settings), clock, api=api)
+    pool = data.reader_pool(settings)
+    if pool is not None:  # a big plant's live views in more processes (started with the first view)
+        context.config_of(app.server)[data.POOL_KEY] = pool
+    return app
 
 
 def _shared_line_kpis(line: str, start: float, end: float, at: float) -> Any:
@@ -153,6 +157,10 @@ async def _lifespan(server: FastAPI) -> AsyncIterator[None]:
     server.router.routes[:] = [r for r in server.router.routes if not is_catch_all(r)]
     yield
     from api import live
+
+    pool = context.config_of(server).get(data.POOL_KEY)
+    if pool is not None:
+        pool.close()
 
     live.shutdown(context.config_of(server))  # open event streams end; the feed's threads stop
 

@@ -1,15 +1,11 @@
 """The dashboard's one door to data: the PlantReader on the app's server.
 
-Every callback reads through here, so the dashboard shows exactly what the HTTP API
-serves (both use the same ``store.reader.PlantReader``). ``create_app`` puts the
-reader, the plant and the clock on the server's ``config`` (``api.context.config_of``);
-nothing is kept in module globals (the app runs in several uvicorn workers, each with its own reader).
-
-Reader errors (Redis down, a restart in progress) become ``DataUnavailable`` so a
-callback can show "no data since ..." instead of a stack trace.
-
-The answers are the types of ``domain.answers`` (the same the HTTP API serves): the
-panels read their fields as typed, nothing here guesses between shapes.
+Every callback reads through here, so the dashboard shows exactly what the HTTP API serves
+(the same ``store.reader.PlantReader``, its answers typed by ``domain.answers``).
+``create_app`` puts the reader, the plant and the clock on the server's ``config``
+(``api.context.config_of``), never in module globals: each uvicorn worker has its own.
+Reader errors (Redis down, a restart) become ``DataUnavailable``: "no data since ...".
+A big plant's line views are read in a pool of processes (``reader_pool``).
 
 Live figures are computed once per change, not once per screen: while the process's
 ``store.live_feed.LiveFeed`` follows the streams (``api.live`` starts it with the first
@@ -46,6 +42,7 @@ MEMO_KEY = "LIVE_MEMO"
 FLIGHTS_KEY = "SHARED_ANSWERS"
 PLANT_KEY = "PLANT"
 CLOCK_KEY = "DASHBOARD_CLOCK"
+POOL_KEY = "READER_POOL"
 
 NAMED_RANGES = {  # English msgids: ``_`` where shown
     "shift": N_("This shift"),
@@ -63,12 +60,18 @@ class DataUnavailable(Exception):
 
 
 def reader_for(settings: Any) -> Any:
-    """The process's ``PlantReader`` for ``settings``: a Redis client with the screens'
-    short timeouts (``store.clients``), so an outage shows as "no data" within seconds."""
+    """The process's ``PlantReader`` for ``settings``, with the screens' short Redis timeouts."""
     from store.clients import client_for
     from store.reader import PlantReader
 
     return PlantReader(client_for(settings, "screen"), settings.plant)
+
+
+def reader_pool(settings: Any) -> Any:
+    """The plant's pool of processes for its line views (``store.reader_pool``), None for a small plant."""
+    from store.reader_pool import pool_for
+
+    return pool_for(settings)
 
 
 def reader() -> Any:
@@ -111,8 +114,7 @@ def memo() -> Any:
 
 
 def flights() -> Any:
-    """The process's single flight of shared live answers (``store.memo.SingleFlight``,
-    ``components.shared``)."""
+    """The process's single flight of shared live answers (``store.memo.SingleFlight``)."""
     from store.memo import SingleFlight
 
     return _one_per_app(FLIGHTS_KEY, SingleFlight)
@@ -133,8 +135,7 @@ def _live(line: str, end: float, at: float, key: tuple[Any, ...], read: Callable
 
 
 def _live_now(line: str, key: tuple[Any, ...], read: Callable[[float, float], Any]) -> None:
-    """The read of ``key`` up to now, for the line's current version (a warm-up; nothing
-    while the feed is down: it would be read for no one)."""
+    """The read of ``key`` up to now, for the line's current version (a warm-up; none while the feed is down)."""
     if live_versions() is not None:
         at = now()
         _live(line, at, at, key, read)
@@ -142,6 +143,9 @@ def _live_now(line: str, key: tuple[Any, ...], read: Callable[[float, float], An
 
 def _call(method: str, *args: Any, **kwargs: Any) -> Any:
     try:
+        pool = context.config().get(POOL_KEY) if method == "line_now" else None
+        if pool is not None:  # a big plant's line views: in the reader pool's processes (store.reader_pool)
+            return pool.line_now_or(reader(), *args, **kwargs)
         return getattr(reader(), method)(*args, **kwargs)
     except (RedisError, OSError) as exc:
         log.warning("reader.%s failed: %s", method, exc)
@@ -289,10 +293,6 @@ def _line_view(cfg: Line, live: answers.LineLive | None, shift: ShiftContext, at
     live = live or answers.LineLive(id=cfg.id, name=cfg.name or cfg.id, machines=[], output_machine=cfg.output_machine,
                                     target_oee=cfg.target_oee, last_data=None)
     return line_view(cfg, live, kpis, stops, shift, at, plant().timezone)
-
-
-def line_config(p: Plant, line_id: str) -> Line | None:
-    return p.line(line_id)
 
 
 # --- the reader's answers as the panels use them ------------------------------------------

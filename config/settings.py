@@ -32,6 +32,9 @@ class Settings:
     redis_timeout_screen_s: float = 2.0
     redis_timeout_collector_s: float = 10.0
     redis_timeout_worker_s: float = 30.0
+    # Processes that compute the lines' live views beside each dashboard process
+    # (store.reader_pool); None: "auto" (one per CPU, up to 4, for plants of 16 lines or more).
+    view_processes: int | None = None
 
     @classmethod
     def from_env(
@@ -52,6 +55,7 @@ class Settings:
             seconds = _seconds(env, f"REDIS_TIMEOUT_{role.upper()}_S")
             if seconds is not None:
                 values[f"redis_timeout_{role}_s"] = seconds
+        values["view_processes"] = _view_processes(env.get("VIEW_PROCESSES", ""))
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
 
@@ -90,3 +94,13 @@ def _seconds(env: Mapping[str, str], name: str) -> float | None:
     if not 0 < value < float("inf"):
         raise SystemExit(f"{name}: {raw!r} is not a positive number of seconds")
     return value
+
+
+def _view_processes(raw: str) -> int | None:
+    """VIEW_PROCESSES: "auto" (or unset) -> None, else a whole number 0-64 (0: no pool)."""
+    raw = raw.strip()
+    if raw in ("", "auto"):
+        return None
+    if not raw.isdigit() or int(raw) > 64:
+        raise SystemExit(f"VIEW_PROCESSES: {raw!r} is not 'auto' or a whole number from 0 to 64")
+    return int(raw)

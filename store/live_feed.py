@@ -43,6 +43,7 @@ from typing import Any
 from store.clients import is_cluster
 from store.live_readers import ALERTS, WHY_ALERTS, WHY_EVENTS, WHY_RESTART, WHY_ROLLUP, follow_alerts, follow_streams
 from store.live_warm import WARM_BUDGET, WARM_MAX_S, WARM_STUCK_S, Out, WarmUps
+from store.reader_pool import cpu_in_children
 
 log = logging.getLogger(__name__)
 
@@ -311,7 +312,7 @@ class LiveFeed:
                 self._cond.wait(self._next_due(now))
 
     def _warm_one(self, batch_id: int, line: str) -> None:
-        cpu = time.thread_time()
+        cpu = time.thread_time() + cpu_in_children()  # a reader pool's work is the warm-up's too
         try:
             if self.warm is not None and not self._stop.is_set():
                 self.warm(line)
@@ -319,7 +320,8 @@ class LiveFeed:
             log.exception("live feed: warming %s failed", line)
         finally:
             with self._cond:
-                batch = self._warm_ups.finished(batch_id, line, time.thread_time() - cpu, self.clock())
+                used = time.thread_time() + cpu_in_children() - cpu
+                batch = self._warm_ups.finished(batch_id, line, used, self.clock())
                 if batch is not None:
                     self._publish(batch.changes)
                 self._notify()  # the line may be due again

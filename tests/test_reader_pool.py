@@ -1,0 +1,244 @@
+"""The reader pool (``store.reader_pool``): lines' live views read in child processes, against
+a real Redis and real spawned processes:
+
+* a child answers ``line_now`` exactly as the server's own reader does, errors included;
+* a child killed, or one that stops answering (SIGSTOP), never leaves a screen without its
+  view: the read is done in the server's process, and the child is started again;
+* the dashboard of a big plant (``VIEW_PROCESSES``) computes its pushed line views there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from config.settings import Settings, _view_processes
+from store.reader import PlantReader, UnknownLine
+from store.reader_pool import PoolUnavailable, ReaderPool, processes_for
+from tests.history import line_history
+from tests.store_support import HOUR, RECENT, Snapshot, rolled_up_snapshot, two_machine_plant
+
+START = RECENT + 1.5 * HOUR + 7.25
+END = RECENT + 5.25 * HOUR
+NOW = END + 30
+
+
+@pytest.fixture(scope="module")
+def plant() -> Any:
+    return two_machine_plant()
+
+
+@pytest.fixture(scope="module")
+def rolled_up(redis_url: str, plant: Any) -> Snapshot:
+    events = line_history(plant, "L1", START, END, seed=7, power_every_s=5.0, mean_run_s=300.0)
+    return rolled_up_snapshot(redis_url, plant, events, NOW)
+
+
+@pytest.fixture
+def reader(redis_client: redis.Redis, plant: Any, rolled_up: Snapshot) -> PlantReader:
+    rolled_up.restore(redis_client)
+    return PlantReader(redis_client, plant)
+
+
+@pytest.fixture
+def pool(redis_url: str, plant: Any) -> Iterator[ReaderPool]:
+    settings = Settings(plant_path=Path("plant.yaml"), plant=plant, redis_url=redis_url)
+    made = ReaderPool(settings, ["L1", "NOPE"], 1, restart_s=0.0)
+    yield made
+    made.close()
+
+
+def started(pool: ReaderPool) -> ReaderPool:
+    assert pool.wait_ready(60), "the child did not start within 60 s"
+    return pool
+
+
+def child_pid(pool: ReaderPool) -> int:
+    run = pool._children[0].run
+    assert run is not None
+    return int(run.process.pid)
+
+
+WINDOWS = [  # (start, end, now): the shift so far, a past window, a window ending inside the open minute
+    (RECENT + 2 * HOUR, NOW, NOW),
+    (RECENT + 2 * HOUR, RECENT + 4 * HOUR, NOW),
+    (START, END + 10, END + 10),
+]
+
+
+def test_a_child_answers_as_the_servers_reader(reader: PlantReader, pool: ReaderPool) -> None:
+    with pytest.raises(PoolUnavailable):  # starting: the caller reads for itself meanwhile
+        pool.line_now("L1", *WINDOWS[0])
+    started(pool)
+    for start, end, now in WINDOWS:
+        for with_live in (True, False):
+            got = pool.line_now("L1", start, end, now, with_live=with_live)
+            assert got == reader.line_now("L1", start, end, now, with_live=with_live), (start, end, now)
+    assert pool.calls == 2 * len(WINDOWS)
+    events = got[0]["events"]
+    assert events and got[1]["good_count"] > 0  # a window with stops and parts
+    with pytest.raises(UnknownLine, match="NOPE"):  # the reader's own error, raised here
+        pool.line_now("NOPE", *WINDOWS[0])
+    with pytest.raises(PoolUnavailable, match="no child"):
+        pool.line_now("L2", *WINDOWS[0])
+
+
+def test_a_killed_child_is_read_around_and_started_again(reader: PlantReader, pool: ReaderPool) -> None:
+    started(pool)
+    expected = reader.line_now("L1", *WINDOWS[0])
+    first = child_pid(pool)
+    os.kill(first, signal.SIGKILL)
+    calls = pool.calls
+    deadline = time.monotonic() + 30
+    while pool.line_now_or(reader, "L1", *WINDOWS[0]) == expected and pool.calls == calls:
+        assert time.monotonic() < deadline, "the pool never answered again"
+        time.sleep(0.05)
+    assert pool.calls == calls + 1 and child_pid(pool) != first
+    assert pool.line_now("L1", *WINDOWS[0]) == expected
+
+
+def test_a_child_that_stops_answering_is_stopped_and_read_around(reader: PlantReader, pool: ReaderPool) -> None:
+    started(pool)
+    pool.timeout_s = 1.0
+    expected = reader.line_now("L1", *WINDOWS[1])
+    stuck = child_pid(pool)
+    os.kill(stuck, signal.SIGSTOP)
+    try:
+        began = time.monotonic()
+        assert pool.line_now_or(reader, "L1", *WINDOWS[1]) == expected  # read here after the timeout
+        assert time.monotonic() - began >= 1.0
+        run = pool._children[0].run
+        assert run is not None and run.dead
+        deadline = time.monotonic() + 5
+        while run.process.is_alive():  # killed, not left stopped
+            assert time.monotonic() < deadline, "the stuck child was not killed"
+            time.sleep(0.02)
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # killed already
+            os.kill(stuck, signal.SIGCONT)
+    assert started(pool).line_now("L1", *WINDOWS[1]) == expected
+    assert child_pid(pool) != stuck
+
+
+def test_closed_pool_reads_nothing(reader: PlantReader, pool: ReaderPool) -> None:
+    started(pool)
+    pid = child_pid(pool)
+    pool.close()
+    with pytest.raises(PoolUnavailable, match="closed"):
+        pool.line_now("L1", *WINDOWS[0])
+    assert pool.line_now_or(reader, "L1", *WINDOWS[0]) == reader.line_now("L1", *WINDOWS[0])
+    deadline = time.monotonic() + 5
+    while os.path.exists(f"/proc/{pid}") and "Z" not in _state(pid):
+        assert time.monotonic() < deadline, "the child outlived its pool"
+        time.sleep(0.02)
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "Z"
+
+
+@pytest.mark.parametrize(("setting", "lines", "cpus", "expected"), [
+    (None, 50, 2, 2),  # auto: a big plant, one child per CPU
+    (None, 50, 16, 4),  # at most 4
+    (None, 15, 8, 0),  # a small plant computes alone
+    (None, 50, 1, 0),  # one CPU: children would only take turns with the server
+    (3, 2, 1, 3),  # set: as set
+    (0, 50, 8, 0),  # 0: no pool
+])
+def test_how_many_children(setting: int | None, lines: int, cpus: int, expected: int) -> None:
+    assert processes_for(setting, lines, cpus) == expected
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("", None), ("auto", None), (" 2 ", 2), ("0", 0)])
+def test_view_processes_setting(raw: str, expected: int | None) -> None:
+    assert _view_processes(raw) == expected
+
+
+@pytest.mark.parametrize("raw", ["two", "-1", "1.5", "65"])
+def test_a_wrong_view_processes_setting_says_what_is_wrong(raw: str) -> None:
+    with pytest.raises(SystemExit, match=f"VIEW_PROCESSES: '{raw}' is not 'auto' or a whole number from 0 to 64"):
+        _view_processes(raw)
+
+
+def test_a_big_plants_dashboard_has_a_pool_its_lifespan_closes(redis_url: str, plant: Any) -> None:
+    from fastapi.testclient import TestClient
+
+    from api.context import config_of
+    from components import data
+    from components.app_factory import create_dashboard
+
+    def pool_of(**overrides: Any) -> Any:
+        settings = Settings(plant_path=Path("plant.yaml"), plant=plant, redis_url=redis_url, **overrides)
+        app = create_dashboard(settings)
+        return app, config_of(app.server).get(data.POOL_KEY)
+
+    assert pool_of()[1] is None  # auto: two lines compute alone
+    assert pool_of(view_processes=0)[1] is None
+    app, _ = pool_of(view_processes=2)
+    made = config_of(app.server)[data.POOL_KEY]
+    assert len(made) == 2
+    with TestClient(app.server):
+        made.start()
+    with pytest.raises(PoolUnavailable, match="closed"):
+        made.line_now("L1", *WINDOWS[0])
+
+
+def test_pushed_line_views_are_read_by_the_pool_and_equal_the_servers_own(redis_url: str) -> None:
+    """A dashboard with a pool: the line view the live feed's version asks for is computed
+    from the child's answer, and equals the view read in the server's process."""
+    from api.context import config_of, serving
+    from components import data
+    from components.app_factory import create_app
+    from config.loader import DEMO_PLANT
+    from tests.test_browser import Server, history_end, seed_plant
+    from tests.test_components import PLANT
+    from tests.test_live_feed import CountingReader, Subscriber, following, wait_for
+
+    inner, now = seed_plant(redis_url, PLANT, hours=1.0, end=history_end(PLANT.timezone))
+    reader = CountingReader(inner)
+    settings = Settings(plant_path=DEMO_PLANT, plant=PLANT, redis_url=redis_url, view_processes=1)
+    app = create_app(settings, lambda: reader, clock=lambda: now)
+    made = ReaderPool(settings, [line.id for line in PLANT.lines], 1)
+    config_of(app.server)[data.POOL_KEY] = made
+    server = Server(app)
+    server.start()
+    sub = Subscriber(server.port, "line=BW1")  # starts the feed
+    try:
+        wait_for(lambda: sub.events, what="hello")
+        feed = following({"app": app})
+        assert started(made)
+        for _ in range(20):  # at one version of the line (the clock moves versions every few seconds)
+            version = feed.version("BW1")
+            reader.clear()
+            with serving(app.server, "/"):
+                views, _ = data.line_views(["BW1"])
+            if feed.version("BW1") == version:
+                break
+        assert reader.methods.get(("line_now", "BW1"), 0) == 0, reader.methods  # not read here
+        assert made.calls >= 1
+        del config_of(app.server)[data.POOL_KEY]
+        with serving(app.server, "/"):
+            cfg = data.plant().line("BW1")
+            assert cfg is not None
+            own = data._line_view(cfg, None, data.shift_context(data.plant(), now), now)
+        assert reader.methods.get(("line_now", "BW1"), 0) == 1
+        assert {k: v for k, v in views[0].items() if k != "version"} == own
+        assert views[0]["status"] and views[0]["output"]  # a view with figures, not an empty one
+    finally:
+        sub.close()
+        made.close()
+        from api import live
+
+        live.shutdown(config_of(app.server))
+        server.stop()
