@@ -30,6 +30,12 @@ or delivered and not acknowledged, by Redis's clock; the maximum over lines), an
 latency of ``GET /api/lines`` (every 2 s) and ``GET /api/lines?line=X`` (every 0.5 s, X
 cycling through the lines) as a client on this host sees it.
 
+With ``--push``, the changes of 90 % of the lines or more are reported apart too (at 1 Hz
+every worker commit changes every line: "a live view of all 50 lines updated"), and the
+dashboard's CPU includes its reader pool's processes (``store.reader_pool``, ``VIEW_PROCESSES``:
+its environment's, auto by default). ``--pool-baseline``: the big plant is run first without
+the pool (``VIEW_PROCESSES=0``), and the ratio printed.
+
 ``--profile FILE``: the (first) worker runs under cProfile and writes FILE.
 
 ``--worker-cost``: instead, the rollup worker's CPU per event independent of the host's
@@ -328,7 +334,8 @@ def _timed_get(url: str) -> float:
     return time.perf_counter() - started
 
 
-def scenario(name: str, lines: int, per_line: int, args: argparse.Namespace, folder: Path) -> dict[str, Any]:
+def scenario(name: str, lines: int, per_line: int, args: argparse.Namespace, folder: Path,
+             view_processes: str | None = None) -> dict[str, Any]:
     from store.clients import connect
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -338,6 +345,8 @@ def scenario(name: str, lines: int, per_line: int, args: argparse.Namespace, fol
     with Redises(args.cluster) as redises:
         env = {**os.environ, "REDIS_URL": redises.url, "PLANT_FILE": str(plant_file),
                "DATA_DIR": str(folder / "var"), "PYTHONUNBUFFERED": "1"}
+        if view_processes is not None:
+            env["VIEW_PROCESSES"] = view_processes
         client = connect(redises.url, "tool")
         procs: list[Proc] = []
         overview: list[tuple[float, float]] = []
@@ -432,6 +441,7 @@ def scenario(name: str, lines: int, per_line: int, args: argparse.Namespace, fol
         # the changes of (nearly) every line at once: what "all 50 lines updated" means
         "pushed_all_ms": {"p50": 1e3 * _pct(everyone, 0.5), "p95": 1e3 * _pct(everyone, 0.95), "n": len(everyone)},
         "view_processes": pool_size[0],
+        "pushed": [[at, s, n] for at, s, n in pushed if started <= at <= started + elapsed],  # wall clock, s, lines
     }
 
 
@@ -518,6 +528,8 @@ def main() -> int:
                         help="seconds between overview computations without the memo (0: none)")
     parser.add_argument("--push", action="store_true",
                         help="the dashboard also follows its live feed and reads the overview on each change")
+    parser.add_argument("--pool-baseline", action="store_true", help="with --push: the big plant first without "
+                        "the dashboard's reader pool (VIEW_PROCESSES=0), for the ratio")
     parser.add_argument("--profile", help="cProfile output file of the (first) worker of the big plant")
     parser.add_argument("--json", help="also write the figures to this file")
     parser.add_argument("--worker-cost", action="store_true", help="the worker's CPU per event only (see above)")
@@ -553,12 +565,20 @@ def main() -> int:
                                     Path(tmp) / "baseline"))
             args.profile = profile
             print_table(results)
+        if args.pool_baseline:
+            results.append(scenario(f"{args.lines} x {args.machines} no pool", args.lines, args.machines, args,
+                                    Path(tmp) / "no-pool", view_processes="0"))
+            print_table(results)
         results.append(scenario(f"{args.lines} x {args.machines}", args.lines, args.machines, args,
                                 Path(tmp) / "plant"))
     print()
     print_table(results)
-    if len(results) == 2:
-        small, big = results
+    if args.pool_baseline:
+        alone, pooled = results[-2]["pushed_all_ms"], results[-1]["pushed_all_ms"]
+        print(f"changes of 90 % of the lines or more, with the reader pool vs without: p50 "
+              f"{pooled['p50'] / alone['p50']:.2f}x, p95 {pooled['p95'] / alone['p95']:.2f}x")
+    if args.baseline:
+        small, big = results[0], results[-1]
         print(f"worker CPU per event, {big['machines']} vs {small['machines']} machines: "
               f"{big['worker_ms_per_1k_events'] / small['worker_ms_per_1k_events']:.2f}x; "
               f"overview time: {big['overview_ms']['p50'] / small['overview_ms']['p50']:.1f}x")

@@ -141,10 +141,10 @@ def _live_now(line: str, key: tuple[Any, ...], read: Callable[[float, float], An
         _live(line, at, at, key, read)
 
 
-def _call(method: str, *args: Any, **kwargs: Any) -> Any:
+def _call(method: str, *args: Any, pooled: bool = False, **kwargs: Any) -> Any:
     try:
-        pool = context.config().get(POOL_KEY) if method == "line_now" else None
-        if pool is not None:  # a big plant's line views: in the reader pool's processes (store.reader_pool)
+        pool = context.config().get(POOL_KEY) if pooled else None
+        if pool is not None:  # a live version's line view: in the reader pool's processes (store.reader_pool)
             return pool.line_now_or(reader(), *args, **kwargs)
         return getattr(reader(), method)(*args, **kwargs)
     except (RedisError, OSError) as exc:
@@ -270,8 +270,7 @@ def live_token() -> str | None:
     """The process's live feed token (versions are numbered per process), None without one."""
     from store.live_feed import FEED_KEY
 
-    feed = context.config().get(FEED_KEY)
-    return None if feed is None else feed.token
+    return getattr(context.config().get(FEED_KEY), "token", None)
 
 
 def _line_view(cfg: Line, live: answers.LineLive | None, shift: ShiftContext, at: float,
@@ -284,7 +283,8 @@ def _line_view(cfg: Line, live: answers.LineLive | None, shift: ShiftContext, at
     begun = end > start  # the shift's first instant has no window yet (as PlantReader.andon_now)
     stops = kpis = None
     if begun:  # the downtime, the line's KPIs (its output machine's counts) and its live state from one read
-        stops, kpis, read_live = _call("line_now", cfg.id, start, end, at, with_live=live is None)
+        stops, kpis, read_live = _call("line_now", cfg.id, start, end, at, with_live=live is None,
+                                       pooled=version is not None)
         live = live or read_live
         if version is not None:
             memo().put(("line_kpis", cfg.id, start, version), kpis)  # as ``line_kpis`` keeps them

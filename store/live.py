@@ -31,7 +31,7 @@ def _text(raw: bytes | str) -> str:
 # --- live state -------------------------------------------------------------------------
 
 def lines_now(redis_client: redis.Redis, plant: Plant, now: float,
-              only: Sequence[str] | None = None) -> answers.Lines:
+              only: Sequence[str] | None = None, answered: Answered | None = None) -> answers.Lines:
     """Every line (or the lines in ``only``) with its machines' live state: only those lines'
     live hashes and collector records are read and parsed (the worker's bookkeeping is not)."""
     wanted = None if only is None else set(only)
@@ -41,7 +41,7 @@ def lines_now(redis_client: redis.Redis, plant: Plant, now: float,
             for name, args in live_reads(line.id):
                 getattr(pipe, name)(*args)
         replies = pipe.execute()
-    out = [line_live(plant, line, replies[2 * i], replies[2 * i + 1], now) for i, line in enumerate(lines)]
+    out = [line_live(plant, line, replies[2 * i], replies[2 * i + 1], now, answered) for i, line in enumerate(lines)]
     return {"now": now, "gap_timeout_s": plant.gap_timeout_s, "lines": out}
 
 
@@ -51,11 +51,12 @@ def live_reads(line_id: str) -> list[tuple[str, tuple[Any, ...]]]:
     return [("hgetall", (contract.live_key(line_id),)), ("hgetall", (contract.nodes_key(line_id),))]
 
 
-def line_live(plant: Plant, line: Line, live_raw: Any, nodes_raw: Any, now: float) -> answers.LineLive:
+def line_live(plant: Plant, line: Line, live_raw: Any, nodes_raw: Any, now: float,
+              answered: Answered | None = None) -> answers.LineLive:
     """A line with its machines' live state, from the replies to ``live_reads``."""
     live = live_events(line, live_raw if isinstance(live_raw, dict) else {})
     refused = collector_problems(nodes_raw if isinstance(nodes_raw, dict) else {})["bad_nodes"]
-    machines = [machine_now(plant, line, m.id, live.get(m.id, {}), now) for m in line.machines]
+    machines = [machine_now(plant, line, m.id, live.get(m.id, {}), now, answered) for m in line.machines]
     for machine in machines:  # nodes the OPC UA server refuses: that signal is not collected
         machine["bad_nodes"] = [cast(answers.MachineBadNode, {k: v for k, v in node.items() if k != "machine"})
                                 for node in refused if node["machine"] == machine["id"]]
@@ -90,13 +91,34 @@ def _live_event(line: str, field: bytes | str, value: bytes | str) -> Event | No
         return None
 
 
+# per machine: the last answer of ``machine_now`` and what it came from (plant, events, stale)
+Answered = dict[tuple[str, str], tuple[Plant, tuple[Event, ...], bool, answers.MachineLive]]
+
+
 def machine_now(plant: Plant, line: Line, machine_id: str, live: dict[str, Event],
-                now: float) -> answers.MachineLive:
-    """State (unknown when stale, link down or bad), since when, reason, counters, power."""
+                now: float, answered: Answered | None = None) -> answers.MachineLive:
+    """State (unknown when stale, link down or bad), since when, reason, counters, power.
+    Depends on ``now`` only through staleness: the answer is kept in ``answered`` (a
+    reader's) per machine while its events (the very objects: ``_live_event`` shares them)
+    and the plant stay the same."""
+    if answered is None:
+        answered = {}
+    events = tuple(live.values())
+    last = max((e.ts for e in events), default=None)
+    stale = andon.is_stale(last, now, plant.gap_timeout_s)
+    kept = answered.get((line.id, machine_id))
+    if (kept is not None and kept[0] is plant and kept[2] == stale and len(kept[1]) == len(events)
+            and all(a is b for a, b in zip(kept[1], events, strict=True))):
+        return {**kept[3], "bad_nodes": []}
+    got = _machine_now(plant, line, machine_id, live, last, stale, now)
+    answered[(line.id, machine_id)] = (plant, events, stale, got)
+    return {**got, "bad_nodes": []}
+
+
+def _machine_now(plant: Plant, line: Line, machine_id: str, live: dict[str, Event], last: float | None,
+                 stale: bool, now: float) -> answers.MachineLive:
     machine = line.machine(machine_id)
     assert machine is not None
-    last = max((e.ts for e in live.values()), default=None)
-    stale = andon.is_stale(last, now, plant.gap_timeout_s)
     link = live.get(str(Signal.LINK))
     state_event = live.get(str(Signal.STATE))
     state = str(state_event.value) if state_event is not None and state_event.is_good else State.UNKNOWN.value

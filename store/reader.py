@@ -84,6 +84,7 @@ class PlantReader:
         self.rollups = RollupReads(redis_client, cache_days=cache_days, cache_hours=cache_hours)
         self.classifications = Classifications(redis_client)  # people's reasons override the PLC's
         self.stop_reads = StopReads(redis_client, self.classifications, cache_days=cache_stop_days)
+        self._answered: live.Answered = {}  # each machine's last live state (``live.machine_now``)
         self.window_reads = WindowReads(redis_client, self.reason_lists.effective, self.rollups, self.stop_reads,
                                         max_edge_events=max_edge_events, window_cache_ttl_s=window_cache_ttl_s)
 
@@ -130,7 +131,8 @@ class PlantReader:
         shift they are for (``shift``), as ``/api/lines`` serves them; ``kpis``: reads those
         KPIs instead of ``line_kpis`` (the dashboard's: once per line version, shared with
         the screens)."""
-        answer: Any = live.lines_now(self.redis, self.plant, now, only=only)  # Lines, then with the andon
+        answer: Any = live.lines_now(self.redis, self.plant, now, only=only,  # Lines, then with the andon
+                                     answered=self._answered)
         if with_andon:
             shift, by_line = self.andon_now(now, answer, kpis=kpis)
             answer["shift"] = shift.to_dict()
@@ -256,7 +258,7 @@ class PlantReader:
         own = [s for s in stops if s.machine == cfg.output_machine]
         return (self._downtime(cfg, window, totals, stops, now),
                 self._line_kpis(cfg, window, totals, own, now, machines=False),
-                live.line_live(self.plant, cfg, replies[0], replies[1], now) if with_live else None)
+                live.line_live(self.plant, cfg, replies[0], replies[1], now, self._answered) if with_live else None)
 
     def _downtime(self, cfg: Line, window: Window, totals: dict[str, Totals], stops: list[Stop],
                   now: float) -> answers.Downtime:

@@ -522,3 +522,35 @@ def test_hand_computed_today_with_an_edge_only_machine(hand_reader: PlantReader)
     assert energy["kwh"] == pytest.approx(15.0)
     assert energy["avg_kw"] == pytest.approx(15.0 / 12.5)  # over the whole window, not the 2.5 h with data
     assert energy["machines"][1]["avg_kw"] == pytest.approx(13.0 / 12.5)
+
+
+def test_a_machines_live_state_kept_while_its_events_and_staleness_stay() -> None:
+    """``live.machine_now`` keeps each machine's answer (``answered``) while its events (the
+    same objects), the plant and staleness stay; anything else computes it again."""
+    from store import live
+
+    plant = two_machine_plant()
+    line = plant.lines[0]
+    t0 = RECENT
+    running = {"state": Event("L1", "M1", Signal.STATE, "running", "Good", t0),
+               "good": Event("L1", "M1", Signal.GOOD, 7, "Good", t0 + 1)}
+    answered: live.Answered = {}
+    gap = plant.gap_timeout_s
+
+    def now_at(at: float, events: dict[str, Event] = running, p: Any = plant) -> Any:
+        return live.machine_now(p, line, "M1", events, at, answered)
+
+    first = now_at(t0 + 2)
+    assert (first["state"], first["since"], first["good"], first["stale"]) == ("running", t0, 7, False)
+    first["bad_nodes"].append("mine")  # a caller fills in its copy
+    assert now_at(t0 + 3) == {**first, "bad_nodes": []}
+    silent = now_at(t0 + 1 + gap + 5)  # the same events, stale now
+    assert (silent["state"], silent["since"], silent["stale"]) == ("unknown", t0 + 1 + gap, True)
+    assert now_at(t0 + 4)["state"] == "running"
+    more = {**running, "good": Event("L1", "M1", Signal.GOOD, 8, "Good", t0 + 2)}
+    assert now_at(t0 + 4, more)["good"] == 8
+    equal = {k: Event(e.line, e.machine, e.signal, e.value, e.status, e.ts) for k, e in more.items()}
+    assert now_at(t0 + 4, equal)["good"] == 8
+    renamed = plant.model_copy(update={"lines": [line.model_copy(update={"machines": [
+        m.model_copy(update={"name": "Press 1"}) if m.id == "M1" else m for m in line.machines]})]})
+    assert live.machine_now(renamed, renamed.lines[0], "M1", equal, t0 + 4, answered)["name"] == "Press 1"
