@@ -14,6 +14,7 @@ import json
 import logging
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -48,13 +49,21 @@ class Classifications:
         if scores:
             self.redis.zadd(contract.classification_starts_key(line), scores)
 
-    def attached(self, line: str, stops: Sequence[Stop]) -> dict[str, tuple[str, Classification]]:
-        """stop id -> (the id it was stored under, the classification the stop carries)."""
+    def attached(self, line: str, stops: Sequence[Stop], read: Read | None = None
+                 ) -> dict[str, tuple[str, Classification]]:
+        """stop id -> (the id it was stored under, the classification the stop carries).
+        ``read``: the line's classifications as ``read_after`` read them, used when they
+        cover these stops (no round trip of its own)."""
         if not stops:
             return {}
         ids = list(dict.fromkeys(stop_id(s.line, s.machine, s.start) for s in stops))
         lo = min(s.start for s in stops) - LOOKBACK_S
         hi = max(math.inf if s.end is None else s.end for s in stops)
+        if read is not None and read.covers(lo):
+            found = {sid: cls for sid in ids if (cls := read.get(sid)) is not None}
+            found.update({sid: cls for sid, score in read.starts if lo <= score <= hi and sid not in found
+                          and sid not in ids and (cls := read.get(sid)) is not None})
+            return _by_stop(stops, found)
         starts = contract.classification_starts_key(line)
         with self.redis.pipeline(transaction=False) as pipe:
             pipe.hmget(contract.classifications_key(line), ids)
@@ -69,9 +78,7 @@ class Classifications:
         others = [_text(x) for x in nearby if _text(x) not in found and _text(x) not in ids]
         if others:
             found.update(self.many(line, others))
-        by_stop = attach(stops, found)
-        origin = {id(cls): sid for sid, cls in found.items()}
-        return {sid: (origin[id(cls)], cls) for sid, cls in by_stop.items()}
+        return _by_stop(stops, found)
 
     def carried(self, line: str, stop: Stop) -> tuple[str, Classification] | None:
         """(stored id, classification) the stop carries, exactly or by overlap."""
@@ -101,9 +108,62 @@ class Classifications:
                 pipe.zrem(contract.classification_starts_key(line), replaces)
             pipe.execute()
 
-    def apply(self, line: str, stops: list[Stop]) -> list[Stop]:
+    def apply(self, line: str, stops: list[Stop], read: Read | None = None) -> list[Stop]:
         """The stops with the people's classifications applied (``domain.classification.apply``)."""
-        return apply(stops, {sid: cls for sid, (_stored, cls) in self.attached(line, stops).items()})
+        return apply(stops, {sid: cls for sid, (_stored, cls) in self.attached(line, stops, read).items()})
+
+
+def _by_stop(stops: Sequence[Stop], found: dict[str, Classification]) -> dict[str, tuple[str, Classification]]:
+    by_stop = attach(stops, found)
+    origin = {id(cls): sid for sid, cls in found.items()}
+    return {sid: (origin[id(cls)], cls) for sid, cls in by_stop.items()}
+
+
+# The classifications of stops that started from ARGV[1] on, with the hash's and the index's
+# sizes (equal: every classification is in the index): one command, sent with a line's other reads.
+_READ_AFTER = """
+local found = redis.call('ZRANGEBYSCORE', KEYS[2], ARGV[1], '+inf', 'WITHSCORES')
+local values = {}
+for i = 1, #found, 2000 do
+  local names = {}
+  for j = i, math.min(i + 1999, #found), 2 do names[#names + 1] = found[j] end
+  local got = redis.call('HMGET', KEYS[1], unpack(names))
+  for _, v in ipairs(got) do values[#values + 1] = v end
+end
+return {redis.call('HLEN', KEYS[1]), redis.call('ZCARD', KEYS[2]), found, values}
+"""
+
+
+def read_after(line: str, since: float) -> tuple[str, tuple[Any, ...]]:
+    """The command (name, arguments: for a pipeline) that reads the line's classifications of
+    stops that started at ``since`` or later; its reply makes a ``Read`` (``Read.of``)."""
+    keys = (contract.classifications_key(line), contract.classification_starts_key(line))
+    return "execute_command", ("EVAL", _READ_AFTER, 2, *keys, repr(since))  # a cluster pipeline has no eval()
+
+
+@dataclass(frozen=True, slots=True)
+class Read:
+    """A line's classifications of the stops that started at ``since`` or later."""
+
+    since: float
+    complete: bool  # every classification of the line is in its start index (else: read them apart)
+    starts: list[tuple[str, float]]  # (stop id, stop start), by start
+    raw: dict[str, Any]  # stop id -> its stored JSON
+
+    @classmethod
+    def of(cls, since: float, reply: Any) -> Read:
+        stored, indexed, found, values = reply
+        starts = [(_text(found[i]), float(found[i + 1])) for i in range(0, len(found), 2)]
+        raw = {sid: value for (sid, _), value in zip(starts, values, strict=True) if value}
+        return cls(since, int(stored) == int(indexed), starts, raw)
+
+    def covers(self, lo: float) -> bool:
+        """Whether stops whose classifications start at ``lo`` or later are all here."""
+        return self.complete and lo >= self.since
+
+    def get(self, sid: str) -> Classification | None:
+        raw = self.raw.get(sid)
+        return None if raw is None else _decode(raw)
 
 
 def _decode(raw: Any) -> Classification | None:

@@ -32,6 +32,7 @@ from domain import contract, downtime
 from domain.accounting import Stop
 from domain.plant import Line, Plant
 from domain.totals import Totals
+from store import classifications
 from store.bookkeeping import LineSnapshot, snapshot_of
 from store.cache import LruCache
 from store.closed_rollups import MachineRequest, RollupReads
@@ -50,6 +51,9 @@ MAX_BUCKETS = 5000
 # stored rollups cover whole minutes and the edge runs to the window's end: anything
 # missing is whole minutes (or the whole window), never a rounding residue
 NO_DATA_TOLERANCE_S = 1e-3
+# the classifications read with a window's bookkeeping: of stops that started up to this long
+# before the window (a stop that began earlier still is looked up apart, ``Classifications.attached``)
+CLASSIFIED_BEFORE_S = classifications.LOOKBACK_S + 12 * 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +103,10 @@ class WindowReads:
         """``totals``, and the replies to ``also``: more commands on the line's keys (name,
         arguments), sent in the round trip that reads the line's bookkeeping stamp."""
         window = query_window(start, end, now, machines, None)
-        snap, replies = self._snap_and(line.id, also)
+        since = window.start - CLASSIFIED_BEFORE_S  # people's classifications: read in the same round trip
+        snap, replies = self._snap_and(line.id, [*also, classifications.read_after(line.id, since)]
+                                       if stops_of else also)
+        classified = classifications.Read.of(since, replies.pop()) if stops_of else None
         own = frozenset(stops_of)
         key = (line.id, snap[1], snap[2], tuple(machines), window.start, window.end, now)
         read = self.reads.get(key)
@@ -109,8 +116,8 @@ class WindowReads:
             read = _Read(window, {m: sums[m][0].to_totals() for m in machines}, stops, own)
             self.reads.put(key, read)
         stops = [s for s in read.stops if s.machine in own]
-        return (read.window, dict(read.totals), self.stops.classifications.apply(line.id, stops) if stops_of else [],
-                replies)
+        return (read.window, dict(read.totals),
+                self.stops.classifications.apply(line.id, stops, classified) if stops_of else [], replies)
 
     def buckets(self, line: Line, machines: list[str], bounds: list[float], now: float,
                 stops_of: Sequence[str] = (), snap: tuple[LineSnapshot, int, Any] | None = None, *,

@@ -308,3 +308,26 @@ def test_interval_operations_match_sets_of_points(a: list[tuple[int, int]], b: l
     assert _points(subtract(a, b)) == _points(a) - _points(b)
     assert _points(intersect(merge(a), merge(b))) == _points(a) & _points(b)
     assert total(merge(a)) == len(_points(a))
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    shifts=st.lists(shifts_strategy(), min_size=1, max_size=3),
+    tz_name=st.sampled_from([BERLIN, SHANGHAI, "America/New_York"]),
+    around=st.sampled_from(["2024-03-30T18:00", "2024-10-26T18:00", "2024-05-06T00:00"]),
+    offset_s=st.floats(-30 * HOUR, 30 * HOUR),
+    length_s=st.one_of(st.floats(0.0, 120.0), st.floats(0.0, 13 * HOUR)),
+)
+def test_planned_seconds_of_a_span_are_bit_for_bit_the_sum_of_its_intervals(
+        shifts: list[Shift], tz_name: str, around: str, offset_s: float, length_s: float) -> None:
+    """``PlannedCalendar.seconds`` (summed in place for a span within one block) is exactly
+    ``total(intervals(...))``, spans across blocks included."""
+    from types import SimpleNamespace
+
+    from domain.accounting import PlannedCalendar
+
+    calendar = PlannedCalendar(SimpleNamespace(shifts=shifts, timezone=tz_name))  # type: ignore[arg-type]
+    start = local(tz_name, around) + offset_s
+    end = start + length_s
+    got, expected = calendar.seconds(start, end), total(calendar.intervals(start, end))
+    assert got == expected and type(got) is type(expected)

@@ -554,3 +554,54 @@ def test_a_machines_live_state_kept_while_its_events_and_staleness_stay() -> Non
     renamed = plant.model_copy(update={"lines": [line.model_copy(update={"machines": [
         m.model_copy(update={"name": "Press 1"}) if m.id == "M1" else m for m in line.machines]})]})
     assert live.machine_now(renamed, renamed.lines[0], "M1", equal, t0 + 4, answered)["name"] == "Press 1"
+
+
+def test_a_line_now_reads_peoples_classifications_with_its_bookkeeping(reader: PlantReader) -> None:
+    """``line_now`` reads the line's classifications in the round trip of its bookkeeping
+    (``classifications.read_after``): the same stops as read apart, a classification moved
+    by late data included; an index that misses a classification is read apart."""
+    from domain.classification import Classification, stop_id
+
+    start, end = RECENT + 2 * HOUR, RECENT + 6.5 * HOUR
+    m1 = [s for s in reader.downtime("L1", start, end, NOW)["events"] if s["machine"] == "M1"]
+    exact = stop_id("L1", "M1", m1[0]["start"])
+    reader.classifications.put("L1", exact, Classification(3, by="op", at=NOW))
+    moved = m1[1]  # stored under a start late data moved by 2 s: attaches by overlap
+    reader.classifications.put("L1", stop_id("L1", "M1", moved["start"] - 2),
+                               Classification(4, by="op", at=NOW, end=moved["end"]))
+
+    class Counting:  # the classifications' own client, counting their round trips
+        def __init__(self, inner: Any) -> None:
+            self.inner, self.trips = inner, 0
+
+        def pipeline(self, *args: Any, **kwargs: Any) -> Any:
+            self.trips += 1
+            return self.inner.pipeline(*args, **kwargs)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.inner, name)
+
+    own = reader.classifications.redis = Counting(reader.redis)  # type: ignore[assignment]
+
+    def line_now() -> tuple[Any, int]:
+        own.trips = 0
+        return reader.line_now("L1", start, end, NOW), own.trips
+
+    got, trips = line_now()
+    assert trips == 0, "classifications read in a round trip of their own"
+    assert got[0] == reader.downtime("L1", start, end, NOW)
+    reasons = {s["start"]: s["reason"] for s in got[0]["events"] if s["machine"] == "M1"}
+    assert reasons[m1[0]["start"]] == 3 and reasons[moved["start"]] == 4
+    reader.redis.zrem(contract.classification_starts_key("L1"), exact)  # as before the index existed
+    again, trips = line_now()
+    assert trips == 1 and again == got  # read apart (Classifications.attached): the same
+
+
+def test_classifications_read_with_the_bookkeeping_cover_what_they_read() -> None:
+    from store.classifications import Read
+
+    read = Read.of(100.0, [2, 2, [b"L1~M1~150000", b"150", b"L1~M1~170000", b"170"], [b"{}", None]])
+    assert read.starts == [("L1~M1~150000", 150.0), ("L1~M1~170000", 170.0)]
+    assert read.covers(100.0) and read.covers(120.0) and not read.covers(99.9)
+    assert read.get("L1~M1~170000") is None and set(read.raw) == {"L1~M1~150000"}
+    assert not Read.of(100.0, [3, 2, [], []]).covers(200.0)  # a classification missing from the index
