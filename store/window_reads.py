@@ -56,6 +56,16 @@ NO_DATA_TOLERANCE_S = 1e-3
 CLASSIFIED_BEFORE_S = classifications.LOOKBACK_S + 12 * 3600.0
 
 
+# The bookkeeping's stamp (commit counter, rewinds, heartbeat), and the whole hash when the
+# stamp is not the one the reader has (ARGV; "" for a field it had not): one command, sent
+# in the round trip that reads the line's new stream entries.
+_STAMP_OR_ALL = """
+local s = redis.call('HMGET', KEYS[1], 'ver', 'amend', 'beat')
+if s[1] and s[1] == ARGV[1] and (s[2] or '') == ARGV[2] and (s[3] or '') == ARGV[3] then return {s} end
+return {s, redis.call('HGETALL', KEYS[1])}
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class _Read:
     """A window's totals and the stops of ``stops_of`` (shared: never mutated)."""
@@ -176,29 +186,34 @@ class WindowReads:
         not written it again) and the id of the stream's newest entry. Its stamp (commit
         counter, rewinds, heartbeat: three short fields) and that id are read every time (one
         round trip, which also reads the stream entries after the line's followers for them:
-        ``OpenEdges.offer``); the whole hash, and each machine's head (``store.bookkeeping``),
-        only when the stamp moved. ``also``: more commands sent in that round trip (their replies)."""
+        ``OpenEdges.offer``); the whole hash (in that round trip too: ``_STAMP_OR_ALL``), and
+        each machine's head (``store.bookkeeping``), only when the stamp moved. ``also``: more
+        commands sent in that round trip (their replies)."""
         key = contract.rollup_state_key(line_id)
         pos = self.edges.position(line_id)
+        cached = self._snapshots.get(line_id)
         with self.redis.pipeline(transaction=False) as pipe:
             for name, args in also:
                 getattr(pipe, name)(*args)
-            pipe.hmget(key, "ver", "amend", "beat")
+            known = ["" if v is None else v for v in cached[0]] if cached is not None else ["", "", ""]
+            pipe.execute_command("EVAL", _STAMP_OR_ALL, 1, key, *known)  # a cluster pipeline has no eval()
             pipe.xrevrange(contract.events_key(line_id), count=1)
             if pos is not None:
                 pipe.xrange(contract.events_key(line_id), min=contract.after_stream_id(pos),
                             count=self.edges.max_edge_events)
             replies = pipe.execute()
-        extra, (fields, newest, *after) = replies[:len(also)], replies[len(also):]
+        extra, (stamped, newest, *after) = replies[:len(also)], replies[len(also):]
         if pos is not None and after:
             self.edges.offer(line_id, pos, after[0])
-        stamp = tuple(fields)
+        stamp = tuple(stamped[0])
         head = newest[0][0] if newest else None
-        cached = self._snapshots.get(line_id)
-        if cached is not None and stamp[0] is not None and cached[0] == stamp:
+        if len(stamped) == 1 and cached is not None and stamp[0] is not None and cached[0] == stamp:
             snapshot, generation = cached[1], cached[2]
-        else:  # read after the stamp: as new as it, or newer (then the next stamp differs)
-            snapshot, generation = snapshot_of(self.redis.hgetall(key)), next(self._generation)
+        else:  # the hash read with its stamp (or, read apart, after it: as new as it, or newer)
+            whole = stamped[1] if len(stamped) > 1 else self.redis.hgetall(key)
+            if isinstance(whole, list):
+                whole = dict(zip(whole[::2], whole[1::2], strict=True))
+            snapshot, generation = snapshot_of(whole), next(self._generation)
             if stamp[0] is not None:
                 self._snapshots[line_id] = (stamp, snapshot, generation)
         ver = int(stamp[0]) if stamp[0] is not None and stamp[0].isdigit() else 0

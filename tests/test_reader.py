@@ -16,6 +16,7 @@ from config.loader import DEMO_PLANT, load_plant
 from domain import contract, downtime, kpi
 from domain.model import Event, Signal
 from domain.totals import Totals
+from store import window_reads
 from store.reader import PlantReader, UnknownLine, UnknownMachine, WindowError, resolve_window
 from tests.history import line_history, write_events
 from tests.store_support import (
@@ -605,3 +606,35 @@ def test_classifications_read_with_the_bookkeeping_cover_what_they_read() -> Non
     assert read.covers(100.0) and read.covers(120.0) and not read.covers(99.9)
     assert read.get("L1~M1~170000") is None and set(read.raw) == {"L1~M1~150000"}
     assert not Read.of(100.0, [3, 2, [], []]).covers(200.0)  # a classification missing from the index
+
+
+def test_a_worker_commit_is_read_with_the_stamp_that_says_so(reader: PlantReader, plant: Any,
+                                                              events: list[Event]) -> None:
+    """The bookkeeping's whole hash comes back with its stamp when the stamp moved (one
+    command, ``window_reads._STAMP_OR_ALL``), never read apart; the figures are those of a
+    fresh reader after the commit, and the unchanged stamp returns the stamp only."""
+    start, now = RECENT + 2 * HOUR, NOW + 20
+    calls: dict[str, int] = {}
+
+    class Counting:
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        def __getattr__(self, name: str) -> Any:
+            calls[name] = calls.get(name, 0) + 1
+            return getattr(self.inner, name)
+
+    reader.window_reads.redis = Counting(reader.redis)  # type: ignore[assignment]
+    before = reader.line_now("L1", start, now, now)
+    last = max((e for e in events if e.signal == Signal.GOOD and e.machine == "M2"), key=lambda e: e.ts)
+    write_events(reader.redis, [Event("L1", "M2", Signal.GOOD, int(last.value) + 1, "Good", END + 5)])
+    run_worker_until_drained(reader.redis, plant, now=now)
+    calls.clear()
+    after = reader.line_now("L1", start, now, now)
+    assert calls.get("hgetall", 0) == 0 and calls.get("pipeline") == 1, calls
+    assert after == PlantReader(reader.redis, plant).line_now("L1", start, now, now)
+    assert after[1]["good_count"] == before[1]["good_count"] + 1
+    stamp = reader.redis.hmget(contract.rollup_state_key("L1"), "ver", "amend", "beat")
+    reply = reader.redis.eval(window_reads._STAMP_OR_ALL, 1, contract.rollup_state_key("L1"),
+                              *[b"" if v is None else v for v in stamp])
+    assert reply == [stamp]
