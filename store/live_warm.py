@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 WARM_MAX_S = 0.5  # a change is told at the latest this long after its version, warm or not
-WARM_THREADS = 4  # lines warmed at once
+WARM_THREADS = 8  # lines warmed at once (with a reader pool: enough to keep every child busy)
 WARM_STUCK_S = 5.0  # a warm-up running this long no longer holds its line's next version back
 WARM_BUDGET = 0.5  # of one core: the warm-ups' CPU over the last BUDGET_WINDOW_S; above it, versions wait
 BUDGET_WINDOW_S = 2.0
