@@ -42,7 +42,7 @@ from typing import Any
 
 from store.clients import is_cluster
 from store.live_readers import ALERTS, WHY_ALERTS, WHY_EVENTS, WHY_RESTART, WHY_ROLLUP, follow_alerts, follow_streams
-from store.live_warm import WARM_BUDGET, WARM_MAX_S, WARM_STUCK_S, Out, WarmUps
+from store.live_warm import WARM_BUDGET, WARM_MAX_S, WARM_STUCK_S, WARM_THREADS, Out, WarmUps
 from store.reader_pool import cpu_in_children
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,8 @@ class LiveFeed:
                  block_ms: int = BLOCK_MS, coalesce_s: float = COALESCE_S, min_gap_s: float = MIN_GAP_S,
                  quiet_s: float = QUIET_S, warm: Callable[[str], None] | None = None,
                  warm_max_s: float = WARM_MAX_S, warm_stuck_s: float = WARM_STUCK_S,
-                 warm_budget: float = WARM_BUDGET, follow_alerts: bool = False) -> None:
+                 warm_budget: float = WARM_BUDGET, warm_threads: int = WARM_THREADS,
+                 follow_alerts: bool = False) -> None:
         self.client = client
         self.lines = tuple(lines)
         self.token = uuid.uuid4().hex[:12]  # names this process's sequence in event ids
@@ -97,7 +98,7 @@ class LiveFeed:
         self.min_gap_s = min_gap_s
         self.quiet_s = quiet_s
         self.warm = warm
-        self._warm_ups = WarmUps(warm_max_s, warm_stuck_s, warm_budget)
+        self._warm_ups = WarmUps(warm_max_s, warm_stuck_s, warm_budget, warm_threads)
         self._cond = threading.Condition()
         self.follow_alerts = follow_alerts
         channels = (*self.lines, ALERTS) if follow_alerts else self.lines
@@ -351,7 +352,7 @@ _feed_lock = threading.Lock()
 def feed_of(config: dict[str, Any], client_of: Callable[[], Any], lines: Sequence[str]) -> LiveFeed:
     """The process's feed kept in the app's ``config`` (``api.context.config_of``), created
     and started on first use, with the app's warm-up hook (``WARM_KEY``: an object with a
-    ``warm(line)`` method) when it has one."""
+    ``warm(line)`` method, and ``threads``: how many lines it warms at once) when it has one."""
     feed = config.get(FEED_KEY)
     if feed is not None:
         return feed  # type: ignore[no-any-return]
@@ -360,5 +361,6 @@ def feed_of(config: dict[str, Any], client_of: Callable[[], Any], lines: Sequenc
         if feed is None:
             warmer = config.get(WARM_KEY)
             feed = config[FEED_KEY] = LiveFeed(client_of(), lines, warm=None if warmer is None else warmer.warm,
+                                               warm_threads=getattr(warmer, "threads", WARM_THREADS),
                                                follow_alerts=True).start()
     return feed

@@ -2,7 +2,8 @@
 
 With a ``warm(line)`` hook (``components.warm.Warmer``) the feed hands a new version out at
 once but tells the subscribers only once the hook has recomputed, for it, what the screens
-asked of the line's last version (in ``WARM_THREADS`` threads), or after ``max_s`` at the
+asked of the line's last version (in ``WARM_THREADS`` threads; with a reader pool, its
+``warm_threads``), or after ``max_s`` at the
 latest: the screens then ask for answers already computed.
 
 Two limits keep the warm-ups from taking more than the process has: a line gets no next
@@ -20,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 WARM_MAX_S = 0.5  # a change is told at the latest this long after its version, warm or not
-WARM_THREADS = 8  # lines warmed at once (with a reader pool: enough to keep every child busy)
+WARM_THREADS = 4  # lines warmed at once (in this process: more only contend for its GIL)
 WARM_STUCK_S = 5.0  # a warm-up running this long no longer holds its line's next version back
 WARM_BUDGET = 0.5  # of one core: the warm-ups' CPU over the last BUDGET_WINDOW_S; above it, versions wait
 BUDGET_WINDOW_S = 2.0
@@ -36,7 +37,9 @@ class Batch:
 
 
 class WarmUps:
-    def __init__(self, max_s: float = WARM_MAX_S, stuck_s: float = WARM_STUCK_S, budget: float = WARM_BUDGET) -> None:
+    def __init__(self, max_s: float = WARM_MAX_S, stuck_s: float = WARM_STUCK_S, budget: float = WARM_BUDGET,
+                 threads: int = WARM_THREADS) -> None:
+        self.threads = threads
         self.max_s = max_s
         self.stuck_s = stuck_s
         self.budget = budget
@@ -70,7 +73,7 @@ class WarmUps:
         self.batches[self._last_id] = Batch(changes, now + self.max_s, len(changes))
         self.busy.update(dict.fromkeys(lines, now))
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(WARM_THREADS, thread_name_prefix="live-warm")
+            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="live-warm")
         try:
             for line in lines:
                 self._pool.submit(run, self._last_id, line)

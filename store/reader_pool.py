@@ -39,6 +39,7 @@ TIMEOUT_S = 10.0  # a child answering nothing this long is killed (the screens' 
 RESTART_S = 5.0  # a child that died is started again at most this often
 AUTO_MIN_LINES = 16  # "auto": a pool only for plants this big (smaller ones compute fast enough alone)
 AUTO_MAX_PROCESSES = 4
+IN_FLIGHT_PER_CHILD = 4  # lines asked of a child at once (the warm-up threads: ``warm_threads``)
 _cpu = threading.local()  # per thread: CPU seconds its calls took in the children
 
 
@@ -157,6 +158,11 @@ class ReaderPool:
 
     def __len__(self) -> int:
         return len(self._children)
+
+    @property
+    def warm_threads(self) -> int:
+        """Warm-up threads that keep every child busy (a line always queued behind the one it reads)."""
+        return IN_FLIGHT_PER_CHILD * len(self._children)
 
     def line_now(self, line: str, start: float, end: float, now: float, *, with_live: bool = True) -> Any:
         """``PlantReader.line_now`` of ``line`` computed by its child; ``PoolUnavailable``

@@ -183,11 +183,23 @@ def test_a_big_plants_dashboard_has_a_pool_its_lifespan_closes(redis_url: str, p
         app = create_dashboard(settings)
         return app, config_of(app.server).get(data.POOL_KEY)
 
-    assert pool_of()[1] is None  # auto: two lines compute alone
+    alone, none = pool_of()
+    assert none is None  # auto: two lines compute alone
     assert pool_of(view_processes=0)[1] is None
     app, _ = pool_of(view_processes=2)
     made = config_of(app.server)[data.POOL_KEY]
     assert len(made) == 2
+    # the live feed warms 4 lines at once alone, 4 per child with a pool (each child always has one queued)
+    from store.live_feed import feed_of
+
+    for dash, threads in ((alone, 4), (app, 8)):
+        config = config_of(dash.server)
+        assert config[data.WARM_KEY].threads == threads
+        feed = feed_of(config, lambda: redis.Redis.from_url(redis_url), [line.id for line in plant.lines])
+        try:
+            assert feed._warm_ups.threads == threads
+        finally:
+            feed.stop()
     with TestClient(app.server):
         made.start()
     with pytest.raises(PoolUnavailable, match="closed"):
