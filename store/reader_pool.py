@@ -23,6 +23,7 @@ spawned: the server process runs threads) and only turns the answers into views.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import multiprocessing
 import os
@@ -244,6 +245,8 @@ def _serve(conn: Connection, settings: Any) -> None:
     from store.reader import PlantReader
 
     reader = PlantReader(client_for(settings, "screen"), settings.plant)
+    gc.freeze()  # as the server process (components.app_factory.tune_runtime): what exists is never traced again,
+    gc.set_threshold(50_000, 20, 100)  # and young collections every 50,000 allocations, not 700
     conn.send("ready")
     while True:
         try:
