@@ -238,7 +238,9 @@ def follow_pushed(app: Any, server: Any, port: int, stop: threading.Event) -> No
         done = time.time()
         pool = config_of(app.server).get(POOL_KEY)
         print(json.dumps({"pushed_s": done - min(c.at for c in changes), "changed": len({c.line for c in changes}),
-                          "lines": len(views), "at": done, "pool": len(pool) if pool else 0}), flush=True)
+                          "lines": len(views), "at": done, "pool": len(pool) if pool else 0,
+                          "pool_calls": pool.calls if pool else 0,
+                          "read_around": dict(pool.around) if pool else {}}), flush=True)
 
 
 # --- measuring -----------------------------------------------------------------------------
@@ -352,6 +354,7 @@ def scenario(name: str, lines: int, per_line: int, args: argparse.Namespace, fol
         overview: list[tuple[float, float]] = []
         pushed: list[tuple[float, float, int]] = []
         pool_size = [0]  # the dashboard's reader pool (store.reader_pool): processes
+        pool_reads: list[Any] = [0, {}]  # line views its children read, and those read around it (by why)
         try:
             port = free_port()
             dashboard = Proc("dashboard", [PYTHON, __file__, "--role", "dashboard", "--port", str(port),
@@ -382,6 +385,7 @@ def scenario(name: str, lines: int, per_line: int, args: argparse.Namespace, fol
                         if "pushed_s" in got:
                             pushed.append((got["at"], got["pushed_s"], got["changed"]))
                             pool_size[0] = got["pool"]
+                            pool_reads[:] = [got["pool_calls"], got["read_around"]]
 
             threading.Thread(target=read_overview, daemon=True).start()
             wait_until(lambda: all(line["worker"]["beat"] for line in get_json(base + "/api/health")["lines"]),
@@ -441,6 +445,7 @@ def scenario(name: str, lines: int, per_line: int, args: argparse.Namespace, fol
         # the changes of (nearly) every line at once: what "all 50 lines updated" means
         "pushed_all_ms": {"p50": 1e3 * _pct(everyone, 0.5), "p95": 1e3 * _pct(everyone, 0.95), "n": len(everyone)},
         "view_processes": pool_size[0],
+        "pool_reads": pool_reads,
         "pushed": [[at, s, n] for at, s, n in pushed if started <= at <= started + elapsed],  # wall clock, s, lines
     }
 
@@ -512,7 +517,9 @@ def print_table(results: list[dict[str, Any]]) -> None:
                   f"p50 {p['p50']:.0f} ms, p95 {p['p95']:.0f} ms over {p['n']} changes "
                   f"({p['lines_per_change']:.1f} lines each); the {r['pushed_all_ms']['n']} changes of 90 % of the "
                   f"lines or more: p50 {r['pushed_all_ms']['p50']:.0f} ms, p95 {r['pushed_all_ms']['p95']:.0f} ms; "
-                  f"view processes: {r['view_processes'] or 'none (computed in the server process)'}")
+                  f"view processes: {r['view_processes'] or 'none (computed in the server process)'}"
+                  + (f" (views read by them: {r['pool_reads'][0]}; read around them: {r['pool_reads'][1]})"
+                     if r["view_processes"] else ""))
 
 
 def main() -> int:

@@ -84,12 +84,12 @@ def create_dashboard(settings: Any, clock: Callable[[], float] = time.time) -> D
 
 
 def _shared_line_kpis(line: str, start: float, end: float, at: float) -> Any:
-    """``/api/lines``' KPIs of a line: the screens' (``components.data.line_kpis``: once per
+    """``/api/lines``' KPIs of a line: the screens' (``components.data.shift_kpis``: once per
     line version while the live feed runs), with Redis' errors as the API reports them."""
     from redis.exceptions import RedisError
 
     try:
-        return data.line_kpis(line, start, end, at)
+        return data.shift_kpis(line, start, end, at)
     except data.DataUnavailable as exc:
         raise RedisError(str(exc)) from exc
 

@@ -30,7 +30,28 @@ from zoneinfo import ZoneInfo
 from redis.exceptions import RedisError
 
 from api import context
-from components.i18n import N_, _, date_time, local
+from components.i18n import N_, _, date_time
+from components.panel_data import (  # the answers as the panels use them, re-exported
+    downtime_events as downtime_events,
+)
+from components.panel_data import (
+    pareto_rows as pareto_rows,
+)
+from components.panel_data import (
+    power_points as power_points,
+)
+from components.panel_data import (
+    reason_texts as reason_texts,
+)
+from components.panel_data import (
+    series_points as series_points,
+)
+from components.panel_data import (
+    setup_codes as setup_codes,
+)
+from components.panel_data import (
+    timeline_rows as timeline_rows,
+)
 from domain import andon, answers
 from domain.plant import Line, Plant
 from store.live_feed import WARM_KEY as WARM_KEY  # the app's Warmer, which the feed calls
@@ -168,6 +189,15 @@ def line_kpis(line: str, start: float, end: float, at: float) -> answers.LineKpi
     return out
 
 
+def shift_kpis(line: str, start: float, end: float, at: float) -> answers.LineKpis:
+    """``/api/lines``' KPIs of a line: while the live feed runs, its live view's (the
+    ``line_now`` of its version, shared with the screens, in any language), else ``line_kpis``."""
+    if live_versions() is None:
+        return line_kpis(line, start, end, at)
+    return _live(line, end, at, ("line_now", line, start),  # type: ignore[no-any-return]
+                 lambda e, a: _call("line_now", line, start, e, a, pooled=True))[1]
+
+
 def machine_kpis(line: str, machine: str, start: float, end: float, at: float) -> answers.MachineKpis:
     out: answers.MachineKpis = _live(line, end, at, ("machine_kpis", line, machine, start),
                                      lambda e, a: _call("machine_kpis", line, machine, start, e, a))
@@ -276,15 +306,17 @@ def live_token() -> str | None:
 def _line_view(cfg: Line, live: answers.LineLive | None, shift: ShiftContext, at: float,
                version: int | None = None) -> dict[str, Any]:
     """One line's live view; ``live``: its live state when already read (else read here);
-    ``version``: the line's, its KPIs then also kept for ``line_kpis`` (``/api/lines``)."""
+    ``version``: the line's, its ``line_now`` then kept (``shift_kpis``) and its KPIs (``line_kpis``)."""
     from components.line_view import line_view
 
     start, end = shift.start, min(at, shift.end)
     begun = end > start  # the shift's first instant has no window yet (as PlantReader.andon_now)
     stops = kpis = None
     if begun:  # the downtime, the line's KPIs (its output machine's counts) and its live state from one read
-        stops, kpis, read_live = _call("line_now", cfg.id, start, end, at, with_live=live is None,
-                                       pooled=version is not None)
+        def read() -> Any:
+            return _call("line_now", cfg.id, start, end, at, with_live=live is None, pooled=version is not None)
+
+        stops, kpis, read_live = read() if version is None else memo().get(("line_now", cfg.id, start, version), read)
         live = live or read_live
         if version is not None:
             memo().put(("line_kpis", cfg.id, start, version), kpis)  # as ``line_kpis`` keeps them
@@ -293,61 +325,6 @@ def _line_view(cfg: Line, live: answers.LineLive | None, shift: ShiftContext, at
     live = live or answers.LineLive(id=cfg.id, name=cfg.name or cfg.id, machines=[], output_machine=cfg.output_machine,
                                     target_oee=cfg.target_oee, last_data=None)
     return line_view(cfg, live, kpis, stops, shift, at, plant().timezone)
-
-
-# --- the reader's answers as the panels use them ------------------------------------------
-
-def series_points(series: answers.KpiSeries) -> list[answers.KpiBucket]:
-    """``kpi_series`` buckets (each with ``start``, ``end`` and the KPI keys), by time."""
-    return sorted(series["buckets"], key=lambda p: p["start"])
-
-
-def timeline_rows(timeline: answers.Timeline, reason_texts: dict[int, str] | None = None,
-                  setup_codes: set[int] | None = None) -> dict[str, list[dict[str, Any]]]:
-    """``timeline``: machine id -> segments ``{start, end, state, reason, reason_text}``
-    (the reader sends each as ``[start, end, state, reason code]``). An idle segment with
-    a setup reason (``setup_codes``) is shown as a changeover, as the andon shows it
-    (``theme.andon_of``)."""
-    out: dict[str, list[dict[str, Any]]] = {}
-    for machine in timeline["machines"]:
-        rows = []
-        for start, end, state, code in machine["segments"]:
-            row: dict[str, Any] = {"start": start, "end": end, "state": state, "reason": code}
-            if code and reason_texts:
-                row["reason_text"] = reason_texts.get(int(code), f"Reason {code}")
-            if setup_codes and code and state == "idle" and int(code) in setup_codes:
-                row["state"] = "changeover"
-            rows.append(row)
-        out[machine["id"]] = rows
-    return out
-
-
-def reason_texts(p: Plant) -> dict[int, str]:
-    """Reason code -> text in the page's language."""
-    return {code: local(reason.text) for code, reason in p.reasons.items()}
-
-
-def setup_codes(p: Plant) -> set[int]:
-    """Reason codes of setups (changeovers, tool and roll changes): blue on every screen."""
-    return {code for code, reason in p.reasons.items() if str(reason.category) == "setup_adjustment"}
-
-
-def power_points(series: answers.PowerSeries) -> dict[str, list[tuple[float, float | None]]]:
-    """``power_series``: machine id -> [(bucket start, average kW)], by time."""
-    starts = series["starts"]
-    return {machine: sorted(zip(starts, values, strict=True), key=lambda p: p[0])
-            for machine, values in series["machines"].items()}
-
-
-def downtime_events(report: answers.Downtime | None) -> list[answers.StopEvent]:
-    return list(report["events"]) if report else []
-
-
-def pareto_rows(report: answers.Downtime | None, by: str) -> list[answers.ParetoRow]:
-    """Pareto rows by "duration" or "count": {group, reason, label, category, count, duration_s, shares}."""
-    if not report:
-        return []
-    return list(report["pareto"]["by_duration"] if by == "duration" else report["pareto"]["by_count"])
 
 
 # --- alerts and handovers: the operator loop's records beside the figures -----------------

@@ -22,6 +22,7 @@ spawned: the server process runs threads) and only turns the answers into views.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import gc
 import logging
@@ -156,6 +157,7 @@ class ReaderPool:
         self._of = {line: self._children[i % processes] for i, line in enumerate(lines)}
         self._closed = False
         self.calls = 0  # answered by a child (tests, benchmarks)
+        self.around: collections.Counter[str] = collections.Counter()  # read around the pool, by why
 
     def __len__(self) -> int:
         return len(self._children)
@@ -190,7 +192,8 @@ class ReaderPool:
         """``line_now`` by the line's child, else by ``reader`` (a ``PlantReader`` of this process)."""
         try:
             return self.line_now(line, start, end, now, with_live=with_live)
-        except PoolUnavailable:
+        except PoolUnavailable as exc:
+            self.around[str(exc)] += 1
             return reader.line_now(line, start, end, now, with_live=with_live)
 
     def _ready(self, child: _Child) -> _Run:
