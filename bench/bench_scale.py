@@ -537,6 +537,7 @@ def main() -> int:
                         help="the dashboard also follows its live feed and reads the overview on each change")
     parser.add_argument("--pool-baseline", action="store_true", help="with --push: the big plant first without "
                         "the dashboard's reader pool (VIEW_PROCESSES=0), for the ratio")
+    parser.add_argument("--keep", help="a folder to keep each scenario's plant file and processes' logs in")
     parser.add_argument("--profile", help="cProfile output file of the (first) worker of the big plant")
     parser.add_argument("--json", help="also write the figures to this file")
     parser.add_argument("--worker-cost", action="store_true", help="the worker's CPU per event only (see above)")
@@ -564,7 +565,8 @@ def main() -> int:
     print(f"{machine_info()}; {'3-master Redis Cluster' if args.cluster else 'one redis-server'} on loopback; "
           f"{args.workers} worker process(es)")
     results = []
-    with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="bench-scale-") if not args.keep else contextlib.nullcontext(
+            args.keep) as tmp:
         if args.baseline:
             b_lines, b_per = (int(x) for x in args.baseline.split("x"))
             profile, args.profile = args.profile, None

@@ -94,7 +94,11 @@ class _Run:
         while True:
             try:
                 got = self.conn.recv()
-            except (EOFError, OSError, ValueError):
+            except Exception as exc:  # noqa: BLE001  # the pipe ended or broke: whatever it was, the run is over
+                if not self.dead:
+                    code = self.process.exitcode if not self.process.is_alive() else "still running"
+                    log.warning("reader pool: a child's answers ended (%s: %s; exit code %s); it starts again",
+                                type(exc).__name__, exc, code)
                 self.stop()
                 return
             if got == "ready":
