@@ -354,7 +354,7 @@ def scenario(name: str, lines: int, per_line: int, args: argparse.Namespace, fol
         overview: list[tuple[float, float]] = []
         pushed: list[tuple[float, float, int]] = []
         pool_size = [0]  # the dashboard's reader pool (store.reader_pool): processes
-        pool_reads: list[Any] = [0, {}]  # line views its children read, and those read around it (by why)
+        pool_reads: list[Any] = []  # (at, line views its children read, those read around it by why) so far
         try:
             port = free_port()
             dashboard = Proc("dashboard", [PYTHON, __file__, "--role", "dashboard", "--port", str(port),
@@ -385,7 +385,7 @@ def scenario(name: str, lines: int, per_line: int, args: argparse.Namespace, fol
                         if "pushed_s" in got:
                             pushed.append((got["at"], got["pushed_s"], got["changed"]))
                             pool_size[0] = got["pool"]
-                            pool_reads[:] = [got["pool_calls"], got["read_around"]]
+                            pool_reads.append((got["at"], got["pool_calls"], got["read_around"]))
 
             threading.Thread(target=read_overview, daemon=True).start()
             wait_until(lambda: all(line["worker"]["beat"] for line in get_json(base + "/api/health")["lines"]),
@@ -445,7 +445,9 @@ def scenario(name: str, lines: int, per_line: int, args: argparse.Namespace, fol
         # the changes of (nearly) every line at once: what "all 50 lines updated" means
         "pushed_all_ms": {"p50": 1e3 * _pct(everyone, 0.5), "p95": 1e3 * _pct(everyone, 0.95), "n": len(everyone)},
         "view_processes": pool_size[0],
-        "pool_reads": pool_reads,
+        # as of the measured window's end (the processes' stop reaches the children first)
+        "pool_reads": next(([n, around] for at, n, around in reversed(pool_reads) if at <= started + elapsed),
+                           [0, {}]),
         "pushed": [[at, s, n] for at, s, n in pushed if started <= at <= started + elapsed],  # wall clock, s, lines
     }
 
