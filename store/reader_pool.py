@@ -96,6 +96,7 @@ class _Run:
                 got = self.conn.recv()
             except Exception as exc:  # noqa: BLE001  # the pipe ended or broke: whatever it was, the run is over
                 if not self.dead:
+                    self.process.join(1.0)  # its exit code, when it is exiting
                     code = self.process.exitcode if not self.process.is_alive() else "still running"
                     log.warning("reader pool: a child's answers ended (%s: %s; exit code %s); it starts again",
                                 type(exc).__name__, exc, code)
@@ -228,12 +229,13 @@ class ReaderPool:
     def wait_ready(self, timeout_s: float) -> bool:
         """Whether every child has started within ``timeout_s`` (tests, benchmarks)."""
         deadline = time.monotonic() + timeout_s
-        self.start()
-        while not all(c.run is not None and c.run.ready for c in self._children):
+        while True:
+            self.start()  # (again: a child that died starting is started again, as a call would)
+            if all(c.run is not None and c.run.ready and not c.run.dead for c in self._children):
+                return True
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.02)
-        return True
 
     def close(self) -> None:
         with contextlib.ExitStack() as locks:
