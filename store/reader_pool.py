@@ -207,10 +207,7 @@ class ReaderPool:
         with child.lock:
             if self._closed:
                 raise PoolUnavailable("closed")
-            run = child.run
-            if run is not None and not run.dead and not run.process.is_alive():
-                log.warning("reader pool: a child exited (code %s); it starts again", run.process.exitcode)
-                run.stop()
+            run = child.run  # a child that exits closes its pipe: its run's answers thread stops the run
             if run is not None and not run.dead:
                 if run.ready:
                     return run
