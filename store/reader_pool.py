@@ -91,6 +91,18 @@ class _Run:
         threading.Thread(target=self._answers, name="reader-pool-answers", daemon=True).start()
 
     def _answers(self) -> None:
+        """Reads the answers until the pipe ends (the child exited or was killed), then closes
+        it: only this thread does, and not while a request is being sent. A pipe closed
+        under a thread still reading it frees its descriptor's number for the next run's
+        pipe, where that thread's read (retried after a signal) took the first bytes of the
+        next child's "ready", and the new run never started."""
+        try:
+            self._read_answers()
+        finally:
+            with self.sending:
+                self.conn.close()
+
+    def _read_answers(self) -> None:
         while True:
             try:
                 got = self.conn.recv()
@@ -127,7 +139,8 @@ class _Run:
         return future
 
     def stop(self) -> None:
-        """Kills the child (if it still runs); its unanswered calls fail."""
+        """Kills the child (if it still runs); its unanswered calls fail. Its pipe ends with
+        it, and the answers thread closes this end."""
         with self.lock:
             self.dead = True
             pending, self.pending = self.pending, {}
@@ -135,7 +148,6 @@ class _Run:
             future.set_exception(PoolUnavailable("the child is gone"))
         if self.process.is_alive():
             self.process.kill()
-        self.conn.close()
 
 
 class _Child:
