@@ -207,13 +207,12 @@ class WindowReads:
             self.edges.offer(line_id, pos, after[0])
         stamp = tuple(stamped[0])
         head = newest[0][0] if newest else None
-        if len(stamped) == 1 and cached is not None and stamp[0] is not None and cached[0] == stamp:
+        if len(stamped) == 1:  # the stamp is the one kept (only then does _STAMP_OR_ALL send no hash)
+            assert cached is not None
             snapshot, generation = cached[1], cached[2]
-        else:  # the hash read with its stamp (or, read apart, after it: as new as it, or newer)
-            whole = stamped[1] if len(stamped) > 1 else self.redis.hgetall(key)
-            if isinstance(whole, list):
-                whole = dict(zip(whole[::2], whole[1::2], strict=True))
-            snapshot, generation = snapshot_of(whole), next(self._generation)
+        else:  # the hash, read with its stamp
+            whole = stamped[1]
+            snapshot, generation = snapshot_of(dict(zip(whole[::2], whole[1::2], strict=True))), next(self._generation)
             if stamp[0] is not None:
                 self._snapshots[line_id] = (stamp, snapshot, generation)
         ver = int(stamp[0]) if stamp[0] is not None and stamp[0].isdigit() else 0
