@@ -38,7 +38,7 @@ class Classifications:
         raw: Any = self.redis.hget(contract.classifications_key(line), sid)
         return _decode(raw)
 
-    def _index(self, line: str) -> None:
+    def index(self, line: str) -> None:
         """The start index of classifications stored before it existed."""
         raw: Any = self.redis.hkeys(contract.classifications_key(line))
         scores = {}
@@ -72,7 +72,7 @@ class Classifications:
             pipe.zrangebyscore(starts, lo, "+inf" if math.isinf(hi) else hi)
             raws, indexed, stored, nearby = pipe.execute()
         if not indexed and stored:
-            self._index(line)
+            self.index(line)
             nearby = self.redis.zrangebyscore(starts, lo, "+inf" if math.isinf(hi) else hi)
         found = {sid: cls for sid, raw in zip(ids, raws, strict=True) if (cls := _decode(raw)) is not None}
         others = [_text(x) for x in nearby if _text(x) not in found and _text(x) not in ids]
@@ -107,6 +107,24 @@ class Classifications:
                 pipe.hdel(contract.classifications_key(line), replaces)
                 pipe.zrem(contract.classification_starts_key(line), replaces)
             pipe.execute()
+
+    def trim(self, line: str, before: float, batch: int = 1000) -> int:
+        """Drops the classifications of stops that started before ``before`` (the stops'
+        retention: their stops are gone), by the start index (built first when incomplete);
+        how many were dropped."""
+        hash_key, starts = contract.classifications_key(line), contract.classification_starts_key(line)
+        if int(self.redis.hlen(hash_key)) > int(self.redis.zcard(starts)):  # type: ignore[arg-type]
+            self.index(line)
+        dropped = 0
+        while True:
+            old: Any = self.redis.zrangebyscore(starts, "-inf", f"({before!r}", start=0, num=batch)
+            if not old:
+                return dropped
+            with self.redis.pipeline(transaction=False) as pipe:
+                pipe.hdel(hash_key, *old)
+                pipe.zrem(starts, *old)
+                pipe.execute()
+            dropped += len(old)
 
     def apply(self, line: str, stops: list[Stop], read: Read | None = None) -> list[Stop]:
         """The stops with the people's classifications applied (``domain.classification.apply``)."""

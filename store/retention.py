@@ -1,5 +1,6 @@
 """Retention of what the rollup worker writes without an expiry: stops, state changes and
-flags (sorted sets scored by time) and machines' hourly checkpoints. Rollup keys carry
+flags (sorted sets scored by time), machines' hourly checkpoints, and the people's
+classifications of stops (kept as long as the stops: ``downtime_days``). Rollup keys carry
 their own expiry (``store.line_writes``); the worker runs this once per
 ``retention_every_s``.
 """
@@ -12,6 +13,7 @@ import redis
 
 from domain import contract
 from domain.plant import Plant
+from store.classifications import Classifications
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +25,10 @@ def _text(raw: bytes | str) -> str:
 
 
 def apply_retention(redis_client: redis.Redis, plant: Plant, now: float) -> None:
-    """Drops stops and state changes past their retention; rollup keys expire by themselves."""
+    """Drops stops, state changes, flags, checkpoints and classifications past their
+    retention; rollup keys expire by themselves."""
     keep = plant.retention
+    classifications = Classifications(redis_client)
     for line in plant.lines:
         stops = redis_client.zremrangebyscore(contract.stops_key(line.id), "-inf",
                                               f"({now - keep.downtime_days * DAY_S}")
@@ -32,9 +36,10 @@ def apply_retention(redis_client: redis.Redis, plant: Plant, now: float) -> None
                                                f"({now - keep.minute_rollup_days * DAY_S}")
         flags = redis_client.zremrangebyscore(contract.flags_key(line.id), "-inf",
                                               f"({now - keep.downtime_days * DAY_S}")
-        if stops or states or flags:
-            log.info("line %s: retention removed %d stops, %d state changes and %d flags", line.id, stops, states,
-                     flags)
+        classified = classifications.trim(line.id, now - keep.downtime_days * DAY_S)
+        if stops or states or flags or classified:
+            log.info("line %s: retention removed %d stops, %d state changes, %d flags and %d classifications",
+                     line.id, stops, states, flags, classified)
         oldest_checkpoint = now - keep.stream_days * DAY_S
         for machine in line.machines:
             key = contract.checkpoints_key(line.id, machine.id)

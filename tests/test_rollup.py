@@ -19,8 +19,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from domain import contract
+from domain.classification import Classification, stop_id
 from domain.model import Event, Signal, State
 from domain.totals import Totals
+from store.classifications import Classifications
 from store.closed_rollups import read_minute_rollups
 from store.reader import PlantReader
 from store.rollup import LineConflict, RollupWorker, WorkerOptions, apply_retention
@@ -311,6 +313,29 @@ def test_retention_drops_old_rollups_stops_and_state_changes(redis_client: redis
     assert oldest_stop >= now - 1.5 * 86400
     oldest_change = redis_client.zrange(contract.states_key("L1"), 0, 0, withscores=True)[0][1]
     assert oldest_change >= now - 86400
+
+
+def test_retention_drops_the_classifications_of_stops_past_it(redis_client: redis.Redis) -> None:
+    """Kept as long as their stops (``downtime_days``), found by the start index, which is
+    built first for classifications stored before it existed; in batches."""
+    plant = two_machine_plant(retention={"downtime_days": 1.5})
+    now = time.time()
+    store = Classifications(redis_client)
+    old = [stop_id("L1", "M1", now - 2 * 86400 + i) for i in range(5)]
+    recent = [stop_id("L1", "M2", now - 86400), stop_id("L1", "M1", now - 60)]
+    for sid in old[:3] + recent:
+        store.put("L1", sid, Classification(3, "jam", "op", now))
+    unindexed = old[3:]  # stored before the start index existed
+    redis_client.hset(contract.classifications_key("L1"), mapping={sid: json.dumps(Classification(4).to_dict())
+                                                                   for sid in unindexed})
+    assert store.trim("L1", now - 1.5 * 86400, batch=2) == 5
+    apply_retention(redis_client, plant, now)  # nothing more to drop
+    assert sorted(k.decode() for k in redis_client.hkeys(contract.classifications_key("L1"))) == sorted(recent)
+    assert sorted(k.decode() for k in redis_client.zrange(contract.classification_starts_key("L1"), 0, -1)) == \
+        sorted(recent)
+    store.put("L1", old[0], Classification(3, "late", "op", now))  # a stop past retention classified again
+    apply_retention(redis_client, plant, now)
+    assert redis_client.hlen(contract.classifications_key("L1")) == len(recent)
 
 
 # --- the rollup text ------------------------------------------------------------------------
