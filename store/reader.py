@@ -248,27 +248,33 @@ class PlantReader:
 
     def line_now(self, line: str, start: float, end: float, now: float, *, with_live: bool = True
                  ) -> tuple[answers.Downtime, answers.LineKpis, answers.LineLive | None]:
-        """``downtime`` and ``line_kpis`` of one window from one read of it (its stops
-        classified once), and (``with_live``) the line's live state as ``lines`` gives it,
-        read in the same round trip as the window's bookkeeping: what a line's live view shows."""
+        """``downtime`` (without its list of stops: ``events`` is empty) and ``line_kpis`` of
+        one window from one read of it (its stops classified once), and (``with_live``) the
+        line's live state as ``lines`` gives it, read in the same round trip as the window's
+        bookkeeping: what a line's live view shows."""
         cfg = self.line(line)
         ids = self._machine_ids(cfg, None)
         window, totals, stops, replies = self.window_reads.totals_and(
             cfg, ids, start, end, now, stops_of=ids, also=live.live_reads(cfg.id) if with_live else ())
         own = [s for s in stops if s.machine == cfg.output_machine]
-        return (self._downtime(cfg, window, totals, stops, now),
+        return (self._downtime(cfg, window, totals, stops, now, events=False),
                 self._line_kpis(cfg, window, totals, own, now, machines=False),
                 live.line_live(self.plant, cfg, replies[0], replies[1], now, self._answered) if with_live else None)
 
     def _downtime(self, cfg: Line, window: Window, totals: dict[str, Totals], stops: list[Stop],
-                  now: float) -> answers.Downtime:
+                  now: float, *, events: bool = True) -> answers.Downtime:
+        """``events=False``: without the list of stops (empty), what a live view shows: the
+        summary, Pareto, per machine, MTBF and MTTR (the list grows with the shift's stops,
+        about 170 bytes each)."""
         line = cfg.id
         run_s = sum(t.run_s for t in totals.values())
         report = downtime.downtime_report(stops, self.plant, window[0], window[1], now, run_s=run_s)
-        annotate(report["events"], stops, self.plant)
-        coverage = human.coverage(stops, self.plant, window[0], window[1], now).to_dict()
+        coverage = human.coverage_of(report["events"]).to_dict()
+        if events:
+            annotate(report["events"], stops, self.plant)
         return {"line": line, "window": window_dict(window, now, self.tz),
-                "micro_stop_threshold_s": report["micro_stop_threshold_s"], "events": report["events"],
+                "micro_stop_threshold_s": report["micro_stop_threshold_s"],
+                "events": report["events"] if events else [],
                 "pareto": report["pareto"], "by_machine": report["by_machine"],
                 "summary": {**report["summary"], **coverage}, "failures": report["failures"],
                 "failure_down_s": report["failure_down_s"], "run_s": report["run_s"], "mtbf_s": report["mtbf_s"],

@@ -170,7 +170,8 @@ class SampleReader:
 
     def line_now(self, line: str, start: float, end: float, now: float, *, with_live: bool = True
                  ) -> tuple[answers.Downtime, answers.LineKpis, answers.LineLive | None]:
-        return (self.downtime(line, start, end, now), self.line_kpis(line, start, end, now),  # as PlantReader's
+        return ({**self.downtime(line, start, end, now), "events": []},  # as PlantReader's: no list of stops
+                self.line_kpis(line, start, end, now),
                 self.lines(now, only=[line])["lines"][0] if with_live else None)
 
     def machine_kpis(self, line: str, machine: str, start: float, end: float, now: float) -> answers.MachineKpis:

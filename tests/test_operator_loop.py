@@ -24,9 +24,11 @@ from domain.classification import (
     apply,
     check_comment,
     coverage,
+    coverage_of,
     parse_stop_id,
     stop_id,
 )
+from domain.downtime import downtime_report
 from domain.model import State
 from domain.plant import Plant
 from store.reader import PlantReader
@@ -275,10 +277,17 @@ def test_apply(stop: Stop, cls: Classification | None, pieces: list[tuple[Any, .
     ([_stop(T0, T0 + 600, 4), _stop(T0 + 1000, T0 + 1300, 0, State.FAULT)], (300.0, 0.0, 0.0, 1)),
     # only the part inside the window counts
     ([_stop(T0 - 300, T0 + 300)], (300.0, 0.0, 0.0, 1)),
+    # overlapping stops of a machine: the later one claims only what the earlier left
+    ([_stop(T0, T0 + 600), _stop(T0 + 300, T0 + 900, 1, State.FAULT)], (900.0, 300.0, 300 / 900, 1)),
+    # an ongoing stop counts up to the window's end
+    ([_stop(T0 + 3000, None, 0, State.FAULT)], (600.0, 0.0, 0.0, 1)),
 ])
 def test_coverage(stops: list[Stop], expected: tuple[float, float, float | None, int]) -> None:
     got = coverage(stops, make_plant(), T0, T0 + 3600, T0 + 7200)
     assert (got.down_s, got.tagged_s, got.share, got.untagged_stops) == expected
+    # from the downtime report of the same stops (what the reader's answers do): the same
+    report = downtime_report(stops, make_plant(), T0, T0 + 3600, T0 + 7200)
+    assert coverage_of(report["events"]).to_dict() == got.to_dict()
 
 
 def test_the_overview_card_and_the_wall_count_what_the_queue_lists(env: dict[str, Any], plant: Plant, redis_url: str,

@@ -83,8 +83,7 @@ def test_a_child_answers_as_the_servers_reader(reader: PlantReader, pool: Reader
             got = pool.line_now("L1", start, end, now, with_live=with_live)
             assert got == reader.line_now("L1", start, end, now, with_live=with_live), (start, end, now)
     assert pool.calls == 2 * len(WINDOWS)
-    events = got[0]["events"]
-    assert events and got[1]["good_count"] > 0  # a window with stops and parts
+    assert got[0]["pareto"]["by_count"] and got[1]["good_count"] > 0  # a window with stops and parts
     with pytest.raises(UnknownLine, match="NOPE"):  # the reader's own error, raised here
         pool.line_now("NOPE", *WINDOWS[0])
     with pytest.raises(PoolUnavailable, match="no child"):
