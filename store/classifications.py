@@ -113,7 +113,7 @@ class Classifications:
         retention: their stops are gone), by the start index (built first when incomplete);
         how many were dropped."""
         hash_key, starts = contract.classifications_key(line), contract.classification_starts_key(line)
-        if int(self.redis.hlen(hash_key)) > int(self.redis.zcard(starts)):  # type: ignore[arg-type]
+        if int(self.redis.hlen(hash_key)) > int(self.redis.zcard(starts)):
             self.index(line)
         dropped = 0
         while True:
