@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from domain.accounting import Stop
 from domain.answers import Coverage as CoverageAnswer
@@ -27,6 +27,9 @@ from domain.plant import Line, Plant, Reason
 
 SEP = "~"
 MAX_COMMENT = 500
+
+
+MAX_UNCLASSIFIED = 200_000  # stops kept by ``unclassified``'s cache (then it starts again)
 
 
 def stop_id(line: str, machine: str, start: float) -> str:
@@ -83,15 +86,20 @@ class ClassifiedStop(Stop):
     piece: int = 0  # 0, or 1, 2, ... for the parts of a split stop
 
 
-def attach(stops: Sequence[Stop], classifications: Mapping[str, Classification]) -> dict[str, Classification]:
+def attach(stops: Sequence[Stop], classifications: Mapping[str, Classification],
+           ids: Sequence[str] | None = None) -> dict[str, Classification]:
     """Which classification each stop carries, by the stop's id: its own id's; else one
     made for a stop of the same machine that late data rewrote with another start, when
     this stop covers most (over half) of the classified interval. A classification
-    attaches to one stop at most, a stop carries one at most."""
+    attaches to one stop at most, a stop carries one at most. ``ids``: the stops' ids
+    (``stop_id``), when known."""
     out: dict[str, Classification] = {}
+    if not classifications:
+        return out
+    if ids is None:
+        ids = [stop_id(stop.line, stop.machine, stop.start) for stop in stops]
     open_stops: dict[str, list[tuple[str, Stop]]] = {}
-    for stop in stops:
-        sid = stop_id(stop.line, stop.machine, stop.start)
+    for stop, sid in zip(stops, ids, strict=True):
         if sid in classifications:
             out[sid] = classifications[sid]
         else:
@@ -113,20 +121,43 @@ def attach(stops: Sequence[Stop], classifications: Mapping[str, Classification])
     return out
 
 
-def apply(stops: Iterable[Stop], classifications: Mapping[str, Classification]) -> list[Stop]:
+# per stop (``id(stop)``): the stop and its ``ClassifiedStop`` without a classification
+Unclassified = dict[int, tuple[Stop, ClassifiedStop]]
+
+
+def unclassified(stop: Stop, kept: Unclassified | None = None) -> ClassifiedStop:
+    """The stop as ``apply`` gives it without a classification (its id and PLC code);
+    ``kept``: a cache of them by stop object (a reader's: its stops stay the same objects
+    while the stored stops do), which holds each stop (so its id is not reused meanwhile)."""
+    got = kept.get(id(stop)) if kept is not None else None
+    if got is not None and got[0] is stop:
+        return got[1]
+    out = ClassifiedStop(stop.line, stop.machine, stop.start, stop.end, stop.state, stop.reason,
+                         plc_reason=stop.reason, stop_id=stop_id(stop.line, stop.machine, stop.start))
+    if kept is not None:
+        if len(kept) >= MAX_UNCLASSIFIED:
+            kept.clear()
+        kept[id(stop)] = (stop, out)
+    return out
+
+
+def apply(stops: Iterable[Stop], classifications: Mapping[str, Classification],
+          kept: Unclassified | None = None) -> list[Stop]:
     """The stops with human classifications applied (``attach``; unclassified ones
-    unchanged, as ``ClassifiedStop`` so every stop carries its id and PLC code)."""
+    unchanged, as ``ClassifiedStop`` so every stop carries its id and PLC code: ``unclassified``,
+    from ``kept`` when there)."""
     stops = list(stops)
-    attached = attach(stops, classifications)
+    plain = [unclassified(stop, kept) for stop in stops]
+    if not classifications:
+        return cast(list[Stop], plain)
+    attached = attach(stops, classifications, [p.stop_id for p in plain])
     out: list[Stop] = []
-    for stop in stops:
-        sid = stop_id(stop.line, stop.machine, stop.start)
-        cls = attached.get(sid)
+    for stop, same in zip(stops, plain, strict=True):
+        cls = attached.get(same.stop_id)
         if cls is None:
-            out.append(ClassifiedStop(stop.line, stop.machine, stop.start, stop.end, stop.state, stop.reason,
-                                      plc_reason=stop.reason, stop_id=sid))
+            out.append(same)
             continue
-        out.extend(_pieces(stop, sid, cls))
+        out.extend(_pieces(stop, same.stop_id, cls))
     return out
 
 

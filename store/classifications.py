@@ -21,7 +21,7 @@ import redis
 
 from domain import contract
 from domain.accounting import Stop
-from domain.classification import Classification, apply, attach, parse_stop_id, stop_id
+from domain.classification import Classification, Unclassified, apply, attach, parse_stop_id, stop_id, unclassified
 from domain.model import State
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,7 @@ LOOKBACK_S = 12 * 3600.0  # how far before a window's stops a moved stop's class
 class Classifications:
     def __init__(self, client: redis.Redis) -> None:
         self.redis = client
+        self.kept: Unclassified = {}  # the stops without a classification, as ``apply`` gives them (per stop)
 
     def get(self, line: str, sid: str) -> Classification | None:
         raw: Any = self.redis.hget(contract.classifications_key(line), sid)
@@ -56,14 +57,14 @@ class Classifications:
         cover these stops (no round trip of its own)."""
         if not stops:
             return {}
-        ids = list(dict.fromkeys(stop_id(s.line, s.machine, s.start) for s in stops))
+        ids = list(dict.fromkeys(unclassified(s, self.kept).stop_id for s in stops))
         lo = min(s.start for s in stops) - LOOKBACK_S
         hi = max(math.inf if s.end is None else s.end for s in stops)
         if read is not None and read.covers(lo):
             found = {sid: cls for sid in ids if (cls := read.get(sid)) is not None}
             found.update({sid: cls for sid, score in read.starts if lo <= score <= hi and sid not in found
                           and sid not in ids and (cls := read.get(sid)) is not None})
-            return _by_stop(stops, found)
+            return _by_stop(stops, found, self.kept)
         starts = contract.classification_starts_key(line)
         with self.redis.pipeline(transaction=False) as pipe:
             pipe.hmget(contract.classifications_key(line), ids)
@@ -78,7 +79,7 @@ class Classifications:
         others = [_text(x) for x in nearby if _text(x) not in found and _text(x) not in ids]
         if others:
             found.update(self.many(line, others))
-        return _by_stop(stops, found)
+        return _by_stop(stops, found, self.kept)
 
     def carried(self, line: str, stop: Stop) -> tuple[str, Classification] | None:
         """(stored id, classification) the stop carries, exactly or by overlap."""
@@ -128,11 +129,14 @@ class Classifications:
 
     def apply(self, line: str, stops: list[Stop], read: Read | None = None) -> list[Stop]:
         """The stops with the people's classifications applied (``domain.classification.apply``)."""
-        return apply(stops, {sid: cls for sid, (_stored, cls) in self.attached(line, stops, read).items()})
+        return apply(stops, {sid: cls for sid, (_stored, cls) in self.attached(line, stops, read).items()}, self.kept)
 
 
-def _by_stop(stops: Sequence[Stop], found: dict[str, Classification]) -> dict[str, tuple[str, Classification]]:
-    by_stop = attach(stops, found)
+def _by_stop(stops: Sequence[Stop], found: dict[str, Classification],
+             kept: Unclassified) -> dict[str, tuple[str, Classification]]:
+    if not found:
+        return {}
+    by_stop = attach(stops, found, [unclassified(s, kept).stop_id for s in stops])
     origin = {id(cls): sid for sid, cls in found.items()}
     return {sid: (origin[id(cls)], cls) for sid, cls in by_stop.items()}
 

@@ -5,14 +5,16 @@ timeline segments, annotating downtime events).
 
 UTC days of the stops set before every machine's watermark and every ongoing stop never
 change: they are parsed once and kept (``StopReads.forget`` drops them when late data
-rewrote stored stops).
+rewrote stored stops). The day still filling is read again at every commit of the worker's;
+its members are parsed once each, and stay the same ``Stop`` objects (which the answers'
+per-stop caches key on: ``Classifications.apply``).
 """
 
 from __future__ import annotations
 
 import math
 from bisect import bisect_right
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, cast
 
 import redis
@@ -28,6 +30,7 @@ from store.classifications import Classifications
 from store.progress import floor_to
 
 DAY_S = 86400.0
+MAX_MEMBERS = 200_000  # parsed stops-set members kept per reader (about 300 bytes each)
 
 
 class StopReads:
@@ -40,11 +43,15 @@ class StopReads:
         self._days: LruCache[tuple[str, float, frozenset[str]], _StopsByMachine] = LruCache(cache_days)
         # the days still filling, per generation of the line's bookkeeping (``overlapping``)
         self._live: LruCache[tuple[str, int, float, float | None], _StopsByMachine] = LruCache(512)
+        # stops-set members as parsed (machine, Stop or None): the days still filling are read again at
+        # every commit of the worker's, and all but their newest members are the same (and their Stops too)
+        self._members: dict[tuple[str, bytes | str], tuple[str, Stop | None]] = {}
 
     def forget(self) -> None:
         """Drops the parsed days (late data rewrote stored stops)."""
         self._days.clear()
         self._live.clear()
+        self._members.clear()
 
     def overlapping(self, line: Line, machines: Sequence[str], snapshot: LineSnapshot,
                     edge_stops: Mapping[str, list[Stop]], start: float, end: float, now: float,
@@ -108,16 +115,32 @@ class StopReads:
                 replies = iter(pipe.execute())
             for i, d in enumerate(days):
                 if found[i] is None:
-                    read = found[i] = _StopsByMachine(line_id, next(replies))
+                    read = found[i] = _StopsByMachine(line_id, next(replies), self._parsed)
                     self._days.put((line_id, d, machines), read)
             if read_live:
-                live = _StopsByMachine(line_id, next(replies))
+                live = _StopsByMachine(line_id, next(replies), self._parsed)
                 if live_key is not None:
                     self._live.put(live_key, live)
         if live is not None:
             found.append(live)
         return [stop for by_machine in found if by_machine is not None
                 for m in sorted(wanted) for stop in by_machine.of(m)]
+
+
+    def _parsed(self, line: str, raw: bytes | str) -> tuple[str, Stop | None] | None:
+        """A stops-set member parsed: (machine, its Stop or None when its state is not one);
+        None: not a member. Kept (up to ``MAX_MEMBERS``) while the stored stops stay."""
+        got = self._members.get((line, raw))
+        if got is None:
+            try:
+                parts = contract.decode_stop_member(raw)
+            except ValueError:
+                return None
+            got = (parts[0], _stop(line, parts))
+            if len(self._members) >= MAX_MEMBERS:
+                self._members.clear()
+            self._members[(line, raw)] = got
+        return got
 
 
 def _beyond(hi: float, snapshot: LineSnapshot) -> float | None:
@@ -128,29 +151,20 @@ def _beyond(hi: float, snapshot: LineSnapshot) -> float | None:
 
 
 class _StopsByMachine:
-    """Stops-set members by machine, in stored order. Each machine's ``Stop`` records are
-    made when first asked for: a line's KPIs need only its output machine's."""
+    """Stops-set members by machine, in stored order (``parse``: a member's machine and Stop)."""
 
-    __slots__ = ("_line", "_decoded", "_stops")
+    __slots__ = ("_stops",)
 
-    def __init__(self, line: str, members: Iterable[bytes | str]) -> None:
-        self._line = line
-        self._decoded: dict[str, list[tuple[str, float, float | None, str, int]]] = {}
+    def __init__(self, line: str, members: Iterable[bytes | str],
+                 parse: Callable[[str, bytes | str], tuple[str, Stop | None] | None]) -> None:
         self._stops: dict[str, list[Stop]] = {}
         for raw in members:
-            try:
-                parts = contract.decode_stop_member(raw)
-            except ValueError:
-                continue
-            self._decoded.setdefault(parts[0], []).append(parts)
+            got = parse(line, raw)
+            if got is not None and got[1] is not None:
+                self._stops.setdefault(got[0], []).append(got[1])
 
     def of(self, machine: str) -> list[Stop]:
-        stops = self._stops.get(machine)
-        if stops is None:  # (two threads may both build it: the same list either way)
-            decoded = self._decoded.get(machine, ())
-            stops = [stop for parts in decoded if (stop := _stop(self._line, parts)) is not None]
-            self._stops[machine] = stops
-        return stops
+        return self._stops.get(machine, [])
 
 
 def _stop(line: str, parts: tuple[str, float, float | None, str, int]) -> Stop | None:
