@@ -250,7 +250,7 @@ class Coverage:
 
 
 def coverage_of(events: Iterable[StopEvent]) -> Coverage:
-    """``coverage`` of a downtime report's events (``downtime.downtime_report`` of the same
+    """``coverage`` of a downtime report's events (``stop_report.downtime_report`` of the same
     stops and window): the same sums, from what the report already clipped and classified."""
     out = Coverage()
     for event in events:

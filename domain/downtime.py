@@ -1,4 +1,5 @@
-"""Stops classified with the plant config: loss buckets, the downtime list, Pareto, MTBF/MTTR.
+"""Stops classified with the plant config: how each counts, merged per machine, loss buckets
+(the downtime list, Pareto, MTBF/MTTR: ``domain.stop_report``).
 
 Classification of one stop (``classify_stop``), in this order:
 
@@ -27,9 +28,9 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 
 from domain.accounting import Stop
-from domain.answers import DowntimeReport, MachineDowntime, ParetoRow, Reliability, StopEvent
 from domain.calendar import Interval, planned_busy_intervals, total
 from domain.energy import zone
 from domain.model import State
@@ -168,7 +169,7 @@ def claimed_spans(stops: Iterable[Stop], start: float, end: float, now: float) -
         by_machine.setdefault((stop.line, stop.machine), []).append(stop)
     out: list[tuple[Stop, Interval]] = []
     for machine_stops in by_machine.values():
-        machine_stops.sort(key=lambda s: s.start)
+        machine_stops.sort(key=_start)
         claimed_until = float("-inf")
         for i, stop in enumerate(machine_stops):
             stop_to = stop_end(stop, now)
@@ -178,8 +179,15 @@ def claimed_spans(stops: Iterable[Stop], start: float, end: float, now: float) -
             if b > a:
                 out.append((stop, (a, b)))
             claimed_until = max(claimed_until, stop_to)
-    out.sort(key=lambda item: (item[0].start, item[0].machine))
+    out.sort(key=_span_order)
     return out
+
+
+_start = attrgetter("start")
+
+
+def _span_order(item: tuple[Stop, Interval]) -> tuple[float, str]:
+    return item[0].start, item[0].machine
 
 
 def _more_final(candidate: Stop, known: Stop) -> bool:
@@ -232,141 +240,3 @@ def _reconcile(buckets: dict[str, float], stopped_s: float) -> None:
             buckets[name] *= factor
     else:
         buckets["unexplained_s"] += stopped_s - claimed
-
-
-# --- The downtime report -------------------------------------------------------------
-
-
-def downtime_report(stops: Sequence[Stop], plant: Plant, start: float, end: float, now: float,
-                    run_s: float | None = None) -> DowntimeReport:
-    """Downtime list, Pareto by reason (duration and count), per machine, MTBF and MTTR.
-
-    ``lost_s`` of a stop is its time inside planned operation time and inside the window
-    (the loss it caused there); Pareto, per-machine sums and MTTR use it. Planned stops
-    are listed but are not losses. ``run_s`` (from the window's Totals) gives MTBF.
-    Definitions: README "Definitions" and ``reliability``.
-    """
-    edge = min(end, now)
-    planned = PlannedIndex(plant, start, edge)
-    events = [_event(stop, span, plant, planned, now) for stop, span in claimed_spans(stops, start, edge, now)]
-    losses = [e for e in events if not e["planned"] and e["lost_s"] > 0]
-    return {
-        "window": {"start": start, "end": end},
-        "micro_stop_threshold_s": plant.micro_stop_threshold_s,
-        "events": events,
-        "pareto": {
-            "by_duration": pareto(losses, plant, by="duration"),
-            "by_count": pareto(losses, plant, by="count"),
-        },
-        "by_machine": _by_machine(losses),
-        "summary": {
-            "stops": sum(1 for e in losses if not e["micro"]),
-            "micro_stops": sum(1 for e in losses if e["micro"]),
-            "planned_stops": sum(1 for e in events if e["planned"]),
-            "down_s": sum(e["lost_s"] for e in losses if not e["micro"]),
-            "micro_stop_s": sum(e["lost_s"] for e in losses if e["micro"]),
-            "planned_down_s": sum(e["lost_s"] for e in events if e["planned"]),
-        },
-        **reliability(losses, run_s),
-    }
-
-
-def _event(stop: Stop, span: Interval, plant: Plant, planned: PlannedIndex, now: float) -> StopEvent:
-    cls = classify_stop(stop, plant, now)
-    return {
-        "line": stop.line,
-        "machine": stop.machine,
-        "start": stop.start,
-        "end": stop.end,
-        "ongoing": stop.end is None,
-        "duration_s": stop.duration(now),
-        "in_window_s": span[1] - span[0],
-        "lost_s": planned.seconds(*span),
-        "state": str(stop.state),
-        "reason": stop.reason,
-        "reason_text": cls.reason_text,
-        "category": str(cls.category),
-        "planned": cls.planned,
-        "micro": cls.micro,
-    }
-
-
-def _group(event: StopEvent) -> str:
-    if event["reason"]:
-        return str(event["reason"])
-    return SMALL_STOP_GROUP if event["micro"] else NO_REASON_GROUP
-
-
-def _group_label(group: str, event: StopEvent, plant: Plant) -> str:
-    if group == SMALL_STOP_GROUP:
-        return f"Small stops (no reason, < {plant.micro_stop_threshold_s:g} s)"
-    if group == NO_REASON_GROUP:
-        return NO_REASON_TEXT
-    return str(event["reason_text"])
-
-
-def pareto(losses: Sequence[StopEvent], plant: Plant, by: str) -> list[ParetoRow]:
-    """Loss events grouped by reason code ('no_reason' and 'small_stops' for stops
-    without a code), sorted by total lost time (``by="duration"``) or by count."""
-    groups: dict[str, ParetoRow] = {}
-    for event in losses:
-        key = _group(event)
-        row = groups.get(key)
-        if row is None:
-            row = groups[key] = {
-                "group": key,
-                "reason": event["reason"] or None,
-                "label": _group_label(key, event, plant),
-                "category": event["category"],
-                "count": 0,
-                "duration_s": 0.0,
-                "share": 0.0,
-                "cumulative_share": 0.0,
-            }
-        row["count"] += 1
-        row["duration_s"] += event["lost_s"]
-
-    def metric(r: ParetoRow) -> float:
-        return r["duration_s"] if by == "duration" else r["count"]
-
-    def other(r: ParetoRow) -> float:
-        return r["count"] if by == "duration" else r["duration_s"]
-
-    rows = sorted(groups.values(), key=lambda r: (-metric(r), -other(r), r["group"]))
-    grand = sum(metric(r) for r in rows)
-    running = 0.0
-    for row in rows:
-        running += metric(row)
-        row["share"] = metric(row) / grand if grand else 0.0
-        row["cumulative_share"] = running / grand if grand else 0.0
-    return rows
-
-
-def _by_machine(losses: Sequence[StopEvent]) -> list[MachineDowntime]:
-    rows: dict[tuple[str, str], MachineDowntime] = {}
-    for event in losses:
-        key = (event["line"], event["machine"])
-        row = rows.get(key)
-        if row is None:
-            row = rows[key] = {"line": event["line"], "machine": event["machine"], "count": 0, "duration_s": 0.0}
-        row["count"] += 1
-        row["duration_s"] += event["lost_s"]
-    return sorted(rows.values(), key=lambda r: (-r["duration_s"], -r["count"], r["line"], r["machine"]))
-
-
-def reliability(losses: Sequence[StopEvent], run_s: float | None) -> Reliability:
-    """MTBF = run time / failures, MTTR = failure down time / failures.
-
-    Failures: equipment-failure stops (not planned, not micro) with lost time in the
-    window; their down time is clipped to the window and to planned operation time.
-    """
-    failures = [e for e in losses if e["category"] == LossCategory.EQUIPMENT_FAILURE and not e["micro"]]
-    failure_down_s = sum(e["lost_s"] for e in failures)
-    n = len(failures)
-    return {
-        "failures": n,
-        "failure_down_s": failure_down_s,
-        "run_s": run_s,
-        "mtbf_s": run_s / n if n and run_s is not None else None,
-        "mttr_s": failure_down_s / n if n else None,
-    }

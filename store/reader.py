@@ -22,7 +22,7 @@ in ``store.stop_reads``, the answers' JSON-safe parts in ``store.answer_parts``)
   planned part (one shift-calendar computation per query) is planned busy and unknown
   time, without counts or energy: no data is neither run nor down.
 * **Stops** overlapping the window from the stops set (closed ones) and, for the open
-  edge, from the restored accumulator; then ``domain.kpi`` / ``domain.downtime``
+  edge, from the restored accumulator; then ``domain.kpi`` / ``domain.downtime`` / ``domain.stop_report``
   classify and compute. Only the machines whose stops a query classifies are turned
   into ``Stop`` records (a line's KPIs: its output machine's).
 
@@ -43,7 +43,7 @@ from zoneinfo import ZoneInfo
 
 import redis
 
-from domain import andon, answers, contract, downtime, kpi
+from domain import andon, answers, contract, kpi, stop_report
 from domain import classification as human
 from domain.accounting import Stop
 from domain.plant import Line, Plant
@@ -85,6 +85,7 @@ class PlantReader:
         self.classifications = Classifications(redis_client)  # people's reasons override the PLC's
         self.stop_reads = StopReads(redis_client, self.classifications, cache_days=cache_stop_days)
         self._answered: live.Answered = {}  # each machine's last live state (``live.machine_now``)
+        self._events: stop_report.KeptEvents = {}  # ended stops' downtime events (``stop_report.downtime_report``)
         self.window_reads = WindowReads(redis_client, self.reason_lists.effective, self.rollups, self.stop_reads,
                                         max_edge_events=max_edge_events, window_cache_ttl_s=window_cache_ttl_s)
 
@@ -268,7 +269,8 @@ class PlantReader:
         about 170 bytes each)."""
         line = cfg.id
         run_s = sum(t.run_s for t in totals.values())
-        report = downtime.downtime_report(stops, self.plant, window[0], window[1], now, run_s=run_s)
+        report = stop_report.downtime_report(stops, self.plant, window[0], window[1], now, run_s=run_s,
+                                               kept=self._events)
         coverage = human.coverage_of(report["events"]).to_dict()
         if events:
             annotate(report["events"], stops, self.plant)

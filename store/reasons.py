@@ -93,6 +93,9 @@ class ReasonLists:
         self.base = base  # the plant file's
         self._lock = threading.Lock()
         self._cached: tuple[float, Plant] | None = None
+        # the managed lists last read and the plant made of them: the same lists give the same
+        # object, which the readers' caches of what depends on the plant key on
+        self._last: tuple[Any, Plant] | None = None
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -126,7 +129,12 @@ class ReasonLists:
             reasons, lines = self._stored()
         except redis.RedisError:
             return cached[1] if cached is not None else self.base
-        plant = with_reason_lists(self.base, reasons, lines)
+        last = self._last
+        if last is not None and last[0] == (reasons, lines):
+            plant = last[1]
+        else:
+            plant = with_reason_lists(self.base, reasons, lines)
+            self._last = ((reasons, lines), plant)
         self._cached = (now, plant)
         return plant
 

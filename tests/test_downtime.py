@@ -14,12 +14,12 @@ from domain.downtime import (
     claimed_spans,
     classify_stop,
     classify_totals,
-    downtime_report,
     planned_intervals,
 )
 from domain.engine import Stop
 from domain.model import State
 from domain.plant import LossCategory
+from domain.stop_report import downtime_report
 from domain.totals import Totals
 from tests.core_support import T0, local, make_plant
 
@@ -186,6 +186,29 @@ def test_downtime_report_clips_to_the_window() -> None:
     assert [e["lost_s"] for e in report["events"]] == [300, 100]
     assert report["events"][0]["duration_s"] == 600  # the whole stop, for the list
     assert (report["failures"], report["mtbf_s"], report["mttr_s"]) == (2, None, 200)
+
+
+def test_events_kept_by_a_caller_give_the_same_report(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reader keeps its ended stops' events (``kept``): the report is the one made without,
+    at every ``now``, clipped to every window, for another plant; copies, made once per stop."""
+    import domain.stop_report as module
+
+    kept: module.KeptEvents = {}
+    made: list[Stop] = []
+    real = module._event
+    monkeypatch.setattr(module, "_event", lambda s, *args: (made.append(s), real(s, *args))[1])
+    other = make_plant(reasons={1: {"text": "Jam (renamed)", "category": "setup_adjustment"}})
+    cases = [(PLANT, T0, T0 + 7200, NOW), (PLANT, T0, T0 + 7200, NOW + 600), (PLANT, T0 + 300, T0 + 1100, NOW),
+             (other, T0, T0 + 7200, NOW + 600), (PLANT, T0, T0 + 7200, NOW + 900)]
+    for plant, start, end, now in cases:
+        made.clear()
+        got = downtime_report(REPORT_STOPS, plant, start, end, now, run_s=3600.0, kept=kept)
+        assert got == downtime_report(REPORT_STOPS, plant, start, end, now, run_s=3600.0), (start, end, now)
+        got["events"][0]["id"] = "added by the caller"  # as ``annotate`` does
+    made.clear()
+    downtime_report(REPORT_STOPS, PLANT, T0, T0 + 7200, NOW + 1200, run_s=3600.0, kept=kept)
+    assert made == [s for s in REPORT_STOPS if s.end is None], "only the ongoing stop is made again"
+    assert all("id" not in event for _, _, event in kept.values())
 
 
 def test_an_empty_report() -> None:

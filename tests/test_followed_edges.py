@@ -191,8 +191,8 @@ def test_a_worker_far_behind_is_not_followed_until_it_commits(redis_client: redi
 
 def test_a_line_with_a_managed_reason_list_is_followed_across_its_refreshes(redis_client: redis.Redis,
                                                                             plant: Any, events: list[Event]) -> None:
-    """Managed reason lists copy the line's config at every refresh (``store.reasons``): an
-    equal config keeps the line's followers (restored once, not at every refresh)."""
+    """Managed reason lists copy the line's config when they change (``store.reasons``): an
+    equal config keeps the line's followers (restored once, not at every change)."""
     redis_client.flushdb()
     clock = [START]
     worker = RollupWorker(redis_client, plant, options=OPTIONS, clock=lambda: clock[0])
@@ -204,7 +204,9 @@ def test_a_line_with_a_managed_reason_list_is_followed_across_its_refreshes(redi
     followed.reason_lists.put_line("L1", sorted(plant.reasons)[:2])
     first = followed.line_kpis("L1", START, START + 300, START + 300)
     kept = followed.window_reads.edges._follows["L1"]
-    followed.reason_lists._cached = None  # the next refresh: the line's config copied again
+    followed.reason_lists._cached = None  # the next refresh: the same lists give the same plant,
+    assert followed.plant.line("L1") is kept.line
+    followed.reason_lists._cached = followed.reason_lists._last = None  # a change elsewhere: the line's copied again
     assert followed.plant.line("L1") is not kept.line and followed.plant.line("L1") == kept.line
     again = followed.line_kpis("L1", START, START + 300, START + 300.5)
     assert followed.window_reads.edges._follows["L1"] is kept and followers_of(followed) == 2

@@ -28,9 +28,9 @@ from domain.classification import (
     parse_stop_id,
     stop_id,
 )
-from domain.downtime import downtime_report
 from domain.model import State
 from domain.plant import Plant
+from domain.stop_report import downtime_report
 from store.reader import PlantReader
 from tests.core_support import T0, make_plant
 from tests.operator_support import (
@@ -265,6 +265,21 @@ def test_apply(stop: Stop, cls: Classification | None, pieces: list[tuple[Any, .
     got = apply([stop], {sid: cls} if cls else {})
     assert [(s.start, s.end, s.reason, s.piece) for s in got] == pieces  # type: ignore[attr-defined]
     assert all(isinstance(s, ClassifiedStop) and s.plc_reason == stop.reason and s.stop_id == sid for s in got)
+
+
+def test_apply_with_the_unclassified_stops_kept_gives_the_same_stops() -> None:
+    """A reader keeps each stop's unclassified ``ClassifiedStop`` (``kept``, by stop object):
+    the same answers, and the same objects the next time."""
+    stops = [_stop(100, 200, 7), _stop(300, 400), _stop(500, None, 2, State.FAULT)]
+    classified = {stop_id("L1", "M1", 300): Classification(3, splits=((350.0, 2),))}
+    kept: dict[int, Any] = {}
+    for cls in ({}, classified, {}):
+        first, again = apply(stops, cls, kept), apply(iter(stops), cls, kept)
+        assert first == again == apply(stops, cls)
+        assert all(a is b for a, b in zip(first, again, strict=True) if not a.piece)  # type: ignore[attr-defined]
+    assert [s.reason for s in apply(stops, classified, kept)] == [7, 3, 2, 2]
+    assert apply(stops, {}, kept)[0] is apply([stops[0]], {}, kept)[0]
+    assert apply([_stop(100, 200, 7)], {}, kept)[0] is not apply(stops, {}, kept)[0], "by object, not by value"
 
 
 @pytest.mark.parametrize(("stops", "expected"), [

@@ -13,7 +13,7 @@ import pytest
 import redis
 
 from config.loader import DEMO_PLANT, load_plant
-from domain import contract, downtime, kpi
+from domain import contract, kpi, stop_report
 from domain.model import Event, Signal
 from domain.totals import Totals
 from store import window_reads
@@ -144,7 +144,7 @@ def test_downtime_equals_the_raw_computation(reader: PlantReader, plant: Any, ev
     got = reader.downtime("L1", start, end, NOW)
     totals, stops = reference_all(plant, events, start, end)
     run_s = sum(t.run_s for t in totals.values())
-    expected = downtime.downtime_report(stops, plant, start, end, NOW, run_s=run_s)
+    expected = stop_report.downtime_report(stops, plant, start, end, NOW, run_s=run_s)
     expected.pop("window")
     assert len(expected["events"]) > 10
     assert_close(got, expected)
@@ -644,3 +644,26 @@ def test_a_worker_commit_is_read_with_the_stamp_that_says_so(reader: PlantReader
     reply = reader.redis.eval(window_reads._STAMP_OR_ALL, 1, contract.rollup_state_key("L1"),
                               *[b"" if v is None else v for v in stamp])
     assert reply == [stamp]
+
+
+def test_stops_set_members_are_parsed_once_per_reader(redis_client: redis.Redis) -> None:
+    """The day still filling is read again at every worker commit: its members stay the same
+    ``Stop`` objects (which the answers' per-stop caches key on), per line; ``forget`` (late
+    data rewrote stored stops) parses them again."""
+    from domain.accounting import Stop
+    from domain.model import State
+    from store.classifications import Classifications
+    from store.line_worker import stop_member
+    from store.stop_reads import StopReads, _StopsByMachine
+
+    reads = StopReads(redis_client, Classifications(redis_client))
+    members = [stop_member(Stop("L1", "M1", 100.0, 160.0, State.FAULT, 3)),
+               stop_member(Stop("L1", "M2", 120.0, None, State.IDLE, 0)), "not a member"]
+    first, again = (_StopsByMachine("L1", members, reads._parsed) for _ in range(2))
+    assert first.of("M1") == [Stop("L1", "M1", 100.0, 160.0, State.FAULT, 3)]
+    assert first.of("M2")[0].end is None and first.of("M3") == []
+    assert again.of("M1")[0] is first.of("M1")[0] and again.of("M2")[0] is first.of("M2")[0]
+    other_line = _StopsByMachine("L2", members, reads._parsed).of("M1")[0]
+    assert other_line.line == "L2" and other_line is not first.of("M1")[0]
+    reads.forget()
+    assert _StopsByMachine("L1", members, reads._parsed).of("M1")[0] is not first.of("M1")[0]

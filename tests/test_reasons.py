@@ -149,6 +149,12 @@ def test_other_processes_see_the_managed_list(env: dict[str, Any], redis_client:
     redis_client.hset(contract.reasons_key(), "plant", json.dumps(stored))
     other.reason_lists._cached = None  # what REFRESH_S does after a second
     assert other.plant.reasons[7].category == "setup_adjustment"
+    read = other.plant
+    other.reason_lists._cached = None
+    assert other.plant is read, "the same lists read again give the same plant (the readers' caches stay)"
+    redis_client.hset(contract.reasons_key(), "line:L1", json.dumps([7]))
+    other.reason_lists._cached = None
+    assert other.plant is not read and other.plant.line("L1").reasons == [7]
 
 
 def test_a_reason_filed_under_another_loss_category_moves_in_the_figures(env: dict[str, Any]) -> None:

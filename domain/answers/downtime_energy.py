@@ -89,7 +89,7 @@ class Span(TypedDict):
 
 
 class DowntimeReport(Reliability):
-    """``domain.downtime.downtime_report``: the answer before the reader adds the line, its
+    """``domain.stop_report.downtime_report``: the answer before the reader adds the line, its
     window and the coverage."""
 
     window: Span

@@ -1,0 +1,182 @@
+"""The downtime report of a window's stops (``downtime_report``): the list of stops, Pareto
+by reason (duration and count), per machine, MTBF and MTTR. How each stop counts:
+``domain.downtime``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import cast
+
+from domain.accounting import Stop
+from domain.answers import DowntimeReport, MachineDowntime, ParetoRow, Reliability, StopEvent
+from domain.calendar import Interval
+from domain.downtime import (
+    NO_REASON_GROUP,
+    NO_REASON_TEXT,
+    SMALL_STOP_GROUP,
+    PlannedIndex,
+    claimed_spans,
+    classify_stop,
+)
+from domain.plant import LossCategory, Plant
+
+# per (stop object, its span): the plant, the stop and its event (a caller's cache: ``downtime_report``)
+KeptEvents = dict[tuple[int, float, float], tuple[Plant, Stop, StopEvent]]
+MAX_KEPT_EVENTS = 40_000  # events kept in such a cache (about 1 kB each; then it starts again)
+
+
+def downtime_report(stops: Sequence[Stop], plant: Plant, start: float, end: float, now: float,
+                    run_s: float | None = None, kept: KeptEvents | None = None) -> DowntimeReport:
+    """Downtime list, Pareto by reason (duration and count), per machine, MTBF and MTTR.
+
+    ``lost_s`` of a stop is its time inside planned operation time and inside the window
+    (the loss it caused there); Pareto, per-machine sums and MTTR use it. Planned stops
+    are listed but are not losses. ``run_s`` (from the window's Totals) gives MTBF.
+    Definitions: README "Definitions" and ``reliability``.
+
+    ``kept``: the events of ended stops made before, by stop object and span (an ended
+    stop's event does not depend on ``now``), for a caller that asks again with the same
+    stop objects (a reader: late in a shift a line has over a thousand stops).
+    """
+    edge = min(end, now)
+    planned = PlannedIndex(plant, start, edge)
+    events = [_kept_event(stop, span, plant, planned, now, kept)
+              for stop, span in claimed_spans(stops, start, edge, now)]
+    losses = [e for e in events if not e["planned"] and e["lost_s"] > 0]
+    return {
+        "window": {"start": start, "end": end},
+        "micro_stop_threshold_s": plant.micro_stop_threshold_s,
+        "events": events,
+        "pareto": {
+            "by_duration": pareto(losses, plant, by="duration"),
+            "by_count": pareto(losses, plant, by="count"),
+        },
+        "by_machine": _by_machine(losses),
+        "summary": {
+            "stops": sum(1 for e in losses if not e["micro"]),
+            "micro_stops": sum(1 for e in losses if e["micro"]),
+            "planned_stops": sum(1 for e in events if e["planned"]),
+            "down_s": sum(e["lost_s"] for e in losses if not e["micro"]),
+            "micro_stop_s": sum(e["lost_s"] for e in losses if e["micro"]),
+            "planned_down_s": sum(e["lost_s"] for e in events if e["planned"]),
+        },
+        **reliability(losses, run_s),
+    }
+
+
+def _kept_event(stop: Stop, span: Interval, plant: Plant, planned: PlannedIndex, now: float,
+                kept: KeptEvents | None) -> StopEvent:
+    """``_event``, from ``kept`` for an ended stop made into an event before (a copy: the
+    caller may add to it)."""
+    if kept is None or stop.end is None:
+        return _event(stop, span, plant, planned, now)
+    key = (id(stop), span[0], span[1])
+    got = kept.get(key)
+    if got is not None and got[0] is plant and got[1] is stop:
+        return cast(StopEvent, dict(got[2]))
+    event = _event(stop, span, plant, planned, now)
+    if len(kept) >= MAX_KEPT_EVENTS:
+        kept.clear()
+    kept[key] = (plant, stop, cast(StopEvent, dict(event)))  # holds the stop: its id is not reused meanwhile
+    return event
+
+
+def _event(stop: Stop, span: Interval, plant: Plant, planned: PlannedIndex, now: float) -> StopEvent:
+    cls = classify_stop(stop, plant, now)
+    return {
+        "line": stop.line,
+        "machine": stop.machine,
+        "start": stop.start,
+        "end": stop.end,
+        "ongoing": stop.end is None,
+        "duration_s": stop.duration(now),
+        "in_window_s": span[1] - span[0],
+        "lost_s": planned.seconds(*span),
+        "state": str(stop.state),
+        "reason": stop.reason,
+        "reason_text": cls.reason_text,
+        "category": str(cls.category),
+        "planned": cls.planned,
+        "micro": cls.micro,
+    }
+
+
+def _group(event: StopEvent) -> str:
+    if event["reason"]:
+        return str(event["reason"])
+    return SMALL_STOP_GROUP if event["micro"] else NO_REASON_GROUP
+
+
+def _group_label(group: str, event: StopEvent, plant: Plant) -> str:
+    if group == SMALL_STOP_GROUP:
+        return f"Small stops (no reason, < {plant.micro_stop_threshold_s:g} s)"
+    if group == NO_REASON_GROUP:
+        return NO_REASON_TEXT
+    return str(event["reason_text"])
+
+
+def pareto(losses: Sequence[StopEvent], plant: Plant, by: str) -> list[ParetoRow]:
+    """Loss events grouped by reason code ('no_reason' and 'small_stops' for stops
+    without a code), sorted by total lost time (``by="duration"``) or by count."""
+    groups: dict[str, ParetoRow] = {}
+    for event in losses:
+        key = _group(event)
+        row = groups.get(key)
+        if row is None:
+            row = groups[key] = {
+                "group": key,
+                "reason": event["reason"] or None,
+                "label": _group_label(key, event, plant),
+                "category": event["category"],
+                "count": 0,
+                "duration_s": 0.0,
+                "share": 0.0,
+                "cumulative_share": 0.0,
+            }
+        row["count"] += 1
+        row["duration_s"] += event["lost_s"]
+
+    def metric(r: ParetoRow) -> float:
+        return r["duration_s"] if by == "duration" else r["count"]
+
+    def other(r: ParetoRow) -> float:
+        return r["count"] if by == "duration" else r["duration_s"]
+
+    rows = sorted(groups.values(), key=lambda r: (-metric(r), -other(r), r["group"]))
+    grand = sum(metric(r) for r in rows)
+    running = 0.0
+    for row in rows:
+        running += metric(row)
+        row["share"] = metric(row) / grand if grand else 0.0
+        row["cumulative_share"] = running / grand if grand else 0.0
+    return rows
+
+
+def _by_machine(losses: Sequence[StopEvent]) -> list[MachineDowntime]:
+    rows: dict[tuple[str, str], MachineDowntime] = {}
+    for event in losses:
+        key = (event["line"], event["machine"])
+        row = rows.get(key)
+        if row is None:
+            row = rows[key] = {"line": event["line"], "machine": event["machine"], "count": 0, "duration_s": 0.0}
+        row["count"] += 1
+        row["duration_s"] += event["lost_s"]
+    return sorted(rows.values(), key=lambda r: (-r["duration_s"], -r["count"], r["line"], r["machine"]))
+
+
+def reliability(losses: Sequence[StopEvent], run_s: float | None) -> Reliability:
+    """MTBF = run time / failures, MTTR = failure down time / failures.
+
+    Failures: equipment-failure stops (not planned, not micro) with lost time in the
+    window; their down time is clipped to the window and to planned operation time.
+    """
+    failures = [e for e in losses if e["category"] == LossCategory.EQUIPMENT_FAILURE and not e["micro"]]
+    failure_down_s = sum(e["lost_s"] for e in failures)
+    n = len(failures)
+    return {
+        "failures": n,
+        "failure_down_s": failure_down_s,
+        "run_s": run_s,
+        "mtbf_s": run_s / n if n and run_s is not None else None,
+        "mttr_s": failure_down_s / n if n else None,
+    }
