@@ -36,6 +36,12 @@ dashboard's CPU includes its reader pool's processes (``store.reader_pool``, ``V
 its environment's, auto by default). ``--pool-baseline``: the big plant is run first without
 the pool (``VIEW_PROCESSES=0``), and the ratio printed.
 
+``--history-stops N``: the run is put 6 hours into a shift (the plant's shifts start then),
+and N ended stops per machine are written into the stops sets over those hours before the
+processes start (``write_history_stops``): a live view's cost late in a shift, when every
+line has over a thousand stops to classify (their minutes are not written: only the cost
+means something, not the figures).
+
 ``--profile FILE``: the (first) worker runs under cProfile and writes FILE.
 
 ``--worker-cost``: instead, the rollup worker's CPU per event independent of the host's
@@ -82,8 +88,9 @@ TICKS_PER_S = 10
 
 # --- the plant -----------------------------------------------------------------------------
 
-def plant_data(lines: int, per_line: int) -> dict[str, Any]:
-    """``lines`` lines L0.. of ``per_line`` machines (L0M0..), the last one the output."""
+def plant_data(lines: int, per_line: int, shift_start: str = "06:00") -> dict[str, Any]:
+    """``lines`` lines L0.. of ``per_line`` machines (L0M0..), the last one the output; two
+    12-hour shifts, the first from ``shift_start`` (UTC)."""
     out = []
     for n in range(lines):
         ids = [f"L{n}M{i}" for i in range(per_line)]
@@ -96,14 +103,54 @@ def plant_data(lines: int, per_line: int) -> dict[str, Any]:
         "timezone": "UTC",
         "endpoints": {"e": {"url": "opc.tcp://127.0.0.1:4840/"}},
         "lines": out,
-        "shifts": [{"name": "day", "start": "06:00", "end": "18:00"}, {"name": "night", "start": "18:00",
-                                                                        "end": "06:00"}],
+        "shifts": [{"name": "day", "start": shift_start, "end": _hhmm(shift_start, 12)},
+                   {"name": "night", "start": _hhmm(shift_start, 12), "end": shift_start}],
         "reasons": DEFAULT_REASONS,
         "tariff": {"currency": "EUR", "default_price_per_kwh": 0.2, "periods": []},
         "co2_kg_per_kwh": 0.5,
         "micro_stop_threshold_s": 120,
         "gap_timeout_s": 30,
     }
+
+
+def _hhmm(text: str, hours: int) -> str:
+    h, m = (int(x) for x in text.split(":"))
+    return f"{(h + hours) % 24:02d}:{m:02d}"
+
+
+HISTORY_H = 6.0  # with --history-stops: the shift began this long before the run
+
+
+def history_shift_start(now: float) -> str:
+    """The shift start (UTC "HH:MM") that puts ``now`` ``HISTORY_H`` hours into a shift."""
+    return time.strftime("%H:%M", time.gmtime(now - HISTORY_H * 3600 + 60))
+
+
+def write_history_stops(client: Any, plant: Any, per_machine: int, now: float, seed: int = 3) -> int:
+    """``per_machine`` ended stops per machine in the stops sets (as the worker writes them),
+    spread over the shift's first ``HISTORY_H`` hours up to 10 minutes before ``now``: what a
+    line has late in a shift (the writer's machines stop about every 5 min, 70 times in 6 h).
+    Their minutes are not written: the figures are not meaningful, only the cost of reading
+    and classifying the stops is."""
+    from domain.accounting import Stop
+    from store.line_worker import stop_member
+
+    rng = random.Random(seed)
+    since, until = now - HISTORY_H * 3600, now - 600
+    step = (until - since) / max(per_machine, 1)
+    written = 0
+    for line in plant.lines:
+        members: dict[str, float] = {}
+        for machine in line.machines:
+            for k in range(per_machine):
+                start = round(since + (k + rng.random() * 0.5) * step, 3)
+                state = rng.choice([State.FAULT, State.IDLE])
+                stop = Stop(line.id, machine.id, start, round(start + rng.uniform(20, min(120, step / 2)), 3), state,
+                            rng.choice([0, 1, 3, 5]))
+                members[stop_member(stop)] = start
+        client.zadd(contract.stops_key(line.id), members)
+        written += len(members)
+    return written
 
 
 # --- the writer ----------------------------------------------------------------------------
@@ -338,13 +385,19 @@ def _timed_get(url: str) -> float:
 
 def scenario(name: str, lines: int, per_line: int, args: argparse.Namespace, folder: Path,
              view_processes: str | None = None) -> dict[str, Any]:
+    from domain.plant import Plant
     from store.clients import connect
 
     folder.mkdir(parents=True, exist_ok=True)
     plant_file = folder / "plant.yaml"
-    plant_file.write_text(yaml.safe_dump(plant_data(lines, per_line), sort_keys=False), encoding="utf-8")
+    raw_plant = plant_data(lines, per_line, history_shift_start(time.time()) if args.history_stops else "06:00")
+    plant_file.write_text(yaml.safe_dump(raw_plant, sort_keys=False), encoding="utf-8")
     line_ids = [f"L{n}" for n in range(lines)]
     with Redises(args.cluster) as redises:
+        if args.history_stops:
+            written = write_history_stops(connect(redises.url, "tool"), Plant.model_validate(raw_plant),
+                                          args.history_stops, time.time())
+            print(f"{name}: {written:,} stops written for the shift's first {HISTORY_H:g} h", flush=True)
         env = {**os.environ, "REDIS_URL": redises.url, "PLANT_FILE": str(plant_file),
                "DATA_DIR": str(folder / "var"), "PYTHONUNBUFFERED": "1"}
         if view_processes is not None:
@@ -540,6 +593,8 @@ def main() -> int:
     parser.add_argument("--pool-baseline", action="store_true", help="with --push: the big plant first without "
                         "the dashboard's reader pool (VIEW_PROCESSES=0), for the ratio")
     parser.add_argument("--keep", help="a folder to keep each scenario's plant file and processes' logs in")
+    parser.add_argument("--history-stops", type=int, default=0, help="ended stops per machine written before the "
+                        f"run, over the shift's first {HISTORY_H:g} h: late in a shift (see write_history_stops)")
     parser.add_argument("--profile", help="cProfile output file of the (first) worker of the big plant")
     parser.add_argument("--json", help="also write the figures to this file")
     parser.add_argument("--worker-cost", action="store_true", help="the worker's CPU per event only (see above)")
