@@ -21,7 +21,6 @@ from typing import Any, cast
 
 from domain.accounting import Stop
 from domain.answers import Coverage as CoverageAnswer
-from domain.answers import StopEvent
 from domain.downtime import PlannedIndex, claimed_spans, classify_stop, stop_end
 from domain.plant import Line, Plant, Reason
 
@@ -247,22 +246,6 @@ class Coverage:
     def to_dict(self) -> CoverageAnswer:
         return {"untagged_coverage": self.share, "tagged_down_s": self.tagged_s, "untagged_down_s":
                 self.down_s - self.tagged_s, "untagged_stops": self.untagged_stops}
-
-
-def coverage_of(events: Iterable[StopEvent]) -> Coverage:
-    """``coverage`` of a downtime report's events (``stop_report.downtime_report`` of the same
-    stops and window): the same sums, from what the report already clipped and classified."""
-    out = Coverage()
-    for event in events:
-        lost = event["lost_s"]
-        if event["planned"] or event["micro"] or lost <= 0:
-            continue
-        out.down_s += lost
-        if event["reason"]:
-            out.tagged_s += lost
-        else:
-            out.untagged_stops += 1
-    return out
 
 
 def coverage(stops: Sequence[Stop], plant: Plant, start: float, end: float, now: float) -> Coverage:

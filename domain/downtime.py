@@ -25,6 +25,7 @@ where the machine's next stop starts. So losses never exceed the time they occur
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -156,38 +157,52 @@ def _counted_index(spans: Sequence[tuple[Stop, Interval]], plant: Plant, start: 
     return PlannedIndex(plant, start, max([edge, *ends]))
 
 
-def claimed_spans(stops: Iterable[Stop], start: float, end: float, now: float) -> list[tuple[Stop, Interval]]:
-    """Each stop with the part of [start, end) it alone covers (overlaps merged per machine)."""
-    best: dict[tuple[str, str, float], Stop] = {}
-    for stop in stops:
-        key = (stop.line, stop.machine, stop.start)
-        known = best.get(key)
-        if known is None or _more_final(stop, known):
-            best[key] = stop
-    by_machine: dict[tuple[str, str], list[Stop]] = {}
-    for stop in best.values():
-        by_machine.setdefault((stop.line, stop.machine), []).append(stop)
-    out: list[tuple[Stop, Interval]] = []
-    for machine_stops in by_machine.values():
-        machine_stops.sort(key=_start)
-        claimed_until = float("-inf")
-        for i, stop in enumerate(machine_stops):
-            stop_to = stop_end(stop, now)
-            if stop.end is None and i + 1 < len(machine_stops):
-                stop_to = min(stop_to, machine_stops[i + 1].start)
-            a, b = max(stop.start, claimed_until, start), min(stop_to, end)
-            if b > a:
-                out.append((stop, (a, b)))
-            claimed_until = max(claimed_until, stop_to)
-    out.sort(key=_span_order)
-    return out
-
-
 _start = attrgetter("start")
 
 
-def _span_order(item: tuple[Stop, Interval]) -> tuple[float, str]:
-    return item[0].start, item[0].machine
+def claimed_spans(stops: Iterable[Stop], start: float, end: float, now: float) -> list[tuple[Stop, Interval]]:
+    """Each stop with the part of [start, end) it alone covers (overlaps merged per machine),
+    by start (then machine). Late in a shift a line has over a thousand stops and every
+    live view asks this of all of them: one pass to group, then each machine's in order."""
+    by_machine: dict[tuple[str, str], list[Stop]] = {}
+    for stop in stops:
+        key = (stop.line, stop.machine)
+        group = by_machine.get(key)
+        if group is None:
+            by_machine[key] = [stop]
+        else:
+            group.append(stop)
+    ordered: list[tuple[float, str, int, Stop, Interval]] = []
+    n = 0
+    for machine_stops in by_machine.values():
+        machine_stops.sort(key=_start)  # stable: copies of one stop stay in their order
+        kept: list[Stop] = []
+        for stop in machine_stops:  # copies of one stop (same start): the most final one
+            if kept and kept[-1].start == stop.start:
+                if _more_final(stop, kept[-1]):
+                    kept[-1] = stop
+                continue
+            kept.append(stop)
+        claimed_until = -math.inf
+        last = len(kept) - 1
+        for i, stop in enumerate(kept):
+            stop_start = stop.start
+            stop_to = stop.end
+            if stop_to is None:
+                stop_to = now if now > stop_start else stop_start
+                if i < last and kept[i + 1].start < stop_to:
+                    stop_to = kept[i + 1].start
+            a = stop_start if stop_start > claimed_until else claimed_until
+            if start > a:
+                a = start
+            b = stop_to if stop_to < end else end
+            if b > a:
+                ordered.append((stop_start, stop.machine, n, stop, (a, b)))
+                n += 1
+            if stop_to > claimed_until:
+                claimed_until = stop_to
+    ordered.sort()  # by start, then machine (then the order found: no two entries compare their stops)
+    return [(stop, span) for _, _, _, stop, span in ordered]
 
 
 def _more_final(candidate: Stop, known: Stop) -> bool:

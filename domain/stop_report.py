@@ -10,6 +10,7 @@ from typing import cast
 from domain.accounting import Stop
 from domain.answers import DowntimeReport, MachineDowntime, ParetoRow, Reliability, StopEvent
 from domain.calendar import Interval
+from domain.classification import Coverage
 from domain.downtime import (
     NO_REASON_GROUP,
     NO_REASON_TEXT,
@@ -26,8 +27,10 @@ MAX_KEPT_EVENTS = 40_000  # events kept in such a cache (about 1 kB each; then i
 
 
 def downtime_report(stops: Sequence[Stop], plant: Plant, start: float, end: float, now: float,
-                    run_s: float | None = None, kept: KeptEvents | None = None) -> DowntimeReport:
-    """Downtime list, Pareto by reason (duration and count), per machine, MTBF and MTTR.
+                    run_s: float | None = None, kept: KeptEvents | None = None, *,
+                    listed: bool = True) -> DowntimeReport:
+    """Downtime list, Pareto by reason (duration and count), per machine, MTBF and MTTR,
+    and how much of the down time has a reason (``classification.coverage``'s figures).
 
     ``lost_s`` of a stop is its time inside planned operation time and inside the window
     (the loss it caused there); Pareto, per-machine sums and MTTR use it. Planned stops
@@ -37,47 +40,64 @@ def downtime_report(stops: Sequence[Stop], plant: Plant, start: float, end: floa
     ``kept``: the events of ended stops made before, by stop object and span (an ended
     stop's event does not depend on ``now``), for a caller that asks again with the same
     stop objects (a reader: late in a shift a line has over a thousand stops).
+    ``listed=False``: without the list (``events`` empty): the figures only.
     """
     edge = min(end, now)
     planned = PlannedIndex(plant, start, edge)
-    events = [_kept_event(stop, span, plant, planned, now, kept)
+    events = [_kept_event(stop, span, plant, planned, now, kept, listed)
               for stop, span in claimed_spans(stops, start, edge, now)]
-    losses = [e for e in events if not e["planned"] and e["lost_s"] > 0]
+    losses: list[StopEvent] = []
+    stops_n = micro_n = planned_n = untagged_n = 0
+    down_s: float = 0  # summed in the events' order, from 0 (as ``sum`` would)
+    micro_s: float = 0
+    planned_s: float = 0
+    tagged = Coverage()  # the untagged figures (``classification.coverage``) from the same events
+    for event in events:
+        lost = event["lost_s"]
+        if event["planned"]:
+            planned_n += 1
+            planned_s += lost
+        elif lost > 0:
+            losses.append(event)
+            if event["micro"]:
+                micro_n += 1
+                micro_s += lost
+            else:
+                stops_n += 1
+                down_s += lost
+                tagged.down_s += lost
+                if event["reason"]:
+                    tagged.tagged_s += lost
+                else:
+                    untagged_n += 1
+    tagged.untagged_stops = untagged_n
+    groups = _groups(losses, plant)
     return {
         "window": {"start": start, "end": end},
         "micro_stop_threshold_s": plant.micro_stop_threshold_s,
-        "events": events,
-        "pareto": {
-            "by_duration": pareto(losses, plant, by="duration"),
-            "by_count": pareto(losses, plant, by="count"),
-        },
+        "events": events if listed else [],
+        "pareto": {"by_duration": _ranked(groups, "duration"), "by_count": _ranked(groups, "count")},
         "by_machine": _by_machine(losses),
-        "summary": {
-            "stops": sum(1 for e in losses if not e["micro"]),
-            "micro_stops": sum(1 for e in losses if e["micro"]),
-            "planned_stops": sum(1 for e in events if e["planned"]),
-            "down_s": sum(e["lost_s"] for e in losses if not e["micro"]),
-            "micro_stop_s": sum(e["lost_s"] for e in losses if e["micro"]),
-            "planned_down_s": sum(e["lost_s"] for e in events if e["planned"]),
-        },
+        "summary": {"stops": stops_n, "micro_stops": micro_n, "planned_stops": planned_n, "down_s": down_s,
+                    "micro_stop_s": micro_s, "planned_down_s": planned_s, **tagged.to_dict()},
         **reliability(losses, run_s),
     }
 
 
 def _kept_event(stop: Stop, span: Interval, plant: Plant, planned: PlannedIndex, now: float,
-                kept: KeptEvents | None) -> StopEvent:
-    """``_event``, from ``kept`` for an ended stop made into an event before (a copy: the
-    caller may add to it)."""
+                kept: KeptEvents | None, copy: bool = True) -> StopEvent:
+    """``_event``, from ``kept`` for an ended stop made into an event before (``copy``: a
+    copy, which the caller may add to)."""
     if kept is None or stop.end is None:
         return _event(stop, span, plant, planned, now)
     key = (id(stop), span[0], span[1])
     got = kept.get(key)
     if got is not None and got[0] is plant and got[1] is stop:
-        return cast(StopEvent, dict(got[2]))
+        return cast(StopEvent, dict(got[2])) if copy else got[2]
     event = _event(stop, span, plant, planned, now)
     if len(kept) >= MAX_KEPT_EVENTS:
         kept.clear()
-    kept[key] = (plant, stop, cast(StopEvent, dict(event)))  # holds the stop: its id is not reused meanwhile
+    kept[key] = (plant, stop, cast(StopEvent, dict(event)) if copy else event)  # holds the stop: its id stays its
     return event
 
 
@@ -118,6 +138,11 @@ def _group_label(group: str, event: StopEvent, plant: Plant) -> str:
 def pareto(losses: Sequence[StopEvent], plant: Plant, by: str) -> list[ParetoRow]:
     """Loss events grouped by reason code ('no_reason' and 'small_stops' for stops
     without a code), sorted by total lost time (``by="duration"``) or by count."""
+    return _ranked(_groups(losses, plant), by)
+
+
+def _groups(losses: Sequence[StopEvent], plant: Plant) -> list[ParetoRow]:
+    """The loss events' Pareto rows (count and lost time per group; shares not set yet)."""
     groups: dict[str, ParetoRow] = {}
     for event in losses:
         key = _group(event)
@@ -135,6 +160,11 @@ def pareto(losses: Sequence[StopEvent], plant: Plant, by: str) -> list[ParetoRow
             }
         row["count"] += 1
         row["duration_s"] += event["lost_s"]
+    return list(groups.values())
+
+
+def _ranked(groups: Sequence[ParetoRow], by: str) -> list[ParetoRow]:
+    """Copies of the rows, sorted by lost time (``by="duration"``) or count, with their shares."""
 
     def metric(r: ParetoRow) -> float:
         return r["duration_s"] if by == "duration" else r["count"]
@@ -142,7 +172,7 @@ def pareto(losses: Sequence[StopEvent], plant: Plant, by: str) -> list[ParetoRow
     def other(r: ParetoRow) -> float:
         return r["count"] if by == "duration" else r["duration_s"]
 
-    rows = sorted(groups.values(), key=lambda r: (-metric(r), -other(r), r["group"]))
+    rows = sorted((cast(ParetoRow, dict(r)) for r in groups), key=lambda r: (-metric(r), -other(r), r["group"]))
     grand = sum(metric(r) for r in rows)
     running = 0.0
     for row in rows:

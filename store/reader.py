@@ -270,15 +270,13 @@ class PlantReader:
         line = cfg.id
         run_s = sum(t.run_s for t in totals.values())
         report = stop_report.downtime_report(stops, self.plant, window[0], window[1], now, run_s=run_s,
-                                               kept=self._events)
-        coverage = human.coverage_of(report["events"]).to_dict()
+                                             kept=self._events, listed=events)
         if events:
             annotate(report["events"], stops, self.plant)
         return {"line": line, "window": window_dict(window, now, self.tz),
-                "micro_stop_threshold_s": report["micro_stop_threshold_s"],
-                "events": report["events"] if events else [],
+                "micro_stop_threshold_s": report["micro_stop_threshold_s"], "events": report["events"],
                 "pareto": report["pareto"], "by_machine": report["by_machine"],
-                "summary": {**report["summary"], **coverage}, "failures": report["failures"],
+                "summary": report["summary"], "failures": report["failures"],
                 "failure_down_s": report["failure_down_s"], "run_s": report["run_s"], "mtbf_s": report["mtbf_s"],
                 "mttr_s": report["mttr_s"]}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -105,6 +106,53 @@ def test_stops_of_different_machines_are_not_merged() -> None:
     assert len(spans) == 2
 
 
+def _claimed_spans_reference(stops: list[Stop], start: float, end: float, now: float) -> list[tuple[Stop, Any]]:
+    """``claimed_spans`` as first written (a dict of the most final copy per stop, then each
+    machine's stops in order), to check the one-pass version against."""
+    best: dict[tuple[str, str, float], Stop] = {}
+    for s in stops:
+        known = best.get((s.line, s.machine, s.start))
+        if known is None or known.end is None or (s.end is not None and s.end > known.end):
+            best[(s.line, s.machine, s.start)] = s
+    by_machine: dict[tuple[str, str], list[Stop]] = {}
+    for s in best.values():
+        by_machine.setdefault((s.line, s.machine), []).append(s)
+    out: list[tuple[Stop, Any]] = []
+    for machine_stops in by_machine.values():
+        machine_stops.sort(key=lambda s: s.start)
+        claimed_until = float("-inf")
+        for i, s in enumerate(machine_stops):
+            stop_to = s.end if s.end is not None else max(now, s.start)
+            if s.end is None and i + 1 < len(machine_stops):
+                stop_to = min(stop_to, machine_stops[i + 1].start)
+            a, b = max(s.start, claimed_until, start), min(stop_to, end)
+            if b > a:
+                out.append((s, (a, b)))
+            claimed_until = max(claimed_until, stop_to)
+    out.sort(key=lambda item: (item[0].start, item[0].machine))
+    return out
+
+
+_stops = st.lists(st.tuples(st.sampled_from(["L1", "L2"]), st.sampled_from(["M1", "M2", "M3"]),
+                            st.integers(0, 40).map(lambda m: T0 + 30.0 * m),
+                            st.one_of(st.none(), st.integers(1, 20).map(lambda m: 30.0 * m)),
+                            st.sampled_from([State.FAULT, State.IDLE]), st.sampled_from([0, 1, 2])), max_size=40)
+
+
+@settings(max_examples=300, deadline=None)
+@given(raw=_stops, window=st.tuples(st.integers(-5, 40), st.integers(1, 45)), now_m=st.integers(0, 60))
+def test_claimed_spans_in_one_pass_are_the_spans_as_first_written(raw: list[Any], window: tuple[int, int],
+                                                                  now_m: int) -> None:
+    """Copies of a stop (same start: the most final wins), ongoing ones cut at the next
+    stop, overlaps claimed by the earlier stop, several lines with the same machine ids."""
+    stops = [Stop(line, m, start, None if length is None else start + length, state, reason)
+             for line, m, start, length, state, reason in raw]
+    start, end, now = T0 + 30.0 * window[0], T0 + 30.0 * (window[0] + window[1]), T0 + 30.0 * now_m
+    got = claimed_spans(stops, start, end, now)
+    want = _claimed_spans_reference(stops, start, end, now)
+    assert [(id(s), span) for s, span in got] == [(id(s), span) for s, span in want]
+
+
 def test_stopped_time_no_record_claims_is_unexplained_and_overclaims_are_scaled() -> None:
     missing = classify_totals(raw(100), [stop(0, 40, State.FAULT, 1)], PLANT, T0, T0 + 600, T0 + 600)
     assert (missing.failure_s, missing.unexplained_s, missing.down_s) == (40, 60, 100)
@@ -173,7 +221,10 @@ def test_downtime_report_events_summary_and_reliability() -> None:
     assert (ongoing["ongoing"], ongoing["end"], ongoing["duration_s"], ongoing["category"]) == (
         True, None, 300, "equipment_failure")
     assert report["summary"] == {"stops": 5, "micro_stops": 3, "planned_stops": 1, "down_s": 2400,
-                                 "micro_stop_s": 120, "planned_down_s": 1000}
+                                 "micro_stop_s": 120, "planned_down_s": 1000,
+                                 # the untagged figures: 300 s of down time without a reason, one stop
+                                 "untagged_coverage": 2100 / 2400, "tagged_down_s": 2100, "untagged_down_s": 300,
+                                 "untagged_stops": 1}
     # failures: the two jams and the ongoing unknown-code fault (category from its state)
     assert (report["failures"], report["failure_down_s"]) == (3, 1200)
     assert report["mtbf_s"] == 1200 and report["mttr_s"] == 400

@@ -89,15 +89,15 @@ class Span(TypedDict):
 
 
 class DowntimeReport(Reliability):
-    """``domain.stop_report.downtime_report``: the answer before the reader adds the line, its
-    window and the coverage."""
+    """``domain.stop_report.downtime_report``: the answer before the reader adds the line and
+    its window."""
 
     window: Span
     micro_stop_threshold_s: float
     events: list[StopEvent]
     pareto: Pareto
     by_machine: list[MachineDowntime]
-    summary: DowntimeCounts
+    summary: DowntimeSummary
 
 
 class Downtime(Reliability):
