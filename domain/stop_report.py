@@ -23,7 +23,7 @@ from domain.plant import LossCategory, Plant
 
 # per (stop object, its span): the plant, the stop and its event (a caller's cache: ``downtime_report``)
 KeptEvents = dict[tuple[int, float, float], tuple[Plant, Stop, StopEvent]]
-MAX_KEPT_EVENTS = 40_000  # events kept in such a cache (about 1 kB each; then it starts again)
+MAX_KEPT_EVENTS = 100_000  # events kept in such a cache (about 1 kB each; then it starts again): 50 lines of 1,500
 
 
 def downtime_report(stops: Sequence[Stop], plant: Plant, start: float, end: float, now: float,

@@ -126,7 +126,6 @@ class StopReads:
         return [stop for by_machine in found if by_machine is not None
                 for m in sorted(wanted) for stop in by_machine.of(m)]
 
-
     def _parsed(self, line: str, raw: bytes | str) -> tuple[str, Stop | None] | None:
         """A stops-set member parsed: (machine, its Stop or None when its state is not one);
         None: not a member. Kept (up to ``MAX_MEMBERS``) while the stored stops stay."""
