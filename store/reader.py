@@ -85,7 +85,6 @@ class PlantReader:
         self.classifications = Classifications(redis_client)  # people's reasons override the PLC's
         self.stop_reads = StopReads(redis_client, self.classifications, cache_days=cache_stop_days)
         self._answered: live.Answered = {}  # each machine's last live state (``live.machine_now``)
-        self._events: stop_report.KeptEvents = {}  # ended stops' downtime events (``stop_report.downtime_report``)
         self.window_reads = WindowReads(redis_client, self.reason_lists.effective, self.rollups, self.stop_reads,
                                         max_edge_events=max_edge_events, window_cache_ttl_s=window_cache_ttl_s)
 
@@ -270,7 +269,7 @@ class PlantReader:
         line = cfg.id
         run_s = sum(t.run_s for t in totals.values())
         report = stop_report.downtime_report(stops, self.plant, window[0], window[1], now, run_s=run_s,
-                                             kept=self._events, listed=events)
+                                             kept=self.stop_reads.events, listed=events)
         if events:
             annotate(report["events"], stops, self.plant)
         return {"line": line, "window": window_dict(window, now, self.tz),

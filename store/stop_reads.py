@@ -24,6 +24,7 @@ from domain import classification as human
 from domain.accounting import Stop
 from domain.model import State
 from domain.plant import Line, Plant
+from domain.stop_report import KeptEvents
 from store.bookkeeping import LineSnapshot
 from store.cache import LruCache
 from store.classifications import Classifications
@@ -46,12 +47,16 @@ class StopReads:
         # stops-set members as parsed (machine, Stop or None): the days still filling are read again at
         # every commit of the worker's, and all but their newest members are the same (and their Stops too)
         self._members: dict[tuple[str, bytes | str], tuple[str, Stop | None]] = {}
+        # ended stops' downtime events, by stop object (``stop_report.downtime_report``'s ``kept``)
+        self.events: KeptEvents = {}
 
     def forget(self) -> None:
-        """Drops the parsed days (late data rewrote stored stops)."""
+        """Drops the parsed days, and what was kept per stop (late data rewrote stored stops)."""
         self._days.clear()
         self._live.clear()
         self._members.clear()
+        self.events.clear()
+        self.classifications.kept.clear()
 
     def overlapping(self, line: Line, machines: Sequence[str], snapshot: LineSnapshot,
                     edge_stops: Mapping[str, list[Stop]], start: float, end: float, now: float,

@@ -665,5 +665,10 @@ def test_stops_set_members_are_parsed_once_per_reader(redis_client: redis.Redis)
     assert again.of("M1")[0] is first.of("M1")[0] and again.of("M2")[0] is first.of("M2")[0]
     other_line = _StopsByMachine("L2", members, reads._parsed).of("M1")[0]
     assert other_line.line == "L2" and other_line is not first.of("M1")[0]
+    from domain.classification import unclassified
+    plain = unclassified(first.of("M1")[0], reads.classifications.kept)
+    assert unclassified(first.of("M1")[0], reads.classifications.kept) is plain
+    reads.events[(0, 0.0, 0.0)] = (None, None, None)  # type: ignore[assignment]
     reads.forget()
     assert _StopsByMachine("L1", members, reads._parsed).of("M1")[0] is not first.of("M1")[0]
+    assert not reads.events and not reads.classifications.kept, "what was kept per stop goes with them"
