@@ -68,6 +68,8 @@ __all__ = ["Collector", "CollectorOptions", "EndpointCollector", "EndpointStats"
 
 log = logging.getLogger(__name__)
 
+CANCEL_AGAIN_S = 0.5  # an endpoint's task still running this long after its cancellation is cancelled again
+
 
 class Collector:
     """All endpoints of a plant, each in its own task."""
@@ -85,12 +87,18 @@ class Collector:
         self.endpoints = {name: ep for name, ep in self.endpoints.items() if ep.bindings}
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
-        """Collect until ``stop`` is set (or until cancelled)."""
+        """Collect until ``stop`` is set (or until cancelled). Each endpoint's task is
+        cancelled until it ends: a cancellation can be lost in what an endpoint awaits
+        (Python 3.11's ``asyncio.wait_for`` drops one that arrives as its awaitable completes,
+        cpython#86296; asyncua avoids it in its requests, not in every wait), and the
+        endpoint then went on collecting while the shutdown waited for it for ever."""
         async with asyncio.TaskGroup() as tg:
             tasks = [tg.create_task(ep.run(), name=f"collector-{name}") for name, ep in self.endpoints.items()]
             await (stop or asyncio.Event()).wait()
-            for task in tasks:
-                task.cancel()
+            while pending := [task for task in tasks if not task.done()]:
+                for task in pending:
+                    task.cancel()
+                await asyncio.wait(pending, timeout=CANCEL_AGAIN_S)
 
     async def wait_connected(self, timeout_s: float = 30.0, names: Iterable[str] | None = None) -> None:
         """Until every (named) endpoint has a session and its subscription."""

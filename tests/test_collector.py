@@ -532,6 +532,37 @@ def test_connects_with_encryption_and_a_password_from_the_environment(
     asyncio.run(scenario())
 
 
+def test_an_endpoint_that_swallows_its_cancellation_is_cancelled_again(demo: Plant) -> None:
+    """A cancellation lost in what an endpoint awaits (Python 3.11's ``asyncio.wait_for``
+    drops one that arrives as its awaitable completes): the endpoint's task went on
+    collecting, and the collector's shutdown waited for ever. It is cancelled until it ends."""
+    collector = Collector(fast_plant(demo, lines=["CM1"]), None, env={})  # type: ignore[arg-type]
+    swallowed: list[int] = []
+
+    async def swallowing_run() -> None:  # an endpoint whose first cancellation a library dropped
+        while True:
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                if not swallowed:
+                    swallowed.append(1)
+                    continue
+                raise
+
+    endpoint = next(iter(collector.endpoints.values()))
+    endpoint.run = swallowing_run  # type: ignore[method-assign]
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(collector.run(stop))
+        await asyncio.sleep(0)
+        stop.set()
+        await asyncio.wait_for(task, 30)
+
+    asyncio.run(scenario())
+    assert swallowed == [1]
+
+
 def test_a_replayed_shift_arrives_with_its_own_times(demo: Plant, redis_client: redis.Redis, redis_url: str,
                                                       tmp_path: Path) -> None:
     # Queues that hold the whole scenario per node: a collector starved by a loaded machine
