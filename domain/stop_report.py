@@ -51,7 +51,7 @@ def downtime_report(stops: Sequence[Stop], plant: Plant, start: float, end: floa
     down_s: float = 0  # summed in the events' order, from 0 (as ``sum`` would)
     micro_s: float = 0
     planned_s: float = 0
-    tagged = Coverage()  # the untagged figures (``classification.coverage``) from the same events
+    tagged_s = 0.0  # the part of ``down_s`` with a reason
     for event in events:
         lost = event["lost_s"]
         if event["planned"]:
@@ -65,12 +65,12 @@ def downtime_report(stops: Sequence[Stop], plant: Plant, start: float, end: floa
             else:
                 stops_n += 1
                 down_s += lost
-                tagged.down_s += lost
                 if event["reason"]:
-                    tagged.tagged_s += lost
+                    tagged_s += lost
                 else:
                     untagged_n += 1
-    tagged.untagged_stops = untagged_n
+    # the untagged figures (``classification.coverage``'s) from the same events
+    tagged = Coverage(down_s=float(down_s), tagged_s=tagged_s, untagged_stops=untagged_n)
     groups = _groups(losses, plant)
     return {
         "window": {"start": start, "end": end},
@@ -135,14 +135,9 @@ def _group_label(group: str, event: StopEvent, plant: Plant) -> str:
     return str(event["reason_text"])
 
 
-def pareto(losses: Sequence[StopEvent], plant: Plant, by: str) -> list[ParetoRow]:
-    """Loss events grouped by reason code ('no_reason' and 'small_stops' for stops
-    without a code), sorted by total lost time (``by="duration"``) or by count."""
-    return _ranked(_groups(losses, plant), by)
-
-
 def _groups(losses: Sequence[StopEvent], plant: Plant) -> list[ParetoRow]:
-    """The loss events' Pareto rows (count and lost time per group; shares not set yet)."""
+    """The loss events' Pareto rows, grouped by reason code ('no_reason' and 'small_stops'
+    for stops without a code): count and lost time per group, shares not set yet."""
     groups: dict[str, ParetoRow] = {}
     for event in losses:
         key = _group(event)

@@ -57,14 +57,15 @@ class Classifications:
         cover these stops (no round trip of its own)."""
         if not stops:
             return {}
-        ids = list(dict.fromkeys(unclassified(s, self.kept).stop_id for s in stops))
+        sids = [unclassified(s, self.kept).stop_id for s in stops]
+        ids = list(dict.fromkeys(sids))
         lo = min(s.start for s in stops) - LOOKBACK_S
         hi = max(math.inf if s.end is None else s.end for s in stops)
         if read is not None and read.covers(lo):
             found = {sid: cls for sid in ids if (cls := read.get(sid)) is not None}
             found.update({sid: cls for sid, score in read.starts if lo <= score <= hi and sid not in found
                           and sid not in ids and (cls := read.get(sid)) is not None})
-            return _by_stop(stops, found, self.kept)
+            return _by_stop(stops, found, sids)
         starts = contract.classification_starts_key(line)
         with self.redis.pipeline(transaction=False) as pipe:
             pipe.hmget(contract.classifications_key(line), ids)
@@ -79,7 +80,7 @@ class Classifications:
         others = [_text(x) for x in nearby if _text(x) not in found and _text(x) not in ids]
         if others:
             found.update(self.many(line, others))
-        return _by_stop(stops, found, self.kept)
+        return _by_stop(stops, found, sids)
 
     def carried(self, line: str, stop: Stop) -> tuple[str, Classification] | None:
         """(stored id, classification) the stop carries, exactly or by overlap."""
@@ -133,10 +134,11 @@ class Classifications:
 
 
 def _by_stop(stops: Sequence[Stop], found: dict[str, Classification],
-             kept: Unclassified) -> dict[str, tuple[str, Classification]]:
+             sids: Sequence[str]) -> dict[str, tuple[str, Classification]]:
+    """stop id -> (the id it was stored under, the classification); ``sids``: the stops' ids."""
     if not found:
         return {}
-    by_stop = attach(stops, found, [unclassified(s, kept).stop_id for s in stops])
+    by_stop = attach(stops, found, sids)
     origin = {id(cls): sid for sid, cls in found.items()}
     return {sid: (origin[id(cls)], cls) for sid, cls in by_stop.items()}
 
