@@ -390,19 +390,19 @@ def scenario(name: str, lines: int, per_line: int, args: argparse.Namespace, fol
 
     folder.mkdir(parents=True, exist_ok=True)
     plant_file = folder / "plant.yaml"
-    raw_plant = plant_data(lines, per_line, history_shift_start(time.time()) if args.history_stops else "06:00")
+    begun = time.time()
+    raw_plant = plant_data(lines, per_line, history_shift_start(begun) if args.history_stops else "06:00")
     plant_file.write_text(yaml.safe_dump(raw_plant, sort_keys=False), encoding="utf-8")
     line_ids = [f"L{n}" for n in range(lines)]
     with Redises(args.cluster) as redises:
-        if args.history_stops:
-            written = write_history_stops(connect(redises.url, "tool"), Plant.model_validate(raw_plant),
-                                          args.history_stops, time.time())
-            print(f"{name}: {written:,} stops written for the shift's first {HISTORY_H:g} h", flush=True)
         env = {**os.environ, "REDIS_URL": redises.url, "PLANT_FILE": str(plant_file),
                "DATA_DIR": str(folder / "var"), "PYTHONUNBUFFERED": "1"}
         if view_processes is not None:
             env["VIEW_PROCESSES"] = view_processes
         client = connect(redises.url, "tool")
+        if args.history_stops:
+            written = write_history_stops(client, Plant.model_validate(raw_plant), args.history_stops, begun)
+            print(f"{name}: {written:,} stops written for the shift's first {HISTORY_H:g} h", flush=True)
         procs: list[Proc] = []
         overview: list[tuple[float, float]] = []
         pushed: list[tuple[float, float, int]] = []
