@@ -140,13 +140,21 @@ def unclassified(stop: Stop, kept: Unclassified | None = None) -> ClassifiedStop
     return out
 
 
+# per (stop object, a classification it carries): the stop and its ``ClassifiedStop``s (``apply``)
+Pieces = dict[tuple[int, Classification], tuple[Stop, list[ClassifiedStop]]]
+
+
 def apply(stops: Iterable[Stop], classifications: Mapping[str, Classification],
-          kept: Unclassified | None = None) -> list[Stop]:
+          kept: Unclassified | None = None, plain: list[ClassifiedStop] | None = None,
+          pieces: Pieces | None = None) -> list[Stop]:
     """The stops with human classifications applied (``attach``; unclassified ones
     unchanged, as ``ClassifiedStop`` so every stop carries its id and PLC code: ``unclassified``,
-    from ``kept`` when there)."""
+    from ``kept`` when there; ``plain``: those of ``stops``, when made already; ``pieces``:
+    a cache of the classified stops' pieces, as ``kept``: the same stop and classification
+    give the same objects, which the downtime report's settled sums key on)."""
     stops = list(stops)
-    plain = [unclassified(stop, kept) for stop in stops]
+    if plain is None:
+        plain = [unclassified(stop, kept) for stop in stops]
     if not classifications:
         return cast(list[Stop], plain)
     attached = attach(stops, classifications, [p.stop_id for p in plain])
@@ -156,14 +164,22 @@ def apply(stops: Iterable[Stop], classifications: Mapping[str, Classification],
         if cls is None:
             out.append(same)
             continue
-        out.extend(_pieces(stop, same.stop_id, cls))
+        if pieces is None:
+            out.extend(_pieces(stop, same.stop_id, cls))
+            continue
+        got = pieces.get((id(stop), cls))
+        if got is None or got[0] is not stop:
+            if len(pieces) >= MAX_UNCLASSIFIED:
+                pieces.clear()
+            got = pieces[(id(stop), cls)] = (stop, _pieces(stop, same.stop_id, cls))
+        out.extend(got[1])
     return out
 
 
-def _pieces(stop: Stop, sid: str, cls: Classification) -> list[Stop]:
+def _pieces(stop: Stop, sid: str, cls: Classification) -> list[ClassifiedStop]:
     cuts = [(t, r) for t, r in cls.splits if t > stop.start and (stop.end is None or t < stop.end)]
     bounds = [(stop.start, cls.reason), *cuts]
-    out: list[Stop] = []
+    out: list[ClassifiedStop] = []
     for i, (a, reason) in enumerate(bounds):
         b = bounds[i + 1][0] if i + 1 < len(bounds) else stop.end
         out.append(ClassifiedStop(stop.line, stop.machine, a, b, stop.state, reason, plc_reason=stop.reason,

@@ -160,18 +160,24 @@ def _counted_index(spans: Sequence[tuple[Stop, Interval]], plant: Plant, start: 
 _start = attrgetter("start")
 
 
+def stops_by_machine(stops: Iterable[Stop]) -> dict[tuple[str, str], list[Stop]]:
+    """The stops by (line, machine), each machine's in the order given."""
+    out: dict[tuple[str, str], list[Stop]] = {}
+    for stop in stops:
+        key = (stop.line, stop.machine)
+        group = out.get(key)
+        if group is None:
+            out[key] = [stop]
+        else:
+            group.append(stop)
+    return out
+
+
 def claimed_spans(stops: Iterable[Stop], start: float, end: float, now: float) -> list[tuple[Stop, Interval]]:
     """Each stop with the part of [start, end) it alone covers (overlaps merged per machine),
     by start (then machine). Late in a shift a line has over a thousand stops and every
     live view asks this of all of them: one pass to group, then each machine's in order."""
-    by_machine: dict[tuple[str, str], list[Stop]] = {}
-    for stop in stops:
-        key = (stop.line, stop.machine)
-        group = by_machine.get(key)
-        if group is None:
-            by_machine[key] = [stop]
-        else:
-            group.append(stop)
+    by_machine = stops_by_machine(stops)
     ordered: list[tuple[float, str, int, Stop, Interval]] = []
     n = 0
     for machine_stops in by_machine.values():
@@ -179,7 +185,7 @@ def claimed_spans(stops: Iterable[Stop], start: float, end: float, now: float) -
         kept: list[Stop] = []
         for stop in machine_stops:  # copies of one stop (same start): the most final one
             if kept and kept[-1].start == stop.start:
-                if _more_final(stop, kept[-1]):
+                if more_final(stop, kept[-1]):
                     kept[-1] = stop
                 continue
             kept.append(stop)
@@ -205,7 +211,7 @@ def claimed_spans(stops: Iterable[Stop], start: float, end: float, now: float) -
     return [(stop, span) for _, _, _, stop, span in ordered]
 
 
-def _more_final(candidate: Stop, known: Stop) -> bool:
+def more_final(candidate: Stop, known: Stop) -> bool:
     if known.end is None:
         return True
     return candidate.end is not None and candidate.end > known.end

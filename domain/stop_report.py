@@ -5,6 +5,8 @@ by reason (duration and count), per machine, MTBF and MTTR. How each stop counts
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import cast
 
 from domain.accounting import Stop
@@ -18,16 +20,33 @@ from domain.downtime import (
     PlannedIndex,
     claimed_spans,
     classify_stop,
+    stops_by_machine,
 )
-from domain.plant import LossCategory, Plant
+from domain.plant import Plant
+from domain.stop_sums import GroupSums, KeptSums, MachineSums, added, machine_sums
+
+_start = attrgetter("start")
 
 # per (stop object, its span): the plant, the stop and its event (a caller's cache: ``downtime_report``)
 KeptEvents = dict[tuple[int, float, float], tuple[Plant, Stop, StopEvent]]
 MAX_KEPT_EVENTS = 100_000  # events kept in such a cache (about 1 kB each; then it starts again): 50 lines of 1,500
 
 
+@dataclass(slots=True)
+class Kept:
+    """What a caller that asks again with the same stop objects (a reader) keeps between
+    reports: ended stops' events (the list), machines' settled sums (``domain.stop_sums``)."""
+
+    events: KeptEvents = field(default_factory=dict)
+    sums: KeptSums = field(default_factory=dict)
+
+    def clear(self) -> None:
+        self.events.clear()
+        self.sums.clear()
+
+
 def downtime_report(stops: Sequence[Stop], plant: Plant, start: float, end: float, now: float,
-                    run_s: float | None = None, kept: KeptEvents | None = None, *,
+                    run_s: float | None = None, kept: Kept | None = None, *,
                     listed: bool = True) -> DowntimeReport:
     """Downtime list, Pareto by reason (duration and count), per machine, MTBF and MTTR,
     and how much of the down time has a reason (``classification.coverage``'s figures).
@@ -35,69 +54,55 @@ def downtime_report(stops: Sequence[Stop], plant: Plant, start: float, end: floa
     ``lost_s`` of a stop is its time inside planned operation time and inside the window
     (the loss it caused there); Pareto, per-machine sums and MTTR use it. Planned stops
     are listed but are not losses. ``run_s`` (from the window's Totals) gives MTBF.
-    Definitions: README "Definitions" and ``reliability``.
+    Definitions: README "Definitions" and ``reliability``. The figures are summed per
+    machine, in start order (``domain.stop_sums``), then over the machines in order.
 
-    ``kept``: the events of ended stops made before, by stop object and span (an ended
-    stop's event does not depend on ``now``), for a caller that asks again with the same
-    stop objects (a reader: late in a shift a line has over a thousand stops).
+    ``kept``: what was made before of the same stop objects (an ended stop's event and a
+    machine's settled sums do not depend on ``now``), for a caller that asks again with
+    them (a reader: late in a shift a line has over a thousand stops).
     ``listed=False``: without the list (``events`` empty): the figures only.
     """
     edge = min(end, now)
     planned = PlannedIndex(plant, start, edge)
-    events = [_kept_event(stop, span, plant, planned, now, kept, listed)
-              for stop, span in claimed_spans(stops, start, edge, now)]
-    losses: list[StopEvent] = []
-    stops_n = micro_n = planned_n = untagged_n = 0
-    down_s: float = 0  # summed in the events' order, from 0 (as ``sum`` would)
-    micro_s: float = 0
-    planned_s: float = 0
-    tagged_s = 0.0  # the part of ``down_s`` with a reason
-    for event in events:
-        lost = event["lost_s"]
-        if event["planned"]:
-            planned_n += 1
-            planned_s += lost
-        elif lost > 0:
-            losses.append(event)
-            if event["micro"]:
-                micro_n += 1
-                micro_s += lost
-            else:
-                stops_n += 1
-                down_s += lost
-                if event["reason"]:
-                    tagged_s += lost
-                else:
-                    untagged_n += 1
-    # the untagged figures (``classification.coverage``'s) from the same events
-    tagged = Coverage(down_s=float(down_s), tagged_s=tagged_s, untagged_stops=untagged_n)
-    groups = _groups(losses, plant)
+    by_machine = stops_by_machine(stops)
+    sums: list[tuple[tuple[str, str], MachineSums]] = []
+    for key in sorted(by_machine):
+        machine_stops = by_machine[key]
+        machine_stops.sort(key=_start)  # stable: copies of one stop stay in their order
+        sums.append((key, machine_sums(machine_stops, plant, planned, start, end, now,
+                                       kept.sums if kept is not None else None)))
+    events = [_kept_event(stop, span, plant, planned, now, kept.events if kept is not None else None)
+              for stop, span in claimed_spans(stops, start, edge, now)] if listed else []
+    total = added(part for _, part in sums)
+    tagged = Coverage(down_s=float(total.down_s), tagged_s=total.tagged_s, untagged_stops=total.untagged_stops)
+    groups = _groups(sums, plant)
     return {
         "window": {"start": start, "end": end},
         "micro_stop_threshold_s": plant.micro_stop_threshold_s,
-        "events": events if listed else [],
+        "events": events,
         "pareto": {"by_duration": _ranked(groups, "duration"), "by_count": _ranked(groups, "count")},
-        "by_machine": _by_machine(losses),
-        "summary": {"stops": stops_n, "micro_stops": micro_n, "planned_stops": planned_n, "down_s": down_s,
-                    "micro_stop_s": micro_s, "planned_down_s": planned_s, **tagged.to_dict()},
-        **reliability(losses, run_s),
+        "by_machine": _by_machine(sums),
+        "summary": {"stops": total.stops, "micro_stops": total.micro_stops, "planned_stops": total.planned_stops,
+                    "down_s": total.down_s, "micro_stop_s": total.micro_stop_s,
+                    "planned_down_s": total.planned_down_s, **tagged.to_dict()},
+        **reliability(total.failures, total.failure_down_s, run_s),
     }
 
 
 def _kept_event(stop: Stop, span: Interval, plant: Plant, planned: PlannedIndex, now: float,
-                kept: KeptEvents | None, copy: bool = True) -> StopEvent:
-    """``_event``, from ``kept`` for an ended stop made into an event before (``copy``: a
-    copy, which the caller may add to)."""
+                kept: KeptEvents | None) -> StopEvent:
+    """``_event``, from ``kept`` (a copy, which the caller may add to) for an ended stop made
+    into an event before."""
     if kept is None or stop.end is None:
         return _event(stop, span, plant, planned, now)
     key = (id(stop), span[0], span[1])
     got = kept.get(key)
     if got is not None and got[0] is plant and got[1] is stop:
-        return cast(StopEvent, dict(got[2])) if copy else got[2]
+        return cast(StopEvent, dict(got[2]))
     event = _event(stop, span, plant, planned, now)
     if len(kept) >= MAX_KEPT_EVENTS:
         kept.clear()
-    kept[key] = (plant, stop, cast(StopEvent, dict(event)) if copy else event)  # holds the stop: its id stays its
+    kept[key] = (plant, stop, cast(StopEvent, dict(event)))  # holds the stop: its id stays its
     return event
 
 
@@ -121,41 +126,38 @@ def _event(stop: Stop, span: Interval, plant: Plant, planned: PlannedIndex, now:
     }
 
 
-def _group(event: StopEvent) -> str:
-    if event["reason"]:
-        return str(event["reason"])
-    return SMALL_STOP_GROUP if event["micro"] else NO_REASON_GROUP
+def _groups(sums: Sequence[tuple[tuple[str, str], MachineSums]], plant: Plant) -> list[ParetoRow]:
+    """The machines' Pareto groups added up (in the machines' order): count and lost time per
+    group ('no_reason' and 'small_stops' for stops without a code), reason, label and
+    category of its first stop (by start; the first machine's, of stops that start together);
+    shares not set yet."""
+    firsts: dict[str, GroupSums] = {}
+    groups: dict[str, ParetoRow] = {}
+    for _, part in sums:
+        for key, group in part.groups.items():
+            row = groups.get(key)
+            if row is None:
+                row = groups[key] = {"group": key, "reason": None, "label": "", "category": "", "count": 0,
+                                     "duration_s": 0.0, "share": 0.0, "cumulative_share": 0.0}
+            first = firsts.get(key)
+            if first is None or group.first < first.first:
+                firsts[key] = group
+            row["count"] += group.count
+            row["duration_s"] += group.duration_s
+    for key, row in groups.items():
+        first = firsts[key]
+        row["reason"] = first.reason or None
+        row["category"] = first.category
+        row["label"] = _group_label(key, first.reason_text, plant)
+    return list(groups.values())
 
 
-def _group_label(group: str, event: StopEvent, plant: Plant) -> str:
+def _group_label(group: str, reason_text: str, plant: Plant) -> str:
     if group == SMALL_STOP_GROUP:
         return f"Small stops (no reason, < {plant.micro_stop_threshold_s:g} s)"
     if group == NO_REASON_GROUP:
         return NO_REASON_TEXT
-    return str(event["reason_text"])
-
-
-def _groups(losses: Sequence[StopEvent], plant: Plant) -> list[ParetoRow]:
-    """The loss events' Pareto rows, grouped by reason code ('no_reason' and 'small_stops'
-    for stops without a code): count and lost time per group, shares not set yet."""
-    groups: dict[str, ParetoRow] = {}
-    for event in losses:
-        key = _group(event)
-        row = groups.get(key)
-        if row is None:
-            row = groups[key] = {
-                "group": key,
-                "reason": event["reason"] or None,
-                "label": _group_label(key, event, plant),
-                "category": event["category"],
-                "count": 0,
-                "duration_s": 0.0,
-                "share": 0.0,
-                "cumulative_share": 0.0,
-            }
-        row["count"] += 1
-        row["duration_s"] += event["lost_s"]
-    return list(groups.values())
+    return reason_text
 
 
 def _ranked(groups: Sequence[ParetoRow], by: str) -> list[ParetoRow]:
@@ -177,31 +179,22 @@ def _ranked(groups: Sequence[ParetoRow], by: str) -> list[ParetoRow]:
     return rows
 
 
-def _by_machine(losses: Sequence[StopEvent]) -> list[MachineDowntime]:
-    rows: dict[tuple[str, str], MachineDowntime] = {}
-    for event in losses:
-        key = (event["line"], event["machine"])
-        row = rows.get(key)
-        if row is None:
-            row = rows[key] = {"line": event["line"], "machine": event["machine"], "count": 0, "duration_s": 0.0}
-        row["count"] += 1
-        row["duration_s"] += event["lost_s"]
-    return sorted(rows.values(), key=lambda r: (-r["duration_s"], -r["count"], r["line"], r["machine"]))
+def _by_machine(sums: Sequence[tuple[tuple[str, str], MachineSums]]) -> list[MachineDowntime]:
+    rows: list[MachineDowntime] = [{"line": line, "machine": machine, "count": part.losses, "duration_s": part.lost_s}
+                                   for (line, machine), part in sums if part.losses]
+    return sorted(rows, key=lambda r: (-r["duration_s"], -r["count"], r["line"], r["machine"]))
 
 
-def reliability(losses: Sequence[StopEvent], run_s: float | None) -> Reliability:
+def reliability(failures: int, failure_down_s: float, run_s: float | None) -> Reliability:
     """MTBF = run time / failures, MTTR = failure down time / failures.
 
     Failures: equipment-failure stops (not planned, not micro) with lost time in the
     window; their down time is clipped to the window and to planned operation time.
     """
-    failures = [e for e in losses if e["category"] == LossCategory.EQUIPMENT_FAILURE and not e["micro"]]
-    failure_down_s = sum(e["lost_s"] for e in failures)
-    n = len(failures)
     return {
-        "failures": n,
+        "failures": failures,
         "failure_down_s": failure_down_s,
         "run_s": run_s,
-        "mtbf_s": run_s / n if n and run_s is not None else None,
-        "mttr_s": failure_down_s / n if n else None,
+        "mtbf_s": run_s / failures if failures and run_s is not None else None,
+        "mttr_s": failure_down_s / failures if failures else None,
     }

@@ -21,7 +21,16 @@ import redis
 
 from domain import contract
 from domain.accounting import Stop
-from domain.classification import Classification, Unclassified, apply, attach, parse_stop_id, stop_id, unclassified
+from domain.classification import (
+    Classification,
+    Pieces,
+    Unclassified,
+    apply,
+    attach,
+    parse_stop_id,
+    stop_id,
+    unclassified,
+)
 from domain.model import State
 
 log = logging.getLogger(__name__)
@@ -33,7 +42,15 @@ LOOKBACK_S = 12 * 3600.0  # how far before a window's stops a moved stop's class
 class Classifications:
     def __init__(self, client: redis.Redis) -> None:
         self.redis = client
-        self.kept: Unclassified = {}  # the stops without a classification, as ``apply`` gives them (per stop)
+        # what ``apply`` made of each stop object (``domain.classification.apply``): kept while the stops
+        # are the same objects (a reader's, until late data rewrote them: ``forget``)
+        self.kept: Unclassified = {}  # without a classification
+        self.pieces: Pieces = {}  # with one
+
+    def forget(self) -> None:
+        """Drops what was made of each stop (the stops are not the same objects any more)."""
+        self.kept.clear()
+        self.pieces.clear()
 
     def get(self, line: str, sid: str) -> Classification | None:
         raw: Any = self.redis.hget(contract.classifications_key(line), sid)
@@ -55,20 +72,27 @@ class Classifications:
         """stop id -> (the id it was stored under, the classification the stop carries).
         ``read``: the line's classifications as ``read_after`` read them, used when they
         cover these stops (no round trip of its own)."""
+        return self._attached(line, stops, [unclassified(s, self.kept).stop_id for s in stops], read)
+
+    def _attached(self, line: str, stops: Sequence[Stop], sids: list[str], read: Read | None
+                  ) -> dict[str, tuple[str, Classification]]:
+        """``attached``; ``sids``: the stops' ids."""
         if not stops:
             return {}
-        sids = [unclassified(s, self.kept).stop_id for s in stops]
-        ids = list(dict.fromkeys(sids))
         lo = min(s.start for s in stops) - LOOKBACK_S
         hi = max(math.inf if s.end is None else s.end for s in stops)
         if read is not None and read.covers(lo):
-            found = {sid: cls for sid in ids if (cls := read.get(sid)) is not None}
+            if not read.raw:
+                return {}  # nothing classified from ``lo`` on
+            ids = set(sids)
+            found = {sid: cls for sid in read.raw if sid in ids and (cls := read.get(sid)) is not None}
             found.update({sid: cls for sid, score in read.starts if lo <= score <= hi and sid not in found
                           and sid not in ids and (cls := read.get(sid)) is not None})
             return _by_stop(stops, found, sids)
+        wanted = list(dict.fromkeys(sids))
         starts = contract.classification_starts_key(line)
         with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hmget(contract.classifications_key(line), ids)
+            pipe.hmget(contract.classifications_key(line), wanted)
             pipe.exists(starts)
             pipe.hlen(contract.classifications_key(line))
             pipe.zrangebyscore(starts, lo, "+inf" if math.isinf(hi) else hi)
@@ -76,8 +100,9 @@ class Classifications:
         if not indexed and stored:
             self.index(line)
             nearby = self.redis.zrangebyscore(starts, lo, "+inf" if math.isinf(hi) else hi)
-        found = {sid: cls for sid, raw in zip(ids, raws, strict=True) if (cls := _decode(raw)) is not None}
-        others = [_text(x) for x in nearby if _text(x) not in found and _text(x) not in ids]
+        found = {sid: cls for sid, raw in zip(wanted, raws, strict=True) if (cls := _decode(raw)) is not None}
+        known = set(wanted)
+        others = [_text(x) for x in nearby if _text(x) not in found and _text(x) not in known]
         if others:
             found.update(self.many(line, others))
         return _by_stop(stops, found, sids)
@@ -130,7 +155,9 @@ class Classifications:
 
     def apply(self, line: str, stops: list[Stop], read: Read | None = None) -> list[Stop]:
         """The stops with the people's classifications applied (``domain.classification.apply``)."""
-        return apply(stops, {sid: cls for sid, (_stored, cls) in self.attached(line, stops, read).items()}, self.kept)
+        plain = [unclassified(s, self.kept) for s in stops]
+        attached = self._attached(line, stops, [p.stop_id for p in plain], read)
+        return apply(stops, {sid: cls for sid, (_stored, cls) in attached.items()}, plain=plain, pieces=self.pieces)
 
 
 def _by_stop(stops: Sequence[Stop], found: dict[str, Classification],

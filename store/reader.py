@@ -269,7 +269,7 @@ class PlantReader:
         line = cfg.id
         run_s = sum(t.run_s for t in totals.values())
         report = stop_report.downtime_report(stops, self.plant, window[0], window[1], now, run_s=run_s,
-                                             kept=self.stop_reads.events, listed=events)
+                                             kept=self.stop_reads.report, listed=events)
         if events:
             annotate(report["events"], stops, self.plant)
         return {"line": line, "window": window_dict(window, now, self.tz),

@@ -24,7 +24,7 @@ from domain import classification as human
 from domain.accounting import Stop
 from domain.model import State
 from domain.plant import Line, Plant
-from domain.stop_report import KeptEvents
+from domain.stop_report import Kept
 from store.bookkeeping import LineSnapshot
 from store.cache import LruCache
 from store.classifications import Classifications
@@ -47,16 +47,16 @@ class StopReads:
         # stops-set members as parsed (machine, Stop or None): the days still filling are read again at
         # every commit of the worker's, and all but their newest members are the same (and their Stops too)
         self._members: dict[tuple[str, bytes | str], tuple[str, Stop | None]] = {}
-        # ended stops' downtime events, by stop object (``stop_report.downtime_report``'s ``kept``)
-        self.events: KeptEvents = {}
+        # what the downtime report made of these stops, by stop object (``stop_report.downtime_report``'s ``kept``)
+        self.report = Kept()
 
     def forget(self) -> None:
         """Drops the parsed days, and what was kept per stop (late data rewrote stored stops)."""
         self._days.clear()
         self._live.clear()
         self._members.clear()
-        self.events.clear()
-        self.classifications.kept.clear()
+        self.report.clear()
+        self.classifications.forget()
 
     def overlapping(self, line: Line, machines: Sequence[str], snapshot: LineSnapshot,
                     edge_stops: Mapping[str, list[Stop]], start: float, end: float, now: float,
@@ -75,12 +75,15 @@ class StopReads:
         lookback = max([snapshot.max_stop_s, *(start - s for m, s in ongoing.items() if m in wanted)])
         lo = start - lookback - 1.0
         out: list[Stop] = []
-        for stop in self._stored(line.id, lo, end, snapshot, ongoing, own, generation):
-            if not lo <= stop.start < end:
+        for stop in self._stored(line.id, lo, end, snapshot, ongoing, own, generation):  # ``overlaps``, inlined
+            stop_start, stop_end = stop.start, stop.end
+            if not lo <= stop_start < end:
                 continue
-            if stop.end is None and stop.machine in edge_stops:
-                continue  # the open edge knows it better
-            if overlaps(stop, start, end, now):
+            if stop_end is None:
+                if stop.machine in edge_stops:
+                    continue  # the open edge knows it better
+                stop_end = now if now > stop_start else stop_start
+            if stop_end > start:
                 out.append(stop)
         for machine, stops in edge_stops.items():
             if machine in own:

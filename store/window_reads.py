@@ -125,7 +125,7 @@ class WindowReads:
                                                classify=False)
             read = _Read(window, {m: sums[m][0].to_totals() for m in machines}, stops, own)
             self.reads.put(key, read)
-        stops = [s for s in read.stops if s.machine in own]
+        stops = read.stops if own >= read.stops_of else [s for s in read.stops if s.machine in own]
         return (read.window, dict(read.totals),
                 self.stops.classifications.apply(line.id, stops, classified) if stops_of else [], replies)
 

@@ -244,7 +244,7 @@ def test_events_kept_by_a_caller_give_the_same_report(monkeypatch: pytest.Monkey
     at every ``now``, clipped to every window, for another plant; copies, made once per stop."""
     import domain.stop_report as module
 
-    kept: module.KeptEvents = {}
+    kept = module.Kept()
     made: list[Stop] = []
     real = module._event
     monkeypatch.setattr(module, "_event", lambda s, *args: (made.append(s), real(s, *args))[1])
@@ -259,7 +259,7 @@ def test_events_kept_by_a_caller_give_the_same_report(monkeypatch: pytest.Monkey
     made.clear()
     downtime_report(REPORT_STOPS, PLANT, T0, T0 + 7200, NOW + 1200, run_s=3600.0, kept=kept)
     assert made == [s for s in REPORT_STOPS if s.end is None], "only the ongoing stop is made again"
-    assert all("id" not in event for _, _, event in kept.values())
+    assert all("id" not in event for _, _, event in kept.events.values())
 
 
 def test_an_empty_report() -> None:

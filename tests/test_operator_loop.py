@@ -267,15 +267,21 @@ def test_apply(stop: Stop, cls: Classification | None, pieces: list[tuple[Any, .
 
 
 def test_apply_with_the_unclassified_stops_kept_gives_the_same_stops() -> None:
-    """A reader keeps each stop's unclassified ``ClassifiedStop`` (``kept``, by stop object):
-    the same answers, and the same objects the next time."""
+    """A reader keeps each stop's unclassified ``ClassifiedStop`` (``kept``, by stop object)
+    and a classified one's pieces (``pieces``, by stop object and classification): the same
+    answers, and the same objects the next time; another classification, other pieces."""
     stops = [_stop(100, 200, 7), _stop(300, 400), _stop(500, None, 2, State.FAULT)]
     classified = {stop_id("L1", "M1", 300): Classification(3, splits=((350.0, 2),))}
     kept: dict[int, Any] = {}
+    pieces: dict[Any, Any] = {}
     for cls in ({}, classified, {}):
-        first, again = apply(stops, cls, kept), apply(iter(stops), cls, kept)
+        first, again = apply(stops, cls, kept, pieces=pieces), apply(iter(stops), cls, kept, pieces=pieces)
         assert first == again == apply(stops, cls)
-        assert all(a is b for a, b in zip(first, again, strict=True) if not a.piece)  # type: ignore[attr-defined]
+        assert all(a is b for a, b in zip(first, again, strict=True))
+    said_again = {stop_id("L1", "M1", 300): Classification(3, splits=((360.0, 2),))}  # a person moved the split
+    moved = apply(stops, said_again, kept, pieces=pieces)
+    assert moved == apply(stops, said_again) != apply(stops, classified)
+    assert moved[1] is not apply(stops, classified, kept, pieces=pieces)[1]
     assert [s.reason for s in apply(stops, classified, kept)] == [7, 3, 2, 2]
     assert apply(stops, {}, kept)[0] is apply([stops[0]], {}, kept)[0]
     assert apply([_stop(100, 200, 7)], {}, kept)[0] is not apply(stops, {}, kept)[0], "by object, not by value"

@@ -668,7 +668,40 @@ def test_stops_set_members_are_parsed_once_per_reader(redis_client: redis.Redis)
     from domain.classification import unclassified
     plain = unclassified(first.of("M1")[0], reads.classifications.kept)
     assert unclassified(first.of("M1")[0], reads.classifications.kept) is plain
-    reads.events[(0, 0.0, 0.0)] = (None, None, None)  # type: ignore[assignment]
+    reads.report.events[(0, 0.0, 0.0)] = (None, None, None)  # type: ignore[assignment]
+    reads.report.sums[("L1", "M1", 0.0)] = (None, None)  # type: ignore[assignment]
+    reads.classifications.pieces[(0, None)] = (None, [])  # type: ignore[index]
     reads.forget()
     assert _StopsByMachine("L1", members, reads._parsed).of("M1")[0] is not first.of("M1")[0]
-    assert not reads.events and not reads.classifications.kept, "what was kept per stop goes with them"
+    assert not reads.report.events and not reads.report.sums, "what was kept per stop goes with them"
+    assert not reads.classifications.kept and not reads.classifications.pieces
+
+
+def test_a_machines_settled_stops_are_summed_once_per_reader(reader: PlantReader, monkeypatch: pytest.MonkeyPatch
+                                                              ) -> None:
+    """A live view asked again sums only each machine's stops that may still change (its
+    last one): the others are the same objects, classified ones included; a new
+    classification sums its machine's stops again. The figures are a fresh reader's."""
+    import domain.stop_sums as stop_sums
+    from domain.classification import Classification, stop_id
+
+    added: list[str] = []
+    real = stop_sums.MachineSums.add
+    monkeypatch.setattr(stop_sums.MachineSums, "add",
+                        lambda self, stop, *args: (added.append(stop.machine), real(self, stop, *args))[1])
+    start, end = RECENT + 2 * HOUR, RECENT + 6.5 * HOUR
+    m1 = [s for s in reader.downtime("L1", start, end, NOW)["events"] if s["machine"] == "M1"]
+    reader.classifications.put("L1", stop_id("L1", "M1", m1[0]["start"]), Classification(3, by="op", at=NOW))
+
+    def summed(now: float) -> list[str]:
+        added.clear()
+        got = reader.line_now("L1", start, end, now)
+        out = sorted(added)
+        assert got == PlantReader(reader.redis, reader.plant).line_now("L1", start, end, now)
+        return out
+
+    assert len(summed(NOW)) > 20
+    assert summed(NOW + 1) == ["M1", "M2"], "each machine's last stop"
+    reader.classifications.put("L1", stop_id("L1", "M1", m1[1]["start"]), Classification(4, by="op", at=NOW + 2))
+    again = summed(NOW + 2)
+    assert again.count("M1") == len(m1) and again.count("M2") == 1

@@ -1,0 +1,186 @@
+"""What the downtime report sums of a window's stops, one machine at a time, in start order
+(``MachineSums``, ``machine_sums``); a machine's settled stops summed once (``Settled``).
+
+A machine's stops are taken as ``downtime.claimed_spans`` takes them (copies of one stop:
+the most final; each second to the earliest stop covering it; an ongoing stop ends at
+``now``, at the latest where the next one starts) and summed in that order. The report
+adds the machines' sums in the order of their (line, machine).
+
+Late in a shift a line has over a thousand stops and every live view sums them all. A
+stop's part of the sums does not depend on ``now`` once it has ended inside the window and
+a stop with a later start follows it: the sums up to there are kept (``Settled``, by
+machine and window), with the stop objects they were made of, and used again when a view's
+stops begin with the same objects (the reader's stops stay the same objects while the
+stored stops and their classifications do): a view sums only the stops after them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from operator import is_
+
+from domain.accounting import Stop
+from domain.downtime import NO_REASON_GROUP, SMALL_STOP_GROUP, PlannedIndex, classify_stop, more_final
+from domain.plant import LossCategory, Plant
+
+MAX_SETTLED = 20_000  # machines' windows kept (then it starts again): 1000 machines, a few windows each
+
+
+@dataclass(slots=True)
+class GroupSums:
+    """One Pareto group's loss stops of one machine: their count and lost time, and the
+    first one's start, reason code, label and category (the group's, in the report)."""
+
+    first: float
+    reason: int
+    reason_text: str
+    category: str
+    count: int = 0
+    duration_s: float = 0.0
+
+
+@dataclass(slots=True)
+class MachineSums:
+    """One machine's stops summed in start order. Sums start from 0 (an int, as ``sum``)
+    where the report's did; ``claimed_until``: where the last stop's claim ended."""
+
+    claimed_until: float = -math.inf
+    stops: int = 0  # down-time stops (not planned, not micro) with lost time
+    micro_stops: int = 0
+    planned_stops: int = 0
+    untagged_stops: int = 0  # down-time stops without a reason
+    down_s: float = 0
+    micro_stop_s: float = 0
+    planned_down_s: float = 0
+    tagged_s: float = 0.0  # the part of ``down_s`` with a reason
+    losses: int = 0  # stops with lost time, not planned (micro or down time)
+    lost_s: float = 0.0
+    failures: int = 0  # equipment-failure down-time stops
+    failure_down_s: float = 0
+    groups: dict[str, GroupSums] = field(default_factory=dict)
+
+    def copy(self) -> MachineSums:
+        return replace(self, groups={k: replace(g) for k, g in self.groups.items()})
+
+    def add(self, stop: Stop, lost: float, plant: Plant, now: float) -> None:
+        """One stop with ``lost`` seconds of its claim in planned time."""
+        cls = classify_stop(stop, plant, now)
+        if cls.planned:
+            self.planned_stops += 1
+            self.planned_down_s += lost
+            return
+        if not lost > 0:
+            return
+        self.losses += 1
+        self.lost_s += lost
+        reason = stop.reason
+        if cls.micro:
+            self.micro_stops += 1
+            self.micro_stop_s += lost
+            key = str(reason) if reason else SMALL_STOP_GROUP
+        else:
+            self.stops += 1
+            self.down_s += lost
+            if reason:
+                self.tagged_s += lost
+            else:
+                self.untagged_stops += 1
+            if cls.category == LossCategory.EQUIPMENT_FAILURE:
+                self.failures += 1
+                self.failure_down_s += lost
+            key = str(reason) if reason else NO_REASON_GROUP
+        group = self.groups.get(key)
+        if group is None:
+            group = self.groups[key] = GroupSums(stop.start, reason, cls.reason_text, str(cls.category))
+        group.count += 1
+        group.duration_s += lost
+
+
+def added(parts: Iterable[MachineSums]) -> MachineSums:
+    """Machines' sums added up in their order (not their groups, nor ``claimed_until``)."""
+    out = MachineSums()
+    for part in parts:
+        out.stops += part.stops
+        out.micro_stops += part.micro_stops
+        out.planned_stops += part.planned_stops
+        out.untagged_stops += part.untagged_stops
+        out.down_s += part.down_s
+        out.micro_stop_s += part.micro_stop_s
+        out.planned_down_s += part.planned_down_s
+        out.tagged_s += part.tagged_s
+        out.losses += part.losses
+        out.lost_s += part.lost_s
+        out.failures += part.failures
+        out.failure_down_s += part.failure_down_s
+    return out
+
+
+@dataclass(slots=True)
+class Settled:
+    """A machine's stops (sorted by start, copies included) whose sums do not change any
+    more, and the sums after them."""
+
+    stops: list[Stop]
+    sums: MachineSums
+
+    def begins(self, stops: Sequence[Stop], edge: float) -> bool:
+        """Whether ``stops`` (sorted by start) begin with these, the next one (if any) starting
+        later, and all of them end by ``edge`` (the window's, or ``now``)."""
+        n = len(self.stops)
+        return (len(stops) >= n and self.sums.claimed_until <= edge and all(map(is_, self.stops, stops))
+                and (len(stops) == n or n == 0 or stops[n].start > stops[n - 1].start))
+
+
+# per (line, machine, window start): the plant and the machine's settled stops (the same for
+# every window end after them)
+KeptSums = dict[tuple[str, str, float], tuple[Plant, Settled]]
+
+
+def machine_sums(stops: list[Stop], plant: Plant, planned: PlannedIndex, start: float, end: float, now: float,
+                 kept: KeptSums | None = None) -> MachineSums:
+    """The sums of one machine's stops (sorted by start) in the window [start, end) up to
+    ``now`` (``planned``: its planned time up to there); ``kept``: a caller's cache of
+    settled stops (module docstring)."""
+    if not stops:
+        return MachineSums()
+    key = (stops[0].line, stops[0].machine, start)
+    edge = min(end, now)
+    got = kept.get(key) if kept is not None else None
+    if got is not None and got[0] is plant and got[1].begins(stops, edge):
+        settled = got[1]
+    else:
+        settled = Settled([], MachineSums())
+    sums = settled.sums.copy()
+    done = len(settled.stops)
+    n = len(stops)
+    i = done
+    while i < n:
+        stop = stops[i]
+        j = i + 1
+        while j < n and stops[j].start == stop.start:  # copies of one stop: the most final one
+            if more_final(stops[j], stop):
+                stop = stops[j]
+            j += 1
+        stop_start, stop_to = stop.start, stop.end
+        if stop_to is None:
+            stop_to = now if now > stop_start else stop_start
+            if j < n and stops[j].start < stop_to:
+                stop_to = stops[j].start
+        if done == i and kept is not None and (stop.end is None or j == n or max(sums.claimed_until, stop_to) > edge):
+            if done > len(settled.stops):  # the stops before this one settled since they were kept
+                if len(kept) >= MAX_SETTLED:
+                    kept.clear()
+                kept[key] = (plant, Settled(stops[:done], sums.copy()))
+            done = -1  # this one and the rest may still change
+        elif done == i:
+            done = j
+        a = max(stop_start, sums.claimed_until, start)
+        b = stop_to if stop_to < edge else edge
+        if b > a:
+            sums.add(stop, planned.seconds(a, b), plant, now)
+        if stop_to > sums.claimed_until:
+            sums.claimed_until = stop_to
+        i = j
+    return sums
