@@ -17,17 +17,20 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any, cast
 
 from domain.accounting import Stop
 from domain.answers import Coverage as CoverageAnswer
-from domain.downtime import PlannedIndex, claimed_spans, classify_stop, stop_end
+from domain.downtime import PlannedIndex, stop_end, stops_by_machine
 from domain.plant import Line, Plant, Reason
+from domain.stop_sums import KeptSums, added, machine_sums
 
 SEP = "~"
 MAX_COMMENT = 500
 
 
+_start = attrgetter("start")
 MAX_UNCLASSIFIED = 200_000  # stops kept by ``unclassified``'s cache (then it starts again)
 
 
@@ -264,24 +267,14 @@ class Coverage:
                 self.down_s - self.tagged_s, "untagged_stops": self.untagged_stops}
 
 
-def coverage(stops: Sequence[Stop], plant: Plant, start: float, end: float, now: float) -> Coverage:
-    """Down time in [start, min(end, now)) inside planned operation time, by tagged or not
-    (the same clipping as the downtime report's ``lost_s``)."""
+def coverage(stops: Sequence[Stop], plant: Plant, start: float, end: float, now: float,
+             kept: KeptSums | None = None) -> Coverage:
+    """Down time in [start, min(end, now)) inside planned operation time, by tagged or not:
+    the downtime report's figures (``domain.stop_sums``; ``kept``: its settled sums)."""
     edge = min(end, now)
-    out = Coverage()
     if edge <= start:
-        return out
+        return Coverage()
     planned = PlannedIndex(plant, start, edge)
-    for stop, span in claimed_spans(stops, start, edge, now):
-        cls = classify_stop(stop, plant, now)
-        if not cls.is_availability_loss:
-            continue
-        lost = planned.seconds(*span)
-        if lost <= 0:
-            continue
-        out.down_s += lost
-        if stop.reason:
-            out.tagged_s += lost
-        else:
-            out.untagged_stops += 1
-    return out
+    total = added(machine_sums(sorted(machine, key=_start), plant, planned, start, end, now, kept)
+                  for _, machine in sorted(stops_by_machine(stops).items()))
+    return Coverage(down_s=float(total.down_s), tagged_s=total.tagged_s, untagged_stops=total.untagged_stops)

@@ -172,7 +172,7 @@ class PlantReader:
         flags: answers.MachineKpiFlags = {**figures["flags"],
                                           "implausible": self.flags(line, machine, window[0], window[1], now)}
         return {**figures, "line": line, "machine": machine, "window": window_dict(window, now, self.tz),
-                "flags": flags, **human.coverage(stops, self.plant, window[0], window[1], now).to_dict()}
+                "flags": flags, **self._coverage(stops, window, now)}
 
     def line_kpis(self, line: str, start: float, end: float, now: float, *,
                   machines: bool = False) -> answers.LineKpis:
@@ -190,8 +190,7 @@ class PlantReader:
                    machines: bool) -> answers.LineKpis:
         line, ids = cfg.id, self._machine_ids(cfg, None)
         report = kpi.line_kpis(totals, stops, self.plant, cfg, window[0], window[1], now)
-        coverage = human.coverage([s for s in stops if s.machine == cfg.output_machine], self.plant, window[0],
-                                  window[1], now).to_dict()
+        coverage = self._coverage([s for s in stops if s.machine == cfg.output_machine], window, now)
         out: answers.LineKpis = {
             "line": line,
             "output_machine": cfg.output_machine,
@@ -207,10 +206,14 @@ class PlantReader:
             out["machines"] = [
                 {"id": m.id, "name": m.name or m.id,
                  **report_dict(kpi.kpis(totals[m.id], by_machine[m.id], self.plant, window[0], window[1], now)),
-                 **human.coverage(by_machine[m.id], self.plant, window[0], window[1], now).to_dict()}
+                 **self._coverage(by_machine[m.id], window, now)}
                 for m in cfg.machines
             ]
         return out
+
+    def _coverage(self, stops: list[Stop], window: Window, now: float) -> answers.Coverage:
+        """The stops' untagged figures (the downtime report's, from its settled sums)."""
+        return human.coverage(stops, self.plant, window[0], window[1], now, self.stop_reads.report.sums).to_dict()
 
     def kpi_series(self, line: str, start: float, end: float, step_s: float, now: float,
                    machine: str | None = None) -> answers.KpiSeries:

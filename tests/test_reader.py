@@ -700,8 +700,9 @@ def test_a_machines_settled_stops_are_summed_once_per_reader(reader: PlantReader
         assert got == PlantReader(reader.redis, reader.plant).line_now("L1", start, end, now)
         return out
 
+    assert reader.plant.line("L1").output_machine == "M2"  # its stops are summed for its untagged figures too
     assert len(summed(NOW)) > 20
-    assert summed(NOW + 1) == ["M1", "M2"], "each machine's last stop"
+    assert summed(NOW + 1) == ["M1", "M2", "M2"], "each machine's last stop"
     reader.classifications.put("L1", stop_id("L1", "M1", m1[1]["start"]), Classification(4, by="op", at=NOW + 2))
     again = summed(NOW + 2)
-    assert again.count("M1") == len(m1) and again.count("M2") == 1
+    assert again.count("M1") == len(m1) and again.count("M2") == 2
