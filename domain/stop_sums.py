@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from operator import is_
 
 from domain.accounting import Stop
@@ -28,10 +28,11 @@ from domain.plant import LossCategory, Plant
 MAX_SETTLED = 20_000  # machines' windows kept (then it starts again): 1000 machines, a few windows each
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class GroupSums:
     """One Pareto group's loss stops of one machine: their count and lost time, and the
-    first one's start, reason code, label and category (the group's, in the report)."""
+    first one's start, reason code, label and category (the group's, in the report).
+    Never changed (``MachineSums.add`` makes another): copies of the sums share them."""
 
     first: float
     reason: int
@@ -62,7 +63,9 @@ class MachineSums:
     groups: dict[str, GroupSums] = field(default_factory=dict)
 
     def copy(self) -> MachineSums:
-        return replace(self, groups={k: replace(g) for k, g in self.groups.items()})
+        return MachineSums(self.claimed_until, self.stops, self.micro_stops, self.planned_stops, self.untagged_stops,
+                           self.down_s, self.micro_stop_s, self.planned_down_s, self.tagged_s, self.losses,
+                           self.lost_s, self.failures, self.failure_down_s, dict(self.groups))
 
     def add(self, stop: Stop, lost: float, plant: Plant, now: float) -> None:
         """One stop with ``lost`` seconds of its claim in planned time."""
@@ -93,9 +96,10 @@ class MachineSums:
             key = str(reason) if reason else NO_REASON_GROUP
         group = self.groups.get(key)
         if group is None:
-            group = self.groups[key] = GroupSums(stop.start, reason, cls.reason_text, str(cls.category))
-        group.count += 1
-        group.duration_s += lost
+            self.groups[key] = GroupSums(stop.start, reason, cls.reason_text, str(cls.category), 1, 0.0 + lost)
+        else:
+            self.groups[key] = GroupSums(group.first, group.reason, group.reason_text, group.category,
+                                         group.count + 1, group.duration_s + lost)
 
 
 def added(parts: Iterable[MachineSums]) -> MachineSums:

@@ -122,3 +122,11 @@ def test_a_view_sums_only_the_stops_after_the_settled_ones(monkeypatch: pytest.M
     assert view([*moved[:5], copy, moved[5]], 800) == everything
     assert view(stored, 800, plant=WITH_BREAK) == everything, "another plant"
     assert view(stored, 800, end=T0 + 420) == [0, 100, 200, 300, 400], "another window"
+
+
+def test_a_copy_of_sums_is_equal_and_apart() -> None:
+    sums = stop_sums.MachineSums(*range(1, 14), groups={"1": stop_sums.GroupSums(5.0, 1, "Jam", "equipment_failure")})
+    copy = sums.copy()
+    assert copy == sums and copy.groups is not sums.groups
+    copy.add(Stop("L1", "M1", T0, T0 + 300, State.FAULT, 1), 300.0, PLANT, T0 + 300)
+    assert (sums.stops, sums.groups["1"].count) == (2, 0) and (copy.stops, copy.groups["1"].count) == (3, 1)
