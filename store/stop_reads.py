@@ -13,7 +13,7 @@ per-stop caches key on: ``Classifications.apply``).
 from __future__ import annotations
 
 import math
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, cast
 
@@ -43,7 +43,9 @@ class StopReads:
         self.classifications = classifications
         self._days: LruCache[tuple[str, float, frozenset[str]], _StopsByMachine] = LruCache(cache_days)
         # the days still filling, per generation of the line's bookkeeping (``overlapping``)
-        self._live: LruCache[tuple[str, int, float, float | None], _StopsByMachine] = LruCache(512)
+        self._live: LruCache[tuple[str, int, float, float | None], list[_StopsByMachine]] = LruCache(512)
+        # the day still filling up to where it does not change any more (``_stored``): (where, its stops)
+        self._final: LruCache[tuple[str, float, frozenset[str]], tuple[float, _StopsByMachine]] = LruCache(512)
         # stops-set members as parsed (machine, Stop or None): the days still filling are read again at
         # every commit of the worker's, and all but their newest members are the same (and their Stops too)
         self._members: dict[tuple[str, bytes | str], tuple[str, Stop | None]] = {}
@@ -54,6 +56,7 @@ class StopReads:
         """Drops the parsed days, and what was kept per stop (late data rewrote stored stops)."""
         self._days.clear()
         self._live.clear()
+        self._final.clear()
         self._members.clear()
         self.report.clear()
         self.classifications.forget()
@@ -113,24 +116,35 @@ class StopReads:
                 missing.append(d)
             found.append(cached)  # None: parsed below
         read_live = live_from < hi and live is None
+        # the day still filling up to ``final_until`` does not change either: what was read of it
+        # before is read again only from where it ended
+        final_key, cut = (line_id, live_from, machines), min(final_until, hi)
+        final = self._final.get(final_key) if read_live else None
+        if final is not None and final[0] > cut:
+            final = None
         if missing or read_live:
             key = contract.stops_key(line_id)
             with self.redis.pipeline(transaction=False) as pipe:
                 for d in missing:
                     pipe.zrangebyscore(key, d, f"({d + DAY_S}")
                 if read_live:
-                    pipe.zrangebyscore(key, live_from, f"({hi}")
+                    pipe.zrangebyscore(key, live_from if final is None else final[0], f"({hi}", withscores=True)
                 replies = iter(pipe.execute())
             for i, d in enumerate(days):
                 if found[i] is None:
                     read = found[i] = _StopsByMachine(line_id, next(replies), self._parsed)
                     self._days.put((line_id, d, machines), read)
             if read_live:
-                live = _StopsByMachine(line_id, next(replies), self._parsed)
+                pairs = next(replies)
+                split = bisect_left(pairs, cut, key=_score)
+                settled = final[1] if final is not None and split == 0 else _StopsByMachine(
+                    line_id, (m for m, _ in pairs[:split]), self._parsed, final and final[1])
+                self._final.put(final_key, (cut, settled))
+                live = [settled, _StopsByMachine(line_id, (m for m, _ in pairs[split:]), self._parsed)]
                 if live_key is not None:
                     self._live.put(live_key, live)
         if live is not None:
-            found.append(live)
+            found.extend(live)
         return [stop for by_machine in found if by_machine is not None
                 for m in sorted(wanted) for stop in by_machine.of(m)]
 
@@ -150,6 +164,10 @@ class StopReads:
         return got
 
 
+def _score(pair: tuple[Any, float]) -> float:
+    return pair[1]
+
+
 def _beyond(hi: float, snapshot: LineSnapshot) -> float | None:
     """``hi``, or None when it lies beyond the time the worker processed every machine up to
     (no stored stop starts after that: the stops read up to ``hi`` are those up to any such)."""
@@ -163,8 +181,10 @@ class _StopsByMachine:
     __slots__ = ("_stops",)
 
     def __init__(self, line: str, members: Iterable[bytes | str],
-                 parse: Callable[[str, bytes | str], tuple[str, Stop | None] | None]) -> None:
-        self._stops: dict[str, list[Stop]] = {}
+                 parse: Callable[[str, bytes | str], tuple[str, Stop | None] | None],
+                 after: _StopsByMachine | None = None) -> None:
+        """``after``: the members before these (they come first)."""
+        self._stops: dict[str, list[Stop]] = {m: list(stops) for m, stops in after._stops.items()} if after else {}
         for raw in members:
             got = parse(line, raw)
             if got is not None and got[1] is not None:

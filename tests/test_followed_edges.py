@@ -6,6 +6,7 @@ earlier ``now`` than the last."""
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any
 
@@ -42,9 +43,11 @@ def stop_rows(stops: list[Any]) -> list[list[Any]]:
 
 
 def restoring(client: redis.Redis, plant: Any, **options: Any) -> PlantReader:
-    """A reader whose open edge is always restored from the carries (the reference)."""
+    """A reader whose open edge is always restored from the carries, and whose stops of the
+    day still filling are read whole at every commit (the reference)."""
     reader = PlantReader(client, plant, **options)
     reader.window_reads.edges._followed = lambda *args, **kwargs: None  # type: ignore[method-assign]
+    reader.stop_reads._final.get = lambda key: None  # type: ignore[method-assign]
     return reader
 
 
@@ -211,3 +214,44 @@ def test_a_line_with_a_managed_reason_list_is_followed_across_its_refreshes(redi
     again = followed.line_kpis("L1", START, START + 300, START + 300.5)
     assert followed.window_reads.edges._follows["L1"] is kept and followers_of(followed) == 2
     assert again["good_count"] == first["good_count"]
+
+
+def test_the_day_still_filling_is_read_from_where_its_stops_stopped_changing(redis_client: redis.Redis, plant: Any,
+                                                                             events: list[Event]) -> None:
+    """After a worker commit a long-lived reader reads the stops set's day still filling
+    only from where it read what does not change any more (before every machine's
+    watermark and ongoing stop), and has the stops a reference reads whole."""
+    redis_client.flushdb()
+    clock = [START]
+    worker = RollupWorker(redis_client, plant, options=OPTIONS, clock=lambda: clock[0])
+    reader, reference = PlantReader(redis_client, plant), restoring(redis_client, plant)
+    froms: list[float] = []
+    real = redis_client.pipeline
+
+    class Spying:  # the stop reads' client: where each read of the stops set with scores began
+        def pipeline(self, *args: Any, **kwargs: Any) -> Any:
+            pipe = real(*args, **kwargs)
+            zrange = pipe.zrangebyscore
+
+            def spied(key: str, lo: Any, hi: Any, **options: Any) -> Any:
+                if options.get("withscores"):
+                    froms.append(float(lo))
+                return zrange(key, lo, hi, **options)
+
+            pipe.zrangebyscore = spied
+            return pipe
+
+    reader.stop_reads.redis = Spying()  # type: ignore[assignment]
+    arrivals = on_time(events)
+    for i in range(0, len(arrivals), len(arrivals) // 30):
+        chunk = arrivals[i:i + len(arrivals) // 30]
+        write_events(redis_client, [e for _, e in chunk])
+        clock[0] = chunk[-1][0]
+        worker.drain()
+        got = figures(reader, plant, clock[0])
+        assert got["stops"] == figures(reference, plant, clock[0])["stops"], i
+    worker.close()
+    # a read from further back: the window's lookback moved (a long stop), another part read whole once
+    later = [b for a, b in itertools.pairwise(froms) if b >= a]
+    assert len(froms) > 20 and len(later) >= 2 * len(froms) // 3, froms
+    assert froms[-1] > froms[0] + 20 * 60, froms
