@@ -130,7 +130,11 @@ Unclassified = dict[int, tuple[Stop, ClassifiedStop]]
 def unclassified(stop: Stop, kept: Unclassified | None = None) -> ClassifiedStop:
     """The stop as ``apply`` gives it without a classification (its id and PLC code);
     ``kept``: a cache of them by stop object (a reader's: its stops stay the same objects
-    while the stored stops do), which holds each stop (so its id is not reused meanwhile)."""
+    while the stored stops do), which holds each stop (so its id is not reused meanwhile).
+    A ``ClassifiedStop`` is that already: ``apply`` is given the PLC's stops, which a reader
+    parses into this form (``store.stop_reads``)."""
+    if stop.__class__ is ClassifiedStop:
+        return stop
     got = kept.get(id(stop)) if kept is not None else None
     if got is not None and got[0] is stop:
         return got[1]

@@ -15,6 +15,7 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
 import redis
@@ -23,6 +24,7 @@ from domain import contract
 from domain.accounting import Stop
 from domain.classification import (
     Classification,
+    ClassifiedStop,
     Pieces,
     Unclassified,
     apply,
@@ -34,6 +36,7 @@ from domain.classification import (
 from domain.model import State
 
 log = logging.getLogger(__name__)
+_start = attrgetter("start")
 
 EDGE_LOOKUP_S = 6 * 3600.0  # a stop not in the stops set yet is a recent one
 LOOKBACK_S = 12 * 3600.0  # how far before a window's stops a moved stop's classification is looked for
@@ -72,18 +75,19 @@ class Classifications:
         """stop id -> (the id it was stored under, the classification the stop carries).
         ``read``: the line's classifications as ``read_after`` read them, used when they
         cover these stops (no round trip of its own)."""
-        return self._attached(line, stops, [unclassified(s, self.kept).stop_id for s in stops], read)
+        return self._attached(line, stops, [unclassified(s, self.kept) for s in stops], read)
 
-    def _attached(self, line: str, stops: Sequence[Stop], sids: list[str], read: Read | None
+    def _attached(self, line: str, stops: Sequence[Stop], plain: list[ClassifiedStop], read: Read | None
                   ) -> dict[str, tuple[str, Classification]]:
-        """``attached``; ``sids``: the stops' ids."""
+        """``attached``; ``plain``: the stops as ``unclassified`` gives them."""
         if not stops:
             return {}
-        lo = min(s.start for s in stops) - LOOKBACK_S
+        lo = min(map(_start, stops)) - LOOKBACK_S
+        if read is not None and read.covers(lo) and not read.raw:
+            return {}  # nothing classified from ``lo`` on
+        sids = [p.stop_id for p in plain]
         hi = max(math.inf if s.end is None else s.end for s in stops)
         if read is not None and read.covers(lo):
-            if not read.raw:
-                return {}  # nothing classified from ``lo`` on
             ids = set(sids)
             found = {sid: cls for sid in read.raw if sid in ids and (cls := read.get(sid)) is not None}
             found.update({sid: cls for sid, score in read.starts if lo <= score <= hi and sid not in found
@@ -155,8 +159,10 @@ class Classifications:
 
     def apply(self, line: str, stops: list[Stop], read: Read | None = None) -> list[Stop]:
         """The stops with the people's classifications applied (``domain.classification.apply``)."""
-        plain = [unclassified(s, self.kept) for s in stops]
-        attached = self._attached(line, stops, [p.stop_id for p in plain], read)
+        # the stored stops are parsed into this form (``unclassified``; inlined: late in a shift a line
+        # has over a thousand), the open edge's are not
+        plain = [s if s.__class__ is ClassifiedStop else unclassified(s, self.kept) for s in stops]
+        attached = self._attached(line, stops, plain, read)
         return apply(stops, {sid: cls for sid, (_stored, cls) in attached.items()}, plain=plain, pieces=self.pieces)
 
 

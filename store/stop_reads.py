@@ -195,9 +195,12 @@ class _StopsByMachine:
 
 
 def _stop(line: str, parts: tuple[str, float, float | None, str, int]) -> Stop | None:
+    """A stops-set member's stop, in the form ``Classifications.apply`` gives a stop without a
+    classification (``classification.unclassified``: its id and PLC code): made once per
+    member, not per answer."""
     machine, start, end, state, reason = parts
     try:
-        return Stop(line, machine, start, end, State(state), reason)
+        return human.unclassified(Stop(line, machine, start, end, State(state), reason))
     except ValueError:
         return None
 

@@ -660,14 +660,15 @@ def test_stops_set_members_are_parsed_once_per_reader(redis_client: redis.Redis)
     members = [stop_member(Stop("L1", "M1", 100.0, 160.0, State.FAULT, 3)),
                stop_member(Stop("L1", "M2", 120.0, None, State.IDLE, 0)), "not a member"]
     first, again = (_StopsByMachine("L1", members, reads._parsed) for _ in range(2))
-    assert first.of("M1") == [Stop("L1", "M1", 100.0, 160.0, State.FAULT, 3)]
+    from domain.classification import ClassifiedStop, unclassified
+    assert first.of("M1") == [unclassified(Stop("L1", "M1", 100.0, 160.0, State.FAULT, 3))]
+    assert type(first.of("M1")[0]) is ClassifiedStop and first.of("M1")[0].stop_id == "L1~M1~100000", \
+        "parsed into the form Classifications.apply gives an unclassified stop"
     assert first.of("M2")[0].end is None and first.of("M3") == []
     assert again.of("M1")[0] is first.of("M1")[0] and again.of("M2")[0] is first.of("M2")[0]
     other_line = _StopsByMachine("L2", members, reads._parsed).of("M1")[0]
     assert other_line.line == "L2" and other_line is not first.of("M1")[0]
-    from domain.classification import unclassified
-    plain = unclassified(first.of("M1")[0], reads.classifications.kept)
-    assert unclassified(first.of("M1")[0], reads.classifications.kept) is plain
+    assert unclassified(first.of("M1")[0], reads.classifications.kept) is first.of("M1")[0]
     reads.report.events[(0, 0.0, 0.0)] = (None, None, None)  # type: ignore[assignment]
     reads.report.sums[("L1", "M1", 0.0)] = (None, None)  # type: ignore[assignment]
     reads.classifications.pieces[(0, None)] = (None, [])  # type: ignore[index]
