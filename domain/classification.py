@@ -129,8 +129,9 @@ Unclassified = dict[int, tuple[Stop, ClassifiedStop]]
 
 def unclassified(stop: Stop, kept: Unclassified | None = None) -> ClassifiedStop:
     """The stop as ``apply`` gives it without a classification (its id and PLC code);
-    ``kept``: a cache of them by stop object (a reader's: its stops stay the same objects
-    while the stored stops do), which holds each stop (so its id is not reused meanwhile).
+    ``kept``: a cache of them by ended stop object (a reader's: its stops stay the same
+    objects while the stored stops do), which holds each stop (so its id is not reused
+    meanwhile).
     A ``ClassifiedStop`` is that already: ``apply`` is given the PLC's stops, which a reader
     parses into this form (``store.stop_reads``)."""
     if stop.__class__ is ClassifiedStop:
@@ -140,7 +141,7 @@ def unclassified(stop: Stop, kept: Unclassified | None = None) -> ClassifiedStop
         return got[1]
     out = ClassifiedStop(stop.line, stop.machine, stop.start, stop.end, stop.state, stop.reason,
                          plc_reason=stop.reason, stop_id=stop_id(stop.line, stop.machine, stop.start))
-    if kept is not None:
+    if kept is not None and stop.end is not None:  # an ongoing stop is another object at every read
         if len(kept) >= MAX_UNCLASSIFIED:
             kept.clear()
         kept[id(stop)] = (stop, out)
@@ -171,7 +172,7 @@ def apply(stops: Iterable[Stop], classifications: Mapping[str, Classification],
         if cls is None:
             out.append(same)
             continue
-        if pieces is None:
+        if pieces is None or stop.end is None:  # an ongoing stop is another object at every read
             out.extend(_pieces(stop, same.stop_id, cls))
             continue
         got = pieces.get((id(stop), cls))
