@@ -9,7 +9,7 @@ adds the machines' sums in the order of their (line, machine).
 Late in a shift a line has over a thousand stops and every live view sums them all. A
 stop's part of the sums does not depend on ``now`` once it has ended inside the window and
 a stop with a later start follows it: the sums up to there are kept (``Settled``, by
-machine and window), with the stop objects they were made of, and used again when a view's
+machine and window start), with the stop objects they were made of, and used again when a view's
 stops begin with the same objects (the reader's stops stay the same objects while the
 stored stops and their classifications do): a view sums only the stops after them.
 """

@@ -120,7 +120,7 @@ class StopReads:
         # before is read again only from where it ended
         final_key, cut = (line_id, live_from, machines), min(final_until, hi)
         final = self._final.get(final_key) if read_live else None
-        if final is not None and final[0] > cut:
+        if final is not None and not live_from <= final[0] <= cut:
             final = None
         if missing or read_live:
             key = contract.stops_key(line_id)
@@ -139,7 +139,8 @@ class StopReads:
                 split = bisect_left(pairs, cut, key=_score)
                 settled = final[1] if final is not None and split == 0 else _StopsByMachine(
                     line_id, (m for m, _ in pairs[:split]), self._parsed, final and final[1])
-                self._final.put(final_key, (cut, settled))
+                if cut >= live_from:
+                    self._final.put(final_key, (cut, settled))
                 live = [settled, _StopsByMachine(line_id, (m for m, _ in pairs[split:]), self._parsed)]
                 if live_key is not None:
                     self._live.put(live_key, live)
