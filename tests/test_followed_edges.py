@@ -73,10 +73,10 @@ def followers_of(reader: PlantReader) -> int:
 
 
 def replay(client: redis.Redis, plant: Any, arrivals: list[tuple[float, Event]], passes: int,
-           back_s: float) -> int:
+           back_s: float) -> tuple[int, int]:
     """Delivers ``arrivals`` in ``passes`` chunks with the worker passing after each; before
     and after each pass (and ``back_s`` earlier), the followed figures equal the restored
-    ones. Returns how many reads compared."""
+    ones. Returns how many reads compared, and how many passes without a rewind."""
     arrivals = sorted(arrivals, key=lambda a: a[0])
     clock = [START]
     worker = RollupWorker(client, plant, options=OPTIONS, clock=lambda: clock[0])
@@ -105,10 +105,9 @@ def replay(client: redis.Redis, plant: Any, arrivals: list[tuple[float, Event]],
                 # edge did, but for the stored rollups' 7 significant digits per minute (``format_number``)
                 assert_close(after, before, f"pass {i} without a rewind", tol=1e-6)
                 plain += 1
-    assert plain, "no pass without a rewind was compared"
     worker.close()
     assert followers_of(followed) == 2  # the followed reader did follow (not only fall back)
-    return compared
+    return compared, plain
 
 
 @pytest.mark.timeout(600)
@@ -122,7 +121,8 @@ def test_the_followed_edge_equals_the_edge_restored_for_each_read(redis_client: 
                                                                   outage: tuple[float, float] | None) -> None:
     redis_client.flushdb()
     arrivals = delayed(events, seed, max_delay_s, outage_window(outage))
-    assert replay(redis_client, plant, arrivals, passes, back_s) >= passes
+    # (late data may rewind at every pass: those without one are compared by the on-time test)
+    assert replay(redis_client, plant, arrivals, passes, back_s)[0] >= passes
 
 
 def test_on_time_data_read_every_few_seconds_is_followed(redis_client: redis.Redis, plant: Any,
@@ -130,7 +130,7 @@ def test_on_time_data_read_every_few_seconds_is_followed(redis_client: redis.Red
     """The common case, many small passes: the followers restore each machine once."""
     redis_client.flushdb()
     first = [(ts, e) for ts, e in on_time(events) if ts < START + 15 * 60]
-    replay(redis_client, plant, first, passes=150, back_s=0.0)
+    assert replay(redis_client, plant, first, passes=150, back_s=0.0)[1] > 100, "passes without a rewind compared"
 
 
 def test_a_stop_ending_at_the_watermark_and_a_late_entry_restore_the_machine(redis_client: redis.Redis,
