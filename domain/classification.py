@@ -28,9 +28,9 @@ from domain.stop_sums import KeptSums, added, machine_sums
 
 SEP = "~"
 MAX_COMMENT = 500
-
-
 _start = attrgetter("start")
+
+
 MAX_UNCLASSIFIED = 200_000  # stops kept by ``unclassified``'s cache (then it starts again)
 
 
