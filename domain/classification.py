@@ -17,18 +17,16 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from operator import attrgetter
 from typing import Any, cast
 
 from domain.accounting import Stop
 from domain.answers import Coverage as CoverageAnswer
-from domain.downtime import PlannedIndex, stop_end, stops_by_machine
+from domain.downtime import stop_end
 from domain.plant import Line, Plant, Reason
-from domain.stop_sums import KeptSums, added, machine_sums
+from domain.stop_sums import KeptSums, added, sums_by_machine
 
 SEP = "~"
 MAX_COMMENT = 500
-_start = attrgetter("start")
 
 
 MAX_UNCLASSIFIED = 200_000  # stops kept by ``unclassified``'s cache (then it starts again)
@@ -276,10 +274,7 @@ def coverage(stops: Sequence[Stop], plant: Plant, start: float, end: float, now:
              kept: KeptSums | None = None) -> Coverage:
     """Down time in [start, min(end, now)) inside planned operation time, by tagged or not:
     the downtime report's figures (``domain.stop_sums``; ``kept``: its settled sums)."""
-    edge = min(end, now)
-    if edge <= start:
+    if min(end, now) <= start:
         return Coverage()
-    planned = PlannedIndex(plant, start, edge)
-    total = added(machine_sums(sorted(machine, key=_start), plant, planned, start, end, now, kept)
-                  for _, machine in sorted(stops_by_machine(stops).items()))
+    total = added(part for _, part in sums_by_machine(stops, plant, start, end, now, kept))
     return Coverage(down_s=float(total.down_s), tagged_s=total.tagged_s, untagged_stops=total.untagged_stops)

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
 
@@ -174,41 +174,50 @@ def stops_by_machine(stops: Iterable[Stop]) -> dict[tuple[str, str], list[Stop]]
 
 
 def claimed_spans(stops: Iterable[Stop], start: float, end: float, now: float) -> list[tuple[Stop, Interval]]:
-    """Each stop with the part of [start, end) it alone covers (overlaps merged per machine),
-    by start (then machine). Late in a shift a line has over a thousand stops and every
-    live view asks this of all of them: one pass to group, then each machine's in order."""
-    by_machine = stops_by_machine(stops)
+    """Each stop with the part of [start, end) it alone covers (overlaps merged per machine:
+    ``machine_claims``), by start (then machine). Late in a shift a line has over a thousand
+    stops and every live view asks this of all of them: one pass to group, then each
+    machine's in order."""
     ordered: list[tuple[float, str, int, Stop, Interval]] = []
-    n = 0
-    for machine_stops in by_machine.values():
+    for machine_stops in stops_by_machine(stops).values():
         machine_stops.sort(key=_start)  # stable: copies of one stop stay in their order
-        kept: list[Stop] = []
-        for stop in machine_stops:  # copies of one stop (same start): the most final one
-            if kept and kept[-1].start == stop.start:
-                if more_final(stop, kept[-1]):
-                    kept[-1] = stop
-                continue
-            kept.append(stop)
-        claimed_until = -math.inf
-        last = len(kept) - 1
-        for i, stop in enumerate(kept):
-            stop_start = stop.start
-            stop_to = stop.end
-            if stop_to is None:
-                stop_to = now if now > stop_start else stop_start
-                if i < last and kept[i + 1].start < stop_to:
-                    stop_to = kept[i + 1].start
-            a = stop_start if stop_start > claimed_until else claimed_until
-            if start > a:
-                a = start
-            b = stop_to if stop_to < end else end
-            if b > a:
-                ordered.append((stop_start, stop.machine, n, stop, (a, b)))
-                n += 1
-            if stop_to > claimed_until:
-                claimed_until = stop_to
+        for _, stop, _, span in machine_claims(machine_stops, 0, -math.inf, start, end, now):
+            if span is not None:
+                ordered.append((stop.start, stop.machine, len(ordered), stop, span))
     ordered.sort()  # by start, then machine (then the order found: no two entries compare their stops)
     return [(stop, span) for _, _, _, stop, span in ordered]
+
+
+def machine_claims(stops: Sequence[Stop], first: int, claimed_until: float, start: float, end: float, now: float
+                   ) -> Iterator[tuple[int, Stop, float, Interval | None]]:
+    """One machine's stops (sorted by start) from index ``first`` on, after claims up to
+    ``claimed_until``: for each stop (of copies of one stop, with the same start: the most
+    final one), the index after its copies, the stop, where the claims end with it (an
+    ongoing stop claims up to ``now``, at most up to where the next stop starts) and the
+    part of [start, end) it alone covers (None: none; each second belongs to the earliest
+    stop that claims it)."""
+    n = len(stops)
+    i = first
+    while i < n:
+        stop = stops[i]
+        j = i + 1
+        while j < n and stops[j].start == stop.start:
+            if more_final(stops[j], stop):
+                stop = stops[j]
+            j += 1
+        stop_start, stop_to = stop.start, stop.end
+        if stop_to is None:
+            stop_to = now if now > stop_start else stop_start
+            if j < n and stops[j].start < stop_to:
+                stop_to = stops[j].start
+        a = stop_start if stop_start > claimed_until else claimed_until
+        if start > a:
+            a = start
+        b = stop_to if stop_to < end else end
+        if stop_to > claimed_until:
+            claimed_until = stop_to
+        yield j, stop, claimed_until, ((a, b) if b > a else None)
+        i = j
 
 
 def more_final(candidate: Stop, known: Stop) -> bool:

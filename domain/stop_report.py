@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from operator import attrgetter
 from typing import cast
 
 from domain.accounting import Stop
@@ -20,12 +19,9 @@ from domain.downtime import (
     PlannedIndex,
     claimed_spans,
     classify_stop,
-    stops_by_machine,
 )
 from domain.plant import Plant
-from domain.stop_sums import GroupSums, KeptSums, MachineSums, added, machine_sums
-
-_start = attrgetter("start")
+from domain.stop_sums import GroupSums, KeptSums, MachineSums, added, sums_by_machine
 
 # per (stop object, its span): the plant, the stop and its event (a caller's cache: ``downtime_report``)
 KeptEvents = dict[tuple[int, float, float], tuple[Plant, Stop, StopEvent]]
@@ -63,16 +59,13 @@ def downtime_report(stops: Sequence[Stop], plant: Plant, start: float, end: floa
     ``listed=False``: without the list (``events`` empty): the figures only.
     """
     edge = min(end, now)
-    planned = PlannedIndex(plant, start, edge)
-    by_machine = stops_by_machine(stops)
-    sums: list[tuple[tuple[str, str], MachineSums]] = []
-    for key in sorted(by_machine):
-        machine_stops = by_machine[key]
-        machine_stops.sort(key=_start)  # stable: copies of one stop stay in their order
-        sums.append((key, machine_sums(machine_stops, plant, planned, start, end, now,
-                                       kept.sums if kept is not None else None)))
-    events = [_kept_event(stop, span, plant, planned, now, kept.events if kept is not None else None)
-              for stop, span in claimed_spans(stops, start, edge, now)] if listed else []
+    sums = sums_by_machine(stops, plant, start, end, now, kept.sums if kept is not None else None)
+    if listed:
+        planned = PlannedIndex(plant, start, edge)
+        events = [_kept_event(stop, span, plant, planned, now, kept.events if kept is not None else None)
+                  for stop, span in claimed_spans(stops, start, edge, now)]
+    else:
+        events = []
     total = added(part for _, part in sums)
     tagged = Coverage(down_s=float(total.down_s), tagged_s=total.tagged_s, untagged_stops=total.untagged_stops)
     groups = _groups(sums, plant)

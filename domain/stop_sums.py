@@ -1,10 +1,11 @@
 """What the downtime report sums of a window's stops, one machine at a time, in start order
 (``MachineSums``, ``machine_sums``); a machine's settled stops summed once (``Settled``).
 
-A machine's stops are taken as ``downtime.claimed_spans`` takes them (copies of one stop:
-the most final; each second to the earliest stop covering it; an ongoing stop ends at
-``now``, at the latest where the next one starts) and summed in that order. The report
-adds the machines' sums in the order of their (line, machine).
+A machine's stops are taken as ``downtime.claimed_spans`` takes them (``machine_claims``:
+copies of one stop, the most final; each second to the earliest stop covering it; an
+ongoing stop ends at ``now``, at the latest where the next one starts) and summed in that
+order. The report adds the machines' sums in the order of their (line, machine)
+(``sums_by_machine``).
 
 Late in a shift a line has over a thousand stops and every live view sums them all. A
 stop's part of the sums does not depend on ``now`` once it has ended inside the window and
@@ -19,12 +20,20 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from operator import is_
+from operator import attrgetter, is_
 
 from domain.accounting import Stop
-from domain.downtime import NO_REASON_GROUP, SMALL_STOP_GROUP, PlannedIndex, classify_stop, more_final
+from domain.downtime import (
+    NO_REASON_GROUP,
+    SMALL_STOP_GROUP,
+    PlannedIndex,
+    classify_stop,
+    machine_claims,
+    stops_by_machine,
+)
 from domain.plant import LossCategory, Plant
 
+_start = attrgetter("start")
 MAX_SETTLED = 20_000  # machines' windows kept (then it starts again): 1000 machines, a few windows each
 
 
@@ -157,34 +166,26 @@ def machine_sums(stops: list[Stop], plant: Plant, planned: PlannedIndex, start: 
     else:
         settled = Settled([], MachineSums())
     sums = settled.sums.copy()
-    done = len(settled.stops)
-    n = len(stops)
-    i = done
-    while i < n:
-        stop = stops[i]
-        j = i + 1
-        while j < n and stops[j].start == stop.start:  # copies of one stop: the most final one
-            if more_final(stops[j], stop):
-                stop = stops[j]
-            j += 1
-        stop_start, stop_to = stop.start, stop.end
-        if stop_to is None:
-            stop_to = now if now > stop_start else stop_start
-            if j < n and stops[j].start < stop_to:
-                stop_to = stops[j].start
-        if done == i and kept is not None and (stop.end is None or j == n or max(sums.claimed_until, stop_to) > edge):
+    done = len(settled.stops)  # the stops settled so far (-1: no more)
+    for after, stop, claimed_until, span in machine_claims(stops, done, sums.claimed_until, start, edge, now):
+        if done >= 0 and kept is not None and (stop.end is None or after == len(stops) or claimed_until > edge):
             if done > len(settled.stops):  # the stops before this one settled since they were kept
                 if len(kept) >= MAX_SETTLED:
                     kept.clear()
                 kept[key] = (plant, Settled(stops[:done], sums.copy()))
             done = -1  # this one and the rest may still change
-        elif done == i:
-            done = j
-        a = max(stop_start, sums.claimed_until, start)
-        b = stop_to if stop_to < edge else edge
-        if b > a:
-            sums.add(stop, planned.seconds(a, b), plant, now)
-        if stop_to > sums.claimed_until:
-            sums.claimed_until = stop_to
-        i = j
+        elif done >= 0:
+            done = after
+        if span is not None:
+            sums.add(stop, planned.seconds(*span), plant, now)
+        sums.claimed_until = claimed_until
     return sums
+
+
+def sums_by_machine(stops: Iterable[Stop], plant: Plant, start: float, end: float, now: float,
+                    kept: KeptSums | None = None) -> list[tuple[tuple[str, str], MachineSums]]:
+    """``machine_sums`` of each machine's stops of a window (any order), by (line, machine)."""
+    planned = PlannedIndex(plant, start, min(end, now))
+    by_machine = stops_by_machine(stops)
+    return [(key, machine_sums(sorted(by_machine[key], key=_start), plant, planned, start, end, now, kept))
+            for key in sorted(by_machine)]
