@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, cast
 
 import redis
@@ -51,6 +51,8 @@ class StopReads:
         self._members: dict[tuple[str, bytes | str], tuple[str, Stop | None]] = {}
         # what the downtime report made of these stops, by stop object (``stop_report.downtime_report``'s ``kept``)
         self.report = Kept()
+        # per line: where its last read of a day still filling began (``ahead``)
+        self._cuts: dict[str, float] = {}
 
     def forget(self) -> None:
         """Drops the parsed days, and what was kept per stop (late data rewrote stored stops)."""
@@ -58,27 +60,38 @@ class StopReads:
         self._live.clear()
         self._final.clear()
         self._members.clear()
+        self._cuts.clear()
         self.report.clear()
         self.classifications.forget()
+
+    def ahead(self, line_id: str) -> tuple[str, tuple[Any, ...]] | None:
+        """The command that reads the line's stops set from where its last read of a day still
+        filling began (members and scores, to the end), to send in the round trip that reads the
+        line's bookkeeping, after it (``WindowReads``); None: nothing read of the line yet. Its
+        reply, as ``(that time, reply)``, is ``overlapping``'s ``ahead``."""
+        cut = self._cuts.get(line_id)
+        return None if cut is None else ("zrangebyscore", (contract.stops_key(line_id), cut, "+inf", None, None, True))
 
     def overlapping(self, line: Line, machines: Sequence[str], snapshot: LineSnapshot,
                     edge_stops: Mapping[str, list[Stop]], start: float, end: float, now: float,
                     stops_of: Sequence[str] | None = None, *, classify: bool = True,
-                    generation: int | None = None) -> list[Stop]:
+                    generation: int | None = None, ahead: tuple[float, Any] | None = None) -> list[Stop]:
         """Stops of ``stops_of`` (default: all ``machines``) overlapping [start, end): closed
         ones from the stops set; the ongoing one from the stops set, or from the open edge
         where it was computed (``edge_stops``: the edge's stops as of ``end`` by machine).
         How far back to look depends on all ``machines``. ``classify=False``: the PLC's
         stops, without people's classifications (``self.classifications.apply`` them).
         ``generation``: the bookkeeping's (``WindowReads``): the stops set's days still
-        filling are read once per generation (the worker writes them only as it commits)."""
+        filling are read once per generation (the worker writes them only as it commits).
+        ``ahead``: the reply to ``ahead()``'s command, read after ``snapshot`` (used instead of
+        reading the day still filling again when it begins where that read begins)."""
         wanted = set(machines)
         own = wanted if stops_of is None else set(stops_of)
         ongoing = {m: contract.decode_stop_member(h.stop)[1] for m, h in snapshot.heads.items() if h.stop}
         lookback = max([snapshot.max_stop_s, *(start - s for m, s in ongoing.items() if m in wanted)])
         lo = start - lookback - 1.0
         out: list[Stop] = []
-        for stop in self._stored(line.id, lo, end, snapshot, ongoing, own, generation):  # ``overlaps``, inlined
+        for stop in self._stored(line.id, lo, end, snapshot, ongoing, own, generation, ahead):  # ``overlaps``, inlined
             stop_start, stop_end = stop.start, stop.end
             if not lo <= stop_start < end:
                 continue
@@ -94,7 +107,8 @@ class StopReads:
         return self.classifications.apply(line.id, out) if classify else out
 
     def _stored(self, line_id: str, lo: float, hi: float, snapshot: LineSnapshot,
-                ongoing: dict[str, float], wanted: set[str], generation: int | None = None) -> list[Stop]:
+                ongoing: dict[str, float], wanted: set[str], generation: int | None = None,
+                ahead: tuple[float, Any] | None = None) -> list[Stop]:
         """Members of the stops set of the ``wanted`` machines with start in about [lo, hi),
         each machine's in stored order. UTC days before every machine's watermark and every
         ongoing stop never change: they are parsed once (kept by machine)."""
@@ -123,24 +137,31 @@ class StopReads:
         if final is not None and not live_from <= final[0] <= cut:
             final = None
         if missing or read_live:
-            key = contract.stops_key(line_id)
-            with self.redis.pipeline(transaction=False) as pipe:
-                for d in missing:
-                    pipe.zrangebyscore(key, d, f"({d + DAY_S}")
-                if read_live:
-                    pipe.zrangebyscore(key, live_from if final is None else final[0], f"({hi}", withscores=True)
-                replies = iter(pipe.execute())
+            # the members after ``final``'s, read with the bookkeeping (``ahead``), when it began there
+            pairs = ahead[1][:bisect_left(ahead[1], hi, key=_score)] \
+                if read_live and final is not None and ahead is not None and ahead[0] == final[0] else None
+            replies: Iterator[Any] = iter(())
+            if missing or (read_live and pairs is None):
+                key = contract.stops_key(line_id)
+                with self.redis.pipeline(transaction=False) as pipe:
+                    for d in missing:
+                        pipe.zrangebyscore(key, d, f"({d + DAY_S}")
+                    if read_live and pairs is None:
+                        pipe.zrangebyscore(key, live_from if final is None else final[0], f"({hi}", withscores=True)
+                    replies = iter(pipe.execute())
             for i, d in enumerate(days):
                 if found[i] is None:
                     read = found[i] = _StopsByMachine(line_id, next(replies), self._parsed)
                     self._days.put((line_id, d, machines), read)
             if read_live:
-                pairs = next(replies)
+                if pairs is None:
+                    pairs = next(replies)
                 split = bisect_left(pairs, cut, key=_score)
                 settled = final[1] if final is not None and split == 0 else _StopsByMachine(
                     line_id, (m for m, _ in pairs[:split]), self._parsed, final and final[1])
                 if cut >= live_from:
                     self._final.put(final_key, (cut, settled))
+                    self._cuts[line_id] = cut
                 live = [settled, _StopsByMachine(line_id, (m for m, _ in pairs[split:]), self._parsed)]
                 if live_key is not None:
                     self._live.put(live_key, live)

@@ -114,15 +114,18 @@ class WindowReads:
         arguments), sent in the round trip that reads the line's bookkeeping stamp."""
         window = query_window(start, end, now, machines, None)
         since = window.start - CLASSIFIED_BEFORE_S  # people's classifications: read in the same round trip
+        # the stops set's day still filling, read after the bookkeeping in that round trip too (``StopReads.ahead``)
+        ahead = self.stops.ahead(line.id) if stops_of else None
         snap, replies = self._snap_and(line.id, [*also, classifications.read_after(line.id, since)]
-                                       if stops_of else also)
+                                       if stops_of else also, () if ahead is None else (ahead,))
+        stops_ahead = None if ahead is None else (ahead[1][1], replies.pop())
         classified = classifications.Read.of(since, replies.pop()) if stops_of else None
         own = frozenset(stops_of)
         key = (line.id, snap[1], snap[2], tuple(machines), window.start, window.end, now)
         read = self.reads.get(key)
         if read is None or not own <= read.stops_of:
             sums, stops, window = self.buckets(line, machines, [window.start, window.end], now, stops_of, snap,
-                                               classify=False)
+                                               classify=False, ahead=stops_ahead)
             read = _Read(window, {m: sums[m][0].to_totals() for m in machines}, stops, own)
             self.reads.put(key, read)
         stops = read.stops if own >= read.stops_of else [s for s in read.stops if s.machine in own]
@@ -131,10 +134,11 @@ class WindowReads:
 
     def buckets(self, line: Line, machines: list[str], bounds: list[float], now: float,
                 stops_of: Sequence[str] = (), snap: tuple[LineSnapshot, int, Any] | None = None, *,
-                classify: bool = True) -> tuple[dict[str, list[RollupSum]], list[Stop], Window]:
+                classify: bool = True, ahead: tuple[float, Any] | None = None
+                ) -> tuple[dict[str, list[RollupSum]], list[Stop], Window]:
         """Bucket sums of ``machines`` and the stops of ``stops_of`` (some of them) overlapping
-        the window (none: energy does not depend on stops); ``classify=False``: the PLC's stops
-        (``StopReads.overlapping``)."""
+        the window (none: energy does not depend on stops); ``classify=False``: the PLC's stops;
+        ``ahead``: stops read with ``snap`` (``StopReads.overlapping``)."""
         snapshot, generation, _ = self._snap(line.id) if snap is None else snap
         window = query_window(bounds[0], bounds[-1], now, machines, snapshot)
         bounds = [*bounds[:-1], window.end]
@@ -148,7 +152,7 @@ class WindowReads:
         if stops_of:
             edge_stops = {m: edge.stops for m, edge in edges.items()}  # as of the window's end
             stops = self.stops.overlapping(line, machines, snapshot, edge_stops, window.start, window.end, now,
-                                           stops_of, classify=classify, generation=generation)
+                                           stops_of, classify=classify, generation=generation, ahead=ahead)
         return sums, stops, window
 
     def _closed_sums(self, line_id: str, snapshot: LineSnapshot, machines: list[str],
@@ -180,15 +184,15 @@ class WindowReads:
     def _snap(self, line_id: str) -> tuple[LineSnapshot, int, Any]:
         return self._snap_and(line_id, ())[0]
 
-    def _snap_and(self, line_id: str, also: Sequence[tuple[str, tuple[Any, ...]]]
-                  ) -> tuple[tuple[LineSnapshot, int, Any], list[Any]]:
+    def _snap_and(self, line_id: str, also: Sequence[tuple[str, tuple[Any, ...]]],
+                  then: Sequence[tuple[str, tuple[Any, ...]]] = ()) -> tuple[tuple[LineSnapshot, int, Any], list[Any]]:
         """The line's bookkeeping, its generation (the same number as long as the worker has
         not written it again) and the id of the stream's newest entry. Its stamp (commit
         counter, rewinds, heartbeat: three short fields) and that id are read every time (one
         round trip, which also reads the stream entries after the line's followers for them:
         ``OpenEdges.offer``); the whole hash (in that round trip too: ``_STAMP_OR_ALL``), and
         each machine's head (``store.bookkeeping``), only when the stamp moved. ``also``: more
-        commands sent in that round trip (their replies)."""
+        commands sent in that round trip before it, ``then`` after it (their replies, in that order)."""
         key = contract.rollup_state_key(line_id)
         pos = self.edges.position(line_id)
         cached = self._snapshots.get(line_id)
@@ -201,8 +205,12 @@ class WindowReads:
             if pos is not None:
                 pipe.xrange(contract.events_key(line_id), min=contract.after_stream_id(pos),
                             count=self.edges.max_edge_events)
+            for name, args in then:
+                getattr(pipe, name)(*args)
             replies = pipe.execute()
-        extra, (stamped, newest, *after) = replies[:len(also)], replies[len(also):]
+        mine = len(replies) - len(then)
+        extra = [*replies[:len(also)], *replies[mine:]]
+        stamped, newest, *after = replies[len(also):mine]
         if pos is not None and after:
             self.edges.offer(line_id, pos, after[0])
         stamp = tuple(stamped[0])

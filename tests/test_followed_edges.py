@@ -225,23 +225,29 @@ def test_the_day_still_filling_is_read_from_where_its_stops_stopped_changing(red
     clock = [START]
     worker = RollupWorker(redis_client, plant, options=OPTIONS, clock=lambda: clock[0])
     reader, reference = PlantReader(redis_client, plant), restoring(redis_client, plant)
-    froms: list[float] = []
+    froms: list[float] = []  # where each read of the stops set with scores began
+    apart: list[float] = []  # those in a round trip of their own (not with the bookkeeping)
     real = redis_client.pipeline
 
-    class Spying:  # the stop reads' client: where each read of the stops set with scores began
+    class Spying:  # the reader's client: its reads of the stops set with scores
+        def __init__(self, reads: list[list[float]]) -> None:
+            self.reads = reads
+
         def pipeline(self, *args: Any, **kwargs: Any) -> Any:
             pipe = real(*args, **kwargs)
             zrange = pipe.zrangebyscore
 
-            def spied(key: str, lo: Any, hi: Any, **options: Any) -> Any:
-                if options.get("withscores"):
-                    froms.append(float(lo))
-                return zrange(key, lo, hi, **options)
+            def spied(key: str, lo: Any, hi: Any, *more: Any, **options: Any) -> Any:
+                if options.get("withscores") or (len(more) > 2 and more[2]):
+                    for reads in self.reads:
+                        reads.append(float(lo))
+                return zrange(key, lo, hi, *more, **options)
 
             pipe.zrangebyscore = spied
             return pipe
 
-    reader.stop_reads.redis = Spying()  # type: ignore[assignment]
+    reader.stop_reads.redis = Spying([froms, apart])  # type: ignore[assignment]
+    reader.window_reads.redis = Spying([froms])  # type: ignore[assignment]
     arrivals = on_time(events)
     for i in range(0, len(arrivals), len(arrivals) // 30):
         chunk = arrivals[i:i + len(arrivals) // 30]
@@ -255,3 +261,5 @@ def test_the_day_still_filling_is_read_from_where_its_stops_stopped_changing(red
     later = [b for a, b in itertools.pairwise(froms) if b >= a]
     assert len(froms) > 20 and len(later) >= 2 * len(froms) // 3, froms
     assert froms[-1] > froms[0] + 20 * 60, froms
+    # and after the first, read in the bookkeeping's round trip (``StopReads.ahead``), not in one of their own
+    assert len(apart) <= len(froms) // 4, (apart, froms)
