@@ -31,6 +31,7 @@ from store.classifications import Classifications
 from store.progress import floor_to
 
 DAY_S = 86400.0
+Ahead = tuple[float, list[tuple[Any, float]]]  # the stops set's (member, score) pairs from a time on
 MAX_MEMBERS = 200_000  # parsed stops-set members kept per reader (about 300 bytes each)
 
 
@@ -64,18 +65,17 @@ class StopReads:
         self.report.clear()
         self.classifications.forget()
 
-    def ahead(self, line_id: str) -> tuple[str, tuple[Any, ...]] | None:
-        """The command that reads the line's stops set from where its last read of a day still
-        filling began (members and scores, to the end), to send in the round trip that reads the
-        line's bookkeeping, after it (``WindowReads``); None: nothing read of the line yet. Its
-        reply, as ``(that time, reply)``, is ``overlapping``'s ``ahead``."""
-        cut = self._cuts.get(line_id)
-        return None if cut is None else ("zrangebyscore", (contract.stops_key(line_id), cut, "+inf", None, None, True))
+    def ahead(self, line_id: str) -> float | None:
+        """Where the line's last read of a day still filling began: a reader may read the stops
+        set's members from there on (with scores) in the round trip that reads the line's
+        bookkeeping, after it, and hand them to ``overlapping`` as ``ahead``; None: nothing
+        read of the line yet."""
+        return self._cuts.get(line_id)
 
     def overlapping(self, line: Line, machines: Sequence[str], snapshot: LineSnapshot,
                     edge_stops: Mapping[str, list[Stop]], start: float, end: float, now: float,
                     stops_of: Sequence[str] | None = None, *, classify: bool = True,
-                    generation: int | None = None, ahead: tuple[float, Any] | None = None) -> list[Stop]:
+                    generation: int | None = None, ahead: Ahead | None = None) -> list[Stop]:
         """Stops of ``stops_of`` (default: all ``machines``) overlapping [start, end): closed
         ones from the stops set; the ongoing one from the stops set, or from the open edge
         where it was computed (``edge_stops``: the edge's stops as of ``end`` by machine).
@@ -83,8 +83,9 @@ class StopReads:
         stops, without people's classifications (``self.classifications.apply`` them).
         ``generation``: the bookkeeping's (``WindowReads``): the stops set's days still
         filling are read once per generation (the worker writes them only as it commits).
-        ``ahead``: the reply to ``ahead()``'s command, read after ``snapshot`` (used instead of
-        reading the day still filling again when it begins where that read begins)."""
+        ``ahead``: the stops set's (member, score) pairs from a time on (``ahead()``'s), read
+        after ``snapshot``: used instead of reading the day still filling again when that read
+        would begin there."""
         wanted = set(machines)
         own = wanted if stops_of is None else set(stops_of)
         ongoing = {m: contract.decode_stop_member(h.stop)[1] for m, h in snapshot.heads.items() if h.stop}
@@ -108,7 +109,7 @@ class StopReads:
 
     def _stored(self, line_id: str, lo: float, hi: float, snapshot: LineSnapshot,
                 ongoing: dict[str, float], wanted: set[str], generation: int | None = None,
-                ahead: tuple[float, Any] | None = None) -> list[Stop]:
+                ahead: Ahead | None = None) -> list[Stop]:
         """Members of the stops set of the ``wanted`` machines with start in about [lo, hi),
         each machine's in stored order. UTC days before every machine's watermark and every
         ongoing stop never change: they are parsed once (kept by machine)."""

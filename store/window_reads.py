@@ -38,7 +38,7 @@ from store.cache import LruCache
 from store.closed_rollups import MachineRequest, RollupReads
 from store.open_edges import Edge, OpenEdges
 from store.progress import floor_to
-from store.stop_reads import StopReads
+from store.stop_reads import Ahead, StopReads
 from store.sums import RollupSum
 from store.window_cache import DEFAULT_TTL_S, WindowSums
 from store.windows import MAX_WINDOW_DAYS, Window, WindowError
@@ -63,6 +63,13 @@ _STAMP_OR_ALL = """
 local s = redis.call('HMGET', KEYS[1], 'ver', 'amend', 'beat')
 if s[1] and s[1] == ARGV[1] and (s[2] or '') == ARGV[2] and (s[3] or '') == ARGV[3] then return {s} end
 return {s, redis.call('HGETALL', KEYS[1])}
+"""
+# the same, and with the hash the stops set's members and scores from ARGV[4] on (KEYS[2]: the
+# line's stops set, in the same slot): what a worker commit changed of a day still filling
+_STAMP_OR_ALL_AND_STOPS = """
+local s = redis.call('HMGET', KEYS[1], 'ver', 'amend', 'beat')
+if s[1] and s[1] == ARGV[1] and (s[2] or '') == ARGV[2] and (s[3] or '') == ARGV[3] then return {s} end
+return {s, redis.call('HGETALL', KEYS[1]), redis.call('ZRANGEBYSCORE', KEYS[2], ARGV[4], '+inf', 'WITHSCORES')}
 """
 
 
@@ -114,18 +121,15 @@ class WindowReads:
         arguments), sent in the round trip that reads the line's bookkeeping stamp."""
         window = query_window(start, end, now, machines, None)
         since = window.start - CLASSIFIED_BEFORE_S  # people's classifications: read in the same round trip
-        # the stops set's day still filling, read after the bookkeeping in that round trip too (``StopReads.ahead``)
-        ahead = self.stops.ahead(line.id) if stops_of else None
-        snap, replies = self._snap_and(line.id, [*also, classifications.read_after(line.id, since)]
-                                       if stops_of else also, () if ahead is None else (ahead,))
-        stops_ahead = None if ahead is None else (ahead[1][1], replies.pop())
+        snap, replies, ahead = self._snap_and(line.id, [*also, classifications.read_after(line.id, since)]
+                                              if stops_of else also, self.stops.ahead(line.id) if stops_of else None)
         classified = classifications.Read.of(since, replies.pop()) if stops_of else None
         own = frozenset(stops_of)
         key = (line.id, snap[1], snap[2], tuple(machines), window.start, window.end, now)
         read = self.reads.get(key)
         if read is None or not own <= read.stops_of:
             sums, stops, window = self.buckets(line, machines, [window.start, window.end], now, stops_of, snap,
-                                               classify=False, ahead=stops_ahead)
+                                               classify=False, ahead=ahead)
             read = _Read(window, {m: sums[m][0].to_totals() for m in machines}, stops, own)
             self.reads.put(key, read)
         stops = read.stops if own >= read.stops_of else [s for s in read.stops if s.machine in own]
@@ -134,7 +138,7 @@ class WindowReads:
 
     def buckets(self, line: Line, machines: list[str], bounds: list[float], now: float,
                 stops_of: Sequence[str] = (), snap: tuple[LineSnapshot, int, Any] | None = None, *,
-                classify: bool = True, ahead: tuple[float, Any] | None = None
+                classify: bool = True, ahead: Ahead | None = None
                 ) -> tuple[dict[str, list[RollupSum]], list[Stop], Window]:
         """Bucket sums of ``machines`` and the stops of ``stops_of`` (some of them) overlapping
         the window (none: energy does not depend on stops); ``classify=False``: the PLC's stops;
@@ -182,17 +186,19 @@ class WindowReads:
         return self._snap(line_id)[0]
 
     def _snap(self, line_id: str) -> tuple[LineSnapshot, int, Any]:
-        return self._snap_and(line_id, ())[0]
+        return self._snap_and(line_id, ())[0]  # (the stops' argument left out: no stops read)
 
-    def _snap_and(self, line_id: str, also: Sequence[tuple[str, tuple[Any, ...]]],
-                  then: Sequence[tuple[str, tuple[Any, ...]]] = ()) -> tuple[tuple[LineSnapshot, int, Any], list[Any]]:
+    def _snap_and(self, line_id: str, also: Sequence[tuple[str, tuple[Any, ...]]], stops_from: float | None = None
+                  ) -> tuple[tuple[LineSnapshot, int, Any], list[Any], Ahead | None]:
         """The line's bookkeeping, its generation (the same number as long as the worker has
         not written it again) and the id of the stream's newest entry. Its stamp (commit
         counter, rewinds, heartbeat: three short fields) and that id are read every time (one
         round trip, which also reads the stream entries after the line's followers for them:
         ``OpenEdges.offer``); the whole hash (in that round trip too: ``_STAMP_OR_ALL``), and
         each machine's head (``store.bookkeeping``), only when the stamp moved. ``also``: more
-        commands sent in that round trip before it, ``then`` after it (their replies, in that order)."""
+        commands sent in that round trip (their replies). ``stops_from``: when the stamp moved, the
+        stops set's members from there on are read with the hash (``StopReads.ahead``: the time and
+        the (member, score) pairs; None when not read)."""
         key = contract.rollup_state_key(line_id)
         pos = self.edges.position(line_id)
         cached = self._snapshots.get(line_id)
@@ -200,17 +206,17 @@ class WindowReads:
             for name, args in also:
                 getattr(pipe, name)(*args)
             known = ["" if v is None else v for v in cached[0]] if cached is not None else ["", "", ""]
-            pipe.execute_command("EVAL", _STAMP_OR_ALL, 1, key, *known)  # a cluster pipeline has no eval()
+            if stops_from is None:  # (a cluster pipeline has no eval())
+                pipe.execute_command("EVAL", _STAMP_OR_ALL, 1, key, *known)
+            else:
+                pipe.execute_command("EVAL", _STAMP_OR_ALL_AND_STOPS, 2, key, contract.stops_key(line_id), *known,
+                                     repr(stops_from))
             pipe.xrevrange(contract.events_key(line_id), count=1)
             if pos is not None:
                 pipe.xrange(contract.events_key(line_id), min=contract.after_stream_id(pos),
                             count=self.edges.max_edge_events)
-            for name, args in then:
-                getattr(pipe, name)(*args)
             replies = pipe.execute()
-        mine = len(replies) - len(then)
-        extra = [*replies[:len(also)], *replies[mine:]]
-        stamped, newest, *after = replies[len(also):mine]
+        extra, (stamped, newest, *after) = replies[:len(also)], replies[len(also):]
         if pos is not None and after:
             self.edges.offer(line_id, pos, after[0])
         stamp = tuple(stamped[0])
@@ -234,7 +240,11 @@ class WindowReads:
             self.rollups.hours.clear()
             self.stops.forget()
         self._amend_seen[line_id] = (snapshot.amend, ver)
-        return (snapshot, generation, head), extra
+        ahead = None
+        if len(stamped) > 2 and stops_from is not None:  # the stops set from there (scores as Redis' exact text)
+            flat = stamped[2]
+            ahead = (stops_from, [(flat[i], float(flat[i + 1])) for i in range(0, len(flat), 2)])
+        return (snapshot, generation, head), extra, ahead
 
 
 # --- the window's edges and the open edge (pure) ----------------------------------------------

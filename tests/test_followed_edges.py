@@ -229,21 +229,27 @@ def test_the_day_still_filling_is_read_from_where_its_stops_stopped_changing(red
     apart: list[float] = []  # those in a round trip of their own (not with the bookkeeping)
     real = redis_client.pipeline
 
-    class Spying:  # the reader's client: its reads of the stops set with scores
+    class Spying:  # a client of the reader's: its reads of the stops set with scores
         def __init__(self, reads: list[list[float]]) -> None:
             self.reads = reads
 
         def pipeline(self, *args: Any, **kwargs: Any) -> Any:
             pipe = real(*args, **kwargs)
-            zrange = pipe.zrangebyscore
+            zrange, command = pipe.zrangebyscore, pipe.execute_command
 
-            def spied(key: str, lo: Any, hi: Any, *more: Any, **options: Any) -> Any:
-                if options.get("withscores") or (len(more) > 2 and more[2]):
+            def spied_zrange(key: str, lo: Any, hi: Any, **options: Any) -> Any:
+                if options.get("withscores"):
                     for reads in self.reads:
                         reads.append(float(lo))
-                return zrange(key, lo, hi, *more, **options)
+                return zrange(key, lo, hi, **options)
 
-            pipe.zrangebyscore = spied
+            def spied_command(*args: Any, **options: Any) -> Any:
+                if args[:1] == ("EVAL",) and args[2:4] == (2, rollup_state_key("L1")):  # the stamp, the stops from ARGV[4]
+                    for reads in self.reads:
+                        reads.append(float(args[-1]))
+                return command(*args, **options)
+
+            pipe.zrangebyscore, pipe.execute_command = spied_zrange, spied_command
             return pipe
 
     reader.stop_reads.redis = Spying([froms, apart])  # type: ignore[assignment]
