@@ -165,7 +165,7 @@ class MachineAccumulator:
 
     def edge(self, t: float) -> tuple[Totals, list[Stop]]:
         """``partial(t)`` and ``stops_at(t)`` from one pass (a query needs both)."""
-        clone = self._clone()
+        clone = self._clone(advanced_only=True)
         clone._ready = []
         clone._advance(max(t, clone._timeline.t))
         totals = sum_totals(m.totals for m in clone._ready) + clone._open
@@ -176,7 +176,7 @@ class MachineAccumulator:
         """Without changing state: the minutes closed and not returned yet plus those
         ending by ``t``, the start of the minute open at ``t`` and its totals up to ``t``,
         and ``stops_at(t)`` (one copy of the state: what a reader sums per bucket)."""
-        clone = self._clone()
+        clone = self._clone(advanced_only=True)
         clone._advance(max(t, clone._timeline.t))
         current = clone.current_stop()
         stops = clone.drain_stops() + ([current] if current is not None else [])
@@ -232,16 +232,18 @@ class MachineAccumulator:
         self._timeline.restore(carry["timeline"])
         self._flags = [Flag.from_dict(f) for f in carry.get("flags", ())]
 
-    def _clone(self) -> MachineAccumulator:
-        """An independent copy (what a ``carry()`` round trip gives, without the dicts)."""
+    def _clone(self, *, advanced_only: bool = False) -> MachineAccumulator:
+        """An independent copy (what a ``carry()`` round trip gives, without the dicts);
+        ``advanced_only``: a copy that is only advanced in time, never fed (``edge_minutes``):
+        it shares the counters and flags, which only events change."""
         clone = MachineAccumulator.__new__(MachineAccumulator)
         clone._ctx = self._ctx  # shares the calendar cache
         clone._sink = _MinuteSink(clone)
         clone._cursor = self._cursor
         clone._open = _copy_totals(self._open)
         clone._ready = list(self._ready)  # closed rollups are never changed
-        clone._timeline = self._timeline.copy()
-        clone._flags = list(self._flags)  # Flag records are frozen
+        clone._timeline = self._timeline.copy(counters=not advanced_only)
+        clone._flags = self._flags if advanced_only else list(self._flags)  # Flag records are frozen
         return clone
 
     def _advance(self, t: float) -> None:

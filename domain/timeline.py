@@ -255,9 +255,11 @@ class Timeline:
             "meter": self.meter.to_dict(),
         }
 
-    def copy(self) -> Timeline:
+    def copy(self, *, counters: bool = True) -> Timeline:
         """An independent copy: the same as ``restore(to_dict())`` on a new Timeline, without
-        the dicts. A new attribute must be added here as well as to the carry."""
+        the dicts. A new attribute must be added here as well as to the carry.
+        ``counters=False``: the counters are shared, for a copy that is only advanced in time
+        (``advance`` never touches them; ``apply`` does)."""
         out = Timeline.__new__(Timeline)
         out.ctx = self.ctx
         out.t = self.t
@@ -271,9 +273,12 @@ class Timeline:
         out.stop = None if stop is None else _OpenStop(stop.start, stop.state, stop.reason)
         out.pending_reason = self.pending_reason
         out.finished = list(self.finished)  # Stop records are frozen
-        out.good = _copy_counter(self.good)
-        out.reject = _copy_counter(self.reject)
-        out.meter = _copy_counter(self.meter)
+        if counters:
+            out.good = _copy_counter(self.good)
+            out.reject = _copy_counter(self.reject)
+            out.meter = _copy_counter(self.meter)
+        else:
+            out.good, out.reject, out.meter = self.good, self.reject, self.meter
         return out
 
     def restore(self, data: dict[str, Any]) -> None:

@@ -184,7 +184,7 @@ class MachineProgress:
             self.hour_sum = None
         if self.hour_sum is None:
             self.hour_start, self.hour_sum = hour, RollupSum()
-        self.hour_sum.add(RollupSum.from_totals(rollup.totals))
+        self.hour_sum.add_totals(rollup.totals)
         if rollup.minute_start + 60 >= hour + HOUR_S:
             closed.hours.append((hour, self.hour_sum))
             self.hour_start, self.hour_sum = None, None

@@ -8,6 +8,7 @@ vectors instead and builds one ``Totals`` at the end.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from operator import attrgetter
 
 from domain.contract import ROLLUP_FIELDS, ROLLUP_INT_FIELDS, decode_rollup, encode_rollup
 from domain.model import State
@@ -18,6 +19,8 @@ _CALENDAR = ROLLUP_FIELDS.index("calendar_s")
 _PLANNED = ROLLUP_FIELDS.index("planned_operation_s")
 _UNKNOWN = ROLLUP_FIELDS.index("unknown_s")
 _DICT_FIELDS = {"state_s", "quarter_kwh"}
+_NO_DATA_STATE = State.UNKNOWN.value
+_rollup_fields = attrgetter(*ROLLUP_FIELDS)  # a Totals' values of ROLLUP_FIELDS, in that order
 
 
 def missing_totals_fields() -> set[str]:
@@ -36,24 +39,10 @@ class RollupSum:
     @classmethod
     def from_totals(cls, totals: Totals) -> RollupSum:
         return cls(
-            [float(getattr(totals, name)) for name in ROLLUP_FIELDS],
+            [float(value) for value in _rollup_fields(totals)],
             dict(totals.state_s),
             {float(q): kwh for q, kwh in totals.quarter_kwh.items()},
         )
-
-    @classmethod
-    def no_data(cls, calendar_s: float, planned_s: float) -> RollupSum:
-        """Time that no rollup covers (before a machine's first minute): calendar time in
-        the UNKNOWN state whose planned part is unknown time - what the engine closes
-        for a minute without data (``domain.accounting.add_time``). No counts, no energy.
-        Planned busy time follows when the window is classified (PBT = planned
-        operation time - planned down time)."""
-        out = cls()
-        out.scalars[_CALENDAR] = calendar_s
-        out.scalars[_PLANNED] = planned_s
-        out.scalars[_UNKNOWN] = planned_s
-        out.states[State.UNKNOWN.value] = calendar_s
-        return out
 
     @classmethod
     def decode(cls, text: bytes | str, start: float) -> RollupSum:
@@ -78,6 +67,36 @@ class RollupSum:
         quarters = self.quarters
         for q, kwh in other.quarters.items():
             quarters[q] = quarters.get(q, 0.0) + kwh
+        return self
+
+    def add_totals(self, totals: Totals) -> RollupSum:
+        """``add(RollupSum.from_totals(totals))`` without making that sum (the same figures, bit
+        for bit: a count adds to a float as its float does); returns self."""
+        mine = self.scalars
+        for i, value in enumerate(_rollup_fields(totals)):
+            if value:
+                mine[i] += value
+        states = self.states
+        for name, seconds in totals.state_s.items():
+            states[name] = states.get(name, 0.0) + seconds
+        quarters = self.quarters
+        for q, kwh in totals.quarter_kwh.items():
+            quarter = float(q)
+            quarters[quarter] = quarters.get(quarter, 0.0) + kwh
+        return self
+
+    def add_no_data(self, calendar_s: float, planned_s: float) -> RollupSum:
+        """Adds time that no rollup covers (before a machine's first minute): calendar time in
+        the UNKNOWN state whose planned part is unknown time - what the engine closes for a
+        minute without data (``domain.accounting.add_time``). No counts, no energy. Planned
+        busy time follows when the window is classified (PBT = planned operation time -
+        planned down time). Returns self."""
+        mine = self.scalars
+        for i, value in ((_CALENDAR, calendar_s), (_PLANNED, planned_s), (_UNKNOWN, planned_s)):
+            if value:
+                mine[i] += value
+        states = self.states
+        states[_NO_DATA_STATE] = states.get(_NO_DATA_STATE, 0.0) + calendar_s
         return self
 
     @property

@@ -280,9 +280,9 @@ def _add_edge(sums: list[RollupSum], edge: Edge, bounds: Sequence[float]) -> Non
     start, end = bounds[0], bounds[-1]
     for rollup in edge.minutes:
         if start <= rollup.minute_start < end:
-            sums[_bucket(bounds, rollup.minute_start)].add(RollupSum.from_totals(rollup.totals))
+            sums[_bucket(bounds, rollup.minute_start)].add_totals(rollup.totals)
     if end > edge.cursor >= start:
-        sums[_bucket(bounds, edge.cursor)].add(RollupSum.from_totals(edge.partial))
+        sums[_bucket(bounds, edge.cursor)].add_totals(edge.partial)
 
 
 def _add_no_data(sums: dict[str, list[RollupSum]], bounds: Sequence[float], plant: Plant) -> None:
@@ -310,7 +310,7 @@ def _add_no_data(sums: dict[str, list[RollupSum]], bounds: Sequence[float], plan
         return
     planned = downtime.PlannedIndex(plant, min(a for _, a, _ in gaps), max(b for _, _, b in gaps))
     for part, a, b in gaps:
-        part.add(RollupSum.no_data(b - a, planned.seconds(a, b)))
+        part.add_no_data(b - a, planned.seconds(a, b))
 
 
 # --- the bucket grid (pure) -------------------------------------------------------------------

@@ -377,6 +377,33 @@ def test_carry_round_trip_at_any_point_gives_identical_results(machine_index: in
     assert resumed.carry() == straight.carry()
 
 
+@settings(max_examples=60, deadline=None)
+@given(machine_index=st.sampled_from([0, 1]), data=st.data(), ahead=st.floats(0, 400))
+def test_open_edges_asked_between_events_change_nothing(machine_index: int, data: st.DataObject,
+                                                        ahead: float) -> None:
+    """``edge_minutes`` and ``edge`` advance a copy that shares the counters (only events
+    change them): asked after every event, the accumulator's state, and what it makes of
+    the events after, are those of one never asked."""
+    line = PROP_PLANT.lines[0]
+    machine = line.machines[machine_index]
+    events = data.draw(event_sequences(machine.id))
+    asked = MachineAccumulator(PROP_PLANT, line, machine, PROP_START)
+    never = MachineAccumulator(PROP_PLANT, line, machine, PROP_START)
+    for event in events:
+        asked.feed(event)
+        never.feed(event)
+        before = asked.carry()
+        open_from = asked.cursor
+        minutes, cursor, partial, stops = asked.edge_minutes(event.ts + ahead)
+        assert cursor >= open_from
+        past = sum_totals([*(m.totals for m in minutes if m.minute_start >= open_from), partial])
+        assert asked.edge(event.ts + ahead) == (past, stops)
+        assert asked.carry() == before == never.carry()
+    now = (events[-1].ts if events else PROP_START) + 100
+    assert asked.close_until(now) == never.close_until(now)
+    assert asked.carry() == never.carry()
+
+
 def test_performance_over_100_through_the_engine_is_reported_not_clamped() -> None:
     events = [ev(Signal.STATE, "running", PROP_START + 10), ev(Signal.GOOD, 10, PROP_START + 11)]
     events += [ev(Signal.GOOD, 10 + i, PROP_START + 12 + i) for i in range(1, 25)]

@@ -244,7 +244,7 @@ def test_the_day_still_filling_is_read_from_where_its_stops_stopped_changing(red
                 return zrange(key, lo, hi, **options)
 
             def spied_command(*args: Any, **options: Any) -> Any:
-                if args[:1] == ("EVAL",) and args[2:4] == (2, rollup_state_key("L1")):  # the stamp, the stops from ARGV[4]
+                if args[:1] == ("EVAL",) and args[2:4] == (2, rollup_state_key("L1")):  # the stamp; stops from ARGV[4]
                     for reads in self.reads:
                         reads.append(float(args[-1]))
                 return command(*args, **options)

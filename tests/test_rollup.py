@@ -377,6 +377,55 @@ def test_a_running_minute_is_short() -> None:
     assert RollupSum.decode(text, 1_700_000_160.0).to_totals() == totals
 
 
+_amounts = st.floats(min_value=0, max_value=1e6, allow_nan=False) | st.sampled_from([0.0, 0.1, 1 / 3, 59.999999])
+_counts = st.integers(min_value=0, max_value=10**9)
+
+
+@st.composite
+def _totals(draw: Any) -> Totals:
+    """Totals as the engine makes them: floats, whole counts, states, quarter-hour energy."""
+    from domain.contract import ROLLUP_FIELDS, ROLLUP_INT_FIELDS
+
+    values = {name: draw(_counts if name in ROLLUP_INT_FIELDS else _amounts) for name in ROLLUP_FIELDS}
+    states = draw(st.dictionaries(st.sampled_from([s.value for s in State]), _amounts, max_size=4))
+    quarters = draw(st.dictionaries(st.sampled_from([1_700_000_100, 1_700_001_000.0, 1_700_001_900.0]), _amounts,
+                                    max_size=3))
+    return Totals(**values, state_s=states, quarter_kwh=quarters)
+
+
+@given(st.lists(_totals(), min_size=1, max_size=5))
+@settings(max_examples=200, deadline=None)
+def test_adding_totals_in_place_gives_the_sum_of_their_rollup_sums(parts: list[Totals]) -> None:
+    """``add_totals`` (the open edge's minutes added to a window's sums) gives what adding
+    each one's ``from_totals`` gives, bit for bit: every field, state and quarter, in order."""
+    ours, reference = RollupSum(), RollupSum()
+    for totals in parts:
+        assert ours.add_totals(totals) is ours
+        reference.add(RollupSum.from_totals(totals))
+    assert [x.hex() for x in ours.scalars] == [x.hex() for x in reference.scalars]
+    assert list(ours.states.items()) == list(reference.states.items())
+    assert list(ours.quarters.items()) == list(reference.quarters.items())
+    assert all(type(q) is float for q in ours.quarters)
+    assert ours.to_totals() == reference.to_totals()
+
+
+@pytest.mark.parametrize(("before", "calendar_s", "planned_s", "scalars", "states"), [
+    # nothing yet: the whole gap is unknown; its planned part is planned and unknown time
+    ({}, 60.0, 45.0, {"calendar_s": 60.0, "planned_operation_s": 45.0, "unknown_s": 45.0}, {"unknown": 60.0}),
+    # after 30 s of running (all planned): added to them; a gap outside the shifts adds no planned time
+    ({"calendar_s": 30.0, "planned_operation_s": 30.0, "run_s": 30.0, "state_s": {"running": 30.0}}, 20.0, 0.0,
+     {"calendar_s": 50.0, "planned_operation_s": 30.0, "run_s": 30.0}, {"running": 30.0, "unknown": 20.0}),
+    # unknown time already there: it grows
+    ({"calendar_s": 10.0, "planned_operation_s": 10.0, "unknown_s": 10.0, "state_s": {"unknown": 10.0}}, 5.0, 5.0,
+     {"calendar_s": 15.0, "planned_operation_s": 15.0, "unknown_s": 15.0}, {"unknown": 15.0}),
+])
+def test_time_without_data_is_unknown_and_planned_where_the_shifts_say(
+        before: dict[str, Any], calendar_s: float, planned_s: float, scalars: dict[str, float],
+        states: dict[str, float]) -> None:
+    got = RollupSum().add_totals(Totals(**before)).add_no_data(calendar_s, planned_s).to_totals()
+    assert got == Totals(**scalars, state_s=states)
+
+
 def test_the_carry_stays_small(redis_client: redis.Redis, plant: Any, events: list[Event]) -> None:
     write_events(redis_client, events)
     run_worker_until_drained(redis_client, plant, NOW)
