@@ -22,7 +22,7 @@ import redis
 
 from config.settings import Settings, _view_processes
 from store.reader import PlantReader, UnknownLine
-from store.reader_pool import PoolUnavailable, ReaderPool, processes_for
+from store.reader_pool import PoolUnavailable, ReaderPool, idle_collection, processes_for
 from tests.history import line_history
 from tests.store_support import HOUR, RECENT, Snapshot, rolled_up_snapshot, two_machine_plant
 
@@ -83,6 +83,7 @@ def test_a_child_answers_as_the_servers_reader(reader: PlantReader, pool: Reader
             got = pool.line_now("L1", start, end, now, with_live=with_live)
             assert got == reader.line_now("L1", start, end, now, with_live=with_live), (start, end, now)
     assert pool.calls == 2 * len(WINDOWS)
+    assert 0 < pool.cpu_s < 10 * len(WINDOWS)  # the children's CPU for them, as they measured it
     assert got[0]["pareto"]["by_count"] and got[1]["good_count"] > 0  # a window with stops and parts
     with pytest.raises(UnknownLine, match="NOPE"):  # the reader's own error, raised here
         pool.line_now("NOPE", *WINDOWS[0])
@@ -157,6 +158,20 @@ def _state(pid: int) -> str:
 ])
 def test_how_many_children(setting: int | None, lines: int, cpus: int, expected: int) -> None:
     assert processes_for(setting, lines, cpus) == expected
+
+
+@pytest.mark.parametrize(("counts", "expected"), [
+    ((4_999, 0, 0), None),  # too few young objects to be worth a collection yet
+    ((5_000, 0, 0), 0),  # enough: the young generation
+    ((49_000, 20, 0), 0),  # the middle one only once the young ones were collected more than 20 times
+    ((5_000, 21, 0), 1),
+    ((5_000, 21, 100), 1),  # the old one likewise after more than 100 of the middle one
+    ((5_000, 21, 101), 2),
+    ((0, 21, 101), None),  # nothing young: nothing (the collector does not start either)
+])
+def test_an_idle_child_collects_the_generation_the_collector_would(counts: tuple[int, int, int],
+                                                                    expected: int | None) -> None:
+    assert idle_collection(counts, (50_000, 20, 100)) == expected
 
 
 @pytest.mark.parametrize(("raw", "expected"), [("", None), ("auto", None), (" 2 ", 2), ("0", 0)])
