@@ -67,9 +67,9 @@ class StopReads:
 
     def ahead(self, line_id: str) -> float | None:
         """Where the line's last read of a day still filling began: a reader may read the stops
-        set's members from there on (with scores) in the round trip that reads the line's
-        bookkeeping, after it, and hand them to ``overlapping`` as ``ahead``; None: nothing
-        read of the line yet."""
+        set's members from there on (with scores) with the line's bookkeeping (``WindowReads``:
+        in the script that reads it, so as of the same instant) and hand them to
+        ``overlapping`` as ``ahead``; None: nothing read of the line yet."""
         return self._cuts.get(line_id)
 
     def overlapping(self, line: Line, machines: Sequence[str], snapshot: LineSnapshot,
@@ -84,7 +84,7 @@ class StopReads:
         ``generation``: the bookkeeping's (``WindowReads``): the stops set's days still
         filling are read once per generation (the worker writes them only as it commits).
         ``ahead``: the stops set's (member, score) pairs from a time on (``ahead()``'s), read
-        after ``snapshot``: used instead of reading the day still filling again when that read
+        with ``snapshot``: used instead of reading the day still filling again when that read
         would begin there."""
         wanted = set(machines)
         own = wanted if stops_of is None else set(stops_of)

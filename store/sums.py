@@ -7,6 +7,7 @@ vectors instead and builds one ``Totals`` at the end.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from operator import attrgetter
 
@@ -57,32 +58,26 @@ class RollupSum:
 
     def add(self, other: RollupSum) -> RollupSum:
         """Adds ``other`` in place; returns self."""
-        mine = self.scalars
-        for i, value in enumerate(other.scalars):
-            if value:
-                mine[i] += value
-        states = self.states
-        for name, seconds in other.states.items():
-            states[name] = states.get(name, 0.0) + seconds
-        quarters = self.quarters
-        for q, kwh in other.quarters.items():
-            quarters[q] = quarters.get(q, 0.0) + kwh
-        return self
+        return self._add(other.scalars, other.states, other.quarters)
 
     def add_totals(self, totals: Totals) -> RollupSum:
         """``add(RollupSum.from_totals(totals))`` without making that sum (the same figures, bit
         for bit: a count adds to a float as its float does); returns self."""
+        return self._add(_rollup_fields(totals), totals.state_s, totals.quarter_kwh)
+
+    def _add(self, scalars: Iterable[float], states: Mapping[str, float], quarters: Mapping[float, float]
+             ) -> RollupSum:
         mine = self.scalars
-        for i, value in enumerate(_rollup_fields(totals)):
+        for i, value in enumerate(scalars):
             if value:
                 mine[i] += value
-        states = self.states
-        for name, seconds in totals.state_s.items():
-            states[name] = states.get(name, 0.0) + seconds
-        quarters = self.quarters
-        for q, kwh in totals.quarter_kwh.items():
-            quarter = float(q)
-            quarters[quarter] = quarters.get(quarter, 0.0) + kwh
+        own_states = self.states
+        for name, seconds in states.items():
+            own_states[name] = own_states.get(name, 0.0) + seconds
+        own_quarters = self.quarters
+        for q, kwh in quarters.items():
+            quarter = float(q)  # (a Totals' quarter may be an int)
+            own_quarters[quarter] = own_quarters.get(quarter, 0.0) + kwh
         return self
 
     def add_no_data(self, calendar_s: float, planned_s: float) -> RollupSum:
