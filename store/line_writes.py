@@ -12,6 +12,7 @@ machine's carry, the line's version (the fence of the next commit) and the XACK.
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -150,6 +151,9 @@ def write_batch(pipe: Any, worker: LineWorker, batch: LineBatch, now: float, opt
         carries[contract.carry_field(m)] = text
         carries[contract.head_field(m)] = head_text(text, carry)  # what readers need at every commit
     pipe.hset(key, mapping={**carries, "beat": repr(now), "max_stop_s": repr(worker.max_stop_s)})
+    # the hash's epoch, written by its first commit: a Redis that lost the hash gets a new one, so a
+    # reader drops what it kept of the old (a commit counter that starts again may pass its old value)
+    pipe.hsetnx(key, "epoch", uuid.uuid4().hex[:16])
     pipe.hincrby(key, "ver", 1)
     if batch.rewinds:
         pipe.hincrby(key, "amend", 1)

@@ -135,6 +135,15 @@ class OpenEdges:
                                                                                now).items())
         return edges or {}
 
+    def forget(self, line_id: str) -> None:
+        """Drops the line's followers and restored carries (Redis lost the bookkeeping they
+        were made from: the next read restores them from the new one)."""
+        with self._follows_lock:
+            self._follows.pop(line_id, None)
+            self._behind.pop(line_id, None)
+            for key in [key for key in self._bases if key[0] == line_id]:
+                del self._bases[key]
+
     # --- followers: the open edge carried across reads and commits ------------------------------
 
     def position(self, line_id: str) -> str | None:

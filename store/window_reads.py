@@ -56,21 +56,20 @@ NO_DATA_TOLERANCE_S = 1e-3
 CLASSIFIED_BEFORE_S = classifications.LOOKBACK_S + 12 * 3600.0
 
 
-# The bookkeeping's stamp (commit counter, rewinds, heartbeat), and the whole hash when the
-# stamp is not the one the reader has (ARGV; "" for a field it had not): one command, sent
-# in the round trip that reads the line's new stream entries.
-_STAMP_OR_ALL = """
-local s = redis.call('HMGET', KEYS[1], 'ver', 'amend', 'beat')
-if s[1] and s[1] == ARGV[1] and (s[2] or '') == ARGV[2] and (s[3] or '') == ARGV[3] then return {s} end
-return {s, redis.call('HGETALL', KEYS[1])}
+# The bookkeeping's stamp (commit counter, rewinds, heartbeat, and the epoch: the token the
+# worker's first commit to the hash wrote, a new one when Redis lost the hash), and the whole
+# hash when the stamp is not the one the reader has (ARGV; "" for a field it had not): one
+# command, sent in the round trip that reads the line's new stream entries.
+_STAMP = """
+local s = redis.call('HMGET', KEYS[1], 'ver', 'amend', 'beat', 'epoch')
+if s[1] and s[1] == ARGV[1] and (s[2] or '') == ARGV[2] and (s[3] or '') == ARGV[3]
+   and (s[4] or '') == ARGV[4] then return {s} end
 """
-# the same, and with the hash the stops set's members and scores from ARGV[4] on (KEYS[2]: the
+_STAMP_OR_ALL = _STAMP + "return {s, redis.call('HGETALL', KEYS[1])}"
+# the same, and with the hash the stops set's members and scores from ARGV[5] on (KEYS[2]: the
 # line's stops set, in the same slot): what a worker commit changed of a day still filling
-_STAMP_OR_ALL_AND_STOPS = """
-local s = redis.call('HMGET', KEYS[1], 'ver', 'amend', 'beat')
-if s[1] and s[1] == ARGV[1] and (s[2] or '') == ARGV[2] and (s[3] or '') == ARGV[3] then return {s} end
-return {s, redis.call('HGETALL', KEYS[1]), redis.call('ZRANGEBYSCORE', KEYS[2], ARGV[4], '+inf', 'WITHSCORES')}
-"""
+_STAMP_OR_ALL_AND_STOPS = _STAMP + \
+    "return {s, redis.call('HGETALL', KEYS[1]), redis.call('ZRANGEBYSCORE', KEYS[2], ARGV[5], '+inf', 'WITHSCORES')}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +94,7 @@ class WindowReads:
         self.rollups = rollups
         self.stops = stops
         self.edges = OpenEdges(redis_client, plant, max_edge_events=max_edge_events)
-        self._amend_seen: dict[str, tuple[int, int]] = {}  # per line: its rewinds and commit counter seen
+        self._amend_seen: dict[str, tuple[int, int, Any]] = {}  # per line: its rewinds, commit counter and epoch seen
         # per line: the parsed bookkeeping, its stamp (commit counter, rewinds, heartbeat), a generation
         self._snapshots: dict[str, tuple[tuple[Any, ...], LineSnapshot, int]] = {}
         self._generation = itertools.count(1)
@@ -205,7 +204,7 @@ class WindowReads:
         with self.redis.pipeline(transaction=False) as pipe:
             for name, args in also:
                 getattr(pipe, name)(*args)
-            known = ["" if v is None else v for v in cached[0]] if cached is not None else ["", "", ""]
+            known = ["" if v is None else v for v in cached[0]] if cached is not None else ["", "", "", ""]
             if stops_from is None:  # (a cluster pipeline has no eval())
                 pipe.execute_command("EVAL", _STAMP_OR_ALL, 1, key, *known)
             else:
@@ -230,16 +229,18 @@ class WindowReads:
             if stamp[0] is not None:
                 self._snapshots[line_id] = (stamp, snapshot, generation)
         ver = int(stamp[0]) if stamp[0] is not None and stamp[0].isdigit() else 0
-        seen = self._amend_seen.setdefault(line_id, (snapshot.amend, ver))
-        if seen[0] != snapshot.amend or ver < seen[1]:
-            # late data rewrote stored rollups and stops, or Redis lost them (the commit counter
-            # went back): what was cached as final may have changed
+        seen = self._amend_seen.setdefault(line_id, (snapshot.amend, ver, stamp[3]))
+        if seen[0] != snapshot.amend or ver < seen[1] or seen[2] != stamp[3]:
+            # late data rewrote stored rollups and stops, or Redis lost them (another epoch, or
+            # the commit counter went back): what was cached as final may have changed
             self._closed.clear()
             self.window_sums.local.clear()
             self.rollups.days.clear()
             self.rollups.hours.clear()
             self.stops.forget()
-        self._amend_seen[line_id] = (snapshot.amend, ver)
+            if seen[2] != stamp[3]:
+                self.edges.forget(line_id)
+        self._amend_seen[line_id] = (snapshot.amend, ver, stamp[3])
         ahead = None
         if len(stamped) > 2 and stops_from is not None:  # the stops set from there (scores as Redis' exact text)
             flat = stamped[2]

@@ -237,6 +237,44 @@ def test_a_redis_that_lost_the_bookkeeping_is_reported(redis_client: redis.Redis
     assert any("Redis lost its data" in r.getMessage() for r in caplog.records)
 
 
+def test_a_reader_drops_what_it_kept_of_a_bookkeeping_redis_lost(redis_client: redis.Redis, plant: Any) -> None:
+    """Redis lost its data while a reader kept what does not change of the line (its stops
+    up to the watermarks, its closed sums, its open edges); the worker started again and
+    committed more often than before, so the commit counter passed its old value and no
+    rewind was counted: the bookkeeping's new epoch tells the reader, whose figures are
+    then a fresh reader's (before, it kept showing the lost stop)."""
+    t0 = RECENT + 3 * HOUR
+    clock = [t0]
+
+    def life(fault_at: float, passes: int) -> None:  # 50 min of M1 with a 10 min fault, the worker passing
+        worker = RollupWorker(redis_client, plant, options=OPTIONS, clock=lambda: clock[0])
+        states = [(0, State.RUNNING), (fault_at, State.FAULT), (fault_at + 600, State.RUNNING)]
+        events = [Event("L1", "M1", Signal.STATE, state.value, "Good", t0 + at) for at, state in states]
+        events += [Event("L1", "M1", Signal.HEARTBEAT, None, "Good", t0 + at) for at in range(5, 3000, 5)]
+        events.sort(key=lambda e: e.ts)
+        size = math.ceil(len(events) / passes)
+        for i in range(0, len(events), size):
+            write_events(redis_client, events[i:i + size])
+            clock[0] = events[min(i + size, len(events)) - 1].ts + 1
+            worker.drain()
+
+    def stops(reader: PlantReader) -> list[tuple[float, float | None]]:
+        return [(e["start"], e["end"]) for e in reader.downtime("L1", t0, t0 + 3000, t0 + 3000)["events"]]
+
+    life(fault_at=600, passes=2)
+    old_ver = int(redis_client.hget(contract.rollup_state_key("L1"), "ver"))
+    reader = PlantReader(redis_client, plant)
+    assert stops(reader) == [(t0 + 600, t0 + 1200)]
+    followed = reader.window_reads.edges._follows.get("L1")
+    assert followed is not None
+    redis_client.flushdb()  # a restart without persistence: the same times, the fault later this time
+    life(fault_at=1500, passes=2 * old_ver + 2)
+    state = redis_client.hgetall(contract.rollup_state_key("L1"))
+    assert int(state[b"ver"]) > old_ver and b"amend" not in state
+    assert stops(reader) == stops(PlantReader(redis_client, plant)) == [(t0 + 1500, t0 + 2100)]
+    assert reader.window_reads.edges._follows.get("L1") is not followed  # followed again from the new carry
+
+
 def test_a_reading_re_read_after_a_reconnect_changes_nothing_and_rewinds_nothing(redis_client: redis.Redis,
                                                                                  plant: Any) -> None:
     t0 = RECENT + 3 * HOUR

@@ -640,7 +640,7 @@ def test_a_worker_commit_is_read_with_the_stamp_that_says_so(reader: PlantReader
     assert calls.get("hgetall", 0) == 0 and calls.get("pipeline") == 1, calls
     assert after == PlantReader(reader.redis, plant).line_now("L1", start, now, now)
     assert after[1]["good_count"] == before[1]["good_count"] + 1
-    stamp = reader.redis.hmget(contract.rollup_state_key("L1"), "ver", "amend", "beat")
+    stamp = reader.redis.hmget(contract.rollup_state_key("L1"), "ver", "amend", "beat", "epoch")
     reply = reader.redis.eval(window_reads._STAMP_OR_ALL, 1, contract.rollup_state_key("L1"),
                               *[b"" if v is None else v for v in stamp])
     assert reply == [stamp]
