@@ -23,7 +23,7 @@ from domain.accounting import Stop
 from domain.answers import Coverage as CoverageAnswer
 from domain.downtime import stop_end
 from domain.plant import Line, Plant, Reason
-from domain.stop_sums import KeptSums, added, sums_by_machine
+from domain.stop_sums import KeptSums, MachineSums, added, sums_by_machine
 
 SEP = "~"
 MAX_COMMENT = 500
@@ -265,6 +265,11 @@ class Coverage:
     def share(self) -> float | None:
         return self.tagged_s / self.down_s if self.down_s > 0 else None
 
+    @classmethod
+    def of(cls, sums: MachineSums) -> Coverage:
+        """The coverage of a downtime report's sums (``domain.stop_sums``)."""
+        return cls(down_s=float(sums.down_s), tagged_s=sums.tagged_s, untagged_stops=sums.untagged_stops)
+
     def to_dict(self) -> CoverageAnswer:
         return {"untagged_coverage": self.share, "tagged_down_s": self.tagged_s, "untagged_down_s":
                 self.down_s - self.tagged_s, "untagged_stops": self.untagged_stops}
@@ -276,5 +281,4 @@ def coverage(stops: Sequence[Stop], plant: Plant, start: float, end: float, now:
     the downtime report's figures (``domain.stop_sums``; ``kept``: its settled sums)."""
     if min(end, now) <= start:
         return Coverage()
-    total = added(part for _, part in sums_by_machine(stops, plant, start, end, now, kept))
-    return Coverage(down_s=float(total.down_s), tagged_s=total.tagged_s, untagged_stops=total.untagged_stops)
+    return Coverage.of(added(part for _, part in sums_by_machine(stops, plant, start, end, now, kept)))

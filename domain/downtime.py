@@ -248,6 +248,14 @@ def classify_totals(raw: Totals, stops: Iterable[Stop], plant: Plant, start: flo
     it: time no stop record claims counts as unexplained down time, and if the records
     claim more than the minutes saw (inconsistent data), their split is scaled down.
     """
+    return classified(raw, *loss_buckets(stops, plant, start, end, now))
+
+
+def loss_buckets(stops: Iterable[Stop], plant: Plant, start: float, end: float, now: float
+                 ) -> tuple[dict[str, float], int]:
+    """``classify_totals``' loss buckets (the planned seconds each stop claims, by its loss
+    field) and its count of availability-loss stops (started in the window, with planned
+    time in their life), before they are reconciled with the minutes."""
     edge = min(end, now)
     spans = claimed_spans(stops, start, edge, now)
     planned = _counted_index(spans, plant, start, edge, now)
@@ -258,6 +266,13 @@ def classify_totals(raw: Totals, stops: Iterable[Stop], plant: Plant, start: flo
         buckets[cls.loss_field] += planned.seconds(a, b)
         if cls.is_availability_loss and start <= stop.start < edge and planned.any_in(stop.start, stop_end(stop, now)):
             counted += 1
+    return buckets, counted
+
+
+def classified(raw: Totals, buckets: dict[str, float], counted: int) -> Totals:
+    """``raw`` classified with ``loss_buckets``' buckets (reconciled with its stopped time:
+    a copy) and count."""
+    buckets = dict(buckets)
     _reconcile(buckets, raw.stopped_s)
     return set_classified(raw, buckets, counted)
 

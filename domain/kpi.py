@@ -38,7 +38,8 @@ from typing import Any
 
 from domain.accounting import Stop
 from domain.answers import EnergyKpis, Losses
-from domain.downtime import classify_totals
+from domain.downtime import classified as classified_totals
+from domain.downtime import classify_totals, loss_buckets
 from domain.energy import peak_kw
 from domain.plant import Line, Plant
 from domain.totals import Totals, sum_totals
@@ -212,7 +213,14 @@ def line_totals(totals_by_machine: Mapping[str, Totals], stops: Sequence[Stop], 
     """Classified totals of a line: the output machine's time and counts, all machines' energy."""
     output = line.output_machine
     own_stops = [s for s in stops if s.machine == output and s.line == line.id]
-    production = classify_totals(totals_by_machine.get(output, Totals()), own_stops, plant, start, end, now)
+    return line_totals_of(totals_by_machine, line, *loss_buckets(own_stops, plant, start, end, now))
+
+
+def line_totals_of(totals_by_machine: Mapping[str, Totals], line: Line, buckets: dict[str, float],
+                   counted: int) -> Totals:
+    """``line_totals`` from its output machine's ``downtime.loss_buckets`` (a reader keeps
+    them with the machine's settled stops: ``domain.stop_sums``)."""
+    production = classified_totals(totals_by_machine.get(line.output_machine, Totals()), buckets, counted)
     machines = [totals_by_machine[m.id] for m in line.machines if m.id in totals_by_machine]
     return with_energy_of(production, machines)
 

@@ -24,11 +24,14 @@ from operator import attrgetter, is_
 
 from domain.accounting import Stop
 from domain.downtime import (
+    LOSS_FIELDS,
     NO_REASON_GROUP,
     SMALL_STOP_GROUP,
     PlannedIndex,
+    StopClass,
     classify_stop,
     machine_claims,
+    stop_end,
     stops_by_machine,
 )
 from domain.plant import LossCategory, Plant
@@ -70,21 +73,26 @@ class MachineSums:
     failures: int = 0  # equipment-failure down-time stops
     failure_down_s: float = 0
     groups: dict[str, GroupSums] = field(default_factory=dict)
+    # ``downtime.loss_buckets``: the claims by loss field, and the availability-loss stops counted
+    buckets: dict[str, float] = field(default_factory=lambda: dict.fromkeys(LOSS_FIELDS, 0.0))
+    counted: int = 0
 
     def copy(self) -> MachineSums:
         return MachineSums(self.claimed_until, self.stops, self.micro_stops, self.planned_stops, self.untagged_stops,
                            self.down_s, self.micro_stop_s, self.planned_down_s, self.tagged_s, self.losses,
-                           self.lost_s, self.failures, self.failure_down_s, dict(self.groups))
+                           self.lost_s, self.failures, self.failure_down_s, dict(self.groups), dict(self.buckets),
+                           self.counted)
 
-    def add(self, stop: Stop, lost: float, plant: Plant, now: float) -> None:
-        """One stop with ``lost`` seconds of its claim in planned time."""
+    def add(self, stop: Stop, lost: float, plant: Plant, now: float) -> StopClass:
+        """One stop with ``lost`` seconds of its claim in planned time; its class."""
         cls = classify_stop(stop, plant, now)
+        self.buckets[cls.loss_field] += lost
         if cls.planned:
             self.planned_stops += 1
             self.planned_down_s += lost
-            return
+            return cls
         if not lost > 0:
-            return
+            return cls
         self.losses += 1
         self.lost_s += lost
         reason = stop.reason
@@ -109,6 +117,7 @@ class MachineSums:
         else:
             self.groups[key] = GroupSums(group.first, group.reason, group.reason_text, group.category,
                                          group.count + 1, group.duration_s + lost)
+        return cls
 
 
 def added(parts: Iterable[MachineSums]) -> MachineSums:
@@ -177,9 +186,26 @@ def machine_sums(stops: list[Stop], plant: Plant, planned: PlannedIndex, start: 
         elif done >= 0:
             done = after
         if span is not None:
-            sums.add(stop, planned.seconds(*span), plant, now)
+            cls = sums.add(stop, planned.seconds(*span), plant, now)
+            if cls.is_availability_loss and start <= stop.start < edge \
+                    and _any_planned(stop, plant, planned, edge, now):
+                sums.counted += 1  # as ``downtime.loss_buckets`` counts
         sums.claimed_until = claimed_until
     return sums
+
+
+def _any_planned(stop: Stop, plant: Plant, planned: PlannedIndex, edge: float, now: float) -> bool:
+    """Whether any of the stop's life (started in the window) is planned time: from
+    ``planned`` (the window's up to ``edge``) when its life ends by then, else from its own."""
+    end = stop_end(stop, now)
+    return (planned if end <= edge else PlannedIndex(plant, stop.start, end)).any_in(stop.start, end)
+
+
+def machine_of(stops: Iterable[Stop], plant: Plant, start: float, end: float, now: float,
+               kept: KeptSums | None = None) -> MachineSums:
+    """``machine_sums`` of one machine's stops of a window (any order; none: empty sums)."""
+    got = sums_by_machine(stops, plant, start, end, now, kept) if min(end, now) > start else []
+    return got[0][1] if got else MachineSums()
 
 
 def sums_by_machine(stops: Iterable[Stop], plant: Plant, start: float, end: float, now: float,

@@ -43,7 +43,7 @@ from zoneinfo import ZoneInfo
 
 import redis
 
-from domain import andon, answers, contract, kpi, stop_report
+from domain import andon, answers, contract, kpi, stop_report, stop_sums
 from domain import classification as human
 from domain.accounting import Stop
 from domain.plant import Line, Plant
@@ -188,9 +188,13 @@ class PlantReader:
 
     def _line_kpis(self, cfg: Line, window: Window, totals: dict[str, Totals], stops: list[Stop], now: float, *,
                    machines: bool) -> answers.LineKpis:
-        line, ids = cfg.id, self._machine_ids(cfg, None)
-        report = kpi.line_kpis(totals, stops, self.plant, cfg, window[0], window[1], now)
-        coverage = self._coverage([s for s in stops if s.machine == cfg.output_machine], window, now)
+        line, ids, output = cfg.id, self._machine_ids(cfg, None), cfg.output_machine
+        # the output machine's stops summed as the downtime report sums them (its settled ones kept)
+        sums = stop_sums.machine_of([s for s in stops if s.machine == output], self.plant, window[0], window[1], now,
+                                    self.stop_reads.report.sums)
+        report = kpi.report(kpi.line_totals_of(totals, cfg, sums.buckets, sums.counted), self.plant, window[0],
+                            window[1], now)
+        coverage = human.Coverage.of(sums).to_dict()
         out: answers.LineKpis = {
             "line": line,
             "output_machine": cfg.output_machine,

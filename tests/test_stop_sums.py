@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import domain.stop_sums as stop_sums
+from domain.downtime import loss_buckets
 from domain.engine import Stop
 from domain.model import State
 from domain.stop_report import Kept, downtime_report
@@ -73,6 +74,13 @@ def test_the_figures_do_not_depend_on_what_was_kept(machines: dict[str, list[Any
         stops = _seen(timeline, now + read_after)
         got = downtime_report(stops, plant, start, end, now, run_s=1800.0, kept=kept)
         assert got == downtime_report(stops, plant, start, end, now, run_s=1800.0), (now_s, a, b)
+        for machine in machines:  # a machine's loss buckets and counted stops: classify_totals', bit for bit
+            own = [s for s in stops if s.machine == machine]
+            buckets, counted = loss_buckets(own, plant, start, end, now)
+            for sums in (stop_sums.machine_of(own, plant, start, end, now, kept.sums),
+                         stop_sums.machine_of(own, plant, start, end, now)):
+                assert {k: v.hex() for k, v in sums.buckets.items()} == {k: v.hex() for k, v in buckets.items()}
+                assert sums.counted == counted, (machine, now_s, a, b)
         events = got["events"]
         losses = [e for e in events if not e["planned"] and e["lost_s"] > 0]
         down = [e for e in losses if not e["micro"]]
@@ -89,6 +97,17 @@ def test_the_figures_do_not_depend_on_what_was_kept(machines: dict[str, list[Any
             first = next(e for e in losses if (str(e["reason"]) if e["reason"] else
                                                "small_stops" if e["micro"] else "no_reason") == row["group"])
             assert (row["reason"], row["category"]) == (first["reason"] or None, first["category"])
+
+
+def test_a_stop_counts_by_its_whole_life_also_beyond_the_window() -> None:
+    """A stop that began in a break, asked about while the break lasts, and ran on into the
+    shift (read after that ``now``): it counts, as ``classify_totals`` counts it, although the
+    window up to ``now`` holds no planned second of it."""
+    stop = Stop("L1", "M1", T0 + 25 * 60, T0 + 40 * 60, State.FAULT, 1)  # the break: 00:20-00:35 (UTC, T0 midnight)
+    now = T0 + 30 * 60
+    assert loss_buckets([stop], WITH_BREAK, T0, T0 + 3600, now)[1] == 1
+    assert stop_sums.machine_of([stop], WITH_BREAK, T0, T0 + 3600, now).counted == 1
+    assert stop_sums.machine_of([stop], WITH_BREAK, T0, T0 + 3600, T0 + 24 * 60).counted == 0, "not begun yet"
 
 
 def test_a_view_sums_only_the_stops_after_the_settled_ones(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -126,7 +145,9 @@ def test_a_view_sums_only_the_stops_after_the_settled_ones(monkeypatch: pytest.M
 
 def test_a_copy_of_sums_is_equal_and_apart() -> None:
     sums = stop_sums.MachineSums(*range(1, 14), groups={"1": stop_sums.GroupSums(5.0, 1, "Jam", "equipment_failure")})
+    sums.buckets["setup_s"], sums.counted = 7.0, 2
     copy = sums.copy()
-    assert copy == sums and copy.groups is not sums.groups
+    assert copy == sums and copy.groups is not sums.groups and copy.buckets is not sums.buckets
     copy.add(Stop("L1", "M1", T0, T0 + 300, State.FAULT, 1), 300.0, PLANT, T0 + 300)
     assert (sums.stops, sums.groups["1"].count) == (2, 0) and (copy.stops, copy.groups["1"].count) == (3, 1)
+    assert (sums.buckets["failure_s"], copy.buckets["failure_s"], copy.buckets["setup_s"]) == (0.0, 300.0, 7.0)
