@@ -126,11 +126,12 @@ class PlannedIndex:
     whatever span it was computed over), so the sums are bit for bit the same.
     """
 
-    __slots__ = ("_intervals", "_ends")
+    __slots__ = ("_intervals", "_ends", "end")
 
     def __init__(self, plant: Plant, start: float, end: float) -> None:
         self._intervals = planned_intervals(plant, start, end)
         self._ends = [e for _, e in self._intervals]
+        self.end = end  # the span's end
 
     def seconds(self, a: float, b: float) -> float:
         """Planned seconds in [a, b) (which must lie inside the span the index covers)."""
@@ -264,9 +265,20 @@ def loss_buckets(stops: Iterable[Stop], plant: Plant, start: float, end: float, 
     for stop, (a, b) in spans:
         cls = classify_stop(stop, plant, now)
         buckets[cls.loss_field] += planned.seconds(a, b)
-        if cls.is_availability_loss and start <= stop.start < edge and planned.any_in(stop.start, stop_end(stop, now)):
+        if is_counted(cls, stop, plant, planned, start, edge, now):
             counted += 1
     return buckets, counted
+
+
+def is_counted(cls: StopClass, stop: Stop, plant: Plant, planned: PlannedIndex, start: float, edge: float,
+               now: float) -> bool:
+    """Whether a stop counts in the number of stops: an availability loss that began in
+    [start, edge) with planned time anywhere in its life, also after ``edge`` (``planned``:
+    the window's planned time from ``start``; a life beyond its end is asked of its own)."""
+    if not (cls.is_availability_loss and start <= stop.start < edge):
+        return False
+    end = stop_end(stop, now)
+    return (planned if end <= planned.end else PlannedIndex(plant, stop.start, end)).any_in(stop.start, end)
 
 
 def classified(raw: Totals, buckets: dict[str, float], counted: int) -> Totals:

@@ -67,7 +67,7 @@ def downtime_report(stops: Sequence[Stop], plant: Plant, start: float, end: floa
     else:
         events = []
     total = added(part for _, part in sums)
-    tagged = Coverage(down_s=float(total.down_s), tagged_s=total.tagged_s, untagged_stops=total.untagged_stops)
+    tagged = Coverage.of(total)
     groups = _groups(sums, plant)
     return {
         "window": {"start": start, "end": end},

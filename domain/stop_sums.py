@@ -30,8 +30,8 @@ from domain.downtime import (
     PlannedIndex,
     StopClass,
     classify_stop,
+    is_counted,
     machine_claims,
-    stop_end,
     stops_by_machine,
 )
 from domain.plant import LossCategory, Plant
@@ -187,18 +187,10 @@ def machine_sums(stops: list[Stop], plant: Plant, planned: PlannedIndex, start: 
             done = after
         if span is not None:
             cls = sums.add(stop, planned.seconds(*span), plant, now)
-            if cls.is_availability_loss and start <= stop.start < edge \
-                    and _any_planned(stop, plant, planned, edge, now):
-                sums.counted += 1  # as ``downtime.loss_buckets`` counts
+            if is_counted(cls, stop, plant, planned, start, edge, now):
+                sums.counted += 1
         sums.claimed_until = claimed_until
     return sums
-
-
-def _any_planned(stop: Stop, plant: Plant, planned: PlannedIndex, edge: float, now: float) -> bool:
-    """Whether any of the stop's life (started in the window) is planned time: from
-    ``planned`` (the window's up to ``edge``) when its life ends by then, else from its own."""
-    end = stop_end(stop, now)
-    return (planned if end <= edge else PlannedIndex(plant, stop.start, end)).any_in(stop.start, end)
 
 
 def machine_of(stops: Iterable[Stop], plant: Plant, start: float, end: float, now: float,
