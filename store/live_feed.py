@@ -99,7 +99,9 @@ class LiveFeed:
         self.quiet_s = quiet_s
         self.warm = warm
         self._warm_ups = WarmUps(warm_max_s, warm_stuck_s, warm_budget, warm_threads)
-        self._cond = threading.Condition()
+        lock = threading.RLock()
+        self._cond = threading.Condition(lock)  # the consumers wait on it: changes told, down or up, stopping
+        self._wake = threading.Condition(lock)  # the dispatcher waits on it: a line newly dirty, a warm-up over
         self.follow_alerts = follow_alerts
         channels = (*self.lines, ALERTS) if follow_alerts else self.lines
         self._versions = dict.fromkeys(channels, 0)
@@ -142,6 +144,7 @@ class LiveFeed:
         self._stop.set()
         with self._cond:
             self._notify()
+            self._wake.notify_all()
         for thread in self._threads:
             thread.join(timeout_s)
         self._warm_ups.shutdown()
@@ -246,7 +249,10 @@ class LiveFeed:
                     self._async_waiters.discard(waiter)
 
     def _notify(self) -> None:
-        """Wakes every waiter, threads and event loops (call holding ``_cond``)."""
+        """Wakes every consumer, threads and event loops (call holding ``_cond``): only for what
+        they see (changes told, the feed going down or up, stopping). A line marked dirty only
+        wakes the dispatcher (``_wake``): at 1 Hz a plant's streams mark lines hundreds of times
+        a second, and each wake-up of a screen's event stream costs its event loop a turn."""
         self._cond.notify_all()
         for loop, woken in self._async_waiters:
             with contextlib.suppress(RuntimeError):  # that loop is closed
@@ -254,17 +260,26 @@ class LiveFeed:
 
     def mark(self, line: str, why: str) -> None:
         """A line changed (the readers call this; so may code that writes outside the stream)."""
-        if line not in self._versions:
+        self.mark_all((line,), why)
+
+    def mark_all(self, lines: Iterable[str], why: str) -> None:
+        """``mark`` of each of ``lines`` (one read's), holding the lock once."""
+        known = [line for line in lines if line in self._versions]
+        if not known:
             return
         with self._cond:
-            self._mark(line, why, self.clock())
-            self._notify()
+            now = self.clock()
+            if any([self._mark(line, why, now) for line in known]):  # (every line marked)
+                self._wake.notify()  # a line newly dirty: the dispatcher's next turn may come sooner
 
-    def _mark(self, line: str, why: str, now: float) -> None:
+    def _mark(self, line: str, why: str, now: float) -> bool:
+        """Marks ``line`` dirty; -> whether it was not (a dirty line's turn is already planned)."""
         dirty = self._dirty.get(line)
-        if dirty is None:
-            dirty = self._dirty[line] = _Dirty(now)
-        dirty.why.add(why)
+        if dirty is not None:
+            dirty.why.add(why)
+            return False
+        self._dirty[line] = _Dirty(now, {why})
+        return True
 
     # --- the threads ----------------------------------------------------------------------
 
@@ -280,6 +295,7 @@ class LiveFeed:
             else:
                 self._down[group] = error
             self._notify()
+            self._wake.notify()
 
     def _dispatch(self) -> None:
         """Turns marks into versions: after ``coalesce_s``, at most every ``min_gap_s``, at
@@ -310,7 +326,7 @@ class LiveFeed:
                 elif changes:
                     for batch in self._warm_ups.start(changes, now, self._warm_one):
                         self._publish(batch.changes)  # still warming a line's last version: told now
-                self._cond.wait(self._next_due(now))
+                self._wake.wait(self._next_due(now))
 
     def _warm_one(self, batch_id: int, line: str) -> None:
         cpu = time.thread_time() + cpu_in_children()  # a reader pool's work is the warm-up's too
@@ -325,7 +341,7 @@ class LiveFeed:
                 batch = self._warm_ups.finished(batch_id, line, used, self.clock())
                 if batch is not None:
                     self._publish(batch.changes)
-                self._notify()  # the line may be due again
+                self._wake.notify()  # the line may be due again
 
     def _publish(self, changes: list[Out]) -> None:
         """Tells the subscribers, in one wake-up (holding ``_cond``)."""

@@ -10,6 +10,7 @@ Both only ``mark`` what changed; the feed turns marks into versions.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import Any, Protocol
 
 import redis
@@ -40,6 +41,8 @@ class Feed(Protocol):
 
     def mark(self, line: str, why: str) -> None: ...
 
+    def mark_all(self, lines: Iterable[str], why: str) -> None: ...
+
     def set_down(self, group: str, error: str | None) -> None: ...
 
 
@@ -66,18 +69,17 @@ def follow_streams(feed: Feed, lines: list[str]) -> None:
                 if warned:
                     log.info("live feed (%s): following the streams again", name)
                     warned = False
-                for line in lines:
-                    feed.mark(line, WHY_RESTART)
+                feed.mark_all(lines, WHY_RESTART)
             reply: Any = reader.xread(positions, block=feed.block_ms, count=1000)
+            written = []
             for stream, entries in reply or []:
                 key = _text(stream)
                 if entries:
                     positions[key] = _text(entries[-1][0])
-                    feed.mark(key_of[key], WHY_EVENTS)
+                    written.append(key_of[key])
+            feed.mark_all(written, WHY_EVENTS)
             now_counters = _counters(reader, lines)
-            for line, value in now_counters.items():
-                if counters.get(line) != value:
-                    feed.mark(line, WHY_ROLLUP)
+            feed.mark_all([line for line, value in now_counters.items() if counters.get(line) != value], WHY_ROLLUP)
             counters = now_counters
         except (redis.RedisError, OSError) as exc:
             if feed.stopped:

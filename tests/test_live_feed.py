@@ -610,3 +610,42 @@ def test_a_line_gets_no_next_version_while_its_warm_up_runs(redis_client: redis.
         assert all(b - a >= 0.55 for a, b in zip(calls, calls[1:], strict=False))
     finally:
         feed.stop()
+
+
+def test_marks_wake_the_dispatcher_only_the_consumers_when_a_change_is_told(redis_client: redis.Redis) -> None:
+    """At 1 Hz a big plant's streams mark lines hundreds of times a second: a screen's event
+    stream (an event loop waiting in ``wait_async``) or a thread in ``wait`` is woken only when
+    a change is told, not by every mark (each wake-up of a loop costs it a turn, per screen)."""
+    import asyncio
+
+    feed = LiveFeed(redis_client, ["BW1", "CM1"], block_ms=100, quiet_s=3600, coalesce_s=2.0).start()
+    loop = asyncio.new_event_loop()
+    wakes: list[float] = []
+    try:
+        wait_for(lambda: feed.versions() == {"BW1": 1, "CM1": 1}, what="the start versions")
+        seq = feed.seq
+        wrapped = loop.call_soon_threadsafe
+
+        def counted(*args: Any, **kwargs: Any) -> Any:  # the feed's wake-up of the loop
+            wakes.append(time.monotonic())
+            return wrapped(*args, **kwargs)
+
+        loop.call_soon_threadsafe = counted  # type: ignore[method-assign]
+        got: list[Any] = []
+        waiting = threading.Thread(target=lambda: got.append(loop.run_until_complete(
+            feed.wait_async(seq, ["CM1"], 30.0))))
+        waiting.start()
+        wait_for(lambda: feed._async_waiters, what="the loop waiting")
+        marked = time.monotonic()
+        for _ in range(300):  # within the coalescing: no version yet
+            feed.mark_all(["BW1", "CM1"], WHY_EVENTS)
+            feed.mark("CM1", WHY_EVENTS)
+        assert time.monotonic() - marked < feed.coalesce_s, "the marks took longer than the coalescing"
+        assert wakes == [] and not got  # nothing was told yet: nobody woken
+        waiting.join(10.0)
+        assert got and [(c.line, c.version) for c in got[0][1]] == [("CM1", 2)]
+        assert 1 <= len(wakes) <= 2  # the change told (BW1's, told with it, too)
+        assert wakes[0] - marked >= feed.coalesce_s
+    finally:
+        feed.stop()
+        loop.close()
