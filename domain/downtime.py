@@ -126,12 +126,16 @@ class PlannedIndex:
     whatever span it was computed over), so the sums are bit for bit the same.
     """
 
-    __slots__ = ("_intervals", "_ends", "end")
+    __slots__ = ("_intervals", "_ends", "start", "end")
 
     def __init__(self, plant: Plant, start: float, end: float) -> None:
         self._intervals = planned_intervals(plant, start, end)
         self._ends = [e for _, e in self._intervals]
-        self.end = end  # the span's end
+        self.start = start  # the span
+        self.end = end
+
+    def covers(self, start: float, end: float) -> bool:
+        return self.start <= start and end <= self.end
 
     def seconds(self, a: float, b: float) -> float:
         """Planned seconds in [a, b) (which must lie inside the span the index covers)."""
@@ -148,6 +152,28 @@ class PlannedIndex:
 
     def any_in(self, a: float, b: float) -> bool:
         return self.seconds(a, b) > 0
+
+
+class PlannedIndexes:
+    """Planned indexes kept by a caller that asks about the same span start again and again
+    (a reader's live views: the shift's start, an end that moves with the clock): an index
+    covering [start, end) is built over ``ahead_s`` more, and answers bit for bit as one built
+    over [start, end) (``PlannedIndex``), so the next views use it. Per plant object."""
+
+    def __init__(self, ahead_s: float = 3600.0, size: int = 256) -> None:
+        self.ahead_s = ahead_s
+        self.size = size
+        self._kept: dict[float, tuple[Plant, PlannedIndex]] = {}
+
+    def covering(self, plant: Plant, start: float, end: float) -> PlannedIndex:
+        got = self._kept.get(start)
+        if got is not None and got[0] is plant and got[1].covers(start, end):
+            return got[1]
+        index = PlannedIndex(plant, start, end + self.ahead_s)
+        if len(self._kept) >= self.size:
+            self._kept.clear()
+        self._kept[start] = (plant, index)
+        return index
 
 
 def _counted_index(spans: Sequence[tuple[Stop, Interval]], plant: Plant, start: float, edge: float,

@@ -17,6 +17,7 @@ from domain.downtime import (
     NO_REASON_TEXT,
     SMALL_STOP_GROUP,
     PlannedIndex,
+    PlannedIndexes,
     claimed_spans,
     classify_stop,
 )
@@ -35,6 +36,7 @@ class Kept:
 
     events: KeptEvents = field(default_factory=dict)
     sums: KeptSums = field(default_factory=dict)
+    planned: PlannedIndexes = field(default_factory=PlannedIndexes)  # the windows' planned time
 
     def clear(self) -> None:
         self.events.clear()
@@ -59,9 +61,9 @@ def downtime_report(stops: Sequence[Stop], plant: Plant, start: float, end: floa
     ``listed=False``: without the list (``events`` empty): the figures only.
     """
     edge = min(end, now)
-    sums = sums_by_machine(stops, plant, start, end, now, kept.sums if kept is not None else None)
+    planned = kept.planned.covering(plant, start, edge) if kept is not None else PlannedIndex(plant, start, edge)
+    sums = sums_by_machine(stops, plant, start, end, now, kept.sums if kept is not None else None, planned)
     if listed:
-        planned = PlannedIndex(plant, start, edge)
         events = [_kept_event(stop, span, plant, planned, now, kept.events if kept is not None else None)
                   for stop, span in claimed_spans(stops, start, edge, now)]
     else:

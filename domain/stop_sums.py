@@ -194,16 +194,19 @@ def machine_sums(stops: list[Stop], plant: Plant, planned: PlannedIndex, start: 
 
 
 def machine_of(stops: Iterable[Stop], plant: Plant, start: float, end: float, now: float,
-               kept: KeptSums | None = None) -> MachineSums:
+               kept: KeptSums | None = None, planned: PlannedIndex | None = None) -> MachineSums:
     """``machine_sums`` of one machine's stops of a window (any order; none: empty sums)."""
-    got = sums_by_machine(stops, plant, start, end, now, kept) if min(end, now) > start else []
+    got = sums_by_machine(stops, plant, start, end, now, kept, planned) if min(end, now) > start else []
     return got[0][1] if got else MachineSums()
 
 
 def sums_by_machine(stops: Iterable[Stop], plant: Plant, start: float, end: float, now: float,
-                    kept: KeptSums | None = None) -> list[tuple[tuple[str, str], MachineSums]]:
-    """``machine_sums`` of each machine's stops of a window (any order), by (line, machine)."""
-    planned = PlannedIndex(plant, start, min(end, now))
+                    kept: KeptSums | None = None, planned: PlannedIndex | None = None
+                    ) -> list[tuple[tuple[str, str], MachineSums]]:
+    """``machine_sums`` of each machine's stops of a window (any order), by (line, machine);
+    ``planned``: an index of the plant's planned time covering the window (else built here)."""
+    if planned is None or not planned.covers(start, min(end, now)):
+        planned = PlannedIndex(plant, start, min(end, now))
     by_machine = stops_by_machine(stops)
     return [(key, machine_sums(sorted(by_machine[key], key=_start), plant, planned, start, end, now, kept))
             for key in sorted(by_machine)]

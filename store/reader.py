@@ -190,8 +190,9 @@ class PlantReader:
                    machines: bool) -> answers.LineKpis:
         line, ids, output = cfg.id, self._machine_ids(cfg, None), cfg.output_machine
         # the output machine's stops summed as the downtime report sums them (its settled ones kept)
+        kept = self.stop_reads.report
         sums = stop_sums.machine_of([s for s in stops if s.machine == output], self.plant, window[0], window[1], now,
-                                    self.stop_reads.report.sums)
+                                    kept.sums, kept.planned.covering(self.plant, window[0], min(window[1], now)))
         report = kpi.report(kpi.line_totals_of(totals, cfg, sums.buckets, sums.counted), self.plant, window[0],
                             window[1], now)
         coverage = human.Coverage.of(sums).to_dict()

@@ -150,7 +150,7 @@ class WindowReads:
                             [m for m in machines if _needs_edge(snapshot, m, window.end)], now, window.end)
         for machine, edge in edges.items():
             _add_edge(sums[machine], edge, bounds)
-        _add_no_data(sums, bounds, self.plant)
+        _add_no_data(sums, bounds, self.plant, self.stops.report.planned)
         stops: list[Stop] = []
         if stops_of:
             edge_stops = {m: edge.stops for m, edge in edges.items()}  # as of the window's end
@@ -286,7 +286,8 @@ def _add_edge(sums: list[RollupSum], edge: Edge, bounds: Sequence[float]) -> Non
         sums[_bucket(bounds, edge.cursor)].add_totals(edge.partial)
 
 
-def _add_no_data(sums: dict[str, list[RollupSum]], bounds: Sequence[float], plant: Plant) -> None:
+def _add_no_data(sums: dict[str, list[RollupSum]], bounds: Sequence[float], plant: Plant,
+                 indexes: downtime.PlannedIndexes | None = None) -> None:
     """Adds to every bucket the time its rollups and open edge do not cover, as unknown.
 
     Relies on the rollup worker's invariant: from a machine's first minute on, every
@@ -300,7 +301,8 @@ def _add_no_data(sums: dict[str, list[RollupSum]], bounds: Sequence[float], plan
     their retention, a worker restarted without its bookkeeping), only where in its
     bucket the missing time lies, so how much of it was planned, would be approximated.
     Cost: a subtraction per machine and bucket; the shift calendar is walked once, over
-    the span of all gaps, and only when there is one."""
+    the span of all gaps, and only when there is one (``indexes``: a caller's kept planned
+    indexes, which the next live view's gaps, the same, find again)."""
     gaps: list[tuple[RollupSum, float, float]] = []
     for parts in sums.values():
         for part, (a, b) in zip(parts, itertools.pairwise(bounds), strict=True):
@@ -309,7 +311,8 @@ def _add_no_data(sums: dict[str, list[RollupSum]], bounds: Sequence[float], plan
                 gaps.append((part, a, a + missing))
     if not gaps:
         return
-    planned = downtime.PlannedIndex(plant, min(a for _, a, _ in gaps), max(b for _, _, b in gaps))
+    first, last = min(a for _, a, _ in gaps), max(b for _, _, b in gaps)
+    planned = downtime.PlannedIndex(plant, first, last) if indexes is None else indexes.covering(plant, first, last)
     for part, a, b in gaps:
         part.add_no_data(b - a, planned.seconds(a, b))
 

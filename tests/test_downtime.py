@@ -288,3 +288,42 @@ def test_planned_index_adds_up_exactly_what_the_calendar_gives(a: int, length: i
     expected = total(intersect([(start, end)], planned_intervals(SHIFT_PLANT, start, end))) if end > start else 0
     assert index.seconds(start, end) == expected
     assert index.any_in(start, end) == (expected > 0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(ends=st.lists(st.integers(1, 3 * 86_400_000), min_size=1, max_size=6), a=st.integers(0, 3 * 86_400_000),
+       length=st.integers(0, 86_400_000))
+def test_kept_planned_indexes_answer_as_one_built_for_the_span(ends: list[int], a: int, length: int) -> None:
+    """A reader's kept indexes (one window start, ends moving with the clock, across the DST
+    change and the breaks): what each answers inside its asked span is what an index of just
+    that span answers, bit for bit; a span it no longer covers (or another plant) builds anew."""
+    from domain.downtime import PlannedIndexes
+
+    indexes = PlannedIndexes(ahead_s=3600.0)
+    start = DST_SPAN[0]
+    kept = None
+    for n in ends:
+        end = start + n / 1000
+        index = indexes.covering(SHIFT_PLANT, start, end)
+        assert index.covers(start, end)
+        if kept is not None and kept.covers(start, end):
+            assert index is kept, "an index that still covers the span is kept"
+        kept = index
+        q0 = start + min(a / 1000, end - start)
+        q1 = min(q0 + length / 1000, end)
+        assert index.seconds(q0, q1) == PlannedIndex(SHIFT_PLANT, start, end).seconds(q0, q1)
+    other = make_plant(timezone="Europe/Berlin", shifts=SHIFT_PLANT.model_dump()["shifts"])
+    assert indexes.covering(other, start, start + 60) is not kept, "per plant object (a reloaded plant file)"
+
+
+def test_kept_planned_indexes_are_built_ahead_of_the_clock() -> None:
+    from domain.downtime import PlannedIndexes
+
+    indexes = PlannedIndexes(ahead_s=600.0)
+    start = DST_SPAN[0]
+    first = indexes.covering(SHIFT_PLANT, start, start + 3600)
+    assert (first.start, first.end) == (start, start + 4200)
+    assert indexes.covering(SHIFT_PLANT, start, start + 4200) is first  # the next views of the live window
+    later = indexes.covering(SHIFT_PLANT, start, start + 4201)
+    assert later is not first and (later.start, later.end) == (start, start + 4801)
+    assert indexes.covering(SHIFT_PLANT, start + 60, start + 120) is not later  # another window start
