@@ -3,7 +3,7 @@
 A window's machine sums are composed of three parts, always the same way (so a sum taken
 from the cache and one computed again are the same floating-point numbers): the leading
 minutes up to the first whole hour, the **closed whole hours** from there to the last hour
-boundary every machine of the request has closed (its watermark), and the tail after it
+boundary the machine has closed (its watermark), and the tail after it
 (the open edge comes on top, in ``store.window_reads``). The middle part never changes
 until late data rewrites stored rollups (the line's ``amend`` counter moves), so it is kept
 per (line, machine, first hour, last hour, amend): in the process (an LRU) and in Redis
@@ -57,12 +57,22 @@ class WindowSums:
         self.computed = 0  # machine middles read from the rollups
 
     def sums(self, line: str, requests: Sequence[MachineRequest], amend: int) -> dict[str, list[RollupSum]]:
-        """Like ``RollupReads.bucket_sums`` for requests of one bucket ``[start, end)`` each."""
-        if not requests:
-            return {}
+        """Like ``RollupReads.bucket_sums`` for requests of one bucket ``[start, end)`` each.
+        Each machine's sum is composed at its own last closed hour (its watermark's), so it
+        is the same whichever other machines are asked with it."""
+        out: dict[str, list[RollupSum]] = {}
+        by_cut: dict[float, list[MachineRequest]] = {}
+        for r in requests:
+            by_cut.setdefault(floor_to(min(r.bounds[-1], floor_to(r.watermark, MINUTE_S)), HOUR_S), []).append(r)
+        for cut, group in by_cut.items():
+            out.update(self._composed(line, group, cut, amend))
+        return out
+
+    def _composed(self, line: str, requests: Sequence[MachineRequest], cut: float, amend: int
+                  ) -> dict[str, list[RollupSum]]:
+        """Lead, middle and tail of machines with the same last closed hour ``cut``."""
         start, end = requests[0].bounds[0], requests[0].bounds[-1]
         first = ceil_to(start, HOUR_S)
-        cut = floor_to(min(end, *(floor_to(r.watermark, MINUTE_S) for r in requests)), HOUR_S)
         if cut - first < HOUR_S:
             return self.rollups.bucket_sums(line, requests)
         middle = self._middle(line, requests, first, cut, amend)

@@ -98,8 +98,8 @@ class WindowReads:
         # per line: the parsed bookkeeping, its stamp (commit counter, rewinds, heartbeat), a generation
         self._snapshots: dict[str, tuple[tuple[Any, ...], LineSnapshot, int]] = {}
         self._generation = itertools.count(1)
-        # stored rollups' bucket sums of a window, per watermarks (``_closed_sums``)
-        self._closed: LruCache[tuple[Any, ...], dict[str, list[RollupSum]]] = LruCache(512)
+        # stored rollups' bucket sums of a window, per machine and watermark's minute (``_closed_sums``)
+        self._closed: LruCache[tuple[Any, ...], list[RollupSum]] = LruCache(8192)
         # a window read just made (same generation, window and now): shared by the next question
         self.reads: LruCache[tuple[Any, ...], _Read] = LruCache(256)
 
@@ -161,24 +161,37 @@ class WindowReads:
     def _closed_sums(self, line_id: str, snapshot: LineSnapshot, machines: list[str],
                      bounds: list[float]) -> dict[str, list[RollupSum]]:
         """Bucket sums of the stored rollups (up to each machine's watermark, the start of its
-        open minute): read once per watermarks and rewinds (``amend``), so once a minute
-        although the worker commits every second, whatever the window's end beyond every
-        watermark; a copy (the open edge is added to it)."""
-        requests = [MachineRequest(m, w, bounds) for m in machines if (w := snapshot.watermark(m)) is not None]
-        caps = tuple((r.machine, floor_to(r.watermark, MINUTE_S)) for r in requests)
-        covered = max((cap for _, cap in caps), default=-math.inf)
-        key = (line_id, snapshot.amend, caps, tuple(machines), tuple(bounds[:-1]),
-               None if bounds[-1] >= covered else bounds[-1])
-        sums = self._closed.get(key)
-        if sums is None:
-            if len(bounds) == 2:  # one bucket: its closed whole hours shared (``store.window_cache``)
-                sums = self.window_sums.sums(line_id, requests, snapshot.amend)
+        open minute), kept per machine and its watermark's minute (and rewinds: ``amend``): a
+        machine's are read again once a minute although the worker commits every second,
+        whatever the window's end beyond its watermark, and only that machine's (the
+        machines' watermarks enter a new minute at different commits); a copy (the open edge
+        is added to it)."""
+        head, end = tuple(bounds[:-1]), bounds[-1]
+        out: dict[str, list[RollupSum]] = {}
+        missing: list[tuple[MachineRequest, tuple[Any, ...]]] = []
+        for m in machines:
+            watermark = snapshot.watermark(m)
+            if watermark is None:
+                out[m] = [RollupSum() for _ in range(len(bounds) - 1)]
+                continue
+            cap = floor_to(watermark, MINUTE_S)
+            key = (line_id, m, snapshot.amend, cap, head, None if end >= cap else end)
+            got = self._closed.get(key)
+            if got is None:
+                missing.append((MachineRequest(m, watermark, bounds), key))
             else:
-                sums = self.rollups.bucket_sums(line_id, requests)
-            for m in machines:
-                sums.setdefault(m, [RollupSum() for _ in range(len(bounds) - 1)])
-            self._closed.put(key, sums)
-        return {m: [part.copy() for part in parts] for m, parts in sums.items()}
+                out[m] = [part.copy() for part in got]
+        if missing:
+            requests = [request for request, _ in missing]
+            if len(bounds) == 2:  # one bucket: its closed whole hours shared (``store.window_cache``)
+                read = self.window_sums.sums(line_id, requests, snapshot.amend)
+            else:
+                read = self.rollups.bucket_sums(line_id, requests)
+            for request, key in missing:
+                parts = read.get(request.machine) or [RollupSum() for _ in range(len(bounds) - 1)]
+                self._closed.put(key, parts)
+                out[request.machine] = [part.copy() for part in parts]
+        return out
 
     def snapshot(self, line_id: str) -> LineSnapshot:
         """The line's bookkeeping (watermarks, carries) as the worker last wrote it."""

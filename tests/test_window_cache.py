@@ -98,3 +98,58 @@ def test_a_redis_that_lost_its_data_is_not_answered_from_what_was_read_before(re
     after = answers(reader)
     assert after != before
     assert after == answers(PlantReader(redis_client, plant, window_cache_ttl_s=0))
+
+
+def test_a_machine_whose_watermark_entered_a_new_minute_is_read_again_alone(redis_client: redis.Redis,
+                                                                            plant: Any) -> None:
+    """A live window's closed sums are kept per machine and its watermark's minute: the
+    machines' watermarks enter a new minute at different commits, and each time only that
+    machine's stored rollups are read and summed again. A machine's sum does not depend on
+    which others are asked with it (each is composed at its own last closed hour)."""
+    from dataclasses import replace
+
+    redis_client.flushdb()
+    events = line_history(plant, "L1", START, END, seed=6, power_every_s=5.0, mean_run_s=400.0)
+    clock = [END - 30 * 60]
+    worker = RollupWorker(redis_client, plant, options=OPTIONS, clock=lambda: clock[0])
+    write_events(redis_client, [e for e in events if e.ts <= clock[0]])
+    worker.drain()
+    reader = PlantReader(redis_client, plant)
+    early = reader.window_reads.snapshot("L1")
+    write_events(redis_client, [e for e in events if e.ts > clock[0]])
+    clock[0] = END
+    worker.drain()
+    worker.close()
+    late = PlantReader(redis_client, plant).window_reads.snapshot("L1")
+    assert all(late.watermark(m) >= early.watermark(m) + 25 * 60 for m in ("M1", "M2"))  # type: ignore[operator]
+    mixed = replace(early, heads={**early.heads, "M1": late.heads["M1"]})  # M1's watermark moved on, M2's not
+
+    keys: list[str] = []  # what the reader's closed rollups read
+    rollups = reader.window_reads.rollups
+    real = rollups.redis
+
+    class Spying:
+        def pipeline(self, *args: Any, **kwargs: Any) -> Any:
+            pipe = real.pipeline(*args, **kwargs)
+            hgetall, get = pipe.hgetall, pipe.get
+            pipe.hgetall = lambda key: (keys.append(key), hgetall(key))[1]
+            pipe.get = lambda key: (keys.append(key), get(key))[1]
+            return pipe
+
+    rollups.redis = Spying()
+    reader.window_reads.window_sums.rollups = rollups
+    bounds = [START, END]
+    first = reader.window_reads._closed_sums("L1", early, ["M1", "M2"], bounds)
+    assert any(":M1:" in k for k in keys) and any(":M2:" in k for k in keys), keys
+    keys.clear()
+    again = reader.window_reads._closed_sums("L1", early, ["M1", "M2"], [START, END + 5])  # the clock moved on
+    assert keys == [] and again == first, "nothing read again within the watermarks' minutes"
+    moved = reader.window_reads._closed_sums("L1", mixed, ["M1", "M2"], bounds)
+    assert keys and all(":M1:" in k for k in keys), keys  # M1's rollups only
+    assert moved["M2"] == first["M2"] and moved["M1"] != first["M1"]
+    for snapshot, got in ((early, first), (mixed, moved)):  # as a fresh reader sums each machine, alone or not
+        fresh = PlantReader(redis_client, plant, window_cache_ttl_s=0).window_reads
+        assert got == fresh._closed_sums("L1", snapshot, ["M1", "M2"], bounds)
+        assert got["M1"] == fresh._closed_sums("L1", snapshot, ["M1"], bounds)["M1"]
+        assert got["M2"] == PlantReader(redis_client, plant).window_reads._closed_sums("L1", snapshot, ["M2"],
+                                                                                       bounds)["M2"]
