@@ -9,19 +9,24 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 
 from domain.contract import ROLLUP_FIELDS, ROLLUP_INT_FIELDS, decode_rollup, encode_rollup
 from domain.model import State
 from domain.totals import Totals
 
-_INT_INDEXES = tuple(i for i, name in enumerate(ROLLUP_FIELDS) if name in ROLLUP_INT_FIELDS)
 _CALENDAR = ROLLUP_FIELDS.index("calendar_s")
 _PLANNED = ROLLUP_FIELDS.index("planned_operation_s")
 _UNKNOWN = ROLLUP_FIELDS.index("unknown_s")
 _DICT_FIELDS = {"state_s", "quarter_kwh"}
 _NO_DATA_STATE = State.UNKNOWN.value
 _rollup_fields = attrgetter(*ROLLUP_FIELDS)  # a Totals' values of ROLLUP_FIELDS, in that order
+# the scalars in the order of Totals' fields (its numbers: every one is a rollup field), and which are counts
+_TOTALS_NUMBERS = [f.name for f in fields(Totals) if f.name not in _DICT_FIELDS]
+_as_totals_order = itemgetter(*(ROLLUP_FIELDS.index(name) for name in _TOTALS_NUMBERS))
+_TOTALS_INT_POSITIONS = tuple(i for i, name in enumerate(_TOTALS_NUMBERS) if name in ROLLUP_INT_FIELDS)
+if [f.name for f in fields(Totals)][len(_TOTALS_NUMBERS):] != ["state_s", "quarter_kwh"]:
+    raise RuntimeError("Totals' dicts must be its last fields (RollupSum.to_totals passes them by position)")
 
 
 def missing_totals_fields() -> set[str]:
@@ -102,10 +107,10 @@ class RollupSum:
         return not any(self.scalars) and not self.states and not self.quarters
 
     def to_totals(self) -> Totals:
-        values: dict[str, object] = dict(zip(ROLLUP_FIELDS, self.scalars, strict=True))
-        for i in _INT_INDEXES:
-            values[ROLLUP_FIELDS[i]] = round(self.scalars[i])
-        return Totals(**values, state_s=dict(self.states), quarter_kwh=dict(self.quarters))  # type: ignore[arg-type]
+        values = list(_as_totals_order(self.scalars))  # positional: a live view makes one per machine
+        for i in _TOTALS_INT_POSITIONS:
+            values[i] = round(values[i])
+        return Totals(*values, dict(self.states), dict(self.quarters))  # type: ignore[call-arg]  # all of its fields
 
 
 def sum_all(parts: list[RollupSum]) -> RollupSum:
