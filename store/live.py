@@ -8,6 +8,7 @@ import math
 import time
 from collections.abc import Sequence
 from functools import lru_cache
+from operator import attrgetter
 from typing import Any, cast
 
 import redis
@@ -73,23 +74,33 @@ def line_live(plant: Plant, line: Line, live_raw: Any, nodes_raw: Any, now: floa
 def live_events(line: Line, raw: dict[Any, Any] | None) -> dict[str, dict[str, Event]]:
     """machine -> signal -> latest event, from a live hash."""
     by_machine: dict[str, dict[str, Event]] = {}
+    line_id = line.id
     for field, value in (raw or {}).items():
-        event = _live_event(line.id, field, value)
-        if event is not None:
-            by_machine.setdefault(event.machine, {})[str(event.signal)] = event
+        got = _live_event(line_id, field, value)
+        if got is not None:
+            machine, signal, event = got
+            signals = by_machine.get(machine)
+            if signals is None:
+                by_machine[machine] = {signal: event}
+            else:
+                signals[signal] = event
     return by_machine
 
 
 @lru_cache(maxsize=50_000)
-def _live_event(line: str, field: bytes | str, value: bytes | str) -> Event | None:
-    """A live hash's field decoded (None: not an event). Kept: live views are read again at
-    every change of their line, and most of a line's fields have not changed since the last
-    read (an ``Event`` is frozen, so one decoded event is shared)."""
+def _live_event(line: str, field: bytes | str, value: bytes | str) -> tuple[str, str, Event] | None:
+    """A live hash's field decoded: its machine, its signal's name and the event (None: not
+    an event). Kept: live views are read again at every change of their line, and most of a
+    line's fields have not changed since the last read (an ``Event`` is frozen, so one
+    decoded event is shared)."""
     try:
-        return contract.decode_live(line, field, value)
+        event = contract.decode_live(line, field, value)
     except ValueError:
         return None
+    return event.machine, str(event.signal), event
 
+
+_ts = attrgetter("ts")
 
 # per machine: the last answer of ``machine_now`` and what it came from (plant, events, stale)
 Answered = dict[tuple[str, str], tuple[Plant, tuple[Event, ...], bool, answers.MachineLive]]
@@ -99,16 +110,15 @@ def machine_now(plant: Plant, line: Line, machine_id: str, live: dict[str, Event
                 now: float, answered: Answered | None = None) -> answers.MachineLive:
     """State (unknown when stale, link down or bad), since when, reason, counters, power.
     Depends on ``now`` only through staleness: the answer is kept in ``answered`` (a
-    reader's) per machine while its events (the very objects: ``_live_event`` shares them)
-    and the plant stay the same."""
+    reader's) per machine while its events (mostly the very objects: ``_live_event`` shares
+    them) and the plant stay the same."""
     if answered is None:
         answered = {}
     events = tuple(live.values())
-    last = max((e.ts for e in events), default=None)
+    last = max(map(_ts, events)) if events else None
     stale = andon.is_stale(last, now, plant.gap_timeout_s)
     kept = answered.get((line.id, machine_id))
-    if (kept is not None and kept[0] is plant and kept[2] == stale and len(kept[1]) == len(events)
-            and all(a is b for a, b in zip(kept[1], events, strict=True))):
+    if kept is not None and kept[0] is plant and kept[2] == stale and kept[1] == events:  # (the same objects, mostly)
         return {**kept[3], "bad_nodes": []}
     got = _machine_now(plant, line, machine_id, live, last, stale, now)
     answered[(line.id, machine_id)] = (plant, events, stale, got)
