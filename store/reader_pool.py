@@ -43,8 +43,9 @@ TIMEOUT_S = 10.0  # a child answering nothing this long is killed (the screens' 
 RESTART_S = 5.0  # a child that died is started again at most this often
 AUTO_MIN_LINES = 16  # "auto": a pool only for plants this big (smaller ones compute fast enough alone)
 AUTO_MAX_PROCESSES = 4
-IN_FLIGHT_PER_CHILD = 4  # lines asked of a child at once (the warm-up threads: ``warm_threads``)
+IN_FLIGHT_PER_CHILD = 16  # lines asked of a child at once (the warm-up threads: ``warm_threads``): a round, read ahead
 IDLE_S = 0.02  # a child asked nothing for this long is between rounds of views: it collects its garbage then
+READ_AHEAD_MAX = 32  # requests of a round a child reads ahead at once (``store.read_ahead``)
 IDLE_GC_AT = 5_000  # young objects (of the 50,000 that set off a collection while computing) worth collecting
 _cpu = threading.local()  # per thread: CPU seconds its calls took in the children
 
@@ -292,18 +293,43 @@ def _serve(conn: Connection, settings: Any) -> None:
             generation = idle_collection(gc.get_count(), gc.get_threshold())
             if generation is not None and not conn.poll(IDLE_S):
                 gc.collect(generation)
-            rid, line, start, end, now, with_live = conn.recv()
+            batch = [conn.recv()]
+            while len(batch) < READ_AHEAD_MAX and conn.poll(0):  # the rest of the round, queued behind it
+                batch.append(conn.recv())
         except (EOFError, OSError):
             return  # the server process is gone
         cpu = time.thread_time()
-        value: Any
-        try:
-            ok, value = True, reader.line_now(line, start, end, now, with_live=with_live)
-        except Exception as exc:  # noqa: BLE001  # the caller raises it
-            ok, value = False, exc
-        try:
-            conn.send((rid, ok, value, time.thread_time() - cpu))
-        except (EOFError, OSError):
-            return
-        except Exception as exc:  # noqa: BLE001  # an error that does not pickle
-            conn.send((rid, False, RuntimeError(f"{type(exc).__name__}: {exc}"), 0.0))
+        if len(batch) > 1:
+            _read_ahead(reader, batch)
+        shared = (time.thread_time() - cpu) / len(batch)  # the round trip read ahead, a share each
+        for rid, line, start, end, now, with_live in batch:
+            cpu = time.thread_time()
+            value: Any
+            try:
+                ok, value = True, reader.line_now(line, start, end, now, with_live=with_live)
+            except Exception as exc:  # noqa: BLE001  # the caller raises it
+                ok, value = False, exc
+            try:
+                conn.send((rid, ok, value, time.thread_time() - cpu + shared))
+            except (EOFError, OSError):
+                return
+            except Exception as exc:  # noqa: BLE001  # an error that does not pickle
+                conn.send((rid, False, RuntimeError(f"{type(exc).__name__}: {exc}"), 0.0))
+        reader.window_reads.ahead.clear()  # (what a view did not take: its state had moved)
+
+
+def _read_ahead(reader: Any, batch: list[Any]) -> None:
+    """The round trips the views of ``batch`` will make first, in one (``store.read_ahead``):
+    planned as ``PlantReader.line_now`` asks its window (a view whose plan differs reads for
+    itself). Any error here only means each view reads for itself."""
+    from store import live
+
+    planned = []
+    for _rid, line, start, end, now, with_live in batch:
+        with contextlib.suppress(Exception):
+            cfg = reader.line(line)
+            ids = [m.id for m in cfg.machines]
+            planned.append((line, reader.window_reads.plan_totals(cfg, ids, start, end, now, ids,
+                                                                 live.live_reads(line) if with_live else ())))
+    with contextlib.suppress(Exception):
+        reader.window_reads.ahead.prefetch(reader.window_reads.redis, planned)

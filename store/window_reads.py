@@ -38,6 +38,7 @@ from store.cache import LruCache
 from store.closed_rollups import MachineRequest, RollupReads
 from store.open_edges import Edge, OpenEdges
 from store.progress import floor_to
+from store.read_ahead import Command, ReadAhead
 from store.stop_reads import Ahead, StopReads
 from store.sums import RollupSum
 from store.window_cache import DEFAULT_TTL_S, WindowSums
@@ -94,6 +95,7 @@ class WindowReads:
         self.rollups = rollups
         self.stops = stops
         self.edges = OpenEdges(redis_client, plant, max_edge_events=max_edge_events)
+        self.ahead = ReadAhead()  # round trips read ahead with other lines' (a pool child's round)
         self._amend_seen: dict[str, tuple[int, int, Any]] = {}  # per line: its rewinds, commit counter and epoch seen
         # per line: the parsed bookkeeping, its stamp (commit counter, rewinds, heartbeat), a generation
         self._snapshots: dict[str, tuple[tuple[Any, ...], LineSnapshot, int]] = {}
@@ -118,10 +120,8 @@ class WindowReads:
                    ) -> tuple[Window, dict[str, Totals], list[Stop], list[Any]]:
         """``totals``, and the replies to ``also``: more commands on the line's keys (name,
         arguments), sent in the round trip that reads the line's bookkeeping stamp."""
-        window = query_window(start, end, now, machines, None)
-        since = window.start - CLASSIFIED_BEFORE_S  # people's classifications: read in the same round trip
-        snap, replies, ahead = self._snap_and(line.id, [*also, classifications.read_after(line.id, since)]
-                                              if stops_of else also, self.stops.ahead(line.id) if stops_of else None)
+        window, since, also, stops_from = self._totals_reads(line, machines, start, end, now, stops_of, also)
+        snap, replies, ahead = self._snap_and(line.id, also, stops_from)
         classified = classifications.Read.of(since, replies.pop()) if stops_of else None
         own = frozenset(stops_of)
         key = (line.id, snap[1], snap[2], tuple(machines), window.start, window.end, now)
@@ -134,6 +134,23 @@ class WindowReads:
         stops = read.stops if own >= read.stops_of else [s for s in read.stops if s.machine in own]
         return (read.window, dict(read.totals),
                 self.stops.classifications.apply(line.id, stops, classified) if stops_of else [], replies)
+
+    def plan_totals(self, line: Line, machines: list[str], start: float, end: float, now: float,
+                    stops_of: Sequence[str] = (), also: Sequence[tuple[str, tuple[Any, ...]]] = ()) -> list[Command]:
+        """The commands ``totals_and`` with these arguments would send now (``store.read_ahead``)."""
+        _, _, also, stops_from = self._totals_reads(line, machines, start, end, now, stops_of, also)
+        return self._snap_commands(line.id, also, stops_from)[0]
+
+    def _totals_reads(self, line: Line, machines: list[str], start: float, end: float, now: float,
+                      stops_of: Sequence[str], also: Sequence[tuple[str, tuple[Any, ...]]]
+                      ) -> tuple[Window, float, list[tuple[str, tuple[Any, ...]]], float | None]:
+        """The window, the start of the classifications read, the commands sent with the
+        bookkeeping and where the stops set is read from (``_snap_and``)."""
+        window = query_window(start, end, now, machines, None)
+        since = window.start - CLASSIFIED_BEFORE_S  # people's classifications: read in the same round trip
+        if not stops_of:
+            return window, since, list(also), None
+        return window, since, [*also, classifications.read_after(line.id, since)], self.stops.ahead(line.id)
 
     def buckets(self, line: Line, machines: list[str], bounds: list[float], now: float,
                 stops_of: Sequence[str] = (), snap: tuple[LineSnapshot, int, Any] | None = None, *,
@@ -200,6 +217,26 @@ class WindowReads:
     def _snap(self, line_id: str) -> tuple[LineSnapshot, int, Any]:
         return self._snap_and(line_id, ())[0]  # (the stops' argument left out: no stops read)
 
+    def _snap_commands(self, line_id: str, also: Sequence[tuple[str, tuple[Any, ...]]], stops_from: float | None
+                       ) -> tuple[list[Command], str | None, tuple[tuple[Any, ...], LineSnapshot, int] | None]:
+        """``_snap_and``'s round trip as it stands: its commands, the followers' stream position
+        and the bookkeeping kept (both as the commands were planned with them)."""
+        key, events = contract.rollup_state_key(line_id), contract.events_key(line_id)
+        pos = self.edges.position(line_id)
+        cached = self._snapshots.get(line_id)
+        commands: list[Command] = [(name, tuple(args), ()) for name, args in also]
+        known = ["" if v is None else v for v in cached[0]] if cached is not None else ["", "", "", ""]
+        if stops_from is None:  # (a cluster pipeline has no eval())
+            commands.append(("execute_command", ("EVAL", _STAMP_OR_ALL, 1, key, *known), ()))
+        else:
+            commands.append(("execute_command", ("EVAL", _STAMP_OR_ALL_AND_STOPS, 2, key, contract.stops_key(line_id),
+                                                 *known, repr(stops_from)), ()))
+        commands.append(("xrevrange", (events,), (("count", 1),)))
+        if pos is not None:
+            commands.append(("xrange", (events,), (("min", contract.after_stream_id(pos)),
+                                                   ("count", self.edges.max_edge_events))))
+        return commands, pos, cached
+
     def _snap_and(self, line_id: str, also: Sequence[tuple[str, tuple[Any, ...]]], stops_from: float | None = None
                   ) -> tuple[tuple[LineSnapshot, int, Any], list[Any], Ahead | None]:
         """The line's bookkeeping, its generation (the same number as long as the worker has
@@ -211,23 +248,8 @@ class WindowReads:
         commands sent in that round trip (their replies). ``stops_from``: when the stamp moved, the
         stops set's members from there on are read with the hash (``StopReads.ahead``: the time and
         the (member, score) pairs; None when not read)."""
-        key = contract.rollup_state_key(line_id)
-        pos = self.edges.position(line_id)
-        cached = self._snapshots.get(line_id)
-        with self.redis.pipeline(transaction=False) as pipe:
-            for name, args in also:
-                getattr(pipe, name)(*args)
-            known = ["" if v is None else v for v in cached[0]] if cached is not None else ["", "", "", ""]
-            if stops_from is None:  # (a cluster pipeline has no eval())
-                pipe.execute_command("EVAL", _STAMP_OR_ALL, 1, key, *known)
-            else:
-                pipe.execute_command("EVAL", _STAMP_OR_ALL_AND_STOPS, 2, key, contract.stops_key(line_id), *known,
-                                     repr(stops_from))
-            pipe.xrevrange(contract.events_key(line_id), count=1)
-            if pos is not None:
-                pipe.xrange(contract.events_key(line_id), min=contract.after_stream_id(pos),
-                            count=self.edges.max_edge_events)
-            replies = pipe.execute()
+        commands, pos, cached = self._snap_commands(line_id, also, stops_from)
+        replies = self.ahead.run(self.redis, line_id, commands)  # read ahead (``store.read_ahead``), or now
         extra, (stamped, newest, *after) = replies[:len(also)], replies[len(also):]
         if pos is not None and after:
             self.edges.offer(line_id, pos, after[0])

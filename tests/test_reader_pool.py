@@ -203,10 +203,10 @@ def test_a_big_plants_dashboard_has_a_pool_its_lifespan_closes(redis_url: str, p
     app, _ = pool_of(view_processes=2)
     made = config_of(app.server)[data.POOL_KEY]
     assert len(made) == 2
-    # the live feed warms 4 lines at once alone, 4 per child with a pool (each child always has one queued)
+    # the live feed warms 4 lines at once alone, 16 per child with a pool (a round queued: read ahead)
     from store.live_feed import feed_of
 
-    for dash, threads in ((alone, 4), (app, 8)):
+    for dash, threads in ((alone, 4), (app, 32)):
         config = config_of(dash.server)
         assert config[data.WARM_KEY].threads == threads
         feed = feed_of(config, lambda: redis.Redis.from_url(redis_url), [line.id for line in plant.lines])
@@ -268,3 +268,53 @@ def test_pushed_line_views_are_read_by_the_pool_and_equal_the_servers_own(redis_
 
         live.shutdown(config_of(app.server))
         server.stop()
+
+
+def test_a_round_read_ahead_is_taken_by_each_view_and_changes_no_answer(redis_client: redis.Redis, plant: Any,
+                                                                         rolled_up: Snapshot) -> None:
+    """A child with a round of views queued reads their first round trips in one
+    (``reader_pool._read_ahead``): each view finds its replies (the plan is what ``line_now``
+    sends) and answers as a reader that read for itself; a view planned for another state
+    reads for itself."""
+    from store.reader_pool import _read_ahead
+
+    rolled_up.restore(redis_client)
+    plain, ahead = PlantReader(redis_client, plant), PlantReader(redis_client, plant)
+    rounds = [[(0, "L1", *window, live) for window in WINDOWS[:1] for live in (True,)],  # a line's first view
+              [(0, "L1", *WINDOWS[0], True), (1, "NOPE", *WINDOWS[0], True)],  # an unknown line is left to its view
+              [(0, "L1", *WINDOWS[2], False)]]
+    for batch in rounds * 2:  # the views of a line after its first: its followers' position, its stamp kept
+        before = ahead.window_reads.ahead.taken
+        _read_ahead(ahead, batch)
+        for _rid, line, start, end, now, with_live in batch:
+            if line == "NOPE":
+                with pytest.raises(UnknownLine):
+                    ahead.line_now(line, start, end, now, with_live=with_live)
+                continue
+            assert ahead.line_now(line, start, end, now, with_live=with_live) == plain.line_now(
+                line, start, end, now, with_live=with_live)
+        assert ahead.window_reads.ahead.taken == before + 1, batch  # L1's view took its replies
+    # planned, then another view of the line came first (other commands: no live state): it reads for
+    # itself and the plan is dropped; the planned view, after it, reads for itself too
+    taken = ahead.window_reads.ahead.taken
+    _read_ahead(ahead, [(0, "L1", *WINDOWS[0], True)])
+    assert ahead.line_now("L1", *WINDOWS[2], with_live=False) == plain.line_now("L1", *WINDOWS[2], with_live=False)
+    assert ahead.line_now("L1", *WINDOWS[0]) == plain.line_now("L1", *WINDOWS[0])
+    assert ahead.window_reads.ahead.taken == taken
+
+
+def test_read_ahead_replies_are_taken_once_and_only_for_the_same_commands(redis_client: redis.Redis) -> None:
+    from store.read_ahead import ReadAhead
+
+    redis_client.set("ra:a", "1")
+    redis_client.set("ra:b", "2")
+    ahead = ReadAhead()
+    plan_a = [("get", ("ra:a",), ()), ("get", ("ra:b",), ())]
+    plan_b = [("get", ("ra:b",), ())]
+    ahead.prefetch(redis_client, [("A", plan_a), ("B", plan_b), ("A", plan_b)])  # a line's first plan counts
+    redis_client.set("ra:a", "10")
+    redis_client.set("ra:b", "20")
+    assert ahead.run(redis_client, "B", [("get", ("ra:a",), ())]) == [b"10"]  # other commands: read now
+    assert ahead.run(redis_client, "A", plan_a) == [b"1", b"2"]  # as of the prefetch
+    assert ahead.run(redis_client, "A", plan_a) == [b"10", b"20"]  # taken once
+    assert ahead.taken == 1
