@@ -327,3 +327,23 @@ def test_kept_planned_indexes_are_built_ahead_of_the_clock() -> None:
     later = indexes.covering(SHIFT_PLANT, start, start + 4201)
     assert later is not first and (later.start, later.end) == (start, start + 4801)
     assert indexes.covering(SHIFT_PLANT, start + 60, start + 120) is not later  # another window start
+
+
+@settings(max_examples=300, deadline=None)
+@given(keys=st.lists(st.tuples(st.sampled_from(["L1", "L2"]), st.sampled_from(["M1", "M2", "M3"])), max_size=40),
+       one_line=st.booleans())
+def test_stops_by_machine_groups_as_by_line_and_machine_in_first_seen_order(keys: list[tuple[str, str]],
+                                                                            one_line: bool) -> None:
+    """Grouped by machine name first (one line's stops: the live views), by both when one name
+    is on several lines (a plant's report): the same groups, keys in the same order."""
+    from domain.downtime import stops_by_machine
+
+    stops = [Stop("L1" if one_line else line, machine, T0 + i, T0 + i + 1, State.IDLE, 0)
+             for i, (line, machine) in enumerate(keys)]
+    expected: dict[tuple[str, str], list[Stop]] = {}
+    for s in stops:
+        expected.setdefault((s.line, s.machine), []).append(s)
+    got = stops_by_machine(iter(stops))
+    assert list(got) == list(expected)
+    assert all(got[key] == group and all(a is b for a, b in zip(got[key], group, strict=True))
+               for key, group in expected.items())
