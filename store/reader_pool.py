@@ -10,7 +10,8 @@ spawned: the server process runs threads) and only turns the answers into views.
 * Each line always goes to the same child (round robin over the plant's lines): the line's
   followers (``store.open_edges``) and caches live there, as they would in the server.
 * A child computes one line at a time; the warm-up threads (``store.live_warm``) keep every
-  child busy. Answers are pickled back (about 10-30 KB a line).
+  child busy, a round of lines queued, whose first round trips it reads ahead in one
+  (``store.read_ahead``). Answers are pickled back (about 5 KB a line).
 * Nothing waits on a child that is not there: while it starts (about a second of imports),
   after it died (started again at most every ``RESTART_S``), or when it did not answer within
   ``TIMEOUT_S`` (killed), ``line_now`` raises ``PoolUnavailable`` and the caller reads in
