@@ -260,15 +260,16 @@ class PlantReader:
         one window from one read of it (its stops classified once), and (``with_live``) the
         line's live state as ``lines`` gives it, read in the same round trip as the window's
         bookkeeping: what a line's live view shows."""
-        cfg = self.line(line)
-        ids = self._machine_ids(cfg, None)
-        window, totals, stops, replies = self.window_reads.totals_and(
-            cfg, ids, start, end, now, stops_of=ids, also=live.live_reads(cfg.id) if with_live else ())
-        output = cfg.output_machine  # (a line config's attribute, looked up once: late in a shift this is 1,400 stops)
-        own = [s for s in stops if s.machine == output]
+        cfg, ids, also = self.line_now_reads(line, with_live)
+        window, totals, stops, replies = self.window_reads.totals_and(cfg, ids, start, end, now, ids, also)
         return (self._downtime(cfg, window, totals, stops, now, events=False),
-                self._line_kpis(cfg, window, totals, own, now, machines=False),
+                self._line_kpis(cfg, window, totals, stops, now, machines=False),  # (it takes the output's)
                 live.line_live(self.plant, cfg, replies[0], replies[1], now, self._answered) if with_live else None)
+
+    def line_now_reads(self, line: str, with_live: bool) -> tuple[Line, list[str], list[tuple[str, tuple[Any, ...]]]]:
+        """What ``line_now`` asks of its window: the line, its machines (their stops too), the live reads."""
+        cfg = self.line(line)
+        return cfg, self._machine_ids(cfg, None), live.live_reads(cfg.id) if with_live else []
 
     def _downtime(self, cfg: Line, window: Window, totals: dict[str, Totals], stops: list[Stop],
                   now: float, *, events: bool = True) -> answers.Downtime:

@@ -321,16 +321,12 @@ def _serve(conn: Connection, settings: Any) -> None:
 
 def _read_ahead(reader: Any, batch: list[Any]) -> None:
     """The round trips the views of ``batch`` will make first, in one (``store.read_ahead``):
-    planned as ``PlantReader.line_now`` asks its window (a view whose plan differs reads for
-    itself). Any error here only means each view reads for itself."""
-    from store import live
-
+    planned with what ``PlantReader.line_now`` asks its window (``line_now_reads``; a view whose
+    plan differs reads for itself). Any error here only means each view reads for itself."""
     planned = []
     for _rid, line, start, end, now, with_live in batch:
         with contextlib.suppress(Exception):
-            cfg = reader.line(line)
-            ids = [m.id for m in cfg.machines]
-            planned.append((line, reader.window_reads.plan_totals(cfg, ids, start, end, now, ids,
-                                                                 live.live_reads(line) if with_live else ())))
+            cfg, ids, also = reader.line_now_reads(line, with_live)
+            planned.append((line, reader.window_reads.plan_totals(cfg, ids, start, end, now, ids, also)))
     with contextlib.suppress(Exception):
         reader.window_reads.ahead.prefetch(reader.window_reads.redis, planned)
