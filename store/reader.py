@@ -55,8 +55,8 @@ from store.closed_rollups import RollupReads
 from store.reasons import ReasonLists
 from store.stop_reads import StopReads, annotate, state_segments, stops_by_bucket
 from store.window_cache import DEFAULT_TTL_S
-from store.window_reads import WindowReads, bucket_bounds, bucket_step, query_window
-from store.windows import Window, WindowError, parse_time, resolve_window
+from store.window_reads import WindowReads, query_window
+from store.windows import Window, WindowError, bucket_bounds, bucket_step, parse_time, resolve_window
 
 __all__ = ["PlantReader", "UnknownLine", "UnknownMachine", "Window", "WindowError", "parse_time", "resolve_window"]
 

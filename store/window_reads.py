@@ -2,8 +2,8 @@
 
 * **The window's edges** (``query_window``): ``start`` floored to its minute, ``end``
   capped at ``now``, and floored to its minute too when it lies inside closed minutes.
-* **The bucket grid** (``bucket_bounds``, ``bucket_step``): boundaries on the plant's
-  local clock (whole hours, quarter hours, local days, ...), whole minutes each.
+* **The bucket grid** (``store.windows.bucket_bounds``, ``bucket_step``): boundaries on the
+  plant's local clock (whole hours, quarter hours, local days, ...), whole minutes each.
 * **The sums** (``WindowReads.buckets``): closed minutes from the stored rollups
   (``store.closed_rollups``); the open edge, what the worker has not stored yet
   (``store.open_edges``); the time neither covers as no data (``_add_no_data``); and the
@@ -19,12 +19,9 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import redis
 
@@ -42,13 +39,10 @@ from store.read_ahead import Command, ReadAhead
 from store.stop_reads import Ahead, StopReads
 from store.sums import RollupSum
 from store.window_cache import DEFAULT_TTL_S, WindowSums
-from store.windows import MAX_WINDOW_DAYS, Window, WindowError
+from store.windows import MAX_WINDOW_DAYS, MINUTE_S, Window, WindowError, bucket_of
 
 log = logging.getLogger(__name__)
 
-MINUTE_S = 60.0
-DAY_S = 86400.0
-MAX_BUCKETS = 5000
 # stored rollups cover whole minutes and the edge runs to the window's end: anything
 # missing is whole minutes (or the whole window), never a rounding residue
 NO_DATA_TOLERANCE_S = 1e-3
@@ -316,9 +310,9 @@ def _add_edge(sums: list[RollupSum], edge: Edge, bounds: Sequence[float]) -> Non
     start, end = bounds[0], bounds[-1]
     for rollup in edge.minutes:
         if start <= rollup.minute_start < end:
-            sums[_bucket(bounds, rollup.minute_start)].add_totals(rollup.totals)
+            sums[bucket_of(bounds, rollup.minute_start)].add_totals(rollup.totals)
     if end > edge.cursor >= start:
-        sums[_bucket(bounds, edge.cursor)].add_totals(edge.partial)
+        sums[bucket_of(bounds, edge.cursor)].add_totals(edge.partial)
 
 
 def _add_no_data(sums: dict[str, list[RollupSum]], bounds: Sequence[float], plant: Plant,
@@ -350,45 +344,3 @@ def _add_no_data(sums: dict[str, list[RollupSum]], bounds: Sequence[float], plan
     planned = downtime.PlannedIndex(plant, first, last) if indexes is None else indexes.covering(plant, first, last)
     for part, a, b in gaps:
         part.add_no_data(b - a, planned.seconds(a, b))
-
-
-# --- the bucket grid (pure) -------------------------------------------------------------------
-
-def _bucket(bounds: Sequence[float], t: float) -> int:
-    return min(max(bisect_right(bounds, t) - 1, 0), len(bounds) - 2)
-
-
-def bucket_bounds(window: Window, step_s: float, tz: ZoneInfo) -> list[float]:
-    """Bucket boundaries on the plant's local clock grid (whole hours, quarter hours,
-    local days, ...); the first and last bucket may be partial."""
-    step = bucket_step(step_s)
-    if math.ceil((window.end - window.start) / step) + 1 > MAX_BUCKETS:
-        raise WindowError(f"step: {step:g} s makes more than {MAX_BUCKETS} buckets")
-    grid = _local_days(window, tz, int(step // DAY_S)) if step % DAY_S == 0 else _local_grid(window, tz, step)
-    return [window.start, *(t for t in grid if window.start < t < window.end), window.end]
-
-
-def _local_grid(window: Window, tz: ZoneInfo, step: float) -> list[float]:
-    midnight = datetime.fromtimestamp(window.start, tz).replace(hour=0, minute=0, second=0, microsecond=0)
-    origin = midnight.timestamp()
-    first = origin + math.ceil((window.start - origin) / step) * step
-    return [first + i * step for i in range(math.ceil((window.end - first) / step) + 1)]
-
-
-def _local_days(window: Window, tz: ZoneInfo, days: int) -> list[float]:
-    """Local midnights every ``days`` days (as long as the local days really are)."""
-    day = datetime.fromtimestamp(window.start, tz).date()
-    out = []
-    while True:
-        day += timedelta(days=days)
-        at = datetime.combine(day, datetime.min.time(), tzinfo=tz).timestamp()
-        out.append(at)
-        if at >= window.end:
-            return out
-
-
-def bucket_step(step_s: float) -> float:
-    """Buckets are whole minutes."""
-    if not math.isfinite(step_s) or step_s < MINUTE_S:
-        raise WindowError("step: at least 60 seconds")
-    return float(round(step_s / MINUTE_S) * MINUTE_S)

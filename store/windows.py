@@ -1,4 +1,5 @@
-"""Query windows: named ranges in plant local time and ISO 8601 times with an offset.
+"""Query windows: named ranges in plant local time and ISO 8601 times with an offset, and
+the grid of a window's buckets on the plant's local clock (``bucket_bounds``).
 
 Shared by the HTTP API and the dashboard, so ``?start=yesterday`` means the same on both.
 Pure: ``now`` is passed in.
@@ -8,7 +9,9 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import datetime
+from bisect import bisect_right
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
@@ -16,6 +19,9 @@ from domain import calendar
 from domain.plant import Plant
 
 MAX_WINDOW_DAYS = 400
+MAX_BUCKETS = 5000
+MINUTE_S = 60.0
+DAY_S = 86400.0
 NAMED_RANGES = ("shift", "last_shift", "today", "yesterday", "7d", "30d")
 DEFAULT_RANGE = "shift"
 _MAX_PARAM_LEN = 64
@@ -102,3 +108,46 @@ def resolve_window(plant: Plant, start_param: str | None, end_param: str | None,
     if window.end - window.start > max_days * 86400.0:
         raise WindowError(f"window longer than {max_days:g} days")
     return window
+
+
+# --- the bucket grid (pure) -------------------------------------------------------------------
+
+def bucket_of(bounds: Sequence[float], t: float) -> int:
+    """The index of the bucket of ``bounds`` that holds ``t`` (the first or last one outside them)."""
+    return min(max(bisect_right(bounds, t) - 1, 0), len(bounds) - 2)
+
+
+def bucket_bounds(window: Window, step_s: float, tz: ZoneInfo) -> list[float]:
+    """Bucket boundaries on the plant's local clock grid (whole hours, quarter hours,
+    local days, ...); the first and last bucket may be partial."""
+    step = bucket_step(step_s)
+    if math.ceil((window.end - window.start) / step) + 1 > MAX_BUCKETS:
+        raise WindowError(f"step: {step:g} s makes more than {MAX_BUCKETS} buckets")
+    grid = _local_days(window, tz, int(step // DAY_S)) if step % DAY_S == 0 else _local_grid(window, tz, step)
+    return [window.start, *(t for t in grid if window.start < t < window.end), window.end]
+
+
+def _local_grid(window: Window, tz: ZoneInfo, step: float) -> list[float]:
+    midnight = datetime.fromtimestamp(window.start, tz).replace(hour=0, minute=0, second=0, microsecond=0)
+    origin = midnight.timestamp()
+    first = origin + math.ceil((window.start - origin) / step) * step
+    return [first + i * step for i in range(math.ceil((window.end - first) / step) + 1)]
+
+
+def _local_days(window: Window, tz: ZoneInfo, days: int) -> list[float]:
+    """Local midnights every ``days`` days (as long as the local days really are)."""
+    day = datetime.fromtimestamp(window.start, tz).date()
+    out = []
+    while True:
+        day += timedelta(days=days)
+        at = datetime.combine(day, datetime.min.time(), tzinfo=tz).timestamp()
+        out.append(at)
+        if at >= window.end:
+            return out
+
+
+def bucket_step(step_s: float) -> float:
+    """Buckets are whole minutes."""
+    if not math.isfinite(step_s) or step_s < MINUTE_S:
+        raise WindowError("step: at least 60 seconds")
+    return float(round(step_s / MINUTE_S) * MINUTE_S)

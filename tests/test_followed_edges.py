@@ -19,8 +19,7 @@ from domain.contract import rollup_state_key
 from domain.model import Event, Signal, State
 from store.reader import PlantReader
 from store.rollup import RollupWorker
-from store.window_reads import bucket_bounds
-from store.windows import Window
+from store.windows import Window, bucket_bounds
 from tests.history import line_history, write_events
 from tests.store_support import assert_close, two_machine_plant
 from tests.test_event_time import END, OPTIONS, START, delayed, on_time, outage_window
