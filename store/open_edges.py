@@ -114,6 +114,7 @@ class OpenEdges:
         self._follows: dict[str, _LineFollow] = {}
         self._follows_lock = threading.Lock()
         self._behind: dict[str, int] = {}  # per line: the generation at which it had too much to follow
+        self.early = 0  # reads at an earlier now than an event their followers were fed (restored instead)
 
     @property
     def plant(self) -> Plant:
@@ -162,7 +163,7 @@ class OpenEdges:
                   now: float, end: float) -> dict[str, Edge] | None:
         """The open edges from the line's followers, brought up to the stream's newest entry
         and the worker's latest commit first (``_follow``). None where they cannot answer: a
-        read at an earlier ``now`` than one they were fed for, a window ending before what
+        read at an earlier ``now`` than an event they were fed, a window ending before what
         they were fed, more entries than ``max_edge_events``.
 
         A follower is the machine's carry restored once and fed every entry as it comes (so
@@ -181,7 +182,8 @@ class OpenEdges:
         if self._behind.get(line.id) == generation:
             return None  # too many entries to follow at this commit of the worker's (``_follow``)
         with follow.lock:
-            if now < follow.now:
+            if now < follow.now and any(f.acc.processed_until > now for f in follow.machines.values()):
+                self.early += 1  # fed an event after now (for a later read, or ``follow``)
                 return None
             if not self._follow(follow, snapshot, generation, now):
                 self._behind[line.id] = generation
@@ -193,6 +195,11 @@ class OpenEdges:
                     return None
                 edges[m] = Edge.of(follower.acc, end)
             return edges
+
+    def follow(self, line: Line, snapshot: LineSnapshot, generation: int, now: float) -> bool:
+        """The line's followers fed what came after their position up to ``now``, answering
+        no read (``WindowReads.prepare``): the next read feeds only what came after."""
+        return self._followed(line, snapshot, generation, [], now, now) is not None
 
     def _follow(self, follow: _LineFollow, snapshot: LineSnapshot, generation: int, now: float) -> bool:
         """Feeds the line's followers the entries after their position (a new machine: its

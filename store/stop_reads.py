@@ -86,11 +86,8 @@ class StopReads:
         ``ahead``: the stops set's (member, score) pairs from a time on (``ahead()``'s), read
         with ``snapshot``: used instead of reading the day still filling again when that read
         would begin there."""
-        wanted = set(machines)
-        own = wanted if stops_of is None else set(stops_of)
-        ongoing = {m: contract.decode_stop_member(h.stop)[1] for m, h in snapshot.heads.items() if h.stop}
-        lookback = max([snapshot.max_stop_s, *(start - s for m, s in ongoing.items() if m in wanted)])
-        lo = start - lookback - 1.0
+        own = set(machines) if stops_of is None else set(stops_of)
+        lo, ongoing = _looked_back(machines, snapshot, start)
         out: list[Stop] = []
         for stop in self._stored(line.id, lo, end, snapshot, ongoing, own, generation, ahead):  # ``overlaps``, inlined
             stop_start, stop_end = stop.start, stop.end
@@ -107,12 +104,21 @@ class StopReads:
                 out.extend(s for s in stops if overlaps(s, start, end, now))
         return self.classifications.apply(line.id, out) if classify else out
 
+    def keep(self, line: Line, machines: Sequence[str], snapshot: LineSnapshot, start: float, end: float,
+             generation: int, ahead: Ahead | None) -> None:
+        """Reads and keeps what ``overlapping`` with these arguments reads of the stops set (the
+        days still filling, for this ``generation``; ``ahead``: read with ``snapshot``), without
+        answering (``PlantReader.prepare``): a later ``overlapping`` of the generation reads nothing."""
+        lo, ongoing = _looked_back(machines, snapshot, start)
+        self._stored(line.id, lo, end, snapshot, ongoing, set(machines), generation, ahead, listed=False)
+
     def _stored(self, line_id: str, lo: float, hi: float, snapshot: LineSnapshot,
                 ongoing: dict[str, float], wanted: set[str], generation: int | None = None,
-                ahead: Ahead | None = None) -> list[Stop]:
+                ahead: Ahead | None = None, *, listed: bool = True) -> list[Stop]:
         """Members of the stops set of the ``wanted`` machines with start in about [lo, hi),
-        each machine's in stored order. UTC days before every machine's watermark and every
-        ongoing stop never change: they are parsed once (kept by machine)."""
+        each machine's in stored order (``listed=False``: only read and kept). UTC days before
+        every machine's watermark and every ongoing stop never change: they are parsed once
+        (kept by machine)."""
         final_until = min([*(h.w for h in snapshot.heads.values()), *ongoing.values()], default=-math.inf)
         machines = frozenset(snapshot.heads)  # a machine seen for the first time may bring older stops
         days: list[float] = []
@@ -168,6 +174,8 @@ class StopReads:
                     self._live.put(live_key, live)
         if live is not None:
             found.extend(live)
+        if not listed:
+            return []
         return [stop for by_machine in found if by_machine is not None
                 for m in sorted(wanted) for stop in by_machine.of(m)]
 
@@ -185,6 +193,15 @@ class StopReads:
                 self._members.clear()
             self._members[(line, raw)] = got
         return got
+
+
+def _looked_back(machines: Sequence[str], snapshot: LineSnapshot, start: float) -> tuple[float, dict[str, float]]:
+    """How far before ``start`` a stop of ``machines`` overlapping it may begin, and each
+    machine's ongoing stop's start (``snapshot``'s)."""
+    ongoing = {m: contract.decode_stop_member(h.stop)[1] for m, h in snapshot.heads.items() if h.stop}
+    wanted = set(machines)
+    lookback = max([snapshot.max_stop_s, *(start - s for m, s in ongoing.items() if m in wanted)])
+    return start - lookback - 1.0, ongoing
 
 
 def _score(pair: tuple[Any, float]) -> float:

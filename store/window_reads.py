@@ -135,6 +135,23 @@ class WindowReads:
         _, _, also, stops_from = self._totals_reads(line, machines, start, end, now, stops_of, also)
         return self._snap_commands(line.id, also, stops_from)[0]
 
+    def prepare(self, line: Line, machines: list[str], start: float, now: float) -> None:
+        """Reads what a window [start, now) of ``machines`` with their stops will read at a later
+        ``now`` and keeps it, without computing it (a reader pool child between rounds of
+        views, ``store.reader_pool``): the line's bookkeeping and the stream entries since its
+        followers' position, which they are fed up to ``now``; at a new commit, the stops set
+        from the last cut; the closed sums of a watermark in a new minute. The window's read
+        at a later ``now`` then reads and feeds only what came after."""
+        snapshot, generation, _ = (snap := self._snap_and(line.id, (), self.stops.ahead(line.id)))[0]
+        window = query_window(start, now, now, machines, snapshot)
+        self.edges.follow(line, snapshot, generation, now)
+        self._closed_sums(line.id, snapshot, machines, [window.start, window.end], copied=False)
+        self.stops.keep(line, machines, snapshot, window.start, window.end, generation, snap[2])
+
+    def plan_prepare(self, line: Line) -> list[Command]:
+        """The commands ``prepare`` of ``line`` would send now (``store.read_ahead``)."""
+        return self._snap_commands(line.id, (), self.stops.ahead(line.id))[0]
+
     def _totals_reads(self, line: Line, machines: list[str], start: float, end: float, now: float,
                       stops_of: Sequence[str], also: Sequence[tuple[str, tuple[Any, ...]]]
                       ) -> tuple[Window, float, list[tuple[str, tuple[Any, ...]]], float | None]:
@@ -170,13 +187,13 @@ class WindowReads:
         return sums, stops, window
 
     def _closed_sums(self, line_id: str, snapshot: LineSnapshot, machines: list[str],
-                     bounds: list[float]) -> dict[str, list[RollupSum]]:
+                     bounds: list[float], *, copied: bool = True) -> dict[str, list[RollupSum]]:
         """Bucket sums of the stored rollups (up to each machine's watermark, the start of its
         open minute), kept per machine and its watermark's minute (and rewinds: ``amend``): a
         machine's are read again once a minute although the worker commits every second,
         whatever the window's end beyond its watermark, and only that machine's (the
         machines' watermarks enter a new minute at different commits); a copy (the open edge
-        is added to it)."""
+        is added to it; ``copied=False``: only read and kept, those kept left out)."""
         head, end = tuple(bounds[:-1]), bounds[-1]
         out: dict[str, list[RollupSum]] = {}
         missing: list[tuple[MachineRequest, tuple[Any, ...]]] = []
@@ -190,7 +207,7 @@ class WindowReads:
             got = self._closed.get(key)
             if got is None:
                 missing.append((MachineRequest(m, watermark, bounds), key))
-            else:
+            elif copied:
                 out[m] = [part.copy() for part in got]
         if missing:
             requests = [request for request, _ in missing]
