@@ -287,6 +287,8 @@ def follow_pushed(app: Any, server: Any, port: int, stop: threading.Event) -> No
         print(json.dumps({"pushed_s": done - min(c.at for c in changes), "changed": len({c.line for c in changes}),
                           "lines": len(views), "at": done, "pool": len(pool) if pool else 0,
                           "pool_calls": pool.calls if pool else 0, "pool_cpu_s": pool.cpu_s if pool else 0.0,
+                          "pool_prepared_cpu_s": getattr(pool, "prepared_cpu_s", 0.0) if pool else 0.0,
+                          "pool_early": getattr(pool, "early", 0) if pool else 0,
                           "read_around": dict(pool.around) if pool else {}}), flush=True)
 
 
@@ -407,7 +409,7 @@ def scenario(name: str, lines: int, per_line: int, args: argparse.Namespace, fol
         overview: list[tuple[float, float]] = []
         pushed: list[tuple[float, float, int]] = []
         pool_size = [0]  # the dashboard's reader pool (store.reader_pool): processes
-        pool_reads: list[Any] = []  # (at, line views its children read, those read around it by why, their CPU) so far
+        pool_reads: list[Any] = []  # (at, views its children read, read around it by why, their CPU, preparing) so far
         try:
             port = free_port()
             dashboard = Proc("dashboard", [PYTHON, __file__, "--role", "dashboard", "--port", str(port),
@@ -438,7 +440,8 @@ def scenario(name: str, lines: int, per_line: int, args: argparse.Namespace, fol
                         if "pushed_s" in got:
                             pushed.append((got["at"], got["pushed_s"], got["changed"]))
                             pool_size[0] = got["pool"]
-                            pool_reads.append((got["at"], got["pool_calls"], got["read_around"], got["pool_cpu_s"]))
+                            pool_reads.append((got["at"], got["pool_calls"], got["read_around"], got["pool_cpu_s"],
+                                               got.get("pool_prepared_cpu_s", 0.0), got.get("pool_early", 0)))
 
             threading.Thread(target=read_overview, daemon=True).start()
             wait_until(lambda: all(line["worker"]["beat"] for line in get_json(base + "/api/health")["lines"]),
@@ -499,10 +502,14 @@ def scenario(name: str, lines: int, per_line: int, args: argparse.Namespace, fol
         "pushed_all_ms": {"p50": 1e3 * _pct(everyone, 0.5), "p95": 1e3 * _pct(everyone, 0.95), "n": len(everyone)},
         "view_processes": pool_size[0],
         # as of the measured window's end (the processes' stop reaches the children first)
-        "pool_reads": next(([n, around] for at, n, around, _ in reversed(pool_reads) if at <= started + elapsed),
-                           [0, {}]),
+        "pool_reads": next(([n, around, early] for at, n, around, _, _, early in reversed(pool_reads)
+                            if at <= started + elapsed), [0, {}, 0]),
         # the children's CPU per line view they computed over the measured window
-        "pool_cpu_ms_per_view": _per_view([(at, n, cpu) for at, n, _, cpu in pool_reads], started, started + elapsed),
+        "pool_cpu_ms_per_view": _per_view([(at, n, cpu) for at, n, _, cpu, *_ in pool_reads], started,
+                                          started + elapsed),
+        # and their CPU preparing the next views between rounds (``store.preparation``), per view
+        "pool_prepared_ms_per_view": _per_view([(at, n, cpu) for at, n, _, _, cpu, _ in pool_reads], started,
+                                               started + elapsed),
         "pushed": [[at, s, n] for at, s, n in pushed if started <= at <= started + elapsed],  # wall clock, s, lines
     }
 
@@ -585,7 +592,9 @@ def print_table(results: list[dict[str, Any]]) -> None:
                   f"lines or more: p50 {r['pushed_all_ms']['p50']:.0f} ms, p95 {r['pushed_all_ms']['p95']:.0f} ms; "
                   f"view processes: {r['view_processes'] or 'none (computed in the server process)'}"
                   + (f" (views read by them: {r['pool_reads'][0]}; read around them: {r['pool_reads'][1]}; "
-                     f"their CPU per view: {r['pool_cpu_ms_per_view']:.2f} ms)" if r["view_processes"] else ""))
+                     f"their CPU per view: {r['pool_cpu_ms_per_view']:.2f} ms, and preparing between rounds "
+                     f"{r['pool_prepared_ms_per_view']:.2f} ms; views asked before a preparation's now: "
+                     f"{r['pool_reads'][2]})" if r["view_processes"] else ""))
 
 
 def main() -> int:

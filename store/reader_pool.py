@@ -18,7 +18,9 @@ spawned: the server process runs threads) and only turns the answers into views.
   its own process, as without a pool. Redis' errors in a child reach the caller as such.
 * A child ends with its pipe: when the server process exits, however it exits.
 * A child collects its garbage between rounds of views (when asked nothing for ``IDLE_S``),
-  so that the collector does not stop a view in the middle of one (``idle_collection``).
+  so that the collector does not stop a view in the middle of one (``idle_collection``),
+  and prepares its lines' next views there (``store.preparation``): the round's views then
+  read and feed only the events that came after.
 
 ``processes_for(setting, lines)``: how many children a plant gets (``VIEW_PROCESSES``).
 """
@@ -37,6 +39,8 @@ import time
 from concurrent.futures import Future
 from multiprocessing.connection import Connection
 from typing import Any
+
+from store.preparation import Preparation
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +95,8 @@ class _Run:
         theirs.close()
         self.ready = False
         self.dead = False
+        self.prepared_cpu_s = 0.0  # the child's CPU seconds preparing views between rounds
+        self.early = 0  # its views asked at an earlier now than their followers were fed for
         self.pending: dict[int, Future[tuple[bool, Any, float]]] = {}
         self.lock = threading.Lock()  # pending, dead
         self.sending = threading.Lock()
@@ -122,6 +128,10 @@ class _Run:
                 return
             if got == "ready":
                 self.ready = True
+                continue
+            if got[0] == "prepared":  # (between rounds: ``store.preparation``)
+                self.prepared_cpu_s += got[1]
+                self.early = got[2]
                 continue
             rid, *reply = got
             with self.lock:
@@ -185,6 +195,16 @@ class ReaderPool:
 
     def __len__(self) -> int:
         return len(self._children)
+
+    @property
+    def prepared_cpu_s(self) -> float:
+        """The children's CPU seconds preparing views between rounds (their runs now; benchmarks)."""
+        return sum(c.run.prepared_cpu_s for c in self._children if c.run is not None)
+
+    @property
+    def early(self) -> int:
+        """Views whose followers had been prepared for a later ``now`` (read without them)."""
+        return sum(c.run.early for c in self._children if c.run is not None)
 
     @property
     def warm_threads(self) -> int:
@@ -286,6 +306,7 @@ def _serve(conn: Connection, settings: Any) -> None:
     from store.reader import PlantReader
 
     reader = PlantReader(client_for(settings, "screen"), settings.plant)
+    prepared = Preparation(reader)
     gc.freeze()  # as the server process (components.app_factory.tune_runtime): what exists is never traced again,
     gc.set_threshold(50_000, 20, 100)  # and young collections every 50,000 allocations, not 700
     conn.send("ready")
@@ -294,6 +315,10 @@ def _serve(conn: Connection, settings: Any) -> None:
             generation = idle_collection(gc.get_count(), gc.get_threshold())
             if generation is not None and not conn.poll(IDLE_S):
                 gc.collect(generation)
+            while (wait := prepared.wait_s()) is not None and not conn.poll(wait):
+                cpu = prepared.run(conn)
+                if cpu:
+                    conn.send(("prepared", cpu, reader.window_reads.edges.early))
             batch = [conn.recv()]
             while len(batch) < READ_AHEAD_MAX and conn.poll(0):  # the rest of the round, queued behind it
                 batch.append(conn.recv())
@@ -304,6 +329,7 @@ def _serve(conn: Connection, settings: Any) -> None:
             _read_ahead(reader, batch)
         shared = (time.thread_time() - cpu) / len(batch)  # the round trip read ahead, a share each
         for rid, line, start, end, now, with_live in batch:
+            prepared.asked(line, start)
             cpu = time.thread_time()
             value: Any
             try:
@@ -330,3 +356,4 @@ def _read_ahead(reader: Any, batch: list[Any]) -> None:
             planned.append((line, reader.window_reads.plan_totals(cfg, ids, start, end, now, ids, also)))
     with contextlib.suppress(Exception):
         reader.window_reads.ahead.prefetch(reader.window_reads.redis, planned)
+

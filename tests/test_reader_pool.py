@@ -89,6 +89,11 @@ def test_a_child_answers_as_the_servers_reader(reader: PlantReader, pool: Reader
         pool.line_now("NOPE", *WINDOWS[0])
     with pytest.raises(PoolUnavailable, match="no child"):
         pool.line_now("L2", *WINDOWS[0])
+    deadline = time.monotonic() + 60  # between requests the child prepares its line's next view (store.preparation)
+    while pool.prepared_cpu_s == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert pool.prepared_cpu_s > 0 and pool.early == 0
+    assert pool.line_now("L1", *WINDOWS[0]) == reader.line_now("L1", *WINDOWS[0])
 
 
 def test_a_killed_child_is_read_around_and_started_again(reader: PlantReader, pool: ReaderPool) -> None:
@@ -318,3 +323,90 @@ def test_read_ahead_replies_are_taken_once_and_only_for_the_same_commands(redis_
     assert ahead.run(redis_client, "A", plan_a) == [b"1", b"2"]  # as of the prefetch
     assert ahead.run(redis_client, "A", plan_a) == [b"10", b"20"]  # taken once
     assert ahead.taken == 1
+
+
+class Pipe:
+    """A child's pipe as ``Preparation.run`` sees it: whether a request is waiting."""
+
+    def __init__(self, waiting: bool = False) -> None:
+        self.waiting = waiting
+
+    def poll(self, timeout: float = 0.0) -> bool:
+        return self.waiting
+
+
+def test_a_child_prepares_its_lines_a_little_before_their_next_round() -> None:
+    """Rounds every half second: the preparation is due ``PREPARE_AHEAD_S`` before the next
+    one, then once a period while none comes; never while a round's requests still come in;
+    a line not asked for ``PREPARE_RECENT_S`` is no longer prepared."""
+    from store import preparation as prep
+
+    clock = [100.0]
+    made = prep.Preparation(None, clock=lambda: clock[0])
+    assert made.wait_s() is None  # nothing asked: nothing to prepare
+    for at in (100.0, 100.01, 100.5, 101.0, 101.02):  # three rounds (two requests within one)
+        clock[0] = at
+        made.asked("L1", 0.0)
+    assert list(made.rounds) == [100.0, 100.5, 101.0]
+    assert made.period() == pytest.approx(0.5)
+    clock[0] = 101.1
+    assert made.wait_s() == pytest.approx(101.5 - prep.PREPARE_AHEAD_S - 101.1)
+    for k in range(1, 13):  # a long round: its requests still come in when the next is due
+        clock[0] = 101.02 + k * prep.ROUND_GAP_S * 0.8
+        made.asked("L1", 0.0)
+    assert clock[0] > 101.5 - prep.PREPARE_AHEAD_S and len(made.rounds) == 3
+    clock[0] += prep.ROUND_GAP_S / 2
+    assert made.wait_s() == pytest.approx(prep.ROUND_GAP_S / 2)
+    made.prepared = clock[0] = 102.0  # prepared; no round came: again a period later
+    assert made.wait_s() == pytest.approx(made.period())
+    made.paused_until = 110.0  # a failed preparation pauses them
+    assert made.wait_s() == pytest.approx(110.0 - 102.0)
+    clock[0] = 101.46 + prep.PREPARE_RECENT_S + 1
+    made.paused_until = -1e18
+    made.reader = object()  # (not read: no line left)
+    made.run(Pipe())
+    assert made.lines == {} and made.wait_s() is None
+
+
+def test_a_prepared_line_feeds_its_next_view_only_what_came_after(redis_client: redis.Redis, plant: Any,
+                                                                   rolled_up: Snapshot) -> None:
+    """A child between rounds (``store.preparation``): its line's followers take the stream's new
+    entries, fed up to ``PREPARE_LAG_S`` before its clock; the next view equals a reader's
+    that was not prepared; a request waiting stops a preparation before its first line; a
+    preparation that fails pauses them."""
+    from domain.contract import events_key
+    from domain.model import Event, Signal
+    from store.preparation import PREPARE_LAG_S, PREPARE_PAUSE_S, Preparation
+    from tests.history import write_events
+
+    rolled_up.restore(redis_client)
+    start = RECENT + 2 * HOUR
+    prepared, plain = PlantReader(redis_client, plant), PlantReader(redis_client, plant)
+    assert prepared.line_now("L1", start, NOW, NOW) == plain.line_now("L1", start, NOW, NOW)
+    edges = prepared.window_reads.edges
+    follow = edges._follows["L1"]
+    write_events(redis_client, [Event("L1", m, Signal.GOOD, 10_000 + i, "Good", NOW + i) for i in range(1, 6)
+                                for m in ("M1", "M2")])
+    newest = redis_client.xrevrange(events_key("L1"), count=1)[0][0].decode()
+    wall = [NOW + 3.0 + PREPARE_LAG_S]
+    made = Preparation(prepared, wall=lambda: wall[0])
+    made.asked("L1", start)
+    made.run(Pipe(waiting=True))
+    assert follow.pos != newest  # a request waiting: its view first
+    assert made.run(Pipe()) > 0
+    assert follow.pos == newest and follow.now == pytest.approx(NOW + 3.0)
+    assert [e.ts for e in follow.machines["M1"].future] == [NOW + 4, NOW + 5]  # after its now: for the views
+    fed: list[float] = []
+    original = type(follow.machines["M1"].acc).feed
+    at = NOW + 6
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(type(follow.machines["M1"].acc), "feed", lambda acc, e: (fed.append(e.ts), original(acc, e)))
+        got = prepared.line_now("L1", start, at, at)
+    assert got == plain.line_now("L1", start, at, at)
+    assert sorted(fed) == [NOW + 4, NOW + 4, NOW + 5, NOW + 5]  # only what came after its preparation (M1, M2)
+    assert edges.early == 0
+    made.asked("NOPE", start)  # not a line of the plant: left out
+    assert made.run(Pipe()) > 0 and "NOPE" not in made.lines
+    made.reader = PlantReader(redis.Redis(host="127.0.0.1", port=1), plant)  # a Redis that is not there
+    made.run(Pipe())
+    assert PREPARE_PAUSE_S - 1 < made.wait_s() <= PREPARE_PAUSE_S  # type: ignore[operator]
