@@ -84,6 +84,7 @@ class _LineFollow:
     now: float = -math.inf  # the latest now fed up to: a read at an earlier now cannot use them
     machines: dict[str, _Follower] = field(default_factory=dict)
     offered: tuple[str, list[Any]] | None = None  # entries after a position, read with the bookkeeping
+    carried: tuple[int, list[str], tuple[int, int]] = (-1, [], (-1, -1))  # of a generation (``_follow``)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -207,7 +208,11 @@ class OpenEdges:
         lets them forget what the worker stored. False: too many entries to follow (more than
         ``max_edge_events`` the worker has not stored: restored per read until its next commit)."""
         line = follow.line
-        carried = [m for m in snapshot.heads if line.machine(m) is not None]
+        if follow.carried[0] != generation:  # the machines the worker keeps a carry of, and its newest last id
+            kept = [m for m in snapshot.heads if line.machine(m) is not None]
+            follow.carried = (generation, kept, max((contract.stream_id_tuple(snapshot.last_id(m)) for m in kept),
+                                                    default=(-1, -1)))
+        _, carried, newest_last = follow.carried
         new = [m for m in carried if m not in follow.machines]
         lows = [snapshot.last_id(m) for m in new]
         if follow.pos is not None:
@@ -220,7 +225,7 @@ class OpenEdges:
         if offered is not None and offered[0] == after and len(offered[1]) < self.max_edge_events:
             entries = [(_text(entry_id), fields) for entry_id, fields in offered[1]]
             reach = contract.stream_id_tuple(entries[-1][0] if entries else after)
-            if any(contract.stream_id_tuple(snapshot.last_id(m)) > reach for m in carried):
+            if newest_last > reach:
                 entries = None  # read before this bookkeeping (another thread's): not all the worker had
         if entries is None:
             entries = self._stream_after(line.id, after)
@@ -243,7 +248,10 @@ class OpenEdges:
             if m not in wanted:
                 del follow.machines[m]  # the worker no longer keeps it
                 continue
-            fresh = [(i, e) for i, e in read.get(m, ()) if pos is None or i > pos]
+            got = read.get(m)
+            if not got and not follower.future:
+                continue  # nothing new for it
+            fresh = [(i, e) for i, e in got or () if pos is None or i > pos]
             follower.since.extend(fresh)
             due = [e for e in follower.future if e.ts <= now] + [e for _, e in fresh if e.ts <= now]
             follower.future = [e for e in follower.future if e.ts > now] + [e for _, e in fresh if e.ts > now]
