@@ -52,6 +52,8 @@ class StopReads:
         self._members: dict[tuple[str, bytes | str], tuple[str, Stop | None]] = {}
         # what the downtime report made of these stops, by stop object (``stop_report.downtime_report``'s ``kept``)
         self.report = Kept()
+        # the stored stops a live window keeps, per generation (``_passing``)
+        self._filtered: LruCache[tuple[Any, ...], tuple[list[Stop], frozenset[str], float]] = LruCache(512)
         # per line: where its last read of a day still filling began (``ahead``)
         self._cuts: dict[str, float] = {}
 
@@ -60,6 +62,7 @@ class StopReads:
         self._days.clear()
         self._live.clear()
         self._final.clear()
+        self._filtered.clear()
         self._members.clear()
         self._cuts.clear()
         self.report.clear()
@@ -88,17 +91,21 @@ class StopReads:
         would begin there."""
         own = set(machines) if stops_of is None else set(stops_of)
         lo, ongoing = _looked_back(machines, snapshot, start)
-        out: list[Stop] = []
-        for stop in self._stored(line.id, lo, end, snapshot, ongoing, own, generation, ahead):  # ``overlaps``, inlined
-            stop_start, stop_end = stop.start, stop.end
-            if not lo <= stop_start < end:
-                continue
-            if stop_end is None:
-                if stop.machine in edge_stops:
-                    continue  # the open edge knows it better
-                stop_end = now if now > stop_start else stop_start
-            if stop_end > start:
-                out.append(stop)
+        closed, waiting, top = self._passing(line.id, lo, start, end, snapshot, ongoing, own, generation, ahead)
+        if top < end and waiting <= edge_stops.keys():  # (the ongoing ones: the open edge knows them better)
+            out = list(closed)
+        else:
+            out = []
+            for stop in self._stored(line.id, lo, end, snapshot, ongoing, own, generation, ahead):  # ``overlaps``
+                stop_start, stop_end = stop.start, stop.end
+                if not lo <= stop_start < end:
+                    continue
+                if stop_end is None:
+                    if stop.machine in edge_stops:
+                        continue  # the open edge knows it better
+                    stop_end = now if now > stop_start else stop_start
+                if stop_end > start:
+                    out.append(stop)
         for machine, stops in edge_stops.items():
             if machine in own:
                 out.extend(s for s in stops if overlaps(s, start, end, now))
@@ -110,15 +117,40 @@ class StopReads:
         days still filling, for this ``generation``; ``ahead``: read with ``snapshot``), without
         answering (``PlantReader.prepare``): a later ``overlapping`` of the generation reads nothing."""
         lo, ongoing = _looked_back(machines, snapshot, start)
-        self._stored(line.id, lo, end, snapshot, ongoing, set(machines), generation, ahead, listed=False)
+        self._passing(line.id, lo, start, end, snapshot, ongoing, set(machines), generation, ahead)
+
+    def _passing(self, line_id: str, lo: float, start: float, end: float, snapshot: LineSnapshot,
+                 ongoing: dict[str, float], wanted: set[str], generation: int | None, ahead: Ahead | None
+                 ) -> tuple[list[Stop], frozenset[str], float]:
+        """Of the stored stops (``_stored``) from ``lo`` on: the ended ones that end after
+        ``start`` (in stored order), the machines of the ongoing ones, the latest start. Kept
+        per generation for a window ending after every time the worker processed (a live one):
+        the stops stored then do not depend on its end, nor do these."""
+        key = (line_id, generation, lo, start, frozenset(wanted)) \
+            if generation is not None and _beyond(end, snapshot) is None else None
+        got = self._filtered.get(key) if key is not None else None
+        if got is None:
+            closed, waiting, top = [], set(), -math.inf
+            for stop in self._stored(line_id, lo, end, snapshot, ongoing, wanted, generation, ahead):
+                stop_start, stop_end = stop.start, stop.end
+                if stop_start < lo:
+                    continue
+                top = stop_start if stop_start > top else top
+                if stop_end is None:
+                    waiting.add(stop.machine)
+                elif stop_end > start:
+                    closed.append(stop)
+            got = (closed, frozenset(waiting), top)
+            if key is not None:
+                self._filtered.put(key, got)
+        return got
 
     def _stored(self, line_id: str, lo: float, hi: float, snapshot: LineSnapshot,
                 ongoing: dict[str, float], wanted: set[str], generation: int | None = None,
-                ahead: Ahead | None = None, *, listed: bool = True) -> list[Stop]:
+                ahead: Ahead | None = None) -> list[Stop]:
         """Members of the stops set of the ``wanted`` machines with start in about [lo, hi),
-        each machine's in stored order (``listed=False``: only read and kept). UTC days before
-        every machine's watermark and every ongoing stop never change: they are parsed once
-        (kept by machine)."""
+        each machine's in stored order. UTC days before every machine's watermark and every
+        ongoing stop never change: they are parsed once (kept by machine)."""
         final_until = min([*(h.w for h in snapshot.heads.values()), *ongoing.values()], default=-math.inf)
         machines = frozenset(snapshot.heads)  # a machine seen for the first time may bring older stops
         days: list[float] = []
@@ -174,8 +206,6 @@ class StopReads:
                     self._live.put(live_key, live)
         if live is not None:
             found.extend(live)
-        if not listed:
-            return []
         return [stop for by_machine in found if by_machine is not None
                 for m in sorted(wanted) for stop in by_machine.of(m)]
 

@@ -43,10 +43,11 @@ def stop_rows(stops: list[Any]) -> list[list[Any]]:
 
 def restoring(client: redis.Redis, plant: Any, **options: Any) -> PlantReader:
     """A reader whose open edge is always restored from the carries, and whose stops of the
-    day still filling are read whole at every commit (the reference)."""
+    day still filling are read whole at every commit and filtered at every read (the reference)."""
     reader = PlantReader(client, plant, **options)
     reader.window_reads.edges._followed = lambda *args, **kwargs: None  # type: ignore[method-assign]
     reader.stop_reads._final.get = lambda key: None  # type: ignore[method-assign]
+    reader.stop_reads._filtered.get = lambda key: None  # type: ignore[method-assign]  # filtered at every read
     return reader
 
 

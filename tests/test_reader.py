@@ -139,6 +139,30 @@ def test_line_kpis_equal_the_raw_computation(reader: PlantReader, plant: Any, ev
         assert_close(machine, expected_machine, machine["id"])
 
 
+def test_a_live_windows_stops_are_those_of_the_raw_computation_wherever_it_starts(
+        reader: PlantReader, plant: Any, events: list[Event]) -> None:
+    """Windows up to now starting every 7 minutes (through stops, between them): the stored stops
+    a live window keeps per commit (``StopReads._passing``) are those that overlap it, and a
+    second read at another now, which takes them kept, gives the same."""
+    from store.stop_reads import overlaps
+
+    line = plant.lines[0]
+
+    def rows(stops: list[Any]) -> list[tuple[Any, ...]]:
+        return sorted((s.machine, s.start, s.end) for s in stops)
+
+    checked = 0
+    for start in [RECENT + 1.5 * HOUR + k * 420.0 for k in range(45)]:
+        window, _, stops = reader.window_reads.totals(line, ["M1", "M2"], start, NOW, NOW, stops_of=["M1", "M2"])
+        _, computed = reference_all(plant, events, window.start, NOW)
+        expected = [s for s in computed if overlaps(s, window.start, NOW, NOW)]
+        assert rows(stops) == rows(expected), start
+        again = reader.window_reads.totals(line, ["M1", "M2"], start, NOW + 1, NOW + 1, stops_of=["M1", "M2"])[2]
+        assert rows(again) == rows(stops)
+        checked += bool(stops) and any(s.start < window.start for s in stops)
+    assert checked > 5 and reader.stop_reads._filtered.hits >= 45
+
+
 def test_downtime_equals_the_raw_computation(reader: PlantReader, plant: Any, events: list[Event]) -> None:
     start, end = RECENT + 2 * HOUR, RECENT + 6.5 * HOUR
     got = reader.downtime("L1", start, end, NOW)
@@ -245,7 +269,8 @@ def test_cached_answers_equal_fresh_ones(reader: PlantReader, redis_client: redi
     reader.window_reads.reads.clear()
     second = reader.line_kpis("L1", start, NOW, NOW + 1)  # another now, the same bookkeeping
     assert reader.window_reads._closed.hits > 0, "the stored rollups' sums are read once per worker commit"
-    assert reader.stop_reads._live.hits > 0, "and so are the stored stops of the days still filling"
+    # and so are the stored stops of the days still filling, and those a live window keeps of them
+    assert reader.stop_reads._filtered.hits > 0 and reader.stop_reads._live.misses == 1
     reader.window_reads.reads.clear()
     reader.window_reads._closed.clear()
     third = reader.line_kpis("L1", start, NOW, NOW)
