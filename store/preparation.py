@@ -16,6 +16,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from store.reasons import REFRESH_S
+
 log = logging.getLogger(__name__)
 
 PREPARE_AHEAD_S = 0.05  # a child prepares its lines' next views this long before their round is due
@@ -35,7 +37,9 @@ class Preparation:
     period while none comes), prepares the lines asked within ``PREPARE_RECENT_S``: their
     bookkeeping and new stream entries read in one round trip (``store.read_ahead``), their
     followers fed up to ``PREPARE_LAG_S`` before the clock, a new commit's stops and closed
-    sums kept (``WindowReads.prepare``). A request that comes in ends a preparation at once.
+    sums kept (``WindowReads.prepare``), and the managed reason lists read again when half
+    their ``REFRESH_S`` has passed (so a view does not wait for that round trip). A request
+    that comes in ends a preparation at once.
     A view asked at an earlier ``now`` than an event its followers were fed reads without
     them (``OpenEdges.early``): the lag keeps the views of a round clear of it."""
 
@@ -89,6 +93,8 @@ class Preparation:
             return 0.0
         cpu, now, reads = time.thread_time(), self.wall() - PREPARE_LAG_S, self.reader.window_reads
         try:
+            # the managed reason lists read here, not in a view (``ReasonLists.effective``'s round trip)
+            self.reader.reason_lists.effective(REFRESH_S / 2)
             lines = [(self._reads(line), start) for line, (start, _) in list(self.lines.items())]
             lines = [(reads_of, start) for reads_of, start in lines if reads_of is not None]
             reads.ahead.prefetch(reads.redis, [(cfg.id, reads.plan_prepare(cfg)) for (cfg, _, _), _ in lines])

@@ -118,12 +118,12 @@ class ReasonLists:
                     log.warning("ignoring an unreadable managed reason list of line %s", name[5:])
         return reasons, lines
 
-    def effective(self) -> Plant:
-        """The plant with the managed lists (cached ``REFRESH_S``; on a Redis error the last
+    def effective(self, max_age_s: float = REFRESH_S) -> Plant:
+        """The plant with the managed lists (cached ``max_age_s``; on a Redis error the last
         one read, or the plant file's)."""
         now = time.monotonic()
         cached = self._cached
-        if cached is not None and now - cached[0] < REFRESH_S:
+        if cached is not None and now - cached[0] < max_age_s:
             return cached[1]
         try:
             reasons, lines = self._stored()

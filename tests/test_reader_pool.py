@@ -377,6 +377,7 @@ def test_a_prepared_line_feeds_its_next_view_only_what_came_after(redis_client: 
     from domain.contract import events_key
     from domain.model import Event, Signal
     from store.preparation import PREPARE_LAG_S, PREPARE_PAUSE_S, Preparation
+    from store.reasons import REFRESH_S
     from tests.history import write_events
 
     rolled_up.restore(redis_client)
@@ -393,7 +394,11 @@ def test_a_prepared_line_feeds_its_next_view_only_what_came_after(redis_client: 
     made.asked("L1", start)
     made.run(Pipe(waiting=True))
     assert follow.pos != newest  # a request waiting: its view first
+    lists = prepared.reason_lists
+    assert lists._cached is not None
+    lists._cached = (time.monotonic() - 0.6 * REFRESH_S, lists._cached[1])  # read by a view a while ago
     assert made.run(Pipe()) > 0
+    assert time.monotonic() - lists._cached[0] < 0.5 * REFRESH_S  # read again here: a view will not wait for it
     assert follow.pos == newest and follow.now == pytest.approx(NOW + 3.0)
     assert [e.ts for e in follow.machines["M1"].future] == [NOW + 4, NOW + 5]  # after its now: for the views
     fed: list[float] = []
