@@ -115,7 +115,7 @@ class StopReads:
              generation: int, ahead: Ahead | None) -> None:
         """Reads and keeps what ``overlapping`` with these arguments reads of the stops set (the
         days still filling, for this ``generation``; ``ahead``: read with ``snapshot``), without
-        answering (``PlantReader.prepare``): a later ``overlapping`` of the generation reads nothing."""
+        answering (``WindowReads.prepare``): a later ``overlapping`` of the generation reads nothing."""
         lo, ongoing = _looked_back(machines, snapshot, start)
         self._passing(line.id, lo, start, end, snapshot, ongoing, set(machines), generation, ahead)
 
