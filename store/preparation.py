@@ -29,7 +29,6 @@ ROUNDS_KEPT = 6  # the period of rounds: the median of the last intervals betwee
 PERIOD_S = (0.1, 10.0)  # ... within these bounds (0.5 s until two rounds were seen)
 
 
-
 class Preparation:
     """A child's lines' next views prepared between rounds. Rounds come about every half
     second (``store.live_feed``'s ``MIN_GAP_S``: all the child's lines at once); the child
@@ -39,9 +38,9 @@ class Preparation:
     followers fed up to ``PREPARE_LAG_S`` before the clock, a new commit's stops and closed
     sums kept (``WindowReads.prepare``), and the managed reason lists read again when half
     their ``REFRESH_S`` has passed (so a view does not wait for that round trip). A request
-    that comes in ends a preparation at once.
-    A view asked at an earlier ``now`` than an event its followers were fed reads without
-    them (``OpenEdges.early``): the lag keeps the views of a round clear of it."""
+    that comes in ends a preparation at once. A view asked at an earlier ``now`` than an
+    event its followers were fed reads without them (``OpenEdges.early``): the lag keeps the
+    views of a round clear of it."""
 
     def __init__(self, reader: Any, clock: Callable[[], float] = time.monotonic,
                  wall: Callable[[], float] = time.time) -> None:
