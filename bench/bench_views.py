@@ -1,7 +1,7 @@
 """The dashboard's live reads of a big plant, old code beside new on the same data.
 
     python bench/bench_views.py [--lines 50 --machines 20 --minutes 5 --steps 20]
-                                [--baseline-code DIR] [--profile FILE]
+                                [--baseline-code DIR] [--profile FILE] [--history-stops N]
 
 One redis-server; a plant of ``--lines`` x ``--machines`` at 1 Hz (the events of
 ``bench/bench_scale.py``'s writer, with a seeded generator and a virtual clock, so every run
@@ -25,7 +25,10 @@ wall-clock milliseconds per call, p50/p95 over the steps (and the overview's CPU
 the measuring process, which a loaded host changes less, and the time in its cyclic garbage
 collector during the overview, p50 and max); the first two (cold caches)
 are left out. ``--profile FILE``: this tree's process runs under cProfile (the overview
-calls only) and writes FILE. Nothing is asserted; the load average is printed.
+calls only) and writes FILE. ``--history-stops N``: the run 6 hours into the shift, with N
+ended stops per machine written into the stops sets over those hours first
+(``bench_scale.write_history_stops``: a line's view late in a shift). Nothing is asserted;
+the load average is printed.
 """
 
 from __future__ import annotations
@@ -160,6 +163,8 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--baseline-code", help="a tree of the code to compare with (e.g. a worktree of main)")
     parser.add_argument("--profile", help="cProfile output of this tree's overview calls")
+    parser.add_argument("--history-stops", type=int, default=0, help="the run 6 hours into the shift, with this "
+                        "many ended stops per machine written over those hours first (late in a shift)")
     parser.add_argument("--role", choices=("measure",), help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--plant-file", help=argparse.SUPPRESS)
@@ -171,7 +176,7 @@ def main() -> int:
         sys.path.insert(0, str(ROOT))
 
     import yaml
-    from bench_scale import TICKS_PER_S, SimMachine, plant_data
+    from bench_scale import HISTORY_H, TICKS_PER_S, SimMachine, plant_data, write_history_stops
     from dashboard_rig import machine_info
 
     from domain import contract
@@ -191,12 +196,15 @@ def main() -> int:
                 for line in plant.lines for n, m in enumerate(line.machines)]
     by_slot = [[m for m in machines if m.slot == s] for s in range(TICKS_PER_S)]
     day = (int(time.time()) // 86400 - 1) * 86400  # yesterday, UTC: the day shift starts at 06:00
-    clock = [float(day + SHIFT_START_H * 3600 + 2 * 3600)]
+    clock = [float(day + SHIFT_START_H * 3600 + (HISTORY_H if args.history_stops else 2) * 3600)]
     server = RedisServer()
     server.start()
     procs: list[Measured] = []
     try:
         client = node(server.url)
+        if args.history_stops:
+            written = write_history_stops(client, plant, args.history_stops, clock[0])
+            print(f"{written:,} stops written for the shift's first {HISTORY_H:g} h", flush=True)
         worker = RollupWorker(client, plant, clock=lambda: clock[0])
         tick = 0
         passes = [0]
