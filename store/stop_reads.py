@@ -91,10 +91,11 @@ class StopReads:
         would begin there."""
         own = set(machines) if stops_of is None else set(stops_of)
         lo, ongoing = _looked_back(machines, snapshot, start)
-        closed, waiting, top = self._passing(line.id, lo, start, end, snapshot, ongoing, own, generation, ahead)
-        if top < end and waiting <= edge_stops.keys():  # (the ongoing ones: the open edge knows them better)
-            out = list(closed)
-        else:
+        kept = self._passing(line.id, lo, start, end, snapshot, ongoing, own, generation, ahead) \
+            if _kept_per_commit(generation, end, snapshot) else None
+        if kept is not None and kept[2] < end and kept[1] <= edge_stops.keys():  # (ongoing: the edge knows better)
+            out = list(kept[0])
+        else:  # (a window that ended, or an ongoing stored stop without its open edge: filtered here)
             out = []
             for stop in self._stored(line.id, lo, end, snapshot, ongoing, own, generation, ahead):  # ``overlaps``
                 stop_start, stop_end = stop.start, stop.end
@@ -124,10 +125,10 @@ class StopReads:
                  ) -> tuple[list[Stop], frozenset[str], float]:
         """Of the stored stops (``_stored``) from ``lo`` on: the ended ones that end after
         ``start`` (in stored order), the machines of the ongoing ones, the latest start. Kept
-        per generation for a window ending after every time the worker processed (a live one):
-        the stops stored then do not depend on its end, nor do these."""
+        per generation for a window ending after every time the worker processed (a live one,
+        ``_kept_per_commit``): the stops stored then do not depend on its end, nor do these."""
         key = (line_id, generation, lo, start, frozenset(wanted)) \
-            if generation is not None and _beyond(end, snapshot) is None else None
+            if _kept_per_commit(generation, end, snapshot) else None
         got = self._filtered.get(key) if key is not None else None
         if got is None:
             closed, waiting, top = [], set(), -math.inf
@@ -232,6 +233,12 @@ def _looked_back(machines: Sequence[str], snapshot: LineSnapshot, start: float) 
     wanted = set(machines)
     lookback = max([snapshot.max_stop_s, *(start - s for m, s in ongoing.items() if m in wanted)])
     return start - lookback - 1.0, ongoing
+
+
+def _kept_per_commit(generation: int | None, end: float, snapshot: LineSnapshot) -> bool:
+    """Whether a window ending at ``end`` keeps its stored stops per generation (``_passing``):
+    one ending after every time the worker processed, read with a generation."""
+    return generation is not None and _beyond(end, snapshot) is None
 
 
 def _score(pair: tuple[Any, float]) -> float:

@@ -163,6 +163,32 @@ def test_a_live_windows_stops_are_those_of_the_raw_computation_wherever_it_start
     assert checked > 5 and reader.stop_reads._filtered.hits >= 45
 
 
+def test_a_windows_stored_stops_are_read_once(reader: PlantReader, plant: Any,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """One pass over the stops set per window: a live one (kept per commit), a window that
+    ended, the timeline (no generation, no open edge), also with an ongoing stop stored (here
+    one added to what is read: the fixture's machines run at its end)."""
+    from domain.accounting import Stop
+    from domain.model import State
+
+    stop_reads = reader.stop_reads
+    calls: list[float] = []
+    original = stop_reads._stored
+    ongoing = Stop("L1", "M1", RECENT + 3 * HOUR, None, State.FAULT, 0)
+    monkeypatch.setattr(stop_reads, "_stored", lambda line_id, lo, hi, *a, **k: (
+        calls.append(hi), [*original(line_id, lo, hi, *a, **k), ongoing])[1])
+    line, ids = plant.lines[0], ["M1", "M2"]
+    for start, end in ((RECENT + 2 * HOUR, NOW), (RECENT + 2 * HOUR, RECENT + 4 * HOUR)):
+        stop_reads.forget()
+        reader.window_reads.reads.clear()
+        calls.clear()
+        assert reader.window_reads.totals(line, ids, start, end, NOW, stops_of=ids)[2]
+        assert len(calls) == 1, (start, end)
+    calls.clear()
+    assert reader.timeline("L1", RECENT + 2 * HOUR, RECENT + 4 * HOUR, NOW)["machines"]
+    assert len(calls) == 1
+
+
 def test_downtime_equals_the_raw_computation(reader: PlantReader, plant: Any, events: list[Event]) -> None:
     start, end = RECENT + 2 * HOUR, RECENT + 6.5 * HOUR
     got = reader.downtime("L1", start, end, NOW)
