@@ -287,8 +287,8 @@ def follow_pushed(app: Any, server: Any, port: int, stop: threading.Event) -> No
         print(json.dumps({"pushed_s": done - min(c.at for c in changes), "changed": len({c.line for c in changes}),
                           "lines": len(views), "at": done, "pool": len(pool) if pool else 0,
                           "pool_calls": pool.calls if pool else 0, "pool_cpu_s": pool.cpu_s if pool else 0.0,
-                          "pool_prepared_cpu_s": getattr(pool, "prepared_cpu_s", 0.0) if pool else 0.0,
-                          "pool_early": getattr(pool, "early", 0) if pool else 0,
+                          "pool_prepared_cpu_s": pool.prepared_cpu_s if pool else 0.0,
+                          "pool_early": pool.early if pool else 0,
                           "read_around": dict(pool.around) if pool else {}}), flush=True)
 
 

@@ -138,7 +138,7 @@ class WindowReads:
     def prepare(self, line: Line, machines: list[str], start: float, now: float) -> None:
         """Reads what a window [start, now) of ``machines`` with their stops will read at a later
         ``now`` and keeps it, without computing it (a reader pool child between rounds of
-        views, ``store.reader_pool``): the line's bookkeeping and the stream entries since its
+        views, ``store.preparation``): the line's bookkeeping and the stream entries since its
         followers' position, which they are fed up to ``now``; at a new commit, the stops set
         from the last cut; the closed sums of a watermark in a new minute. The window's read
         at a later ``now`` then reads and feeds only what came after."""
