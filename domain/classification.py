@@ -17,12 +17,15 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import compress
+from operator import is_not
 from typing import Any, cast
 
 from domain.accounting import Stop
 from domain.answers import Coverage as CoverageAnswer
 from domain.downtime import stop_end
 from domain.plant import Line, Plant, Reason
+from domain.stop_groups import GroupedStops
 from domain.stop_sums import KeptSums, MachineSums, added, sums_by_machine
 
 SEP = "~"
@@ -157,28 +160,43 @@ def apply(stops: Iterable[Stop], classifications: Mapping[str, Classification],
     unchanged, as ``ClassifiedStop`` so every stop carries its id and PLC code: ``unclassified``,
     from ``kept`` when there; ``plain``: those of ``stops``, when made already; ``pieces``:
     a cache of the classified stops' pieces, as ``kept``: the same stop and classification
-    give the same objects, which the downtime report's settled sums key on)."""
-    stops = list(stops)
+    give the same objects, which the downtime report's settled sums key on).
+    ``GroupedStops`` give ``GroupedStops``: the groups of the machines with a stop replaced
+    made again, the others' shared (``domain.stop_groups``)."""
+    given, stops = stops, stops if isinstance(stops, list) else list(stops)  # (not changed)
     if plain is None:
         plain = [unclassified(stop, kept) for stop in stops]
     if not classifications:
-        return cast(list[Stop], plain)
+        if not isinstance(given, GroupedStops):
+            return cast(list[Stop], plain)
+        if not any(map(is_not, stops, plain)):
+            return given  # (the same stops: all of them ``ClassifiedStop`` already)
+        # those that were not ``ClassifiedStop`` yet: replaced
+        return given.replaced(plain, {id(s): (p,) for s, p in compress(zip(stops, plain, strict=True),
+                                                                        map(is_not, stops, plain))})
     attached = attach(stops, classifications, [p.stop_id for p in plain])
     out: list[Stop] = []
+    by: dict[int, Sequence[Stop]] = {}  # id(stop) -> what replaced it
     for stop, same in zip(stops, plain, strict=True):
         cls = attached.get(same.stop_id)
         if cls is None:
             out.append(same)
+            if same is not stop:
+                by[id(stop)] = (same,)
             continue
         if pieces is None or stop.end is None:  # an ongoing stop is another object at every read
-            out.extend(_pieces(stop, same.stop_id, cls))
-            continue
-        got = pieces.get((id(stop), cls))
-        if got is None or got[0] is not stop:
-            if len(pieces) >= MAX_UNCLASSIFIED:
-                pieces.clear()
-            got = pieces[(id(stop), cls)] = (stop, _pieces(stop, same.stop_id, cls))
-        out.extend(got[1])
+            made = _pieces(stop, same.stop_id, cls)
+        else:
+            got = pieces.get((id(stop), cls))
+            if got is None or got[0] is not stop:
+                if len(pieces) >= MAX_UNCLASSIFIED:
+                    pieces.clear()
+                got = pieces[(id(stop), cls)] = (stop, _pieces(stop, same.stop_id, cls))
+            made = got[1]
+        out.extend(made)
+        by[id(stop)] = made
+    if isinstance(given, GroupedStops):
+        return given if not by and len(out) == len(given) else given.replaced(out, by)
     return out
 
 

@@ -36,6 +36,7 @@ from domain.calendar import Interval, planned_busy_intervals, total
 from domain.energy import zone
 from domain.model import State
 from domain.plant import LossCategory, Plant
+from domain.stop_groups import stops_by_machine
 from domain.totals import Totals
 
 # Where the seconds of a stop go in Totals, by loss category.
@@ -185,36 +186,6 @@ def _counted_index(spans: Sequence[tuple[Stop, Interval]], plant: Plant, start: 
 
 
 _start = attrgetter("start")
-_line = attrgetter("line")
-
-
-def stops_by_machine(stops: Iterable[Stop]) -> dict[tuple[str, str], list[Stop]]:
-    """The stops by (line, machine), each machine's in the order given (the keys in the order
-    they first come). Grouped by machine name first: a line's view groups its 1,400 stops
-    late in a shift, and a (line, machine) key made and hashed per stop cost three times as
-    much; only stops of machines of the same name on several lines are grouped by both."""
-    stops = stops if isinstance(stops, list) else list(stops)
-    by_name: dict[str, list[Stop]] = {}
-    for stop in stops:
-        group = by_name.get(stop.machine)
-        if group is None:
-            by_name[stop.machine] = [stop]
-        else:
-            group.append(stop)
-    out: dict[tuple[str, str], list[Stop]] = {}
-    for machine, group in by_name.items():
-        lines = set(map(_line, group))
-        if len(lines) > 1:  # (a plant's report: one name on several lines)
-            return _by_line_and_machine(stops)
-        out[(group[0].line, machine)] = group
-    return out
-
-
-def _by_line_and_machine(stops: list[Stop]) -> dict[tuple[str, str], list[Stop]]:
-    out: dict[tuple[str, str], list[Stop]] = {}
-    for stop in stops:
-        out.setdefault((stop.line, stop.machine), []).append(stop)
-    return out
 
 
 def claimed_spans(stops: Iterable[Stop], start: float, end: float, now: float) -> list[tuple[Stop, Interval]]:

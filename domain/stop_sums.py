@@ -32,9 +32,9 @@ from domain.downtime import (
     classify_stop,
     is_counted,
     machine_claims,
-    stops_by_machine,
 )
 from domain.plant import LossCategory, Plant
+from domain.stop_groups import groups_of
 
 _start = attrgetter("start")
 MAX_SETTLED = 20_000  # machines' windows kept (then it starts again): 1000 machines, a few windows each
@@ -207,6 +207,6 @@ def sums_by_machine(stops: Iterable[Stop], plant: Plant, start: float, end: floa
     ``planned``: an index of the plant's planned time covering the window (else built here)."""
     if planned is None or not planned.covers(start, min(end, now)):
         planned = PlannedIndex(plant, start, min(end, now))
-    by_machine = stops_by_machine(stops)
+    by_machine = groups_of(stops if isinstance(stops, list) else list(stops))  # (not changed: sorted copies)
     return [(key, machine_sums(sorted(by_machine[key], key=_start), plant, planned, start, end, now, kept))
             for key in sorted(by_machine)]

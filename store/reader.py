@@ -47,6 +47,7 @@ from domain import andon, answers, contract, kpi, stop_report, stop_sums
 from domain import classification as human
 from domain.accounting import Stop
 from domain.plant import Line, Plant
+from domain.stop_groups import machine_stops
 from domain.totals import Totals
 from store import live
 from store.answer_parts import clean_energy, flag_dict, kw, report_dict, window_dict
@@ -191,7 +192,7 @@ class PlantReader:
         line, ids, output = cfg.id, self._machine_ids(cfg, None), cfg.output_machine
         # the output machine's stops summed as the downtime report sums them (its settled ones kept)
         kept = self.stop_reads.report
-        sums = stop_sums.machine_of([s for s in stops if s.machine == output], self.plant, window[0], window[1], now,
+        sums = stop_sums.machine_of(machine_stops(stops, line, output), self.plant, window[0], window[1], now,
                                     kept.sums, kept.planned.covering(self.plant, window[0], min(window[1], now)))
         report = kpi.report(kpi.line_totals_of(totals, cfg, sums.buckets, sums.counted), self.plant, window[0],
                             window[1], now)

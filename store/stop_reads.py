@@ -24,6 +24,7 @@ from domain import classification as human
 from domain.accounting import Stop
 from domain.model import State
 from domain.plant import Line, Plant
+from domain.stop_groups import GroupedStops
 from domain.stop_report import Kept
 from store.bookkeeping import LineSnapshot
 from store.cache import LruCache
@@ -53,7 +54,7 @@ class StopReads:
         # what the downtime report made of these stops, by stop object (``stop_report.downtime_report``'s ``kept``)
         self.report = Kept()
         # the stored stops a live window keeps, per generation (``_passing``)
-        self._filtered: LruCache[tuple[Any, ...], tuple[list[Stop], frozenset[str], float]] = LruCache(512)
+        self._filtered: LruCache[tuple[Any, ...], tuple[GroupedStops, frozenset[str], float]] = LruCache(512)
         # per line: where its last read of a day still filling began (``ahead``)
         self._cuts: dict[str, float] = {}
 
@@ -83,7 +84,8 @@ class StopReads:
         ones from the stops set; the ongoing one from the stops set, or from the open edge
         where it was computed (``edge_stops``: the edge's stops as of ``end`` by machine).
         How far back to look depends on all ``machines``. ``classify=False``: the PLC's
-        stops, without people's classifications (``self.classifications.apply`` them).
+        stops, without people's classifications (``self.classifications.apply`` them), in the
+        form ``apply`` gives a stop without one (``classification.unclassified``).
         ``generation``: the bookkeeping's (``WindowReads``): the stops set's days still
         filling are read once per generation (the worker writes them only as it commits).
         ``ahead``: the stops set's (member, score) pairs from a time on (``ahead()``'s), read
@@ -93,8 +95,11 @@ class StopReads:
         lo, ongoing = _looked_back(machines, snapshot, start)
         kept = self._passing(line.id, lo, start, end, snapshot, ongoing, own, generation, ahead) \
             if _kept_per_commit(generation, end, snapshot) else None
+        # the open edge's, in the form the stored ones are parsed into (``_stop``)
+        extra: list[Stop] = [human.unclassified(s, self.classifications.kept) for machine, stops in edge_stops.items()
+                             if machine in own for s in stops if overlaps(s, start, end, now)]
         if kept is not None and kept[2] < end and kept[1] <= edge_stops.keys():  # (ongoing: the edge knows better)
-            out = list(kept[0])
+            out: list[Stop] = kept[0].plus(extra)  # (grouped by machine: the sums need only group ``extra``)
         else:  # (a window that ended, or an ongoing stored stop without its open edge: filtered here)
             out = []
             for stop in self._stored(line.id, lo, end, snapshot, ongoing, own, generation, ahead):  # ``overlaps``
@@ -107,9 +112,7 @@ class StopReads:
                     stop_end = now if now > stop_start else stop_start
                 if stop_end > start:
                     out.append(stop)
-        for machine, stops in edge_stops.items():
-            if machine in own:
-                out.extend(s for s in stops if overlaps(s, start, end, now))
+            out.extend(extra)
         return self.classifications.apply(line.id, out) if classify else out
 
     def keep(self, line: Line, machines: Sequence[str], snapshot: LineSnapshot, start: float, end: float,
@@ -122,9 +125,9 @@ class StopReads:
 
     def _passing(self, line_id: str, lo: float, start: float, end: float, snapshot: LineSnapshot,
                  ongoing: dict[str, float], wanted: set[str], generation: int | None, ahead: Ahead | None
-                 ) -> tuple[list[Stop], frozenset[str], float]:
+                 ) -> tuple[GroupedStops, frozenset[str], float]:
         """Of the stored stops (``_stored``) from ``lo`` on: the ended ones that end after
-        ``start`` (in stored order), the machines of the ongoing ones, the latest start. Kept
+        ``start`` (in stored order, grouped by machine), the machines of the ongoing ones, the latest start. Kept
         per generation for a window ending after every time the worker processed (a live one,
         ``_kept_per_commit``): the stops stored then do not depend on its end, nor do these."""
         key = (line_id, generation, lo, start, frozenset(wanted)) \
@@ -141,7 +144,7 @@ class StopReads:
                     waiting.add(stop.machine)
                 elif stop_end > start:
                     closed.append(stop)
-            got = (closed, frozenset(waiting), top)
+            got = (GroupedStops(closed), frozenset(waiting), top)
             if key is not None:
                 self._filtered.put(key, got)
         return got

@@ -336,7 +336,7 @@ def test_stops_by_machine_groups_as_by_line_and_machine_in_first_seen_order(keys
                                                                             one_line: bool) -> None:
     """Grouped by machine name first (one line's stops: the live views), by both when one name
     is on several lines (a plant's report): the same groups, keys in the same order."""
-    from domain.downtime import stops_by_machine
+    from domain.stop_groups import stops_by_machine
 
     stops = [Stop("L1" if one_line else line, machine, T0 + i, T0 + i + 1, State.IDLE, 0)
              for i, (line, machine) in enumerate(keys)]

@@ -163,6 +163,35 @@ def test_a_live_windows_stops_are_those_of_the_raw_computation_wherever_it_start
     assert checked > 5 and reader.stop_reads._filtered.hits >= 45
 
 
+def test_a_live_windows_stops_come_grouped_by_machine(reader: PlantReader, plant: Any) -> None:
+    """A live window's stops (the stored ones kept per commit, people's reasons over them, one
+    stop split) come with their groups by machine
+    (``domain.stop_groups.GroupedStops``): the list's own, also at the next read; and the
+    downtime report and the line's KPIs from them equal those from the plain list."""
+    from domain.classification import Classification, stop_id
+    from domain.stop_groups import GroupedStops, stops_by_machine
+
+    line, ids, start = plant.lines[0], ["M1", "M2"], RECENT + 2 * HOUR
+    stored = reader.window_reads.totals(line, ids, start, NOW, NOW, stops_of=ids)[2]
+    for machine, split in (("M1", False), ("M2", True)):
+        stop = [s for s in stored if s.machine == machine and s.end is not None][1]
+        splits = ((stop.start + 1.0, 5),) if split else ()
+        reader.classifications.put("L1", stop_id("L1", machine, stop.start), Classification(3, by="op", splits=splits))
+    for now in (NOW, NOW + 1):
+        window, totals, stops = reader.window_reads.totals(line, ids, start, now, now, stops_of=ids)
+        assert isinstance(stops, GroupedStops)
+        groups = stops_by_machine(list(stops))
+        assert list(stops.groups) == list(groups)
+        assert all([id(s) for s in stops.groups[k]] == [id(s) for s in v] for k, v in groups.items())
+        assert sum(s.reason == 3 for s in stops) >= 2 and any(s.piece == 2 for s in stops)  # type: ignore[attr-defined]
+        args = (plant, window.start, window.end, now)
+        assert stop_report.downtime_report(stops, *args, kept=reader.stop_reads.report) == \
+            stop_report.downtime_report(list(stops), *args)
+        assert reader._line_kpis(line, window, totals, stops, now, machines=False) == \
+            reader._line_kpis(line, window, totals, list(stops), now, machines=False)
+    assert reader.stop_reads._filtered.hits >= 1
+
+
 def test_a_windows_stored_stops_are_read_once(reader: PlantReader, plant: Any,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """One pass over the stops set per window: a live one (kept per commit), a window that
