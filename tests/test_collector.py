@@ -94,9 +94,12 @@ def values(events: list[Event], machine: str, signal: Signal) -> list[object]:
 
 
 async def until(predicate: Callable[[], bool], timeout_s: float = 60.0, what: str = "condition") -> None:
-    """Poll ``predicate`` (the timeout only turns a hang into a failure: a loaded machine is slow)."""
+    """Poll ``predicate``, asked in a thread: most read a whole stream from Redis, which blocks,
+    and this event loop also runs the OPC UA server and the collector; starved on a loaded
+    machine, the client's health check timed out and the link went down in the middle of a
+    replay (the timeout only turns a hang into a failure: a loaded machine is slow)."""
     deadline = time.monotonic() + timeout_s
-    while not predicate():
+    while not await asyncio.to_thread(predicate):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.05)
