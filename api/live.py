@@ -45,7 +45,7 @@ from api import context
 from api.auth import error
 from api.openapi import LINE_FILTER
 from domain import answers
-from store.live_feed import ALERTS, FEED_KEY, Change, LiveFeed, feed_of
+from store.live_feed import ALERTS, FEED_KEY, START_KEY, Change, LiveFeed, feed_of
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +61,17 @@ def enabled(config: dict[str, Any]) -> bool:
     return bool(config.get(ENABLED_KEY, True))
 
 
-def install(server: FastAPI, client_of: Callable[[], Any], lines: list[str]) -> None:
-    """The event stream on ``server``; ``client_of()``: the Redis client the feed reads."""
+def install(server: FastAPI, client_of: Callable[[], Any] | None, lines: list[str]) -> None:
+    """The event stream on ``server``; ``client_of()``: the Redis client the feed reads (None:
+    a reader without one, nothing to follow)."""
     config = context.config_of(server)
     config.setdefault(ENABLED_KEY, os.environ.get("LIVE_PUSH", "1").strip().lower() not in ("0", "false", "no"))
+    if client_of is not None:
+        # the screens' live reads start the feed too: with several server processes, the one that
+        # answers a screen's refresh may hold none of the event streams (each process follows the
+        # lines and keeps its views per version on its own)
+        every, follow = list(lines), client_of
+        config[START_KEY] = lambda: feed_of(config, follow, every) if enabled(config) else None
     server.include_router(create_live_router(client_of, lines))
 
 

@@ -14,6 +14,7 @@ import math
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
+from api import context
 from api.auth import auth
 from domain import answers, calendar
 from domain.classification import (
@@ -27,6 +28,7 @@ from domain.classification import (
 from domain.roles import ALL_LINES, Action, Principal, refusal
 from store.classifications import find_stop
 from store.handovers import MAX_NOTE, HandoverError, Handovers
+from store.live_feed import FEED_KEY
 from store.reader import PlantReader, WindowError, parse_time
 from store.reasons import ReasonListError, parse_catalogue, parse_codes, reason_dict
 from store.users import UserError
@@ -80,6 +82,7 @@ def classify(reader: PlantReader, who: Principal, line: str, sid: str, reason: A
     after = Classification(int(reason), comment if comment is not None else (before.comment if before else ""),
                            who.name, now, before.splits if before else (), stop.end)
     reader.classifications.put(line, sid, after, replaces=stored)
+    _amended(line)
     auth().record(who, "classify", line=line, target=sid,
                   before=before.to_dict() if before else {"plc_reason": stop.reason}, after=after.to_dict())
     return cast(answers.Classification, {"id": sid, "plc_reason": stop.reason, **after.to_dict()})
@@ -105,9 +108,19 @@ def split(reader: PlantReader, who: Principal, line: str, sid: str, at: Any, bef
     after = Classification(int(before_reason), comment if comment is not None else (before.comment if before else ""),
                            who.name, now, ((at_s, int(after_reason)),), stop.end)
     reader.classifications.put(line, sid, after, replaces=stored)
+    _amended(line)
     auth().record(who, "split", line=line, target=sid,
                   before=before.to_dict() if before else {"plc_reason": stop.reason}, after=after.to_dict())
     return cast(answers.Classification, {"id": sid, "plc_reason": stop.reason, **after.to_dict()})
+
+
+def _amended(line: str) -> None:
+    """The line's figures changed outside its stream: the serving process's live feed gives
+    it a new version at once (``LiveFeed.amend``), so the screens read it again. Other
+    processes see it at the line's next version (new data, or the clock's, within 3 s)."""
+    feed = context.config().get(FEED_KEY)
+    if feed is not None:
+        feed.amend(line)
 
 
 def _carried(reader: PlantReader, line: str, stop: Any) -> tuple[str | None, Classification | None]:

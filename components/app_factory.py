@@ -125,7 +125,8 @@ def create_app(settings: Any, reader_factory: Callable[[], Any], clock: Callable
     app.callback(Output(PAGE, "children"), Input(URL, "pathname"), State(URL, "search"))(route)
     from api import live  # live push: /api/live/events, one stream follower per process (assets/push.js)
 
-    live.install(server, lambda: reader.redis, [ln.id for ln in settings.plant.lines])
+    live.install(server, (lambda: reader.redis) if hasattr(reader, "redis") else None,  # (a stand-in reader: none)
+                 [ln.id for ln in settings.plant.lines])
     if api is not None:
         api(server, reader)
     from api.writes import install_operator_loop, session_layers  # login, sessions, the operator loop (issue 11)

@@ -113,10 +113,14 @@ def now() -> float:
 
 def live_versions() -> dict[str, int] | None:
     """Each line's version from the process's live feed; None when nothing may be kept
-    (no feed, or it does not follow the streams right now)."""
-    from store.live_feed import FEED_KEY
+    (no feed, or it does not follow the streams right now). With push on, the first live
+    read starts the feed (``store.live_feed.START_KEY``)."""
+    from store.live_feed import FEED_KEY, START_KEY
 
-    feed = context.config().get(FEED_KEY)
+    config = context.config()
+    feed = config.get(FEED_KEY)
+    if feed is None and (start := config.get(START_KEY)) is not None:
+        feed = start()
     return None if feed is None else feed.versions()
 
 

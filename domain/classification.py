@@ -196,7 +196,7 @@ def apply(stops: Iterable[Stop], classifications: Mapping[str, Classification],
         out.extend(made)
         by[id(stop)] = made
     if isinstance(given, GroupedStops):
-        return given if not by and len(out) == len(given) else given.replaced(out, by)
+        return given.replaced(out, by) if by else given  # (none replaced: the same stops)
     return out
 
 

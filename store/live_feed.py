@@ -47,8 +47,8 @@ from store.reader_pool import cpu_in_children
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ALERTS", "FEED_KEY", "WARM_KEY", "WHY_ALERTS", "WHY_CLOCK", "WHY_EVENTS", "WHY_RESTART", "WHY_ROLLUP",
-           "Change", "LiveFeed", "feed_of"]
+__all__ = ["ALERTS", "FEED_KEY", "START_KEY", "WARM_KEY", "WHY_ALERTS", "WHY_AMENDED", "WHY_CLOCK", "WHY_EVENTS",
+           "WHY_RESTART", "WHY_ROLLUP", "Change", "LiveFeed", "feed_of"]
 
 BLOCK_MS = 1000  # one XREAD waits this long; the worker's counters are read at least this often
 COALESCE_S = 0.1  # a change waits this long for the ones right behind it
@@ -57,6 +57,7 @@ QUIET_S = 3.0  # and at least one per this: the clock moves the texts
 HISTORY = 4096  # changes kept for reconnecting browsers (Last-Event-ID)
 
 WHY_CLOCK = "clock"  # nothing new, but time moved on
+WHY_AMENDED = "amended"  # a person classified or split a stop (``amend``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,6 +273,18 @@ class LiveFeed:
             if any([self._mark(line, why, now) for line in known]):  # (every line marked)
                 self._wake.notify()  # a line newly dirty: the dispatcher's next turn may come sooner
 
+    def amend(self, line: str, why: str = WHY_AMENDED) -> None:
+        """A write outside the streams changed ``line``'s figures (a person classified a stop):
+        the line's next version is handed out and told at once, not warmed, so what this
+        process reads of the line after the write is read again, not taken from the memo."""
+        if line not in self._versions:
+            return
+        with self._cond:
+            self._versions[line] += 1
+            self._bumped[line] = self.clock()
+            self.bumps += 1
+            self._publish([(line, self._versions[line], (why,), time.time())])
+
     def _mark(self, line: str, why: str, now: float) -> bool:
         """Marks ``line`` dirty; -> whether it was not (a dirty line's turn is already planned)."""
         dirty = self._dirty.get(line)
@@ -362,6 +375,9 @@ class LiveFeed:
 
 FEED_KEY = "LIVE_FEED"
 WARM_KEY = "LIVE_WARM"
+# a callable that starts the process's feed when push is on (``api.live.install``): a screen's live
+# read starts it too (``components.data.live_versions``), not only an event stream opened in this process
+START_KEY = "LIVE_FEED_START"
 _feed_lock = threading.Lock()
 
 

@@ -649,3 +649,46 @@ def test_marks_wake_the_dispatcher_only_the_consumers_when_a_change_is_told(redi
     finally:
         feed.stop()
         loop.close()
+
+
+def test_an_amended_line_gets_its_next_version_at_once(feed: LiveFeed) -> None:
+    """A person's classification (a write outside the streams): the line's next version is
+    handed out and told at once, so what is read after the write is not the memo's."""
+    from store.live_feed import WHY_AMENDED
+
+    wait_for(lambda: feed.version("CM1") == 1, what="the start version")
+    before = feed.seq
+    feed.amend("CM1")
+    assert feed.version("CM1") == 2 and feed.versions() == {"BW1": 1, "CM1": 2, "BR1": 1}
+    assert [(c.line, c.version, c.why) for c in feed.changes_since(before) or []] == [("CM1", 2, (WHY_AMENDED,))]
+    feed.amend("nowhere")  # not a line of the plant: nothing
+    assert feed.seq == before + 1
+
+
+@pytest.mark.parametrize("push", [True, False])
+def test_a_screens_live_read_starts_the_feed_without_an_event_stream(redis_url: str, push: bool) -> None:
+    """With several server processes the one answering a screen's refresh may hold none of
+    the event streams: its first live read starts its feed, so its views are kept per version
+    and warmed like the others' (with push off: no feed, as before)."""
+    from api import live
+    from components.app_factory import create_app
+    from store.live_feed import FEED_KEY
+
+    inner, now = seed_plant(redis_url, PLANT, hours=0.5, end=history_end(PLANT.timezone))
+    app = create_app(Settings(plant_path=DEMO_PLANT, plant=PLANT, redis_url=redis_url), lambda: inner,
+                     clock=lambda: now)
+    config = config_of(app.server)
+    config[live.ENABLED_KEY] = push
+    try:
+        with serving(app.server, "/"):
+            assert data.line_views(["BW1"])[0][0]["line"] == "BW1"
+        if not push:
+            assert FEED_KEY not in config
+            return
+        feed: LiveFeed = config[FEED_KEY]
+        wait_for(lambda: feed.up, what="the feed started by the read following the streams")
+        with serving(app.server, "/"):
+            view = data.line_views(["BW1"])[0][0]
+        assert view["version"] == feed.version("BW1") is not None  # kept per version
+    finally:
+        live.shutdown(config)
