@@ -2,7 +2,8 @@
 changed, for ``assets/push.js`` (and anyone else: ``curl -N``).
 
 One ``store.live_feed.LiveFeed`` per server process follows the streams; it starts with
-the first subscriber. Events (``text/event-stream``):
+the first subscriber, or the first live read of a screen's refresh (``install`` leaves the
+starter, ``store.live_feed.START_KEY``). Events (``text/event-stream``):
 
 * ``hello`` on connect: ``{"lines": [{"line", "version"}...], "up": bool}``;
 * ``change``: ``{"lines": [{"line", "version", "why": [...], "at"}]}`` with only the lines

@@ -2,7 +2,7 @@
 rollup worker's commits, so live screens are told when a line changed instead of asking
 every 2 s.
 
-Reader threads (``store.live_readers``, started with the first subscriber) block on ``XREAD`` over the line
+Reader threads (``store.live_readers``, started with the first subscriber or live read) block on ``XREAD`` over the line
 streams (``domain.contract.events_key``; one XREAD for all lines on a single Redis, one
 per line on a Redis Cluster, where a command may not span slots) and, after each read or
 each ``BLOCK_MS`` of silence, read the worker's bookkeeping counters (``ver`` and
