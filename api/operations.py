@@ -117,7 +117,8 @@ def split(reader: PlantReader, who: Principal, line: str, sid: str, at: Any, bef
 def _amended(line: str) -> None:
     """The line's figures changed outside its stream: the serving process's live feed gives
     it a new version at once (``LiveFeed.amend``), so the screens read it again. Other
-    processes see it at the line's next version (new data, or the clock's, within 3 s)."""
+    processes' feeds see the classifications' counter (``Classifications.put`` bumps it)
+    within about a second."""
     feed = context.config().get(FEED_KEY)
     if feed is not None:
         feed.amend(line)

@@ -132,6 +132,7 @@ class Classifications:
         parsed = parse_stop_id(sid)
         with self.redis.pipeline(transaction=False) as pipe:
             pipe.hset(contract.classifications_key(line), sid, json.dumps(cls.to_dict()))
+            pipe.incr(contract.classifications_version_key(line))  # every process's live feed: the line changed
             if parsed is not None:
                 pipe.zadd(contract.classification_starts_key(line), {sid: parsed[2]})
             if replaces is not None and replaces != sid:

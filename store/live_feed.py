@@ -40,8 +40,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from store import live_readers
 from store.clients import is_cluster
-from store.live_readers import ALERTS, WHY_ALERTS, WHY_EVENTS, WHY_RESTART, WHY_ROLLUP, follow_alerts, follow_streams
+from store.live_readers import ALERTS, WHY_ALERTS, WHY_AMENDED, WHY_EVENTS, WHY_RESTART, WHY_ROLLUP
 from store.live_warm import WARM_BUDGET, WARM_MAX_S, WARM_STUCK_S, WARM_THREADS, Out, WarmUps
 from store.reader_pool import cpu_in_children
 
@@ -57,7 +58,6 @@ QUIET_S = 3.0  # and at least one per this: the clock moves the texts
 HISTORY = 4096  # changes kept for reconnecting browsers (Last-Event-ID)
 
 WHY_CLOCK = "clock"  # nothing new, but time moved on
-WHY_AMENDED = "amended"  # a person classified or split a stop (``amend``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,9 +129,9 @@ class LiveFeed:
         with self._cond:  # down until each reader has read its streams' positions once
             self._down.update({",".join(lines): "starting" for lines in groups})
         for i, lines in enumerate(groups):
-            self._spawn(f"live-feed-{i}", follow_streams, self, lines)
+            self._spawn(f"live-feed-{i}", live_readers.follow_streams, self, lines)
         if self.follow_alerts:
-            self._spawn("live-feed-alerts", follow_alerts, self)
+            self._spawn("live-feed-alerts", live_readers.follow_alerts, self)
         self._spawn("live-feed-dispatch", self._dispatch)
         return self
 

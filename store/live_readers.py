@@ -25,6 +25,7 @@ WHY_EVENTS = "events"  # new entries in the line's stream
 WHY_ROLLUP = "rollup"  # the worker committed (closed minutes, a rewind)
 WHY_RESTART = "restart"  # the feed (re)connected to Redis: anything may have changed
 WHY_ALERTS = "alerts"  # an alert was raised, updated, cleared or acknowledged
+WHY_AMENDED = "amended"  # a person classified or split a stop (``contract.classifications_version_key``)
 ALERTS = "~alerts"  # the alerts' channel beside the lines (no line id has a "~")
 
 
@@ -57,7 +58,7 @@ def follow_streams(feed: Feed, lines: list[str]) -> None:
     name = ",".join(lines)
     reader: Any = None
     positions: dict[str, str] | None = None
-    counters: dict[str, tuple[Any, Any]] = {}
+    counters: dict[str, tuple[Any, ...]] = {}
     warned = False
     while not feed.stopped:
         try:
@@ -79,7 +80,10 @@ def follow_streams(feed: Feed, lines: list[str]) -> None:
                     written.append(key_of[key])
             feed.mark_all(written, WHY_EVENTS)
             now_counters = _counters(reader, lines)
-            feed.mark_all([line for line, value in now_counters.items() if counters.get(line) != value], WHY_ROLLUP)
+            feed.mark_all([line for line, value in now_counters.items() if counters.get(line, ())[:2] != value[:2]],
+                          WHY_ROLLUP)
+            feed.mark_all([line for line, value in now_counters.items() if counters.get(line, ())[2:] != value[2:]],
+                          WHY_AMENDED)
             counters = now_counters
         except (redis.RedisError, OSError) as exc:
             if feed.stopped:
@@ -125,9 +129,11 @@ def _newest_id(reader: Any, key: str) -> str:
     return _text(newest[0][0]) if newest else "0-0"
 
 
-def _counters(reader: Any, lines: list[str]) -> dict[str, tuple[Any, Any]]:
+def _counters(reader: Any, lines: list[str]) -> dict[str, tuple[Any, ...]]:
+    """Per line: the worker's commit counters (``ver``, ``amend``), then the classifications'."""
     with reader.pipeline(transaction=False) as pipe:
         for line in lines:
             pipe.hmget(contract.rollup_state_key(line), "ver", "amend")
+            pipe.get(contract.classifications_version_key(line))
         replies = pipe.execute()
-    return {line: tuple(reply) for line, reply in zip(lines, replies, strict=True)}
+    return {line: (*replies[2 * i], replies[2 * i + 1]) for i, line in enumerate(lines)}

@@ -665,6 +665,21 @@ def test_an_amended_line_gets_its_next_version_at_once(feed: LiveFeed) -> None:
     assert feed.seq == before + 1
 
 
+def test_a_classification_written_anywhere_gives_its_line_a_new_version(feed: LiveFeed,
+                                                                       redis_client: redis.Redis) -> None:
+    """Written through another server process (its ``Classifications.put``): every feed reads
+    the line's classifications counter beside the worker's and gives the line a new version."""
+    from domain.classification import Classification
+    from store.classifications import Classifications
+    from store.live_feed import WHY_AMENDED
+
+    wait_for(lambda: feed.version("BR1") == 1, what="the start version")
+    before = feed.seq
+    Classifications(redis_client).put("BR1", "BR1~BR-RM~1700000000000", Classification(3, by="op"))
+    wait_for(lambda: feed.version("BR1") == 2, what="BR1's version after a classification")
+    assert [(c.line, c.why) for c in feed.changes_since(before) or []] == [("BR1", (WHY_AMENDED,))]
+
+
 @pytest.mark.parametrize("push", [True, False])
 def test_a_screens_live_read_starts_the_feed_without_an_event_stream(redis_url: str, push: bool) -> None:
     """With several server processes the one answering a screen's refresh may hold none of

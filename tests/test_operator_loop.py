@@ -331,7 +331,7 @@ def test_the_overview_card_and_the_wall_count_what_the_queue_lists(env: dict[str
                headers=_bearer(env["tokens"]["operator", "L1"]))
     # the write went through another app (another server process): this one's live feed, started
     # by its first live read, keeps the line's view per version until the line's next version
-    # (the clock's comes within QUIET_S)
+    # (its readers see the classifications' counter within a second; the clock's within QUIET_S)
     deadline = time.monotonic() + 10 * QUIET_S
     while (got := card_wall_and_queue()) != ("0", "", 0) and time.monotonic() < deadline:
         time.sleep(0.1)

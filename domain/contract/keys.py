@@ -188,6 +188,12 @@ def classification_starts_key(line: str) -> str:
     return f"{line_tag(line)}:class:starts"
 
 
+def classifications_version_key(line: str) -> str:
+    """Counter: bumped by every write of ``classifications_key`` (each process's live feed
+    reads it beside the worker's counters: the line's views are made again)."""
+    return f"{line_tag(line)}:class:ver"
+
+
 def handovers_key(line: str) -> str:
     """Hash: shift handovers of the line (field = shift start, epoch s; value = JSON)."""
     return f"{line_tag(line)}:handover"
