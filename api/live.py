@@ -2,8 +2,8 @@
 changed, for ``assets/push.js`` (and anyone else: ``curl -N``).
 
 One ``store.live_feed.LiveFeed`` per server process follows the streams; it starts with
-the first subscriber, or the first live read of a screen's refresh (``install`` leaves the
-starter, ``store.live_feed.START_KEY``). Events (``text/event-stream``):
+the first subscriber, or, once the server runs (its lifespan), the first live read of a
+screen's refresh (``serving``: ``store.live_feed.START_KEY``). Events (``text/event-stream``):
 
 * ``hello`` on connect: ``{"lines": [{"line", "version"}...], "up": bool}``;
 * ``change``: ``{"lines": [{"line", "version", "why": [...], "at"}]}`` with only the lines
@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 
 PATH = "/api/live/events"
 ENABLED_KEY = "LIVE_PUSH"
+_STARTER = "LIVE_FEED_STARTER"  # ``install``'s, until the server runs (``serving``)
 HEARTBEAT_S = 15.0
 POLL_S = 1.0  # a stream checks the switch and the feed's state this often
 MAX_STREAM_S = 600.0
@@ -68,12 +69,19 @@ def install(server: FastAPI, client_of: Callable[[], Any] | None, lines: list[st
     config = context.config_of(server)
     config.setdefault(ENABLED_KEY, os.environ.get("LIVE_PUSH", "1").strip().lower() not in ("0", "false", "no"))
     if client_of is not None:
-        # the screens' live reads start the feed too: with several server processes, the one that
-        # answers a screen's refresh may hold none of the event streams (each process follows the
-        # lines and keeps its views per version on its own)
+        # the screens' live reads start the feed too (once the server runs: ``serving``): with
+        # several server processes, the one that answers a screen's refresh may hold none of the
+        # event streams (each process follows the lines and keeps its views per version on its own)
         every, follow = list(lines), client_of
-        config[START_KEY] = lambda: feed_of(config, follow, every) if enabled(config) else None
+        config[_STARTER] = lambda: feed_of(config, follow, every) if enabled(config) else None
     server.include_router(create_live_router(client_of, lines))
+
+
+def serving(config: dict[str, Any]) -> None:
+    """The server started (its lifespan, which stops the feed at its end): from now on a
+    screen's live read starts the process's feed (``store.live_feed.START_KEY``)."""
+    if _STARTER in config:
+        config[START_KEY] = config[_STARTER]
 
 
 def create_live_router(client_of: Callable[[], Any] | None, lines: list[str] | None = None) -> APIRouter:

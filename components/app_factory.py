@@ -157,8 +157,10 @@ async def _lifespan(server: FastAPI) -> AsyncIterator[None]:
     # answer unknown /api and /_dash- paths with the index (200) and serve pages without
     # Dash's request set-up. PageRoutes serves the pages; every other unknown path is a 404.
     server.router.routes[:] = [r for r in server.router.routes if not is_catch_all(r)]
-    yield
     from api import live
+
+    live.serving(context.config_of(server))  # screens' live reads may start the feed (stopped below)
+    yield
 
     pool = context.config_of(server).get(data.POOL_KEY)
     if pool is not None:

@@ -683,8 +683,8 @@ def test_a_classification_written_anywhere_gives_its_line_a_new_version(feed: Li
 @pytest.mark.parametrize("push", [True, False])
 def test_a_screens_live_read_starts_the_feed_without_an_event_stream(redis_url: str, push: bool) -> None:
     """With several server processes the one answering a screen's refresh may hold none of
-    the event streams: its first live read starts its feed, so its views are kept per version
-    and warmed like the others' (with push off: no feed, as before)."""
+    the event streams: once it runs, its first live read starts its feed, so its views are kept
+    per version and warmed like the others' (with push off: no feed, as before)."""
     from api import live
     from components.app_factory import create_app
     from store.live_feed import FEED_KEY
@@ -695,6 +695,10 @@ def test_a_screens_live_read_starts_the_feed_without_an_event_stream(redis_url: 
     config = config_of(app.server)
     config[live.ENABLED_KEY] = push
     try:
+        with serving(app.server, "/"):  # not before the server runs (its lifespan stops the feed again)
+            assert data.line_views(["BW1"])[0][0]["line"] == "BW1"
+        assert FEED_KEY not in config
+        live.serving(config)  # as the server's lifespan does at its start
         with serving(app.server, "/"):
             assert data.line_views(["BW1"])[0][0]["line"] == "BW1"
         if not push:
