@@ -52,7 +52,7 @@ def _by_line_and_machine(stops: list[Stop]) -> Groups:
     return out
 
 
-def groups_of(stops: Sequence[Stop]) -> Mapping[tuple[str, str], Sequence[Stop]]:
+def groups_of(stops: Iterable[Stop]) -> Mapping[tuple[str, str], Sequence[Stop]]:
     """``stops_by_machine``, read only: a ``GroupedStops``' own groups (not copied)."""
     return stops.groups if isinstance(stops, GroupedStops) else stops_by_machine(stops)
 

@@ -207,6 +207,6 @@ def sums_by_machine(stops: Iterable[Stop], plant: Plant, start: float, end: floa
     ``planned``: an index of the plant's planned time covering the window (else built here)."""
     if planned is None or not planned.covers(start, min(end, now)):
         planned = PlannedIndex(plant, start, min(end, now))
-    by_machine = groups_of(stops if isinstance(stops, list) else list(stops))  # (not changed: sorted copies)
+    by_machine = groups_of(stops)  # (not changed: sorted copies)
     return [(key, machine_sums(sorted(by_machine[key], key=_start), plant, planned, start, end, now, kept))
             for key in sorted(by_machine)]

@@ -280,10 +280,14 @@ class LiveFeed:
         if line not in self._versions:
             return
         with self._cond:
-            self._versions[line] += 1
-            self._bumped[line] = self.clock()
-            self.bumps += 1
-            self._publish([(line, self._versions[line], (why,), time.time())])
+            self._publish([(line, self._bump(line, self.clock()), (why,), time.time())])
+
+    def _bump(self, line: str, now: float) -> int:
+        """The line's next version, handed out at ``now`` (holding ``_cond``)."""
+        self._versions[line] += 1
+        self._bumped[line] = now
+        self.bumps += 1
+        return self._versions[line]
 
     def _mark(self, line: str, why: str, now: float) -> bool:
         """Marks ``line`` dirty; -> whether it was not (a dirty line's turn is already planned)."""
@@ -330,10 +334,7 @@ class LiveFeed:
                 handed_out = time.time()
                 for line in due:
                     dirty = self._dirty.pop(line)
-                    self._versions[line] += 1
-                    self._bumped[line] = now
-                    self.bumps += 1
-                    changes.append((line, self._versions[line], tuple(sorted(dirty.why)), handed_out))
+                    changes.append((line, self._bump(line, now), tuple(sorted(dirty.why)), handed_out))
                 if changes and self.warm is None:
                     self._publish(changes)
                 elif changes:

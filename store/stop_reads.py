@@ -127,9 +127,10 @@ class StopReads:
                  ongoing: dict[str, float], wanted: set[str], generation: int | None, ahead: Ahead | None
                  ) -> tuple[GroupedStops, frozenset[str], float]:
         """Of the stored stops (``_stored``) from ``lo`` on: the ended ones that end after
-        ``start`` (in stored order, grouped by machine), the machines of the ongoing ones, the latest start. Kept
-        per generation for a window ending after every time the worker processed (a live one,
-        ``_kept_per_commit``): the stops stored then do not depend on its end, nor do these."""
+        ``start`` (in stored order, grouped by machine), the machines of the ongoing ones, the
+        latest start. Kept per generation for a window ending after every time the worker
+        processed (a live one, ``_kept_per_commit``): the stops stored then do not depend on its
+        end, nor do these."""
         key = (line_id, generation, lo, start, frozenset(wanted)) \
             if _kept_per_commit(generation, end, snapshot) else None
         got = self._filtered.get(key) if key is not None else None
