@@ -220,6 +220,27 @@ def test_errors_become_500_json_and_redis_outages_503() -> None:
     assert client.get("/api/health").status_code == 503
 
 
+
+def test_non_finite_figures_are_served_as_null_and_clean_answers_as_they_are(redis_client: redis.Redis) -> None:
+    """A figure that is NaN or infinite (a ratio without a base) is JSON null; an answer
+    without one is served as the reader gave it (encoded as it is, not walked first)."""
+    answers = [{"lines": [{"id": "L1", "oee": float("nan"), "rates": [1.5, float("inf"), -float("inf")],
+                           "nested": {"x": (float("nan"), 2)}}], "shift": {"n": 3}},
+               {"lines": [{"id": "L1", "oee": 0.5, "pair": (1, 2.5), "name": "线 1"}]}]
+
+    class Odd(PlantReader):
+        def lines(self, now: float, *args: Any, **kwargs: Any) -> dict[str, Any]:
+            return answers.pop(0)
+
+    client = Client(make_app(Odd(redis_client, PLANT)))
+    first = client.get("/api/lines")
+    assert first.status_code == 200
+    assert first.get_json() == {"lines": [{"id": "L1", "oee": None, "rates": [1.5, None, None],
+                                           "nested": {"x": [None, 2]}}], "shift": {"n": 3}}
+    second = client.get("/api/lines")
+    assert second.status_code == 200
+    assert second.get_json() == {"lines": [{"id": "L1", "oee": 0.5, "pair": [1, 2.5], "name": "线 1"}]}
+
 odd_text = st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=40)
 
 
