@@ -13,6 +13,7 @@ per-stop caches key on: ``Classifications.apply``).
 from __future__ import annotations
 
 import math
+from itertools import chain
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, cast
@@ -127,25 +128,33 @@ class StopReads:
                  ongoing: dict[str, float], wanted: set[str], generation: int | None, ahead: Ahead | None
                  ) -> tuple[GroupedStops, frozenset[str], float]:
         """Of the stored stops (``_stored``) from ``lo`` on: the ended ones that end after
-        ``start`` (in stored order, grouped by machine), the machines of the ongoing ones, the
+        ``start`` (each machine's in stored order, machine after machine), the machines of the ongoing ones, the
         latest start. Kept per generation for a window ending after every time the worker
         processed (a live one, ``_kept_per_commit``): the stops stored then do not depend on its
         end, nor do these."""
         key = (line_id, generation, lo, start, frozenset(wanted)) \
             if _kept_per_commit(generation, end, snapshot) else None
         got = self._filtered.get(key) if key is not None else None
-        if got is None:
-            closed, waiting, top = [], set(), -math.inf
-            for stop in self._stored(line_id, lo, end, snapshot, ongoing, wanted, generation, ahead):
-                stop_start, stop_end = stop.start, stop.end
-                if stop_start < lo:
-                    continue
-                top = stop_start if stop_start > top else top
-                if stop_end is None:
-                    waiting.add(stop.machine)
-                elif stop_end > start:
-                    closed.append(stop)
-            got = (GroupedStops(closed), frozenset(waiting), top)
+        if got is None:  # (one pass over each machine's stops, grouped as they are read)
+            closed: list[Stop] = []
+            groups: dict[tuple[str, str], list[Stop]] = {}
+            waiting, top = set(), -math.inf
+            for machine, stops in self._stored_by_machine(line_id, lo, end, snapshot, ongoing, wanted,
+                                                          generation, ahead):
+                group = []
+                for stop in stops:
+                    stop_start, stop_end = stop.start, stop.end
+                    if stop_start < lo:
+                        continue
+                    top = stop_start if stop_start > top else top
+                    if stop_end is None:
+                        waiting.add(machine)
+                    elif stop_end > start:
+                        group.append(stop)
+                if group:
+                    groups[(line_id, machine)] = group
+                    closed += group
+            got = (GroupedStops(closed, groups), frozenset(waiting), top)
             if key is not None:
                 self._filtered.put(key, got)
         return got
@@ -154,8 +163,23 @@ class StopReads:
                 ongoing: dict[str, float], wanted: set[str], generation: int | None = None,
                 ahead: Ahead | None = None) -> list[Stop]:
         """Members of the stops set of the ``wanted`` machines with start in about [lo, hi),
-        each machine's in stored order. UTC days before every machine's watermark and every
-        ongoing stop never change: they are parsed once (kept by machine)."""
+        each machine's in stored order (``_stored_by_machine``, day by day)."""
+        found = self._stored_days(line_id, lo, hi, snapshot, ongoing, generation, ahead)
+        return [stop for by_machine in found for m in sorted(wanted) for stop in by_machine.of(m)]
+
+    def _stored_by_machine(self, line_id: str, lo: float, hi: float, snapshot: LineSnapshot,
+                           ongoing: dict[str, float], wanted: set[str], generation: int | None = None,
+                           ahead: Ahead | None = None) -> list[tuple[str, list[Stop]]]:
+        """``_stored``'s stops by machine (in name order): (machine, its stops in stored order)."""
+        found = self._stored_days(line_id, lo, hi, snapshot, ongoing, generation, ahead)
+        return [(m, list(chain.from_iterable(by_machine.of(m) for by_machine in found))) for m in sorted(wanted)]
+
+    def _stored_days(self, line_id: str, lo: float, hi: float, snapshot: LineSnapshot,
+                     ongoing: dict[str, float], generation: int | None = None,
+                     ahead: Ahead | None = None) -> list[_StopsByMachine]:
+        """The stops set's members with start in about [lo, hi), by machine, UTC day by day (the
+        day still filling: up to where it stopped changing, then the rest). UTC days before
+        every machine's watermark and every ongoing stop never change: they are parsed once."""
         final_until = min([*(h.w for h in snapshot.heads.values()), *ongoing.values()], default=-math.inf)
         machines = frozenset(snapshot.heads)  # a machine seen for the first time may bring older stops
         days: list[float] = []
@@ -211,8 +235,7 @@ class StopReads:
                     self._live.put(live_key, live)
         if live is not None:
             found.extend(live)
-        return [stop for by_machine in found if by_machine is not None
-                for m in sorted(wanted) for stop in by_machine.of(m)]
+        return [by_machine for by_machine in found if by_machine is not None]
 
     def _parsed(self, line: str, raw: bytes | str) -> tuple[str, Stop | None] | None:
         """A stops-set member parsed: (machine, its Stop or None when its state is not one);

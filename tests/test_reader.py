@@ -200,11 +200,14 @@ def test_a_windows_stored_stops_are_read_once(reader: PlantReader, plant: Any,
     from domain.accounting import Stop
     from domain.model import State
 
+    from store.stop_reads import _StopsByMachine
+
     stop_reads = reader.stop_reads
     calls: list[float] = []
-    original = stop_reads._stored
-    ongoing = Stop("L1", "M1", RECENT + 3 * HOUR, None, State.FAULT, 0)
-    monkeypatch.setattr(stop_reads, "_stored", lambda line_id, lo, hi, *a, **k: (
+    original = stop_reads._stored_days
+    ongoing = _StopsByMachine("L1", [], lambda line, raw: None)
+    ongoing._stops["M1"] = [Stop("L1", "M1", RECENT + 3 * HOUR, None, State.FAULT, 0)]
+    monkeypatch.setattr(stop_reads, "_stored_days", lambda line_id, lo, hi, *a, **k: (
         calls.append(hi), [*original(line_id, lo, hi, *a, **k), ongoing])[1])
     line, ids = plant.lines[0], ["M1", "M2"]
     for start, end in ((RECENT + 2 * HOUR, NOW), (RECENT + 2 * HOUR, RECENT + 4 * HOUR)):
