@@ -61,7 +61,20 @@ def feed(redis_client: redis.Redis) -> Iterator[LiveFeed]:
     the_feed.stop()
 
 
-def test_a_stream_entry_gives_its_line_a_new_version(feed: LiveFeed, redis_client: redis.Redis) -> None:
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_a_stream_entry_gives_its_line_a_new_version(redis_url: str, redis_client: redis.Redis,
+                                                      protocol: int) -> None:
+    """On either protocol (RESP2 or RESP3: the feed reads ``XREAD``'s reply as Redis sent it)."""
+    client = redis.Redis.from_url(redis_url, protocol=protocol)
+    feed = LiveFeed(client, [line.id for line in PLANT.lines], block_ms=200, quiet_s=3600).start()
+    try:
+        _a_stream_entry_gives_its_line_a_new_version(feed, redis_client)
+    finally:
+        feed.stop()
+        client.close()
+
+
+def _a_stream_entry_gives_its_line_a_new_version(feed: LiveFeed, redis_client: redis.Redis) -> None:
     wait_for(lambda: feed.versions() == {"BW1": 1, "CM1": 1, "BR1": 1}, what="the start versions")
     before = feed.seq
     started = time.monotonic()
