@@ -13,9 +13,9 @@ per-stop caches key on: ``Classifications.apply``).
 from __future__ import annotations
 
 import math
-from itertools import chain
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from itertools import chain
 from typing import Any, cast
 
 import redis

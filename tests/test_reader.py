@@ -199,7 +199,6 @@ def test_a_windows_stored_stops_are_read_once(reader: PlantReader, plant: Any,
     one added to what is read: the fixture's machines run at its end)."""
     from domain.accounting import Stop
     from domain.model import State
-
     from store.stop_reads import _StopsByMachine
 
     stop_reads = reader.stop_reads
