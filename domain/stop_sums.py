@@ -8,11 +8,13 @@ order. The report adds the machines' sums in the order of their (line, machine)
 (``sums_by_machine``).
 
 Late in a shift a line has over a thousand stops and every live view sums them all. A
-stop's part of the sums does not depend on ``now`` once it has ended inside the window and
-a stop with a later start follows it: the sums up to there are kept (``Settled``, by
-machine and window start), with the stop objects they were made of, and used again when a view's
-stops begin with the same objects (the reader's stops stay the same objects while the
-stored stops and their classifications do): a view sums only the stops after them.
+stop's part of the sums does not depend on ``now`` once it has ended and its claim ended
+inside the window: the sums up to there are kept (``Settled``, by machine and window
+start), with the stop objects they were made of, and used again when a view's stops begin
+with the same objects and the next one starts later (a copy of the last one, with its
+start, may be more final: summed again from the first stop); the reader's stops stay the
+same objects while the stored stops and their classifications do: a view sums only the
+stops after them (a machine's last stop too, since it ended: none, mostly).
 """
 
 from __future__ import annotations
@@ -177,11 +179,8 @@ def machine_sums(stops: list[Stop], plant: Plant, planned: PlannedIndex, start: 
     sums = settled.sums.copy()
     done = len(settled.stops)  # the stops settled so far (-1: no more)
     for after, stop, claimed_until, span in machine_claims(stops, done, sums.claimed_until, start, edge, now):
-        if done >= 0 and kept is not None and (stop.end is None or after == len(stops) or claimed_until > edge):
-            if done > len(settled.stops):  # the stops before this one settled since they were kept
-                if len(kept) >= MAX_SETTLED:
-                    kept.clear()
-                kept[key] = (plant, Settled(stops[:done], sums.copy()))
+        if done >= 0 and kept is not None and (stop.end is None or claimed_until > edge):
+            _keep(kept, key, plant, settled, stops, done, sums)
             done = -1  # this one and the rest may still change
         elif done >= 0:
             done = after
@@ -190,7 +189,18 @@ def machine_sums(stops: list[Stop], plant: Plant, planned: PlannedIndex, start: 
             if is_counted(cls, stop, plant, planned, start, edge, now):
                 sums.counted += 1
         sums.claimed_until = claimed_until
+    if done >= 0 and kept is not None:  # every stop settled, the last one too
+        _keep(kept, key, plant, settled, stops, done, sums)
     return sums
+
+
+def _keep(kept: KeptSums, key: tuple[str, str, float], plant: Plant, settled: Settled, stops: list[Stop],
+          done: int, sums: MachineSums) -> None:
+    """The sums of ``stops[:done]`` kept, when more stops settled than were kept."""
+    if done > len(settled.stops):
+        if len(kept) >= MAX_SETTLED:
+            kept.clear()
+        kept[key] = (plant, Settled(stops[:done], sums.copy()))
 
 
 def machine_of(stops: Iterable[Stop], plant: Plant, start: float, end: float, now: float,

@@ -111,8 +111,8 @@ def test_a_stop_counts_by_its_whole_life_also_beyond_the_window() -> None:
 
 
 def test_a_view_sums_only_the_stops_after_the_settled_ones(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Ended stops followed by a later one are summed once; what may still change (the
-    last stop, the ongoing one) at every view; nothing kept for another plant or window,
+    """Ended stops are summed once (the last one too); what may still change (the ongoing
+    one, one whose claim reaches past the window's edge) at every view; nothing kept for another plant or window,
     when a settled stop is not the same object any more or another has its start, or when
     asked at a time before they ended."""
     added: list[float] = []
@@ -136,7 +136,7 @@ def test_a_view_sums_only_the_stops_after_the_settled_ones(monkeypatch: pytest.M
     assert view(stored, 520) == everything, "asked at a time before the stop at 500 ended"
     moved = [stored[0], Stop("L1", "M1", T0 + 100, T0 + 150, State.FAULT, 4), *stored[2:]]  # classified since
     assert view(moved, 800) == everything, "a settled stop is not the same object any more"
-    assert view(moved, 800) == [500]
+    assert view(moved, 800) == [], "the last stop too, once it ended inside the window"
     copy = Stop("L1", "M1", T0 + 400, T0 + 480, State.FAULT, 1)  # a more final copy of a settled stop
     assert view([*moved[:5], copy, moved[5]], 800) == everything
     assert view(stored, 800, plant=WITH_BREAK) == everything, "another plant"
