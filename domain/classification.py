@@ -169,7 +169,7 @@ def apply(stops: Iterable[Stop], classifications: Mapping[str, Classification],
     if not classifications:
         if not isinstance(given, GroupedStops):
             return cast(list[Stop], plain)
-        if not any(map(is_not, stops, plain)):
+        if plain is stops or not any(map(is_not, stops, plain)):
             return given  # (the same stops: all of them ``ClassifiedStop`` already)
         # those that were not ``ClassifiedStop`` yet: replaced
         return given.replaced(plain, {id(s): (p,) for s, p in compress(zip(stops, plain, strict=True),

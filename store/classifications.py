@@ -16,7 +16,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from operator import attrgetter
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -160,9 +160,11 @@ class Classifications:
 
     def apply(self, line: str, stops: list[Stop], read: Read | None = None) -> list[Stop]:
         """The stops with the people's classifications applied (``domain.classification.apply``)."""
-        # the stored stops are parsed into this form (``unclassified``; inlined: late in a shift a line
-        # has over a thousand), the open edge's are not
-        plain = [s if s.__class__ is ClassifiedStop else unclassified(s, self.kept) for s in stops]
+        # the stored stops are parsed into this form (``unclassified``), the open edge's turned into it
+        # by ``StopReads.overlapping``: then they are used as they are (late in a shift a line has over
+        # a thousand: a C-level check of their types, no list made)
+        plain = cast(list[ClassifiedStop], stops) if set(map(type, stops)) <= {ClassifiedStop} else \
+            [s if s.__class__ is ClassifiedStop else unclassified(s, self.kept) for s in stops]
         attached = self._attached(line, stops, plain, read)
         return apply(stops, {sid: cls for sid, (_stored, cls) in attached.items()}, plain=plain, pieces=self.pieces)
 
