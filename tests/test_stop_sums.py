@@ -151,3 +151,17 @@ def test_a_copy_of_sums_is_equal_and_apart() -> None:
     copy.add(Stop("L1", "M1", T0, T0 + 300, State.FAULT, 1), 300.0, PLANT, T0 + 300)
     assert (sums.stops, sums.groups["1"].count) == (2, 0) and (copy.stops, copy.groups["1"].count) == (3, 1)
     assert (sums.buckets["failure_s"], copy.buckets["failure_s"], copy.buckets["setup_s"]) == (0.0, 300.0, 7.0)
+
+
+@pytest.mark.parametrize("now", [T0 + 300, T0 + 420])
+def test_a_stop_read_as_ended_after_now_is_not_kept_cut_at_now(now: float) -> None:
+    """Stops read a moment after the view's ``now`` (the last one ended after it, at 400 s,
+    its claim cut at ``now``): its sums are not kept cut; a later view counts it whole, as
+    one made without kept sums."""
+    stops = [Stop("L1", "M1", T0 + 50, T0 + 80, State.FAULT, 1), Stop("L1", "M1", T0 + 100, T0 + 400, State.FAULT, 2)]
+    kept = Kept()
+    first = downtime_report(stops, PLANT, T0, T0 + 3600, now, kept=kept, listed=False)
+    assert first == downtime_report(stops, PLANT, T0, T0 + 3600, now, listed=False)
+    later = downtime_report(stops, PLANT, T0, T0 + 3600, T0 + 500, kept=kept, listed=False)
+    assert later == downtime_report(stops, PLANT, T0, T0 + 3600, T0 + 500, listed=False)
+    assert later["summary"]["down_s"] == 330.0
