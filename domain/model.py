@@ -22,8 +22,14 @@ class State(StrEnum):
     UNKNOWN = "unknown"  # no data: neither running nor down
 
 
+_STATES: dict[object, State] = {**{s.value: s for s in State}, **{s: s for s in State}}
+
+
 def parse_state(value: object) -> State:
     """A state as stored or sent (its string) -> ``State``; anything else is unknown."""
+    got = _STATES.get(value) if isinstance(value, str) else None  # (the andon asks it of every machine, often)
+    if got is not None:
+        return got
     try:
         return State(str(value))
     except ValueError:
