@@ -10,6 +10,7 @@ and a view groups only the stops it adds (the open edge's) or changes (classifie
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from operator import attrgetter
 
@@ -18,6 +19,7 @@ from domain.accounting import Stop
 Groups = dict[tuple[str, str], list[Stop]]
 
 _line = attrgetter("line")
+_start = attrgetter("start")
 
 
 def stops_by_machine(stops: Iterable[Stop]) -> Groups:
@@ -65,16 +67,20 @@ def machine_stops(stops: Sequence[Stop], line: str, machine: str) -> Sequence[St
 
 
 class GroupedStops(list[Stop]):
-    """Stops, in their order, with ``groups``: ``stops_by_machine`` of them. Made once and not
-    changed afterwards (the groups' lists are shared with the ``GroupedStops`` made from
-    this one): what adds or replaces stops makes another (``plus``, ``replaced``)."""
+    """Stops, in their order, with ``groups``: ``stops_by_machine`` of them, and ``low``: no
+    stop starts before it (their earliest start, or earlier: a lower bound; inf when there are
+    none). Made once and not changed afterwards (the groups' lists are shared with the
+    ``GroupedStops`` made from this one): what adds or replaces stops makes another (``plus``,
+    ``replaced``)."""
 
-    __slots__ = ("groups",)
+    __slots__ = ("groups", "low")
 
-    def __init__(self, stops: Iterable[Stop] = (), groups: Groups | None = None) -> None:
-        """``groups``: ``stops_by_machine(stops)``, when known (else computed here)."""
+    def __init__(self, stops: Iterable[Stop] = (), groups: Groups | None = None, low: float | None = None) -> None:
+        """``groups``: ``stops_by_machine(stops)``, when known (else computed here); ``low``:
+        the earliest start, or a bound below it, when known (else the earliest, found here)."""
         super().__init__(stops)
         self.groups: Groups = stops_by_machine(list(self)) if groups is None else groups
+        self.low: float = min(map(_start, self), default=math.inf) if low is None else low
 
     def plus(self, more: Sequence[Stop]) -> GroupedStops:
         """These stops, then ``more``: only the groups of ``more``'s machines are copied."""
@@ -86,12 +92,13 @@ class GroupedStops(list[Stop]):
                 copied.add(key)
                 groups[key] = [*groups.get(key, ())]  # (a new machine: a new key, after the others)
             groups[key].append(stop)
-        return GroupedStops([*self, *more], groups)
+        return GroupedStops([*self, *more], groups, min(self.low, min(map(_start, more), default=math.inf)))
 
     def replaced(self, out: Sequence[Stop], by: Mapping[int, Sequence[Stop]]) -> GroupedStops:
         """``out``: these stops with each stop ``s`` whose ``id`` is in ``by`` replaced by
-        ``by[id(s)]`` (one or more stops of its line and machine) where it stood."""
+        ``by[id(s)]`` (one or more stops of its line and machine, none starting before it)
+        where it stood."""
         groups = dict(self.groups)
         for key in {(r[0].line, r[0].machine) for r in by.values()}:
             groups[key] = [r for s in groups[key] for r in by.get(id(s), (s,))]
-        return GroupedStops(out, groups)
+        return GroupedStops(out, groups, self.low)

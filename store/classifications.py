@@ -34,6 +34,7 @@ from domain.classification import (
     unclassified,
 )
 from domain.model import State
+from domain.stop_groups import GroupedStops
 
 log = logging.getLogger(__name__)
 _start = attrgetter("start")
@@ -82,7 +83,8 @@ class Classifications:
         """``attached``; ``plain``: the stops as ``unclassified`` gives them."""
         if not stops:
             return {}
-        lo = min(map(_start, stops)) - LOOKBACK_S
+        # (a live window's stops carry their earliest start, or a bound below it: ``GroupedStops.low``)
+        lo = (stops.low if isinstance(stops, GroupedStops) else min(map(_start, stops))) - LOOKBACK_S
         if read is not None and read.covers(lo) and not read.raw:
             return {}  # nothing classified from ``lo`` on
         sids = [p.stop_id for p in plain]

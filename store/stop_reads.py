@@ -138,7 +138,7 @@ class StopReads:
         if got is None:  # (one pass over each machine's stops, grouped as they are read)
             closed: list[Stop] = []
             groups: dict[tuple[str, str], list[Stop]] = {}
-            waiting, top = set(), -math.inf
+            waiting, top, low = set(), -math.inf, math.inf
             for machine, stops in self._stored_by_machine(line_id, lo, end, snapshot, ongoing, wanted,
                                                           generation, ahead):
                 group = []
@@ -151,10 +151,11 @@ class StopReads:
                         waiting.add(machine)
                     elif stop_end > start:
                         group.append(stop)
+                        low = stop_start if stop_start < low else low
                 if group:
                     groups[(line_id, machine)] = group
                     closed += group
-            got = (GroupedStops(closed, groups), frozenset(waiting), top)
+            got = (GroupedStops(closed, groups, low), frozenset(waiting), top)
             if key is not None:
                 self._filtered.put(key, got)
         return got

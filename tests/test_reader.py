@@ -183,6 +183,7 @@ def test_a_live_windows_stops_come_grouped_by_machine(reader: PlantReader, plant
         groups = stops_by_machine(list(stops))
         assert list(stops.groups) == list(groups)
         assert all([id(s) for s in stops.groups[k]] == [id(s) for s in v] for k, v in groups.items())
+        assert stops.low == min(s.start for s in stops)  # (a split's pieces start after its start)
         assert sum(s.reason == 3 for s in stops) >= 2 and any(s.piece == 2 for s in stops)  # type: ignore[attr-defined]
         args = (plant, window.start, window.end, now)
         assert stop_report.downtime_report(stops, *args, kept=reader.stop_reads.report) == \

@@ -4,6 +4,7 @@ summing them; a reader's live window hands them on."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from hypothesis import given, settings
@@ -54,6 +55,8 @@ def test_grouped_stops_keep_the_groups_of_their_list(rows: list[Any], more: list
     assert all(a is b for a, b in zip(both, [*stops, *extra], strict=True))
     assert same_groups(both.groups, stops_by_machine([*stops, *extra]))
     assert same_groups(grouped.groups, stops_by_machine(stops))  # the first ones' groups unchanged
+    assert grouped.low == min((s.start for s in stops), default=math.inf)  # their earliest start
+    assert both.low == min((s.start for s in both), default=math.inf)
     copied = stops_by_machine(both)
     for group in copied.values():
         group.reverse()
@@ -84,6 +87,7 @@ def test_classified_grouped_stops_are_grouped_as_their_list(rows: list[Any], pic
     expected = apply(list(stops), classifications, pieces=pieces)
     assert isinstance(got, GroupedStops) and list(got) == expected
     assert same_groups(got.groups, stops_by_machine(list(got)))
+    assert got.low <= min((s.start for s in got), default=math.inf)  # (a bound below the earliest start)
     assert all(s.__class__ is ClassifiedStop for s in got)
 
 
