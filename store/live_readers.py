@@ -150,7 +150,7 @@ def _as_sent(response: Any, **_options: Any) -> Any:
 
 def _streams(reply: Any) -> Any:
     """(stream key, its entries [id, fields]) of an ``XREAD`` reply as sent: a map in RESP3, a
-    list of pairs in RESP2; None when the block ended without an entry."""
+    list of pairs in RESP2 (no reply, None, when the block ended without an entry: none)."""
     return reply.items() if isinstance(reply, dict) else reply or []
 
 

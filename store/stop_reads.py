@@ -127,11 +127,11 @@ class StopReads:
     def _passing(self, line_id: str, lo: float, start: float, end: float, snapshot: LineSnapshot,
                  ongoing: dict[str, float], wanted: set[str], generation: int | None, ahead: Ahead | None
                  ) -> tuple[GroupedStops, frozenset[str], float]:
-        """Of the stored stops (``_stored``) from ``lo`` on: the ended ones that end after
-        ``start`` (each machine's in stored order, machine after machine), the machines of the ongoing ones, the
-        latest start. Kept per generation for a window ending after every time the worker
-        processed (a live one, ``_kept_per_commit``): the stops stored then do not depend on its
-        end, nor do these."""
+        """Of the stored stops (``_stored_by_machine``) from ``lo`` on: the ended ones that end
+        after ``start`` (each machine's in stored order, machine after machine, grouped; their
+        earliest start), the machines of the ongoing ones, the latest start. Kept per
+        generation for a window ending after every time the worker processed (a live one,
+        ``_kept_per_commit``): the stops stored then do not depend on its end, nor do these."""
         key = (line_id, generation, lo, start, frozenset(wanted)) \
             if _kept_per_commit(generation, end, snapshot) else None
         got = self._filtered.get(key) if key is not None else None
