@@ -22,7 +22,7 @@ class State(StrEnum):
     UNKNOWN = "unknown"  # no data: neither running nor down
 
 
-_STATES: dict[object, State] = {**{s.value: s for s in State}, **{s: s for s in State}}
+_STATES: dict[object, State] = {s.value: s for s in State}  # (a State is its string: it finds itself too)
 
 
 def parse_state(value: object) -> State:
