@@ -59,6 +59,12 @@ def groups_of(stops: Iterable[Stop]) -> Mapping[tuple[str, str], Sequence[Stop]]
     return stops.groups if isinstance(stops, GroupedStops) else stops_by_machine(stops)
 
 
+def earliest_start(stops: Iterable[Stop]) -> float:
+    """No stop starts before it (inf: none): a ``GroupedStops``' ``low``, kept with it; else
+    the earliest start."""
+    return stops.low if isinstance(stops, GroupedStops) else min(map(_start, stops), default=math.inf)
+
+
 def machine_stops(stops: Sequence[Stop], line: str, machine: str) -> Sequence[Stop]:
     """The stops of one machine, in their order (read only)."""
     if isinstance(stops, GroupedStops):

@@ -15,7 +15,6 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from operator import attrgetter
 from typing import Any, cast
 
 import redis
@@ -34,10 +33,9 @@ from domain.classification import (
     unclassified,
 )
 from domain.model import State
-from domain.stop_groups import GroupedStops
+from domain.stop_groups import earliest_start
 
 log = logging.getLogger(__name__)
-_start = attrgetter("start")
 
 EDGE_LOOKUP_S = 6 * 3600.0  # a stop not in the stops set yet is a recent one
 LOOKBACK_S = 12 * 3600.0  # how far before a window's stops a moved stop's classification is looked for
@@ -83,8 +81,7 @@ class Classifications:
         """``attached``; ``plain``: the stops as ``unclassified`` gives them."""
         if not stops:
             return {}
-        # (a live window's stops carry their earliest start, or a bound below it: ``GroupedStops.low``)
-        lo = (stops.low if isinstance(stops, GroupedStops) else min(map(_start, stops))) - LOOKBACK_S
+        lo = earliest_start(stops) - LOOKBACK_S  # (a live window's stops carry it: ``GroupedStops.low``)
         if read is not None and read.covers(lo) and not read.raw:
             return {}  # nothing classified from ``lo`` on
         sids = [p.stop_id for p in plain]
