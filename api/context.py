@@ -21,6 +21,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from store.answer_parts import json_safe
+
 
 @dataclass
 class Current:
@@ -119,6 +121,16 @@ def client_host() -> str:
     got = _current.get()
     client = got.request.client if got is not None else None
     return client.host if client is not None and client.host else "-"
+
+
+def json_ok(body: Any, status: int = 200) -> JSONResponse:
+    """``body`` as JSON, a non-finite float as null (``json_safe``). Encoded as it is first:
+    ``JSONResponse`` refuses non-finite floats (``allow_nan=False``), and most answers have
+    none, so only those are walked and copied (``/api/lines`` of 50 lines: 18 of 53 ms)."""
+    try:
+        return JSONResponse(body, status_code=status)
+    except (ValueError, TypeError):  # a NaN or an infinity (or a key JSON cannot take as it is)
+        return JSONResponse(json_safe(body), status_code=status)
 
 
 def json_error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:

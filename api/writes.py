@@ -36,7 +36,6 @@ from api.operations import (
 )
 from domain import answers
 from domain.roles import Action, Role
-from store.answer_parts import json_safe
 from store.handovers import Handovers
 from store.reader import PlantReader, WindowError, parse_time
 
@@ -79,7 +78,7 @@ def create_writes_router(get_reader: Callable[[], PlantReader] | None) -> APIRou
         return context.request().query_params.get(name)
 
     def ok(answer: Any, status: int = 200) -> JSONResponse:
-        return JSONResponse(json_safe(answer), status_code=status)
+        return context.json_ok(answer, status)
 
     @router.get("/lines/{line}/stops", response_model=answers.Stops, responses=ERRORS,
                 summary="Stops of a window with stable ids, the PLC's and a person's reason "
