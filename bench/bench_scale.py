@@ -33,8 +33,11 @@ cycling through the lines) as a client on this host sees it.
 With ``--push``, the changes of 90 % of the lines or more are reported apart too (at 1 Hz
 every worker commit changes every line: "a live view of all 50 lines updated"), and the
 dashboard's CPU includes its reader pool's processes (``store.reader_pool``, ``VIEW_PROCESSES``:
-its environment's, auto by default). ``--pool-baseline``: the big plant is run first without
-the pool (``VIEW_PROCESSES=0``), and the ratio printed.
+its environment's, auto by default). It also samples every process's CPU every 20 ms
+(``CpuTrace``) and prints each one's share of a core while those changes' 50 views were
+computed and between them, and the view processes' CPU per change: the part of a change's
+time the other processes' work on the same cores adds. ``--pool-baseline``: the big plant
+is run first without the pool (``VIEW_PROCESSES=0``), and the ratio printed.
 
 ``--history-stops N``: the run is put 6 hours into a shift (the plant's shifts start then),
 and N ended stops per machine are written into the stops sets over those hours before the
@@ -58,7 +61,9 @@ Nothing is asserted; the machine is shared (its load average is printed).
 from __future__ import annotations
 
 import argparse
+import bisect
 import contextlib
+import itertools
 import json
 import os
 import random
@@ -372,6 +377,58 @@ def worker_lag_s(client: Any, line_ids: list[str]) -> tuple[float, int]:
     return worst, total
 
 
+class CpuTrace:
+    """Each group of processes' CPU seconds (from /proc), sampled every ``every_s`` by a
+    thread: what each group used inside given intervals of wall-clock time and outside them
+    (a sample's CPU belongs where the middle of its interval lies). With ``--push``: the CPU
+    of each process while the 50 line views of a change are computed, against between them
+    (the view processes' time per change is their CPU divided among them only when no
+    other process wants a core)."""
+
+    def __init__(self, groups: dict[str, list[int]], every_s: float = 0.02) -> None:
+        self.groups = groups
+        self.every_s = every_s
+        self.samples: list[tuple[float, dict[str, float]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="cpu-trace", daemon=True)
+
+    def __enter__(self) -> CpuTrace:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            self.samples.append((time.time(), {name: cpu_seconds(pids) for name, pids in self.groups.items()}))
+            if self._stop.wait(self.every_s):
+                return
+
+    def split(self, intervals: list[tuple[float, float]]) -> dict[str, Any]:
+        """Seconds inside ``intervals`` (sorted, not overlapping) and outside, and each group's
+        share of one core in each."""
+        inside = {name: 0.0 for name in self.groups}
+        outside = dict(inside)
+        time_in = time_out = 0.0
+        starts = [a for a, _ in intervals]
+        for (t0, c0), (t1, c1) in itertools.pairwise(self.samples):
+            middle = (t0 + t1) / 2
+            i = bisect.bisect_right(starts, middle) - 1
+            into = i >= 0 and middle <= intervals[i][1]
+            if into:
+                time_in += t1 - t0
+            else:
+                time_out += t1 - t0
+            for name in self.groups:
+                (inside if into else outside)[name] += c1[name] - c0[name]
+        return {"in_s": time_in, "out_s": time_out,
+                "in": {k: v / time_in if time_in else float("nan") for k, v in inside.items()},
+                "out": {k: v / time_out if time_out else float("nan") for k, v in outside.items()},
+                "in_cpu_s": inside}
+
+
 def _pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -450,23 +507,29 @@ def scenario(name: str, lines: int, per_line: int, args: argparse.Namespace, fol
             cpu0 = {p.name: cpu_seconds(with_children(p.pid)) for p in procs}
             redis0 = cpu_seconds(redises.pids())
             lag0, events0 = worker_lag_s(client, line_ids)
+            dashboard_pids = with_children(dashboard.pid)
+            trace = CpuTrace({"view processes": [p for p in dashboard_pids if p != dashboard.pid],
+                              "dashboard": [dashboard.pid],
+                              "worker": [p for w in workers for p in with_children(w.pid)],
+                              "writer": with_children(writer.pid), "Redis": redises.pids()}) if args.push else None
             started = time.time()
             lags: list[float] = []
             all_lines: list[float] = []
             one_line: list[float] = []
             health: list[float] = []
             tick = 0
-            while time.time() - started < args.seconds:
-                tick_at = started + tick * 0.5
-                time.sleep(max(0.0, tick_at - time.time()))
-                one_line.append(_timed_get(f"{base}/api/lines?line={line_ids[tick % lines]}"))
-                if tick % 4 == 0:
-                    all_lines.append(_timed_get(f"{base}/api/lines"))
-                if tick % 2 == 0:
-                    lags.append(worker_lag_s(client, line_ids)[0])
-                if tick % 10 == 5:
-                    health.append(_timed_get(f"{base}/api/health"))
-                tick += 1
+            with trace if trace is not None else contextlib.nullcontext():
+                while time.time() - started < args.seconds:
+                    tick_at = started + tick * 0.5
+                    time.sleep(max(0.0, tick_at - time.time()))
+                    one_line.append(_timed_get(f"{base}/api/lines?line={line_ids[tick % lines]}"))
+                    if tick % 4 == 0:
+                        all_lines.append(_timed_get(f"{base}/api/lines"))
+                    if tick % 2 == 0:
+                        lags.append(worker_lag_s(client, line_ids)[0])
+                    if tick % 10 == 5:
+                        health.append(_timed_get(f"{base}/api/health"))
+                    tick += 1
             elapsed = time.time() - started
             cpu = {p.name: cpu_seconds(with_children(p.pid)) - cpu0[p.name] for p in procs}
             redis_cpu = cpu_seconds(redises.pids()) - redis0
@@ -485,6 +548,9 @@ def scenario(name: str, lines: int, per_line: int, args: argparse.Namespace, fol
     views = [s for at, s in overview if started <= at <= started + elapsed]
     told = [(s, n) for at, s, n in pushed if started <= at <= started + elapsed]
     everyone = [s for s, n in told if n >= 0.9 * lines]
+    # the CPU while a change of (nearly) every line was computed (its 50 views), and between them
+    rounds = sorted((at - s, at) for at, s, n in pushed if started <= at <= started + elapsed and n >= 0.9 * lines)
+    during = trace.split(rounds) if trace is not None and rounds else None
     return {
         "name": name, "machines": lines * per_line, "lines": lines, "seconds": elapsed,
         "events_per_s": events / elapsed,
@@ -511,6 +577,11 @@ def scenario(name: str, lines: int, per_line: int, args: argparse.Namespace, fol
         "pool_prepared_ms_per_view": _per_view([(at, n, cpu) for at, n, _, _, cpu, _ in pool_reads], started,
                                                started + elapsed),
         "pushed": [[at, s, n] for at, s, n in pushed if started <= at <= started + elapsed],  # wall clock, s, lines
+        # each process's share of a core during the changes of 90 % of the lines or more, and between them
+        "cpu_during_changes": during and {"seconds": during["in_s"], "between_seconds": during["out_s"],
+                                          "during": during["in"], "between": during["out"],
+                                          "view_processes_ms_per_change": 1e3 * during["in_cpu_s"]["view processes"]
+                                          / len(rounds)},
     }
 
 
@@ -595,6 +666,17 @@ def print_table(results: list[dict[str, Any]]) -> None:
                      f"their CPU per view: {r['pool_cpu_ms_per_view']:.2f} ms, and preparing between rounds "
                      f"{r['pool_prepared_ms_per_view']:.2f} ms; views asked before a preparation's now: "
                      f"{r['pool_reads'][2]})" if r["view_processes"] else ""))
+        d = r.get("cpu_during_changes")
+        if d:
+            names = list(d["during"])
+            print(f"{r['name']}: CPU while the changes of 90 % of the lines or more were computed "
+                  f"({d['seconds']:.1f} s of {d['seconds'] + d['between_seconds']:.1f}), share of one core: "
+                  + ", ".join(f"{k} {100 * d['during'][k]:.0f} %" for k in names)
+                  + "; between them: " + ", ".join(f"{k} {100 * d['between'][k]:.0f} %" for k in names)
+                  + f"; the view processes' CPU per such change: {d['view_processes_ms_per_change']:.0f} ms"
+                  + (f" ({d['view_processes_ms_per_change'] / r['view_processes']:.0f} ms each of "
+                     f"{r['view_processes']}: a change's time with a core each to themselves)"
+                     if r["view_processes"] else ""))
 
 
 def main() -> int:
