@@ -39,6 +39,22 @@ def head_of(carry: dict[str, Any]) -> Head:
                 MachineAccumulator.processed_in(carry["acc"]), carry.get("stop"))
 
 
+def carry_text(carry: dict[str, Any]) -> str:
+    """A carry's JSON as the worker writes it: compact. Made by orjson (a 1000-machine
+    plant's worker writes a thousand carries a second; about twice as fast as ``json``, the
+    check included) when that reads back as the very carry: the same values, and the same
+    text as ``json.dumps`` but for a few floats' exponents (``1.5e-7`` for ``1.5e-07``).
+    Else by ``json``: orjson writes NaN and infinities as null, and a key that is not text
+    (a number: ``json`` writes its text) would not read back as itself."""
+    try:
+        text = orjson.dumps(carry, option=orjson.OPT_NON_STR_KEYS)  # (a State key: its value, as json)
+        if orjson.loads(text) == carry:
+            return text.decode()
+    except (TypeError, orjson.JSONEncodeError):  # (an int beyond 64 bits, a type orjson does not know)
+        pass
+    return json.dumps(carry, separators=(",", ":"))
+
+
 def head_text(carry_text: str, carry: dict[str, Any]) -> str:
     """The head field the worker writes beside ``carry_text`` (the carry's JSON): its CRC-32
     first, so a reader uses it only with the very carry it was written for."""

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from domain import contract
-from store.bookkeeping import head_text
+from store.bookkeeping import carry_text, head_text
 from store.line_worker import DAY_S, TIMESTAMP_FLAGS, LineBatch, LineWorker, WorkerOptions, stop_member
 from store.progress import HOUR_S, floor_to
 from store.sums import RollupSum
@@ -147,7 +147,7 @@ def write_batch(pipe: Any, worker: LineWorker, batch: LineBatch, now: float, opt
     carries = {}
     for m in sorted(batch.touched):
         carry = worker.machines[m].to_carry()
-        text = json.dumps(carry, separators=(",", ":"))
+        text = carry_text(carry)
         carries[contract.carry_field(m)] = text
         carries[contract.head_field(m)] = head_text(text, carry)  # what readers need at every commit
     pipe.hset(key, mapping={**carries, "beat": repr(now), "max_stop_s": repr(worker.max_stop_s)})

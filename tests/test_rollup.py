@@ -433,6 +433,32 @@ def test_the_carry_stays_small(redis_client: redis.Redis, plant: Any, events: li
     assert len(carries) == 2 and all(len(c) < 3000 for c in carries), [len(c) for c in carries]
 
 
+@pytest.mark.parametrize("carry", [
+    {"w": 60.0, "acc": {"open": {"run_s": 12.5, "energy_kwh": 1.5e-7, "state_s": {State.RUNNING: 12.5}}},
+     "p": [[1, "x"]], "stop": None, "n": 1e16},
+    {"w": 60.0, "last": {"power_kw": [float("nan"), "bad"]}},  # json's NaN, not orjson's null
+    {"w": 60.0, "n": float("-inf")},
+    {"w": 60.0, "q": {1.5: 2.0, 3: 1}},  # numbers as keys: json writes their text, which reads back as text
+    {"w": 60.0, "big": 2**70},  # beyond orjson's 64 bits
+])
+def test_a_carry_is_written_with_the_values_json_writes(carry: dict[str, Any]) -> None:
+    """The worker writes a thousand carries a second with orjson, and with ``json`` whatever
+    orjson would write otherwise: what a reader parses is what ``json.dumps`` wrote."""
+    from store.bookkeeping import carry_text
+
+    text, expected = carry_text(carry), json.dumps(carry, separators=(",", ":"))
+    assert text == expected or json.loads(text) == json.loads(expected) and "NaN" not in expected, (text, expected)
+
+
+def test_a_plain_carry_is_written_by_orjson(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fast path is taken: a carry of the worker's (finite numbers, text keys) never reaches ``json``."""
+    import store.bookkeeping as bookkeeping
+
+    monkeypatch.setattr(bookkeeping.json, "dumps", lambda *a, **k: pytest.fail("json.dumps called"))
+    carry = {"w": 60.0, "acc": {"open": {"run_s": 12.5, "state_s": {State.RUNNING: 12.5}}}, "stop": None}
+    assert json.loads(bookkeeping.carry_text(carry)) == carry
+
+
 def test_readers_take_each_machines_head_without_parsing_its_carry(redis_client: redis.Redis, plant: Any,
                                                                     events: list[Event]) -> None:
     """The worker writes each carry's head (watermark, last id, time processed, open stop)
