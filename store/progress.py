@@ -105,6 +105,7 @@ class MachineProgress:
     last_id: str = contract.NO_STREAM_ID
     hour_start: float | None = None
     hour_sum: RollupSum | None = None
+    hour_text: str | None = None  # ``hour_sum`` encoded for the carry (None: not since it last changed, here only)
     open_stop: str | None = None  # stops-set member of the ongoing stop
     pending: list[Event] = field(default_factory=list)  # sorted by feed_order
     pending_raw: list[list[Any]] = field(default_factory=list)  # ``pending`` encoded (the carry's "p")
@@ -185,6 +186,7 @@ class MachineProgress:
         if self.hour_sum is None:
             self.hour_start, self.hour_sum = hour, RollupSum()
         self.hour_sum.add_totals(rollup.totals)
+        self.hour_text = None  # (encoded again once a minute, not at every carry written)
         if rollup.minute_start + 60 >= hour + HOUR_S:
             closed.hours.append((hour, self.hour_sum))
             self.hour_start, self.hour_sum = None, None
@@ -195,7 +197,9 @@ class MachineProgress:
         """The state at ``fed_until`` without what is received later (pending, ids)."""
         hour = None
         if self.hour_start is not None and self.hour_sum is not None:
-            hour = [self.hour_start, self.hour_sum.encode(self.hour_start)]
+            if self.hour_text is None:
+                self.hour_text = self.hour_sum.encode(self.hour_start)
+            hour = [self.hour_start, self.hour_text]
         return {
             "w": self.acc.cursor,
             "o": self.origin,
