@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import zlib
 from dataclasses import dataclass, field
@@ -59,7 +60,10 @@ def head_text(carry_text: str, carry: dict[str, Any]) -> str:
     """The head field the worker writes beside ``carry_text`` (the carry's JSON): its CRC-32
     first, so a reader uses it only with the very carry it was written for."""
     head = head_of(carry)
-    return json.dumps([zlib.crc32(carry_text.encode()), head.w, head.id, head.t, head.stop], separators=(",", ":"))
+    fields = [zlib.crc32(carry_text.encode()), head.w, head.id, head.t, head.stop]
+    if math.isfinite(head.w) and math.isfinite(head.t):  # (orjson writes NaN and infinities as null)
+        return orjson.dumps(fields).decode()
+    return json.dumps(fields, separators=(",", ":"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -450,6 +450,19 @@ def test_a_carry_is_written_with_the_values_json_writes(carry: dict[str, Any]) -
     assert text == expected or json.loads(text) == json.loads(expected) and "NaN" not in expected, (text, expected)
 
 
+@pytest.mark.parametrize("processed", [61.5, 1e16, float("-inf")])
+def test_a_carrys_head_is_written_with_the_values_json_writes(processed: float) -> None:
+    """A head (CRC-32 of the carry's text, watermark, last id, time processed, open stop),
+    by orjson when its numbers are finite: a reader parses what ``json.dumps`` wrote."""
+    import zlib
+
+    from store.bookkeeping import carry_text, head_text
+
+    carry = {"w": 60.0, "acc": {"timeline": {"t": processed}}, "id": "7-0", "stop": None}
+    text = carry_text(carry)
+    assert json.loads(head_text(text, carry)) == [zlib.crc32(text.encode()), 60.0, "7-0", processed, None]
+
+
 def test_a_plain_carry_is_written_by_orjson(monkeypatch: pytest.MonkeyPatch) -> None:
     """The fast path is taken: a carry of the worker's (finite numbers, text keys) never reaches ``json``."""
     import store.bookkeeping as bookkeeping
