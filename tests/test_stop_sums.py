@@ -67,6 +67,28 @@ def test_the_figures_do_not_depend_on_what_was_kept(machines: dict[str, list[Any
     some of stops read after ``now``, with one ``Kept``: each report equals the one made
     without it, bit for bit; its figures are its events' (summed in another order:
     approximately)."""
+    _check_views(machines, views)
+
+
+@settings(max_examples=300, deadline=None)
+@given(machines=st.fixed_dictionaries({"M1": _machine, "M2": _machine}),
+       start=st.integers(0, 2 * 3600), steps=st.lists(st.tuples(st.integers(-60, 400), st.sampled_from([0, 120, 600])),
+                                                      min_size=2, max_size=10),
+       window=st.sampled_from([(0, 3600), (0, 7200)]), plant=st.sampled_from([PLANT, WITH_BREAK]))
+def test_the_figures_do_not_depend_on_what_was_kept_in_a_live_window(
+        machines: dict[str, list[Any]], start: int, steps: list[tuple[int, int]], window: tuple[int, int],
+        plant: Any) -> None:
+    """As a live view asks: one window, ``now`` moving forward a few minutes at a time (now
+    and then back a little), the stops often read after ``now`` (a stop that ended after it,
+    its claim cut there, must not be kept so)."""
+    views, now_s = [], start
+    for step, read_after in steps:
+        now_s = max(0, now_s + step)
+        views.append((now_s, window, plant, read_after))
+    _check_views(machines, views)
+
+
+def _check_views(machines: dict[str, list[Any]], views: list[tuple[int, tuple[int, int], Any, int]]) -> None:
     timeline = _timeline(machines)
     kept = Kept()
     for now_s, (a, b), plant, read_after in views:
