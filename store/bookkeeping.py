@@ -44,7 +44,8 @@ def carry_text(carry: dict[str, Any]) -> str:
     """A carry's JSON as the worker writes it: compact. Made by orjson (a 1000-machine
     plant's worker writes a thousand carries a second; about twice as fast as ``json``, the
     check included) when that reads back as the very carry: the same values, and the same
-    text as ``json.dumps`` but for a few floats' exponents (``1.5e-7`` for ``1.5e-07``).
+    text as ``json.dumps`` but for a few floats' exponents (``1.5e-7`` for ``1.5e-07``) and
+    text beyond ASCII (as UTF-8, not escaped).
     Else by ``json``: orjson writes NaN and infinities as null, and a key that is not text
     (a number: ``json`` writes its text) would not read back as itself."""
     try:
@@ -150,7 +151,7 @@ def _written_head(text: bytes | str | None, carry_text: bytes | str) -> Head | N
         return None
 
 
-# a carry as the worker writes it (``json.dumps`` of ``MachineProgress.to_carry``) starts with its watermark
+# a carry as the worker writes it (``carry_text`` of ``MachineProgress.to_carry``) starts with its watermark
 _WATERMARK = re.compile(rb'\{"w":(-?[0-9][0-9.eE+-]*)[,}]')
 
 
