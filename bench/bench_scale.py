@@ -407,8 +407,16 @@ class CpuTrace:
                 return
 
     def split(self, intervals: list[tuple[float, float]]) -> dict[str, Any]:
-        """Seconds inside ``intervals`` (sorted, not overlapping) and outside, and each group's
+        """Seconds inside ``intervals`` (any order; they may overlap: a change's versions may be
+        handed out while the last one's views are still computed) and outside, and each group's
         share of one core in each."""
+        merged: list[tuple[float, float]] = []
+        for a, b in sorted(intervals):
+            if merged and a <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+            else:
+                merged.append((a, b))
+        intervals = merged
         inside = {name: 0.0 for name in self.groups}
         outside = dict(inside)
         time_in = time_out = 0.0
@@ -549,7 +557,7 @@ def scenario(name: str, lines: int, per_line: int, args: argparse.Namespace, fol
     told = [(s, n) for at, s, n in pushed if started <= at <= started + elapsed]
     everyone = [s for s, n in told if n >= 0.9 * lines]
     # the CPU while a change of (nearly) every line was computed (its 50 views), and between them
-    rounds = sorted((at - s, at) for at, s, n in pushed if started <= at <= started + elapsed and n >= 0.9 * lines)
+    rounds = [(at - s, at) for at, s, n in pushed if started <= at <= started + elapsed and n >= 0.9 * lines]
     during = trace.split(rounds) if trace is not None and rounds else None
     return {
         "name": name, "machines": lines * per_line, "lines": lines, "seconds": elapsed,
