@@ -32,6 +32,7 @@ from config.settings import parse_frame_ancestors
 log = logging.getLogger(__name__)
 
 UPDATE_ROUTE = "_dash-update-component"
+BODY_SCOPE_KEY = "plant.callback_body"  # a checked callback request's parsed body, for the layers inside
 MAX_CALLBACK_BODY = 2 * 1024 * 1024  # the largest legitimate request is a few KB
 
 
@@ -133,11 +134,13 @@ class CallbackGuard:
             return
         try:
             raw = await _read_body(scope, receive)
-            check_callback_request(self.dash_app, _parse(raw))
+            body = _parse(raw)
+            check_callback_request(self.dash_app, body)
         except BadCallbackRequest as exc:
             log.info("callback request refused: %s", exc)
             await _bad(str(exc))(scope, receive, send)
             return
+        scope[BODY_SCOPE_KEY] = body  # for the layers inside (components.shared)
         sent = False
 
         async def replay() -> Message:

@@ -47,6 +47,7 @@ from components import (
     oee_panel,
     overview,
     ranges,
+    shared,
     untagged,
     wall,
     warm,
@@ -137,6 +138,7 @@ def create_app(settings: Any, reader_factory: Callable[[], Any], clock: Callable
     json_errors_under_api(server)  # JSON 404/405 under /api
     login.install(server)  # the login page (a screen, in the page's language) over api.auth's rules
     # the layers, innermost first
+    shared.install(app)  # shared callbacks answered once per line version
     security.install(app)  # 400 (not 500) for callback requests the renderer would never send
     server.add_middleware(PageRoutes, prefix=app.config.routes_pathname_prefix)
     i18n.install(app)  # the page's language: ?lang= cookie, <html lang>, title (components.i18n)

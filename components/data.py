@@ -60,7 +60,6 @@ log = logging.getLogger(__name__)
 
 READER_KEY = "PLANT_READER"
 MEMO_KEY = "LIVE_MEMO"
-FLIGHTS_KEY = "SHARED_ANSWERS"
 PLANT_KEY = "PLANT"
 CLOCK_KEY = "DASHBOARD_CLOCK"
 POOL_KEY = "READER_POOL"
@@ -136,13 +135,6 @@ def memo() -> Any:
     from store.memo import Memo
 
     return _one_per_app(MEMO_KEY, lambda: Memo(max(256, 16 * len(context.config()[PLANT_KEY].lines))))
-
-
-def flights() -> Any:
-    """The process's single flight of shared live answers (``store.memo.SingleFlight``)."""
-    from store.memo import SingleFlight
-
-    return _one_per_app(FLIGHTS_KEY, SingleFlight)
 
 
 def _live(line: str, end: float, at: float, key: tuple[Any, ...], read: Callable[[float, float], Any]) -> Any:

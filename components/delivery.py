@@ -72,13 +72,17 @@ class LightDash(Dash):
     def callback(self, *args: Any, **kwargs: Any) -> Callable[..., Any]:
         """``Dash.callback`` whose functions run in the process's callback threads (with the
         request's context) and answer 400 for values they cannot use (``api.security``);
-        those marked ``components.shared.answer`` answer concurrent identical requests once."""
-        register = super().callback(*args, **kwargs)
+        those marked ``components.shared.answer`` are answered once per line version
+        (``components.shared.SharedAnswers``, told here of their key and ticks)."""
+        before = set(self.callback_map)
+        register = super().callback(*args, **kwargs)  # the callback's key is in the map from here on
+        added = set(self.callback_map) - before
 
         def decorate(func: Callable[..., Any]) -> Any:
             ticks = shared.ticks_of(func)
-            inner = func if ticks is None else shared.sharing(func, ticks)
-            return register(in_thread(flag_bad_values(inner)))
+            if ticks is not None:
+                shared.shared_callbacks(self).update(dict.fromkeys(added, ticks))
+            return register(in_thread(flag_bad_values(func)))
 
         return decorate
 

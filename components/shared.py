@@ -1,11 +1,17 @@
-"""Live answers shared by the screens that ask the same thing at the same moment.
+"""Live answers computed once per line version, however many screens ask.
 
 A change of a line is pushed to every screen showing it at once (``assets/push.js``), so
 ten walls, five overviews and every line page of that line ask the server within a few
-milliseconds, most of them with the same request. A callback marked ``@answer(*ticks)``
-is then computed once: the first request computes, the requests arriving while it runs
-wait for its answer (single flight), and nothing is kept afterwards, so an answer is never
-older than the computation it came from.
+milliseconds, most of them with the same request. A callback marked ``@answer(*ticks)`` is
+answered once per version of the lines: ``SharedAnswers``, an ASGI layer on Dash's callback
+route, lets the first request through to Dash and keeps its answer (the response as Dash
+wrote it, before compression); requests arriving meanwhile wait for it (single flight) and
+later ones get the kept answer, until a line moves on to its next version. A shared answer
+skips Dash's dispatch, the callback and the JSON encoding.
+
+An answer is as fresh as the live reads it is made of (``components.data``: kept per line
+version too): every line gets a new version at least every ``store.live_feed.QUIET_S``, so
+texts that follow the clock ("down since 10:18 · 14 min") move on with it.
 
 Two requests share an answer only when everything the answer depends on is the same: the
 callback, its inputs and states (except the values of ``ticks``: an Interval's
@@ -13,30 +19,40 @@ callback, its inputs and states (except the values of ``ticks``: an Interval's
 its outputs (pattern-matching outputs name the lines on the page), what triggered it, the
 language, the caller (as the server checked it: user or API token, role and lines) and the
 version of every line in the process's live feed (a request after a newer change never
-joins an older computation). Without a live feed (no push), nothing is shared.
+gets an older answer). Without a live feed (no push), nothing is shared. Only answers Dash
+gave with 200 or 204 are shared; a waiter whose leader failed asks Dash itself.
 """
 
 from __future__ import annotations
 
-import functools
+import asyncio
+import contextlib
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from dash import ctx
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import auth
+from api.security import BODY_SCOPE_KEY, UPDATE_ROUTE
 from components import data
 from components.i18n import current as current_language
 
 F = TypeVar("F", bound=Callable[..., Any])
 TICKS_ATTR = "_shared_ticks"
+MAX_KEPT = 512  # answers kept per process (least recently used out first)
+MAX_KEPT_BYTES = 32 * 1024 * 1024
+SHAREABLE = (200, 204)
 
 
 def answer(*ticks: str) -> Callable[[F], F]:
     """Marks a live callback as shared (module docstring); ``ticks``: the ids of its inputs
     whose values only count ticks. The function itself is returned unchanged (tests call
-    it directly); ``components.delivery.LightDash.callback`` wraps it with ``sharing``."""
+    it directly); ``components.delivery.LightDash.callback`` tells the app's
+    ``SharedAnswers`` of it."""
     def mark(func: F) -> F:
         setattr(func, TICKS_ATTR, frozenset(ticks))
         return func
@@ -49,7 +65,7 @@ def ticks_of(func: Callable[..., Any]) -> frozenset[str] | None:
 
 
 def _without_ticks(items: Any, ticks: frozenset[str]) -> Any:
-    """``ctx.inputs_list`` or ``states_list`` with the values of ``ticks`` left out."""
+    """A request's ``inputs`` or ``state`` with the values of ``ticks`` left out."""
     if isinstance(items, list):
         return [_without_ticks(item, ticks) for item in items]
     if isinstance(items, dict) and isinstance(items.get("id"), str) and items["id"] in ticks:
@@ -67,26 +83,174 @@ def _caller() -> Hashable:
     return None if who is None else (who.kind, who.name, str(who.role), tuple(who.lines))
 
 
-def answer_key(func: Callable[..., Any], ticks: frozenset[str], inputs: Any, states: Any, outputs: Any,
+def answer_key(callback: str, ticks: frozenset[str], inputs: Any, states: Any, outputs: Any,
                triggered: Iterable[str]) -> Hashable | None:
-    """What a request's answer depends on (module docstring), given the request's
-    ``ctx.inputs_list``, ``states_list``, ``outputs_list`` and ``triggered_prop_ids``;
-    None: nothing is shared now (no live feed)."""
+    """What a request's answer depends on (module docstring), given the callback (Dash's
+    ``output`` key of it) and the request's ``inputs``, ``state``, ``outputs`` and
+    ``changedPropIds``; None: nothing is shared now (no live feed)."""
     versions = data.live_versions()
     if not versions:
         return None
     request = json.dumps([_without_ticks(inputs, ticks), _without_ticks(states, ticks), outputs, sorted(triggered)],
                          sort_keys=True, default=repr)
-    return (func.__module__, func.__qualname__, request, current_language(), _caller(),
-            data.live_token(), tuple(sorted(versions.items())))
+    return (callback, request, current_language(), _caller(), data.live_token(), tuple(sorted(versions.items())))
 
 
-def sharing(func: F, ticks: frozenset[str]) -> F:
-    """``func`` answering every concurrent identical request once (module docstring)."""
-    @functools.wraps(func)
-    def shared(*args: Any, **kwargs: Any) -> Any:
-        key = answer_key(func, ticks, ctx.inputs_list, ctx.states_list, ctx.outputs_list, ctx.triggered_prop_ids)
+def request_key(ticks: frozenset[str], body: Any) -> Hashable | None:
+    """``answer_key`` of a callback request's parsed body."""
+    return answer_key(str(body.get("output")), ticks, body.get("inputs", []), body.get("state", []),
+                      body.get("outputs"), body.get("changedPropIds") or [])
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    status: int
+    headers: tuple[tuple[bytes, bytes], ...]
+    body: bytes
+
+    async def send(self, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status, "headers": list(self.headers)})
+        await send({"type": "http.response.body", "body": self.body, "more_body": False})
+
+
+class _Flight:
+    """One answer being computed; the requests waiting for it, on their own event loops."""
+
+    __slots__ = ("answer", "done", "waiters")
+
+    def __init__(self) -> None:
+        self.answer: Answer | None = None
+        self.done = False
+        self.waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
+
+
+class SharedAnswers:
+    """The layer on ``dash_app``'s callback route that answers shared callbacks once per
+    version (module docstring). Add it inside ``api.security.CallbackGuard`` (which checks
+    the request and parses its body) and ``api.context.RequestContext``."""
+
+    def __init__(self, app: ASGIApp, dash_app: Any, max_kept: int = MAX_KEPT,
+                 max_kept_bytes: int = MAX_KEPT_BYTES) -> None:
+        self.app = app
+        self.path = dash_app.config.routes_pathname_prefix + UPDATE_ROUTE
+        self.ticks: dict[str, frozenset[str]] = shared_callbacks(dash_app)
+        self.max_kept = max_kept
+        self.max_kept_bytes = max_kept_bytes
+        self._lock = threading.Lock()  # the app may be served from several event loops (tests)
+        self._flights: dict[Hashable, _Flight] = {}
+        self._kept: OrderedDict[Hashable, Answer] = OrderedDict()
+        self._kept_bytes = 0
+        self.led = 0  # answers computed by Dash (tests, benchmarks)
+        self.joined = 0  # requests that waited for another's answer and got it
+        self.reused = 0  # requests answered from the kept answers
+        self.waiting = 0  # requests waiting for another's answer now
+        dash_app.shared_answers = self  # tests, benchmarks
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body = scope.get(BODY_SCOPE_KEY) if scope["type"] == "http" and scope["path"] == self.path else None
+        ticks = self.ticks.get(str(body.get("output"))) if isinstance(body, dict) else None
+        key = request_key(ticks, body) if ticks is not None else None
         if key is None:
-            return func(*args, **kwargs)
-        return data.flights().run(key, lambda: func(*args, **kwargs))
-    return shared  # type: ignore[return-value]
+            await self.app(scope, receive, send)
+            return
+        with self._lock:
+            kept = self._kept.get(key)
+            if kept is not None:
+                self._kept.move_to_end(key)
+                self.reused += 1
+            flight = self._flights.get(key) if kept is None else None
+            lead = kept is None and flight is None
+            if lead:
+                flight = self._flights[key] = _Flight()
+                self.led += 1
+        if kept is not None:
+            await kept.send(send)
+        elif not lead:
+            assert flight is not None
+            got = await self._wait(flight)
+            if got is None:  # the leader failed: ask Dash ourselves (and see our own error)
+                await self.app(scope, receive, send)
+            else:
+                await got.send(send)
+        else:
+            assert flight is not None
+            await self._lead(key, flight, scope, receive, send)
+
+    async def _lead(self, key: Hashable, flight: _Flight, scope: Scope, receive: Receive, send: Send) -> None:
+        start: Message | None = None
+        chunks: list[bytes] = []
+        complete = False
+
+        async def keeping(message: Message) -> None:
+            nonlocal start, complete
+            if message["type"] == "http.response.start":
+                start = {**message, "headers": list(message.get("headers", []))}  # outer layers add to theirs
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+                complete = not message.get("more_body", False)
+            await send(message)
+
+        got: Answer | None = None
+        try:
+            await self.app(scope, receive, keeping)
+            if start is not None and complete and start["status"] in SHAREABLE:
+                got = Answer(start["status"], tuple((bytes(k), bytes(v)) for k, v in start["headers"]),
+                             b"".join(chunks))
+        finally:
+            self._finish(key, flight, got)
+
+    def _finish(self, key: Hashable, flight: _Flight, got: Answer | None) -> None:
+        with self._lock:
+            del self._flights[key]
+            flight.answer, flight.done = got, True
+            waiters, flight.waiters = flight.waiters, []
+            if got is not None and len(got.body) <= self.max_kept_bytes:
+                self._kept[key] = got
+                self._kept_bytes += len(got.body)
+                while len(self._kept) > self.max_kept or self._kept_bytes > self.max_kept_bytes:
+                    _old, dropped = self._kept.popitem(last=False)
+                    self._kept_bytes -= len(dropped.body)
+        for loop, event in waiters:
+            with contextlib.suppress(RuntimeError):  # that request's loop is gone
+                loop.call_soon_threadsafe(event.set)
+
+    async def _wait(self, flight: _Flight) -> Answer | None:
+        event = asyncio.Event()
+        with self._lock:
+            done = flight.done
+            if not done:
+                flight.waiters.append((asyncio.get_running_loop(), event))
+                self.waiting += 1
+        if not done:
+            try:
+                await event.wait()
+            finally:
+                with self._lock:
+                    self.waiting -= 1
+        got = flight.answer
+        if got is not None:
+            with self._lock:
+                self.joined += 1
+        return got
+
+    def forget(self) -> None:
+        """Drops the kept answers (tests)."""
+        with self._lock:
+            self._kept.clear()
+            self._kept_bytes = 0
+
+
+def shared_callbacks(dash_app: Any) -> dict[str, frozenset[str]]:
+    """``dash_app``'s shared callbacks, by Dash's key of each (its ``output``): their ticks
+    (filled in by ``components.delivery.LightDash.callback`` as they are declared)."""
+    got: dict[str, frozenset[str]] | None = getattr(dash_app, "shared_ticks", None)
+    if got is None:
+        got = {}
+        dash_app.shared_ticks = got
+    return got
+
+
+def install(dash_app: Any) -> None:
+    """``SharedAnswers`` on ``dash_app``'s server (add it before ``api.security.install``,
+    so that it runs inside the guard)."""
+    dash_app.server.add_middleware(SharedAnswers, dash_app=dash_app)

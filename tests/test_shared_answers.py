@@ -1,6 +1,7 @@
-"""Screens asking the same live answer at the same moment share one computation
+"""Screens asking the same live answer share one computation per line version
 (``components.shared``): the single flight itself, what makes two requests the same, and
-ten walls' pushed refreshes through the app's real ``/_dash-update-component``."""
+walls' pushed refreshes through the app's real ``/_dash-update-component``: asking at once,
+asking later, after a change, after a failure, and the kept answers' bound."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from store.live_feed import FEED_KEY, LiveFeed
 from store.memo import SingleFlight
 from store.users import Users
 from tests.callback_support import call
+from tests.support import http_client
 from tests.test_components import PLANT, make_app
 
 LINES = [ln.id for ln in PLANT.lines]
@@ -118,7 +120,7 @@ def key_of(app: Any, *, tick: int = 1, lines: list[str] | None = None, headers: 
     states = [{"id": wall.VIEW, "property": "data", "value": {"lines": lines or LINES}},
               {"id": wall.SHOWN, "property": "data", "value": None}]
     with context.serving(app.server, "/_dash-update-component", headers=headers):
-        return shared.answer_key(wall.refresh, frozenset({wall.TICK}), inputs, states, [], triggered)
+        return shared.answer_key("wall", frozenset({wall.TICK}), inputs, states, [], triggered)
 
 
 def test_the_key_leaves_out_only_the_tick_count(feed: LiveFeed, redis_client: redis.Redis) -> None:
@@ -147,43 +149,123 @@ def test_nothing_is_shared_without_a_live_feed() -> None:
     assert key_of(app) is None
 
 
-# --- ten walls pushed at once ---------------------------------------------------------
+# --- walls pushed at once, and later ----------------------------------------------------
 
-def test_walls_asking_at_once_share_one_answer(feed: LiveFeed, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Three walls' refreshes of one push (each its own tick count) compute the lines'
-    views once; a wall that asks afterwards computes again (nothing is kept), and gets the
-    same figures."""
-    app = make_app()
-    config_of(app.server)[FEED_KEY] = feed
-    field_ids = [wall.field_id(line, f) for line in LINES for f in wall.FIELDS]
-    tile_ids = [{"type": wall.TILE, "line": line} for line in LINES]
-    computed = []
-    line_views = data.line_views
+FIELD_IDS = [wall.field_id(line, f) for line in LINES for f in wall.FIELDS]
+TILE_IDS = [{"type": wall.TILE, "line": line} for line in LINES]
 
-    def counted(*args: Any, **kwargs: Any) -> Any:
-        computed.append(args)
-        if len(computed) == 1:  # the first request's computation runs until the others wait for it
-            until(lambda: data.flights().waiting == 2, "the other walls to wait")
-        return line_views(*args, **kwargs)
 
-    monkeypatch.setattr(data, "line_views", counted)
+def wall_answer(app: Any, tick: int, lines: list[str] | None = None) -> Any:
+    shown = lines or LINES
+    return call(app, wall.refresh, tick, {"lines": shown}, None, triggered=wall.TICK,
+                matching={wall.FIELD: [f for f in FIELD_IDS if f["line"] in shown],
+                          wall.TILE: [t for t in TILE_IDS if t["line"] in shown]})
 
-    def wall_answer(tick: int) -> Any:
-        return call(app, wall.refresh, tick, {"lines": LINES}, None, triggered=wall.TICK,
-                    matching={wall.FIELD: field_ids, wall.TILE: tile_ids})
 
-    answers: list[Any] = [None] * 3
-    threads = [threading.Thread(target=lambda i=i: answers.__setitem__(i, wall_answer(40 + i))) for i in range(3)]
+def together(app: Any, count: int, ask: Callable[[int], Any]) -> list[Any]:
+    """``ask(i)`` for each ``i`` in a thread of its own (each request on its own event loop,
+    as the test client runs them), all started at once; what each got (or raised)."""
+    http_client(app).get("/_dash-dependencies")  # the app's layers built once, before the threads race to
+    answers: list[Any] = [None] * count
+
+    def one(i: int) -> None:
+        try:
+            answers[i] = ask(i)
+        except Exception as exc:  # noqa: BLE001  (the test looks at what each got)
+            answers[i] = exc
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(count)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(60)
         assert not t.is_alive()
-    assert len(computed) == 1
+    return answers
+
+
+@pytest.fixture
+def counted(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The wall's reads of the lines' views, counted (one per computed answer)."""
+    computed: list[Any] = []
+    line_views = data.line_views
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        computed.append(args)
+        return line_views(*args, **kwargs)
+
+    monkeypatch.setattr(data, "line_views", counting)
+    return computed
+
+
+def test_walls_asking_at_once_share_one_answer(feed: LiveFeed, counted: list[Any],
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three walls' refreshes of one push (each its own tick count) are computed once; a
+    wall that asks afterwards, with no line moved, gets the kept answer; after a change
+    the answer is computed again."""
+    app = make_app()
+    config_of(app.server)[FEED_KEY] = feed
+    line_views = data.line_views
+
+    def first_waits(*args: Any, **kwargs: Any) -> Any:
+        if not counted:  # the first request's computation runs until the others wait for it
+            until(lambda: app.shared_answers.waiting == 2, "the other walls to wait")
+        return line_views(*args, **kwargs)
+
+    monkeypatch.setattr(data, "line_views", first_waits)
+    answers = together(app, 3, lambda i: wall_answer(app, 40 + i))
+    assert len(counted) == 1
     assert answers[0] == answers[1] == answers[2]
-    fields = dict(zip([(o["line"], o["field"]) for o in field_ids], answers[0][0], strict=True))
+    fields = dict(zip([(o["line"], o["field"]) for o in FIELD_IDS], answers[0][0], strict=True))
     assert fields[("BW1", "status")] == "Down" and fields[("BR1", "reason")] == "BR-RM: Roll change"
-    flights = config_of(app.server)[data.FLIGHTS_KEY]
-    assert (flights.led, flights.joined) == (1, 2)
-    assert wall_answer(50) == answers[0]  # no line moved meanwhile: the same answer, computed again
-    assert len(computed) == 2
+    layer = app.shared_answers
+    assert (layer.led, layer.joined, layer.reused) == (1, 2, 0)
+    assert wall_answer(app, 50) == answers[0]  # no line moved meanwhile: the kept answer
+    assert len(counted) == 1 and layer.reused == 1
+    before = feed.versions()
+    feed.mark("BW1", "test")
+    until(lambda: feed.versions() != before, "BW1's next version")
+    after = wall_answer(app, 51)  # computed again: the same figures (nothing was written), BW1's new version
+    assert after[0] == answers[0][0] and after[-1]["lines"]["BW1"] == answers[0][-1]["lines"]["BW1"] + 1
+    assert len(counted) == 2 and layer.led == 2
+
+
+def test_a_failed_answer_is_neither_shared_nor_kept(feed: LiveFeed, counted: list[Any],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first wall's computation fails (Dash answers 500) while a second waits for it:
+    the second asks Dash itself and gets the figures; nothing failed is kept."""
+    app = make_app()
+    config_of(app.server)[FEED_KEY] = feed
+    line_views = data.line_views
+
+    def first_fails(*args: Any, **kwargs: Any) -> Any:
+        if not counted:
+            until(lambda: app.shared_answers.waiting == 1, "the other wall to wait")
+            counted.append(args)
+            raise RuntimeError("the reader broke")
+        return line_views(*args, **kwargs)
+
+    monkeypatch.setattr(data, "line_views", first_fails)
+    answers = together(app, 2, lambda i: wall_answer(app, 60 + i))
+    failed = [a for a in answers if isinstance(a, AssertionError)]
+    good = [a for a in answers if not isinstance(a, Exception)]
+    assert len(failed) == 1 and str(failed[0]).startswith("500") and len(good) == 1
+    assert len(counted) == 2
+    layer = app.shared_answers
+    assert (layer.led, layer.joined, layer.reused) == (1, 0, 0)
+    assert wall_answer(app, 70) == good[0]  # the waiter's own answer, computed by Dash, is not shared either
+    assert len(counted) == 3
+
+
+def test_kept_answers_are_bounded(feed: LiveFeed, counted: list[Any]) -> None:
+    app = make_app()
+    config_of(app.server)[FEED_KEY] = feed
+    bw1 = wall_answer(app, 1, ["BW1"])
+    app.shared_answers.max_kept = 1
+    wall_answer(app, 2, ["CM1"])  # the BW1 wall's answer makes room for it
+    assert len(counted) == 2
+    assert wall_answer(app, 3, ["CM1"]) is not None and len(counted) == 2  # kept
+    assert wall_answer(app, 4, ["BW1"]) == bw1 and len(counted) == 3  # computed again
+    app.shared_answers.max_kept_bytes = 10
+    wall_answer(app, 5, ["CM1"])  # too big to keep
+    wall_answer(app, 6, ["CM1"])
+    assert len(counted) == 5
