@@ -27,13 +27,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import auth
@@ -91,8 +91,8 @@ def answer_key(callback: str, ticks: frozenset[str], inputs: Any, states: Any, o
     versions = data.live_versions()
     if not versions:
         return None
-    request = json.dumps([_without_ticks(inputs, ticks), _without_ticks(states, ticks), outputs, sorted(triggered)],
-                         sort_keys=True, default=repr)
+    request = orjson.dumps([_without_ticks(inputs, ticks), _without_ticks(states, ticks), outputs, sorted(triggered)],
+                           option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, default=repr)
     return (callback, request, current_language(), _caller(), data.live_token(), tuple(sorted(versions.items())))
 
 
