@@ -20,8 +20,10 @@ version, makes them again for it before the feed tells the screens (``LiveFeed(w
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -31,29 +33,9 @@ from redis.exceptions import RedisError
 
 from api import context
 from components.i18n import N_, _, date_time
-from components.panel_data import (  # the answers as the panels use them, re-exported
-    downtime_events as downtime_events,
-)
-from components.panel_data import (
-    pareto_rows as pareto_rows,
-)
-from components.panel_data import (
-    power_points as power_points,
-)
-from components.panel_data import (
-    reason_texts as reason_texts,
-)
-from components.panel_data import (
-    series_points as series_points,
-)
-from components.panel_data import (
-    setup_codes as setup_codes,
-)
-from components.panel_data import (
-    timeline_rows as timeline_rows,
-)
 from domain import andon, answers
 from domain.plant import Line, Plant
+from store.live_feed import ALERTS as ALERTS  # the live feed's channel of the alerts, beside the lines'
 from store.live_feed import WARM_KEY as WARM_KEY  # the app's Warmer, which the feed calls
 
 log = logging.getLogger(__name__)
@@ -137,11 +119,42 @@ def memo() -> Any:
     return _one_per_app(MEMO_KEY, lambda: Memo(max(256, 16 * len(context.config()[PLANT_KEY].lines))))
 
 
+_consulted: contextvars.ContextVar[dict[str, int | None] | None] = contextvars.ContextVar("consulted", default=None)
+
+
+@contextlib.contextmanager
+def versions_consulted() -> Iterator[dict[str, int | None]]:
+    """Within: the version of each line whose figures were read (``components.shared``
+    keeps an answer while they stay); None for a line read at two versions, or none."""
+    seen: dict[str, int | None] = {}
+    token = _consulted.set(seen)  # a callback thread runs in a copy of this context: the same dict
+    try:
+        yield seen
+    finally:
+        _consulted.reset(token)
+
+
+def stop_consulting() -> None:
+    """Reads from here on in this context are no answer's (a warm-up run in a copy of a request's context)."""
+    _consulted.set(None)
+
+
+def _consult(line: str, version: int | None) -> None:
+    seen = _consulted.get()
+    if seen is not None and seen.setdefault(line, version) != version:
+        seen[line] = None
+
+
 def _live(line: str, end: float, at: float, key: tuple[Any, ...], read: Callable[[float, float], Any]) -> Any:
     """``read(end, at)`` of a window of ``line`` ending at ``end``: a window reaching now is
     read once per line version (``key`` names the read apart from the version), shared by
     every screen, and read again for the next version before the screens ask (``Warmer``)."""
-    versions = live_versions() if end >= at - 1 else None
+    if end < at - 1:  # a past window: read each time (late data gives the line a new version)
+        if _consulted.get() is not None:
+            _consult(line, (live_versions() or {}).get(line))
+        return read(end, at)
+    versions = live_versions()
+    _consult(line, None if versions is None else versions.get(line))
     if versions is None or line not in versions:
         return read(end, at)
     if end >= at:  # up to now (not a window that ended within the last second): warm it next time
@@ -287,6 +300,7 @@ def line_views(line_ids: list[str] | None = None, at: float | None = None) -> tu
             warmer.note(cfg.id, ("line_view", language), lambda line=cfg.id: line_views([line]),
                         first=True)  # keeps the line's KPIs, which /api/lines then finds
         version = versions.get(cfg.id)
+        _consult(cfg.id, version)
         key = ("line_view", cfg.id, shift.start, language, version)
         views.append(memo().get(key, lambda cfg=cfg, v=version: {**_line_view(cfg, None, shift, at, v), "version": v}))
     return views, at

@@ -35,7 +35,7 @@ import dash_bootstrap_components as dbc
 from dash import ALL, Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
-from components import data, export, push, ranges, shared, theme, tiles, untagged
+from components import data, export, panel_data, push, ranges, shared, theme, tiles, untagged
 from components.callbacks import Callbacks
 from components.downtime_charts import (
     pareto_figure,
@@ -150,18 +150,18 @@ def _view(params: dict[str, Any], reason: str | None, line: str) -> dict[str, An
         return {"error": str(error)}
     try:
         raw = data.downtime(line, window.start, window.end, at)
-        segments = data.timeline_rows(data.timeline(line, window.start, window.end, at), data.reason_texts(p),
-                                           data.setup_codes(p))
+        segments = panel_data.timeline_rows(data.timeline(line, window.start, window.end, at),
+                                            panel_data.reason_texts(p), panel_data.setup_codes(p))
     except data.DataUnavailable:
         raise PreventUpdate from None
-    events = data.downtime_events(raw)
+    events = panel_data.downtime_events(raw)
     open_from = window.end - 1  # segments and stops reaching the window's end are still going on
     return {
         "plant": p, "window": window, "at": at, "raw": raw, "segments": segments, "open_from": open_from,
         "machines": [m.id for m in cfg.machines], "stops": ordered_stops(events, reason), "events": events,
         "threshold": float(raw.get("micro_stop_threshold_s", p.micro_stop_threshold_s)),
         "key": structure_key(params, reason, events, segments, open_from),
-        "pareto": {kind: data.pareto_rows(raw, kind) for kind in ("duration", "count")},  # digested and sent
+        "pareto": {kind: panel_data.pareto_rows(raw, kind) for kind in ("duration", "count")},  # digested and sent
     }
 
 
@@ -359,7 +359,7 @@ def download_stops(_clicks: int, params: dict[str, Any], line: str, reason: str 
     window, _error = ranges.resolve_or_error(params, at)
     if window is None:
         raise PreventUpdate
-    events = ordered_stops(data.downtime_events(data.downtime(line, window.start, window.end, at)), reason)
+    events = ordered_stops(panel_data.downtime_events(data.downtime(line, window.start, window.end, at)), reason)
     suffix = f"-reason-{reason}" if reason is not None else ""
     return export.send_csv(stops_csv(events, data.plant().timezone),
                            f"{line}-stops-{params.get('start', 'range')}{suffix}.csv")

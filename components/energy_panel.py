@@ -19,7 +19,7 @@ import plotly.graph_objects as go
 from dash import Input, Output, Patch, State, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
-from components import data, push, ranges, shared, theme, tiles
+from components import data, panel_data, push, ranges, shared, theme, tiles
 from components.callbacks import Callbacks
 from components.i18n import _
 from domain import answers
@@ -194,8 +194,9 @@ def draw(params: dict[str, Any], _redraw: Any, line: str) -> tuple[Any, ...]:
     try:
         kpis = data.line_kpis(line, window.start, window.end, at)
         bucket = ranges.step_for(window)
-        points = data.series_points(data.kpi_series(line, window.start, window.end, bucket, at))
-        series = complete(data.power_points(data.power_series(line, window.start, window.end, step, at)), step, at)
+        points = panel_data.series_points(data.kpi_series(line, window.start, window.end, bucket, at))
+        power = data.power_series(line, window.start, window.end, step, at)
+        series = complete(panel_data.power_points(power), step, at)
     except data.DataUnavailable:
         raise PreventUpdate from None  # the browser asks again (ranges.REDRAW_AFTER_MS)
     last = max((pts[-1][0] for pts in series.values() if pts), default=window.start)
@@ -219,8 +220,8 @@ def update(_pulse: Any, params: dict[str, Any], held: dict[str, Any] | None, lin
     try:
         kpis = data.line_kpis(line, window.start, window.end, at)
         bucket = ranges.step_for(window)
-        points = data.series_points(data.kpi_series(line, window.start, window.end, bucket, at))
-        series = complete(data.power_points(data.power_series(line, since, window.end, step, at)), step, at)
+        points = panel_data.series_points(data.kpi_series(line, window.start, window.end, bucket, at))
+        series = complete(panel_data.power_points(data.power_series(line, since, window.end, step, at)), step, at)
     except data.DataUnavailable:
         raise PreventUpdate from None
     contents = live_contents(kpis, points, p.timezone, p.tariff.currency, bucket)

@@ -18,6 +18,7 @@ from components import (
     energy_panel,
     line_view,
     oee_panel,
+    panel_data,
     push,
     ranges,
     shared,
@@ -178,11 +179,11 @@ def view(params: dict[str, Any], ids: dict[str, str]) -> tuple[Any, ...]:
     try:
         lines = {ln["id"]: ln for ln in data.live_lines(at)}
         kpis = data.machine_kpis(line, machine, window.start, window.end, at)
-        segments = data.timeline_rows(data.timeline(line, window.start, window.end, at), data.reason_texts(p),
-                                           data.setup_codes(p))
-        power = data.power_points(data.power_series(line, window.start, window.end, pstep, at))
-        points = data.series_points(data.kpi_series(line, window.start, window.end, step, at, machine=machine))
-        events = [e for e in data.downtime_events(data.downtime(line, window.start, window.end, at))
+        segments = panel_data.timeline_rows(data.timeline(line, window.start, window.end, at),
+                                            panel_data.reason_texts(p), panel_data.setup_codes(p))
+        power = panel_data.power_points(data.power_series(line, window.start, window.end, pstep, at))
+        points = panel_data.series_points(data.kpi_series(line, window.start, window.end, step, at, machine=machine))
+        events = [e for e in panel_data.downtime_events(data.downtime(line, window.start, window.end, at))
                   if e.get("machine") == machine]
     except data.DataUnavailable:
         raise PreventUpdate from None

@@ -19,7 +19,7 @@ import plotly.graph_objects as go
 from dash import Input, Output, Patch, State, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
-from components import data, export, push, ranges, shared, theme, tiles, untagged
+from components import data, export, panel_data, push, ranges, shared, theme, tiles, untagged
 from components.callbacks import Callbacks
 from components.i18n import N_, _
 from domain import answers, calendar
@@ -107,7 +107,7 @@ def threshold_note(kpis: Mapping[str, Any], default_s: float) -> str:
 
 
 def hourly_points(series: Any) -> Sequence[Mapping[str, Any]]:
-    return data.series_points(series)
+    return panel_data.series_points(series)
 
 
 def hourly_xy(points: Sequence[Mapping[str, Any]], tz: str) -> tuple[list[str], list[float | None]]:

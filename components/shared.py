@@ -3,11 +3,15 @@
 A change of a line is pushed to every screen showing it at once (``assets/push.js``), so
 ten walls, five overviews and every line page of that line ask the server within a few
 milliseconds, most of them with the same request. A callback marked ``@answer(*ticks)`` is
-answered once per version of the lines: ``SharedAnswers``, an ASGI layer on Dash's callback
-route, lets the first request through to Dash and keeps its answer (the response as Dash
-wrote it, before compression); requests arriving meanwhile wait for it (single flight) and
-later ones get the kept answer, until a line moves on to its next version. A shared answer
-skips Dash's dispatch, the callback and the JSON encoding.
+answered once per version of the lines it shows: ``SharedAnswers``, an ASGI layer on Dash's
+callback route, lets the first request through to Dash and keeps its answer (the response
+as Dash wrote it, before compression) with the version of each line its figures were read
+at (``components.data.versions_consulted``); requests arriving meanwhile wait for it
+(single flight) and later ones get the kept answer while those lines (and the alerts'
+channel) keep their versions. A line page's answer outlives the other lines' changes; the
+wall's moves on with any of its lines. A shared answer skips Dash's dispatch, the callback
+and the JSON encoding. An answer that read no line's figures is kept only while no line
+moves on.
 
 An answer is as fresh as the live reads it is made of (``components.data``: kept per line
 version too): every line gets a new version at least every ``store.live_feed.QUIET_S``, so
@@ -18,9 +22,9 @@ callback, its inputs and states (except the values of ``ticks``: an Interval's
 ``n_intervals`` or a panel's pulse only count ticks, and differ from screen to screen),
 its outputs (pattern-matching outputs name the lines on the page), what triggered it, the
 language, the caller (as the server checked it: user or API token, role and lines) and the
-version of every line in the process's live feed (a request after a newer change never
-gets an older answer). Without a live feed (no push), nothing is shared. Only answers Dash
-gave with 200 or 204 are shared; a waiter whose leader failed asks Dash itself.
+versions above (a request after a newer change of its lines never gets an older answer).
+Without a live feed (no push), nothing is shared. Only answers Dash gave with 200 or 204
+are shared; a waiter whose leader failed asks Dash itself.
 """
 
 from __future__ import annotations
@@ -85,15 +89,15 @@ def _caller() -> Hashable:
 
 def answer_key(callback: str, ticks: frozenset[str], inputs: Any, states: Any, outputs: Any,
                triggered: Iterable[str]) -> Hashable | None:
-    """What a request's answer depends on (module docstring), given the callback (Dash's
-    ``output`` key of it) and the request's ``inputs``, ``state``, ``outputs`` and
-    ``changedPropIds``; None: nothing is shared now (no live feed)."""
-    versions = data.live_versions()
-    if not versions:
+    """What a request's answer depends on (module docstring) apart from the lines'
+    versions, given the callback (Dash's ``output`` key of it) and the request's
+    ``inputs``, ``state``, ``outputs`` and ``changedPropIds``; None: nothing is shared now
+    (no live feed)."""
+    if not data.live_versions():
         return None
     request = orjson.dumps([_without_ticks(inputs, ticks), _without_ticks(states, ticks), outputs, sorted(triggered)],
                            option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, default=repr)
-    return (callback, request, current_language(), _caller(), data.live_token(), tuple(sorted(versions.items())))
+    return callback, request, current_language(), _caller(), data.live_token()
 
 
 def request_key(ticks: frozenset[str], body: Any) -> Hashable | None:
@@ -102,11 +106,32 @@ def request_key(ticks: frozenset[str], body: Any) -> Hashable | None:
                       body.get("outputs"), body.get("changedPropIds") or [])
 
 
+Versions = tuple[tuple[str, int], ...]
+
+
+def depends_on(consulted: dict[str, int | None], versions: dict[str, int]) -> Versions | None:
+    """The versions an answer stays right for: of the lines it read (``consulted``) and of
+    the alerts' channel; every line's (``versions``, when it was asked) when it read none;
+    None (never reused) when it read a line at two versions."""
+    if not consulted:
+        return tuple(sorted(versions.items()))
+    if any(v is None for v in consulted.values()):
+        return None
+    got: dict[str, int] = {line: v for line, v in consulted.items() if v is not None}
+    if data.ALERTS in versions:
+        got.setdefault(data.ALERTS, versions[data.ALERTS])
+    return tuple(sorted(got.items()))
+
+
 @dataclass(frozen=True, slots=True)
 class Answer:
     status: int
     headers: tuple[tuple[bytes, bytes], ...]
     body: bytes
+    versions: Versions  # the versions it is right for (``depends_on``)
+
+    def holds(self, versions: dict[str, int]) -> bool:
+        return all(versions.get(line) == v for line, v in self.versions)
 
     async def send(self, send: Send) -> None:
         await send({"type": "http.response.start", "status": self.status, "headers": list(self.headers)})
@@ -150,18 +175,22 @@ class SharedAnswers:
         body = scope.get(BODY_SCOPE_KEY) if scope["type"] == "http" and scope["path"] == self.path else None
         ticks = self.ticks.get(str(body.get("output"))) if isinstance(body, dict) else None
         key = request_key(ticks, body) if ticks is not None else None
-        if key is None:
+        versions = data.live_versions() if key is not None else None
+        if key is None or not versions:
             await self.app(scope, receive, send)
             return
+        moment = (key, tuple(sorted(versions.items())))  # requests asking at once, with every line as now
         with self._lock:
             kept = self._kept.get(key)
-            if kept is not None:
+            if kept is not None and kept.holds(versions):
                 self._kept.move_to_end(key)
                 self.reused += 1
-            flight = self._flights.get(key) if kept is None else None
+            else:
+                kept = None
+            flight = self._flights.get(moment) if kept is None else None
             lead = kept is None and flight is None
             if lead:
-                flight = self._flights[key] = _Flight()
+                flight = self._flights[moment] = _Flight()
                 self.led += 1
         if kept is not None:
             await kept.send(send)
@@ -174,9 +203,10 @@ class SharedAnswers:
                 await got.send(send)
         else:
             assert flight is not None
-            await self._lead(key, flight, scope, receive, send)
+            await self._lead(key, moment, versions, flight, scope, receive, send)
 
-    async def _lead(self, key: Hashable, flight: _Flight, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _lead(self, key: Hashable, moment: Hashable, versions: dict[str, int], flight: _Flight, scope: Scope,
+                    receive: Receive, send: Send) -> None:
         start: Message | None = None
         chunks: list[bytes] = []
         complete = False
@@ -191,20 +221,27 @@ class SharedAnswers:
             await send(message)
 
         got: Answer | None = None
+        keep = False
         try:
-            await self.app(scope, receive, keeping)
+            with data.versions_consulted() as consulted:
+                await self.app(scope, receive, keeping)
+            holds = depends_on(consulted, versions)
             if start is not None and complete and start["status"] in SHAREABLE:
                 got = Answer(start["status"], tuple((bytes(k), bytes(v)) for k, v in start["headers"]),
-                             b"".join(chunks))
+                             b"".join(chunks), holds or ())
+                keep = holds is not None
         finally:
-            self._finish(key, flight, got)
+            self._finish(key, moment, flight, got, keep=keep)
 
-    def _finish(self, key: Hashable, flight: _Flight, got: Answer | None) -> None:
+    def _finish(self, key: Hashable, moment: Hashable, flight: _Flight, got: Answer | None, *, keep: bool) -> None:
         with self._lock:
-            del self._flights[key]
+            del self._flights[moment]
             flight.answer, flight.done = got, True
             waiters, flight.waiters = flight.waiters, []
-            if got is not None and len(got.body) <= self.max_kept_bytes:
+            if keep and got is not None and len(got.body) <= self.max_kept_bytes:
+                old = self._kept.pop(key, None)
+                if old is not None:
+                    self._kept_bytes -= len(old.body)
                 self._kept[key] = got
                 self._kept_bytes += len(got.body)
                 while len(self._kept) > self.max_kept or self._kept_bytes > self.max_kept_bytes:

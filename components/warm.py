@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Hashable
 
+from components import data
 from components.data import DataUnavailable
 
 
@@ -54,6 +55,7 @@ class Warmer:
         for _rank, _i, ctx, again in mine:
             ctx = ctx.copy()
             ctx.run(self._in_warm.set, True)
+            ctx.run(data.stop_consulting)  # what it reads is no shared answer's
             try:
                 ctx.run(again)
                 self.warmed += 1

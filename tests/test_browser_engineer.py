@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from components import data
+from components import panel_data
 from tests.test_browser import (  # noqa: F401 - dashboard and shots: the fixtures, shared
     dashboard,
     no_console_errors,
@@ -109,7 +109,7 @@ def test_pareto_filter_is_in_the_url_and_the_stops_agree(dashboard: dict[str, An
     query = f"start={local_iso(now - 4 * 3600)}%2B08:00&end={local_iso(now - 3600)}%2B08:00"
     open_page(slow, f"{server.url}/line/BW1?{query}", (1024, 768))
     got = check_line_page(slow, server, "BW1", query)
-    top = sorted(data.pareto_rows(got["downtime"], "duration"), key=lambda r: r.get("duration_s") or 0,
+    top = sorted(panel_data.pareto_rows(got["downtime"], "duration"), key=lambda r: r.get("duration_s") or 0,
                  reverse=True)[0]
     group = top.get("group") or str(top.get("reason") or "no_reason")
     bar = slow.find_elements(By.CSS_SELECTOR, "#dt-pareto-duration .bars .point path")[0]
@@ -118,7 +118,7 @@ def test_pareto_filter_is_in_the_url_and_the_stops_agree(dashboard: dict[str, An
              what="hover on the top bar")
     ActionChains(slow).click().perform()
     wait_for(lambda: f"reason={group}" in slow.current_url, SLOW, what=f"reason={group} in the URL")
-    listed = [e for e in data.downtime_events(got["downtime"]) if stops_list.event_group(e) == group]
+    listed = [e for e in panel_data.downtime_events(got["downtime"]) if stops_list.event_group(e) == group]
     wait_for(lambda: len(slow.find_elements(By.CSS_SELECTOR, "#dt-stops tbody tr")) == len(listed), SLOW,
              what=f"{len(listed)} stops of reason {group}")
     assert text_of(slow, "#dt-filter-label") == downtime_panel.filter_label(group, listed)

@@ -23,6 +23,7 @@ from components import (
     machine_page,
     oee_panel,
     overview,
+    panel_data,
     ranges,
     theme,
     wall,
@@ -735,7 +736,7 @@ def test_shift_table_and_csv(app: Any) -> None:
 
 
 def test_pareto_sorted_with_cumulative_share_and_reason_codes() -> None:
-    rows = data.pareto_rows(SampleReader().downtime("BW1", NOW - 7200, NOW, NOW), "duration")
+    rows = panel_data.pareto_rows(SampleReader().downtime("BW1", NOW - 7200, NOW, NOW), "duration")
     fig = downtime_panel.pareto_figure(rows, "duration")
     assert list(fig.data[0].customdata) == ["1", "2", "no_reason"]  # 800 s, 754 s, 300 s
     assert list(fig.data[0].x) == ["Tip dress / electrode change", "Weld fault (gun / transformer)", "No reason"]
@@ -761,13 +762,13 @@ def test_timeline_one_trace_per_state() -> None:
     st10 = [[NOW - 600, NOW - 300, "running", 0], [NOW - 300, NOW, "fault", 2]]
     raw = SampleReader().timeline("BW1", NOW - 600, NOW, NOW)
     raw["machines"] = [{"id": "ST10", "segments": st10}, {"id": "ST20", "segments": [[NOW - 600, NOW, "running", 0]]}]
-    segs = data.timeline_rows(raw, data.reason_texts(PLANT))
+    segs = panel_data.timeline_rows(raw, panel_data.reason_texts(PLANT))
     assert segs["ST10"][1]["reason_text"] == "Weld fault (gun / transformer)"
     fig = downtime_panel.timeline_figure(segs, ["ST10", "ST20"], PLANT.timezone)
     # PackML Stopped (idle) with a changeover reason: blue, as on the wall
-    setup = data.timeline_rows(checked("Timeline", {**raw, "machines": [
+    setup = panel_data.timeline_rows(checked("Timeline", {**raw, "machines": [
         {"id": "ST10", "segments": [[NOW - 60, NOW, "idle", 20], [NOW - 90, NOW - 60, "idle", 30]]}]}),
-        data.reason_texts(PLANT), data.setup_codes(PLANT))
+        panel_data.reason_texts(PLANT), panel_data.setup_codes(PLANT))
     assert [s["state"] for s in setup["ST10"]] == ["changeover", "idle"]
     names = [t.name for t in fig.data]
     assert names == ["Running", "Fault"]

@@ -17,11 +17,11 @@ from api import auth as api_auth
 from api import context
 from api.context import config_of
 from components import data, shared, wall
-from store.live_feed import FEED_KEY, LiveFeed
+from store.live_feed import ALERTS, FEED_KEY, LiveFeed
 from store.memo import SingleFlight
 from store.users import Users
 from tests.callback_support import call
-from tests.support import http_client
+from tests.support import http_client, in_request
 from tests.test_components import PLANT, make_app
 
 LINES = [ln.id for ln in PLANT.lines]
@@ -140,8 +140,22 @@ def test_the_key_leaves_out_only_the_tick_count(feed: LiveFeed, redis_client: re
     assert as_operator not in (first, key_of(app, headers={"Authorization": f"Bearer {engineer}"}))
     assert key_of(app, headers={"Authorization": f"Bearer {operator}"}) == as_operator  # the same caller again
     assert key_of(app, headers={"Authorization": "Bearer not-a-token"}) == first  # refused: anonymous
-    feed.mark("BW1", "test")  # a change: later requests never join an earlier computation
-    until(lambda: key_of(app) != first, "BW1's next version")
+    before = feed.versions()
+    feed.mark("BW1", "test")  # the versions are not in the key: an answer keeps those it was read at
+    until(lambda: feed.versions() != before, "BW1's next version")
+    assert key_of(app) == first
+
+
+@pytest.mark.parametrize(("consulted", "versions", "expected"), [
+    ({}, {"BW1": 3, "CM1": 5}, (("BW1", 3), ("CM1", 5))),  # read no line: every line's
+    ({"BW1": 3}, {"BW1": 4, "CM1": 5}, (("BW1", 3),)),  # the version it read, not the one asked at
+    ({"BW1": 3, "CM1": None}, {"BW1": 3, "CM1": 5}, None),  # CM1 read at two versions: never reused
+    ({"CM1": 5}, {"BW1": 3, "CM1": 5, ALERTS: 2}, (("CM1", 5), (ALERTS, 2))),  # and the alerts' channel
+    ({}, {"BW1": 3, ALERTS: 2}, (("BW1", 3), (ALERTS, 2))),
+])
+def test_an_answer_holds_for_the_versions_it_read(consulted: dict[str, int | None], versions: dict[str, int],
+                                                   expected: Any) -> None:
+    assert shared.depends_on(consulted, versions) == expected
 
 
 def test_nothing_is_shared_without_a_live_feed() -> None:
@@ -269,3 +283,34 @@ def test_kept_answers_are_bounded(feed: LiveFeed, counted: list[Any]) -> None:
     wall_answer(app, 5, ["CM1"])  # too big to keep
     wall_answer(app, 6, ["CM1"])
     assert len(counted) == 5
+
+
+def test_an_answer_outlives_other_lines_changes(feed: LiveFeed, counted: list[Any]) -> None:
+    """A wall of BW1 alone keeps its answer while CM1 changes, and not once BW1 does."""
+    app = make_app()
+    config_of(app.server)[FEED_KEY] = feed
+    first = wall_answer(app, 1, ["BW1"])
+    before = feed.versions()
+    feed.mark("CM1", "test")
+    until(lambda: feed.versions() != before, "CM1's next version")
+    assert wall_answer(app, 2, ["BW1"]) == first and len(counted) == 1  # kept
+    before = feed.versions()
+    feed.mark("BW1", "test")
+    until(lambda: feed.versions() != before, "BW1's next version")
+    after = wall_answer(app, 3, ["BW1"])
+    assert len(counted) == 2 and after[-1]["lines"]["BW1"] == first[-1]["lines"]["BW1"] + 1
+    assert app.shared_answers.reused == 1
+
+
+def test_a_warm_up_reads_for_no_answer(feed: LiveFeed) -> None:
+    """The Warmer makes a screen's reads again in a copy of that request's context: what
+    it reads is not added to the versions of the answer that request was computing."""
+    app = make_app()
+    config_of(app.server)[FEED_KEY] = feed
+    warmer = config_of(app.server)[data.WARM_KEY]
+    with in_request(app), data.versions_consulted() as seen:
+        data.line_views(["BW1"])  # the Warmer is told of the read, with this context
+        assert set(seen) == {"BW1"}
+        seen.clear()
+    warmer.warm("BW1")
+    assert warmer.warmed == 1 and seen == {}

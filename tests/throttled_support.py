@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from components import data, theme
+from components import panel_data, theme
 from tests.browser_support import CHROMIUM
 from tests.test_browser import ALL_SIZES, Server, api, figure, texts, wait_for
 from tests.test_components import PLANT
@@ -65,13 +65,13 @@ def check_line_page(driver: Any, server: Server, line: str, query: str, timeout:
     summary = stops["summary"]
     wait_for(lambda: texts(driver, "#dt-summary .kpi-value")[:1] == [theme.count(summary["stops"])], timeout,
              what=f"{summary['stops']} unplanned stops")
-    series = downtime_charts.pareto_series(data.pareto_rows(stops, "duration"), "duration")
+    series = downtime_charts.pareto_series(panel_data.pareto_rows(stops, "duration"), "duration")
     wait_for(lambda: (figure(driver, "dt-pareto-duration") or [{}])[0].get("x") == series["labels"], timeout,
              what=f"Pareto bars {series['labels']}")
     assert figure(driver, "dt-pareto-duration")[0]["y"] == series["values"]  # type: ignore[index]
     timeline = wait_for(lambda: figure(driver, "dt-timeline"), timeout, what="timeline")
     assert {y for t in timeline for y in t["y"]} == set(machines)
-    rows = min(len(data.downtime_events(stops)), stops_list.MAX_ROWS)
+    rows = min(len(panel_data.downtime_events(stops)), stops_list.MAX_ROWS)
     wait_for(lambda: len(driver.find_elements("css selector", "#dt-stops tbody tr")) == rows, timeout,
              what=f"{rows} stops listed")
     want_kwh = theme.number(energy["kwh"], 0, "kWh")
