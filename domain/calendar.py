@@ -8,6 +8,7 @@ UTC with zoneinfo, so daylight-saving days are as long as they really are.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -85,7 +86,40 @@ def shift_at(shifts: Sequence[Shift], tz: ZoneInfo, at: float) -> ShiftInstance 
 
 
 def current_or_last_shift(shifts: Sequence[Shift], tz: ZoneInfo, at: float) -> ShiftInstance:
-    """The shift at ``at``, or, between shifts, the last one that ended."""
+    """The shift at ``at``, or, between shifts, the last one that ended.
+
+    Remembered per calendar for the last second asked (live views ask many times a second;
+    finding it takes about 80 µs): when every shift and break time is a whole second, so
+    is every boundary (zoneinfo's offsets are whole seconds), and the answer is the same
+    for every ``at`` strictly inside one second, and for the whole second itself."""
+    key = _named_key(shifts)
+    if key is None:
+        return _current_or_last_shift(shifts, tz, at)
+    second = (math.floor(at), float(at).is_integer())
+    got = _last_asked.get((key, tz))
+    if got is not None and got[0] == second:
+        return got[1]
+    inst = _current_or_last_shift(shifts, tz, at)
+    if len(_last_asked) >= 64:  # calendars of tests and edits: not many
+        _last_asked.clear()
+    _last_asked[(key, tz)] = (second, inst)
+    return inst
+
+
+_last_asked: dict[tuple[tuple[object, ...], ZoneInfo], tuple[tuple[int, bool], ShiftInstance]] = {}
+
+
+def _named_key(shifts: Sequence[Shift]) -> tuple[object, ...] | None:
+    """``shifts`` as a hashable key (names too: an instance carries its shift's); None when
+    a time is not a whole second."""
+    key = tuple((s.name, s.start, s.end, tuple((b.start, b.end) for b in s.breaks), tuple(s.weekdays))
+                for s in shifts)
+    whole = all(not (start.microsecond or end.microsecond) and all(not (a.microsecond or b.microsecond) for a, b in bs)
+                for _name, start, end, bs, _days in key)
+    return key if whole else None
+
+
+def _current_or_last_shift(shifts: Sequence[Shift], tz: ZoneInfo, at: float) -> ShiftInstance:
     now = shift_at(shifts, tz, at)
     if now is not None:
         return now

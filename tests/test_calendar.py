@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from domain import calendar
 from domain.calendar import (
     Interval,
     clip,
@@ -247,6 +248,38 @@ def test_planned_busy_time_of_the_days_kept_is_bit_for_bit_that_of_the_overlappi
     overlapping = [i for inst in shifts_overlapping(shifts, zone(tz_name), start, end) for i in inst.planned_busy()]
     assert planned_busy_intervals(shifts, zone(tz_name), start, end) == clip(merge(overlapping), start, end)
     assert planned_busy_intervals(shifts, zone(tz_name), start, end) == clip(merge(overlapping), start, end)  # kept
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    shifts=st.lists(shifts_strategy(), min_size=1, max_size=3),
+    tz_name=st.sampled_from([BERLIN, SHANGHAI, "America/New_York", "Asia/Kolkata"]),
+    around=st.sampled_from(["2024-03-30T18:00", "2024-10-26T18:00", "2024-11-02T18:00", "2024-05-06T00:00"]),
+    offset_s=st.floats(-30 * HOUR, 30 * HOUR),
+    end_seconds=st.sampled_from([0, 1, 59]),
+    microsecond=st.sampled_from([0, 0, 0, 250_000]),
+    pick=st.integers(0, 1_000),
+    fractions=st.lists(st.sampled_from([-1.0, -0.5, -1e-6, 0.0, 1e-6, 0.25, 0.999999, 1.0]), min_size=1, max_size=8),
+)
+def test_the_shift_remembered_for_a_second_is_the_shift_found(
+        shifts: list[Shift], tz_name: str, around: str, offset_s: float, end_seconds: int, microsecond: int,
+        pick: int, fractions: list[float]) -> None:
+    """``current_or_last_shift`` remembers its answer for the second asked: asked around a
+    boundary (a shift's or a break's start or end, a second before and after, exactly on
+    it, a microsecond either side), in any order, it answers what finding it again does.
+    Shifts are named apart; some end a few seconds past the minute, and a time that is
+    not a whole second is never remembered."""
+    named = [s.model_copy(update={"name": f"S{i}", "end": s.end.replace(second=end_seconds,
+                                                                         microsecond=microsecond if i == 0 else 0)})
+             for i, s in enumerate(shifts)]
+    tz = zone(tz_name)
+    near = local(tz_name, around) + offset_s
+    instances = shifts_overlapping(named, tz, near - 2 * 86400, near + 2 * 86400)
+    bounds = sorted({b for inst in instances for b in (inst.start, inst.end, *(x for br in inst.breaks for x in br))})
+    boundary = bounds[pick % len(bounds)] if bounds else near
+    for fraction in fractions:
+        at = boundary + fraction
+        assert current_or_last_shift(named, tz, at) == calendar._current_or_last_shift(named, tz, at), at
 
 
 # --- interval arithmetic ---------------------------------------------------------------
