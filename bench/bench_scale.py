@@ -294,6 +294,7 @@ def follow_pushed(app: Any, server: Any, port: int, stop: threading.Event) -> No
                           "pool_calls": pool.calls if pool else 0, "pool_cpu_s": pool.cpu_s if pool else 0.0,
                           "pool_prepared_cpu_s": pool.prepared_cpu_s if pool else 0.0,
                           "pool_early": pool.early if pool else 0,
+                          "pool_told": pool.told_preparations if pool else 0,
                           "read_around": dict(pool.around) if pool else {}}), flush=True)
 
 
@@ -474,6 +475,7 @@ def scenario(name: str, lines: int, per_line: int, args: argparse.Namespace, fol
         overview: list[tuple[float, float]] = []
         pushed: list[tuple[float, float, int]] = []
         pool_size = [0]  # the dashboard's reader pool (store.reader_pool): processes
+        commits_told = [0]  # its children's preparations on being told of a worker commit (ReaderPool.prepare_now)
         pool_reads: list[Any] = []  # (at, views its children read, read around it by why, their CPU, preparing) so far
         try:
             port = free_port()
@@ -505,6 +507,7 @@ def scenario(name: str, lines: int, per_line: int, args: argparse.Namespace, fol
                         if "pushed_s" in got:
                             pushed.append((got["at"], got["pushed_s"], got["changed"]))
                             pool_size[0] = got["pool"]
+                            commits_told[0] = got.get("pool_told", 0)
                             pool_reads.append((got["at"], got["pool_calls"], got["read_around"], got["pool_cpu_s"],
                                                got.get("pool_prepared_cpu_s", 0.0), got.get("pool_early", 0)))
 
@@ -575,6 +578,7 @@ def scenario(name: str, lines: int, per_line: int, args: argparse.Namespace, fol
         # the changes of (nearly) every line at once: what "all 50 lines updated" means
         "pushed_all_ms": {"p50": 1e3 * _pct(everyone, 0.5), "p95": 1e3 * _pct(everyone, 0.95), "n": len(everyone)},
         "view_processes": pool_size[0],
+        "pool_told": commits_told[0],
         # as of the measured window's end (the processes' stop reaches the children first)
         "pool_reads": next(([n, around, early] for at, n, around, _, _, early in reversed(pool_reads)
                             if at <= started + elapsed), [0, {}, 0]),
@@ -673,7 +677,8 @@ def print_table(results: list[dict[str, Any]]) -> None:
                   + (f" (views read by them: {r['pool_reads'][0]}; read around them: {r['pool_reads'][1]}; "
                      f"their CPU per view: {r['pool_cpu_ms_per_view']:.2f} ms, and preparing between rounds "
                      f"{r['pool_prepared_ms_per_view']:.2f} ms; views asked before a preparation's now: "
-                     f"{r['pool_reads'][2]})" if r["view_processes"] else ""))
+                     f"{r['pool_reads'][2]}; preparations on being told of a commit: {r.get('pool_told', 0)})"
+                     if r["view_processes"] else ""))
         d = r.get("cpu_during_changes")
         if d:
             names = list(d["during"])

@@ -80,7 +80,9 @@ def create_dashboard(settings: Any, clock: Callable[[], float] = time.time) -> D
     pool = data.reader_pool(settings)
     if pool is not None:  # a big plant's live views in more processes (started with the first view)
         context.config_of(app.server)[data.POOL_KEY] = pool
-        context.config_of(app.server)[data.WARM_KEY].threads = pool.warm_threads
+        warmer = context.config_of(app.server)[data.WARM_KEY]
+        warmer.threads = pool.warm_threads
+        warmer.on_commit = pool.prepare_now  # the live feed saw the worker commit: the children prepare now
     return app
 
 

@@ -30,6 +30,7 @@ class Warmer:
         self._reads: dict[str, dict[Hashable, tuple[contextvars.Context, Callable[[], None], float, int]]] = {}
         self.warmed = 0  # reads made again (tests, benchmarks)
         self.threads = 4  # lines warmed at once (the live feed's threads: ``store.live_warm``)
+        self.on_commit: Callable[[list[str]], None] | None = None  # the live feed's (a reader pool's prepare_now)
         self._in_warm = contextvars.ContextVar("warming", default=False)
 
     def note(self, line: str, key: Hashable, again: Callable[[], None], *, first: bool = False) -> None:

@@ -89,8 +89,9 @@ class LiveFeed:
                  quiet_s: float = QUIET_S, warm: Callable[[str], None] | None = None,
                  warm_max_s: float = WARM_MAX_S, warm_stuck_s: float = WARM_STUCK_S,
                  warm_budget: float = WARM_BUDGET, warm_threads: int = WARM_THREADS,
-                 follow_alerts: bool = False) -> None:
+                 follow_alerts: bool = False, on_commit: Callable[[list[str]], None] | None = None) -> None:
         self.client = client
+        self.on_commit = on_commit  # the readers saw the worker commit these lines (a reader pool prepares them)
         self.lines = tuple(lines)
         self.token = uuid.uuid4().hex[:12]  # names this process's sequence in event ids
         self.clock = clock
@@ -136,9 +137,8 @@ class LiveFeed:
         return self
 
     def _spawn(self, name: str, target: Callable[..., None], *args: Any) -> None:
-        thread = threading.Thread(target=target, args=args, name=name, daemon=True)
+        self._threads.append(thread := threading.Thread(target=target, args=args, name=name, daemon=True))
         thread.start()
-        self._threads.append(thread)
 
     def stop(self, timeout_s: float = 5.0) -> None:
         """Stops the threads; every ``wait`` returns at once (streams end cleanly)."""
@@ -384,8 +384,8 @@ _feed_lock = threading.Lock()
 
 def feed_of(config: dict[str, Any], client_of: Callable[[], Any], lines: Sequence[str]) -> LiveFeed:
     """The process's feed kept in the app's ``config`` (``api.context.config_of``), created
-    and started on first use, with the app's warm-up hook (``WARM_KEY``: an object with a
-    ``warm(line)`` method, and ``threads``: how many lines it warms at once) when it has one."""
+    and started on first use, with the app's warm-up hook (``WARM_KEY``: an object with a ``warm(line)`` method,
+    ``threads``: how many lines it warms at once, and ``on_commit``: ``LiveFeed``'s) when it has one."""
     feed = config.get(FEED_KEY)
     if feed is not None:
         return feed  # type: ignore[no-any-return]
@@ -395,5 +395,5 @@ def feed_of(config: dict[str, Any], client_of: Callable[[], Any], lines: Sequenc
             warmer = config.get(WARM_KEY)
             feed = config[FEED_KEY] = LiveFeed(client_of(), lines, warm=None if warmer is None else warmer.warm,
                                                warm_threads=getattr(warmer, "threads", WARM_THREADS),
-                                               follow_alerts=True).start()
+                                               follow_alerts=True, on_commit=getattr(warmer, "on_commit", None)).start()
     return feed

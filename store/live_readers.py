@@ -15,7 +15,7 @@ Both only ``mark`` what changed; the feed turns marks into versions.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 import redis
@@ -39,6 +39,7 @@ class Feed(Protocol):
 
     client: Any
     block_ms: int
+    on_commit: Callable[[list[str]], None] | None
 
     @property
     def stopped(self) -> bool: ...
@@ -85,8 +86,10 @@ def follow_streams(feed: Feed, lines: list[str]) -> None:
                     written.append(key_of[key])
             feed.mark_all(written, WHY_EVENTS)
             now_counters = _counters(reader, lines)
-            feed.mark_all([line for line, value in now_counters.items() if counters.get(line, ())[:2] != value[:2]],
-                          WHY_ROLLUP)
+            committed = [line for line, value in now_counters.items() if counters.get(line, ())[:2] != value[:2]]
+            if committed and feed.on_commit is not None:
+                feed.on_commit(committed)  # before their versions: a reader pool prepares them meanwhile
+            feed.mark_all(committed, WHY_ROLLUP)
             feed.mark_all([line for line, value in now_counters.items() if counters.get(line, ())[2:] != value[2:]],
                           WHY_AMENDED)
             counters = now_counters

@@ -36,6 +36,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Iterable
 from concurrent.futures import Future
 from multiprocessing.connection import Connection
 from typing import Any
@@ -51,6 +52,7 @@ AUTO_MAX_PROCESSES = 4
 IN_FLIGHT_PER_CHILD = 16  # lines asked of a child at once (the warm-up threads: ``warm_threads``): a round, read ahead
 IDLE_S = 0.02  # a child asked nothing for this long is between rounds of views: it collects its garbage then
 READ_AHEAD_MAX = 32  # requests of a round a child reads ahead at once (``store.read_ahead``)
+PREPARE = "prepare"  # to a child: the worker committed, prepare the next views now
 IDLE_GC_AT = 5_000  # young objects (of the 50,000 that set off a collection while computing) worth collecting
 _cpu = threading.local()  # per thread: CPU seconds its calls took in the children
 
@@ -97,6 +99,7 @@ class _Run:
         self.dead = False
         self.prepared_cpu_s = 0.0  # the child's CPU seconds preparing views between rounds
         self.early = 0  # its views asked at an earlier now than their followers were fed for
+        self.told_preparations = 0  # its preparations because the worker committed (``PREPARE``)
         self.pending: dict[int, Future[tuple[bool, Any, float]]] = {}
         self.lock = threading.Lock()  # pending, dead
         self.sending = threading.Lock()
@@ -132,6 +135,7 @@ class _Run:
             if got[0] == "prepared":  # (between rounds: ``store.preparation``)
                 self.prepared_cpu_s += got[1]
                 self.early = got[2]
+                self.told_preparations += got[3]
                 continue
             rid, *reply = got
             with self.lock:
@@ -192,6 +196,7 @@ class ReaderPool:
         self.calls = 0  # answered by a child (tests, benchmarks)
         self.cpu_s = 0.0  # the children's CPU seconds for those answers (benchmarks)
         self.around: collections.Counter[str] = collections.Counter()  # read around the pool, by why
+        self.prepare_hints = 0  # commits told to a child (tests, benchmarks)
 
     def __len__(self) -> int:
         return len(self._children)
@@ -205,6 +210,11 @@ class ReaderPool:
     def early(self) -> int:
         """Views whose followers had been prepared for a later ``now`` (read without them)."""
         return sum(c.run.early for c in self._children if c.run is not None)
+
+    @property
+    def told_preparations(self) -> int:
+        """Preparations the children ran because they were told of a commit (``prepare_now``)."""
+        return sum(c.run.told_preparations for c in self._children if c.run is not None)
 
     @property
     def warm_threads(self) -> int:
@@ -231,6 +241,18 @@ class ReaderPool:
         self.calls += 1
         self.cpu_s += cpu
         return value
+
+    def prepare_now(self, lines: Iterable[str]) -> None:
+        """The worker committed ``lines`` (``store.live_feed``, before their versions are
+        handed out): their children prepare the next views now, in the time until the round
+        that asks them (``store.preparation``), not when their schedule says."""
+        children = {id(c): c for line in lines if (c := self._of.get(line)) is not None}
+        for child in children.values():
+            run = child.run
+            if run is not None and run.ready and not run.dead:
+                with contextlib.suppress(OSError, ValueError), run.sending:
+                    run.conn.send(PREPARE)
+                    self.prepare_hints += 1
 
     def line_now_or(self, reader: Any, line: str, start: float, end: float, now: float, *,
                     with_live: bool = True) -> Any:
@@ -316,12 +338,15 @@ def _serve(conn: Connection, settings: Any) -> None:
             if generation is not None and not conn.poll(IDLE_S):
                 gc.collect(generation)
             while (wait := prepared.wait_s()) is not None and not conn.poll(wait):
-                cpu = prepared.run(conn)
-                if cpu:
-                    conn.send(("prepared", cpu, reader.window_reads.edges.early))
-            batch = [conn.recv()]
+                _prepare(conn, prepared, reader)
+            got = conn.recv()
+            if got == PREPARE:  # the worker committed: the next round's lines prepared now, not when it is due
+                _prepare(conn, prepared, reader, told=True)
+                continue
+            batch = [got]
             while len(batch) < READ_AHEAD_MAX and conn.poll(0):  # the rest of the round, queued behind it
-                batch.append(conn.recv())
+                if (got := conn.recv()) != PREPARE:
+                    batch.append(got)
         except (EOFError, OSError):
             return  # the server process is gone
         cpu = time.thread_time()
@@ -343,6 +368,13 @@ def _serve(conn: Connection, settings: Any) -> None:
             except Exception as exc:  # noqa: BLE001  # an error that does not pickle
                 conn.send((rid, False, RuntimeError(f"{type(exc).__name__}: {exc}"), 0.0))
         reader.window_reads.ahead.clear()  # (what a view did not take: its state had moved)
+
+
+def _prepare(conn: Connection, prepared: Preparation, reader: Any, *, told: bool = False) -> None:
+    """A preparation; ``told``: because the worker committed (``PREPARE``), said even when it had nothing to do."""
+    cpu = prepared.run(conn)
+    if cpu or told:
+        conn.send(("prepared", cpu, reader.window_reads.edges.early, told))
 
 
 def _read_ahead(reader: Any, batch: list[Any]) -> None:

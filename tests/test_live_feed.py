@@ -99,6 +99,25 @@ def test_changes_coalesce_and_worker_commits_count(feed: LiveFeed, redis_client:
     assert [(c.line, c.why) for c in feed.changes_since(seq) or []] == [("BR1", (WHY_ROLLUP,))]
 
 
+def test_a_worker_commit_is_told_before_its_version(redis_client: redis.Redis) -> None:
+    """The readers tell ``on_commit`` (a reader pool's ``prepare_now``) of the lines the
+    worker committed as they see the commit, before the version it gives is handed out;
+    stream entries alone are not a commit."""
+    told: list[tuple[list[str], int | None]] = []
+    the_feed = LiveFeed(redis_client, [line.id for line in PLANT.lines], block_ms=200, quiet_s=3600,
+                        on_commit=lambda lines: told.append((lines, the_feed.version("CM1"))))
+    the_feed.start()
+    try:
+        wait_for(lambda: the_feed.up and the_feed.version("CM1") == 1, what="the feed following the streams")
+        write_event(redis_client, "CM1", "OP60", Signal.GOOD, 5, time.time())
+        wait_for(lambda: the_feed.version("CM1") == 2, what="CM1's version after an event")
+        redis_client.hincrby(contract.rollup_state_key("CM1"), "ver", 1)  # what a worker commit does
+        wait_for(lambda: the_feed.version("CM1") == 3, what="CM1's version after a commit")
+        assert told == [(["CM1"], 2)]
+    finally:
+        the_feed.stop()
+
+
 def test_feed_withholds_versions_while_redis_is_down_and_recovers(restartable_redis: Any) -> None:
     client = redis.Redis.from_url(restartable_redis.url, socket_timeout=1, socket_connect_timeout=1)
     feed = LiveFeed(client, ["BW1"], block_ms=200, quiet_s=3600).start()

@@ -67,6 +67,13 @@ def child_pid(pool: ReaderPool) -> int:
     return int(run.process.pid)
 
 
+def until(predicate: Any, what: str, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
 WINDOWS = [  # (start, end, now): the shift so far, a past window, a window ending inside the open minute
     (RECENT + 2 * HOUR, NOW, NOW),
     (RECENT + 2 * HOUR, RECENT + 4 * HOUR, NOW),
@@ -94,6 +101,30 @@ def test_a_child_answers_as_the_servers_reader(reader: PlantReader, pool: Reader
         time.sleep(0.05)
     assert pool.prepared_cpu_s > 0 and pool.early == 0
     assert pool.line_now("L1", *WINDOWS[0]) == reader.line_now("L1", *WINDOWS[0])
+
+
+def test_a_child_told_of_a_commit_prepares_at_once_and_still_answers(reader: PlantReader, pool: ReaderPool) -> None:
+    """``prepare_now`` (the live feed saw the worker commit) tells each child of the lines
+    once; the child prepares its lines then, and says so; views asked around the hints, one
+    queued right behind a hint and another, are answered as before."""
+    started(pool)
+    expected = reader.line_now("L1", *WINDOWS[0])
+    assert pool.line_now("L1", *WINDOWS[0]) == expected  # the child's line now: it prepares it
+    pool.prepare_now(["L1", "NOPE", "L2"])  # L1 and NOPE: the one child; L2: no line of the pool
+    assert pool.prepare_hints == 1
+    until(lambda: pool.told_preparations == 1, "the child's preparation on being told")
+    for told in range(2, 4):
+        pool.prepare_now(["L1"])
+        assert pool.line_now("L1", *WINDOWS[0]) == expected
+        until(lambda told=told: pool.told_preparations == told, "the child's preparation on being told")
+    run = pool._children[0].run
+    assert run is not None
+    first = run.send(("L1", *WINDOWS[0], True))
+    pool.prepare_now(["L1"])  # in the pipe between two requests (read with the round, or on its own)
+    second = run.send(("L1", *WINDOWS[0], True))
+    for future in (first, second):
+        assert future.result(60) == (True, expected, future.result()[2])
+    assert pool.prepare_hints == 4
 
 
 def test_a_killed_child_is_read_around_and_started_again(reader: PlantReader, pool: ReaderPool) -> None:
