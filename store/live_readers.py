@@ -88,7 +88,10 @@ def follow_streams(feed: Feed, lines: list[str]) -> None:
             now_counters = _counters(reader, lines)
             committed = [line for line, value in now_counters.items() if counters.get(line, ())[:2] != value[:2]]
             if committed and feed.on_commit is not None:
-                feed.on_commit(committed)  # before their versions: a reader pool prepares them meanwhile
+                try:  # before their versions: a reader pool prepares them meanwhile
+                    feed.on_commit(committed)
+                except Exception:  # a hint only: the views are computed in any case
+                    log.exception("live feed: telling the worker's commit of %s failed", committed)
             feed.mark_all(committed, WHY_ROLLUP)
             feed.mark_all([line for line, value in now_counters.items() if counters.get(line, ())[2:] != value[2:]],
                           WHY_AMENDED)

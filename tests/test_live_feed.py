@@ -118,6 +118,22 @@ def test_a_worker_commit_is_told_before_its_version(redis_client: redis.Redis) -
         the_feed.stop()
 
 
+def test_a_failing_commit_hook_stops_nothing(redis_client: redis.Redis) -> None:
+    def broken(_lines: list[str]) -> None:
+        raise RuntimeError("the pool broke")
+
+    the_feed = LiveFeed(redis_client, [line.id for line in PLANT.lines], block_ms=200, quiet_s=3600,
+                        on_commit=broken).start()
+    try:
+        wait_for(lambda: the_feed.up and the_feed.version("BR1") == 1, what="the feed following the streams")
+        redis_client.hincrby(contract.rollup_state_key("BR1"), "ver", 1)
+        wait_for(lambda: the_feed.version("BR1") == 2, what="BR1's version after a commit")
+        write_event(redis_client, "BR1", "BR-RM", Signal.GOOD, 5, time.time())  # the reader still follows
+        wait_for(lambda: the_feed.version("BR1") == 3, what="BR1's version after an event")
+    finally:
+        the_feed.stop()
+
+
 def test_feed_withholds_versions_while_redis_is_down_and_recovers(restartable_redis: Any) -> None:
     client = redis.Redis.from_url(restartable_redis.url, socket_timeout=1, socket_connect_timeout=1)
     feed = LiveFeed(client, ["BW1"], block_ms=200, quiet_s=3600).start()
