@@ -95,15 +95,20 @@ def answer_key(callback: str, ticks: frozenset[str], inputs: Any, states: Any, o
     (no live feed)."""
     if not data.live_versions():
         return None
+    return _key(callback, ticks, inputs, states, outputs, triggered)
+
+
+def _key(callback: str, ticks: frozenset[str], inputs: Any, states: Any, outputs: Any,
+         triggered: Iterable[str]) -> Hashable:
     request = orjson.dumps([_without_ticks(inputs, ticks), _without_ticks(states, ticks), outputs, sorted(triggered)],
                            option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, default=repr)
     return callback, request, current_language(), _caller(), data.live_token()
 
 
-def request_key(ticks: frozenset[str], body: Any) -> Hashable | None:
-    """``answer_key`` of a callback request's parsed body."""
-    return answer_key(str(body.get("output")), ticks, body.get("inputs", []), body.get("state", []),
-                      body.get("outputs"), body.get("changedPropIds") or [])
+def request_key(ticks: frozenset[str], body: Any) -> Hashable:
+    """``answer_key`` of a callback request's parsed body, while the live feed runs (the caller has its versions)."""
+    return _key(str(body.get("output")), ticks, body.get("inputs", []), body.get("state", []), body.get("outputs"),
+                body.get("changedPropIds") or [])
 
 
 Versions = tuple[tuple[str, int], ...]
@@ -174,11 +179,11 @@ class SharedAnswers:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         body = scope.get(BODY_SCOPE_KEY) if scope["type"] == "http" and scope["path"] == self.path else None
         ticks = self.ticks.get(str(body.get("output"))) if isinstance(body, dict) else None
-        key = request_key(ticks, body) if ticks is not None else None
-        versions = data.live_versions() if key is not None else None
-        if key is None or not versions:
+        versions = data.live_versions() if ticks is not None else None
+        if ticks is None or not versions:
             await self.app(scope, receive, send)
             return
+        key = request_key(ticks, body)
         moment = (key, tuple(sorted(versions.items())))  # requests asking at once, with every line as now
         with self._lock:
             kept = self._kept.get(key)
@@ -269,12 +274,6 @@ class SharedAnswers:
             with self._lock:
                 self.joined += 1
         return got
-
-    def forget(self) -> None:
-        """Drops the kept answers (tests)."""
-        with self._lock:
-            self._kept.clear()
-            self._kept_bytes = 0
 
 
 def shared_callbacks(dash_app: Any) -> dict[str, frozenset[str]]:
