@@ -84,6 +84,7 @@ import yaml  # noqa: E402
 from dashboard_rig import PYTHON, Proc, cpu_seconds, get_json, machine_info, wait_until, with_children  # noqa: E402
 
 from domain import contract  # noqa: E402
+from domain.calendar import merge  # noqa: E402
 from domain.model import Event, Signal, State  # noqa: E402
 from tests.core_support import DEFAULT_REASONS, machine_config  # noqa: E402
 from tests.support import RedisServer, free_port  # noqa: E402
@@ -411,13 +412,7 @@ class CpuTrace:
         """Seconds inside ``intervals`` (any order; they may overlap: a change's versions may be
         handed out while the last one's views are still computed) and outside, and each group's
         share of one core in each."""
-        merged: list[tuple[float, float]] = []
-        for a, b in sorted(intervals):
-            if merged and a <= merged[-1][1]:
-                merged[-1] = (merged[-1][0], max(merged[-1][1], b))
-            else:
-                merged.append((a, b))
-        intervals = merged
+        intervals = merge(intervals)
         inside = {name: 0.0 for name in self.groups}
         outside = dict(inside)
         time_in = time_out = 0.0
