@@ -25,6 +25,7 @@ from store.reader import PlantReader, UnknownLine
 from store.reader_pool import PoolUnavailable, ReaderPool, idle_collection, processes_for
 from tests.history import line_history
 from tests.store_support import HOUR, RECENT, Snapshot, rolled_up_snapshot, two_machine_plant
+from tests.test_shared_answers import until
 
 START = RECENT + 1.5 * HOUR + 7.25
 END = RECENT + 5.25 * HOUR
@@ -67,13 +68,6 @@ def child_pid(pool: ReaderPool) -> int:
     return int(run.process.pid)
 
 
-def until(predicate: Any, what: str, timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
-
-
 WINDOWS = [  # (start, end, now): the shift so far, a past window, a window ending inside the open minute
     (RECENT + 2 * HOUR, NOW, NOW),
     (RECENT + 2 * HOUR, RECENT + 4 * HOUR, NOW),
@@ -112,11 +106,11 @@ def test_a_child_told_of_a_commit_prepares_at_once_and_still_answers(reader: Pla
     assert pool.line_now("L1", *WINDOWS[0]) == expected  # the child's line now: it prepares it
     pool.prepare_now(["L1", "NOPE", "L2"])  # L1 and NOPE: the one child; L2: no line of the pool
     assert pool.prepare_hints == 1
-    until(lambda: pool.told_preparations == 1, "the child's preparation on being told")
+    until(lambda: pool.told_preparations == 1, "the child's preparation on being told", 60.0)
     for told in range(2, 4):
         pool.prepare_now(["L1"])
         assert pool.line_now("L1", *WINDOWS[0]) == expected
-        until(lambda told=told: pool.told_preparations == told, "the child's preparation on being told")
+        until(lambda told=told: pool.told_preparations == told, "the child's preparation on being told", 60.0)
     run = pool._children[0].run
     assert run is not None
     first = run.send(("L1", *WINDOWS[0], True))
