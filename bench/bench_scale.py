@@ -31,7 +31,8 @@ latency of ``GET /api/lines`` (every 2 s) and ``GET /api/lines?line=X`` (every 0
 cycling through the lines) as a client on this host sees it.
 
 With ``--push``, the changes of 90 % of the lines or more are reported apart too (at 1 Hz
-every worker commit changes every line: "a live view of all 50 lines updated"), and the
+every worker commit changes every line: "a live view of all 50 lines updated"), split into
+those with a worker commit (of half their lines or more) and those of new events only; the
 dashboard's CPU includes its reader pool's processes (``store.reader_pool``, ``VIEW_PROCESSES``:
 its environment's, auto by default). It also samples every process's CPU every 20 ms
 (``CpuTrace``) and prints each one's share of a core while those changes' 50 views were
@@ -274,6 +275,7 @@ def follow_pushed(app: Any, server: Any, port: int, stop: threading.Event) -> No
     from api.context import config_of, serving
     from components.data import POOL_KEY, line_views
     from store.live_feed import FEED_KEY
+    from store.live_readers import WHY_ROLLUP
 
     while not server.started and not stop.wait(0.05):
         pass
@@ -291,6 +293,7 @@ def follow_pushed(app: Any, server: Any, port: int, stop: threading.Event) -> No
         done = time.time()
         pool = config_of(app.server).get(POOL_KEY)
         print(json.dumps({"pushed_s": done - min(c.at for c in changes), "changed": len({c.line for c in changes}),
+                          "committed": len({c.line for c in changes if WHY_ROLLUP in c.why}),
                           "lines": len(views), "at": done, "pool": len(pool) if pool else 0,
                           "pool_calls": pool.calls if pool else 0, "pool_cpu_s": pool.cpu_s if pool else 0.0,
                           "pool_prepared_cpu_s": pool.prepared_cpu_s if pool else 0.0,
@@ -500,7 +503,7 @@ def scenario(name: str, lines: int, per_line: int, args: argparse.Namespace, fol
                         if "overview_s" in got:
                             overview.append((got["at"], got["overview_s"]))
                         if "pushed_s" in got:
-                            pushed.append((got["at"], got["pushed_s"], got["changed"]))
+                            pushed.append((got["at"], got["pushed_s"], got["changed"], got.get("committed", 0)))
                             pool_size[0] = got["pool"]
                             commits_told[0] = got.get("pool_told", 0)
                             pool_reads.append((got["at"], got["pool_calls"], got["read_around"], got["pool_cpu_s"],
@@ -552,10 +555,13 @@ def scenario(name: str, lines: int, per_line: int, args: argparse.Namespace, fol
     events = events1 - events0
     worker_cpu = sum(v for k, v in cpu.items() if k.startswith("worker"))
     views = [s for at, s in overview if started <= at <= started + elapsed]
-    told = [(s, n) for at, s, n in pushed if started <= at <= started + elapsed]
-    everyone = [s for s, n in told if n >= 0.9 * lines]
+    told = [(s, n, c) for at, s, n, c in pushed if started <= at <= started + elapsed]
+    everyone = [s for s, n, _ in told if n >= 0.9 * lines]
+    # of those, the ones where the worker committed (most) of their lines, and the ones of new events only
+    committed = [s for s, n, c in told if n >= 0.9 * lines and c >= n / 2]
+    events_only = [s for s, n, c in told if n >= 0.9 * lines and c == 0]
     # the CPU while a change of (nearly) every line was computed (its 50 views), and between them
-    rounds = [(at - s, at) for at, s, n in pushed if started <= at <= started + elapsed and n >= 0.9 * lines]
+    rounds = [(at - s, at) for at, s, n, _ in pushed if started <= at <= started + elapsed and n >= 0.9 * lines]
     during = trace.split(rounds) if trace is not None and rounds else None
     return {
         "name": name, "machines": lines * per_line, "lines": lines, "seconds": elapsed,
@@ -568,10 +574,14 @@ def scenario(name: str, lines: int, per_line: int, args: argparse.Namespace, fol
         "api_line_ms": {"p50": 1e3 * _pct(one_line, 0.5), "p95": 1e3 * _pct(one_line, 0.95)},
         "api_health_ms": {"p50": 1e3 * _pct(health, 0.5), "p95": 1e3 * _pct(health, 0.95)},
         "overview_ms": {"p50": 1e3 * _pct(views, 0.5), "p95": 1e3 * _pct(views, 0.95), "n": len(views)},
-        "pushed_ms": {"p50": 1e3 * _pct([s for s, _ in told], 0.5), "p95": 1e3 * _pct([s for s, _ in told], 0.95),
-                      "n": len(told), "lines_per_change": sum(n for _, n in told) / max(len(told), 1)},
+        "pushed_ms": {"p50": 1e3 * _pct([s for s, *_ in told], 0.5), "p95": 1e3 * _pct([s for s, *_ in told], 0.95),
+                      "n": len(told), "lines_per_change": sum(n for _, n, _ in told) / max(len(told), 1)},
         # the changes of (nearly) every line at once: what "all 50 lines updated" means
-        "pushed_all_ms": {"p50": 1e3 * _pct(everyone, 0.5), "p95": 1e3 * _pct(everyone, 0.95), "n": len(everyone)},
+        "pushed_all_ms": {"p50": 1e3 * _pct(everyone, 0.5), "p95": 1e3 * _pct(everyone, 0.95), "n": len(everyone),
+                          "committed": {"p50": 1e3 * _pct(committed, 0.5), "p95": 1e3 * _pct(committed, 0.95),
+                                        "n": len(committed)},
+                          "events_only": {"p50": 1e3 * _pct(events_only, 0.5), "p95": 1e3 * _pct(events_only, 0.95),
+                                          "n": len(events_only)}},
         "view_processes": pool_size[0],
         "pool_told": commits_told[0],
         # as of the measured window's end (the processes' stop reaches the children first)
@@ -583,7 +593,8 @@ def scenario(name: str, lines: int, per_line: int, args: argparse.Namespace, fol
         # and their CPU preparing the next views between rounds (``store.preparation``), per view
         "pool_prepared_ms_per_view": _per_view([(at, n, cpu) for at, n, _, _, cpu, _ in pool_reads], started,
                                                started + elapsed),
-        "pushed": [[at, s, n] for at, s, n in pushed if started <= at <= started + elapsed],  # wall clock, s, lines
+        # wall clock, seconds, lines, lines the worker committed
+        "pushed": [[at, s, n, c] for at, s, n, c in pushed if started <= at <= started + elapsed],
         # each process's share of a core during the changes of 90 % of the lines or more, and between them
         "cpu_during_changes": during and {"seconds": during["in_s"], "between_seconds": during["out_s"],
                                           "during": during["in"], "between": during["out"],
@@ -667,8 +678,12 @@ def print_table(results: list[dict[str, Any]]) -> None:
             print(f"{r['name']}: pushed overview, a version handed out -> every line's view in hand: "
                   f"p50 {p['p50']:.0f} ms, p95 {p['p95']:.0f} ms over {p['n']} changes "
                   f"({p['lines_per_change']:.1f} lines each); the {r['pushed_all_ms']['n']} changes of 90 % of the "
-                  f"lines or more: p50 {r['pushed_all_ms']['p50']:.0f} ms, p95 {r['pushed_all_ms']['p95']:.0f} ms; "
-                  f"view processes: {r['view_processes'] or 'none (computed in the server process)'}"
+                  f"lines or more: p50 {r['pushed_all_ms']['p50']:.0f} ms, p95 {r['pushed_all_ms']['p95']:.0f} ms "
+                  + "(" + "; ".join(f"{k['n']} {what}: p50 {k['p50']:.0f} ms, p95 {k['p95']:.0f} ms"
+                                    for what, k in (("with a worker commit", r["pushed_all_ms"]["committed"]),
+                                                    ("of new events only", r["pushed_all_ms"]["events_only"]))
+                                    if k["n"]) + "); "
+                  + f"view processes: {r['view_processes'] or 'none (computed in the server process)'}"
                   + (f" (views read by them: {r['pool_reads'][0]}; read around them: {r['pool_reads'][1]}; "
                      f"their CPU per view: {r['pool_cpu_ms_per_view']:.2f} ms, and preparing between rounds "
                      f"{r['pool_prepared_ms_per_view']:.2f} ms; views asked before a preparation's now: "
