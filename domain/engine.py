@@ -52,7 +52,12 @@ CARRY_VERSION = 1
 
 
 class _MinuteSink:
-    """Adds the timeline's reports to the accumulator's open minute."""
+    """Adds the timeline's reports to the accumulator's open minute. Made for each call
+    that reports (``feed``, ``_advance``), not kept by the accumulator: kept, the two would
+    reference each other, and every accumulator (a reader clones one per machine per live
+    view) would be freed only by the cyclic garbage collector."""
+
+    __slots__ = ("_acc",)
 
     def __init__(self, acc: MachineAccumulator) -> None:
         self._acc = acc
@@ -102,7 +107,6 @@ class MachineAccumulator:
         if context is not None and (context.line.id, context.machine.id) != (line.id, machine.id):
             raise ValueError(f"context of {context.line.id}/{context.machine.id} given for {line.id}/{machine.id}")
         self._ctx = context if context is not None else MachineContext.of(plant, line, machine)
-        self._sink = _MinuteSink(self)
         self._flags: list[Flag] = []
         if carry is None:
             self._cursor = floor_minute(start)
@@ -125,8 +129,9 @@ class MachineAccumulator:
     def feed(self, event: Event) -> None:
         if event.machine != self._ctx.machine.id or event.line != self._ctx.line.id:
             raise ValueError(f"event of {event.line}/{event.machine} fed to {self._ctx.line.id}/{self._ctx.machine.id}")
-        self._advance(max(event.ts, self._timeline.t))
-        self._timeline.apply(event, self._sink)
+        sink = _MinuteSink(self)
+        self._advance(max(event.ts, self._timeline.t), sink)
+        self._timeline.apply(event, sink)
 
     def advance_to(self, t: float) -> None:
         """Processes time (silence) up to ``t`` exactly; minutes that end on the way are
@@ -238,7 +243,6 @@ class MachineAccumulator:
         it shares the counters and flags, which only events change."""
         clone = MachineAccumulator.__new__(MachineAccumulator)
         clone._ctx = self._ctx  # shares the calendar cache
-        clone._sink = _MinuteSink(clone)
         clone._cursor = self._cursor
         clone._open = _copy_totals(self._open)
         clone._ready = list(self._ready)  # closed rollups are never changed
@@ -246,14 +250,16 @@ class MachineAccumulator:
         clone._flags = self._flags if advanced_only else list(self._flags)  # Flag records are frozen
         return clone
 
-    def _advance(self, t: float) -> None:
+    def _advance(self, t: float, sink: _MinuteSink | None = None) -> None:
         """Processes time up to ``t``, closing every minute that ends on the way."""
+        if sink is None:
+            sink = _MinuteSink(self)
         while t >= self._cursor + MINUTE_S:
-            self._timeline.advance(self._cursor + MINUTE_S, self._sink)
+            self._timeline.advance(self._cursor + MINUTE_S, sink)
             self._ready.append(MinuteRollup(self._cursor, self._open))
             self._cursor += MINUTE_S
             self._open = Totals()
-        self._timeline.advance(t, self._sink)
+        self._timeline.advance(t, sink)
 
 
 _shallow_totals = shallow_copier(Totals)

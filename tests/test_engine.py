@@ -141,6 +141,32 @@ def test_partial_covers_the_open_minute_without_closing_it() -> None:
     assert (longer.calendar_s, longer.run_s, longer.unknown_s) == (140, 49, 91)
 
 
+def test_an_accumulator_and_its_copies_are_freed_without_the_cycle_collector() -> None:
+    """A reader copies a machine's accumulator for every live view (``edge``, ``partial``,
+    ``edge_minutes``): neither it nor its copies may be in a reference cycle, else each is
+    garbage only the cyclic collector frees (thousands a second at 1000 machines, each
+    collection then 10-20 ms)."""
+    import gc
+    import weakref
+
+    gc.collect()
+    gc.disable()
+    try:
+        acc = accumulator()
+        acc.feed(ev(Signal.STATE, "running", T0 + 1))
+        acc.feed(ev(Signal.GOOD, 100, T0 + 2))
+        acc.feed(ev(Signal.STATE, "idle", T0 + 70))
+        copies = [acc._clone(), acc._clone(advanced_only=True)]
+        for copy in copies:
+            copy.advance_to(T0 + 200)
+        assert acc.edge(T0 + 150)[1] and acc.edge_minutes(T0 + 190)[0]  # (they copy it too)
+        refs = [weakref.ref(acc), *map(weakref.ref, copies)]
+        del acc, copies, copy
+        assert [ref() for ref in refs] == [None, None, None]
+    finally:
+        gc.enable()
+
+
 def test_stops_at_sees_a_stop_ended_by_silence_after_the_processed_time() -> None:
     acc = accumulator()
     acc.feed(ev(Signal.STATE, "idle", T0 + 10))
