@@ -471,7 +471,7 @@ def scenario(name: str, lines: int, per_line: int, args: argparse.Namespace, fol
             print(f"{name}: {written:,} stops written for the shift's first {HISTORY_H:g} h", flush=True)
         procs: list[Proc] = []
         overview: list[tuple[float, float]] = []
-        pushed: list[tuple[float, float, int]] = []
+        pushed: list[tuple[float, float, int, int]] = []  # (at, seconds, lines, lines the worker committed)
         pool_size = [0]  # the dashboard's reader pool (store.reader_pool): processes
         commits_told = [0]  # its children's preparations on being told of a worker commit (ReaderPool.prepare_now)
         pool_reads: list[Any] = []  # (at, views its children read, read around it by why, their CPU, preparing) so far
