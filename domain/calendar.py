@@ -130,9 +130,10 @@ def _current_or_last_shift(shifts: Sequence[Shift], tz: ZoneInfo, at: float) -> 
 
 
 def previous_shift(shifts: Sequence[Shift], tz: ZoneInfo, at: float) -> ShiftInstance:
-    """The last shift instance that started before the current (or last) one."""
+    """The last shift instance that started before the current (or last) one (found, not
+    remembered: the time before the current shift would take the live views' second's place)."""
     current = current_or_last_shift(shifts, tz, at)
-    return current_or_last_shift(shifts, tz, current.start - 1e-3)
+    return _current_or_last_shift(shifts, tz, current.start - 1e-3)
 
 
 def local_day(tz: ZoneInfo, at: float, offset_days: int = 0) -> Interval:

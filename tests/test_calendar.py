@@ -282,6 +282,18 @@ def test_the_shift_remembered_for_a_second_is_the_shift_found(
         assert current_or_last_shift(named, tz, at) == calendar._current_or_last_shift(named, tz, at), at
 
 
+def test_asking_for_the_previous_shift_keeps_the_second_the_live_views_ask(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``previous_shift`` (the handover, the "last shift" range) finds the shift before
+    without taking the place of the second remembered for the current one."""
+    shifts = [Shift(name="day", start="06:00", end="18:00"), Shift(name="night", start="18:00", end="06:00")]
+    tz = zone(SHANGHAI)
+    at = local(SHANGHAI, "2024-05-06T10:00") + 0.25
+    current = current_or_last_shift(shifts, tz, at)
+    assert calendar.previous_shift(shifts, tz, at).name == "night" and current.name == "day"
+    monkeypatch.setattr(calendar, "_current_or_last_shift", None)  # the same second again: remembered, not found
+    assert current_or_last_shift(shifts, tz, at + 0.5) == current
+
+
 # --- interval arithmetic ---------------------------------------------------------------
 
 @pytest.mark.parametrize("intervals, merged", [
