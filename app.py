@@ -224,12 +224,13 @@ def cmd_collect(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from store.clients import client_for
-    from store.rollup import run_worker
+    from store.rollup import lower_priority, run_worker
 
     settings = _settings(args)
     if not settings.redis_url:
         raise SystemExit("REDIS_URL is not set: the rollup worker needs the Redis the collectors write to")
     check_at_start(settings.redis_url, "rollup worker")
+    lower_priority(settings.worker_nice)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:

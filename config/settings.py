@@ -35,6 +35,11 @@ class Settings:
     # Processes that compute the lines' live views beside each dashboard process
     # (store.reader_pool); None: "auto" (one per CPU, up to 4, for plants of 16 lines or more).
     view_processes: int | None = None
+    # How much lower the rollup worker's CPU priority is than the other processes' (os.nice,
+    # 0-19; 0: the same): a pass of 1000 machines takes about 100 ms of CPU, and where it
+    # meets the screens' live views on the same cores they wait for it; the worker has a
+    # second to keep up, a screen about 100 ms.
+    worker_nice: int = 10
 
     @classmethod
     def from_env(
@@ -56,6 +61,7 @@ class Settings:
             if seconds is not None:
                 values[f"redis_timeout_{role}_s"] = seconds
         values["view_processes"] = _view_processes(env.get("VIEW_PROCESSES", ""))
+        values["worker_nice"] = _worker_nice(env.get("WORKER_NICE", ""))
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
 
@@ -103,4 +109,14 @@ def _view_processes(raw: str) -> int | None:
         return None
     if not raw.isdigit() or int(raw) > 64:
         raise SystemExit(f"VIEW_PROCESSES: {raw!r} is not 'auto' or a whole number from 0 to 64")
+    return int(raw)
+
+
+def _worker_nice(raw: str) -> int:
+    """WORKER_NICE: unset -> 10, else a whole number 0-19 (0: the worker's priority as any process's)."""
+    raw = raw.strip()
+    if not raw:
+        return 10
+    if not raw.isdigit() or int(raw) > 19:
+        raise SystemExit(f"WORKER_NICE: {raw!r} is not a whole number from 0 to 19")
     return int(raw)

@@ -40,6 +40,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -324,6 +325,17 @@ def _entries_by_line(reply: Any) -> dict[str, list[tuple[str, dict[bytes, bytes]
             entries = entries[0]  # the RESP3 shape wraps the entries once more
         out[line_id] = [(_text(entry_id), fields) for entry_id, fields in entries or [] if entry_id is not None]
     return out
+
+
+def lower_priority(increment: int) -> None:
+    """This process's CPU priority ``increment`` below the others' (``WORKER_NICE``, for
+    ``python app.py worker`` only): where the worker shares cores with the dashboard, the
+    screens' live views go first. Lowering a priority needs no privilege."""
+    if increment and hasattr(os, "nice"):
+        try:
+            os.nice(increment)
+        except OSError as exc:
+            log.warning("WORKER_NICE: could not lower the rollup worker's priority: %s", exc)
 
 
 def run_worker(redis_client: redis.Redis, plant: Plant, stop: threading.Event,

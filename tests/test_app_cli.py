@@ -101,8 +101,9 @@ def demo_env() -> dict[str, str]:
 
 
 def test_sigterm_stops_the_demo_and_its_worker_process(tmp_path: Path) -> None:
-    """The rollup worker runs in its own process under ``python app.py``: a SIGTERM to
-    the demo (systemd, docker stop) must not leave it behind."""
+    """The rollup worker runs in its own process under ``python app.py``, at a CPU priority
+    10 below the dashboard's (``WORKER_NICE``'s default), the alert loop at the same: a
+    SIGTERM to the demo (systemd, docker stop) must not leave them behind."""
     import signal
 
     import yaml
@@ -125,6 +126,13 @@ def test_sigterm_stops_the_demo_and_its_worker_process(tmp_path: Path) -> None:
             while len(workers := [c for c in children(proc.pid) if PARTS.search(cmdline(c))]) < 2 or not answers(port):
                 assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
                 time.sleep(0.2)
+            mine = os.getpriority(os.PRIO_PROCESS, proc.pid)
+            nice = {PARTS.search(cmdline(c))[1]: os.getpriority(os.PRIO_PROCESS, c) for c in workers}  # type: ignore[index]
+            while nice["worker"] == mine:  # (lowered once the worker has reached Redis)
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.2)
+                nice["worker"] = os.getpriority(os.PRIO_PROCESS, next(c for c in workers if " worker " in cmdline(c)))
+            assert nice == {"worker": min(mine + 10, 19), "alerts": mine}
             proc.send_signal(signal.SIGTERM)
             try:
                 assert proc.wait(90) == 0, log.read_text()

@@ -18,6 +18,7 @@ import redis
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from config.settings import _worker_nice
 from domain import contract
 from domain.classification import Classification, stop_id
 from domain.model import Event, Signal, State
@@ -505,3 +506,14 @@ def test_readers_take_each_machines_head_without_parsing_its_carry(redis_client:
     # a garbled head is not used
     redis_client.hset(key, "h:M2", b"[1,2")
     assert snapshot_of(redis_client.hgetall(key)).heads["M2"] == snapshot.heads["M2"]
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("", 10), (" 0 ", 0), ("19", 19)])
+def test_worker_nice_setting(raw: str, expected: int) -> None:
+    assert _worker_nice(raw) == expected
+
+
+@pytest.mark.parametrize("raw", ["low", "-5", "2.5", "20"])
+def test_a_wrong_worker_nice_setting_says_what_is_wrong(raw: str) -> None:
+    with pytest.raises(SystemExit, match=f"WORKER_NICE: '{raw}' is not a whole number from 0 to 19"):
+        _worker_nice(raw)
