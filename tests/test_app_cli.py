@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
@@ -139,8 +140,10 @@ def test_sigterm_stops_the_demo_and_its_worker_process(tmp_path: Path) -> None:
             except subprocess.TimeoutExpired:
                 pytest.fail("python app.py did not stop on SIGTERM:\n" + log.read_text())
         finally:
-            if proc.poll() is None:
-                proc.kill()
+            if proc.poll() is None:  # (failed before its stop: nothing of the demo is left running)
+                for pid in [*children(proc.pid), proc.pid]:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
                 proc.wait(10)
     deadline = time.monotonic() + 30
     while any(PARTS.search(cmdline(w)) for w in workers):
