@@ -33,7 +33,7 @@ import asyncio
 import contextlib
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -87,28 +87,14 @@ def _caller() -> Hashable:
     return None if who is None else (who.kind, who.name, str(who.role), tuple(who.lines))
 
 
-def answer_key(callback: str, ticks: frozenset[str], inputs: Any, states: Any, outputs: Any,
-               triggered: Iterable[str]) -> Hashable | None:
-    """What a request's answer depends on (module docstring) apart from the lines'
-    versions, given the callback (Dash's ``output`` key of it) and the request's
-    ``inputs``, ``state``, ``outputs`` and ``changedPropIds``; None: nothing is shared now
-    (no live feed)."""
-    if not data.live_versions():
-        return None
-    return _key(callback, ticks, inputs, states, outputs, triggered)
-
-
-def _key(callback: str, ticks: frozenset[str], inputs: Any, states: Any, outputs: Any,
-         triggered: Iterable[str]) -> Hashable:
-    request = orjson.dumps([_without_ticks(inputs, ticks), _without_ticks(states, ticks), outputs, sorted(triggered)],
-                           option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, default=repr)
-    return callback, request, current_language(), _caller(), data.live_token()
-
-
 def request_key(ticks: frozenset[str], body: Any) -> Hashable:
-    """``answer_key`` of a callback request's parsed body, while the live feed runs (the caller has its versions)."""
-    return _key(str(body.get("output")), ticks, body.get("inputs", []), body.get("state", []), body.get("outputs"),
-                body.get("changedPropIds") or [])
+    """What the answer to a callback request (its parsed body: Dash's ``output`` key of the
+    callback, ``inputs``, ``state``, ``outputs``, ``changedPropIds``) depends on apart from
+    the lines' versions (module docstring); asked while the live feed runs."""
+    request = orjson.dumps([_without_ticks(body.get("inputs", []), ticks), _without_ticks(body.get("state", []), ticks),
+                            body.get("outputs"), sorted(body.get("changedPropIds") or [])],
+                           option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, default=repr)
+    return str(body.get("output")), request, current_language(), _caller(), data.live_token()
 
 
 Versions = tuple[tuple[str, int], ...]

@@ -119,8 +119,9 @@ def key_of(app: Any, *, tick: int = 1, lines: list[str] | None = None, headers: 
     inputs = [{"id": wall.TICK, "property": "n_intervals", "value": tick}]
     states = [{"id": wall.VIEW, "property": "data", "value": {"lines": lines or LINES}},
               {"id": wall.SHOWN, "property": "data", "value": None}]
+    body = {"output": "wall", "inputs": inputs, "state": states, "outputs": [], "changedPropIds": list(triggered)}
     with context.serving(app.server, "/_dash-update-component", headers=headers):
-        return shared.answer_key("wall", frozenset({wall.TICK}), inputs, states, [], triggered)
+        return shared.request_key(frozenset({wall.TICK}), body)
 
 
 def test_the_key_leaves_out_only_the_tick_count(feed: LiveFeed, redis_client: redis.Redis) -> None:
@@ -158,9 +159,14 @@ def test_an_answer_holds_for_the_versions_it_read(consulted: dict[str, int | Non
     assert shared.depends_on(consulted, versions) == expected
 
 
-def test_nothing_is_shared_without_a_live_feed() -> None:
+def test_nothing_is_shared_without_a_live_feed(counted: list[Any]) -> None:
+    """Without a live feed (no versions to keep an answer for) every request goes to Dash."""
     app = make_app()
-    assert key_of(app) is None
+    first = wall_answer(app, 1)
+    assert wall_answer(app, 2) == first
+    assert len(counted) == 2
+    layer = app.shared_answers
+    assert (layer.led, layer.joined, layer.reused) == (0, 0, 0)
 
 
 # --- walls pushed at once, and later ----------------------------------------------------
