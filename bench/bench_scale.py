@@ -443,6 +443,11 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
+def _latency(seconds: list[float]) -> dict[str, Any]:
+    """p50 and p95 of ``seconds``, in milliseconds, and how many."""
+    return {"p50": 1e3 * _pct(seconds, 0.5), "p95": 1e3 * _pct(seconds, 0.95), "n": len(seconds)}
+
+
 def _timed_get(url: str) -> float:
     started = time.perf_counter()
     get_json(url)
@@ -573,15 +578,11 @@ def scenario(name: str, lines: int, per_line: int, args: argparse.Namespace, fol
         "api_lines_ms": {"p50": 1e3 * _pct(all_lines, 0.5), "p95": 1e3 * _pct(all_lines, 0.95)},
         "api_line_ms": {"p50": 1e3 * _pct(one_line, 0.5), "p95": 1e3 * _pct(one_line, 0.95)},
         "api_health_ms": {"p50": 1e3 * _pct(health, 0.5), "p95": 1e3 * _pct(health, 0.95)},
-        "overview_ms": {"p50": 1e3 * _pct(views, 0.5), "p95": 1e3 * _pct(views, 0.95), "n": len(views)},
-        "pushed_ms": {"p50": 1e3 * _pct([s for s, *_ in told], 0.5), "p95": 1e3 * _pct([s for s, *_ in told], 0.95),
-                      "n": len(told), "lines_per_change": sum(n for _, n, _ in told) / max(len(told), 1)},
+        "overview_ms": _latency(views),
+        "pushed_ms": {**_latency([s for s, *_ in told]),
+                      "lines_per_change": sum(n for _, n, _ in told) / max(len(told), 1)},
         # the changes of (nearly) every line at once: what "all 50 lines updated" means
-        "pushed_all_ms": {"p50": 1e3 * _pct(everyone, 0.5), "p95": 1e3 * _pct(everyone, 0.95), "n": len(everyone),
-                          "committed": {"p50": 1e3 * _pct(committed, 0.5), "p95": 1e3 * _pct(committed, 0.95),
-                                        "n": len(committed)},
-                          "events_only": {"p50": 1e3 * _pct(events_only, 0.5), "p95": 1e3 * _pct(events_only, 0.95),
-                                          "n": len(events_only)}},
+        "pushed_all_ms": {**_latency(everyone), "committed": _latency(committed), "events_only": _latency(events_only)},
         "view_processes": pool_size[0],
         "pool_told": commits_told[0],
         # as of the measured window's end (the processes' stop reaches the children first)
